@@ -1,0 +1,26 @@
+//! Why a call to an upstream failed.
+
+/// The messages carry operator-facing detail (exit status, the parse error);
+/// the gateway maps each variant to a generic JSON-RPC error for clients.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum UpstreamError {
+    /// The call's deadline (or the connect timeout) passed.
+    #[error("upstream did not answer in time")]
+    Timeout,
+    /// The connection ended while the call was pending, or before it could be sent.
+    #[error("upstream connection closed: {0}")]
+    Closed(String),
+    /// The upstream is not connected, or could not be reached.
+    #[error("upstream unavailable: {0}")]
+    Unavailable(String),
+    /// The upstream broke the protocol (unparseable message, bad handshake).
+    #[error("upstream protocol violation: {0}")]
+    Protocol(String),
+    /// The upstream answered with an unexpected HTTP status.
+    #[error("upstream answered HTTP {0}")]
+    Http(u16),
+    /// The spec cannot work (invalid URL, header, handshake params); not retried.
+    #[error("invalid upstream configuration: {0}")]
+    Config(String),
+}

@@ -1,0 +1,110 @@
+//! What an upstream is: the settings the gateway resolves from configuration.
+//!
+//! These types are this crate's own (not `warden-config`'s) so that the
+//! arrow stays one-way: the gateway maps validated configuration onto them.
+
+use std::fmt;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use warden_protocol::Limits;
+
+/// One upstream MCP server.
+#[derive(Debug, Clone)]
+pub struct UpstreamSpec {
+    /// The server's name, for logs and events.
+    pub name: String,
+    pub transport: TransportSpec,
+    /// Spawn or connect plus the `initialize` handshake must finish within this.
+    pub connect_timeout: Duration,
+    pub restart: RestartPolicy,
+    /// Every message the upstream sends is strictly parsed under these limits.
+    pub limits: Limits,
+}
+
+/// How Warden reaches the server.
+#[derive(Clone)]
+pub enum TransportSpec {
+    /// A child process speaking newline-delimited JSON-RPC on stdin/stdout.
+    Stdio {
+        command: String,
+        args: Vec<String>,
+        /// Set in the child's environment (after scrubbing).
+        env: Vec<(String, String)>,
+        /// Names of Warden's own environment variables passed through.
+        inherit_env: Vec<String>,
+        cwd: Option<PathBuf>,
+    },
+    /// Streamable HTTP (protocol 2025-03-26 and later).
+    StreamableHttp {
+        url: String,
+        headers: Vec<(String, String)>,
+    },
+    /// Legacy HTTP+SSE (protocol 2024-11-05).
+    Sse {
+        url: String,
+        headers: Vec<(String, String)>,
+    },
+}
+
+/// Environment values and header values are credentials more often than not:
+/// `Debug` names them but never prints them.
+impl fmt::Debug for TransportSpec {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let names = |pairs: &[(String, String)]| -> Vec<String> {
+            pairs
+                .iter()
+                .map(|(k, _)| format!("{k}=<redacted>"))
+                .collect()
+        };
+        match self {
+            TransportSpec::Stdio {
+                command,
+                args,
+                env,
+                inherit_env,
+                cwd,
+            } => f
+                .debug_struct("Stdio")
+                .field("command", command)
+                .field("args", args)
+                .field("env", &names(env))
+                .field("inherit_env", inherit_env)
+                .field("cwd", cwd)
+                .finish(),
+            TransportSpec::StreamableHttp { url, headers } => f
+                .debug_struct("StreamableHttp")
+                .field("url", url)
+                .field("headers", &names(headers))
+                .finish(),
+            TransportSpec::Sse { url, headers } => f
+                .debug_struct("Sse")
+                .field("url", url)
+                .field("headers", &names(headers))
+                .finish(),
+        }
+    }
+}
+
+/// Exponential backoff between restarts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RestartPolicy {
+    pub initial_backoff: Duration,
+    pub max_backoff: Duration,
+}
+
+impl Default for RestartPolicy {
+    fn default() -> Self {
+        RestartPolicy {
+            initial_backoff: Duration::from_millis(500),
+            max_backoff: Duration::from_secs(30),
+        }
+    }
+}
+
+/// The `initialize` request params Warden sends upstream: the raw JSON object
+/// text (`protocolVersion`, `capabilities`, `clientInfo`).
+#[derive(Debug, Clone)]
+pub struct Handshake {
+    pub params: String,
+}

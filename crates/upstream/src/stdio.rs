@@ -1,0 +1,347 @@
+//! A child process speaking newline-delimited JSON-RPC on stdin/stdout.
+//!
+//! Invariants: the child sees a scrubbed environment (a short allowlist
+//! plus what the spec names); all writes go through one writer task so
+//! messages never interleave; stdout is read with a bound on line length;
+//! one line that fails the strict parse ends the process (a peer that broke
+//! framing once cannot be trusted to be back in sync); stderr is logged
+//! escaped and truncated, never parsed.
+
+use std::process::{ExitStatus, Stdio};
+use std::sync::Arc;
+use std::time::Duration;
+
+use nix::sys::signal::{killpg, Signal};
+use nix::unistd::Pid;
+use tokio::io::AsyncWriteExt;
+use tokio::process::{Child, ChildStderr, ChildStdin, ChildStdout, Command};
+use tokio::sync::{mpsc, oneshot};
+use tokio::task::AbortHandle;
+use tracing::info;
+
+use crate::handshake::{self, Handshaken, INITIALIZED};
+use crate::lines::{Line, LineReader};
+use crate::log_safe::log_safe;
+use crate::shared::{PendingGuard, Shared};
+use crate::supervisor::End;
+use crate::{TransportSpec, UpstreamError};
+
+/// Warden's own variables passed to every child: enough for a program to
+/// find its tools and locale, nothing that tends to hold a credential.
+const BASE_ENV: &[&str] = &["PATH", "HOME", "USER", "LANG", "LC_ALL", "TMPDIR", "TERM"];
+
+/// The longest stderr line logged; the rest of the line is dropped.
+const STDERR_LINE_BYTES: usize = 2048;
+
+/// Grace periods of a clean shutdown: stdin closed, then SIGTERM after
+/// `TERM_AFTER`, then SIGKILL after `KILL_AFTER` (both from the start).
+const TERM_AFTER: Duration = Duration::from_secs(2);
+const KILL_AFTER: Duration = Duration::from_secs(5);
+
+/// How long an exit status is awaited once stdout closed, so the reason
+/// names it; short, because pending calls are failed only after.
+const EXIT_STATUS_WAIT: Duration = Duration::from_millis(250);
+
+/// The sending half of the writer task.
+#[derive(Clone)]
+pub(crate) struct Writer {
+    tx: mpsc::Sender<String>,
+}
+
+impl Writer {
+    pub(crate) async fn send(&self, text: String) -> Result<(), UpstreamError> {
+        self.tx
+            .send(text)
+            .await
+            .map_err(|_| UpstreamError::Closed("the process's stdin is closed".into()))
+    }
+}
+
+/// Why a stdio task gave up on the process.
+enum Ended {
+    Violation(String),
+    StdoutClosed,
+    WriteFailed(String),
+}
+
+/// A running child and its tasks, owned by the supervisor.
+pub(crate) struct Process {
+    child: Child,
+    pub writer: Writer,
+    close_stdin: Option<oneshot::Sender<()>>,
+    ended: mpsc::Receiver<Ended>,
+    reader: AbortHandle,
+    stderr: AbortHandle,
+}
+
+/// Spawns the process and runs the handshake on it.
+pub(crate) async fn connect(shared: &Arc<Shared>) -> Result<(Process, Handshaken), UpstreamError> {
+    let mut process = spawn(shared)?;
+    match handshake(shared, &mut process).await {
+        Ok(done) => Ok((process, done)),
+        Err(e) => {
+            process.close(false).await;
+            Err(e)
+        }
+    }
+}
+
+async fn handshake(
+    shared: &Arc<Shared>,
+    process: &mut Process,
+) -> Result<Handshaken, UpstreamError> {
+    let id = shared.next_id();
+    let text = handshake::initialize_request(id, &shared.handshake.params)?;
+    let rx = shared.register(id);
+    let _guard = PendingGuard {
+        shared: shared.clone(),
+        id,
+        task: None,
+    };
+    process.writer.send(text).await?;
+    let response = tokio::select! {
+        r = rx => r.map_err(|_| UpstreamError::Closed("handshake abandoned".into()))??,
+        end = process.ended() => return Err(UpstreamError::Closed(end.reason())),
+    };
+    let done = handshake::accept(&response)?;
+    process.writer.send(INITIALIZED.to_owned()).await?;
+    Ok(done)
+}
+
+fn spawn(shared: &Arc<Shared>) -> Result<Process, UpstreamError> {
+    let TransportSpec::Stdio {
+        command,
+        args,
+        env,
+        inherit_env,
+        cwd,
+    } = &shared.spec.transport
+    else {
+        return Err(UpstreamError::Config("not a stdio transport".into()));
+    };
+    let mut cmd = Command::new(command);
+    cmd.args(args)
+        .env_clear()
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        // Its own process group, so shutdown reaches whatever it spawned
+        // (`sh -c`, `npx` wrappers) and a terminal's Ctrl-C reaches only Warden.
+        .process_group(0);
+    for name in BASE_ENV
+        .iter()
+        .copied()
+        .chain(inherit_env.iter().map(String::as_str))
+    {
+        if let Some(value) = std::env::var_os(name) {
+            cmd.env(name, value);
+        }
+    }
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    if let Some(dir) = cwd {
+        cmd.current_dir(dir);
+    }
+    let mut child = cmd.spawn().map_err(|e| {
+        UpstreamError::Unavailable(format!(
+            "cannot start {}: {e}",
+            log_safe(command.as_bytes(), 256)
+        ))
+    })?;
+    let (Some(stdin), Some(stdout), Some(stderr)) =
+        (child.stdin.take(), child.stdout.take(), child.stderr.take())
+    else {
+        return Err(UpstreamError::Unavailable("child pipes missing".into()));
+    };
+
+    let (ended_tx, ended) = mpsc::channel(4);
+    let (tx, rx) = mpsc::channel(256);
+    let (close_tx, close_rx) = oneshot::channel();
+    tokio::spawn(write_stdin(stdin, rx, close_rx, ended_tx.clone()));
+    let reader = tokio::spawn(read_stdout(shared.clone(), stdout, ended_tx)).abort_handle();
+    let stderr = tokio::spawn(log_stderr(shared.spec.name.clone(), stderr)).abort_handle();
+    Ok(Process {
+        child,
+        writer: Writer { tx },
+        close_stdin: Some(close_tx),
+        ended,
+        reader,
+        stderr,
+    })
+}
+
+impl Process {
+    /// Resolves when the process is gone or unusable.
+    pub(crate) async fn ended(&mut self) -> End {
+        let why = tokio::select! {
+            status = self.child.wait() => return End::Crashed(describe_exit(status)),
+            why = self.ended.recv() => why,
+        };
+        match why {
+            Some(Ended::Violation(reason)) => End::Crashed(format!("protocol violation: {reason}")),
+            Some(Ended::WriteFailed(e)) => End::Crashed(
+                self.exit_reason(&format!("writing to stdin failed: {e}"))
+                    .await,
+            ),
+            Some(Ended::StdoutClosed) | None => {
+                End::Crashed(self.exit_reason("the process closed its stdout").await)
+            }
+        }
+    }
+
+    async fn exit_reason(&mut self, otherwise: &str) -> String {
+        match tokio::time::timeout(EXIT_STATUS_WAIT, self.child.wait()).await {
+            Ok(status) => describe_exit(status),
+            Err(_) => otherwise.to_owned(),
+        }
+    }
+
+    /// Ends the process. Graceful: close stdin, SIGTERM after 2 s, SIGKILL
+    /// after 5 s. Otherwise: SIGKILL at once.
+    pub(crate) async fn close(&mut self, graceful: bool) {
+        self.reader.abort();
+        // Dropping the signal's sender stops the writer, which closes stdin.
+        self.close_stdin.take();
+        if graceful {
+            if tokio::time::timeout(TERM_AFTER, self.child.wait())
+                .await
+                .is_ok()
+            {
+                self.finish();
+                return;
+            }
+            self.signal(Signal::SIGTERM);
+            if tokio::time::timeout(KILL_AFTER - TERM_AFTER, self.child.wait())
+                .await
+                .is_ok()
+            {
+                self.finish();
+                return;
+            }
+        }
+        self.signal(Signal::SIGKILL);
+        let _ = self.child.start_kill();
+        let _ = tokio::time::timeout(Duration::from_secs(2), self.child.wait()).await;
+        self.finish();
+    }
+
+    /// Signals the process group, only while the child is unreaped (so its
+    /// pid, which is also the group id, cannot have been reused).
+    fn signal(&mut self, sig: Signal) {
+        if !matches!(self.child.try_wait(), Ok(None)) {
+            return;
+        }
+        if let Some(pid) = self.child.id().and_then(|p| i32::try_from(p).ok()) {
+            let _ = killpg(Pid::from_raw(pid), sig);
+        }
+    }
+
+    /// Stops logging stderr soon: a descendant that escaped the group could
+    /// otherwise keep the pipe (and the task) open forever. The delay lets
+    /// the process's last words (often the reason it died) reach the log.
+    fn finish(&mut self) {
+        let stderr = self.stderr.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_secs(2)).await;
+            stderr.abort();
+        });
+    }
+}
+
+impl Drop for Process {
+    fn drop(&mut self) {
+        // Dropped without `close` (a connect that timed out): take the whole
+        // group down, not only the direct child that kill_on_drop reaches.
+        self.signal(Signal::SIGKILL);
+        self.reader.abort();
+    }
+}
+
+fn describe_exit(status: std::io::Result<ExitStatus>) -> String {
+    match status {
+        Ok(s) => match (s.code(), std::os::unix::process::ExitStatusExt::signal(&s)) {
+            (Some(code), _) => format!("process exited with status {code}"),
+            (None, Some(sig)) => format!("process killed by signal {sig}"),
+            (None, None) => "process exited".to_owned(),
+        },
+        Err(e) => format!("process lost: {e}"),
+    }
+}
+
+async fn write_stdin(
+    mut stdin: ChildStdin,
+    mut rx: mpsc::Receiver<String>,
+    mut close: oneshot::Receiver<()>,
+    ended: mpsc::Sender<Ended>,
+) {
+    loop {
+        let text = tokio::select! {
+            biased;
+            m = rx.recv() => match m {
+                Some(t) => t,
+                None => break,
+            },
+            _ = &mut close => break,
+        };
+        let mut bytes = text.into_bytes();
+        // stdio framing forbids embedded newlines. In valid JSON a raw CR or
+        // LF can only be whitespace between tokens (inside strings they must
+        // be escaped), so a space means the same.
+        for b in bytes.iter_mut() {
+            if *b == b'\n' || *b == b'\r' {
+                *b = b' ';
+            }
+        }
+        bytes.push(b'\n');
+        let written = async {
+            stdin.write_all(&bytes).await?;
+            stdin.flush().await
+        };
+        if let Err(e) = written.await {
+            let _ = ended.try_send(Ended::WriteFailed(e.to_string()));
+            break;
+        }
+    }
+}
+
+async fn read_stdout(shared: Arc<Shared>, stdout: ChildStdout, ended: mpsc::Sender<Ended>) {
+    let max = shared.spec.limits.max_bytes;
+    let mut lines = LineReader::new(stdout, max, true);
+    let why = loop {
+        let bytes = match lines.next_line().await {
+            Ok(None) => break Ended::StdoutClosed,
+            Err(e) => break Ended::Violation(format!("reading stdout: {e}")),
+            Ok(Some(Line::TooLong(prefix))) => {
+                let reason = format!("message longer than {max} bytes");
+                shared.log_invalid(&prefix, &reason);
+                break Ended::Violation(reason);
+            }
+            Ok(Some(Line::Complete(bytes))) => bytes,
+        };
+        if bytes.iter().all(u8::is_ascii_whitespace) {
+            continue;
+        }
+        let Ok(text) = std::str::from_utf8(&bytes) else {
+            shared.log_invalid(&bytes, &"not UTF-8");
+            break Ended::Violation("stdout is not UTF-8".into());
+        };
+        if let Err(e) = shared.route(text, None, None).await {
+            shared.log_invalid(&bytes, &e);
+            break Ended::Violation(e.to_string());
+        }
+    };
+    let _ = ended.send(why).await;
+}
+
+async fn log_stderr(server: String, stderr: ChildStderr) {
+    let mut lines = LineReader::new(stderr, STDERR_LINE_BYTES, false);
+    while let Ok(Some(line)) = lines.next_line().await {
+        let text = match line {
+            Line::Complete(b) => log_safe(&b, STDERR_LINE_BYTES),
+            Line::TooLong(b) => log_safe(&b, STDERR_LINE_BYTES) + "…[truncated]",
+        };
+        info!(target: "upstream", server = %server, line = %text, "stderr");
+    }
+}
