@@ -1,0 +1,257 @@
+//! The validated configuration: what the rest of Warden sees.
+//!
+//! Every value here has been checked; nothing downstream re-validates it.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use crate::defaults;
+use crate::secret::Secret;
+
+/// A complete, validated Warden configuration.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Config {
+    pub listen: Listen,
+    pub gateway: Gateway,
+    /// Upstream servers, in file order.
+    pub servers: Vec<ServerConfig>,
+    /// Virtual servers, in file order.
+    pub virtual_servers: Vec<VirtualServer>,
+    pub stdio: StdioSettings,
+}
+
+impl Default for Config {
+    /// The configuration of an empty file: defaults everywhere, no servers.
+    fn default() -> Self {
+        Self {
+            listen: Listen::default(),
+            gateway: Gateway::default(),
+            servers: Vec::new(),
+            virtual_servers: Vec::new(),
+            stdio: StdioSettings::default(),
+        }
+    }
+}
+
+impl Config {
+    /// The server with this name, if configured.
+    #[must_use]
+    pub fn server(&self, name: &str) -> Option<&ServerConfig> {
+        self.servers.iter().find(|s| s.name == name)
+    }
+
+    /// The virtual server with this name, if configured.
+    #[must_use]
+    pub fn virtual_server(&self, name: &str) -> Option<&VirtualServer> {
+        self.virtual_servers.iter().find(|v| v.name == name)
+    }
+}
+
+/// Where and how the HTTP front end listens.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Listen {
+    /// Default `127.0.0.1:8080`.
+    pub addr: SocketAddr,
+    /// Exact browser origins allowed to call the gateway, normalised as
+    /// `scheme://host[:port]` (lower case, default port omitted), e.g.
+    /// `http://localhost:6274`. Requests without `Origin` are allowed.
+    /// Empty (the default): only requests without `Origin` or with a
+    /// same-host origin; the gateway decides what same-host means.
+    pub allowed_origins: Vec<String>,
+    /// `Host` header allowlist, each `host` or `host:port`, lower case.
+    /// `None`: the gateway's default.
+    pub allowed_hosts: Option<Vec<String>>,
+    /// Serve the 2024-11-05 HTTP+SSE endpoints too. Default `true`.
+    pub legacy_sse: bool,
+}
+
+impl Default for Listen {
+    fn default() -> Self {
+        Self {
+            addr: defaults::LISTEN_ADDR,
+            allowed_origins: Vec::new(),
+            allowed_hosts: None,
+            legacy_sse: true,
+        }
+    }
+}
+
+/// Gateway-wide behaviour and limits.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Gateway {
+    /// `serverInfo.name` reported to clients. Default `warden`.
+    pub name: String,
+    /// Between server name and tool name in exposed names (`git__status`).
+    /// Default `__`; non-empty, only `[A-Za-z0-9_-]`.
+    pub separator: String,
+    /// Largest accepted request body. Default 4 MiB.
+    pub max_body_bytes: usize,
+    /// Deepest JSON nesting accepted. Default 64, range 2..=128.
+    pub max_depth: usize,
+    /// Largest message accepted from an upstream. Default 16 MiB.
+    pub max_upstream_message_bytes: usize,
+    /// Sessions idle this long are closed. Default 30 minutes.
+    pub session_idle_timeout: Duration,
+    /// Events kept per stream for `Last-Event-ID` resumption. Default 256.
+    pub replay_buffer_events: usize,
+    /// Most concurrent sessions. Default 10000.
+    pub max_sessions: usize,
+    /// `instructions` returned from `initialize`, if any.
+    pub instructions: Option<String>,
+}
+
+impl Default for Gateway {
+    fn default() -> Self {
+        Self {
+            name: defaults::GATEWAY_NAME.to_owned(),
+            separator: defaults::SEPARATOR.to_owned(),
+            max_body_bytes: defaults::MAX_BODY_BYTES,
+            max_depth: defaults::MAX_DEPTH,
+            max_upstream_message_bytes: defaults::MAX_UPSTREAM_MESSAGE_BYTES,
+            session_idle_timeout: defaults::SESSION_IDLE_TIMEOUT,
+            replay_buffer_events: defaults::REPLAY_BUFFER_EVENTS,
+            max_sessions: defaults::MAX_SESSIONS,
+            instructions: None,
+        }
+    }
+}
+
+/// One upstream MCP server.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServerConfig {
+    /// The key under `servers:`; prefixes its exposed tool names.
+    pub name: String,
+    pub transport: Transport,
+    /// Default: [`Isolation::Principal`] for stdio, [`Isolation::Session`]
+    /// for HTTP and SSE.
+    pub isolation: Isolation,
+    /// Default 30 s.
+    pub connect_timeout: Duration,
+    /// Default 120 s.
+    pub call_timeout: Duration,
+    /// Upstreams idle this long are shut down. Default 10 minutes.
+    pub idle_timeout: Duration,
+    pub restart: RestartPolicy,
+    /// Replaces the upstream's own `instructions`, if set.
+    pub instructions: Option<String>,
+}
+
+/// How Warden reaches an upstream.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Transport {
+    /// A child process speaking MCP over stdin/stdout.
+    Stdio {
+        command: String,
+        args: Vec<String>,
+        /// Set in the child's environment, in file order.
+        env: Vec<(String, Secret)>,
+        /// Names of Warden's own environment variables passed through.
+        inherit_env: Vec<String>,
+        /// Working directory, resolved against the config file's directory.
+        cwd: Option<PathBuf>,
+    },
+    /// Streamable HTTP (2025-03-26 and later).
+    StreamableHttp {
+        url: String,
+        headers: Vec<(String, Secret)>,
+    },
+    /// HTTP+SSE (2024-11-05).
+    Sse {
+        url: String,
+        headers: Vec<(String, Secret)>,
+    },
+}
+
+impl Transport {
+    /// The YAML spelling of this transport (`stdio`, `http`, `sse`).
+    #[must_use]
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Self::Stdio { .. } => "stdio",
+            Self::StreamableHttp { .. } => "http",
+            Self::Sse { .. } => "sse",
+        }
+    }
+}
+
+/// Which callers share one upstream connection (or process).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Isolation {
+    /// One upstream per client session.
+    Session,
+    /// One upstream per principal, shared by that principal's sessions.
+    Principal,
+    /// One upstream for everyone.
+    Shared,
+}
+
+impl Isolation {
+    /// The YAML spelling (`session`, `principal`, `shared`).
+    #[must_use]
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Session => "session",
+            Self::Principal => "principal",
+            Self::Shared => "shared",
+        }
+    }
+}
+
+/// Backoff between restarts (stdio) or reconnects (HTTP) of an upstream.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RestartPolicy {
+    /// Default 200 ms.
+    pub initial_backoff: Duration,
+    /// Default 30 s; never below `initial_backoff`.
+    pub max_backoff: Duration,
+}
+
+impl Default for RestartPolicy {
+    fn default() -> Self {
+        Self {
+            initial_backoff: defaults::INITIAL_BACKOFF,
+            max_backoff: defaults::MAX_BACKOFF,
+        }
+    }
+}
+
+/// A named subset of servers (and optionally tools), served as one MCP server.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VirtualServer {
+    pub name: String,
+    /// Names of configured servers; non-empty, each exists, no repeats.
+    pub servers: Vec<String>,
+    /// Patterns over exposed names (`notes__*`); `*` is the only wildcard
+    /// (see [`crate::glob_match`]). `None`: every tool of `servers`.
+    pub tools: Option<Vec<String>>,
+}
+
+impl VirtualServer {
+    /// Whether an exposed tool name is selected by `tools`.
+    #[must_use]
+    pub fn allows_tool(&self, exposed_name: &str) -> bool {
+        match &self.tools {
+            None => true,
+            Some(patterns) => patterns
+                .iter()
+                .any(|p| crate::glob::glob_match(p, exposed_name)),
+        }
+    }
+}
+
+/// Settings of `warden stdio`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StdioSettings {
+    /// The principal that local stdio sessions act as. Default: `$USER`,
+    /// or `local` when that is unset or unusable.
+    pub principal: String,
+}
+
+impl Default for StdioSettings {
+    fn default() -> Self {
+        Self {
+            principal: defaults::stdio_principal(&|name| std::env::var_os(name)),
+        }
+    }
+}
