@@ -36,8 +36,9 @@ impl fmt::Display for ConfigError {
 
 impl std::error::Error for ConfigError {}
 
-/// Every problem found in a configuration file, in document order where the
-/// order is known. Never empty when returned as an error.
+/// Every problem found in a configuration file: section by section
+/// (`listen`, `gateway`, `servers`, `virtual_servers`, `stdio`), in file
+/// order within a section. Never empty when returned as an error.
 ///
 /// `Display` prints one `path: message` per line.
 #[derive(Debug, Clone, PartialEq, Eq)]

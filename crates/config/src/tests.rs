@@ -15,7 +15,7 @@ const TOKEN: &str = "ghp_s3cr3t-VALUE";
 
 fn fake_env(name: &str) -> Option<OsString> {
     match name {
-        "GITHUB_TOKEN" => Some(TOKEN.into()),
+        "GITHUB_TOKEN" | "NOTES_TOKEN" => Some(TOKEN.into()),
         "USER" => Some("alice".into()),
         "EMPTY" => Some(OsString::new()),
         "WITH_NEWLINE" => Some(format!("{TOKEN}\r\nX-Injected: 1").into()),
@@ -1489,10 +1489,42 @@ fn golden_unknown_key() {
     )));
 }
 
+fn yaml_blocks(markdown: &str) -> Vec<&str> {
+    let mut blocks = Vec::new();
+    let mut rest = markdown;
+    while let Some(start) = rest.find("```yaml\n") {
+        let body = &rest[start + "```yaml\n".len()..];
+        let end = body.find("```").expect("unterminated yaml block");
+        blocks.push(&body[..end]);
+        rest = &body[end..];
+    }
+    blocks
+}
+
+/// The operator reference's examples must be valid: the per-section ones
+/// together form one file (each section appears once), and the complete
+/// example is a file of its own.
 #[test]
-fn golden_example_is_valid() {
-    let example = include_str!("../testdata/example.yaml");
-    assert_eq!(snapshot_errors(example), "(valid)");
+fn documented_examples_are_valid() {
+    let doc = include_str!("../../../docs/configuration.md");
+    let (sections, complete) = doc
+        .split_once("## A complete file")
+        .expect("docs/configuration.md has a complete example");
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir(dir.path().join("secrets")).unwrap();
+    std::fs::write(dir.path().join("secrets/tickets-key"), "k\n").unwrap();
+
+    let section_blocks = yaml_blocks(sections);
+    assert!(section_blocks.len() >= 5, "{section_blocks:?}");
+    let combined = section_blocks.concat();
+    if let Err(errors) = parse_in(&combined, dir.path()) {
+        panic!("docs/configuration.md section examples are invalid:\n{errors}");
+    }
+    let complete_blocks = yaml_blocks(complete);
+    assert_eq!(complete_blocks.len(), 1);
+    if let Err(errors) = parse_in(complete_blocks[0], dir.path()) {
+        panic!("docs/configuration.md complete example is invalid:\n{errors}");
+    }
 }
 
 // ----- no panics -------------------------------------------------------------------------
