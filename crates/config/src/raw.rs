@@ -6,6 +6,7 @@
 //! [`crate::resolve`] lets one run report every bad value with its path,
 //! instead of stopping at the first one as serde would.
 
+use std::borrow::Cow;
 use std::fmt;
 use std::marker::PhantomData;
 
@@ -174,6 +175,36 @@ fn syntax_error(path: Option<&str>, error: &serde_saphyr::Error) -> ConfigError 
     if path == "?" {
         path.clear();
     }
-    let message = error.render_with_formatter(&serde_saphyr::UserMessageFormatter);
+    let message = error.render_with_formatter(&OperatorMessages);
     ConfigError::new(path, message)
+}
+
+/// serde-saphyr's user-facing messages, reworded where they speak in
+/// parser terms ("string scalar", "mapping start") rather than the
+/// operator's. The renderer appends the line and column.
+struct OperatorMessages;
+
+impl serde_saphyr::MessageFormatter for OperatorMessages {
+    fn format_message<'a>(&self, error: &'a serde_saphyr::Error) -> Cow<'a, str> {
+        use serde_saphyr::Error;
+        match error {
+            Error::DuplicateMappingKey { key: Some(key), .. } => {
+                Cow::Owned(format!("duplicate key {key:?}"))
+            }
+            Error::DuplicateMappingKey { key: None, .. } => Cow::Borrowed("duplicate key"),
+            Error::Unexpected {
+                expected: "string scalar" | "scalar",
+                ..
+            } => Cow::Borrowed("expected a single value, not a list or a mapping"),
+            Error::Unexpected {
+                expected: "mapping start",
+                ..
+            } => Cow::Borrowed("expected a mapping (key: value pairs)"),
+            Error::Unexpected {
+                expected: "sequence start",
+                ..
+            } => Cow::Borrowed("expected a list"),
+            other => serde_saphyr::UserMessageFormatter.format_message(other),
+        }
+    }
 }

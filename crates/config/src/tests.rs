@@ -371,7 +371,7 @@ fn wrong_shape_names_its_path() {
     single_error(
         "servers:\n  git:\n    command: [a, b]\n",
         "servers.git.command",
-        "line 3",
+        "expected a single value, not a list or a mapping at line 3, column 14",
     );
     single_error("listen: [1, 2]\n", "listen", "line 1");
     single_error(
@@ -403,7 +403,7 @@ fn duplicate_keys_are_errors() {
     single_error(
         "servers:\n  git:\n    command: a\n  git:\n    command: b\n",
         "servers",
-        "duplicate",
+        "duplicate key \"git\" at line 4, column 3",
     );
     single_error(
         "listen:\n  addr: 1.2.3.4:1\n  addr: 1.2.3.4:2\n",
