@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Verify the peer harness against the real upstream servers directly (no Warden):
 # every driver x every server-everything transport, tool listings of the other
-# reference servers over stdio, the inspector CLI, and (with --conformance) the
-# conformance suites against server-everything compared with conformance/baseline-*.json.
+# reference servers over stdio, the inspector CLI, tests/peers/conformance_server.py in
+# both protocol eras, and (with --conformance) the conformance suites against both
+# HTTP upstreams compared with conformance/baseline-*.json.
 #
 #   tests/peers/verify.sh [--conformance] [--out DIR]
 #
@@ -147,11 +148,35 @@ check "inspector/everything/sse" 'd["result"]["content"][0]["text"] == "Echo: hi
 check "inspector/everything/stdio" 'd["result"]["content"][0]["text"] == "Echo: hi"' -- \
   "$HERE/inspector.sh" --command "$NODE22" "$SERVER_EVERYTHING" stdio -- --method tools/call --tool-name echo --tool-args-json '{"message":"hi"}'
 
-# ---- conformance against server-everything -----------------------------------
+# ---- the conformance reference server (mcp 2.x, both eras) ---------------------
+CONF_PORT=$(peers_free_port)
+peers_start conformance-server "$OUT/conformance-server.log" -- \
+  "$PY2" "$HERE/conformance_server.py" --port "$CONF_PORT"
+peers_wait_port "$CONF_PORT"
+CONF_URL="http://127.0.0.1:$CONF_PORT/mcp"
+CONF_SCENARIO=(--list --call test_simple_text --call test_sampling --args '{"prompt":"hi"}'
+  --call test_elicitation --args '{"message":"who?"}' --call test_input_required_result_list_roots
+  --read test://static-text --prompt test_prompt_with_arguments --prompt-args '{"arg1":"a","arg2":"b"}')
+CONF_OK='d["ok"] and d["calls"][1]["text"] == "LLM response: sampled: hi" and "action=accept" in d["calls"][2]["text"]
+  and d["calls"][3]["text"] == "Roots: file:///tmp" and d["reads"][0]["ok"]'
+check "py1/conformance-server/session-era" "$CONF_OK"' and d["protocol_version"] == "2025-11-25"' -- \
+  "$PY1" "$HERE/py_client.py" --url "$CONF_URL" "${CONF_SCENARIO[@]}"
+check "py2/conformance-server/2026-07-28" "$CONF_OK"' and d["protocol_version"] == "2026-07-28"' -- \
+  "$PY2" "$HERE/py_client.py" --url "$CONF_URL" "${CONF_SCENARIO[@]}"
+check "py2/conformance-server/legacy" "$CONF_OK"' and d["protocol_version"] == "2025-11-25"' -- \
+  "$PY2" "$HERE/py_client.py" --protocol legacy --url "$CONF_URL" "${CONF_SCENARIO[@]}"
+check "ts/conformance-server/session-era" "$CONF_OK" -- \
+  "$NODE20" "$HERE/ts_client.mjs" --url "$CONF_URL" "${CONF_SCENARIO[@]}"
+check "inspector/conformance-server/modern" 'd["result"]["content"][0]["text"] == "This is a simple text response for testing."' -- \
+  "$HERE/inspector.sh" --era modern --url "$CONF_URL" --method tools/call --tool-name test_simple_text
+
+# ---- conformance suites, each upstream against its baseline --------------------
 if ((CONFORMANCE)); then
   for suite in v1 v2; do
-    check "conformance/$suite/everything" 'not d["unexpected_failures"]' -- \
-      "$ROOT/scripts/conformance.sh" "$suite" "$HTTP_URL" /dev/stdout --baseline "$ROOT/conformance/baseline-$suite.json"
+    check "conformance/$suite/conformance-server" 'not d["unexpected_failures"]' -- \
+      "$ROOT/scripts/conformance.sh" "$suite" "$CONF_URL" /dev/stdout --baseline "$ROOT/conformance/baseline-$suite.json"
+    check "conformance/$suite/server-everything" 'not d["unexpected_failures"]' -- \
+      "$ROOT/scripts/conformance.sh" "$suite" "$HTTP_URL" /dev/stdout --baseline "$ROOT/conformance/baseline-$suite-server-everything.json"
   done
 fi
 
