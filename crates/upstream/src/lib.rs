@@ -234,8 +234,8 @@ impl Upstream {
     /// DELETEd. Pending calls fail with `Closed`.
     pub async fn shutdown(&self) {
         self.shared.stop.send_replace(true);
-        let mut status = self.shared.status.subscribe();
-        let _ = status.wait_for(|s| s.state == UpstreamState::Closed).await;
+        let mut finished = self.shared.finished.subscribe();
+        let _ = finished.wait_for(|f| *f).await.map(|_| ());
     }
 
     pub fn state(&self) -> UpstreamState {

@@ -65,6 +65,8 @@ pub(crate) struct Shared {
     pub status: watch::Sender<Status>,
     /// Set once to ask the supervisor to shut down.
     pub stop: watch::Sender<bool>,
+    /// Set by the supervisor when it has closed everything and returned.
+    pub finished: watch::Sender<bool>,
 }
 
 impl Shared {
@@ -81,6 +83,7 @@ impl Shared {
             last_error: None,
         });
         let (stop, _) = watch::channel(false);
+        let (finished, _) = watch::channel(false);
         Shared {
             spec,
             handshake,
@@ -94,6 +97,7 @@ impl Shared {
             batches: AtomicBool::new(false),
             status,
             stop,
+            finished,
         }
     }
 

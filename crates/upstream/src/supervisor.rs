@@ -216,6 +216,7 @@ pub(crate) async fn supervise(shared: Arc<Shared>) {
         Some(UpstreamError::Closed("upstream shut down".into())),
         UpstreamState::Closed,
     );
+    shared.finished.send_replace(true);
 }
 
 /// Resolves once a stop is requested.
