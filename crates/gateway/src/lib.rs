@@ -1,1 +1,20 @@
+//! The Warden gateway: client sessions, the enforcement pipeline, federation
+//! of upstream MCP servers, and the client-facing transports (Streamable
+//! HTTP, legacy HTTP+SSE, stdio).
+//!
+//! Reading order: [`core`] (the pipeline, in order, at its top), then
+//! [`federation`] (names, lists, cursors), [`session`], [`pool`], and the
+//! transports [`http`] and [`stdio`].
+#![forbid(unsafe_code)]
 
+pub mod core;
+pub mod federation;
+pub mod http;
+pub mod pool;
+pub mod session;
+pub mod snapshot;
+pub mod stdio;
+pub mod stream;
+
+pub use crate::core::Gateway;
+pub use snapshot::Snapshot;

@@ -1,0 +1,211 @@
+//! Federation: many upstreams behind one endpoint.
+
+use serde_json::{json, Value};
+
+use crate::harness::*;
+
+fn config() -> String {
+    format!(
+        "gateway:\n  instructions: Gateway notes.\nservers:\n{}{}virtual_servers:\n  ro:\n    servers: [t]\n    tools: [\"t__echo\"]\n",
+        example_server("demo", "demo", ""),
+        example_server("t", "test", "")
+    )
+}
+
+#[tokio::test]
+async fn tools_are_namespaced_and_routed_to_their_server() {
+    let w = Warden::start(&config());
+    let mut c = Client::new(&w.url("/mcp"));
+    let init = c.initialize().await;
+    assert_eq!(init["serverInfo"]["name"], "warden");
+    assert!(init["capabilities"]["tools"].is_object());
+    assert!(init["capabilities"]["prompts"].is_object());
+    assert!(init["capabilities"]["resources"].is_object());
+    let instructions = init["instructions"].as_str().unwrap_or_default();
+    assert!(instructions.contains("Gateway notes."), "{instructions}");
+    assert!(instructions.contains("`demo`"), "{instructions}");
+
+    let names = c.tool_names().await;
+    assert!(
+        names.contains(&"demo__notes_search".to_string()),
+        "{names:?}"
+    );
+    assert!(names.contains(&"t__echo".to_string()), "{names:?}");
+    assert!(
+        names
+            .iter()
+            .all(|n| n.starts_with("demo__") || n.starts_with("t__")),
+        "{names:?}"
+    );
+
+    let r = c.call_tool("t__echo", json!({"message": "hi"})).await;
+    assert_eq!(text_of(r.result()), "hi");
+    let r = c
+        .call_tool("demo__notes_search", json!({"query": "a"}))
+        .await;
+    assert!(r.result()["content"].is_array(), "{}", r.raw);
+    // A tool of one server is not reachable under another server's prefix.
+    let r = c.call_tool("demo__echo", json!({"message": "x"})).await;
+    assert!(
+        r.response().get("error").is_some() || r.result()["isError"] == true,
+        "{}",
+        r.raw
+    );
+    let r = c.call_tool("nosuch__echo", json!({})).await;
+    assert_eq!(r.error_code(), -32602);
+    let r = c.call_tool("echo", json!({})).await;
+    assert_eq!(r.error_code(), -32602);
+}
+
+#[tokio::test]
+async fn prompts_and_resources_route_back() {
+    let w = Warden::start(&config());
+    let mut c = Client::new(&w.url("/mcp"));
+    c.initialize().await;
+    let prompts = c.request("prompts/list", json!({})).await;
+    let names: Vec<&str> = prompts.result()["prompts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|p| p["name"].as_str())
+        .collect();
+    assert!(
+        names.contains(&"t__test_prompt") && names.contains(&"demo__weekly_report"),
+        "{names:?}"
+    );
+    let p = c
+        .request(
+            "prompts/get",
+            json!({"name": "t__test_prompt", "arguments": {}}),
+        )
+        .await;
+    assert!(p.result()["messages"].is_array(), "{}", p.raw);
+
+    let res = c.request("resources/list", json!({})).await;
+    let uris: Vec<String> = res.result()["resources"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|r| r["uri"].as_str().map(str::to_owned))
+        .collect();
+    assert!(uris.iter().any(|u| u == "test://resource"), "{uris:?}");
+    let note = uris
+        .iter()
+        .find(|u| u.starts_with("notes://"))
+        .expect("a note resource")
+        .clone();
+    for uri in ["test://resource".to_string(), note] {
+        let r = c.request("resources/read", json!({"uri": uri})).await;
+        assert_eq!(r.result()["contents"][0]["uri"], uri.as_str(), "{}", r.raw);
+    }
+    let r = c
+        .request("resources/read", json!({"uri": "nowhere://x"}))
+        .await;
+    assert_eq!(r.error_code(), -32002);
+    let t = c.request("resources/templates/list", json!({})).await;
+    assert!(t.result()["resourceTemplates"].is_array());
+}
+
+#[tokio::test]
+async fn server_to_client_requests_reach_the_client_and_answers_return() {
+    let w = Warden::start(&config());
+    let mut c = Client::new(&w.url("/mcp"));
+    c.initialize().await;
+    let r = c.call_tool("t__sample", json!({"prompt": "hello"})).await;
+    let req = r
+        .messages
+        .iter()
+        .find(|m| m["method"] == "sampling/createMessage")
+        .expect("sampling request seen");
+    assert!(req["id"].is_string() || req["id"].is_number());
+    assert!(
+        text_of(r.result()).contains("sampled by test client"),
+        "{}",
+        r.raw
+    );
+
+    let r = c.call_tool("t__elicit", json!({"message": "ok?"})).await;
+    assert!(r
+        .messages
+        .iter()
+        .any(|m| m["method"] == "elicitation/create"));
+    assert!(text_of(r.result()).contains("accept"), "{}", r.raw);
+
+    let r = c.call_tool("t__roots", json!({})).await;
+    assert!(text_of(r.result()).contains("file:///tmp"), "{}", r.raw);
+}
+
+#[tokio::test]
+async fn progress_is_routed_with_the_clients_own_token() {
+    let w = Warden::start(&config());
+    let mut c = Client::new(&w.url("/mcp"));
+    c.initialize().await;
+    let r = c
+        .request("tools/call", json!({"name": "t__progress", "arguments": {"steps": 3}, "_meta": {"progressToken": "client-tok"}}))
+        .await;
+    let progress: Vec<&Value> = r
+        .messages
+        .iter()
+        .filter(|m| m["method"] == "notifications/progress")
+        .collect();
+    assert_eq!(progress.len(), 3, "{}", r.raw);
+    assert!(
+        progress
+            .iter()
+            .all(|p| p["params"]["progressToken"] == "client-tok"),
+        "{}",
+        r.raw
+    );
+    assert!(r.result().is_object());
+}
+
+#[tokio::test]
+async fn virtual_servers_expose_only_their_subset() {
+    let w = Warden::start(&config());
+    let mut c = Client::new(&w.url("/mcp/ro"));
+    c.initialize().await;
+    assert_eq!(c.tool_names().await, vec!["t__echo".to_string()]);
+    let r = c
+        .call_tool("demo__notes_search", json!({"query": "a"}))
+        .await;
+    assert_eq!(r.error_code(), -32602);
+    let r = c.call_tool("t__crash", json!({})).await;
+    assert_eq!(r.error_code(), -32602);
+    let r = c.call_tool("t__echo", json!({"message": "sub"})).await;
+    assert_eq!(text_of(r.result()), "sub");
+    // Sessions are bound to their endpoint.
+    let mut other = Client::new(&w.url("/mcp"));
+    other.session = c.session.clone();
+    let r = other.request("tools/list", json!({})).await;
+    assert_eq!(r.status, 404);
+    let unknown = Client::new(&w.url("/mcp/nope"))
+        .request("initialize", json!({}))
+        .await;
+    assert_eq!(unknown.status, 404);
+}
+
+#[tokio::test]
+async fn request_ids_of_different_clients_never_collide_upstream() {
+    let w = Warden::start(&config());
+    let mut a = Client::new(&w.url("/mcp"));
+    let mut b = Client::new(&w.url("/mcp"));
+    a.initialize().await;
+    b.initialize().await;
+    // Both clients use id 2 at the same time on the same (shared) process.
+    let (ra, rb) = tokio::join!(
+        a.call_tool("t__slow", json!({"ms": 300})),
+        b.call_tool("t__echo", json!({"message": "from b"}))
+    );
+    assert_eq!(ra.response()["id"], rb.response()["id"]);
+    assert!(ra.result().is_object(), "{}", ra.raw);
+    assert_eq!(text_of(rb.result()), "from b");
+}
+
+#[tokio::test]
+async fn invalid_cursor_is_refused() {
+    let w = Warden::start(&config());
+    let mut c = Client::new(&w.url("/mcp"));
+    c.initialize().await;
+    let r = c.request("tools/list", json!({"cursor": "not-ours"})).await;
+    assert_eq!(r.error_code(), -32602);
+}

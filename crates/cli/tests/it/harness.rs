@@ -1,0 +1,349 @@
+//! Starting Warden and upstreams, and a small raw-HTTP MCP client.
+
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::Duration;
+
+use futures::StreamExt;
+use serde_json::{json, Value};
+use warden_protocol::sse;
+
+pub const WARDEN: &str = env!("CARGO_BIN_EXE_warden");
+
+/// A running process, killed when dropped.
+pub struct Proc {
+    pub child: Child,
+    pub stderr_lines: mpsc::Receiver<String>,
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A running Warden serving HTTP.
+pub struct Warden {
+    // Held for their Drop: the process is killed, the directory removed.
+    _proc: Proc,
+    _dir: tempfile::TempDir,
+    pub base: String,
+}
+
+impl Warden {
+    /// Starts `warden serve` with `yaml` (the listen address is forced to an
+    /// ephemeral loopback port). `{WARDEN}` and `{DIR}` in `yaml` are
+    /// replaced with the binary and the temp directory.
+    pub fn start(yaml: &str) -> Warden {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let yaml = yaml
+            .replace("{WARDEN}", WARDEN)
+            .replace("{DIR}", &dir.path().display().to_string());
+        let cfg = dir.path().join("warden.yaml");
+        std::fs::write(&cfg, yaml).expect("write config");
+        let proc = spawn(
+            Command::new(WARDEN)
+                .args(["serve", "--config"])
+                .arg(&cfg)
+                .args(["--listen", "127.0.0.1:0"])
+                .env("WARDEN_LOG", "info"),
+        );
+        let addr = wait_for_line(
+            &proc,
+            "warden: listening on http://",
+            Duration::from_secs(30),
+        )
+        .and_then(|l| {
+            l.split("http://")
+                .nth(1)
+                .map(|s| s.trim_end_matches("/mcp").to_owned())
+        })
+        .expect("warden did not start");
+        Warden {
+            _proc: proc,
+            _dir: dir,
+            base: format!("http://{addr}"),
+        }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+}
+
+pub fn spawn(cmd: &mut Command) -> Proc {
+    let mut child = cmd
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    let (tx, rx) = mpsc::channel();
+    let stderr = child.stderr.take().expect("stderr");
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            if std::env::var_os("WARDEN_TEST_VERBOSE").is_some() {
+                eprintln!("[warden] {line}");
+            }
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    Proc {
+        child,
+        stderr_lines: rx,
+    }
+}
+
+pub fn wait_for_line(p: &Proc, needle: &str, timeout: Duration) -> Option<String> {
+    let deadline = std::time::Instant::now() + timeout;
+    loop {
+        let left = deadline.checked_duration_since(std::time::Instant::now())?;
+        match p.stderr_lines.recv_timeout(left) {
+            Ok(l) if l.contains(needle) => return Some(l),
+            Ok(_) => continue,
+            Err(_) => return None,
+        }
+    }
+}
+
+/// The YAML for a server running the bundled example server.
+pub fn example_server(name: &str, mode: &str, extra: &str) -> String {
+    format!(
+        "  {name}:\n    command: '{{WARDEN}}'\n    args: [example-server, --mode, {mode}, --name, {name}{extra}]\n"
+    )
+}
+
+/// The recording path argument for a test upstream.
+pub fn record_arg(path: &Path) -> String {
+    format!(", --record, '{}'", path.display())
+}
+
+/// What one POST returned.
+#[derive(Debug)]
+pub struct Reply {
+    pub status: u16,
+    pub headers: reqwest::header::HeaderMap,
+    /// Messages: the JSON body, or every SSE event's data.
+    pub messages: Vec<Value>,
+    pub raw: String,
+}
+
+impl Reply {
+    /// The JSON-RPC response (the message with `result` or `error`).
+    pub fn response(&self) -> &Value {
+        self.messages
+            .iter()
+            .find(|m| m.get("result").is_some() || m.get("error").is_some())
+            .unwrap_or_else(|| panic!("no response in {:?} (status {})", self.raw, self.status))
+    }
+    pub fn result(&self) -> &Value {
+        let r = self.response();
+        r.get("result")
+            .unwrap_or_else(|| panic!("error response: {r}"))
+    }
+    pub fn error_code(&self) -> i64 {
+        self.response()["error"]["code"]
+            .as_i64()
+            .unwrap_or_else(|| panic!("not an error: {}", self.response()))
+    }
+}
+
+/// A minimal Streamable HTTP MCP client for tests.
+pub struct Client {
+    pub http: reqwest::Client,
+    pub url: String,
+    pub session: Option<String>,
+    pub version: String,
+    next_id: u64,
+    /// How to answer server-to-client requests (method → result).
+    pub answers: Vec<(String, Value)>,
+}
+
+impl Client {
+    pub fn new(url: &str) -> Client {
+        Client {
+            http: reqwest::Client::new(),
+            url: url.to_owned(),
+            session: None,
+            version: "2025-06-18".into(),
+            next_id: 1,
+            answers: vec![
+                (
+                    "sampling/createMessage".into(),
+                    json!({"role":"assistant","content":{"type":"text","text":"sampled by test client"},"model":"test","stopReason":"endTurn"}),
+                ),
+                (
+                    "elicitation/create".into(),
+                    json!({"action":"accept","content":{"answer":"yes"}}),
+                ),
+                (
+                    "roots/list".into(),
+                    json!({"roots":[{"uri":"file:///tmp","name":"tmp"}]}),
+                ),
+            ],
+        }
+    }
+
+    /// `initialize` + `notifications/initialized`.
+    pub async fn initialize(&mut self) -> Value {
+        let r = self
+            .request(
+                "initialize",
+                json!({"protocolVersion": self.version, "capabilities": {"sampling":{}, "elicitation":{}, "roots":{"listChanged":true}}, "clientInfo": {"name":"warden-it","version":"0"}}),
+            )
+            .await;
+        assert_eq!(r.status, 200, "initialize failed: {}", r.raw);
+        self.session = r
+            .headers
+            .get("mcp-session-id")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned);
+        assert!(self.session.is_some(), "no session id");
+        let n = self
+            .post_raw(r#"{"jsonrpc":"2.0","method":"notifications/initialized"}"#.into())
+            .await;
+        assert_eq!(n.status, 202);
+        r.result().clone()
+    }
+
+    pub async fn request(&mut self, method: &str, params: Value) -> Reply {
+        let id = self.next_id;
+        self.next_id += 1;
+        let body = json!({"jsonrpc":"2.0","id":id,"method":method,"params":params}).to_string();
+        self.post_raw(body).await
+    }
+
+    pub async fn call_tool(&mut self, name: &str, args: Value) -> Reply {
+        self.request("tools/call", json!({"name": name, "arguments": args}))
+            .await
+    }
+
+    pub fn builder(&self, body: String) -> reqwest::RequestBuilder {
+        let mut b = self
+            .http
+            .post(&self.url)
+            .header("content-type", "application/json")
+            .header("accept", "application/json, text/event-stream")
+            .body(body);
+        if let Some(s) = &self.session {
+            b = b
+                .header("mcp-session-id", s)
+                .header("mcp-protocol-version", &self.version);
+        }
+        b
+    }
+
+    /// POSTs a raw body; answers server-to-client requests that arrive on
+    /// an SSE response and keeps reading until the stream ends.
+    pub async fn post_raw(&mut self, body: String) -> Reply {
+        let resp = tokio::time::timeout(Duration::from_secs(60), self.builder(body).send())
+            .await
+            .expect("POST timed out")
+            .expect("POST failed");
+        self.read_reply(resp).await
+    }
+
+    pub async fn read_reply(&mut self, resp: reqwest::Response) -> Reply {
+        let status = resp.status().as_u16();
+        let headers = resp.headers().clone();
+        let is_sse = headers
+            .get("content-type")
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| v.starts_with("text/event-stream"));
+        if !is_sse {
+            let raw = resp.text().await.unwrap_or_default();
+            let messages = serde_json::from_str::<Value>(&raw)
+                .map(|v| match v {
+                    Value::Array(a) => a,
+                    v => vec![v],
+                })
+                .unwrap_or_default();
+            return Reply {
+                status,
+                headers,
+                messages,
+                raw,
+            };
+        }
+        let mut dec = sse::Decoder::new(64 << 20);
+        let mut stream = resp.bytes_stream();
+        let mut messages = Vec::new();
+        let mut raw = String::new();
+        loop {
+            let chunk = tokio::time::timeout(Duration::from_secs(60), stream.next())
+                .await
+                .expect("SSE stream stalled");
+            let Some(Ok(chunk)) = chunk else { break };
+            raw.push_str(&String::from_utf8_lossy(&chunk));
+            for ev in dec.feed(&chunk).expect("bad SSE") {
+                let Ok(v) = serde_json::from_str::<Value>(&ev.data) else {
+                    continue;
+                };
+                if v.get("method").is_some() && v.get("id").is_some() {
+                    self.answer(&v).await;
+                }
+                let done = v.get("result").is_some() || v.get("error").is_some();
+                messages.push(v);
+                if done {
+                    return Reply {
+                        status,
+                        headers,
+                        messages,
+                        raw,
+                    };
+                }
+            }
+        }
+        Reply {
+            status,
+            headers,
+            messages,
+            raw,
+        }
+    }
+
+    /// Answers a server-to-client request.
+    async fn answer(&self, req: &Value) {
+        let method = req["method"].as_str().unwrap_or_default();
+        let result = self
+            .answers
+            .iter()
+            .find(|(m, _)| m == method)
+            .map(|(_, r)| r.clone())
+            .unwrap_or(json!({}));
+        let body = json!({"jsonrpc":"2.0","id":req["id"],"result":result}).to_string();
+        let r = self.builder(body).send().await.expect("answer POST");
+        assert_eq!(r.status().as_u16(), 202, "answer to {method} not accepted");
+    }
+
+    /// Tool names from `tools/list`.
+    pub async fn tool_names(&mut self) -> Vec<String> {
+        let r = self.request("tools/list", json!({})).await;
+        let mut names: Vec<String> = r.result()["tools"]
+            .as_array()
+            .expect("tools array")
+            .iter()
+            .map(|t| t["name"].as_str().unwrap_or_default().to_owned())
+            .collect();
+        names.sort();
+        names
+    }
+}
+
+/// The text of the first content item of a tool result.
+pub fn text_of(result: &Value) -> String {
+    result["content"][0]["text"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned()
+}
+
+/// Lines a recording upstream wrote (one received message per line).
+pub fn recorded(path: &Path) -> String {
+    std::fs::read_to_string(path).unwrap_or_default()
+}

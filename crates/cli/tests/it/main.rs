@@ -1,0 +1,9 @@
+//! Integration tests: the real `warden` binary in front of real upstreams.
+//! One test binary (faster to link); modules by topic.
+
+mod harness;
+
+mod faults;
+mod federation;
+mod transports;
+mod wire;

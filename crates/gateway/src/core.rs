@@ -1,0 +1,1129 @@
+//! The gateway core: sessions, the request pipeline, and the routing of
+//! upstream messages back to clients.
+//!
+//! # The pipeline
+//!
+//! Every client message passes these stages, in this order, in
+//! [`Gateway::handle_request`] and the functions it calls:
+//!
+//! 1. **Transport** — the transport (HTTP, legacy SSE, stdio) reads the bytes
+//!    and runs the strict parse (`warden_protocol::message::parse`) before
+//!    calling in; nothing here ever sees an unvalidated message.
+//! 2. **Authenticate** — the transport resolves the caller to a `Principal`
+//!    and checks that the session belongs to it.
+//! 3. **Route** — `route_by_name` / `route_by_uri`: namespaced name → (server,
+//!    upstream name), checked against the virtual server's exposure.
+//! 4. **Execute** — `forward`: the upstream for the session's isolation key,
+//!    the request with Warden's id (and progress token) spliced in, a deadline.
+//! 5. **Respond** — the upstream's response with the client's id spliced back;
+//!    every other byte as the upstream sent it.
+//! 6. **Record** — one structured `audit` event per decision.
+//!
+//! Registry, authorization, limits, guards, approvals and credentials are
+//! stages that slot in between Route and Execute (and after Execute for
+//! output guards); each is its own crate and issue.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, Weak};
+use std::time::{Duration, Instant};
+
+use arc_swap::ArcSwap;
+use serde_json::value::RawValue;
+use tokio::sync::{mpsc, Notify};
+use tracing::{debug, info, warn};
+use warden_identity::Principal;
+use warden_protocol::edit::{json_string, EditSet};
+use warden_protocol::error::{error_response, result_response};
+use warden_protocol::message::{as_str, member, parse_one, Kind, Message};
+use warden_protocol::method::{self, ListKind, NameKind, Route};
+use warden_protocol::{ErrorCode, ProtocolVersion};
+use warden_upstream::{UpstreamError, UpstreamEvent};
+
+use crate::federation::{self, cursor, has_capability, rewrite_page};
+use crate::pool::{Pool, PoolKey, StartSpec, UpstreamHandle};
+use crate::session::{lock, Channel, ClientCaps, Inflight, PendingS2c, Session, Sessions};
+use crate::snapshot::{Snapshot, VirtualRoute};
+use crate::stream::Sink;
+
+/// Where a progress notification from an upstream goes back to.
+struct ProgressRoute {
+    session: Weak<Session>,
+    client_token: String,
+    sink: Sink,
+}
+
+/// The session and client id a request sent upstream belongs to.
+type RequestOwner = (Weak<Session>, String);
+
+pub struct Gateway {
+    snapshot: ArcSwap<Snapshot>,
+    pub sessions: Sessions,
+    pool: Pool,
+    progress: Mutex<HashMap<String, ProgressRoute>>,
+    /// (upstream instance, upstream-side id) → (session, client id).
+    by_upstream_id: Mutex<HashMap<(u64, u64), RequestOwner>>,
+    counter: AtomicU64,
+    shutdown: Notify,
+}
+
+/// Why `initialize` could not open a session.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum OpenError {
+    #[error("unknown virtual server")]
+    UnknownVirtualServer,
+    #[error("too many sessions")]
+    TooManySessions,
+    #[error("{0}")]
+    BadRequest(String),
+}
+
+impl Gateway {
+    pub fn new(snapshot: Snapshot) -> Arc<Gateway> {
+        let gw = Arc::new(Gateway {
+            snapshot: ArcSwap::from_pointee(snapshot),
+            sessions: Sessions::default(),
+            pool: Pool::default(),
+            progress: Mutex::new(HashMap::new()),
+            by_upstream_id: Mutex::new(HashMap::new()),
+            counter: AtomicU64::new(1),
+            shutdown: Notify::new(),
+        });
+        spawn_reaper(Arc::downgrade(&gw));
+        gw
+    }
+
+    pub fn snapshot(&self) -> arc_swap::Guard<Arc<Snapshot>> {
+        self.snapshot.load()
+    }
+
+    /// Swaps in a new configuration; running sessions keep their upstreams.
+    pub fn reload(&self, snapshot: Snapshot) {
+        self.snapshot.store(Arc::new(snapshot));
+    }
+
+    fn next(&self) -> u64 {
+        self.counter.fetch_add(1, Ordering::Relaxed)
+    }
+
+    /// A correlation id for one request: joins the client's error, the log
+    /// and the audit record.
+    pub fn correlation_id(&self) -> String {
+        let r: u32 = rand::random();
+        format!("{:08x}{:06x}", r, self.next() & 0xff_ffff)
+    }
+
+    // ---------------------------------------------------------------- sessions
+
+    /// Handles `initialize`: opens a session and answers with the union of
+    /// the upstreams' capabilities.
+    pub async fn initialize(
+        self: &Arc<Self>,
+        principal: Principal,
+        virtual_server: &str,
+        channel: Channel,
+        msg: &Message<'_>,
+        standalone: Sink,
+        session_id: String,
+    ) -> Result<(Arc<Session>, String), OpenError> {
+        let snap = self.snapshot();
+        let route = snap
+            .route(virtual_server)
+            .ok_or(OpenError::UnknownVirtualServer)?
+            .clone();
+        let requested = msg.param_str("protocolVersion").ok_or_else(|| {
+            OpenError::BadRequest("initialize: params.protocolVersion must be a string".into())
+        })?;
+        let version = ProtocolVersion::negotiate(&requested);
+        let caps_raw = msg.param("capabilities");
+        let caps = ClientCaps {
+            sampling: caps_raw.and_then(|c| member(c, "sampling")).is_some(),
+            elicitation: caps_raw.and_then(|c| member(c, "elicitation")).is_some(),
+            roots: caps_raw.and_then(|c| member(c, "roots")).is_some(),
+        };
+        let mut upstream_caps = serde_json::Map::new();
+        if caps.sampling {
+            upstream_caps.insert("sampling".into(), serde_json::json!({}));
+        }
+        if caps.elicitation {
+            upstream_caps.insert("elicitation".into(), serde_json::json!({}));
+        }
+        if caps.roots {
+            upstream_caps.insert("roots".into(), serde_json::json!({"listChanged": true}));
+        }
+        let session = Session::new(
+            session_id,
+            principal,
+            virtual_server.to_owned(),
+            channel,
+            version,
+            caps,
+            serde_json::Value::Object(upstream_caps).to_string(),
+            standalone,
+        );
+        session.touch();
+        if !self
+            .sessions
+            .insert(session.clone(), snap.config.gateway.max_sessions)
+        {
+            return Err(OpenError::TooManySessions);
+        }
+
+        // Start (or join) every upstream of the virtual server at once.
+        let inits = futures::future::join_all(route.servers.iter().map(|server| {
+            let gw = self.clone();
+            let session = session.clone();
+            async move {
+                let h = gw.upstream_for(&session, server)?;
+                match h.upstream.ready().await {
+                    Ok(info) => Some((server.clone(), info)),
+                    Err(e) => {
+                        warn!(server = %server, error = %e, "upstream not ready at initialize");
+                        None
+                    }
+                }
+            }
+        }))
+        .await;
+        let ready: Vec<_> = inits.into_iter().flatten().collect();
+        let raws: Vec<&RawValue> = ready
+            .iter()
+            .filter_map(|(_, info)| serde_json::from_str::<&RawValue>(&info.result).ok())
+            .collect();
+        let capabilities = federation::union_capabilities(&raws);
+        let per_server: Vec<(String, String)> = ready
+            .iter()
+            .filter_map(|(server, info)| {
+                let own = snap.server(server).and_then(|s| s.instructions.clone());
+                let text = own.or_else(|| {
+                    serde_json::from_str::<&RawValue>(&info.result)
+                        .ok()
+                        .and_then(|r| member(r, "instructions"))
+                        .and_then(as_str)
+                        .map(|s| s.into_owned())
+                })?;
+                Some((server.clone(), text))
+            })
+            .collect();
+        let instructions = federation::compose_instructions(
+            snap.config.gateway.instructions.as_deref(),
+            &per_server,
+        );
+        let mut result = serde_json::json!({
+            "protocolVersion": version.as_str(),
+            "capabilities": capabilities,
+            "serverInfo": {"name": snap.config.gateway.name, "version": env!("CARGO_PKG_VERSION")},
+        });
+        if let Some(i) = instructions {
+            result["instructions"] = serde_json::Value::String(i);
+        }
+        let id = msg.id.map(|i| i.raw()).unwrap_or("null");
+        info!(target: "audit", event = "session.open", session = %session.id,
+              principal = %session.principal.subject(), version = %version,
+              virtual_server = %virtual_server, upstreams_ready = ready.len());
+        Ok((session.clone(), result_response(id, &result.to_string())))
+    }
+
+    /// Ends a session and releases its upstreams.
+    pub async fn close_session(&self, id: &str) -> bool {
+        let Some(session) = self.sessions.remove(id) else {
+            return false;
+        };
+        session
+            .closed
+            .store(true, std::sync::atomic::Ordering::Relaxed);
+        if let Sink::Stream(s) = session.standalone() {
+            s.close();
+        }
+        for s in lock(&session.streams).iter() {
+            s.close();
+        }
+        for h in self.pool.release_session(id) {
+            h.upstream.shutdown().await;
+        }
+        info!(target: "audit", event = "session.close", session = %id);
+        true
+    }
+
+    /// The upstream serving `server` for this session, started if needed.
+    fn upstream_for(
+        self: &Arc<Self>,
+        session: &Session,
+        server: &str,
+    ) -> Option<Arc<UpstreamHandle>> {
+        let snap = self.snapshot();
+        let cfg = snap.server(server)?.clone();
+        let key = PoolKey::new(&cfg, &session.id, &session.principal.key());
+        let handshake = format!(
+            r#"{{"protocolVersion":"{}","capabilities":{},"clientInfo":{{"name":"warden","version":"{}"}}}}"#,
+            ProtocolVersion::LATEST_SESSION.as_str(),
+            session.client_capabilities_json,
+            env!("CARGO_PKG_VERSION")
+        );
+        let limits = snap.upstream_limits;
+        let weak = Arc::downgrade(self);
+        Some(self.pool.acquire(
+            &key,
+            &session.id,
+            move || StartSpec {
+                server: cfg,
+                handshake,
+                limits,
+            },
+            move |handle, rx| {
+                tokio::spawn(dispatch_upstream_events(weak, handle, rx));
+            },
+        ))
+    }
+
+    // ---------------------------------------------------------------- requests
+
+    /// Handles one validated client message in a session. Returns the
+    /// response for requests (`None` for notifications, responses, and
+    /// requests the client cancelled).
+    pub async fn handle(
+        self: &Arc<Self>,
+        session: &Arc<Session>,
+        msg: &Message<'_>,
+        sink: &Sink,
+    ) -> Option<String> {
+        session.touch();
+        match msg.kind {
+            Kind::Request => self.handle_request(session, msg, sink).await,
+            Kind::Notification => {
+                self.handle_notification(session, msg).await;
+                None
+            }
+            Kind::Result | Kind::Error => {
+                self.handle_client_response(session, msg).await;
+                None
+            }
+        }
+    }
+
+    async fn handle_request(
+        self: &Arc<Self>,
+        session: &Arc<Session>,
+        msg: &Message<'_>,
+        sink: &Sink,
+    ) -> Option<String> {
+        let id = msg.id.map(|i| i.raw()).unwrap_or("null");
+        let started = Instant::now();
+        let corr = self.correlation_id();
+        let snap = self.snapshot();
+        let Some(route) = snap.route(&session.virtual_server).cloned() else {
+            return Some(error_response(
+                Some(id),
+                ErrorCode::InternalError,
+                "virtual server no longer configured",
+                None,
+            ));
+        };
+        let method = msg.method();
+        let response = match method::route(method) {
+            Route::Local => match method {
+                "ping" => Some(result_response(id, "{}")),
+                "initialize" => Some(error_response(
+                    Some(id),
+                    ErrorCode::InvalidRequest,
+                    "session already initialized",
+                    None,
+                )),
+                _ => Some(error_response(
+                    Some(id),
+                    ErrorCode::MethodNotFound,
+                    "method not found",
+                    None,
+                )),
+            },
+            Route::List(kind) => Some(self.list(session, &route, msg, kind, &corr).await),
+            Route::ByName(kind) => {
+                self.call_by_name(session, &route, msg, kind, sink, &corr)
+                    .await
+            }
+            Route::ByUri => self.call_by_uri(session, &route, msg, sink, &corr).await,
+            Route::ByRef => self.complete(session, &route, msg, sink, &corr).await,
+            Route::Broadcast => Some(self.broadcast(session, &route, msg, &corr).await),
+            _ => Some(error_response(
+                Some(id),
+                ErrorCode::MethodNotFound,
+                "method not found",
+                None,
+            )),
+        };
+        info!(target: "audit", event = "request", correlation_id = %corr, session = %session.id,
+              principal = %session.principal.subject(), method = %method,
+              outcome = outcome_of(response.as_deref()), latency_us = started.elapsed().as_micros() as u64);
+        response
+    }
+
+    /// Stage 3, Route: `tools/call` and `prompts/get` by namespaced name.
+    async fn call_by_name(
+        self: &Arc<Self>,
+        session: &Arc<Session>,
+        route: &VirtualRoute,
+        msg: &Message<'_>,
+        kind: NameKind,
+        sink: &Sink,
+        corr: &str,
+    ) -> Option<String> {
+        let id = msg.id.map(|i| i.raw()).unwrap_or("null");
+        let Some(name_raw) = msg.param("name") else {
+            return Some(invalid_params(id, "params.name is required"));
+        };
+        let Some(exposed) = as_str(name_raw) else {
+            return Some(invalid_params(id, "params.name must be a string"));
+        };
+        let snap = self.snapshot();
+        let routed = snap
+            .namer
+            .split(&exposed)
+            .filter(|(server, _)| route.exposes_server(server))
+            .filter(|_| kind != NameKind::Tool || route.exposes_tool(&exposed));
+        let Some((server, upstream_name)) = routed else {
+            let what = if kind == NameKind::Tool {
+                "tool"
+            } else {
+                "prompt"
+            };
+            return Some(invalid_params(
+                id,
+                &format!("unknown {what}: {}", truncate(&exposed, 128)),
+            ));
+        };
+        let mut edits = EditSet::new();
+        edits.replace(msg.text, name_raw, json_string(upstream_name));
+        self.forward(session, server, msg, edits, sink, corr).await
+    }
+
+    /// `resources/read`, `resources/subscribe`, `resources/unsubscribe`.
+    async fn call_by_uri(
+        self: &Arc<Self>,
+        session: &Arc<Session>,
+        route: &VirtualRoute,
+        msg: &Message<'_>,
+        sink: &Sink,
+        corr: &str,
+    ) -> Option<String> {
+        let id = msg.id.map(|i| i.raw()).unwrap_or("null");
+        let Some(uri) = msg.param_str("uri") else {
+            return Some(invalid_params(id, "params.uri must be a string"));
+        };
+        let Some(server) = self.route_by_uri(session, route, &uri, corr).await else {
+            return Some(error_response(
+                Some(id),
+                ErrorCode::ResourceNotFound,
+                "resource not found",
+                Some(&serde_json::json!({"uri": truncate(&uri, 512)})),
+            ));
+        };
+        self.forward(session, &server, msg, EditSet::new(), sink, corr)
+            .await
+    }
+
+    /// Which server a resource URI belongs to: a URI seen in a list, then a
+    /// template, then — if still unknown — after listing every server once.
+    async fn route_by_uri(
+        self: &Arc<Self>,
+        session: &Arc<Session>,
+        route: &VirtualRoute,
+        uri: &str,
+        corr: &str,
+    ) -> Option<String> {
+        for attempt in 0..2 {
+            if let Some(s) = lock(&session.resource_routes).get(uri) {
+                return Some(s.clone());
+            }
+            if let Some((_, s)) = lock(&session.template_routes)
+                .iter()
+                .find(|(t, _)| federation::template_matches(t, uri))
+            {
+                return Some(s.clone());
+            }
+            if route.servers.len() == 1 {
+                return route.servers.first().cloned();
+            }
+            if attempt == 0 {
+                // Learn routes from the first pages of both lists.
+                for kind in [ListKind::Resources, ListKind::ResourceTemplates] {
+                    let _ = self
+                        .list_pages(session, route, kind, &BTreeMap::new(), corr)
+                        .await;
+                }
+            }
+        }
+        None
+    }
+
+    /// `completion/complete`: routed by `params.ref`.
+    async fn complete(
+        self: &Arc<Self>,
+        session: &Arc<Session>,
+        route: &VirtualRoute,
+        msg: &Message<'_>,
+        sink: &Sink,
+        corr: &str,
+    ) -> Option<String> {
+        let id = msg.id.map(|i| i.raw()).unwrap_or("null");
+        let Some(r) = msg.param("ref") else {
+            return Some(invalid_params(id, "params.ref is required"));
+        };
+        match member(r, "type").and_then(as_str).as_deref() {
+            Some("ref/prompt") => {
+                let Some(name_raw) = member(r, "name") else {
+                    return Some(invalid_params(id, "params.ref.name is required"));
+                };
+                let name = as_str(name_raw).unwrap_or_default();
+                let snap = self.snapshot();
+                let Some((server, upstream_name)) = snap
+                    .namer
+                    .split(&name)
+                    .filter(|(s, _)| route.exposes_server(s))
+                else {
+                    return Some(invalid_params(id, "unknown prompt"));
+                };
+                let mut edits = EditSet::new();
+                edits.replace(msg.text, name_raw, json_string(upstream_name));
+                self.forward(session, server, msg, edits, sink, corr).await
+            }
+            Some("ref/resource") => {
+                let uri = member(r, "uri").and_then(as_str).unwrap_or_default();
+                match self.route_by_uri(session, route, &uri, corr).await {
+                    Some(server) => {
+                        self.forward(session, &server, msg, EditSet::new(), sink, corr)
+                            .await
+                    }
+                    None => Some(invalid_params(id, "unknown resource")),
+                }
+            }
+            _ => Some(invalid_params(
+                id,
+                "params.ref.type must be ref/prompt or ref/resource",
+            )),
+        }
+    }
+
+    /// `logging/setLevel`: every upstream of the session that logs.
+    async fn broadcast(
+        self: &Arc<Self>,
+        session: &Arc<Session>,
+        route: &VirtualRoute,
+        msg: &Message<'_>,
+        _corr: &str,
+    ) -> String {
+        let id = msg.id.map(|i| i.raw()).unwrap_or("null");
+        let params = msg.params.map(|p| p.get()).unwrap_or("{}");
+        let method = msg.method().to_owned();
+        futures::future::join_all(route.servers.iter().map(|server| {
+            let gw = self.clone();
+            let session = session.clone();
+            let method = method.clone();
+            async move {
+                let h = gw.upstream_for(&session, server)?;
+                let info = h.upstream.ready().await.ok()?;
+                let init: &RawValue = serde_json::from_str(&info.result).ok()?;
+                if !has_capability(init, "logging") {
+                    return None;
+                }
+                let m = json_string(&method);
+                h.upstream
+                    .request(
+                        |uid| {
+                            format!(
+                                r#"{{"jsonrpc":"2.0","id":{uid},"method":{m},"params":{params}}}"#
+                            )
+                        },
+                        h.call_timeout,
+                    )
+                    .await
+                    .ok()
+            }
+        }))
+        .await;
+        result_response(id, "{}")
+    }
+
+    /// Stage 4–5, Execute and Respond: sends the request to the server's
+    /// upstream with Warden's id, waits with a deadline, and splices the
+    /// client's id back into the response.
+    async fn forward(
+        self: &Arc<Self>,
+        session: &Arc<Session>,
+        server: &str,
+        msg: &Message<'_>,
+        mut edits: EditSet,
+        sink: &Sink,
+        corr: &str,
+    ) -> Option<String> {
+        let id = msg.id.map(|i| i.raw()).unwrap_or("null");
+        let Some(handle) = self.upstream_for(session, server) else {
+            return Some(invalid_params(id, "unknown server"));
+        };
+        // Progress tokens are remapped so two clients' tokens never collide
+        // on a shared upstream.
+        let mut progress_key = None;
+        if let Some(tok) = msg.param("_meta").and_then(|m| member(m, "progressToken")) {
+            let ours = format!("warden-p{}", self.next());
+            edits.replace(msg.text, tok, json_string(&ours));
+            lock(&self.progress).insert(
+                ours.clone(),
+                ProgressRoute {
+                    session: Arc::downgrade(session),
+                    client_token: tok.get().to_owned(),
+                    sink: sink.clone(),
+                },
+            );
+            progress_key = Some(ours);
+        }
+        let cancel = Arc::new(Notify::new());
+        lock(&session.inflight).insert(
+            id.to_owned(),
+            Inflight {
+                server: server.to_owned(),
+                upstream: None,
+                sink: sink.clone(),
+                started: Instant::now(),
+                cancel: cancel.clone(),
+            },
+        );
+        let id_raw = msg.id.map(|i| i.raw_value());
+        let text = msg.text;
+        let instance = handle.instance;
+        let upstream_id = AtomicU64::new(0);
+        let weak_session = Arc::downgrade(session);
+        let result = {
+            let request = handle.upstream.request(
+                |uid| {
+                    upstream_id.store(uid, Ordering::Relaxed);
+                    lock(&self.by_upstream_id)
+                        .insert((instance, uid), (weak_session, id.to_owned()));
+                    if let Some(entry) = lock(&session.inflight).get_mut(id) {
+                        entry.upstream = Some((instance, uid));
+                    }
+                    if let Some(raw) = id_raw {
+                        edits.replace(text, raw, uid.to_string());
+                    }
+                    edits.apply(text).unwrap_or_default()
+                },
+                handle.call_timeout,
+            );
+            tokio::select! {
+                r = request => Some(r),
+                _ = cancel.notified() => None,
+            }
+        };
+        let uid = upstream_id.load(Ordering::Relaxed);
+        lock(&self.by_upstream_id).remove(&(instance, uid));
+        lock(&session.inflight).remove(id);
+        if let Some(k) = progress_key {
+            lock(&self.progress).remove(&k);
+        }
+        let result = match result {
+            None => {
+                // The client cancelled: tell the upstream, answer nothing.
+                let _ = handle
+                    .upstream
+                    .notify(format!(
+                        r#"{{"jsonrpc":"2.0","method":"notifications/cancelled","params":{{"requestId":{uid},"reason":"cancelled by client"}}}}"#
+                    ))
+                    .await;
+                return None;
+            }
+            Some(r) => r,
+        };
+        match result {
+            Ok(resp) => Some(splice_id(&resp.text, id).unwrap_or_else(|| {
+                warn!(server = %server, correlation_id = %corr, "upstream response could not be re-addressed");
+                upstream_error(id, server, corr, "sent a response Warden could not read")
+            })),
+            Err(e) => {
+                if matches!(e, UpstreamError::Timeout) {
+                    let _ = handle
+                        .upstream
+                        .notify(format!(
+                            r#"{{"jsonrpc":"2.0","method":"notifications/cancelled","params":{{"requestId":{uid},"reason":"timeout"}}}}"#
+                        ))
+                        .await;
+                }
+                warn!(server = %server, correlation_id = %corr, error = %e, "upstream call failed");
+                Some(upstream_error(id, server, corr, &describe(&e, handle.call_timeout)))
+            }
+        }
+    }
+
+    /// `tools/list`, `prompts/list`, `resources/list`, `resources/templates/list`:
+    /// every upstream's page merged, with Warden's own cursor.
+    async fn list(
+        self: &Arc<Self>,
+        session: &Arc<Session>,
+        route: &VirtualRoute,
+        msg: &Message<'_>,
+        kind: ListKind,
+        corr: &str,
+    ) -> String {
+        let id = msg.id.map(|i| i.raw()).unwrap_or("null");
+        let pending = match msg.param_str("cursor") {
+            None => BTreeMap::new(),
+            Some(c) => match cursor::decode(&c) {
+                Some(p) if !p.is_empty() => p,
+                _ => return invalid_params(id, "invalid cursor"),
+            },
+        };
+        let (items, next) = self.list_pages(session, route, kind, &pending, corr).await;
+        let next_cursor = (!next.is_empty()).then(|| cursor::encode(&next));
+        let result = federation::build_list_result(
+            kind,
+            items.iter().map(|s| s.as_str()),
+            next_cursor.as_deref(),
+        );
+        result_response(id, &result)
+    }
+
+    /// Fetches one page from each upstream (all of them, or those named in
+    /// `pending` with their cursors). Returns the items and the cursors of
+    /// upstreams with more.
+    async fn list_pages(
+        self: &Arc<Self>,
+        session: &Arc<Session>,
+        route: &VirtualRoute,
+        kind: ListKind,
+        pending: &BTreeMap<String, String>,
+        corr: &str,
+    ) -> (Vec<String>, BTreeMap<String, String>) {
+        let servers: Vec<(String, Option<String>)> = if pending.is_empty() {
+            route.servers.iter().map(|s| (s.clone(), None)).collect()
+        } else {
+            pending
+                .iter()
+                .filter(|(s, _)| route.exposes_server(s))
+                .map(|(s, c)| (s.clone(), Some(c.clone())))
+                .collect()
+        };
+        let pages = futures::future::join_all(servers.into_iter().map(|(server, cursor)| {
+            let gw = self.clone();
+            let session = session.clone();
+            async move {
+                let page = gw
+                    .list_one(&session, &server, kind, cursor.as_deref())
+                    .await;
+                (server, page)
+            }
+        }))
+        .await;
+        let snap = self.snapshot();
+        let mut items = Vec::new();
+        let mut next = BTreeMap::new();
+        for (server, page) in pages {
+            let page = match page {
+                Ok(Some(p)) => p,
+                Ok(None) => continue,
+                Err(reason) => {
+                    warn!(server = %server, correlation_id = %corr, reason = %reason, list = kind.method(), "list from upstream failed; omitted");
+                    continue;
+                }
+            };
+            for r in &page.refused {
+                warn!(server = %server, list = kind.method(), reason = %r, "item hidden");
+            }
+            if let Some(c) = page.next_cursor {
+                next.insert(server.clone(), c);
+            }
+            for item in page.items {
+                match kind {
+                    ListKind::Tools if !route.exposes_tool(&item.key) => continue,
+                    ListKind::Resources => {
+                        lock(&session.resource_routes).insert(item.key.clone(), server.clone());
+                    }
+                    ListKind::ResourceTemplates => {
+                        let mut t = lock(&session.template_routes);
+                        if !t.iter().any(|(k, s)| *k == item.key && *s == server) {
+                            t.push((item.key.clone(), server.clone()));
+                        }
+                    }
+                    _ => {}
+                }
+                items.push(item.text);
+            }
+        }
+        let _ = snap;
+        (items, next)
+    }
+
+    /// One upstream's page; `Ok(None)` when it lacks the capability.
+    async fn list_one(
+        self: &Arc<Self>,
+        session: &Arc<Session>,
+        server: &str,
+        kind: ListKind,
+        cursor: Option<&str>,
+    ) -> Result<Option<federation::Page>, String> {
+        let h = self.upstream_for(session, server).ok_or("unknown server")?;
+        let info = h.upstream.ready().await.map_err(|e| e.to_string())?;
+        let init: &RawValue =
+            serde_json::from_str(&info.result).map_err(|_| "bad initialize result")?;
+        if !has_capability(init, kind.capability()) {
+            return Ok(None);
+        }
+        let params = match cursor {
+            Some(c) => format!(r#","params":{{"cursor":{}}}"#, json_string(c)),
+            None => String::new(),
+        };
+        let method = kind.method();
+        let resp = h
+            .upstream
+            .request(
+                |uid| format!(r#"{{"jsonrpc":"2.0","id":{uid},"method":"{method}"{params}}}"#),
+                h.call_timeout,
+            )
+            .await
+            .map_err(|e| e.to_string())?;
+        let m = parse_one(&resp.text).map_err(|e| e.to_string())?;
+        let result = m.result.ok_or("upstream answered with an error")?;
+        let snap = self.snapshot();
+        rewrite_page(kind, server, result, &snap.namer)
+            .map(Some)
+            .map_err(|e| e.to_string())
+    }
+
+    // ----------------------------------------------------------- notifications
+
+    async fn handle_notification(self: &Arc<Self>, session: &Arc<Session>, msg: &Message<'_>) {
+        match msg.method() {
+            "notifications/initialized" => {
+                session
+                    .initialized
+                    .store(true, std::sync::atomic::Ordering::Relaxed);
+            }
+            "notifications/cancelled" => {
+                let Some(req) = msg.param("requestId") else {
+                    return;
+                };
+                let entry = lock(&session.inflight).get(req.get()).cloned();
+                if let Some(e) = entry {
+                    e.cancel.notify_one();
+                }
+            }
+            "notifications/roots/list_changed" => {
+                let snap = self.snapshot();
+                let Some(route) = snap.route(&session.virtual_server) else {
+                    return;
+                };
+                for server in &route.servers {
+                    if let Some(h) = self.upstream_for(session, server) {
+                        let _ = h.upstream.notify(msg.text.to_owned()).await;
+                    }
+                }
+            }
+            other => debug!(method = %other, "client notification ignored"),
+        }
+    }
+
+    /// A client's answer to a server-to-client request: back to the upstream
+    /// that asked, with the upstream's id.
+    async fn handle_client_response(self: &Arc<Self>, session: &Arc<Session>, msg: &Message<'_>) {
+        let Some(id) = msg.id else {
+            debug!("client response without id ignored");
+            return;
+        };
+        let Some(pending) = lock(&session.pending_s2c).remove(id.raw()) else {
+            debug!("client response to an unknown request ignored");
+            return;
+        };
+        let mut edits = EditSet::new();
+        edits.replace(msg.text, id.raw_value(), pending.upstream_id.clone());
+        if let Some(text) = edits.apply(msg.text) {
+            if let Err(e) = pending.upstream.upstream.respond(text).await {
+                warn!(server = %pending.upstream.server, error = %e, "could not deliver client response upstream");
+            }
+        }
+    }
+
+    // ---------------------------------------------------------------- upstream → client
+
+    /// Routes one message an upstream sent on its own (notification or
+    /// server-to-client request) to the right client session.
+    async fn on_upstream_message(
+        self: &Arc<Self>,
+        handle: &Arc<UpstreamHandle>,
+        text: &str,
+        related_to: Option<u64>,
+    ) {
+        let Ok(msg) = parse_one(text) else {
+            return;
+        };
+        let sessions: Vec<Arc<Session>> = self
+            .pool
+            .sessions_of(handle.instance)
+            .iter()
+            .filter_map(|id| self.sessions.get(id))
+            .collect();
+        match msg.kind {
+            Kind::Notification => self.route_notification(handle, &msg, &sessions),
+            Kind::Request => {
+                self.route_s2c_request(handle, &msg, related_to, &sessions)
+                    .await
+            }
+            _ => {}
+        }
+    }
+
+    fn route_notification(
+        &self,
+        handle: &UpstreamHandle,
+        msg: &Message<'_>,
+        sessions: &[Arc<Session>],
+    ) {
+        match msg.method() {
+            "notifications/progress" => {
+                let Some(tok) = msg.param("progressToken").and_then(as_str) else {
+                    return;
+                };
+                let g = lock(&self.progress);
+                let Some(route) = g.get(tok.as_ref()) else {
+                    return;
+                };
+                if route.session.upgrade().is_none() {
+                    return;
+                }
+                let mut edits = EditSet::new();
+                if let Some(raw) = msg.param("progressToken") {
+                    edits.replace(msg.text, raw, route.client_token.clone());
+                }
+                if let Some(text) = edits.apply(msg.text) {
+                    route.sink.send(text.into());
+                }
+            }
+            "notifications/cancelled" => {
+                // The upstream withdrew one of its own requests to a client.
+                let Some(req) = msg.param("requestId") else {
+                    return;
+                };
+                for s in sessions {
+                    let found = lock(&s.pending_s2c)
+                        .iter()
+                        .find(|(_, p)| {
+                            p.upstream.instance == handle.instance && p.upstream_id == req.get()
+                        })
+                        .map(|(k, _)| k.clone());
+                    if let Some(client_id) = found {
+                        lock(&s.pending_s2c).remove(&client_id);
+                        let mut edits = EditSet::new();
+                        edits.replace(msg.text, req, client_id);
+                        if let Some(text) = edits.apply(msg.text) {
+                            s.standalone().send(text.into());
+                        }
+                    }
+                }
+            }
+            _ => {
+                // list_changed, resources/updated, logging messages: every
+                // session on this upstream, unchanged.
+                let text: Arc<str> = msg.text.into();
+                for s in sessions {
+                    s.sink_for_server(&handle.server).send(text.clone());
+                }
+            }
+        }
+    }
+
+    async fn route_s2c_request(
+        self: &Arc<Self>,
+        handle: &Arc<UpstreamHandle>,
+        msg: &Message<'_>,
+        related_to: Option<u64>,
+        sessions: &[Arc<Session>],
+    ) {
+        let Some(upstream_id) = msg.id else {
+            return;
+        };
+        let reply_error =
+            |code: ErrorCode, text: &str| error_response(Some(upstream_id.raw()), code, text, None);
+        if msg.method() == "ping" {
+            let _ = handle
+                .upstream
+                .respond(result_response(upstream_id.raw(), "{}"))
+                .await;
+            return;
+        }
+        // The session: the one whose request carried this message, else the
+        // only one, else the one most recently active on this upstream.
+        let related = related_to.and_then(|uid| {
+            let (weak, client_id) = lock(&self.by_upstream_id)
+                .get(&(handle.instance, uid))
+                .cloned()?;
+            let s = weak.upgrade()?;
+            let sink = lock(&s.inflight).get(&client_id).map(|i| i.sink.clone())?;
+            Some((s, sink))
+        });
+        let target = related.or_else(|| {
+            let s = sessions.iter().min_by_key(|s| s.idle_for())?.clone();
+            let sink = s.sink_for_server(&handle.server);
+            Some((s, sink))
+        });
+        let Some((session, sink)) = target else {
+            let _ = handle
+                .upstream
+                .respond(reply_error(
+                    ErrorCode::InternalError,
+                    "no client session is connected",
+                ))
+                .await;
+            return;
+        };
+        let supported = match msg.method() {
+            "sampling/createMessage" => session.caps.sampling,
+            "elicitation/create" => session.caps.elicitation,
+            "roots/list" => session.caps.roots,
+            _ => false,
+        };
+        if !supported {
+            let _ = handle
+                .upstream
+                .respond(reply_error(
+                    ErrorCode::MethodNotFound,
+                    "the client does not support this request",
+                ))
+                .await;
+            return;
+        }
+        let client_id = session.next_s2c_id();
+        let mut edits = EditSet::new();
+        edits.replace(msg.text, upstream_id.raw_value(), client_id.clone());
+        let Some(text) = edits.apply(msg.text) else {
+            return;
+        };
+        lock(&session.pending_s2c).insert(
+            client_id,
+            PendingS2c {
+                upstream: handle.clone(),
+                upstream_id: upstream_id.raw().to_owned(),
+            },
+        );
+        info!(target: "audit", event = "server_request", server = %handle.server, session = %session.id, method = %msg.method());
+        sink.send(text.into());
+    }
+
+    /// Tells every session on an upstream that its lists may have changed.
+    fn announce_lists_changed(&self, handle: &UpstreamHandle) {
+        for id in self.pool.sessions_of(handle.instance) {
+            if let Some(s) = self.sessions.get(&id) {
+                for m in ["tools", "prompts", "resources"] {
+                    let text =
+                        format!(r#"{{"jsonrpc":"2.0","method":"notifications/{m}/list_changed"}}"#);
+                    s.standalone().send(text.into());
+                }
+            }
+        }
+    }
+
+    /// Stops everything: sessions closed, upstreams shut down.
+    pub async fn shutdown(&self) {
+        self.shutdown.notify_waiters();
+        for s in self.sessions.all() {
+            self.close_session(&s.id).await;
+        }
+        for h in self.pool.drain() {
+            h.upstream.shutdown().await;
+        }
+    }
+
+    pub fn upstream_count(&self) -> usize {
+        self.pool.len()
+    }
+}
+
+async fn dispatch_upstream_events(
+    gw: Weak<Gateway>,
+    handle: Arc<UpstreamHandle>,
+    mut rx: mpsc::Receiver<UpstreamEvent>,
+) {
+    while let Some(ev) = rx.recv().await {
+        let Some(gw) = gw.upgrade() else {
+            return;
+        };
+        match ev {
+            UpstreamEvent::Message {
+                text, related_to, ..
+            } => {
+                gw.on_upstream_message(&handle, &text, related_to).await;
+            }
+            UpstreamEvent::Restarted { generation, .. } => {
+                info!(target: "audit", event = "upstream.restarted", server = %handle.server, generation);
+                gw.announce_lists_changed(&handle);
+            }
+            UpstreamEvent::Down { reason, .. } => {
+                warn!(target: "audit", event = "upstream.down", server = %handle.server, reason = %reason);
+            }
+        }
+    }
+}
+
+/// Reaps idle sessions and idle upstreams every few seconds.
+fn spawn_reaper(gw: Weak<Gateway>) {
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(Duration::from_secs(5));
+        loop {
+            tick.tick().await;
+            let Some(gw) = gw.upgrade() else {
+                return;
+            };
+            let idle = gw.snapshot().config.gateway.session_idle_timeout;
+            for s in gw.sessions.all() {
+                if s.channel != Channel::Stdio
+                    && s.idle_for() > idle
+                    && lock(&s.inflight).is_empty()
+                {
+                    info!(session = %s.id, "idle session closed");
+                    gw.close_session(&s.id).await;
+                }
+            }
+            for h in gw.pool.reap_idle() {
+                info!(server = %h.server, "idle upstream closed");
+                h.upstream.shutdown().await;
+            }
+        }
+    });
+}
+
+/// Replaces the id of a response with the client's id.
+pub fn splice_id(response: &str, client_id: &str) -> Option<String> {
+    let m = parse_one(response).ok()?;
+    let id = m.id?;
+    let mut edits = EditSet::new();
+    edits.replace(response, id.raw_value(), client_id.to_owned());
+    edits.apply(response)
+}
+
+fn invalid_params(id: &str, why: &str) -> String {
+    error_response(Some(id), ErrorCode::InvalidParams, why, None)
+}
+
+fn upstream_error(id: &str, server: &str, corr: &str, what: &str) -> String {
+    error_response(
+        Some(id),
+        ErrorCode::UpstreamUnavailable,
+        &format!("upstream server '{server}' {what}"),
+        Some(&serde_json::json!({"correlationId": corr})),
+    )
+}
+
+fn describe(e: &UpstreamError, timeout: Duration) -> String {
+    match e {
+        UpstreamError::Timeout => format!("did not answer within {}s", timeout.as_secs_f32()),
+        UpstreamError::Closed(_) => "closed the connection before answering".into(),
+        _ => "is unavailable".into(),
+    }
+}
+
+fn outcome_of(resp: Option<&str>) -> &'static str {
+    match resp.map(parse_one) {
+        None => "cancelled",
+        Some(Ok(m)) if m.kind == Kind::Result => "ok",
+        Some(_) => "error",
+    }
+}
+
+fn truncate(s: &str, n: usize) -> String {
+    s.chars().take(n).collect()
+}

@@ -1,0 +1,867 @@
+//! Client-facing HTTP: Streamable HTTP on `/mcp` and `/mcp/<virtual-server>`,
+//! and the legacy HTTP+SSE transport (2024-11-05) on `/sse` + `/messages`.
+
+use std::collections::HashMap;
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use axum::body::{Body, Bytes};
+use axum::extract::{Path, Query, State};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::Router;
+use futures::StreamExt;
+use tokio::sync::mpsc;
+use tracing::{debug, warn};
+use warden_identity::Principal;
+use warden_protocol::error::error_response;
+use warden_protocol::message::{self, parse_one, Incoming, Kind};
+use warden_protocol::{sse, ErrorCode, ProtocolVersion, WireError};
+
+use crate::core::{Gateway, OpenError};
+use crate::session::{lock, new_session_id, Channel, Session};
+use crate::stream::{parse_event_id, EventStream, Item, Sink};
+
+const SESSION_HEADER: &str = "mcp-session-id";
+const VERSION_HEADER: &str = "mcp-protocol-version";
+const LAST_EVENT_ID: &str = "last-event-id";
+const KEEPALIVE: Duration = Duration::from_secs(20);
+
+/// Shared state of the HTTP server.
+#[derive(Clone)]
+pub struct HttpState {
+    pub gateway: Arc<Gateway>,
+    pub bound: SocketAddr,
+    legacy: Arc<Mutex<HashMap<String, LegacyConn>>>,
+}
+
+struct LegacyConn {
+    tx: mpsc::UnboundedSender<Arc<str>>,
+    virtual_server: String,
+    principal: Principal,
+}
+
+/// The router for every client-facing HTTP endpoint.
+pub fn router(gateway: Arc<Gateway>, bound: SocketAddr) -> Router {
+    let legacy_sse = gateway.snapshot().config.listen.legacy_sse;
+    let state = HttpState {
+        gateway,
+        bound,
+        legacy: Arc::new(Mutex::new(HashMap::new())),
+    };
+    let mut r = Router::new()
+        .route(
+            "/mcp",
+            post(post_default).get(get_default).delete(delete_default),
+        )
+        .route("/mcp/{vs}", post(post_vs).get(get_vs).delete(delete_vs))
+        .route("/healthz", get(|| async { "ok" }));
+    if legacy_sse {
+        r = r
+            .route("/sse", get(legacy_get_default))
+            .route("/messages", post(legacy_post_default))
+            .route("/mcp/{vs}/sse", get(legacy_get_vs))
+            .route("/mcp/{vs}/messages", post(legacy_post_vs));
+    }
+    // The body limit is enforced by reading with a cap in `read_body`, so
+    // that an oversized body gets a JSON-RPC error rather than a bare 413.
+    r.layer(axum::extract::DefaultBodyLimit::disable())
+        .with_state(state)
+}
+
+// Thin handlers: one pair per path shape.
+async fn post_default(State(s): State<HttpState>, headers: HeaderMap, body: Body) -> Response {
+    post_mcp(s, String::new(), headers, body).await
+}
+async fn post_vs(
+    State(s): State<HttpState>,
+    Path(vs): Path<String>,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    post_mcp(s, vs, headers, body).await
+}
+async fn get_default(State(s): State<HttpState>, headers: HeaderMap) -> Response {
+    get_mcp(s, String::new(), headers).await
+}
+async fn get_vs(
+    State(s): State<HttpState>,
+    Path(vs): Path<String>,
+    headers: HeaderMap,
+) -> Response {
+    get_mcp(s, vs, headers).await
+}
+async fn delete_default(State(s): State<HttpState>, headers: HeaderMap) -> Response {
+    delete_mcp(s, String::new(), headers).await
+}
+async fn delete_vs(
+    State(s): State<HttpState>,
+    Path(vs): Path<String>,
+    headers: HeaderMap,
+) -> Response {
+    delete_mcp(s, vs, headers).await
+}
+async fn legacy_get_default(State(s): State<HttpState>, headers: HeaderMap) -> Response {
+    legacy_get(s, String::new(), headers).await
+}
+async fn legacy_get_vs(
+    State(s): State<HttpState>,
+    Path(vs): Path<String>,
+    headers: HeaderMap,
+) -> Response {
+    legacy_get(s, vs, headers).await
+}
+async fn legacy_post_default(
+    State(s): State<HttpState>,
+    Query(q): Query<HashMap<String, String>>,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    legacy_post(s, q, headers, body).await
+}
+async fn legacy_post_vs(
+    State(s): State<HttpState>,
+    Path(_vs): Path<String>,
+    Query(q): Query<HashMap<String, String>>,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    legacy_post(s, q, headers, body).await
+}
+
+/// A refusal by a transport check: status and reason, rendered as text.
+pub struct Refusal {
+    status: StatusCode,
+    reason: &'static str,
+}
+
+impl Refusal {
+    const fn new(status: StatusCode, reason: &'static str) -> Self {
+        Refusal { status, reason }
+    }
+}
+
+impl IntoResponse for Refusal {
+    fn into_response(self) -> Response {
+        http_error(self.status, self.reason)
+    }
+}
+
+/// A plain-text HTTP error with its reason.
+fn http_error(status: StatusCode, reason: &str) -> Response {
+    (
+        status,
+        [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
+        format!("{reason}\n"),
+    )
+        .into_response()
+}
+
+/// A JSON-RPC error as an HTTP response.
+fn rpc_error(status: StatusCode, code: ErrorCode, reason: &str) -> Response {
+    json_response(status, error_response(None, code, reason, None))
+}
+
+fn json_response(status: StatusCode, body: String) -> Response {
+    (status, [(header::CONTENT_TYPE, "application/json")], body).into_response()
+}
+
+fn wire_error(e: &WireError) -> Response {
+    let status = StatusCode::from_u16(e.http_status()).unwrap_or(StatusCode::BAD_REQUEST);
+    rpc_error(status, e.code(), &e.to_string())
+}
+
+/// Transport stage checks shared by every endpoint: DNS-rebinding (`Host`)
+/// and cross-origin (`Origin`) protection.
+fn check_origin_and_host(s: &HttpState, headers: &HeaderMap) -> Result<(), Refusal> {
+    let snap = s.gateway.snapshot();
+    let listen = &snap.config.listen;
+    let host = headers.get(header::HOST).and_then(|h| h.to_str().ok());
+    let loopback = s.bound.ip().is_loopback();
+    match (&listen.allowed_hosts, host) {
+        (Some(allowed), Some(h)) => {
+            let bare = strip_port(h);
+            if !allowed
+                .iter()
+                .any(|a| a.eq_ignore_ascii_case(h) || a.eq_ignore_ascii_case(bare))
+            {
+                return Err(Refusal::new(
+                    StatusCode::FORBIDDEN,
+                    "Forbidden: Host header not allowed",
+                ));
+            }
+        }
+        (None, Some(h)) if loopback && !is_loopback_host(strip_port(h)) => {
+            return Err(Refusal::new(
+                StatusCode::FORBIDDEN,
+                "Forbidden: Host header not allowed (DNS rebinding protection)",
+            ));
+        }
+        (_, None) => {
+            return Err(Refusal::new(
+                StatusCode::BAD_REQUEST,
+                "Bad Request: Host header required",
+            ))
+        }
+        _ => {}
+    }
+    if let Some(origin) = headers.get(header::ORIGIN) {
+        let Ok(origin) = origin.to_str() else {
+            return Err(Refusal::new(
+                StatusCode::FORBIDDEN,
+                "Forbidden: invalid Origin",
+            ));
+        };
+        let allowed = listen.allowed_origins.iter().any(|o| o == origin)
+            || origin_host(origin).is_some_and(|h| {
+                (loopback && is_loopback_host(h))
+                    || host.is_some_and(|hh| strip_port(hh).eq_ignore_ascii_case(h) && !loopback)
+            });
+        if !allowed {
+            return Err(Refusal::new(
+                StatusCode::FORBIDDEN,
+                "Forbidden: Origin not allowed",
+            ));
+        }
+    }
+    Ok(())
+}
+
+fn strip_port(h: &str) -> &str {
+    if let Some(rest) = h.strip_prefix('[') {
+        return rest.split(']').next().unwrap_or(rest);
+    }
+    match h.rsplit_once(':') {
+        Some((host, port)) if port.bytes().all(|b| b.is_ascii_digit()) => host,
+        _ => h,
+    }
+}
+
+fn is_loopback_host(h: &str) -> bool {
+    h.eq_ignore_ascii_case("localhost")
+        || h.parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
+}
+
+fn origin_host(origin: &str) -> Option<&str> {
+    let rest = origin.split_once("://")?.1;
+    Some(strip_port(rest.split('/').next()?))
+}
+
+/// Stage 2, Authenticate. Every request resolves to a principal; without
+/// an identity configuration that is the one anonymous principal.
+fn authenticate(_headers: &HeaderMap) -> Result<Principal, Refusal> {
+    Ok(Principal::anonymous())
+}
+
+/// Reads a body up to the configured limit.
+async fn read_body(body: Body, limit: usize) -> Result<String, Response> {
+    let bytes: Bytes = match axum::body::to_bytes(body, limit).await {
+        Ok(b) => b,
+        Err(_) => {
+            return Err(wire_error(&WireError::TooLarge {
+                size: limit + 1,
+                limit,
+            }))
+        }
+    };
+    String::from_utf8(bytes.to_vec()).map_err(|_| {
+        rpc_error(
+            StatusCode::BAD_REQUEST,
+            ErrorCode::ParseError,
+            "parse error: body is not UTF-8",
+        )
+    })
+}
+
+fn accepts(headers: &HeaderMap, what: &str) -> bool {
+    headers
+        .get_all(header::ACCEPT)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .any(|v| {
+            v.split(',').any(|p| {
+                let p = p.split(';').next().unwrap_or("").trim();
+                p == what || p == "*/*"
+            })
+        })
+}
+
+fn is_json_content(headers: &HeaderMap) -> bool {
+    headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| {
+            v.split(';')
+                .next()
+                .unwrap_or("")
+                .trim()
+                .eq_ignore_ascii_case("application/json")
+        })
+}
+
+/// The session named by the request, checked against the caller.
+fn session_of(
+    s: &HttpState,
+    headers: &HeaderMap,
+    virtual_server: &str,
+    principal: &Principal,
+) -> Result<Arc<Session>, Refusal> {
+    let Some(id) = headers.get(SESSION_HEADER).and_then(|v| v.to_str().ok()) else {
+        return Err(Refusal::new(
+            StatusCode::BAD_REQUEST,
+            "Bad Request: Mcp-Session-Id header is required",
+        ));
+    };
+    match s.gateway.sessions.get(id) {
+        Some(sess)
+            if sess.channel == Channel::StreamableHttp
+                && sess.virtual_server == virtual_server
+                && sess.principal == *principal =>
+        {
+            Ok(sess)
+        }
+        Some(sess) if sess.principal != *principal => {
+            warn!(target: "audit", event = "session.hijack_refused", session_principal = %sess.principal.subject(), caller = %principal.subject());
+            Err(Refusal::new(
+                StatusCode::NOT_FOUND,
+                "Not Found: unknown or ended session",
+            ))
+        }
+        _ => Err(Refusal::new(
+            StatusCode::NOT_FOUND,
+            "Not Found: unknown or ended session",
+        )),
+    }
+}
+
+fn check_version_header(headers: &HeaderMap, session: &Session) -> Result<(), Refusal> {
+    match headers.get(VERSION_HEADER).map(|v| v.to_str()) {
+        None => Ok(()),
+        Some(Ok(v)) => match ProtocolVersion::parse(v) {
+            Some(pv) if pv == session.version => Ok(()),
+            Some(_) => Err(Refusal::new(
+                StatusCode::BAD_REQUEST,
+                "Bad Request: MCP-Protocol-Version does not match the negotiated version",
+            )),
+            None => Err(Refusal::new(
+                StatusCode::BAD_REQUEST,
+                "Bad Request: unsupported MCP-Protocol-Version",
+            )),
+        },
+        Some(Err(_)) => Err(Refusal::new(
+            StatusCode::BAD_REQUEST,
+            "Bad Request: invalid MCP-Protocol-Version",
+        )),
+    }
+}
+
+async fn post_mcp(s: HttpState, vs: String, headers: HeaderMap, body: Body) -> Response {
+    if let Err(r) = check_origin_and_host(&s, &headers) {
+        return r.into_response();
+    }
+    let principal = match authenticate(&headers) {
+        Ok(p) => p,
+        Err(r) => return r.into_response(),
+    };
+    if s.gateway.snapshot().route(&vs).is_none() {
+        return http_error(StatusCode::NOT_FOUND, "Not Found: unknown virtual server");
+    }
+    if !is_json_content(&headers) {
+        return http_error(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "Unsupported Media Type: Content-Type must be application/json",
+        );
+    }
+    if !accepts(&headers, "application/json") && !accepts(&headers, "text/event-stream") {
+        return http_error(
+            StatusCode::NOT_ACCEPTABLE,
+            "Not Acceptable: Accept must include application/json and text/event-stream",
+        );
+    }
+    let limits = s.gateway.snapshot().limits;
+    let text = match read_body(body, limits.max_bytes).await {
+        Ok(t) => t,
+        Err(r) => return r.into_response(),
+    };
+    if let Err(e) = warden_protocol::strict::validate(text.as_bytes(), &limits) {
+        return wire_error(&e);
+    }
+    let has_session = headers.contains_key(SESSION_HEADER);
+    // Batches: only a session negotiated at 2025-03-26 may send them.
+    let allow_batch = has_session
+        && s.gateway
+            .sessions
+            .get(
+                headers
+                    .get(SESSION_HEADER)
+                    .and_then(|v| v.to_str().ok())
+                    .unwrap_or(""),
+            )
+            .is_some_and(|sess| sess.version.allows_batches());
+    let incoming = match message::parse_validated(&text, allow_batch) {
+        Ok(i) => i,
+        Err(e) => return wire_error(&e),
+    };
+    match incoming {
+        Incoming::Single(m) if m.kind == Kind::Request && m.method() == "initialize" => {
+            if has_session {
+                return rpc_error(
+                    StatusCode::BAD_REQUEST,
+                    ErrorCode::InvalidRequest,
+                    "initialize must not carry an Mcp-Session-Id",
+                );
+            }
+            let session_id = new_session_id();
+            // The standalone stream exists from the start so that messages
+            // sent before the client opens its GET stream are kept.
+            let replay = s.gateway.snapshot().config.gateway.replay_buffer_events;
+            let standalone = Sink::Stream(EventStream::new(format!("{session_id}g"), replay));
+            match s
+                .gateway
+                .initialize(
+                    principal,
+                    &vs,
+                    Channel::StreamableHttp,
+                    &m,
+                    standalone,
+                    session_id,
+                )
+                .await
+            {
+                Ok((session, body)) => {
+                    let mut r = json_response(StatusCode::OK, body);
+                    if let Ok(v) = HeaderValue::from_str(&session.id) {
+                        r.headers_mut().insert(SESSION_HEADER, v);
+                    }
+                    r
+                }
+                Err(OpenError::TooManySessions) => http_error(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "Service Unavailable: too many sessions",
+                ),
+                Err(OpenError::UnknownVirtualServer) => {
+                    http_error(StatusCode::NOT_FOUND, "Not Found: unknown virtual server")
+                }
+                Err(e) => json_response(
+                    StatusCode::BAD_REQUEST,
+                    error_response(
+                        m.id.map(|i| i.raw()),
+                        ErrorCode::InvalidParams,
+                        &e.to_string(),
+                        None,
+                    ),
+                ),
+            }
+        }
+        incoming => {
+            if !has_session {
+                return http_error(
+                    StatusCode::BAD_REQUEST,
+                    "Bad Request: Mcp-Session-Id header is required (send initialize first)",
+                );
+            }
+            let session = match session_of(&s, &headers, &vs, &principal) {
+                Ok(sess) => sess,
+                Err(r) => return r.into_response(),
+            };
+            if let Err(r) = check_version_header(&headers, &session) {
+                return r.into_response();
+            }
+            let accept_sse = accepts(&headers, "text/event-stream");
+            match incoming {
+                Incoming::Single(m) => {
+                    if m.kind != Kind::Request {
+                        s.gateway.handle(&session, &m, &session.standalone()).await;
+                        return StatusCode::ACCEPTED.into_response();
+                    }
+                    drop(m);
+                    serve_request(s.gateway.clone(), session, text, accept_sse).await
+                }
+                Incoming::Batch(msgs) => {
+                    let sink = session.standalone();
+                    let responses = futures::future::join_all(
+                        msgs.iter().map(|m| s.gateway.handle(&session, m, &sink)),
+                    )
+                    .await;
+                    let responses: Vec<String> = responses.into_iter().flatten().collect();
+                    if responses.is_empty() {
+                        StatusCode::ACCEPTED.into_response()
+                    } else {
+                        json_response(StatusCode::OK, format!("[{}]", responses.join(",")))
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Serves one request: answered as JSON when the response is the first
+/// thing to come back, switched to an SSE stream when the upstream sends
+/// related messages (progress, sampling, elicitation) first.
+async fn serve_request(
+    gw: Arc<Gateway>,
+    session: Arc<Session>,
+    text: String,
+    accept_sse: bool,
+) -> Response {
+    let (tx, mut related) = mpsc::unbounded_channel::<Arc<str>>();
+    let sink = Sink::Direct(tx);
+    let work = {
+        let gw = gw.clone();
+        let session = session.clone();
+        async move {
+            let msg = parse_one(&text).ok()?;
+            gw.handle(&session, &msg, &sink).await
+        }
+    };
+    let mut work = Box::pin(work);
+    let first = loop {
+        tokio::select! {
+            biased;
+            resp = &mut work => {
+                return match resp {
+                    Some(body) => json_response(StatusCode::OK, body),
+                    None => StatusCode::ACCEPTED.into_response(),
+                };
+            }
+            Some(m) = related.recv() => {
+                if accept_sse {
+                    break m;
+                }
+                session.standalone().send(m);
+            }
+        }
+    };
+    let replay = gw.snapshot().config.gateway.replay_buffer_events;
+    let stream = EventStream::new(new_session_id(), replay);
+    session.keep_stream(stream.clone());
+    let Ok((_, Some(live))) = stream.attach(None) else {
+        return http_error(StatusCode::INTERNAL_SERVER_ERROR, "Internal Server Error");
+    };
+    stream.push(first);
+    let pump = stream.clone();
+    tokio::spawn(async move {
+        loop {
+            tokio::select! {
+                biased;
+                Some(m) = related.recv() => { pump.push(m); }
+                resp = &mut work => {
+                    while let Ok(m) = related.try_recv() {
+                        pump.push(m);
+                    }
+                    if let Some(body) = resp {
+                        pump.push(body.into());
+                    }
+                    pump.close();
+                    return;
+                }
+            }
+        }
+    });
+    sse_response(stream, Vec::new(), live, None)
+}
+
+/// An SSE response from a replay plus a live receiver. `preamble` is sent
+/// first (legacy `endpoint` event).
+fn sse_response(
+    stream: Arc<EventStream>,
+    replay: Vec<Item>,
+    live: mpsc::Receiver<Item>,
+    preamble: Option<String>,
+) -> Response {
+    let ids = stream.clone();
+    let replayed = futures::stream::iter(replay);
+    let live = tokio_stream::wrappers::ReceiverStream::new(live);
+    let events = replayed.chain(live).map(move |item| {
+        let id = ids.event_id(item.seq);
+        Ok::<_, Infallible>(Bytes::from(sse::encode(
+            Some(&id),
+            Some("message"),
+            &item.text,
+        )))
+    });
+    let pre = futures::stream::iter(preamble.map(|p| Ok::<_, Infallible>(Bytes::from(p))));
+    let body = Body::from_stream(with_keepalive(pre.chain(events)));
+    Response::builder()
+        .status(StatusCode::OK)
+        .header(header::CONTENT_TYPE, "text/event-stream")
+        .header(header::CACHE_CONTROL, "no-cache")
+        .body(body)
+        .unwrap_or_else(|_| StatusCode::INTERNAL_SERVER_ERROR.into_response())
+}
+
+/// Interleaves SSE comments so idle streams survive proxies; ends when the
+/// message stream ends.
+fn with_keepalive<S>(inner: S) -> impl futures::Stream<Item = Result<Bytes, Infallible>> + Send
+where
+    S: futures::Stream<Item = Result<Bytes, Infallible>> + Send + 'static,
+{
+    let ticks = tokio_stream::wrappers::IntervalStream::new(tokio::time::interval_at(
+        tokio::time::Instant::now() + KEEPALIVE,
+        KEEPALIVE,
+    ))
+    .map(|_| Some(Ok(Bytes::from_static(b": keepalive\n\n"))));
+    // `None` marks the end of the messages; the ticker never ends.
+    let inner = inner.map(Some).chain(futures::stream::iter([None]));
+    futures::stream::select(inner, ticks)
+        .take_while(|x| futures::future::ready(x.is_some()))
+        .filter_map(futures::future::ready)
+}
+
+async fn get_mcp(s: HttpState, vs: String, headers: HeaderMap) -> Response {
+    if let Err(r) = check_origin_and_host(&s, &headers) {
+        return r.into_response();
+    }
+    let principal = match authenticate(&headers) {
+        Ok(p) => p,
+        Err(r) => return r.into_response(),
+    };
+    if !accepts(&headers, "text/event-stream") {
+        return http_error(
+            StatusCode::NOT_ACCEPTABLE,
+            "Not Acceptable: Accept must include text/event-stream",
+        );
+    }
+    let session = match session_of(&s, &headers, &vs, &principal) {
+        Ok(sess) => sess,
+        Err(r) => return r.into_response(),
+    };
+    if let Err(r) = check_version_header(&headers, &session) {
+        return r.into_response();
+    }
+    // Resumption: the stream named by Last-Event-ID, after that event.
+    if let Some(last) = headers.get(LAST_EVENT_ID).and_then(|v| v.to_str().ok()) {
+        if let Some((stream_id, seq)) = parse_event_id(last) {
+            let stream = match session.standalone() {
+                Sink::Stream(st) if st.id == stream_id => Some(st),
+                _ => session.find_stream(stream_id),
+            };
+            if let Some(st) = stream {
+                return match st.attach(Some(seq)) {
+                    Ok((replay, Some(live))) => sse_response(st, replay, live, None),
+                    Ok((replay, None)) => {
+                        let (_tx, rx) = mpsc::channel(1);
+                        sse_response(st, replay, rx, None)
+                    }
+                    Err(()) => http_error(
+                        StatusCode::NOT_FOUND,
+                        "Not Found: events after Last-Event-ID are no longer buffered",
+                    ),
+                };
+            }
+        }
+        debug!("Last-Event-ID names no stream of this session; opening a new stream");
+    }
+    let Sink::Stream(st) = session.standalone() else {
+        return http_error(StatusCode::METHOD_NOT_ALLOWED, "Method Not Allowed");
+    };
+    // Everything still buffered that this client has not seen is replayed
+    // to the first reader; a second GET replaces the first.
+    match st.attach(Some(0)) {
+        Ok((replay, Some(live))) => sse_response(st, replay, live, None),
+        _ => http_error(StatusCode::NOT_FOUND, "Not Found: session ended"),
+    }
+}
+
+async fn delete_mcp(s: HttpState, vs: String, headers: HeaderMap) -> Response {
+    if let Err(r) = check_origin_and_host(&s, &headers) {
+        return r.into_response();
+    }
+    let principal = match authenticate(&headers) {
+        Ok(p) => p,
+        Err(r) => return r.into_response(),
+    };
+    let session = match session_of(&s, &headers, &vs, &principal) {
+        Ok(sess) => sess,
+        Err(r) => return r.into_response(),
+    };
+    s.gateway.close_session(&session.id).await;
+    StatusCode::OK.into_response()
+}
+
+// ------------------------------------------------------------- legacy HTTP+SSE
+
+async fn legacy_get(s: HttpState, vs: String, headers: HeaderMap) -> Response {
+    if let Err(r) = check_origin_and_host(&s, &headers) {
+        return r.into_response();
+    }
+    let principal = match authenticate(&headers) {
+        Ok(p) => p,
+        Err(r) => return r.into_response(),
+    };
+    if s.gateway.snapshot().route(&vs).is_none() {
+        return http_error(StatusCode::NOT_FOUND, "Not Found: unknown virtual server");
+    }
+    let id = new_session_id();
+    let (tx, rx) = mpsc::unbounded_channel::<Arc<str>>();
+    lock(&s.legacy).insert(
+        id.clone(),
+        LegacyConn {
+            tx,
+            virtual_server: vs.clone(),
+            principal,
+        },
+    );
+    let endpoint = if vs.is_empty() {
+        format!("/messages?sessionId={id}")
+    } else {
+        format!("/mcp/{vs}/messages?sessionId={id}")
+    };
+    let preamble = sse::encode(None, Some("endpoint"), &endpoint);
+    // When the client goes away the stream is dropped; the guard ends the session.
+    let guard = LegacyGuard {
+        id: id.clone(),
+        state: s.clone(),
+    };
+    let events = tokio_stream::wrappers::UnboundedReceiverStream::new(rx).map(move |text| {
+        let _keep = &guard;
+        Ok::<_, Infallible>(Bytes::from(sse::encode(None, Some("message"), &text)))
+    });
+    let pre = futures::stream::iter([Ok::<_, Infallible>(Bytes::from(preamble))]);
+    Response::builder()
+        .status(StatusCode::OK)
+        .header(header::CONTENT_TYPE, "text/event-stream")
+        .header(header::CACHE_CONTROL, "no-cache")
+        .body(Body::from_stream(with_keepalive(pre.chain(events))))
+        .unwrap_or_else(|_| StatusCode::INTERNAL_SERVER_ERROR.into_response())
+}
+
+struct LegacyGuard {
+    id: String,
+    state: HttpState,
+}
+
+impl Drop for LegacyGuard {
+    fn drop(&mut self) {
+        lock(&self.state.legacy).remove(&self.id);
+        let gw = self.state.gateway.clone();
+        let id = self.id.clone();
+        if let Ok(rt) = tokio::runtime::Handle::try_current() {
+            rt.spawn(async move {
+                gw.close_session(&id).await;
+            });
+        }
+    }
+}
+
+async fn legacy_post(
+    s: HttpState,
+    q: HashMap<String, String>,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    if let Err(r) = check_origin_and_host(&s, &headers) {
+        return r.into_response();
+    }
+    let principal = match authenticate(&headers) {
+        Ok(p) => p,
+        Err(r) => return r.into_response(),
+    };
+    let Some(id) = q.get("sessionId") else {
+        return http_error(
+            StatusCode::BAD_REQUEST,
+            "Bad Request: sessionId query parameter is required",
+        );
+    };
+    let (tx, vs) = match lock(&s.legacy).get(id) {
+        Some(c) if c.principal == principal => (c.tx.clone(), c.virtual_server.clone()),
+        _ => return http_error(StatusCode::NOT_FOUND, "Not Found: unknown session"),
+    };
+    let limits = s.gateway.snapshot().limits;
+    let text = match read_body(body, limits.max_bytes).await {
+        Ok(t) => t,
+        Err(r) => return r.into_response(),
+    };
+    let sink = Sink::Direct(tx.clone());
+    let m = match message::parse(&text, &limits, false) {
+        Ok(Incoming::Single(m)) => m,
+        Ok(Incoming::Batch(_)) => {
+            return http_error(
+                StatusCode::BAD_REQUEST,
+                "Bad Request: batches are not supported here",
+            )
+        }
+        Err(e) => {
+            // The transport answers on the stream too, for clients that only read it.
+            let err = error_response(None, e.code(), &e.to_string(), None);
+            sink.send(err.into());
+            return wire_error(&e);
+        }
+    };
+    if m.kind == Kind::Request && m.method() == "initialize" {
+        if s.gateway.sessions.get(id).is_some() {
+            sink.send(
+                error_response(
+                    m.id.map(|i| i.raw()),
+                    ErrorCode::InvalidRequest,
+                    "session already initialized",
+                    None,
+                )
+                .into(),
+            );
+            return StatusCode::ACCEPTED.into_response();
+        }
+        match s
+            .gateway
+            .initialize(
+                principal,
+                &vs,
+                Channel::LegacySse,
+                &m,
+                sink.clone(),
+                id.clone(),
+            )
+            .await
+        {
+            Ok((_, body)) => {
+                sink.send(body.into());
+            }
+            Err(e) => {
+                sink.send(
+                    error_response(
+                        m.id.map(|i| i.raw()),
+                        ErrorCode::InvalidRequest,
+                        &e.to_string(),
+                        None,
+                    )
+                    .into(),
+                );
+            }
+        }
+        return StatusCode::ACCEPTED.into_response();
+    }
+    let Some(session) = s.gateway.sessions.get(id) else {
+        if m.kind == Kind::Request {
+            sink.send(
+                error_response(
+                    m.id.map(|i| i.raw()),
+                    ErrorCode::InvalidRequest,
+                    "send initialize first",
+                    None,
+                )
+                .into(),
+            );
+        }
+        return StatusCode::ACCEPTED.into_response();
+    };
+    if m.kind != Kind::Request {
+        s.gateway.handle(&session, &m, &sink).await;
+        return StatusCode::ACCEPTED.into_response();
+    }
+    // Requests run concurrently; the answer goes to the SSE stream.
+    drop(m);
+    let gw = s.gateway.clone();
+    tokio::spawn(async move {
+        let Ok(m) = parse_one(&text) else {
+            return;
+        };
+        if let Some(resp) = gw.handle(&session, &m, &sink).await {
+            sink.send(resp.into());
+        }
+    });
+    StatusCode::ACCEPTED.into_response()
+}

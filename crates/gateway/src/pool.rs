@@ -1,0 +1,233 @@
+//! Upstream connections, created lazily per isolation key, shared by the
+//! sessions that need them, closed when the last one leaves or when idle.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use tokio::sync::mpsc;
+use warden_config::{Isolation, ServerConfig, Transport};
+use warden_upstream::{
+    Handshake, RestartPolicy, TransportSpec, Upstream, UpstreamEvent, UpstreamSpec,
+};
+
+use crate::session::lock;
+
+/// Which clients share one upstream connection.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum PoolKey {
+    Session { server: String, session: String },
+    Principal { server: String, principal: String },
+    Shared { server: String },
+}
+
+impl PoolKey {
+    pub fn new(server: &ServerConfig, session: &str, principal: &str) -> Self {
+        let s = server.name.clone();
+        match server.isolation {
+            Isolation::Session => PoolKey::Session {
+                server: s,
+                session: session.to_owned(),
+            },
+            Isolation::Principal => PoolKey::Principal {
+                server: s,
+                principal: principal.to_owned(),
+            },
+            Isolation::Shared => PoolKey::Shared { server: s },
+        }
+    }
+}
+
+/// One live upstream connection.
+#[derive(Debug)]
+pub struct UpstreamHandle {
+    pub instance: u64,
+    pub server: String,
+    pub key: PoolKey,
+    pub upstream: Arc<Upstream>,
+    pub call_timeout: Duration,
+}
+
+struct Entry {
+    handle: Arc<UpstreamHandle>,
+    sessions: HashSet<String>,
+    last_used: Instant,
+    idle_timeout: Duration,
+}
+
+/// The upstream connections of this process.
+pub struct Pool {
+    entries: Mutex<HashMap<PoolKey, Entry>>,
+    next_instance: AtomicU64,
+}
+
+/// What the pool needs to start an upstream.
+pub struct StartSpec {
+    pub server: Arc<ServerConfig>,
+    pub handshake: String,
+    pub limits: warden_protocol::Limits,
+}
+
+impl Default for Pool {
+    fn default() -> Self {
+        Pool {
+            entries: Mutex::new(HashMap::new()),
+            next_instance: AtomicU64::new(1),
+        }
+    }
+}
+
+impl Pool {
+    /// The upstream for `key`, started if needed, with `session` recorded
+    /// as a user. New upstreams' events go to `on_start`'s receiver.
+    pub fn acquire(
+        &self,
+        key: &PoolKey,
+        session: &str,
+        spec: impl FnOnce() -> StartSpec,
+        on_start: impl FnOnce(Arc<UpstreamHandle>, mpsc::Receiver<UpstreamEvent>),
+    ) -> Arc<UpstreamHandle> {
+        let mut started = None;
+        let handle = {
+            let mut g = lock(&self.entries);
+            let entry = g.entry(key.clone()).or_insert_with(|| {
+                let spec = spec();
+                let (tx, rx) = mpsc::channel(1024);
+                let upstream = Upstream::start(
+                    upstream_spec(&spec),
+                    Handshake {
+                        params: spec.handshake,
+                    },
+                    tx,
+                );
+                let handle = Arc::new(UpstreamHandle {
+                    instance: self.next_instance.fetch_add(1, Ordering::Relaxed),
+                    server: spec.server.name.clone(),
+                    key: key.clone(),
+                    upstream,
+                    call_timeout: spec.server.call_timeout,
+                });
+                started = Some((handle.clone(), rx));
+                Entry {
+                    handle,
+                    sessions: HashSet::new(),
+                    last_used: Instant::now(),
+                    idle_timeout: spec.server.idle_timeout,
+                }
+            });
+            entry.last_used = Instant::now();
+            if !entry.sessions.contains(session) {
+                entry.sessions.insert(session.to_owned());
+            }
+            entry.handle.clone()
+        };
+        if let Some((h, rx)) = started {
+            on_start(h, rx);
+        }
+        handle
+    }
+
+    /// The upstream for `key` if it is running.
+    pub fn get(&self, key: &PoolKey) -> Option<Arc<UpstreamHandle>> {
+        lock(&self.entries).get(key).map(|e| e.handle.clone())
+    }
+
+    /// Sessions attached to an upstream instance.
+    pub fn sessions_of(&self, instance: u64) -> Vec<String> {
+        lock(&self.entries)
+            .values()
+            .find(|e| e.handle.instance == instance)
+            .map(|e| e.sessions.iter().cloned().collect())
+            .unwrap_or_default()
+    }
+
+    /// Detaches a session; upstreams left without sessions are closed.
+    pub fn release_session(&self, session: &str) -> Vec<Arc<UpstreamHandle>> {
+        let mut closed = Vec::new();
+        let mut g = lock(&self.entries);
+        g.retain(|_, e| {
+            if e.sessions.remove(session) && e.sessions.is_empty() {
+                closed.push(e.handle.clone());
+                false
+            } else {
+                true
+            }
+        });
+        closed
+    }
+
+    /// Removes upstreams idle for longer than their idle timeout.
+    pub fn reap_idle(&self) -> Vec<Arc<UpstreamHandle>> {
+        let mut reaped = Vec::new();
+        let now = Instant::now();
+        lock(&self.entries).retain(|_, e| {
+            if now.duration_since(e.last_used) > e.idle_timeout {
+                reaped.push(e.handle.clone());
+                false
+            } else {
+                true
+            }
+        });
+        reaped
+    }
+
+    /// Removes everything (shutdown).
+    pub fn drain(&self) -> Vec<Arc<UpstreamHandle>> {
+        lock(&self.entries).drain().map(|(_, e)| e.handle).collect()
+    }
+
+    pub fn len(&self) -> usize {
+        lock(&self.entries).len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+fn upstream_spec(spec: &StartSpec) -> UpstreamSpec {
+    let s = &spec.server;
+    let transport = match &s.transport {
+        Transport::Stdio {
+            command,
+            args,
+            env,
+            inherit_env,
+            cwd,
+        } => TransportSpec::Stdio {
+            command: command.clone(),
+            args: args.clone(),
+            env: env
+                .iter()
+                .map(|(k, v)| (k.clone(), v.expose().to_owned()))
+                .collect(),
+            inherit_env: inherit_env.clone(),
+            cwd: cwd.clone(),
+        },
+        Transport::StreamableHttp { url, headers } => TransportSpec::StreamableHttp {
+            url: url.clone(),
+            headers: headers
+                .iter()
+                .map(|(k, v)| (k.clone(), v.expose().to_owned()))
+                .collect(),
+        },
+        Transport::Sse { url, headers } => TransportSpec::Sse {
+            url: url.clone(),
+            headers: headers
+                .iter()
+                .map(|(k, v)| (k.clone(), v.expose().to_owned()))
+                .collect(),
+        },
+    };
+    UpstreamSpec {
+        name: s.name.clone(),
+        transport,
+        connect_timeout: s.connect_timeout,
+        restart: RestartPolicy {
+            initial_backoff: s.restart.initial_backoff,
+            max_backoff: s.restart.max_backoff,
+        },
+        limits: spec.limits,
+    }
+}

@@ -1,0 +1,219 @@
+//! Client sessions: who the client is, what it negotiated, and the state
+//! that routes messages between it and its upstreams.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::Instant;
+
+use warden_identity::Principal;
+use warden_protocol::ProtocolVersion;
+
+use crate::pool::UpstreamHandle;
+use crate::stream::{EventStream, Sink};
+
+/// The capabilities a client declared that Warden bridges to upstreams.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ClientCaps {
+    pub sampling: bool,
+    pub elicitation: bool,
+    pub roots: bool,
+}
+
+/// How the client is connected.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Channel {
+    StreamableHttp,
+    LegacySse,
+    Stdio,
+}
+
+/// A request of this client that is being served upstream.
+#[derive(Debug, Clone)]
+pub struct Inflight {
+    pub server: String,
+    pub upstream: Option<(u64, u64)>, // (instance, upstream-side id)
+    pub sink: Sink,
+    pub started: Instant,
+    /// Signalled when the client cancels the request.
+    pub cancel: Arc<tokio::sync::Notify>,
+}
+
+/// A server-to-client request waiting for this client's answer.
+#[derive(Debug, Clone)]
+pub struct PendingS2c {
+    pub upstream: Arc<UpstreamHandle>,
+    /// The upstream's id, raw JSON text.
+    pub upstream_id: String,
+}
+
+pub struct Session {
+    pub id: String,
+    pub principal: Principal,
+    /// The virtual server this session was opened on ("" = all servers).
+    pub virtual_server: String,
+    pub channel: Channel,
+    pub version: ProtocolVersion,
+    pub caps: ClientCaps,
+    /// The client's `initialize` params (capabilities, clientInfo), kept to
+    /// hand the same capabilities to upstreams started later.
+    pub client_capabilities_json: String,
+    pub initialized: AtomicBool,
+    pub closed: AtomicBool,
+    last_seen: AtomicU64,
+    created: Instant,
+    /// The standalone stream (GET stream, legacy SSE stream, stdout).
+    pub standalone: RwLock<Sink>,
+    pub inflight: Mutex<HashMap<String, Inflight>>,
+    pub pending_s2c: Mutex<HashMap<String, PendingS2c>>,
+    /// POST response streams kept for resumption, newest last.
+    pub streams: Mutex<VecDeque<Arc<EventStream>>>,
+    /// Resource URIs and templates learned from lists → server.
+    pub resource_routes: Mutex<HashMap<String, String>>,
+    pub template_routes: Mutex<Vec<(String, String)>>,
+    s2c_counter: AtomicU64,
+}
+
+/// How many finished POST streams a session keeps for resumption.
+const KEPT_STREAMS: usize = 16;
+
+impl Session {
+    #[allow(clippy::too_many_arguments)]
+    pub fn new(
+        id: String,
+        principal: Principal,
+        virtual_server: String,
+        channel: Channel,
+        version: ProtocolVersion,
+        caps: ClientCaps,
+        client_capabilities_json: String,
+        standalone: Sink,
+    ) -> Arc<Self> {
+        let created = Instant::now();
+        Arc::new(Session {
+            id,
+            principal,
+            virtual_server,
+            channel,
+            version,
+            caps,
+            client_capabilities_json,
+            initialized: AtomicBool::new(false),
+            closed: AtomicBool::new(false),
+            last_seen: AtomicU64::new(0),
+            created,
+            standalone: RwLock::new(standalone),
+            inflight: Mutex::new(HashMap::new()),
+            pending_s2c: Mutex::new(HashMap::new()),
+            streams: Mutex::new(VecDeque::new()),
+            resource_routes: Mutex::new(HashMap::new()),
+            template_routes: Mutex::new(Vec::new()),
+            s2c_counter: AtomicU64::new(0),
+        })
+    }
+
+    pub fn touch(&self) {
+        let ms = self.created.elapsed().as_millis() as u64;
+        self.last_seen.store(ms, Ordering::Relaxed);
+    }
+
+    pub fn idle_for(&self) -> std::time::Duration {
+        let last = std::time::Duration::from_millis(self.last_seen.load(Ordering::Relaxed));
+        self.created.elapsed().saturating_sub(last)
+    }
+
+    pub fn standalone(&self) -> Sink {
+        lock_read(&self.standalone).clone()
+    }
+
+    pub fn set_standalone(&self, sink: Sink) {
+        *self.standalone.write().unwrap_or_else(|p| p.into_inner()) = sink;
+    }
+
+    /// A fresh id for a server-to-client request, unique in this session.
+    pub fn next_s2c_id(&self) -> String {
+        let n = self.s2c_counter.fetch_add(1, Ordering::Relaxed) + 1;
+        format!("\"warden-{n}\"")
+    }
+
+    pub fn keep_stream(&self, s: Arc<EventStream>) {
+        let mut g = lock(&self.streams);
+        if g.len() == KEPT_STREAMS {
+            g.pop_front();
+        }
+        g.push_back(s);
+    }
+
+    pub fn find_stream(&self, id: &str) -> Option<Arc<EventStream>> {
+        lock(&self.streams).iter().find(|s| s.id == id).cloned()
+    }
+
+    /// The sink for a server-to-client message from `server` that is not
+    /// tied to a known request: the most recent request to that server still
+    /// in flight, else the standalone stream.
+    pub fn sink_for_server(&self, server: &str) -> Sink {
+        let g = lock(&self.inflight);
+        g.values()
+            .filter(|i| i.server == server)
+            .max_by_key(|i| i.started)
+            .map(|i| i.sink.clone())
+            .unwrap_or_else(|| self.standalone())
+    }
+}
+
+/// Locks a mutex, recovering from poisoning: every critical section here is
+/// a single map operation, so the data is consistent even after a panic.
+pub fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+fn lock_read<T>(m: &RwLock<T>) -> std::sync::RwLockReadGuard<'_, T> {
+    m.read().unwrap_or_else(|p| p.into_inner())
+}
+
+/// A new session id: 128 random bits from the OS-seeded CSPRNG, hex.
+pub fn new_session_id() -> String {
+    let bytes: [u8; 16] = rand::random();
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// All live sessions.
+#[derive(Default)]
+pub struct Sessions {
+    map: RwLock<HashMap<String, Arc<Session>>>,
+}
+
+impl Sessions {
+    pub fn get(&self, id: &str) -> Option<Arc<Session>> {
+        lock_read(&self.map).get(id).cloned()
+    }
+
+    /// Inserts unless `max` sessions exist already.
+    pub fn insert(&self, s: Arc<Session>, max: usize) -> bool {
+        let mut g = self.map.write().unwrap_or_else(|p| p.into_inner());
+        if g.len() >= max {
+            return false;
+        }
+        g.insert(s.id.clone(), s);
+        true
+    }
+
+    pub fn remove(&self, id: &str) -> Option<Arc<Session>> {
+        self.map
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(id)
+    }
+
+    pub fn all(&self) -> Vec<Arc<Session>> {
+        lock_read(&self.map).values().cloned().collect()
+    }
+
+    pub fn len(&self) -> usize {
+        lock_read(&self.map).len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}

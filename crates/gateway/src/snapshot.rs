@@ -1,0 +1,97 @@
+//! The running configuration, compiled once and swapped atomically.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use warden_config::{Config, ServerConfig};
+use warden_protocol::Limits;
+
+use crate::federation::Namer;
+
+/// The servers and tools one MCP endpoint exposes.
+#[derive(Debug, Clone)]
+pub struct VirtualRoute {
+    pub name: String,
+    pub servers: Vec<String>,
+    /// Glob patterns over exposed tool names; `None` = every tool.
+    pub tools: Option<Vec<String>>,
+}
+
+impl VirtualRoute {
+    pub fn exposes_server(&self, server: &str) -> bool {
+        self.servers.iter().any(|s| s == server)
+    }
+
+    pub fn exposes_tool(&self, exposed: &str) -> bool {
+        match &self.tools {
+            None => true,
+            Some(patterns) => patterns
+                .iter()
+                .any(|p| warden_config::glob_match(p, exposed)),
+        }
+    }
+}
+
+/// A validated, compiled configuration. The request path reads only this.
+pub struct Snapshot {
+    pub config: Config,
+    pub namer: Namer,
+    pub limits: Limits,
+    pub upstream_limits: Limits,
+    servers: HashMap<String, Arc<ServerConfig>>,
+    routes: HashMap<String, VirtualRoute>,
+}
+
+impl Snapshot {
+    pub fn compile(config: Config) -> Snapshot {
+        let servers: HashMap<String, Arc<ServerConfig>> = config
+            .servers
+            .iter()
+            .map(|s| (s.name.clone(), Arc::new(s.clone())))
+            .collect();
+        let mut routes = HashMap::new();
+        routes.insert(
+            String::new(),
+            VirtualRoute {
+                name: String::new(),
+                servers: config.servers.iter().map(|s| s.name.clone()).collect(),
+                tools: None,
+            },
+        );
+        for vs in &config.virtual_servers {
+            routes.insert(
+                vs.name.clone(),
+                VirtualRoute {
+                    name: vs.name.clone(),
+                    servers: vs.servers.clone(),
+                    tools: vs.tools.clone(),
+                },
+            );
+        }
+        let limits = Limits {
+            max_bytes: config.gateway.max_body_bytes,
+            max_depth: config.gateway.max_depth,
+        };
+        let upstream_limits = Limits {
+            max_bytes: config.gateway.max_upstream_message_bytes,
+            max_depth: config.gateway.max_depth,
+        };
+        Snapshot {
+            namer: Namer::new(&config.gateway.separator),
+            limits,
+            upstream_limits,
+            servers,
+            routes,
+            config,
+        }
+    }
+
+    pub fn server(&self, name: &str) -> Option<&Arc<ServerConfig>> {
+        self.servers.get(name)
+    }
+
+    /// The route of a virtual server; `""` is the endpoint with every server.
+    pub fn route(&self, virtual_server: &str) -> Option<&VirtualRoute> {
+        self.routes.get(virtual_server)
+    }
+}
