@@ -42,6 +42,7 @@ const DELETE_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// One initialized session: immutable, shared by every call on it.
 pub(crate) struct Session {
+    server: String,
     client: reqwest::Client,
     url: Url,
     headers: HeaderMap,
@@ -135,12 +136,14 @@ impl Connection {
             .with_common(self.session.client.delete(self.session.url.clone()));
         match tokio::time::timeout(DELETE_TIMEOUT, req.send()).await {
             Ok(Ok(resp)) => {
-                debug!(target: "upstream", status = resp.status().as_u16(), "session deleted")
+                debug!(target: "upstream", server = %self.session.server, status = resp.status().as_u16(), "session deleted")
             }
             Ok(Err(e)) => {
-                debug!(target: "upstream", error = %describe(&e), "session DELETE failed")
+                debug!(target: "upstream", server = %self.session.server, error = %describe(&e), "session DELETE failed")
             }
-            Err(_) => debug!(target: "upstream", "session DELETE timed out"),
+            Err(_) => {
+                debug!(target: "upstream", server = %self.session.server, "session DELETE timed out")
+            }
         }
     }
 }
@@ -183,6 +186,7 @@ pub(crate) async fn connect(
     let (url, headers) = endpoint(&shared.spec.transport)?;
     let (expired_tx, expired) = mpsc::channel(1);
     let mut session = Session {
+        server: shared.spec.name.clone(),
         client: client(shared)?,
         url,
         headers,
@@ -293,15 +297,12 @@ async fn read_reply(
             let body = read_body(&mut resp, session.max_bytes).await?;
             let text = String::from_utf8(body)
                 .map_err(|_| UpstreamError::Protocol("reply is not UTF-8".into()))?;
-            match shared.route(&text, Some(id), Some(id)).await {
+            match shared.route(text, Some(id), Some(id)).await {
                 Ok(Some(r)) => Ok(r),
                 Ok(None) => Err(UpstreamError::Protocol(
                     "reply did not answer the request".into(),
                 )),
-                Err(e) => {
-                    shared.log_invalid(text.as_bytes(), &e);
-                    Err(UpstreamError::Protocol(e.to_string()))
-                }
+                Err(e) => Err(UpstreamError::Protocol(e.to_string())),
             }
         }
         Some(EVENT_STREAM) => read_reply_stream(shared, session, resp, id).await,
@@ -393,10 +394,9 @@ pub(crate) async fn read_events(
                 // Other event types are not ours; empty data primes resumption.
                 continue;
             }
-            match shared.route(&ev.data, ours, ours).await {
-                Ok(Some(r)) => found = Some(r),
-                Ok(None) => {}
-                Err(e) => shared.log_invalid(ev.data.as_bytes(), &e),
+            // An invalid event is logged by `route` and dropped.
+            if let Ok(Some(r)) = shared.route(ev.data, ours, ours).await {
+                found = Some(r);
             }
         }
         if found.is_some() {

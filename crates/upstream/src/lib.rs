@@ -135,15 +135,7 @@ impl Upstream {
     /// attempt under way fails, when the upstream is failed or closed, or
     /// when the connect timeout passes.
     pub async fn ready(&self) -> Result<Arc<InitInfo>, UpstreamError> {
-        let wait = async {
-            self.shared.wait_for_link().await?;
-            self.shared
-                .status
-                .borrow()
-                .info
-                .clone()
-                .ok_or_else(|| UpstreamError::Unavailable("not connected".into()))
-        };
+        let wait = self.shared.wait_for_info();
         tokio::time::timeout(self.shared.spec.connect_timeout, wait)
             .await
             .unwrap_or(Err(UpstreamError::Timeout))

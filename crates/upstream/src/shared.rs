@@ -40,7 +40,6 @@ pub(crate) enum Link {
 #[derive(Debug, Clone)]
 pub(crate) struct Status {
     pub state: UpstreamState,
-    pub info: Option<Arc<InitInfo>>,
     /// Failed connection attempts so far; a waiter that sees it grow knows
     /// the attempt it was waiting for failed.
     pub failures: u64,
@@ -49,6 +48,8 @@ pub(crate) struct Status {
 
 struct Calls {
     link: Option<Link>,
+    /// Set exactly while `link` is.
+    info: Option<Arc<InitInfo>>,
     pending: HashMap<u64, Waiter>,
 }
 
@@ -78,7 +79,6 @@ impl Shared {
     ) -> Shared {
         let (status, _) = watch::channel(Status {
             state: UpstreamState::Starting,
-            info: None,
             failures: 0,
             last_error: None,
         });
@@ -91,6 +91,7 @@ impl Shared {
             events,
             calls: Mutex::new(Calls {
                 link: None,
+                info: None,
                 pending: HashMap::new(),
             }),
             next_id: AtomicU64::new(1),
@@ -164,11 +165,13 @@ impl Shared {
         let batches = warden_protocol::ProtocolVersion::parse(&info.protocol_version)
             .is_some_and(|v| v.allows_batches());
         self.batches.store(batches, Ordering::Relaxed);
-        self.calls().link = Some(link);
-        self.status.send_modify(|s| {
-            s.state = UpstreamState::Ready;
-            s.info = Some(info);
-        });
+        {
+            let mut calls = self.calls();
+            calls.link = Some(link);
+            calls.info = Some(info);
+        }
+        // Waiters wake on this, after the link is in place.
+        self.status.send_modify(|s| s.state = UpstreamState::Ready);
     }
 
     /// Removes the link. With `fail`, every pending call fails at once with
@@ -178,6 +181,7 @@ impl Shared {
         let drained: Vec<Waiter> = {
             let mut calls = self.calls();
             calls.link = None;
+            calls.info = None;
             if fail.is_some() {
                 calls.pending.drain().map(|(_, tx)| tx).collect()
             } else {
@@ -189,10 +193,7 @@ impl Shared {
                 let _ = tx.send(Err(err.clone()));
             }
         }
-        self.status.send_modify(|s| {
-            s.state = next;
-            s.info = None;
-        });
+        self.status.send_modify(|s| s.state = next);
     }
 
     pub(crate) fn set_state(&self, state: UpstreamState) {
@@ -218,7 +219,7 @@ impl Shared {
     /// Waits until a link is installed. Fails when a connection attempt
     /// fails while waiting, or the upstream is failed or closed.
     pub(crate) async fn wait_for_link(&self) -> Result<Link, UpstreamError> {
-        self.wait_for_link_where(|_| true).await
+        self.wait_for(|c| c.link.clone()).await
     }
 
     /// As [`Self::wait_for_link`], for a link accepted by `accept`.
@@ -226,11 +227,21 @@ impl Shared {
         &self,
         accept: impl Fn(&Link) -> bool,
     ) -> Result<Link, UpstreamError> {
+        self.wait_for(|c| c.link.clone().filter(|l| accept(l)))
+            .await
+    }
+
+    /// Waits for the upstream to be initialized; what it answered.
+    pub(crate) async fn wait_for_info(&self) -> Result<Arc<InitInfo>, UpstreamError> {
+        self.wait_for(|c| c.info.clone()).await
+    }
+
+    async fn wait_for<T>(&self, pick: impl Fn(&Calls) -> Option<T>) -> Result<T, UpstreamError> {
         let mut status = self.status.subscribe();
         let failures_at_start = status.borrow_and_update().failures;
         loop {
-            if let Some(link) = self.current_link().filter(|l| accept(l)) {
-                return Ok(link);
+            if let Some(found) = pick(&self.calls()) {
+                return Ok(found);
             }
             {
                 let s = status.borrow_and_update();
@@ -252,51 +263,62 @@ impl Shared {
     /// Routes one inbound body (a message or, where the negotiated version
     /// allows, a batch). The response to `ours`, when given and present, is
     /// returned instead of routed; every other response completes its
-    /// pending call; requests and notifications become events.
+    /// pending call; requests and notifications become events. A body that
+    /// fails the strict parse is logged and its error returned.
+    ///
+    /// Takes the text by value: a single message (the common case) moves
+    /// into its response or event without a copy.
     pub(crate) async fn route(
         &self,
-        text: &str,
+        text: String,
         related_to: Option<u64>,
         ours: Option<u64>,
     ) -> Result<Option<Response>, WireError> {
         let batches = self.batches.load(Ordering::Relaxed);
-        let mut found = None;
-        match message::parse(text, &self.spec.limits, batches)? {
-            Incoming::Single(m) => {
-                found = self.route_one(m, related_to, ours).await;
-            }
-            Incoming::Batch(all) => {
-                for m in all {
-                    if let Some(r) = self.route_one(m, related_to, ours).await {
-                        found = Some(r);
-                    }
+        let routes: Vec<(Route, Option<String>)> =
+            match message::parse(&text, &self.spec.limits, batches) {
+                Ok(Incoming::Single(m)) => vec![(Route::of(&m), None)],
+                Ok(Incoming::Batch(all)) => all
+                    .iter()
+                    .map(|m| (Route::of(m), Some(m.text.to_owned())))
+                    .collect(),
+                Err(e) => {
+                    self.log_invalid(text.as_bytes(), &e);
+                    return Err(e);
                 }
+            };
+        let mut whole = Some(text);
+        let mut found = None;
+        for (route, part) in routes {
+            let Some(text) = part.or_else(|| whole.take()) else {
+                continue;
+            };
+            if let Some(r) = self.deliver(route, text, related_to, ours).await {
+                found = Some(r);
             }
         }
         Ok(found)
     }
 
-    async fn route_one(
+    async fn deliver(
         &self,
-        m: Message<'_>,
+        route: Route,
+        text: String,
         related_to: Option<u64>,
         ours: Option<u64>,
     ) -> Option<Response> {
-        match m.kind {
-            Kind::Result | Kind::Error => {
-                let Some(id) = m.id.and_then(|id| id.as_u64()) else {
-                    warn!(
-                        target: "upstream",
-                        server = %self.name(),
-                        message = %log_safe(m.text.as_bytes(), LOGGED_MESSAGE_BYTES),
-                        "dropped a response whose id Warden never sent"
-                    );
-                    return None;
-                };
-                let response = Response {
-                    id,
-                    text: m.text.to_owned(),
-                };
+        match route {
+            Route::Response(None) => {
+                warn!(
+                    target: "upstream",
+                    server = %self.name(),
+                    message = %log_safe(text.as_bytes(), LOGGED_MESSAGE_BYTES),
+                    "dropped a response whose id Warden never sent"
+                );
+                None
+            }
+            Route::Response(Some(id)) => {
+                let response = Response { id, text };
                 if Some(id) == ours {
                     return Some(response);
                 }
@@ -310,10 +332,10 @@ impl Shared {
                 }
                 None
             }
-            Kind::Request | Kind::Notification => {
+            Route::Event => {
                 self.emit(UpstreamEvent::Message {
                     server: self.spec.name.clone(),
-                    text: m.text.to_owned(),
+                    text,
                     related_to,
                 })
                 .await;
@@ -337,6 +359,23 @@ impl Shared {
     /// responses, the handshake's follow-up).
     pub(crate) fn send_timeout(&self) -> Duration {
         self.spec.connect_timeout
+    }
+}
+
+/// Where an inbound message goes, decided while its text is borrowed.
+enum Route {
+    /// A response; the id when it is one Warden could have sent (an integer).
+    Response(Option<u64>),
+    /// A request or notification from the server.
+    Event,
+}
+
+impl Route {
+    fn of(m: &Message<'_>) -> Route {
+        match m.kind {
+            Kind::Result | Kind::Error => Route::Response(m.id.and_then(|id| id.as_u64())),
+            Kind::Request | Kind::Notification => Route::Event,
+        }
     }
 }
 
@@ -364,3 +403,7 @@ impl Drop for PendingGuard {
         }
     }
 }
+
+#[cfg(test)]
+#[path = "shared_tests.rs"]
+mod tests;

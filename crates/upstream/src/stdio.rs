@@ -323,12 +323,14 @@ async fn read_stdout(shared: Arc<Shared>, stdout: ChildStdout, ended: mpsc::Send
         if bytes.iter().all(u8::is_ascii_whitespace) {
             continue;
         }
-        let Ok(text) = std::str::from_utf8(&bytes) else {
-            shared.log_invalid(&bytes, &"not UTF-8");
-            break Ended::Violation("stdout is not UTF-8".into());
+        let text = match String::from_utf8(bytes) {
+            Ok(t) => t,
+            Err(e) => {
+                shared.log_invalid(e.as_bytes(), &"not UTF-8");
+                break Ended::Violation("stdout is not UTF-8".into());
+            }
         };
         if let Err(e) = shared.route(text, None, None).await {
-            shared.log_invalid(&bytes, &e);
             break Ended::Violation(e.to_string());
         }
     };
