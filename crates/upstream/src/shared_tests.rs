@@ -143,3 +143,17 @@ async fn uninstall_fails_every_pending_call() {
     assert_eq!(a.await.unwrap(), Err(UpstreamError::Closed("gone".into())));
     assert_eq!(b.await.unwrap(), Err(UpstreamError::Closed("gone".into())));
 }
+
+#[tokio::test]
+async fn a_dropped_call_leaves_no_pending_entry() {
+    let (s, _events) = shared();
+    let _rx = s.register(4);
+    let guard = super::PendingGuard {
+        shared: s.clone(),
+        id: 4,
+        task: None,
+    };
+    assert_eq!(s.calls().pending.len(), 1);
+    drop(guard);
+    assert!(s.calls().pending.is_empty());
+}

@@ -61,16 +61,20 @@ impl Fake {
             .collect()
     }
 
-    async fn push(&self, data: &str) {
-        let tx = self
-            .get_tx
-            .lock()
-            .unwrap()
-            .clone()
-            .expect("no GET stream open");
-        tx.send(Ok(Bytes::from(format!("data: {data}\n\n"))))
-            .await
-            .unwrap();
+    async fn push(&self, event: String) {
+        let tx = self.get_tx.lock().unwrap().clone();
+        let tx = tx.expect("no GET stream open");
+        tx.send(Ok(Bytes::from(event))).await.unwrap();
+    }
+
+    async fn wait_for_get_stream(&self) {
+        for _ in 0..250 {
+            if self.get_tx.lock().unwrap().is_some() {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        panic!("no GET stream opened");
     }
 }
 
@@ -366,15 +370,9 @@ async fn get_stream_carries_server_requests_and_respond_posts_the_answer() {
     let (tx, mut rx) = events();
     let up = Upstream::start(spec("web", http(&url)), handshake(), tx);
     up.ready().await.expect("ready");
-    // Wait for the GET stream to open.
-    for _ in 0..100 {
-        if fake.get_tx.lock().unwrap().is_some() {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    fake.wait_for_get_stream().await;
     let ask = r#"{"jsonrpc":"2.0","id":"q7","method":"sampling/createMessage","params":{}}"#;
-    fake.push(ask).await;
+    fake.push(format!("data: {ask}\n\n")).await;
     let ev = next_event(&mut rx, |e| matches!(e, UpstreamEvent::Message { .. })).await;
     assert_eq!(
         ev,
@@ -427,4 +425,37 @@ async fn invalid_url_fails_permanently() {
     let err = up.ready().await.expect_err("bad url");
     assert!(matches!(err, UpstreamError::Config(_)), "{err:?}");
     assert_eq!(up.state(), UpstreamState::Failed);
+}
+
+#[tokio::test]
+async fn get_stream_reconnects_with_last_event_id() {
+    let (url, fake) = start(true).await;
+    let (tx, mut rx) = events();
+    let up = Upstream::start(spec("web", http(&url)), handshake(), tx);
+    up.ready().await.expect("ready");
+    fake.wait_for_get_stream().await;
+    let note = r#"{"jsonrpc":"2.0","method":"notifications/tools/list_changed"}"#;
+    fake.push(format!("id: g1\nretry: 50\ndata: {note}\n\n"))
+        .await;
+    next_event(
+        &mut rx,
+        |e| matches!(e, UpstreamEvent::Message { text, .. } if text == note),
+    )
+    .await;
+    // The server drops the stream; Warden comes back with the last id.
+    fake.get_tx.lock().unwrap().take();
+    for _ in 0..250 {
+        if !fake.last_event_ids.lock().unwrap().is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(*fake.last_event_ids.lock().unwrap(), vec!["g1".to_owned()]);
+    fake.wait_for_get_stream().await;
+    fake.push(format!("id: g2\ndata: {note}\n\n")).await;
+    next_event(
+        &mut rx,
+        |e| matches!(e, UpstreamEvent::Message { text, .. } if text == note),
+    )
+    .await;
 }

@@ -48,8 +48,8 @@ while IFS= read -r line; do
       printf 'first line\n\033[31mred\342\200\256 text\n' >&2
       printf '{"jsonrpc":"2.0","id":%s,"result":{}}\n' "$id" ;;
     *'"method":"env"'*)
-      printf '{"jsonrpc":"2.0","id":%s,"result":{"secret":"%s","inherited":"%s","given":"%s","path":"%s"}}\n' \
-        "$id" "${WARDEN_TEST_SECRET:-}" "${WARDEN_TEST_INHERITED:-}" "${GIVEN:-}" "${PATH:+set}" ;;
+      printf '{"jsonrpc":"2.0","id":%s,"result":{"secret":"%s","inherited":"%s","given":"%s","path":"%s","cwd":"%s"}}\n' \
+        "$id" "${WARDEN_TEST_SECRET:-}" "${WARDEN_TEST_INHERITED:-}" "${GIVEN:-}" "${PATH:+set}" "$(pwd)" ;;
   esac
 done
 "#;
@@ -315,13 +315,13 @@ async fn environment_is_scrubbed_child() {
         args: vec!["-c".into(), FAKE_SERVER.into()],
         env: vec![("GIVEN".into(), "from-spec".into())],
         inherit_env: vec!["WARDEN_TEST_INHERITED".into()],
-        cwd: None,
+        cwd: Some("/".into()),
     };
     let up = Upstream::start(s, handshake(), tx);
     let resp = up.request(call("env"), LONG).await.expect("env");
     assert!(
         resp.text.contains(
-            r#""secret":"","inherited":"passed-through","given":"from-spec","path":"set""#
+            r#""secret":"","inherited":"passed-through","given":"from-spec","path":"set","cwd":"/""#
         ),
         "{}",
         resp.text
