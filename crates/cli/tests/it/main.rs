@@ -5,5 +5,6 @@ mod harness;
 
 mod faults;
 mod federation;
+mod peers;
 mod transports;
 mod wire;

@@ -1,0 +1,446 @@
+//! Real clients through Warden, in front of real servers federated at once.
+//!
+//! Needs the peers that `scripts/install-peers.sh` installs (`.peers/`);
+//! a missing installation fails the test with the command to run.
+
+use std::collections::HashMap;
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Duration;
+
+use serde_json::Value;
+
+use crate::harness::*;
+
+pub struct Peers {
+    env: HashMap<String, String>,
+    root: PathBuf,
+}
+
+impl Peers {
+    pub fn load() -> Peers {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+        let file = root.join(".peers/env.json");
+        let text = std::fs::read_to_string(&file).unwrap_or_else(|_| {
+            panic!(
+                "real MCP peers are not installed ({} missing): run scripts/install-peers.sh",
+                file.display()
+            )
+        });
+        let env: HashMap<String, String> = serde_json::from_str(&text).expect("env.json");
+        Peers { env, root }
+    }
+
+    pub fn get(&self, k: &str) -> &str {
+        self.env
+            .get(k)
+            .unwrap_or_else(|| panic!("{k} missing from .peers/env.json"))
+    }
+
+    pub fn driver(&self, name: &str) -> PathBuf {
+        self.root.join("tests/peers").join(name)
+    }
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// server-everything in streamableHttp mode on a loopback port.
+fn everything_http(p: &Peers) -> (Proc, u16) {
+    let port = free_port();
+    let proc = spawn(
+        Command::new(p.get("NODE22"))
+            .args([
+                "--require",
+                p.get("LOOPBACK_ONLY_CJS"),
+                p.get("SERVER_EVERYTHING"),
+                "streamableHttp",
+            ])
+            .env("PORT", port.to_string()),
+    );
+    for _ in 0..200 {
+        if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+            return (proc, port);
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    panic!("server-everything did not listen on {port}");
+}
+
+/// Every reference server behind one Warden.
+pub struct Federation {
+    pub dir: tempfile::TempDir,
+    pub yaml: String,
+    _http_upstream: Proc,
+}
+
+impl Federation {
+    pub fn new(p: &Peers) -> Federation {
+        let dir = tempfile::tempdir().unwrap();
+        let repo = dir.path().join("repo");
+        std::fs::create_dir_all(&repo).unwrap();
+        let git = |args: &[&str]| {
+            let ok = Command::new("git")
+                .args(args)
+                .current_dir(&repo)
+                .output()
+                .map(|o| o.status.success());
+            assert!(matches!(ok, Ok(true)), "git {args:?} failed");
+        };
+        git(&["init", "-q"]);
+        std::fs::write(repo.join("README.md"), "hello\n").unwrap();
+        git(&["add", "README.md"]);
+        git(&[
+            "-c",
+            "user.email=t@example.com",
+            "-c",
+            "user.name=t",
+            "commit",
+            "-qm",
+            "init",
+        ]);
+        let files = dir.path().join("files");
+        std::fs::create_dir_all(&files).unwrap();
+        std::fs::write(files.join("note.txt"), "filesystem works\n").unwrap();
+        let (http, port) = everything_http(p);
+        let yaml = format!(
+            r#"
+servers:
+  everything:
+    command: '{node22}'
+    args: ['{everything}', stdio]
+  everything_http:
+    url: http://127.0.0.1:{port}/mcp
+  fs:
+    command: '{node20}'
+    args: ['{filesystem}', '{files}']
+  memory:
+    command: '{node20}'
+    args: ['{memory}']
+    env: {{MEMORY_FILE_PATH: '{mem}'}}
+  time:
+    command: '{time}'
+  git:
+    command: '{gitsrv}'
+    args: [--repository, '{repo}']
+"#,
+            node22 = p.get("NODE22"),
+            node20 = p.get("NODE20"),
+            everything = p.get("SERVER_EVERYTHING"),
+            filesystem = p.get("SERVER_FILESYSTEM"),
+            memory = p.get("SERVER_MEMORY"),
+            mem = dir.path().join("memory.jsonl").display(),
+            time = p.get("MCP_SERVER_TIME"),
+            gitsrv = p.get("MCP_SERVER_GIT"),
+            files = files.display(),
+            repo = repo.display(),
+        );
+        Federation {
+            dir,
+            yaml,
+            _http_upstream: http,
+        }
+    }
+
+    fn files(&self) -> String {
+        self.dir.path().join("files").display().to_string()
+    }
+
+    fn repo(&self) -> String {
+        self.dir.path().join("repo").display().to_string()
+    }
+
+    /// The scenario every client runs: one call per server, sampling and
+    /// elicitation round trips, a resource and a prompt.
+    pub fn scenario(&self, full: bool) -> Vec<String> {
+        let mut a: Vec<String> = vec!["--list".into()];
+        let mut call = |name: &str, args: String| {
+            a.extend(["--call".into(), name.into(), "--args".into(), args]);
+        };
+        call("everything__echo", r#"{"message":"through warden"}"#.into());
+        call("everything__get-sum", r#"{"a":2,"b":3}"#.into());
+        call(
+            "everything_http__echo",
+            r#"{"message":"http upstream"}"#.into(),
+        );
+        call(
+            "fs__read_text_file",
+            format!(r#"{{"path":"{}/note.txt"}}"#, self.files()),
+        );
+        call("memory__read_graph", "{}".into());
+        call("time__get_current_time", r#"{"timezone":"UTC"}"#.into());
+        call(
+            "git__git_status",
+            format!(r#"{{"repo_path":"{}"}}"#, self.repo()),
+        );
+        if full {
+            call(
+                "everything__trigger-sampling-request",
+                r#"{"prompt":"hello"}"#.into(),
+            );
+            call("everything__trigger-elicitation-request", "{}".into());
+            call(
+                "everything_http__trigger-sampling-request",
+                r#"{"prompt":"over http"}"#.into(),
+            );
+        }
+        a.extend([
+            "--read".into(),
+            "demo://resource/static/document/architecture.md".into(),
+            "--prompt".into(),
+            "everything__args-prompt".into(),
+            "--prompt-args".into(),
+            r#"{"city":"Paris"}"#.into(),
+        ]);
+        a
+    }
+}
+
+/// Runs a driver and returns its JSON.
+fn run_driver(program: &str, args: &[String]) -> Value {
+    let out = Command::new(program)
+        .args(args)
+        .output()
+        .expect("driver runs");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let v: Value = serde_json::from_str(stdout.trim()).unwrap_or_else(|e| {
+        panic!(
+            "driver printed no JSON ({e}); status {:?}\nstdout: {stdout}\nstderr: {}",
+            out.status,
+            String::from_utf8_lossy(&out.stderr)
+        )
+    });
+    v
+}
+
+fn call<'a>(v: &'a Value, name: &str) -> &'a Value {
+    v["calls"]
+        .as_array()
+        .and_then(|c| c.iter().find(|c| c["name"] == name))
+        .unwrap_or_else(|| panic!("no call {name} in {v}"))
+}
+
+/// Checks a scenario's JSON: every step succeeded and reached its server.
+fn check(v: &Value, full: bool, label: &str) {
+    assert_eq!(
+        v["ok"],
+        true,
+        "{label}: {}",
+        serde_json::to_string_pretty(v).unwrap_or_default()
+    );
+    let tools: Vec<&str> = v["tools"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|t| t.as_str())
+        .collect();
+    for prefix in [
+        "everything__",
+        "everything_http__",
+        "fs__",
+        "memory__",
+        "time__",
+        "git__",
+    ] {
+        assert!(
+            tools.iter().any(|t| t.starts_with(prefix)),
+            "{label}: no {prefix} tools in {tools:?}"
+        );
+    }
+    assert!(
+        tools.iter().all(|t| t.contains("__")),
+        "{label}: un-namespaced tool in {tools:?}"
+    );
+    let text = |n: &str| call(v, n)["text"].as_str().unwrap_or_default().to_owned();
+    assert!(
+        text("everything__echo").contains("through warden"),
+        "{label}"
+    );
+    assert!(text("everything__get-sum").contains('5'), "{label}");
+    assert!(
+        text("everything_http__echo").contains("http upstream"),
+        "{label}"
+    );
+    assert!(
+        text("fs__read_text_file").contains("filesystem works"),
+        "{label}"
+    );
+    assert!(
+        text("time__get_current_time").contains("UTC"),
+        "{label}: {}",
+        text("time__get_current_time")
+    );
+    assert!(
+        text("git__git_status").to_lowercase().contains("branch"),
+        "{label}: {}",
+        text("git__git_status")
+    );
+    if full {
+        assert!(
+            text("everything__trigger-sampling-request").contains("sampled:"),
+            "{label}: {}",
+            text("everything__trigger-sampling-request")
+        );
+        assert!(
+            text("everything_http__trigger-sampling-request").contains("sampled:"),
+            "{label}"
+        );
+        assert!(
+            call(v, "everything__trigger-elicitation-request")["ok"] == true,
+            "{label}"
+        );
+        let cb = &v["callbacks"];
+        assert!(
+            cb["sampling"].as_array().is_some_and(|s| s.len() >= 2),
+            "{label}: {cb}"
+        );
+        assert!(
+            cb["elicitation"].as_array().is_some_and(|s| !s.is_empty()),
+            "{label}: {cb}"
+        );
+    }
+    assert_eq!(v["reads"][0]["ok"], true, "{label}");
+    assert_eq!(v["prompts_got"][0]["ok"], true, "{label}");
+}
+
+fn client_args(
+    p: &Peers,
+    driver: &str,
+    transport: &[&str],
+    fed: &Federation,
+    full: bool,
+) -> Vec<String> {
+    let mut a = vec![p.driver(driver).display().to_string()];
+    a.extend(transport.iter().map(|s| s.to_string()));
+    a.extend(["--timeout".into(), "90".into()]);
+    a.extend(fed.scenario(full));
+    a
+}
+
+/// Each SDK client over each transport through one Warden.
+fn run_clients(python_or_node: &str, driver: &str, stdio_ok: bool) {
+    let p = Peers::load();
+    let fed = Federation::new(&p);
+    let w = Warden::start(&fed.yaml);
+    let program = p.get(python_or_node).to_owned();
+    let http = w.url("/mcp");
+    let sse = w.url("/sse");
+    let v = run_driver(
+        &program,
+        &client_args(
+            &p,
+            driver,
+            &["--transport", "streamable-http", "--url", &http],
+            &fed,
+            true,
+        ),
+    );
+    check(&v, true, &format!("{driver} streamable-http"));
+    let v = run_driver(
+        &program,
+        &client_args(
+            &p,
+            driver,
+            &["--transport", "sse", "--url", &sse],
+            &fed,
+            true,
+        ),
+    );
+    check(&v, true, &format!("{driver} sse"));
+    if stdio_ok {
+        let cfg = fed.dir.path().join("warden.yaml");
+        std::fs::write(&cfg, &fed.yaml).unwrap();
+        let mut args = client_args(&p, driver, &[], &fed, true);
+        args.extend([
+            "--command".into(),
+            WARDEN.into(),
+            "stdio".into(),
+            "--config".into(),
+            cfg.display().to_string(),
+        ]);
+        let v = run_driver(&program, &args);
+        check(&v, true, &format!("{driver} stdio"));
+    }
+}
+
+#[test]
+fn python_sdk_1x_through_warden() {
+    run_clients("PY1", "py_client.py", true);
+}
+
+#[test]
+fn python_sdk_2x_through_warden() {
+    run_clients("PY2", "py_client.py", true);
+}
+
+#[test]
+fn typescript_sdk_through_warden() {
+    run_clients("NODE20", "ts_client.mjs", true);
+}
+
+#[test]
+fn inspector_cli_through_warden() {
+    let p = Peers::load();
+    let fed = Federation::new(&p);
+    let w = Warden::start(&fed.yaml);
+    let sh = p.driver("inspector.sh").display().to_string();
+    let run = |args: &[&str]| -> Value {
+        let out = Command::new("bash")
+            .arg(&sh)
+            .args(args)
+            .output()
+            .expect("inspector runs");
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        serde_json::from_str(stdout.trim()).unwrap_or_else(|e| {
+            panic!(
+                "inspector printed no JSON ({e}): {stdout}\n{}",
+                String::from_utf8_lossy(&out.stderr)
+            )
+        })
+    };
+    for (url, transport) in [(w.url("/mcp"), "http"), (w.url("/sse"), "sse")] {
+        let list = run(&[
+            "--url",
+            &url,
+            "--transport",
+            transport,
+            "--method",
+            "tools/list",
+        ]);
+        let s = list.to_string();
+        assert!(
+            s.contains("everything__echo") && s.contains("git__git_status"),
+            "{transport}: {s}"
+        );
+        let call = run(&[
+            "--url",
+            &url,
+            "--transport",
+            transport,
+            "--method",
+            "tools/call",
+            "--tool-name",
+            "time__get_current_time",
+            "--tool-args-json",
+            r#"{"timezone":"UTC"}"#,
+        ]);
+        assert!(call.to_string().contains("UTC"), "{transport}: {call}");
+        let read = run(&[
+            "--url",
+            &url,
+            "--transport",
+            transport,
+            "--method",
+            "resources/read",
+            "--uri",
+            "demo://resource/static/document/architecture.md",
+        ]);
+        assert!(read.to_string().contains("contents"), "{transport}: {read}");
+    }
+}
