@@ -10,6 +10,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use bytes::Bytes;
 use reqwest::header::{HeaderMap, HeaderName, HeaderValue, ACCEPT, CONTENT_TYPE};
 use reqwest::{StatusCode, Url};
 use tokio::sync::mpsc;
@@ -40,47 +41,87 @@ const LISTEN_MAX_REFUSALS: u32 = 5;
 /// How long `shutdown` waits for the DELETE.
 const DELETE_TIMEOUT: Duration = Duration::from_secs(2);
 
-/// One initialized session: immutable, shared by every call on it.
+/// One initialized session: immutable once shared by the calls on it.
 pub(crate) struct Session {
     server: String,
     client: reqwest::Client,
     url: Url,
-    headers: HeaderMap,
+    configured: HeaderMap,
     session_id: Option<HeaderValue>,
-    protocol_version: Option<HeaderValue>,
+    /// Built once per session, so a call clones a map instead of building one.
+    post_headers: HeaderMap,
+    get_headers: HeaderMap,
+    delete_headers: HeaderMap,
     max_bytes: usize,
     expired: mpsc::Sender<()>,
 }
 
 impl Session {
-    fn with_common(&self, mut req: reqwest::RequestBuilder) -> reqwest::RequestBuilder {
-        req = req.headers(self.headers.clone());
-        if let Some(s) = &self.session_id {
-            req = req.header(SESSION_ID, s.clone());
-        }
-        if let Some(v) = &self.protocol_version {
-            req = req.header(PROTOCOL_VERSION, v.clone());
-        }
-        req
+    fn new(
+        shared: &Shared,
+        url: Url,
+        configured: HeaderMap,
+        expired: mpsc::Sender<()>,
+    ) -> Result<Session, UpstreamError> {
+        let mut session = Session {
+            server: shared.spec.name.clone(),
+            client: client(shared)?,
+            url,
+            configured,
+            session_id: None,
+            post_headers: HeaderMap::new(),
+            get_headers: HeaderMap::new(),
+            delete_headers: HeaderMap::new(),
+            max_bytes: shared.spec.limits.max_bytes,
+            expired,
+        };
+        session.identify(None, None);
+        Ok(session)
     }
 
-    async fn post(&self, body: String) -> Result<reqwest::Response, UpstreamError> {
-        let req = self
-            .with_common(self.client.post(self.url.clone()))
-            .header(ACCEPT, POST_ACCEPT)
-            .header(CONTENT_TYPE, "application/json")
-            .body(body);
-        req.send().await.map_err(unreachable)
+    /// Sets the session id and protocol version that every later message
+    /// carries. Warden's protocol headers replace configured ones of the
+    /// same name.
+    fn identify(&mut self, session_id: Option<HeaderValue>, version: Option<HeaderValue>) {
+        let mut common = self.configured.clone();
+        if let Some(s) = &session_id {
+            common.insert(SESSION_ID, s.clone());
+        }
+        if let Some(v) = &version {
+            common.insert(PROTOCOL_VERSION, v.clone());
+        }
+        let mut post = common.clone();
+        post.insert(ACCEPT, HeaderValue::from_static(POST_ACCEPT));
+        post.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+        let mut get = common.clone();
+        get.insert(ACCEPT, HeaderValue::from_static(EVENT_STREAM));
+        self.session_id = session_id;
+        self.post_headers = post;
+        self.get_headers = get;
+        self.delete_headers = common;
+    }
+
+    async fn post(&self, body: Bytes) -> Result<reqwest::Response, UpstreamError> {
+        self.client
+            .post(self.url.clone())
+            .headers(self.post_headers.clone())
+            .body(body)
+            .send()
+            .await
+            .map_err(unreachable)
     }
 
     async fn get(&self, last_event_id: Option<&str>) -> Result<reqwest::Response, UpstreamError> {
-        let mut req = self
-            .with_common(self.client.get(self.url.clone()))
-            .header(ACCEPT, EVENT_STREAM);
+        let mut headers = self.get_headers.clone();
         if let Some(id) = last_event_id.and_then(|i| HeaderValue::from_str(i).ok()) {
-            req = req.header(LAST_EVENT_ID, id);
+            headers.insert(LAST_EVENT_ID, id);
         }
-        req.send().await.map_err(unreachable)
+        self.client
+            .get(self.url.clone())
+            .headers(headers)
+            .send()
+            .await
+            .map_err(unreachable)
     }
 
     /// Tells the supervisor the server forgot this session. Later calls on
@@ -95,7 +136,7 @@ impl Session {
 
     /// Sends a notification or a response: the server answers 202.
     pub(crate) async fn send(&self, text: String) -> Result<(), UpstreamError> {
-        let resp = self.post(text).await?;
+        let resp = self.post(Bytes::from(text)).await?;
         let status = resp.status();
         if self.is_expiry(status) {
             self.expire();
@@ -133,7 +174,9 @@ impl Connection {
         };
         let req = self
             .session
-            .with_common(self.session.client.delete(self.session.url.clone()));
+            .client
+            .delete(self.session.url.clone())
+            .headers(self.session.delete_headers.clone());
         match tokio::time::timeout(DELETE_TIMEOUT, req.send()).await {
             Ok(Ok(resp)) => {
                 debug!(target: "upstream", server = %self.session.server, status = resp.status().as_u16(), "session deleted")
@@ -185,24 +228,15 @@ pub(crate) async fn connect(
 ) -> Result<(Connection, Handshaken), UpstreamError> {
     let (url, headers) = endpoint(&shared.spec.transport)?;
     let (expired_tx, expired) = mpsc::channel(1);
-    let mut session = Session {
-        server: shared.spec.name.clone(),
-        client: client(shared)?,
-        url,
-        headers,
-        session_id: None,
-        protocol_version: None,
-        max_bytes: shared.spec.limits.max_bytes,
-        expired: expired_tx,
-    };
+    let mut session = Session::new(shared, url, headers, expired_tx)?;
     let id = shared.next_id();
     let text = handshake::initialize_request(id, &shared.handshake.params)?;
-    let resp = session.post(text).await?;
+    let resp = session.post(Bytes::from(text)).await?;
     if !resp.status().is_success() {
         return Err(UpstreamError::Http(resp.status().as_u16()));
     }
-    session.session_id = resp.headers().get(SESSION_ID).cloned();
-    if let Some(sid) = &session.session_id {
+    let session_id = resp.headers().get(SESSION_ID).cloned();
+    if let Some(sid) = &session_id {
         // The spec allows visible ASCII only; anything else would be echoed
         // back into our own requests.
         if !sid.as_bytes().iter().all(|b| (0x21..=0x7e).contains(b)) {
@@ -211,9 +245,13 @@ pub(crate) async fn connect(
             ));
         }
     }
+    session.identify(session_id.clone(), None);
     let response = read_reply(shared, &session, resp, id).await?;
     let done = handshake::accept(&response)?;
-    session.protocol_version = HeaderValue::from_str(&done.protocol_version).ok();
+    session.identify(
+        session_id,
+        HeaderValue::from_str(&done.protocol_version).ok(),
+    );
     let session = Arc::new(session);
     session.send(INITIALIZED.to_owned()).await?;
     let listener = tokio::spawn(listen(shared.clone(), session.clone()));
@@ -251,9 +289,10 @@ async fn exchange(
     id: u64,
     text: String,
 ) -> Result<Response, UpstreamError> {
+    let body = Bytes::from(text);
     let mut retried = false;
     loop {
-        let resp = session.post(text.clone()).await?;
+        let resp = session.post(body.clone()).await?;
         if session.is_expiry(resp.status()) {
             session.expire();
             if retried {

@@ -8,7 +8,7 @@
 
 use std::sync::Arc;
 
-use reqwest::header::{HeaderMap, ACCEPT, CONTENT_TYPE};
+use reqwest::header::{HeaderMap, HeaderValue, ACCEPT, CONTENT_TYPE};
 use reqwest::{StatusCode, Url};
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
@@ -38,7 +38,6 @@ impl Session {
             .client
             .post(self.endpoint.clone())
             .headers(self.headers.clone())
-            .header(CONTENT_TYPE, "application/json")
             .body(text)
             .send()
             .await
@@ -83,10 +82,11 @@ pub(crate) async fn connect(
     let (url, headers) = endpoint(&shared.spec.transport)?;
     let client = client(shared)?;
     let max = shared.spec.limits.max_bytes;
+    let mut get_headers = headers.clone();
+    get_headers.insert(ACCEPT, HeaderValue::from_static(EVENT_STREAM));
     let mut resp = client
         .get(url.clone())
-        .headers(headers.clone())
-        .header(ACCEPT, EVENT_STREAM)
+        .headers(get_headers)
         .send()
         .await
         .map_err(unreachable)?;
@@ -116,10 +116,12 @@ pub(crate) async fn connect(
     debug!(target: "upstream", server = %shared.name(), endpoint = %post_to.path(), "legacy SSE endpoint");
 
     let (ended_tx, ended) = mpsc::channel(2);
+    let mut post_headers = headers;
+    post_headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
     let session = Arc::new(Session {
         client,
         endpoint: post_to,
-        headers,
+        headers: post_headers,
         ended: ended_tx.clone(),
     });
     let reader = tokio::spawn(read_stream(shared.clone(), resp, decoder, rest, ended_tx));

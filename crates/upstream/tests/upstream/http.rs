@@ -28,6 +28,7 @@ pub struct Seen {
     pub session: Option<String>,
     pub protocol_version: Option<String>,
     pub auth: Option<String>,
+    pub accept: Option<String>,
     pub body: String,
 }
 
@@ -140,6 +141,7 @@ async fn on_post(State(fake): State<Arc<Fake>>, headers: HeaderMap, body: String
         session: session.clone(),
         protocol_version: header(&headers, "mcp-protocol-version"),
         auth: header(&headers, "authorization"),
+        accept: header(&headers, "accept"),
         body: body.clone(),
     });
     let method = msg.get("method").and_then(Value::as_str).unwrap_or("");
@@ -233,7 +235,11 @@ async fn on_delete(State(fake): State<Arc<Fake>>, headers: HeaderMap) -> Respons
 fn http(url: &str) -> TransportSpec {
     TransportSpec::StreamableHttp {
         url: url.to_owned(),
-        headers: vec![("Authorization".into(), "Bearer upstream-token".into())],
+        headers: vec![
+            ("Authorization".into(), "Bearer upstream-token".into()),
+            // Warden's own protocol headers win over configured ones.
+            ("Accept".into(), "text/html".into()),
+        ],
     }
 }
 
@@ -265,6 +271,10 @@ async fn handshake_then_json_request() {
         assert_eq!(later[0].session.as_deref(), Some("session-0"));
         assert_eq!(later[0].protocol_version.as_deref(), Some("2025-06-18"));
         assert_eq!(later[0].auth.as_deref(), Some("Bearer upstream-token"));
+        assert_eq!(
+            later[0].accept.as_deref(),
+            Some("application/json, text/event-stream")
+        );
     }
 }
 
