@@ -469,3 +469,18 @@ async fn get_stream_reconnects_with_last_event_id() {
     )
     .await;
 }
+
+#[tokio::test]
+async fn concurrent_404s_reinitialize_once() {
+    let (url, fake) = start(false).await;
+    let (tx, _rx) = events();
+    let up = Upstream::start(spec("web", http(&url)), handshake(), tx);
+    up.ready().await.expect("ready");
+    fake.expire_sessions();
+    let calls = (0..8).map(|_| up.request(call("echo"), LONG));
+    for resp in futures::future::join_all(calls).await {
+        resp.expect("retried echo");
+    }
+    assert_eq!(fake.inits.load(Ordering::SeqCst), 2);
+    assert_eq!(up.ready().await.unwrap().generation, 2);
+}
