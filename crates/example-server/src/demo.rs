@@ -360,7 +360,10 @@ pub(crate) fn call_tool(call: &ToolCall) -> Result<Value, RpcError> {
             let out = ticket.to_json();
             store.tickets.push(ticket);
             drop(store);
-            tickets_changed(&call.session);
+            tickets_changed(
+                call,
+                format!("ticket {} created", out["id"].as_str().unwrap_or_default()),
+            );
             return Ok(structured_result(out));
         }
         "tickets_list" => {
@@ -378,9 +381,10 @@ pub(crate) fn call_tool(call: &ToolCall) -> Result<Value, RpcError> {
             match store.tickets.iter_mut().find(|t| t.id == id) {
                 Some(t) => {
                     t.status = arg("status");
+                    let t_status = t.status.clone();
                     let out = t.to_json();
                     drop(store);
-                    tickets_changed(&call.session);
+                    tickets_changed(call, format!("ticket {id} set to {}", t_status));
                     return Ok(structured_result(out));
                 }
                 None => tool_error(format!("No ticket with id {id:?}.")),
@@ -394,7 +398,7 @@ pub(crate) fn call_tool(call: &ToolCall) -> Result<Value, RpcError> {
                 tool_error(format!("No ticket with id {id:?}."))
             } else {
                 drop(store);
-                tickets_changed(&call.session);
+                tickets_changed(call, format!("ticket {id} deleted"));
                 return Ok(text_result(format!("Deleted ticket {id}.")));
             }
         }
@@ -403,13 +407,17 @@ pub(crate) fn call_tool(call: &ToolCall) -> Result<Value, RpcError> {
     Ok(result)
 }
 
-/// Tells this session, if it subscribed, that the open-tickets view changed.
-fn tickets_changed(session: &Arc<Session>) {
-    if lock(&session.subscriptions).contains(OPEN_TICKETS_URI) {
-        session.notify_standalone(
-            "notifications/resources/updated",
-            json!({ "uri": OPEN_TICKETS_URI }),
-        );
+/// Logs a change to the tickets (for a client that set a log level) and
+/// tells every session subscribed to the open-tickets view.
+fn tickets_changed(call: &ToolCall, what: String) {
+    call.log("notice", "tickets", json!(what));
+    for session in call.session.server.live_sessions() {
+        if lock(&session.subscriptions).contains(OPEN_TICKETS_URI) {
+            session.notify_standalone(
+                "notifications/resources/updated",
+                json!({ "uri": OPEN_TICKETS_URI }),
+            );
+        }
     }
 }
 

@@ -344,6 +344,20 @@ async fn mcp_get(State(http): State<Arc<Http>>, headers: HeaderMap) -> Response 
         Ok(s) => s,
         Err(e) => return e.into_response(),
     };
+    // Lenient: no Accept at all is taken as "anything".
+    let mut accept = headers.get_all(header::ACCEPT).iter().peekable();
+    let accepts_sse = accept.peek().is_none()
+        || accept.any(|v| {
+            v.to_str()
+                .is_ok_and(|v| v.contains("text/event-stream") || v.contains("*/*"))
+        });
+    if !accepts_sse {
+        return rpc_error_response(
+            StatusCode::NOT_ACCEPTABLE,
+            -32600,
+            "Not Acceptable: GET /mcp serves text/event-stream",
+        );
+    }
     let (sink, frames) = Sink::channel();
     if !session.open_standalone(sink.clone()) {
         return rpc_error_response(

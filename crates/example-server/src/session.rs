@@ -11,7 +11,7 @@
 use std::collections::{HashMap, HashSet};
 use std::io::Write as _;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard, Weak};
 use std::time::Duration;
 
 use serde_json::{json, Value};
@@ -39,6 +39,8 @@ pub(crate) struct Server {
     pub(crate) demo: Mutex<demo::Store>,
     /// Test mode: bumped by `change_tools`, shown in `echo`'s description.
     pub(crate) echo_revision: AtomicU64,
+    /// Every session, for notifications that concern all of them.
+    sessions: Mutex<Vec<Weak<Session>>>,
 }
 
 impl Server {
@@ -67,7 +69,15 @@ impl Server {
             initializes: AtomicU64::new(0),
             demo: Mutex::new(demo::Store::seeded()),
             echo_revision: AtomicU64::new(1),
+            sessions: Mutex::new(Vec::new()),
         })
+    }
+
+    /// The sessions still alive.
+    pub(crate) fn live_sessions(&self) -> Vec<Arc<Session>> {
+        let mut all = lock(&self.sessions);
+        all.retain(|s| s.strong_count() > 0);
+        all.iter().filter_map(Weak::upgrade).collect()
     }
 
     /// Appends one received message to the record file, as one line. JSON
@@ -307,13 +317,15 @@ pub(crate) struct Session {
     /// GET stream, when one is open; legacy: the SSE stream).
     standalone: Mutex<Option<Sink>>,
     pub(crate) subscriptions: Mutex<HashSet<String>>,
-    pub(crate) log_level: Mutex<String>,
+    /// The least severe level the client wants `notifications/message` for;
+    /// none until it calls `logging/setLevel`.
+    log_level: Mutex<Option<usize>>,
 }
 
 impl Session {
     pub(crate) fn new(server: Arc<Server>) -> Arc<Session> {
-        Arc::new(Session {
-            server,
+        let session = Arc::new(Session {
+            server: Arc::clone(&server),
             protocol: Mutex::new(None),
             client_capabilities: Mutex::new(Value::Null),
             pending: Mutex::new(HashMap::new()),
@@ -321,8 +333,10 @@ impl Session {
             running: Mutex::new(HashMap::new()),
             standalone: Mutex::new(None),
             subscriptions: Mutex::new(HashSet::new()),
-            log_level: Mutex::new("info".to_owned()),
-        })
+            log_level: Mutex::new(None),
+        });
+        lock(&server.sessions).push(Arc::downgrade(&session));
+        session
     }
 
     #[cfg(test)]
@@ -584,6 +598,21 @@ impl ToolCall {
             .message(&json!({ "jsonrpc": "2.0", "method": method, "params": params }));
     }
 
+    /// Sends a log message on this request's stream if the client asked
+    /// for messages of this severity with `logging/setLevel`.
+    pub(crate) fn log(&self, level: &str, logger: &str, data: Value) {
+        let wanted = *lock(&self.session.log_level);
+        let severity = LOG_LEVELS.iter().position(|l| *l == level);
+        if let (Some(wanted), Some(severity)) = (wanted, severity) {
+            if severity >= wanted {
+                self.notify(
+                    "notifications/message",
+                    json!({ "level": level, "logger": logger, "data": data }),
+                );
+            }
+        }
+    }
+
     /// Sends a request to the client on this request's stream and waits for
     /// its answer. `Err` carries the client's error object, or a description
     /// of why there was no answer.
@@ -671,10 +700,10 @@ pub(crate) fn set_log_level(session: &Session, p: &Value) -> Result<Value, RpcEr
     let level = p
         .get("level")
         .and_then(Value::as_str)
-        .filter(|l| LOG_LEVELS.contains(l))
+        .and_then(|l| LOG_LEVELS.iter().position(|known| *known == l))
         .ok_or_else(|| {
             RpcError::invalid_params(format!("level must be one of {}", LOG_LEVELS.join(", ")))
         })?;
-    *lock(&session.log_level) = level.to_owned();
+    *lock(&session.log_level) = Some(level);
     Ok(json!({}))
 }

@@ -59,6 +59,17 @@ impl Harness {
         }
     }
 
+    /// Another client of the same server.
+    fn sibling(&self) -> Harness {
+        let (sink, frames) = Sink::channel();
+        Harness {
+            session: Session::new(Arc::clone(&self.session.server)),
+            sink,
+            frames,
+            next_id: 1,
+        }
+    }
+
     fn ctx(&self) -> Ctx {
         Ctx {
             sink: self.sink.clone(),
@@ -420,10 +431,47 @@ async fn demo_resources_prompts_completions() {
         .result();
     assert_eq!(c["completion"]["values"], json!(["n3"]));
 
+    // Another session's change reaches this session's subscription too.
+    let mut other = h.sibling();
+    other
+        .call(
+            "tickets_update",
+            json!({ "id": "T-101", "status": "in_progress" }),
+        )
+        .await
+        .result();
+    assert!(
+        matches!(updates.recv().await, Some(Frame::Message(m)) if m.contains("tickets://open"))
+    );
+
+    // Log messages only once the client asked for them.
+    let quiet = h
+        .call("tickets_update", json!({ "id": "T-101", "status": "open" }))
+        .await;
+    assert!(quiet.messages.is_empty());
+    let ok = h
+        .request("logging/setLevel", json!({ "level": "notice" }))
+        .await;
+    assert_eq!(ok.result(), json!({}));
+    let loud = h
+        .call(
+            "tickets_update",
+            json!({ "id": "T-101", "status": "closed" }),
+        )
+        .await;
+    assert_eq!(loud.messages[0]["method"], "notifications/message");
+    assert_eq!(
+        loud.messages[0]["params"]["data"],
+        "ticket T-101 set to closed"
+    );
     let ok = h
         .request("logging/setLevel", json!({ "level": "warning" }))
         .await;
     assert_eq!(ok.result(), json!({}));
+    let quiet = h
+        .call("tickets_update", json!({ "id": "T-101", "status": "open" }))
+        .await;
+    assert!(quiet.messages.is_empty());
     let bad = h
         .request("logging/setLevel", json!({ "level": "loud" }))
         .await;

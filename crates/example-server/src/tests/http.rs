@@ -47,8 +47,13 @@ async fn try_send(
         .method(method)
         .uri(path)
         .header("host", addr.to_string())
-        .header("content-type", "application/json")
-        .header("accept", "application/json, text/event-stream");
+        .header("content-type", "application/json");
+    if !headers
+        .iter()
+        .any(|(k, _)| k.eq_ignore_ascii_case("accept"))
+    {
+        req = req.header("accept", "application/json, text/event-stream");
+    }
     for (k, v) in headers {
         req = req.header(*k, *v);
     }
@@ -255,6 +260,15 @@ async fn streamable_http_sessions_json_and_sse() {
     assert_eq!(get.headers()["content-type"], "text/event-stream");
     let second = send(addr, Method::GET, "/mcp", &h, "").await;
     assert_eq!(second.status(), StatusCode::CONFLICT);
+    let json_only = send(
+        addr,
+        Method::GET,
+        "/mcp",
+        &[("mcp-session-id", &sid), ("accept", "application/json")],
+        "",
+    )
+    .await;
+    assert_eq!(json_only.status(), StatusCode::NOT_ACCEPTABLE);
     drop(get);
 
     let resp = send(addr, Method::DELETE, "/mcp", &h, "").await;
