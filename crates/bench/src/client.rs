@@ -85,7 +85,7 @@ impl Connection {
     /// Connects, initializes, and sends `notifications/initialized`.
     pub async fn open(target: Arc<Target>, plan: &Plan) -> Result<Connection, CallError> {
         let sender = connect(&target).await?;
-        let name = serde_json::Value::String(plan.tool.clone());
+        let name = serde_json::Value::String(target.tool.clone());
         let call_prefix = format!(
             r#"{{"jsonrpc":"2.0","method":"tools/call","params":{{"name":{name},"arguments":{}}},"id":"#,
             plan.arguments

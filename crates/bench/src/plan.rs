@@ -30,6 +30,10 @@ pub struct Args {
     /// The tool to call.
     #[arg(long, default_value = "echo")]
     pub tool: String,
+    /// The tool's name at one target, as "TARGET=TOOL" (a gateway may
+    /// namespace it, e.g. "warden=up__echo"). Repeat it.
+    #[arg(long = "target-tool", value_name = "TARGET=TOOL")]
+    pub target_tools: Vec<String>,
     /// The tool's arguments, a JSON object.
     #[arg(long, default_value = r#"{"message":"hello"}"#)]
     pub args: String,
@@ -71,8 +75,10 @@ pub enum PlanError {
     Arguments(String),
     #[error("header {0:?}: expected \"Name: value\" with a valid name and value")]
     Header(String),
-    #[error("--target-header {0:?}: no target with that name")]
+    #[error("{0:?}: no target with that name")]
     UnknownTarget(String),
+    #[error("--target-tool {0:?}: expected TARGET=TOOL")]
+    TargetTool(String),
 }
 
 /// One endpoint to drive.
@@ -84,6 +90,8 @@ pub struct Target {
     pub authority: String,
     /// Path and query of the endpoint.
     pub path: String,
+    /// The name of the tool to call there.
+    pub tool: String,
     pub headers: Vec<(HeaderName, HeaderValue)>,
 }
 
@@ -126,8 +134,20 @@ impl Plan {
                 url: url.to_owned(),
                 authority,
                 path,
+                tool: args.tool.clone(),
                 headers: common.clone(),
             });
+        }
+        for spec in &args.target_tools {
+            let (name, tool) = spec
+                .split_once('=')
+                .filter(|(_, t)| !t.is_empty())
+                .ok_or_else(|| PlanError::TargetTool(spec.clone()))?;
+            let target = targets
+                .iter_mut()
+                .find(|t| t.name == name)
+                .ok_or_else(|| PlanError::UnknownTarget(name.to_owned()))?;
+            target.tool = tool.to_owned();
         }
         for spec in &args.target_headers {
             let (name, h) = spec
@@ -214,8 +234,12 @@ mod tests {
             "X-Run: 7",
             "--target-header",
             "warden=Authorization: Bearer abc",
+            "--target-tool",
+            "warden=up__echo",
         ])
         .unwrap();
+        assert_eq!(plan.targets[0].tool, "echo");
+        assert_eq!(plan.targets[1].tool, "up__echo");
         assert_eq!(plan.targets[0].authority, "127.0.0.1:9000");
         assert_eq!(plan.targets[1].authority, "localhost:80");
         assert_eq!(plan.targets[1].path, "/mcp?x=1");
@@ -256,6 +280,14 @@ mod tests {
         assert!(matches!(
             parse(&[t, "a=http://x/", "--target-header", "b=X: y"]),
             Err(PlanError::UnknownTarget(_))
+        ));
+        assert!(matches!(
+            parse(&[t, "a=http://x/", "--target-tool", "b=echo"]),
+            Err(PlanError::UnknownTarget(_))
+        ));
+        assert!(matches!(
+            parse(&[t, "a=http://x/", "--target-tool", "a"]),
+            Err(PlanError::TargetTool(_))
         ));
     }
 }

@@ -22,6 +22,14 @@ pub enum RunError {
         #[source]
         source: CallError,
     },
+    #[error("target {target} ({url}): the first tools/call of {tool} failed: {source}")]
+    Probe {
+        target: String,
+        url: String,
+        tool: String,
+        #[source]
+        source: CallError,
+    },
     #[error("a load worker failed: {0}")]
     Worker(String),
 }
@@ -71,6 +79,16 @@ pub async fn measure(
                 source,
             })?;
         connections.push(conn);
+    }
+    // One call before the clock starts, so that a wrong tool name or
+    // missing credential is reported as such rather than as a wall of errors.
+    if let Some(first) = connections.first_mut() {
+        first.call(0).await.map_err(|source| RunError::Probe {
+            target: target.name.clone(),
+            url: target.url.clone(),
+            tool: target.tool.clone(),
+            source,
+        })?;
     }
 
     let start = Instant::now() + plan.warmup;

@@ -82,10 +82,10 @@ async fn reads_sse_responses() {
 }
 
 #[tokio::test]
-async fn counts_tool_failures_and_protocol_errors() {
+async fn a_failing_tool_is_reported_before_measuring() {
     let addr = start(Mode::Demo).await;
     let t = format!("demo=http://{addr}/mcp");
-    let plan1 = plan(&[
+    let failing = plan(&[
         "--target",
         &t,
         "--concurrency",
@@ -95,16 +95,9 @@ async fn counts_tool_failures_and_protocol_errors() {
         "--args",
         r#"{"id":"nope"}"#,
     ]);
-    let report = run(&plan1, |_| {}).await.unwrap();
-    assert_eq!(report.rows[0].requests, 0);
-    assert!(report.rows[0].errors > 0);
-    assert!(report.rows[0]
-        .first_error
-        .as_deref()
-        .unwrap()
-        .contains("isError"));
-
-    let plan2 = plan(&[
+    let err = run(&failing, |_| {}).await.unwrap_err();
+    assert!(err.to_string().contains("isError"), "{err}");
+    let unknown = plan(&[
         "--target",
         &t,
         "--concurrency",
@@ -112,12 +105,47 @@ async fn counts_tool_failures_and_protocol_errors() {
         "--tool",
         "no_such_tool",
     ]);
-    let report = run(&plan2, |_| {}).await.unwrap();
-    assert!(report.rows[0]
-        .first_error
-        .as_deref()
-        .unwrap()
-        .contains("-32602"));
+    let err = run(&unknown, |_| {}).await.unwrap_err();
+    assert!(err.to_string().contains("-32602"), "{err}");
+    // The same tool under another name at this target works.
+    let renamed = plan(&[
+        "--target",
+        &t,
+        "--concurrency",
+        "1",
+        "--tool",
+        "no_such_tool",
+        "--target-tool",
+        "demo=notes_get",
+        "--args",
+        r#"{"id":"n1"}"#,
+    ]);
+    let report = run(&renamed, |_| {}).await.unwrap();
+    assert_eq!(report.rows[0].errors, 0);
+}
+
+#[tokio::test]
+async fn errors_during_the_window_are_counted() {
+    // The probe deletes the ticket; every later delete is a tool failure.
+    let addr = start(Mode::Demo).await;
+    let t = format!("demo=http://{addr}/mcp");
+    let p = plan(&[
+        "--target",
+        &t,
+        "--concurrency",
+        "2",
+        "--tool",
+        "tickets_delete",
+        "--args",
+        r#"{"id":"T-101"}"#,
+    ]);
+    let report = run(&p, |_| {}).await.unwrap();
+    let row = &report.rows[0];
+    assert_eq!(row.requests, 0);
+    assert!(row.errors > 0);
+    assert!(row.first_error.as_deref().unwrap().contains("isError"));
+    // No baseline throughput to compare with.
+    assert_eq!(row.throughput_ratio, None);
 }
 
 #[tokio::test]

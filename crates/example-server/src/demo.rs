@@ -98,8 +98,8 @@ impl Store {
             notes: vec![
                 note(
                     "n1",
-                    "Onboarding checklist",
-                    "Request laptop, join #eng-announce, read the on-call runbook, pair with a buddy for the first deploy.",
+                    "Welcome: onboarding checklist",
+                    "Welcome aboard! Request a laptop, join #eng-announce, read the on-call runbook, and pair with a buddy for your first deploy.",
                     &["onboarding", "process"],
                 ),
                 note(

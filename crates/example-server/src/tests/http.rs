@@ -331,7 +331,7 @@ async fn legacy_http_sse() {
     let reply = events.next_json().await;
     assert_eq!(
         reply["result"]["structuredContent"]["title"],
-        "Onboarding checklist"
+        "Welcome: onboarding checklist"
     );
 
     let resp = send(
