@@ -1,108 +1,70 @@
 //! Identity: who is calling. Every request is resolved to a [`Principal`]
 //! before any other stage runs; sessions and upstream isolation are keyed by
 //! it.
+//!
+//! Warden is an OAuth 2.1 resource server (RFC 9068 JWT access tokens,
+//! RFC 8707 audiences, RFC 9728 metadata, RFC 9449 DPoP), and also accepts
+//! API keys for service principals and TLS client certificates.
+//!
+//! # The seam with the gateway
+//!
+//! ```text
+//! warden.yaml `identity:` ──serde──► RawIdentity ──resolve(base_dir)──► IdentitySettings
+//! IdentitySettings + EgressPolicy ──Authenticator::start──► Arc<Authenticator>
+//! per request: RequestFacts ──authenticate──► Principal | AuthError
+//!              AuthError ──challenge(err, mcp_path)──► (401|403|503, WWW-Authenticate…, DPoP-Nonce)
+//! GET /.well-known/oauth-protected-resource{mcp_path} ──resource_metadata(mcp_path)──► JSON
+//! ```
+//!
+//! # Invariants
+//!
+//! - Keys come only from configured or discovered JWKS (fetched through the
+//!   [`EgressPolicy`]), a configured JWKS file, or the development key;
+//!   never from a token (`jku`, `x5u`, `x5c`, `jwk` are ignored).
+//! - `none` and HMAC algorithms cannot be configured or accepted.
+//! - No fetch happens on the request path except the bounded, rate-limited
+//!   refresh when a token names an unknown `kid`.
+//! - A token, API key or proof never appears in an error, a `Debug` output
+//!   or a log line; errors sent to clients carry fixed texts and reason
+//!   codes only.
+//! - A DPoP-bound token is never accepted without its proof.
+//! - No `unwrap` on anything a peer sends; `unsafe` is forbidden.
 #![forbid(unsafe_code)]
 
-use std::fmt;
-use std::sync::Arc;
+mod apikey;
+mod authenticator;
+mod cache;
+mod dev;
+mod dpop;
+mod egress;
+mod error;
+mod jws;
+mod keys;
+mod mtls;
+mod principal;
+mod settings;
 
-/// An authenticated caller.
-#[derive(Clone, PartialEq, Eq, Hash)]
-pub struct Principal {
-    inner: Arc<PrincipalData>,
-}
+pub use apikey::{create_api_key, ApiKeySecret, KeyStore, StoredKey, API_KEY_PREFIX};
+pub use authenticator::{Authenticator, RequestFacts, API_KEY_NAMESPACE, METADATA_PATH};
+pub use dev::{DevAlgorithm, DevIssuer, MintRequest};
+pub use dpop::{MemoryReplayCache, ReplayCache, ReplayCacheError};
+pub use egress::EgressPolicy;
+pub use error::{AuthError, IdentityError};
+pub use jws::SigningAlgorithm;
+pub use mtls::MTLS_NAMESPACE;
+pub use principal::{AuthMethod, CredentialInfo, Principal, PrincipalData};
+pub use settings::{
+    ApiKeySettings, DevIssuerSettings, DpopMode, IdentitySettings, IssuerSettings, RawApiKeys,
+    RawClaims, RawDevIssuer, RawDpop, RawIdentity, RawIssuer, RawMtls,
+};
 
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub struct PrincipalData {
-    /// The subject: a user, a service or the local OS user.
-    pub subject: String,
-    pub tenant: Option<String>,
-    pub roles: Vec<String>,
-    pub groups: Vec<String>,
-    pub scopes: Vec<String>,
-    pub client_id: Option<String>,
-    pub agent_id: Option<String>,
-    /// How the principal was established.
-    pub method: AuthMethod,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-#[non_exhaustive]
-pub enum AuthMethod {
-    /// No authentication configured: every caller is the same anonymous principal.
-    Anonymous,
-    /// The local user of a stdio session, from configuration.
-    Local,
-}
-
-impl Principal {
-    pub fn new(data: PrincipalData) -> Self {
-        Principal {
-            inner: Arc::new(data),
+impl IdentitySettings {
+    /// The API key secret these settings name: the configured one, or the
+    /// one generated once in the data directory. For `warden keys create`.
+    pub fn api_key_secret(&self) -> Result<ApiKeySecret, IdentityError> {
+        match self.api_keys.as_ref().and_then(|k| k.secret.as_ref()) {
+            Some(bytes) => ApiKeySecret::from_bytes(&bytes.0),
+            None => ApiKeySecret::load_or_create(&self.api_key_secret_path()),
         }
-    }
-
-    /// The single principal of a deployment without authentication.
-    pub fn anonymous() -> Self {
-        Self::with_subject("anonymous", AuthMethod::Anonymous)
-    }
-
-    /// The local user of `warden stdio`.
-    pub fn local(subject: &str) -> Self {
-        Self::with_subject(subject, AuthMethod::Local)
-    }
-
-    fn with_subject(subject: &str, method: AuthMethod) -> Self {
-        Principal::new(PrincipalData {
-            subject: subject.to_owned(),
-            tenant: None,
-            roles: Vec::new(),
-            groups: Vec::new(),
-            scopes: Vec::new(),
-            client_id: None,
-            agent_id: None,
-            method,
-        })
-    }
-
-    pub fn data(&self) -> &PrincipalData {
-        &self.inner
-    }
-
-    pub fn subject(&self) -> &str {
-        &self.inner.subject
-    }
-
-    /// A stable key for keying per-principal state (sessions, upstreams).
-    pub fn key(&self) -> String {
-        match &self.inner.tenant {
-            Some(t) => format!("{t}/{}", self.inner.subject),
-            None => self.inner.subject.clone(),
-        }
-    }
-}
-
-impl fmt::Debug for Principal {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Principal")
-            .field("subject", &self.inner.subject)
-            .field("tenant", &self.inner.tenant)
-            .field("method", &self.inner.method)
-            .finish()
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn keys_distinguish_tenants() {
-        let mut a = Principal::local("alice").data().clone();
-        a.tenant = Some("t1".into());
-        let mut b = a.clone();
-        b.tenant = Some("t2".into());
-        assert_ne!(Principal::new(a).key(), Principal::new(b).key());
-        assert_eq!(Principal::anonymous(), Principal::anonymous());
     }
 }

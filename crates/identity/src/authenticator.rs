@@ -1,0 +1,813 @@
+//! [`Authenticator`]: request facts in, [`Principal`] or [`AuthError`] out;
+//! plus what the HTTP layer sends back (RFC 9728 metadata, challenges).
+//!
+//! The order of checks for a token, in one place:
+//! 1. credentials parsed from the headers (one credential, known scheme);
+//! 2. the verified-token cache, by SHA-256 of the token (entries of an
+//!    issuer whose key set lost a key since are verified again);
+//! 3. on a miss: JWS parse, `typ`, `iss` → issuer, `alg` allowlist, key by
+//!    `kid` (one bounded refresh on an unknown `kid`), signature, then the
+//!    claims (`exp`, `nbf`, `iat` with leeway; `aud` present; `cnf`);
+//! 4. per request: expiry again, `aud` ∋ this resource, DPoP binding and
+//!    proof, required scopes.
+
+use std::path::PathBuf;
+use std::sync::{Arc, RwLock};
+use std::time::{Duration, SystemTime};
+
+use serde_json::{json, Map, Value};
+use tokio::task::JoinHandle;
+
+use crate::apikey::{unix_now, ApiKeyIndex, ApiKeySecret, KeyStore, API_KEY_PREFIX};
+use crate::cache::{TokenCache, TokenHash, VerifiedToken};
+use crate::dev::DevIssuer;
+use crate::dpop::{DpopVerifier, MemoryReplayCache, NonceIssuer, ProofContext, ReplayCache};
+use crate::egress::EgressPolicy;
+use crate::error::{AuthError, IdentityError};
+use crate::jws::{sha256, CompactJws, JwsError, MAX_TOKEN_BYTES};
+use crate::keys::IssuerKeys;
+use crate::principal::{AuthMethod, CredentialInfo, Principal, PrincipalData};
+use crate::settings::{ClaimMapping, DpopMode, IdentitySettings, MtlsSettings};
+
+/// Namespace of API-key principals in [`Principal::key`].
+pub const API_KEY_NAMESPACE: &str = "api-key";
+/// Where RFC 9728 metadata is served; the MCP path is appended
+/// (`/.well-known/oauth-protected-resource/mcp`).
+pub const METADATA_PATH: &str = "/.well-known/oauth-protected-resource";
+/// How often the API key store file is checked for changes.
+const API_KEY_RELOAD_INTERVAL: Duration = Duration::from_secs(2);
+const MAX_CLAIM_TEXT: usize = 256;
+const MAX_CLAIM_LIST: usize = 256;
+
+/// What the HTTP layer knows about a request, as authentication needs it.
+///
+/// `Debug` never prints credential values.
+#[derive(Clone, Copy, Default)]
+pub struct RequestFacts<'a> {
+    /// The HTTP method, as sent (`POST`).
+    pub method: &'a str,
+    /// The absolute request URL: Warden's public URL + path (+ query).
+    pub url: &'a str,
+    /// The `Authorization` header (`Bearer …` / `DPoP …`). If the header
+    /// appears more than once, pass the values joined with `, `: refused.
+    pub authorization: Option<&'a str>,
+    /// The `DPoP` header (likewise).
+    pub dpop: Option<&'a str>,
+    /// The verified TLS client certificate (leaf, DER), on a TLS listener
+    /// that asks for one.
+    pub client_cert_der: Option<&'a [u8]>,
+    /// An `X-API-Key` header. API keys may also come as `Bearer wdn_…`.
+    pub api_key: Option<&'a str>,
+}
+
+impl std::fmt::Debug for RequestFacts<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let present = |v: Option<&str>| v.map(|_| "[redacted]");
+        f.debug_struct("RequestFacts")
+            .field("method", &self.method)
+            .field("url", &self.url)
+            .field("authorization", &present(self.authorization))
+            .field("dpop", &present(self.dpop))
+            .field("client_cert", &self.client_cert_der.map(<[u8]>::len))
+            .field("api_key", &present(self.api_key))
+            .finish()
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Scheme {
+    Bearer,
+    Dpop,
+}
+
+enum Credential<'a> {
+    None,
+    ApiKey(&'a str),
+    Token(Scheme, &'a str),
+}
+
+/// The OAuth 2.1 resource server, API keys and client certificates.
+///
+/// Built once per configuration by [`Authenticator::start`]; shared by all
+/// requests (`Arc`). Background tasks (JWKS refresh, API key store reload)
+/// stop when it is dropped.
+pub struct Authenticator {
+    public_url: String,
+    audiences: Option<Vec<String>>,
+    required_scopes: Vec<String>,
+    scopes_supported: Vec<String>,
+    leeway: Duration,
+    allow_anonymous: bool,
+    issuers: Vec<Arc<IssuerKeys>>,
+    cache: TokenCache,
+    dpop: DpopVerifier,
+    api_keys: Option<Arc<ApiKeyState>>,
+    mtls: Option<MtlsSettings>,
+    dev: Option<Arc<DevIssuer>>,
+    tasks: Vec<JoinHandle<()>>,
+}
+
+struct ApiKeyState {
+    path: PathBuf,
+    secret: ApiKeySecret,
+    index: RwLock<Arc<ApiKeyIndex>>,
+    modified: RwLock<Option<SystemTime>>,
+}
+
+impl ApiKeyState {
+    fn reload(&self) -> Result<(), IdentityError> {
+        let modified = std::fs::metadata(&self.path)
+            .and_then(|m| m.modified())
+            .ok();
+        let store = KeyStore::load(&self.path)?;
+        let index = Arc::new(ApiKeyIndex::new(self.secret.clone(), &store));
+        if let Ok(mut slot) = self.index.write() {
+            *slot = index;
+        }
+        if let Ok(mut slot) = self.modified.write() {
+            *slot = modified;
+        }
+        Ok(())
+    }
+
+    fn reload_if_changed(&self) {
+        let modified = std::fs::metadata(&self.path)
+            .and_then(|m| m.modified())
+            .ok();
+        let known = self.modified.read().ok().and_then(|m| *m);
+        if modified != known {
+            match self.reload() {
+                Ok(()) => tracing::info!(store = %self.path.display(), "API key store reloaded"),
+                Err(e) => {
+                    tracing::warn!(error = %e, "API key store not reloaded; keeping the previous one")
+                }
+            }
+        }
+    }
+
+    fn index(&self) -> Option<Arc<ApiKeyIndex>> {
+        self.index.read().ok().map(|i| Arc::clone(&i))
+    }
+}
+
+impl Drop for Authenticator {
+    fn drop(&mut self) {
+        for task in &self.tasks {
+            task.abort();
+        }
+    }
+}
+
+impl Authenticator {
+    /// Load every issuer's keys (discovery, JWKS fetch through `egress`),
+    /// the development key, the API key store; start the background
+    /// refreshers. Fails when an issuer's keys cannot be loaded.
+    pub async fn start(
+        settings: IdentitySettings,
+        egress: EgressPolicy,
+    ) -> Result<Arc<Authenticator>, IdentityError> {
+        let replay = Arc::new(MemoryReplayCache::new(settings.dpop.replay_cache_entries));
+        Self::start_with_replay_cache(settings, egress, replay).await
+    }
+
+    /// [`Authenticator::start`] with a shared replay cache (cluster mode).
+    pub async fn start_with_replay_cache(
+        settings: IdentitySettings,
+        egress: EgressPolicy,
+        replay: Arc<dyn ReplayCache>,
+    ) -> Result<Arc<Authenticator>, IdentityError> {
+        let dev = match &settings.dev_issuer {
+            Some(dev) => Some(Arc::new(DevIssuer::from_settings(dev, &settings.data_dir)?)),
+            None => None,
+        };
+        let mut issuers = Vec::with_capacity(settings.issuers.len());
+        for issuer in &settings.issuers {
+            let dev_keys = dev.as_ref().map(|d| d.public_keys());
+            issuers.push(IssuerKeys::start(issuer.clone(), egress, dev_keys).await?);
+        }
+        let api_keys = match &settings.api_keys {
+            None => None,
+            Some(keys) => {
+                let secret = match &keys.secret {
+                    Some(bytes) => ApiKeySecret::from_bytes(&bytes.0)?,
+                    None => ApiKeySecret::load_or_create(&settings.api_key_secret_path())?,
+                };
+                let path = settings
+                    .api_key_store_path()
+                    .unwrap_or_else(|| settings.data_dir.join("api-keys.json"));
+                let state = ApiKeyState {
+                    index: RwLock::new(Arc::new(ApiKeyIndex::new(
+                        secret.clone(),
+                        &KeyStore::default(),
+                    ))),
+                    path,
+                    secret,
+                    modified: RwLock::new(None),
+                };
+                state.reload()?;
+                Some(Arc::new(state))
+            }
+        };
+        let nonce_secret = match &settings.dpop.nonce_secret {
+            Some(secret) => secret.0.clone(),
+            None => {
+                let mut bytes = vec![0u8; 32];
+                aws_lc_rs::rand::fill(&mut bytes)
+                    .map_err(|_| IdentityError::Invalid("no randomness".into()))?;
+                bytes
+            }
+        };
+        let dpop = DpopVerifier {
+            algorithms: settings.dpop.algorithms.clone(),
+            max_age: settings.dpop.max_age,
+            leeway: settings.leeway,
+            nonces: settings
+                .dpop
+                .nonce
+                .then(|| NonceIssuer::new(&nonce_secret, settings.dpop.nonce_lifetime)),
+            replay,
+        };
+
+        let mut tasks = Vec::new();
+        for issuer in &issuers {
+            tasks.push(tokio::spawn(Arc::clone(issuer).run_refresher()));
+        }
+        if let Some(state) = &api_keys {
+            let state = Arc::clone(state);
+            tasks.push(tokio::spawn(async move {
+                loop {
+                    tokio::time::sleep(API_KEY_RELOAD_INTERVAL).await;
+                    state.reload_if_changed();
+                }
+            }));
+        }
+
+        Ok(Arc::new(Authenticator {
+            public_url: settings.public_url,
+            audiences: settings.audiences,
+            required_scopes: settings.required_scopes,
+            scopes_supported: settings.scopes_supported,
+            leeway: settings.leeway,
+            allow_anonymous: settings.allow_anonymous,
+            issuers,
+            cache: TokenCache::new(settings.token_cache_entries),
+            dpop,
+            api_keys,
+            mtls: settings.mtls,
+            dev,
+            tasks,
+        }))
+    }
+
+    /// The development issuer, when configured (to mint tokens and serve
+    /// its JWKS).
+    pub fn dev_issuer(&self) -> Option<&DevIssuer> {
+        self.dev.as_deref()
+    }
+
+    /// Re-read the API key store now (the gateway's SIGHUP); it is also
+    /// re-read by itself within two seconds of a change.
+    pub fn reload_api_keys(&self) -> Result<(), IdentityError> {
+        match &self.api_keys {
+            Some(state) => state.reload(),
+            None => Ok(()),
+        }
+    }
+
+    /// Forget every verified token (tests and benchmarks; configuration
+    /// changes build a new authenticator instead).
+    pub fn clear_token_cache(&self) {
+        self.cache.clear();
+    }
+
+    /// Authenticate one request.
+    pub async fn authenticate(&self, req: &RequestFacts<'_>) -> Result<Principal, AuthError> {
+        let result = match parse_credentials(req)? {
+            Credential::None => {
+                if let (Some(der), Some(mtls)) = (req.client_cert_der, &self.mtls) {
+                    crate::mtls::principal_from_certificate(der, mtls)
+                } else if self.allow_anonymous {
+                    Ok(Principal::anonymous())
+                } else {
+                    Err(AuthError::Missing)
+                }
+            }
+            Credential::ApiKey(key) => self.api_key(key),
+            Credential::Token(scheme, token) => self.token(scheme, token, req).await,
+        };
+        if let Err(e) = &result {
+            tracing::debug!(reason = e.code(), "authentication refused");
+        }
+        result
+    }
+
+    /// Authenticate a bare access token for `resource_url` (stdio mode: a
+    /// token from the environment, validated like any other; DPoP-bound
+    /// tokens cannot be used there).
+    pub async fn authenticate_token(
+        &self,
+        token: &str,
+        resource_url: &str,
+    ) -> Result<Principal, AuthError> {
+        if token.starts_with(API_KEY_PREFIX) {
+            return self.api_key(token);
+        }
+        let req = RequestFacts {
+            method: "POST",
+            url: resource_url,
+            ..RequestFacts::default()
+        };
+        self.token(Scheme::Bearer, token, &req).await
+    }
+
+    fn api_key(&self, key: &str) -> Result<Principal, AuthError> {
+        let state = self
+            .api_keys
+            .as_ref()
+            .ok_or(AuthError::Invalid("api_key"))?;
+        let index = state.index().ok_or(AuthError::Unavailable)?;
+        let stored = index.check(key).ok_or(AuthError::Invalid("api_key"))?;
+        let data = PrincipalData {
+            subject: stored.principal.clone(),
+            tenant: None,
+            roles: stored.roles.clone(),
+            groups: Vec::new(),
+            scopes: Vec::new(),
+            client_id: None,
+            agent_id: None,
+            method: AuthMethod::ApiKey,
+        };
+        let credential = CredentialInfo {
+            issuer: API_KEY_NAMESPACE.to_owned(),
+            token_id: Some(stored.id.clone()),
+            expires_at: None,
+            key_thumbprint: None,
+        };
+        Ok(Principal::authenticated(
+            data,
+            API_KEY_NAMESPACE,
+            credential,
+        ))
+    }
+
+    async fn token(
+        &self,
+        scheme: Scheme,
+        token: &str,
+        req: &RequestFacts<'_>,
+    ) -> Result<Principal, AuthError> {
+        let hash: TokenHash = sha256(token.as_bytes());
+        let now = unix_now();
+        let verified = match self.cache.get(&hash) {
+            Some(hit) if hit.generation == self.issuers[hit.issuer].generation() => hit,
+            _ => {
+                let fresh = Arc::new(self.verify_token(token, now).await?);
+                self.cache.insert(hash, Arc::clone(&fresh), now);
+                fresh
+            }
+        };
+        if now > verified.usable_until {
+            self.cache.remove(&hash);
+            return Err(AuthError::Expired);
+        }
+        if !self.audience_accepted(&verified.audiences, req.url) {
+            return Err(AuthError::Invalid("audience"));
+        }
+        let mode = self.issuers[verified.issuer].settings.dpop;
+        match (scheme, verified.jkt.as_deref()) {
+            (Scheme::Bearer, Some(_)) => return Err(AuthError::DpopRequired),
+            (Scheme::Bearer, None) if mode == DpopMode::Required => {
+                return Err(AuthError::DpopRequired)
+            }
+            (Scheme::Bearer, None) => {}
+            (Scheme::Dpop, None) => return Err(AuthError::Invalid("token_not_bound")),
+            (Scheme::Dpop, Some(jkt)) => {
+                let proof = req.dpop.ok_or(AuthError::DpopInvalid("missing"))?;
+                self.dpop
+                    .verify(&ProofContext {
+                        proof,
+                        method: req.method,
+                        url: req.url,
+                        token_hash: &hash,
+                        jkt,
+                        now,
+                    })
+                    .await?;
+            }
+        }
+        let scopes = &verified.principal.data().scopes;
+        if self.required_scopes.iter().any(|s| !scopes.contains(s)) {
+            return Err(AuthError::InsufficientScope(self.required_scopes.clone()));
+        }
+        Ok(verified.principal.clone())
+    }
+
+    fn audience_accepted(&self, audiences: &[String], url: &str) -> bool {
+        match &self.audiences {
+            Some(accepted) => audiences.iter().any(|a| accepted.contains(a)),
+            None => {
+                let resource = url.split(['?', '#']).next().unwrap_or(url);
+                audiences.iter().any(|a| a == resource)
+            }
+        }
+    }
+
+    /// Signature and request-independent claims.
+    async fn verify_token(&self, token: &str, now: u64) -> Result<VerifiedToken, AuthError> {
+        let jws = CompactJws::parse(token, MAX_TOKEN_BYTES).map_err(|e| match e {
+            JwsError::Malformed => AuthError::Invalid("malformed"),
+            other => AuthError::Invalid(other.code()),
+        })?;
+        match jws.typ.as_deref() {
+            Some(t)
+                if t.eq_ignore_ascii_case("at+jwt")
+                    || t.eq_ignore_ascii_case("application/at+jwt")
+                    || t.eq_ignore_ascii_case("JWT") => {}
+            _ => return Err(AuthError::Invalid("typ")),
+        }
+        let iss = jws
+            .claims
+            .get("iss")
+            .and_then(Value::as_str)
+            .ok_or(AuthError::Invalid("issuer"))?;
+        let (index, issuer) = self
+            .issuers
+            .iter()
+            .enumerate()
+            .find(|(_, i)| i.settings.issuer == iss)
+            .ok_or(AuthError::Invalid("issuer"))?;
+        if !issuer.settings.algorithms.contains(&jws.alg) {
+            return Err(AuthError::Invalid("algorithm"));
+        }
+        let generation = issuer.generation();
+        let kid = jws.kid.as_deref();
+        let mut keys = issuer.candidates(kid, jws.alg);
+        if keys.is_empty() && kid.is_some() && issuer.refresh_for_unknown_kid().await {
+            keys = issuer.candidates(kid, jws.alg);
+        }
+        if keys.is_empty() {
+            return Err(AuthError::Invalid("unknown_kid"));
+        }
+        if !keys.iter().any(|k| jws.verify(k)) {
+            return Err(AuthError::Invalid("signature"));
+        }
+        self.check_claims(&jws.claims, index, generation, now)
+    }
+
+    fn check_claims(
+        &self,
+        claims: &Map<String, Value>,
+        issuer_index: usize,
+        generation: u64,
+        now: u64,
+    ) -> Result<VerifiedToken, AuthError> {
+        let issuer = &self.issuers[issuer_index].settings;
+        let leeway = self.leeway.as_secs();
+        let time = |name: &'static str| -> Result<Option<u64>, AuthError> {
+            match claims.get(name) {
+                None => Ok(None),
+                Some(v) => v
+                    .as_f64()
+                    .filter(|t| t.is_finite() && *t >= 0.0)
+                    .map(|t| Some(t as u64))
+                    .ok_or(AuthError::Invalid(name)),
+            }
+        };
+        let exp = time("exp")?.ok_or(AuthError::Invalid("exp"))?;
+        let usable_until = exp.saturating_add(leeway);
+        if now > usable_until {
+            return Err(AuthError::Expired);
+        }
+        if time("nbf")?.is_some_and(|nbf| nbf > now.saturating_add(leeway)) {
+            return Err(AuthError::Invalid("nbf"));
+        }
+        if time("iat")?.is_some_and(|iat| iat > now.saturating_add(leeway)) {
+            return Err(AuthError::Invalid("iat"));
+        }
+        let audiences: Box<[String]> = match claims.get("aud") {
+            Some(Value::String(a)) => Box::new([a.clone()]),
+            Some(Value::Array(list)) if !list.is_empty() && list.len() <= MAX_CLAIM_LIST => list
+                .iter()
+                .map(|a| a.as_str().map(str::to_owned))
+                .collect::<Option<_>>()
+                .ok_or(AuthError::Invalid("audience"))?,
+            _ => return Err(AuthError::Invalid("audience")),
+        };
+        let jkt = match claims.get("cnf") {
+            None => None,
+            Some(Value::Object(cnf)) => match cnf.get("jkt") {
+                Some(Value::String(jkt)) if !jkt.is_empty() => Some(jkt.clone()),
+                // Bound to something we cannot check (mTLS `x5t#S256`…).
+                _ => return Err(AuthError::Invalid("cnf")),
+            },
+            Some(_) => return Err(AuthError::Invalid("cnf")),
+        };
+        if jkt.is_some() && issuer.dpop == DpopMode::Disabled {
+            return Err(AuthError::Invalid("dpop_disabled"));
+        }
+        let data = map_claims(claims, &issuer.claims, jkt.is_some())?;
+        let credential = CredentialInfo {
+            issuer: issuer.issuer.clone(),
+            token_id: claims.get("jti").and_then(Value::as_str).map(str::to_owned),
+            expires_at: Some(exp),
+            key_thumbprint: jkt.clone(),
+        };
+        Ok(VerifiedToken {
+            principal: Principal::authenticated(data, &issuer.name, credential),
+            issuer: issuer_index,
+            generation,
+            usable_until,
+            audiences,
+            jkt,
+        })
+    }
+
+    // ----- what the HTTP layer sends back ------------------------------------
+
+    /// The URL of the RFC 9728 metadata for an MCP path
+    /// (`https://w.example.com/.well-known/oauth-protected-resource/mcp`).
+    pub fn metadata_url(&self, mcp_path: &str) -> String {
+        format!("{}{METADATA_PATH}{mcp_path}", self.public_url)
+    }
+
+    /// The resource URL of an MCP path.
+    pub fn resource_url(&self, mcp_path: &str) -> String {
+        format!("{}{mcp_path}", self.public_url)
+    }
+
+    /// The RFC 9728 protected-resource metadata document for `mcp_path`,
+    /// to serve at `METADATA_PATH + mcp_path` (and at `METADATA_PATH` for
+    /// the default path).
+    pub fn resource_metadata(&self, mcp_path: &str) -> Value {
+        let mut doc = Map::new();
+        doc.insert("resource".into(), self.resource_url(mcp_path).into());
+        doc.insert(
+            "authorization_servers".into(),
+            self.issuers
+                .iter()
+                .map(|i| Value::String(i.settings.issuer.clone()))
+                .collect(),
+        );
+        doc.insert("bearer_methods_supported".into(), json!(["header"]));
+        if !self.scopes_supported.is_empty() {
+            doc.insert("scopes_supported".into(), json!(self.scopes_supported));
+        }
+        if self.dpop_accepted() {
+            doc.insert(
+                "dpop_signing_alg_values_supported".into(),
+                self.dpop
+                    .algorithms
+                    .iter()
+                    .map(|a| Value::from(a.name()))
+                    .collect(),
+            );
+        }
+        let all_require = !self.issuers.is_empty()
+            && self
+                .issuers
+                .iter()
+                .all(|i| i.settings.dpop == DpopMode::Required);
+        doc.insert(
+            "dpop_bound_access_tokens_required".into(),
+            all_require.into(),
+        );
+        doc.insert("resource_name".into(), "Warden".into());
+        Value::Object(doc)
+    }
+
+    fn dpop_accepted(&self) -> bool {
+        self.issuers
+            .iter()
+            .any(|i| i.settings.dpop != DpopMode::Disabled)
+    }
+
+    /// A fresh server nonce to send as `DPoP-Nonce` on successful
+    /// responses, when nonces are on.
+    pub fn dpop_nonce(&self) -> Option<String> {
+        self.dpop.nonces.as_ref().map(|n| n.current(unix_now()))
+    }
+
+    /// The HTTP status and headers for a refusal: 401 with `WWW-Authenticate`
+    /// challenges (`Bearer`, and `DPoP` where DPoP is accepted) pointing at
+    /// the metadata; 403 `insufficient_scope` with the scopes needed; 503
+    /// (`Retry-After`) when a dependency is down. Descriptions are fixed
+    /// texts and reason codes, never internals.
+    pub fn challenge(&self, err: &AuthError, mcp_path: &str) -> (u16, Vec<(String, String)>) {
+        let metadata = self.metadata_url(mcp_path);
+        let scope_list = |scopes: &[String]| scopes.join(" ");
+        let (status, error, description, scope): (u16, Option<&str>, String, String) = match err {
+            AuthError::Missing => (401, None, String::new(), scope_list(&self.required_scopes)),
+            AuthError::Malformed => (
+                401,
+                Some("invalid_request"),
+                "malformed credentials".into(),
+                String::new(),
+            ),
+            AuthError::Invalid(code) => (
+                401,
+                Some("invalid_token"),
+                format!("invalid token ({code})"),
+                String::new(),
+            ),
+            AuthError::Expired => (
+                401,
+                Some("invalid_token"),
+                "token expired".into(),
+                String::new(),
+            ),
+            AuthError::InsufficientScope(scopes) => (
+                403,
+                Some("insufficient_scope"),
+                "insufficient scope".into(),
+                scope_list(scopes),
+            ),
+            AuthError::DpopRequired => (
+                401,
+                Some("invalid_token"),
+                "DPoP proof required".into(),
+                String::new(),
+            ),
+            AuthError::DpopInvalid(code) => (
+                401,
+                Some("invalid_dpop_proof"),
+                format!("invalid DPoP proof ({code})"),
+                String::new(),
+            ),
+            AuthError::UseDpopNonce(_) => (
+                401,
+                Some("use_dpop_nonce"),
+                "DPoP nonce required".into(),
+                String::new(),
+            ),
+            AuthError::Unavailable => {
+                return (503, vec![("Retry-After".to_owned(), "1".to_owned())]);
+            }
+        };
+        let dpop_only = matches!(err, AuthError::DpopInvalid(_) | AuthError::UseDpopNonce(_));
+        let mut headers = Vec::new();
+
+        let mut bearer = format!("Bearer resource_metadata=\"{metadata}\"");
+        if !scope.is_empty() {
+            bearer.push_str(&format!(", scope=\"{scope}\""));
+        }
+        if let (Some(error), false) = (error, dpop_only) {
+            bearer.push_str(&format!(
+                ", error=\"{error}\", error_description=\"{description}\""
+            ));
+        }
+        headers.push(("WWW-Authenticate".to_owned(), bearer));
+
+        if self.dpop_accepted() {
+            let algs: Vec<&str> = self.dpop.algorithms.iter().map(|a| a.name()).collect();
+            let mut dpop = format!(
+                "DPoP algs=\"{}\", resource_metadata=\"{metadata}\"",
+                algs.join(" ")
+            );
+            if !scope.is_empty() {
+                dpop.push_str(&format!(", scope=\"{scope}\""));
+            }
+            if let Some(error) = error {
+                dpop.push_str(&format!(
+                    ", error=\"{error}\", error_description=\"{description}\""
+                ));
+            }
+            headers.push(("WWW-Authenticate".to_owned(), dpop));
+        }
+        if let AuthError::UseDpopNonce(nonce) = err {
+            headers.push(("DPoP-Nonce".to_owned(), nonce.clone()));
+        }
+        (status, headers)
+    }
+}
+
+fn parse_credentials<'a>(req: &RequestFacts<'a>) -> Result<Credential<'a>, AuthError> {
+    match (req.authorization, req.api_key) {
+        (Some(_), Some(_)) => Err(AuthError::Malformed),
+        (None, Some(key)) => Ok(Credential::ApiKey(key.trim())),
+        (None, None) => Ok(Credential::None),
+        (Some(header), None) => {
+            let (scheme, rest) = header.split_once(' ').ok_or(AuthError::Malformed)?;
+            let token = rest.trim_start_matches(' ');
+            let scheme = if scheme.eq_ignore_ascii_case("bearer") {
+                Scheme::Bearer
+            } else if scheme.eq_ignore_ascii_case("dpop") {
+                Scheme::Dpop
+            } else {
+                return Err(AuthError::Malformed);
+            };
+            // RFC 6750 b64token: one token, no spaces or commas (a repeated
+            // header joined with ", " is refused here).
+            let b64token = !token.is_empty()
+                && token.trim_end_matches('=').bytes().all(|b| {
+                    b.is_ascii_alphanumeric()
+                        || matches!(b, b'-' | b'.' | b'_' | b'~' | b'+' | b'/')
+                });
+            if !b64token {
+                return Err(AuthError::Malformed);
+            }
+            if token.starts_with(API_KEY_PREFIX) {
+                return match scheme {
+                    Scheme::Bearer => Ok(Credential::ApiKey(token)),
+                    Scheme::Dpop => Err(AuthError::Malformed),
+                };
+            }
+            Ok(Credential::Token(scheme, token))
+        }
+    }
+}
+
+/// A claim by name, or by dotted path into nested objects.
+fn claim<'a>(claims: &'a Map<String, Value>, path: &str) -> Option<&'a Value> {
+    if let Some(v) = claims.get(path) {
+        return Some(v);
+    }
+    let mut parts = path.split('.');
+    let mut current = claims.get(parts.next()?)?;
+    for part in parts {
+        current = current.as_object()?.get(part)?;
+    }
+    Some(current)
+}
+
+fn claim_text(
+    claims: &Map<String, Value>,
+    path: Option<&str>,
+) -> Result<Option<String>, AuthError> {
+    let Some(path) = path else {
+        return Ok(None);
+    };
+    match claim(claims, path) {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::String(s))
+            if !s.is_empty() && s.len() <= MAX_CLAIM_TEXT && !s.contains(char::is_control) =>
+        {
+            Ok(Some(s.clone()))
+        }
+        Some(_) => Err(AuthError::Invalid("claims")),
+    }
+}
+
+/// A list claim: an array of strings, or one space-separated string.
+fn claim_list(claims: &Map<String, Value>, path: Option<&str>) -> Result<Vec<String>, AuthError> {
+    let Some(path) = path else {
+        return Ok(Vec::new());
+    };
+    let items: Vec<String> = match claim(claims, path) {
+        None | Some(Value::Null) => return Ok(Vec::new()),
+        Some(Value::String(s)) => s
+            .split(' ')
+            .filter(|s| !s.is_empty())
+            .map(str::to_owned)
+            .collect(),
+        Some(Value::Array(list)) => list
+            .iter()
+            .map(|v| v.as_str().map(str::to_owned))
+            .collect::<Option<_>>()
+            .ok_or(AuthError::Invalid("claims"))?,
+        Some(_) => return Err(AuthError::Invalid("claims")),
+    };
+    if items.len() > MAX_CLAIM_LIST
+        || items
+            .iter()
+            .any(|i| i.is_empty() || i.len() > MAX_CLAIM_TEXT || i.contains(char::is_control))
+    {
+        return Err(AuthError::Invalid("claims"));
+    }
+    Ok(items)
+}
+
+fn map_claims(
+    claims: &Map<String, Value>,
+    mapping: &ClaimMapping,
+    bound: bool,
+) -> Result<PrincipalData, AuthError> {
+    let subject =
+        claim_text(claims, Some(&mapping.subject))?.ok_or(AuthError::Invalid("subject"))?;
+    let scopes = if claims.contains_key("scope") {
+        claim_list(claims, Some("scope"))?
+    } else {
+        claim_list(claims, Some("scp"))?
+    };
+    let client_id = match claim_text(claims, mapping.client_id.as_deref())? {
+        Some(id) => Some(id),
+        None => claim_text(claims, Some("azp"))?,
+    };
+    Ok(PrincipalData {
+        subject,
+        tenant: claim_text(claims, mapping.tenant.as_deref())?,
+        roles: claim_list(claims, mapping.roles.as_deref())?,
+        groups: claim_list(claims, mapping.groups.as_deref())?,
+        scopes,
+        client_id,
+        agent_id: claim_text(claims, mapping.agent_id.as_deref())?,
+        method: if bound {
+            AuthMethod::Dpop
+        } else {
+            AuthMethod::Bearer
+        },
+    })
+}
+
+#[cfg(test)]
+#[path = "authenticator_tests.rs"]
+mod tests;

@@ -1,0 +1,452 @@
+//! The authenticator without a network: the development issuer's key, API
+//! keys, challenges, metadata, and the promise that credentials never leak.
+
+use std::io::Write;
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use super::*;
+use crate::settings::{RawApiKeys, RawDevIssuer, RawIdentity, RawMtls};
+
+const PUBLIC: &str = "https://warden.example.com";
+const MCP: &str = "https://warden.example.com/mcp";
+
+fn raw(dir: &Path) -> RawIdentity {
+    RawIdentity {
+        public_url: Some(PUBLIC.to_owned()),
+        data_dir: Some(dir.display().to_string()),
+        dev_issuer: Some(RawDevIssuer::default()),
+        api_keys: Some(RawApiKeys::default()),
+        ..RawIdentity::default()
+    }
+}
+
+async fn start(raw: RawIdentity) -> Arc<Authenticator> {
+    let settings = raw.resolve(Path::new("/")).expect("valid settings");
+    Authenticator::start(settings, EgressPolicy::strict())
+        .await
+        .expect("starts without network")
+}
+
+fn facts(authorization: &str) -> RequestFacts<'_> {
+    RequestFacts {
+        method: "POST",
+        url: MCP,
+        authorization: Some(authorization),
+        ..RequestFacts::default()
+    }
+}
+
+fn strings(items: &[&str]) -> Vec<String> {
+    items.iter().map(|s| (*s).to_owned()).collect()
+}
+
+#[tokio::test]
+async fn development_tokens_are_verified_like_any_other() {
+    for algorithm in ["EdDSA", "ES256"] {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut raw = raw(dir.path());
+        raw.dev_issuer = Some(RawDevIssuer {
+            algorithm: Some(algorithm.to_owned()),
+            ..RawDevIssuer::default()
+        });
+        let auth = start(raw).await;
+        let dev = auth.dev_issuer().expect("configured");
+        let token = dev
+            .mint_with(&crate::MintRequest {
+                subject: "alice",
+                roles: &strings(&["analyst"]),
+                scopes: &strings(&["mcp", "tools.read"]),
+                ttl: Duration::from_secs(60),
+                audience: MCP,
+                tenant: Some("acme"),
+                ..crate::MintRequest::default()
+            })
+            .expect("minted");
+        let header = format!("Bearer {token}");
+        let p = auth.authenticate(&facts(&header)).await.expect("accepted");
+        assert_eq!(p.subject(), "alice");
+        assert_eq!(p.key(), "dev:acme/alice");
+        assert_eq!(p.data().roles, strings(&["analyst"]));
+        assert_eq!(p.data().scopes, strings(&["mcp", "tools.read"]));
+        assert_eq!(p.data().client_id.as_deref(), Some("warden-dev"));
+        // The key persists: a second issuer from the same directory verifies.
+        let again = DevIssuer::load_or_create(
+            dir.path(),
+            dev.issuer(),
+            if algorithm == "ES256" {
+                crate::DevAlgorithm::Es256
+            } else {
+                crate::DevAlgorithm::EdDsa
+            },
+        )
+        .expect("reloaded");
+        assert_eq!(again.jwks(), dev.jwks());
+        let jwks = dev.jwks();
+        assert!(jwks["keys"][0].get("d").is_none(), "JWKS is public only");
+        // Another audience is refused.
+        let other = dev
+            .mint(
+                "alice",
+                &[],
+                &[],
+                Duration::from_secs(60),
+                "https://other.example.com/mcp",
+            )
+            .expect("minted");
+        let header = format!("Bearer {other}");
+        assert_eq!(
+            auth.authenticate(&facts(&header)).await,
+            Err(AuthError::Invalid("audience"))
+        );
+    }
+}
+
+#[tokio::test]
+async fn required_scopes_give_403_with_the_scopes_to_step_up_to() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut raw = raw(dir.path());
+    raw.required_scopes = Some(strings(&["mcp"]));
+    let auth = start(raw).await;
+    let dev = auth.dev_issuer().expect("dev");
+    let token = dev
+        .mint(
+            "bob",
+            &[],
+            &strings(&["other"]),
+            Duration::from_secs(60),
+            MCP,
+        )
+        .expect("minted");
+    let header = format!("Bearer {token}");
+    let err = auth
+        .authenticate(&facts(&header))
+        .await
+        .expect_err("refused");
+    assert_eq!(err, AuthError::InsufficientScope(strings(&["mcp"])));
+    let (status, headers) = auth.challenge(&err, "/mcp");
+    assert_eq!(status, 403);
+    let bearer = &headers[0].1;
+    assert!(bearer.contains(r#"error="insufficient_scope""#), "{bearer}");
+    assert!(bearer.contains(r#"scope="mcp""#), "{bearer}");
+    let ok = dev
+        .mint("bob", &[], &strings(&["mcp"]), Duration::from_secs(60), MCP)
+        .expect("minted");
+    let header = format!("Bearer {ok}");
+    assert!(auth.authenticate(&facts(&header)).await.is_ok());
+}
+
+#[tokio::test]
+async fn challenges_and_metadata_follow_rfc_6750_9449_9728() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut raw = raw(dir.path());
+    raw.scopes_supported = Some(strings(&["mcp"]));
+    let auth = start(raw).await;
+    let (status, headers) = auth.challenge(&AuthError::Missing, "/mcp");
+    assert_eq!(status, 401);
+    assert_eq!(
+        headers[0],
+        (
+            "WWW-Authenticate".to_owned(),
+            format!(
+                r#"Bearer resource_metadata="{PUBLIC}/.well-known/oauth-protected-resource/mcp""#
+            )
+        )
+    );
+    assert!(
+        headers[1]
+            .1
+            .starts_with(r#"DPoP algs="ES256 ES384 EdDSA RS256 PS256""#),
+        "{headers:?}"
+    );
+    let (status, headers) = auth.challenge(&AuthError::Expired, "/mcp");
+    assert_eq!(status, 401);
+    assert!(headers[0]
+        .1
+        .contains(r#"error="invalid_token", error_description="token expired""#));
+    let (_, headers) = auth.challenge(&AuthError::DpopInvalid("replay"), "/mcp");
+    assert!(
+        !headers[0].1.contains("error="),
+        "proof errors go in the DPoP challenge"
+    );
+    assert!(headers[1].1.contains(r#"error="invalid_dpop_proof""#));
+    let (status, headers) = auth.challenge(&AuthError::Unavailable, "/mcp");
+    assert_eq!((status, headers[0].0.as_str()), (503, "Retry-After"));
+
+    let doc = auth.resource_metadata("/mcp");
+    assert_eq!(doc["resource"], MCP);
+    assert_eq!(doc["authorization_servers"], serde_json::json!([PUBLIC]));
+    assert_eq!(doc["scopes_supported"], serde_json::json!(["mcp"]));
+    assert_eq!(
+        doc["bearer_methods_supported"],
+        serde_json::json!(["header"])
+    );
+    assert_eq!(doc["dpop_bound_access_tokens_required"], false);
+    assert_eq!(
+        auth.metadata_url("/mcp/dev"),
+        format!("{PUBLIC}/.well-known/oauth-protected-resource/mcp/dev")
+    );
+}
+
+#[tokio::test]
+async fn api_keys_map_to_principals_and_revocation_takes_effect() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let settings = raw(dir.path()).resolve(Path::new("/")).expect("valid");
+    let secret = settings.api_key_secret().expect("secret");
+    let store_path = settings.api_key_store_path().expect("store");
+    let (key, stored) =
+        crate::create_api_key(&secret, "ci-bot", &strings(&["deployer"])).expect("key");
+    let mut store = KeyStore::load(&store_path).expect("empty store");
+    store.add(stored.clone()).expect("added");
+    store.save(&store_path).expect("saved");
+
+    let auth = Authenticator::start(settings, EgressPolicy::strict())
+        .await
+        .expect("starts");
+    let by_header = RequestFacts {
+        method: "POST",
+        url: MCP,
+        api_key: Some(&key),
+        ..RequestFacts::default()
+    };
+    let p = auth.authenticate(&by_header).await.expect("accepted");
+    assert_eq!(p.subject(), "ci-bot");
+    assert_eq!(p.data().roles, strings(&["deployer"]));
+    assert_eq!(p.data().method, AuthMethod::ApiKey);
+    assert_eq!(p.key(), "api-key:ci-bot");
+    let bearer = format!("Bearer {key}");
+    assert_eq!(
+        auth.authenticate(&facts(&bearer)).await.expect("as bearer"),
+        p
+    );
+    let both = RequestFacts {
+        api_key: Some(&key),
+        ..facts(&bearer)
+    };
+    assert_eq!(auth.authenticate(&both).await, Err(AuthError::Malformed));
+    let dpop = format!("DPoP {key}");
+    assert_eq!(
+        auth.authenticate(&facts(&dpop)).await,
+        Err(AuthError::Malformed)
+    );
+    let unknown = RequestFacts {
+        api_key: Some("wdn_0000000000000000_AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"),
+        ..by_header
+    };
+    assert_eq!(
+        auth.authenticate(&unknown).await,
+        Err(AuthError::Invalid("api_key"))
+    );
+
+    store.revoke(&stored.id);
+    store.save(&store_path).expect("saved");
+    auth.reload_api_keys().expect("reloaded");
+    assert_eq!(
+        auth.authenticate(&by_header).await,
+        Err(AuthError::Invalid("api_key"))
+    );
+}
+
+#[tokio::test]
+async fn anonymous_only_when_configured() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let none = RequestFacts {
+        method: "POST",
+        url: MCP,
+        ..RequestFacts::default()
+    };
+    let auth = start(raw(dir.path())).await;
+    assert_eq!(auth.authenticate(&none).await, Err(AuthError::Missing));
+    let mut open = raw(dir.path());
+    open.allow_anonymous = Some(true);
+    let auth = start(open).await;
+    assert_eq!(auth.authenticate(&none).await, Ok(Principal::anonymous()));
+    // A bad credential is still refused: anonymous is for no credential.
+    assert_eq!(
+        auth.authenticate(&facts("Bearer x.y.z")).await,
+        Err(AuthError::Invalid("malformed"))
+    );
+}
+
+#[tokio::test]
+async fn expired_cached_tokens_are_refused() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut raw = raw(dir.path());
+    raw.leeway = Some("0s".to_owned());
+    let auth = start(raw).await;
+    let dev = auth.dev_issuer().expect("dev");
+    let token = dev
+        .mint("carol", &[], &[], Duration::from_secs(1), MCP)
+        .expect("minted");
+    let header = format!("Bearer {token}");
+    assert!(auth.authenticate(&facts(&header)).await.is_ok());
+    tokio::time::sleep(Duration::from_millis(2100)).await;
+    assert_eq!(
+        auth.authenticate(&facts(&header)).await,
+        Err(AuthError::Expired)
+    );
+}
+
+/// A `tracing` writer into a shared buffer.
+#[derive(Clone, Default)]
+struct Captured(Arc<Mutex<Vec<u8>>>);
+
+impl Write for Captured {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        if let Ok(mut inner) = self.0.lock() {
+            inner.extend_from_slice(buf);
+        }
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for Captured {
+    type Writer = Captured;
+    fn make_writer(&'a self) -> Captured {
+        self.clone()
+    }
+}
+
+#[tokio::test]
+async fn tokens_never_appear_in_errors_debug_output_or_logs() {
+    let captured = Captured::default();
+    let subscriber = tracing_subscriber::fmt()
+        .with_max_level(tracing::Level::TRACE)
+        .with_writer(captured.clone())
+        .finish();
+    let _guard = tracing::subscriber::set_default(subscriber);
+
+    let dir = tempfile::tempdir().expect("tempdir");
+    let auth = start(raw(dir.path())).await;
+    let dev = auth.dev_issuer().expect("dev");
+    let good = dev
+        .mint("dave", &[], &[], Duration::from_secs(60), MCP)
+        .expect("minted");
+    let wrong_aud = dev
+        .mint("dave", &[], &[], Duration::from_secs(60), "https://x/mcp")
+        .expect("minted");
+    let mut tampered = good.clone();
+    tampered.push('A');
+    let secret_key = "wdn_0123456789abcdef_SECRETSECRETSECRETSECRETSECRETSECRETSECRET1";
+    let mut seen = Vec::new();
+    for token in [&good, &wrong_aud, &tampered] {
+        let header = format!("Bearer {token}");
+        let request = facts(&header);
+        seen.push(format!("{request:?}"));
+        let result = auth.authenticate(&request).await;
+        seen.push(format!("{result:?}"));
+        if let Err(e) = &result {
+            seen.push(e.to_string());
+            let (_, headers) = auth.challenge(e, "/mcp");
+            seen.push(format!("{headers:?}"));
+        }
+        let dpop_header = format!("DPoP {token}");
+        let with_proof = RequestFacts {
+            dpop: Some(token),
+            ..facts(&dpop_header)
+        };
+        seen.push(format!("{with_proof:?}"));
+        seen.push(format!("{:?}", auth.authenticate(&with_proof).await));
+    }
+    let key_request = RequestFacts {
+        api_key: Some(secret_key),
+        ..RequestFacts::default()
+    };
+    seen.push(format!("{key_request:?}"));
+    seen.push(format!("{:?}", auth.authenticate(&key_request).await));
+
+    let logs =
+        String::from_utf8(captured.0.lock().expect("log buffer").clone()).expect("utf-8 logs");
+    assert!(
+        logs.contains("authentication refused"),
+        "refusals are logged (without the token): {logs}"
+    );
+    let everything = format!("{}\n{logs}", seen.join("\n"));
+    for token in [&good, &wrong_aud, &tampered] {
+        for part in token.split('.') {
+            assert!(
+                !everything.contains(part),
+                "a token segment leaked:\n{everything}"
+            );
+        }
+    }
+    assert!(
+        !everything.contains("SECRETSECRET"),
+        "an API key leaked:\n{everything}"
+    );
+}
+
+#[cfg(feature = "mtls")]
+#[tokio::test]
+async fn client_certificates_map_to_principals() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let der_path = dir.path().join("cert.der");
+    let made = std::process::Command::new("openssl")
+        .args([
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:prime256v1",
+            "-nodes",
+        ])
+        .arg("-keyout")
+        .arg(dir.path().join("key.pem"))
+        .arg("-out")
+        .arg(&der_path)
+        .args(["-outform", "DER", "-days", "1", "-subj", "/CN=svc-a"])
+        .args(["-addext", "subjectAltName=DNS:svc-a.internal"])
+        .output();
+    let Ok(output) = made else {
+        eprintln!("SKIPPED: openssl not available");
+        return;
+    };
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let der = std::fs::read(&der_path).expect("cert");
+    let mut raw = raw(dir.path());
+    raw.mtls = Some(RawMtls {
+        subject_from: None,
+        roles: Some(strings(&["service"])),
+    });
+    let auth = start(raw).await;
+    let request = RequestFacts {
+        method: "POST",
+        url: MCP,
+        client_cert_der: Some(&der),
+        ..RequestFacts::default()
+    };
+    let p = auth
+        .authenticate(&request)
+        .await
+        .expect("certificate accepted");
+    assert_eq!(p.subject(), "svc-a.internal");
+    assert_eq!(p.key(), "mtls:svc-a.internal");
+    assert_eq!(p.data().roles, strings(&["service"]));
+    let mut raw = self::raw(dir.path());
+    raw.mtls = Some(RawMtls {
+        subject_from: Some(strings(&["cn"])),
+        roles: None,
+    });
+    let auth = start(raw).await;
+    assert_eq!(
+        auth.authenticate(&request).await.expect("cn").subject(),
+        "svc-a"
+    );
+    let garbage = RequestFacts {
+        client_cert_der: Some(b"not a certificate"),
+        ..request
+    };
+    assert_eq!(
+        auth.authenticate(&garbage).await,
+        Err(AuthError::Invalid("certificate"))
+    );
+}

@@ -1,0 +1,98 @@
+//! The two error types of this crate: [`AuthError`] (a request was not
+//! authenticated; safe to show the client) and [`IdentityError`] (starting,
+//! key stores, the development issuer; shown to the operator).
+
+/// Why a request was not authenticated.
+///
+/// Every variant is safe to send to the client: reason codes are static
+/// strings chosen here, never text from a peer, a library or the token. The
+/// token itself never appears in an `AuthError`, its `Display` or its
+/// `Debug`. [`crate::Authenticator::challenge`] turns one into the HTTP
+/// status and `WWW-Authenticate` headers; [`AuthError::code`] is the audit
+/// reason code.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum AuthError {
+    /// No credentials at all.
+    #[error("authentication required")]
+    Missing,
+    /// An `Authorization` (or API key, or `DPoP`) header that does not parse:
+    /// unknown scheme, empty token, forbidden characters, two credentials.
+    #[error("malformed credentials")]
+    Malformed,
+    /// The token or key was refused; the code says which check failed
+    /// (`signature`, `audience`, `issuer`, `unknown_kid`, `algorithm`, …).
+    #[error("invalid token ({0})")]
+    Invalid(&'static str),
+    /// The token's `exp` (plus leeway) has passed.
+    #[error("token expired")]
+    Expired,
+    /// Authenticated, but the token lacks these scopes (HTTP 403, step-up).
+    #[error("insufficient scope")]
+    InsufficientScope(Vec<String>),
+    /// The token must be presented with a DPoP proof: it is DPoP-bound, or
+    /// its issuer requires DPoP, and it came as `Bearer`.
+    #[error("DPoP required")]
+    DpopRequired,
+    /// The DPoP proof was refused; the code says which check failed
+    /// (`missing`, `htu`, `htm`, `iat`, `ath`, `replay`, `binding`, …).
+    #[error("invalid DPoP proof ({0})")]
+    DpopInvalid(&'static str),
+    /// The proof must carry this server nonce (sent back in `DPoP-Nonce`).
+    #[error("DPoP nonce required")]
+    UseDpopNonce(String),
+    /// A dependency of authentication (the replay cache) is down: refused,
+    /// fail closed (HTTP 503).
+    #[error("authentication temporarily unavailable")]
+    Unavailable,
+}
+
+impl AuthError {
+    /// A short, stable reason code for audit records and metrics.
+    #[must_use]
+    pub fn code(&self) -> &'static str {
+        match self {
+            AuthError::Missing => "missing",
+            AuthError::Malformed => "malformed",
+            AuthError::Invalid(code) => code,
+            AuthError::Expired => "expired",
+            AuthError::InsufficientScope(_) => "insufficient_scope",
+            AuthError::DpopRequired => "dpop_required",
+            AuthError::DpopInvalid(code) => code,
+            AuthError::UseDpopNonce(_) => "use_dpop_nonce",
+            AuthError::Unavailable => "unavailable",
+        }
+    }
+}
+
+/// Errors outside the request path: starting the [`crate::Authenticator`]
+/// (fetching keys), reading or writing key stores and the development
+/// issuer's key. Meant for the operator; they never hold a secret or a token.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum IdentityError {
+    /// A JWKS or discovery document could not be fetched or used.
+    #[error("issuer {issuer}: {reason}")]
+    Issuer { issuer: String, reason: String },
+    /// The egress policy refused a URL (private, link-local, loopback…).
+    #[error("egress refused for {url}: {reason}")]
+    Egress { url: String, reason: &'static str },
+    /// A file of ours (key store, secret, development key) could not be used.
+    #[error("{path}: {reason}")]
+    File { path: String, reason: String },
+    /// An argument was out of range (a principal name, a role).
+    #[error("{0}")]
+    Invalid(String),
+    /// Signing failed (development issuer).
+    #[error("signing failed: {0}")]
+    Signing(&'static str),
+}
+
+impl IdentityError {
+    pub(crate) fn file(path: &std::path::Path, reason: impl std::fmt::Display) -> Self {
+        IdentityError::File {
+            path: path.display().to_string(),
+            reason: reason.to_string(),
+        }
+    }
+}

@@ -1,0 +1,183 @@
+use std::ffi::OsString;
+use std::path::Path;
+
+use super::*;
+
+fn parse(yaml: &str) -> Result<IdentitySettings, Vec<(String, String)>> {
+    let raw: RawIdentity = serde_saphyr::from_str(yaml).expect("YAML shape");
+    raw.resolve_with_env(Path::new("/etc/warden"), &|name| match name {
+        "LONG" => Some(OsString::from("x".repeat(40))),
+        "SHORT" => Some(OsString::from("short")),
+        _ => None,
+    })
+}
+
+fn errors(yaml: &str) -> Vec<String> {
+    match parse(yaml) {
+        Ok(_) => Vec::new(),
+        Err(list) => list.into_iter().map(|(p, m)| format!("{p}: {m}")).collect(),
+    }
+}
+
+#[test]
+fn a_full_section_resolves() {
+    let settings = parse(
+        r#"
+public_url: https://warden.example.com/
+audiences: [https://warden.example.com/mcp, api://warden]
+required_scopes: [mcp]
+scopes_supported: [mcp, mcp.admin]
+leeway: 10s
+token_cache_entries: "5000"
+issuers:
+  - issuer: https://idp.example.com/realms/corp
+    name: corp
+    algorithms: [RS256, ES256]
+    dpop: required
+    refresh_interval: 1m
+    min_refresh_interval: 5s
+    claims: { roles: realm_access.roles, tenant: tid, agent_id: act.sub }
+  - issuer: https://other.example.com
+    jwks_uri: https://other.example.com/jwks
+dpop: { max_age: 30s, nonce: true, nonce_secret: env:LONG }
+api_keys: { secret: env:LONG }
+mtls: { subject_from: [cn], roles: [service] }
+dev_issuer: { algorithm: ES256 }
+"#,
+    )
+    .expect("valid");
+    assert_eq!(settings.public_url(), "https://warden.example.com");
+    assert_eq!(
+        settings.resource_url("/mcp"),
+        "https://warden.example.com/mcp"
+    );
+    assert_eq!(
+        settings.issuers.len(),
+        3,
+        "two issuers and the development issuer"
+    );
+    let corp = &settings.issuers[0];
+    assert_eq!(corp.name, "corp");
+    assert_eq!(corp.dpop, DpopMode::Required);
+    assert_eq!(
+        corp.algorithms,
+        vec![SigningAlgorithm::RS256, SigningAlgorithm::ES256]
+    );
+    assert!(matches!(corp.keys, KeySource::Discovery(_)));
+    assert_eq!(corp.claims.roles.as_deref(), Some("realm_access.roles"));
+    assert!(matches!(settings.issuers[1].keys, KeySource::JwksUri(_)));
+    assert_eq!(settings.issuers[1].name, "https://other.example.com");
+    assert_eq!(settings.issuers[2].issuer, "https://warden.example.com");
+    assert_eq!(settings.leeway, Duration::from_secs(10));
+    assert_eq!(settings.token_cache_entries, 5000);
+    assert!(settings.dpop.nonce);
+    assert_eq!(settings.data_dir(), Path::new("/etc/warden/.warden"));
+    assert_eq!(
+        settings.api_key_store_path().as_deref(),
+        Some(Path::new("/etc/warden/.warden/api-keys.json"))
+    );
+    assert!(
+        !format!("{settings:?}").contains("xxxxxxxx"),
+        "secrets stay out of Debug"
+    );
+}
+
+#[test]
+fn every_problem_is_reported_with_its_path() {
+    let found = errors(
+        r#"
+issuers:
+  - issuer: https://idp.example.com
+    algorithms: [none, HS256, RS256, RS256, XX1]
+    dpop: sometimes
+    refresh_interval: soon
+    jwks_uri: ftp://idp.example.com/keys
+  - name: nameless
+dpop: { nonce_secret: inline-secret-value }
+api_keys: { secret: env:SHORT }
+required_scopes: ["has space"]
+leeway: 10m
+"#,
+    );
+    let expected = [
+        "identity.public_url: required",
+        "identity.issuers[0].jwks_uri: must be an https URL",
+        "identity.issuers[1].issuer: required",
+        "identity.dpop.nonce_secret: secrets must be referenced",
+        "identity.api_keys.secret: secret is shorter than 32 bytes",
+        "identity.required_scopes[0]: not a valid scope",
+        "identity.leeway: at most 5m",
+    ];
+    for e in expected {
+        assert!(
+            found.iter().any(|f| f.starts_with(e)),
+            "missing {e:?} in {found:#?}"
+        );
+    }
+    assert!(
+        !found.iter().any(|f| f.contains("inline-secret-value")),
+        "{found:#?}"
+    );
+}
+
+#[test]
+fn algorithms_and_modes_are_checked() {
+    let found = errors(
+        r#"
+public_url: https://w.example.com
+issuers:
+  - issuer: https://idp.example.com
+    jwks_uri: https://idp.example.com/keys
+    algorithms: [none, HS256, RS256, RS256, XX1]
+    dpop: sometimes
+    refresh_interval: soon
+"#,
+    );
+    let expected = [
+        "identity.issuers[0].algorithms[0]: \"none\" is never accepted",
+        "identity.issuers[0].algorithms[1]: \"HS256\" is never accepted",
+        "identity.issuers[0].algorithms[3]: duplicate algorithm",
+        "identity.issuers[0].algorithms[4]: unknown algorithm",
+        "identity.issuers[0].dpop: unknown mode",
+        "identity.issuers[0].refresh_interval: invalid duration",
+    ];
+    for e in expected {
+        assert!(
+            found.iter().any(|f| f.starts_with(e)),
+            "missing {e:?} in {found:#?}"
+        );
+    }
+}
+
+#[test]
+fn unknown_keys_are_refused_by_the_shape() {
+    let result: Result<RawIdentity, _> = serde_saphyr::from_str("public_url: x\nissuer: y\n");
+    assert!(result.is_err());
+    let result: Result<RawIdentity, _> =
+        serde_saphyr::from_str("issuers:\n  - issuer: y\n    jku: https://evil\n");
+    assert!(result.is_err());
+}
+
+#[test]
+fn duplicate_issuers_and_names_are_refused() {
+    let found = errors(
+        r#"
+public_url: https://w.example.com
+issuers:
+  - { issuer: https://a.example.com, name: a, jwks_uri: https://a.example.com/k }
+  - { issuer: https://a.example.com, name: a, jwks_uri: https://a.example.com/k }
+"#,
+    );
+    assert!(
+        found
+            .iter()
+            .any(|f| f == "identity.issuers[1].issuer: duplicate issuer"),
+        "{found:#?}"
+    );
+    assert!(
+        found
+            .iter()
+            .any(|f| f.starts_with("identity.issuers[1].name: duplicate name")),
+        "{found:#?}"
+    );
+}
