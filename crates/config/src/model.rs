@@ -225,6 +225,10 @@ pub struct VirtualServer {
     /// Patterns over exposed names (`notes__*`); `*` is the only wildcard
     /// (see [`crate::glob_match`]). `None`: every tool of `servers`.
     pub tools: Option<Vec<String>>,
+    /// Whether names are exposed as `server__name` (the default). `false` is
+    /// allowed only for a virtual server of exactly one server: its names
+    /// are exposed unchanged (a transparent endpoint for one upstream).
+    pub namespace: bool,
 }
 
 impl VirtualServer {

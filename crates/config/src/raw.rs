@@ -83,6 +83,7 @@ pub(crate) struct RawRestart {
 pub(crate) struct RawVirtualServer {
     pub servers: Option<Vec<String>>,
     pub tools: Option<Vec<String>>,
+    pub namespace: Option<bool>,
 }
 
 #[derive(Debug, Default, serde::Deserialize)]

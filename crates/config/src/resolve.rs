@@ -707,6 +707,15 @@ impl Resolver<'_> {
             }
         };
 
+        let namespace = raw.namespace.unwrap_or(true);
+        if !namespace && servers.len() != 1 {
+            self.problems.push(
+                &path.field("namespace"),
+                "false is allowed only for a virtual server of exactly one server \
+                 (names of several servers could collide)",
+            );
+            ok = false;
+        }
         let tools = raw.tools.map(|patterns| {
             let tools_path = path.field("tools");
             if patterns.is_empty() {
@@ -721,7 +730,7 @@ impl Resolver<'_> {
                     if patterns[..i].contains(pattern) {
                         return Some(format!("duplicate pattern {pattern:?}"));
                     }
-                    let separator = separator?;
+                    let separator = separator.filter(|_| namespace)?;
                     let known: Vec<&String> = servers
                         .iter()
                         .filter(|s| server_names.contains(&s.as_str()))
@@ -756,6 +765,7 @@ impl Resolver<'_> {
             name,
             servers,
             tools,
+            namespace,
         })
     }
 

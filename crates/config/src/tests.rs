@@ -1247,6 +1247,20 @@ fn with_vs(vs: &str) -> String {
 }
 
 #[test]
+fn virtual_server_namespace_false_needs_exactly_one_server() {
+    single_error(
+        &with_vs("  dev:\n    servers: [notes, time]\n    namespace: false\n"),
+        "virtual_servers.dev.namespace",
+        "exactly one server",
+    );
+    let cfg = ok(&with_vs(
+        "  direct:\n    servers: [notes]\n    namespace: false\n    tools: [search]\n",
+    ));
+    assert!(!cfg.virtual_servers[0].namespace);
+    assert!(ok(&with_vs("  dev:\n    servers: [notes]\n")).virtual_servers[0].namespace);
+}
+
+#[test]
 fn virtual_server_references_must_exist() {
     single_error(
         &with_vs("  dev:\n    servers: [notes, nope]\n"),

@@ -376,10 +376,8 @@ impl Gateway {
             return Some(invalid_params(id, "params.name must be a string"));
         };
         let snap = self.snapshot();
-        let routed = snap
-            .namer
-            .split(&exposed)
-            .filter(|(server, _)| route.exposes_server(server))
+        let routed = route
+            .resolve(&snap.namer, &exposed)
             .filter(|_| kind != NameKind::Tool || route.exposes_tool(&exposed));
         let Some((server, upstream_name)) = routed else {
             let what = if kind == NameKind::Tool {
@@ -476,11 +474,7 @@ impl Gateway {
                 };
                 let name = as_str(name_raw).unwrap_or_default();
                 let snap = self.snapshot();
-                let Some((server, upstream_name)) = snap
-                    .namer
-                    .split(&name)
-                    .filter(|(s, _)| route.exposes_server(s))
-                else {
+                let Some((server, upstream_name)) = route.resolve(&snap.namer, &name) else {
                     return Some(invalid_params(id, "unknown prompt"));
                 };
                 let mut edits = EditSet::new();
@@ -613,6 +607,11 @@ impl Gateway {
                 _ = cancel.notified() => None,
             }
         };
+        // Everything the upstream sent before its response (progress,
+        // server-to-client requests) is routed while the routes still exist.
+        if let Some(Ok(resp)) = &result {
+            handle.wait_dispatched(resp.events_before).await;
+        }
         let uid = upstream_id.load(Ordering::Relaxed);
         lock(&self.by_upstream_id).remove(&(instance, uid));
         lock(&session.inflight).remove(id);
@@ -633,10 +632,12 @@ impl Gateway {
             Some(r) => r,
         };
         match result {
-            Ok(resp) => Some(splice_id(&resp.text, id).unwrap_or_else(|| {
+            Ok(resp) => {
+                Some(splice_id(&resp.text, id).unwrap_or_else(|| {
                 warn!(server = %server, correlation_id = %corr, "upstream response could not be re-addressed");
-                upstream_error(id, server, corr, "sent a response Warden could not read")
-            })),
+                    upstream_error(id, server, corr, "sent a response Warden could not read")
+                }))
+            }
             Err(e) => {
                 if matches!(e, UpstreamError::Timeout) {
                     let _ = handle
@@ -647,7 +648,12 @@ impl Gateway {
                         .await;
                 }
                 warn!(server = %server, correlation_id = %corr, error = %e, "upstream call failed");
-                Some(upstream_error(id, server, corr, &describe(&e, handle.call_timeout)))
+                Some(upstream_error(
+                    id,
+                    server,
+                    corr,
+                    &describe(&e, handle.call_timeout),
+                ))
             }
         }
     }
@@ -781,9 +787,14 @@ impl Gateway {
         let m = parse_one(&resp.text).map_err(|e| e.to_string())?;
         let result = m.result.ok_or("upstream answered with an error")?;
         let snap = self.snapshot();
-        rewrite_page(kind, server, result, &snap.namer)
-            .map(Some)
-            .map_err(|e| e.to_string())
+        let route = snap
+            .route(&session.virtual_server)
+            .ok_or("virtual server no longer configured")?;
+        rewrite_page(kind, server, result, |name| {
+            route.expose(&snap.namer, server, name)
+        })
+        .map(Some)
+        .map_err(|e| e.to_string())
     }
 
     // ----------------------------------------------------------- notifications
@@ -916,12 +927,20 @@ impl Gateway {
                     }
                 }
             }
-            _ => {
-                // list_changed, resources/updated, logging messages: every
-                // session on this upstream, unchanged.
+            "notifications/message" => {
+                // Log messages usually belong to the request being served:
+                // on its stream when one is in flight.
                 let text: Arc<str> = msg.text.into();
                 for s in sessions {
                     s.sink_for_server(&handle.server).send(text.clone());
+                }
+            }
+            _ => {
+                // list_changed, resources/updated and anything newer: session
+                // events, on each session's standalone stream, unchanged.
+                let text: Arc<str> = msg.text.into();
+                for s in sessions {
+                    s.standalone().send(text.clone());
                 }
             }
         }
@@ -1042,6 +1061,8 @@ async fn dispatch_upstream_events(
         let Some(gw) = gw.upgrade() else {
             return;
         };
+        // Counted after routing, whatever the event (see `wait_dispatched`).
+        let _counted = DispatchGuard(&handle);
         match ev {
             UpstreamEvent::Message {
                 text, related_to, ..
@@ -1056,6 +1077,15 @@ async fn dispatch_upstream_events(
                 warn!(target: "audit", event = "upstream.down", server = %handle.server, reason = %reason);
             }
         }
+    }
+}
+
+/// Marks an event as routed when dropped, on every path out of the match.
+struct DispatchGuard<'a>(&'a UpstreamHandle);
+
+impl Drop for DispatchGuard<'_> {
+    fn drop(&mut self) {
+        self.0.mark_dispatched();
     }
 }
 

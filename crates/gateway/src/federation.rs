@@ -79,7 +79,7 @@ pub fn rewrite_page(
     kind: ListKind,
     server: &str,
     result: &RawValue,
-    namer: &Namer,
+    expose: impl Fn(&str) -> Option<String>,
 ) -> Result<Page, ListError> {
     let key = kind.items_key();
     let arr = member(result, key).ok_or(ListError::Shape(key))?;
@@ -102,7 +102,7 @@ pub fn rewrite_page(
                     page.refused.push("item name is not a string".into());
                     continue;
                 };
-                let Some(exposed) = namer.expose(server, &name) else {
+                let Some(exposed) = expose(&name) else {
                     page.refused.push(format!(
                         "{:?}: exposed name would not satisfy ^[a-zA-Z0-9_-]{{1,64}}$",
                         truncate(&name, 80)

@@ -22,7 +22,10 @@ fn rewrites_only_names_and_keeps_unknown_fields() {
     let r = raw(
         r#"{"tools":[{"name":"echo","description":"d","inputSchema":{"type":"object"},"x-vendor":{"k":1}},{"name":"bad name"}],"nextCursor":"c2"}"#,
     );
-    let page = rewrite_page(ListKind::Tools, "srv", r, &Namer::new("__")).unwrap();
+    let page = rewrite_page(ListKind::Tools, "srv", r, |n| {
+        Namer::new("__").expose("srv", n)
+    })
+    .unwrap();
     assert_eq!(page.items.len(), 1);
     assert_eq!(
         page.items[0].text,
@@ -44,16 +47,18 @@ fn rewrites_only_names_and_keeps_unknown_fields() {
 #[test]
 fn resources_keep_uris() {
     let r = raw(r#"{"resources":[{"uri":"notes://1","name":"n"}]}"#);
-    let page = rewrite_page(ListKind::Resources, "notes", r, &Namer::new("__")).unwrap();
+    let page = rewrite_page(ListKind::Resources, "notes", r, |n| {
+        Namer::new("__").expose("notes", n)
+    })
+    .unwrap();
     assert_eq!(page.items[0].key, "notes://1");
     assert_eq!(page.items[0].text, r#"{"uri":"notes://1","name":"n"}"#);
-    assert!(rewrite_page(
-        ListKind::Resources,
-        "n",
-        raw(r#"{"tools":[]}"#),
-        &Namer::new("__")
-    )
-    .is_err());
+    assert!(
+        rewrite_page(ListKind::Resources, "n", raw(r#"{"tools":[]}"#), |n| Some(
+            n.to_owned()
+        ))
+        .is_err()
+    );
 }
 
 #[test]

@@ -338,14 +338,18 @@ fn session_of(
     }
 }
 
+/// `MCP-Protocol-Version` must name a version Warden speaks (400 otherwise,
+/// as the spec says). It need not equal the negotiated one: the spec only
+/// refuses invalid or unsupported versions, and clients in the field send
+/// older ones on later requests.
 fn check_version_header(headers: &HeaderMap, session: &Session) -> Result<(), Refusal> {
     match headers.get(VERSION_HEADER).map(|v| v.to_str()) {
         None => Ok(()),
         Some(Ok(v)) => match ProtocolVersion::parse(v) {
-            Some(pv) if pv == session.version => Ok(()),
+            Some(pv) if pv.is_session_era() == session.version.is_session_era() => Ok(()),
             Some(_) => Err(Refusal::new(
                 StatusCode::BAD_REQUEST,
-                "Bad Request: MCP-Protocol-Version does not match the negotiated version",
+                "Bad Request: MCP-Protocol-Version belongs to another protocol era than this session",
             )),
             None => Err(Refusal::new(
                 StatusCode::BAD_REQUEST,
@@ -519,20 +523,33 @@ async fn serve_request(
         }
     };
     let mut work = Box::pin(work);
+    // Related messages are polled first: everything the upstream sent
+    // before its response is queued before the response completes `work`
+    // (see `UpstreamHandle::wait_dispatched`), so nothing is overtaken.
     let first = loop {
         tokio::select! {
             biased;
-            resp = &mut work => {
-                return match resp {
-                    Some(body) => json_response(StatusCode::OK, body),
-                    None => StatusCode::ACCEPTED.into_response(),
-                };
-            }
             Some(m) = related.recv() => {
                 if accept_sse {
                     break m;
                 }
                 session.standalone().send(m);
+            }
+            resp = &mut work => {
+                let mut queued = Vec::new();
+                while let Ok(m) = related.try_recv() {
+                    queued.push(m);
+                }
+                if queued.is_empty() || !accept_sse {
+                    for m in queued {
+                        session.standalone().send(m);
+                    }
+                    return match resp {
+                        Some(body) => json_response(StatusCode::OK, body),
+                        None => StatusCode::ACCEPTED.into_response(),
+                    };
+                }
+                return finished_as_sse(&gw, &session, queued, resp);
             }
         }
     };
@@ -562,6 +579,30 @@ async fn serve_request(
             }
         }
     });
+    sse_response(stream, Vec::new(), live, None)
+}
+
+/// A request whose response and related messages are all in hand, sent as
+/// one SSE stream (kept for resumption like any other).
+fn finished_as_sse(
+    gw: &Gateway,
+    session: &Session,
+    related: Vec<Arc<str>>,
+    resp: Option<String>,
+) -> Response {
+    let replay = gw.snapshot().config.gateway.replay_buffer_events;
+    let stream = EventStream::new(new_session_id(), replay);
+    session.keep_stream(stream.clone());
+    let Ok((_, Some(live))) = stream.attach(None) else {
+        return http_error(StatusCode::INTERNAL_SERVER_ERROR, "Internal Server Error");
+    };
+    for m in related {
+        stream.push(m);
+    }
+    if let Some(body) = resp {
+        stream.push(body.into());
+    }
+    stream.close();
     sse_response(stream, Vec::new(), live, None)
 }
 

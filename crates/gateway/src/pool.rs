@@ -47,6 +47,35 @@ pub struct UpstreamHandle {
     pub key: PoolKey,
     pub upstream: Arc<Upstream>,
     pub call_timeout: Duration,
+    /// Events of this upstream the gateway has finished routing.
+    pub dispatched: AtomicU64,
+    pub dispatched_changed: tokio::sync::Notify,
+}
+
+impl UpstreamHandle {
+    /// Records that one more event was routed.
+    pub fn mark_dispatched(&self) {
+        self.dispatched.fetch_add(1, Ordering::Release);
+        self.dispatched_changed.notify_waiters();
+    }
+
+    /// Waits until the first `n` events of this upstream were routed, so a
+    /// response never overtakes the notifications sent before it. Bounded:
+    /// a stuck dispatcher delays a response, never holds it.
+    pub async fn wait_dispatched(&self, n: u64) {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(2);
+        loop {
+            let changed = self.dispatched_changed.notified();
+            tokio::pin!(changed);
+            changed.as_mut().enable();
+            if self.dispatched.load(Ordering::Acquire) >= n {
+                return;
+            }
+            if tokio::time::timeout_at(deadline, changed).await.is_err() {
+                return;
+            }
+        }
+    }
 }
 
 struct Entry {
@@ -107,6 +136,8 @@ impl Pool {
                     key: key.clone(),
                     upstream,
                     call_timeout: spec.server.call_timeout,
+                    dispatched: AtomicU64::new(0),
+                    dispatched_changed: tokio::sync::Notify::new(),
                 });
                 started = Some((handle.clone(), rx));
                 Entry {

@@ -15,11 +15,33 @@ pub struct VirtualRoute {
     pub servers: Vec<String>,
     /// Glob patterns over exposed tool names; `None` = every tool.
     pub tools: Option<Vec<String>>,
+    /// `server__name` (true) or names unchanged (one server only).
+    pub namespace: bool,
 }
 
 impl VirtualRoute {
     pub fn exposes_server(&self, server: &str) -> bool {
         self.servers.iter().any(|s| s == server)
+    }
+
+    /// The name a client sees for an upstream's tool or prompt.
+    pub fn expose(&self, namer: &Namer, server: &str, name: &str) -> Option<String> {
+        if self.namespace {
+            namer.expose(server, name)
+        } else {
+            crate::federation::is_valid_exposed_name(name).then(|| name.to_owned())
+        }
+    }
+
+    /// The server and upstream name behind an exposed name, if this
+    /// virtual server exposes that server.
+    pub fn resolve<'a>(&'a self, namer: &Namer, exposed: &'a str) -> Option<(&'a str, &'a str)> {
+        let (server, name) = if self.namespace {
+            namer.split(exposed)?
+        } else {
+            (self.servers.first()?.as_str(), exposed)
+        };
+        self.exposes_server(server).then_some((server, name))
     }
 
     pub fn exposes_tool(&self, exposed: &str) -> bool {
@@ -56,6 +78,7 @@ impl Snapshot {
                 name: String::new(),
                 servers: config.servers.iter().map(|s| s.name.clone()).collect(),
                 tools: None,
+                namespace: true,
             },
         );
         for vs in &config.virtual_servers {
@@ -65,6 +88,7 @@ impl Snapshot {
                     name: vs.name.clone(),
                     servers: vs.servers.clone(),
                     tools: vs.tools.clone(),
+                    namespace: vs.namespace,
                 },
             );
         }

@@ -75,6 +75,7 @@ mod tests {
         Response {
             id: 1,
             text: text.to_owned(),
+            events_before: 0,
         }
     }
 

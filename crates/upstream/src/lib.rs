@@ -50,6 +50,11 @@ pub struct Response {
     pub id: u64,
     /// The whole message text (a result or an error), strictly parsed already.
     pub text: String,
+    /// How many events this upstream had emitted when the response arrived:
+    /// every notification the server sent before its response (progress,
+    /// logging) is among them, so a consumer that has processed this many
+    /// events can forward the response without overtaking them.
+    pub events_before: u64,
 }
 
 /// What the upstream answered to `initialize`.

@@ -59,6 +59,10 @@ pub(crate) struct Shared {
     /// The pooled HTTP client of an HTTP transport, or why there is none.
     pub http: Result<reqwest::Client, String>,
     events: mpsc::Sender<UpstreamEvent>,
+    /// How many events were handed to `events` so far; each response
+    /// carries the count at its arrival so the gateway can deliver the
+    /// notifications that preceded it (progress) before it.
+    emitted: AtomicU64,
     calls: Mutex<Calls>,
     next_id: AtomicU64,
     /// Whether the negotiated protocol version allows JSON-RPC batches.
@@ -89,6 +93,7 @@ impl Shared {
             handshake,
             http,
             events,
+            emitted: AtomicU64::new(0),
             calls: Mutex::new(Calls {
                 link: None,
                 info: None,
@@ -209,7 +214,9 @@ impl Shared {
 
     pub(crate) async fn emit(&self, event: UpstreamEvent) {
         // A gateway that dropped its receiver is shutting down.
-        let _ = self.events.send(event).await;
+        if self.events.send(event).await.is_ok() {
+            self.emitted.fetch_add(1, Ordering::Release);
+        }
     }
 
     pub(crate) fn stopping(&self) -> bool {
@@ -318,7 +325,11 @@ impl Shared {
                 None
             }
             Route::Response(Some(id)) => {
-                let response = Response { id, text };
+                let response = Response {
+                    id,
+                    text,
+                    events_before: self.emitted.load(Ordering::Acquire),
+                };
                 if Some(id) == ours {
                     return Some(response);
                 }

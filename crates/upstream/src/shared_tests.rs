@@ -47,7 +47,8 @@ async fn responses_complete_their_call_byte_for_byte() {
         rx.await.unwrap(),
         Ok(Response {
             id: 7,
-            text: text.into()
+            text: text.into(),
+            events_before: 0
         })
     );
 }

@@ -444,3 +444,70 @@ fn inspector_cli_through_warden() {
         assert!(read.to_string().contains("contents"), "{transport}: {read}");
     }
 }
+
+/// The official conformance suite (0.1.x, session-era server scenarios),
+/// in one run against the upstream directly and through Warden: every
+/// scenario that passes directly passes through Warden.
+#[test]
+fn conformance_suite_passes_through_warden() {
+    let p = Peers::load();
+    let port = free_port();
+    let _upstream = spawn(
+        Command::new(p.get("PY2"))
+            .arg(p.driver("conformance_server.py"))
+            .args(["--port", &port.to_string()]),
+    );
+    for _ in 0..400 {
+        if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let w = Warden::start(&format!(
+        "servers:\n  conf:\n    url: http://127.0.0.1:{port}/mcp\nvirtual_servers:\n  conformance:\n    servers: [conf]\n    namespace: false\n"
+    ));
+    let dir = tempfile::tempdir().unwrap();
+    let script = p.root.join("scripts/conformance.sh");
+    let run = |url: &str, out: &Path| {
+        let status = Command::new("bash")
+            .arg(&script)
+            .args(["v1", url])
+            .arg(out)
+            .status()
+            .expect("conformance runs");
+        assert!(
+            status.code().is_some_and(|c| c <= 1),
+            "conformance.sh could not run against {url}"
+        );
+        let v: Value = serde_json::from_str(&std::fs::read_to_string(out).unwrap()).unwrap();
+        v
+    };
+    let direct = run(
+        &format!("http://127.0.0.1:{port}/mcp"),
+        &dir.path().join("direct.json"),
+    );
+    let through = run(&w.url("/mcp/conformance"), &dir.path().join("warden.json"));
+    let scenarios = direct["scenarios"].as_object().expect("scenarios");
+    assert!(
+        scenarios.len() >= 25,
+        "the suite ran too few scenarios: {direct}"
+    );
+    let mut regressions = Vec::new();
+    for (name, d) in scenarios {
+        if d["status"] == "pass" && through["scenarios"][name]["status"] != "pass" {
+            regressions.push(format!(
+                "{name}: {}",
+                through["scenarios"][name]["failures"]
+            ));
+        }
+    }
+    assert!(
+        regressions.is_empty(),
+        "pass directly, fail through Warden:\n{}",
+        regressions.join("\n")
+    );
+    eprintln!(
+        "conformance: direct {} / through Warden {}",
+        direct["totals"], through["totals"]
+    );
+}

@@ -1,0 +1,67 @@
+#!/usr/bin/env bash
+# The load benchmark: in one run, the echo MCP server called directly over
+# Streamable HTTP, and through Warden with that server as a stdio upstream and
+# as an HTTP upstream; tools/call at each concurrency; throughput, p50, p99 and
+# the ratios to the direct run.
+#
+#   scripts/bench.sh [--duration 10s] [--concurrency 1,32] [--json]
+#
+# Every process listens on 127.0.0.1 and is stopped on exit.
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+
+cargo build --release --locked -q -p warden-cli -p warden-bench
+BIN=target/release
+WORK=$(mktemp -d)
+PIDS=()
+cleanup() {
+  for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
+  wait 2>/dev/null || true
+  rm -rf "$WORK"
+}
+trap cleanup EXIT
+
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1]); s.close()'; }
+wait_port() {
+  for _ in $(seq 1 200); do
+    (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0
+    sleep 0.05
+  done
+  echo "bench: nothing listens on 127.0.0.1:$1" >&2
+  return 1
+}
+
+ECHO_PORT=$(free_port)
+"$BIN/warden" example-server --mode echo --http "127.0.0.1:$ECHO_PORT" 2>"$WORK/echo.log" &
+PIDS+=($!)
+wait_port "$ECHO_PORT"
+
+start_warden() { # name yaml -> port
+  local name=$1 port
+  port=$(free_port)
+  printf '%s' "$2" >"$WORK/$name.yaml"
+  WARDEN_LOG=warn "$BIN/warden" serve --config "$WORK/$name.yaml" --listen "127.0.0.1:$port" 2>"$WORK/$name.log" &
+  PIDS+=($!)
+  wait_port "$port"
+  echo "$port"
+}
+
+STDIO_PORT=$(start_warden stdio "servers:
+  echo:
+    command: '$PWD/$BIN/warden'
+    args: [example-server, --mode, echo]
+    isolation: shared
+")
+HTTP_PORT=$(start_warden http "servers:
+  echo:
+    url: http://127.0.0.1:$ECHO_PORT/mcp
+    isolation: shared
+")
+
+"$BIN/warden-bench" \
+  --target "direct=http://127.0.0.1:$ECHO_PORT/mcp" \
+  --target "warden-stdio=http://127.0.0.1:$STDIO_PORT/mcp" \
+  --target "warden-http=http://127.0.0.1:$HTTP_PORT/mcp" \
+  --target-tool "warden-stdio=echo__echo" \
+  --target-tool "warden-http=echo__echo" \
+  "$@"
