@@ -209,3 +209,153 @@ async fn invalid_cursor_is_refused() {
     let r = c.request("tools/list", json!({"cursor": "not-ours"})).await;
     assert_eq!(r.error_code(), -32602);
 }
+
+#[tokio::test]
+async fn isolation_modes_decide_who_shares_an_upstream() {
+    let yaml = format!(
+        "servers:\n{}    isolation: session\n{}    isolation: shared\n",
+        example_server("per_session", "test", ""),
+        example_server("shared", "test", "")
+    );
+    let w = Warden::start(&yaml);
+    let mut a = Client::new(&w.url("/mcp"));
+    let mut b = Client::new(&w.url("/mcp"));
+    a.initialize().await;
+    b.initialize().await;
+    let pid = |v: &Value| -> Value {
+        let t = text_of(v);
+        serde_json::from_str::<Value>(&t)
+            .map(|j| j["pid"].clone())
+            .unwrap_or(Value::String(t))
+    };
+    let a_sess = pid(a.call_tool("per_session__whoami", json!({})).await.result());
+    let b_sess = pid(b.call_tool("per_session__whoami", json!({})).await.result());
+    assert_ne!(a_sess, b_sess, "session isolation shared a process");
+    let a_shared = pid(a.call_tool("shared__whoami", json!({})).await.result());
+    let b_shared = pid(b.call_tool("shared__whoami", json!({})).await.result());
+    assert_eq!(a_shared, b_shared, "shared isolation started two processes");
+    // The session's own upstream ends with the session: a new session gets a new one.
+    let d = a
+        .http
+        .delete(&a.url)
+        .header("mcp-session-id", a.session.clone().unwrap())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(d.status().as_u16(), 200);
+    let mut c = Client::new(&w.url("/mcp"));
+    c.initialize().await;
+    let c_sess = pid(c.call_tool("per_session__whoami", json!({})).await.result());
+    assert_ne!(c_sess, a_sess);
+}
+
+#[tokio::test]
+async fn cancellation_reaches_the_upstream_with_its_own_id() {
+    let dir = tempfile::tempdir().unwrap();
+    let rec = dir.path().join("rec.jsonl");
+    let w = Warden::start(&format!(
+        "servers:\n{}",
+        example_server("t", "test", &record_arg(&rec))
+    ));
+    let mut c = Client::new(&w.url("/mcp"));
+    c.initialize().await;
+    let hanging = c.builder(json!({"jsonrpc":"2.0","id":"h-1","method":"tools/call","params":{"name":"t__hang","arguments":{}}}).to_string());
+    let call = tokio::spawn(async move { hanging.send().await.map(|r| r.status().as_u16()) });
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    let r = c
+        .post_raw(json!({"jsonrpc":"2.0","method":"notifications/cancelled","params":{"requestId":"h-1","reason":"user"}}).to_string())
+        .await;
+    assert_eq!(r.status, 202);
+    let status = tokio::time::timeout(std::time::Duration::from_secs(10), call)
+        .await
+        .expect("cancelled call still hanging")
+        .unwrap()
+        .unwrap();
+    assert_eq!(status, 202);
+    let log = recorded(&rec);
+    let hang_line = log
+        .lines()
+        .find(|l| l.contains("\"hang\""))
+        .expect("hang recorded");
+    let upstream_id: Value = serde_json::from_str::<Value>(hang_line).unwrap()["id"].clone();
+    let cancel = log
+        .lines()
+        .find(|l| l.contains("notifications/cancelled"))
+        .expect("cancellation forwarded");
+    let cancel: Value = serde_json::from_str(cancel).unwrap();
+    assert_eq!(cancel["params"]["requestId"], upstream_id);
+    assert!(!log.contains("h-1"), "the client's id leaked upstream");
+}
+
+#[tokio::test]
+async fn completion_subscription_and_logging_are_routed() {
+    let w = Warden::start(&config());
+    let mut c = Client::new(&w.url("/mcp"));
+    c.initialize().await;
+    let r = c
+        .request(
+            "completion/complete",
+            json!({"ref": {"type": "ref/prompt", "name": "demo__summarize_ticket"}, "argument": {"name": "ticket_id", "value": "T-1"}}),
+        )
+        .await;
+    let values = r.result()["completion"]["values"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    assert!(
+        values
+            .iter()
+            .any(|v| v.as_str().is_some_and(|s| s.starts_with("T-1"))),
+        "{}",
+        r.raw
+    );
+    let r = c
+        .request("logging/setLevel", json!({"level": "debug"}))
+        .await;
+    assert!(r.result().is_object());
+    let r = c
+        .request("resources/subscribe", json!({"uri": "tickets://open"}))
+        .await;
+    assert!(r.result().is_object(), "{}", r.raw);
+    // A ticket change is announced to the subscriber on its standalone stream.
+    let r = c
+        .call_tool(
+            "demo__tickets_update",
+            json!({"id": "T-101", "status": "closed"}),
+        )
+        .await;
+    assert!(r.result().is_object(), "{}", r.raw);
+    let get = c
+        .http
+        .get(&c.url)
+        .header("accept", "text/event-stream")
+        .header("mcp-session-id", c.session.clone().unwrap())
+        .send()
+        .await
+        .unwrap();
+    let mut dec = warden_protocol::sse::Decoder::new(1 << 20);
+    let mut s = futures::StreamExt::boxed(get.bytes_stream());
+    let mut seen = Vec::new();
+    while !seen
+        .iter()
+        .any(|m: &Value| m["method"] == "notifications/resources/updated")
+    {
+        let chunk = tokio::time::timeout(
+            std::time::Duration::from_secs(10),
+            futures::StreamExt::next(&mut s),
+        )
+        .await
+        .unwrap_or_else(|_| panic!("no resources/updated; saw {seen:?}"));
+        let Some(Ok(chunk)) = chunk else {
+            panic!("stream ended; saw {seen:?}")
+        };
+        for ev in dec.feed(&chunk).unwrap() {
+            seen.push(serde_json::from_str(&ev.data).unwrap());
+        }
+    }
+    let updated = seen
+        .iter()
+        .find(|m| m["method"] == "notifications/resources/updated")
+        .unwrap();
+    assert_eq!(updated["params"]["uri"], "tickets://open");
+}
