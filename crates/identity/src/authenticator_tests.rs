@@ -7,7 +7,9 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use super::*;
-use crate::settings::{RawApiKeys, RawDevIssuer, RawIdentity, RawMtls};
+#[cfg(feature = "mtls")]
+use crate::settings::RawMtls;
+use crate::settings::{RawApiKeys, RawDevIssuer, RawIdentity};
 
 const PUBLIC: &str = "https://warden.example.com";
 const MCP: &str = "https://warden.example.com/mcp";
@@ -449,4 +451,15 @@ async fn client_certificates_map_to_principals() {
         auth.authenticate(&garbage).await,
         Err(AuthError::Invalid("certificate"))
     );
+}
+
+#[tokio::test]
+async fn the_authenticate_future_is_send() {
+    fn assert_send<T: Send>(_: &T) {}
+    let dir = tempfile::tempdir().expect("tempdir");
+    let auth = start(raw(dir.path())).await;
+    let facts = facts("Bearer x.y.z");
+    let future = auth.authenticate(&facts);
+    assert_send(&future);
+    assert!(future.await.is_err());
 }

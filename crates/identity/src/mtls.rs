@@ -8,8 +8,12 @@
 //! DNS, SAN URI, subject CN).
 
 use crate::error::AuthError;
-use crate::principal::{AuthMethod, CredentialInfo, Principal, PrincipalData};
-use crate::settings::{CertField, MtlsSettings};
+use crate::principal::Principal;
+#[cfg(feature = "mtls")]
+use crate::principal::{AuthMethod, CredentialInfo, PrincipalData};
+#[cfg(feature = "mtls")]
+use crate::settings::CertField;
+use crate::settings::MtlsSettings;
 
 /// Namespace of certificate principals in [`Principal::key`].
 pub const MTLS_NAMESPACE: &str = "mtls";

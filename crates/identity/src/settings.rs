@@ -293,6 +293,7 @@ pub struct ApiKeySettings {
 }
 
 #[derive(Debug, Clone)]
+#[cfg_attr(not(feature = "mtls"), allow(dead_code))]
 pub(crate) struct MtlsSettings {
     pub subject_from: Vec<CertField>,
     pub roles: Vec<String>,
