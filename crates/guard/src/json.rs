@@ -1,0 +1,287 @@
+//! A small walk over JSON text that reports every string with its exact
+//! byte range and its path, so that changes can be spliced into the
+//! original text without re-serialising anything else.
+//!
+//! Its input has usually passed the gateway's strict parse already; it is
+//! still total (errors, never panics) and bounded in recursion.
+
+use std::borrow::Cow;
+use std::ops::Range;
+
+/// Nesting beyond this is refused regardless of configuration, to bound
+/// recursion.
+pub(crate) const HARD_MAX_DEPTH: usize = 256;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Seg<'a> {
+    Key(Cow<'a, str>),
+    Index(usize),
+}
+
+/// JSON pointer (RFC 6901) of a path.
+pub(crate) fn pointer(path: &[Seg<'_>]) -> String {
+    let mut out = String::new();
+    for s in path {
+        out.push('/');
+        match s {
+            Seg::Key(k) => {
+                for c in k.chars() {
+                    match c {
+                        '~' => out.push_str("~0"),
+                        '/' => out.push_str("~1"),
+                        c => out.push(c),
+                    }
+                }
+            }
+            Seg::Index(i) => out.push_str(&i.to_string()),
+        }
+    }
+    out
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Container {
+    Object,
+    Array,
+}
+
+/// What the walk reports. Returning `Err` stops it.
+pub(crate) trait Visitor<'a> {
+    type Stop;
+    /// A string value, with the range of its literal (quotes included).
+    fn string(
+        &mut self,
+        path: &[Seg<'a>],
+        raw: Range<usize>,
+        value: Cow<'a, str>,
+    ) -> Result<(), Self::Stop>;
+    /// An object key (its path is the object's).
+    fn key(&mut self, _path: &[Seg<'a>], _key: &str) -> Result<(), Self::Stop> {
+        Ok(())
+    }
+    /// An object or array opens at `depth` (the top level is 1).
+    fn open(
+        &mut self,
+        _path: &[Seg<'a>],
+        _depth: usize,
+        _kind: Container,
+    ) -> Result<(), Self::Stop> {
+        Ok(())
+    }
+    /// An array closes with `len` items.
+    fn array_len(&mut self, _path: &[Seg<'a>], _len: usize) -> Result<(), Self::Stop> {
+        Ok(())
+    }
+}
+
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum WalkError<S> {
+    /// Not JSON, or nested deeper than [`HARD_MAX_DEPTH`].
+    Syntax(usize),
+    Stopped(S),
+}
+
+pub(crate) fn walk<'a, V: Visitor<'a>>(text: &'a str, v: &mut V) -> Result<(), WalkError<V::Stop>> {
+    let mut w = Walker {
+        text,
+        b: text.as_bytes(),
+        at: 0,
+        path: Vec::new(),
+    };
+    w.ws();
+    w.value(v, 1)?;
+    w.ws();
+    if w.at != w.b.len() {
+        return Err(WalkError::Syntax(w.at));
+    }
+    Ok(())
+}
+
+struct Walker<'a> {
+    text: &'a str,
+    b: &'a [u8],
+    at: usize,
+    path: Vec<Seg<'a>>,
+}
+
+impl<'a> Walker<'a> {
+    fn ws(&mut self) {
+        while let Some(b' ' | b'\t' | b'\n' | b'\r') = self.b.get(self.at) {
+            self.at += 1;
+        }
+    }
+
+    fn err<S>(&self) -> WalkError<S> {
+        WalkError::Syntax(self.at)
+    }
+
+    fn value<V: Visitor<'a>>(&mut self, v: &mut V, depth: usize) -> Result<(), WalkError<V::Stop>> {
+        match self.b.get(self.at) {
+            Some(b'{') => self.object(v, depth),
+            Some(b'[') => self.array(v, depth),
+            Some(b'"') => {
+                let (raw, value) = self.string()?;
+                v.string(&self.path, raw, value).map_err(WalkError::Stopped)
+            }
+            Some(b'-' | b'0'..=b'9') => {
+                while let Some(b'-' | b'+' | b'.' | b'e' | b'E' | b'0'..=b'9') = self.b.get(self.at)
+                {
+                    self.at += 1;
+                }
+                Ok(())
+            }
+            Some(_) => {
+                for lit in ["true", "false", "null"] {
+                    if self.b[self.at..].starts_with(lit.as_bytes()) {
+                        self.at += lit.len();
+                        return Ok(());
+                    }
+                }
+                Err(self.err())
+            }
+            None => Err(self.err()),
+        }
+    }
+
+    fn object<V: Visitor<'a>>(
+        &mut self,
+        v: &mut V,
+        depth: usize,
+    ) -> Result<(), WalkError<V::Stop>> {
+        if depth > HARD_MAX_DEPTH {
+            return Err(self.err());
+        }
+        v.open(&self.path, depth, Container::Object)
+            .map_err(WalkError::Stopped)?;
+        self.at += 1;
+        self.ws();
+        if self.b.get(self.at) == Some(&b'}') {
+            self.at += 1;
+            return Ok(());
+        }
+        loop {
+            self.ws();
+            if self.b.get(self.at) != Some(&b'"') {
+                return Err(self.err());
+            }
+            let (_, key) = self.string()?;
+            v.key(&self.path, &key).map_err(WalkError::Stopped)?;
+            self.ws();
+            if self.b.get(self.at) != Some(&b':') {
+                return Err(self.err());
+            }
+            self.at += 1;
+            self.ws();
+            self.path.push(Seg::Key(key));
+            let r = self.value(v, depth + 1);
+            self.path.pop();
+            r?;
+            self.ws();
+            match self.b.get(self.at) {
+                Some(b',') => self.at += 1,
+                Some(b'}') => {
+                    self.at += 1;
+                    return Ok(());
+                }
+                _ => return Err(self.err()),
+            }
+        }
+    }
+
+    fn array<V: Visitor<'a>>(&mut self, v: &mut V, depth: usize) -> Result<(), WalkError<V::Stop>> {
+        if depth > HARD_MAX_DEPTH {
+            return Err(self.err());
+        }
+        v.open(&self.path, depth, Container::Array)
+            .map_err(WalkError::Stopped)?;
+        self.at += 1;
+        self.ws();
+        let mut n = 0;
+        if self.b.get(self.at) == Some(&b']') {
+            self.at += 1;
+            return v.array_len(&self.path, 0).map_err(WalkError::Stopped);
+        }
+        loop {
+            self.ws();
+            self.path.push(Seg::Index(n));
+            let r = self.value(v, depth + 1);
+            self.path.pop();
+            r?;
+            n += 1;
+            self.ws();
+            match self.b.get(self.at) {
+                Some(b',') => self.at += 1,
+                Some(b']') => {
+                    self.at += 1;
+                    return v.array_len(&self.path, n).map_err(WalkError::Stopped);
+                }
+                _ => return Err(self.err()),
+            }
+        }
+    }
+
+    /// A string literal at `self.at`: its range and its decoded value.
+    fn string<S>(&mut self) -> Result<(Range<usize>, Cow<'a, str>), WalkError<S>> {
+        let start = self.at;
+        self.at += 1;
+        let mut escaped = false;
+        loop {
+            match self.b.get(self.at) {
+                Some(b'"') => break,
+                Some(b'\\') => {
+                    escaped = true;
+                    self.at += 2;
+                }
+                Some(_) => self.at += 1,
+                None => return Err(self.err()),
+            }
+        }
+        self.at += 1;
+        let raw = self.text.get(start..self.at).ok_or_else(|| self.err())?;
+        let value = if escaped {
+            Cow::Owned(serde_json::from_str::<String>(raw).map_err(|_| self.err())?)
+        } else {
+            Cow::Borrowed(raw.get(1..raw.len() - 1).ok_or_else(|| self.err())?)
+        };
+        Ok((start..self.at, value))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    struct Strings(Vec<(String, Range<usize>, String)>);
+    impl<'a> Visitor<'a> for Strings {
+        type Stop = ();
+        fn string(
+            &mut self,
+            path: &[Seg<'a>],
+            raw: Range<usize>,
+            value: Cow<'a, str>,
+        ) -> Result<(), ()> {
+            self.0.push((pointer(path), raw, value.into_owned()));
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn strings_with_paths_and_ranges() {
+        let text = r#"{"a": ["x", {"b/c": "y\n"}], "n": -1.5e3, "t": true}"#;
+        let mut s = Strings(Vec::new());
+        walk(text, &mut s).unwrap();
+        assert_eq!(s.0[0].0, "/a/0");
+        assert_eq!(&text[s.0[0].1.clone()], "\"x\"");
+        assert_eq!(s.0[1].0, "/a/1/b~1c");
+        assert_eq!(s.0[1].2, "y\n");
+    }
+
+    #[test]
+    fn malformed_is_an_error() {
+        for bad in ["", "{", "[1,]x", "{\"a\" 1}", "\"abc", "tru", "[1] 2"] {
+            assert!(walk(bad, &mut Strings(Vec::new())).is_err(), "{bad}");
+        }
+        let deep = "[".repeat(HARD_MAX_DEPTH + 5);
+        assert!(walk(&deep, &mut Strings(Vec::new())).is_err());
+    }
+}

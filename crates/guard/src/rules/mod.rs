@@ -1,0 +1,95 @@
+//! The detector rule set: secrets, personal data and prompt injection.
+//!
+//! Every rule is a regular expression written from the provider's documented
+//! format (or, for PII, the standard that defines the identifier), a set of
+//! literal keywords one of which occurs in every match (the aho-corasick
+//! prefilter), and a check for what a regular expression cannot express
+//! (checksums, randomness, placeholders). Rules are never written for
+//! individual strings of a test corpus.
+//!
+//! Names and street addresses are deliberately absent: telling "Paris
+//! Hilton" from "the Paris Hilton" or "12 Main Street" from "12 main
+//! reasons" needs a language model (NER), not a pattern. Warden does not
+//! pretend to detect them.
+
+mod checks;
+mod injection;
+mod pii;
+mod secrets;
+
+pub(crate) use checks::Ctx;
+
+use std::ops::Range;
+
+/// Which detector family a class belongs to; each has its own actions.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Family {
+    Secret,
+    Pii,
+    Injection,
+}
+
+/// Rules that run together as one multi-pattern automaton. Within a lane,
+/// matches are leftmost-first in rule order, so lanes separate rules that
+/// would otherwise shadow each other (a generic `key = …` assignment over
+/// the AWS key it contains) and rules that need no keyword (numbers) from
+/// those that do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub(crate) enum Lane {
+    Secret,
+    SecretGeneric,
+    Email,
+    Numeric,
+    Injection,
+}
+
+pub(crate) type Check = fn(&Ctx) -> Option<Range<usize>>;
+
+pub(crate) struct Rule {
+    pub class: &'static str,
+    pub family: Family,
+    pub lane: Lane,
+    /// regex-automata syntax. A group named `s` marks the part to report
+    /// and redact; otherwise the whole match.
+    pub pattern: &'static str,
+    /// Lowercase ASCII literals, one of which occurs in every match. Empty
+    /// for ungated rules (scanned over the whole text).
+    pub keywords: &'static [&'static str],
+    /// The longest a match can be, in bytes: a keyword hit opens a window
+    /// this far to both sides.
+    pub reach: usize,
+    pub check: Check,
+}
+
+/// Every rule, in priority order within each lane.
+pub(crate) fn all() -> impl Iterator<Item = &'static Rule> {
+    secrets::RULES
+        .iter()
+        .chain(pii::RULES.iter())
+        .chain(injection::RULES.iter())
+}
+
+/// The classes of one family, each once, in rule order.
+pub fn classes(family: Family) -> impl Iterator<Item = &'static str> {
+    let mut seen: Vec<&'static str> = Vec::new();
+    for r in all().filter(|r| r.family == family) {
+        if !seen.contains(&r.class) {
+            seen.push(r.class);
+        }
+    }
+    if family == Family::Injection {
+        for c in [injection::HIDDEN_TEXT] {
+            if !seen.contains(&c) {
+                seen.push(c);
+            }
+        }
+    }
+    seen.into_iter()
+}
+
+/// The static name of a class of `family`, if there is one.
+pub fn class_named(family: Family, name: &str) -> Option<&'static str> {
+    classes(family).find(|c| *c == name)
+}
+
+pub(crate) use injection::HIDDEN_TEXT;

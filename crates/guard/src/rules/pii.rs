@@ -1,0 +1,125 @@
+//! Personal data with a defined shape: e-mail addresses, phone numbers, US
+//! social security numbers, payment cards (Luhn), IBANs (mod 97), IP
+//! addresses. Checksums and ranges are checked after the match.
+
+use super::checks::{card, email, iban, ipv4, ipv6, nanp_compact, phone, ssn};
+use super::{Family, Lane, Rule};
+
+const fn numeric(class: &'static str, pattern: &'static str, check: super::Check) -> Rule {
+    Rule {
+        class,
+        family: Family::Pii,
+        lane: Lane::Numeric,
+        pattern,
+        keywords: &[],
+        reach: 0,
+        check,
+    }
+}
+
+/// Phone separators: space, dot, hyphen.
+macro_rules! sep {
+    () => {
+        r"[ .-]"
+    };
+}
+
+pub(super) static RULES: &[Rule] = &[
+    Rule {
+        class: "email",
+        family: Family::Pii,
+        lane: Lane::Email,
+        pattern: r"(?i)(?P<s>[a-z0-9][a-z0-9._%+-]{0,63}@(?:[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,24})(?-u:\b)",
+        keywords: &["@"],
+        reach: 340,
+        check: email,
+    },
+    // Numbers, in priority order: a match that fails its check is retried
+    // with the rules after it at the same position.
+    numeric(
+        "iban",
+        r"(?i)(?:^|[^0-9A-Za-z_])(?P<s>[A-Z]{2}[0-9]{2}(?: ?[A-Z0-9]{4}){2,7}(?: ?[A-Z0-9]{1,3})?)(?-u:\b)",
+        iban,
+    ),
+    numeric(
+        "payment_card",
+        r"(?:^|[^0-9A-Za-z_])(?P<s>[1-6][0-9]{11,18}|[1-6][0-9]{3}(?:[ -][0-9]{4}){2,3}(?:[ -][0-9]{1,3})?|3[47][0-9]{2}[ -][0-9]{6}[ -][0-9]{5})(?-u:\b)",
+        card,
+    ),
+    numeric(
+        "us_ssn",
+        r"(?:^|[^0-9A-Za-z_])(?P<s>[0-9]{3}-[0-9]{2}-[0-9]{4})(?-u:\b)",
+        ssn,
+    ),
+    numeric(
+        "ip_address",
+        r"(?:^|[^0-9A-Za-z_])(?P<s>(?:[0-9]{1,3}\.){3}[0-9]{1,3})(?-u:\b)",
+        ipv4,
+    ),
+    numeric(
+        "ip_address",
+        r"(?i)(?:^|[^0-9A-Za-z_])(?P<s>(?:[0-9a-f]{1,4}:){7}[0-9a-f]{1,4}|(?:[0-9a-f]{1,4}:){1,6}:(?:[0-9a-f]{1,4}(?::[0-9a-f]{1,4}){0,5})?|::(?:[0-9a-f]{1,4}:){0,6}[0-9a-f]{1,4})(?:$|[^0-9A-Za-z:])",
+        ipv6,
+    ),
+    // E.164 and international notation: "+41 (0)96 471 07 95", "+1-604-696-5272x565".
+    numeric(
+        "phone",
+        concat!(
+            r"(?:^|[^0-9A-Za-z_])(?P<s>\+[1-9][0-9]{0,2}(?:",
+            sep!(),
+            r"?\(0?[0-9]{1,4}\))?(?:",
+            sep!(),
+            r"?[0-9]{1,4}){2,6}(?:\s?(?:x|ext\.?)\s?[0-9]{1,6})?)(?-u:\b)"
+        ),
+        phone,
+    ),
+    // North American: "(415) 555-2671", "415.555.2671", "1-415-555-2671 x12".
+    numeric(
+        "phone",
+        concat!(
+            r"(?:^|[^0-9A-Za-z_])(?P<s>(?:1",
+            sep!(),
+            r"?)?(?:\([0-9]{3}\) ?|[0-9]{3}",
+            sep!(),
+            r")[0-9]{3}",
+            sep!(),
+            r"[0-9]{4}(?:\s?(?:x|ext\.?)\s?[0-9]{1,6})?)(?-u:\b)"
+        ),
+        phone,
+    ),
+    // National notation with a trunk or international prefix 0 / 00:
+    // "07700 900 461", "0490 75 40 81", "03.93.92.16.85", "(08) 8747 6301".
+    numeric(
+        "phone",
+        concat!(
+            r"(?:^|[^0-9A-Za-z_])(?P<s>(?:0[0-9]{1,4}|\(0[0-9]{1,4}\))(?:",
+            sep!(),
+            r"[0-9]{2,8}(?:",
+            sep!(),
+            r"[0-9]{2,4}){0,3}|",
+            sep!(),
+            r"?[0-9]{2,4}(?:",
+            sep!(),
+            r"[0-9]{2,4}){1,3}))(?-u:\b)"
+        ),
+        phone,
+    ),
+    // Grouped local numbers: "699 956 915", "(37) 788-063", "60-56-85-91".
+    numeric(
+        "phone",
+        concat!(
+            r"(?:^|[^0-9A-Za-z_])(?P<s>(?:[1-9][0-9]{1,3}",
+            sep!(),
+            r"|\([1-9][0-9]{1,3}\) ?)[0-9]{2,6}(?:",
+            sep!(),
+            r"[0-9]{2,4}){0,3}(?:\s?x[0-9]{1,6})?)(?-u:\b)"
+        ),
+        phone,
+    ),
+    // Ten digits without separators, North American shape.
+    numeric(
+        "phone",
+        r"(?:^|[^0-9A-Za-z_])(?P<s>1?[2-9][0-9]{2}[2-9][0-9]{6})(?-u:\b)",
+        nanp_compact,
+    ),
+];

@@ -1,0 +1,527 @@
+//! Secrets: cloud keys, source-control and SaaS tokens, private keys,
+//! credentials in URLs, headers and command lines, and generic
+//! keyword-plus-random-value assignments. Formats are the providers'
+//! documented ones.
+
+use super::checks::{
+    accept, assigned_password, assigned_secret, aws_key_id, header_credential, padded_base64,
+    private_key, random_token, url_password, user_colon_password,
+};
+use super::{Family, Lane, Rule};
+
+const fn secret(
+    class: &'static str,
+    pattern: &'static str,
+    keywords: &'static [&'static str],
+    reach: usize,
+    check: super::Check,
+) -> Rule {
+    Rule {
+        class,
+        family: Family::Secret,
+        lane: Lane::Secret,
+        pattern,
+        keywords,
+        reach,
+        check,
+    }
+}
+
+const fn generic(
+    class: &'static str,
+    pattern: &'static str,
+    keywords: &'static [&'static str],
+    reach: usize,
+    check: super::Check,
+) -> Rule {
+    Rule {
+        class,
+        family: Family::Secret,
+        lane: Lane::SecretGeneric,
+        pattern,
+        keywords,
+        reach,
+        check,
+    }
+}
+
+pub(super) static RULES: &[Rule] = &[
+    // PEM / OpenSSH / PGP private keys, whole, or cut off before the end line.
+    secret(
+        "private_key",
+        r"-----BEGIN[ A-Z0-9_-]{0,40}PRIVATE KEY(?: BLOCK)?-----[A-Za-z0-9+/=\s\\:,.()_-]*?-----END[ A-Z0-9_-]{0,40}PRIVATE KEY(?: BLOCK)?-----",
+        &["private key"],
+        16 << 10,
+        private_key,
+    ),
+    secret(
+        "private_key",
+        r"-----BEGIN[ A-Z0-9_-]{0,40}PRIVATE KEY(?: BLOCK)?-----(?:[A-Za-z0-9+/=\s:,.()_-]|\\[nr])*[A-Za-z0-9+/=]{32}(?:[A-Za-z0-9+/=\s]|\\[nr])*",
+        &["private key"],
+        16 << 10,
+        private_key,
+    ),
+    // AWS access key ids: a four-letter kind prefix and 16 base-32 characters.
+    secret(
+        "aws_access_key",
+        r"(?-u:\b)(?:A3T[A-Z0-9]|AKIA|ASIA|ABIA|ACCA)[A-Z2-7]{16}(?-u:\b)",
+        &["akia", "asia", "abia", "acca", "a3t"],
+        32,
+        aws_key_id,
+    ),
+    secret(
+        "aws_secret_key",
+        r#"(?i)aws[a-z0-9_.-]{0,30}(?:secret|private)[a-z0-9_.-]{0,20}["']?\s{0,4}(?:=|:|:=|=>)\s{0,4}["']?(?P<s>[A-Za-z0-9/+]{40})(?-u:\b)"#,
+        &["aws"],
+        160,
+        random_token,
+    ),
+    // Amazon Bedrock API keys: "ABSK" + base64("BedrockAPIKey-…"), and the
+    // short-lived presigned form.
+    secret(
+        "aws_bedrock_key",
+        r"(?-u:\b)ABSKQmVkcm9ja0FQSUtleS(?P<s>[A-Za-z0-9+/]{64,}={0,2})",
+        &["absk"],
+        1024,
+        padded_base64,
+    ),
+    secret(
+        "aws_bedrock_key",
+        r"bedrock-api-key-YmVkcm9jay5hbWF6b25hd3MuY29t[A-Za-z0-9+/=%]{64,}",
+        &["bedrock-api-key-"],
+        4096,
+        random_token,
+    ),
+    // Google: API keys, OAuth client secrets and access tokens, service
+    // account key files.
+    secret(
+        "gcp_api_key",
+        r"(?-u:\b)(?P<s>AIza[0-9A-Za-z_-]{35})(?:[^0-9A-Za-z_-]|$)",
+        &["aiza"],
+        64,
+        random_token,
+    ),
+    secret(
+        "gcp_oauth_secret",
+        r"(?-u:\b)GOCSPX-[A-Za-z0-9_-]{28}(?-u:\b)",
+        &["gocspx-"],
+        64,
+        random_token,
+    ),
+    secret(
+        "gcp_access_token",
+        r"(?-u:\b)ya29\.[0-9A-Za-z_-]{30,}",
+        &["ya29."],
+        4096,
+        random_token,
+    ),
+    secret(
+        "gcp_service_account",
+        r#""type"\s*:\s*"service_account""#,
+        &["service_account"],
+        64,
+        accept,
+    ),
+    // Azure: Entra ID client secrets ("…8Q~…"), storage account keys, SAS
+    // signatures.
+    secret(
+        "azure_client_secret",
+        r#"(?:^|[\\'"`\s>=:(,)])(?P<s>[A-Za-z0-9_~.]{3}[0-9]Q~[A-Za-z0-9_~.-]{31,34})(?:$|[\\'"`\s<),])"#,
+        &["q~"],
+        64,
+        random_token,
+    ),
+    secret(
+        "azure_storage_key",
+        r"(?i)AccountKey\s*=\s*(?P<s>[A-Za-z0-9+/]{86}==)",
+        &["accountkey"],
+        128,
+        random_token,
+    ),
+    secret(
+        "azure_sas_signature",
+        r"[?&]sig=(?P<s>[A-Za-z0-9%+/]{30,}(?:%3D|=){0,2})",
+        &["sig="],
+        256,
+        random_token,
+    ),
+    // GitHub: classic, OAuth, user-to-server, server-to-server, refresh
+    // tokens, and fine-grained personal access tokens.
+    secret(
+        "github_token",
+        r"(?-u:\b)(?:ghp|gho|ghu|ghs|ghr)_[A-Za-z0-9]{36}(?-u:\b)",
+        &["ghp_", "gho_", "ghu_", "ghs_", "ghr_"],
+        64,
+        random_token,
+    ),
+    secret(
+        "github_token",
+        r"(?-u:\b)github_pat_[A-Za-z0-9]{22}_[A-Za-z0-9]{59}(?-u:\b)",
+        &["github_pat_"],
+        128,
+        random_token,
+    ),
+    // GitLab: personal, pipeline-trigger, runner, deploy, feed, OAuth and
+    // other prefixed tokens; legacy runner registration tokens.
+    secret(
+        "gitlab_token",
+        r"(?-u:\b)gl(?:pat|ptt|rt|dt|ft|soat|cbt|imt|agent|oas|ffct|rtr)-[A-Za-z0-9_.-]{20,}",
+        &[
+            "glpat-", "glptt-", "glrt-", "gldt-", "glft-", "glsoat-", "glcbt-", "glimt-",
+            "glagent-", "gloas-", "glffct-", "glrtr-",
+        ],
+        512,
+        random_token,
+    ),
+    secret(
+        "gitlab_token",
+        r"(?-u:\b)GR1348941[A-Za-z0-9_-]{20}(?-u:\b)",
+        &["gr1348941"],
+        64,
+        random_token,
+    ),
+    // Slack: bot, user, workspace, app-level and configuration tokens; webhooks.
+    secret(
+        "slack_token",
+        r"(?-u:\b)xox[bpoasr]-[0-9]{8,13}-[0-9]{8,13}(?:-[0-9]{8,13})?-[A-Za-z0-9]{24,34}(?-u:\b)",
+        &["xoxb-", "xoxp-", "xoxo-", "xoxa-", "xoxs-", "xoxr-"],
+        160,
+        random_token,
+    ),
+    secret(
+        "slack_token",
+        r"(?-u:\b)xoxe(?:\.xox[bp])?-[0-9]-[A-Z0-9]{140,170}(?-u:\b)",
+        &["xoxe"],
+        256,
+        random_token,
+    ),
+    secret(
+        "slack_token",
+        r"(?-u:\b)xapp-[0-9]-[A-Z0-9]+-[0-9]+-[a-f0-9]{32,}(?-u:\b)",
+        &["xapp-"],
+        256,
+        random_token,
+    ),
+    secret(
+        "slack_webhook",
+        r"hooks\.slack\.com/(?:services|workflows|triggers)/(?P<s>[A-Za-z0-9+/_-]{30,})",
+        &["hooks.slack.com"],
+        256,
+        random_token,
+    ),
+    // Stripe secret and restricted keys, webhook signing secrets.
+    secret(
+        "stripe_key",
+        r"(?-u:\b)(?:sk|rk)_(?:live|test|prod)_[A-Za-z0-9]{20,247}(?-u:\b)",
+        &[
+            "sk_live_", "sk_test_", "sk_prod_", "rk_live_", "rk_test_", "rk_prod_",
+        ],
+        320,
+        random_token,
+    ),
+    secret(
+        "stripe_key",
+        r"(?-u:\b)whsec_[A-Za-z0-9]{32,}(?-u:\b)",
+        &["whsec_"],
+        128,
+        random_token,
+    ),
+    // OpenAI: keys carrying the "T3BlbkFJ" marker, and project / service
+    // account / admin keys.
+    secret(
+        "openai_api_key",
+        r"(?-u:\b)sk-(?:(?:proj|svcacct|admin|None)-)?[A-Za-z0-9_-]{20,}T3BlbkFJ[A-Za-z0-9_-]{20,}",
+        &["t3blbkfj"],
+        512,
+        random_token,
+    ),
+    secret(
+        "openai_api_key",
+        r"(?-u:\b)sk-(?:proj|svcacct|admin)-[A-Za-z0-9_-]{40,}",
+        &["sk-proj-", "sk-svcacct-", "sk-admin-"],
+        512,
+        random_token,
+    ),
+    // Anthropic API and admin keys: "sk-ant-api03-" + 93 characters + "AA".
+    secret(
+        "anthropic_api_key",
+        r"(?-u:\b)sk-ant-(?:api|admin|oat|ort)[0-9]{2}-[A-Za-z0-9_-]{86,100}AA(?-u:\b)",
+        &["sk-ant-"],
+        160,
+        random_token,
+    ),
+    // Credentials in HTTP headers (logged requests, curl command lines).
+    secret(
+        "http_authorization",
+        r#"(?i)(?-u:\b)(?:proxy-)?authorization["']?\s*[:=]\s*["']?(?:(?:basic|bearer|token|api-?token|digest|negotiate|apikey|ntlm)\s+)?(?P<s>[A-Za-z0-9._~+/=:@!$%^&*#-]{8,})"#,
+        &["authorization"],
+        4096,
+        header_credential,
+    ),
+    secret(
+        "http_authorization",
+        r#"(?i)(?:-H|--header)\s*["']\s*(?:x-)?[a-z0-9_-]*(?:api-?key|api-?token|token|secret|auth-?key|access-?key)\s*:\s*(?P<s>[^\s"']{8,})"#,
+        &["-h", "--header"],
+        512,
+        header_credential,
+    ),
+    // JSON Web Tokens: header.payload.signature, both JSON objects in base64url.
+    secret(
+        "jwt",
+        r"(?-u:\b)eyJ[A-Za-z0-9_-]{10,}={0,2}\.eyJ[A-Za-z0-9_-]{10,}={0,2}\.[A-Za-z0-9_-]{10,}={0,2}",
+        &["eyj"],
+        8192,
+        random_token,
+    ),
+    // 1Password service-account tokens and account secret keys.
+    secret(
+        "onepassword_token",
+        r"(?-u:\b)ops_eyJ[A-Za-z0-9+/_-]{100,}={0,3}",
+        &["ops_eyj"],
+        4096,
+        random_token,
+    ),
+    secret(
+        "onepassword_token",
+        r"(?-u:\b)A3-[A-Z0-9]{6}-(?:[A-Z0-9]{11}|[A-Z0-9]{6}-[A-Z0-9]{5})-[A-Z0-9]{5}-[A-Z0-9]{5}-[A-Z0-9]{5}(?-u:\b)",
+        &["a3-"],
+        64,
+        random_token,
+    ),
+    // Other widely used SaaS tokens with documented prefixes.
+    secret(
+        "huggingface_token",
+        r"(?-u:\b)(?:hf_|api_org_)[A-Za-z]{34}(?-u:\b)",
+        &["hf_", "api_org_"],
+        64,
+        random_token,
+    ),
+    secret(
+        "npm_token",
+        r"(?-u:\b)npm_[A-Za-z0-9]{36}(?-u:\b)",
+        &["npm_"],
+        64,
+        random_token,
+    ),
+    secret(
+        "pypi_token",
+        r"pypi-AgEIcHlwaS5vcmc[A-Za-z0-9_-]{50,}",
+        &["pypi-ageichlwas5vcmc"],
+        512,
+        random_token,
+    ),
+    secret(
+        "sendgrid_key",
+        r"(?-u:\b)SG\.[A-Za-z0-9_-]{22}\.[A-Za-z0-9_-]{43}(?-u:\b)",
+        &["sg."],
+        96,
+        random_token,
+    ),
+    secret(
+        "mailgun_key",
+        r"(?-u:\b)key-[0-9a-f]{32}(?-u:\b)",
+        &["key-"],
+        64,
+        random_token,
+    ),
+    secret(
+        "digitalocean_token",
+        r"(?-u:\b)do[opr]_v1_[a-f0-9]{64}(?-u:\b)",
+        &["dop_v1_", "doo_v1_", "dor_v1_"],
+        96,
+        random_token,
+    ),
+    secret(
+        "shopify_token",
+        r"(?-u:\b)shp(?:at|ca|pa|ss)_[a-fA-F0-9]{32}(?-u:\b)",
+        &["shpat_", "shpca_", "shppa_", "shpss_"],
+        64,
+        random_token,
+    ),
+    secret(
+        "vault_token",
+        r"(?-u:\b)hv[sb]\.[A-Za-z0-9_-]{90,}",
+        &["hvs.", "hvb."],
+        512,
+        random_token,
+    ),
+    secret(
+        "databricks_token",
+        r"(?-u:\b)dapi[a-f0-9]{32}(?:-[0-9]+)?(?-u:\b)",
+        &["dapi"],
+        64,
+        random_token,
+    ),
+    secret(
+        "atlassian_token",
+        r"(?-u:\b)ATATT3[A-Za-z0-9_=-]{150,}",
+        &["atatt3"],
+        512,
+        random_token,
+    ),
+    secret(
+        "notion_token",
+        r"(?-u:\b)ntn_[0-9]{11}[A-Za-z0-9]{35}(?-u:\b)",
+        &["ntn_"],
+        64,
+        random_token,
+    ),
+    secret(
+        "sourcegraph_token",
+        r"(?-u:\b)sgp_(?:(?:[a-fA-F0-9]{16}|local)_)?[a-fA-F0-9]{40}(?-u:\b)",
+        &["sgp_"],
+        96,
+        random_token,
+    ),
+    secret(
+        "sourcegraph_token",
+        r#"(?i)sourcegraph[a-z0-9_ .-]{0,20}["']?\s{0,4}[:=]\s{0,4}["']?(?P<s>[a-f0-9]{40})(?-u:\b)"#,
+        &["sourcegraph"],
+        96,
+        random_token,
+    ),
+    secret(
+        "octopus_deploy_key",
+        r"(?-u:\b)API-[A-Z0-9]{26}(?-u:\b)",
+        &["api-"],
+        48,
+        random_token,
+    ),
+    secret(
+        "intra42_secret",
+        r"(?-u:\b)s-s4t2(?:ud|af)-[a-f0-9]{64}(?-u:\b)",
+        &["s-s4t2"],
+        96,
+        random_token,
+    ),
+    secret(
+        "facebook_token",
+        r"(?-u:\b)EAA[A-Za-z0-9]{90,}",
+        &["eaa"],
+        1024,
+        random_token,
+    ),
+    secret(
+        "facebook_token",
+        r"(?-u:\b)[0-9]{15,16}(?:\||%7[Cc])(?P<s>[A-Za-z0-9_-]{27})(?-u:\b)",
+        &["|", "%7c"],
+        64,
+        random_token,
+    ),
+    secret(
+        "telegram_bot_token",
+        r"(?-u:\b)[0-9]{8,10}:AA[A-Za-z0-9_-]{33}(?-u:\b)",
+        &[":aa"],
+        64,
+        random_token,
+    ),
+    secret(
+        "age_secret_key",
+        r"AGE-SECRET-KEY-1[QPZRY9X8GF2TVDW0S3JN54KHCE6MUA7L]{58}",
+        &["age-secret-key-1"],
+        96,
+        random_token,
+    ),
+    secret(
+        "linear_api_key",
+        r"(?-u:\b)lin_api_[A-Za-z0-9]{40}(?-u:\b)",
+        &["lin_api_"],
+        64,
+        random_token,
+    ),
+    secret(
+        "postman_api_key",
+        r"(?-u:\b)PMAK-[a-f0-9]{24}-[a-f0-9]{34}(?-u:\b)",
+        &["pmak-"],
+        80,
+        random_token,
+    ),
+    secret(
+        "doppler_token",
+        r"(?-u:\b)dp\.(?:pt|st|sa|ct|scim|audit)\.[A-Za-z0-9]{40,44}(?-u:\b)",
+        &[
+            "dp.pt.",
+            "dp.st.",
+            "dp.sa.",
+            "dp.ct.",
+            "dp.scim.",
+            "dp.audit.",
+        ],
+        80,
+        random_token,
+    ),
+    secret(
+        "grafana_token",
+        r"(?-u:\b)glc_[A-Za-z0-9+/]{32,400}={0,2}",
+        &["glc_"],
+        512,
+        random_token,
+    ),
+    secret(
+        "grafana_token",
+        r"(?-u:\b)glsa_[A-Za-z0-9]{32}_[A-Fa-f0-9]{8}(?-u:\b)",
+        &["glsa_"],
+        64,
+        random_token,
+    ),
+    secret(
+        "perplexity_api_key",
+        r"(?-u:\b)pplx-[A-Za-z0-9]{48}(?-u:\b)",
+        &["pplx-"],
+        64,
+        random_token,
+    ),
+    secret(
+        "groq_api_key",
+        r"(?-u:\b)gsk_[A-Za-z0-9]{52}(?-u:\b)",
+        &["gsk_"],
+        64,
+        random_token,
+    ),
+    secret(
+        "square_token",
+        r"(?-u:\b)sq0(?:atp|csp)-[0-9A-Za-z_-]{22,43}(?-u:\b)",
+        &["sq0atp-", "sq0csp-"],
+        64,
+        random_token,
+    ),
+    // Credentials in URLs (database DSNs, package registries, git remotes).
+    secret(
+        "url_credentials",
+        r#"(?i)(?-u:\b)[a-z][a-z0-9+.-]{1,30}://[^\s:/?#@'"<>\[\]]{0,128}:(?P<s>[^\s:/?#@'"<>\[\]]{1,256})@[a-z0-9._-]+"#,
+        &["://"],
+        600,
+        url_password,
+    ),
+    // `-u user:password` on command lines (curl, wget, httpie).
+    secret(
+        "cli_credentials",
+        r#"(?:^|\s)(?:-u|--user)(?:\s+|=)(?P<s>(?:"[^"\n]*"|'[^'\n]*'|[^\s'":]+)(?::(?:"[^"\n]*"|'[^'\n]*'|[^\s'"]*))?)"#,
+        &["-u", "--user"],
+        512,
+        user_colon_password,
+    ),
+    // Keyword-plus-value: ADO/ODBC connection strings, then generic
+    // assignments whose value looks generated, then passwords.
+    generic(
+        "connection_string_password",
+        r#"(?i)(?:^|[;"'\s])(?:password|pwd)\s*=\s*(?P<s>[^;'"\s]{3,128})\s*;"#,
+        &["password", "pwd"],
+        160,
+        url_password,
+    ),
+    generic(
+        "generic_secret",
+        r#"(?i)(?-u:\b)[a-z0-9_.-]{0,40}(?:api[_.-]?key|apikey|access[_.-]?key|secret[_.-]?key|private[_.-]?key|client[_.-]?secret|secret|token|auth[_.-]?key|credential|key)["']?[ \t]{0,3}(?:=|:|:=|=>)[ \t]{0,3}["'`]?(?P<s>[A-Za-z0-9_./+=~@!#%^&*-]{12,512})"#,
+        &["key", "secret", "token", "credential"],
+        640,
+        assigned_secret,
+    ),
+    generic(
+        "generic_password",
+        r#"(?i)(?-u:\b)[a-z0-9_.-]{0,40}(?:password|passwd|passphrase|pwd)["']?[ \t]{0,3}(?:=|:|:=|=>)[ \t]{0,3}["'`]?(?P<s>[^\s"'`,;]{6,128})"#,
+        &["password", "passwd", "passphrase", "pwd"],
+        200,
+        assigned_password,
+    ),
+];
