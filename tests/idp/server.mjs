@@ -26,6 +26,7 @@
 //        the issuer's current key (for tokens a real flow cannot produce:
 //        expired, not yet valid, other issuer, extra headers). Replies
 //        {"token": "..."}.
+//   POST /admin/stats  {"jwks_requests": n}: how often the JWKS was fetched.
 //   POST /admin/public-pem  the current public key as SPKI PEM (the
 //        "HS256 signed with the public key" attack needs its bytes).
 import http from "node:http";
@@ -160,6 +161,9 @@ async function admin(slot, req, res, path) {
       .sign(key.privateKey);
     return reply(res, 200, { token });
   }
+  if (path === "/admin/stats") {
+    return reply(res, 200, { jwks_requests: slot.jwksRequests });
+  }
   if (path === "/admin/public-pem") {
     return reply(res, 200, { pem: await jose.exportSPKI(slot.keys[0].publicKey), kid: slot.keys[0].kid });
   }
@@ -194,9 +198,10 @@ async function interaction(slot, req, res, path) {
 }
 
 async function startSlot(alg, fixedKid) {
-  const slot = { alg, keys: [await newKey(alg, fixedKid)], issuer: "", provider: null };
+  const slot = { alg, keys: [await newKey(alg, fixedKid)], issuer: "", provider: null, jwksRequests: 0 };
   const server = http.createServer((req, res) => {
     const path = new URL(req.url, slot.issuer).pathname;
+    if (path === "/jwks") slot.jwksRequests += 1;
     const handle = path.startsWith("/admin/")
       ? admin(slot, req, res, path)
       : path.startsWith("/interaction/")

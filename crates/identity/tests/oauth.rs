@@ -630,6 +630,46 @@ async fn key_rotation_accepts_new_keys_and_refuses_dropped_ones() {
 }
 
 #[tokio::test]
+async fn a_flood_of_unknown_kids_fetches_the_jwks_at_most_once() {
+    let Some(idp) = Idp::start().await else {
+        return;
+    };
+    let dir = tempfile::tempdir().expect("tempdir");
+    let auth = authenticator(&idp, raw_settings(&idp, dir.path())).await; // 1 s rate limit
+    let mut tokens = Vec::new();
+    for i in 0..50 {
+        tokens.push(
+            idp.sign(
+                false,
+                json!({"kid": format!("unknown-{i}")}),
+                idp.claims(MCP),
+            )
+            .await,
+        );
+    }
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    let before = idp.jwks_requests().await;
+    let started = std::time::Instant::now();
+    // Concurrently: the waiters share the one fetch.
+    let mut set = tokio::task::JoinSet::new();
+    for token in tokens {
+        let auth = Arc::clone(&auth);
+        set.spawn(async move { check(&auth, &token).await });
+    }
+    let results = set.join_all().await;
+    let elapsed = started.elapsed().as_secs();
+    assert!(results
+        .iter()
+        .all(|r| *r == Err(AuthError::Invalid("unknown_kid"))));
+    let fetched = idp.jwks_requests().await - before;
+    assert!(fetched >= 1, "an unknown kid triggers a refresh");
+    assert!(
+        fetched <= 1 + elapsed,
+        "{fetched} JWKS fetches in {elapsed} s for 50 unknown kids (at most one per second)"
+    );
+}
+
+#[tokio::test]
 async fn background_refresh_picks_up_rotation_without_requests() {
     let Some(idp) = Idp::start().await else {
         return;

@@ -84,9 +84,17 @@ impl Idp {
         }
         // ESM resolves packages from the script's own directory: run a copy
         // that sits beside node_modules.
+        // Tests start fixtures concurrently: write a private copy, then
+        // rename it into place, so no node process reads a half-written file.
         let script = dir.join("server.mjs");
-        std::fs::copy(repo_root().join("tests/idp/server.mjs"), &script)
+        let staging = dir.join(format!(
+            "server.mjs.{}-{}",
+            std::process::id(),
+            b64(&random::<6>())
+        ));
+        std::fs::copy(repo_root().join("tests/idp/server.mjs"), &staging)
             .expect("copy server.mjs into the fixture directory");
+        std::fs::rename(&staging, &script).expect("move server.mjs into place");
         let mut child = Command::new(node())
             .arg(&script)
             .current_dir(&dir)
@@ -317,6 +325,12 @@ impl Idp {
             .admin(false, "/admin/rotate", json!({ "keep": keep_old }))
             .await;
         reply["kid"].as_str().expect("kid").to_owned()
+    }
+
+    /// How many times issuer A's JWKS was fetched.
+    pub async fn jwks_requests(&self) -> u64 {
+        let reply = self.admin(false, "/admin/stats", json!({})).await;
+        reply["jwks_requests"].as_u64().expect("count")
     }
 
     /// Issuer A's current public key as SPKI PEM, and its kid.
