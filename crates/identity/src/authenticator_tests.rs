@@ -463,3 +463,24 @@ async fn the_authenticate_future_is_send() {
     assert_send(&future);
     assert!(future.await.is_err());
 }
+
+#[test]
+fn hostile_headers_never_panic_and_never_authenticate() {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let auth = runtime.block_on(start(raw(dir.path())));
+    proptest::proptest!(|(authorization in "(Bearer |DPoP |bearer  |Basic )?.{0,200}", dpop in proptest::option::of(".{0,200}"), key in proptest::option::of("(wdn_)?.{0,80}"))| {
+        let facts = RequestFacts {
+            method: "POST",
+            url: MCP,
+            authorization: Some(&authorization),
+            dpop: dpop.as_deref(),
+            api_key: key.as_deref(),
+            ..RequestFacts::default()
+        };
+        proptest::prop_assert!(runtime.block_on(auth.authenticate(&facts)).is_err());
+    });
+}

@@ -126,3 +126,23 @@ fn hs256_with_the_public_key_as_secret_never_verifies() {
     assert!(!ec.fits(SigningAlgorithm::ES384));
     assert!(ec.fits(SigningAlgorithm::ES256));
 }
+
+proptest::proptest! {
+    /// No input makes the parser panic: random text, and random JSON-ish
+    /// headers and payloads in valid base64url.
+    #[test]
+    fn parsing_never_panics(text in ".{0,300}", header in ".{0,120}", payload in ".{0,200}", sig in "[A-Za-z0-9_-]{0,90}") {
+        let _ = CompactJws::parse(&text, MAX_TOKEN_BYTES);
+        let token = format!("{}.{}.{sig}", b64(header.as_bytes()), b64(payload.as_bytes()));
+        let _ = CompactJws::parse(&token, MAX_TOKEN_BYTES);
+        let _ = strict_json(payload.as_bytes());
+    }
+
+    #[test]
+    fn jwk_parsing_never_panics(kty in "(RSA|EC|OKP|oct|x)", crv in ".{0,8}", x in "[A-Za-z0-9_-]{0,90}", y in "[A-Za-z0-9_-]{0,90}", n in "[A-Za-z0-9_-]{0,400}") {
+        let jwk = json!({"kty": kty, "crv": crv, "x": x, "y": y, "n": n, "e": "AQAB"});
+        if let Ok(key) = PublicJwk::from_json(&jwk) {
+            let _ = key.thumbprint();
+        }
+    }
+}

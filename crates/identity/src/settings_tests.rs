@@ -28,7 +28,7 @@ audiences: [https://warden.example.com/mcp, api://warden]
 required_scopes: [mcp]
 scopes_supported: [mcp, mcp.admin]
 leeway: 10s
-token_cache_entries: "5000"
+token_cache_entries: 5000
 issuers:
   - issuer: https://idp.example.com/realms/corp
     name: corp
