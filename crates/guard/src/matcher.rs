@@ -11,7 +11,7 @@
 
 use std::ops::Range;
 
-use aho_corasick::{AhoCorasick, AhoCorasickBuilder, MatchKind};
+use aho_corasick::{AhoCorasick, AhoCorasickBuilder, AhoCorasickKind, MatchKind};
 use regex_automata::meta::{self, Regex};
 use regex_automata::util::captures::Captures;
 use regex_automata::{Anchored, Input, PatternID};
@@ -153,12 +153,31 @@ impl AutomataMatcher {
         let keywords = if words.is_empty() {
             None
         } else {
+            // The search below is leftmost-longest and non-overlapping, so a
+            // keyword found inside a longer one must open the longer one's
+            // windows too: give each keyword the targets of every keyword it
+            // contains (its windows cover theirs).
+            let lower: Vec<String> = words.iter().map(|w| w.to_ascii_lowercase()).collect();
+            let mut merged = opens.clone();
+            for (i, outer) in lower.iter().enumerate() {
+                for (j, inner) in lower.iter().enumerate() {
+                    if i != j && outer.contains(inner.as_str()) {
+                        for &(lane, reach) in &opens[j] {
+                            match merged[i].iter_mut().find(|(l, _)| *l == lane) {
+                                Some((_, r)) => *r = (*r).max(reach + outer.len()),
+                                None => merged[i].push((lane, reach + outer.len())),
+                            }
+                        }
+                    }
+                }
+            }
             let ac = AhoCorasickBuilder::new()
                 .ascii_case_insensitive(true)
-                .match_kind(MatchKind::Standard)
+                .match_kind(MatchKind::LeftmostLongest)
+                .kind(Some(AhoCorasickKind::DFA))
                 .build(&words)
                 .map_err(|e| GuardError::Patterns(e.to_string()))?;
-            Some((ac, opens))
+            Some((ac, merged))
         };
         Ok(AutomataMatcher { lanes, keywords })
     }
@@ -175,7 +194,13 @@ impl Matcher for AutomataMatcher {
         let mut windows: Vec<Vec<Range<usize>>> = vec![Vec::new(); self.lanes.len()];
         if let Some((ac, opens)) = &self.keywords {
             if self.lanes.iter().zip(&enabled).any(|(l, e)| l.gated && *e) {
-                for hit in ac.find_overlapping_iter(haystack) {
+                // Every start position is tried once (restarting one byte
+                // after each hit), so keywords that overlap a hit are found.
+                let mut at = 0;
+                while let Some(hit) =
+                    ac.find(aho_corasick::Input::new(haystack).span(at..haystack.len()))
+                {
+                    at = hit.start() + 1;
                     let Some(targets) = opens.get(hit.pattern().as_usize()) else {
                         continue;
                     };

@@ -290,14 +290,16 @@ pub(crate) fn inspect(
     }
 
     // Size cap, measured on the result after redaction.
+    // Encoded once: used for the size and, unless cut or labelled, as the edit.
+    let mut literals: Vec<Option<String>> = values
+        .iter()
+        .map(|v| v.as_deref().map(json_string))
+        .collect();
     let encoded: Vec<usize> = collect
         .fields
         .iter()
-        .zip(&values)
-        .map(|(f, v)| match v {
-            Some(v) => json_string(v).len(),
-            None => f.raw.len(),
-        })
+        .zip(&literals)
+        .map(|(f, v)| v.as_ref().map_or(f.raw.len(), String::len))
         .collect();
     let raw_total: usize = collect.fields.iter().map(|f| f.raw.len()).sum();
     let size = result.len() - raw_total + encoded.iter().sum::<usize>();
@@ -325,11 +327,12 @@ pub(crate) fn inspect(
         };
         truncated = true;
         let mut marked = false;
-        for (f, v) in collect.fields.iter().zip(values.iter_mut()) {
+        for (i, (f, v)) in collect.fields.iter().zip(values.iter_mut()).enumerate() {
             let current: &str = v.as_deref().unwrap_or(&f.value);
             let kept = prefix_within(current, budget);
             budget -= json_string(kept).len() - 2;
             if kept.len() < current.len() {
+                literals[i] = None;
                 let mut s = kept.to_owned();
                 if !marked {
                     s.push_str(&mark);
@@ -349,13 +352,14 @@ pub(crate) fn inspect(
     }
 
     let mut edits = Vec::new();
-    for ((f, v), l) in collect.fields.iter().zip(values).zip(labels) {
-        let value = match (v, l.is_empty()) {
-            (None, true) => continue,
-            (Some(v), true) => v,
-            (v, false) => label(tool, &l, v.as_deref().unwrap_or(&f.value)),
+    for (((f, v), l), literal) in collect.fields.iter().zip(values).zip(labels).zip(literals) {
+        let literal = match (v, l.is_empty(), literal) {
+            (None, true, _) => continue,
+            (Some(_), true, Some(literal)) => literal,
+            (Some(v), true, None) => json_string(&v),
+            (v, false, _) => json_string(&label(tool, &l, v.as_deref().unwrap_or(&f.value))),
         };
-        edits.push((f.raw.clone(), json_string(&value)));
+        edits.push((f.raw.clone(), literal));
     }
     let rewritten = if edits.is_empty() {
         None

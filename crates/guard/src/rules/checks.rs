@@ -245,7 +245,7 @@ pub(crate) fn assigned_secret(c: &Ctx) -> Option<Range<usize>> {
     {
         return None;
     }
-    (v.len() >= 16 && looks_generated(v, 3.5)).then(|| c.accept())?
+    ((16..=512).contains(&v.len()) && looks_generated(v, 3.5)).then(|| c.accept())?
 }
 
 /// The whole identifier an assignment's keyword belongs to, lowercased
@@ -263,7 +263,7 @@ fn identifier(c: &Ctx) -> String {
 /// the bar is lower; placeholders and references are still refused.
 pub(crate) fn assigned_password(c: &Ctx) -> Option<Range<usize>> {
     let v = c.group();
-    if is_placeholder(v) || v.len() < 6 || entropy(v) < 2.5 {
+    if is_placeholder(v) || !(6..=128).contains(&v.len()) || entropy(v) < 2.5 {
         return None;
     }
     if v.contains('(') || v.starts_with("process.env") || v.starts_with("os.environ") {
@@ -344,7 +344,7 @@ pub(crate) fn header_credential(c: &Ctx) -> Option<Range<usize>> {
 /// The password of `scheme://user:password@host`.
 pub(crate) fn url_password(c: &Ctx) -> Option<Range<usize>> {
     let v = c.group();
-    (!is_placeholder(v) && v.len() >= 3).then(|| c.accept())?
+    (!is_placeholder(v) && (3..=256).contains(&v.len())).then(|| c.accept())?
 }
 
 // ---------------------------------------------------------------------------

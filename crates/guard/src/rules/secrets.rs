@@ -488,7 +488,7 @@ pub(super) static RULES: &[Rule] = &[
     // Credentials in URLs (database DSNs, package registries, git remotes).
     secret(
         "url_credentials",
-        r#"(?i)(?-u:\b)[a-z][a-z0-9+.-]{1,30}://[^\s:/?#@'"<>\[\]]{0,128}:(?P<s>[^\s:/?#@'"<>\[\]]{1,256})@[a-z0-9._-]+"#,
+        r#"(?i)(?-u:\b)[a-z][a-z0-9+.-]{1,30}://[^\s:/?#@'"<>\[\]]*:(?P<s>[^\s:/?#@'"<>\[\]]+)@[a-z0-9._-]+"#,
         &["://"],
         600,
         url_password,
@@ -512,14 +512,14 @@ pub(super) static RULES: &[Rule] = &[
     ),
     generic(
         "generic_secret",
-        r#"(?i)(?-u:\b)[a-z0-9_.-]{0,40}(?:api[_.-]?key|apikey|access[_.-]?key|secret[_.-]?key|private[_.-]?key|client[_.-]?secret|secret|token|auth[_.-]?key|credential|key)["']?[ \t]{0,3}(?:=|:|:=|=>)[ \t]{0,3}["'`]?(?P<s>[A-Za-z0-9_./+=~@!#%^&*-]{12,512})"#,
+        r#"(?i)(?-u:\b)[a-z0-9_.-]*(?:api[_.-]?key|apikey|access[_.-]?key|secret[_.-]?key|private[_.-]?key|client[_.-]?secret|secret|token|auth[_.-]?key|credential|key)["']?[ \t]{0,3}(?:=|:|:=|=>)[ \t]{0,3}["'`]?(?P<s>[A-Za-z0-9_./+=~@!#%^&*-]{12,})"#,
         &["key", "secret", "token", "credential"],
         640,
         assigned_secret,
     ),
     generic(
         "generic_password",
-        r#"(?i)(?-u:\b)[a-z0-9_.-]{0,40}(?:password|passwd|passphrase|pwd)["']?[ \t]{0,3}(?:=|:|:=|=>)[ \t]{0,3}["'`]?(?P<s>[^\s"'`,;]{6,128})"#,
+        r#"(?i)(?-u:\b)[a-z0-9_.-]*(?:password|passwd|passphrase|pwd)["']?[ \t]{0,3}(?:=|:|:=|=>)[ \t]{0,3}["'`]?(?P<s>[^\s"'`,;]{6,})"#,
         &["password", "passwd", "passphrase", "pwd"],
         200,
         assigned_password,
