@@ -145,6 +145,10 @@ put CONFORMANCE_V1      "$NM/@modelcontextprotocol/conformance/dist/index.js"
 put CONFORMANCE_V2      "$PEERS/npm-conf2/node_modules/@modelcontextprotocol/conformance/dist/index.js"
 put LOOPBACK_ONLY_CJS   "$ROOT/tests/peers/loopback-only.cjs"
 
+# The OAuth authorization server fixture (npm oidc-provider) for the identity tests.
+WARDEN_PEERS_DIR="$PEERS" bash "$ROOT/tests/idp/install.sh"
+put IDP_NODE_MODULES    "$PEERS/idp/node_modules"
+
 for i in "${!ENV_KEYS[@]}"; do
   [[ -e "${ENV_VALS[$i]}" ]] || die "expected ${ENV_KEYS[$i]} at ${ENV_VALS[$i]}, not found"
 done

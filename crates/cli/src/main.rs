@@ -42,6 +42,16 @@ enum Command {
         #[arg(long, default_value = "127.0.0.1:8080")]
         listen: SocketAddr,
     },
+    /// Development tokens signed by the local development issuer.
+    Token {
+        #[command(subcommand)]
+        command: TokenCommand,
+    },
+    /// API keys for service principals.
+    Keys {
+        #[command(subcommand)]
+        command: KeysCommand,
+    },
     /// The bundled example MCP server (used by `demo`, tests and benchmarks).
     #[command(hide = true)]
     ExampleServer {
@@ -55,6 +65,51 @@ enum Command {
         record: Option<PathBuf>,
         #[arg(long)]
         name: Option<String>,
+    },
+}
+
+#[derive(Subcommand)]
+enum TokenCommand {
+    /// Mint an access token for the configured `identity.dev_issuer`.
+    Mint {
+        #[arg(long, short, default_value = "warden.yaml")]
+        config: PathBuf,
+        #[arg(long)]
+        sub: String,
+        #[arg(long, value_delimiter = ',')]
+        roles: Vec<String>,
+        #[arg(long, value_delimiter = ',')]
+        scopes: Vec<String>,
+        /// Lifetime, e.g. `1h`.
+        #[arg(long, default_value = "1h")]
+        ttl: humantime::Duration,
+        /// The MCP path the token is for (its audience).
+        #[arg(long, default_value = "/mcp")]
+        resource: String,
+    },
+}
+
+#[derive(Subcommand)]
+enum KeysCommand {
+    /// Create a key; it is printed once and stored only as a keyed hash.
+    Create {
+        #[arg(long, short, default_value = "warden.yaml")]
+        config: PathBuf,
+        #[arg(long)]
+        principal: String,
+        #[arg(long, value_delimiter = ',')]
+        roles: Vec<String>,
+    },
+    /// List keys (ids, principals, roles; never the keys).
+    List {
+        #[arg(long, short, default_value = "warden.yaml")]
+        config: PathBuf,
+    },
+    /// Revoke a key by id.
+    Revoke {
+        #[arg(long, short, default_value = "warden.yaml")]
+        config: PathBuf,
+        id: String,
     },
 }
 
@@ -107,7 +162,8 @@ async fn run(cli: Cli) -> Result<()> {
         }
         Command::Stdio { config } => {
             let cfg = load(&config)?;
-            let principal = warden_identity::Principal::local(&cfg.stdio.principal);
+            let auth = start_authenticator(&cfg).await?;
+            let principal = stdio_principal(&cfg, auth.as_deref()).await?;
             let gw = Gateway::new(Snapshot::compile(cfg));
             warden_gateway::stdio::serve(
                 gw.clone(),
@@ -131,12 +187,54 @@ async fn run(cli: Cli) -> Result<()> {
         }
         Command::Demo { listen } => {
             let exe = std::env::current_exe().context("cannot find the warden executable")?;
-            let yaml = demo_config(&exe, listen);
+            let data_dir = std::env::current_dir()?.join(".warden");
+            let yaml = demo_config(&exe, listen, &data_dir);
             let cfg = warden_config::parse(&yaml, Path::new("."))
                 .map_err(|e| anyhow::anyhow!("embedded demo config is invalid:\n{e}"))?;
-            let banner = demo_banner(listen);
+            // Authentication is on, as in production: the development
+            // issuer signs a token the demo prints.
+            let identity = identity_of(&cfg)?;
+            let dev = identity
+                .dev_issuer()
+                .context("the demo config enables the development issuer")?;
+            let token = warden_identity::DevIssuer::from_settings(dev, identity.data_dir())?.mint(
+                "demo-user",
+                &["admin".to_owned()],
+                &[],
+                std::time::Duration::from_secs(12 * 3600),
+                &identity.resource_url("/mcp"),
+            )?;
+            let banner = demo_banner(listen, &token);
             serve(cfg, listen, None, Some(banner)).await
         }
+        Command::Token {
+            command:
+                TokenCommand::Mint {
+                    config,
+                    sub,
+                    roles,
+                    scopes,
+                    ttl,
+                    resource,
+                },
+        } => {
+            let cfg = load(&config)?;
+            let identity = identity_of(&cfg)?;
+            let dev = identity
+                .dev_issuer()
+                .context("identity.dev_issuer is not enabled in this configuration")?;
+            let issuer = warden_identity::DevIssuer::from_settings(dev, identity.data_dir())?;
+            let token = issuer.mint(
+                &sub,
+                &roles,
+                &scopes,
+                ttl.into(),
+                &identity.resource_url(&resource),
+            )?;
+            println!("{token}");
+            Ok(())
+        }
+        Command::Keys { command } => keys(command),
         Command::ExampleServer {
             mode,
             http,
@@ -161,6 +259,94 @@ async fn run(cli: Cli) -> Result<()> {
     }
 }
 
+fn identity_of(cfg: &warden_config::Config) -> Result<&warden_identity::IdentitySettings> {
+    cfg.identity
+        .as_deref()
+        .context("this configuration has no `identity:` section")
+}
+
+/// Starts the OAuth resource server when `identity:` is configured. JWKS
+/// and discovery fetches may reach loopback only when Warden itself listens
+/// on loopback (development and tests); otherwise only public addresses.
+async fn start_authenticator(
+    cfg: &warden_config::Config,
+) -> Result<Option<Arc<warden_identity::Authenticator>>> {
+    let Some(identity) = cfg.identity.as_deref() else {
+        return Ok(None);
+    };
+    let egress =
+        warden_identity::EgressPolicy::strict().with_loopback(cfg.listen.addr.ip().is_loopback());
+    let auth = warden_identity::Authenticator::start(identity.clone(), egress)
+        .await
+        .context("identity: cannot start the authenticator")?;
+    Ok(Some(auth))
+}
+
+/// The principal of a stdio session: a token from `WARDEN_TOKEN`, validated
+/// like any other, when identity is configured; else the configured local user.
+async fn stdio_principal(
+    cfg: &warden_config::Config,
+    auth: Option<&warden_identity::Authenticator>,
+) -> Result<warden_identity::Principal> {
+    match (auth, std::env::var("WARDEN_TOKEN").ok()) {
+        (Some(auth), Some(token)) => {
+            let resource = auth.resource_url("/mcp");
+            auth.authenticate_token(token.trim(), &resource)
+                .await
+                .map_err(|e| anyhow::anyhow!("WARDEN_TOKEN was refused: {}", e.code()))
+        }
+        (Some(_), None) if !cfg.identity.as_deref().is_some_and(|i| i.allow_anonymous()) => {
+            anyhow::bail!("identity is configured: set WARDEN_TOKEN to an access token or API key for the local user")
+        }
+        _ => Ok(warden_identity::Principal::local(&cfg.stdio.principal)),
+    }
+}
+
+fn keys(command: KeysCommand) -> Result<()> {
+    let (config, store_path, identity) = match &command {
+        KeysCommand::Create { config, .. }
+        | KeysCommand::List { config }
+        | KeysCommand::Revoke { config, .. } => {
+            let cfg = load(config)?;
+            let identity = identity_of(&cfg)?.clone();
+            let path = identity
+                .api_key_store_path()
+                .context("identity.api_keys is not enabled in this configuration")?;
+            (config.clone(), path, identity)
+        }
+    };
+    let mut store = warden_identity::KeyStore::load(&store_path)?;
+    match command {
+        KeysCommand::Create {
+            principal, roles, ..
+        } => {
+            let secret = identity.api_key_secret()?;
+            let (key, stored) = warden_identity::create_api_key(&secret, &principal, &roles)?;
+            let id = stored.id.clone();
+            store.add(stored)?;
+            store.save(&store_path)?;
+            eprintln!("created key {id} for {principal} (shown once; store it now):");
+            println!("{key}");
+        }
+        KeysCommand::List { .. } => {
+            for k in store.keys() {
+                let state = if k.revoked_at.is_some() {
+                    "revoked"
+                } else {
+                    "active"
+                };
+                println!("{}	{}	{}	{}", k.id, k.principal, k.roles.join(","), state);
+            }
+        }
+        KeysCommand::Revoke { id, .. } => {
+            anyhow::ensure!(store.revoke(&id), "no key {id} in {}", config.display());
+            store.save(&store_path)?;
+            println!("revoked {id}");
+        }
+    }
+    Ok(())
+}
+
 fn load(path: &Path) -> Result<warden_config::Config> {
     warden_config::load(path)
         .map_err(|e| anyhow::anyhow!("{}: invalid configuration:\n{e}", path.display()))
@@ -172,7 +358,15 @@ async fn serve(
     config_path: Option<PathBuf>,
     banner: Option<String>,
 ) -> Result<()> {
+    let auth = start_authenticator(&cfg).await?;
+    if let (Some(auth), Some(store)) = (
+        auth.clone(),
+        cfg.identity.as_deref().and_then(|i| i.api_key_store_path()),
+    ) {
+        spawn_key_store_reload(auth, store);
+    }
     let gw = Gateway::new(Snapshot::compile(cfg));
+    gw.set_authenticator(auth);
     let listener = tokio::net::TcpListener::bind(addr)
         .await
         .with_context(|| format!("cannot listen on {addr}"))?;
@@ -200,6 +394,27 @@ async fn serve(
         .await
         .context("server failed")?;
     Ok(())
+}
+
+/// Keys created or revoked with `warden keys` take effect without a
+/// restart: the store is re-read when its modification time changes.
+fn spawn_key_store_reload(auth: Arc<warden_identity::Authenticator>, store: PathBuf) {
+    tokio::spawn(async move {
+        let modified = |p: &Path| std::fs::metadata(p).and_then(|m| m.modified()).ok();
+        let mut last = modified(&store);
+        let mut tick = tokio::time::interval(std::time::Duration::from_secs(1));
+        loop {
+            tick.tick().await;
+            let now = modified(&store);
+            if now != last {
+                last = now;
+                match auth.reload_api_keys() {
+                    Ok(()) => info!(target: "audit", event = "api_keys.reloaded"),
+                    Err(e) => error!(target: "audit", event = "api_keys.reload_failed", error = %e),
+                }
+            }
+        }
+    });
 }
 
 /// SIGHUP re-reads the configuration; a bad file keeps the running one.
@@ -241,8 +456,9 @@ async fn shutdown_signal() {
     let _ = tokio::signal::ctrl_c().await;
 }
 
-fn demo_config(exe: &Path, listen: SocketAddr) -> String {
+fn demo_config(exe: &Path, listen: SocketAddr, data_dir: &Path) -> String {
     let exe = exe.display().to_string().replace('\'', "''");
+    let data_dir = data_dir.display().to_string().replace('\'', "''");
     format!(
         r#"
 listen:
@@ -250,6 +466,11 @@ listen:
 gateway:
   name: warden-demo
   instructions: "Warden demo: a notes and tickets server behind the Warden gateway."
+identity:
+  public_url: "http://{listen}"
+  data_dir: '{data_dir}'
+  dev_issuer:
+    enabled: true
 servers:
   notes:
     transport: stdio
@@ -264,8 +485,23 @@ virtual_servers:
     )
 }
 
-fn demo_banner(listen: SocketAddr) -> String {
+fn demo_banner(listen: SocketAddr, token: &str) -> String {
     format!(
-            "Warden demo is running in front of the bundled notes & tickets server.\n\n  MCP endpoint (Streamable HTTP): http://{listen}/mcp\n  Read-only virtual server:       http://{listen}/mcp/readonly\n  Legacy HTTP+SSE endpoint:       http://{listen}/sse\n\nTry it:\n  npx @modelcontextprotocol/inspector --cli http://{listen}/mcp --transport http --method tools/list\n  npx @modelcontextprotocol/inspector --cli http://{listen}/mcp --transport http --method tools/call --tool-name notes__notes_search --tool-arg query=welcome\n\nPress Ctrl-C to stop."
+        "Warden demo is running in front of the bundled notes & tickets server, with authentication on.
+
+  MCP endpoint (Streamable HTTP): http://{listen}/mcp
+  Read-only virtual server:       http://{listen}/mcp/readonly
+  Legacy HTTP+SSE endpoint:       http://{listen}/sse
+  Protected-resource metadata:    http://{listen}/.well-known/oauth-protected-resource
+
+A development token (12 h, subject demo-user, role admin; mint more with `warden token mint`):
+
+  export WARDEN_TOKEN={token}
+
+Try it:
+  npx @modelcontextprotocol/inspector --cli http://{listen}/mcp --transport http --header \"Authorization: Bearer $WARDEN_TOKEN\" --method tools/list
+  npx @modelcontextprotocol/inspector --cli http://{listen}/mcp --transport http --header \"Authorization: Bearer $WARDEN_TOKEN\" --method tools/call --tool-name notes__notes_search --tool-arg query=welcome
+
+Without the token Warden answers 401 with a WWW-Authenticate challenge. Press Ctrl-C to stop."
     )
 }

@@ -164,6 +164,11 @@ impl Problems {
         self.0.push(ConfigError::new(path.as_str(), message));
     }
 
+    /// A problem reported by another crate's section, path already complete.
+    pub(crate) fn push_raw(&mut self, path: String, message: String) {
+        self.0.push(ConfigError::new(path, message));
+    }
+
     pub(crate) fn is_empty(&self) -> bool {
         self.0.is_empty()
     }

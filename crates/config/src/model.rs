@@ -19,7 +19,40 @@ pub struct Config {
     /// Virtual servers, in file order.
     pub virtual_servers: Vec<VirtualServer>,
     pub stdio: StdioSettings,
+    /// `identity:`, resolved by the identity crate. `None`: no
+    /// authentication (every HTTP caller is the anonymous principal).
+    pub identity: Option<Section<warden_identity::IdentitySettings>>,
 }
+
+/// A section resolved by the crate that owns it (identity, guards, …),
+/// shared read-only. Equality is by content as its `Debug` shows it (secret
+/// values are redacted there, so two configs differing only in a secret
+/// compare equal — enough for what equality is used for: tests and reload
+/// no-op detection).
+#[derive(Clone)]
+pub struct Section<T>(pub std::sync::Arc<T>);
+
+impl<T> std::ops::Deref for Section<T> {
+    type Target = T;
+    fn deref(&self) -> &T {
+        &self.0
+    }
+}
+
+impl<T: std::fmt::Debug> std::fmt::Debug for Section<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+impl<T: std::fmt::Debug> PartialEq for Section<T> {
+    fn eq(&self, other: &Self) -> bool {
+        std::sync::Arc::ptr_eq(&self.0, &other.0)
+            || format!("{:?}", self.0) == format!("{:?}", other.0)
+    }
+}
+
+impl<T: std::fmt::Debug> Eq for Section<T> {}
 
 impl Default for Config {
     /// The configuration of an empty file: defaults everywhere, no servers.
@@ -30,6 +63,7 @@ impl Default for Config {
             servers: Vec::new(),
             virtual_servers: Vec::new(),
             stdio: StdioSettings::default(),
+            identity: None,
         }
     }
 }

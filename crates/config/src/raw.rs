@@ -22,6 +22,7 @@ pub(crate) struct RawConfig {
     pub servers: Option<OrderedMap<Option<RawServer>>>,
     pub virtual_servers: Option<OrderedMap<Option<RawVirtualServer>>>,
     pub stdio: Option<RawStdio>,
+    pub identity: Option<warden_identity::RawIdentity>,
 }
 
 #[derive(Debug, Default, serde::Deserialize)]

@@ -73,6 +73,21 @@ pub(crate) fn resolve(raw: RawConfig, context: &Context<'_>) -> Result<Config, C
 
     let stdio = resolver.stdio(raw.stdio.unwrap_or_default(), context, &root.field("stdio"));
 
+    // Sections owned by other crates resolve themselves; their errors carry
+    // full paths ("identity.issuers[0].jwks_uri").
+    let identity =
+        raw.identity.and_then(
+            |raw| match raw.resolve_with_env(context.base_dir, context.env) {
+                Ok(settings) => Some(crate::Section(std::sync::Arc::new(settings))),
+                Err(problems) => {
+                    for (path, message) in problems {
+                        resolver.problems.push_raw(path, message);
+                    }
+                    None
+                }
+            },
+        );
+
     if resolver.problems.is_empty() {
         Ok(Config {
             listen,
@@ -80,6 +95,7 @@ pub(crate) fn resolve(raw: RawConfig, context: &Context<'_>) -> Result<Config, C
             servers,
             virtual_servers,
             stdio,
+            identity,
         })
     } else {
         Err(resolver.problems.into_errors())

@@ -58,6 +58,8 @@ type RequestOwner = (Weak<Session>, String);
 
 pub struct Gateway {
     snapshot: ArcSwap<Snapshot>,
+    /// The OAuth resource server; `None` when no `identity:` is configured.
+    authenticator: arc_swap::ArcSwapOption<warden_identity::Authenticator>,
     pub sessions: Sessions,
     pool: Pool,
     progress: Mutex<HashMap<String, ProgressRoute>>,
@@ -83,6 +85,7 @@ impl Gateway {
     pub fn new(snapshot: Snapshot) -> Arc<Gateway> {
         let gw = Arc::new(Gateway {
             snapshot: ArcSwap::from_pointee(snapshot),
+            authenticator: arc_swap::ArcSwapOption::empty(),
             sessions: Sessions::default(),
             pool: Pool::default(),
             progress: Mutex::new(HashMap::new()),
@@ -96,6 +99,15 @@ impl Gateway {
 
     pub fn snapshot(&self) -> arc_swap::Guard<Arc<Snapshot>> {
         self.snapshot.load()
+    }
+
+    /// Installs the authenticator (started by the caller: it fetches keys).
+    pub fn set_authenticator(&self, auth: Option<Arc<warden_identity::Authenticator>>) {
+        self.authenticator.store(auth);
+    }
+
+    pub fn authenticator(&self) -> Option<Arc<warden_identity::Authenticator>> {
+        self.authenticator.load_full()
     }
 
     /// Swaps in a new configuration; running sessions keep their upstreams.

@@ -58,7 +58,20 @@ pub fn router(gateway: Arc<Gateway>, bound: SocketAddr) -> Router {
             post(post_default).get(get_default).delete(delete_default),
         )
         .route("/mcp/{vs}", post(post_vs).get(get_vs).delete(delete_vs))
-        .route("/healthz", get(|| async { "ok" }));
+        .route("/healthz", get(|| async { "ok" }))
+        .route(
+            "/.well-known/oauth-protected-resource",
+            get(metadata_default),
+        )
+        .route(
+            "/.well-known/oauth-protected-resource/mcp",
+            get(metadata_default),
+        )
+        .route(
+            "/.well-known/oauth-protected-resource/mcp/{vs}",
+            get(metadata_vs),
+        )
+        .route("/.well-known/jwks.json", get(dev_jwks));
     if legacy_sse {
         r = r
             .route("/sse", get(legacy_get_default))
@@ -251,10 +264,98 @@ fn origin_host(origin: &str) -> Option<&str> {
     Some(strip_port(rest.split('/').next()?))
 }
 
-/// Stage 2, Authenticate. Every request resolves to a principal; without
-/// an identity configuration that is the one anonymous principal.
-fn authenticate(_headers: &HeaderMap) -> Result<Principal, Refusal> {
-    Ok(Principal::anonymous())
+/// Stage 2, Authenticate. Every request resolves to a principal: through
+/// the OAuth resource server when `identity:` is configured, else the one
+/// anonymous principal. `mcp_path` is the MCP resource the request is for
+/// (`/mcp` or `/mcp/<virtual-server>`): tokens must be issued for it.
+async fn authenticate(
+    s: &HttpState,
+    method: &str,
+    mcp_path: &str,
+    headers: &HeaderMap,
+) -> Result<Principal, Response> {
+    let Some(auth) = s.gateway.authenticator() else {
+        return Ok(Principal::anonymous());
+    };
+    let joined = |name: header::HeaderName| -> Option<String> {
+        let values: Vec<&str> = headers
+            .get_all(name)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .collect();
+        (!values.is_empty()).then(|| values.join(", "))
+    };
+    let authorization = joined(header::AUTHORIZATION);
+    let dpop = joined(header::HeaderName::from_static("dpop"));
+    let api_key = joined(header::HeaderName::from_static("x-api-key"));
+    let url = auth.resource_url(mcp_path);
+    let facts = warden_identity::RequestFacts {
+        method,
+        url: &url,
+        authorization: authorization.as_deref(),
+        dpop: dpop.as_deref(),
+        client_cert_der: None,
+        api_key: api_key.as_deref(),
+    };
+    match auth.authenticate(&facts).await {
+        Ok(p) => Ok(p),
+        Err(e) => {
+            warn!(target: "audit", event = "auth.failed", reason = e.code(), path = %mcp_path);
+            let (status, challenge) = auth.challenge(&e, mcp_path);
+            let status = StatusCode::from_u16(status).unwrap_or(StatusCode::UNAUTHORIZED);
+            let mut r = http_error(status, status.canonical_reason().unwrap_or("Unauthorized"));
+            for (k, v) in challenge {
+                if let (Ok(k), Ok(v)) = (
+                    header::HeaderName::from_bytes(k.as_bytes()),
+                    HeaderValue::from_str(&v),
+                ) {
+                    r.headers_mut().append(k, v);
+                }
+            }
+            Err(r)
+        }
+    }
+}
+
+/// The MCP resource path of a virtual server.
+fn mcp_path(vs: &str) -> String {
+    if vs.is_empty() {
+        "/mcp".to_owned()
+    } else {
+        format!("/mcp/{vs}")
+    }
+}
+
+async fn metadata_default(State(s): State<HttpState>) -> Response {
+    metadata(&s, "")
+}
+
+async fn metadata_vs(State(s): State<HttpState>, Path(vs): Path<String>) -> Response {
+    metadata(&s, &vs)
+}
+
+/// RFC 9728 protected-resource metadata.
+fn metadata(s: &HttpState, vs: &str) -> Response {
+    match s.gateway.authenticator() {
+        Some(auth) if s.gateway.snapshot().route(vs).is_some() => json_response(
+            StatusCode::OK,
+            auth.resource_metadata(&mcp_path(vs)).to_string(),
+        ),
+        _ => http_error(StatusCode::NOT_FOUND, "Not Found"),
+    }
+}
+
+/// The development issuer's JWKS, when it is enabled.
+async fn dev_jwks(State(s): State<HttpState>) -> Response {
+    match s
+        .gateway
+        .authenticator()
+        .as_ref()
+        .and_then(|a| a.dev_issuer().map(|d| d.jwks()))
+    {
+        Some(jwks) => json_response(StatusCode::OK, jwks.to_string()),
+        None => http_error(StatusCode::NOT_FOUND, "Not Found"),
+    }
 }
 
 /// Reads a body up to the configured limit.
@@ -320,11 +421,11 @@ fn session_of(
         Some(sess)
             if sess.channel == Channel::StreamableHttp
                 && sess.virtual_server == virtual_server
-                && sess.principal == *principal =>
+                && sess.principal.key() == principal.key() =>
         {
             Ok(sess)
         }
-        Some(sess) if sess.principal != *principal => {
+        Some(sess) if sess.principal.key() != principal.key() => {
             warn!(target: "audit", event = "session.hijack_refused", session_principal = %sess.principal.subject(), caller = %principal.subject());
             Err(Refusal::new(
                 StatusCode::NOT_FOUND,
@@ -367,13 +468,13 @@ async fn post_mcp(s: HttpState, vs: String, headers: HeaderMap, body: Body) -> R
     if let Err(r) = check_origin_and_host(&s, &headers) {
         return r.into_response();
     }
-    let principal = match authenticate(&headers) {
-        Ok(p) => p,
-        Err(r) => return r.into_response(),
-    };
     if s.gateway.snapshot().route(&vs).is_none() {
         return http_error(StatusCode::NOT_FOUND, "Not Found: unknown virtual server");
     }
+    let principal = match authenticate(&s, "POST", &mcp_path(&vs), &headers).await {
+        Ok(p) => p,
+        Err(r) => return r,
+    };
     if !is_json_content(&headers) {
         return http_error(
             StatusCode::UNSUPPORTED_MEDIA_TYPE,
@@ -657,9 +758,9 @@ async fn get_mcp(s: HttpState, vs: String, headers: HeaderMap) -> Response {
     if let Err(r) = check_origin_and_host(&s, &headers) {
         return r.into_response();
     }
-    let principal = match authenticate(&headers) {
+    let principal = match authenticate(&s, "GET", &mcp_path(&vs), &headers).await {
         Ok(p) => p,
-        Err(r) => return r.into_response(),
+        Err(r) => return r,
     };
     if !accepts(&headers, "text/event-stream") {
         return http_error(
@@ -712,9 +813,9 @@ async fn delete_mcp(s: HttpState, vs: String, headers: HeaderMap) -> Response {
     if let Err(r) = check_origin_and_host(&s, &headers) {
         return r.into_response();
     }
-    let principal = match authenticate(&headers) {
+    let principal = match authenticate(&s, "DELETE", &mcp_path(&vs), &headers).await {
         Ok(p) => p,
-        Err(r) => return r.into_response(),
+        Err(r) => return r,
     };
     let session = match session_of(&s, &headers, &vs, &principal) {
         Ok(sess) => sess,
@@ -730,13 +831,14 @@ async fn legacy_get(s: HttpState, vs: String, headers: HeaderMap) -> Response {
     if let Err(r) = check_origin_and_host(&s, &headers) {
         return r.into_response();
     }
-    let principal = match authenticate(&headers) {
-        Ok(p) => p,
-        Err(r) => return r.into_response(),
-    };
     if s.gateway.snapshot().route(&vs).is_none() {
         return http_error(StatusCode::NOT_FOUND, "Not Found: unknown virtual server");
     }
+    // Legacy endpoints authenticate for the MCP resource they serve.
+    let principal = match authenticate(&s, "GET", &mcp_path(&vs), &headers).await {
+        Ok(p) => p,
+        Err(r) => return r,
+    };
     let id = new_session_id();
     let (tx, rx) = mpsc::unbounded_channel::<Arc<str>>();
     lock(&s.legacy).insert(
@@ -798,19 +900,26 @@ async fn legacy_post(
     if let Err(r) = check_origin_and_host(&s, &headers) {
         return r.into_response();
     }
-    let principal = match authenticate(&headers) {
-        Ok(p) => p,
-        Err(r) => return r.into_response(),
-    };
     let Some(id) = q.get("sessionId") else {
         return http_error(
             StatusCode::BAD_REQUEST,
             "Bad Request: sessionId query parameter is required",
         );
     };
-    let (tx, vs) = match lock(&s.legacy).get(id) {
-        Some(c) if c.principal == principal => (c.tx.clone(), c.virtual_server.clone()),
-        _ => return http_error(StatusCode::NOT_FOUND, "Not Found: unknown session"),
+    let Some(vs) = lock(&s.legacy).get(id).map(|c| c.virtual_server.clone()) else {
+        return http_error(StatusCode::NOT_FOUND, "Not Found: unknown session");
+    };
+    let principal = match authenticate(&s, "POST", &mcp_path(&vs), &headers).await {
+        Ok(p) => p,
+        Err(r) => return r,
+    };
+    let tx = match lock(&s.legacy).get(id) {
+        Some(c) if c.principal.key() == principal.key() => c.tx.clone(),
+        Some(_) => {
+            warn!(target: "audit", event = "session.hijack_refused", transport = "legacy_sse", caller = %principal.subject());
+            return http_error(StatusCode::NOT_FOUND, "Not Found: unknown session");
+        }
+        None => return http_error(StatusCode::NOT_FOUND, "Not Found: unknown session"),
     };
     let limits = s.gateway.snapshot().limits;
     let text = match read_body(body, limits.max_bytes).await {

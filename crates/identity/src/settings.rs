@@ -188,6 +188,11 @@ impl IdentitySettings {
         &self.data_dir
     }
 
+    /// Whether requests without any credential get the anonymous principal.
+    pub fn allow_anonymous(&self) -> bool {
+        self.allow_anonymous
+    }
+
     /// Move the data directory (the gateway's `--data-dir`); paths that
     /// were not configured explicitly follow it.
     #[must_use]

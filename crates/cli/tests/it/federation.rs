@@ -272,7 +272,16 @@ async fn cancellation_reaches_the_upstream_with_its_own_id() {
         .unwrap()
         .unwrap();
     assert_eq!(status, 202);
-    let log = recorded(&rec);
+    // The cancellation is queued to the upstream before the 202; wait until
+    // the upstream has read (and recorded) it.
+    let mut log = recorded(&rec);
+    for _ in 0..100 {
+        if log.contains("notifications/cancelled") {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        log = recorded(&rec);
+    }
     let hang_line = log
         .lines()
         .find(|l| l.contains("\"hang\""))

@@ -29,7 +29,7 @@ impl Drop for Proc {
 pub struct Warden {
     // Held for their Drop: the process is killed, the directory removed.
     _proc: Proc,
-    _dir: tempfile::TempDir,
+    dir: tempfile::TempDir,
     pub base: String,
 }
 
@@ -64,13 +64,33 @@ impl Warden {
         .expect("warden did not start");
         Warden {
             _proc: proc,
-            _dir: dir,
+            dir,
             base: format!("http://{addr}"),
         }
     }
 
     pub fn url(&self, path: &str) -> String {
         format!("{}{path}", self.base)
+    }
+
+    pub fn config_path(&self) -> std::path::PathBuf {
+        self.dir.path().join("warden.yaml")
+    }
+
+    /// Runs `warden ARGS --config <this config>` and returns its stdout.
+    pub fn cli(&self, args: &[&str]) -> String {
+        let out = Command::new(WARDEN)
+            .args(args)
+            .arg("--config")
+            .arg(self.config_path())
+            .output()
+            .expect("warden runs");
+        assert!(
+            out.status.success(),
+            "warden {args:?} failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).trim().to_owned()
     }
 }
 
@@ -162,6 +182,8 @@ pub struct Client {
     next_id: u64,
     /// How to answer server-to-client requests (method → result).
     pub answers: Vec<(String, Value)>,
+    /// Sent with every request (credentials).
+    pub extra_headers: reqwest::header::HeaderMap,
 }
 
 impl Client {
@@ -172,6 +194,7 @@ impl Client {
             session: None,
             version: "2025-06-18".into(),
             next_id: 1,
+            extra_headers: reqwest::header::HeaderMap::new(),
             answers: vec![
                 (
                     "sampling/createMessage".into(),
@@ -187,6 +210,16 @@ impl Client {
                 ),
             ],
         }
+    }
+
+    /// A client that sends `Authorization: Bearer <token>`.
+    pub fn with_bearer(url: &str, token: &str) -> Client {
+        let mut c = Client::new(url);
+        c.extra_headers.insert(
+            "authorization",
+            format!("Bearer {token}").parse().expect("header value"),
+        );
+        c
     }
 
     /// `initialize` + `notifications/initialized`.
@@ -227,6 +260,7 @@ impl Client {
         let mut b = self
             .http
             .post(&self.url)
+            .headers(self.extra_headers.clone())
             .header("content-type", "application/json")
             .header("accept", "application/json, text/event-stream")
             .body(body);

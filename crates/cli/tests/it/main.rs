@@ -5,6 +5,7 @@ mod harness;
 
 mod faults;
 mod federation;
+mod identity;
 mod peers;
 mod transports;
 mod wire;

@@ -1,0 +1,331 @@
+//! Identity through the real binary: authentication on every request,
+//! sessions bound to principals, no token passthrough.
+
+use std::process::Command;
+
+use serde_json::{json, Value};
+
+use crate::harness::*;
+
+/// Warden with the development issuer, API keys, a test upstream over HTTP
+/// (it echoes the headers it receives) and one over stdio.
+fn start(extra_identity: &str) -> (Warden, Proc) {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let upstream = spawn(Command::new(WARDEN).args([
+        "example-server",
+        "--mode",
+        "test",
+        "--http",
+        &format!("127.0.0.1:{port}"),
+    ]));
+    for _ in 0..200 {
+        if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(25));
+    }
+    let yaml = format!(
+        "identity:\n  public_url: http://127.0.0.1:1\n  data_dir: '{{DIR}}/data'\n  dev_issuer: {{enabled: true}}\n  api_keys: {{enabled: true}}\n{extra_identity}servers:\n  web:\n    url: http://127.0.0.1:{port}/mcp\n{}virtual_servers:\n  ro:\n    servers: [t]\n",
+        example_server("t", "test", "")
+    );
+    (Warden::start(&yaml), upstream)
+}
+
+fn mint(w: &Warden, sub: &str, extra: &[&str]) -> String {
+    let mut args = vec!["token", "mint", "--sub", sub];
+    args.extend_from_slice(extra);
+    w.cli(&args)
+}
+
+fn init_body() -> String {
+    json!({"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-06-18","capabilities":{},"clientInfo":{"name":"x","version":"1"}}}).to_string()
+}
+
+#[tokio::test]
+async fn requests_without_a_valid_token_get_401_with_a_challenge() {
+    let (w, _up) = start("  leeway: 0s\n");
+    let c = Client::new(&w.url("/mcp"));
+    // Missing, malformed, garbage, a token for another resource, expired.
+    let other_resource = mint(&w, "alice", &["--resource", "/mcp/ro"]);
+    let short = mint(&w, "alice", &["--ttl", "1s"]);
+    std::thread::sleep(std::time::Duration::from_millis(2100));
+    let cases: Vec<(&str, Option<String>)> = vec![
+        ("missing", None),
+        ("malformed", Some("Bearer".into())),
+        ("not a jwt", Some("Bearer not.a.jwt".into())),
+        ("basic", Some("Basic YWxpY2U6cHc=".into())),
+        ("other audience", Some(format!("Bearer {other_resource}"))),
+        ("expired", Some(format!("Bearer {short}"))),
+    ];
+    for (name, auth) in cases {
+        let mut b = c.builder(init_body());
+        if let Some(a) = &auth {
+            b = b.header("authorization", a);
+        }
+        let r = b.send().await.unwrap();
+        assert_eq!(r.status().as_u16(), 401, "{name}");
+        let challenge = r
+            .headers()
+            .get_all("www-authenticate")
+            .iter()
+            .map(|v| v.to_str().unwrap_or("").to_owned())
+            .collect::<Vec<_>>()
+            .join(" | ");
+        assert!(
+            challenge.contains("resource_metadata="),
+            "{name}: {challenge}"
+        );
+        let body = r.text().await.unwrap();
+        if let Some(a) = &auth {
+            assert!(
+                !body.contains(a.trim_start_matches("Bearer ")) || a.len() < 12,
+                "{name}: token echoed"
+            );
+        }
+    }
+    // The metadata the challenge points to.
+    let meta: Value = reqwest::get(w.url("/.well-known/oauth-protected-resource/mcp"))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(meta["resource"], "http://127.0.0.1:1/mcp");
+    // And a valid token works.
+    let good = mint(&w, "alice", &[]);
+    let mut ok = Client::with_bearer(&w.url("/mcp"), &good);
+    ok.initialize().await;
+    let r = ok
+        .call_tool("t__echo", json!({"message": "authenticated"}))
+        .await;
+    assert_eq!(text_of(r.result()), "authenticated");
+}
+
+#[tokio::test]
+async fn sessions_and_streams_belong_to_their_principal() {
+    let (w, _up) = start("");
+    let alice = mint(&w, "alice", &[]);
+    let bob = mint(&w, "bob", &[]);
+    let mut a = Client::with_bearer(&w.url("/mcp"), &alice);
+    a.initialize().await;
+    let mut b = Client::with_bearer(&w.url("/mcp"), &bob);
+    b.session = a.session.clone();
+    let r = b.call_tool("t__echo", json!({"message": "hijack"})).await;
+    assert_eq!(r.status, 404, "bob used alice's session: {}", r.raw);
+    // Resuming alice's stream as bob is refused too.
+    let get = b
+        .http
+        .get(&b.url)
+        .headers(b.extra_headers.clone())
+        .header("accept", "text/event-stream")
+        .header("mcp-session-id", a.session.clone().unwrap())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(get.status().as_u16(), 404);
+    let del = b
+        .http
+        .delete(&b.url)
+        .headers(b.extra_headers.clone())
+        .header("mcp-session-id", a.session.clone().unwrap())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(del.status().as_u16(), 404);
+    // Alice's session still works, and each principal has its own stdio
+    // process (principal isolation).
+    let pid = |r: &Reply| {
+        serde_json::from_str::<Value>(&text_of(r.result()))
+            .map(|v| v["pid"].clone())
+            .unwrap_or(Value::Null)
+    };
+    let pa = pid(&a.call_tool("t__whoami", json!({})).await);
+    let mut b2 = Client::with_bearer(&w.url("/mcp"), &bob);
+    b2.initialize().await;
+    let pb = pid(&b2.call_tool("t__whoami", json!({})).await);
+    assert!(pa.is_number() && pb.is_number());
+    assert_ne!(pa, pb, "two principals shared one stdio upstream");
+}
+
+#[tokio::test]
+async fn the_clients_token_never_reaches_an_upstream() {
+    let (w, _up) = start("");
+    let token = mint(&w, "alice", &[]);
+    let mut c = Client::with_bearer(&w.url("/mcp"), &token);
+    c.initialize().await;
+    let r = c.call_tool("web__echo_headers", json!({})).await;
+    let seen = text_of(r.result());
+    assert!(
+        seen.contains("mcp-session-id") || seen.contains("content-type"),
+        "no headers echoed: {seen}"
+    );
+    assert!(
+        !seen.contains(&token),
+        "the upstream saw the client's token"
+    );
+    assert!(
+        !seen.to_ascii_lowercase().contains("authorization"),
+        "{seen}"
+    );
+}
+
+#[tokio::test]
+async fn insufficient_scope_is_403_naming_the_scope() {
+    let (w, _up) = start("  required_scopes: [mcp]\n");
+    let without = mint(&w, "alice", &[]);
+    let r = Client::with_bearer(&w.url("/mcp"), &without)
+        .builder(init_body())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 403);
+    let challenge = r
+        .headers()
+        .get("www-authenticate")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_owned();
+    assert!(
+        challenge.contains("insufficient_scope") && challenge.contains("mcp"),
+        "{challenge}"
+    );
+    let with = mint(&w, "alice", &["--scopes", "mcp"]);
+    let mut c = Client::with_bearer(&w.url("/mcp"), &with);
+    c.initialize().await;
+}
+
+#[tokio::test]
+async fn api_keys_authenticate_service_principals_until_revoked() {
+    let (w, _up) = start("");
+    let key = w.cli(&[
+        "keys",
+        "create",
+        "--principal",
+        "ci-bot",
+        "--roles",
+        "reader",
+    ]);
+    assert!(key.starts_with("wdn_"), "{key}");
+    let mut c = Client::new(&w.url("/mcp"));
+    c.extra_headers.insert("x-api-key", key.parse().unwrap());
+    // A running Warden picks the new key up within a second or so.
+    let mut accepted = false;
+    for _ in 0..40 {
+        if c.builder(init_body())
+            .send()
+            .await
+            .unwrap()
+            .status()
+            .as_u16()
+            == 200
+        {
+            accepted = true;
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(250));
+    }
+    assert!(accepted, "a new API key was never accepted");
+    c.initialize().await;
+    let listed = w.cli(&["keys", "list"]);
+    assert!(
+        listed.contains("ci-bot") && !listed.contains(&key),
+        "{listed}"
+    );
+    let id = listed.split_whitespace().next().unwrap().to_owned();
+    w.cli(&["keys", "revoke", &id]);
+    // The store is re-read; a revoked key is refused (allow for the reload).
+    let mut refused = false;
+    for _ in 0..40 {
+        let r = c.builder(init_body()).send().await.unwrap();
+        if r.status().as_u16() == 401 {
+            refused = true;
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(250));
+    }
+    assert!(refused, "a revoked key still authenticates");
+}
+
+#[test]
+fn python_sdk_with_a_bearer_token_through_warden() {
+    let p = crate::peers::Peers::load();
+    let (w, _up) = start("");
+    let token = mint(&w, "alice", &[]);
+    let out = Command::new(p.get("PY2"))
+        .arg(p.driver("py_client.py"))
+        .args([
+            "--url",
+            &w.url("/mcp"),
+            "--header",
+            &format!("Authorization=Bearer {token}"),
+            "--list",
+        ])
+        .args([
+            "--call",
+            "t__echo",
+            "--args",
+            r#"{"message":"sdk with token"}"#,
+        ])
+        .output()
+        .unwrap();
+    let v: Value = serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|_| panic!("{}", String::from_utf8_lossy(&out.stderr)));
+    assert_eq!(v["ok"], true, "{v}");
+    assert!(v["calls"][0]["text"]
+        .as_str()
+        .unwrap_or("")
+        .contains("sdk with token"));
+    // Without the token the SDK gets no session.
+    let out = Command::new(p.get("PY2"))
+        .arg(p.driver("py_client.py"))
+        .args(["--url", &w.url("/mcp"), "--list", "--timeout", "20"])
+        .output()
+        .unwrap();
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap_or(Value::Null);
+    assert_ne!(v["ok"], true, "unauthenticated SDK client got through: {v}");
+}
+
+#[test]
+fn stdio_takes_its_principal_from_a_validated_token() {
+    let (w, _up) = start("");
+    let token = mint(&w, "alice", &[]);
+    let run = |env_token: Option<&str>| {
+        let mut cmd = Command::new(WARDEN);
+        cmd.args(["stdio", "--config"]).arg(w.config_path());
+        if let Some(t) = env_token {
+            cmd.env("WARDEN_TOKEN", t);
+        }
+        let mut child = cmd
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        use std::io::Write;
+        let mut stdin = child.stdin.take().unwrap();
+        let _ = writeln!(
+            stdin,
+            r#"{{"jsonrpc":"2.0","id":0,"method":"initialize","params":{{"protocolVersion":"2025-06-18","capabilities":{{}},"clientInfo":{{"name":"s","version":"1"}}}}}}"#
+        );
+        drop(stdin);
+        child.wait_with_output().unwrap()
+    };
+    let ok = run(Some(&token));
+    assert!(
+        String::from_utf8_lossy(&ok.stdout).contains("protocolVersion"),
+        "{}",
+        String::from_utf8_lossy(&ok.stderr)
+    );
+    let bad = run(Some("Bearer-garbage"));
+    assert!(!bad.status.success());
+    assert!(
+        !String::from_utf8_lossy(&bad.stderr).contains("Bearer-garbage"),
+        "token echoed in the error"
+    );
+    let none = run(None);
+    assert!(!none.status.success());
+}
