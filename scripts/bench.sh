@@ -32,31 +32,35 @@ wait_port() {
 }
 
 ECHO_PORT=$(free_port)
-"$BIN/warden" example-server --mode echo --http "127.0.0.1:$ECHO_PORT" 2>"$WORK/echo.log" &
+"$BIN/warden" example-server --mode echo --http "127.0.0.1:$ECHO_PORT" >/dev/null 2>"$WORK/echo.log" &
 PIDS+=($!)
 wait_port "$ECHO_PORT"
 
-start_warden() { # name yaml -> port
-  local name=$1 port
-  port=$(free_port)
+# Starts Warden on a free port; sets PORT. (Not in $(...): a background
+# child would hold the substitution's pipe open.)
+start_warden() { # name yaml
+  local name=$1
+  PORT=$(free_port)
   printf '%s' "$2" >"$WORK/$name.yaml"
-  WARDEN_LOG=warn "$BIN/warden" serve --config "$WORK/$name.yaml" --listen "127.0.0.1:$port" 2>"$WORK/$name.log" &
+  WARDEN_LOG=warn "$BIN/warden" serve --config "$WORK/$name.yaml" --listen "127.0.0.1:$PORT" \
+    >"$WORK/$name.out" 2>"$WORK/$name.log" &
   PIDS+=($!)
-  wait_port "$port"
-  echo "$port"
+  wait_port "$PORT"
 }
 
-STDIO_PORT=$(start_warden stdio "servers:
+start_warden stdio "servers:
   echo:
     command: '$PWD/$BIN/warden'
     args: [example-server, --mode, echo]
     isolation: shared
-")
-HTTP_PORT=$(start_warden http "servers:
+"
+STDIO_PORT=$PORT
+start_warden http "servers:
   echo:
     url: http://127.0.0.1:$ECHO_PORT/mcp
     isolation: shared
-")
+"
+HTTP_PORT=$PORT
 
 "$BIN/warden-bench" \
   --target "direct=http://127.0.0.1:$ECHO_PORT/mcp" \
