@@ -1,0 +1,144 @@
+use super::*;
+
+fn parse(yaml: &str) -> Result<AuditSettings, SettingsErrors> {
+    let raw: RawAudit = serde_saphyr::from_str(yaml).expect("yaml");
+    raw.resolve(Path::new("/etc/warden"))
+}
+
+#[test]
+fn defaults_are_valid_and_embedded() {
+    let s = RawAudit::default()
+        .resolve(Path::new("/etc/warden"))
+        .unwrap();
+    assert_eq!(
+        s.jsonl.as_ref().unwrap().path,
+        Path::new("/etc/warden/.warden/audit/audit.jsonl")
+    );
+    assert_eq!(
+        s.sqlite.as_ref().unwrap().path,
+        Path::new("/etc/warden/.warden/audit/audit.db")
+    );
+    assert!(s.postgres.is_none() && !s.stdout);
+    assert_eq!(s.durability_for(Some(RiskTier::Critical)), Durability::Sync);
+    assert_eq!(s.durability_for(Some(RiskTier::High)), Durability::Sync);
+    assert_eq!(s.durability_for(Some(RiskTier::Low)), Durability::Async);
+    assert_eq!(s.durability_for(None), Durability::Async);
+    assert!(
+        s.anomaly.burst.is_some()
+            && s.anomaly.token_reuse.is_some()
+            && s.anomaly.off_hours.is_none()
+    );
+    let dir = Path::new("/tmp/x");
+    assert_eq!(AuditSettings::in_dir(dir).journal_dir, dir.join("journal"));
+}
+
+#[test]
+fn full_section_resolves() {
+    let s = parse(
+        r#"
+sinks:
+  jsonl: { path: audit/a.jsonl, rotate_size: 1MiB, rotate_keep: 3 }
+  sqlite: { path: audit/a.db }
+  postgres: { url: env:PG_URL, table: audit_x, chain: r1 }
+  stdout: true
+durability: { low: sync, critical: async }
+queue_capacity: 16
+checkpoint: { every: 10, interval: 5s }
+arguments: redacted
+anomaly:
+  burst: { max_calls: 3, window: 2s }
+  off_hours: { hours: "09:00-17:00", days: [mon, fri], utc_offset: "-05:00", tools: [db__drop] }
+  token_reuse: { enabled: false }
+"#,
+    )
+    .unwrap();
+    let j = s.jsonl.as_ref().unwrap();
+    assert_eq!((j.rotate_bytes, j.rotate_keep), (1024 * 1024, 3));
+    assert_eq!(j.path, Path::new("/etc/warden/audit/a.jsonl"));
+    assert_eq!(
+        s.postgres_url_reference(),
+        Some(("audit.sinks.postgres.url", "env:PG_URL"))
+    );
+    assert_eq!(s.durability_for(Some(RiskTier::Low)), Durability::Sync);
+    assert_eq!(
+        s.durability_for(Some(RiskTier::Critical)),
+        Durability::Async
+    );
+    assert_eq!(s.queue_capacity, 16);
+    assert_eq!(s.arguments, ArgumentsPolicy::Redacted);
+    let oh = s.anomaly.off_hours.as_ref().unwrap();
+    assert_eq!(
+        (
+            oh.start_minute,
+            oh.end_minute,
+            oh.days,
+            oh.utc_offset_minutes
+        ),
+        (540, 1020, 0b1_0001, -300)
+    );
+    assert!(s.anomaly.token_reuse.is_none());
+    let mut s = s;
+    s.set_postgres_url("postgres://127.0.0.1/test".into());
+    assert!(s.postgres_url_reference().is_none());
+    assert!(
+        !format!("{s:?}").contains("127.0.0.1/test"),
+        "the resolved URL must not be printed"
+    );
+}
+
+#[test]
+fn every_error_is_named_by_path() {
+    let errors = parse(
+        r#"
+sinks:
+  jsonl: { rotate_size: 12 parsecs }
+  postgres: { url: "postgres://u:hunter2@db/x", table: "Drop Table" }
+durability: { high: maybe }
+queue_capacity: 0
+checkpoint: { interval: soon }
+arguments: all
+anomaly:
+  off_hours: { hours: "25:00-26:00", days: [someday], utc_offset: "5" }
+"#,
+    )
+    .unwrap_err();
+    let paths: Vec<&str> = errors.iter().map(|(p, _)| p.as_str()).collect();
+    for expected in [
+        "audit.sinks.jsonl.rotate_size",
+        "audit.sinks.postgres.url",
+        "audit.durability.high",
+        "audit.queue_capacity",
+        "audit.checkpoint.interval",
+        "audit.arguments",
+        "audit.anomaly.off_hours.hours",
+        "audit.anomaly.off_hours.days[0]",
+        "audit.anomaly.off_hours.utc_offset",
+    ] {
+        assert!(
+            paths.contains(&expected),
+            "{expected} missing from {errors:?}"
+        );
+    }
+    assert!(!format!("{errors:?}").contains("hunter2"));
+}
+
+#[test]
+fn unknown_keys_are_refused() {
+    let r: Result<RawAudit, _> = serde_saphyr::from_str("sinks: { jsonl: { pth: x } }");
+    assert!(r.is_err());
+}
+
+#[test]
+fn no_sink_at_all_is_an_error() {
+    let errors = parse("sinks: { stdout: false }").unwrap_err();
+    assert_eq!(errors[0].0, "audit.sinks");
+}
+
+#[test]
+fn sizes() {
+    assert_eq!(parse_size("64MiB"), Some(64 << 20));
+    assert_eq!(parse_size("500KB"), Some(500_000));
+    assert_eq!(parse_size("1 GiB"), Some(1 << 30));
+    assert_eq!(parse_size("4096"), Some(4096));
+    assert_eq!(parse_size("lots"), None);
+}
