@@ -164,7 +164,7 @@ async fn run(cli: Cli) -> Result<()> {
             let cfg = load(&config)?;
             let auth = start_authenticator(&cfg).await?;
             let principal = stdio_principal(&cfg, auth.as_deref()).await?;
-            let gw = Gateway::new(Snapshot::compile(cfg));
+            let gw = Gateway::new(Snapshot::compile(cfg)?);
             warden_gateway::stdio::serve(
                 gw.clone(),
                 principal,
@@ -365,7 +365,7 @@ async fn serve(
     ) {
         spawn_key_store_reload(auth, store);
     }
-    let gw = Gateway::new(Snapshot::compile(cfg));
+    let gw = Gateway::new(Snapshot::compile(cfg)?);
     gw.set_authenticator(auth);
     let listener = tokio::net::TcpListener::bind(addr)
         .await
@@ -428,7 +428,13 @@ fn spawn_reload_on_sighup(gw: Arc<Gateway>, path: PathBuf) {
         while hup.recv().await.is_some() {
             match warden_config::load(&path) {
                 Ok(cfg) => {
-                    gw.reload(Snapshot::compile(cfg));
+                    match Snapshot::compile(cfg) {
+                        Ok(snap) => gw.reload(snap),
+                        Err(e) => {
+                            error!(target: "audit", event = "config.reload_failed", path = %path.display(), errors = %e);
+                            continue;
+                        }
+                    }
                     info!(target: "audit", event = "config.reloaded", path = %path.display());
                 }
                 Err(e) => {

@@ -22,6 +22,9 @@ pub struct Config {
     /// `identity:`, resolved by the identity crate. `None`: no
     /// authentication (every HTTP caller is the anonymous principal).
     pub identity: Option<Section<warden_identity::IdentitySettings>>,
+    /// `guards:`, resolved by the guard crate; its defaults when absent
+    /// (guardrails are on unless configured off).
+    pub guards: Section<warden_guard::GuardSettings>,
 }
 
 /// A section resolved by the crate that owns it (identity, guards, …),
@@ -64,6 +67,7 @@ impl Default for Config {
             virtual_servers: Vec::new(),
             stdio: StdioSettings::default(),
             identity: None,
+            guards: Section(std::sync::Arc::new(warden_guard::GuardSettings::default())),
         }
     }
 }

@@ -23,6 +23,7 @@ pub(crate) struct RawConfig {
     pub virtual_servers: Option<OrderedMap<Option<RawVirtualServer>>>,
     pub stdio: Option<RawStdio>,
     pub identity: Option<warden_identity::RawIdentity>,
+    pub guards: Option<warden_guard::RawGuards>,
 }
 
 #[derive(Debug, Default, serde::Deserialize)]

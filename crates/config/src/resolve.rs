@@ -88,7 +88,19 @@ pub(crate) fn resolve(raw: RawConfig, context: &Context<'_>) -> Result<Config, C
             },
         );
 
+    let guards = match raw.guards.map(warden_guard::RawGuards::resolve) {
+        None => Some(warden_guard::GuardSettings::default()),
+        Some(Ok(settings)) => Some(settings),
+        Some(Err(problems)) => {
+            for (path, message) in problems {
+                resolver.problems.push_raw(path, message);
+            }
+            None
+        }
+    };
+
     if resolver.problems.is_empty() {
+        let guards = crate::Section(std::sync::Arc::new(guards.unwrap_or_default()));
         Ok(Config {
             listen,
             gateway,
@@ -96,6 +108,7 @@ pub(crate) fn resolve(raw: RawConfig, context: &Context<'_>) -> Result<Config, C
             virtual_servers,
             stdio,
             identity,
+            guards,
         })
     } else {
         Err(resolver.problems.into_errors())

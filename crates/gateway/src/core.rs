@@ -404,7 +404,102 @@ impl Gateway {
         };
         let mut edits = EditSet::new();
         edits.replace(msg.text, name_raw, json_string(upstream_name));
+        if kind == NameKind::Tool {
+            // Stage 7, Inspect input: the arguments against the tool's live
+            // schema, limits, forbidden characters, injection detectors.
+            let tool = self.tool_definition(session, server, upstream_name).await;
+            let schema = tool
+                .as_deref()
+                .and_then(|t| serde_json::from_str::<&RawValue>(t).ok())
+                .and_then(|t| member(t, "inputSchema"));
+            let arguments = msg.param("arguments");
+            match snap.guard.check_input(&exposed, server, schema, arguments) {
+                warden_guard::InputVerdict::Deny {
+                    path,
+                    rule,
+                    message,
+                    findings,
+                } => {
+                    warn!(target: "audit", event = "input.denied", correlation_id = %corr, session = %session.id,
+                          server = %server, tool = %exposed, rule = %rule, path = %path, findings = findings.len());
+                    return Some(error_response(
+                        Some(id),
+                        ErrorCode::InvalidParams,
+                        &message,
+                        Some(
+                            &serde_json::json!({"path": path, "rule": rule.to_string(), "correlationId": corr}),
+                        ),
+                    ));
+                }
+                warden_guard::InputVerdict::Allow {
+                    rewritten,
+                    findings,
+                } => {
+                    if !findings.is_empty() {
+                        info!(target: "audit", event = "input.findings", correlation_id = %corr, server = %server,
+                              tool = %exposed, classes = %classes_of(&findings));
+                    }
+                    if let (Some(new), Some(raw)) = (rewritten, arguments) {
+                        edits.replace(msg.text, raw, new);
+                    }
+                }
+            }
+        }
         self.forward(session, server, msg, edits, sink, corr).await
+    }
+
+    /// The upstream's definition of one tool (its whole JSON), from the
+    /// per-upstream cache, fetching every page of `tools/list` when the
+    /// cache is empty.
+    async fn tool_definition(
+        self: &Arc<Self>,
+        session: &Arc<Session>,
+        server: &str,
+        name: &str,
+    ) -> Option<Arc<str>> {
+        let h = self.upstream_for(session, server)?;
+        if let Some(tools) = lock(&h.tools).as_ref() {
+            return tools.get(name).cloned();
+        }
+        h.upstream.ready().await.ok()?;
+        let mut all = HashMap::new();
+        let mut cursor: Option<String> = None;
+        // Bounded: a server paging forever cannot hold a call.
+        for _ in 0..64 {
+            let params = match &cursor {
+                Some(c) => format!(r#","params":{{"cursor":{}}}"#, json_string(c)),
+                None => String::new(),
+            };
+            let resp = h
+                .upstream
+                .request(
+                    |uid| {
+                        format!(r#"{{"jsonrpc":"2.0","id":{uid},"method":"tools/list"{params}}}"#)
+                    },
+                    h.call_timeout,
+                )
+                .await
+                .ok()?;
+            let m = parse_one(&resp.text).ok()?;
+            let result = m.result?;
+            for t in member(result, "tools")
+                .and_then(warden_protocol::message::elements)
+                .unwrap_or_default()
+            {
+                if let Some(n) = member(t, "name").and_then(as_str) {
+                    all.insert(n.into_owned(), Arc::<str>::from(t.get()));
+                }
+            }
+            cursor = member(result, "nextCursor")
+                .and_then(as_str)
+                .map(|c| c.into_owned());
+            if cursor.is_none() {
+                break;
+            }
+        }
+        let all = Arc::new(all);
+        *lock(&h.tools) = Some(all.clone());
+        all.get(name).cloned()
     }
 
     /// `resources/read`, `resources/subscribe`, `resources/unsubscribe`.
@@ -644,12 +739,10 @@ impl Gateway {
             Some(r) => r,
         };
         match result {
-            Ok(resp) => {
-                Some(splice_id(&resp.text, id).unwrap_or_else(|| {
+            Ok(resp) => Some(self.respond(&resp.text, id, server, msg, corr).unwrap_or_else(|| {
                 warn!(server = %server, correlation_id = %corr, "upstream response could not be re-addressed");
-                    upstream_error(id, server, corr, "sent a response Warden could not read")
-                }))
-            }
+                upstream_error(id, server, corr, "sent a response Warden could not read")
+            })),
             Err(e) => {
                 if matches!(e, UpstreamError::Timeout) {
                     let _ = handle
@@ -668,6 +761,62 @@ impl Gateway {
                 ))
             }
         }
+    }
+
+    /// Stages 11–12 for one response: the output guard over a result (redact,
+    /// label, truncate, block), a generic error in place of the upstream's
+    /// own, and the client's id spliced back. Every other byte is kept.
+    fn respond(
+        &self,
+        response: &str,
+        client_id: &str,
+        server: &str,
+        request: &Message<'_>,
+        corr: &str,
+    ) -> Option<String> {
+        let m = parse_one(response).ok()?;
+        let upstream_id = m.id?;
+        let snap = self.snapshot();
+        // What the guard's per-tool settings are keyed by: the exposed name
+        // for tools and prompts, the URI for resources.
+        let subject = request
+            .param_str("name")
+            .or_else(|| request.param_str("uri"))
+            .unwrap_or_default();
+        let mut edits = EditSet::new();
+        edits.replace(response, upstream_id.raw_value(), client_id.to_owned());
+        if let Some(result) = m.result {
+            let verdict = snap
+                .guard
+                .inspect_output(&subject, server, request.method(), result);
+            if !verdict.findings.is_empty() || verdict.truncated {
+                info!(target: "audit", event = "output.findings", correlation_id = %corr, server = %server,
+                      subject = %subject, classes = %classes_of(&verdict.findings), truncated = verdict.truncated,
+                      blocked = verdict.blocked.is_some());
+            }
+            if let Some(reason) = verdict.blocked {
+                return Some(error_response(
+                    Some(client_id),
+                    ErrorCode::Refused,
+                    &format!("result withheld by an output guard ({reason})"),
+                    Some(&serde_json::json!({"correlationId": corr})),
+                ));
+            }
+            if let Some(new) = verdict.rewritten {
+                edits.replace(response, result, new);
+            }
+        } else if let Some(error) = m.error {
+            // The real error goes to the log only; the client gets the
+            // guard's generic form with the correlation id.
+            warn!(target: "audit", event = "upstream.error", correlation_id = %corr, server = %server,
+                  error = %truncate(error.get(), 2048).escape_debug());
+            edits.replace(
+                response,
+                error,
+                snap.guard.sanitize_error_for(&subject, server, error, corr),
+            );
+        }
+        edits.apply(response)
     }
 
     /// `tools/list`, `prompts/list`, `resources/list`, `resources/templates/list`:
@@ -948,6 +1097,9 @@ impl Gateway {
                 }
             }
             _ => {
+                if msg.method() == "notifications/tools/list_changed" {
+                    *lock(&handle.tools) = None;
+                }
                 // list_changed, resources/updated and anything newer: session
                 // events, on each session's standalone stream, unchanged.
                 let text: Arc<str> = msg.text.into();
@@ -1083,6 +1235,7 @@ async fn dispatch_upstream_events(
             }
             UpstreamEvent::Restarted { generation, .. } => {
                 info!(target: "audit", event = "upstream.restarted", server = %handle.server, generation);
+                *lock(&handle.tools) = None;
                 gw.announce_lists_changed(&handle);
             }
             UpstreamEvent::Down { reason, .. } => {
@@ -1128,15 +1281,6 @@ fn spawn_reaper(gw: Weak<Gateway>) {
     });
 }
 
-/// Replaces the id of a response with the client's id.
-pub fn splice_id(response: &str, client_id: &str) -> Option<String> {
-    let m = parse_one(response).ok()?;
-    let id = m.id?;
-    let mut edits = EditSet::new();
-    edits.replace(response, id.raw_value(), client_id.to_owned());
-    edits.apply(response)
-}
-
 fn invalid_params(id: &str, why: &str) -> String {
     error_response(Some(id), ErrorCode::InvalidParams, why, None)
 }
@@ -1164,6 +1308,15 @@ fn outcome_of(resp: Option<&str>) -> &'static str {
         Some(Ok(m)) if m.kind == Kind::Result => "ok",
         Some(_) => "error",
     }
+}
+
+/// Finding classes and counts for the audit log (never values).
+fn classes_of(findings: &[warden_guard::Finding]) -> String {
+    findings
+        .iter()
+        .map(|f| format!("{}x{}", f.class, f.count))
+        .collect::<Vec<_>>()
+        .join(",")
 }
 
 fn truncate(s: &str, n: usize) -> String {

@@ -39,6 +39,9 @@ impl PoolKey {
     }
 }
 
+/// An upstream's tools by upstream name, each as its whole JSON text.
+pub type ToolDefinitions = std::collections::HashMap<String, Arc<str>>;
+
 /// One live upstream connection.
 #[derive(Debug)]
 pub struct UpstreamHandle {
@@ -47,6 +50,10 @@ pub struct UpstreamHandle {
     pub key: PoolKey,
     pub upstream: Arc<Upstream>,
     pub call_timeout: Duration,
+    /// The upstream's tool definitions (upstream name → tool JSON), fetched
+    /// once and dropped when the upstream announces a change or restarts:
+    /// arguments are checked against the schema the upstream serves now.
+    pub tools: std::sync::Mutex<Option<Arc<ToolDefinitions>>>,
     /// Events of this upstream the gateway has finished routing.
     pub dispatched: AtomicU64,
     pub dispatched_changed: tokio::sync::Notify,
@@ -136,6 +143,7 @@ impl Pool {
                     key: key.clone(),
                     upstream,
                     call_timeout: spec.server.call_timeout,
+                    tools: std::sync::Mutex::new(None),
                     dispatched: AtomicU64::new(0),
                     dispatched_changed: tokio::sync::Notify::new(),
                 });

@@ -57,6 +57,8 @@ impl VirtualRoute {
 /// A validated, compiled configuration. The request path reads only this.
 pub struct Snapshot {
     pub config: Config,
+    /// Input and output guardrails, compiled.
+    pub guard: warden_guard::Guard,
     pub namer: Namer,
     pub limits: Limits,
     pub upstream_limits: Limits,
@@ -65,7 +67,8 @@ pub struct Snapshot {
 }
 
 impl Snapshot {
-    pub fn compile(config: Config) -> Snapshot {
+    pub fn compile(config: Config) -> Result<Snapshot, warden_guard::GuardError> {
+        let guard = warden_guard::Guard::new(&config.guards)?;
         let servers: HashMap<String, Arc<ServerConfig>> = config
             .servers
             .iter()
@@ -100,14 +103,15 @@ impl Snapshot {
             max_bytes: config.gateway.max_upstream_message_bytes,
             max_depth: config.gateway.max_depth,
         };
-        Snapshot {
+        Ok(Snapshot {
+            guard,
             namer: Namer::new(&config.gateway.separator),
             limits,
             upstream_limits,
             servers,
             routes,
             config,
-        }
+        })
     }
 
     pub fn server(&self, name: &str) -> Option<&Arc<ServerConfig>> {

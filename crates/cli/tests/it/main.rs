@@ -5,6 +5,7 @@ mod harness;
 
 mod faults;
 mod federation;
+mod guards;
 mod identity;
 mod peers;
 mod transports;

@@ -71,7 +71,10 @@ async fn forwarded_requests_keep_unknown_fields_byte_for_byte() {
     let w = Warden::start(&config(&rec));
     let mut c = Client::new(&w.url("/mcp"));
     c.initialize().await;
-    let body = r#"{"jsonrpc":"2.0","id":"abc-1","method":"tools/call","params":{"name":"rec__echo","arguments":{"message":"keep","nested":{"z":1,"a":[true,null,1.50]}},"x-future-field":{"k":"v"}},"x-top":7}"#;
+    // Unknown members at the envelope and params levels, odd spacing and
+    // escapes: all reach the upstream as sent. (Inside `arguments` the
+    // tool's schema rules: undeclared properties are refused in strict mode.)
+    let body = r#"{"jsonrpc":"2.0","id":"abc-1","method":"tools/call","params":{"name":"rec__echo","arguments":{ "message" : "keep \u00e9 \"q\"" },"x-future-field":{"z":1,"a":[true,null,1.50]}},"x-top":7}"#;
     let r = c.post_raw(body.into()).await;
     assert_eq!(r.response()["id"], "abc-1");
     let log = recorded(&rec);
@@ -80,7 +83,7 @@ async fn forwarded_requests_keep_unknown_fields_byte_for_byte() {
         .find(|l| l.contains("keep"))
         .expect("call recorded");
     // Only the id and the namespaced name were changed.
-    assert!(line.contains(r#""arguments":{"message":"keep","nested":{"z":1,"a":[true,null,1.50]}},"x-future-field":{"k":"v"}},"x-top":7}"#), "{line}");
+    assert!(line.contains(r#""arguments":{ "message" : "keep \u00e9 \"q\"" },"x-future-field":{"z":1,"a":[true,null,1.50]}},"x-top":7}"#), "{line}");
     assert!(line.contains(r#""name":"echo""#), "{line}");
     assert!(!line.contains("abc-1"), "client id leaked upstream: {line}");
 }
