@@ -265,23 +265,22 @@ impl Gateway {
         server: &str,
     ) -> Option<Arc<UpstreamHandle>> {
         let snap = self.snapshot();
-        let cfg = snap.server(server)?.clone();
-        let key = PoolKey::new(&cfg, &session.id, &session.principal.key());
-        let handshake = format!(
-            r#"{{"protocolVersion":"{}","capabilities":{},"clientInfo":{{"name":"warden","version":"{}"}}}}"#,
-            ProtocolVersion::LATEST_SESSION.as_str(),
-            session.client_capabilities_json,
-            env!("CARGO_PKG_VERSION")
-        );
-        let limits = snap.upstream_limits;
+        let cfg = snap.server(server)?;
+        let key = PoolKey::new(cfg, &session.id, &session.principal.key());
         let weak = Arc::downgrade(self);
+        // Everything below runs only when the upstream must be started.
         Some(self.pool.acquire(
             &key,
             &session.id,
-            move || StartSpec {
-                server: cfg,
-                handshake,
-                limits,
+            || StartSpec {
+                server: cfg.clone(),
+                handshake: format!(
+                    r#"{{"protocolVersion":"{}","capabilities":{},"clientInfo":{{"name":"warden","version":"{}"}}}}"#,
+                    ProtocolVersion::LATEST_SESSION.as_str(),
+                    session.client_capabilities_json,
+                    env!("CARGO_PKG_VERSION")
+                ),
+                limits: snap.upstream_limits,
             },
             move |handle, rx| {
                 tokio::spawn(dispatch_upstream_events(weak, handle, rx));
@@ -324,7 +323,7 @@ impl Gateway {
         let started = Instant::now();
         let corr = self.correlation_id();
         let snap = self.snapshot();
-        let Some(route) = snap.route(&session.virtual_server).cloned() else {
+        let Some(route) = snap.route_arc(&session.virtual_server) else {
             return Some(error_response(
                 Some(id),
                 ErrorCode::InternalError,

@@ -63,7 +63,7 @@ pub struct Snapshot {
     pub limits: Limits,
     pub upstream_limits: Limits,
     servers: HashMap<String, Arc<ServerConfig>>,
-    routes: HashMap<String, VirtualRoute>,
+    routes: HashMap<String, Arc<VirtualRoute>>,
 }
 
 impl Snapshot {
@@ -77,22 +77,22 @@ impl Snapshot {
         let mut routes = HashMap::new();
         routes.insert(
             String::new(),
-            VirtualRoute {
+            Arc::new(VirtualRoute {
                 name: String::new(),
                 servers: config.servers.iter().map(|s| s.name.clone()).collect(),
                 tools: None,
                 namespace: true,
-            },
+            }),
         );
         for vs in &config.virtual_servers {
             routes.insert(
                 vs.name.clone(),
-                VirtualRoute {
+                Arc::new(VirtualRoute {
                     name: vs.name.clone(),
                     servers: vs.servers.clone(),
                     tools: vs.tools.clone(),
                     namespace: vs.namespace,
-                },
+                }),
             );
         }
         let limits = Limits {
@@ -120,6 +120,11 @@ impl Snapshot {
 
     /// The route of a virtual server; `""` is the endpoint with every server.
     pub fn route(&self, virtual_server: &str) -> Option<&VirtualRoute> {
-        self.routes.get(virtual_server)
+        self.routes.get(virtual_server).map(|r| &**r)
+    }
+
+    /// The route, shared (kept across awaits without holding the snapshot).
+    pub fn route_arc(&self, virtual_server: &str) -> Option<Arc<VirtualRoute>> {
+        self.routes.get(virtual_server).cloned()
     }
 }
