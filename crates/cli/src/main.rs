@@ -86,6 +86,9 @@ enum TokenCommand {
         /// The MCP path the token is for (its audience).
         #[arg(long, default_value = "/mcp")]
         resource: String,
+        /// Bind the token to a DPoP key (its RFC 7638 thumbprint): `cnf.jkt`.
+        #[arg(long)]
+        dpop_jkt: Option<String>,
     },
 }
 
@@ -216,6 +219,7 @@ async fn run(cli: Cli) -> Result<()> {
                     scopes,
                     ttl,
                     resource,
+                    dpop_jkt,
                 },
         } => {
             let cfg = load(&config)?;
@@ -224,13 +228,16 @@ async fn run(cli: Cli) -> Result<()> {
                 .dev_issuer()
                 .context("identity.dev_issuer is not enabled in this configuration")?;
             let issuer = warden_identity::DevIssuer::from_settings(dev, identity.data_dir())?;
-            let token = issuer.mint(
-                &sub,
-                &roles,
-                &scopes,
-                ttl.into(),
-                &identity.resource_url(&resource),
-            )?;
+            let audience = identity.resource_url(&resource);
+            let token = issuer.mint_with(&warden_identity::MintRequest {
+                subject: &sub,
+                roles: &roles,
+                scopes: &scopes,
+                ttl: ttl.into(),
+                audience: &audience,
+                dpop_jkt: dpop_jkt.as_deref(),
+                ..warden_identity::MintRequest::default()
+            })?;
             println!("{token}");
             Ok(())
         }

@@ -329,3 +329,149 @@ fn stdio_takes_its_principal_from_a_validated_token() {
     let none = run(None);
     assert!(!none.status.success());
 }
+
+/// A DPoP client key (P-256) that signs RFC 9449 proofs.
+struct DpopKey {
+    pair: aws_lc_rs::signature::EcdsaKeyPair,
+    jwk: Value,
+    thumbprint: String,
+}
+
+fn b64(bytes: &[u8]) -> String {
+    use base64::Engine;
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
+}
+
+fn sha256(bytes: &[u8]) -> Vec<u8> {
+    aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, bytes)
+        .as_ref()
+        .to_vec()
+}
+
+impl DpopKey {
+    fn generate() -> DpopKey {
+        use aws_lc_rs::signature::{EcdsaKeyPair, KeyPair, ECDSA_P256_SHA256_FIXED_SIGNING};
+        let rng = aws_lc_rs::rand::SystemRandom::new();
+        let pkcs8 = EcdsaKeyPair::generate_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, &rng).unwrap();
+        let pair =
+            EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, pkcs8.as_ref()).unwrap();
+        let point = pair.public_key().as_ref().to_vec();
+        let (x, y) = (b64(&point[1..33]), b64(&point[33..65]));
+        let thumbprint = b64(&sha256(
+            format!(r#"{{"crv":"P-256","kty":"EC","x":"{x}","y":"{y}"}}"#).as_bytes(),
+        ));
+        DpopKey {
+            pair,
+            jwk: json!({"kty": "EC", "crv": "P-256", "x": x, "y": y}),
+            thumbprint,
+        }
+    }
+
+    fn proof(&self, method: &str, url: &str, token: &str) -> String {
+        let mut jti = [0u8; 16];
+        aws_lc_rs::rand::fill(&mut jti).unwrap();
+        let iat = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs();
+        let header = json!({"typ": "dpop+jwt", "alg": "ES256", "jwk": self.jwk});
+        let claims = json!({"jti": b64(&jti), "htm": method, "htu": url, "iat": iat, "ath": b64(&sha256(token.as_bytes()))});
+        let input = format!(
+            "{}.{}",
+            b64(header.to_string().as_bytes()),
+            b64(claims.to_string().as_bytes())
+        );
+        let sig = self
+            .pair
+            .sign(&aws_lc_rs::rand::SystemRandom::new(), input.as_bytes())
+            .unwrap();
+        format!("{input}.{}", b64(sig.as_ref()))
+    }
+}
+
+#[tokio::test]
+async fn dpop_bound_tokens_need_a_fresh_proof_for_this_url() {
+    let (w, _up) = start("");
+    let key = DpopKey::generate();
+    let token = mint(&w, "alice", &["--dpop-jkt", &key.thumbprint]);
+    // Warden's public resource URL (identity.public_url + path) is what proofs name.
+    let htu = "http://127.0.0.1:1/mcp";
+    let http = reqwest::Client::new();
+    let post = |auth: String, proof: Option<String>| {
+        let mut b = http
+            .post(w.url("/mcp"))
+            .header("content-type", "application/json")
+            .header("accept", "application/json, text/event-stream")
+            .header("authorization", auth)
+            .body(init_body());
+        if let Some(p) = proof {
+            b = b.header("dpop", p);
+        }
+        b.send()
+    };
+    let proof = key.proof("POST", htu, &token);
+    assert_eq!(
+        post(format!("DPoP {token}"), Some(proof.clone()))
+            .await
+            .unwrap()
+            .status()
+            .as_u16(),
+        200
+    );
+    // The same proof again: replay.
+    assert_eq!(
+        post(format!("DPoP {token}"), Some(proof))
+            .await
+            .unwrap()
+            .status()
+            .as_u16(),
+        401
+    );
+    // A bound token presented as a bearer token, or without a proof.
+    assert_eq!(
+        post(format!("Bearer {token}"), None)
+            .await
+            .unwrap()
+            .status()
+            .as_u16(),
+        401
+    );
+    assert_eq!(
+        post(format!("DPoP {token}"), None)
+            .await
+            .unwrap()
+            .status()
+            .as_u16(),
+        401
+    );
+    // A proof for another URL or method.
+    let other = key.proof("POST", "http://127.0.0.1:1/mcp/ro", &token);
+    assert_eq!(
+        post(format!("DPoP {token}"), Some(other))
+            .await
+            .unwrap()
+            .status()
+            .as_u16(),
+        401
+    );
+    let get = key.proof("GET", htu, &token);
+    assert_eq!(
+        post(format!("DPoP {token}"), Some(get))
+            .await
+            .unwrap()
+            .status()
+            .as_u16(),
+        401
+    );
+    // A proof by another key.
+    let thief = DpopKey::generate();
+    let stolen = thief.proof("POST", htu, &token);
+    assert_eq!(
+        post(format!("DPoP {token}"), Some(stolen))
+            .await
+            .unwrap()
+            .status()
+            .as_u16(),
+        401
+    );
+}
