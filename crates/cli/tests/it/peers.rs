@@ -51,8 +51,8 @@ pub fn free_port() -> u16 {
         .port()
 }
 
-/// server-everything in streamableHttp mode on a loopback port.
-fn everything_http(p: &Peers) -> (Proc, u16) {
+/// server-everything in an HTTP mode (`streamableHttp` or `sse`) on a loopback port.
+fn everything_http(p: &Peers, mode: &str) -> (Proc, u16) {
     let port = free_port();
     let proc = spawn(
         Command::new(p.get("NODE22"))
@@ -60,7 +60,7 @@ fn everything_http(p: &Peers) -> (Proc, u16) {
                 "--require",
                 p.get("LOOPBACK_ONLY_CJS"),
                 p.get("SERVER_EVERYTHING"),
-                "streamableHttp",
+                mode,
             ])
             .env("PORT", port.to_string()),
     );
@@ -78,6 +78,7 @@ pub struct Federation {
     pub dir: tempfile::TempDir,
     pub yaml: String,
     _http_upstream: Proc,
+    _sse_upstream: Proc,
 }
 
 impl Federation {
@@ -108,7 +109,8 @@ impl Federation {
         let files = dir.path().join("files");
         std::fs::create_dir_all(&files).unwrap();
         std::fs::write(files.join("note.txt"), "filesystem works\n").unwrap();
-        let (http, port) = everything_http(p);
+        let (http, port) = everything_http(p, "streamableHttp");
+        let (sse, sse_port) = everything_http(p, "sse");
         let yaml = format!(
             r#"
 servers:
@@ -117,6 +119,9 @@ servers:
     args: ['{everything}', stdio]
   everything_http:
     url: http://127.0.0.1:{port}/mcp
+  everything_sse:
+    transport: sse
+    url: http://127.0.0.1:{sse_port}/sse
   fs:
     command: '{node20}'
     args: ['{filesystem}', '{files}']
@@ -145,6 +150,7 @@ servers:
             dir,
             yaml,
             _http_upstream: http,
+            _sse_upstream: sse,
         }
     }
 
