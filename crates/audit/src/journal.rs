@@ -29,7 +29,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use crate::error::AuditError;
 use crate::event::Event;
-use crate::record::{to_safe_json, Record};
+use crate::record::{parse_line, to_safe_json, Record};
 use crate::sink::jsonl::{repair_torn_tail, sync_dir};
 
 const WAL: &str = "wal.jsonl";
@@ -100,15 +100,35 @@ impl Wal {
     /// Rewrites the WAL to the records with `seq > keep_after` plus the
     /// last record, without spill ids. Atomic: temp file, fsync, rename.
     pub fn compact(&mut self, keep_after: u64) -> Result<(), AuditError> {
-        let entries = read_wal(&self.path)?;
-        let last_seq = entries.last().map(|e| e.record.seq);
+        let text = fs::read_to_string(&self.path).map_err(|e| AuditError::io(&self.path, e))?;
+        // Our own lines, verified when the WAL was opened: the seq is enough.
+        let lines: Vec<(u64, &str)> = text
+            .lines()
+            .filter_map(|l| {
+                let record = l.split_once('\t').map_or(l, |(_, r)| r);
+                parse_line(record).ok().map(|p| (p.seq, record))
+            })
+            .collect();
+        let last_seq = lines.last().map(|(seq, _)| *seq);
         let mut out = Vec::new();
-        for e in &entries {
-            if e.record.seq > keep_after || Some(e.record.seq) == last_seq {
-                out.extend_from_slice(e.record.line.as_bytes());
+        for (seq, line) in &lines {
+            if *seq > keep_after || Some(*seq) == last_seq {
+                out.extend_from_slice(line.as_bytes());
                 out.push(b'\n');
             }
         }
+        self.replace_with(&out)
+    }
+
+    /// Rewrites the WAL to one line: the newest record (every sink has the rest).
+    pub fn reset_to(&mut self, last_line: &str) -> Result<(), AuditError> {
+        let mut out = Vec::with_capacity(last_line.len() + 1);
+        out.extend_from_slice(last_line.as_bytes());
+        out.push(b'\n');
+        self.replace_with(&out)
+    }
+
+    fn replace_with(&mut self, out: &[u8]) -> Result<(), AuditError> {
         let tmp = self.path.with_extension("jsonl.tmp");
         let io = |p: &Path| {
             let p = p.to_owned();
@@ -116,7 +136,7 @@ impl Wal {
         };
         {
             let mut f = File::create(&tmp).map_err(io(&tmp))?;
-            f.write_all(&out).map_err(io(&tmp))?;
+            f.write_all(out).map_err(io(&tmp))?;
             f.sync_all().map_err(io(&tmp))?;
         }
         fs::rename(&tmp, &self.path).map_err(io(&self.path))?;

@@ -68,8 +68,12 @@ impl Record {
         }
     }
 
-    pub fn hash_hex(&self) -> String {
-        hex::encode(self.hash)
+    /// The hash as written in the line (64 lowercase hex digits).
+    pub fn hash_hex(&self) -> &str {
+        match parse_line(&self.line) {
+            Ok(p) => p.hash_hex,
+            Err(_) => "",
+        }
     }
 
     /// The exact bytes of the `event` member.
@@ -215,6 +219,10 @@ pub(crate) fn write_escaped_fragment<W: ?Sized + io::Write>(
     writer: &mut W,
     fragment: &str,
 ) -> io::Result<()> {
+    // Almost every fragment is plain ASCII: nothing to look at.
+    if fragment.bytes().all(|b| b < 0x7f) {
+        return writer.write_all(fragment.as_bytes());
+    }
     let mut start = 0;
     for (i, c) in fragment.char_indices() {
         if needs_escape(c) {

@@ -88,6 +88,12 @@ pub(crate) struct Writer {
     last_checkpoint: Instant,
     last_sync: Instant,
     dirty: bool,
+    /// `keep_after` of the last WAL compaction.
+    compacted_through: u64,
+    /// The newest record's line: the WAL's anchor after compaction.
+    last_line: Option<String>,
+    /// Checkpoints not yet in the side file.
+    pending_side: Vec<SideEntry>,
     wal_buf: Vec<u8>,
     /// Held for the writer's life: one writer per journal.
     _lock: File,
@@ -165,6 +171,9 @@ impl Writer {
             last_checkpoint: now,
             last_sync: now,
             dirty: false,
+            compacted_through: 0,
+            last_line: None,
+            pending_side: Vec::new(),
             wal_buf: Vec::with_capacity(256 * 1024),
             _lock: lock,
         };
@@ -344,9 +353,8 @@ impl Writer {
     fn finish(&mut self) {
         if self.since_checkpoint > 0 {
             self.checkpoint();
-        } else {
-            self.sync_point();
         }
+        self.sync_point();
     }
 
     fn next_deadline(&self) -> Instant {
@@ -488,6 +496,9 @@ impl Writer {
             let _ = a.send(answer.clone());
         }
         self.write_sinks(&entries);
+        if let Some(last) = entries.last() {
+            self.last_line = Some(last.record.line.clone());
+        }
         Counters::add(&self.shared.counters.written, entries.len() as u64);
         self.shared
             .counters
@@ -564,6 +575,7 @@ impl Writer {
             .any(|s| !s.failed && s.sink.wants_rotation())
         {
             self.checkpoint();
+            self.sync_point();
             for slot in self
                 .slots
                 .iter_mut()
@@ -605,17 +617,38 @@ impl Writer {
         self.process(vec![Pending { event, ack: None }], Vec::new());
         self.since_checkpoint = 0;
         self.last_checkpoint = Instant::now();
-        self.sync_point();
-        let entry = SideEntry {
+        // The side file names it once the JSONL copy is durable (next sync
+        // point): it must never name a record a crash could take back.
+        self.pending_side.push(SideEntry {
             at_seq: self.seq,
             at_hash: hex::encode(self.head),
             checkpoint: cp,
-        };
-        if let Err(e) = append_side(&self.side_file, &entry) {
+        });
+        Counters::add(&self.shared.counters.checkpoints, 1);
+    }
+
+    /// Appends the checkpoints whose records the JSONL sink holds durably.
+    fn write_side_entries(&mut self) {
+        if self.pending_side.is_empty() {
+            return;
+        }
+        let durable_through = self
+            .slots
+            .iter()
+            .find(|s| s.name == "jsonl")
+            .map_or(self.seq, |s| s.synced);
+        let (ready, later): (Vec<SideEntry>, Vec<SideEntry>) =
+            std::mem::take(&mut self.pending_side)
+                .into_iter()
+                .partition(|e| e.at_seq <= durable_through);
+        self.pending_side = later;
+        if ready.is_empty() {
+            return;
+        }
+        if let Err(e) = append_side(&self.side_file, &ready) {
             Counters::add(&self.shared.counters.journal_errors, 1);
             warn!(target: "audit", error = %e, "could not append to the checkpoint file");
         }
-        Counters::add(&self.shared.counters.checkpoints, 1);
     }
 
     /// Syncs every sink, then compacts the WAL to what some sink lacks.
@@ -646,10 +679,21 @@ impl Writer {
             })
             .min()
             .unwrap_or(self.seq);
-        if self.wal.grown > 0 {
-            if let Err(e) = self.wal.compact(keep_after) {
-                Counters::add(&self.shared.counters.journal_errors, 1);
-                warn!(target: "audit", error = %e, "audit journal compaction failed");
+        self.write_side_entries();
+        // Only when it frees something: while a sink is down the WAL keeps
+        // growing and is not rewritten every second for nothing.
+        if self.wal.grown > 0 && keep_after > self.compacted_through {
+            let result = match (&self.last_line, keep_after >= self.seq) {
+                // Every sink holds everything: only the anchor stays.
+                (Some(line), true) => self.wal.reset_to(line),
+                _ => self.wal.compact(keep_after),
+            };
+            match result {
+                Ok(()) => self.compacted_through = keep_after,
+                Err(e) => {
+                    Counters::add(&self.shared.counters.journal_errors, 1);
+                    warn!(target: "audit", error = %e, "audit journal compaction failed");
+                }
             }
         }
         self.last_sync = Instant::now();
@@ -717,18 +761,21 @@ impl Writer {
     }
 }
 
-fn append_side(path: &PathBuf, entry: &SideEntry) -> Result<(), AuditError> {
-    let mut line = serde_json::to_vec(entry).map_err(|e| AuditError::Sink {
-        sink: "checkpoints",
-        reason: e.to_string(),
-    })?;
-    line.push(b'\n');
+fn append_side(path: &PathBuf, entries: &[SideEntry]) -> Result<(), AuditError> {
+    let mut bytes = Vec::new();
+    for entry in entries {
+        serde_json::to_writer(&mut bytes, entry).map_err(|e| AuditError::Sink {
+            sink: "checkpoints",
+            reason: e.to_string(),
+        })?;
+        bytes.push(b'\n');
+    }
     let mut f = OpenOptions::new()
         .create(true)
         .append(true)
         .open(path)
         .map_err(|e| AuditError::io(path, e))?;
-    f.write_all(&line)
+    f.write_all(&bytes)
         .and_then(|()| f.sync_data())
         .map_err(|e| AuditError::io(path, e))
 }
