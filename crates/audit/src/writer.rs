@@ -34,8 +34,11 @@ use crate::sink::{AuditSink, Entry};
 /// Sinks are synced and the WAL compacted at least this often while
 /// records arrive.
 const SYNC_INTERVAL: Duration = Duration::from_secs(1);
-/// A failed sink is retried at most this often.
+/// A failed sink is retried after this, doubling per failed attempt up to
+/// [`RETRY_MAX`]: a sink that hangs on connect (a blackholed PostgreSQL)
+/// stalls the writer for a shrinking fraction of the time.
 const RETRY_INTERVAL: Duration = Duration::from_secs(5);
+const RETRY_MAX: Duration = Duration::from_secs(300);
 /// The writer wakes at least this often when idle.
 const IDLE_TICK: Duration = Duration::from_secs(1);
 
@@ -70,6 +73,7 @@ struct Slot {
     synced: u64,
     failed: bool,
     last_retry: Option<Instant>,
+    retry_delay: Duration,
 }
 
 pub(crate) struct Writer {
@@ -216,6 +220,7 @@ impl Writer {
                 synced: written.unwrap_or(0),
                 failed,
                 last_retry: failed.then_some(now),
+                retry_delay: RETRY_INTERVAL,
             });
         }
         writer.publish_lag();
@@ -709,7 +714,7 @@ impl Writer {
             if !slot.failed
                 || slot
                     .last_retry
-                    .is_some_and(|t| now.duration_since(t) < RETRY_INTERVAL)
+                    .is_some_and(|t| now.duration_since(t) < slot.retry_delay)
             {
                 continue;
             }
@@ -744,14 +749,16 @@ impl Writer {
                         slot.written = Some(self.seq);
                     }
                     slot.synced = slot.written.unwrap_or(0);
+                    slot.retry_delay = RETRY_INTERVAL;
                     recovered_any = true;
                     warn!(target: "audit", sink = slot.name, "audit sink is back and caught up");
                 }
                 Err(e) => {
+                    slot.retry_delay = (slot.retry_delay * 2).min(RETRY_MAX);
                     if let Some((_, errors, _)) = self.shared.counters.sink(slot.name) {
                         Counters::add(errors, 1);
                     }
-                    warn!(target: "audit", sink = slot.name, error = %e, "audit sink still failing");
+                    warn!(target: "audit", sink = slot.name, error = %e, retry_in = ?slot.retry_delay, "audit sink still failing");
                 }
             }
         }
