@@ -68,4 +68,6 @@ pub use settings::{
     SettingsErrors, SqliteSettings, TokenReuseRule,
 };
 pub use sink::AuditSink;
-pub use verify::{verify, verify_with, Failure, Problem, VerifyOptions, VerifyReport};
+pub use verify::{
+    verify, verify_sqlite, verify_with, Failure, Problem, VerifyOptions, VerifyReport,
+};

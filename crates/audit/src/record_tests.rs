@@ -69,3 +69,16 @@ fn safe_formatter_escapes_line_breakers_and_controls() {
     let back: serde_json::Value = serde_json::from_str(&json).unwrap();
     assert_eq!(back["v"], text);
 }
+
+#[test]
+fn timestamps_parse_and_print_rfc3339() {
+    let t = crate::Timestamp::parse("2026-03-01T12:00:00.5Z").unwrap();
+    assert_eq!(t.to_string(), "2026-03-01T12:00:00.500000000Z");
+    assert_eq!(
+        crate::Timestamp::parse("2026-03-01").unwrap().to_string(),
+        "2026-03-01T00:00:00.000000000Z"
+    );
+    assert!(crate::Timestamp::parse("yesterday").is_none());
+    let back: crate::Timestamp = serde_json::from_str(&serde_json::to_string(&t).unwrap()).unwrap();
+    assert_eq!(back, t);
+}

@@ -221,82 +221,23 @@ struct KindOnly {
     checkpoint: Option<Box<Checkpoint>>,
 }
 
+/// [`verify`] with explicit options.
 pub fn verify_with(paths: &[PathBuf], options: &VerifyOptions) -> VerifyReport {
-    let mut report = VerifyReport {
-        files: paths.len(),
-        ..VerifyReport::default()
-    };
-    let key: Option<VerifyingKey> = match &options.public_key {
-        Some(p) => match checkpoint::load_public_key(p) {
-            Ok(k) => Some(k),
-            Err(e) => {
-                report.failure = Some(Failure {
-                    file: p.clone(),
-                    line: 0,
-                    seq: None,
-                    problem: Problem::Unreadable(e.to_string()),
-                });
-                return report;
-            }
-        },
-        None => None,
-    };
-    report.signatures_checked = key.is_some();
-
-    // The side file, loaded first so its entries are checked while streaming.
-    let side_path = options.checkpoints.clone().or_else(|| {
+    let side = options.checkpoints.clone().or_else(|| {
         paths
             .last()
             .map(|p| side_file_for(p))
             .filter(|p| p.exists())
     });
-    let mut side: BTreeMap<u64, (u64, SideEntry)> = BTreeMap::new();
-    if let Some(sp) = &side_path {
-        match read_side(sp) {
-            Ok(entries) => {
-                for (line, e) in entries {
-                    if let Some(k) = &key {
-                        if let Err(p) = checkpoint::check(k, &e.checkpoint) {
-                            report.failure = Some(Failure {
-                                file: sp.clone(),
-                                line,
-                                seq: Some(e.at_seq),
-                                problem: signature_problem(p),
-                            });
-                            return report;
-                        }
-                    }
-                    side.insert(e.at_seq, (line, e));
-                }
-            }
-            Err(problem) => {
-                report.failure = Some(Failure {
-                    file: sp.clone(),
-                    line: 0,
-                    seq: None,
-                    problem,
-                });
-                return report;
-            }
-        }
-        report.side_file = Some(sp.clone());
-    }
-
-    let mut prev: Option<(u64, [u8; 32])> = None;
-    // Where the last record stands (a cut tail is reported just after it).
-    let mut last_pos: (PathBuf, u64) = (paths.last().cloned().unwrap_or_default(), 0);
+    let mut walker = match Walker::new(options, side, paths.last().cloned().unwrap_or_default()) {
+        Ok(w) => w,
+        Err(report) => return report,
+    };
+    walker.report.files = paths.len();
     for path in paths {
         let file = match File::open(path) {
             Ok(f) => f,
-            Err(e) => {
-                report.failure = Some(Failure {
-                    file: path.clone(),
-                    line: 0,
-                    seq: None,
-                    problem: Problem::Unreadable(e.to_string()),
-                });
-                return report;
-            }
+            Err(e) => return walker.fail(path, 0, None, Problem::Unreadable(e.to_string())),
         };
         let mut reader = BufReader::new(file);
         let mut buf = Vec::new();
@@ -307,137 +248,250 @@ pub fn verify_with(paths: &[PathBuf], options: &VerifyOptions) -> VerifyReport {
                 Ok(0) => break,
                 Ok(_) => {}
                 Err(e) => {
-                    report.failure = Some(Failure {
-                        file: path.clone(),
-                        line: line_no + 1,
-                        seq: None,
-                        problem: Problem::Unreadable(e.to_string()),
-                    });
-                    return report;
+                    return walker.fail(path, line_no + 1, None, Problem::Unreadable(e.to_string()))
                 }
             }
             line_no += 1;
-            let fail = |seq: Option<u64>, problem: Problem| Failure {
-                file: path.clone(),
-                line: line_no,
-                seq,
-                problem,
-            };
             let Some(body) = buf.strip_suffix(b"\n") else {
-                report.failure = Some(fail(
+                return walker.fail(
+                    path,
+                    line_no,
                     None,
                     Problem::Malformed("the last line is incomplete".into()),
-                ));
-                return report;
+                );
             };
-            let Ok(text) = std::str::from_utf8(body) else {
-                report.failure = Some(fail(None, Problem::Malformed("not UTF-8".into())));
-                return report;
-            };
-            let claimed = parse_line(text).ok().map(|p| p.seq);
-            let record = match Record::parse(text) {
-                Ok(r) => r,
-                Err(crate::record::LineError::HashMismatch { seq }) => {
-                    report.failure = Some(fail(Some(seq), Problem::HashMismatch));
-                    return report;
-                }
-                Err(e) => {
-                    report.failure = Some(fail(claimed, Problem::Malformed(e.to_string())));
-                    return report;
-                }
-            };
-            let seq = record.seq;
-            match prev {
-                Some((pseq, phash)) => {
-                    if seq != pseq + 1 {
-                        report.failure =
-                            Some(fail(Some(seq), Problem::Sequence { expected: pseq + 1 }));
-                        return report;
-                    }
-                    if record.prev != phash {
-                        report.failure = Some(fail(Some(seq), Problem::BrokenLink));
-                        return report;
-                    }
-                }
-                None => {
-                    if seq == 1 && record.prev != GENESIS {
-                        report.failure = Some(fail(Some(seq), Problem::BrokenLink));
-                        return report;
-                    }
-                    let expected = rotated_first_seq(path).unwrap_or(1);
-                    if seq != expected && !options.allow_partial {
-                        report.failure = Some(fail(Some(seq), Problem::Sequence { expected }));
-                        return report;
-                    }
-                    if seq != 1 {
-                        report.notes.push(format!(
-                            "the trail starts at seq {seq}: earlier records are not in the files given (rotated away?)"
-                        ));
-                    }
-                    report.first_seq = Some(seq);
-                }
+            let expected_first = rotated_first_seq(path).unwrap_or(1);
+            if let Err(f) = walker.line(path, line_no, body, expected_first) {
+                walker.report.failure = Some(f);
+                return walker.report;
             }
-            // The event: checkpoints are checked against the record before.
-            match serde_json::from_str::<KindOnly>(record.event_text()) {
-                Ok(k) if k.kind == "checkpoint" => {
-                    let Some(cp) = k.checkpoint else {
-                        report.failure = Some(fail(Some(seq), Problem::CheckpointMismatch));
-                        return report;
-                    };
-                    let describes_prev =
-                        cp.through_seq + 1 == seq && cp.through_hash == hex::encode(record.prev);
-                    if !describes_prev {
-                        report.failure = Some(fail(Some(seq), Problem::CheckpointMismatch));
-                        return report;
-                    }
-                    if let Some(k) = &key {
-                        if let Err(p) = checkpoint::check(k, &cp) {
-                            report.failure = Some(fail(Some(seq), signature_problem(p)));
-                            return report;
-                        }
-                    }
-                    report.checkpoints += 1;
-                    report.unsigned_tail = 0;
-                }
-                Ok(_) => report.unsigned_tail += 1,
-                Err(e) => {
-                    report.failure =
-                        Some(fail(Some(seq), Problem::Malformed(format!("event: {e}"))));
-                    return report;
-                }
-            }
-            if let Some((_, entry)) = side.get(&seq) {
-                if entry.at_hash != record.hash_hex() {
-                    report.failure = Some(fail(
-                        Some(seq),
-                        Problem::SideFileMismatch {
-                            checkpoint_seq: seq,
-                        },
-                    ));
-                    return report;
-                }
-                report.side_entries_checked += 1;
-            }
-            report.records += 1;
-            report.last_seq = Some(seq);
-            prev = Some((seq, record.hash));
-            last_pos = (path.clone(), line_no);
         }
     }
+    walker.finish()
+}
 
-    // Checkpoints the side file names beyond the end: the tail was cut.
-    if let Some((&checkpoint_seq, _)) = side.range(report.last_seq.map_or(0, |s| s + 1)..).next() {
-        report.failure = Some(Failure {
-            file: last_pos.0,
-            line: last_pos.1 + 1,
-            seq: Some(checkpoint_seq),
-            problem: Problem::Truncated {
-                checkpoint_seq,
-                last_seq: report.last_seq,
-            },
-        });
+/// Verifies the copy in the SQLite store: every row's line, in seq order,
+/// as one chain (`line` in a failure is the row's seq). The side file is
+/// `options.checkpoints` (give the JSONL one, or `<journal>/audit.checkpoints`
+/// for a trail without JSONL).
+pub fn verify_sqlite(db: &Path, options: &VerifyOptions) -> VerifyReport {
+    let mut walker = match Walker::new(options, options.checkpoints.clone(), db.to_owned()) {
+        Ok(w) => w,
+        Err(report) => return report,
+    };
+    walker.report.files = 1;
+    let conn = match rusqlite::Connection::open_with_flags(
+        db,
+        rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    ) {
+        Ok(c) => c,
+        Err(e) => return walker.fail(db, 0, None, Problem::Unreadable(e.to_string())),
+    };
+    let mut stmt = match conn.prepare("SELECT seq, record FROM audit_records ORDER BY seq") {
+        Ok(s) => s,
+        Err(e) => return walker.fail(db, 0, None, Problem::Unreadable(e.to_string())),
+    };
+    let rows = match stmt.query_map([], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?))) {
+        Ok(rows) => rows,
+        Err(e) => return walker.fail(db, 0, None, Problem::Unreadable(e.to_string())),
+    };
+    for row in rows {
+        let (seq, line) = match row {
+            Ok(r) => r,
+            Err(e) => return walker.fail(db, 0, None, Problem::Unreadable(e.to_string())),
+        };
+        let row_seq = u64::try_from(seq).unwrap_or(0);
+        if let Err(f) = walker.line(db, row_seq, line.as_bytes(), 1) {
+            walker.report.failure = Some(f);
+            return walker.report;
+        }
+        // The indexed seq must be the record's own.
+        if walker.report.last_seq != Some(row_seq) {
+            return walker.fail(db, row_seq, Some(row_seq), Problem::HashMismatch);
+        }
     }
-    report
+    walker.finish()
+}
+
+/// The verification state over a stream of lines from any source.
+struct Walker<'a> {
+    options: &'a VerifyOptions,
+    report: VerifyReport,
+    key: Option<VerifyingKey>,
+    side: BTreeMap<u64, (u64, SideEntry)>,
+    prev: Option<(u64, [u8; 32])>,
+    /// Where the last record stands (a cut tail is reported just after it).
+    last_pos: (PathBuf, u64),
+}
+
+impl<'a> Walker<'a> {
+    fn new(
+        options: &'a VerifyOptions,
+        side_path: Option<PathBuf>,
+        end: PathBuf,
+    ) -> Result<Walker<'a>, VerifyReport> {
+        let mut report = VerifyReport::default();
+        let mut fail = |file: &Path, line: u64, seq: Option<u64>, problem: Problem| {
+            report.failure = Some(Failure {
+                file: file.to_owned(),
+                line,
+                seq,
+                problem,
+            });
+            std::mem::take(&mut report)
+        };
+        let key = match &options.public_key {
+            Some(p) => match checkpoint::load_public_key(p) {
+                Ok(k) => Some(k),
+                Err(e) => return Err(fail(p, 0, None, Problem::Unreadable(e.to_string()))),
+            },
+            None => None,
+        };
+        // The side file, loaded first so its entries are checked while streaming.
+        let mut side = BTreeMap::new();
+        if let Some(sp) = &side_path {
+            let entries = read_side(sp).map_err(|problem| fail(sp, 0, None, problem))?;
+            for (line, e) in entries {
+                if let Some(k) = &key {
+                    if let Err(p) = checkpoint::check(k, &e.checkpoint) {
+                        return Err(fail(sp, line, Some(e.at_seq), signature_problem(p)));
+                    }
+                }
+                side.insert(e.at_seq, (line, e));
+            }
+        }
+        report.signatures_checked = key.is_some();
+        report.side_file = side_path;
+        Ok(Walker {
+            options,
+            report,
+            key,
+            side,
+            prev: None,
+            last_pos: (end, 0),
+        })
+    }
+
+    fn fail(mut self, file: &Path, line: u64, seq: Option<u64>, problem: Problem) -> VerifyReport {
+        self.report.failure = Some(Failure {
+            file: file.to_owned(),
+            line,
+            seq,
+            problem,
+        });
+        self.report
+    }
+
+    /// Checks one record line; `expected_first` is the seq the very first
+    /// record must have (unless `allow_partial`).
+    fn line(
+        &mut self,
+        source: &Path,
+        line_no: u64,
+        body: &[u8],
+        expected_first: u64,
+    ) -> Result<(), Failure> {
+        let fail = |seq: Option<u64>, problem: Problem| Failure {
+            file: source.to_owned(),
+            line: line_no,
+            seq,
+            problem,
+        };
+        let text = std::str::from_utf8(body)
+            .map_err(|_| fail(None, Problem::Malformed("not UTF-8".into())))?;
+        let claimed = parse_line(text).ok().map(|p| p.seq);
+        let record = match Record::parse(text) {
+            Ok(r) => r,
+            Err(crate::record::LineError::HashMismatch { seq }) => {
+                return Err(fail(Some(seq), Problem::HashMismatch))
+            }
+            Err(e) => return Err(fail(claimed, Problem::Malformed(e.to_string()))),
+        };
+        let seq = record.seq;
+        match self.prev {
+            Some((pseq, phash)) => {
+                if seq != pseq + 1 {
+                    return Err(fail(Some(seq), Problem::Sequence { expected: pseq + 1 }));
+                }
+                if record.prev != phash {
+                    return Err(fail(Some(seq), Problem::BrokenLink));
+                }
+            }
+            None => {
+                if seq == 1 && record.prev != GENESIS {
+                    return Err(fail(Some(seq), Problem::BrokenLink));
+                }
+                if seq != expected_first && !self.options.allow_partial {
+                    return Err(fail(
+                        Some(seq),
+                        Problem::Sequence {
+                            expected: expected_first,
+                        },
+                    ));
+                }
+                if seq != 1 {
+                    self.report.notes.push(format!(
+                        "the trail starts at seq {seq}: earlier records are not in the files given (rotated away?)"
+                    ));
+                }
+                self.report.first_seq = Some(seq);
+            }
+        }
+        // The event: checkpoints are checked against the record before.
+        match serde_json::from_str::<KindOnly>(record.event_text()) {
+            Ok(k) if k.kind == "checkpoint" => {
+                let Some(cp) = k.checkpoint else {
+                    return Err(fail(Some(seq), Problem::CheckpointMismatch));
+                };
+                let describes_prev =
+                    cp.through_seq + 1 == seq && cp.through_hash == hex::encode(record.prev);
+                if !describes_prev {
+                    return Err(fail(Some(seq), Problem::CheckpointMismatch));
+                }
+                if let Some(k) = &self.key {
+                    checkpoint::check(k, &cp).map_err(|p| fail(Some(seq), signature_problem(p)))?;
+                }
+                self.report.checkpoints += 1;
+                self.report.unsigned_tail = 0;
+            }
+            Ok(_) => self.report.unsigned_tail += 1,
+            Err(e) => return Err(fail(Some(seq), Problem::Malformed(format!("event: {e}")))),
+        }
+        if let Some((_, entry)) = self.side.get(&seq) {
+            if entry.at_hash != record.hash_hex() {
+                return Err(fail(
+                    Some(seq),
+                    Problem::SideFileMismatch {
+                        checkpoint_seq: seq,
+                    },
+                ));
+            }
+            self.report.side_entries_checked += 1;
+        }
+        self.report.records += 1;
+        self.report.last_seq = Some(seq);
+        self.prev = Some((seq, record.hash));
+        self.last_pos = (source.to_owned(), line_no);
+        Ok(())
+    }
+
+    /// Checkpoints the side file names beyond the end: the tail was cut.
+    fn finish(mut self) -> VerifyReport {
+        let from = self.report.last_seq.map_or(0, |s| s + 1);
+        if let Some((&checkpoint_seq, _)) = self.side.range(from..).next() {
+            let (file, line) = std::mem::take(&mut self.last_pos);
+            self.report.failure = Some(Failure {
+                file,
+                line: line + 1,
+                seq: Some(checkpoint_seq),
+                problem: Problem::Truncated {
+                    checkpoint_seq,
+                    last_seq: self.report.last_seq,
+                },
+            });
+        }
+        self.report
+    }
 }
 
 /// The first seq a rotated file's name promises (`<stem>-<digits>.<ext>`).

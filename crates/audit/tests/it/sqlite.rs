@@ -112,7 +112,33 @@ async fn queries_by_principal_tool_decision_and_time() {
     // Records read back are checked: a modified row is flagged.
     let records = query_records(&db, &Filter::default()).unwrap();
     assert!(records.iter().all(|r| r.intact));
+    let options = warden_audit::VerifyOptions {
+        public_key: Some(public_key(dir.path())),
+        checkpoints: Some(warden_audit::checkpoint::side_file_for(
+            &s.jsonl.as_ref().unwrap().path,
+        )),
+        ..Default::default()
+    };
+    let report = warden_audit::verify_sqlite(&db, &options);
+    assert!(report.is_ok(), "{report}");
+    assert_eq!(report.records, 31, "30 calls and the shutdown checkpoint");
+    assert_eq!(report.side_entries_checked, 1);
     tamper_row(&db);
+    let seq4 = query_records(
+        &db,
+        &Filter {
+            correlation_id: Some("corr-4".into()),
+            ..Filter::default()
+        },
+    )
+    .unwrap()[0]
+        .seq;
+    let report = warden_audit::verify_sqlite(&db, &options);
+    let f = report.failure.expect("the edited row is named");
+    assert_eq!(
+        (f.line, f.seq, f.problem),
+        (seq4, Some(seq4), warden_audit::Problem::HashMismatch)
+    );
     let records = query_records(
         &db,
         &Filter {
