@@ -231,7 +231,7 @@ pub fn verify_with(paths: &[PathBuf], options: &VerifyOptions) -> VerifyReport {
     });
     let mut walker = match Walker::new(options, side, paths.last().cloned().unwrap_or_default()) {
         Ok(w) => w,
-        Err(report) => return report,
+        Err(report) => return *report,
     };
     walker.report.files = paths.len();
     for path in paths {
@@ -277,7 +277,7 @@ pub fn verify_with(paths: &[PathBuf], options: &VerifyOptions) -> VerifyReport {
 pub fn verify_sqlite(db: &Path, options: &VerifyOptions) -> VerifyReport {
     let mut walker = match Walker::new(options, options.checkpoints.clone(), db.to_owned()) {
         Ok(w) => w,
-        Err(report) => return report,
+        Err(report) => return *report,
     };
     walker.report.files = 1;
     let conn = match rusqlite::Connection::open_with_flags(
@@ -329,7 +329,7 @@ impl<'a> Walker<'a> {
         options: &'a VerifyOptions,
         side_path: Option<PathBuf>,
         end: PathBuf,
-    ) -> Result<Walker<'a>, VerifyReport> {
+    ) -> Result<Walker<'a>, Box<VerifyReport>> {
         let mut report = VerifyReport::default();
         let mut fail = |file: &Path, line: u64, seq: Option<u64>, problem: Problem| {
             report.failure = Some(Failure {
@@ -338,7 +338,7 @@ impl<'a> Walker<'a> {
                 seq,
                 problem,
             });
-            std::mem::take(&mut report)
+            Box::new(std::mem::take(&mut report))
         };
         let key = match &options.public_key {
             Some(p) => match checkpoint::load_public_key(p) {
