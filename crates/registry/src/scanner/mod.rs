@@ -1,0 +1,774 @@
+//! The manifest scanner (threat T02): finds poisoned tool, prompt and
+//! resource definitions before any model sees them.
+//!
+//! It reads **every** text of a manifest — every string value at any depth
+//! (names, titles, descriptions, enums, defaults, examples, nested schema
+//! descriptions, `outputSchema`, annotations, `_meta`) and every object key
+//! (parameter names are keys) — through two kinds of detectors:
+//!
+//! * character detectors on the raw text (invisible and format Unicode,
+//!   controls, ANSI escapes, text hidden after long whitespace, look-alike
+//!   letters), see `unicode.rs`;
+//! * text rules on a normalised copy (see [`rules`]), compiled once into a
+//!   [`regex::RegexSet`] (regex-automata with aho-corasick prefilters inside)
+//!   so one pass tells which rules can match; only those run again for the
+//!   location of the match.
+//!
+//! Each finding carries a rule id, a severity and a JSON pointer; the
+//! verdict comes from [`Thresholds`]. The scanner does no I/O and is cheap
+//! to clone (its compiled state is shared).
+
+pub mod rules;
+mod unicode;
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::fmt;
+use std::str::FromStr;
+use std::sync::Arc;
+
+use base64::Engine as _;
+use regex::bytes::{Regex as BytesRegex, RegexBuilder, RegexSet, RegexSetBuilder};
+use regex::Regex;
+use serde_json::value::RawValue;
+use warden_protocol::message::{as_str, elements, members};
+
+pub use rules::{RuleInfo, RULES};
+
+use crate::error::RegistryError;
+use crate::text::{escape_excerpt, pointer_token};
+
+/// How serious a finding is.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize,
+)]
+#[serde(rename_all = "lowercase")]
+pub enum Severity {
+    Low,
+    Medium,
+    High,
+    Critical,
+}
+
+impl Severity {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Severity::Low => "low",
+            Severity::Medium => "medium",
+            Severity::High => "high",
+            Severity::Critical => "critical",
+        }
+    }
+}
+
+impl fmt::Display for Severity {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for Severity {
+    type Err = ();
+    fn from_str(s: &str) -> Result<Self, ()> {
+        match s {
+            "low" => Ok(Severity::Low),
+            "medium" => Ok(Severity::Medium),
+            "high" => Ok(Severity::High),
+            "critical" => Ok(Severity::Critical),
+            _ => Err(()),
+        }
+    }
+}
+
+/// What to do with a scanned item.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Verdict {
+    Ok,
+    Warn,
+    Block,
+}
+
+impl Verdict {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Verdict::Ok => "ok",
+            Verdict::Warn => "warn",
+            Verdict::Block => "block",
+        }
+    }
+}
+
+impl fmt::Display for Verdict {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// One thing the scanner found.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct ScanFinding {
+    /// Stable rule id, e.g. `instruction.concealment` (see [`RULES`]).
+    pub rule: &'static str,
+    pub severity: Severity,
+    /// JSON pointer of the string or key inside the manifest.
+    pub location: String,
+    /// A short excerpt around the match, control and invisible characters escaped.
+    pub excerpt: String,
+}
+
+/// How findings become a verdict.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Thresholds {
+    /// Any finding at or above this severity warns.
+    pub warn_at: Severity,
+    /// Any finding at or above this severity blocks.
+    pub block_at: Severity,
+    /// This many distinct rules at or above `warn_at` block together
+    /// (0 = never). Several weak signals in one item are a strong one.
+    pub block_on_distinct_rules: usize,
+}
+
+impl Default for Thresholds {
+    fn default() -> Self {
+        Self {
+            warn_at: Severity::Medium,
+            block_at: Severity::High,
+            block_on_distinct_rules: 3,
+        }
+    }
+}
+
+/// Operator configuration of the scanner.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ScannerConfig {
+    pub thresholds: Thresholds,
+    /// Rule ids that never report.
+    pub disabled_rules: Vec<String>,
+    /// Rule ids with a severity other than their default.
+    pub severities: Vec<(String, Severity)>,
+}
+
+/// What the scanner knows about the item's neighbours: the names of its own
+/// server's tools (references to them are not shadowing) and the tools of
+/// other servers (references to them are).
+#[derive(Debug, Clone, Default)]
+pub struct ScanContext {
+    own: BTreeSet<String>,
+    foreign: BTreeMap<String, String>,
+}
+
+impl ScanContext {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Names of tools and prompts of the item's own server.
+    pub fn own_names<'a>(mut self, names: impl IntoIterator<Item = &'a str>) -> Self {
+        self.own.extend(names.into_iter().map(str::to_lowercase));
+        self
+    }
+
+    /// Names of tools offered by another server. Only distinctive names
+    /// (5+ characters with a `_`, `-` or `.`, not also an own name) are
+    /// looked for: `search` is a word, `send_email` is a tool.
+    pub fn foreign_names<'a>(
+        mut self,
+        server: &str,
+        names: impl IntoIterator<Item = &'a str>,
+    ) -> Self {
+        for n in names {
+            let n = n.to_lowercase();
+            if n.chars().count() >= 5 && n.contains(['_', '-', '.']) {
+                self.foreign.entry(n).or_insert_with(|| server.to_owned());
+            }
+        }
+        self
+    }
+}
+
+/// The compiled scanner. Build once, share (`Clone` is an `Arc` copy).
+#[derive(Clone)]
+pub struct Scanner {
+    inner: Arc<Compiled>,
+}
+
+impl fmt::Debug for Scanner {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Scanner")
+            .field("rules", &self.inner.rules.len())
+            .field("thresholds", &self.inner.thresholds)
+            .finish()
+    }
+}
+
+struct Compiled {
+    rules: Vec<CompiledRule>,
+    set: RegexSet,
+    parameter_name: Regex,
+    base64: Regex,
+    /// Effective severity per rule; `None` = disabled.
+    severity: HashMap<&'static str, Option<Severity>>,
+    thresholds: Thresholds,
+}
+
+struct CompiledRule {
+    id: &'static str,
+    regex: BytesRegex,
+    other_tool: bool,
+}
+
+/// At most this many findings are kept per manifest.
+const MAX_FINDINGS: usize = 200;
+
+impl Default for Scanner {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Scanner {
+    /// The scanner with every rule at its default severity and the default thresholds.
+    pub fn new() -> Self {
+        // The built-in patterns are constants covered by tests; failing to
+        // compile them is a bug in this crate, not something input can cause.
+        Self::with_config(&ScannerConfig::default()).expect("built-in scanner rules compile")
+    }
+
+    /// The scanner with an operator's configuration. Unknown rule ids are errors.
+    pub fn with_config(config: &ScannerConfig) -> Result<Self, RegistryError> {
+        let mut severity: HashMap<&'static str, Option<Severity>> =
+            RULES.iter().map(|r| (r.id, Some(r.severity))).collect();
+        let known = |id: &str| {
+            RULES
+                .iter()
+                .find(|r| r.id == id)
+                .map(|r| r.id)
+                .ok_or_else(|| RegistryError::UnknownRule(escape_excerpt(id, 64)))
+        };
+        for (id, sev) in &config.severities {
+            severity.insert(known(id)?, Some(*sev));
+        }
+        for id in &config.disabled_rules {
+            severity.insert(known(id)?, None);
+        }
+        let specs = rules::text_rules();
+        let patterns: Vec<String> = specs.iter().map(|r| expand(&r.pattern)).collect();
+        let set = RegexSetBuilder::new(&patterns)
+            .case_insensitive(true)
+            .unicode(false)
+            .size_limit(64 << 20)
+            .dfa_size_limit(32 << 20)
+            .build()
+            .map_err(|_| RegistryError::UnknownRule("built-in rule set".into()))?;
+        let rules = specs
+            .iter()
+            .zip(&patterns)
+            .map(|(spec, pattern)| {
+                RegexBuilder::new(pattern)
+                    .case_insensitive(true)
+                    .unicode(false)
+                    .size_limit(16 << 20)
+                    .dfa_size_limit(8 << 20)
+                    .build()
+                    .map(|regex| CompiledRule {
+                        id: spec.id,
+                        regex,
+                        other_tool: spec.other_tool,
+                    })
+                    .map_err(|_| RegistryError::UnknownRule(spec.id.into()))
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        let parameter_name = regex::RegexBuilder::new(rules::SUSPICIOUS_PARAMETER_NAME)
+            .case_insensitive(true)
+            .build()
+            .map_err(|_| RegistryError::UnknownRule(rules::SUSPICIOUS_PARAMETER.into()))?;
+        let base64 = Regex::new(r"[A-Za-z0-9+/_-]{40,}={0,2}")
+            .map_err(|_| RegistryError::UnknownRule(rules::ENCODED_TEXT.into()))?;
+        Ok(Self {
+            inner: Arc::new(Compiled {
+                rules,
+                set,
+                parameter_name,
+                base64,
+                severity,
+                thresholds: config.thresholds.clone(),
+            }),
+        })
+    }
+
+    /// Every rule this scanner knows, with its default severity.
+    pub fn rules() -> &'static [RuleInfo] {
+        RULES
+    }
+
+    pub fn thresholds(&self) -> &Thresholds {
+        &self.inner.thresholds
+    }
+
+    /// Scans every text of a manifest and decides.
+    pub fn scan_manifest(&self, item: &RawValue) -> (Verdict, Vec<ScanFinding>) {
+        self.scan_manifest_in(item, &ScanContext::default())
+    }
+
+    /// [`Scanner::scan_manifest`] knowing the item's neighbours.
+    pub fn scan_manifest_in(
+        &self,
+        item: &RawValue,
+        ctx: &ScanContext,
+    ) -> (Verdict, Vec<ScanFinding>) {
+        let mut out = Findings::default();
+        let mut ptr = String::new();
+        self.walk(item, &mut ptr, Parent::Root, ctx, &mut out, 0);
+        let findings = out.finish();
+        (self.verdict(&findings), findings)
+    }
+
+    /// Scans one text (server instructions, prompt messages, a tool result).
+    pub fn scan_text(&self, location: &str, text: &str) -> Vec<ScanFinding> {
+        self.scan_text_in(location, text, &ScanContext::default())
+    }
+
+    pub fn scan_text_in(&self, location: &str, text: &str, ctx: &ScanContext) -> Vec<ScanFinding> {
+        let mut out = Findings::default();
+        self.scan_string(location, text, ctx, &mut out);
+        out.finish()
+    }
+
+    /// The verdict for a set of findings under this scanner's thresholds.
+    pub fn verdict(&self, findings: &[ScanFinding]) -> Verdict {
+        let t = &self.inner.thresholds;
+        if findings.iter().any(|f| f.severity >= t.block_at) {
+            return Verdict::Block;
+        }
+        let warned: BTreeSet<&str> = findings
+            .iter()
+            .filter(|f| f.severity >= t.warn_at)
+            .map(|f| f.rule)
+            .collect();
+        if t.block_on_distinct_rules > 0 && warned.len() >= t.block_on_distinct_rules {
+            Verdict::Block
+        } else if warned.is_empty() {
+            Verdict::Ok
+        } else {
+            Verdict::Warn
+        }
+    }
+
+    /// A finding for `rule` at this scanner's severity, unless disabled.
+    pub(crate) fn finding(
+        &self,
+        rule: &'static str,
+        location: &str,
+        excerpt: String,
+    ) -> Option<ScanFinding> {
+        let severity = self.inner.severity.get(rule).copied().flatten()?;
+        Some(ScanFinding {
+            rule,
+            severity,
+            location: location.to_owned(),
+            excerpt,
+        })
+    }
+
+    fn walk(
+        &self,
+        v: &RawValue,
+        ptr: &mut String,
+        parent: Parent,
+        ctx: &ScanContext,
+        out: &mut Findings,
+        depth: usize,
+    ) {
+        if depth > crate::canonical::MAX_DEPTH || out.full() {
+            return;
+        }
+        let text = v.get().trim_start();
+        match text.as_bytes().first() {
+            Some(b'{') => {
+                let Some(entries) = members(v) else { return };
+                for (key, child) in entries {
+                    let len = ptr.len();
+                    ptr.push('/');
+                    ptr.push_str(&pointer_token(&key));
+                    self.scan_key(ptr, &key, parent == Parent::Properties, ctx, out);
+                    if parent == Parent::ArgumentList && key == "name" {
+                        if let Some(name) = as_str(child) {
+                            self.check_parameter_name(ptr, &name, out);
+                        }
+                    }
+                    let next = match key.as_ref() {
+                        "properties" | "patternProperties" if parent != Parent::Properties => {
+                            Parent::Properties
+                        }
+                        "arguments" if parent == Parent::Root => Parent::Arguments,
+                        _ => Parent::Other,
+                    };
+                    self.walk(child, ptr, next, ctx, out, depth + 1);
+                    ptr.truncate(len);
+                }
+            }
+            Some(b'[') => {
+                let Some(items) = elements(v) else { return };
+                let next = if parent == Parent::Arguments {
+                    Parent::ArgumentList
+                } else {
+                    Parent::Other
+                };
+                for (i, item) in items.into_iter().enumerate() {
+                    let len = ptr.len();
+                    ptr.push('/');
+                    ptr.push_str(&i.to_string());
+                    self.walk(item, ptr, next, ctx, out, depth + 1);
+                    ptr.truncate(len);
+                }
+            }
+            Some(b'"') => {
+                if let Some(s) = as_str(v) {
+                    self.scan_string(ptr, &s, ctx, out);
+                }
+            }
+            _ => {}
+        }
+    }
+
+    fn scan_key(
+        &self,
+        location: &str,
+        key: &str,
+        is_parameter: bool,
+        ctx: &ScanContext,
+        out: &mut Findings,
+    ) {
+        self.scan_string(location, key, ctx, out);
+        let words = humanize(key);
+        if words != key {
+            let normalized = unicode::normalize(&words);
+            self.text_rules(location, &normalized, "", ctx, out);
+        }
+        if is_parameter {
+            self.check_parameter_name(location, key, out);
+        }
+    }
+
+    fn check_parameter_name(&self, location: &str, name: &str, out: &mut Findings) {
+        let snake = snake_case(name);
+        if self.inner.parameter_name.is_match(&snake) {
+            out.push(self.finding(
+                rules::SUSPICIOUS_PARAMETER,
+                location,
+                format!("parameter {:?}", escape_excerpt(name, 60)),
+            ));
+        }
+    }
+
+    fn scan_string(&self, location: &str, text: &str, ctx: &ScanContext, out: &mut Findings) {
+        let mut raw = Vec::new();
+        let hidden = unicode::scan_chars(text, &mut raw);
+        for f in raw {
+            out.push(self.finding(f.rule, location, f.excerpt));
+        }
+        let normalized = unicode::normalize(text);
+        self.text_rules(location, &normalized, "", ctx, out);
+        if let Some(hidden) = hidden {
+            self.text_rules(
+                location,
+                &unicode::normalize(&hidden),
+                "[hidden] ",
+                ctx,
+                out,
+            );
+        }
+        self.foreign_references(location, &normalized, ctx, out);
+        for m in self.inner.base64.find_iter(text).take(8) {
+            if let Some(decoded) = decode_text(m.as_str()) {
+                out.push(self.finding(
+                    rules::ENCODED_TEXT,
+                    location,
+                    format!("[base64] {}", escape_excerpt(&decoded, 100)),
+                ));
+                self.text_rules(
+                    location,
+                    &unicode::normalize(&decoded),
+                    "[base64] ",
+                    ctx,
+                    out,
+                );
+            }
+        }
+    }
+
+    fn text_rules(
+        &self,
+        location: &str,
+        normalized: &str,
+        prefix: &str,
+        ctx: &ScanContext,
+        out: &mut Findings,
+    ) {
+        if normalized.is_empty() {
+            return;
+        }
+        let view = AsciiView::of(normalized);
+        for idx in self.inner.set.matches(&view.bytes).iter() {
+            let Some(rule) = self.inner.rules.get(idx) else {
+                continue;
+            };
+            let hit = if rule.other_tool {
+                rule.regex
+                    .captures_iter(&view.bytes)
+                    .find(|caps| names_other_tool(caps, ctx))
+                    .and_then(|caps| caps.get(0))
+            } else {
+                rule.regex.find(&view.bytes)
+            };
+            if let Some(m) = hit {
+                let (start, end) = (view.offset(m.start()), view.offset(m.end()));
+                let excerpt = format!("{prefix}{}", around(normalized, start, end));
+                out.push(self.finding(rule.id, location, excerpt));
+            }
+        }
+    }
+
+    fn foreign_references(
+        &self,
+        location: &str,
+        normalized: &str,
+        ctx: &ScanContext,
+        out: &mut Findings,
+    ) {
+        if ctx.foreign.is_empty() {
+            return;
+        }
+        let lower = normalized.to_lowercase();
+        for (name, server) in &ctx.foreign {
+            if ctx.own.contains(name) {
+                continue;
+            }
+            if let Some(at) = find_token(&lower, name) {
+                // Lower-casing keeps offsets when it keeps lengths (ASCII).
+                let shown = if lower.len() == normalized.len() {
+                    normalized
+                } else {
+                    &lower
+                };
+                let excerpt = format!(
+                    "{} (a tool of server {:?})",
+                    around(shown, at, at + name.len()),
+                    escape_excerpt(server, 40)
+                );
+                out.push(self.finding(rules::CROSS_SERVER, location, excerpt));
+                return;
+            }
+        }
+    }
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Parent {
+    Root,
+    Properties,
+    Arguments,
+    ArgumentList,
+    Other,
+}
+
+/// Findings of one scan, one per rule and location, at most [`MAX_FINDINGS`].
+#[derive(Default)]
+struct Findings {
+    list: Vec<ScanFinding>,
+    seen: BTreeSet<(&'static str, String)>,
+}
+
+impl Findings {
+    fn push(&mut self, f: Option<ScanFinding>) {
+        let Some(f) = f else { return };
+        if self.full() || !self.seen.insert((f.rule, f.location.clone())) {
+            return;
+        }
+        self.list.push(f);
+    }
+
+    fn full(&self) -> bool {
+        self.list.len() >= MAX_FINDINGS
+    }
+
+    /// The findings, without a mention of a sensitive file where a request
+    /// to read or send that file was found at the same place.
+    fn finish(self) -> Vec<ScanFinding> {
+        let seen = self.seen;
+        self.list
+            .into_iter()
+            .filter(|f| {
+                f.rule != rules::SENSITIVE_PATH
+                    || !seen.contains(&(rules::SENSITIVE_READ, f.location.clone()))
+            })
+            .collect()
+    }
+}
+
+/// A finding before it has a location and severity.
+pub(crate) struct RawFinding {
+    rule: &'static str,
+    excerpt: String,
+}
+
+impl RawFinding {
+    fn new(rule: &'static str, excerpt: String) -> Self {
+        Self { rule, excerpt }
+    }
+}
+
+/// Normalised text as one ASCII byte per character, which is what the text
+/// rules run on: ASCII stays, other letters and digits become `x` (still
+/// word characters, so boundaries hold) and other characters `#`. Matching
+/// bytes with ASCII-only classes keeps the automata small and fast (a
+/// Unicode `[^.!?]{0,60}` is sixty copies of a large UTF-8 automaton);
+/// offsets map back to the normalised text for excerpts.
+struct AsciiView {
+    bytes: Vec<u8>,
+    /// Byte offset in the normalised text of each character, then its length.
+    offsets: Vec<usize>,
+}
+
+impl AsciiView {
+    fn of(text: &str) -> Self {
+        let mut bytes = Vec::with_capacity(text.len());
+        let mut offsets = Vec::with_capacity(text.len() + 1);
+        for (i, c) in text.char_indices() {
+            offsets.push(i);
+            bytes.push(if c.is_ascii() {
+                c as u8
+            } else if c.is_alphanumeric() {
+                b'x'
+            } else {
+                b'#'
+            });
+        }
+        offsets.push(text.len());
+        Self { bytes, offsets }
+    }
+
+    fn offset(&self, ascii_index: usize) -> usize {
+        self.offsets.get(ascii_index).copied().unwrap_or(0)
+    }
+}
+
+/// Expands the rules' shorthand: `[^.!?]` ("within the sentence") also
+/// lets through a period that does not end a sentence, as in `.env`,
+/// `e.g.` or a URL.
+fn expand(pattern: &str) -> String {
+    pattern.replace("[^.!?]", r"(?:[^.!?]|\.[^\s.!?])")
+}
+
+fn names_other_tool(caps: &regex::bytes::Captures<'_>, ctx: &ScanContext) -> bool {
+    for n in 1..=4 {
+        if let Some(m) = caps.name(&format!("who{n}")) {
+            let who = String::from_utf8_lossy(m.as_bytes()).to_lowercase();
+            return !rules::SELF_WORDS.contains(&who.as_str()) && !ctx.own.contains(&who);
+        }
+    }
+    true
+}
+
+/// `content_from_reading_ssh_id_rsa` → `content from reading ssh id rsa`;
+/// `systemPrompt` → `system Prompt`.
+fn humanize(key: &str) -> String {
+    let mut out = String::with_capacity(key.len() + 8);
+    let mut prev: Option<char> = None;
+    for c in key.chars() {
+        if c == '_' || c == '-' {
+            out.push(' ');
+        } else {
+            if c.is_uppercase() && prev.is_some_and(|p| p.is_lowercase()) {
+                out.push(' ');
+            }
+            out.push(c);
+        }
+        prev = Some(c);
+    }
+    out
+}
+
+/// `llmModelName`, `llm-model-name`, `LLM Model Name` → `llm_model_name`.
+fn snake_case(name: &str) -> String {
+    let mut out = String::with_capacity(name.len() + 8);
+    let mut prev: Option<char> = None;
+    for c in name.chars() {
+        if c == '-' || c == ' ' || c == '.' {
+            out.push('_');
+        } else {
+            if c.is_uppercase() && prev.is_some_and(|p| p.is_lowercase() || p.is_ascii_digit()) {
+                out.push('_');
+            }
+            out.extend(c.to_lowercase());
+        }
+        prev = Some(c);
+    }
+    out
+}
+
+/// The match with some context, cut on character boundaries.
+fn around(text: &str, start: usize, end: usize) -> String {
+    const CONTEXT: usize = 30;
+    let mut s = start.saturating_sub(CONTEXT);
+    while !text.is_char_boundary(s) {
+        s -= 1;
+    }
+    let mut e = (end + CONTEXT).min(text.len());
+    while !text.is_char_boundary(e) {
+        e += 1;
+    }
+    let mut excerpt = String::new();
+    if s > 0 {
+        excerpt.push('…');
+    }
+    excerpt.push_str(&text[s..e]);
+    if e < text.len() {
+        excerpt.push('…');
+    }
+    escape_excerpt(&excerpt, 160)
+}
+
+/// `needle` in `hay` as a whole token (not inside a longer identifier).
+fn find_token(hay: &str, needle: &str) -> Option<usize> {
+    let ident = |c: char| c.is_alphanumeric() || c == '_' || c == '-';
+    let mut from = 0;
+    while let Some(pos) = hay[from..].find(needle) {
+        let at = from + pos;
+        let end = at + needle.len();
+        let before_ok = hay[..at].chars().next_back().is_none_or(|c| !ident(c));
+        let after_ok = hay[end..].chars().next().is_none_or(|c| !ident(c));
+        if before_ok && after_ok {
+            return Some(at);
+        }
+        from = at + needle.len().max(1);
+        while from < hay.len() && !hay.is_char_boundary(from) {
+            from += 1;
+        }
+        if from >= hay.len() {
+            break;
+        }
+    }
+    None
+}
+
+/// Base64 (standard or URL-safe, padded or not) that decodes to readable
+/// text with spaces: a way to hide instructions from people, not from models.
+fn decode_text(candidate: &str) -> Option<String> {
+    use base64::engine::general_purpose::{STANDARD, STANDARD_NO_PAD, URL_SAFE, URL_SAFE_NO_PAD};
+    let bytes = [STANDARD, STANDARD_NO_PAD, URL_SAFE, URL_SAFE_NO_PAD]
+        .iter()
+        .find_map(|e| e.decode(candidate).ok())?;
+    let text = String::from_utf8(bytes).ok()?;
+    let total = text.chars().count();
+    let printable = text
+        .chars()
+        .filter(|c| c.is_ascii_graphic() || *c == ' ' || *c == '\n')
+        .count();
+    let spaces = text.chars().filter(|c| *c == ' ').count();
+    (total >= 20 && printable * 10 >= total * 9 && spaces * 20 >= total).then_some(text)
+}
+
+#[cfg(test)]
+#[path = "tests.rs"]
+mod tests;
