@@ -36,6 +36,12 @@ fn main() {
         let took = t.elapsed();
         items += set.cases.len();
         print!("{}", corpora::render(set, &m));
+        if m.false_alarms.iter().any(|x| x.contains("attack.py")) {
+            println!(
+                "  note: the MSB extractor labels the tools of `word_document_server/attack.py` \"original\"; \
+                 six of them carry that file's out-of-scope `llm_name` parameter and are warned about"
+            );
+        }
         if verbose || set.gated {
             for x in m.misses.iter().take(if verbose { usize::MAX } else { 10 }) {
                 println!("  miss: {x}");

@@ -17,6 +17,12 @@
 //! Each finding carries a rule id, a severity and a JSON pointer; the
 //! verdict comes from [`Thresholds`]. The scanner does no I/O and is cheap
 //! to clone (its compiled state is shared).
+//!
+//! Quality is measured on the shared corpora by
+//! `cargo run -p warden-registry --release --example eval`, and the floors
+//! (MSB poisoned descriptions blocked ≥ 95 %, reference servers flagged
+//! ≤ 2 %) are held by `tests/corpora.rs`. Rules are written per attack
+//! family, never per corpus string.
 
 pub mod rules;
 mod unicode;

@@ -168,6 +168,7 @@ pub(crate) fn text_rules() -> Vec<TextRule> {
                 r"|\b(?:users?|human)\s+(?:must|should|will|need|does|do)\s*(?:not|never|n't)\s+(?:know|see|notice|find\s+out|be\s+told|be\s+informed|learn|need\s+to\s+know)\b",
                 r"|\b(?:secretly|silently|quietly|covertly|discreetly|invisibly|surreptitiously)\s+(?:send|forward|include|add|append|read|upload|transmit|copy|call|invoke|execute|run|pass|exfiltrate|collect|store|log|email|post|share|change|modify|replace)\b",
                 r"|\b(?:this|it)\s+is\s+(?:a\s+|an\s+)?(?:mere|just|only)\s+(?:an?\s+)?implementation\s+detail\b",
+                r"|\b(?:pretend|act\s+(?:like|as\s+if|as\s+though))\b[^.!?]{0,40}\b(?:you|it)\s+(?:used|called|ran|did|succeeded|worked|have\s+used)\b",
                 r"|\bnot\s+(?:be\s+)?(?:visible|shown|displayed|revealed)\s+to\s+the\s+(?:users?|human)\b",
                 r"|\b(?:don't|do\s+not|never)\s+(?:mention|reveal|disclose)\s+(?:this|these|that|it)\b"
             ),
@@ -264,7 +265,8 @@ pub(crate) fn text_rules() -> Vec<TextRule> {
             REDIRECT_RECIPIENT,
             concat!(
                 r"\b(?:send|forward|bcc|cc|redirect|copy|deliver|route|relay|mail|email)\b[^.!?]{0,60}\b(?:all|every|always|also|instead|a\s+copy|copies)\b[^.!?]{0,60}\b(?:to|at)\s+[a-z0-9_.+-]+@[a-z0-9-]+(?:\.[a-z0-9-]+)+",
-                r"|\b(?:change|modify|replace|override|redirect|switch)\s+(?:the\s+)?(?:recipient|receiver|to[ -]address|email\s+address|phone\s+number|destination\s+address)s?\s+(?:to|with)\b"
+                r"|\b(?:change|modify|replace|override|redirect|switch)\s+(?:the\s+)?(?:recipient|receiver|to[ -]address|email\s+address|phone\s+number|destination\s+address)s?\s+(?:to|with)\b",
+                r"|\b(?:add|include|insert|put|set|append)\s+[`'\x22]?[a-z0-9_.+-]+@[a-z0-9-]+(?:\.[a-z0-9-]+)+[`'\x22]?\s+(?:to|in|into|as)\s+(?:the\s+)?[`'\x22]?(?:bcc|cc|to|recipients?|receivers?)\b"
             ),
         ),
         other(
@@ -277,7 +279,8 @@ pub(crate) fn text_rules() -> Vec<TextRule> {
                     r"|\b(?:modif(?:y|ies)|chang(?:e|es)|overrid(?:e|es)|alter(?:s)?|replac(?:e|es)|hijack(?:s)?|intercept(?:s)?)\s+(?:the\s+)?(?:behaviou?r|parameters|arguments|recipients?|outputs?|results?|inputs?|calls?)\s+(?:of|on|for|to)\s+(?:the\s+|all\s+|any\s+)?(?:other|another)\s+(?:tools?|functions?)\b",
                     r"|\b(?:the\s+|all\s+|any\s+)?(?:other|also\s+present|remaining)\s+(?:tools?|functions?|servers?)\s+(?:must|should|shall|will\s+now|need\s+to|have\s+to|are\s+required\s+to)\s+(?:always\s+|also\s+|now\s+)?(?:send|include|add|pass|forward|cc|bcc|route|attach|append|prepend|log|report|copy|upload|set)\b",
                     r"|\bthe\s+{n3}\s+tool\s+(?:must|should|shall|needs?\s+to|has\s+to|is\s+required\s+to|will\s+now)\s+(?:always\s+|also\s+|now\s+)?(?:send|include|add|set|pass|forward|call|be\s+called|cc|bcc|route|write)\b",
-                    r"|\bwhen\s+this\s+(?:tool|server)\s+is\s+(?:available|present|loaded|installed|enabled|active|connected)\b"
+                    r"|\bwhen\s+this\s+(?:tool|server)\s+is\s+(?:available|present|loaded|installed|enabled|active|connected)\b",
+                    r"|\b(?:before|after|when|whenever)\s+(?:using|calling|invoking|running)\s+(?:the\s+)?[`'\x22]?(?P<who4>[a-z0-9]+(?:[_.-][a-z0-9]+)+)[`'\x22]?[^.!?]{{0,40}}\b(?:always|must|should|first|also|add|include|set|send|change|replace|bcc|cc)\b"
                 ),
                 n1 = name(1),
                 n3 = name(3)

@@ -83,7 +83,13 @@ pub fn msb(dir: &Path) -> (Set, Set) {
             })
             .unwrap_or_default();
         let case = Case {
-            id: format!("{}/{}/{}", s("server"), s("variant"), s("tool_name")),
+            id: format!(
+                "{}/{}/{} ({})",
+                s("server"),
+                s("variant"),
+                s("tool_name"),
+                s("file").rsplit('/').next().unwrap_or_default()
+            ),
             positive: s("label") == "attack",
             json: fastmcp_tool(&s("tool_name"), &s("description"), &params),
         };
