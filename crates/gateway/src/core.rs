@@ -407,6 +407,17 @@ impl Gateway {
             // Stage 7, Inspect input: the arguments against the tool's live
             // schema, limits, forbidden characters, injection detectors.
             let tool = self.tool_definition(session, server, upstream_name).await;
+            if let Some(def) = tool.as_deref() {
+                let scan = snap.scanner.scan(def);
+                if scan.blocked {
+                    warn!(target: "audit", event = "call.refused", reason = "poisoned", correlation_id = %corr,
+                          session = %session.id, server = %server, tool = %exposed, rules = %scan.rules.join(","));
+                    return Some(invalid_params(
+                        id,
+                        &format!("unknown tool: {}", truncate(&exposed, 128)),
+                    ));
+                }
+            }
             let schema = tool
                 .as_deref()
                 .and_then(|t| serde_json::from_str::<&RawValue>(t).ok())
@@ -896,6 +907,14 @@ impl Gateway {
                 next.insert(server.clone(), c);
             }
             for item in page.items {
+                if matches!(kind, ListKind::Tools | ListKind::Prompts) {
+                    let scan = snap.scanner.scan(&item.text);
+                    if scan.blocked {
+                        warn!(target: "audit", event = "item.hidden", reason = "poisoned", server = %server,
+                              item = %item.key, rules = %scan.rules.join(","), correlation_id = %corr);
+                        continue;
+                    }
+                }
                 match kind {
                     ListKind::Tools if !route.exposes_tool(&item.key) => continue,
                     ListKind::Resources => {

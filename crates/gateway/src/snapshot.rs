@@ -54,11 +54,65 @@ impl VirtualRoute {
     }
 }
 
+/// Threat T02 at run time: every tool and prompt an upstream lists, and
+/// every tool before it is called, is scanned; a `Block` verdict hides it.
+#[derive(Default)]
+pub struct ManifestScanner {
+    scanner: warden_registry::Scanner,
+    verdicts: std::sync::Mutex<HashMap<[u8; 32], Arc<ScanOutcome>>>,
+}
+
+/// What the scanner decided about one item.
+#[derive(Debug)]
+pub struct ScanOutcome {
+    pub blocked: bool,
+    /// Rule ids that fired (for the audit log; never item text).
+    pub rules: Vec<&'static str>,
+}
+
+/// Bound of the verdict cache; cleared when full (items are re-scanned).
+const MAX_CACHED_VERDICTS: usize = 16 * 1024;
+
+impl ManifestScanner {
+    pub fn scan(&self, item_json: &str) -> Arc<ScanOutcome> {
+        use sha2::Digest;
+        let key: [u8; 32] = sha2::Sha256::digest(item_json.as_bytes()).into();
+        if let Some(v) = crate::session::lock(&self.verdicts).get(&key) {
+            return v.clone();
+        }
+        let outcome = Arc::new(
+            match serde_json::from_str::<&serde_json::value::RawValue>(item_json) {
+                Ok(item) => {
+                    let (verdict, findings) = self.scanner.scan_manifest(item);
+                    ScanOutcome {
+                        blocked: verdict == warden_registry::Verdict::Block,
+                        rules: findings.iter().map(|f| f.rule).collect(),
+                    }
+                }
+                // Not JSON: nothing a client should be shown.
+                Err(_) => ScanOutcome {
+                    blocked: true,
+                    rules: vec!["manifest.not_json"],
+                },
+            },
+        );
+        let mut g = crate::session::lock(&self.verdicts);
+        if g.len() >= MAX_CACHED_VERDICTS {
+            g.clear();
+        }
+        g.insert(key, outcome.clone());
+        outcome
+    }
+}
+
 /// A validated, compiled configuration. The request path reads only this.
 pub struct Snapshot {
     pub config: Config,
     /// Input and output guardrails, compiled.
     pub guard: warden_guard::Guard,
+    /// The manifest poisoning scanner, with verdicts cached by the SHA-256
+    /// of the exact item text (a changed byte is a new item).
+    pub scanner: ManifestScanner,
     pub namer: Namer,
     pub limits: Limits,
     pub upstream_limits: Limits,
@@ -105,6 +159,7 @@ impl Snapshot {
         };
         Ok(Snapshot {
             guard,
+            scanner: ManifestScanner::default(),
             namer: Namer::new(&config.gateway.separator),
             limits,
             upstream_limits,

@@ -517,3 +517,35 @@ fn conformance_suite_passes_through_warden() {
         direct["totals"], through["totals"]
     );
 }
+
+/// T02: a real server (Python SDK) offering poisoned tools — hidden
+/// instructions in a description and in a parameter's description. They
+/// never reach the client, calls to them are refused before the upstream,
+/// and the honest tool works.
+#[tokio::test]
+async fn poisoned_tools_are_hidden_and_refused() {
+    let p = Peers::load();
+    let w = Warden::start(&format!(
+        "servers:\n  shady:\n    command: '{}'\n    args: ['{}']\n",
+        p.get("PY2"),
+        p.driver("poisoned_server.py").display()
+    ));
+    let mut c = Client::new(&w.url("/mcp"));
+    c.initialize().await;
+    let names = c.tool_names().await;
+    assert_eq!(
+        names,
+        vec!["shady__add".to_string()],
+        "poisoned tools listed: {names:?}"
+    );
+    for name in ["shady__multiply", "shady__greet"] {
+        let r = c
+            .call_tool(name, serde_json::json!({"a": 2, "b": 3, "name": "x"}))
+            .await;
+        assert_eq!(r.error_code(), -32602, "{name}: {}", r.raw);
+    }
+    let r = c
+        .call_tool("shady__add", serde_json::json!({"a": 2, "b": 3}))
+        .await;
+    assert_eq!(text_of(r.result()), "5", "{}", r.raw);
+}
