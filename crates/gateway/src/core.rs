@@ -40,7 +40,7 @@ use warden_protocol::method::{self, ListKind, NameKind, Route};
 use warden_protocol::{ErrorCode, ProtocolVersion};
 use warden_upstream::{UpstreamError, UpstreamEvent};
 
-use crate::federation::{self, cursor, has_capability, rewrite_page};
+use crate::federation::{self, cursor, has_capability, rewrite_page, truncate};
 use crate::pool::{Pool, PoolKey, StartSpec, UpstreamHandle};
 use crate::session::{lock, Channel, ClientCaps, Inflight, PendingS2c, Session, Sessions};
 use crate::snapshot::{Snapshot, VirtualRoute};
@@ -66,7 +66,6 @@ pub struct Gateway {
     /// (upstream instance, upstream-side id) → (session, client id).
     by_upstream_id: Mutex<HashMap<(u64, u64), RequestOwner>>,
     counter: AtomicU64,
-    shutdown: Notify,
 }
 
 /// Why `initialize` could not open a session.
@@ -91,7 +90,6 @@ impl Gateway {
             progress: Mutex::new(HashMap::new()),
             by_upstream_id: Mutex::new(HashMap::new()),
             counter: AtomicU64::new(1),
-            shutdown: Notify::new(),
         });
         spawn_reaper(Arc::downgrade(&gw));
         gw
@@ -931,7 +929,6 @@ impl Gateway {
                 items.push(item.text);
             }
         }
-        let _ = snap;
         (items, next)
     }
 
@@ -980,11 +977,9 @@ impl Gateway {
 
     async fn handle_notification(self: &Arc<Self>, session: &Arc<Session>, msg: &Message<'_>) {
         match msg.method() {
-            "notifications/initialized" => {
-                session
-                    .initialized
-                    .store(true, std::sync::atomic::Ordering::Relaxed);
-            }
+            // Nothing to do: Warden sends clients no requests of its own
+            // before they are initialized.
+            "notifications/initialized" => {}
             "notifications/cancelled" => {
                 let Some(req) = msg.param("requestId") else {
                     return;
@@ -1220,7 +1215,6 @@ impl Gateway {
 
     /// Stops everything: sessions closed, upstreams shut down.
     pub async fn shutdown(&self) {
-        self.shutdown.notify_waiters();
         for s in self.sessions.all() {
             self.close_session(&s.id).await;
         }
@@ -1335,8 +1329,4 @@ fn classes_of(findings: &[warden_guard::Finding]) -> String {
         .map(|f| format!("{}x{}", f.class, f.count))
         .collect::<Vec<_>>()
         .join(",")
-}
-
-fn truncate(s: &str, n: usize) -> String {
-    s.chars().take(n).collect()
 }

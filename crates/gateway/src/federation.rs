@@ -144,7 +144,8 @@ pub fn rewrite_page(
     Ok(page)
 }
 
-fn truncate(s: &str, n: usize) -> String {
+/// At most `n` characters of `s` (for log lines and error texts).
+pub(crate) fn truncate(s: &str, n: usize) -> String {
     s.chars().take(n).collect()
 }
 

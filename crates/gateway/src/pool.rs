@@ -167,11 +167,6 @@ impl Pool {
         handle
     }
 
-    /// The upstream for `key` if it is running.
-    pub fn get(&self, key: &PoolKey) -> Option<Arc<UpstreamHandle>> {
-        lock(&self.entries).get(key).map(|e| e.handle.clone())
-    }
-
     /// Sessions attached to an upstream instance.
     pub fn sessions_of(&self, instance: u64) -> Vec<String> {
         lock(&self.entries)

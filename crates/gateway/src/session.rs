@@ -58,7 +58,6 @@ pub struct Session {
     /// The client's `initialize` params (capabilities, clientInfo), kept to
     /// hand the same capabilities to upstreams started later.
     pub client_capabilities_json: String,
-    pub initialized: AtomicBool,
     pub closed: AtomicBool,
     last_seen: AtomicU64,
     created: Instant,
@@ -98,7 +97,6 @@ impl Session {
             version,
             caps,
             client_capabilities_json,
-            initialized: AtomicBool::new(false),
             closed: AtomicBool::new(false),
             last_seen: AtomicU64::new(0),
             created,

@@ -7,7 +7,7 @@ use std::sync::{Arc, Mutex};
 
 use tokio::sync::mpsc;
 
-/// One outbound message; `last` marks the response that ends a POST stream.
+/// One outbound message and its sequence number in its stream.
 #[derive(Debug, Clone)]
 pub struct Item {
     pub seq: u64,

@@ -222,11 +222,14 @@ async fn isolation_modes_decide_who_shares_an_upstream() {
     let mut b = Client::new(&w.url("/mcp"));
     a.initialize().await;
     b.initialize().await;
-    let pid = |v: &Value| -> Value {
+    // Strict: a whoami text that is not JSON with a numeric pid fails the
+    // test instead of making the (in)equalities below hold vacuously.
+    let pid = |v: &Value| -> u64 {
         let t = text_of(v);
         serde_json::from_str::<Value>(&t)
-            .map(|j| j["pid"].clone())
-            .unwrap_or(Value::String(t))
+            .ok()
+            .and_then(|j| j["pid"].as_u64())
+            .unwrap_or_else(|| panic!("whoami gave no pid: {t}"))
     };
     let a_sess = pid(a.call_tool("per_session__whoami", json!({})).await.result());
     let b_sess = pid(b.call_tool("per_session__whoami", json!({})).await.result());
