@@ -10,6 +10,8 @@ use clap::{Parser, Subcommand, ValueEnum};
 use tracing::{error, info};
 use warden_gateway::{Gateway, Snapshot};
 
+mod admin;
+
 #[derive(Parser)]
 #[command(name = "warden", version, about = "Warden: an MCP security gateway")]
 struct Cli {
@@ -52,6 +54,16 @@ enum Command {
         #[command(subcommand)]
         command: KeysCommand,
     },
+    /// The audit trail: verify, query, tail.
+    Audit {
+        #[command(subcommand)]
+        command: admin::AuditCommand,
+    },
+    /// Authorization policies: test, show, explain.
+    Policy {
+        #[command(subcommand)]
+        command: admin::PolicyCommand,
+    },
     /// The bundled example MCP server (used by `demo`, tests and benchmarks).
     #[command(hide = true)]
     ExampleServer {
@@ -89,6 +101,9 @@ enum TokenCommand {
         /// Bind the token to a DPoP key (its RFC 7638 thumbprint): `cnf.jkt`.
         #[arg(long)]
         dpop_jkt: Option<String>,
+        /// The principal's tenant (the `tenant` claim).
+        #[arg(long)]
+        tenant: Option<String>,
     },
 }
 
@@ -137,7 +152,7 @@ fn main() -> std::process::ExitCode {
         }
     };
     match rt.block_on(run(cli)) {
-        Ok(()) => std::process::ExitCode::SUCCESS,
+        Ok(code) => code,
         Err(e) => {
             eprintln!("warden: {e:#}");
             std::process::ExitCode::FAILURE
@@ -156,8 +171,25 @@ fn init_logging() {
         .try_init();
 }
 
-async fn run(cli: Cli) -> Result<()> {
-    match cli.command {
+async fn run(cli: Cli) -> Result<std::process::ExitCode> {
+    let verdict = match cli.command {
+        Command::Audit { command } => {
+            tokio::task::spawn_blocking(move || admin::audit(command)).await??
+        }
+        Command::Policy { command } => admin::policy(command)?,
+        other => {
+            run_command(other).await?;
+            admin::Verdict::Yes
+        }
+    };
+    Ok(match verdict {
+        admin::Verdict::Yes => std::process::ExitCode::SUCCESS,
+        admin::Verdict::No => std::process::ExitCode::from(1),
+    })
+}
+
+async fn run_command(command: Command) -> Result<()> {
+    match command {
         Command::Serve { config, listen } => {
             let cfg = load(&config)?;
             let addr = listen.unwrap_or(cfg.listen.addr);
@@ -167,7 +199,13 @@ async fn run(cli: Cli) -> Result<()> {
             let cfg = load(&config)?;
             let auth = start_authenticator(&cfg).await?;
             let principal = stdio_principal(&cfg, auth.as_deref()).await?;
+            anyhow::ensure!(
+                !cfg.audit.stdout,
+                "audit.sinks.stdout cannot be used with `warden stdio`: standard output is the MCP stream"
+            );
+            let audit = start_audit(&cfg).await?;
             let gw = Gateway::new(Snapshot::compile(cfg)?);
+            gw.set_audit(Some(audit.clone()));
             warden_gateway::stdio::serve(
                 gw.clone(),
                 principal,
@@ -176,6 +214,7 @@ async fn run(cli: Cli) -> Result<()> {
             )
             .await?;
             gw.shutdown().await;
+            audit.as_ref().clone().shutdown().await;
             Ok(())
         }
         Command::Check { config } => {
@@ -220,6 +259,7 @@ async fn run(cli: Cli) -> Result<()> {
                     ttl,
                     resource,
                     dpop_jkt,
+                    tenant,
                 },
         } => {
             let cfg = load(&config)?;
@@ -236,12 +276,14 @@ async fn run(cli: Cli) -> Result<()> {
                 ttl: ttl.into(),
                 audience: &audience,
                 dpop_jkt: dpop_jkt.as_deref(),
+                tenant: tenant.as_deref(),
                 ..warden_identity::MintRequest::default()
             })?;
             println!("{token}");
             Ok(())
         }
         Command::Keys { command } => keys(command),
+        Command::Audit { .. } | Command::Policy { .. } => Ok(()),
         Command::ExampleServer {
             mode,
             http,
@@ -372,8 +414,15 @@ async fn serve(
     ) {
         spawn_key_store_reload(auth, store);
     }
+    if cfg.authorization.is_none() {
+        tracing::warn!(
+            "no `authorization:` section: every authenticated caller may use every exposed tool"
+        );
+    }
+    let audit = start_audit(&cfg).await?;
     let gw = Gateway::new(Snapshot::compile(cfg)?);
     gw.set_authenticator(auth);
+    gw.set_audit(Some(audit.clone()));
     let listener = tokio::net::TcpListener::bind(addr)
         .await
         .with_context(|| format!("cannot listen on {addr}"))?;
@@ -394,6 +443,8 @@ async fn serve(
             shutdown_signal().await;
             info!("shutting down");
             gw.shutdown().await;
+            // Flushes every queued record and signs a final checkpoint.
+            audit.as_ref().clone().shutdown().await;
         }
     };
     axum::serve(listener, app)
@@ -401,6 +452,22 @@ async fn serve(
         .await
         .context("server failed")?;
     Ok(())
+}
+
+/// Starts the audit writer: recovers the journal left by a crash (before
+/// anything is served), then writes in its own thread.
+async fn start_audit(cfg: &warden_config::Config) -> Result<Arc<warden_audit::AuditLog>> {
+    let settings = (*cfg.audit).clone();
+    let (audit, worker) =
+        tokio::task::spawn_blocking(move || warden_audit::AuditLog::start(settings))
+            .await?
+            .context("audit: cannot start the audit trail")?;
+    tokio::spawn(async move {
+        if let Err(e) = worker.wait().await {
+            error!(error = %e, "audit writer failed");
+        }
+    });
+    Ok(Arc::new(audit))
 }
 
 /// Keys created or revoked with `warden keys` take effect without a
@@ -490,6 +557,23 @@ servers:
     command: '{exe}'
     args: [example-server, --mode, demo, --name, notes]
     isolation: principal
+    tools:
+      - {{name: notes_search, risk: low}}
+      - {{name: notes_get, risk: low}}
+      - {{name: tickets_list, risk: low}}
+      - {{name: tickets_delete, risk: critical}}
+    resources:
+      - {{name: "notes://*", data_class: internal}}
+authorization:
+  roles:
+    admin:
+      grants:
+        - {{tools: ["*"], resources: ["*"], prompts: ["*"]}}
+    analyst:
+      grants:
+        - {{tools: ["*"], resources: ["*"], prompts: ["*"], max_risk: low}}
+  approvals:
+    - {{id: critical-needs-approval, risk: [critical]}}
 virtual_servers:
   readonly:
     servers: [notes]

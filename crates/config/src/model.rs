@@ -25,6 +25,14 @@ pub struct Config {
     /// `guards:`, resolved by the guard crate; its defaults when absent
     /// (guardrails are on unless configured off).
     pub guards: Section<warden_guard::GuardSettings>,
+    /// `authorization:`, resolved by the policy crate. `None`: no
+    /// authorization stage (every authenticated caller may use everything
+    /// the virtual server exposes); Warden warns at start.
+    pub authorization: Option<Section<warden_policy::AuthzSettings>>,
+    /// `audit:`, resolved by the audit crate; its defaults when absent (a
+    /// JSONL trail and a SQLite store under `.warden/audit/` next to the
+    /// configuration file).
+    pub audit: Section<warden_audit::AuditSettings>,
 }
 
 /// A section resolved by the crate that owns it (identity, guards, …),
@@ -68,6 +76,10 @@ impl Default for Config {
             stdio: StdioSettings::default(),
             identity: None,
             guards: Section(std::sync::Arc::new(warden_guard::GuardSettings::default())),
+            authorization: None,
+            audit: Section(std::sync::Arc::new(warden_audit::AuditSettings::in_dir(
+                std::path::Path::new(".warden/audit"),
+            ))),
         }
     }
 }
@@ -173,6 +185,10 @@ pub struct ServerConfig {
     pub restart: RestartPolicy,
     /// Replaces the upstream's own `instructions`, if set.
     pub instructions: Option<String>,
+    /// What authorization knows about this server: tenants, environment,
+    /// risk tiers, data classes and labels of its tools, resources and
+    /// prompts (`name` is the server's).
+    pub facts: Section<warden_policy::ServerFacts>,
 }
 
 /// How Warden reaches an upstream.

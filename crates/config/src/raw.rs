@@ -24,6 +24,8 @@ pub(crate) struct RawConfig {
     pub stdio: Option<RawStdio>,
     pub identity: Option<warden_identity::RawIdentity>,
     pub guards: Option<warden_guard::RawGuards>,
+    pub authorization: Option<warden_policy::RawAuthorization>,
+    pub audit: Option<warden_audit::RawAudit>,
 }
 
 #[derive(Debug, Default, serde::Deserialize)]
@@ -71,6 +73,15 @@ pub(crate) struct RawServer {
     pub idle_timeout: Option<String>,
     pub restart: Option<RawRestart>,
     pub instructions: Option<String>,
+    // authorization facts (the policy crate's catalog)
+    pub tenants: Option<Vec<String>>,
+    pub environment: Option<String>,
+    pub risk: Option<warden_policy::RiskTier>,
+    pub data_class: Option<String>,
+    pub labels: Option<Vec<String>>,
+    pub tools: Option<Vec<warden_policy::ItemFacts>>,
+    pub resources: Option<Vec<warden_policy::ItemFacts>>,
+    pub prompts: Option<Vec<warden_policy::ItemFacts>>,
 }
 
 #[derive(Debug, Default, serde::Deserialize)]

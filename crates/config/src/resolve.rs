@@ -99,8 +99,47 @@ pub(crate) fn resolve(raw: RawConfig, context: &Context<'_>) -> Result<Config, C
         }
     };
 
+    let authorization = raw
+        .authorization
+        .and_then(|raw| match raw.resolve(context.base_dir) {
+            Ok(settings) => Some(crate::Section(std::sync::Arc::new(settings))),
+            Err(problems) => {
+                for (path, message) in problems {
+                    resolver.problems.push_raw(path, message);
+                }
+                None
+            }
+        });
+
+    let audit = match raw.audit.unwrap_or_default().resolve(context.base_dir) {
+        Ok(mut settings) => {
+            // A PostgreSQL URL holds a password: `env:`/`file:` like every
+            // other secret in the file.
+            let reference = settings
+                .postgres_url_reference()
+                .map(|(path, r)| (path, r.to_owned()));
+            if let Some((path, reference)) = reference {
+                match resolver.secrets.resolve(&SecretRef::parse(&reference)) {
+                    Ok(url) => settings.set_postgres_url(url.expose().to_owned()),
+                    Err(e) => resolver.problems.push_raw(path.to_owned(), e.to_string()),
+                }
+            }
+            Some(settings)
+        }
+        Err(problems) => {
+            for (path, message) in problems {
+                resolver.problems.push_raw(path, message);
+            }
+            None
+        }
+    };
+
     if resolver.problems.is_empty() {
         let guards = crate::Section(std::sync::Arc::new(guards.unwrap_or_default()));
+        let Some(audit) = audit else {
+            return Err(resolver.problems.into_errors());
+        };
+        let audit = crate::Section(std::sync::Arc::new(audit));
         Ok(Config {
             listen,
             gateway,
@@ -109,6 +148,8 @@ pub(crate) fn resolve(raw: RawConfig, context: &Context<'_>) -> Result<Config, C
             stdio,
             identity,
             guards,
+            authorization,
+            audit,
         })
     } else {
         Err(resolver.problems.into_errors())
@@ -306,6 +347,17 @@ impl Resolver<'_> {
             idle_timeout,
             restart,
             instructions: raw.instructions.clone(),
+            facts: crate::Section(std::sync::Arc::new(warden_policy::ServerFacts {
+                name: name.to_owned(),
+                tenants: raw.tenants.clone().unwrap_or_default(),
+                environment: raw.environment.clone(),
+                risk: raw.risk,
+                data_class: raw.data_class.clone(),
+                labels: raw.labels.clone().unwrap_or_default(),
+                tools: raw.tools.clone().unwrap_or_default(),
+                resources: raw.resources.clone().unwrap_or_default(),
+                prompts: raw.prompts.clone().unwrap_or_default(),
+            })),
         })
     }
 

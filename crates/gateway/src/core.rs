@@ -40,11 +40,32 @@ use warden_protocol::method::{self, ListKind, NameKind, Route};
 use warden_protocol::{ErrorCode, ProtocolVersion};
 use warden_upstream::{UpstreamError, UpstreamEvent};
 
+use crate::call::Call;
 use crate::federation::{self, cursor, has_capability, rewrite_page, truncate};
 use crate::pool::{Pool, PoolKey, StartSpec, UpstreamHandle};
 use crate::session::{lock, Channel, ClientCaps, Inflight, PendingS2c, Session, Sessions};
 use crate::snapshot::{Snapshot, VirtualRoute};
 use crate::stream::Sink;
+
+/// What handling one client message produced.
+#[derive(Debug, Default)]
+pub struct Handled {
+    /// The response (`None` for notifications, responses, and requests the
+    /// client cancelled).
+    pub response: Option<String>,
+    /// Set when authorization refused for lack of scopes: every scope the
+    /// operation needs, for a 403 `insufficient_scope` challenge.
+    pub insufficient_scope: Option<Vec<String>>,
+}
+
+impl Handled {
+    fn respond(response: String) -> Handled {
+        Handled {
+            response: Some(response),
+            insufficient_scope: None,
+        }
+    }
+}
 
 /// Where a progress notification from an upstream goes back to.
 struct ProgressRoute {
@@ -60,6 +81,9 @@ pub struct Gateway {
     snapshot: ArcSwap<Snapshot>,
     /// The OAuth resource server; `None` when no `identity:` is configured.
     authenticator: arc_swap::ArcSwapOption<warden_identity::Authenticator>,
+    /// The audit trail; `None` until the caller installs it (tests of the
+    /// core alone run without one).
+    audit: arc_swap::ArcSwapOption<warden_audit::AuditLog>,
     pub sessions: Sessions,
     pool: Pool,
     progress: Mutex<HashMap<String, ProgressRoute>>,
@@ -85,6 +109,7 @@ impl Gateway {
         let gw = Arc::new(Gateway {
             snapshot: ArcSwap::from_pointee(snapshot),
             authenticator: arc_swap::ArcSwapOption::empty(),
+            audit: arc_swap::ArcSwapOption::empty(),
             sessions: Sessions::default(),
             pool: Pool::default(),
             progress: Mutex::new(HashMap::new()),
@@ -106,6 +131,26 @@ impl Gateway {
 
     pub fn authenticator(&self) -> Option<Arc<warden_identity::Authenticator>> {
         self.authenticator.load_full()
+    }
+
+    /// Installs the audit trail (started by the caller: it recovers the
+    /// journal before serving).
+    pub fn set_audit(&self, audit: Option<Arc<warden_audit::AuditLog>>) {
+        self.audit.store(audit);
+    }
+
+    pub fn audit(&self) -> Option<Arc<warden_audit::AuditLog>> {
+        self.audit.load_full()
+    }
+
+    /// Records an event that is not a call (lifecycle, authentication):
+    /// asynchronously, never blocking the caller.
+    pub fn record(&self, event: warden_audit::Event) {
+        if let Some(a) = self.audit.load().as_ref() {
+            if let Err(e) = a.record(event) {
+                warn!(error = %e, "audit record failed");
+            }
+        }
     }
 
     /// Swaps in a new configuration; running sessions keep their upstreams.
@@ -297,16 +342,27 @@ impl Gateway {
         msg: &Message<'_>,
         sink: &Sink,
     ) -> Option<String> {
+        self.handle_call(session, msg, sink).await.response
+    }
+
+    /// [`Gateway::handle`], with what the transport needs beyond the
+    /// response (an HTTP status for an `insufficient_scope` refusal).
+    pub async fn handle_call(
+        self: &Arc<Self>,
+        session: &Arc<Session>,
+        msg: &Message<'_>,
+        sink: &Sink,
+    ) -> Handled {
         session.touch();
         match msg.kind {
             Kind::Request => self.handle_request(session, msg, sink).await,
             Kind::Notification => {
                 self.handle_notification(session, msg).await;
-                None
+                Handled::default()
             }
             Kind::Result | Kind::Error => {
                 self.handle_client_response(session, msg).await;
-                None
+                Handled::default()
             }
         }
     }
@@ -316,13 +372,12 @@ impl Gateway {
         session: &Arc<Session>,
         msg: &Message<'_>,
         sink: &Sink,
-    ) -> Option<String> {
+    ) -> Handled {
         let id = msg.id.map(|i| i.raw()).unwrap_or("null");
-        let started = Instant::now();
-        let corr = self.correlation_id();
+        let call = Call::new(self.correlation_id());
         let snap = self.snapshot();
         let Some(route) = snap.route_arc(&session.virtual_server) else {
-            return Some(error_response(
+            return Handled::respond(error_response(
                 Some(id),
                 ErrorCode::InternalError,
                 "virtual server no longer configured",
@@ -346,14 +401,14 @@ impl Gateway {
                     None,
                 )),
             },
-            Route::List(kind) => Some(self.list(session, &route, msg, kind, &corr).await),
+            Route::List(kind) => Some(self.list(session, &route, msg, kind, &call).await),
             Route::ByName(kind) => {
-                self.call_by_name(session, &route, msg, kind, sink, &corr)
+                self.call_by_name(session, &route, msg, kind, sink, &call)
                     .await
             }
-            Route::ByUri => self.call_by_uri(session, &route, msg, sink, &corr).await,
-            Route::ByRef => self.complete(session, &route, msg, sink, &corr).await,
-            Route::Broadcast => Some(self.broadcast(session, &route, msg, &corr).await),
+            Route::ByUri => self.call_by_uri(session, &route, msg, sink, &call).await,
+            Route::ByRef => self.complete(session, &route, msg, sink, &call).await,
+            Route::Broadcast => Some(self.broadcast(session, &route, msg, &call).await),
             _ => Some(error_response(
                 Some(id),
                 ErrorCode::MethodNotFound,
@@ -361,10 +416,36 @@ impl Gateway {
                 None,
             )),
         };
-        info!(target: "audit", event = "request", correlation_id = %corr, session = %session.id,
+        let outcome = outcome_of(response.as_deref());
+        info!(target: "audit", event = "request", correlation_id = %call.corr, session = %session.id,
               principal = %session.principal.subject(), method = %method,
-              outcome = outcome_of(response.as_deref()), latency_us = started.elapsed().as_micros() as u64);
-        response
+              outcome = outcome, latency_us = call.started.elapsed().as_micros() as u64);
+        let insufficient_scope = call.required_scopes();
+        // Stage 12, Record: durable before the response is released for the
+        // tiers configured `sync` (high and critical by default).
+        if method != "ping" {
+            if let Some(audit) = self.audit.load_full() {
+                let tier = call.risk_tier();
+                let event = call.event(&session.id, &session.principal, method, outcome);
+                if let Err(e) = audit.record_for_tier(event).await {
+                    warn!(correlation_id = %call.corr, error = %e, "audit record failed");
+                    if audit.durability(tier) == warden_audit::Durability::Sync {
+                        // Fail closed: a call whose record cannot be made
+                        // durable is not answered as if it were.
+                        return Handled::respond(error_response(
+                            Some(id),
+                            ErrorCode::InternalError,
+                            "the audit trail is unavailable",
+                            Some(&serde_json::json!({"correlationId": call.corr})),
+                        ));
+                    }
+                }
+            }
+        }
+        Handled {
+            response,
+            insufficient_scope,
+        }
     }
 
     /// Stage 3, Route: `tools/call` and `prompts/get` by namespaced name.
@@ -375,8 +456,9 @@ impl Gateway {
         msg: &Message<'_>,
         kind: NameKind,
         sink: &Sink,
-        corr: &str,
+        call: &Call,
     ) -> Option<String> {
+        let corr = call.corr.as_str();
         let id = msg.id.map(|i| i.raw()).unwrap_or("null");
         let Some(name_raw) = msg.param("name") else {
             return Some(invalid_params(id, "params.name is required"));
@@ -401,26 +483,70 @@ impl Gateway {
         };
         let mut edits = EditSet::new();
         edits.replace(msg.text, name_raw, json_string(upstream_name));
+        let action = if kind == NameKind::Tool {
+            warden_policy::Action::CallTool
+        } else {
+            warden_policy::Action::GetPrompt
+        };
+        let arguments = msg.param("arguments");
+        call.note(|f| {
+            f.action = Some(action.as_str());
+            f.server = Some(server.to_owned());
+            f.item = Some(upstream_name.to_owned());
+        });
+        if let Some(args) = arguments {
+            let hash = warden_audit::input_hash(args);
+            let recorded = self.audit().and_then(|a| a.recorded_arguments(args));
+            call.note(|f| {
+                f.input_hash = Some(hash);
+                f.arguments = recorded;
+            });
+        }
+        // The live definition: for the registry scan, the annotations
+        // authorization reads, and the schema the input guard checks.
+        let tool = if kind == NameKind::Tool {
+            self.tool_definition(session, server, upstream_name).await
+        } else {
+            None
+        };
+        let tool_json = tool
+            .as_deref()
+            .and_then(|t| serde_json::from_str::<&RawValue>(t).ok());
+        if let Some(def) = tool.as_deref() {
+            // Stage 4, Registry: a poisoned manifest is never callable.
+            let scan = snap.scanner.scan(def);
+            if scan.blocked {
+                warn!(target: "audit", event = "call.refused", reason = "poisoned", correlation_id = %corr,
+                      session = %session.id, server = %server, tool = %exposed, rules = %scan.rules.join(","));
+                call.note(|f| {
+                    f.decision = Some(warden_audit::Decision::Deny);
+                    f.reason_code = Some("manifest_poisoned".into());
+                });
+                return Some(invalid_params(
+                    id,
+                    &format!("unknown tool: {}", truncate(&exposed, 128)),
+                ));
+            }
+        }
+        // Stage 5, Authorize.
+        let annotations = tool_json.and_then(|t| member(t, "annotations"));
+        if let Some(refusal) = self.authorize(
+            session,
+            call,
+            id,
+            action,
+            server,
+            upstream_name,
+            &exposed,
+            arguments,
+            annotations,
+        ) {
+            return Some(refusal);
+        }
         if kind == NameKind::Tool {
             // Stage 7, Inspect input: the arguments against the tool's live
             // schema, limits, forbidden characters, injection detectors.
-            let tool = self.tool_definition(session, server, upstream_name).await;
-            if let Some(def) = tool.as_deref() {
-                let scan = snap.scanner.scan(def);
-                if scan.blocked {
-                    warn!(target: "audit", event = "call.refused", reason = "poisoned", correlation_id = %corr,
-                          session = %session.id, server = %server, tool = %exposed, rules = %scan.rules.join(","));
-                    return Some(invalid_params(
-                        id,
-                        &format!("unknown tool: {}", truncate(&exposed, 128)),
-                    ));
-                }
-            }
-            let schema = tool
-                .as_deref()
-                .and_then(|t| serde_json::from_str::<&RawValue>(t).ok())
-                .and_then(|t| member(t, "inputSchema"));
-            let arguments = msg.param("arguments");
+            let schema = tool_json.and_then(|t| member(t, "inputSchema"));
             match snap.guard.check_input(&exposed, server, schema, arguments) {
                 warden_guard::InputVerdict::Deny {
                     path,
@@ -430,6 +556,10 @@ impl Gateway {
                 } => {
                     warn!(target: "audit", event = "input.denied", correlation_id = %corr, session = %session.id,
                           server = %server, tool = %exposed, rule = %rule, path = %path, findings = findings.len());
+                    call.note(|f| {
+                        f.decision = Some(warden_audit::Decision::Deny);
+                        f.reason_code = Some(format!("input_{rule}"));
+                    });
                     return Some(error_response(
                         Some(id),
                         ErrorCode::InvalidParams,
@@ -453,7 +583,178 @@ impl Gateway {
                 }
             }
         }
-        self.forward(session, server, msg, edits, sink, corr).await
+        let response = self.forward(session, server, msg, edits, sink, call).await;
+        self.after_read(session, server, upstream_name, response.as_deref());
+        response
+    }
+
+    /// Stage 5, Authorize: required scopes, then the policy engine. `None`
+    /// when the request may go on; else the error response. Every outcome
+    /// is noted on the call for its audit record.
+    #[allow(clippy::too_many_arguments)]
+    fn authorize(
+        &self,
+        session: &Session,
+        call: &Call,
+        id: &str,
+        action: warden_policy::Action,
+        server: &str,
+        item: &str,
+        shown: &str,
+        arguments: Option<&RawValue>,
+        annotations: Option<&RawValue>,
+    ) -> Option<String> {
+        let snap = self.snapshot();
+        let engine = snap.policy.as_ref()?;
+        let classes = lock(&session.data_classes).clone();
+        let req = warden_policy::Request {
+            principal: &session.principal,
+            action,
+            server,
+            resource: item,
+            arguments,
+            annotations,
+            context: warden_policy::RequestContext {
+                session: warden_policy::SessionFacts {
+                    data_classes: &classes,
+                },
+                ..warden_policy::RequestContext::at(std::time::SystemTime::now())
+            },
+        };
+        let tier = action
+            .item_kind()
+            .and_then(|k| engine.risk_tier(server, k, item, annotations));
+        call.note(|f| f.risk_tier = tier);
+        if let warden_policy::ScopeCheck::Missing(scopes) = engine.check_scopes(&req) {
+            call.note(|f| {
+                f.decision = Some(warden_audit::Decision::Deny);
+                f.reason_code = Some("insufficient_scope".into());
+                f.required_scopes = Some(scopes.clone());
+            });
+            return Some(error_response(
+                Some(id),
+                ErrorCode::InsufficientScope,
+                "insufficient scope",
+                Some(&serde_json::json!({"scopes": scopes, "correlationId": call.corr})),
+            ));
+        }
+        let decision = engine.decide(&req);
+        call.note(|f| {
+            f.decision = Some(match decision {
+                warden_policy::Decision::Allow { .. } => warden_audit::Decision::Allow,
+                warden_policy::Decision::Deny { .. } => warden_audit::Decision::Deny,
+                warden_policy::Decision::RequiresApproval { .. } => warden_audit::Decision::Hold,
+            });
+            f.policy_ids = decision.policies().to_vec();
+            f.reason_code = Some(decision.reason().to_owned());
+        });
+        match decision {
+            warden_policy::Decision::Allow { .. } => None,
+            warden_policy::Decision::Deny { reason, .. } => {
+                info!(target: "audit", event = "call.denied", correlation_id = %call.corr, session = %session.id,
+                      server = %server, item = %truncate(item, 256).escape_debug(), reason = %reason);
+                if engine_hides_denials(&snap) {
+                    return Some(unknown_item(id, action, shown));
+                }
+                Some(error_response(
+                    Some(id),
+                    ErrorCode::PolicyDenied,
+                    "denied by policy",
+                    Some(
+                        &serde_json::json!({"reason": reason.as_str(), "correlationId": call.corr}),
+                    ),
+                ))
+            }
+            warden_policy::Decision::RequiresApproval {
+                reason, requires, ..
+            } => {
+                info!(target: "audit", event = "call.held", correlation_id = %call.corr, session = %session.id,
+                      server = %server, item = %truncate(item, 256).escape_debug(), reason = %reason);
+                let requires: Vec<&str> = requires.iter().map(|r| r.as_str()).collect();
+                Some(error_response(
+                    Some(id),
+                    ErrorCode::ApprovalRequired,
+                    "approval required",
+                    Some(&serde_json::json!({
+                        "reason": reason.as_str(),
+                        "requires": requires,
+                        "correlationId": call.corr,
+                    })),
+                ))
+            }
+        }
+    }
+
+    /// Whether the caller may see an item in a list (stage 5 for lists).
+    fn may_discover(
+        &self,
+        snap: &Snapshot,
+        session: &Session,
+        kind: warden_policy::ItemKind,
+        server: &str,
+        item: &str,
+    ) -> bool {
+        let Some(engine) = snap.policy.as_ref() else {
+            return true;
+        };
+        let req = warden_policy::Request {
+            principal: &session.principal,
+            action: warden_policy::Action::Discover(kind),
+            server,
+            resource: item,
+            arguments: None,
+            annotations: None,
+            context: warden_policy::RequestContext::at(std::time::SystemTime::now()),
+        };
+        engine.decide(&req).is_allow()
+    }
+
+    /// Whether a list item (by its exposed key) is shown to the caller.
+    fn may_list(
+        &self,
+        snap: &Snapshot,
+        session: &Session,
+        route: &VirtualRoute,
+        kind: ListKind,
+        server: &str,
+        key: &str,
+    ) -> bool {
+        if snap.policy.is_none() {
+            return true;
+        }
+        let item_kind = match kind {
+            ListKind::Tools => warden_policy::ItemKind::Tool,
+            ListKind::Prompts => warden_policy::ItemKind::Prompt,
+            _ => warden_policy::ItemKind::Resource,
+        };
+        let name = match kind {
+            ListKind::Tools | ListKind::Prompts => match route.resolve(&snap.namer, key) {
+                Some((_, n)) => n,
+                None => return false,
+            },
+            _ => key,
+        };
+        self.may_discover(snap, session, item_kind, server, name)
+    }
+
+    /// After a successful read: the data class joins the session's history
+    /// (toxic-flow rules read it).
+    fn after_read(&self, session: &Session, server: &str, item: &str, response: Option<&str>) {
+        let snap = self.snapshot();
+        let Some(class) = snap
+            .policy
+            .as_ref()
+            .and_then(|e| e.data_class(server, item))
+        else {
+            return;
+        };
+        if outcome_of(response) != "ok" {
+            return;
+        }
+        let mut classes = lock(&session.data_classes);
+        if !classes.iter().any(|c| c == class) {
+            classes.push(class.to_owned());
+        }
     }
 
     /// The upstream's definition of one tool (its whole JSON), from the
@@ -517,13 +818,13 @@ impl Gateway {
         route: &VirtualRoute,
         msg: &Message<'_>,
         sink: &Sink,
-        corr: &str,
+        call: &Call,
     ) -> Option<String> {
         let id = msg.id.map(|i| i.raw()).unwrap_or("null");
         let Some(uri) = msg.param_str("uri") else {
             return Some(invalid_params(id, "params.uri must be a string"));
         };
-        let Some(server) = self.route_by_uri(session, route, &uri, corr).await else {
+        let Some(server) = self.route_by_uri(session, route, &uri, call).await else {
             return Some(error_response(
                 Some(id),
                 ErrorCode::ResourceNotFound,
@@ -531,8 +832,28 @@ impl Gateway {
                 Some(&serde_json::json!({"uri": truncate(&uri, 512)})),
             ));
         };
-        self.forward(session, &server, msg, EditSet::new(), sink, corr)
-            .await
+        let action = if msg.method() == "resources/read" {
+            warden_policy::Action::ReadResource
+        } else {
+            warden_policy::Action::Subscribe
+        };
+        call.note(|f| {
+            f.action = Some(action.as_str());
+            f.server = Some(server.clone());
+            f.item = Some(truncate(&uri, 1024));
+        });
+        if let Some(refusal) =
+            self.authorize(session, call, id, action, &server, &uri, &uri, None, None)
+        {
+            return Some(refusal);
+        }
+        let response = self
+            .forward(session, &server, msg, EditSet::new(), sink, call)
+            .await;
+        if action == warden_policy::Action::ReadResource {
+            self.after_read(session, &server, &uri, response.as_deref());
+        }
+        response
     }
 
     /// Which server a resource URI belongs to: a URI seen in a list, then a
@@ -542,7 +863,7 @@ impl Gateway {
         session: &Arc<Session>,
         route: &VirtualRoute,
         uri: &str,
-        corr: &str,
+        call: &Call,
     ) -> Option<String> {
         for attempt in 0..2 {
             if let Some(s) = lock(&session.resource_routes).get(uri) {
@@ -561,7 +882,7 @@ impl Gateway {
                 // Learn routes from the first pages of both lists.
                 for kind in [ListKind::Resources, ListKind::ResourceTemplates] {
                     let _ = self
-                        .list_pages(session, route, kind, &BTreeMap::new(), corr)
+                        .list_pages(session, route, kind, &BTreeMap::new(), call)
                         .await;
                 }
             }
@@ -576,7 +897,7 @@ impl Gateway {
         route: &VirtualRoute,
         msg: &Message<'_>,
         sink: &Sink,
-        corr: &str,
+        call: &Call,
     ) -> Option<String> {
         let id = msg.id.map(|i| i.raw()).unwrap_or("null");
         let Some(r) = msg.param("ref") else {
@@ -589,18 +910,26 @@ impl Gateway {
                 };
                 let name = as_str(name_raw).unwrap_or_default();
                 let snap = self.snapshot();
-                let Some((server, upstream_name)) = route.resolve(&snap.namer, &name) else {
+                let Some((server, upstream_name)) =
+                    route.resolve(&snap.namer, &name).filter(|(s, n)| {
+                        self.may_discover(&snap, session, warden_policy::ItemKind::Prompt, s, n)
+                    })
+                else {
                     return Some(invalid_params(id, "unknown prompt"));
                 };
                 let mut edits = EditSet::new();
                 edits.replace(msg.text, name_raw, json_string(upstream_name));
-                self.forward(session, server, msg, edits, sink, corr).await
+                self.forward(session, server, msg, edits, sink, call).await
             }
             Some("ref/resource") => {
                 let uri = member(r, "uri").and_then(as_str).unwrap_or_default();
-                match self.route_by_uri(session, route, &uri, corr).await {
+                let routed = self.route_by_uri(session, route, &uri, call).await;
+                let snap = self.snapshot();
+                match routed.filter(|s| {
+                    self.may_discover(&snap, session, warden_policy::ItemKind::Resource, s, &uri)
+                }) {
                     Some(server) => {
-                        self.forward(session, &server, msg, EditSet::new(), sink, corr)
+                        self.forward(session, &server, msg, EditSet::new(), sink, call)
                             .await
                     }
                     None => Some(invalid_params(id, "unknown resource")),
@@ -619,7 +948,7 @@ impl Gateway {
         session: &Arc<Session>,
         route: &VirtualRoute,
         msg: &Message<'_>,
-        _corr: &str,
+        _call: &Call,
     ) -> String {
         let id = msg.id.map(|i| i.raw()).unwrap_or("null");
         let params = msg.params.map(|p| p.get()).unwrap_or("{}");
@@ -663,8 +992,9 @@ impl Gateway {
         msg: &Message<'_>,
         mut edits: EditSet,
         sink: &Sink,
-        corr: &str,
+        call: &Call,
     ) -> Option<String> {
+        let corr = call.corr.as_str();
         let id = msg.id.map(|i| i.raw()).unwrap_or("null");
         let Some(handle) = self.upstream_for(session, server) else {
             return Some(invalid_params(id, "unknown server"));
@@ -747,7 +1077,7 @@ impl Gateway {
             Some(r) => r,
         };
         match result {
-            Ok(resp) => Some(self.respond(&resp.text, id, server, msg, corr).unwrap_or_else(|| {
+            Ok(resp) => Some(self.respond(&resp.text, id, server, msg, call).unwrap_or_else(|| {
                 warn!(server = %server, correlation_id = %corr, "upstream response could not be re-addressed");
                 upstream_error(id, server, corr, "sent a response Warden could not read")
             })),
@@ -780,8 +1110,9 @@ impl Gateway {
         client_id: &str,
         server: &str,
         request: &Message<'_>,
-        corr: &str,
+        call: &Call,
     ) -> Option<String> {
+        let corr = call.corr.as_str();
         let m = parse_one(response).ok()?;
         let upstream_id = m.id?;
         let snap = self.snapshot();
@@ -835,7 +1166,7 @@ impl Gateway {
         route: &VirtualRoute,
         msg: &Message<'_>,
         kind: ListKind,
-        corr: &str,
+        call: &Call,
     ) -> String {
         let id = msg.id.map(|i| i.raw()).unwrap_or("null");
         let pending = match msg.param_str("cursor") {
@@ -845,7 +1176,7 @@ impl Gateway {
                 _ => return invalid_params(id, "invalid cursor"),
             },
         };
-        let (items, next) = self.list_pages(session, route, kind, &pending, corr).await;
+        let (items, next) = self.list_pages(session, route, kind, &pending, call).await;
         let next_cursor = (!next.is_empty()).then(|| cursor::encode(&next));
         let result = federation::build_list_result(
             kind,
@@ -864,8 +1195,9 @@ impl Gateway {
         route: &VirtualRoute,
         kind: ListKind,
         pending: &BTreeMap<String, String>,
-        corr: &str,
+        call: &Call,
     ) -> (Vec<String>, BTreeMap<String, String>) {
+        let corr = call.corr.as_str();
         let servers: Vec<(String, Option<String>)> = if pending.is_empty() {
             route.servers.iter().map(|s| (s.clone(), None)).collect()
         } else {
@@ -912,6 +1244,9 @@ impl Gateway {
                               item = %item.key, rules = %scan.rules.join(","), correlation_id = %corr);
                         continue;
                     }
+                }
+                if !self.may_list(&snap, session, route, kind, &server, &item.key) {
+                    continue;
                 }
                 match kind {
                     ListKind::Tools if !route.exposes_tool(&item.key) => continue,
@@ -1183,6 +1518,37 @@ impl Gateway {
                 .await;
             return;
         }
+        // Stage 5 for server-initiated requests: may this server ask this
+        // principal's client to sample or elicit?
+        let action = match msg.method() {
+            "sampling/createMessage" => Some(warden_policy::Action::Sample),
+            "elicitation/create" => Some(warden_policy::Action::Elicit),
+            _ => None,
+        };
+        if let Some(action) = action {
+            let snap = self.snapshot();
+            if let Some(engine) = snap.policy.as_ref() {
+                let req = warden_policy::Request {
+                    principal: &session.principal,
+                    action,
+                    server: &handle.server,
+                    resource: "",
+                    arguments: None,
+                    annotations: None,
+                    context: warden_policy::RequestContext::at(std::time::SystemTime::now()),
+                };
+                let decision = engine.decide(&req);
+                if !decision.is_allow() {
+                    info!(target: "audit", event = "server_request.denied", server = %handle.server,
+                          session = %session.id, method = %msg.method(), reason = %decision.reason());
+                    let _ = handle
+                        .upstream
+                        .respond(reply_error(ErrorCode::PolicyDenied, "denied by policy"))
+                        .await;
+                    return;
+                }
+            }
+        }
         let client_id = session.next_s2c_id();
         let mut edits = EditSet::new();
         edits.replace(msg.text, upstream_id.raw_value(), client_id.clone());
@@ -1291,6 +1657,30 @@ fn spawn_reaper(gw: Weak<Gateway>) {
             }
         }
     });
+}
+
+fn engine_hides_denials(snap: &Snapshot) -> bool {
+    snap.config
+        .authorization
+        .as_ref()
+        .is_some_and(|a| a.deny_as_unknown())
+}
+
+/// The answer for something that does not exist, for deployments that must
+/// not reveal what a denied caller cannot see.
+fn unknown_item(id: &str, action: warden_policy::Action, shown: &str) -> String {
+    match action {
+        warden_policy::Action::ReadResource | warden_policy::Action::Subscribe => error_response(
+            Some(id),
+            ErrorCode::ResourceNotFound,
+            "resource not found",
+            Some(&serde_json::json!({"uri": truncate(shown, 512)})),
+        ),
+        warden_policy::Action::GetPrompt => {
+            invalid_params(id, &format!("unknown prompt: {}", truncate(shown, 128)))
+        }
+        _ => invalid_params(id, &format!("unknown tool: {}", truncate(shown, 128))),
+    }
 }
 
 fn invalid_params(id: &str, why: &str) -> String {

@@ -615,12 +615,18 @@ async fn serve_request(
 ) -> Response {
     let (tx, mut related) = mpsc::unbounded_channel::<Arc<str>>();
     let sink = Sink::Direct(tx);
+    let scopes_needed: Arc<Mutex<Option<Vec<String>>>> = Arc::default();
     let work = {
         let gw = gw.clone();
         let session = session.clone();
+        let scope_refusal = scopes_needed.clone();
         async move {
             let msg = parse_one(&text).ok()?;
-            gw.handle(&session, &msg, &sink).await
+            let handled = gw.handle_call(&session, &msg, &sink).await;
+            if let Some(scopes) = handled.insufficient_scope {
+                *lock(&scope_refusal) = Some(scopes);
+            }
+            handled.response
         }
     };
     let mut work = Box::pin(work);
@@ -645,9 +651,11 @@ async fn serve_request(
                     for m in queued {
                         session.standalone().send(m);
                     }
-                    return match resp {
-                        Some(body) => json_response(StatusCode::OK, body),
-                        None => StatusCode::ACCEPTED.into_response(),
+                    let refusal = lock(&scopes_needed).take();
+                    return match (resp, refusal) {
+                        (Some(body), Some(scopes)) => insufficient_scope(&gw, &session, body, scopes),
+                        (Some(body), None) => json_response(StatusCode::OK, body),
+                        (None, _) => StatusCode::ACCEPTED.into_response(),
                     };
                 }
                 return finished_as_sse(&gw, &session, queued, resp);
@@ -681,6 +689,30 @@ async fn serve_request(
         }
     });
     sse_response(stream, Vec::new(), live, None)
+}
+
+/// 403 with `WWW-Authenticate: Bearer error="insufficient_scope",
+/// scope="…"` (step-up), the JSON-RPC error as the body.
+fn insufficient_scope(
+    gw: &Gateway,
+    session: &Session,
+    body: String,
+    scopes: Vec<String>,
+) -> Response {
+    let mut r = json_response(StatusCode::FORBIDDEN, body);
+    if let Some(auth) = gw.authenticator() {
+        let err = warden_identity::AuthError::InsufficientScope(scopes);
+        let (_, challenge) = auth.challenge(&err, &mcp_path(&session.virtual_server));
+        for (k, v) in challenge {
+            if let (Ok(k), Ok(v)) = (
+                header::HeaderName::from_bytes(k.as_bytes()),
+                HeaderValue::from_str(&v),
+            ) {
+                r.headers_mut().append(k, v);
+            }
+        }
+    }
+    r
 }
 
 /// A request whose response and related messages are all in hand, sent as

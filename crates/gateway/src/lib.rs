@@ -7,6 +7,7 @@
 //! transports [`http`] and [`stdio`].
 #![forbid(unsafe_code)]
 
+pub mod call;
 pub mod core;
 pub mod federation;
 pub mod http;

@@ -70,6 +70,8 @@ pub struct Session {
     /// Resource URIs and templates learned from lists → server.
     pub resource_routes: Mutex<HashMap<String, String>>,
     pub template_routes: Mutex<Vec<(String, String)>>,
+    /// Data classes this session has read (toxic-flow rules).
+    pub data_classes: Mutex<Vec<String>>,
     s2c_counter: AtomicU64,
 }
 
@@ -106,6 +108,7 @@ impl Session {
             streams: Mutex::new(VecDeque::new()),
             resource_routes: Mutex::new(HashMap::new()),
             template_routes: Mutex::new(Vec::new()),
+            data_classes: Mutex::new(Vec::new()),
             s2c_counter: AtomicU64::new(0),
         })
     }

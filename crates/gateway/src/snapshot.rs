@@ -105,6 +105,17 @@ impl ManifestScanner {
     }
 }
 
+/// Why a configuration could not be compiled (it was valid YAML and
+/// passed `warden_config`, but a stage refused it).
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum CompileError {
+    #[error("guards: {0}")]
+    Guard(#[from] warden_guard::GuardError),
+    #[error("authorization: {0}")]
+    Policy(#[from] warden_policy::PolicyError),
+}
+
 /// A validated, compiled configuration. The request path reads only this.
 pub struct Snapshot {
     pub config: Config,
@@ -114,6 +125,8 @@ pub struct Snapshot {
     /// of the exact item text (a changed byte is a new item).
     pub scanner: ManifestScanner,
     pub namer: Namer,
+    /// Stage 5, compiled: `None` when no `authorization:` is configured.
+    pub policy: Option<warden_policy::PolicyEngine>,
     pub limits: Limits,
     pub upstream_limits: Limits,
     servers: HashMap<String, Arc<ServerConfig>>,
@@ -121,8 +134,17 @@ pub struct Snapshot {
 }
 
 impl Snapshot {
-    pub fn compile(config: Config) -> Result<Snapshot, warden_guard::GuardError> {
+    pub fn compile(config: Config) -> Result<Snapshot, CompileError> {
         let guard = warden_guard::Guard::new(&config.guards)?;
+        let policy = match &config.authorization {
+            None => None,
+            Some(settings) => {
+                let catalog = warden_policy::Catalog {
+                    servers: config.servers.iter().map(|s| (*s.facts).clone()).collect(),
+                };
+                Some(warden_policy::PolicyEngine::compile(settings, &catalog)?)
+            }
+        };
         let servers: HashMap<String, Arc<ServerConfig>> = config
             .servers
             .iter()
@@ -159,6 +181,7 @@ impl Snapshot {
         };
         Ok(Snapshot {
             guard,
+            policy,
             scanner: ManifestScanner::default(),
             namer: Namer::new(&config.gateway.separator),
             limits,

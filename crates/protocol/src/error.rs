@@ -23,6 +23,15 @@ pub enum ErrorCode {
     UpstreamUnavailable,
     /// Warden: the request was refused by a gateway stage.
     Refused,
+    /// Warden: authorization denied the request (stage 5).
+    PolicyDenied,
+    /// Warden: the request needs a human approval first.
+    ApprovalRequired,
+    /// Warden: the credential lacks a scope the operation needs (over HTTP
+    /// also a 403 with `error="insufficient_scope"`).
+    InsufficientScope,
+    /// Warden: the tool's manifest is not approved or changed since approval.
+    ToolNotApproved,
 }
 
 impl ErrorCode {
@@ -39,6 +48,10 @@ impl ErrorCode {
             ErrorCode::MissingCapability => -32022,
             ErrorCode::UpstreamUnavailable => -32010,
             ErrorCode::Refused => -32011,
+            ErrorCode::PolicyDenied => -32012,
+            ErrorCode::ApprovalRequired => -32013,
+            ErrorCode::InsufficientScope => -32014,
+            ErrorCode::ToolNotApproved => -32015,
         }
     }
 }

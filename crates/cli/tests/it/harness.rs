@@ -38,7 +38,21 @@ impl Warden {
     /// ephemeral loopback port). `{WARDEN}` and `{DIR}` in `yaml` are
     /// replaced with the binary and the temp directory.
     pub fn start(yaml: &str) -> Warden {
+        Warden::start_with_files(yaml, &[])
+    }
+
+    /// [`Warden::start`] with extra files (name, contents) written next to
+    /// the configuration first.
+    pub fn start_with_files(yaml: &str, files: &[(&str, &str)]) -> Warden {
         let dir = tempfile::tempdir().expect("tempdir");
+        Warden::start_in(dir, yaml, files)
+    }
+
+    /// Starts Warden in an existing directory (a restart keeps its state).
+    pub fn start_in(dir: tempfile::TempDir, yaml: &str, files: &[(&str, &str)]) -> Warden {
+        for (name, text) in files {
+            std::fs::write(dir.path().join(name), text).expect("write file");
+        }
         let yaml = yaml
             .replace("{WARDEN}", WARDEN)
             .replace("{DIR}", &dir.path().display().to_string());
@@ -71,6 +85,34 @@ impl Warden {
 
     pub fn url(&self, path: &str) -> String {
         format!("{}{path}", self.base)
+    }
+
+    pub fn dir(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// SIGKILL: no shutdown, no flush. Returns the directory for a restart.
+    pub fn kill(self) -> tempfile::TempDir {
+        let Warden { mut _proc, dir, .. } = self;
+        let _ = _proc.child.kill();
+        let _ = _proc.child.wait();
+        dir
+    }
+
+    /// Like [`Warden::cli`], for commands that may fail: (success, stdout,
+    /// stderr).
+    pub fn cli_status(&self, args: &[&str]) -> (bool, String, String) {
+        let out = Command::new(WARDEN)
+            .args(args)
+            .arg("--config")
+            .arg(self.config_path())
+            .output()
+            .expect("warden runs");
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
     }
 
     pub fn config_path(&self) -> std::path::PathBuf {

@@ -3,6 +3,8 @@
 
 mod harness;
 
+mod audit;
+mod authz;
 mod faults;
 mod federation;
 mod guards;

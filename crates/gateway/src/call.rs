@@ -1,0 +1,136 @@
+//! One client request on its way through the pipeline: the correlation id
+//! and the facts each stage learns, which become the request's audit record
+//! (stage 12).
+
+use std::sync::Mutex;
+use std::time::Instant;
+
+use warden_audit::{Decision, Event, EventKind, OutputFacts, PrincipalFacts, RiskTier, TokenFacts};
+use warden_identity::Principal;
+
+use crate::session::lock;
+
+/// The request being served.
+pub struct Call {
+    /// Joins the client's error, the log and the audit record.
+    pub corr: String,
+    pub started: Instant,
+    facts: Mutex<Facts>,
+}
+
+/// What the stages learned. Never holds argument values or result text:
+/// only hashes, names, classes and counts.
+#[derive(Debug, Default)]
+pub struct Facts {
+    pub action: Option<&'static str>,
+    pub server: Option<String>,
+    /// The upstream's tool or prompt name, or the resource URI.
+    pub item: Option<String>,
+    pub manifest_hash: Option<String>,
+    pub risk_tier: Option<warden_policy::RiskTier>,
+    pub decision: Option<Decision>,
+    pub policy_ids: Vec<String>,
+    pub reason_code: Option<String>,
+    /// Set when the credential lacks scopes: every scope the operation
+    /// needs (the HTTP transport answers 403 `insufficient_scope`).
+    pub required_scopes: Option<Vec<String>>,
+    pub input_hash: Option<String>,
+    /// Arguments as recorded by the audit settings (redacted), if any.
+    pub arguments: Option<serde_json::Value>,
+    pub output: Option<OutputFacts>,
+    pub upstream_status: Option<String>,
+}
+
+impl Call {
+    pub fn new(corr: String) -> Call {
+        Call {
+            corr,
+            started: Instant::now(),
+            facts: Mutex::new(Facts::default()),
+        }
+    }
+
+    /// Updates the facts (never held across an await).
+    pub fn note(&self, f: impl FnOnce(&mut Facts)) {
+        f(&mut lock(&self.facts));
+    }
+
+    pub fn required_scopes(&self) -> Option<Vec<String>> {
+        lock(&self.facts).required_scopes.clone()
+    }
+
+    pub fn risk_tier(&self) -> Option<RiskTier> {
+        lock(&self.facts).risk_tier.map(audit_tier)
+    }
+
+    /// The audit record of this request.
+    pub fn event(
+        &self,
+        session: &str,
+        principal: &Principal,
+        method: &str,
+        outcome: &str,
+    ) -> Event {
+        let f = std::mem::take(&mut *lock(&self.facts));
+        let canonical_tool_id = match (&f.server, &f.item, &f.manifest_hash) {
+            (Some(s), Some(i), Some(h)) => Some(format!("{s}/{i}@{h}")),
+            _ => None,
+        };
+        Event {
+            correlation_id: Some(self.corr.clone()),
+            session: Some(session.to_owned()),
+            principal: Some(principal_facts(principal)),
+            token: token_facts(principal),
+            server: f.server,
+            tool: f.item,
+            canonical_tool_id,
+            manifest_hash: f.manifest_hash,
+            action: Some(f.action.unwrap_or(method).to_owned()),
+            risk_tier: f.risk_tier.map(audit_tier),
+            decision: f.decision,
+            policy_ids: f.policy_ids,
+            reason_code: f.reason_code,
+            scopes: principal.data().scopes.clone(),
+            input_hash: f.input_hash,
+            arguments: f.arguments,
+            output: f.output,
+            latency_us: Some(self.started.elapsed().as_micros() as u64),
+            upstream_status: f.upstream_status.or_else(|| Some(outcome.to_owned())),
+            ..Event::new(EventKind::Call)
+        }
+    }
+}
+
+pub fn audit_tier(t: warden_policy::RiskTier) -> RiskTier {
+    match t {
+        warden_policy::RiskTier::Low => RiskTier::Low,
+        warden_policy::RiskTier::Medium => RiskTier::Medium,
+        warden_policy::RiskTier::High => RiskTier::High,
+        warden_policy::RiskTier::Critical => RiskTier::Critical,
+    }
+}
+
+pub fn principal_facts(p: &Principal) -> PrincipalFacts {
+    let d = p.data();
+    PrincipalFacts {
+        subject: d.subject.clone(),
+        tenant: d.tenant.clone(),
+        client_id: d.client_id.clone(),
+        agent_id: d.agent_id.clone(),
+        roles: d.roles.clone(),
+    }
+}
+
+/// Facts about the credential: its kind, issuer and a hash of its id —
+/// never the token.
+pub fn token_facts(p: &Principal) -> Option<TokenFacts> {
+    let c = p.credential();
+    Some(TokenFacts {
+        kind: Some(p.data().method.as_str().to_owned()),
+        issuer: c.map(|c| c.issuer.clone()),
+        audience: Vec::new(),
+        jti_hash: c
+            .and_then(|c| c.token_id.as_deref())
+            .map(TokenFacts::hash_jti),
+    })
+}
