@@ -142,6 +142,16 @@ fn config_default_matches_an_empty_file_except_the_principal_source() {
     let default = Config::default();
     // Config::default reads the real $USER; the file above saw a fake one.
     from_file.stdio.principal = default.stdio.principal.clone();
+    // Audit paths are relative to the file's directory.
+    let jsonl = from_file.audit.jsonl.as_ref().map(|j| j.path.clone());
+    assert!(
+        jsonl
+            .as_ref()
+            .is_some_and(|p| p.ends_with(".warden/audit/audit.jsonl")),
+        "{jsonl:?}"
+    );
+    assert!(from_file.audit.sqlite.is_some() && from_file.authorization.is_none());
+    from_file.audit = default.audit.clone();
     assert_eq!(from_file, default);
 }
 
