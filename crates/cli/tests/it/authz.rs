@@ -211,7 +211,7 @@ async fn a_missing_scope_is_a_403_step_up_challenge_naming_every_scope() {
     let w = start();
     let mut admin = client(&w, "ada", &["--roles", "admin"]).await;
     let body = json!({"jsonrpc":"2.0","id":7,"method":"tools/call",
-        "params":{"name":"notes__tickets_create","arguments":{"title":"x"}}})
+        "params":{"name":"notes__tickets_create","arguments":{"title":"x","priority":"low","description":"d"}}})
     .to_string();
     let r = admin.post_raw(body).await;
     assert_eq!(r.status, 403, "{}", r.raw);
@@ -232,7 +232,10 @@ async fn a_missing_scope_is_a_403_step_up_challenge_naming_every_scope() {
     )
     .await;
     let r = stepped_up
-        .call_tool("notes__tickets_create", json!({"title": "x"}))
+        .call_tool(
+            "notes__tickets_create",
+            json!({"title": "x", "priority": "low", "description": "d"}),
+        )
         .await;
     assert!(r.response().get("result").is_some(), "{}", r.response());
 }
