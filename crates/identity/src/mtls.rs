@@ -141,3 +141,70 @@ pub(crate) fn certificate_thumbprint(der: &[u8]) -> String {
 fn hex16(bytes: &[u8; 32]) -> String {
     bytes[..8].iter().map(|b| format!("{b:02x}")).collect()
 }
+
+#[cfg(all(test, feature = "mtls"))]
+mod tests {
+    use super::*;
+    use crate::settings::{CertField, MtlsRoles};
+    use crate::test_certs::{Names, TestCa};
+
+    fn settings(principal_from: CertField) -> MtlsSettings {
+        MtlsSettings {
+            client_ca: Vec::new(),
+            client_ca_path: std::path::PathBuf::new(),
+            principal_from,
+            roles: MtlsRoles::All(Vec::new()),
+            tenant: None,
+            required: false,
+        }
+    }
+
+    #[test]
+    fn names_we_accept() {
+        for good in ["svc-a", "spiffe://corp/ns/prod/sa/x", "ünïcode", "a b"] {
+            assert!(acceptable_name(good), "{good:?}");
+        }
+        for bad in [
+            "",
+            " a",
+            "a ",
+            "a\u{0}b",
+            "a\u{7f}",
+            "a\u{85}b",
+            "a\u{200B}b",
+            "a\u{202E}b",
+            "\u{FEFF}a",
+        ] {
+            assert!(!acceptable_name(bad), "{bad:?}");
+        }
+        assert!(!acceptable_name(&"x".repeat(MAX_NAME_BYTES + 1)));
+    }
+
+    #[test]
+    fn hostile_bytes_never_panic_and_never_authenticate() {
+        let ca = TestCa::new("ca");
+        let real = ca
+            .client(&Names {
+                cn: Some("svc"),
+                ..Names::default()
+            })
+            .der;
+        let s = settings(CertField::SubjectCn);
+        assert!(principal_from_certificate(&real, &s).is_ok());
+        let mut trailing = real.clone();
+        trailing.push(0);
+        assert_eq!(
+            principal_from_certificate(&trailing, &s),
+            Err(AuthError::Invalid("certificate"))
+        );
+        proptest::proptest!(|(bytes in proptest::collection::vec(proptest::num::u8::ANY, 0..600),
+                               flip in 0usize..4096, bit in 0u8..8)| {
+            proptest::prop_assert!(principal_from_certificate(&bytes, &s).is_err());
+            // One flipped bit in a real certificate: parsed or refused, no panic.
+            let mut mangled = real.clone();
+            let i = flip % mangled.len();
+            mangled[i] ^= 1 << bit;
+            let _ = principal_from_certificate(&mangled, &s);
+        });
+    }
+}

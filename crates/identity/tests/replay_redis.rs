@@ -351,3 +351,86 @@ async fn a_silent_redis_times_out_and_refuses() {
     );
     held.abort();
 }
+
+/// A loopback TCP proxy to the real Redis that can be cut and restored, to
+/// stand for an outage without touching the shared Redis.
+async fn redis_proxy(port: u16) -> (u16, tokio::task::JoinHandle<()>) {
+    let listener = tokio::net::TcpListener::bind(("127.0.0.1", port))
+        .await
+        .expect("bind the proxy");
+    let port = listener.local_addr().expect("addr").port();
+    let task = tokio::spawn(async move {
+        // Dropped (and so every connection cut) when the task is aborted.
+        let mut connections = tokio::task::JoinSet::new();
+        while let Ok((mut inbound, _)) = listener.accept().await {
+            connections.spawn(async move {
+                if let Ok(mut outbound) = tokio::net::TcpStream::connect("127.0.0.1:6379").await {
+                    let _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound).await;
+                }
+            });
+        }
+    });
+    (port, task)
+}
+
+#[tokio::test]
+async fn the_cache_reconnects_after_an_outage_and_logs_its_start_and_end() {
+    if !redis_available("the_cache_reconnects_after_an_outage_and_logs_its_start_and_end") {
+        return;
+    }
+    let logs = Captured::default();
+    let subscriber = tracing_subscriber::fmt()
+        .with_writer(logs.clone())
+        .with_ansi(false)
+        .finish();
+    let _guard = tracing::subscriber::set_default(subscriber);
+
+    let (port, proxy) = redis_proxy(0).await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let prefix = unique_prefix("reconnect");
+    let url = format!("redis://127.0.0.1:{port}/0");
+    let auth = start(settings(dir.path(), &url, &prefix, "60s"), dir.path()).await;
+    let key = DpopKey::generate();
+    let token = bound_token(&auth, &key);
+    let first = key.proof("POST", MCP, Some(&token), now(), None);
+    present(&auth, &token, &first).await.expect("accepted");
+
+    proxy.abort();
+    let _ = proxy.await;
+    for _ in 0..3 {
+        let proof = key.proof("POST", MCP, Some(&token), now(), None);
+        assert_eq!(
+            present(&auth, &token, &proof).await,
+            Err(AuthError::ReplayCacheUnavailable),
+            "Redis cut off: refused"
+        );
+    }
+
+    let (_, proxy) = redis_proxy(port).await;
+    let mut recovered = false;
+    for _ in 0..40 {
+        let proof = key.proof("POST", MCP, Some(&token), now(), None);
+        match present(&auth, &token, &proof).await {
+            Ok(_) => {
+                recovered = true;
+                break;
+            }
+            Err(AuthError::ReplayCacheUnavailable) => {
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            Err(other) => panic!("unexpected {other:?}"),
+        }
+    }
+    assert!(recovered, "reconnected once Redis was reachable again");
+    assert_eq!(
+        present(&auth, &token, &first).await,
+        Err(AuthError::DpopInvalid("replay")),
+        "what was remembered before the outage still counts"
+    );
+    proxy.abort();
+
+    let text = String::from_utf8(logs.0.lock().expect("logs").clone()).expect("utf-8");
+    let count = |needle: &str| text.lines().filter(|l| l.contains(needle)).count();
+    assert_eq!(count("DPoP replay cache unavailable"), 1, "{text}");
+    assert_eq!(count("DPoP replay cache answering again"), 1, "{text}");
+}
