@@ -1097,6 +1097,15 @@ impl Resolver<'_> {
                             format!("{path}.roles"),
                             format!("{name:?} is not a principal name a certificate can give"),
                         );
+                    } else if principal_from == CertField::SanDns
+                        && name.bytes().any(|b| b.is_ascii_uppercase())
+                    {
+                        self.push(
+                            format!("{path}.roles"),
+                            format!(
+                                "{name:?}: DNS names are compared lower-cased; write it in lower case"
+                            ),
+                        );
                     }
                     self.role_list(list, &format!("{path}.roles.{name}"));
                 }

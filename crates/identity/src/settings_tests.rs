@@ -325,6 +325,11 @@ fn mtls_settings() {
             "missing {e:?} in {found:#?}"
         );
     }
+    let found = parse_in(
+        "public_url: https://w.example.com\nmtls: { client_ca: ca.pem, principal_from: san_dns, roles: { Svc.Internal: [x] } }\n",
+    )
+    .expect_err("upper-case DNS name");
+    assert!(found[0].1.contains("lower-cased"), "{found:?}");
     for (file, message) in [("junk.pem", "no CERTIFICATE"), ("nope.pem", "cannot read")] {
         let found = parse_in(&format!(
             "public_url: https://w.example.com\nmtls: {{ client_ca: {file} }}\n"
