@@ -8,8 +8,13 @@
 //! 3. on a miss: JWS parse, `typ`, `iss` → issuer, `alg` allowlist, key by
 //!    `kid` (one bounded refresh on an unknown `kid`), signature, then the
 //!    claims (`exp`, `nbf`, `iat` with leeway; `aud` present; `cnf`);
-//! 4. per request: expiry again, `aud` ∋ this resource, DPoP binding and
-//!    proof, required scopes.
+//! 4. per request: expiry again, `aud` ∋ this resource, certificate
+//!    binding (RFC 8705 `cnf.x5t#S256`), DPoP binding and proof (replay
+//!    check last, in the shared replay cache), required scopes.
+//!
+//! A request with neither token nor API key may be authenticated by its TLS
+//! client certificate (`identity.mtls`); see [`Authenticator::authenticate`]
+//! for how a certificate combines with a token.
 
 use std::path::PathBuf;
 use std::sync::{Arc, RwLock};
@@ -21,13 +26,14 @@ use tokio::task::JoinHandle;
 use crate::apikey::{unix_now, ApiKeyIndex, ApiKeySecret, KeyStore, API_KEY_PREFIX};
 use crate::cache::{TokenCache, TokenHash, VerifiedToken};
 use crate::dev::DevIssuer;
-use crate::dpop::{DpopVerifier, MemoryReplayCache, NonceIssuer, ProofContext, ReplayCache};
+use crate::dpop::{DpopVerifier, NonceIssuer, ProofContext};
 use crate::egress::EgressPolicy;
 use crate::error::{AuthError, IdentityError};
 use crate::jws::{sha256, CompactJws, JwsError, MAX_TOKEN_BYTES};
 use crate::keys::IssuerKeys;
 use crate::principal::{AuthMethod, CredentialInfo, Principal, PrincipalData};
-use crate::settings::{ClaimMapping, DpopMode, IdentitySettings, MtlsSettings};
+use crate::replay::{MemoryReplayCache, RedisReplayCache, ReplayCache};
+use crate::settings::{ClaimMapping, DpopMode, IdentitySettings, MtlsSettings, ReplayBackend};
 
 /// Namespace of API-key principals in [`Principal::key`].
 pub const API_KEY_NAMESPACE: &str = "api-key";
@@ -53,8 +59,10 @@ pub struct RequestFacts<'a> {
     pub authorization: Option<&'a str>,
     /// The `DPoP` header (likewise).
     pub dpop: Option<&'a str>,
-    /// The verified TLS client certificate (leaf, DER), on a TLS listener
-    /// that asks for one.
+    /// The TLS client certificate (leaf, DER) that the listener verified
+    /// with [`crate::TlsSettings::server_config`]:
+    /// `tls_stream.get_ref().1.peer_certificates()` → first entry. Never a
+    /// certificate from a header or an unverified connection.
     pub client_cert_der: Option<&'a [u8]>,
     /// An `X-API-Key` header. API keys may also come as `Bearer wdn_…`.
     pub api_key: Option<&'a str>,
@@ -161,16 +169,43 @@ impl Drop for Authenticator {
 impl Authenticator {
     /// Load every issuer's keys (discovery, JWKS fetch through `egress`),
     /// the development key, the API key store; start the background
-    /// refreshers. Fails when an issuer's keys cannot be loaded.
+    /// refreshers; set up the DPoP replay cache (`identity.dpop.replay_cache`:
+    /// memory, or Redis: connected lazily, so a replica starts while Redis
+    /// is down and refuses DPoP proofs until it answers). Fails when an
+    /// issuer's keys cannot be loaded.
     pub async fn start(
         settings: IdentitySettings,
         egress: EgressPolicy,
     ) -> Result<Arc<Authenticator>, IdentityError> {
-        let replay = Arc::new(MemoryReplayCache::new(settings.dpop.replay_cache_entries));
-        Self::start_with_replay_cache(settings, egress, replay).await
+        let redis = match &settings.dpop.replay_cache {
+            ReplayBackend::Memory => None,
+            ReplayBackend::Redis(redis) => Some(Arc::new(
+                RedisReplayCache::new(&redis.url.0, &redis.prefix, redis.timeout).map_err(|e| {
+                    IdentityError::Invalid(format!("identity.dpop.replay_cache.redis.url: {}", e.0))
+                })?,
+            )),
+        };
+        let Some(redis) = redis else {
+            let memory = Arc::new(MemoryReplayCache::new(settings.dpop.replay_cache_entries));
+            return Self::start_with_replay_cache(settings, egress, memory).await;
+        };
+        let reachable = redis.ping().await;
+        let auth = Self::start_with_replay_cache(settings, egress, redis).await?;
+        if let Err(e) = reachable {
+            // Logged now, once; the first failing DPoP request does not log again.
+            auth.dpop
+                .replay_down
+                .store(true, std::sync::atomic::Ordering::Relaxed);
+            tracing::error!(
+                reason = e.0,
+                "DPoP replay cache unavailable at start (Redis); every DPoP proof is refused until it answers"
+            );
+        }
+        Ok(auth)
     }
 
-    /// [`Authenticator::start`] with a shared replay cache (cluster mode).
+    /// [`Authenticator::start`] with a replay cache of the caller's (another
+    /// backend, tests); `identity.dpop.replay_cache` is then ignored.
     pub async fn start_with_replay_cache(
         settings: IdentitySettings,
         egress: EgressPolicy,
@@ -226,6 +261,7 @@ impl Authenticator {
                 .nonce
                 .then(|| NonceIssuer::new(&nonce_secret, settings.dpop.nonce_lifetime)),
             replay,
+            replay_down: std::sync::atomic::AtomicBool::new(false),
         };
 
         let mut tasks = Vec::new();
@@ -281,24 +317,51 @@ impl Authenticator {
     }
 
     /// Authenticate one request.
+    ///
+    /// With a client certificate (`RequestFacts::client_cert_der`) and
+    /// `identity.mtls` configured:
+    /// - no token or API key: the certificate's principal;
+    /// - a token or API key as well: the token (or key) is the identity,
+    ///   the certificate only authenticated the connection; except that a
+    ///   token bound to a certificate (RFC 8705 `cnf.x5t#S256`) is refused
+    ///   unless this very certificate came with it;
+    /// - `identity.mtls.required` and no certificate: refused
+    ///   ([`AuthError::ClientCertificateRequired`]) whatever else came.
     pub async fn authenticate(&self, req: &RequestFacts<'_>) -> Result<Principal, AuthError> {
-        let result = match parse_credentials(req)? {
-            Credential::None => {
-                if let (Some(der), Some(mtls)) = (req.client_cert_der, &self.mtls) {
-                    crate::mtls::principal_from_certificate(der, mtls)
-                } else if self.allow_anonymous {
-                    Ok(Principal::anonymous())
-                } else {
-                    Err(AuthError::Missing)
-                }
-            }
-            Credential::ApiKey(key) => self.api_key(key),
-            Credential::Token(scheme, token) => self.token(scheme, token, req).await,
-        };
+        let result = self.authenticate_inner(req).await;
         if let Err(e) = &result {
             tracing::debug!(reason = e.code(), "authentication refused");
         }
         result
+    }
+
+    async fn authenticate_inner(&self, req: &RequestFacts<'_>) -> Result<Principal, AuthError> {
+        if self.mtls.as_ref().is_some_and(|m| m.required) && req.client_cert_der.is_none() {
+            return Err(AuthError::ClientCertificateRequired);
+        }
+        match parse_credentials(req)? {
+            Credential::None => match (req.client_cert_der, &self.mtls) {
+                (Some(der), Some(_)) => self.authenticate_certificate(der),
+                _ if self.allow_anonymous => Ok(Principal::anonymous()),
+                _ => Err(AuthError::Missing),
+            },
+            Credential::ApiKey(key) => self.api_key(key),
+            Credential::Token(scheme, token) => self.token(scheme, token, req).await,
+        }
+    }
+
+    /// The principal of a TLS client certificate (the leaf, DER), which
+    /// the listener has already verified against `identity.mtls.client_ca`
+    /// with [`crate::TlsSettings::server_config`]. The name comes from the
+    /// configured field (`principal_from`), exactly one of it, printable;
+    /// the principal's namespace is `mtls:<hash of the issuing CA's
+    /// name>`. Refused when `identity.mtls` is not configured.
+    pub fn authenticate_certificate(&self, end_entity_der: &[u8]) -> Result<Principal, AuthError> {
+        let mtls = self
+            .mtls
+            .as_ref()
+            .ok_or(AuthError::Invalid("mtls_disabled"))?;
+        crate::mtls::principal_from_certificate(end_entity_der, mtls)
     }
 
     /// Authenticate a bare access token for `resource_url` (stdio mode: a
@@ -372,6 +435,16 @@ impl Authenticator {
         }
         if !self.audience_accepted(&verified.audiences, req.url) {
             return Err(AuthError::Invalid("audience"));
+        }
+        // RFC 8705 §3: a certificate-bound token only over TLS with that
+        // certificate.
+        if let Some(x5t) = verified.x5t.as_deref() {
+            let der = req
+                .client_cert_der
+                .ok_or(AuthError::Invalid("certificate_binding"))?;
+            if crate::mtls::certificate_thumbprint(der) != x5t {
+                return Err(AuthError::Invalid("certificate_binding"));
+            }
         }
         let mode = self.issuers[verified.issuer].settings.dpop;
         match (scheme, verified.jkt.as_deref()) {
@@ -493,13 +566,21 @@ impl Authenticator {
                 .ok_or(AuthError::Invalid("audience"))?,
             _ => return Err(AuthError::Invalid("audience")),
         };
-        let jkt = match claims.get("cnf") {
-            None => None,
-            Some(Value::Object(cnf)) => match cnf.get("jkt") {
-                Some(Value::String(jkt)) if !jkt.is_empty() => Some(jkt.clone()),
-                // Bound to something we cannot check (mTLS `x5t#S256`…).
-                _ => return Err(AuthError::Invalid("cnf")),
-            },
+        let (jkt, x5t) = match claims.get("cnf") {
+            None => (None, None),
+            Some(Value::Object(cnf)) => {
+                let member = |name: &str| match cnf.get(name) {
+                    None => Ok(None),
+                    Some(Value::String(v)) if !v.is_empty() => Ok(Some(v.clone())),
+                    Some(_) => Err(AuthError::Invalid("cnf")),
+                };
+                let (jkt, x5t) = (member("jkt")?, member("x5t#S256")?);
+                if jkt.is_none() && x5t.is_none() {
+                    // Bound to something we cannot check: refused.
+                    return Err(AuthError::Invalid("cnf"));
+                }
+                (jkt, x5t)
+            }
             Some(_) => return Err(AuthError::Invalid("cnf")),
         };
         if jkt.is_some() && issuer.dpop == DpopMode::Disabled {
@@ -519,6 +600,7 @@ impl Authenticator {
             usable_until,
             audiences,
             jkt,
+            x5t,
         })
     }
 
@@ -639,9 +721,15 @@ impl Authenticator {
                 "DPoP nonce required".into(),
                 String::new(),
             ),
-            AuthError::Unavailable => {
+            AuthError::Unavailable | AuthError::ReplayCacheUnavailable => {
                 return (503, vec![("Retry-After".to_owned(), "1".to_owned())]);
             }
+            AuthError::ClientCertificateRequired => (
+                401,
+                Some("invalid_request"),
+                "client certificate required".into(),
+                String::new(),
+            ),
         };
         let dpop_only = matches!(err, AuthError::DpopInvalid(_) | AuthError::UseDpopNonce(_));
         let mut headers = Vec::new();

@@ -28,6 +28,9 @@ pub(crate) struct VerifiedToken {
     pub audiences: Box<[String]>,
     /// `cnf.jkt`: the token is DPoP-bound to this key.
     pub jkt: Option<String>,
+    /// `cnf.x5t#S256`: the token is bound to this client certificate
+    /// (RFC 8705).
+    pub x5t: Option<String>,
 }
 
 pub(crate) type TokenHash = [u8; 32];
@@ -138,6 +141,7 @@ mod tests {
             usable_until: until,
             audiences: Box::new([]),
             jkt: None,
+            x5t: None,
         })
     }
 

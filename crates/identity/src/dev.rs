@@ -77,6 +77,9 @@ pub struct MintRequest<'a> {
     pub audience: &'a str,
     /// Bind the token to this DPoP key thumbprint (`cnf.jkt`).
     pub dpop_jkt: Option<&'a str>,
+    /// Bind the token to this client certificate thumbprint
+    /// (`cnf.x5t#S256`, RFC 8705).
+    pub certificate_thumbprint: Option<&'a str>,
     pub tenant: Option<&'a str>,
 }
 
@@ -216,6 +219,9 @@ impl DevIssuer {
         });
         if let Some(jkt) = request.dpop_jkt {
             claims["cnf"] = json!({ "jkt": jkt });
+        }
+        if let Some(x5t) = request.certificate_thumbprint {
+            claims["cnf"]["x5t#S256"] = Value::String(x5t.to_owned());
         }
         if let Some(tenant) = request.tenant {
             claims["tenant"] = Value::String(tenant.to_owned());

@@ -9,87 +9,21 @@
 //! the token's `cnf.jkt`; and last, `jti` never seen before (the replay
 //! cache), so that a refused proof does not burn its `jti`.
 
-use std::collections::HashMap;
-use std::sync::Mutex;
-use std::time::{Duration, Instant};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
 
-use async_trait::async_trait;
 use aws_lc_rs::hmac;
 use serde_json::Value;
 use url::Url;
 
 use crate::error::AuthError;
 use crate::jws::{b64, b64_decode, sha256, CompactJws, PublicJwk, SigningAlgorithm};
+use crate::replay::ReplayCache;
 
 /// Largest DPoP proof accepted (bytes); an RSA-4096 proof is about 1.5 KiB.
 const MAX_PROOF_BYTES: usize = 8 * 1024;
 /// Longest `jti` accepted.
 const MAX_JTI_CHARS: usize = 256;
-
-/// Remembers DPoP proof ids (`jti`) so a proof is accepted once.
-///
-/// The in-memory implementation serves one replica; a cluster shares one
-/// store (Redis) so that a proof replayed to another replica is refused too.
-#[async_trait]
-pub trait ReplayCache: Send + Sync + 'static {
-    /// Record `key` for `ttl`. `Ok(true)` when it was new, `Ok(false)` when
-    /// it was already recorded (a replay). An `Err` fails the request closed.
-    async fn insert_if_absent(
-        &self,
-        key: [u8; 32],
-        ttl: Duration,
-    ) -> Result<bool, ReplayCacheError>;
-}
-
-/// The replay cache could not answer (full, or its backend is down).
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("replay cache unavailable: {0}")]
-pub struct ReplayCacheError(pub &'static str);
-
-/// [`ReplayCache`] in this process's memory, bounded. When it is full of
-/// live entries it refuses (fails closed) rather than forgetting a proof
-/// that could then be replayed.
-pub struct MemoryReplayCache {
-    entries: Mutex<HashMap<[u8; 32], Instant>>,
-    capacity: usize,
-}
-
-impl MemoryReplayCache {
-    pub fn new(capacity: usize) -> Self {
-        MemoryReplayCache {
-            entries: Mutex::new(HashMap::new()),
-            capacity: capacity.max(1),
-        }
-    }
-}
-
-#[async_trait]
-impl ReplayCache for MemoryReplayCache {
-    async fn insert_if_absent(
-        &self,
-        key: [u8; 32],
-        ttl: Duration,
-    ) -> Result<bool, ReplayCacheError> {
-        let now = Instant::now();
-        let mut entries = self
-            .entries
-            .lock()
-            .map_err(|_| ReplayCacheError("poisoned"))?;
-        if let Some(until) = entries.get(&key) {
-            if *until > now {
-                return Ok(false);
-            }
-        }
-        if entries.len() >= self.capacity {
-            entries.retain(|_, until| *until > now);
-            if entries.len() >= self.capacity {
-                return Err(ReplayCacheError("full"));
-            }
-        }
-        entries.insert(key, now + ttl);
-        Ok(true)
-    }
-}
 
 /// What a DPoP check needs from the request and the token.
 pub(crate) struct ProofContext<'a> {
@@ -110,6 +44,9 @@ pub(crate) struct DpopVerifier {
     pub leeway: Duration,
     pub nonces: Option<NonceIssuer>,
     pub replay: std::sync::Arc<dyn ReplayCache>,
+    /// Whether the replay cache is failing: errors are logged when it
+    /// starts failing and when it recovers, not once per request.
+    pub replay_down: AtomicBool,
 }
 
 impl DpopVerifier {
@@ -184,13 +121,26 @@ impl DpopVerifier {
         material.push(b'.');
         material.extend_from_slice(jti.as_bytes());
         let ttl = self.max_age + self.leeway * 2;
-        match self.replay.insert_if_absent(sha256(&material), ttl).await {
+        let result = self.replay.insert_if_absent(sha256(&material), ttl).await;
+        match &result {
+            Ok(_) => {
+                if self.replay_down.swap(false, Ordering::Relaxed) {
+                    tracing::warn!("DPoP replay cache answering again; DPoP proofs accepted");
+                }
+            }
+            Err(e) => {
+                if !self.replay_down.swap(true, Ordering::Relaxed) {
+                    tracing::error!(
+                        reason = e.0,
+                        "DPoP replay cache unavailable; every DPoP proof is refused until it answers"
+                    );
+                }
+            }
+        }
+        match result {
             Ok(true) => Ok(()),
             Ok(false) => Err(DpopInvalid("replay")),
-            Err(e) => {
-                tracing::error!(error = %e, "DPoP replay cache unavailable; refusing");
-                Err(AuthError::Unavailable)
-            }
+            Err(_) => Err(AuthError::ReplayCacheUnavailable),
         }
     }
 }
@@ -337,15 +287,5 @@ mod tests {
         assert!(!n.is_valid("AAAA", 1000));
         let other = NonceIssuer::new(&[8; 32], Duration::from_secs(100));
         assert!(!other.is_valid(&nonce, 1000));
-    }
-
-    #[tokio::test]
-    async fn replay_cache_refuses_twice_and_fails_closed_when_full() {
-        let cache = MemoryReplayCache::new(2);
-        let ttl = Duration::from_secs(60);
-        assert_eq!(cache.insert_if_absent([1; 32], ttl).await, Ok(true));
-        assert_eq!(cache.insert_if_absent([1; 32], ttl).await, Ok(false));
-        assert_eq!(cache.insert_if_absent([2; 32], ttl).await, Ok(true));
-        assert!(cache.insert_if_absent([3; 32], ttl).await.is_err());
     }
 }

@@ -41,10 +41,21 @@ pub enum AuthError {
     /// The proof must carry this server nonce (sent back in `DPoP-Nonce`).
     #[error("DPoP nonce required")]
     UseDpopNonce(String),
-    /// A dependency of authentication (the replay cache) is down: refused,
-    /// fail closed (HTTP 503).
+    /// A dependency of authentication (the API key index) is unusable:
+    /// refused, fail closed (HTTP 503).
     #[error("authentication temporarily unavailable")]
     Unavailable,
+    /// The DPoP replay cache (Redis, or a full memory cache) did not answer:
+    /// the proof cannot be checked for replay, so it is refused (fail
+    /// closed). HTTP 503 with `Retry-After`, not 401: the client's token
+    /// and key are fine, and a 401 would send it to re-authorise for
+    /// nothing; it should retry the request later with a fresh proof.
+    #[error("authentication temporarily unavailable")]
+    ReplayCacheUnavailable,
+    /// A client certificate is required (`identity.mtls.required`) and the
+    /// request came without one.
+    #[error("client certificate required")]
+    ClientCertificateRequired,
 }
 
 impl AuthError {
@@ -61,6 +72,8 @@ impl AuthError {
             AuthError::DpopInvalid(code) => code,
             AuthError::UseDpopNonce(_) => "use_dpop_nonce",
             AuthError::Unavailable => "unavailable",
+            AuthError::ReplayCacheUnavailable => "replay_cache_unavailable",
+            AuthError::ClientCertificateRequired => "client_certificate_required",
         }
     }
 }
@@ -83,6 +96,11 @@ pub enum IdentityError {
     /// An argument was out of range (a principal name, a role).
     #[error("{0}")]
     Invalid(String),
+    /// TLS listener material (certificate chain, key, client CAs) could not
+    /// be used. `path` is the configuration key (`tls.key`); `reason`
+    /// never holds key material.
+    #[error("{path}: {reason}")]
+    Tls { path: String, reason: String },
     /// Signing failed (development issuer).
     #[error("signing failed: {0}")]
     Signing(&'static str),

@@ -11,7 +11,10 @@
 //! ```text
 //! warden.yaml `identity:` ──serde──► RawIdentity ──resolve(base_dir)──► IdentitySettings
 //! IdentitySettings + EgressPolicy ──Authenticator::start──► Arc<Authenticator>
-//! per request: RequestFacts ──authenticate──► Principal | AuthError
+//! `tls:` ──serde──► RawTls ──resolve(base_dir, "tls", Some(&identity))──► TlsSettings
+//! TlsSettings ──server_config()──► Arc<rustls::ServerConfig> (the listener's acceptor)
+//! per request: RequestFacts (+ the verified client certificate)
+//!              ──authenticate──► Principal | AuthError
 //!              AuthError ──challenge(err, mcp_path)──► (401|403|503, WWW-Authenticate…, DPoP-Nonce)
 //! GET /.well-known/oauth-protected-resource{mcp_path} ──resource_metadata(mcp_path)──► JSON
 //! ```
@@ -42,21 +45,27 @@ mod jws;
 mod keys;
 mod mtls;
 mod principal;
+mod replay;
 mod settings;
+#[cfg(test)]
+mod test_certs;
+mod tls;
 
 pub use apikey::{create_api_key, ApiKeySecret, KeyStore, StoredKey, API_KEY_PREFIX};
 pub use authenticator::{Authenticator, RequestFacts, API_KEY_NAMESPACE, METADATA_PATH};
 pub use dev::{DevAlgorithm, DevIssuer, MintRequest};
-pub use dpop::{MemoryReplayCache, ReplayCache, ReplayCacheError};
 pub use egress::EgressPolicy;
 pub use error::{AuthError, IdentityError};
 pub use jws::SigningAlgorithm;
 pub use mtls::MTLS_NAMESPACE;
 pub use principal::{AuthMethod, CredentialInfo, Principal, PrincipalData};
+pub use replay::{MemoryReplayCache, RedisReplayCache, ReplayCache, ReplayCacheError};
 pub use settings::{
-    ApiKeySettings, DevIssuerSettings, DpopMode, IdentitySettings, IssuerSettings, RawApiKeys,
-    RawClaims, RawDevIssuer, RawDpop, RawIdentity, RawIssuer, RawMtls,
+    ApiKeySettings, CertField, DevIssuerSettings, DpopMode, IdentitySettings, IssuerSettings,
+    MtlsSettings, RawApiKeys, RawClaims, RawDevIssuer, RawDpop, RawIdentity, RawIssuer, RawMtls,
+    RawMtlsRoles, RawRedis, RawReplayCache,
 };
+pub use tls::{RawTls, TlsSettings};
 
 impl IdentitySettings {
     /// The API key secret these settings name: the configured one, or the

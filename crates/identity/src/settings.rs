@@ -18,10 +18,12 @@
 //!
 //! The operator reference is the table in this crate's `README.md`.
 
+use std::collections::BTreeMap;
 use std::fmt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use rustls::pki_types::CertificateDer;
 use serde::Deserialize;
 use url::Url;
 
@@ -113,8 +115,42 @@ pub struct RawDpop {
     /// Secret for nonces, shared by replicas (`env:`/`file:`); default random
     /// per process.
     pub nonce_secret: Option<String>,
-    /// Proofs remembered against replay (default 100000).
+    /// Proofs remembered against replay in memory (default 100000).
     pub replay_cache_entries: Option<String>,
+    /// Where proofs are remembered: `memory` (default; one replica) or
+    /// `{ redis: { url, prefix, timeout } }` (shared by replicas).
+    pub replay_cache: Option<RawReplayCache>,
+}
+
+/// `identity.dpop.replay_cache`: `memory` or `{ redis: { … } }`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "snake_case", deny_unknown_fields)]
+pub enum RawReplayCache {
+    Memory,
+    Redis(RawRedis),
+}
+
+/// `identity.dpop.replay_cache.redis`. `Debug` hides the URL.
+#[derive(Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawRedis {
+    /// `redis://host:6379/0`; with a password, only by reference:
+    /// `env:NAME` or `file:PATH` holding the URL.
+    pub url: Option<String>,
+    /// Prefix of every key (default `warden:dpop:`).
+    pub prefix: Option<String>,
+    /// Per-command deadline; past it the proof is refused (default `200ms`).
+    pub timeout: Option<String>,
+}
+
+impl fmt::Debug for RawRedis {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RawRedis")
+            .field("url", &self.url.as_ref().map(|_| "[redacted]"))
+            .field("prefix", &self.prefix)
+            .field("timeout", &self.timeout)
+            .finish()
+    }
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -129,14 +165,34 @@ pub struct RawApiKeys {
     pub secret: Option<String>,
 }
 
+/// `identity.mtls`: TLS client certificates as identity.
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawMtls {
-    /// Certificate fields tried in order for the subject:
-    /// `san_email`, `san_dns`, `san_uri`, `cn` (default `[san_email, san_dns, cn]`).
-    pub subject_from: Option<Vec<String>>,
-    /// Roles given to every certificate principal.
-    pub roles: Option<Vec<String>>,
+    /// PEM file of the CA certificate(s) that issue client certificates,
+    /// relative to the configuration file's directory. Required.
+    pub client_ca: Option<String>,
+    /// The certificate field that names the principal: `subject_cn`
+    /// (default), `san_dns`, `san_uri` or `san_email`. It must occur
+    /// exactly once.
+    pub principal_from: Option<String>,
+    /// Roles of certificate principals: a list given to every one, or a
+    /// map from principal name to its roles (others get none).
+    pub roles: Option<RawMtlsRoles>,
+    /// Tenant of every certificate principal.
+    pub tenant: Option<String>,
+    /// Every request must come with a client certificate (the TLS
+    /// handshake fails without one); default false: a bearer token or an
+    /// API key alone is enough.
+    pub required: Option<bool>,
+}
+
+/// `identity.mtls.roles`: `[reader]` or `{ svc-a: [reader], svc-b: [writer] }`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(untagged)]
+pub enum RawMtlsRoles {
+    All(Vec<String>),
+    ByPrincipal(BTreeMap<String, Vec<String>>),
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -211,6 +267,11 @@ impl IdentitySettings {
 
     pub fn dev_issuer(&self) -> Option<&DevIssuerSettings> {
         self.dev_issuer.as_ref()
+    }
+
+    /// The `mtls` section, when client certificates are configured.
+    pub fn mtls(&self) -> Option<&MtlsSettings> {
+        self.mtls.as_ref()
     }
 
     /// Path of the API key store.
@@ -289,6 +350,32 @@ pub(crate) struct DpopSettings {
     pub nonce_lifetime: Duration,
     pub nonce_secret: Option<SecretBytes>,
     pub replay_cache_entries: usize,
+    pub replay_cache: ReplayBackend,
+}
+
+#[derive(Debug, Clone)]
+pub(crate) enum ReplayBackend {
+    Memory,
+    Redis(RedisSettings),
+}
+
+#[derive(Debug, Clone)]
+pub(crate) struct RedisSettings {
+    /// The URL, possibly with a password: only handed to the Redis client.
+    pub url: SecretText,
+    pub prefix: String,
+    pub timeout: Duration,
+}
+
+/// Text that may hold a secret (a URL with a password); `Debug` prints
+/// `[secret]`.
+#[derive(Clone, PartialEq, Eq)]
+pub(crate) struct SecretText(pub String);
+
+impl fmt::Debug for SecretText {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("[secret]")
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -297,19 +384,44 @@ pub struct ApiKeySettings {
     pub(crate) secret: Option<SecretBytes>,
 }
 
+/// The resolved `identity.mtls` section: the client CAs (loaded), which
+/// certificate field names the principal, its roles and tenant.
 #[derive(Debug, Clone)]
 #[cfg_attr(not(feature = "mtls"), allow(dead_code))]
-pub(crate) struct MtlsSettings {
-    pub subject_from: Vec<CertField>,
-    pub roles: Vec<String>,
+pub struct MtlsSettings {
+    pub(crate) client_ca: Vec<CertificateDer<'static>>,
+    pub(crate) client_ca_path: PathBuf,
+    pub(crate) principal_from: CertField,
+    pub(crate) roles: MtlsRoles,
+    pub(crate) tenant: Option<String>,
+    pub(crate) required: bool,
 }
 
+impl MtlsSettings {
+    /// Whether every request must carry a client certificate.
+    pub fn required(&self) -> bool {
+        self.required
+    }
+
+    /// The client CA file, as resolved.
+    pub fn client_ca_path(&self) -> &Path {
+        &self.client_ca_path
+    }
+}
+
+/// Which certificate field names an mTLS principal.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum CertField {
-    SanEmail,
+pub enum CertField {
+    SubjectCn,
     SanDns,
     SanUri,
-    CommonName,
+    SanEmail,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum MtlsRoles {
+    All(Vec<String>),
+    ByPrincipal(BTreeMap<String, Vec<String>>),
 }
 
 #[derive(Debug, Clone)]
@@ -464,6 +576,18 @@ impl Resolver<'_> {
                 {
                     self.push(format!("{path}.issuer"), "duplicate issuer");
                 }
+                if issuer.name == crate::API_KEY_NAMESPACE
+                    || issuer.name == crate::MTLS_NAMESPACE
+                    || issuer.name.starts_with("mtls:")
+                {
+                    self.push(
+                        format!("{path}.name"),
+                        format!(
+                            "{:?} is reserved for API keys and client certificates",
+                            issuer.name
+                        ),
+                    );
+                }
                 if names.contains(&issuer.name) {
                     self.push(
                         format!("{path}.name"),
@@ -479,7 +603,7 @@ impl Resolver<'_> {
         let api_keys = raw
             .api_keys
             .and_then(|k| self.api_keys(k, &format!("{p}.api_keys")));
-        let mtls = raw.mtls.map(|m| self.mtls(m, &format!("{p}.mtls")));
+        let mtls = raw.mtls.and_then(|m| self.mtls(m, &format!("{p}.mtls")));
         let dev_issuer = raw
             .dev_issuer
             .and_then(|d| self.dev_issuer(d, &public_url, &format!("{p}.dev_issuer")));
@@ -777,6 +901,12 @@ impl Resolver<'_> {
                 "must be greater than zero",
             );
         }
+        let replay_cache = match raw.replay_cache {
+            None | Some(RawReplayCache::Memory) => ReplayBackend::Memory,
+            Some(RawReplayCache::Redis(redis)) => self
+                .redis(redis, &format!("{path}.replay_cache.redis"))
+                .map_or(ReplayBackend::Memory, ReplayBackend::Redis),
+        };
         DpopSettings {
             algorithms,
             max_age,
@@ -784,7 +914,115 @@ impl Resolver<'_> {
             nonce_lifetime,
             nonce_secret,
             replay_cache_entries,
+            replay_cache,
         }
+    }
+
+    fn redis(&mut self, raw: RawRedis, path: &str) -> Option<RedisSettings> {
+        let url_path = format!("{path}.url");
+        let url = match raw.url.as_deref() {
+            None | Some("") => {
+                self.push(
+                    &url_path,
+                    "required: redis://host:6379/0 (or env:NAME / file:PATH holding it)",
+                );
+                None
+            }
+            Some(text) => self.redis_url(text, &url_path),
+        };
+        let prefix = raw.prefix.unwrap_or_else(|| "warden:dpop:".to_owned());
+        if prefix.is_empty() || prefix.len() > 64 || !prefix.bytes().all(|b| b.is_ascii_graphic()) {
+            self.push(
+                format!("{path}.prefix"),
+                "must be 1 to 64 printable ASCII characters without spaces",
+            );
+        }
+        let timeout = self
+            .duration(raw.timeout.as_deref(), &format!("{path}.timeout"), false)
+            .unwrap_or(Duration::from_millis(200));
+        if timeout > Duration::from_secs(10) {
+            self.push(
+                format!("{path}.timeout"),
+                "at most 10s (every DPoP request waits for it)",
+            );
+        }
+        Some(RedisSettings {
+            url: url?,
+            prefix,
+            timeout,
+        })
+    }
+
+    /// A Redis URL, inline (without a password) or by `env:`/`file:`
+    /// reference. Messages never contain the URL.
+    fn redis_url(&mut self, text: &str, path: &str) -> Option<SecretText> {
+        let (value, referenced) = if let Some(name) = text.strip_prefix("env:") {
+            match (self.env)(name).map(|v| v.into_string()) {
+                Some(Ok(v)) => (v, true),
+                Some(Err(_)) => {
+                    self.push(
+                        path,
+                        format!("environment variable {name} is not valid UTF-8"),
+                    );
+                    return None;
+                }
+                None => {
+                    self.push(path, format!("environment variable {name} is not set"));
+                    return None;
+                }
+            }
+        } else if let Some(file) = text.strip_prefix("file:") {
+            let full = self.base_dir.join(file);
+            match read_small_file(&full).map(String::from_utf8) {
+                Ok(Ok(v)) => (v.trim_end_matches(['\r', '\n']).to_owned(), true),
+                Ok(Err(_)) => {
+                    self.push(path, format!("{} is not UTF-8", full.display()));
+                    return None;
+                }
+                Err(reason) => {
+                    self.push(path, format!("cannot read {}: {reason}", full.display()));
+                    return None;
+                }
+            }
+        } else {
+            (text.to_owned(), false)
+        };
+        let Ok(url) = Url::parse(&value) else {
+            self.push(path, "not a valid URL (expected redis://host:6379/0)");
+            return None;
+        };
+        match url.scheme() {
+            "redis" if url.host_str().is_some_and(|h| !h.is_empty()) => {}
+            "redis" => {
+                self.push(path, "a redis:// URL needs a host");
+                return None;
+            }
+            "rediss" => {
+                self.push(
+                    path,
+                    "rediss:// (TLS) is not supported by this build; use redis:// on a \
+                     private network or a local TLS tunnel",
+                );
+                return None;
+            }
+            _ => {
+                self.push(path, "scheme must be redis://");
+                return None;
+            }
+        }
+        if url.password().is_some() && !referenced {
+            self.push(
+                path,
+                "this URL holds a password: give it by reference (env:NAME or file:PATH), \
+                 not inline",
+            );
+            return None;
+        }
+        if redis::Client::open(value.as_str()).is_err() {
+            self.push(path, "not a usable Redis URL");
+            return None;
+        }
+        Some(SecretText(value))
     }
 
     fn api_keys(&mut self, raw: RawApiKeys, path: &str) -> Option<ApiKeySettings> {
@@ -804,44 +1042,103 @@ impl Resolver<'_> {
             .then_some(ApiKeySettings { store, secret })
     }
 
-    fn mtls(&mut self, raw: RawMtls, path: &str) -> MtlsSettings {
-        let subject_from = match raw.subject_from {
-            None => vec![
-                CertField::SanEmail,
-                CertField::SanDns,
-                CertField::CommonName,
-            ],
-            Some(list) => {
-                if list.is_empty() {
-                    self.push(format!("{path}.subject_from"), "must not be empty");
-                }
-                list.iter()
-                    .enumerate()
-                    .filter_map(|(i, f)| match f.as_str() {
-                        "san_email" => Some(CertField::SanEmail),
-                        "san_dns" => Some(CertField::SanDns),
-                        "san_uri" => Some(CertField::SanUri),
-                        "cn" => Some(CertField::CommonName),
-                        other => {
-                            self.push(
-                                format!("{path}.subject_from[{i}]"),
-                                format!("unknown field {other:?}: expected san_email, san_dns, san_uri or cn"),
-                            );
-                            None
-                        }
-                    })
-                    .collect()
-            }
-        };
+    fn mtls(&mut self, raw: RawMtls, path: &str) -> Option<MtlsSettings> {
         if cfg!(not(feature = "mtls")) {
             self.push(
                 path,
                 "this build of Warden has no mTLS support (feature `mtls`)",
             );
         }
-        MtlsSettings {
-            subject_from,
-            roles: raw.roles.unwrap_or_default(),
+        let ca_path = format!("{path}.client_ca");
+        let client_ca = match raw.client_ca.as_deref() {
+            None | Some("") => {
+                self.push(
+                    &ca_path,
+                    "required: PEM file of the CA certificate(s) that issue client certificates",
+                );
+                None
+            }
+            Some(file) => {
+                let full = self.base_dir.join(file);
+                match crate::tls::load_client_cas(&full) {
+                    Ok(cas) => Some((cas, full)),
+                    Err(reason) => {
+                        self.push(&ca_path, reason);
+                        None
+                    }
+                }
+            }
+        };
+        let principal_from = match raw.principal_from.as_deref() {
+            None | Some("subject_cn") => CertField::SubjectCn,
+            Some("san_dns") => CertField::SanDns,
+            Some("san_uri") => CertField::SanUri,
+            Some("san_email") => CertField::SanEmail,
+            Some(other) => {
+                self.push(
+                    format!("{path}.principal_from"),
+                    format!(
+                        "unknown field {other:?}: expected subject_cn, san_dns, san_uri or san_email"
+                    ),
+                );
+                CertField::SubjectCn
+            }
+        };
+        let roles = match raw.roles {
+            None => MtlsRoles::All(Vec::new()),
+            Some(RawMtlsRoles::All(list)) => {
+                self.role_list(&list, &format!("{path}.roles"));
+                MtlsRoles::All(list)
+            }
+            Some(RawMtlsRoles::ByPrincipal(map)) => {
+                for (name, list) in &map {
+                    if !crate::mtls::acceptable_name(name) {
+                        self.push(
+                            format!("{path}.roles"),
+                            format!("{name:?} is not a principal name a certificate can give"),
+                        );
+                    } else if principal_from == CertField::SanDns
+                        && name.bytes().any(|b| b.is_ascii_uppercase())
+                    {
+                        self.push(
+                            format!("{path}.roles"),
+                            format!(
+                                "{name:?}: DNS names are compared lower-cased; write it in lower case"
+                            ),
+                        );
+                    }
+                    self.role_list(list, &format!("{path}.roles.{name}"));
+                }
+                MtlsRoles::ByPrincipal(map)
+            }
+        };
+        let tenant = raw.tenant.inspect(|t| {
+            if !crate::mtls::acceptable_name(t) {
+                self.push(
+                    format!("{path}.tenant"),
+                    "must be non-empty printable text without surrounding spaces",
+                );
+            }
+        });
+        let (client_ca, client_ca_path) = client_ca?;
+        Some(MtlsSettings {
+            client_ca,
+            client_ca_path,
+            principal_from,
+            roles,
+            tenant,
+            required: raw.required.unwrap_or(false),
+        })
+    }
+
+    fn role_list(&mut self, roles: &[String], path: &str) {
+        for (i, role) in roles.iter().enumerate() {
+            if !crate::mtls::acceptable_name(role) {
+                self.push(
+                    format!("{path}[{i}]"),
+                    "must be non-empty printable text without surrounding spaces",
+                );
+            }
         }
     }
 

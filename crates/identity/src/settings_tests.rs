@@ -41,7 +41,6 @@ issuers:
     jwks_uri: https://other.example.com/jwks
 dpop: { max_age: 30s, nonce: true, nonce_secret: env:LONG }
 api_keys: { secret: env:LONG }
-mtls: { subject_from: [cn], roles: [service] }
 dev_issuer: { algorithm: ES256 }
 "#,
     )
@@ -180,4 +179,178 @@ issuers:
             .any(|f| f.starts_with("identity.issuers[1].name: duplicate name")),
         "{found:#?}"
     );
+}
+
+#[test]
+fn the_replay_cache_is_memory_or_redis() {
+    let settings = parse("public_url: https://w.example.com\n").expect("valid");
+    assert!(matches!(settings.dpop.replay_cache, ReplayBackend::Memory));
+    let settings = parse(
+        "public_url: https://w.example.com\ndpop: { replay_cache: memory, replay_cache_entries: 10 }\n",
+    )
+    .expect("valid");
+    assert!(matches!(settings.dpop.replay_cache, ReplayBackend::Memory));
+    let settings = parse(
+        r#"
+public_url: https://w.example.com
+dpop:
+  replay_cache:
+    redis: { url: "redis://127.0.0.1:6379/0", prefix: "w1:dpop:", timeout: 50ms }
+"#,
+    )
+    .expect("valid");
+    let ReplayBackend::Redis(redis) = &settings.dpop.replay_cache else {
+        panic!("redis expected");
+    };
+    assert_eq!(redis.url.0, "redis://127.0.0.1:6379/0");
+    assert_eq!(redis.prefix, "w1:dpop:");
+    assert_eq!(redis.timeout, Duration::from_millis(50));
+    let defaults = parse(
+        "public_url: https://w.example.com\ndpop: { replay_cache: { redis: { url: 'redis://r:6379' } } }\n",
+    )
+    .expect("valid");
+    let ReplayBackend::Redis(redis) = &defaults.dpop.replay_cache else {
+        panic!("redis expected");
+    };
+    assert_eq!(
+        (redis.prefix.as_str(), redis.timeout),
+        ("warden:dpop:", Duration::from_millis(200))
+    );
+}
+
+#[test]
+fn redis_passwords_only_by_reference_and_never_echoed() {
+    let yaml = |url: &str| {
+        format!(
+            "public_url: https://w.example.com\ndpop: {{ replay_cache: {{ redis: {{ url: '{url}' }} }} }}\n"
+        )
+    };
+    let found = errors(&yaml("redis://:hunter2hunter2@10.0.0.5:6379/0"));
+    assert_eq!(found.len(), 1, "{found:#?}");
+    assert!(
+        found[0].starts_with("identity.dpop.replay_cache.redis.url: this URL holds a password"),
+        "{found:#?}"
+    );
+    assert!(!found[0].contains("hunter2"));
+
+    let with_env = |url: &'static str| {
+        let raw: RawIdentity = serde_saphyr::from_str(&yaml("env:REDIS_URL")).expect("shape");
+        raw.resolve_with_env(Path::new("/etc/warden"), &move |name| {
+            (name == "REDIS_URL").then(|| OsString::from(url))
+        })
+    };
+    let settings = with_env("redis://:hunter2hunter2@10.0.0.5:6379/0").expect("by reference");
+    assert!(!format!("{settings:?}").contains("hunter2"));
+    let raw: RawIdentity =
+        serde_saphyr::from_str(&yaml("redis://:hunter2hunter2@h/0")).expect("shape");
+    assert!(
+        !format!("{raw:?}").contains("hunter2"),
+        "raw Debug hides it too"
+    );
+
+    for (url, message) in [
+        ("rediss://h:6379", "rediss:// (TLS) is not supported"),
+        ("http://h:6379", "scheme must be redis://"),
+        ("not a url", "not a valid URL"),
+        ("env:NOPE", "environment variable NOPE is not set"),
+    ] {
+        let found = errors(&yaml(url));
+        assert!(
+            found.iter().any(|f| f.starts_with(&format!(
+                "identity.dpop.replay_cache.redis.url: {message}"
+            ))),
+            "{url}: {found:#?}"
+        );
+    }
+    let found = errors(
+        "public_url: https://w.example.com\ndpop: { replay_cache: { redis: { prefix: 'has space', timeout: 1h } } }\n",
+    );
+    for e in [
+        "identity.dpop.replay_cache.redis.url: required",
+        "identity.dpop.replay_cache.redis.prefix: must be",
+        "identity.dpop.replay_cache.redis.timeout: at most 10s",
+    ] {
+        assert!(
+            found.iter().any(|f| f.starts_with(e)),
+            "missing {e:?} in {found:#?}"
+        );
+    }
+    let shape: Result<RawIdentity, _> =
+        serde_saphyr::from_str("dpop: { replay_cache: { memcached: {} } }\n");
+    assert!(shape.is_err());
+}
+
+#[test]
+fn mtls_settings() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    crate::test_certs::TestCa::new("clients").write(dir.path(), "ca.pem");
+    std::fs::write(dir.path().join("junk.pem"), "not pem").expect("write");
+    let parse_in = |yaml: &str| {
+        let raw: RawIdentity = serde_saphyr::from_str(yaml).expect("YAML shape");
+        raw.resolve_with_env(dir.path(), &|_| None)
+    };
+    let settings = parse_in(
+        "public_url: https://w.example.com\nmtls: { client_ca: ca.pem, principal_from: san_uri, roles: { svc-a: [reader] }, tenant: acme, required: true }\n",
+    )
+    .expect("valid");
+    let mtls = settings.mtls().expect("mtls");
+    assert!(mtls.required());
+    assert_eq!(mtls.principal_from, CertField::SanUri);
+    assert_eq!(mtls.client_ca.len(), 1);
+    assert_eq!(mtls.client_ca_path(), dir.path().join("ca.pem"));
+    assert!(matches!(&mtls.roles, MtlsRoles::ByPrincipal(m) if m["svc-a"] == ["reader"]));
+    let settings = parse_in(
+        "public_url: https://w.example.com\nmtls: { client_ca: ca.pem, roles: [service] }\n",
+    )
+    .expect("valid");
+    let mtls = settings.mtls().expect("mtls");
+    assert!(!mtls.required());
+    assert_eq!(mtls.principal_from, CertField::SubjectCn);
+    assert_eq!(mtls.roles, MtlsRoles::All(vec!["service".to_owned()]));
+
+    let found = match parse_in(
+        "public_url: https://w.example.com\nmtls: { principal_from: cn, roles: [' x'], tenant: '' }\n",
+    ) {
+        Ok(_) => panic!("invalid"),
+        Err(list) => list.into_iter().map(|(p, m)| format!("{p}: {m}")).collect::<Vec<_>>(),
+    };
+    for e in [
+        "identity.mtls.client_ca: required",
+        "identity.mtls.principal_from: unknown field \"cn\"",
+        "identity.mtls.roles[0]: must be",
+        "identity.mtls.tenant: must be",
+    ] {
+        assert!(
+            found.iter().any(|f| f.starts_with(e)),
+            "missing {e:?} in {found:#?}"
+        );
+    }
+    let found = parse_in(
+        "public_url: https://w.example.com\nmtls: { client_ca: ca.pem, principal_from: san_dns, roles: { Svc.Internal: [x] } }\n",
+    )
+    .expect_err("upper-case DNS name");
+    assert!(found[0].1.contains("lower-cased"), "{found:?}");
+    for (file, message) in [("junk.pem", "no CERTIFICATE"), ("nope.pem", "cannot read")] {
+        let found = parse_in(&format!(
+            "public_url: https://w.example.com\nmtls: {{ client_ca: {file} }}\n"
+        ))
+        .expect_err("bad CA file");
+        assert_eq!(found[0].0, "identity.mtls.client_ca");
+        assert!(found[0].1.contains(message), "{found:?}");
+    }
+}
+
+#[test]
+fn issuer_names_cannot_take_the_reserved_namespaces() {
+    for name in ["api-key", "mtls", "mtls:0123456789abcdef"] {
+        let found = errors(&format!(
+            "public_url: https://w.example.com\nissuers:\n  - {{ issuer: https://a.example.com, name: '{name}', jwks_uri: https://a.example.com/k }}\n"
+        ));
+        assert!(
+            found
+                .iter()
+                .any(|f| f.starts_with("identity.issuers[0].name: ") && f.contains("reserved")),
+            "{name}: {found:#?}"
+        );
+    }
 }
