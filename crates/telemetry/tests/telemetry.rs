@@ -262,3 +262,69 @@ fn pretty_logs_are_redacted_and_cannot_be_forged() {
     );
     assert!(!text.contains("secret-value") && !text.contains("span-secret"));
 }
+
+/// An exporter that never returns until released: the collector hangs.
+#[derive(Debug)]
+struct Stuck {
+    entered: Arc<std::sync::atomic::AtomicUsize>,
+    release: Arc<(Mutex<bool>, std::sync::Condvar)>,
+}
+
+impl opentelemetry_sdk::trace::SpanExporter for Stuck {
+    fn export(
+        &self,
+        _batch: Vec<opentelemetry_sdk::trace::SpanData>,
+    ) -> impl std::future::Future<Output = opentelemetry_sdk::error::OTelSdkResult> + Send {
+        self.entered
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        let (lock, cvar) = &*self.release;
+        let mut released = lock.lock().unwrap();
+        while !*released {
+            released = cvar.wait(released).unwrap();
+        }
+        std::future::ready(Ok(()))
+    }
+}
+
+#[test]
+fn a_hung_collector_never_blocks_the_request_path() {
+    let entered = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let release = Arc::new((Mutex::new(false), std::sync::Condvar::new()));
+    let exporter = Stuck {
+        entered: entered.clone(),
+        release: release.clone(),
+    };
+    let (dispatch, guard) =
+        Telemetry::build_with_exporter(&TelemetrySettings::default(), std::io::sink, exporter)
+            .unwrap();
+    let started = std::time::Instant::now();
+    dispatcher::with_default(&dispatch, || {
+        // Far more than the queue holds (2048) and than one batch (512),
+        // so the exporter is called and hangs while spans keep ending.
+        for _ in 0..3_000 {
+            let request = request_span("tools/call");
+            set_parent_from_traceparent(&request, TRACEPARENT, None);
+            request.in_scope(|| {
+                let s = stage_span(Stage::Policy);
+                let _e = s.enter();
+            });
+        }
+    });
+    let elapsed = started.elapsed();
+    // Give the exporter thread a moment to be inside `export`, then check
+    // the premise: the collector really was hung while requests went on.
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while entered.load(std::sync::atomic::Ordering::SeqCst) == 0
+        && std::time::Instant::now() < deadline
+    {
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    assert!(entered.load(std::sync::atomic::Ordering::SeqCst) >= 1);
+    assert!(elapsed < Duration::from_secs(5), "{elapsed:?}");
+    {
+        let (lock, cvar) = &*release;
+        *lock.lock().unwrap() = true;
+        cvar.notify_all();
+    }
+    drop(guard);
+}
