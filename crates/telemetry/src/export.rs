@@ -6,6 +6,8 @@
 //! request path.
 
 use std::borrow::Cow;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 use opentelemetry::{KeyValue, StringValue, Value};
@@ -14,18 +16,93 @@ use opentelemetry_sdk::trace::{SpanData, SpanExporter};
 use opentelemetry_sdk::Resource;
 use warden_audit::{Redactor, REDACTED};
 
-/// Wraps a span exporter; see the module documentation.
+use crate::metrics::ExtraMetric;
+
+/// Wraps a span exporter; see the module documentation. Also counts what
+/// it exported and what failed ([`ExportStats`]).
 #[derive(Debug)]
 pub struct RedactingExporter<E> {
     inner: E,
     redactor: Redactor,
+    stats: ExportStats,
 }
 
 impl<E> RedactingExporter<E> {
     pub fn new(inner: E) -> RedactingExporter<E> {
+        RedactingExporter::with_stats(inner, ExportStats::default())
+    }
+
+    pub fn with_stats(inner: E, stats: ExportStats) -> RedactingExporter<E> {
         RedactingExporter {
             inner,
             redactor: Redactor::new(),
+            stats,
+        }
+    }
+}
+
+/// Span export counters, for `/metrics`. Cheap to clone.
+#[derive(Debug, Clone, Default)]
+pub struct ExportStats {
+    inner: Arc<StatsInner>,
+}
+
+#[derive(Debug, Default)]
+struct StatsInner {
+    spans: AtomicU64,
+    batches: AtomicU64,
+    failures: AtomicU64,
+    failing: AtomicBool,
+}
+
+impl ExportStats {
+    /// Spans the collector accepted.
+    pub fn spans_exported(&self) -> u64 {
+        self.inner.spans.load(Ordering::Relaxed)
+    }
+
+    /// Export requests that failed (collector down, timeout, refused).
+    pub fn export_failures(&self) -> u64 {
+        self.inner.failures.load(Ordering::Relaxed)
+    }
+
+    /// `warden_otlp_spans_exported_total`, `warden_otlp_export_batches_total`,
+    /// `warden_otlp_export_failures_total`.
+    pub fn metrics(&self) -> Vec<ExtraMetric> {
+        let i = &*self.inner;
+        vec![
+            ExtraMetric::counter(
+                "warden_otlp_spans_exported",
+                "Spans the OTLP collector accepted",
+                i.spans.load(Ordering::Relaxed),
+            ),
+            ExtraMetric::counter(
+                "warden_otlp_export_batches",
+                "OTLP export requests sent",
+                i.batches.load(Ordering::Relaxed),
+            ),
+            ExtraMetric::counter(
+                "warden_otlp_export_failures",
+                "OTLP export requests that failed",
+                i.failures.load(Ordering::Relaxed),
+            ),
+        ]
+    }
+
+    fn record(&self, spans: usize, ok: bool) {
+        let i = &*self.inner;
+        i.batches.fetch_add(1, Ordering::Relaxed);
+        if ok {
+            i.spans.fetch_add(spans as u64, Ordering::Relaxed);
+            if i.failing.swap(false, Ordering::Relaxed) {
+                tracing::info!("OTLP span export recovered");
+            }
+        } else {
+            i.failures.fetch_add(1, Ordering::Relaxed);
+            // One line per outage, not one per batch.
+            if !i.failing.swap(true, Ordering::Relaxed) {
+                tracing::warn!(spans, "OTLP span export failed; spans are being dropped");
+            }
         }
     }
 }
@@ -38,7 +115,14 @@ impl<E: SpanExporter> SpanExporter for RedactingExporter<E> {
         for span in &mut batch {
             redact_span(&self.redactor, span);
         }
-        self.inner.export(batch)
+        let n = batch.len();
+        let export = self.inner.export(batch);
+        let stats = self.stats.clone();
+        async move {
+            let result = export.await;
+            stats.record(n, result.is_ok());
+            result
+        }
     }
 
     fn shutdown_with_timeout(&self, timeout: Duration) -> OTelSdkResult {

@@ -22,7 +22,7 @@ use tracing_subscriber::{EnvFilter, Layer, Registry};
 use warden_audit::Redactor;
 
 use crate::error::TelemetryError;
-use crate::export::RedactingExporter;
+use crate::export::{ExportStats, RedactingExporter};
 use crate::pretty::PrettyLayer;
 use crate::settings::{LogFormat, OtlpSettings, TelemetrySettings};
 
@@ -63,11 +63,12 @@ impl Telemetry {
     where
         W: for<'w> MakeWriter<'w> + Send + Sync + 'static,
     {
+        let stats = ExportStats::default();
         let processor = match &settings.otlp {
-            Some(otlp) => Some(batch(otlp_exporter(otlp)?)),
+            Some(otlp) => Some(batch(otlp_exporter(otlp)?, stats.clone())),
             None => None,
         };
-        assemble(settings, writer, processor)
+        assemble(settings, writer, processor, stats)
     }
 
     /// [`Telemetry::build`] exporting to `exporter` (through the same
@@ -82,7 +83,13 @@ impl Telemetry {
         W: for<'w> MakeWriter<'w> + Send + Sync + 'static,
         E: SpanExporter + 'static,
     {
-        assemble(settings, writer, Some(batch(exporter)))
+        let stats = ExportStats::default();
+        assemble(
+            settings,
+            writer,
+            Some(batch(exporter, stats.clone())),
+            stats,
+        )
     }
 }
 
@@ -90,6 +97,7 @@ fn assemble<W>(
     settings: &TelemetrySettings,
     writer: W,
     processor: Option<BatchSpanProcessor>,
+    stats: ExportStats,
 ) -> Result<(Dispatch, TelemetryGuard), TelemetryError>
 where
     W: for<'w> MakeWriter<'w> + Send + Sync + 'static,
@@ -140,12 +148,13 @@ where
         Dispatch::new(subscriber),
         TelemetryGuard {
             provider: Some(provider),
+            stats,
         },
     ))
 }
 
-fn batch<E: SpanExporter + 'static>(exporter: E) -> BatchSpanProcessor {
-    BatchSpanProcessor::builder(RedactingExporter::new(exporter))
+fn batch<E: SpanExporter + 'static>(exporter: E, stats: ExportStats) -> BatchSpanProcessor {
+    BatchSpanProcessor::builder(RedactingExporter::with_stats(exporter, stats))
         .with_batch_config(
             BatchConfigBuilder::default()
                 .with_max_queue_size(MAX_QUEUE)
@@ -186,9 +195,16 @@ fn otlp_exporter(otlp: &OtlpSettings) -> Result<opentelemetry_otlp::SpanExporter
 #[must_use = "dropping the guard stops span export"]
 pub struct TelemetryGuard {
     provider: Option<SdkTracerProvider>,
+    stats: ExportStats,
 }
 
 impl TelemetryGuard {
+    /// The export counters (a shared handle: give a clone to the
+    /// `/metrics` handler and append `stats.metrics()` to the extras).
+    pub fn export_stats(&self) -> ExportStats {
+        self.stats.clone()
+    }
+
     /// Exports every span ended so far and waits for the collector's answer.
     pub fn flush(&self) -> Result<(), TelemetryError> {
         match &self.provider {

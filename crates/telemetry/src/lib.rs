@@ -41,7 +41,7 @@ pub use context::{
     trace_id_of, TraceParent, TRACEPARENT, TRACESTATE,
 };
 pub use error::TelemetryError;
-pub use export::RedactingExporter;
+pub use export::{ExportStats, RedactingExporter};
 pub use init::{Telemetry, TelemetryGuard};
 pub use metrics::{
     audit_metrics, method_name, Direction, DurationHistogram, ExtraKind, ExtraMetric, Metrics,

@@ -147,6 +147,9 @@ fn spans_reach_the_collector_with_the_callers_trace() {
     assert!(exports.iter().all(
         |e| e.headers.get("content-type").map(String::as_str) == Some("application/x-protobuf")
     ));
+    let stats = guard.export_stats();
+    assert_eq!(stats.spans_exported(), 7);
+    assert_eq!(stats.export_failures(), 0);
     let text = logs.text();
     assert_eq!(text.lines().count(), STAGES.len(), "{text}");
     assert!(!text.contains("stage-secret-value"), "{text}");
@@ -327,4 +330,33 @@ fn a_hung_collector_never_blocks_the_request_path() {
         cvar.notify_all();
     }
     drop(guard);
+}
+
+#[test]
+fn an_unreachable_collector_is_counted_not_fatal() {
+    // A loopback port with nothing listening.
+    let port = std::net::TcpListener::bind(("127.0.0.1", 0))
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let mut otlp = OtlpSettings::new(Url::parse(&format!("http://127.0.0.1:{port}")).unwrap());
+    otlp.timeout = Duration::from_secs(2);
+    let mut settings = TelemetrySettings::default();
+    settings.otlp = Some(otlp);
+    let (dispatch, guard) = Telemetry::build(&settings, std::io::sink).unwrap();
+    dispatcher::with_default(&dispatch, || {
+        let request = request_span("tools/call");
+        let _e = request.enter();
+    });
+    let flushed = guard.flush();
+    let stats = guard.export_stats();
+    assert!(flushed.is_err(), "{flushed:?}");
+    assert_eq!(stats.export_failures(), 1);
+    assert_eq!(stats.spans_exported(), 0);
+    let text = warden_telemetry::Metrics::new().render(&stats.metrics());
+    assert!(
+        text.contains("warden_otlp_export_failures_total 1"),
+        "{text}"
+    );
 }
