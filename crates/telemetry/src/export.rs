@@ -19,8 +19,8 @@ use warden_audit::{Redactor, REDACTED};
 use crate::metrics::ExtraMetric;
 
 /// Wraps a span exporter; see the module documentation. Also counts what
-/// it exported and what failed ([`ExportStats`]).
-#[derive(Debug)]
+/// it exported and what failed ([`ExportStats`]). `Debug` does not show
+/// the inner exporter: the OTLP exporter's would print header values.
 pub struct RedactingExporter<E> {
     inner: E,
     redactor: Redactor,
@@ -38,6 +38,14 @@ impl<E> RedactingExporter<E> {
             redactor: Redactor::new(),
             stats,
         }
+    }
+}
+
+impl<E> std::fmt::Debug for RedactingExporter<E> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RedactingExporter")
+            .field("stats", &self.stats)
+            .finish_non_exhaustive()
     }
 }
 
@@ -167,5 +175,47 @@ fn escape(text: &str) -> Cow<'_, str> {
         Cow::Borrowed(text)
     } else {
         Cow::Owned(escaped)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashMap;
+
+    use opentelemetry_otlp::{WithExportConfig, WithHttpConfig};
+
+    use super::*;
+
+    #[test]
+    fn debug_never_shows_header_values() {
+        let inner = opentelemetry_otlp::SpanExporter::builder()
+            .with_http()
+            .with_endpoint("http://127.0.0.1:4318/v1/traces")
+            .with_headers(HashMap::from([(
+                "authorization".to_owned(),
+                "Bearer debug-s3cr3t".to_owned(),
+            )]))
+            .build()
+            .unwrap();
+        // The premise: the SDK's own Debug does print it.
+        assert!(format!("{inner:?}").contains("debug-s3cr3t"));
+        let wrapped = RedactingExporter::new(inner);
+        assert!(!format!("{wrapped:?}").contains("debug-s3cr3t"));
+    }
+
+    #[test]
+    fn sensitive_attributes_are_redacted_and_text_escaped() {
+        let redactor = Redactor::new();
+        let mut attrs = vec![
+            KeyValue::new("api_key", "k-123"),
+            KeyValue::new("note", "a\nb"),
+            KeyValue::new("line", "x\n{\"forged\":1}"),
+            KeyValue::new("count", 3),
+        ];
+        redact_attributes(&redactor, &mut attrs);
+        assert_eq!(attrs[0].value.as_str(), REDACTED);
+        assert_eq!(attrs[1].value.as_str(), "a\\nb");
+        assert!(!attrs[2].value.as_str().contains('\n'));
+        assert_eq!(attrs[3].value, Value::I64(3));
     }
 }
