@@ -41,8 +41,14 @@ impl SpanExporter for Discard {
 }
 
 fn one_request() -> Option<String> {
+    request(Some(TRACEPARENT))
+}
+
+fn request(traceparent: Option<&str>) -> Option<String> {
     let request = request_span("tools/call");
-    set_parent_from_traceparent(&request, TRACEPARENT, None);
+    if let Some(tp) = traceparent {
+        set_parent_from_traceparent(&request, tp, None);
+    }
     request.in_scope(|| {
         for stage in STAGES {
             let s = stage_span(stage);
@@ -70,6 +76,9 @@ fn spans(c: &mut Criterion) {
     let (dispatch, guard) = Telemetry::build(&settings, std::io::sink).expect("build");
     g.bench_function("propagation_only", |b| {
         tracing::dispatcher::with_default(&dispatch, || b.iter(one_request))
+    });
+    g.bench_function("propagation_only_new_trace", |b| {
+        tracing::dispatcher::with_default(&dispatch, || b.iter(|| request(None)))
     });
     drop(guard);
 

@@ -11,7 +11,9 @@ use std::str::FromStr;
 use opentelemetry::trace::{SpanContext, SpanId, TraceContextExt, TraceFlags, TraceId, TraceState};
 use opentelemetry::Context;
 use tracing::Span;
-use tracing_opentelemetry::OpenTelemetrySpanExt;
+use tracing_opentelemetry::{OpenTelemetrySpanExt, SetParentError};
+use tracing_subscriber::registry::LookupSpan;
+use tracing_subscriber::Registry;
 
 /// The HTTP header and MCP `_meta` key of the parent.
 pub const TRACEPARENT: &str = "traceparent";
@@ -130,7 +132,12 @@ pub fn parse_tracestate(value: &str) -> Option<TraceState> {
 /// parent of `span`. Returns whether it was applied: `false` for a
 /// malformed `traceparent`, a span already started (call this right after
 /// creating the span, before entering it or asking for its context), or a
-/// subscriber without Warden's OpenTelemetry layer.
+/// span no subscriber records.
+///
+/// Without span export (no OpenTelemetry layer) the context is kept on the
+/// span as received, and [`current_traceparent`] passes it on unchanged:
+/// Warden is then a transparent intermediary, as W3C Trace Context asks of
+/// one that does not trace.
 pub fn set_parent_from_traceparent(
     span: &Span,
     traceparent: &str,
@@ -139,20 +146,66 @@ pub fn set_parent_from_traceparent(
     let Some(parent) = TraceParent::parse(traceparent) else {
         return false;
     };
-    let state = tracestate.and_then(parse_tracestate).unwrap_or_default();
-    let cx = Context::new().with_remote_span_context(parent.span_context(state));
-    span.set_parent(cx).is_ok()
+    let state = tracestate.and_then(parse_tracestate);
+    let cx = Context::new()
+        .with_remote_span_context(parent.span_context(state.clone().unwrap_or_default()));
+    match span.set_parent(cx) {
+        Ok(()) => true,
+        Err(SetParentError::LayerNotFound) => store_remote(
+            span,
+            RemoteParent {
+                parent,
+                state: state.map(|s| s.header()),
+            },
+        ),
+        Err(_) => false,
+    }
 }
 
-/// The `traceparent` naming `span` as the parent, for an upstream request
-/// (HTTP header) or an MCP message (`params._meta.traceparent`). `None`
-/// when the span carries no valid OpenTelemetry context (disabled span, or
-/// no OpenTelemetry layer).
+/// The caller's context on a span of a subscriber without the
+/// OpenTelemetry layer.
+#[derive(Clone)]
+struct RemoteParent {
+    parent: TraceParent,
+    /// The validated `tracestate` header.
+    state: Option<String>,
+}
+
+fn store_remote(span: &Span, remote: RemoteParent) -> bool {
+    span.with_subscriber(|(id, dispatch)| {
+        let Some(registry) = dispatch.downcast_ref::<Registry>() else {
+            return false;
+        };
+        let Some(data) = registry.span(id) else {
+            return false;
+        };
+        data.extensions_mut().replace(remote);
+        true
+    })
+    .unwrap_or(false)
+}
+
+/// The nearest caller's context stored on `span` or an ancestor.
+fn remote_of(span: &Span) -> Option<RemoteParent> {
+    span.with_subscriber(|(id, dispatch)| {
+        let registry = dispatch.downcast_ref::<Registry>()?;
+        let data = registry.span(id)?;
+        data.scope()
+            .find_map(|s| s.extensions().get::<RemoteParent>().cloned())
+    })
+    .flatten()
+}
+
+/// The `traceparent` to send on, for an upstream request (HTTP header) or
+/// an MCP message (`params._meta.traceparent`): naming `span` as the parent
+/// when spans are exported; the caller's own value, unchanged, when they
+/// are not. `None` when there is no context (no export and no caller
+/// context, or a span nothing records).
 pub fn current_traceparent(span: &Span) -> Option<String> {
     let cx = span.context();
     let sc = cx.span().span_context().clone();
     if !sc.is_valid() {
-        return None;
+        return remote_of(span).map(|r| r.parent.to_string());
     }
     let mut out = String::with_capacity(55);
     let _ = write!(
@@ -168,7 +221,11 @@ pub fn current_traceparent(span: &Span) -> Option<String> {
 /// The `tracestate` to send with [`current_traceparent`], when there is any.
 pub fn current_tracestate(span: &Span) -> Option<String> {
     let cx = span.context();
-    let header = cx.span().span_context().trace_state().header();
+    let sc = cx.span().span_context().clone();
+    if !sc.is_valid() {
+        return remote_of(span).and_then(|r| r.state);
+    }
+    let header = sc.trace_state().header();
     (!header.is_empty()).then_some(header)
 }
 
@@ -177,7 +234,10 @@ pub fn current_tracestate(span: &Span) -> Option<String> {
 pub fn trace_id_of(span: &Span) -> Option<String> {
     let cx = span.context();
     let sc = cx.span().span_context().clone();
-    sc.is_valid().then(|| sc.trace_id().to_string())
+    if !sc.is_valid() {
+        return remote_of(span).map(|r| r.parent.trace_id_hex());
+    }
+    Some(sc.trace_id().to_string())
 }
 
 fn trim_ows(mut b: &[u8]) -> &[u8] {

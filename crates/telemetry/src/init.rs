@@ -110,48 +110,56 @@ where
         LogFormat::Pretty => PrettyLayer::new(writer).with_filter(filter).boxed(),
     };
 
-    let exporting = processor.is_some();
-    let service_name = settings
-        .otlp
-        .as_ref()
-        .map_or("warden", |o| o.service_name.as_str())
-        .to_owned();
-    let ratio = settings.otlp.as_ref().map_or(1.0, |o| o.sample_ratio);
-    // Without an exporter, spans are still created so that trace context is
-    // propagated and audit records carry the caller's trace id; a new trace
-    // is then never sampled, and a caller's sampled flag is passed on.
-    let root = if exporting {
-        Sampler::TraceIdRatioBased(ratio)
-    } else {
-        Sampler::AlwaysOff
+    // Without an exporter there is no OpenTelemetry layer at all (it costs
+    // microseconds per span even when nothing is sampled): trace context is
+    // then carried through unchanged (see `set_parent_from_traceparent`).
+    let (otel, provider) = match (processor, &settings.otlp) {
+        (Some(processor), otlp) => {
+            let service_name = otlp
+                .as_ref()
+                .map_or("warden", |o| o.service_name.as_str())
+                .to_owned();
+            let ratio = otlp.as_ref().map_or(1.0, |o| o.sample_ratio);
+            let provider = SdkTracerProvider::builder()
+                .with_sampler(Sampler::ParentBased(Box::new(Sampler::TraceIdRatioBased(
+                    ratio,
+                ))))
+                .with_resource(Resource::builder().with_service_name(service_name).build())
+                .with_span_processor(processor)
+                .build();
+            // Spans are traced at INFO and above whatever `logs.level`
+            // says: the log filter must not switch tracing off.
+            let layer = tracing_opentelemetry::layer()
+                .with_tracer(provider.tracer(SCOPE))
+                .with_tracked_inactivity(false)
+                .with_threads(false)
+                .with_location(false)
+                .with_filter(LevelFilter::INFO);
+            (Some(layer), Some(provider))
+        }
+        (None, _) => (None, None),
     };
-    let mut builder = SdkTracerProvider::builder()
-        .with_sampler(Sampler::ParentBased(Box::new(root)))
-        .with_resource(Resource::builder().with_service_name(service_name).build());
-    if let Some(p) = processor {
-        builder = builder.with_span_processor(p);
-    }
-    let provider = builder.build();
-    let tracer = provider.tracer(SCOPE);
 
-    // Spans are traced at INFO and above whatever `logs.level` says: the
-    // log filter must not switch tracing off.
-    let otel = tracing_opentelemetry::layer()
-        .with_tracer(tracer)
-        .with_tracked_inactivity(false)
-        .with_threads(false)
-        .with_location(false)
-        .with_filter(LevelFilter::INFO);
-
-    let subscriber = tracing_subscriber::registry().with(logs).with(otel);
+    // Without the OpenTelemetry layer, something must still ask for INFO
+    // spans, or a quiet `logs.level` would disable the request span and
+    // with it the caller's trace context.
+    let keep = otel
+        .is_none()
+        .then(|| KeepSpans.with_filter(LevelFilter::INFO));
+    let subscriber = tracing_subscriber::registry()
+        .with(logs)
+        .with(otel)
+        .with(keep);
     Ok((
         Dispatch::new(subscriber),
-        TelemetryGuard {
-            provider: Some(provider),
-            stats,
-        },
+        TelemetryGuard { provider, stats },
     ))
 }
+
+/// Records nothing; its filter keeps INFO spans alive in the registry.
+struct KeepSpans;
+
+impl<S: tracing::Subscriber> Layer<S> for KeepSpans {}
 
 fn batch<E: SpanExporter + 'static>(exporter: E, stats: ExportStats) -> BatchSpanProcessor {
     BatchSpanProcessor::builder(RedactingExporter::with_stats(exporter, stats))

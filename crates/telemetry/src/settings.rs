@@ -98,8 +98,8 @@ pub struct RawMetrics {
 #[non_exhaustive]
 pub struct TelemetrySettings {
     pub logs: LogSettings,
-    /// `None`: spans are not exported (trace context is still parsed and
-    /// propagated, so audit records keep the caller's trace id).
+    /// `None`: spans are not exported, and a caller's trace context passes
+    /// through unchanged (audit records keep the caller's trace id).
     pub otlp: Option<OtlpSettings>,
     pub metrics: MetricsSettings,
 }

@@ -180,8 +180,8 @@ fn a_malformed_traceparent_starts_a_new_trace() {
 
 #[test]
 fn a_parent_cannot_be_set_once_the_span_started() {
-    let (dispatch, _guard) =
-        Telemetry::build(&TelemetrySettings::default(), std::io::sink).unwrap();
+    let receiver = OtlpReceiver::start().unwrap();
+    let (dispatch, _guard) = Telemetry::build(&otlp_settings(&receiver), std::io::sink).unwrap();
     dispatcher::with_default(&dispatch, || {
         let request = request_span("ping");
         let _ = current_traceparent(&request);
@@ -190,21 +190,33 @@ fn a_parent_cannot_be_set_once_the_span_started() {
 }
 
 #[test]
-fn without_otlp_the_context_is_still_propagated() {
+fn without_otlp_the_callers_context_passes_through_unchanged() {
     let (dispatch, guard) = Telemetry::build(&TelemetrySettings::default(), std::io::sink).unwrap();
     dispatcher::with_default(&dispatch, || {
         let request = request_span("tools/call");
-        assert!(set_parent_from_traceparent(&request, TRACEPARENT, None));
+        assert!(set_parent_from_traceparent(
+            &request,
+            TRACEPARENT,
+            Some("congo=t61rcWkgMzE")
+        ));
         assert_eq!(trace_id_of(&request).as_deref(), Some(TRACE_ID));
-        let out = current_traceparent(&request).unwrap();
-        assert!(out.starts_with(&format!("00-{TRACE_ID}-")), "{out}");
-        assert!(out.ends_with("-01"), "the caller's sampled flag: {out}");
-        assert!(!out.contains(PARENT_ID), "Warden's own span id: {out}");
+        assert_eq!(current_traceparent(&request).as_deref(), Some(TRACEPARENT));
+        assert_eq!(
+            current_tracestate(&request).as_deref(),
+            Some("congo=t61rcWkgMzE")
+        );
+        // From a stage span below it, as the gateway asks in the Upstream stage.
+        let upstream = request.in_scope(|| stage_span(Stage::Upstream));
+        assert_eq!(current_traceparent(&upstream).as_deref(), Some(TRACEPARENT));
 
-        // A new trace (no caller context) is not sampled without an exporter.
+        // No caller context, no export: nothing to propagate.
         let root = request_span("ping");
-        let out = current_traceparent(&root).unwrap();
-        assert!(out.ends_with("-00"), "{out}");
+        assert_eq!(current_traceparent(&root), None);
+        assert_eq!(trace_id_of(&root), None);
+        // A bad value is refused here too.
+        let other = request_span("ping");
+        assert!(!set_parent_from_traceparent(&other, "00-zz", None));
+        assert_eq!(current_traceparent(&other), None);
     });
     guard.shutdown().unwrap();
 }
@@ -359,4 +371,16 @@ fn an_unreachable_collector_is_counted_not_fatal() {
         text.contains("warden_otlp_export_failures_total 1"),
         "{text}"
     );
+}
+
+#[test]
+fn a_quiet_log_level_does_not_drop_the_trace_context() {
+    let mut settings = TelemetrySettings::default();
+    settings.logs.level = "error".into();
+    let (dispatch, _guard) = Telemetry::build(&settings, std::io::sink).unwrap();
+    dispatcher::with_default(&dispatch, || {
+        let request = request_span("tools/call");
+        assert!(set_parent_from_traceparent(&request, TRACEPARENT, None));
+        assert_eq!(current_traceparent(&request).as_deref(), Some(TRACEPARENT));
+    });
 }
