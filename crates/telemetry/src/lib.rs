@@ -5,9 +5,11 @@
 //! - [`RawTelemetry`] → [`TelemetrySettings`]: the `telemetry:` section.
 //! - [`Telemetry::init`]: the global subscriber — `EnvFilter` → the audit
 //!   crate's redacting JSON layer (or a redacted one-line `pretty` layer),
-//!   plus an OpenTelemetry layer whose spans leave through a batch
-//!   processor (bounded queue, own thread: the request path never waits).
-//!   [`TelemetryGuard`] flushes on drop.
+//!   plus, when `otlp` is configured, an OpenTelemetry layer whose spans
+//!   leave through a batch processor (bounded queue, own thread: the
+//!   request path never waits). [`TelemetryGuard`] flushes on drop.
+//! - [`request_span`], [`stage_span`]: `warden.request` and its
+//!   `warden.<stage>` children.
 //! - [`set_parent_from_traceparent`], [`current_traceparent`],
 //!   [`trace_id_of`]: the W3C `traceparent`/`tracestate` in and out.
 //! - [`Metrics`]: the gateway's Prometheus families, lock-free on the hot
