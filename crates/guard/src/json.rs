@@ -226,25 +226,80 @@ impl<'a> Walker<'a> {
         self.at += 1;
         let mut escaped = false;
         loop {
-            match self.b.get(self.at) {
-                Some(b'"') => break,
-                Some(b'\\') => {
-                    escaped = true;
-                    self.at += 2;
-                }
-                Some(_) => self.at += 1,
-                None => return Err(self.err()),
+            let Some(i) = memchr::memchr2(b'"', b'\\', self.b.get(self.at..).unwrap_or(&[])) else {
+                self.at = self.b.len();
+                return Err(self.err());
+            };
+            self.at += i;
+            if self.b[self.at] == b'"' {
+                break;
             }
+            escaped = true;
+            self.at += 2;
         }
         self.at += 1;
         let raw = self.text.get(start..self.at).ok_or_else(|| self.err())?;
+        let body = raw.get(1..raw.len() - 1).ok_or_else(|| self.err())?;
         let value = if escaped {
-            Cow::Owned(serde_json::from_str::<String>(raw).map_err(|_| self.err())?)
+            if body.bytes().any(|b| b < 0x20) {
+                return Err(WalkError::Syntax(start));
+            }
+            Cow::Owned(unescape(body).ok_or(WalkError::Syntax(start))?)
         } else {
-            Cow::Borrowed(raw.get(1..raw.len() - 1).ok_or_else(|| self.err())?)
+            Cow::Borrowed(body)
         };
         Ok((start..self.at, value))
     }
+}
+
+/// The value of a JSON string literal's body (RFC 8259 escapes; lone
+/// surrogates are refused, as serde_json refuses them).
+fn unescape(body: &str) -> Option<String> {
+    let mut out = String::with_capacity(body.len());
+    let mut rest = body;
+    while let Some(i) = memchr::memchr(b'\\', rest.as_bytes()) {
+        out.push_str(rest.get(..i)?);
+        let esc = rest.as_bytes().get(i + 1)?;
+        rest = rest.get(i + 2..)?;
+        let c = match esc {
+            b'"' => '"',
+            b'\\' => '\\',
+            b'/' => '/',
+            b'b' => '\u{8}',
+            b'f' => '\u{c}',
+            b'n' => '\n',
+            b'r' => '\r',
+            b't' => '\t',
+            b'u' => {
+                let hi = hex4(rest)?;
+                rest = rest.get(4..)?;
+                match hi {
+                    0xd800..=0xdbff => {
+                        let lo = rest.strip_prefix("\\u").and_then(hex4)?;
+                        if !(0xdc00..=0xdfff).contains(&lo) {
+                            return None;
+                        }
+                        rest = rest.get(6..)?;
+                        char::from_u32(0x10000 + ((hi - 0xd800) << 10) + (lo - 0xdc00))?
+                    }
+                    0xdc00..=0xdfff => return None,
+                    _ => char::from_u32(hi)?,
+                }
+            }
+            _ => return None,
+        };
+        out.push(c);
+    }
+    out.push_str(rest);
+    Some(out)
+}
+
+fn hex4(s: &str) -> Option<u32> {
+    let h = s.get(..4)?;
+    if !h.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return None;
+    }
+    u32::from_str_radix(h, 16).ok()
 }
 
 #[cfg(test)]
@@ -274,6 +329,34 @@ mod tests {
         assert_eq!(&text[s.0[0].1.clone()], "\"x\"");
         assert_eq!(s.0[1].0, "/a/1/b~1c");
         assert_eq!(s.0[1].2, "y\n");
+    }
+
+    #[test]
+    fn unescape_agrees_with_serde_json() {
+        for lit in [
+            r#""plain""#,
+            r#""a\"b\\c\/d\b\f\n\r\t""#,
+            r#""\u00e9\u4e2d\ud83d\ude00 end""#,
+            r#""caf\u00E9 \u0000""#,
+            "\"d\u{e9}j\u{e0} \\n\"",
+        ] {
+            let want: String = serde_json::from_str(lit).unwrap();
+            let mut s = Strings(Vec::new());
+            walk(lit, &mut s).unwrap();
+            assert_eq!(s.0[0].2, want, "{lit}");
+        }
+        for bad in [
+            r#""\ud800""#,
+            r#""\udc00x""#,
+            r#""\ud800\u0041""#,
+            r#""\x""#,
+            r#""\u12""#,
+            "\"a\nb\\n\"",
+            r#""\"#,
+        ] {
+            assert!(serde_json::from_str::<String>(bad).is_err(), "{bad}");
+            assert!(walk(bad, &mut Strings(Vec::new())).is_err(), "{bad}");
+        }
     }
 
     #[test]

@@ -153,31 +153,16 @@ impl AutomataMatcher {
         let keywords = if words.is_empty() {
             None
         } else {
-            // The search below is leftmost-longest and non-overlapping, so a
-            // keyword found inside a longer one must open the longer one's
-            // windows too: give each keyword the targets of every keyword it
-            // contains (its windows cover theirs).
-            let lower: Vec<String> = words.iter().map(|w| w.to_ascii_lowercase()).collect();
-            let mut merged = opens.clone();
-            for (i, outer) in lower.iter().enumerate() {
-                for (j, inner) in lower.iter().enumerate() {
-                    if i != j && outer.contains(inner.as_str()) {
-                        for &(lane, reach) in &opens[j] {
-                            match merged[i].iter_mut().find(|(l, _)| *l == lane) {
-                                Some((_, r)) => *r = (*r).max(reach + outer.len()),
-                                None => merged[i].push((lane, reach + outer.len())),
-                            }
-                        }
-                    }
-                }
-            }
+            // One overlapping search reports every occurrence of every
+            // keyword (a keyword inside a longer one included) in a single
+            // pass over the text.
             let ac = AhoCorasickBuilder::new()
                 .ascii_case_insensitive(true)
-                .match_kind(MatchKind::LeftmostLongest)
+                .match_kind(MatchKind::Standard)
                 .kind(Some(AhoCorasickKind::DFA))
                 .build(&words)
                 .map_err(|e| GuardError::Patterns(e.to_string()))?;
-            Some((ac, merged))
+            Some((ac, opens))
         };
         Ok(AutomataMatcher { lanes, keywords })
     }
@@ -194,13 +179,7 @@ impl Matcher for AutomataMatcher {
         let mut windows: Vec<Vec<Range<usize>>> = vec![Vec::new(); self.lanes.len()];
         if let Some((ac, opens)) = &self.keywords {
             if self.lanes.iter().zip(&enabled).any(|(l, e)| l.gated && *e) {
-                // Every start position is tried once (restarting one byte
-                // after each hit), so keywords that overlap a hit are found.
-                let mut at = 0;
-                while let Some(hit) =
-                    ac.find(aho_corasick::Input::new(haystack).span(at..haystack.len()))
-                {
-                    at = hit.start() + 1;
+                for hit in ac.find_overlapping_iter(haystack) {
                     let Some(targets) = opens.get(hit.pattern().as_usize()) else {
                         continue;
                     };
@@ -222,12 +201,13 @@ impl Matcher for AutomataMatcher {
                 }
             }
         }
+        let mut caps = None;
         for (i, engine) in self.lanes.iter().enumerate() {
             if !enabled[i] {
                 continue;
             }
             if !engine.gated {
-                engine.search_window(haystack, 0..haystack.len(), accept);
+                engine.search_window(haystack, 0..haystack.len(), &mut caps, accept);
                 continue;
             }
             let w = &mut windows[i];
@@ -241,7 +221,7 @@ impl Matcher for AutomataMatcher {
                 }
             }
             for r in merged {
-                engine.search_window(haystack, r, accept);
+                engine.search_window(haystack, r, &mut caps, accept);
             }
         }
     }
@@ -252,9 +232,9 @@ impl LaneEngine {
         &self,
         haystack: &str,
         window: Range<usize>,
+        caps: &mut Option<(usize, Captures)>,
         accept: &mut dyn FnMut(Candidate) -> bool,
     ) {
-        let mut caps = self.regex.create_captures();
         let mut at = window.start;
         while at < window.end {
             let input = Input::new(haystack).range(at..window.end);
@@ -263,7 +243,7 @@ impl LaneEngine {
             };
             let local = m.pattern().as_usize();
             let mut accepted = None;
-            if let Some(c) = self.candidate(haystack, local, m.range(), &mut caps) {
+            if let Some(c) = self.candidate(haystack, local, m.range(), caps) {
                 if accept(c) {
                     accepted = Some(m.end());
                 }
@@ -279,7 +259,7 @@ impl LaneEngine {
                     let Some(m2) = self.regex.search(&input) else {
                         continue;
                     };
-                    if let Some(c) = self.candidate(haystack, later, m2.range(), &mut caps) {
+                    if let Some(c) = self.candidate(haystack, later, m2.range(), caps) {
                         if accept(c) {
                             accepted = Some(m2.end());
                             break;
@@ -300,7 +280,7 @@ impl LaneEngine {
         haystack: &str,
         local: usize,
         span: Range<usize>,
-        caps: &mut Captures,
+        caps: &mut Option<(usize, Captures)>,
     ) -> Option<Candidate> {
         let group = match self.group.get(local).copied().flatten() {
             None => span.clone(),
@@ -309,6 +289,11 @@ impl LaneEngine {
                 let input = Input::new(haystack)
                     .range(span.clone())
                     .anchored(Anchored::Pattern(pid));
+                // Captures are made on first need, once per lane and search.
+                let caps = match caps {
+                    Some((lane, c)) if *lane == self.lane => c,
+                    _ => &mut caps.insert((self.lane, self.regex.create_captures())).1,
+                };
                 self.regex.search_captures(&input, caps);
                 caps.get_group(index)
                     .map(|s| s.range())

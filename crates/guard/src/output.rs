@@ -170,7 +170,7 @@ fn judge(
     }
     if families.injection {
         let action = t.output_injection.action(HIDDEN_TEXT);
-        if action != Action::Off {
+        if action != Action::Off && unicode::hidden_possible(text) {
             let hidden = unicode::forbidden(text)
                 .into_iter()
                 .filter(|(_, c)| *c != "control_char")

@@ -485,8 +485,14 @@ pub(crate) fn ipv6(c: &Ctx) -> Option<Range<usize>> {
 pub(crate) fn phone(c: &Ctx) -> Option<Range<usize>> {
     let v = c.group();
     let main = v.split(['x', 'X', 'e']).next().unwrap_or(v);
-    let digits: Vec<u32> = main.chars().filter_map(|ch| ch.to_digit(10)).collect();
-    if !(7..=15).contains(&digits.len()) || digits.iter().all(|d| *d == digits[0]) {
+    let mut count = 0;
+    let mut first = None;
+    let mut same = true;
+    for d in main.bytes().filter(u8::is_ascii_digit) {
+        count += 1;
+        same &= *first.get_or_insert(d) == d;
+    }
+    if !(7..=15).contains(&count) || same {
         return None;
     }
     if looks_like_date(main) {
@@ -509,18 +515,16 @@ pub(crate) fn phone(c: &Ctx) -> Option<Range<usize>> {
         .count();
     if groups <= 2 && !v.starts_with(['+', '(', '0']) {
         let after = c.after(24);
-        let word: String = after
-            .strip_prefix(' ')
-            .unwrap_or("")
-            .chars()
-            .take_while(char::is_ascii_alphabetic)
-            .collect::<String>()
-            .to_ascii_lowercase();
+        let word = after.strip_prefix(' ').unwrap_or("");
+        let word = &word[..word
+            .bytes()
+            .position(|b| !b.is_ascii_alphabetic())
+            .unwrap_or(word.len())];
         const LABELS: &[&str] = &[
             "office", "fax", "mobile", "cell", "home", "work", "ext", "phone", "tel", "or", "and",
             "x",
         ];
-        if word.len() >= 2 && !LABELS.contains(&word.as_str()) {
+        if word.len() >= 2 && !LABELS.iter().any(|l| l.eq_ignore_ascii_case(word)) {
             return None;
         }
     }
@@ -542,15 +546,13 @@ pub(crate) fn nanp_compact(c: &Ctx) -> Option<Range<usize>> {
 
 /// `2021-04-16`, `16.04.2021`, `04/16/2021`: dates, not phone numbers.
 fn looks_like_date(v: &str) -> bool {
-    let groups: Vec<&str> = v
+    let mut groups = v
         .split(|ch: char| !ch.is_ascii_digit())
-        .filter(|g| !g.is_empty())
-        .collect();
-    if groups.len() < 3 {
+        .filter(|g| !g.is_empty());
+    let (Some(a), Some(b), Some(c)) = (groups.next(), groups.next(), groups.next()) else {
         return false;
-    }
+    };
     let n = |s: &str| s.parse::<u32>().unwrap_or(0);
-    let (a, b, c) = (groups[0], groups[1], groups[2]);
     let ymd = a.len() == 4
         && (1900..=2099).contains(&n(a))
         && (1..=12).contains(&n(b))
