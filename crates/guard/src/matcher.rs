@@ -11,7 +11,6 @@
 
 use std::ops::Range;
 
-use aho_corasick::{AhoCorasick, AhoCorasickBuilder, AhoCorasickKind, MatchKind};
 use regex_automata::meta::{self, Regex};
 use regex_automata::util::captures::Captures;
 use regex_automata::{Anchored, Input, PatternID};
@@ -77,7 +76,7 @@ pub struct AutomataMatcher {
     lanes: Vec<LaneEngine>,
     /// One keyword automaton for all gated lanes; per keyword, the lanes
     /// (positions in `lanes`) it opens and how far.
-    keywords: Option<(AhoCorasick, KeywordTargets)>,
+    keywords: Option<(Regex, KeywordTargets)>,
 }
 
 impl AutomataMatcher {
@@ -153,16 +152,41 @@ impl AutomataMatcher {
         let keywords = if words.is_empty() {
             None
         } else {
-            // One overlapping search reports every occurrence of every
-            // keyword (a keyword inside a longer one included) in a single
-            // pass over the text.
-            let ac = AhoCorasickBuilder::new()
-                .ascii_case_insensitive(true)
-                .match_kind(MatchKind::Standard)
-                .kind(Some(AhoCorasickKind::DFA))
-                .build(&words)
+            // Leftmost-first with the longer keywords first: a keyword found
+            // inside a longer one at the same start must open the longer
+            // one's windows too, so each keyword gets the targets of every
+            // keyword it contains (its windows cover theirs). Overlaps at
+            // other starts are found by resuming one byte after each hit.
+            let lower: Vec<String> = words.iter().map(|w| w.to_ascii_lowercase()).collect();
+            let mut merged = opens.clone();
+            for (i, outer) in lower.iter().enumerate() {
+                for (j, inner) in lower.iter().enumerate() {
+                    if i != j && outer.contains(inner.as_str()) {
+                        for &(lane, reach) in &opens[j] {
+                            match merged[i].iter_mut().find(|(l, _)| *l == lane) {
+                                Some((_, r)) => *r = (*r).max(reach + outer.len()),
+                                None => merged[i].push((lane, reach + outer.len())),
+                            }
+                        }
+                    }
+                }
+            }
+            let mut order: Vec<usize> = (0..words.len()).collect();
+            order.sort_by_key(|&i| std::cmp::Reverse(words[i].len()));
+            let regexes: Vec<String> = order
+                .iter()
+                .map(|&i| format!("(?i-u){}", escape(words[i])))
+                .collect();
+            let regex = Regex::builder()
+                .configure(
+                    meta::Config::new()
+                        .match_kind(regex_automata::MatchKind::LeftmostFirst)
+                        .hybrid_cache_capacity(4 << 20),
+                )
+                .build_many(&regexes)
                 .map_err(|e| GuardError::Patterns(e.to_string()))?;
-            Some((ac, opens))
+            let targets = order.iter().map(|&i| merged[i].clone()).collect();
+            Some((regex, targets))
         };
         Ok(AutomataMatcher { lanes, keywords })
     }
@@ -179,7 +203,12 @@ impl Matcher for AutomataMatcher {
         let mut windows: Vec<Vec<Range<usize>>> = vec![Vec::new(); self.lanes.len()];
         if let Some((ac, opens)) = &self.keywords {
             if self.lanes.iter().zip(&enabled).any(|(l, e)| l.gated && *e) {
-                for hit in ac.find_overlapping_iter(haystack) {
+                let mut at = 0;
+                while at < haystack.len() {
+                    let Some(hit) = ac.search(&Input::new(haystack).range(at..)) else {
+                        break;
+                    };
+                    at = hit.start() + 1;
                     let Some(targets) = opens.get(hit.pattern().as_usize()) else {
                         continue;
                     };
@@ -309,6 +338,18 @@ impl LaneEngine {
             group,
         })
     }
+}
+
+/// A literal as regex syntax.
+fn escape(literal: &str) -> String {
+    let mut out = String::with_capacity(literal.len() * 2);
+    for c in literal.chars() {
+        if "\\.+*?()|[]{}^$#&-~".contains(c) {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out
 }
 
 fn floor_boundary(s: &str, mut i: usize) -> usize {
