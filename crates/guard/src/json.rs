@@ -223,83 +223,92 @@ impl<'a> Walker<'a> {
     /// A string literal at `self.at`: its range and its decoded value.
     fn string<S>(&mut self) -> Result<(Range<usize>, Cow<'a, str>), WalkError<S>> {
         let start = self.at;
-        self.at += 1;
-        let mut escaped = false;
+        let body = start + 1;
+        let rest = self.b.get(body..).unwrap_or(&[]);
+        let Some(i) = memchr::memchr2(b'"', b'\\', rest) else {
+            self.at = self.b.len();
+            return Err(self.err());
+        };
+        if rest[i] == b'"' {
+            self.at = body + i + 1;
+            let value = self.text.get(body..body + i).ok_or_else(|| self.err())?;
+            return Ok((start..self.at, Cow::Borrowed(value)));
+        }
+        // Escapes: decode in one pass from the first backslash on.
+        let mut out: Vec<u8> = Vec::with_capacity(rest.len().min(4 * i + 64));
+        out.extend_from_slice(&rest[..i]);
+        if out.iter().any(|b| *b < 0x20) {
+            return Err(WalkError::Syntax(start));
+        }
+        self.at = body + i;
         loop {
-            let Some(i) = memchr::memchr2(b'"', b'\\', self.b.get(self.at..).unwrap_or(&[])) else {
-                self.at = self.b.len();
-                return Err(self.err());
-            };
-            self.at += i;
-            if self.b[self.at] == b'"' {
-                break;
+            let run = self.at;
+            while let Some(&b) = self.b.get(self.at) {
+                if b == b'"' || b == b'\\' || b < 0x20 {
+                    break;
+                }
+                self.at += 1;
             }
-            escaped = true;
-            self.at += 2;
+            out.extend_from_slice(&self.b[run..self.at]);
+            match self.b.get(self.at) {
+                Some(b'"') => break,
+                Some(b'\\') => {
+                    self.at = unescape_one(self.b, self.at + 1, &mut out)
+                        .ok_or(WalkError::Syntax(start))?;
+                }
+                _ => return Err(WalkError::Syntax(start)),
+            }
         }
         self.at += 1;
-        let raw = self.text.get(start..self.at).ok_or_else(|| self.err())?;
-        let body = raw.get(1..raw.len() - 1).ok_or_else(|| self.err())?;
-        let value = if escaped {
-            if body.bytes().any(|b| b < 0x20) {
-                return Err(WalkError::Syntax(start));
-            }
-            Cow::Owned(unescape(body).ok_or(WalkError::Syntax(start))?)
-        } else {
-            Cow::Borrowed(body)
-        };
-        Ok((start..self.at, value))
+        let value = String::from_utf8(out).map_err(|_| WalkError::Syntax(start))?;
+        Ok((start..self.at, Cow::Owned(value)))
     }
 }
 
-/// The value of a JSON string literal's body (RFC 8259 escapes; lone
-/// surrogates are refused, as serde_json refuses them).
-fn unescape(body: &str) -> Option<String> {
-    let mut out = String::with_capacity(body.len());
-    let mut rest = body;
-    while let Some(i) = memchr::memchr(b'\\', rest.as_bytes()) {
-        out.push_str(rest.get(..i)?);
-        let esc = rest.as_bytes().get(i + 1)?;
-        rest = rest.get(i + 2..)?;
-        let c = match esc {
-            b'"' => '"',
-            b'\\' => '\\',
-            b'/' => '/',
-            b'b' => '\u{8}',
-            b'f' => '\u{c}',
-            b'n' => '\n',
-            b'r' => '\r',
-            b't' => '\t',
-            b'u' => {
-                let hi = hex4(rest)?;
-                rest = rest.get(4..)?;
-                match hi {
-                    0xd800..=0xdbff => {
-                        let lo = rest.strip_prefix("\\u").and_then(hex4)?;
-                        if !(0xdc00..=0xdfff).contains(&lo) {
-                            return None;
-                        }
-                        rest = rest.get(6..)?;
-                        char::from_u32(0x10000 + ((hi - 0xd800) << 10) + (lo - 0xdc00))?
+/// Decodes the escape whose letter is at `b[at]` (RFC 8259; lone
+/// surrogates are refused, as serde_json refuses them) onto `out`, and
+/// returns the position after it.
+fn unescape_one(b: &[u8], at: usize, out: &mut Vec<u8>) -> Option<usize> {
+    let c = match b.get(at)? {
+        b'"' => '"',
+        b'\\' => '\\',
+        b'/' => '/',
+        b'b' => '\u{8}',
+        b'f' => '\u{c}',
+        b'n' => '\n',
+        b'r' => '\r',
+        b't' => '\t',
+        b'u' => {
+            let hi = hex4(b.get(at + 1..)?)?;
+            let (c, next) = match hi {
+                0xd800..=0xdbff => {
+                    let tail = b.get(at + 5..)?;
+                    let lo = tail.strip_prefix(b"\\u").and_then(hex4)?;
+                    if !(0xdc00..=0xdfff).contains(&lo) {
+                        return None;
                     }
-                    0xdc00..=0xdfff => return None,
-                    _ => char::from_u32(hi)?,
+                    (
+                        char::from_u32(0x10000 + ((hi - 0xd800) << 10) + (lo - 0xdc00))?,
+                        at + 11,
+                    )
                 }
-            }
-            _ => return None,
-        };
-        out.push(c);
-    }
-    out.push_str(rest);
-    Some(out)
+                0xdc00..=0xdfff => return None,
+                _ => (char::from_u32(hi)?, at + 5),
+            };
+            let mut buf = [0u8; 4];
+            out.extend_from_slice(c.encode_utf8(&mut buf).as_bytes());
+            return Some(next);
+        }
+        _ => return None,
+    };
+    out.push(c as u8);
+    Some(at + 1)
 }
 
-fn hex4(s: &str) -> Option<u32> {
+fn hex4(s: &[u8]) -> Option<u32> {
     let h = s.get(..4)?;
-    if !h.bytes().all(|b| b.is_ascii_hexdigit()) {
-        return None;
-    }
-    u32::from_str_radix(h, 16).ok()
+    h.iter()
+        .try_fold(0u32, |acc, d| Some(acc * 16 + char::from(*d).to_digit(16)?))
 }
 
 #[cfg(test)]
