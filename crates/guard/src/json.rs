@@ -243,12 +243,11 @@ impl<'a> Walker<'a> {
         self.at = body + i;
         loop {
             let run = self.at;
-            while let Some(&b) = self.b.get(self.at) {
-                if b == b'"' || b == b'\\' || b < 0x20 {
-                    break;
-                }
-                self.at += 1;
-            }
+            let n = self.b[run..]
+                .iter()
+                .position(|&b| STOPS[usize::from(b)])
+                .unwrap_or(self.b.len() - run);
+            self.at = run + n;
             out.extend_from_slice(&self.b[run..self.at]);
             match self.b.get(self.at) {
                 Some(b'"') => break,
@@ -265,9 +264,23 @@ impl<'a> Walker<'a> {
     }
 }
 
+/// Bytes that end a run of literal string content.
+static STOPS: [bool; 256] = {
+    let mut t = [false; 256];
+    let mut i = 0;
+    while i < 0x20 {
+        t[i] = true;
+        i += 1;
+    }
+    t[b'"' as usize] = true;
+    t[b'\\' as usize] = true;
+    t
+};
+
 /// Decodes the escape whose letter is at `b[at]` (RFC 8259; lone
 /// surrogates are refused, as serde_json refuses them) onto `out`, and
 /// returns the position after it.
+#[inline]
 fn unescape_one(b: &[u8], at: usize, out: &mut Vec<u8>) -> Option<usize> {
     let c = match b.get(at)? {
         b'"' => '"',
