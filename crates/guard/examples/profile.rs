@@ -1,5 +1,5 @@
 //! A fixed workload for instruction-count profiling (the benches' texts):
-//! `valgrind --tool=callgrind target/release/examples/profile [scan|prose|code|output] [n]`.
+//! `valgrind --tool=callgrind target/release/examples/profile [scan|prose|code|output|secret] [n]`.
 
 use serde_json::value::RawValue;
 use warden_guard::{Guard, GuardSettings};
@@ -24,7 +24,8 @@ fn main() {
             }
         }
         _ => {
-            let result = RawValue::from_string(texts::result_4k(false)).expect("json");
+            let secret = what == "secret";
+            let result = RawValue::from_string(texts::result_4k(secret)).expect("json");
             for _ in 0..n {
                 std::hint::black_box(guard.inspect_output(
                     "srv__tool",

@@ -264,6 +264,42 @@ impl<'a> Walker<'a> {
     }
 }
 
+/// `s` as a JSON string literal, escaped exactly as serde_json escapes
+/// (`\"`, `\\`, `\b \f \n \r \t`, other C0 controls as `\u00xx`), in one
+/// pass that copies unescaped runs whole.
+pub(crate) fn json_string(s: &str) -> String {
+    let b = s.as_bytes();
+    let mut out = String::with_capacity(s.len() + 2 + s.len() / 16);
+    out.push('"');
+    let mut run = 0;
+    for (i, &c) in b.iter().enumerate() {
+        if !STOPS[usize::from(c)] {
+            continue;
+        }
+        // `c` is ASCII, so `i` and `i + 1` are character boundaries.
+        out.push_str(&s[run..i]);
+        match c {
+            b'"' => out.push_str("\\\""),
+            b'\\' => out.push_str("\\\\"),
+            b'\n' => out.push_str("\\n"),
+            b'\r' => out.push_str("\\r"),
+            b'\t' => out.push_str("\\t"),
+            0x08 => out.push_str("\\b"),
+            0x0c => out.push_str("\\f"),
+            _ => {
+                const HEX: &[u8; 16] = b"0123456789abcdef";
+                out.push_str("\\u00");
+                out.push(char::from(HEX[usize::from(c >> 4)]));
+                out.push(char::from(HEX[usize::from(c & 0xf)]));
+            }
+        }
+        run = i + 1;
+    }
+    out.push_str(&s[run..]);
+    out.push('"');
+    out
+}
+
 /// Bytes that end a run of literal string content.
 static STOPS: [bool; 256] = {
     let mut t = [false; 256];
@@ -378,6 +414,18 @@ mod tests {
         ] {
             assert!(serde_json::from_str::<String>(bad).is_err(), "{bad}");
             assert!(walk(bad, &mut Strings(Vec::new())).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn json_string_agrees_with_serde_json() {
+        let mut all: String = (0u8..0x80).map(char::from).collect();
+        all.push_str("é中😀\u{2028}\u{7f}\"\\ end");
+        for s in ["", "plain", "a\"b\\c\nd", all.as_str()] {
+            assert_eq!(
+                json_string(s),
+                serde_json::Value::String(s.into()).to_string()
+            );
         }
     }
 

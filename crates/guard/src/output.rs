@@ -10,12 +10,11 @@ use std::ops::Range;
 
 use serde_json::value::RawValue;
 use sha2::{Digest, Sha256};
-use warden_protocol::edit::json_string;
 
 use crate::finding::{self, Finding, RuleId};
 use crate::guard::{Inner, OutputVerdict};
 use crate::input::splice;
-use crate::json::{self, pointer, Seg, Visitor};
+use crate::json::{self, json_string, pointer, Seg, Visitor};
 use crate::rules::{Family, HIDDEN_TEXT};
 use crate::scan::Families;
 use crate::settings::{Action, ClassActions, ErrorMode, ToolGuards};
