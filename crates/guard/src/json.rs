@@ -242,13 +242,13 @@ impl<'a> Walker<'a> {
         }
         self.at = body + i;
         loop {
-            let run = self.at;
-            let n = self.b[run..]
-                .iter()
-                .position(|&b| STOPS[usize::from(b)])
-                .unwrap_or(self.b.len() - run);
-            self.at = run + n;
-            out.extend_from_slice(&self.b[run..self.at]);
+            while let Some(&b) = self.b.get(self.at) {
+                if STOPS[usize::from(b)] {
+                    break;
+                }
+                out.push(b);
+                self.at += 1;
+            }
             match self.b.get(self.at) {
                 Some(b'"') => break,
                 Some(b'\\') => {
@@ -268,36 +268,32 @@ impl<'a> Walker<'a> {
 /// (`\"`, `\\`, `\b \f \n \r \t`, other C0 controls as `\u00xx`), in one
 /// pass that copies unescaped runs whole.
 pub(crate) fn json_string(s: &str) -> String {
-    let b = s.as_bytes();
-    let mut out = String::with_capacity(s.len() + 2 + s.len() / 16);
-    out.push('"');
-    let mut run = 0;
-    for (i, &c) in b.iter().enumerate() {
+    let mut out: Vec<u8> = Vec::with_capacity(s.len() + 2 + s.len() / 8);
+    out.push(b'"');
+    for &c in s.as_bytes() {
         if !STOPS[usize::from(c)] {
+            out.push(c);
             continue;
         }
-        // `c` is ASCII, so `i` and `i + 1` are character boundaries.
-        out.push_str(&s[run..i]);
         match c {
-            b'"' => out.push_str("\\\""),
-            b'\\' => out.push_str("\\\\"),
-            b'\n' => out.push_str("\\n"),
-            b'\r' => out.push_str("\\r"),
-            b'\t' => out.push_str("\\t"),
-            0x08 => out.push_str("\\b"),
-            0x0c => out.push_str("\\f"),
+            b'"' => out.extend_from_slice(b"\\\""),
+            b'\\' => out.extend_from_slice(b"\\\\"),
+            b'\n' => out.extend_from_slice(b"\\n"),
+            b'\r' => out.extend_from_slice(b"\\r"),
+            b'\t' => out.extend_from_slice(b"\\t"),
+            0x08 => out.extend_from_slice(b"\\b"),
+            0x0c => out.extend_from_slice(b"\\f"),
             _ => {
                 const HEX: &[u8; 16] = b"0123456789abcdef";
-                out.push_str("\\u00");
-                out.push(char::from(HEX[usize::from(c >> 4)]));
-                out.push(char::from(HEX[usize::from(c & 0xf)]));
+                out.extend_from_slice(b"\\u00");
+                out.push(HEX[usize::from(c >> 4)]);
+                out.push(HEX[usize::from(c & 0xf)]);
             }
         }
-        run = i + 1;
     }
-    out.push_str(&s[run..]);
-    out.push('"');
-    out
+    out.push(b'"');
+    // Only ASCII was added around whole characters of `s`.
+    String::from_utf8(out).unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned())
 }
 
 /// Bytes that end a run of literal string content.
