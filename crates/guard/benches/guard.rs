@@ -1,97 +1,79 @@
 //! Guard throughput and latency.
 //!
-//! - `scan/clean_mixed`: the full secret + PII + injection scan over
-//!   realistic tool output (JSON records, source code, prose) in which
-//!   nothing is found — bytes per second on one core.
-//! - `output/4k_*`: `inspect_output` on a 4 KiB `tools/call` result, clean
-//!   and with one secret to redact.
+//! - `scan/*`: the full secret + PII + injection scan ([`Guard::detect`])
+//!   over realistic tool output — 1 MiB of mixed JSON records, code and
+//!   prose, 64 KiB of code, 1 MiB of prose — with nothing to find
+//!   (`clean_*`) and with a finding every ~2 KiB (`findings_*`); bytes per
+//!   second on one core.
+//! - `output/4k_*`: `inspect_output` on a 4 KiB `tools/call` result: a
+//!   JSON document, clean and with one secret to redact, and mixed text.
 //! - `input/typical`: `check_input` with a cached schema.
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use serde_json::value::RawValue;
 use warden_guard::{Guard, GuardSettings};
 
-const PROSE: &str = "The deployment finished without errors. Each service reported healthy \
-within the expected window, and the queue drained before the next batch arrived. \
-We reviewed the latency histogram for the last week: the median stayed flat while the tail \
-improved after the cache change. Nobody needs to act on this report; it is kept for the record. ";
-
-const CODE: &str = r#"fn merge(left: &[u32], right: &[u32]) -> Vec<u32> {
-    let mut out = Vec::with_capacity(left.len() + right.len());
-    let (mut i, mut j) = (0, 0);
-    while i < left.len() && j < right.len() {
-        if left[i] <= right[j] { out.push(left[i]); i += 1; } else { out.push(right[j]); j += 1; }
-    }
-    out.extend_from_slice(&left[i..]);
-    out.extend_from_slice(&right[j..]);
-    out
-}
-def summarize(rows):
-    total = sum(r["amount"] for r in rows)
-    return {"count": len(rows), "total": round(total, 2)}
-"#;
-
-fn json_record(i: usize) -> String {
-    format!(
-        r#"{{"id": {i}, "name": "widget-{i}", "status": "active", "price": {}.{:02}, "tags": ["blue", "large"], "owner": "team-{}", "updated": "2024-03-{:02}T10:00:00Z", "count": {}}}"#,
-        i % 997,
-        i % 100,
-        i % 17,
-        1 + i % 28,
-        i * 7 % 1000
-    )
-}
-
-fn mixed(bytes: usize) -> String {
-    let mut s = String::with_capacity(bytes + 1024);
-    let mut i = 0;
-    while s.len() < bytes {
-        s.push_str(PROSE);
-        s.push('\n');
-        s.push_str(CODE);
-        for _ in 0..8 {
-            s.push_str(&json_record(i));
-            s.push('\n');
-            i += 1;
-        }
-    }
-    s
-}
+#[path = "support/texts.rs"]
+mod texts;
 
 fn benches(c: &mut Criterion) {
     let guard = Guard::new(&GuardSettings::default()).expect("guard");
-    let text = mixed(1 << 20);
-    let found = guard.detect(&text);
-    assert!(
-        found.is_empty(),
-        "bench text must be clean: {:?}",
-        &found[..found.len().min(5)]
-    );
 
+    let clean = [
+        ("clean_mixed_1MiB", texts::mixed(1 << 20)),
+        ("clean_code_64KiB", texts::code(64 << 10)),
+        ("clean_prose_1MiB", texts::prose(1 << 20)),
+    ];
     let mut g = c.benchmark_group("scan");
-    g.throughput(Throughput::Bytes(text.len() as u64));
-    g.bench_function("clean_mixed_1MiB", |b| b.iter(|| guard.detect(&text)));
+    for (name, text) in &clean {
+        let found = guard.detect(text);
+        assert!(
+            found.is_empty(),
+            "{name} must be clean: {:?}",
+            &found[..found.len().min(5)]
+        );
+        g.throughput(Throughput::Bytes(text.len() as u64));
+        g.bench_function(*name, |b| b.iter(|| guard.detect(text)));
+    }
+    for (name, text) in [
+        (
+            "findings_mixed_1MiB",
+            texts::with_findings(&clean[0].1, 2048),
+        ),
+        (
+            "findings_code_64KiB",
+            texts::with_findings(&clean[1].1, 2048),
+        ),
+    ] {
+        assert!(guard.detect(&text).len() >= text.len() / 4096, "{name}");
+        g.throughput(Throughput::Bytes(text.len() as u64));
+        g.bench_function(name, |b| b.iter(|| guard.detect(&text)));
+    }
     g.finish();
 
-    let body = mixed(3900);
-    let body = &body[..body.char_indices().nth(3900).map_or(body.len(), |(i, _)| i)];
-    let clean = serde_json::json!({"content": [{"type": "text", "text": body}], "isError": false})
-        .to_string();
-    let clean = RawValue::from_string(clean).expect("json");
-    let secret = format!("{} aws key AKIA{}", &body[..3800], "Z7QRS2BVX4MN6PLK");
-    let dirty =
-        serde_json::json!({"content": [{"type": "text", "text": secret}], "isError": false})
-            .to_string();
-    let dirty = RawValue::from_string(dirty).expect("json");
+    let json_clean = RawValue::from_string(texts::result_4k(false)).expect("json");
+    let json_secret = RawValue::from_string(texts::result_4k(true)).expect("json");
+    let mixed = RawValue::from_string(texts::result_4k_mixed()).expect("json");
     let mut g = c.benchmark_group("output");
-    g.throughput(Throughput::Bytes(clean.get().len() as u64));
-    g.bench_function("4k_clean", |b| {
-        b.iter(|| guard.inspect_output("srv__tool", "srv", "tools/call", &clean))
-    });
-    g.bench_function("4k_one_secret", |b| {
-        b.iter(|| guard.inspect_output("srv__tool", "srv", "tools/call", &dirty))
-    });
+    g.throughput(Throughput::Bytes(json_clean.get().len() as u64));
+    for (name, result) in [
+        ("4k_json_clean", &json_clean),
+        ("4k_json_one_secret", &json_secret),
+        ("4k_mixed_clean", &mixed),
+    ] {
+        g.bench_function(name, |b| {
+            b.iter(|| guard.inspect_output("srv__tool", "srv", "tools/call", result))
+        });
+    }
     g.finish();
+    assert!(guard
+        .inspect_output("srv__tool", "srv", "tools/call", &json_clean)
+        .rewritten
+        .is_none());
+    assert!(guard
+        .inspect_output("srv__tool", "srv", "tools/call", &json_secret)
+        .rewritten
+        .is_some());
 
     let schema = RawValue::from_string(
         r#"{"type":"object","properties":{"path":{"type":"string"},"limit":{"type":"integer","minimum":1},"recursive":{"type":"boolean"}},"required":["path"]}"#.into(),

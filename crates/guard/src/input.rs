@@ -5,11 +5,10 @@ use std::borrow::Cow;
 use std::ops::Range;
 
 use serde_json::value::RawValue;
-use warden_protocol::edit::json_string;
 
 use crate::finding::{self, Finding, RuleId};
 use crate::guard::{Inner, InputVerdict};
-use crate::json::{self, pointer, Container, Seg, Visitor, WalkError};
+use crate::json::{self, json_string, pointer, Container, Seg, Visitor, WalkError};
 use crate::output::label;
 use crate::rules::Family;
 use crate::scan::Families;

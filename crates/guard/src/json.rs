@@ -223,28 +223,137 @@ impl<'a> Walker<'a> {
     /// A string literal at `self.at`: its range and its decoded value.
     fn string<S>(&mut self) -> Result<(Range<usize>, Cow<'a, str>), WalkError<S>> {
         let start = self.at;
-        self.at += 1;
-        let mut escaped = false;
+        let body = start + 1;
+        let rest = self.b.get(body..).unwrap_or(&[]);
+        let Some(i) = memchr::memchr2(b'"', b'\\', rest) else {
+            self.at = self.b.len();
+            return Err(self.err());
+        };
+        if rest[i] == b'"' {
+            self.at = body + i + 1;
+            let value = self.text.get(body..body + i).ok_or_else(|| self.err())?;
+            return Ok((start..self.at, Cow::Borrowed(value)));
+        }
+        // Escapes: decode in one pass from the first backslash on.
+        let mut out: Vec<u8> = Vec::with_capacity(rest.len().min(4 * i + 64));
+        out.extend_from_slice(&rest[..i]);
+        if out.iter().any(|b| *b < 0x20) {
+            return Err(WalkError::Syntax(start));
+        }
+        self.at = body + i;
         loop {
+            while let Some(&b) = self.b.get(self.at) {
+                if STOPS[usize::from(b)] {
+                    break;
+                }
+                out.push(b);
+                self.at += 1;
+            }
             match self.b.get(self.at) {
                 Some(b'"') => break,
                 Some(b'\\') => {
-                    escaped = true;
-                    self.at += 2;
+                    self.at = unescape_one(self.b, self.at + 1, &mut out)
+                        .ok_or(WalkError::Syntax(start))?;
                 }
-                Some(_) => self.at += 1,
-                None => return Err(self.err()),
+                _ => return Err(WalkError::Syntax(start)),
             }
         }
         self.at += 1;
-        let raw = self.text.get(start..self.at).ok_or_else(|| self.err())?;
-        let value = if escaped {
-            Cow::Owned(serde_json::from_str::<String>(raw).map_err(|_| self.err())?)
-        } else {
-            Cow::Borrowed(raw.get(1..raw.len() - 1).ok_or_else(|| self.err())?)
-        };
-        Ok((start..self.at, value))
+        let value = String::from_utf8(out).map_err(|_| WalkError::Syntax(start))?;
+        Ok((start..self.at, Cow::Owned(value)))
     }
+}
+
+/// `s` as a JSON string literal, escaped exactly as serde_json escapes
+/// (`\"`, `\\`, `\b \f \n \r \t`, other C0 controls as `\u00xx`), in one
+/// pass that copies unescaped runs whole.
+pub(crate) fn json_string(s: &str) -> String {
+    let mut out: Vec<u8> = Vec::with_capacity(s.len() + 2 + s.len() / 8);
+    out.push(b'"');
+    for &c in s.as_bytes() {
+        if !STOPS[usize::from(c)] {
+            out.push(c);
+            continue;
+        }
+        match c {
+            b'"' => out.extend_from_slice(b"\\\""),
+            b'\\' => out.extend_from_slice(b"\\\\"),
+            b'\n' => out.extend_from_slice(b"\\n"),
+            b'\r' => out.extend_from_slice(b"\\r"),
+            b'\t' => out.extend_from_slice(b"\\t"),
+            0x08 => out.extend_from_slice(b"\\b"),
+            0x0c => out.extend_from_slice(b"\\f"),
+            _ => {
+                const HEX: &[u8; 16] = b"0123456789abcdef";
+                out.extend_from_slice(b"\\u00");
+                out.push(HEX[usize::from(c >> 4)]);
+                out.push(HEX[usize::from(c & 0xf)]);
+            }
+        }
+    }
+    out.push(b'"');
+    // Only ASCII was added around whole characters of `s`.
+    String::from_utf8(out).unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned())
+}
+
+/// Bytes that end a run of literal string content.
+static STOPS: [bool; 256] = {
+    let mut t = [false; 256];
+    let mut i = 0;
+    while i < 0x20 {
+        t[i] = true;
+        i += 1;
+    }
+    t[b'"' as usize] = true;
+    t[b'\\' as usize] = true;
+    t
+};
+
+/// Decodes the escape whose letter is at `b[at]` (RFC 8259; lone
+/// surrogates are refused, as serde_json refuses them) onto `out`, and
+/// returns the position after it.
+#[inline]
+fn unescape_one(b: &[u8], at: usize, out: &mut Vec<u8>) -> Option<usize> {
+    let c = match b.get(at)? {
+        b'"' => '"',
+        b'\\' => '\\',
+        b'/' => '/',
+        b'b' => '\u{8}',
+        b'f' => '\u{c}',
+        b'n' => '\n',
+        b'r' => '\r',
+        b't' => '\t',
+        b'u' => {
+            let hi = hex4(b.get(at + 1..)?)?;
+            let (c, next) = match hi {
+                0xd800..=0xdbff => {
+                    let tail = b.get(at + 5..)?;
+                    let lo = tail.strip_prefix(b"\\u").and_then(hex4)?;
+                    if !(0xdc00..=0xdfff).contains(&lo) {
+                        return None;
+                    }
+                    (
+                        char::from_u32(0x10000 + ((hi - 0xd800) << 10) + (lo - 0xdc00))?,
+                        at + 11,
+                    )
+                }
+                0xdc00..=0xdfff => return None,
+                _ => (char::from_u32(hi)?, at + 5),
+            };
+            let mut buf = [0u8; 4];
+            out.extend_from_slice(c.encode_utf8(&mut buf).as_bytes());
+            return Some(next);
+        }
+        _ => return None,
+    };
+    out.push(c as u8);
+    Some(at + 1)
+}
+
+fn hex4(s: &[u8]) -> Option<u32> {
+    let h = s.get(..4)?;
+    h.iter()
+        .try_fold(0u32, |acc, d| Some(acc * 16 + char::from(*d).to_digit(16)?))
 }
 
 #[cfg(test)]
@@ -274,6 +383,46 @@ mod tests {
         assert_eq!(&text[s.0[0].1.clone()], "\"x\"");
         assert_eq!(s.0[1].0, "/a/1/b~1c");
         assert_eq!(s.0[1].2, "y\n");
+    }
+
+    #[test]
+    fn unescape_agrees_with_serde_json() {
+        for lit in [
+            r#""plain""#,
+            r#""a\"b\\c\/d\b\f\n\r\t""#,
+            r#""\u00e9\u4e2d\ud83d\ude00 end""#,
+            r#""caf\u00E9 \u0000""#,
+            "\"d\u{e9}j\u{e0} \\n\"",
+        ] {
+            let want: String = serde_json::from_str(lit).unwrap();
+            let mut s = Strings(Vec::new());
+            walk(lit, &mut s).unwrap();
+            assert_eq!(s.0[0].2, want, "{lit}");
+        }
+        for bad in [
+            r#""\ud800""#,
+            r#""\udc00x""#,
+            r#""\ud800\u0041""#,
+            r#""\x""#,
+            r#""\u12""#,
+            "\"a\nb\\n\"",
+            r#""\"#,
+        ] {
+            assert!(serde_json::from_str::<String>(bad).is_err(), "{bad}");
+            assert!(walk(bad, &mut Strings(Vec::new())).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn json_string_agrees_with_serde_json() {
+        let mut all: String = (0u8..0x80).map(char::from).collect();
+        all.push_str("é中😀\u{2028}\u{7f}\"\\ end");
+        for s in ["", "plain", "a\"b\\c\nd", all.as_str()] {
+            assert_eq!(
+                json_string(s),
+                serde_json::Value::String(s.into()).to_string()
+            );
+        }
     }
 
     #[test]

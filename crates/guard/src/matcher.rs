@@ -5,13 +5,16 @@
 //! each one, and a rejected candidate lets lower-priority patterns of the
 //! same lane try the same position. [`AutomataMatcher`] is the backend:
 //! `regex-automata`'s meta regex over all patterns of a lane at once
-//! (`Regex::new_many`), with an `aho-corasick` keyword prefilter that limits
-//! gated lanes to windows around keyword hits. Another backend (vectorscan)
-//! would implement the same trait; none is needed at the measured speeds.
+//! (`Regex::new_many`), gated by one keyword regex over every lane's
+//! keywords that limits gated lanes to windows around keyword hits. The
+//! keyword gate runs on regex-automata's lazy DFA rather than aho-corasick:
+//! with ~200 case-insensitive keywords aho-corasick falls back to its
+//! generic DFA loop, which measured ~40% more instructions per byte than
+//! the lazy DFA's unrolled one (callgrind, `examples/profile`). Another
+//! backend (vectorscan) would implement the same trait.
 
 use std::ops::Range;
 
-use aho_corasick::{AhoCorasick, AhoCorasickBuilder, AhoCorasickKind, MatchKind};
 use regex_automata::meta::{self, Regex};
 use regex_automata::util::captures::Captures;
 use regex_automata::{Anchored, Input, PatternID};
@@ -77,7 +80,7 @@ pub struct AutomataMatcher {
     lanes: Vec<LaneEngine>,
     /// One keyword automaton for all gated lanes; per keyword, the lanes
     /// (positions in `lanes`) it opens and how far.
-    keywords: Option<(AhoCorasick, KeywordTargets)>,
+    keywords: Option<(Regex, KeywordTargets)>,
 }
 
 impl AutomataMatcher {
@@ -153,10 +156,11 @@ impl AutomataMatcher {
         let keywords = if words.is_empty() {
             None
         } else {
-            // The search below is leftmost-longest and non-overlapping, so a
-            // keyword found inside a longer one must open the longer one's
-            // windows too: give each keyword the targets of every keyword it
-            // contains (its windows cover theirs).
+            // Leftmost-first with the longer keywords first: a keyword found
+            // inside a longer one at the same start must open the longer
+            // one's windows too, so each keyword gets the targets of every
+            // keyword it contains (its windows cover theirs). Overlaps at
+            // other starts are found by resuming one byte after each hit.
             let lower: Vec<String> = words.iter().map(|w| w.to_ascii_lowercase()).collect();
             let mut merged = opens.clone();
             for (i, outer) in lower.iter().enumerate() {
@@ -171,13 +175,22 @@ impl AutomataMatcher {
                     }
                 }
             }
-            let ac = AhoCorasickBuilder::new()
-                .ascii_case_insensitive(true)
-                .match_kind(MatchKind::LeftmostLongest)
-                .kind(Some(AhoCorasickKind::DFA))
-                .build(&words)
+            let mut order: Vec<usize> = (0..words.len()).collect();
+            order.sort_by_key(|&i| std::cmp::Reverse(words[i].len()));
+            let regexes: Vec<String> = order
+                .iter()
+                .map(|&i| format!("(?i-u){}", escape(words[i])))
+                .collect();
+            let regex = Regex::builder()
+                .configure(
+                    meta::Config::new()
+                        .match_kind(regex_automata::MatchKind::LeftmostFirst)
+                        .hybrid_cache_capacity(4 << 20),
+                )
+                .build_many(&regexes)
                 .map_err(|e| GuardError::Patterns(e.to_string()))?;
-            Some((ac, merged))
+            let targets = order.iter().map(|&i| merged[i].clone()).collect();
+            Some((regex, targets))
         };
         Ok(AutomataMatcher { lanes, keywords })
     }
@@ -194,12 +207,11 @@ impl Matcher for AutomataMatcher {
         let mut windows: Vec<Vec<Range<usize>>> = vec![Vec::new(); self.lanes.len()];
         if let Some((ac, opens)) = &self.keywords {
             if self.lanes.iter().zip(&enabled).any(|(l, e)| l.gated && *e) {
-                // Every start position is tried once (restarting one byte
-                // after each hit), so keywords that overlap a hit are found.
                 let mut at = 0;
-                while let Some(hit) =
-                    ac.find(aho_corasick::Input::new(haystack).span(at..haystack.len()))
-                {
+                while at < haystack.len() {
+                    let Some(hit) = ac.search(&Input::new(haystack).range(at..)) else {
+                        break;
+                    };
                     at = hit.start() + 1;
                     let Some(targets) = opens.get(hit.pattern().as_usize()) else {
                         continue;
@@ -222,12 +234,13 @@ impl Matcher for AutomataMatcher {
                 }
             }
         }
+        let mut caps = None;
         for (i, engine) in self.lanes.iter().enumerate() {
             if !enabled[i] {
                 continue;
             }
             if !engine.gated {
-                engine.search_window(haystack, 0..haystack.len(), accept);
+                engine.search_window(haystack, 0..haystack.len(), &mut caps, accept);
                 continue;
             }
             let w = &mut windows[i];
@@ -241,7 +254,7 @@ impl Matcher for AutomataMatcher {
                 }
             }
             for r in merged {
-                engine.search_window(haystack, r, accept);
+                engine.search_window(haystack, r, &mut caps, accept);
             }
         }
     }
@@ -252,9 +265,9 @@ impl LaneEngine {
         &self,
         haystack: &str,
         window: Range<usize>,
+        caps: &mut Option<(usize, Captures)>,
         accept: &mut dyn FnMut(Candidate) -> bool,
     ) {
-        let mut caps = self.regex.create_captures();
         let mut at = window.start;
         while at < window.end {
             let input = Input::new(haystack).range(at..window.end);
@@ -263,7 +276,7 @@ impl LaneEngine {
             };
             let local = m.pattern().as_usize();
             let mut accepted = None;
-            if let Some(c) = self.candidate(haystack, local, m.range(), &mut caps) {
+            if let Some(c) = self.candidate(haystack, local, m.range(), caps) {
                 if accept(c) {
                     accepted = Some(m.end());
                 }
@@ -279,7 +292,7 @@ impl LaneEngine {
                     let Some(m2) = self.regex.search(&input) else {
                         continue;
                     };
-                    if let Some(c) = self.candidate(haystack, later, m2.range(), &mut caps) {
+                    if let Some(c) = self.candidate(haystack, later, m2.range(), caps) {
                         if accept(c) {
                             accepted = Some(m2.end());
                             break;
@@ -300,7 +313,7 @@ impl LaneEngine {
         haystack: &str,
         local: usize,
         span: Range<usize>,
-        caps: &mut Captures,
+        caps: &mut Option<(usize, Captures)>,
     ) -> Option<Candidate> {
         let group = match self.group.get(local).copied().flatten() {
             None => span.clone(),
@@ -309,6 +322,11 @@ impl LaneEngine {
                 let input = Input::new(haystack)
                     .range(span.clone())
                     .anchored(Anchored::Pattern(pid));
+                // Captures are made on first need, once per lane and search.
+                let caps = match caps {
+                    Some((lane, c)) if *lane == self.lane => c,
+                    _ => &mut caps.insert((self.lane, self.regex.create_captures())).1,
+                };
                 self.regex.search_captures(&input, caps);
                 caps.get_group(index)
                     .map(|s| s.range())
@@ -324,6 +342,18 @@ impl LaneEngine {
             group,
         })
     }
+}
+
+/// A literal as regex syntax.
+fn escape(literal: &str) -> String {
+    let mut out = String::with_capacity(literal.len() * 2);
+    for c in literal.chars() {
+        if "\\.+*?()|[]{}^$#&-~".contains(c) {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out
 }
 
 fn floor_boundary(s: &str, mut i: usize) -> usize {

@@ -10,12 +10,11 @@ use std::ops::Range;
 
 use serde_json::value::RawValue;
 use sha2::{Digest, Sha256};
-use warden_protocol::edit::json_string;
 
 use crate::finding::{self, Finding, RuleId};
 use crate::guard::{Inner, OutputVerdict};
 use crate::input::splice;
-use crate::json::{self, pointer, Seg, Visitor};
+use crate::json::{self, json_string, pointer, Seg, Visitor};
 use crate::rules::{Family, HIDDEN_TEXT};
 use crate::scan::Families;
 use crate::settings::{Action, ClassActions, ErrorMode, ToolGuards};
@@ -170,7 +169,7 @@ fn judge(
     }
     if families.injection {
         let action = t.output_injection.action(HIDDEN_TEXT);
-        if action != Action::Off {
+        if action != Action::Off && unicode::hidden_possible(text) {
             let hidden = unicode::forbidden(text)
                 .into_iter()
                 .filter(|(_, c)| *c != "control_char")

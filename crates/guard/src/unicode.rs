@@ -31,8 +31,16 @@ pub(crate) fn class_of(c: char, prev: Option<char>, next: Option<char>) -> Optio
 /// Fast check: plain printable ASCII (plus tab and newlines) has nothing
 /// forbidden.
 fn plain(s: &str) -> bool {
-    s.bytes()
-        .all(|b| (0x20..0x80).contains(&b) || b == b'\t' || b == b'\n' || b == b'\r')
+    s.is_ascii()
+        && !s
+            .bytes()
+            .any(|b| b < 0x20 && b != b'\t' && b != b'\n' && b != b'\r')
+}
+
+/// Fast check: ASCII text carries nothing but, at most, C0 controls —
+/// no invisible or reordering characters.
+pub(crate) fn hidden_possible(s: &str) -> bool {
+    !s.is_ascii()
 }
 
 /// Each forbidden character: its byte offset and class.

@@ -14,28 +14,23 @@ fn guard() -> Guard {
 #[test]
 fn secrets_gitleaks_floors() {
     let r = corpus::secrets(&guard(), &corpus::corpora_dir()).expect("corpus");
-    assert!(r.recall.total >= 90);
+    assert!(r.recall.total >= 90 && r.false_matches.total >= 250);
     assert!(
         r.recall.pct() >= 95.0,
         "recall {:.1}% missed {:?}",
         r.recall.pct(),
         r.missed
     );
-    // The floor (≤ 5% matches on not_secret) holds once the rows that
-    // gitleaks itself allowlists by exact value are left out: they are
-    // well-formed keys (16 public Google API keys), which a format rule
-    // must flag. With them, the rate is reported and held below 10%.
-    let fp = &r.false_matches_excluding_allowlisted;
+    // The floor, on the raw measure: ≤ 5% of all `not_secret`
+    // rows matched by any secret rule (the rows gitleaks allowlists by
+    // exact value included; no value is special-cased here or in the rules).
     assert!(
-        fp.pct() <= 5.0,
-        "not_secret matches {:.1}%: {:?}",
-        fp.pct(),
+        r.false_matches.pct() <= 5.0,
+        "not_secret matches {:.1}% ({} of {}): {:?}",
+        r.false_matches.pct(),
+        r.false_matches.hits,
+        r.false_matches.total,
         r.matched_negatives
-    );
-    assert!(
-        r.false_matches.pct() <= 10.0,
-        "{:.1}%",
-        r.false_matches.pct()
     );
 }
 

@@ -55,7 +55,7 @@ pub struct SecretsReport {
     /// `not_secret` rows, leaving out those whose text is a value that
     /// gitleaks.toml itself allowlists verbatim for that rule (well-formed
     /// keys published on purpose, e.g. Google's public Firebase API keys):
-    /// they are keys by format, and no format rule can tell them apart.
+    /// reported beside the raw rate, which is the one the floor holds.
     pub false_matches_excluding_allowlisted: Rate,
     /// Per gitleaks rule id: (secret rate, not_secret match rate).
     pub by_rule: BTreeMap<String, (Rate, Rate)>,

@@ -74,6 +74,30 @@ fn repeats(v: &str) -> bool {
     v.len() >= 8 && max * 2 > v.len()
 }
 
+/// Keyboard and alphabet fillers (`abc123`, `klmnopqrstuvwx`, `3456`): a
+/// third or more of the value lies in ascending runs of three or more
+/// letters or digits. Generated tokens almost never have such runs (each
+/// step of a run has a chance of about 1 in 62 in a base-62 token).
+pub(crate) fn sequential(v: &str) -> bool {
+    let b = v.as_bytes();
+    let step = |x: u8, y: u8| {
+        y == x.wrapping_add(1) && (x.is_ascii_alphanumeric() && y.is_ascii_alphanumeric())
+    };
+    let mut in_runs = 0;
+    let mut run = 1;
+    for i in 1..=b.len() {
+        if i < b.len() && step(b[i - 1].to_ascii_lowercase(), b[i].to_ascii_lowercase()) {
+            run += 1;
+        } else {
+            if run >= 3 {
+                in_runs += run;
+            }
+            run = 1;
+        }
+    }
+    b.len() >= 8 && in_runs * 3 >= b.len()
+}
+
 /// Values that stand for a secret rather than being one: template and
 /// shell references, masks, documentation fillers.
 pub(crate) fn is_placeholder(v: &str) -> bool {
@@ -171,7 +195,7 @@ pub(crate) fn looks_generated(v: &str, min_entropy: f64) -> bool {
     if classes < 2 || digit == 0 && v.len() < 24 {
         return false;
     }
-    if entropy(v) < min_entropy || repeats(v) {
+    if entropy(v) < min_entropy || repeats(v) || sequential(v) {
         return false;
     }
     let class = |b: u8| match b {
@@ -199,7 +223,38 @@ pub(crate) fn accept(c: &Ctx) -> Option<Range<usize>> {
 /// `ghp_xxxx…`, `sgp_5555555dAAAAA…`).
 pub(crate) fn random_token(c: &Ctx) -> Option<Range<usize>> {
     let v = c.group();
-    (entropy(v) >= 3.0 && !repeats(v)).then(|| c.accept())?
+    (entropy(v) >= 3.0 && !repeats(v) && !sequential(v)).then(|| c.accept())?
+}
+
+/// Google API keys: `AIza` + 35 base64url characters, i.e. 29 bytes, so
+/// the last character carries two zero bits and is one of 16. Google
+/// documents browser and Firebase keys as public identifiers that are
+/// meant to be embedded in pages and apps; a key counts as a credential
+/// when the text presents it as one (a key, token, secret, auth or Google
+/// word within 48 bytes before it), as configuration files, environment
+/// variables, URLs (`?key=`) and headers do.
+pub(crate) fn google_api_key(c: &Ctx) -> Option<Range<usize>> {
+    let v = c.group();
+    if !v.ends_with(|ch: char| "AEIMQUYcgkosw048".contains(ch)) {
+        return None;
+    }
+    let before = c.before(48).to_ascii_lowercase();
+    const CONTEXT: &[&str] = &[
+        "key",
+        "token",
+        "secret",
+        "auth",
+        "credential",
+        "goog",
+        "gcp",
+        "firebase",
+        "gemini",
+        "maps",
+    ];
+    if !CONTEXT.iter().any(|w| before.contains(w)) {
+        return None;
+    }
+    random_token(c)
 }
 
 /// AWS access key ids; AWS documents its example keys with the suffix
@@ -335,7 +390,11 @@ pub(crate) fn header_credential(c: &Ctx) -> Option<Range<usize>> {
         "key",
         "ntlm",
     ];
-    if SCHEMES.contains(&v.to_ascii_lowercase().as_str()) || is_placeholder(v) || repeats(v) {
+    if SCHEMES.contains(&v.to_ascii_lowercase().as_str())
+        || is_placeholder(v)
+        || repeats(v)
+        || sequential(v)
+    {
         return None;
     }
     (v.len() >= 8 && entropy(v) >= 2.8).then(|| c.accept())?
@@ -485,8 +544,14 @@ pub(crate) fn ipv6(c: &Ctx) -> Option<Range<usize>> {
 pub(crate) fn phone(c: &Ctx) -> Option<Range<usize>> {
     let v = c.group();
     let main = v.split(['x', 'X', 'e']).next().unwrap_or(v);
-    let digits: Vec<u32> = main.chars().filter_map(|ch| ch.to_digit(10)).collect();
-    if !(7..=15).contains(&digits.len()) || digits.iter().all(|d| *d == digits[0]) {
+    let mut count = 0;
+    let mut first = None;
+    let mut same = true;
+    for d in main.bytes().filter(u8::is_ascii_digit) {
+        count += 1;
+        same &= *first.get_or_insert(d) == d;
+    }
+    if !(7..=15).contains(&count) || same {
         return None;
     }
     if looks_like_date(main) {
@@ -509,18 +574,16 @@ pub(crate) fn phone(c: &Ctx) -> Option<Range<usize>> {
         .count();
     if groups <= 2 && !v.starts_with(['+', '(', '0']) {
         let after = c.after(24);
-        let word: String = after
-            .strip_prefix(' ')
-            .unwrap_or("")
-            .chars()
-            .take_while(char::is_ascii_alphabetic)
-            .collect::<String>()
-            .to_ascii_lowercase();
+        let word = after.strip_prefix(' ').unwrap_or("");
+        let word = &word[..word
+            .bytes()
+            .position(|b| !b.is_ascii_alphabetic())
+            .unwrap_or(word.len())];
         const LABELS: &[&str] = &[
             "office", "fax", "mobile", "cell", "home", "work", "ext", "phone", "tel", "or", "and",
             "x",
         ];
-        if word.len() >= 2 && !LABELS.contains(&word.as_str()) {
+        if word.len() >= 2 && !LABELS.iter().any(|l| l.eq_ignore_ascii_case(word)) {
             return None;
         }
     }
@@ -542,15 +605,13 @@ pub(crate) fn nanp_compact(c: &Ctx) -> Option<Range<usize>> {
 
 /// `2021-04-16`, `16.04.2021`, `04/16/2021`: dates, not phone numbers.
 fn looks_like_date(v: &str) -> bool {
-    let groups: Vec<&str> = v
+    let mut groups = v
         .split(|ch: char| !ch.is_ascii_digit())
-        .filter(|g| !g.is_empty())
-        .collect();
-    if groups.len() < 3 {
+        .filter(|g| !g.is_empty());
+    let (Some(a), Some(b), Some(c)) = (groups.next(), groups.next(), groups.next()) else {
         return false;
-    }
+    };
     let n = |s: &str| s.parse::<u32>().unwrap_or(0);
-    let (a, b, c) = (groups[0], groups[1], groups[2]);
     let ymd = a.len() == 4
         && (1900..=2099).contains(&n(a))
         && (1..=12).contains(&n(b))
@@ -644,5 +705,27 @@ mod tests {
         assert!(looks_generated("hQ7vK2pL9xZ4mN8b", 3.5));
         assert!(!looks_generated("jetbrains.mps.v8_elimination", 3.5));
         assert!(!looks_generated("aaaaaaaaaaaaaaaaaaaa", 3.5));
+        assert!(sequential("abc123xyz-456def789ghij"));
+        assert!(sequential("Syabcdefghijklmnopqrstuvwxyz1234567"));
+        assert!(!sequential("hQ7vK2pL9xZ4mN8b"));
+        assert!(!sequential("3fea6af1349166ea"));
+    }
+
+    #[test]
+    fn google_keys_need_their_shape_and_a_credential_context() {
+        let key = format!("AIza{}", "Sy9vKq2LmZx7Rt4Wb8Nc3Hd6Jf1Gp5Ys0Qc");
+        let at = |text: &str| {
+            let start = text.find("AIza").unwrap();
+            google_api_key(&Ctx {
+                hay: text,
+                m: start..start + 39,
+                s: start..start + 39,
+            })
+        };
+        assert!(at(&format!("GOOGLE_API_KEY={key}")).is_some());
+        assert!(at(&format!("https://maps.example.com/api?key={key}")).is_some());
+        assert!(at(&format!("found {key} in the page")).is_none());
+        let odd = format!("AIza{}", "Sy9vKq2LmZx7Rt4Wb8Nc3Hd6Jf1Gp5Ys0Qf");
+        assert!(at(&format!("api_key: {odd}")).is_none());
     }
 }

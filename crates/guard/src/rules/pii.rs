@@ -105,14 +105,27 @@ pub(super) static RULES: &[Rule] = &[
         phone,
     ),
     // Grouped local numbers: "699 956 915", "(37) 788-063", "60-56-85-91".
+    // Two groups must already hold the 7 digits a phone number needs, so
+    // that decimals ("10.10") and dates ("2024-03") are not candidates.
     numeric(
         "phone",
         concat!(
-            r"(?-u:\b{start-half})(?:(?:[1-9][0-9]{1,3}",
+            r"(?-u:\b{start-half})(?:",
+            r"(?:[1-9][0-9]{1,3}",
             sep!(),
             r"|\([1-9][0-9]{1,3}\) ?)[0-9]{2,6}(?:",
             sep!(),
-            r"[0-9]{2,4}){0,3}(?:\s?x[0-9]{1,6})?)(?-u:\b)"
+            r"[0-9]{2,4}){1,3}",
+            r"|(?:[1-9][0-9]{3}",
+            sep!(),
+            r"|\([1-9][0-9]{3}\) ?)[0-9]{3,6}",
+            r"|(?:[1-9][0-9]{2}",
+            sep!(),
+            r"|\([1-9][0-9]{2}\) ?)[0-9]{4,6}",
+            r"|(?:[1-9][0-9]",
+            sep!(),
+            r"|\([1-9][0-9]\) ?)[0-9]{5,6}",
+            r")(?:\s?x[0-9]{1,6})?(?-u:\b)"
         ),
         phone,
     ),

@@ -4,8 +4,8 @@
 //! documented ones.
 
 use super::checks::{
-    accept, assigned_password, assigned_secret, aws_key_id, header_credential, padded_base64,
-    private_key, random_token, url_password, user_colon_password,
+    accept, assigned_password, assigned_secret, aws_key_id, google_api_key, header_credential,
+    padded_base64, private_key, random_token, url_password, user_colon_password,
 };
 use super::{Family, Lane, Rule};
 
@@ -99,7 +99,7 @@ pub(super) static RULES: &[Rule] = &[
         r"(?-u:\b)(?P<s>AIza[0-9A-Za-z_-]{35})(?:[^0-9A-Za-z_-]|$)",
         &["aiza"],
         64,
-        random_token,
+        google_api_key,
     ),
     secret(
         "gcp_oauth_secret",

@@ -1,0 +1,39 @@
+//! A fixed workload for instruction-count profiling (the benches' texts):
+//! `valgrind --tool=callgrind target/release/examples/profile [scan|prose|code|output|secret] [n]`.
+
+use serde_json::value::RawValue;
+use warden_guard::{Guard, GuardSettings};
+
+#[path = "../benches/support/texts.rs"]
+mod texts;
+
+fn main() {
+    let mut args = std::env::args().skip(1);
+    let what = args.next().unwrap_or_else(|| "scan".into());
+    let n: usize = args.next().and_then(|s| s.parse().ok()).unwrap_or(1);
+    let guard = Guard::new(&GuardSettings::default()).expect("guard");
+    match what.as_str() {
+        "scan" | "prose" | "code" => {
+            let text = match what.as_str() {
+                "prose" => texts::prose(1 << 20),
+                "code" => texts::code(1 << 20),
+                _ => texts::mixed(1 << 20),
+            };
+            for _ in 0..n {
+                std::hint::black_box(guard.detect(&text));
+            }
+        }
+        _ => {
+            let secret = what == "secret";
+            let result = RawValue::from_string(texts::result_4k(secret)).expect("json");
+            for _ in 0..n {
+                std::hint::black_box(guard.inspect_output(
+                    "srv__tool",
+                    "srv",
+                    "tools/call",
+                    &result,
+                ));
+            }
+        }
+    }
+}
