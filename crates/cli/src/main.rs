@@ -140,7 +140,6 @@ enum ExampleMode {
 
 fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
-    init_logging();
     let rt = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -160,28 +159,47 @@ fn main() -> std::process::ExitCode {
     }
 }
 
-/// Structured JSON logs on stderr (stdout belongs to the stdio transport).
-fn init_logging() {
-    let filter = tracing_subscriber::EnvFilter::try_from_env("WARDEN_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let _ = tracing_subscriber::fmt()
-        .json()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .try_init();
+/// Logs (structured JSON on stderr, redacted: stdout belongs to the stdio
+/// transport), traces (OTLP when configured) and metrics, from the
+/// configuration's `telemetry:` section. `WARDEN_LOG`, when set, overrides
+/// `telemetry.logs.level`.
+fn start_telemetry(
+    settings: &warden_telemetry::TelemetrySettings,
+) -> Result<warden_telemetry::TelemetryGuard> {
+    let mut settings = settings.clone();
+    if let Ok(level) = std::env::var("WARDEN_LOG") {
+        if tracing_subscriber::EnvFilter::try_new(&level).is_ok() {
+            settings.logs.level = level;
+        }
+    }
+    warden_telemetry::Telemetry::init(&settings, std::io::stderr)
+        .context("telemetry: cannot start logging and tracing")
 }
 
 async fn run(cli: Cli) -> Result<std::process::ExitCode> {
+    // The served configuration's telemetry settings; defaults otherwise.
+    let settings = match &cli.command {
+        Command::Serve { config, .. } | Command::Stdio { config } => {
+            (*load(config)?.telemetry).clone()
+        }
+        _ => warden_telemetry::TelemetrySettings::default(),
+    };
+    let telemetry = start_telemetry(&settings)?;
     let verdict = match cli.command {
         Command::Audit { command } => {
             tokio::task::spawn_blocking(move || admin::audit(command)).await??
         }
         Command::Policy { command } => admin::policy(command)?,
-        other => {
-            run_command(other).await?;
-            admin::Verdict::Yes
-        }
+        other => match run_command(other).await {
+            Ok(()) => admin::Verdict::Yes,
+            Err(e) => {
+                let _ = tokio::task::spawn_blocking(move || telemetry.shutdown()).await;
+                return Err(e);
+            }
+        },
     };
+    // Exports what is queued (blocks up to the export timeout).
+    let _ = tokio::task::spawn_blocking(move || telemetry.shutdown()).await;
     Ok(match verdict {
         admin::Verdict::Yes => std::process::ExitCode::SUCCESS,
         admin::Verdict::No => std::process::ExitCode::from(1),

@@ -33,6 +33,12 @@ pub struct Config {
     /// JSONL trail and a SQLite store under `.warden/audit/` next to the
     /// configuration file).
     pub audit: Section<warden_audit::AuditSettings>,
+    /// `telemetry:` (logs, OTLP traces, Prometheus metrics), resolved by the
+    /// telemetry crate; its defaults when absent.
+    pub telemetry: Section<warden_telemetry::TelemetrySettings>,
+    /// `tls:`: serve HTTPS (and accept client certificates when
+    /// `identity.mtls` is set). `None`: plain HTTP.
+    pub tls: Option<Section<warden_identity::TlsSettings>>,
 }
 
 /// A section resolved by the crate that owns it (identity, guards, …),
@@ -80,6 +86,10 @@ impl Default for Config {
             audit: Section(std::sync::Arc::new(warden_audit::AuditSettings::in_dir(
                 std::path::Path::new(".warden/audit"),
             ))),
+            telemetry: Section(std::sync::Arc::new(
+                warden_telemetry::TelemetrySettings::default(),
+            )),
+            tls: None,
         }
     }
 }

@@ -26,6 +26,8 @@ pub(crate) struct RawConfig {
     pub guards: Option<warden_guard::RawGuards>,
     pub authorization: Option<warden_policy::RawAuthorization>,
     pub audit: Option<warden_audit::RawAudit>,
+    pub telemetry: Option<warden_telemetry::RawTelemetry>,
+    pub tls: Option<warden_identity::RawTls>,
 }
 
 #[derive(Debug, Default, serde::Deserialize)]

@@ -134,8 +134,35 @@ pub(crate) fn resolve(raw: RawConfig, context: &Context<'_>) -> Result<Config, C
         }
     };
 
+    let telemetry = match raw
+        .telemetry
+        .unwrap_or_default()
+        .resolve_with_env(context.env)
+    {
+        Ok(settings) => Some(settings),
+        Err(problems) => {
+            for (path, message) in problems {
+                resolver.problems.push_raw(path, message);
+            }
+            None
+        }
+    };
+
+    let tls = raw.tls.and_then(|raw| {
+        match raw.resolve(context.base_dir, "tls", identity.as_ref().map(|i| &**i)) {
+            Ok(settings) => Some(crate::Section(std::sync::Arc::new(settings))),
+            Err(problems) => {
+                for (path, message) in problems {
+                    resolver.problems.push_raw(path, message);
+                }
+                None
+            }
+        }
+    });
+
     if resolver.problems.is_empty() {
         let guards = crate::Section(std::sync::Arc::new(guards.unwrap_or_default()));
+        let telemetry = crate::Section(std::sync::Arc::new(telemetry.unwrap_or_default()));
         let Some(audit) = audit else {
             return Err(resolver.problems.into_errors());
         };
@@ -150,6 +177,8 @@ pub(crate) fn resolve(raw: RawConfig, context: &Context<'_>) -> Result<Config, C
             guards,
             authorization,
             audit,
+            telemetry,
+            tls,
         })
     } else {
         Err(resolver.problems.into_errors())

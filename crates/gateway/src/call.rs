@@ -59,6 +59,14 @@ impl Call {
         lock(&self.facts).required_scopes.clone()
     }
 
+    /// Whether a stage refused the request (policy, registry, guards).
+    pub fn was_refused(&self) -> bool {
+        matches!(
+            lock(&self.facts).decision,
+            Some(Decision::Deny | Decision::Hold)
+        )
+    }
+
     pub fn risk_tier(&self) -> Option<RiskTier> {
         lock(&self.facts).risk_tier.map(audit_tier)
     }

@@ -31,7 +31,7 @@ use std::time::{Duration, Instant};
 use arc_swap::ArcSwap;
 use serde_json::value::RawValue;
 use tokio::sync::{mpsc, Notify};
-use tracing::{debug, info, warn};
+use tracing::{debug, info, warn, Instrument};
 use warden_identity::Principal;
 use warden_protocol::edit::{json_string, EditSet};
 use warden_protocol::error::{error_response, result_response};
@@ -46,6 +46,14 @@ use crate::pool::{Pool, PoolKey, StartSpec, UpstreamHandle};
 use crate::session::{lock, Channel, ClientCaps, Inflight, PendingS2c, Session, Sessions};
 use crate::snapshot::{Snapshot, VirtualRoute};
 use crate::stream::Sink;
+
+/// A caller's W3C trace context from the transport (`traceparent` and
+/// `tracestate` headers).
+#[derive(Debug, Clone, Copy)]
+pub struct TraceContext<'a> {
+    pub traceparent: &'a str,
+    pub tracestate: Option<&'a str>,
+}
 
 /// What handling one client message produced.
 #[derive(Debug, Default)]
@@ -84,6 +92,8 @@ pub struct Gateway {
     /// The audit trail; `None` until the caller installs it (tests of the
     /// core alone run without one).
     audit: arc_swap::ArcSwapOption<warden_audit::AuditLog>,
+    /// Prometheus metrics (rendered at `/metrics`).
+    pub metrics: warden_telemetry::Metrics,
     pub sessions: Sessions,
     pool: Pool,
     progress: Mutex<HashMap<String, ProgressRoute>>,
@@ -110,6 +120,7 @@ impl Gateway {
             snapshot: ArcSwap::from_pointee(snapshot),
             authenticator: arc_swap::ArcSwapOption::empty(),
             audit: arc_swap::ArcSwapOption::empty(),
+            metrics: warden_telemetry::Metrics::new(),
             sessions: Sessions::default(),
             pool: Pool::default(),
             progress: Mutex::new(HashMap::new()),
@@ -342,7 +353,7 @@ impl Gateway {
         msg: &Message<'_>,
         sink: &Sink,
     ) -> Option<String> {
-        self.handle_call(session, msg, sink).await.response
+        self.handle_call(session, msg, sink, None).await.response
     }
 
     /// [`Gateway::handle`], with what the transport needs beyond the
@@ -352,10 +363,39 @@ impl Gateway {
         session: &Arc<Session>,
         msg: &Message<'_>,
         sink: &Sink,
+        trace: Option<TraceContext<'_>>,
     ) -> Handled {
         session.touch();
         match msg.kind {
-            Kind::Request => self.handle_request(session, msg, sink).await,
+            Kind::Request => {
+                // A span per request; the caller's W3C trace context comes
+                // from the transport's headers or from `params._meta`.
+                let span = warden_telemetry::request_span(msg.method());
+                let meta = msg.param("_meta");
+                let from_meta = |k: &str| meta.and_then(|m| member(m, k)).and_then(as_str);
+                let meta_tp = from_meta(warden_telemetry::TRACEPARENT);
+                let meta_ts = from_meta(warden_telemetry::TRACESTATE);
+                match (trace, meta_tp.as_deref()) {
+                    (Some(t), _) => {
+                        warden_telemetry::set_parent_from_traceparent(
+                            &span,
+                            t.traceparent,
+                            t.tracestate,
+                        );
+                    }
+                    (None, Some(tp)) => {
+                        warden_telemetry::set_parent_from_traceparent(
+                            &span,
+                            tp,
+                            meta_ts.as_deref(),
+                        );
+                    }
+                    (None, None) => {}
+                }
+                self.handle_request(session, msg, sink)
+                    .instrument(span)
+                    .await
+            }
             Kind::Notification => {
                 self.handle_notification(session, msg).await;
                 Handled::default()
@@ -417,6 +457,15 @@ impl Gateway {
             )),
         };
         let outcome = outcome_of(response.as_deref());
+        self.metrics.request(
+            method,
+            match outcome {
+                "ok" => warden_telemetry::Outcome::Ok,
+                _ if call.was_refused() => warden_telemetry::Outcome::Denied,
+                _ => warden_telemetry::Outcome::Error,
+            },
+            call.started.elapsed(),
+        );
         info!(target: "audit", event = "request", correlation_id = %call.corr, session = %session.id,
               principal = %session.principal.subject(), method = %method,
               outcome = outcome, latency_us = call.started.elapsed().as_micros() as u64);
@@ -426,8 +475,16 @@ impl Gateway {
         if method != "ping" {
             if let Some(audit) = self.audit.load_full() {
                 let tier = call.risk_tier();
-                let event = call.event(&session.id, &session.principal, method, outcome);
-                if let Err(e) = audit.record_for_tier(event).await {
+                let mut event = call.event(&session.id, &session.principal, method, outcome);
+                event.trace_id = warden_telemetry::trace_id_of(&tracing::Span::current());
+                let started = Instant::now();
+                let recorded = audit
+                    .record_for_tier(event)
+                    .instrument(warden_telemetry::stage_span(warden_telemetry::Stage::Audit))
+                    .await;
+                self.metrics
+                    .stage(warden_telemetry::Stage::Audit, started.elapsed());
+                if let Err(e) = recorded {
                     warn!(correlation_id = %call.corr, error = %e, "audit record failed");
                     if audit.durability(tier) == warden_audit::Durability::Sync {
                         // Fail closed: a call whose record cannot be made
@@ -530,24 +587,33 @@ impl Gateway {
         }
         // Stage 5, Authorize.
         let annotations = tool_json.and_then(|t| member(t, "annotations"));
-        if let Some(refusal) = self.authorize(
-            session,
-            call,
-            id,
-            action,
-            server,
-            upstream_name,
-            &exposed,
-            arguments,
-            annotations,
-        ) {
+        let refusal =
+            warden_telemetry::stage_span(warden_telemetry::Stage::Policy).in_scope(|| {
+                self.authorize(
+                    session,
+                    call,
+                    id,
+                    action,
+                    server,
+                    upstream_name,
+                    &exposed,
+                    arguments,
+                    annotations,
+                )
+            });
+        if let Some(refusal) = refusal {
             return Some(refusal);
         }
         if kind == NameKind::Tool {
             // Stage 7, Inspect input: the arguments against the tool's live
             // schema, limits, forbidden characters, injection detectors.
             let schema = tool_json.and_then(|t| member(t, "inputSchema"));
-            match snap.guard.check_input(&exposed, server, schema, arguments) {
+            let started = Instant::now();
+            let verdict = warden_telemetry::stage_span(warden_telemetry::Stage::InputGuard)
+                .in_scope(|| snap.guard.check_input(&exposed, server, schema, arguments));
+            self.metrics
+                .stage(warden_telemetry::Stage::InputGuard, started.elapsed());
+            match verdict {
                 warden_guard::InputVerdict::Deny {
                     path,
                     rule,
@@ -638,7 +704,17 @@ impl Gateway {
                 Some(&serde_json::json!({"scopes": scopes, "correlationId": call.corr})),
             ));
         }
+        let started = Instant::now();
         let decision = engine.decide(&req);
+        self.metrics
+            .stage(warden_telemetry::Stage::Policy, started.elapsed());
+        self.metrics.policy_decision(match decision {
+            warden_policy::Decision::Allow { .. } => warden_telemetry::PolicyDecision::Allow,
+            warden_policy::Decision::Deny { .. } => warden_telemetry::PolicyDecision::Deny,
+            warden_policy::Decision::RequiresApproval { .. } => {
+                warden_telemetry::PolicyDecision::ApprovalRequired
+            }
+        });
         call.note(|f| {
             f.decision = Some(match decision {
                 warden_policy::Decision::Allow { .. } => warden_audit::Decision::Allow,
@@ -1047,10 +1123,15 @@ impl Gateway {
                 },
                 handle.call_timeout,
             );
-            tokio::select! {
-                r = request => Some(r),
+            let span = warden_telemetry::stage_span(warden_telemetry::Stage::Upstream);
+            let started = Instant::now();
+            let r = tokio::select! {
+                r = request.instrument(span) => Some(r),
                 _ = cancel.notified() => None,
-            }
+            };
+            self.metrics
+                .stage(warden_telemetry::Stage::Upstream, started.elapsed());
+            r
         };
         // Everything the upstream sent before its response (progress,
         // server-to-client requests) is routed while the routes still exist.
@@ -1125,9 +1206,21 @@ impl Gateway {
         let mut edits = EditSet::new();
         edits.replace(response, upstream_id.raw_value(), client_id.to_owned());
         if let Some(result) = m.result {
-            let verdict = snap
-                .guard
-                .inspect_output(&subject, server, request.method(), result);
+            let started = Instant::now();
+            let verdict = warden_telemetry::stage_span(warden_telemetry::Stage::OutputGuard)
+                .in_scope(|| {
+                    snap.guard
+                        .inspect_output(&subject, server, request.method(), result)
+                });
+            self.metrics
+                .stage(warden_telemetry::Stage::OutputGuard, started.elapsed());
+            for f in &verdict.findings {
+                self.metrics.guard_finding(
+                    f.class,
+                    warden_telemetry::Direction::Output,
+                    f.count as u64,
+                );
+            }
             if !verdict.findings.is_empty() || verdict.truncated {
                 info!(target: "audit", event = "output.findings", correlation_id = %corr, server = %server,
                       subject = %subject, classes = %classes_of(&verdict.findings), truncated = verdict.truncated,
@@ -1613,11 +1706,31 @@ async fn dispatch_upstream_events(
             }
             UpstreamEvent::Restarted { generation, .. } => {
                 info!(target: "audit", event = "upstream.restarted", server = %handle.server, generation);
+                gw.metrics
+                    .upstream_event(&handle.server, warden_telemetry::UpstreamEvent::Restarted);
+                gw.record(warden_audit::Event {
+                    server: Some(handle.server.clone()),
+                    lifecycle: Some(Box::new(warden_audit::Lifecycle {
+                        attempt: Some(generation),
+                        ..Default::default()
+                    })),
+                    ..warden_audit::Event::new(warden_audit::EventKind::ServerRestarted)
+                });
                 *lock(&handle.tools) = None;
                 gw.announce_lists_changed(&handle);
             }
             UpstreamEvent::Down { reason, .. } => {
                 warn!(target: "audit", event = "upstream.down", server = %handle.server, reason = %reason);
+                gw.metrics
+                    .upstream_event(&handle.server, warden_telemetry::UpstreamEvent::Down);
+                gw.record(warden_audit::Event {
+                    server: Some(handle.server.clone()),
+                    lifecycle: Some(Box::new(warden_audit::Lifecycle {
+                        exit: Some(truncate(&reason.to_string(), 256)),
+                        ..Default::default()
+                    })),
+                    ..warden_audit::Event::new(warden_audit::EventKind::ServerDied)
+                });
             }
         }
     }

@@ -72,6 +72,10 @@ pub fn router(gateway: Arc<Gateway>, bound: SocketAddr) -> Router {
             get(metadata_vs),
         )
         .route("/.well-known/jwks.json", get(dev_jwks));
+    let telemetry = state.gateway.snapshot().config.telemetry.clone();
+    if telemetry.metrics.enabled {
+        r = r.route(&telemetry.metrics.path, get(metrics));
+    }
     if legacy_sse {
         r = r
             .route("/sse", get(legacy_get_default))
@@ -83,6 +87,29 @@ pub fn router(gateway: Arc<Gateway>, bound: SocketAddr) -> Router {
     // that an oversized body gets a JSON-RPC error rather than a bare 413.
     r.layer(axum::extract::DefaultBodyLimit::disable())
         .with_state(state)
+}
+
+/// Prometheus scrape: request, stage, policy, guard, auth and upstream
+/// metrics, and the audit trail's own (queue, lag, sink errors). Counts and
+/// durations only: no names of principals, no arguments.
+async fn metrics(State(s): State<HttpState>) -> Response {
+    let gw = &s.gateway;
+    gw.metrics
+        .sessions_active()
+        .set(i64::try_from(gw.sessions.len()).unwrap_or(i64::MAX));
+    gw.metrics
+        .upstreams_active()
+        .set(i64::try_from(gw.upstream_count()).unwrap_or(i64::MAX));
+    let extra = gw
+        .audit()
+        .map(|a| warden_telemetry::audit_metrics(&a.metrics_snapshot()))
+        .unwrap_or_default();
+    let body = gw.metrics.render(&extra);
+    (
+        [(header::CONTENT_TYPE, warden_telemetry::CONTENT_TYPE)],
+        body,
+    )
+        .into_response()
 }
 
 // Thin handlers: one pair per path shape.
@@ -301,6 +328,11 @@ async fn authenticate(
         Ok(p) => Ok(p),
         Err(e) => {
             warn!(target: "audit", event = "auth.failed", reason = e.code(), path = %mcp_path);
+            s.gateway.metrics.auth_failure(e.code());
+            s.gateway.record(warden_audit::Event {
+                reason_code: Some(e.code().to_owned()),
+                ..warden_audit::Event::new(warden_audit::EventKind::AuthFailure)
+            });
             let (status, challenge) = auth.challenge(&e, mcp_path);
             let status = StatusCode::from_u16(status).unwrap_or(StatusCode::UNAUTHORIZED);
             let mut r = http_error(status, status.canonical_reason().unwrap_or("Unauthorized"));
@@ -584,7 +616,15 @@ async fn post_mcp(s: HttpState, vs: String, headers: HeaderMap, body: Body) -> R
                         return StatusCode::ACCEPTED.into_response();
                     }
                     drop(m);
-                    serve_request(s.gateway.clone(), session, text, accept_sse).await
+                    let header = |name: &str| {
+                        headers
+                            .get(name)
+                            .and_then(|v| v.to_str().ok())
+                            .map(str::to_owned)
+                    };
+                    let trace = header(warden_telemetry::TRACEPARENT)
+                        .map(|tp| (tp, header(warden_telemetry::TRACESTATE)));
+                    serve_request(s.gateway.clone(), session, text, accept_sse, trace).await
                 }
                 Incoming::Batch(msgs) => {
                     let sink = session.standalone();
@@ -612,6 +652,7 @@ async fn serve_request(
     session: Arc<Session>,
     text: String,
     accept_sse: bool,
+    trace: Option<(String, Option<String>)>,
 ) -> Response {
     let (tx, mut related) = mpsc::unbounded_channel::<Arc<str>>();
     let sink = Sink::Direct(tx);
@@ -622,7 +663,11 @@ async fn serve_request(
         let scope_refusal = scopes_needed.clone();
         async move {
             let msg = parse_one(&text).ok()?;
-            let handled = gw.handle_call(&session, &msg, &sink).await;
+            let trace = trace.as_ref().map(|(tp, ts)| crate::core::TraceContext {
+                traceparent: tp,
+                tracestate: ts.as_deref(),
+            });
+            let handled = gw.handle_call(&session, &msg, &sink, trace).await;
             if let Some(scopes) = handled.insufficient_scope {
                 *lock(&scope_refusal) = Some(scopes);
             }

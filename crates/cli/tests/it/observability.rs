@@ -1,0 +1,136 @@
+//! OpenTelemetry spans and Prometheus metrics through the real binary.
+
+use std::time::Duration;
+
+use serde_json::json;
+use warden_telemetry::test_support::OtlpReceiver;
+
+use crate::harness::*;
+
+#[tokio::test]
+async fn a_test_otlp_receiver_sees_the_request_span_under_the_callers_trace() {
+    let receiver = OtlpReceiver::start().expect("receiver");
+    let yaml = format!(
+        "telemetry:\n  otlp:\n    endpoint: '{}'\n    service_name: warden-it\nservers:\n{}",
+        receiver.endpoint(),
+        example_server("t", "test", "")
+    );
+    let w = Warden::start(&yaml);
+    let mut c = Client::new(&w.url("/mcp"));
+    c.initialize().await;
+    let trace_id = "4bf92f3577b34da6a3ce929d0e0e4736";
+    let parent = "00f067aa0ba902b7";
+    c.extra_headers.insert(
+        "traceparent",
+        format!("00-{trace_id}-{parent}-01").parse().unwrap(),
+    );
+    let r = c.call_tool("t__echo", json!({"message": "traced"})).await;
+    assert!(r.response().get("result").is_some(), "{}", r.response());
+
+    let spans = receiver.wait_for_spans(3, Duration::from_secs(20));
+    let request = spans
+        .iter()
+        .find(|s| s.name == "warden.request" && s.trace_id == trace_id)
+        .unwrap_or_else(|| panic!("no request span in the caller's trace: {spans:#?}"));
+    assert_eq!(
+        request.parent_span_id, parent,
+        "the caller's span is the parent"
+    );
+    assert_eq!(
+        request.resource.get("service.name").map(String::as_str),
+        Some("warden-it")
+    );
+    let children: Vec<&str> = spans
+        .iter()
+        .filter(|s| s.parent_span_id == request.span_id)
+        .map(|s| s.name.as_str())
+        .collect();
+    for stage in [
+        "warden.input_guard",
+        "warden.upstream",
+        "warden.output_guard",
+    ] {
+        assert!(
+            children.contains(&stage),
+            "{stage} under the request span: {children:?}"
+        );
+    }
+    // The audit record carries the same trace id.
+    let mut found = false;
+    for _ in 0..50 {
+        let (ok, out, _) = w.cli_status(&["audit", "query", "--json"]);
+        if ok && out.contains(trace_id) {
+            found = true;
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(found, "the audit record names the trace");
+}
+
+fn scrape(text: &str) -> prometheus_parse::Scrape {
+    let lines = text.lines().map(|l| Ok(l.to_owned()));
+    prometheus_parse::Scrape::parse(lines).expect("/metrics parses as Prometheus text")
+}
+
+fn value(s: &prometheus_parse::Scrape, name: &str, label: Option<(&str, &str)>) -> f64 {
+    s.samples
+        .iter()
+        .filter(|x| x.metric == name)
+        .filter(|x| label.is_none_or(|(k, v)| x.labels.get(k) == Some(v)))
+        .map(|x| match x.value {
+            prometheus_parse::Value::Counter(v)
+            | prometheus_parse::Value::Gauge(v)
+            | prometheus_parse::Value::Untyped(v) => v,
+            _ => 0.0,
+        })
+        .sum()
+}
+
+#[tokio::test]
+async fn metrics_parse_and_move_when_calls_happen() {
+    let w = Warden::start(&format!("servers:\n{}", example_server("t", "test", "")));
+    let http = reqwest::Client::new();
+    let get = || async {
+        let r = http.get(w.url("/metrics")).send().await.unwrap();
+        assert_eq!(r.status(), 200);
+        let ct = r
+            .headers()
+            .get("content-type")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+            .to_owned();
+        assert!(
+            ct.contains("text/plain") || ct.contains("openmetrics"),
+            "{ct}"
+        );
+        scrape(&r.text().await.unwrap())
+    };
+    let before = get().await;
+    let calls_before = value(
+        &before,
+        "warden_requests_total",
+        Some(("method", "tools/call")),
+    );
+    let mut c = Client::new(&w.url("/mcp"));
+    c.initialize().await;
+    for i in 0..3 {
+        c.call_tool("t__echo", json!({"message": format!("m{i}")}))
+            .await;
+    }
+    let after = get().await;
+    let calls_after = value(
+        &after,
+        "warden_requests_total",
+        Some(("method", "tools/call")),
+    );
+    assert_eq!(calls_after - calls_before, 3.0, "three calls counted");
+    assert!(value(&after, "warden_sessions_active", None) >= 1.0);
+    assert!(
+        after
+            .samples
+            .iter()
+            .any(|s| s.metric.starts_with("warden_audit")),
+        "the audit trail's metrics are exported"
+    );
+}
