@@ -221,7 +221,18 @@ async fn run_command(command: Command) -> Result<()> {
                 !cfg.audit.stdout,
                 "audit.sinks.stdout cannot be used with `warden stdio`: standard output is the MCP stream"
             );
-            let audit = start_audit(&cfg).await?;
+            let audit = match start_audit(&(*cfg.audit).clone()).await {
+                Ok(a) => a,
+                Err(e) => {
+                    // One desktop client per `warden stdio` process: when
+                    // another Warden holds the trail, this process keeps a
+                    // trail of its own rather than run without one.
+                    let own = per_process_audit(&cfg.audit);
+                    tracing::warn!(error = %format!("{e:#}"), dir = %own.journal_dir.display(),
+                        "audit trail in use by another Warden; this stdio session records to its own");
+                    start_audit(&own).await?
+                }
+            };
             let gw = Gateway::new(Snapshot::compile(cfg)?);
             gw.set_audit(Some(audit.clone()));
             warden_gateway::stdio::serve(
@@ -249,6 +260,10 @@ async fn run_command(command: Command) -> Result<()> {
             let exe = std::env::current_exe().context("cannot find the warden executable")?;
             let data_dir = std::env::current_dir()?.join(".warden");
             let yaml = demo_config(&exe, listen, &data_dir);
+            // On disk too, so that `warden audit query -c .warden/demo.yaml`
+            // and `warden policy explain` read what the demo runs.
+            std::fs::create_dir_all(&data_dir)?;
+            std::fs::write(data_dir.join("demo.yaml"), &yaml)?;
             let cfg = warden_config::parse(&yaml, Path::new("."))
                 .map_err(|e| anyhow::anyhow!("embedded demo config is invalid:\n{e}"))?;
             // Authentication is on, as in production: the development
@@ -437,7 +452,19 @@ async fn serve(
             "no `authorization:` section: every authenticated caller may use every exposed tool"
         );
     }
-    let audit = start_audit(&cfg).await?;
+    let tls = match cfg.tls.as_deref() {
+        Some(t) => Some(
+            t.server_config()
+                .context("tls: cannot build the TLS listener")?,
+        ),
+        None => {
+            if cfg.identity.as_deref().is_some_and(|i| i.mtls().is_some()) {
+                anyhow::bail!("identity.mtls needs a TLS listener: configure `tls: {{cert, key}}`");
+            }
+            None
+        }
+    };
+    let audit = start_audit(&cfg.audit).await?;
     let gw = Gateway::new(Snapshot::compile(cfg)?);
     gw.set_authenticator(auth);
     gw.set_audit(Some(audit.clone()));
@@ -446,9 +473,10 @@ async fn serve(
         .with_context(|| format!("cannot listen on {addr}"))?;
     let bound = listener.local_addr()?;
     let app = warden_gateway::http::router(gw.clone(), bound);
-    info!(addr = %bound, "warden listening");
+    let scheme = if tls.is_some() { "https" } else { "http" };
+    info!(addr = %bound, scheme, "warden listening");
     // Tests and scripts read this line to find the port.
-    eprintln!("warden: listening on http://{bound}/mcp");
+    eprintln!("warden: listening on {scheme}://{bound}/mcp");
     if let Some(b) = banner {
         println!("{b}");
     }
@@ -465,17 +493,24 @@ async fn serve(
             audit.as_ref().clone().shutdown().await;
         }
     };
-    axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown)
-        .await
-        .context("server failed")?;
+    match tls {
+        Some(tls) => warden_gateway::http::serve_tls(listener, tls, app, shutdown)
+            .await
+            .context("server failed")?,
+        None => axum::serve(listener, app)
+            .with_graceful_shutdown(shutdown)
+            .await
+            .context("server failed")?,
+    }
     Ok(())
 }
 
 /// Starts the audit writer: recovers the journal left by a crash (before
 /// anything is served), then writes in its own thread.
-async fn start_audit(cfg: &warden_config::Config) -> Result<Arc<warden_audit::AuditLog>> {
-    let settings = (*cfg.audit).clone();
+async fn start_audit(
+    settings: &warden_audit::AuditSettings,
+) -> Result<Arc<warden_audit::AuditLog>> {
+    let settings = settings.clone();
     let (audit, worker) =
         tokio::task::spawn_blocking(move || warden_audit::AuditLog::start(settings))
             .await?
@@ -486,6 +521,27 @@ async fn start_audit(cfg: &warden_config::Config) -> Result<Arc<warden_audit::Au
         }
     });
     Ok(Arc::new(audit))
+}
+
+/// The audit settings of one `warden stdio` process whose configured trail
+/// is held by another Warden: the same sinks' kinds and key, in
+/// `<journal>/../stdio-<pid>/` (the PostgreSQL sink, if any, is shared:
+/// each writer keeps its own chain there).
+fn per_process_audit(settings: &warden_audit::AuditSettings) -> warden_audit::AuditSettings {
+    let mut own = settings.clone();
+    let base = settings
+        .journal_dir
+        .parent()
+        .unwrap_or(&settings.journal_dir)
+        .join(format!("stdio-{}", std::process::id()));
+    own.journal_dir = base.join("journal");
+    if let Some(j) = own.jsonl.as_mut() {
+        j.path = base.join("audit.jsonl");
+    }
+    if let Some(s) = own.sqlite.as_mut() {
+        s.path = base.join("audit.db");
+    }
+    own
 }
 
 /// Keys created or revoked with `warden keys` take effect without a
@@ -569,6 +625,12 @@ identity:
   data_dir: '{data_dir}'
   dev_issuer:
     enabled: true
+audit:
+  journal: '{data_dir}/audit/journal'
+  checkpoint: {{signing_key: '{data_dir}/audit/checkpoint.key'}}
+  sinks:
+    jsonl: {{path: '{data_dir}/audit/audit.jsonl'}}
+    sqlite: {{path: '{data_dir}/audit/audit.db'}}
 servers:
   notes:
     transport: stdio
@@ -617,6 +679,10 @@ Try it:
   npx @modelcontextprotocol/inspector --cli http://{listen}/mcp --transport http --header \"Authorization: Bearer $WARDEN_TOKEN\" --method tools/list
   npx @modelcontextprotocol/inspector --cli http://{listen}/mcp --transport http --header \"Authorization: Bearer $WARDEN_TOKEN\" --method tools/call --tool-name notes__notes_search --tool-arg query=welcome
 
-Without the token Warden answers 401 with a WWW-Authenticate challenge. Press Ctrl-C to stop."
+Without the token Warden answers 401 with a WWW-Authenticate challenge.
+A read-only analyst: `warden token mint -c .warden/demo.yaml --sub ann --roles analyst`
+(tickets_delete is critical: even the admin gets \"approval required\").
+Every decision is in the audit trail: `warden audit query -c .warden/demo.yaml`, `warden audit verify -c .warden/demo.yaml`.
+Metrics: http://{listen}/metrics. Press Ctrl-C to stop."
     )
 }

@@ -149,7 +149,7 @@ pub(crate) fn resolve(raw: RawConfig, context: &Context<'_>) -> Result<Config, C
     };
 
     let tls = raw.tls.and_then(|raw| {
-        match raw.resolve(context.base_dir, "tls", identity.as_ref().map(|i| &**i)) {
+        match raw.resolve(context.base_dir, "tls", identity.as_deref()) {
             Ok(settings) => Some(crate::Section(std::sync::Arc::new(settings))),
             Err(problems) => {
                 for (path, message) in problems {

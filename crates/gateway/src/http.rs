@@ -112,6 +112,69 @@ async fn metrics(State(s): State<HttpState>) -> Response {
         .into_response()
 }
 
+tokio::task_local! {
+    /// The verified client certificate (DER) of the TLS connection a
+    /// request arrived on; set by [`serve_tls`] around each connection.
+    static CLIENT_CERT: Option<Arc<[u8]>>;
+}
+
+/// Serves `app` over TLS on `listener`: one task per connection, the
+/// handshake bounded in time, the client certificate (already verified by
+/// rustls against `identity.mtls.client_ca`) handed to authentication.
+/// Returns when `shutdown` completes.
+pub async fn serve_tls(
+    listener: tokio::net::TcpListener,
+    tls: Arc<rustls::ServerConfig>,
+    app: Router,
+    shutdown: impl std::future::Future<Output = ()>,
+) -> std::io::Result<()> {
+    let acceptor = tokio_rustls::TlsAcceptor::from(tls);
+    tokio::pin!(shutdown);
+    loop {
+        let (tcp, peer) = tokio::select! {
+            r = listener.accept() => match r {
+                Ok(c) => c,
+                Err(e) => {
+                    // EMFILE and the like: back off rather than spin.
+                    warn!(error = %e, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+            () = &mut shutdown => return Ok(()),
+        };
+        let acceptor = acceptor.clone();
+        let app = app.clone();
+        tokio::spawn(async move {
+            let tls =
+                match tokio::time::timeout(Duration::from_secs(10), acceptor.accept(tcp)).await {
+                    Ok(Ok(tls)) => tls,
+                    Ok(Err(e)) => {
+                        debug!(peer = %peer, error = %e, "TLS handshake failed");
+                        return;
+                    }
+                    Err(_) => {
+                        debug!(peer = %peer, "TLS handshake timed out");
+                        return;
+                    }
+                };
+            let cert: Option<Arc<[u8]>> = tls
+                .get_ref()
+                .1
+                .peer_certificates()
+                .and_then(|c| c.first())
+                .map(|c| Arc::from(c.as_ref()));
+            let service = hyper_util::service::TowerToHyperService::new(app);
+            let conn = hyper::server::conn::http1::Builder::new()
+                .serve_connection(hyper_util::rt::TokioIo::new(tls), service)
+                .with_upgrades();
+            if let Err(e) = CLIENT_CERT.scope(cert, conn).await {
+                debug!(peer = %peer, error = %e, "TLS connection ended with an error");
+            }
+        });
+    }
+}
+
 // Thin handlers: one pair per path shape.
 async fn post_default(State(s): State<HttpState>, headers: HeaderMap, body: Body) -> Response {
     post_mcp(s, String::new(), headers, body).await
@@ -315,13 +378,14 @@ async fn authenticate(
     let authorization = joined(header::AUTHORIZATION);
     let dpop = joined(header::HeaderName::from_static("dpop"));
     let api_key = joined(header::HeaderName::from_static("x-api-key"));
+    let client_cert = CLIENT_CERT.try_with(Clone::clone).ok().flatten();
     let url = auth.resource_url(mcp_path);
     let facts = warden_identity::RequestFacts {
         method,
         url: &url,
         authorization: authorization.as_deref(),
         dpop: dpop.as_deref(),
-        client_cert_der: None,
+        client_cert_der: client_cert.as_deref(),
         api_key: api_key.as_deref(),
     };
     match auth.authenticate(&facts).await {

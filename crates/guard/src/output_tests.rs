@@ -131,9 +131,12 @@ fn hidden_text_in_results() {
         "tools/call",
         &text_result("fine\u{e0049}\u{e0047}\u{e004e} text"),
     );
+    // Compared as values: key order follows the input, which depends on
+    // whether serde_json's `preserve_order` is unified into this build.
+    let rewritten: serde_json::Value = serde_json::from_str(&v.rewritten.unwrap()).unwrap();
     assert_eq!(
-        v.rewritten.unwrap(),
-        r#"{"content":[{"text":"fine text","type":"text"}],"isError":false}"#
+        rewritten,
+        serde_json::json!({"content":[{"text":"fine text","type":"text"}],"isError":false})
     );
     assert_eq!(v.findings[0].class, "injection.hidden_text");
     assert_eq!(v.findings[0].count, 3);

@@ -349,3 +349,62 @@ fn policy_cli_explains_tests_and_shows() {
     let report = w.cli(&["policy", "test", cases.to_str().unwrap()]);
     assert!(report.contains("2 passed, 0 failed"), "{report}");
 }
+
+/// Seed 000 through the official Python SDK (2.x): the analyst's SDK sees
+/// only the read-only tools, and a write is refused with the policy's error.
+#[test]
+fn seed000_through_the_python_sdk() {
+    let p = crate::peers::Peers::load();
+    let w = start();
+    let token = w.cli(&["token", "mint", "--sub", "ann", "--roles", "analyst"]);
+    let out = std::process::Command::new(p.get("PY2"))
+        .arg(p.driver("py_client.py"))
+        .args([
+            "--url",
+            &w.url("/mcp"),
+            "--header",
+            &format!("Authorization=Bearer {token}"),
+            "--list",
+            "--call",
+            "notes__notes_search",
+            "--args",
+            r#"{"query":"welcome"}"#,
+            "--call",
+            "notes__notes_create",
+            "--args",
+            r#"{"title":"t","body":"b"}"#,
+        ])
+        .output()
+        .unwrap();
+    let v: Value = serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|_| panic!("{}", String::from_utf8_lossy(&out.stderr)));
+    let mut tools: Vec<String> = v["tools"]
+        .as_array()
+        .unwrap_or_else(|| panic!("{v}"))
+        .iter()
+        .filter_map(|t| t.as_str().map(str::to_owned))
+        .collect();
+    tools.sort();
+    assert_eq!(
+        tools,
+        [
+            "notes__notes_get",
+            "notes__notes_search",
+            "notes__tickets_list"
+        ],
+        "{v}"
+    );
+    assert!(
+        v["calls"][0]["text"]
+            .as_str()
+            .unwrap_or("")
+            .contains("Welcome"),
+        "the read works: {v}"
+    );
+    let errors = v["errors"].to_string();
+    assert!(
+        errors.contains("denied by policy") || errors.contains("-32012"),
+        "the write is refused by policy: {v}"
+    );
+    assert_eq!(upstream_calls(&w, "notes_create"), 0);
+}

@@ -65,21 +65,17 @@ impl Warden {
                 .args(["--listen", "127.0.0.1:0"])
                 .env("WARDEN_LOG", "info"),
         );
-        let addr = wait_for_line(
-            &proc,
-            "warden: listening on http://",
-            Duration::from_secs(30),
-        )
-        .and_then(|l| {
-            l.split("http://")
-                .nth(1)
-                .map(|s| s.trim_end_matches("/mcp").to_owned())
-        })
-        .expect("warden did not start");
+        let base = wait_for_line(&proc, "warden: listening on ", Duration::from_secs(30))
+            .and_then(|l| {
+                l.split("listening on ")
+                    .nth(1)
+                    .map(|s| s.trim().trim_end_matches("/mcp").to_owned())
+            })
+            .expect("warden did not start");
         Warden {
             _proc: proc,
             dir,
-            base: format!("http://{addr}"),
+            base,
         }
     }
 

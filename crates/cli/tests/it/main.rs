@@ -11,5 +11,6 @@ mod guards;
 mod identity;
 mod observability;
 mod peers;
+mod tls;
 mod transports;
 mod wire;
