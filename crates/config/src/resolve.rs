@@ -148,17 +148,18 @@ pub(crate) fn resolve(raw: RawConfig, context: &Context<'_>) -> Result<Config, C
         }
     };
 
-    let tls = raw.tls.and_then(|raw| {
-        match raw.resolve(context.base_dir, "tls", identity.as_deref()) {
-            Ok(settings) => Some(crate::Section(std::sync::Arc::new(settings))),
-            Err(problems) => {
-                for (path, message) in problems {
-                    resolver.problems.push_raw(path, message);
+    let tls =
+        raw.tls.and_then(
+            |raw| match raw.resolve(context.base_dir, "tls", identity.as_deref()) {
+                Ok(settings) => Some(crate::Section(std::sync::Arc::new(settings))),
+                Err(problems) => {
+                    for (path, message) in problems {
+                        resolver.problems.push_raw(path, message);
+                    }
+                    None
                 }
-                None
-            }
-        }
-    });
+            },
+        );
 
     if resolver.problems.is_empty() {
         let guards = crate::Section(std::sync::Arc::new(guards.unwrap_or_default()));

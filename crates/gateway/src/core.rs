@@ -1124,6 +1124,16 @@ impl Gateway {
                 handle.call_timeout,
             );
             let span = warden_telemetry::stage_span(warden_telemetry::Stage::Upstream);
+            // W3C trace context to HTTP upstreams: Warden's upstream span
+            // (or the caller's context passed through).
+            let mut trace = Vec::new();
+            if let Some(tp) = warden_telemetry::current_traceparent(&span) {
+                trace.push((warden_telemetry::TRACEPARENT.to_owned(), tp));
+                if let Some(ts) = warden_telemetry::current_tracestate(&span) {
+                    trace.push((warden_telemetry::TRACESTATE.to_owned(), ts));
+                }
+            }
+            let request = warden_upstream::with_request_headers(trace, request);
             let started = Instant::now();
             let r = tokio::select! {
                 r = request.instrument(span) => Some(r),

@@ -102,9 +102,31 @@ impl Session {
     }
 
     async fn post(&self, body: Bytes) -> Result<reqwest::Response, UpstreamError> {
+        self.post_with(body, None).await
+    }
+
+    /// A POST with per-request headers (W3C trace context) besides the
+    /// session's own; names and values were validated by the caller and
+    /// never replace the session's headers.
+    async fn post_with(
+        &self,
+        body: Bytes,
+        extra: Option<&[(String, String)]>,
+    ) -> Result<reqwest::Response, UpstreamError> {
+        let mut headers = self.post_headers.clone();
+        for (k, v) in extra.unwrap_or_default() {
+            if let (Ok(k), Ok(v)) = (
+                reqwest::header::HeaderName::from_bytes(k.as_bytes()),
+                HeaderValue::from_str(v),
+            ) {
+                if !headers.contains_key(&k) {
+                    headers.insert(k, v);
+                }
+            }
+        }
         self.client
             .post(self.url.clone())
-            .headers(self.post_headers.clone())
+            .headers(headers)
             .body(body)
             .send()
             .await
@@ -276,8 +298,10 @@ pub(crate) fn start_exchange(
 ) {
     let id = guard.id;
     let task_shared = shared.clone();
+    // Captured here, in the caller's task: the exchange runs in its own.
+    let extra = crate::request_headers();
     let task = tokio::spawn(async move {
-        let outcome = exchange(&task_shared, session, id, text).await;
+        let outcome = exchange(&task_shared, session, id, text, extra.as_deref()).await;
         task_shared.resolve(id, outcome);
     });
     guard.task = Some(task.abort_handle());
@@ -288,11 +312,12 @@ async fn exchange(
     mut session: Arc<Session>,
     id: u64,
     text: String,
+    extra: Option<&[(String, String)]>,
 ) -> Result<Response, UpstreamError> {
     let body = Bytes::from(text);
     let mut retried = false;
     loop {
-        let resp = session.post(body.clone()).await?;
+        let resp = session.post_with(body.clone(), extra).await?;
         if session.is_expiry(resp.status()) {
             session.expire();
             if retried {

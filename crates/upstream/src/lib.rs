@@ -258,3 +258,22 @@ impl std::fmt::Debug for Upstream {
             .finish()
     }
 }
+
+tokio::task_local! {
+    static REQUEST_HEADERS: std::sync::Arc<[(String, String)]>;
+}
+
+/// Runs `f` with extra HTTP headers on the requests it sends to Streamable
+/// HTTP upstreams (the gateway's W3C `traceparent`/`tracestate`). Headers
+/// the upstream's own configuration sets are never replaced; stdio and SSE
+/// upstreams ignore them.
+pub async fn with_request_headers<F: std::future::Future>(
+    headers: Vec<(String, String)>,
+    f: F,
+) -> F::Output {
+    REQUEST_HEADERS.scope(headers.into(), f).await
+}
+
+pub(crate) fn request_headers() -> Option<std::sync::Arc<[(String, String)]>> {
+    REQUEST_HEADERS.try_with(Clone::clone).ok()
+}

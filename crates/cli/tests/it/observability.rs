@@ -134,3 +134,40 @@ async fn metrics_parse_and_move_when_calls_happen() {
         "the audit trail's metrics are exported"
     );
 }
+
+#[tokio::test]
+async fn the_trace_context_reaches_http_upstreams() {
+    let port = crate::peers::free_port();
+    let _upstream = spawn(std::process::Command::new(WARDEN).args([
+        "example-server",
+        "--mode",
+        "test",
+        "--http",
+        &format!("127.0.0.1:{port}"),
+    ]));
+    for _ in 0..200 {
+        if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(25));
+    }
+    let w = Warden::start(&format!(
+        "servers:\n  web:\n    url: http://127.0.0.1:{port}/mcp\n"
+    ));
+    let mut c = Client::new(&w.url("/mcp"));
+    c.initialize().await;
+    let trace_id = "0af7651916cd43dd8448eb211c80319c";
+    c.extra_headers.insert(
+        "traceparent",
+        format!("00-{trace_id}-b7ad6b7169203331-01")
+            .parse()
+            .unwrap(),
+    );
+    let r = c.call_tool("web__echo_headers", json!({})).await;
+    let text = text_of(r.result());
+    assert!(
+        text.contains(trace_id),
+        "the upstream sees the caller's trace id: {text}"
+    );
+    assert!(!text.contains("authorization"), "{text}");
+}
