@@ -361,7 +361,11 @@ fn run_clients(python_or_node: &str, driver: &str, stdio_ok: bool) {
     check(&v, true, &format!("{driver} sse"));
     if stdio_ok {
         let cfg = fed.dir.path().join("warden.yaml");
-        std::fs::write(&cfg, &fed.yaml).unwrap();
+        std::fs::write(
+            &cfg,
+            with_tofu(&fed.yaml).replace("{DIR}", &fed.dir.path().display().to_string()),
+        )
+        .unwrap();
         let mut args = client_args(&p, driver, &[], &fed, true);
         args.extend([
             "--command".into(),
