@@ -10,5 +10,6 @@ mod federation;
 mod guards;
 mod identity;
 mod peers;
+mod registry;
 mod transports;
 mod wire;
