@@ -48,14 +48,17 @@ start_warden() { # name yaml
   wait_port "$PORT"
 }
 
-start_warden stdio "servers:
+# Trust on first use: the benchmark measures the pipeline, not pinning.
+start_warden stdio "registry: {mode: tofu, lock: '$WORK/stdio.lock'}
+servers:
   echo:
     command: '$PWD/$BIN/warden'
     args: [example-server, --mode, echo]
     isolation: shared
 "
 STDIO_PORT=$PORT
-start_warden http "servers:
+start_warden http "registry: {mode: tofu, lock: '$WORK/http.lock'}
+servers:
   echo:
     url: http://127.0.0.1:$ECHO_PORT/mcp
     isolation: shared

@@ -11,6 +11,7 @@ use tracing::{error, info};
 use warden_gateway::{Gateway, Snapshot};
 
 mod admin;
+mod registry_cmd;
 
 #[derive(Parser)]
 #[command(name = "warden", version, about = "Warden: an MCP security gateway")]
@@ -64,6 +65,14 @@ enum Command {
         #[command(subcommand)]
         command: admin::PolicyCommand,
     },
+    /// The tool registry: pin, diff, approve, list (`warden.lock`).
+    Registry {
+        #[command(subcommand)]
+        command: registry_cmd::RegistryCommand,
+    },
+    /// Scan MCP client configs (Claude Desktop, Claude Code, Cursor, VS Code,
+    /// Windsurf): start the servers they name and report poisoned tools.
+    Scan(registry_cmd::ScanArgs),
     /// The bundled example MCP server (used by `demo`, tests and benchmarks).
     #[command(hide = true)]
     ExampleServer {
@@ -77,6 +86,9 @@ enum Command {
         record: Option<PathBuf>,
         #[arg(long)]
         name: Option<String>,
+        /// A JSON array of extra tool definitions to serve (test corpora).
+        #[arg(long)]
+        extra_tools: Option<std::path::PathBuf>,
     },
 }
 
@@ -190,6 +202,12 @@ async fn run(cli: Cli) -> Result<std::process::ExitCode> {
             tokio::task::spawn_blocking(move || admin::audit(command)).await??
         }
         Command::Policy { command } => admin::policy(command)?,
+        Command::Registry { command } => registry_cmd::registry(command).await?,
+        Command::Scan(args) => {
+            let code = registry_cmd::scan(args).await;
+            let _ = tokio::task::spawn_blocking(move || telemetry.shutdown()).await;
+            return code;
+        }
         other => match run_command(other).await {
             Ok(()) => admin::Verdict::Yes,
             Err(e) => {
@@ -316,19 +334,27 @@ async fn run_command(command: Command) -> Result<()> {
             Ok(())
         }
         Command::Keys { command } => keys(command),
-        Command::Audit { .. } | Command::Policy { .. } => Ok(()),
+        Command::Audit { .. }
+        | Command::Policy { .. }
+        | Command::Registry { .. }
+        | Command::Scan(_) => Ok(()),
         Command::ExampleServer {
             mode,
             http,
             record,
             name,
+            extra_tools,
         } => {
             let mode = match mode {
                 ExampleMode::Demo => warden_example_server::Mode::Demo,
                 ExampleMode::Echo => warden_example_server::Mode::Echo,
                 ExampleMode::Test => warden_example_server::Mode::Test,
             };
-            let opts = warden_example_server::Options { record, name };
+            let opts = warden_example_server::Options {
+                record,
+                name,
+                extra_tools,
+            };
             match http {
                 Some(addr) => {
                     let listener = tokio::net::TcpListener::bind(addr).await?;
@@ -620,6 +646,9 @@ listen:
 gateway:
   name: warden-demo
   instructions: "Warden demo: a notes and tickets server behind the Warden gateway."
+registry:
+  mode: tofu
+  lock: '{data_dir}/warden.lock'
 identity:
   public_url: "http://{listen}"
   data_dir: '{data_dir}'

@@ -39,6 +39,37 @@ pub struct Config {
     /// `tls:`: serve HTTPS (and accept client certificates when
     /// `identity.mtls` is set). `None`: plain HTTP.
     pub tls: Option<Section<warden_identity::TlsSettings>>,
+    /// `registry:`: which tools may reach a client (stage 4).
+    pub registry: RegistrySettings,
+}
+
+/// The tool registry's settings.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RegistrySettings {
+    /// The lock file. Default: `warden.lock` next to the configuration file.
+    pub lock: PathBuf,
+    /// `strict` (default): only pinned, unchanged items reach a client.
+    /// `tofu`: items are pinned when first seen (unless the scanner blocks them).
+    pub mode: warden_registry::Mode,
+    /// How old the cached live definition of a tool or prompt may be when a
+    /// call is checked against its pin; older, it is fetched again. This
+    /// bounds how long a change the upstream does not announce goes unseen.
+    /// Default 1 s; `0s` fetches before every call.
+    pub revalidate_after: Duration,
+    /// Thresholds and disabled rules of the manifest scanner.
+    pub scanner: warden_registry::ScannerConfig,
+}
+
+impl RegistrySettings {
+    /// The defaults for a configuration file in `base_dir`.
+    pub fn in_dir(base_dir: &std::path::Path) -> Self {
+        Self {
+            lock: base_dir.join("warden.lock"),
+            mode: warden_registry::Mode::Strict,
+            revalidate_after: Duration::from_secs(1),
+            scanner: warden_registry::ScannerConfig::default(),
+        }
+    }
 }
 
 /// A section resolved by the crate that owns it (identity, guards, …),
@@ -90,6 +121,7 @@ impl Default for Config {
                 warden_telemetry::TelemetrySettings::default(),
             )),
             tls: None,
+            registry: RegistrySettings::in_dir(std::path::Path::new(".")),
         }
     }
 }

@@ -28,6 +28,26 @@ pub(crate) struct RawConfig {
     pub audit: Option<warden_audit::RawAudit>,
     pub telemetry: Option<warden_telemetry::RawTelemetry>,
     pub tls: Option<warden_identity::RawTls>,
+    pub registry: Option<RawRegistry>,
+}
+
+/// `registry:` — the tool registry (pinned manifests, `warden.lock`).
+#[derive(Debug, Default, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawRegistry {
+    pub lock: Option<String>,
+    pub mode: Option<String>,
+    pub revalidate_after: Option<String>,
+    pub scanner: Option<RawScanner>,
+}
+
+#[derive(Debug, Default, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawScanner {
+    pub warn_at: Option<String>,
+    pub block_at: Option<String>,
+    pub block_on_distinct_rules: Option<String>,
+    pub disabled_rules: Option<Vec<String>>,
 }
 
 #[derive(Debug, Default, serde::Deserialize)]

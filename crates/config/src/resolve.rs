@@ -15,11 +15,12 @@ use crate::defaults;
 use crate::error::{ConfigErrors, FieldPath, Problems};
 use crate::glob::{could_match_with_prefix, is_pattern_char};
 use crate::model::{
-    Config, Gateway, Isolation, Listen, RestartPolicy, ServerConfig, StdioSettings, Transport,
-    VirtualServer,
+    Config, Gateway, Isolation, Listen, RegistrySettings, RestartPolicy, ServerConfig,
+    StdioSettings, Transport, VirtualServer,
 };
 use crate::raw::{
-    OrderedMap, RawConfig, RawGateway, RawListen, RawRestart, RawServer, RawStdio, RawVirtualServer,
+    OrderedMap, RawConfig, RawGateway, RawListen, RawRegistry, RawRestart, RawServer, RawStdio,
+    RawVirtualServer,
 };
 use crate::secret::{header_looks_secret, is_env_name, Secret, SecretRef, SecretSource};
 use crate::units::{parse_count, parse_duration, parse_size};
@@ -160,6 +161,7 @@ pub(crate) fn resolve(raw: RawConfig, context: &Context<'_>) -> Result<Config, C
                 }
             },
         );
+    let registry = resolver.registry(raw.registry.unwrap_or_default(), &root.field("registry"));
 
     if resolver.problems.is_empty() {
         let guards = crate::Section(std::sync::Arc::new(guards.unwrap_or_default()));
@@ -180,6 +182,7 @@ pub(crate) fn resolve(raw: RawConfig, context: &Context<'_>) -> Result<Config, C
             audit,
             telemetry,
             tls,
+            registry,
         })
     } else {
         Err(resolver.problems.into_errors())
@@ -893,6 +896,81 @@ impl Resolver<'_> {
             None => defaults::stdio_principal(context.env),
         };
         StdioSettings { principal }
+    }
+
+    // ----- registry -----------------------------------------------------
+
+    fn registry(&mut self, raw: RawRegistry, path: &FieldPath) -> RegistrySettings {
+        let mut settings = RegistrySettings::in_dir(self.base_dir);
+        if let Some(lock) = raw.lock {
+            if lock.trim().is_empty() {
+                self.problems.push(&path.field("lock"), "must not be empty");
+            } else {
+                settings.lock = join_clean(self.base_dir, Path::new(&lock));
+            }
+        }
+        match raw.mode.as_deref() {
+            None | Some("strict") => {}
+            Some("tofu") => settings.mode = warden_registry::Mode::Tofu,
+            Some(other) => self.problems.push(
+                &path.field("mode"),
+                format!("unknown mode {other:?}: expected \"strict\" or \"tofu\""),
+            ),
+        }
+        if let Some(text) = raw.revalidate_after {
+            match parse_duration(&text) {
+                Ok(d) => settings.revalidate_after = d,
+                Err(e) => self
+                    .problems
+                    .push(&path.field("revalidate_after"), e.to_string()),
+            }
+        }
+        if let Some(scanner) = raw.scanner {
+            let sp = path.field("scanner");
+            let mut severity =
+                |raw: Option<String>, key: &str, into: &mut warden_registry::Severity| {
+                    if let Some(text) = raw {
+                        match text.parse() {
+                            Ok(s) => *into = s,
+                            Err(()) => self.problems.push(
+                                &sp.field(key),
+                                format!(
+                                "unknown severity {text:?}: expected low, medium, high or critical"
+                            ),
+                            ),
+                        }
+                    }
+                };
+            let t = &mut settings.scanner.thresholds;
+            severity(scanner.warn_at, "warn_at", &mut t.warn_at);
+            severity(scanner.block_at, "block_at", &mut t.block_at);
+            if let Some(n) = scanner.block_on_distinct_rules {
+                match n.trim().parse::<usize>() {
+                    Ok(n) => settings.scanner.thresholds.block_on_distinct_rules = n,
+                    Err(_) => self.problems.push(
+                        &sp.field("block_on_distinct_rules"),
+                        format!("{n:?} is not a count (0 = never)"),
+                    ),
+                }
+            }
+            let known = warden_registry::Scanner::rules();
+            for (i, rule) in scanner
+                .disabled_rules
+                .unwrap_or_default()
+                .into_iter()
+                .enumerate()
+            {
+                if known.iter().any(|r| r.id == rule) {
+                    settings.scanner.disabled_rules.push(rule);
+                } else {
+                    self.problems.push(
+                        &sp.field("disabled_rules").index(i),
+                        format!("unknown scanner rule {rule:?}"),
+                    );
+                }
+            }
+        }
+        settings
     }
 
     // ----- scalars ------------------------------------------------------

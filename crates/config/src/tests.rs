@@ -1525,6 +1525,38 @@ fn yaml_blocks(markdown: &str) -> Vec<&str> {
     blocks
 }
 
+#[test]
+fn registry_defaults_to_strict_with_the_lock_next_to_the_file() {
+    let c = ok("");
+    assert_eq!(c.registry.mode, warden_registry::Mode::Strict);
+    assert_eq!(c.registry.lock, Path::new("/etc/warden/warden.lock"));
+    assert_eq!(c.registry.revalidate_after, Duration::from_secs(1));
+    let c = ok("registry:\n  mode: tofu\n  lock: state/w.lock\n  revalidate_after: 0s\n  scanner:\n    block_at: critical\n    block_on_distinct_rules: 0\n");
+    assert_eq!(c.registry.mode, warden_registry::Mode::Tofu);
+    assert_eq!(c.registry.lock, Path::new("/etc/warden/state/w.lock"));
+    assert_eq!(c.registry.revalidate_after, Duration::ZERO);
+    assert_eq!(
+        c.registry.scanner.thresholds.block_at,
+        warden_registry::Severity::Critical
+    );
+    assert_eq!(c.registry.scanner.thresholds.block_on_distinct_rules, 0);
+}
+
+#[test]
+fn registry_errors_name_their_path() {
+    single_error("registry:\n  mode: lax\n", "registry.mode", "strict");
+    single_error(
+        "registry:\n  scanner:\n    block_at: severe\n",
+        "registry.scanner.block_at",
+        "unknown severity",
+    );
+    single_error(
+        "registry:\n  scanner:\n    disabled_rules: [no.such.rule]\n",
+        "registry.scanner.disabled_rules[0]",
+        "unknown scanner rule",
+    );
+}
+
 /// The operator reference's examples must be valid: the per-section ones
 /// together form one file (each section appears once), and the complete
 /// example is a file of its own.

@@ -93,6 +93,10 @@ pub struct Options {
     pub record: Option<PathBuf>,
     /// Overrides `serverInfo.name` in the `initialize` result.
     pub name: Option<String>,
+    /// A JSON array of tool definitions served after the mode's own tools,
+    /// exactly as written (test corpora, e.g. poisoned descriptions); a call
+    /// to one answers `called <name>`.
+    pub extra_tools: Option<PathBuf>,
 }
 
 /// Serves newline-delimited JSON-RPC on stdin/stdout until stdin closes.

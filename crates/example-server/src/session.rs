@@ -41,6 +41,8 @@ pub(crate) struct Server {
     pub(crate) echo_revision: AtomicU64,
     /// Every session, for notifications that concern all of them.
     sessions: Mutex<Vec<Weak<Session>>>,
+    /// Tools from `Options::extra_tools`, served as written.
+    pub(crate) extra_tools: Vec<Value>,
 }
 
 impl Server {
@@ -53,6 +55,21 @@ impl Server {
                     .open(path)?,
             )),
             None => None,
+        };
+        let extra_tools = match &opts.extra_tools {
+            Some(path) => {
+                let text = std::fs::read_to_string(path)?;
+                match serde_json::from_str::<Value>(&text)? {
+                    Value::Array(tools) => tools,
+                    _ => {
+                        return Err(std::io::Error::new(
+                            std::io::ErrorKind::InvalidData,
+                            "extra tools: expected a JSON array of tool definitions",
+                        ))
+                    }
+                }
+            }
+            None => Vec::new(),
         };
         let name = opts.name.clone().unwrap_or_else(|| {
             match mode {
@@ -70,6 +87,7 @@ impl Server {
             demo: Mutex::new(demo::Store::seeded()),
             echo_revision: AtomicU64::new(1),
             sessions: Mutex::new(Vec::new()),
+            extra_tools,
         })
     }
 
@@ -460,6 +478,17 @@ impl Session {
             "tools/call" => {
                 let call = ToolCall::new(Arc::clone(self), ctx.clone(), p);
                 match call {
+                    Ok(call)
+                        if self
+                            .server
+                            .extra_tools
+                            .iter()
+                            .any(|t| t["name"] == call.name.as_str()) =>
+                    {
+                        Outcome::Ok(
+                            json!({"content": [{"type": "text", "text": format!("called {}", call.name)}]}),
+                        )
+                    }
                     Ok(call) => match mode {
                         Mode::Demo => demo::call_tool(&call).into(),
                         Mode::Echo => echo_tool(&call).into(),
@@ -522,11 +551,15 @@ impl Session {
     }
 
     pub(crate) fn tools(&self) -> Value {
-        match self.server.mode {
+        let mut tools = match self.server.mode {
             Mode::Demo => demo::tools(),
             Mode::Echo => json!([echo_tool_definition("Echoes the message back.")]),
             Mode::Test => test_tools::tools(&self.server),
+        };
+        if let Value::Array(list) = &mut tools {
+            list.extend(self.server.extra_tools.iter().cloned());
         }
+        tools
     }
 
     /// The client's declared capabilities from `initialize`.

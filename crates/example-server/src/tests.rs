@@ -176,6 +176,7 @@ async fn initialize_negotiates_the_version() {
     let opts = Options {
         name: Some("custom".into()),
         record: None,
+        extra_tools: None,
     };
     let mut h = Harness::with_options(Mode::Echo, &opts);
     let r = h.initialize("2025-06-18").await;
@@ -655,6 +656,7 @@ async fn record_appends_every_received_line() {
     let opts = Options {
         record: Some(path.clone()),
         name: None,
+        extra_tools: None,
     };
     let mut h = Harness::with_options(Mode::Test, &opts);
     h.initialize("2025-06-18").await;

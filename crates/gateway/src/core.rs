@@ -22,8 +22,18 @@
 //! Registry, authorization, limits, guards, approvals and credentials are
 //! stages that slot in between Route and Execute (and after Execute for
 //! output guards); each is its own crate and issue.
+//!
+//! Stage 4, **Registry** (`warden_registry`): every list an upstream returns
+//! (tools, prompts, resource templates, and its `initialize` instructions)
+//! is hashed and checked; only pinned, unchanged items reach a client.
+//! Before every `tools/call` and `prompts/get` the live definition (cached
+//! per upstream for at most `registry.revalidate_after`, dropped on
+//! `list_changed` and on restart) is hashed again and checked: a changed or
+//! unpinned item is refused (-32015) before any upstream sees the call. A
+//! server whose pinned identity (command line, executable hash, URL)
+//! changed is never started.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 use std::time::{Duration, Instant};
@@ -31,18 +41,19 @@ use std::time::{Duration, Instant};
 use arc_swap::ArcSwap;
 use serde_json::value::RawValue;
 use tokio::sync::{mpsc, Notify};
-use tracing::{debug, info, warn, Instrument};
+use tracing::{debug, error, info, warn, Instrument};
 use warden_identity::Principal;
 use warden_protocol::edit::{json_string, EditSet};
 use warden_protocol::error::{error_response, result_response};
 use warden_protocol::message::{as_str, member, parse_one, Kind, Message};
 use warden_protocol::method::{self, ListKind, NameKind, Route};
 use warden_protocol::{ErrorCode, ProtocolVersion};
+use warden_registry::{ItemDecision, ItemKind, Manifest, Reason};
 use warden_upstream::{UpstreamError, UpstreamEvent};
 
 use crate::call::Call;
 use crate::federation::{self, cursor, has_capability, rewrite_page, truncate};
-use crate::pool::{Pool, PoolKey, StartSpec, UpstreamHandle};
+use crate::pool::{Definitions, Pool, PoolKey, StartSpec, UpstreamHandle};
 use crate::session::{lock, Channel, ClientCaps, Inflight, PendingS2c, Session, Sessions};
 use crate::snapshot::{Snapshot, VirtualRoute};
 use crate::stream::Sink;
@@ -100,6 +111,9 @@ pub struct Gateway {
     /// (upstream instance, upstream-side id) → (session, client id).
     by_upstream_id: Mutex<HashMap<(u64, u64), RequestOwner>>,
     counter: AtomicU64,
+    /// Registry refusals already reported (`server/kind/name@live-hash`,
+    /// `server:reason`), so an item listed again is not a new audit record.
+    reported: Mutex<HashSet<String>>,
 }
 
 /// Why `initialize` could not open a session.
@@ -126,8 +140,10 @@ impl Gateway {
             progress: Mutex::new(HashMap::new()),
             by_upstream_id: Mutex::new(HashMap::new()),
             counter: AtomicU64::new(1),
+            reported: Mutex::new(HashSet::new()),
         });
         spawn_reaper(Arc::downgrade(&gw));
+        spawn_registry_keeper(Arc::downgrade(&gw));
         gw
     }
 
@@ -165,7 +181,14 @@ impl Gateway {
     }
 
     /// Swaps in a new configuration; running sessions keep their upstreams.
-    pub fn reload(&self, snapshot: Snapshot) {
+    /// With unchanged `registry:` settings the running registry is kept
+    /// (its drift memory survives) and given the lock file as now on disk.
+    pub fn reload(&self, mut snapshot: Snapshot) {
+        let old = self.snapshot.load();
+        if old.config.registry == snapshot.config.registry {
+            old.registry.replace_lock(snapshot.registry.lock_snapshot());
+            snapshot.registry = old.registry.clone();
+        }
         self.snapshot.store(Arc::new(snapshot));
     }
 
@@ -262,13 +285,26 @@ impl Gateway {
             .iter()
             .filter_map(|(server, info)| {
                 let own = snap.server(server).and_then(|s| s.instructions.clone());
-                let text = own.or_else(|| {
-                    serde_json::from_str::<&RawValue>(&info.result)
-                        .ok()
-                        .and_then(|r| member(r, "instructions"))
-                        .and_then(as_str)
-                        .map(|s| s.into_owned())
-                })?;
+                let text = match own {
+                    Some(text) => text,
+                    None => {
+                        let text = serde_json::from_str::<&RawValue>(&info.result)
+                            .ok()
+                            .and_then(|r| member(r, "instructions"))
+                            .and_then(as_str)
+                            .map(|s| s.into_owned())?;
+                        // Stage 4: an upstream's instructions reach the model
+                        // like a description does; only pinned ones pass.
+                        let m = warden_registry::instructions_manifest(server, &text).ok()?;
+                        match snap.registry.check_item(&m) {
+                            ItemDecision::Allow => text,
+                            ItemDecision::Hidden(reason) => {
+                                self.report_hidden(&m, &reason, "instructions");
+                                return None;
+                            }
+                        }
+                    }
+                };
                 Some((server.clone(), text))
             })
             .collect();
@@ -320,6 +356,9 @@ impl Gateway {
     ) -> Option<Arc<UpstreamHandle>> {
         let snap = self.snapshot();
         let cfg = snap.server(server)?;
+        if self.server_refusal(&snap, server).is_some() {
+            return None;
+        }
         let key = PoolKey::new(cfg, &session.id, &session.principal.key());
         let weak = Arc::downgrade(self);
         // Everything below runs only when the upstream must be started.
@@ -559,32 +598,39 @@ impl Gateway {
                 f.arguments = recorded;
             });
         }
-        // The live definition: for the registry scan, the annotations
-        // authorization reads, and the schema the input guard checks.
-        let tool = if kind == NameKind::Tool {
-            self.tool_definition(session, server, upstream_name).await
+        // Stage 4, Registry: the server must be approved, and the live
+        // definition (also the annotations authorization reads and the
+        // schema the input guard checks), hashed again, the pinned one.
+        if let Some(refusal) = self.refuse_server(id, server, call) {
+            return Some(refusal);
+        }
+        let item_kind = if kind == NameKind::Tool {
+            ItemKind::Tool
         } else {
-            None
+            ItemKind::Prompt
         };
+        let def = match self
+            .item_definition(session, server, item_kind, upstream_name)
+            .await
+        {
+            Ok(def) => def,
+            Err(why) => {
+                warn!(server = %server, correlation_id = %corr, error = %why, "live definition unavailable");
+                return Some(upstream_error(id, server, corr, "is unavailable"));
+            }
+        };
+        if let Some(def) = &def {
+            if let Some(refusal) =
+                self.check_pinned(session, call, id, server, item_kind, def, action, &exposed)
+            {
+                return Some(refusal);
+            }
+        }
+        let offered = def.is_some();
+        let tool = def.filter(|_| kind == NameKind::Tool);
         let tool_json = tool
             .as_deref()
             .and_then(|t| serde_json::from_str::<&RawValue>(t).ok());
-        if let Some(def) = tool.as_deref() {
-            // Stage 4, Registry: a poisoned manifest is never callable.
-            let scan = snap.scanner.scan(def);
-            if scan.blocked {
-                warn!(target: "audit", event = "call.refused", reason = "poisoned", correlation_id = %corr,
-                      session = %session.id, server = %server, tool = %exposed, rules = %scan.rules.join(","));
-                call.note(|f| {
-                    f.decision = Some(warden_audit::Decision::Deny);
-                    f.reason_code = Some("manifest_poisoned".into());
-                });
-                return Some(invalid_params(
-                    id,
-                    &format!("unknown tool: {}", truncate(&exposed, 128)),
-                ));
-            }
-        }
         // Stage 5, Authorize.
         let annotations = tool_json.and_then(|t| member(t, "annotations"));
         let refusal =
@@ -603,6 +649,15 @@ impl Gateway {
             });
         if let Some(refusal) = refusal {
             return Some(refusal);
+        }
+        if !offered {
+            // Stage 4, after authorization has had its say: an item the
+            // upstream does not offer now has no manifest to check.
+            call.note(|f| {
+                f.decision = Some(warden_audit::Decision::Deny);
+                f.reason_code = Some("registry.not_offered".into());
+            });
+            return Some(unknown_item(id, action, &exposed));
         }
         if kind == NameKind::Tool {
             // Stage 7, Inspect input: the arguments against the tool's live
@@ -833,46 +888,82 @@ impl Gateway {
         }
     }
 
-    /// The upstream's definition of one tool (its whole JSON), from the
-    /// per-upstream cache, fetching every page of `tools/list` when the
-    /// cache is empty.
-    async fn tool_definition(
+    /// The upstream's live definition of one tool or prompt (its whole
+    /// JSON): from the per-upstream cache when younger than
+    /// `registry.revalidate_after`, else every page of the list fetched
+    /// again. `Ok(None)`: the upstream does not offer it.
+    async fn item_definition(
         self: &Arc<Self>,
         session: &Arc<Session>,
         server: &str,
+        kind: ItemKind,
         name: &str,
-    ) -> Option<Arc<str>> {
-        let h = self.upstream_for(session, server)?;
-        if let Some(tools) = lock(&h.tools).as_ref() {
-            return tools.get(name).cloned();
+    ) -> Result<Option<Arc<str>>, String> {
+        let h = self
+            .upstream_for(session, server)
+            .ok_or_else(|| "not started".to_owned())?;
+        let max_age = self.snapshot().config.registry.revalidate_after;
+        let cached = lock(definitions_slot(&h, kind)).clone();
+        if let Some(d) = cached.filter(|d| d.fetched.elapsed() < max_age) {
+            return Ok(d.items.get(name).cloned());
         }
-        h.upstream.ready().await.ok()?;
-        let mut all = HashMap::new();
+        let fresh = self.fetch_definitions(&h, kind).await?;
+        Ok(fresh.items.get(name).cloned())
+    }
+
+    /// Fetches every page of an upstream's tools or prompts, checks each
+    /// item against the registry (drift is remembered and reported even if
+    /// no client lists), and caches the definitions.
+    async fn fetch_definitions(
+        &self,
+        h: &UpstreamHandle,
+        kind: ItemKind,
+    ) -> Result<Arc<Definitions>, String> {
+        let list = if kind == ItemKind::Prompt {
+            ListKind::Prompts
+        } else {
+            ListKind::Tools
+        };
+        let fetched = Instant::now();
+        let info = h
+            .upstream
+            .ready()
+            .await
+            .map_err(|e| describe(&e, h.call_timeout))?;
+        let mut items = HashMap::new();
+        let mut manifests = Vec::new();
+        let offered = serde_json::from_str::<&RawValue>(&info.result)
+            .is_ok_and(|init| has_capability(init, list.capability()));
         let mut cursor: Option<String> = None;
         // Bounded: a server paging forever cannot hold a call.
         for _ in 0..64 {
+            if !offered {
+                break;
+            }
             let params = match &cursor {
                 Some(c) => format!(r#","params":{{"cursor":{}}}"#, json_string(c)),
                 None => String::new(),
             };
+            let method = list.method();
             let resp = h
                 .upstream
                 .request(
-                    |uid| {
-                        format!(r#"{{"jsonrpc":"2.0","id":{uid},"method":"tools/list"{params}}}"#)
-                    },
+                    |uid| format!(r#"{{"jsonrpc":"2.0","id":{uid},"method":"{method}"{params}}}"#),
                     h.call_timeout,
                 )
                 .await
-                .ok()?;
-            let m = parse_one(&resp.text).ok()?;
-            let result = m.result?;
-            for t in member(result, "tools")
+                .map_err(|e| describe(&e, h.call_timeout))?;
+            let m = parse_one(&resp.text).map_err(|e| e.to_string())?;
+            let result = m
+                .result
+                .ok_or_else(|| format!("answered {method} with an error"))?;
+            for t in member(result, list.items_key())
                 .and_then(warden_protocol::message::elements)
                 .unwrap_or_default()
             {
-                if let Some(n) = member(t, "name").and_then(as_str) {
-                    all.insert(n.into_owned(), Arc::<str>::from(t.get()));
+                if let Ok(m) = warden_registry::manifest(&h.server, kind, t) {
+                    items.insert(m.name.clone(), Arc::<str>::from(t.get()));
+                    manifests.push(m);
                 }
             }
             cursor = member(result, "nextCursor")
@@ -882,9 +973,192 @@ impl Gateway {
                 break;
             }
         }
-        let all = Arc::new(all);
-        *lock(&h.tools) = Some(all.clone());
-        all.get(name).cloned()
+        self.check_manifests(&manifests, list.method());
+        let defs = Arc::new(Definitions { items, fetched });
+        *lock(definitions_slot(h, kind)) = Some(defs.clone());
+        Ok(defs)
+    }
+
+    /// Stage 4 over one upstream list: the decision per manifest (in
+    /// order), hidden items logged, drift reported.
+    fn check_manifests(&self, manifests: &[Manifest], list: &str) -> Vec<ItemDecision> {
+        let snap = self.snapshot();
+        let decisions = warden_registry::check_list(&snap.registry, manifests);
+        for (m, d) in manifests.iter().zip(&decisions) {
+            if let ItemDecision::Hidden(reason) = d {
+                self.report_hidden(m, reason, list);
+            }
+        }
+        decisions
+    }
+
+    /// Logs a hidden item; a drift (or scanner block) once per live hash
+    /// also becomes an audit record with the pinned and live hashes and the
+    /// field-level diff.
+    fn report_hidden(&self, m: &Manifest, reason: &Reason, list: &str) {
+        let item = warden_registry::text::escape_untrusted(&truncate(&m.name, 256));
+        match reason {
+            Reason::Unpinned | Reason::UnknownServer => {
+                debug!(server = %m.server, kind = %m.kind, item = %item, reason = reason.code(), "item hidden");
+            }
+            Reason::Blocked(findings) => {
+                if !self.first_report(m.id()) {
+                    return;
+                }
+                let rules: Vec<&str> = findings.iter().map(|f| f.rule).collect();
+                warn!(target: "audit", event = "item.hidden", reason = reason.code(), server = %m.server,
+                      kind = %m.kind, item = %item, live_hash = %m.hash, rules = %rules.join(","));
+            }
+            Reason::Drifted { pinned, live, diff } => {
+                if !self.first_report(format!("{}/{}/{}@{live}", m.server, m.kind, m.name)) {
+                    return;
+                }
+                let mut report = String::new();
+                for c in diff {
+                    warden_registry::diff::render_change(&mut report, c);
+                }
+                let paths: Vec<String> = diff
+                    .iter()
+                    .map(|c| warden_registry::text::escape_untrusted(&truncate(&c.path, 128)))
+                    .collect();
+                warn!(target: "audit", event = "registry.drift", server = %m.server, kind = %m.kind,
+                      item = %item, pinned_hash = %pinned, live_hash = %live, diff = %report);
+                self.record(warden_audit::Event {
+                    server: Some(m.server.clone()),
+                    tool: Some(truncate(&m.name, 1024)),
+                    manifest_hash: Some(pinned.to_string()),
+                    decision: Some(warden_audit::Decision::Deny),
+                    reason_code: Some(reason.code().to_owned()),
+                    lifecycle: Some(Box::new(warden_audit::Lifecycle {
+                        list: Some(list.to_owned()),
+                        pinned_hash: Some(pinned.to_string()),
+                        live_hash: Some(live.to_string()),
+                        outcome: Some("hidden".to_owned()),
+                        error: (!paths.is_empty())
+                            .then(|| format!("changed: {}", paths.join(", "))),
+                        ..Default::default()
+                    })),
+                    ..warden_audit::Event::new(warden_audit::EventKind::Drift)
+                });
+            }
+            _ => {
+                warn!(server = %m.server, kind = %m.kind, item = %item, reason = reason.code(), "item hidden");
+            }
+        }
+    }
+
+    /// Whether a registry refusal is reported for the first time. Bounded:
+    /// when full the memory is cleared (a refusal may be reported again).
+    fn first_report(&self, key: String) -> bool {
+        let mut reported = lock(&self.reported);
+        if reported.len() >= 16 * 1024 {
+            reported.clear();
+        }
+        reported.insert(key)
+    }
+
+    /// Stage 4 before a call: the live manifest must be pinned, unchanged
+    /// and never seen drifted. `None` when the call may go on.
+    #[allow(clippy::too_many_arguments)]
+    fn check_pinned(
+        &self,
+        session: &Session,
+        call: &Call,
+        id: &str,
+        server: &str,
+        kind: ItemKind,
+        def: &str,
+        action: warden_policy::Action,
+        shown: &str,
+    ) -> Option<String> {
+        let snap = self.snapshot();
+        let manifest = serde_json::from_str::<&RawValue>(def)
+            .ok()
+            .and_then(|raw| warden_registry::manifest(server, kind, raw).ok());
+        let decision = match &manifest {
+            None => ItemDecision::Hidden(Reason::Unpinned),
+            Some(m) => match snap.registry.check_item(m) {
+                ItemDecision::Allow => snap.registry.check_call(server, kind, &m.name),
+                hidden => hidden,
+            },
+        };
+        if let Some(m) = &manifest {
+            call.note(|f| f.manifest_hash = Some(m.hash.to_string()));
+        }
+        let ItemDecision::Hidden(reason) = decision else {
+            return None;
+        };
+        if let Some(m) = &manifest {
+            self.report_hidden(m, &reason, kind.as_str());
+        }
+        warn!(target: "audit", event = "call.refused", reason = reason.code(), correlation_id = %call.corr,
+              session = %session.id, server = %server, item = %truncate(shown, 256).escape_debug());
+        call.note(|f| {
+            f.decision = Some(warden_audit::Decision::Deny);
+            f.reason_code = Some(reason.code().to_owned());
+        });
+        if matches!(reason, Reason::Blocked(_)) {
+            // A poisoned item is not admitted to exist.
+            return Some(unknown_item(id, action, shown));
+        }
+        Some(error_response(
+            Some(id),
+            ErrorCode::ToolNotApproved,
+            &reason.to_string(),
+            Some(&serde_json::json!({"correlationId": call.corr})),
+        ))
+    }
+
+    /// Why a server may not start (its pinned identity differs, or strict
+    /// mode and it is not approved); reported once.
+    fn server_refusal(&self, snap: &Snapshot, server: &str) -> Option<Reason> {
+        let identity = snap.identities.get(server)?;
+        let reason = snap.registry.check_server(server, identity).err()?;
+        if self.first_report(format!("{server}:{}", reason.code())) {
+            let changed: Vec<String> = match &reason {
+                Reason::ServerChanged(c) => c
+                    .iter()
+                    .map(|c| warden_registry::text::escape_untrusted(&c.path))
+                    .collect(),
+                _ => Vec::new(),
+            };
+            warn!(target: "audit", event = "server.refused", server = %server, reason = reason.code(),
+                  changed = %changed.join(","));
+            self.record(warden_audit::Event {
+                server: Some(server.to_owned()),
+                decision: Some(warden_audit::Decision::Deny),
+                reason_code: Some(reason.code().to_owned()),
+                lifecycle: Some(Box::new(warden_audit::Lifecycle {
+                    transport: Some(identity.transport().to_owned()),
+                    outcome: Some("not_started".to_owned()),
+                    error: (!changed.is_empty())
+                        .then(|| format!("changed: {}", changed.join(", "))),
+                    ..Default::default()
+                })),
+                ..warden_audit::Event::new(warden_audit::EventKind::Drift)
+            });
+        }
+        Some(reason)
+    }
+
+    /// The error for a call to a server that may not start.
+    fn refuse_server(&self, id: &str, server: &str, call: &Call) -> Option<String> {
+        let snap = self.snapshot();
+        let reason = self.server_refusal(&snap, server)?;
+        call.note(|f| {
+            f.decision = Some(warden_audit::Decision::Deny);
+            f.reason_code = Some(reason.code().to_owned());
+        });
+        let what = match reason {
+            Reason::ServerChanged(_) => "server identity changed since approval",
+            _ => "server not approved",
+        };
+        Some(error_response(
+            Some(id),
+            ErrorCode::ToolNotApproved,
+            &format!("upstream server '{server}': {what}"),
+            Some(&serde_json::json!({"correlationId": call.corr})),
+        ))
     }
 
     /// `resources/read`, `resources/subscribe`, `resources/unsubscribe`.
@@ -1072,6 +1346,9 @@ impl Gateway {
     ) -> Option<String> {
         let corr = call.corr.as_str();
         let id = msg.id.map(|i| i.raw()).unwrap_or("null");
+        if let Some(refusal) = self.refuse_server(id, server, call) {
+            return Some(refusal);
+        }
         let Some(handle) = self.upstream_for(session, server) else {
             return Some(invalid_params(id, "unknown server"));
         };
@@ -1340,14 +1617,6 @@ impl Gateway {
                 next.insert(server.clone(), c);
             }
             for item in page.items {
-                if matches!(kind, ListKind::Tools | ListKind::Prompts) {
-                    let scan = snap.scanner.scan(&item.text);
-                    if scan.blocked {
-                        warn!(target: "audit", event = "item.hidden", reason = "poisoned", server = %server,
-                              item = %item.key, rules = %scan.rules.join(","), correlation_id = %corr);
-                        continue;
-                    }
-                }
                 if !self.may_list(&snap, session, route, kind, &server, &item.key) {
                     continue;
                 }
@@ -1404,11 +1673,41 @@ impl Gateway {
         let route = snap
             .route(&session.virtual_server)
             .ok_or("virtual server no longer configured")?;
-        rewrite_page(kind, server, result, |name| {
+        let mut page = rewrite_page(kind, server, result, |name| {
             route.expose(&snap.namer, server, name)
         })
-        .map(Some)
-        .map_err(|e| e.to_string())
+        .map_err(|e| e.to_string())?;
+        // Stage 4: only items the registry allows, by upstream name (tools,
+        // prompts) or URI template. A name listed twice with different
+        // manifests is hidden if either is.
+        let item_kind = match kind {
+            ListKind::Tools => ItemKind::Tool,
+            ListKind::Prompts => ItemKind::Prompt,
+            ListKind::ResourceTemplates => ItemKind::ResourceTemplate,
+            _ => return Ok(Some(page)),
+        };
+        let mut manifests = Vec::new();
+        for r in warden_registry::manifests_of_list(server, item_kind, result) {
+            match r {
+                Ok(m) => manifests.push(m),
+                Err((i, e)) => page.refused.push(format!("item {i}: {e}")),
+            }
+        }
+        let decisions = self.check_manifests(&manifests, kind.method());
+        let mut allowed = HashSet::new();
+        let mut hidden = HashSet::new();
+        for (m, d) in manifests.iter().zip(decisions) {
+            if d == ItemDecision::Allow {
+                allowed.insert(m.name.as_str());
+            } else {
+                hidden.insert(m.name.as_str());
+            }
+        }
+        page.items.retain(|item| {
+            let name = item.upstream_name.as_deref().unwrap_or(&item.key);
+            allowed.contains(name) && !hidden.contains(name)
+        });
+        Ok(Some(page))
     }
 
     // ----------------------------------------------------------- notifications
@@ -1482,7 +1781,24 @@ impl Gateway {
             .filter_map(|id| self.sessions.get(id))
             .collect();
         match msg.kind {
-            Kind::Notification => self.route_notification(handle, &msg, &sessions),
+            Kind::Notification => {
+                self.route_notification(handle, &msg, &sessions);
+                // Stage 4: re-check the changed list now, so drift is
+                // recorded even before a client lists or calls.
+                let changed = match msg.method() {
+                    "notifications/tools/list_changed" => Some(ItemKind::Tool),
+                    "notifications/prompts/list_changed" => Some(ItemKind::Prompt),
+                    _ => None,
+                };
+                if let Some(kind) = changed {
+                    let (gw, h) = (self.clone(), handle.clone());
+                    tokio::spawn(async move {
+                        if let Err(e) = gw.fetch_definitions(&h, kind).await {
+                            debug!(server = %h.server, error = %e, "re-check after list_changed failed");
+                        }
+                    });
+                }
+            }
             Kind::Request => {
                 self.route_s2c_request(handle, &msg, related_to, &sessions)
                     .await
@@ -1548,8 +1864,10 @@ impl Gateway {
                 }
             }
             _ => {
-                if msg.method() == "notifications/tools/list_changed" {
-                    *lock(&handle.tools) = None;
+                match msg.method() {
+                    "notifications/tools/list_changed" => *lock(&handle.tools) = None,
+                    "notifications/prompts/list_changed" => *lock(&handle.prompts) = None,
+                    _ => {}
                 }
                 // list_changed, resources/updated and anything newer: session
                 // events, on each session's standalone stream, unchanged.
@@ -1727,6 +2045,7 @@ async fn dispatch_upstream_events(
                     ..warden_audit::Event::new(warden_audit::EventKind::ServerRestarted)
                 });
                 *lock(&handle.tools) = None;
+                *lock(&handle.prompts) = None;
                 gw.announce_lists_changed(&handle);
             }
             UpstreamEvent::Down { reason, .. } => {
@@ -1777,6 +2096,66 @@ fn spawn_reaper(gw: Weak<Gateway>) {
             for h in gw.pool.reap_idle() {
                 info!(server = %h.server, "idle upstream closed");
                 h.upstream.shutdown().await;
+            }
+        }
+    });
+}
+
+/// The cache of an upstream's tools or prompts.
+fn definitions_slot(h: &UpstreamHandle, kind: ItemKind) -> &Mutex<Option<Arc<Definitions>>> {
+    if kind == ItemKind::Prompt {
+        &h.prompts
+    } else {
+        &h.tools
+    }
+}
+
+/// Keeps the lock file and the registry in step, off the request path:
+/// a lock file changed on disk (`warden registry pin|approve`) is loaded
+/// and installed; tofu pins are then written (atomically). A file that
+/// does not load keeps the running registry.
+fn spawn_registry_keeper(gw: Weak<Gateway>) {
+    tokio::spawn(async move {
+        let modified = |p: &std::path::Path| std::fs::metadata(p).and_then(|m| m.modified()).ok();
+        let mut tick = tokio::time::interval(Duration::from_millis(500));
+        let mut seen: Option<(std::path::PathBuf, Option<std::time::SystemTime>)> = None;
+        loop {
+            tick.tick().await;
+            let Some(gw) = gw.upgrade() else {
+                return;
+            };
+            let (path, registry) = {
+                let snap = gw.snapshot();
+                (snap.config.registry.lock.clone(), snap.registry.clone())
+            };
+            drop(gw);
+            let now = (path.clone(), modified(&path));
+            if seen.as_ref().is_some_and(|s| *s != now) && now.1.is_some() {
+                let p = path.clone();
+                match tokio::task::spawn_blocking(move || crate::snapshot::load_lock(&p)).await {
+                    Ok(Ok(lock)) => {
+                        registry.replace_lock(lock);
+                        info!(target: "audit", event = "registry.lock_reloaded", path = %path.display());
+                    }
+                    Ok(Err(e)) => {
+                        error!(target: "audit", event = "registry.lock_reload_failed", error = %e);
+                    }
+                    Err(_) => {}
+                }
+            }
+            seen = Some(now);
+            if let Some(lock) = registry.take_unsaved() {
+                let p = path.clone();
+                match tokio::task::spawn_blocking(move || lock.save(&p)).await {
+                    Ok(Ok(())) => {
+                        info!(target: "audit", event = "registry.lock_saved", path = %path.display());
+                    }
+                    Ok(Err(e)) => {
+                        error!(target: "audit", event = "registry.lock_save_failed", error = %e);
+                    }
+                    Err(_) => {}
+                }
+                seen = Some((path.clone(), modified(&path)));
             }
         }
     });

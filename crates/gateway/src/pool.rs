@@ -39,8 +39,13 @@ impl PoolKey {
     }
 }
 
-/// An upstream's tools by upstream name, each as its whole JSON text.
-pub type ToolDefinitions = std::collections::HashMap<String, Arc<str>>;
+/// An upstream's tools (or prompts) by upstream name, each as its whole
+/// JSON text, and when the list was fetched.
+#[derive(Debug)]
+pub struct Definitions {
+    pub items: HashMap<String, Arc<str>>,
+    pub fetched: Instant,
+}
 
 /// One live upstream connection.
 #[derive(Debug)]
@@ -50,10 +55,13 @@ pub struct UpstreamHandle {
     pub key: PoolKey,
     pub upstream: Arc<Upstream>,
     pub call_timeout: Duration,
-    /// The upstream's tool definitions (upstream name → tool JSON), fetched
-    /// once and dropped when the upstream announces a change or restarts:
-    /// arguments are checked against the schema the upstream serves now.
-    pub tools: std::sync::Mutex<Option<Arc<ToolDefinitions>>>,
+    /// The upstream's tool definitions (upstream name → tool JSON), dropped
+    /// when the upstream announces a change or restarts, and fetched again
+    /// when older than `registry.revalidate_after`: calls are checked
+    /// against the pin and the schema of what the upstream serves now.
+    pub tools: std::sync::Mutex<Option<Arc<Definitions>>>,
+    /// The same for prompts.
+    pub prompts: std::sync::Mutex<Option<Arc<Definitions>>>,
     /// Events of this upstream the gateway has finished routing.
     pub dispatched: AtomicU64,
     pub dispatched_changed: tokio::sync::Notify,
@@ -144,6 +152,7 @@ impl Pool {
                     upstream,
                     call_timeout: spec.server.call_timeout,
                     tools: std::sync::Mutex::new(None),
+                    prompts: std::sync::Mutex::new(None),
                     dispatched: AtomicU64::new(0),
                     dispatched_changed: tokio::sync::Notify::new(),
                 });
@@ -220,7 +229,9 @@ impl Pool {
     }
 }
 
-fn upstream_spec(spec: &StartSpec) -> UpstreamSpec {
+/// The upstream crate's spec for a configured server (also used by
+/// `warden registry` to reach servers without a gateway).
+pub fn upstream_spec(spec: &StartSpec) -> UpstreamSpec {
     let s = &spec.server;
     let transport = match &s.transport {
         Transport::Stdio {

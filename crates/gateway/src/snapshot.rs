@@ -1,10 +1,12 @@
 //! The running configuration, compiled once and swapped atomically.
 
 use std::collections::HashMap;
+use std::path::Path;
 use std::sync::Arc;
 
-use warden_config::{Config, ServerConfig};
+use warden_config::{Config, ServerConfig, Transport};
 use warden_protocol::Limits;
+use warden_registry::{LockFile, Registry, RegistryError, Scanner, ServerIdentity};
 
 use crate::federation::Namer;
 
@@ -54,54 +56,36 @@ impl VirtualRoute {
     }
 }
 
-/// Threat T02 at run time: every tool and prompt an upstream lists, and
-/// every tool before it is called, is scanned; a `Block` verdict hides it.
-#[derive(Default)]
-pub struct ManifestScanner {
-    scanner: warden_registry::Scanner,
-    verdicts: std::sync::Mutex<HashMap<[u8; 32], Arc<ScanOutcome>>>,
+/// The identity the registry pins for a configured server (threat T21):
+/// the command line, the resolved executable's SHA-256 and any `npx`/`uvx`
+/// package pin; or the URL. Reads and hashes the executable: call at start,
+/// reload or pin time, never on the request path.
+pub fn server_identity(server: &ServerConfig) -> ServerIdentity {
+    match &server.transport {
+        Transport::Stdio {
+            command, args, env, ..
+        } => {
+            // The PATH the child gets: its own `env` entry, else Warden's.
+            let path = env
+                .iter()
+                .find(|(k, _)| k == "PATH")
+                .map(|(_, v)| v.expose().to_owned())
+                .or_else(|| std::env::var("PATH").ok());
+            warden_registry::stdio_identity(command, args, path.as_deref())
+        }
+        Transport::StreamableHttp { url, .. } | Transport::Sse { url, .. } => {
+            warden_registry::http_identity(url, None)
+        }
+    }
 }
 
-/// What the scanner decided about one item.
-#[derive(Debug)]
-pub struct ScanOutcome {
-    pub blocked: bool,
-    /// Rule ids that fired (for the audit log; never item text).
-    pub rules: Vec<&'static str>,
-}
-
-/// Bound of the verdict cache; cleared when full (items are re-scanned).
-const MAX_CACHED_VERDICTS: usize = 16 * 1024;
-
-impl ManifestScanner {
-    pub fn scan(&self, item_json: &str) -> Arc<ScanOutcome> {
-        use sha2::Digest;
-        let key: [u8; 32] = sha2::Sha256::digest(item_json.as_bytes()).into();
-        if let Some(v) = crate::session::lock(&self.verdicts).get(&key) {
-            return v.clone();
-        }
-        let outcome = Arc::new(
-            match serde_json::from_str::<&serde_json::value::RawValue>(item_json) {
-                Ok(item) => {
-                    let (verdict, findings) = self.scanner.scan_manifest(item);
-                    ScanOutcome {
-                        blocked: verdict == warden_registry::Verdict::Block,
-                        rules: findings.iter().map(|f| f.rule).collect(),
-                    }
-                }
-                // Not JSON: nothing a client should be shown.
-                Err(_) => ScanOutcome {
-                    blocked: true,
-                    rules: vec!["manifest.not_json"],
-                },
-            },
-        );
-        let mut g = crate::session::lock(&self.verdicts);
-        if g.len() >= MAX_CACHED_VERDICTS {
-            g.clear();
-        }
-        g.insert(key, outcome.clone());
-        outcome
+/// Loads the lock file; a missing one is an empty lock (strict mode then
+/// exposes nothing until `warden registry pin`).
+pub fn load_lock(path: &Path) -> Result<LockFile, RegistryError> {
+    if path.exists() {
+        LockFile::load(path)
+    } else {
+        Ok(LockFile::new())
     }
 }
 
@@ -114,6 +98,8 @@ pub enum CompileError {
     Guard(#[from] warden_guard::GuardError),
     #[error("authorization: {0}")]
     Policy(#[from] warden_policy::PolicyError),
+    #[error("registry: {0}")]
+    Registry(#[from] RegistryError),
 }
 
 /// A validated, compiled configuration. The request path reads only this.
@@ -121,9 +107,12 @@ pub struct Snapshot {
     pub config: Config,
     /// Input and output guardrails, compiled.
     pub guard: warden_guard::Guard,
-    /// The manifest poisoning scanner, with verdicts cached by the SHA-256
-    /// of the exact item text (a changed byte is a new item).
-    pub scanner: ManifestScanner,
+    /// Stage 4: the pinned manifests and server identities, the mode and
+    /// the poisoning scanner. Carried over by [`crate::Gateway::reload`]
+    /// when the registry settings are unchanged (drift memory survives).
+    pub registry: Arc<Registry>,
+    /// Each configured server's live identity, computed once at compile.
+    pub identities: HashMap<String, ServerIdentity>,
     pub namer: Namer,
     /// Stage 5, compiled: `None` when no `authorization:` is configured.
     pub policy: Option<warden_policy::PolicyEngine>,
@@ -145,6 +134,14 @@ impl Snapshot {
                 Some(warden_policy::PolicyEngine::compile(settings, &catalog)?)
             }
         };
+        let scanner = Scanner::with_config(&config.registry.scanner)?;
+        let lock = load_lock(&config.registry.lock)?;
+        let registry = Arc::new(Registry::new(lock, config.registry.mode, scanner));
+        let identities = config
+            .servers
+            .iter()
+            .map(|s| (s.name.clone(), server_identity(s)))
+            .collect();
         let servers: HashMap<String, Arc<ServerConfig>> = config
             .servers
             .iter()
@@ -182,7 +179,8 @@ impl Snapshot {
         Ok(Snapshot {
             guard,
             policy,
-            scanner: ManifestScanner::default(),
+            registry,
+            identities,
             namer: Namer::new(&config.gateway.separator),
             limits,
             upstream_limits,

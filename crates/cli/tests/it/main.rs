@@ -11,6 +11,7 @@ mod guards;
 mod identity;
 mod observability;
 mod peers;
+mod registry;
 mod tls;
 mod transports;
 mod wire;

@@ -361,7 +361,11 @@ fn run_clients(python_or_node: &str, driver: &str, stdio_ok: bool) {
     check(&v, true, &format!("{driver} sse"));
     if stdio_ok {
         let cfg = fed.dir.path().join("warden.yaml");
-        std::fs::write(&cfg, &fed.yaml).unwrap();
+        std::fs::write(
+            &cfg,
+            with_tofu(&fed.yaml).replace("{DIR}", &fed.dir.path().display().to_string()),
+        )
+        .unwrap();
         let mut args = client_args(&p, driver, &[], &fed, true);
         args.extend([
             "--command".into(),
@@ -548,4 +552,41 @@ async fn poisoned_tools_are_hidden_and_refused() {
         .call_tool("shady__add", serde_json::json!({"a": 2, "b": 3}))
         .await;
     assert_eq!(text_of(r.result()), "5", "{}", r.raw);
+}
+
+/// T02 in strict mode: `warden registry pin` refuses the real server's
+/// poisoned tools (exit 1) and pins the honest one, which alone is exposed;
+/// calls to the others are refused as not approved.
+#[tokio::test]
+async fn poisoned_tools_are_refused_by_registry_pin_in_strict_mode() {
+    let p = Peers::load();
+    let w = Warden::start(&format!(
+        "registry: {{lock: '{{DIR}}/warden.lock'}}\nservers:\n  shady:\n    command: '{}'\n    args: ['{}']\n",
+        p.get("PY2"),
+        p.driver("poisoned_server.py").display()
+    ));
+    let (ok, out, err) = w.cli_status(&["registry", "pin"]);
+    assert!(!ok, "pin accepted poisoned tools:\n{out}{err}");
+    for t in ["multiply", "greet"] {
+        assert!(
+            out.contains(&format!("! shady/tool/{t}  refused by the scanner")),
+            "{t}:\n{out}"
+        );
+    }
+    let deadline = std::time::Instant::now() + Duration::from_secs(15);
+    let mut c = loop {
+        let mut c = Client::new(&w.url("/mcp"));
+        c.initialize().await;
+        if c.tool_names().await == vec!["shady__add".to_string()] {
+            break c;
+        }
+        assert!(std::time::Instant::now() < deadline, "add never listed");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    for name in ["shady__multiply", "shady__greet"] {
+        let r = c
+            .call_tool(name, serde_json::json!({"a": 2, "b": 3, "name": "x"}))
+            .await;
+        assert_eq!(r.error_code(), -32015, "{name}: {}", r.raw);
+    }
 }

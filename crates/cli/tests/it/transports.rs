@@ -266,7 +266,13 @@ async fn legacy_sse_transport() {
 fn stdio_transport() {
     let dir = tempfile::tempdir().unwrap();
     let cfg = dir.path().join("warden.yaml");
-    std::fs::write(&cfg, config().replace("{WARDEN}", WARDEN)).unwrap();
+    std::fs::write(
+        &cfg,
+        with_tofu(&config())
+            .replace("{WARDEN}", WARDEN)
+            .replace("{DIR}", &dir.path().display().to_string()),
+    )
+    .unwrap();
     let mut child = Command::new(WARDEN)
         .args(["stdio", "--config"])
         .arg(&cfg)
