@@ -509,6 +509,20 @@ async fn serve(
     if let Some(path) = config_path {
         spawn_reload_on_sighup(gw.clone(), path);
     }
+    let metrics = gw.snapshot().config.telemetry.metrics.clone();
+    if let (true, Some(admin)) = (metrics.enabled, metrics.listen) {
+        let listener = tokio::net::TcpListener::bind(admin)
+            .await
+            .with_context(|| format!("telemetry.metrics.listen: cannot listen on {admin}"))?;
+        let bound = listener.local_addr()?;
+        eprintln!("warden: metrics on http://{bound}{}", metrics.path);
+        let app = warden_gateway::http::admin_router(gw.clone(), bound);
+        tokio::spawn(async move {
+            if let Err(e) = axum::serve(listener, app).await {
+                error!(error = %e, "metrics listener failed");
+            }
+        });
+    }
     let shutdown = {
         let gw = gw.clone();
         async move {

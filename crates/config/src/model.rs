@@ -114,9 +114,14 @@ impl Default for Config {
             identity: None,
             guards: Section(std::sync::Arc::new(warden_guard::GuardSettings::default())),
             authorization: None,
-            audit: Section(std::sync::Arc::new(warden_audit::AuditSettings::in_dir(
-                std::path::Path::new(".warden/audit"),
-            ))),
+            // The defaults of an empty `audit:` in the current directory.
+            audit: Section(std::sync::Arc::new(
+                warden_audit::RawAudit::default()
+                    .resolve(std::path::Path::new("."))
+                    .unwrap_or_else(|_| {
+                        warden_audit::AuditSettings::in_dir(std::path::Path::new(".warden/audit"))
+                    }),
+            )),
             telemetry: Section(std::sync::Arc::new(
                 warden_telemetry::TelemetrySettings::default(),
             )),

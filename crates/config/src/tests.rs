@@ -152,6 +152,8 @@ fn config_default_matches_an_empty_file_except_the_principal_source() {
     );
     assert!(from_file.audit.sqlite.is_some() && from_file.authorization.is_none());
     from_file.audit = default.audit.clone();
+    assert!(from_file.registry.lock.ends_with("warden.lock"));
+    from_file.registry.lock = default.registry.lock.clone();
     assert_eq!(from_file, default);
 }
 

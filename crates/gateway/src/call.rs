@@ -67,6 +67,23 @@ impl Call {
         )
     }
 
+    /// (server, item, decision, reason) for the per-call metrics.
+    pub fn metric_labels(&self) -> Option<(String, String, &'static str, Option<String>)> {
+        let f = lock(&self.facts);
+        let server = f.server.clone()?;
+        let item = f.item.clone()?;
+        let decision = match f.decision {
+            Some(Decision::Allow) | None => "allow",
+            Some(Decision::Deny) => "deny",
+            Some(Decision::Hold) => "hold",
+        };
+        let reason = match f.decision {
+            Some(Decision::Deny | Decision::Hold) => f.reason_code.clone(),
+            _ => None,
+        };
+        Some((server, item, decision, reason))
+    }
+
     pub fn risk_tier(&self) -> Option<RiskTier> {
         lock(&self.facts).risk_tier.map(audit_tier)
     }

@@ -496,6 +496,17 @@ impl Gateway {
             )),
         };
         let outcome = outcome_of(response.as_deref());
+        if let Some((server, item, decision, reason)) = call.metric_labels() {
+            let decision = if decision == "allow" && outcome == "error" {
+                "error"
+            } else {
+                decision
+            };
+            self.metrics.call(&server, &item, decision);
+            if let Some(r) = reason {
+                self.metrics.denial(&r);
+            }
+        }
         self.metrics.request(
             method,
             match outcome {
@@ -1093,6 +1104,7 @@ impl Gateway {
         }
         warn!(target: "audit", event = "call.refused", reason = reason.code(), correlation_id = %call.corr,
               session = %session.id, server = %server, item = %truncate(shown, 256).escape_debug());
+        self.metrics.registry_blocked(reason.code());
         call.note(|f| {
             f.decision = Some(warden_audit::Decision::Deny);
             f.reason_code = Some(reason.code().to_owned());

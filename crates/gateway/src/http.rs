@@ -73,7 +73,7 @@ pub fn router(gateway: Arc<Gateway>, bound: SocketAddr) -> Router {
         )
         .route("/.well-known/jwks.json", get(dev_jwks));
     let telemetry = state.gateway.snapshot().config.telemetry.clone();
-    if telemetry.metrics.enabled {
+    if telemetry.metrics.enabled && telemetry.metrics.listen.is_none() {
         r = r.route(&telemetry.metrics.path, get(metrics));
     }
     if legacy_sse {
@@ -87,6 +87,17 @@ pub fn router(gateway: Arc<Gateway>, bound: SocketAddr) -> Router {
     // that an oversized body gets a JSON-RPC error rather than a bare 413.
     r.layer(axum::extract::DefaultBodyLimit::disable())
         .with_state(state)
+}
+
+/// The admin listener's router: only the metrics (`telemetry.metrics.listen`).
+pub fn admin_router(gateway: Arc<Gateway>, bound: SocketAddr) -> Router {
+    let path = gateway.snapshot().config.telemetry.metrics.path.clone();
+    let state = HttpState {
+        gateway,
+        bound,
+        legacy: Arc::new(Mutex::new(HashMap::new())),
+    };
+    Router::new().route(&path, get(metrics)).with_state(state)
 }
 
 /// Prometheus scrape: request, stage, policy, guard, auth and upstream

@@ -233,6 +233,18 @@ struct ReasonLabel {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct CallLabels {
+    server: String,
+    tool: String,
+    decision: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct DenialLabel {
+    reason: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct ServerEvent {
     server: String,
     event: UpstreamEvent,
@@ -345,6 +357,8 @@ struct MetricsInner {
     auth_failures: Family<ReasonLabel, Counter>,
     upstream_events: Family<ServerEvent, Counter>,
     registry_blocked: Family<ReasonLabel, Counter>,
+    calls: Family<CallLabels, Counter>,
+    denials: Family<DenialLabel, Counter>,
     sessions_active: Gauge,
     upstreams_active: Gauge,
     bounded: Mutex<BoundedValues>,
@@ -357,6 +371,9 @@ struct BoundedValues {
     auth: HashSet<&'static str>,
     registry: HashSet<&'static str>,
     servers: HashSet<String>,
+    /// (server, tool) pairs of `warden_calls_total`.
+    calls: HashSet<(String, String)>,
+    reasons: HashSet<String>,
 }
 
 impl Default for Metrics {
@@ -477,6 +494,18 @@ impl Metrics {
             "Connected upstream servers",
             upstreams_active.clone(),
         );
+        let calls = Family::<CallLabels, Counter>::default();
+        registry.register(
+            "warden_calls",
+            "Tool, prompt and resource requests by server, item and decision",
+            calls.clone(),
+        );
+        let denials = Family::<DenialLabel, Counter>::default();
+        registry.register(
+            "warden_denials",
+            "Refused requests by reason code",
+            denials.clone(),
+        );
 
         Metrics {
             inner: Arc::new(MetricsInner {
@@ -489,6 +518,8 @@ impl Metrics {
                 auth_failures,
                 upstream_events,
                 registry_blocked,
+                calls,
+                denials,
                 sessions_active,
                 upstreams_active,
                 bounded: Mutex::new(BoundedValues::default()),
@@ -555,6 +586,48 @@ impl Metrics {
         self.inner
             .registry_blocked
             .get_or_create(&ReasonLabel { reason })
+            .inc();
+    }
+
+    /// One request for an item: `server` is the configured server, `item`
+    /// the upstream's tool or prompt name (or a resource URI), `decision`
+    /// `allow`, `deny`, `hold` or `error`. At most [`MAX_LABEL_VALUES`]
+    /// (server, item) pairs get series of their own; the rest are `other`.
+    pub fn call(&self, server: &str, item: &str, decision: &'static str) {
+        let (server, tool) = {
+            let mut b = self.lock_bounded();
+            let key = (server.to_owned(), item.to_owned());
+            if b.calls.contains(&key) || b.calls.len() < MAX_LABEL_VALUES {
+                b.calls.insert(key.clone());
+                key
+            } else {
+                (OTHER.to_owned(), OTHER.to_owned())
+            }
+        };
+        self.inner
+            .calls
+            .get_or_create(&CallLabels {
+                server,
+                tool,
+                decision,
+            })
+            .inc();
+    }
+
+    /// A refused request, by reason code (bounded like [`Metrics::call`]).
+    pub fn denial(&self, reason: &str) {
+        let reason = {
+            let mut b = self.lock_bounded();
+            if b.reasons.contains(reason) || b.reasons.len() < MAX_LABEL_VALUES {
+                b.reasons.insert(reason.to_owned());
+                reason.to_owned()
+            } else {
+                OTHER.to_owned()
+            }
+        };
+        self.inner
+            .denials
+            .get_or_create(&DenialLabel { reason })
             .inc();
     }
 

@@ -89,6 +89,9 @@ pub struct RawMetrics {
     pub enabled: Option<bool>,
     /// Where (default `/metrics`).
     pub path: Option<String>,
+    /// An admin listener (`127.0.0.1:9464`) that serves only the metrics;
+    /// absent: the metrics are served on the MCP listener.
+    pub listen: Option<String>,
 }
 
 // ----- the validated form ---------------------------------------------------
@@ -179,6 +182,8 @@ pub struct MetricsSettings {
     pub enabled: bool,
     /// Starts with `/`.
     pub path: String,
+    /// The admin listener, if the metrics have one of their own.
+    pub listen: Option<std::net::SocketAddr>,
 }
 
 impl Default for MetricsSettings {
@@ -186,6 +191,7 @@ impl Default for MetricsSettings {
         MetricsSettings {
             enabled: true,
             path: DEFAULT_METRICS_PATH.to_owned(),
+            listen: None,
         }
     }
 }
@@ -410,9 +416,20 @@ impl Resolver<'_> {
                 "must be an absolute path such as /metrics ([A-Za-z0-9/._~-])",
             );
         }
+        let listen = raw.listen.and_then(|text| match text.trim().parse() {
+            Ok(addr) => Some(addr),
+            Err(_) => {
+                self.push(
+                    "telemetry.metrics.listen",
+                    "must be an address with a port, such as 127.0.0.1:9464",
+                );
+                None
+            }
+        });
         MetricsSettings {
             enabled: raw.enabled.unwrap_or(true),
             path,
+            listen,
         }
     }
 }

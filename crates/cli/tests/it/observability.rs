@@ -126,6 +126,27 @@ async fn metrics_parse_and_move_when_calls_happen() {
     );
     assert_eq!(calls_after - calls_before, 3.0, "three calls counted");
     assert!(value(&after, "warden_sessions_active", None) >= 1.0);
+    let echo_calls: f64 = after
+        .samples
+        .iter()
+        .filter(|s| {
+            s.metric == "warden_calls_total"
+                && s.labels.get("server") == Some("t")
+                && s.labels.get("tool") == Some("echo")
+                && s.labels.get("decision") == Some("allow")
+        })
+        .map(|s| match s.value {
+            prometheus_parse::Value::Counter(v) | prometheus_parse::Value::Untyped(v) => v,
+            _ => 0.0,
+        })
+        .sum();
+    assert_eq!(echo_calls, 3.0, "calls by server, tool and decision");
+    let durations = after
+        .samples
+        .iter()
+        .filter(|s| s.metric.starts_with("warden_stage_duration_seconds"))
+        .count();
+    assert!(durations > 0, "latency histograms per stage");
     assert!(
         after
             .samples
@@ -170,4 +191,31 @@ async fn the_trace_context_reaches_http_upstreams() {
         "the upstream sees the caller's trace id: {text}"
     );
     assert!(!text.contains("authorization"), "{text}");
+}
+
+#[tokio::test]
+async fn metrics_can_have_an_admin_listener_of_their_own() {
+    let admin = crate::peers::free_port();
+    let w = Warden::start(&format!(
+        "telemetry:\n  metrics: {{listen: '127.0.0.1:{admin}'}}\nservers:\n{}",
+        example_server("t", "test", "")
+    ));
+    let http = reqwest::Client::new();
+    let on_mcp = http.get(w.url("/metrics")).send().await.unwrap();
+    assert_ne!(on_mcp.status(), 200, "not on the MCP listener");
+    let mut ok = false;
+    for _ in 0..50 {
+        if let Ok(r) = http
+            .get(format!("http://127.0.0.1:{admin}/metrics"))
+            .send()
+            .await
+        {
+            let text = r.text().await.unwrap();
+            scrape(&text);
+            ok = text.contains("warden_requests");
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(ok, "the admin listener serves the metrics");
 }
