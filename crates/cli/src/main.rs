@@ -537,10 +537,13 @@ async fn serve(
         Some(tls) => warden_gateway::http::serve_tls(listener, tls, app, shutdown)
             .await
             .context("server failed")?,
-        None => axum::serve(listener, app)
-            .with_graceful_shutdown(shutdown)
-            .await
-            .context("server failed")?,
+        None => axum::serve(
+            listener,
+            app.into_make_service_with_connect_info::<SocketAddr>(),
+        )
+        .with_graceful_shutdown(shutdown)
+        .await
+        .context("server failed")?,
     }
     Ok(())
 }

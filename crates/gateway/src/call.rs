@@ -10,11 +10,24 @@ use warden_identity::Principal;
 
 use crate::session::lock;
 
+tokio::task_local! {
+    /// The network peer of the request being served, set by the transport
+    /// around each connection or request (`None`: stdio).
+    pub static CLIENT_ADDR: Option<std::net::SocketAddr>;
+}
+
+/// The peer address of the current request, where the transport knows it.
+pub fn client_addr() -> Option<std::net::SocketAddr> {
+    CLIENT_ADDR.try_with(|a| *a).ok().flatten()
+}
+
 /// The request being served.
 pub struct Call {
     /// Joins the client's error, the log and the audit record.
     pub corr: String,
     pub started: Instant,
+    /// The client's address (read when the request starts).
+    pub client_addr: Option<std::net::SocketAddr>,
     facts: Mutex<Facts>,
 }
 
@@ -46,6 +59,7 @@ impl Call {
         Call {
             corr,
             started: Instant::now(),
+            client_addr: client_addr(),
             facts: Mutex::new(Facts::default()),
         }
     }
@@ -104,6 +118,7 @@ impl Call {
         Event {
             correlation_id: Some(self.corr.clone()),
             session: Some(session.to_owned()),
+            client_addr: self.client_addr.map(|a| a.ip().to_string()),
             principal: Some(principal_facts(principal)),
             token: token_facts(principal),
             server: f.server,

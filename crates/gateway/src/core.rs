@@ -750,6 +750,7 @@ impl Gateway {
                 session: warden_policy::SessionFacts {
                     data_classes: &classes,
                 },
+                client_address: call.client_addr.map(|a| a.ip()),
                 ..warden_policy::RequestContext::at(std::time::SystemTime::now())
             },
         };

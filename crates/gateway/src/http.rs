@@ -86,7 +86,21 @@ pub fn router(gateway: Arc<Gateway>, bound: SocketAddr) -> Router {
     // The body limit is enforced by reading with a cap in `read_body`, so
     // that an oversized body gets a JSON-RPC error rather than a bare 413.
     r.layer(axum::extract::DefaultBodyLimit::disable())
+        .layer(axum::middleware::from_fn(with_client_addr))
         .with_state(state)
+}
+
+/// Makes the peer address (axum's `ConnectInfo`, or the TLS accept loop's)
+/// the current request's [`crate::call::CLIENT_ADDR`]: the audit record's
+/// `client_addr`, policy's `context.client_address`, and the source that
+/// authentication failures are rate-limited by.
+async fn with_client_addr(req: axum::extract::Request, next: axum::middleware::Next) -> Response {
+    let addr = req
+        .extensions()
+        .get::<axum::extract::ConnectInfo<SocketAddr>>()
+        .map(|c| c.0)
+        .or_else(crate::call::client_addr);
+    crate::call::CLIENT_ADDR.scope(addr, next.run(req)).await
 }
 
 /// The admin listener's router: only the metrics (`telemetry.metrics.listen`).
@@ -179,6 +193,7 @@ pub async fn serve_tls(
             let conn = hyper::server::conn::http1::Builder::new()
                 .serve_connection(hyper_util::rt::TokioIo::new(tls), service)
                 .with_upgrades();
+            let conn = crate::call::CLIENT_ADDR.scope(Some(peer), conn);
             if let Err(e) = CLIENT_CERT.scope(cert, conn).await {
                 debug!(peer = %peer, error = %e, "TLS connection ended with an error");
             }
@@ -405,6 +420,7 @@ async fn authenticate(
             warn!(target: "audit", event = "auth.failed", reason = e.code(), path = %mcp_path);
             s.gateway.metrics.auth_failure(e.code());
             s.gateway.record(warden_audit::Event {
+                client_addr: crate::call::client_addr().map(|a| a.ip().to_string()),
                 reason_code: Some(e.code().to_owned()),
                 ..warden_audit::Event::new(warden_audit::EventKind::AuthFailure)
             });

@@ -67,6 +67,7 @@ async fn every_decision_is_recorded_with_who_what_and_why_but_no_secrets() {
     assert_eq!(echo["server"], "t");
     assert_eq!(echo["action"], "call_tool");
     assert_eq!(echo["decision"], "allow");
+    assert_eq!(echo["client_addr"], "127.0.0.1", "the peer address: {echo}");
     assert!(
         echo["input_hash"]
             .as_str()
