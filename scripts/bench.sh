@@ -41,8 +41,10 @@ wait_port "$ECHO_PORT"
 start_warden() { # name yaml
   local name=$1
   PORT=$(free_port)
-  printf '%s' "$2" >"$WORK/$name.yaml"
-  WARDEN_LOG=warn "$BIN/warden" serve --config "$WORK/$name.yaml" --listen "127.0.0.1:$PORT" \
+  # One directory per Warden: each keeps its own audit trail next to its config.
+  mkdir -p "$WORK/$name"
+  printf '%s' "$2" >"$WORK/$name/warden.yaml"
+  WARDEN_LOG=warn "$BIN/warden" serve --config "$WORK/$name/warden.yaml" --listen "127.0.0.1:$PORT" \
     >"$WORK/$name.out" 2>"$WORK/$name.log" &
   PIDS+=($!)
   wait_port "$PORT"
