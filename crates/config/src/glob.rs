@@ -2,11 +2,9 @@
 //! every other character matches itself. No `?`, no classes, no escapes:
 //! exposed tool names only use `[A-Za-z0-9_-]`, so nothing needs escaping.
 
-/// Whether `name` matches `pattern`, where `*` matches any (possibly empty)
-/// run of characters and every other character matches itself exactly.
-///
-/// Runs in `O(pattern.len() * name.len())` at worst: the classic greedy
-/// algorithm that backtracks only to the most recent `*`.
+/// Whether `name` matches `pattern`: the policy crate's matcher, so that a
+/// virtual server's tool patterns and authorization's globs agree on every
+/// name.
 ///
 /// ```
 /// use warden_config::glob_match;
@@ -15,38 +13,7 @@
 /// assert!(!glob_match("notes__*", "time__now"));
 /// assert!(glob_match("exact", "exact"));
 /// ```
-#[must_use]
-pub fn glob_match(pattern: &str, name: &str) -> bool {
-    let pattern = pattern.as_bytes();
-    let name = name.as_bytes();
-    let (mut p, mut n) = (0usize, 0usize);
-    // Where the last `*` was, and where in `name` its match currently ends.
-    let mut star: Option<(usize, usize)> = None;
-    while n < name.len() {
-        match pattern.get(p) {
-            Some(b'*') => {
-                star = Some((p, n));
-                p += 1;
-            }
-            Some(&c) if c == name[n] => {
-                p += 1;
-                n += 1;
-            }
-            _ => match star {
-                // Let the last `*` swallow one more character and retry.
-                Some((star_p, star_n)) => {
-                    p = star_p + 1;
-                    n = star_n + 1;
-                    star = Some((star_p, star_n + 1));
-                }
-                None => return false,
-            },
-        }
-    }
-    pattern
-        .get(p..)
-        .is_some_and(|rest| rest.iter().all(|&c| c == b'*'))
-}
+pub use warden_policy::glob_match;
 
 /// Characters a pattern may contain: those of exposed tool names, plus `*`.
 pub(crate) fn is_pattern_char(c: char) -> bool {

@@ -7,7 +7,8 @@
 ///
 /// Greedy with backtracking to the last `*` only: `O(pattern × name)` at
 /// worst, no recursion.
-pub(crate) fn glob_match(pattern: &str, name: &str) -> bool {
+#[must_use]
+pub fn glob_match(pattern: &str, name: &str) -> bool {
     let pattern = pattern.as_bytes();
     let name = name.as_bytes();
     let (mut p, mut n) = (0usize, 0usize);

@@ -59,6 +59,7 @@ pub use decision::{Decision, ReasonCode, ScopeCheck};
 pub use engine::{PolicyEngine, PolicyOrigin};
 pub use error::PolicyError;
 pub use explain::{Explanation, Outcome, PolicyTrace, RequestFacts};
+pub use glob::glob_match;
 pub use request::{Action, ApprovalState, Request, RequestContext, SessionFacts};
 pub use settings::{
     ApprovalFact, AuthzSettings, RawApproval, RawArgType, RawAuthorization, RawConstraint,
