@@ -104,11 +104,7 @@ pub fn audit(command: AuditCommand) -> Result<Verdict> {
                 warden_audit::checkpoint::public_key_path(&settings.checkpoint.signing_key);
             let public_key = public_key.exists().then_some(public_key);
             let report = if sqlite {
-                let db = &settings
-                    .sqlite
-                    .as_ref()
-                    .context("audit: no sqlite sink is configured")?
-                    .path;
+                let db = sqlite_path(settings)?;
                 let checkpoints = settings
                     .jsonl
                     .as_ref()
@@ -151,12 +147,7 @@ pub fn audit(command: AuditCommand) -> Result<Verdict> {
             json,
         } => {
             let cfg = crate::load(&config)?;
-            let db = &cfg
-                .audit
-                .sqlite
-                .as_ref()
-                .context("audit: no sqlite sink is configured")?
-                .path;
+            let db = sqlite_path(&cfg.audit)?;
             let time = |what: &str, t: Option<String>| -> Result<Option<warden_audit::Timestamp>> {
                 t.map(|t| {
                     warden_audit::Timestamp::parse(&t)
@@ -220,6 +211,14 @@ pub fn audit(command: AuditCommand) -> Result<Verdict> {
             Ok(Verdict::Yes)
         }
     }
+}
+
+fn sqlite_path(settings: &warden_audit::AuditSettings) -> Result<&Path> {
+    Ok(&settings
+        .sqlite
+        .as_ref()
+        .context("audit: no sqlite sink is configured")?
+        .path)
 }
 
 fn print_table(events: &[warden_audit::Event]) {

@@ -51,7 +51,6 @@ pub struct Facts {
     /// Arguments as recorded by the audit settings (redacted), if any.
     pub arguments: Option<serde_json::Value>,
     pub output: Option<OutputFacts>,
-    pub upstream_status: Option<String>,
 }
 
 impl Call {
@@ -135,7 +134,7 @@ impl Call {
             arguments: f.arguments,
             output: f.output,
             latency_us: Some(self.started.elapsed().as_micros() as u64),
-            upstream_status: f.upstream_status.or_else(|| Some(outcome.to_owned())),
+            upstream_status: Some(outcome.to_owned()),
             ..Event::new(EventKind::Call)
         }
     }

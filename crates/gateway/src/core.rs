@@ -1514,13 +1514,24 @@ impl Gateway {
                 });
             self.metrics
                 .stage(warden_telemetry::Stage::OutputGuard, started.elapsed());
+            let mut findings = BTreeMap::new();
             for f in &verdict.findings {
                 self.metrics.guard_finding(
                     f.class,
                     warden_telemetry::Direction::Output,
                     f.count as u64,
                 );
+                *findings.entry(f.class.to_owned()).or_insert(0) += u64::from(f.count);
             }
+            // The record's result class: classes and counts, never values.
+            call.note(|facts| {
+                facts.output = Some(warden_audit::OutputFacts {
+                    classes: findings.keys().cloned().collect(),
+                    findings,
+                    size: result.get().len() as u64,
+                    truncated: verdict.truncated,
+                })
+            });
             if !verdict.findings.is_empty() || verdict.truncated {
                 info!(target: "audit", event = "output.findings", correlation_id = %corr, server = %server,
                       subject = %subject, classes = %classes_of(&verdict.findings), truncated = verdict.truncated,

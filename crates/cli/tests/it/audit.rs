@@ -69,6 +69,10 @@ async fn every_decision_is_recorded_with_who_what_and_why_but_no_secrets() {
     assert_eq!(echo["decision"], "allow");
     assert_eq!(echo["client_addr"], "127.0.0.1", "the peer address: {echo}");
     assert!(
+        echo["output"]["size"].as_u64().is_some_and(|n| n > 0),
+        "the result's size and classes are recorded: {echo}"
+    );
+    assert!(
         echo["input_hash"]
             .as_str()
             .is_some_and(|h| h.starts_with("sha256")),
