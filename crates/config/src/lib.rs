@@ -56,8 +56,8 @@ use std::path::Path;
 pub use error::{ConfigError, ConfigErrors};
 pub use glob::glob_match;
 pub use model::{
-    Config, Gateway, Isolation, Listen, RegistrySettings, RestartPolicy, Section, ServerConfig,
-    StdioSettings, Transport, VirtualServer,
+    Config, Era, Gateway, Isolation, Listen, RegistrySettings, RestartPolicy, Section,
+    ServerConfig, StdioSettings, Transport, VirtualServer,
 };
 pub use secret::Secret;
 

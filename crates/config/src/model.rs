@@ -223,6 +223,10 @@ pub struct ServerConfig {
     /// Default: [`Isolation::Principal`] for stdio, [`Isolation::Session`]
     /// for HTTP and SSE.
     pub isolation: Isolation,
+    /// Which protocol era to speak to it. Default [`Era::Auto`] (Streamable
+    /// HTTP: probe `server/discover`, fall back to `initialize`; stdio and
+    /// legacy SSE: the session era).
+    pub era: Era,
     /// Default 30 s.
     pub connect_timeout: Duration,
     /// Default 120 s.
@@ -274,6 +278,17 @@ impl Transport {
             Self::Sse { .. } => "sse",
         }
     }
+}
+
+/// The protocol era Warden speaks to an upstream (`protocol:` in the file).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Era {
+    /// Detect (`auto`).
+    Auto,
+    /// `initialize` and sessions (`session`).
+    Session,
+    /// Stateless 2026-07-28 (`2026-07-28`); Streamable HTTP only.
+    Modern,
 }
 
 /// Which callers share one upstream connection (or process).

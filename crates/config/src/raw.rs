@@ -90,6 +90,7 @@ pub(crate) struct RawServer {
     pub headers: Option<OrderedMap<String>>,
     // any transport
     pub isolation: Option<String>,
+    pub protocol: Option<String>,
     pub connect_timeout: Option<String>,
     pub call_timeout: Option<String>,
     pub idle_timeout: Option<String>,

@@ -15,7 +15,7 @@ use crate::defaults;
 use crate::error::{ConfigErrors, FieldPath, Problems};
 use crate::glob::{could_match_with_prefix, is_pattern_char};
 use crate::model::{
-    Config, Gateway, Isolation, Listen, RegistrySettings, RestartPolicy, ServerConfig,
+    Config, Era, Gateway, Isolation, Listen, RegistrySettings, RestartPolicy, ServerConfig,
     StdioSettings, Transport, VirtualServer,
 };
 use crate::raw::{
@@ -352,6 +352,18 @@ impl Resolver<'_> {
             }
             parsed
         });
+        let era = match raw.protocol.as_deref().map(str::trim) {
+            None | Some("auto") => Era::Auto,
+            Some("session") => Era::Session,
+            Some("2026-07-28" | "modern") => Era::Modern,
+            Some(other) => {
+                self.problems.push(
+                    &path.field("protocol"),
+                    format!("unknown protocol {other:?} (expected auto, session or 2026-07-28)"),
+                );
+                Era::Auto
+            }
+        };
         let connect_timeout = self
             .duration(raw.connect_timeout.clone(), &path.field("connect_timeout"))
             .unwrap_or(defaults::CONNECT_TIMEOUT);
@@ -371,10 +383,17 @@ impl Resolver<'_> {
             Transport::Stdio { .. } => Isolation::Principal,
             Transport::StreamableHttp { .. } | Transport::Sse { .. } => Isolation::Session,
         });
+        if era == Era::Modern && !matches!(transport, Transport::StreamableHttp { .. }) {
+            self.problems.push(
+                &path.field("protocol"),
+                "2026-07-28 is spoken over Streamable HTTP only (set url:)",
+            );
+        }
         Some(ServerConfig {
             name: name.to_owned(),
             transport,
             isolation,
+            era,
             connect_timeout,
             call_timeout,
             idle_timeout,

@@ -8,7 +8,9 @@ use std::time::Duration;
 
 use proptest::prelude::*;
 
-use crate::{parse_with_env, Config, ConfigErrors, Isolation, RestartPolicy, Secret, Transport};
+use crate::{
+    parse_with_env, Config, ConfigErrors, Era, Isolation, RestartPolicy, Secret, Transport,
+};
 
 /// A value that must never show up in any error output.
 const TOKEN: &str = "ghp_s3cr3t-VALUE";
@@ -1219,6 +1221,29 @@ fn isolation_values() {
         &stdio_server("    isolation: global\n"),
         "servers.git.isolation",
         "unknown isolation \"global\"",
+    );
+}
+
+#[test]
+fn protocol_era_values() {
+    assert_eq!(ok(&http_server("")).servers[0].era, Era::Auto);
+    assert_eq!(
+        ok(&http_server("    protocol: session\n")).servers[0].era,
+        Era::Session
+    );
+    assert_eq!(
+        ok(&http_server("    protocol: 2026-07-28\n")).servers[0].era,
+        Era::Modern
+    );
+    single_error(
+        &http_server("    protocol: 2099\n"),
+        "servers.api.protocol",
+        "unknown protocol \"2099\"",
+    );
+    single_error(
+        &stdio_server("    protocol: 2026-07-28\n"),
+        "servers.git.protocol",
+        "Streamable HTTP only",
     );
 }
 

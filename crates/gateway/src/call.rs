@@ -16,6 +16,19 @@ tokio::task_local! {
     pub static CLIENT_ADDR: Option<std::net::SocketAddr>;
 }
 
+tokio::task_local! {
+    /// The `Mcp-Param-*` headers of the 2026-07-28 request being served
+    /// (names lower-cased), set by the HTTP transport.
+    pub static PARAM_HEADERS: std::sync::Arc<[(String, String)]>;
+}
+
+/// The current request's `Mcp-Param-*` headers (empty outside a modern request).
+pub fn param_headers() -> std::sync::Arc<[(String, String)]> {
+    PARAM_HEADERS
+        .try_with(Clone::clone)
+        .unwrap_or_else(|_| std::sync::Arc::from(Vec::new()))
+}
+
 /// The peer address of the current request, where the transport knows it.
 pub fn client_addr() -> Option<std::net::SocketAddr> {
     CLIENT_ADDR.try_with(|a| *a).ok().flatten()
@@ -29,6 +42,8 @@ pub struct Call {
     /// The client's address (read when the request starts).
     pub client_addr: Option<std::net::SocketAddr>,
     facts: Mutex<Facts>,
+    /// Extra HTTP headers for the upstream request (`Mcp-Param-*`).
+    pub upstream_headers: Mutex<Vec<(String, String)>>,
 }
 
 /// What the stages learned. Never holds argument values or result text:
@@ -60,6 +75,7 @@ impl Call {
             started: Instant::now(),
             client_addr: client_addr(),
             facts: Mutex::new(Facts::default()),
+            upstream_headers: Mutex::new(Vec::new()),
         }
     }
 

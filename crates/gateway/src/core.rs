@@ -39,13 +39,15 @@ use std::sync::{Arc, Mutex, Weak};
 use std::time::{Duration, Instant};
 
 use arc_swap::ArcSwap;
+use base64::Engine as _;
+use hmac::Mac;
 use serde_json::value::RawValue;
 use tokio::sync::{mpsc, Notify};
 use tracing::{debug, error, info, warn, Instrument};
 use warden_identity::Principal;
 use warden_protocol::edit::{json_string, EditSet};
 use warden_protocol::error::{error_response, result_response};
-use warden_protocol::message::{as_str, member, parse_one, Kind, Message};
+use warden_protocol::message::{as_str, member, members, parse_one, Kind, Message};
 use warden_protocol::method::{self, ListKind, NameKind, Route};
 use warden_protocol::{ErrorCode, ProtocolVersion};
 use warden_registry::{ItemDecision, ItemKind, Manifest, Reason};
@@ -57,6 +59,7 @@ use crate::pool::{Definitions, Pool, PoolKey, StartSpec, UpstreamHandle};
 use crate::session::{lock, Channel, ClientCaps, Inflight, PendingS2c, Session, Sessions};
 use crate::snapshot::{Snapshot, VirtualRoute};
 use crate::stream::Sink;
+use sha2::{Digest, Sha256};
 
 /// A caller's W3C trace context from the transport (`traceparent` and
 /// `tracestate` headers).
@@ -114,6 +117,10 @@ pub struct Gateway {
     /// Registry refusals already reported (`server/kind/name@live-hash`,
     /// `server:reason`), so an item listed again is not a new audit record.
     reported: Mutex<HashSet<String>>,
+    /// Per-process secret: binds a 2026-07-28 upstream's `requestState` to
+    /// the server and principal it was issued for, and derives the ids of
+    /// modern contexts.
+    state_key: [u8; 32],
 }
 
 /// Why `initialize` could not open a session.
@@ -138,6 +145,7 @@ impl Gateway {
             sessions: Sessions::default(),
             pool: Pool::default(),
             progress: Mutex::new(HashMap::new()),
+            state_key: rand::random(),
             by_upstream_id: Mutex::new(HashMap::new()),
             counter: AtomicU64::new(1),
             reported: Mutex::new(HashSet::new()),
@@ -225,22 +233,7 @@ impl Gateway {
             OpenError::BadRequest("initialize: params.protocolVersion must be a string".into())
         })?;
         let version = ProtocolVersion::negotiate(&requested);
-        let caps_raw = msg.param("capabilities");
-        let caps = ClientCaps {
-            sampling: caps_raw.and_then(|c| member(c, "sampling")).is_some(),
-            elicitation: caps_raw.and_then(|c| member(c, "elicitation")).is_some(),
-            roots: caps_raw.and_then(|c| member(c, "roots")).is_some(),
-        };
-        let mut upstream_caps = serde_json::Map::new();
-        if caps.sampling {
-            upstream_caps.insert("sampling".into(), serde_json::json!({}));
-        }
-        if caps.elicitation {
-            upstream_caps.insert("elicitation".into(), serde_json::json!({}));
-        }
-        if caps.roots {
-            upstream_caps.insert("roots".into(), serde_json::json!({"listChanged": true}));
-        }
+        let caps = ClientCaps::declared(msg.param("capabilities"));
         let session = Session::new(
             session_id,
             principal,
@@ -248,7 +241,7 @@ impl Gateway {
             channel,
             version,
             caps,
-            serde_json::Value::Object(upstream_caps).to_string(),
+            caps.upstream_json(),
             standalone,
         );
         session.touch();
@@ -259,6 +252,31 @@ impl Gateway {
             return Err(OpenError::TooManySessions);
         }
 
+        let (capabilities, instructions, ready) = self.describe(&session, &route).await;
+        let mut result = serde_json::json!({
+            "protocolVersion": version.as_str(),
+            "capabilities": capabilities,
+            "serverInfo": {"name": snap.config.gateway.name, "version": env!("CARGO_PKG_VERSION")},
+        });
+        if let Some(i) = instructions {
+            result["instructions"] = serde_json::Value::String(i);
+        }
+        let id = msg.id.map(|i| i.raw()).unwrap_or("null");
+        info!(target: "audit", event = "session.open", session = %session.id,
+              principal = %session.principal.subject(), version = %version,
+              virtual_server = %virtual_server, upstreams_ready = ready);
+        Ok((session.clone(), result_response(id, &result.to_string())))
+    }
+
+    /// What Warden says about itself to a session: the union of its ready
+    /// upstreams' capabilities and the composed instructions (stage 4 on
+    /// upstream instructions). Starts (or joins) every upstream at once.
+    async fn describe(
+        self: &Arc<Self>,
+        session: &Arc<Session>,
+        route: &VirtualRoute,
+    ) -> (serde_json::Value, Option<String>, usize) {
+        let snap = self.snapshot();
         // Start (or join) every upstream of the virtual server at once.
         let inits = futures::future::join_all(route.servers.iter().map(|server| {
             let gw = self.clone();
@@ -312,19 +330,85 @@ impl Gateway {
             snap.config.gateway.instructions.as_deref(),
             &per_server,
         );
+        (capabilities, instructions, ready.len())
+    }
+
+    /// The 2026-07-28 context for a request without a session: one per
+    /// (principal, virtual server, declared capabilities), created on first
+    /// use and closed by the idle reaper like a session. Its id is derived
+    /// with a per-process secret and never leaves Warden.
+    pub fn modern_session(
+        self: &Arc<Self>,
+        principal: Principal,
+        virtual_server: &str,
+        capabilities: Option<&RawValue>,
+    ) -> Result<Arc<Session>, OpenError> {
+        let snap = self.snapshot();
+        if snap.route(virtual_server).is_none() {
+            return Err(OpenError::UnknownVirtualServer);
+        }
+        let caps = ClientCaps::declared(capabilities);
+        let mut h = Sha256::new();
+        h.update(self.state_key);
+        for part in [principal.key().as_bytes(), virtual_server.as_bytes()] {
+            h.update((part.len() as u64).to_be_bytes());
+            h.update(part);
+        }
+        h.update([
+            caps.sampling as u8,
+            caps.elicitation as u8,
+            caps.roots as u8,
+        ]);
+        let id = format!("m-{}", hex::encode(&h.finalize()[..16]));
+        if let Some(s) = self.sessions.get(&id) {
+            s.touch();
+            return Ok(s);
+        }
+        let (listeners, _) = tokio::sync::broadcast::channel(LISTEN_BUFFER);
+        let standalone = Sink::Broadcast(listeners);
+        let fresh = Session::new(
+            id,
+            principal,
+            virtual_server.to_owned(),
+            Channel::Modern,
+            ProtocolVersion::V2026_07_28,
+            caps,
+            caps.upstream_json(),
+            standalone,
+        );
+        let (session, created) = self
+            .sessions
+            .get_or_insert(fresh, snap.config.gateway.max_sessions)
+            .ok_or(OpenError::TooManySessions)?;
+        session.touch();
+        if created {
+            info!(target: "audit", event = "session.open", session = %session.id,
+                  principal = %session.principal.subject(), version = %session.version,
+                  virtual_server = %virtual_server, modern = true);
+        }
+        Ok(session)
+    }
+
+    /// `server/discover` (2026-07-28): the versions Warden serves, the
+    /// union of its upstreams' capabilities, its instructions. Per
+    /// principal (lists are filtered by policy), so `cacheScope` is private.
+    async fn discover(self: &Arc<Self>, session: &Arc<Session>, route: &VirtualRoute) -> String {
+        let (capabilities, instructions, _) = self.describe(session, route).await;
+        let snap = self.snapshot();
+        let info = serde_json::json!({"name": snap.config.gateway.name, "version": env!("CARGO_PKG_VERSION")});
         let mut result = serde_json::json!({
-            "protocolVersion": version.as_str(),
+            "resultType": "complete",
+            "supportedVersions": ProtocolVersion::ALL.iter().map(|v| v.as_str()).collect::<Vec<_>>(),
             "capabilities": capabilities,
-            "serverInfo": {"name": snap.config.gateway.name, "version": env!("CARGO_PKG_VERSION")},
+            "serverInfo": info,
+            "ttlMs": 0,
+            "cacheScope": "private",
+            "_meta": {warden_protocol::modern::META_SERVER_INFO: info},
         });
         if let Some(i) = instructions {
             result["instructions"] = serde_json::Value::String(i);
         }
-        let id = msg.id.map(|i| i.raw()).unwrap_or("null");
-        info!(target: "audit", event = "session.open", session = %session.id,
-              principal = %session.principal.subject(), version = %version,
-              virtual_server = %virtual_server, upstreams_ready = ready.len());
-        Ok((session.clone(), result_response(id, &result.to_string())))
+        result.to_string()
     }
 
     /// Ends a session and releases its upstreams.
@@ -466,8 +550,11 @@ impl Gateway {
         let method = msg.method();
         let response = match method::route(method) {
             Route::Local => match method {
-                "ping" => Some(result_response(id, "{}")),
-                "initialize" => Some(error_response(
+                "ping" if session.channel != Channel::Modern => Some(result_response(id, "{}")),
+                "server/discover" if session.channel == Channel::Modern => {
+                    Some(result_response(id, &self.discover(session, &route).await))
+                }
+                "initialize" if session.channel != Channel::Modern => Some(error_response(
                     Some(id),
                     ErrorCode::InvalidRequest,
                     "session already initialized",
@@ -642,6 +729,13 @@ impl Gateway {
         let tool_json = tool
             .as_deref()
             .and_then(|t| serde_json::from_str::<&RawValue>(t).ok());
+        // A 2026-07-28 client's `Mcp-Param-*` headers must mirror the
+        // arguments the tool's schema declares them for.
+        if kind == NameKind::Tool && session.channel == Channel::Modern {
+            if let Some(refusal) = check_param_headers(call, id, tool_json, arguments) {
+                return Some(refusal);
+            }
+        }
         // Stage 5, Authorize.
         let annotations = tool_json.and_then(|t| member(t, "annotations"));
         let refusal =
@@ -709,6 +803,8 @@ impl Gateway {
                         info!(target: "audit", event = "input.findings", correlation_id = %corr, server = %server,
                               tool = %exposed, classes = %classes_of(&findings));
                     }
+                    let sent = rewritten.as_deref().or(arguments.map(|a| a.get()));
+                    *lock(&call.upstream_headers) = upstream_param_headers(tool_json, sent);
                     if let (Some(new), Some(raw)) = (rewritten, arguments) {
                         edits.replace(msg.text, raw, new);
                     }
@@ -718,6 +814,93 @@ impl Gateway {
         let response = self.forward(session, server, msg, edits, sink, call).await;
         self.after_read(session, server, upstream_name, response.as_deref());
         response
+    }
+
+    /// A result as a 2026-07-28 client gets it: `resultType` added where a
+    /// session-era upstream left it out, an input-required result's
+    /// `requestState` sealed to (principal, server). `None`: unchanged.
+    fn modernize_result(&self, session: &Session, server: &str, result: &str) -> Option<String> {
+        let raw: &RawValue = serde_json::from_str(result).ok()?;
+        let mut edits = EditSet::new();
+        match member(raw, "resultType").and_then(as_str).as_deref() {
+            None => {
+                let empty = members(raw).is_some_and(|m| m.is_empty());
+                let text = if empty {
+                    r#""resultType":"complete""#
+                } else {
+                    r#""resultType":"complete","#
+                };
+                edits.insert_first_member(result, raw, text.to_owned());
+            }
+            Some("input_required") => {
+                if let Some(st) = member(raw, "requestState") {
+                    let state = as_str(st)?;
+                    edits.replace(
+                        result,
+                        st,
+                        json_string(&self.seal_request_state(session, server, &state)),
+                    );
+                }
+            }
+            Some(_) => {}
+        }
+        if edits.is_empty() {
+            return None;
+        }
+        edits.apply(result)
+    }
+
+    fn request_state_mac(&self, session: &Session, server: &str, state: &str) -> HmacSha256 {
+        let mut mac = <HmacSha256 as Mac>::new_from_slice(&self.state_key)
+            .unwrap_or_else(|_| unreachable!("HMAC takes keys of any length"));
+        for part in [
+            session.principal.key().as_bytes(),
+            server.as_bytes(),
+            state.as_bytes(),
+        ] {
+            mac.update(&(part.len() as u64).to_be_bytes());
+            mac.update(part);
+        }
+        mac
+    }
+
+    /// `w1.<server, base64url>.<mac>.<the upstream's state>`: the upstream
+    /// gets its own bytes back untouched; the client cannot replay them to
+    /// another server or as another principal.
+    fn seal_request_state(&self, session: &Session, server: &str, state: &str) -> String {
+        let tag = self
+            .request_state_mac(session, server, state)
+            .finalize()
+            .into_bytes();
+        format!(
+            "w1.{}.{}.{state}",
+            B64URL.encode(server),
+            B64URL.encode(&tag[..16])
+        )
+    }
+
+    fn open_request_state(
+        &self,
+        session: &Session,
+        server: &str,
+        sealed: &str,
+    ) -> Result<String, &'static str> {
+        const FORGED: &str = "params.requestState was not issued by this server for this caller";
+        let mut parts = sealed.splitn(4, '.');
+        let (Some("w1"), Some(by), Some(tag), Some(state)) =
+            (parts.next(), parts.next(), parts.next(), parts.next())
+        else {
+            return Err(FORGED);
+        };
+        let by = B64URL.decode(by).map_err(|_| FORGED)?;
+        let tag = B64URL.decode(tag).map_err(|_| FORGED)?;
+        if by != server.as_bytes() {
+            return Err("params.requestState was issued by another server");
+        }
+        self.request_state_mac(session, server, state)
+            .verify_truncated_left(&tag)
+            .map_err(|_| FORGED)?;
+        Ok(state.to_owned())
     }
 
     /// Stage 5, Authorize: required scopes, then the policy engine. `None`
@@ -1362,6 +1545,29 @@ impl Gateway {
         if let Some(refusal) = self.refuse_server(id, server, call) {
             return Some(refusal);
         }
+        // A 2026-07-28 retry's `requestState` goes back only to the server
+        // that issued it, for the principal it was issued to.
+        if session.channel == Channel::Modern {
+            if let Some(raw) = msg.param("requestState") {
+                let opened = as_str(raw)
+                    .ok_or("params.requestState must be a string")
+                    .and_then(|st| self.open_request_state(session, server, &st));
+                match opened {
+                    Ok(original) => {
+                        edits.replace(msg.text, raw, json_string(&original));
+                    }
+                    Err(why) => {
+                        call.note(|f| {
+                            f.decision = Some(warden_audit::Decision::Deny);
+                            f.reason_code = Some("request_state.invalid".into());
+                        });
+                        warn!(target: "audit", event = "request_state.refused", correlation_id = %corr,
+                              session = %session.id, server = %server, reason = why);
+                        return Some(invalid_params(id, why));
+                    }
+                }
+            }
+        }
         let Some(handle) = self.upstream_for(session, server) else {
             return Some(invalid_params(id, "unknown server"));
         };
@@ -1397,47 +1603,102 @@ impl Gateway {
         let instance = handle.instance;
         let upstream_id = AtomicU64::new(0);
         let weak_session = Arc::downgrade(session);
-        let result = {
-            let request = handle.upstream.request(
-                |uid| {
-                    upstream_id.store(uid, Ordering::Relaxed);
-                    lock(&self.by_upstream_id)
-                        .insert((instance, uid), (weak_session, id.to_owned()));
-                    if let Some(entry) = lock(&session.inflight).get_mut(id) {
-                        entry.upstream = Some((instance, uid));
+        // Members added to `params` for a retry (2026-07-28 input rounds).
+        let mut retry_members: Option<String> = None;
+        let mut round = 0;
+        let result = loop {
+            let mut edits = edits.clone();
+            if let (Some(extra), Some(params)) = (&retry_members, msg.params) {
+                edits.insert_first_member(text, params, extra.clone());
+            }
+            let result = {
+                let request = handle.upstream.request(
+                    |uid| {
+                        upstream_id.store(uid, Ordering::Relaxed);
+                        lock(&self.by_upstream_id)
+                            .insert((instance, uid), (weak_session.clone(), id.to_owned()));
+                        if let Some(entry) = lock(&session.inflight).get_mut(id) {
+                            entry.upstream = Some((instance, uid));
+                        }
+                        if let Some(raw) = id_raw {
+                            edits.replace(text, raw, uid.to_string());
+                        }
+                        edits.apply(text).unwrap_or_default()
+                    },
+                    handle.call_timeout,
+                );
+                let span = warden_telemetry::stage_span(warden_telemetry::Stage::Upstream);
+                // W3C trace context to HTTP upstreams: Warden's upstream span
+                // (or the caller's context passed through), and the
+                // `Mcp-Param-*` headers of a tool call.
+                let mut headers = Vec::new();
+                if let Some(tp) = warden_telemetry::current_traceparent(&span) {
+                    headers.push((warden_telemetry::TRACEPARENT.to_owned(), tp));
+                    if let Some(ts) = warden_telemetry::current_tracestate(&span) {
+                        headers.push((warden_telemetry::TRACESTATE.to_owned(), ts));
                     }
-                    if let Some(raw) = id_raw {
-                        edits.replace(text, raw, uid.to_string());
+                }
+                headers.extend(lock(&call.upstream_headers).iter().cloned());
+                let request = warden_upstream::with_request_headers(headers, request);
+                let started = Instant::now();
+                let r = tokio::select! {
+                    r = request.instrument(span) => Some(r),
+                    _ = cancel.notified() => None,
+                };
+                self.metrics
+                    .stage(warden_telemetry::Stage::Upstream, started.elapsed());
+                r
+            };
+            // Everything the upstream sent before its response (progress,
+            // server-to-client requests) is routed while the routes still exist.
+            if let Some(Ok(resp)) = &result {
+                handle.wait_dispatched(resp.events_before).await;
+            }
+            // A 2026-07-28 upstream asking a session-era client for input:
+            // asked as server-to-client requests, answered in a retry.
+            if let (Some(Ok(resp)), false) = (&result, session.channel == Channel::Modern) {
+                if round < MAX_INPUT_ROUNDS
+                    && resp.text.contains("\"input_required\"")
+                    && handle_is_modern(&handle).await
+                {
+                    match self
+                        .bridge_input_required(
+                            session,
+                            server,
+                            sink,
+                            &resp.text,
+                            handle.call_timeout,
+                        )
+                        .await
+                    {
+                        Ok(None) => {}
+                        Ok(Some(extra)) => {
+                            lock(&self.by_upstream_id)
+                                .remove(&(instance, upstream_id.load(Ordering::Relaxed)));
+                            retry_members = Some(extra);
+                            round += 1;
+                            continue;
+                        }
+                        Err(why) => {
+                            warn!(server = %server, correlation_id = %corr, reason = %why, "input request not bridged");
+                            let uid = upstream_id.load(Ordering::Relaxed);
+                            lock(&self.by_upstream_id).remove(&(instance, uid));
+                            lock(&session.inflight).remove(id);
+                            if let Some(k) = progress_key {
+                                lock(&self.progress).remove(&k);
+                            }
+                            return Some(error_response(
+                                Some(id),
+                                ErrorCode::MissingCapability,
+                                &why,
+                                Some(&serde_json::json!({"correlationId": corr})),
+                            ));
+                        }
                     }
-                    edits.apply(text).unwrap_or_default()
-                },
-                handle.call_timeout,
-            );
-            let span = warden_telemetry::stage_span(warden_telemetry::Stage::Upstream);
-            // W3C trace context to HTTP upstreams: Warden's upstream span
-            // (or the caller's context passed through).
-            let mut trace = Vec::new();
-            if let Some(tp) = warden_telemetry::current_traceparent(&span) {
-                trace.push((warden_telemetry::TRACEPARENT.to_owned(), tp));
-                if let Some(ts) = warden_telemetry::current_tracestate(&span) {
-                    trace.push((warden_telemetry::TRACESTATE.to_owned(), ts));
                 }
             }
-            let request = warden_upstream::with_request_headers(trace, request);
-            let started = Instant::now();
-            let r = tokio::select! {
-                r = request.instrument(span) => Some(r),
-                _ = cancel.notified() => None,
-            };
-            self.metrics
-                .stage(warden_telemetry::Stage::Upstream, started.elapsed());
-            r
+            break result;
         };
-        // Everything the upstream sent before its response (progress,
-        // server-to-client requests) is routed while the routes still exist.
-        if let Some(Ok(resp)) = &result {
-            handle.wait_dispatched(resp.events_before).await;
-        }
         let uid = upstream_id.load(Ordering::Relaxed);
         lock(&self.by_upstream_id).remove(&(instance, uid));
         lock(&session.inflight).remove(id);
@@ -1458,7 +1719,7 @@ impl Gateway {
             Some(r) => r,
         };
         match result {
-            Ok(resp) => Some(self.respond(&resp.text, id, server, msg, call).unwrap_or_else(|| {
+            Ok(resp) => Some(self.respond(session, &resp.text, id, server, msg, call).unwrap_or_else(|| {
                 warn!(server = %server, correlation_id = %corr, "upstream response could not be re-addressed");
                 upstream_error(id, server, corr, "sent a response Warden could not read")
             })),
@@ -1487,6 +1748,7 @@ impl Gateway {
     /// own, and the client's id spliced back. Every other byte is kept.
     fn respond(
         &self,
+        session: &Session,
         response: &str,
         client_id: &str,
         server: &str,
@@ -1545,7 +1807,15 @@ impl Gateway {
                     Some(&serde_json::json!({"correlationId": corr})),
                 ));
             }
-            if let Some(new) = verdict.rewritten {
+            // 2026-07-28 clients: `resultType` on every result, and an
+            // upstream's `requestState` bound to it and to this principal.
+            let modernized = (session.channel == Channel::Modern)
+                .then(|| {
+                    let base = verdict.rewritten.as_deref().unwrap_or(result.get());
+                    self.modernize_result(session, server, base)
+                })
+                .flatten();
+            if let Some(new) = modernized.or(verdict.rewritten) {
                 edits.replace(response, result, new);
             }
         } else if let Some(error) = m.error {
@@ -1776,11 +2046,21 @@ impl Gateway {
             debug!("client response to an unknown request ignored");
             return;
         };
+        let (upstream, upstream_id) = match pending {
+            PendingS2c::Upstream {
+                upstream,
+                upstream_id,
+            } => (upstream, upstream_id),
+            PendingS2c::Local(tx) => {
+                let _ = tx.send(msg.text.to_owned());
+                return;
+            }
+        };
         let mut edits = EditSet::new();
-        edits.replace(msg.text, id.raw_value(), pending.upstream_id.clone());
+        edits.replace(msg.text, id.raw_value(), upstream_id);
         if let Some(text) = edits.apply(msg.text) {
-            if let Err(e) = pending.upstream.upstream.respond(text).await {
-                warn!(server = %pending.upstream.server, error = %e, "could not deliver client response upstream");
+            if let Err(e) = upstream.upstream.respond(text).await {
+                warn!(server = %upstream.server, error = %e, "could not deliver client response upstream");
             }
         }
     }
@@ -1866,7 +2146,8 @@ impl Gateway {
                     let found = lock(&s.pending_s2c)
                         .iter()
                         .find(|(_, p)| {
-                            p.upstream.instance == handle.instance && p.upstream_id == req.get()
+                            matches!(p, PendingS2c::Upstream { upstream, upstream_id }
+                                if upstream.instance == handle.instance && upstream_id == req.get())
                         })
                         .map(|(k, _)| k.clone());
                     if let Some(client_id) = found {
@@ -1947,52 +2228,9 @@ impl Gateway {
                 .await;
             return;
         };
-        let supported = match msg.method() {
-            "sampling/createMessage" => session.caps.sampling,
-            "elicitation/create" => session.caps.elicitation,
-            "roots/list" => session.caps.roots,
-            _ => false,
-        };
-        if !supported {
-            let _ = handle
-                .upstream
-                .respond(reply_error(
-                    ErrorCode::MethodNotFound,
-                    "the client does not support this request",
-                ))
-                .await;
+        if let Some((code, why)) = self.s2c_refusal(&session, &handle.server, msg.method()) {
+            let _ = handle.upstream.respond(reply_error(code, why)).await;
             return;
-        }
-        // Stage 5 for server-initiated requests: may this server ask this
-        // principal's client to sample or elicit?
-        let action = match msg.method() {
-            "sampling/createMessage" => Some(warden_policy::Action::Sample),
-            "elicitation/create" => Some(warden_policy::Action::Elicit),
-            _ => None,
-        };
-        if let Some(action) = action {
-            let snap = self.snapshot();
-            if let Some(engine) = snap.policy.as_ref() {
-                let req = warden_policy::Request {
-                    principal: &session.principal,
-                    action,
-                    server: &handle.server,
-                    resource: "",
-                    arguments: None,
-                    annotations: None,
-                    context: warden_policy::RequestContext::at(std::time::SystemTime::now()),
-                };
-                let decision = engine.decide(&req);
-                if !decision.is_allow() {
-                    info!(target: "audit", event = "server_request.denied", server = %handle.server,
-                          session = %session.id, method = %msg.method(), reason = %decision.reason());
-                    let _ = handle
-                        .upstream
-                        .respond(reply_error(ErrorCode::PolicyDenied, "denied by policy"))
-                        .await;
-                    return;
-                }
-            }
         }
         let client_id = session.next_s2c_id();
         let mut edits = EditSet::new();
@@ -2002,13 +2240,145 @@ impl Gateway {
         };
         lock(&session.pending_s2c).insert(
             client_id,
-            PendingS2c {
+            PendingS2c::Upstream {
                 upstream: handle.clone(),
                 upstream_id: upstream_id.raw().to_owned(),
             },
         );
         info!(target: "audit", event = "server_request", server = %handle.server, session = %session.id, method = %msg.method());
         sink.send(text.into());
+    }
+
+    /// Whether a server may put this request (sampling, elicitation, roots)
+    /// to this session's client: the client declared the capability, and
+    /// stage 5 allows this server to ask this principal. `None`: it may.
+    fn s2c_refusal(
+        &self,
+        session: &Session,
+        server: &str,
+        method: &str,
+    ) -> Option<(ErrorCode, &'static str)> {
+        let supported = match method {
+            "sampling/createMessage" => session.caps.sampling,
+            "elicitation/create" => session.caps.elicitation,
+            "roots/list" => session.caps.roots,
+            _ => false,
+        };
+        if !supported {
+            return Some((
+                ErrorCode::MethodNotFound,
+                "the client does not support this request",
+            ));
+        }
+        let action = match method {
+            "sampling/createMessage" => warden_policy::Action::Sample,
+            "elicitation/create" => warden_policy::Action::Elicit,
+            _ => return None,
+        };
+        let snap = self.snapshot();
+        let engine = snap.policy.as_ref()?;
+        let req = warden_policy::Request {
+            principal: &session.principal,
+            action,
+            server,
+            resource: "",
+            arguments: None,
+            annotations: None,
+            context: warden_policy::RequestContext::at(std::time::SystemTime::now()),
+        };
+        let decision = engine.decide(&req);
+        if decision.is_allow() {
+            return None;
+        }
+        info!(target: "audit", event = "server_request.denied", server = %server,
+              session = %session.id, method = %method, reason = %decision.reason());
+        Some((ErrorCode::PolicyDenied, "denied by policy"))
+    }
+
+    /// A 2026-07-28 upstream answered a session-era client's request with an
+    /// input-required result: each input request goes to the client as a
+    /// server-to-client request on the request's stream, and the answers
+    /// become the retry's `inputResponses` (with the upstream's
+    /// `requestState`, untouched). `Ok(None)`: not input-required;
+    /// `Ok(Some(members))`: the params members to add to the retry;
+    /// `Err(message)`: the call cannot go on.
+    async fn bridge_input_required(
+        &self,
+        session: &Session,
+        server: &str,
+        sink: &Sink,
+        response: &str,
+        timeout: Duration,
+    ) -> Result<Option<String>, String> {
+        let Ok(m) = parse_one(response) else {
+            return Ok(None);
+        };
+        let Some(result) = m.result else {
+            return Ok(None);
+        };
+        if member(result, "resultType").and_then(as_str).as_deref() != Some("input_required") {
+            return Ok(None);
+        }
+        let asked = member(result, "inputRequests")
+            .and_then(members)
+            .unwrap_or_default();
+        let mut waiting = Vec::new();
+        for (key, req) in &asked {
+            let method = member(req, "method").and_then(as_str).unwrap_or_default();
+            if !matches!(
+                method.as_ref(),
+                "sampling/createMessage" | "elicitation/create" | "roots/list"
+            ) {
+                return Err(format!(
+                    "the server asked for input of an unknown kind ({})",
+                    truncate(&method, 64)
+                ));
+            }
+            if let Some((_, why)) = self.s2c_refusal(session, server, &method) {
+                return Err(format!("the server asked for {method}: {why}"));
+            }
+            let client_id = session.next_s2c_id();
+            let (tx, rx) = tokio::sync::oneshot::channel();
+            lock(&session.pending_s2c).insert(client_id.clone(), PendingS2c::Local(tx));
+            let params = member(req, "params").map_or("{}", |p| p.get());
+            let text = format!(
+                r#"{{"jsonrpc":"2.0","id":{client_id},"method":{},"params":{params}}}"#,
+                json_string(&method)
+            );
+            info!(target: "audit", event = "server_request", server = %server, session = %session.id,
+                  method = %method, bridged = true);
+            sink.send(text.into());
+            waiting.push((key.to_string(), client_id, rx));
+        }
+        let mut answers = serde_json::Map::new();
+        for (key, client_id, rx) in waiting {
+            let answer = match tokio::time::timeout(timeout, rx).await {
+                Ok(Ok(a)) => a,
+                _ => {
+                    lock(&session.pending_s2c).remove(&client_id);
+                    return Err("the client did not answer the server's input request".into());
+                }
+            };
+            let Ok(reply) = parse_one(&answer) else {
+                return Err("the client's answer could not be read".into());
+            };
+            match reply.result {
+                Some(r) => {
+                    let v: serde_json::Value = serde_json::from_str(r.get())
+                        .map_err(|_| "the client's answer could not be read".to_owned())?;
+                    answers.insert(key, v);
+                }
+                None => return Err("the client refused the server's input request".into()),
+            }
+        }
+        let mut extra = format!(
+            r#""inputResponses":{},"#,
+            serde_json::Value::Object(answers)
+        );
+        if let Some(state) = member(result, "requestState") {
+            extra.push_str(&format!(r#""requestState":{},"#, state.get()));
+        }
+        Ok(Some(extra))
     }
 
     /// Tells every session on an upstream that its lists may have changed.
@@ -2245,4 +2615,85 @@ fn classes_of(findings: &[warden_guard::Finding]) -> String {
         .map(|f| format!("{}x{}", f.class, f.count))
         .collect::<Vec<_>>()
         .join(",")
+}
+
+type HmacSha256 = hmac::Hmac<Sha256>;
+
+/// Input rounds Warden bridges for one session-era call to a 2026-07-28 upstream.
+const MAX_INPUT_ROUNDS: usize = 8;
+
+/// Whether an upstream speaks 2026-07-28 (known once it is ready).
+async fn handle_is_modern(h: &UpstreamHandle) -> bool {
+    h.upstream.ready().await.is_ok_and(|i| {
+        ProtocolVersion::parse(&i.protocol_version).is_some_and(|v| !v.is_session_era())
+    })
+}
+
+/// Messages a slow `subscriptions/listen` reader may fall behind by before
+/// it misses some (it is then told the lists changed).
+const LISTEN_BUFFER: usize = 256;
+static B64URL: base64::engine::GeneralPurpose = base64::engine::general_purpose::URL_SAFE_NO_PAD;
+
+fn parse_value(raw: Option<&str>) -> serde_json::Value {
+    raw.and_then(|t| serde_json::from_str(t).ok())
+        .unwrap_or(serde_json::Value::Null)
+}
+
+fn input_schema(tool: Option<&RawValue>) -> Option<&RawValue> {
+    tool.and_then(|t| member(t, "inputSchema"))
+}
+
+/// A 2026-07-28 client's `Mcp-Param-*` headers against the arguments
+/// (-32020 on a mismatch). `None`: they agree.
+fn check_param_headers(
+    call: &Call,
+    id: &str,
+    tool: Option<&RawValue>,
+    arguments: Option<&RawValue>,
+) -> Option<String> {
+    let client = crate::call::param_headers();
+    let schema = input_schema(tool)?;
+    if client.is_empty() && !schema.get().contains("x-mcp-header") {
+        return None;
+    }
+    let args = parse_value(arguments.map(|a| a.get()));
+    let verdict = warden_protocol::modern::validate_param_headers(
+        &parse_value(Some(schema.get())),
+        &args,
+        &client,
+    );
+    let r = verdict.err()?;
+    call.note(|f| {
+        f.decision = Some(warden_audit::Decision::Deny);
+        f.reason_code = Some("header_mismatch".into());
+    });
+    Some(error_response(
+        Some(id),
+        r.code,
+        &r.message,
+        Some(&serde_json::json!({"correlationId": call.corr})),
+    ))
+}
+
+/// The `Mcp-Param-*` headers for the upstream request: the ones the tool's
+/// schema declares, computed from the arguments as sent, and any others
+/// the client sent (forwarded unchanged).
+fn upstream_param_headers(tool: Option<&RawValue>, sent: Option<&str>) -> Vec<(String, String)> {
+    let client = crate::call::param_headers();
+    let schema = input_schema(tool);
+    let declares = schema.is_some_and(|s| s.get().contains("x-mcp-header"));
+    let mut out = match (declares, schema) {
+        (true, Some(schema)) => warden_protocol::modern::param_headers(
+            &parse_value(Some(schema.get())),
+            &parse_value(sent),
+        ),
+        _ => Vec::new(),
+    };
+    let declared: HashSet<String> = out.iter().map(|(k, _)| k.to_ascii_lowercase()).collect();
+    for (k, v) in client.iter() {
+        if !declared.contains(k) {
+            out.push((k.clone(), v.clone()));
+        }
+    }
+    out
 }

@@ -36,6 +36,8 @@ pub struct HttpState {
     pub gateway: Arc<Gateway>,
     pub bound: SocketAddr,
     legacy: Arc<Mutex<HashMap<String, LegacyConn>>>,
+    /// 2026-07-28 calls parked while their client answers input requests.
+    parked: crate::modern_http::ParkedCalls,
 }
 
 struct LegacyConn {
@@ -51,6 +53,7 @@ pub fn router(gateway: Arc<Gateway>, bound: SocketAddr) -> Router {
         gateway,
         bound,
         legacy: Arc::new(Mutex::new(HashMap::new())),
+        parked: Default::default(),
     };
     let mut r = Router::new()
         .route(
@@ -110,6 +113,7 @@ pub fn admin_router(gateway: Arc<Gateway>, bound: SocketAddr) -> Router {
         gateway,
         bound,
         legacy: Arc::new(Mutex::new(HashMap::new())),
+        parked: Default::default(),
     };
     Router::new().route(&path, get(metrics)).with_state(state)
 }
@@ -501,7 +505,7 @@ async fn read_body(body: Body, limit: usize) -> Result<String, Response> {
     })
 }
 
-fn accepts(headers: &HeaderMap, what: &str) -> bool {
+pub(crate) fn accepts(headers: &HeaderMap, what: &str) -> bool {
     headers
         .get_all(header::ACCEPT)
         .iter()
@@ -619,6 +623,24 @@ async fn post_mcp(s: HttpState, vs: String, headers: HeaderMap, body: Body) -> R
         return wire_error(&e);
     }
     let has_session = headers.contains_key(SESSION_HEADER);
+    if !has_session {
+        // 2026-07-28: a self-contained request (the era is in the
+        // MCP-Protocol-Version header or in params._meta).
+        if let Ok(incoming) = message::parse_validated(&text, true) {
+            if crate::modern_http::is_modern_post(&headers, &incoming) {
+                drop(incoming);
+                return crate::modern_http::post(
+                    s.gateway.clone(),
+                    s.parked.clone(),
+                    vs,
+                    principal,
+                    headers,
+                    text,
+                )
+                .await;
+            }
+        }
+    }
     // Batches: only a session negotiated at 2025-03-26 may send them.
     let allow_batch = has_session
         && s.gateway
@@ -906,7 +928,9 @@ fn sse_response(
 
 /// Interleaves SSE comments so idle streams survive proxies; ends when the
 /// message stream ends.
-fn with_keepalive<S>(inner: S) -> impl futures::Stream<Item = Result<Bytes, Infallible>> + Send
+pub(crate) fn with_keepalive<S>(
+    inner: S,
+) -> impl futures::Stream<Item = Result<Bytes, Infallible>> + Send
 where
     S: futures::Stream<Item = Result<Bytes, Infallible>> + Send + 'static,
 {
@@ -925,6 +949,9 @@ where
 async fn get_mcp(s: HttpState, vs: String, headers: HeaderMap) -> Response {
     if let Err(r) = check_origin_and_host(&s, &headers) {
         return r.into_response();
+    }
+    if crate::modern_http::is_modern_header(&headers) {
+        return crate::modern_http::method_not_allowed();
     }
     let principal = match authenticate(&s, "GET", &mcp_path(&vs), &headers).await {
         Ok(p) => p,
@@ -980,6 +1007,9 @@ async fn get_mcp(s: HttpState, vs: String, headers: HeaderMap) -> Response {
 async fn delete_mcp(s: HttpState, vs: String, headers: HeaderMap) -> Response {
     if let Err(r) = check_origin_and_host(&s, &headers) {
         return r.into_response();
+    }
+    if crate::modern_http::is_modern_header(&headers) {
+        return crate::modern_http::method_not_allowed();
     }
     let principal = match authenticate(&s, "DELETE", &mcp_path(&vs), &headers).await {
         Ok(p) => p,

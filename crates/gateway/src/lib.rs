@@ -11,6 +11,7 @@ pub mod call;
 pub mod core;
 pub mod federation;
 pub mod http;
+mod modern_http;
 pub mod pool;
 pub mod session;
 pub mod snapshot;

@@ -20,12 +20,48 @@ pub struct ClientCaps {
     pub roots: bool,
 }
 
+impl ClientCaps {
+    /// What a client declared (`initialize`'s `capabilities`, or a 2026-07-28
+    /// request's `clientCapabilities`).
+    pub fn declared(caps: Option<&serde_json::value::RawValue>) -> ClientCaps {
+        let has = |k: &str| {
+            caps.and_then(|c| warden_protocol::message::member(c, k))
+                .is_some()
+        };
+        ClientCaps {
+            sampling: has("sampling"),
+            elicitation: has("elicitation"),
+            roots: has("roots"),
+        }
+    }
+
+    /// The capabilities Warden declares to upstreams on this client's behalf.
+    pub fn upstream_json(self) -> String {
+        let mut m = serde_json::Map::new();
+        if self.sampling {
+            m.insert("sampling".into(), serde_json::json!({}));
+        }
+        if self.elicitation {
+            m.insert("elicitation".into(), serde_json::json!({}));
+        }
+        if self.roots {
+            m.insert("roots".into(), serde_json::json!({"listChanged": true}));
+        }
+        serde_json::Value::Object(m).to_string()
+    }
+}
+
 /// How the client is connected.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Channel {
     StreamableHttp,
     LegacySse,
     Stdio,
+    /// 2026-07-28 clients over HTTP: no session on the wire. Warden keeps
+    /// one context per (principal, virtual server, declared capabilities)
+    /// that holds what a session holds for the session era (upstreams,
+    /// routes, data classes); it is never addressable by an `Mcp-Session-Id`.
+    Modern,
 }
 
 /// A request of this client that is being served upstream.
@@ -40,11 +76,18 @@ pub struct Inflight {
 }
 
 /// A server-to-client request waiting for this client's answer.
-#[derive(Debug, Clone)]
-pub struct PendingS2c {
-    pub upstream: Arc<UpstreamHandle>,
-    /// The upstream's id, raw JSON text.
-    pub upstream_id: String,
+#[derive(Debug)]
+pub enum PendingS2c {
+    /// An upstream asked; the answer goes back to it.
+    Upstream {
+        upstream: Arc<UpstreamHandle>,
+        /// The upstream's id, raw JSON text.
+        upstream_id: String,
+    },
+    /// Warden asked on an upstream's behalf (a 2026-07-28 upstream's input
+    /// request bridged to a session-era client); the answer (the whole
+    /// response message) is handed to the waiting call.
+    Local(tokio::sync::oneshot::Sender<String>),
 }
 
 pub struct Session {
@@ -187,6 +230,20 @@ pub struct Sessions {
 impl Sessions {
     pub fn get(&self, id: &str) -> Option<Arc<Session>> {
         lock_read(&self.map).get(id).cloned()
+    }
+
+    /// The session with `s`'s id if one exists, else `s` inserted (unless
+    /// `max` sessions exist already: `None`).
+    pub fn get_or_insert(&self, s: Arc<Session>, max: usize) -> Option<(Arc<Session>, bool)> {
+        let mut g = self.map.write().unwrap_or_else(|p| p.into_inner());
+        if let Some(existing) = g.get(&s.id) {
+            return Some((existing.clone(), false));
+        }
+        if g.len() >= max {
+            return None;
+        }
+        g.insert(s.id.clone(), s.clone());
+        Some((s, true))
     }
 
     /// Inserts unless `max` sessions exist already.

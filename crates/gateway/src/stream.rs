@@ -21,6 +21,9 @@ pub enum Sink {
     Stream(Arc<EventStream>),
     /// A channel read by one writer (stdio's stdout, a legacy SSE stream).
     Direct(mpsc::UnboundedSender<Arc<str>>),
+    /// Every open `subscriptions/listen` stream of a 2026-07-28 context
+    /// (none open: the message has no reader, as the spec intends).
+    Broadcast(tokio::sync::broadcast::Sender<Arc<str>>),
 }
 
 impl Sink {
@@ -29,6 +32,7 @@ impl Sink {
         match self {
             Sink::Stream(s) => s.push(text),
             Sink::Direct(tx) => tx.send(text).is_ok(),
+            Sink::Broadcast(tx) => tx.send(text).is_ok(),
         }
     }
 }

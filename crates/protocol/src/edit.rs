@@ -13,7 +13,7 @@ pub struct Edit {
 }
 
 /// Edits against one original text, applied together.
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Clone)]
 pub struct EditSet {
     edits: Vec<Edit>,
 }

@@ -15,9 +15,11 @@ pub enum ErrorCode {
     ResourceNotFound,
     /// 2026-07-28: a header that mirrors the body disagrees with it.
     HeaderMismatch,
-    /// 2026-07-28: the protocol version is not supported.
+    /// 2026-07-28: the protocol version is not supported (-32022, with
+    /// `data.supported`).
     UnsupportedProtocolVersion,
-    /// 2026-07-28: a required client capability is missing.
+    /// 2026-07-28: the request needs a client capability the client did not
+    /// declare (-32021, with `data.requiredCapabilities`).
     MissingCapability,
     /// Warden: the upstream did not answer in time or failed.
     UpstreamUnavailable,
@@ -44,8 +46,8 @@ impl ErrorCode {
             ErrorCode::InternalError => -32603,
             ErrorCode::ResourceNotFound => -32002,
             ErrorCode::HeaderMismatch => -32020,
-            ErrorCode::UnsupportedProtocolVersion => -32021,
-            ErrorCode::MissingCapability => -32022,
+            ErrorCode::MissingCapability => -32021,
+            ErrorCode::UnsupportedProtocolVersion => -32022,
             ErrorCode::UpstreamUnavailable => -32010,
             ErrorCode::Refused => -32011,
             ErrorCode::PolicyDenied => -32012,

@@ -14,6 +14,7 @@ pub mod edit;
 pub mod error;
 pub mod message;
 pub mod method;
+pub mod modern;
 pub mod sse;
 pub mod strict;
 pub mod version;

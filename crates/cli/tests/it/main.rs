@@ -9,6 +9,7 @@ mod faults;
 mod federation;
 mod guards;
 mod identity;
+mod modern;
 mod observability;
 mod peers;
 mod registry;

@@ -1,0 +1,418 @@
+//! 2026-07-28 (stateless) clients through Warden, in front of a session-era
+//! upstream (the bundled test server): discovery, lists, calls, the ladder's
+//! refusals, input requests bridged both ways, `subscriptions/listen`.
+//! Every refused request is checked absent from the upstream's record.
+
+use std::path::Path;
+
+use serde_json::{json, Value};
+
+use crate::harness::*;
+
+const V: &str = "2026-07-28";
+
+fn config(record: &Path) -> String {
+    format!(
+        "servers:\n{}",
+        example_server("t", "test", &record_arg(record))
+    )
+}
+
+/// A raw 2026-07-28 request: the envelope in `_meta`, the mirrored headers.
+struct Modern {
+    http: reqwest::Client,
+    url: String,
+    caps: Value,
+}
+
+impl Modern {
+    fn new(url: &str) -> Modern {
+        Modern {
+            http: reqwest::Client::new(),
+            url: url.to_owned(),
+            caps: json!({"elicitation": {}, "sampling": {}, "roots": {}}),
+        }
+    }
+
+    fn body(&self, id: u64, method: &str, mut params: Value) -> String {
+        params["_meta"]["io.modelcontextprotocol/protocolVersion"] = json!(V);
+        params["_meta"]["io.modelcontextprotocol/clientCapabilities"] = self.caps.clone();
+        params["_meta"]["io.modelcontextprotocol/clientInfo"] =
+            json!({"name": "it", "version": "0"});
+        json!({"jsonrpc": "2.0", "id": id, "method": method, "params": params}).to_string()
+    }
+
+    fn headers(method: &str, params: &Value) -> Vec<(String, String)> {
+        let mut h = vec![
+            ("mcp-protocol-version".to_owned(), V.to_owned()),
+            ("mcp-method".to_owned(), method.to_owned()),
+        ];
+        let name = match method {
+            "tools/call" | "prompts/get" => params["name"].as_str(),
+            "resources/read" => params["uri"].as_str(),
+            _ => None,
+        };
+        if let Some(n) = name {
+            h.push(("mcp-name".to_owned(), n.to_owned()));
+        }
+        h
+    }
+
+    async fn send(&self, body: String, headers: &[(String, String)]) -> Reply {
+        let mut b = self
+            .http
+            .post(&self.url)
+            .header("content-type", "application/json")
+            .header("accept", "application/json, text/event-stream")
+            .body(body);
+        for (k, v) in headers {
+            b = b.header(k.as_str(), v.as_str());
+        }
+        let resp = b.send().await.expect("POST");
+        Client::new(&self.url).read_reply(resp).await
+    }
+
+    async fn request(&self, id: u64, method: &str, params: Value) -> Reply {
+        let headers = Self::headers(method, &params);
+        self.send(self.body(id, method, params), &headers).await
+    }
+}
+
+#[tokio::test]
+async fn a_modern_client_discovers_lists_calls_and_reads() {
+    let dir = tempfile::tempdir().unwrap();
+    let record = dir.path().join("t.jsonl");
+    let w = Warden::start(&config(&record));
+    let c = Modern::new(&w.url("/mcp"));
+
+    let d = c.request(1, "server/discover", json!({})).await;
+    assert_eq!(d.status, 200, "{}", d.raw);
+    assert!(d.headers.get("mcp-session-id").is_none());
+    let r = d.result();
+    assert!(r["supportedVersions"]
+        .as_array()
+        .unwrap()
+        .contains(&json!(V)));
+    assert!(r["capabilities"]["tools"].is_object(), "{r}");
+    assert_eq!(r["resultType"], "complete");
+    assert_eq!(r["cacheScope"], "private");
+    assert_eq!(
+        r["_meta"]["io.modelcontextprotocol/serverInfo"]["name"],
+        "warden"
+    );
+
+    let l = c.request(2, "tools/list", json!({})).await;
+    assert_eq!(l.status, 200, "{}", l.raw);
+    let tools: Vec<&str> = l.result()["tools"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|t| t["name"].as_str())
+        .collect();
+    assert!(tools.contains(&"t__echo"), "{tools:?}");
+
+    let call = c
+        .request(
+            3,
+            "tools/call",
+            json!({"name": "t__echo", "arguments": {"message": "hi"}}),
+        )
+        .await;
+    assert_eq!(text_of(call.result()), "hi");
+    // Session-era upstream results gain the 2026-07-28 `resultType`.
+    assert_eq!(call.result()["resultType"], "complete", "{}", call.raw);
+    assert_eq!(call.response()["id"], 3);
+
+    let read = c
+        .request(4, "resources/read", json!({"uri": "test://resource"}))
+        .await;
+    assert_eq!(read.status, 200, "{}", read.raw);
+    assert!(read.result()["contents"].is_array(), "{}", read.raw);
+
+    // Progress notifications precede the answer on an SSE response.
+    let p = c
+        .request(
+            5,
+            "tools/call",
+            json!({"name": "t__progress", "arguments": {"steps": 3, "delay_ms": 20},
+                   "_meta": {"progressToken": "tok-1"}}),
+        )
+        .await;
+    let progress: Vec<&Value> = p
+        .messages
+        .iter()
+        .filter(|m| m["method"] == "notifications/progress")
+        .collect();
+    assert_eq!(progress.len(), 3, "{}", p.raw);
+    assert_eq!(progress[0]["params"]["progressToken"], "tok-1");
+    assert_eq!(text_of(p.result()), "done 3 steps");
+}
+
+#[tokio::test]
+async fn an_upstreams_question_becomes_an_input_required_result() {
+    let dir = tempfile::tempdir().unwrap();
+    let record = dir.path().join("t.jsonl");
+    let w = Warden::start(&config(&record));
+    let c = Modern::new(&w.url("/mcp"));
+    let params = json!({"name": "t__elicit", "arguments": {"message": "ok?"}});
+    let first = c.request(1, "tools/call", params.clone()).await;
+    assert_eq!(first.status, 200, "{}", first.raw);
+    let r = first.result();
+    assert_eq!(r["resultType"], "input_required", "{r}");
+    let requests = r["inputRequests"].as_object().expect("inputRequests");
+    assert_eq!(requests.len(), 1, "{r}");
+    let (key, asked) = requests.iter().next().unwrap();
+    assert_eq!(asked["method"], "elicitation/create");
+    assert_eq!(asked["params"]["message"], "ok?");
+    let state = r["requestState"].as_str().expect("requestState").to_owned();
+
+    // A retry that changes the arguments is not the parked call.
+    let mut forged = params.clone();
+    forged["arguments"]["message"] = json!("something else");
+    forged["requestState"] = json!(state);
+    forged["inputResponses"] = json!({key: {"action": "accept", "content": {"answer": "no"}}});
+    let bad = c.request(2, "tools/call", forged).await;
+    assert_eq!((bad.status, bad.error_code()), (400, -32602), "{}", bad.raw);
+    // ... and the parked call is gone with it.
+    let mut again = params.clone();
+    again["requestState"] = json!(state);
+    again["inputResponses"] = json!({key: {"action": "accept", "content": {"answer": "yes"}}});
+    let gone = c.request(3, "tools/call", again.clone()).await;
+    assert_eq!(gone.error_code(), -32602, "{}", gone.raw);
+
+    // The round trip, for real.
+    let first = c.request(4, "tools/call", params.clone()).await;
+    let r = first.result();
+    let key = r["inputRequests"]
+        .as_object()
+        .unwrap()
+        .keys()
+        .next()
+        .unwrap()
+        .clone();
+    let mut retry = params.clone();
+    retry["requestState"] = r["requestState"].clone();
+    retry["inputResponses"] = json!({key: {"action": "accept", "content": {"answer": "yes"}}});
+    let done = c.request(5, "tools/call", retry).await;
+    assert_eq!(done.status, 200, "{}", done.raw);
+    assert_eq!(done.response()["id"], 5);
+    let result = done.result();
+    assert_eq!(result["structuredContent"]["action"], "accept", "{result}");
+    assert_eq!(result["structuredContent"]["content"]["answer"], "yes");
+
+    // Sampling likewise.
+    let s = json!({"name": "t__sample", "arguments": {"prompt": "hello"}});
+    let first = c.request(6, "tools/call", s.clone()).await;
+    let r = first.result();
+    let (key, asked) = r["inputRequests"]
+        .as_object()
+        .unwrap()
+        .iter()
+        .next()
+        .unwrap();
+    assert_eq!(asked["method"], "sampling/createMessage");
+    let mut retry = s.clone();
+    retry["requestState"] = r["requestState"].clone();
+    retry["inputResponses"] = json!({key.clone(): {"role": "assistant", "model": "m",
+        "content": {"type": "text", "text": "sampled by a modern client"}}});
+    let done = c.request(7, "tools/call", retry).await;
+    assert!(
+        text_of(done.result()).contains("sampled by a modern client"),
+        "{}",
+        done.raw
+    );
+
+    // A client that did not declare elicitation is not asked.
+    let mut plain = Modern::new(&w.url("/mcp"));
+    plain.caps = json!({});
+    let r = plain.request(8, "tools/call", params).await;
+    assert_eq!(r.result()["isError"], true, "{}", r.raw);
+}
+
+#[tokio::test]
+async fn the_ladder_refuses_before_any_upstream_sees_the_request() {
+    let dir = tempfile::tempdir().unwrap();
+    let record = dir.path().join("t.jsonl");
+    let w = Warden::start(&config(&record));
+    let c = Modern::new(&w.url("/mcp"));
+    let call = json!({"name": "t__echo", "arguments": {"message": "refused-marker"}});
+    let body = c.body(1, "tools/call", call.clone());
+    let good = Modern::headers("tools/call", &call);
+    let with = |k: &str, v: Option<&str>| {
+        let mut h: Vec<(String, String)> = good.iter().filter(|(n, _)| n != k).cloned().collect();
+        if let Some(v) = v {
+            h.push((k.to_owned(), v.to_owned()));
+        }
+        h
+    };
+    for (headers, code, what) in [
+        (
+            with("mcp-method", Some("tools/list")),
+            -32020,
+            "method mismatch",
+        ),
+        (with("mcp-method", None), -32020, "method missing"),
+        (with("mcp-name", Some("t__other")), -32020, "name mismatch"),
+        (with("mcp-name", None), -32020, "name missing"),
+        (
+            with("mcp-protocol-version", Some("2025-11-25")),
+            -32020,
+            "version header differs",
+        ),
+    ] {
+        let r = c.send(body.clone(), &headers).await;
+        assert_eq!((r.status, r.error_code()), (400, code), "{what}: {}", r.raw);
+    }
+    // Duplicated routing headers.
+    let mut dup = good.clone();
+    dup.push(("mcp-method".into(), "tools/call".into()));
+    let r = c.send(body.clone(), &dup).await;
+    assert_eq!((r.status, r.error_code()), (400, -32020), "{}", r.raw);
+
+    // No envelope; an unsupported version.
+    let bare = json!({"jsonrpc":"2.0","id":9,"method":"tools/call","params":call}).to_string();
+    let r = c.send(bare, &good).await;
+    assert_eq!((r.status, r.error_code()), (400, -32602), "{}", r.raw);
+    let future = body.replace(V, "2099-01-01");
+    let r = c
+        .send(future, &with("mcp-protocol-version", Some("2099-01-01")))
+        .await;
+    assert_eq!((r.status, r.error_code()), (400, -32022), "{}", r.raw);
+    assert!(r.response()["error"]["data"]["supported"]
+        .as_array()
+        .unwrap()
+        .contains(&json!(V)));
+
+    // A requestState Warden never issued.
+    let mut forged = call.clone();
+    forged["requestState"] = json!("w1.dA.AAAAAAAAAAAAAAAAAAAAAA.anything");
+    let r = c.request(10, "tools/call", forged).await;
+    assert_eq!((r.status, r.error_code()), (400, -32602), "{}", r.raw);
+
+    // Removed methods; GET and DELETE.
+    for m in [
+        "ping",
+        "initialize",
+        "logging/setLevel",
+        "resources/subscribe",
+    ] {
+        let r = c.request(11, m, json!({"uri": "test://resource"})).await;
+        assert_eq!((r.status, r.error_code()), (404, -32601), "{m}: {}", r.raw);
+    }
+    for method in [reqwest::Method::GET, reqwest::Method::DELETE] {
+        let r = reqwest::Client::new()
+            .request(method.clone(), w.url("/mcp"))
+            .header("mcp-protocol-version", V)
+            .header("accept", "text/event-stream")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status().as_u16(), 405, "{method}");
+        assert_eq!(r.headers()["allow"], "POST");
+    }
+    // A notification is acknowledged and dropped.
+    let n = json!({"jsonrpc":"2.0","method":"notifications/cancelled","params":{"requestId":1}});
+    let r = c
+        .send(n.to_string(), &[("mcp-protocol-version".into(), V.into())])
+        .await;
+    assert_eq!(r.status, 202);
+
+    // A well-formed call goes through, so the record is live...
+    let ok = c.send(body, &good).await;
+    assert_eq!(text_of(ok.result()), "refused-marker");
+    // ... and holds exactly that one call.
+    let seen = recorded(&record);
+    assert_eq!(seen.matches("refused-marker").count(), 1, "{seen}");
+    assert!(!seen.contains("logging/setLevel"), "{seen}");
+}
+
+#[tokio::test]
+async fn a_session_era_client_still_works_alongside() {
+    let dir = tempfile::tempdir().unwrap();
+    let record = dir.path().join("t.jsonl");
+    let w = Warden::start(&config(&record));
+    let mut old = Client::new(&w.url("/mcp"));
+    old.initialize().await;
+    let r = old.call_tool("t__echo", json!({"message": "old"})).await;
+    assert_eq!(text_of(r.result()), "old");
+    assert!(r.result().get("resultType").is_none(), "{}", r.raw);
+    // Its session id is no use to a modern request, and a modern context is
+    // no session to a session-era one.
+    let c = Modern::new(&w.url("/mcp"));
+    let r = c
+        .request(
+            1,
+            "tools/call",
+            json!({"name": "t__echo", "arguments": {"message": "new"}}),
+        )
+        .await;
+    assert_eq!(text_of(r.result()), "new");
+}
+
+#[tokio::test]
+async fn listen_streams_list_changes() {
+    let dir = tempfile::tempdir().unwrap();
+    let record = dir.path().join("t.jsonl");
+    let w = Warden::start(&config(&record));
+    let c = Modern::new(&w.url("/mcp"));
+    // The context's upstream is started by a first request.
+    let l = c.request(1, "tools/list", json!({})).await;
+    assert_eq!(l.status, 200);
+    let params = json!({"notifications": {"toolsListChanged": true, "promptsListChanged": false}});
+    let mut b = c
+        .http
+        .post(&c.url)
+        .header("content-type", "application/json")
+        .header("accept", "application/json, text/event-stream")
+        .body(c.body(2, "subscriptions/listen", params.clone()));
+    for (k, v) in Modern::headers("subscriptions/listen", &params) {
+        b = b.header(k, v);
+    }
+    let resp = b.send().await.unwrap();
+    assert_eq!(resp.status().as_u16(), 200);
+    let mut stream = resp.bytes_stream();
+    let mut dec = warden_protocol::sse::Decoder::new(1 << 20);
+    let mut next = || {
+        let stream = &mut stream;
+        let dec = &mut dec;
+        async move {
+            use futures::StreamExt;
+            loop {
+                let chunk = tokio::time::timeout(std::time::Duration::from_secs(20), stream.next())
+                    .await
+                    .expect("listen stream stalled")
+                    .expect("listen stream ended")
+                    .unwrap();
+                if let Some(ev) = dec.feed(&chunk).unwrap().into_iter().next() {
+                    return serde_json::from_str::<Value>(&ev.data).unwrap();
+                }
+            }
+        }
+    };
+    let ack = next().await;
+    assert_eq!(
+        ack["method"], "notifications/subscriptions/acknowledged",
+        "{ack}"
+    );
+    assert_eq!(
+        ack["params"]["notifications"],
+        json!({"toolsListChanged": true})
+    );
+    assert_eq!(
+        ack["params"]["_meta"]["io.modelcontextprotocol/subscriptionId"],
+        2
+    );
+    let r = c
+        .request(
+            3,
+            "tools/call",
+            json!({"name": "t__change_tools", "arguments": {}}),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.raw);
+    let changed = next().await;
+    assert_eq!(
+        changed["method"], "notifications/tools/list_changed",
+        "{changed}"
+    );
+}

@@ -1,0 +1,780 @@
+//! The 2026-07-28 (stateless) era on Streamable HTTP: one self-contained
+//! POST per request, no `Mcp-Session-Id`.
+//!
+//! In order, for each POST the transport classifies as modern:
+//! 1. the validation ladder (`warden_protocol::modern::classify`): the
+//!    envelope in `params._meta`, the mirrored headers, the version;
+//! 2. methods the era removed → -32601 / 404;
+//! 3. the principal's modern context (a hidden session: upstreams,
+//!    routes, data classes) for its declared capabilities;
+//! 4. the client's id swapped for a Warden-unique one (two requests of one
+//!    context may carry the same id), restored on the way out;
+//! 5. the pipeline (`Gateway::handle_call`), with the `Mcp-Param-*` headers
+//!    in a task-local;
+//! 6. bridging: a session-era upstream's server-to-client request
+//!    (`elicitation/create`, `sampling/createMessage`, `roots/list`)
+//!    becomes an input-required result; the call stays parked upstream
+//!    until the client's retry brings `inputResponses` and Warden's
+//!    `requestState`, whose answers go to the upstream as responses;
+//! 7. the answer: JSON with the status the spec's table gives the error
+//!    code, or SSE once a notification (progress, log) precedes it.
+//!    Closing the response cancels the request upstream.
+
+use std::collections::HashMap;
+use std::convert::Infallible;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use axum::body::{Body, Bytes};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use futures::StreamExt;
+use serde_json::value::RawValue;
+use tokio::sync::mpsc;
+use tracing::{debug, info, warn};
+use warden_identity::Principal;
+use warden_protocol::edit::{json_string, EditSet};
+use warden_protocol::error::error_response;
+use warden_protocol::message::{as_str, member, parse_one, Incoming, Kind, Message};
+use warden_protocol::modern::{self, Rejection, RoutingHeaders};
+use warden_protocol::{sse, ErrorCode, ProtocolVersion};
+
+use crate::core::{Gateway, OpenError};
+use crate::session::{lock, Session};
+use crate::stream::Sink;
+
+/// How long a parked call waits for the client's retry.
+const PARKED_FOR: Duration = Duration::from_secs(300);
+/// Parked calls per process, at most.
+const MAX_PARKED: usize = 10_000;
+
+/// The work of one request: the pipeline's response (`None`: cancelled).
+type Work = Pin<Box<dyn Future<Output = Option<String>> + Send>>;
+
+/// A call parked upstream while its client answers input requests.
+pub(crate) struct Parked {
+    principal: String,
+    virtual_server: String,
+    session: Arc<Session>,
+    internal_id: String,
+    method: String,
+    name: Option<String>,
+    arguments: serde_json::Value,
+    /// Keys of the input requests still unanswered → their s2c ids.
+    asked: Vec<(String, Arc<str>)>,
+    work: Work,
+    related: mpsc::UnboundedReceiver<Arc<str>>,
+    parked_at: Instant,
+}
+
+/// Parked calls by the token in Warden's `requestState`.
+#[derive(Default, Clone)]
+pub(crate) struct ParkedCalls(Arc<Mutex<HashMap<String, Parked>>>);
+
+impl ParkedCalls {
+    fn park(&self, p: Parked) -> Option<String> {
+        let mut g = lock(&self.0);
+        let expired: Vec<String> = g
+            .iter()
+            .filter(|(_, p)| p.parked_at.elapsed() > PARKED_FOR)
+            .map(|(k, _)| k.clone())
+            .collect();
+        for k in expired {
+            if let Some(p) = g.remove(&k) {
+                cancel_inflight(&p.session, &p.internal_id);
+            }
+        }
+        if g.len() >= MAX_PARKED {
+            cancel_inflight(&p.session, &p.internal_id);
+            return None;
+        }
+        let bytes: [u8; 16] = rand::random();
+        let token = format!("wc1.{}", hex::encode(bytes));
+        g.insert(token.clone(), p);
+        Some(token)
+    }
+
+    fn take(&self, token: &str) -> Option<Parked> {
+        lock(&self.0).remove(token)
+    }
+}
+
+fn cancel_inflight(session: &Session, internal_id: &str) {
+    if let Some(i) = lock(&session.inflight).get(internal_id) {
+        i.cancel.notify_one();
+    }
+}
+
+/// Whether a POST speaks 2026-07-28: no session, not a session-era
+/// `initialize`, and a version header that is not a session-era one (or
+/// none, with the modern envelope in the body).
+pub(crate) fn is_modern_post(headers: &HeaderMap, incoming: &Incoming<'_>) -> bool {
+    if headers.contains_key("mcp-session-id") {
+        return false;
+    }
+    let version = headers
+        .get(modern::HEADER_PROTOCOL_VERSION)
+        .and_then(|v| v.to_str().ok())
+        .map(str::trim);
+    let m = match incoming {
+        Incoming::Single(m) => m,
+        Incoming::Batch(_) => return version.is_some_and(|v| !session_era(v)),
+    };
+    if m.method() == "initialize" && version.is_none_or(session_era) {
+        return false;
+    }
+    let enveloped = m
+        .param("_meta")
+        .and_then(|meta| member(meta, modern::META_PROTOCOL_VERSION))
+        .is_some();
+    enveloped || version.is_some_and(|v| !session_era(v))
+}
+
+/// Whether a GET or DELETE comes from a 2026-07-28 client (405 for it).
+pub(crate) fn is_modern_header(headers: &HeaderMap) -> bool {
+    !headers.contains_key("mcp-session-id")
+        && headers
+            .get(modern::HEADER_PROTOCOL_VERSION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| ProtocolVersion::parse(v.trim()))
+            .is_some_and(|v| !v.is_session_era())
+}
+
+fn session_era(v: &str) -> bool {
+    ProtocolVersion::parse(v).is_some_and(|p| p.is_session_era())
+}
+
+pub(crate) fn method_not_allowed() -> Response {
+    let mut r = (
+        StatusCode::METHOD_NOT_ALLOWED,
+        [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
+        "Method Not Allowed: a 2026-07-28 client only POSTs\n",
+    )
+        .into_response();
+    r.headers_mut()
+        .insert(header::ALLOW, HeaderValue::from_static("POST"));
+    r
+}
+
+fn json(status: u16, body: String) -> Response {
+    let status = StatusCode::from_u16(status).unwrap_or(StatusCode::OK);
+    (status, [(header::CONTENT_TYPE, "application/json")], body).into_response()
+}
+
+fn reject(id: Option<&str>, r: &Rejection) -> Response {
+    json(
+        r.http_status(),
+        error_response(id, r.code, &r.message, r.data.as_ref()),
+    )
+}
+
+/// The status the spec's table gives a JSON-RPC response.
+fn status_of(body: &str) -> u16 {
+    parse_one(body)
+        .ok()
+        .and_then(|m| m.error)
+        .and_then(|e| member(e, "code"))
+        .and_then(|c| c.get().parse::<i64>().ok())
+        .map_or(200, modern::http_status_for)
+}
+
+fn header<'h>(headers: &'h HeaderMap, name: &str) -> Option<&'h str> {
+    headers
+        .get(name)
+        .and_then(|v| v.to_str().ok())
+        .map(|v| v.trim_matches([' ', '\t']))
+}
+
+/// Serves one 2026-07-28 POST (the body already strictly validated).
+pub(crate) async fn post(
+    gw: Arc<Gateway>,
+    parked: ParkedCalls,
+    vs: String,
+    principal: Principal,
+    headers: HeaderMap,
+    text: String,
+) -> Response {
+    let m = match message::parse_validated(&text, false) {
+        Ok(Incoming::Single(m)) => m,
+        Ok(Incoming::Batch(_)) => {
+            return json(
+                400,
+                error_response(
+                    None,
+                    ErrorCode::InvalidRequest,
+                    "a 2026-07-28 body is one JSON-RPC request or notification",
+                    None,
+                ),
+            )
+        }
+        Err(e) => return json(400, error_response(None, e.code(), &e.to_string(), None)),
+    };
+    let id = m.id.map(|i| i.raw());
+    for name in [
+        modern::HEADER_PROTOCOL_VERSION,
+        modern::HEADER_METHOD,
+        modern::HEADER_NAME,
+    ] {
+        if headers.get_all(name).iter().count() > 1 {
+            return json(
+                400,
+                error_response(
+                    id,
+                    ErrorCode::HeaderMismatch,
+                    &format!("{name} header appears more than once"),
+                    None,
+                ),
+            );
+        }
+    }
+    match m.kind {
+        Kind::Request => {}
+        Kind::Notification => {
+            // No client notification exists on this wire (a client cancels
+            // by closing the response); acknowledged and dropped.
+            let v = header(&headers, modern::HEADER_PROTOCOL_VERSION).unwrap_or("");
+            if ProtocolVersion::parse(v).is_none_or(|p| p.is_session_era()) {
+                return reject(None, &modern::unsupported_version(v));
+            }
+            debug!(method = %m.method(), "2026-07-28 client notification dropped");
+            return StatusCode::ACCEPTED.into_response();
+        }
+        Kind::Result | Kind::Error => {
+            return json(
+                400,
+                error_response(
+                    None,
+                    ErrorCode::InvalidRequest,
+                    "a 2026-07-28 client sends no responses (answers travel in inputResponses)",
+                    None,
+                ),
+            )
+        }
+    }
+    let routing = RoutingHeaders {
+        protocol_version: header(&headers, modern::HEADER_PROTOCOL_VERSION),
+        method: header(&headers, modern::HEADER_METHOD),
+        name: headers
+            .get(modern::HEADER_NAME)
+            .and_then(|v| v.to_str().ok()),
+    };
+    let envelope = match modern::classify(&m, &routing) {
+        Ok(e) => e,
+        Err(r) => {
+            gw.metrics.request(
+                m.method(),
+                warden_telemetry::Outcome::Denied,
+                Duration::ZERO,
+            );
+            return reject(id, &r);
+        }
+    };
+    let method = m.method();
+    if modern::removed_in_modern(method) {
+        return json(
+            404,
+            error_response(
+                id,
+                ErrorCode::MethodNotFound,
+                &format!("method not found: {method} is not part of protocol version 2026-07-28"),
+                None,
+            ),
+        );
+    }
+    let accept_sse = crate::http::accepts(&headers, "text/event-stream");
+    if method == "subscriptions/listen" && !accept_sse {
+        return (
+            StatusCode::NOT_ACCEPTABLE,
+            "Not Acceptable: subscriptions/listen answers with text/event-stream\n",
+        )
+            .into_response();
+    }
+    let session = match gw.modern_session(principal, &vs, Some(envelope.client_capabilities)) {
+        Ok(s) => s,
+        Err(OpenError::TooManySessions) => {
+            return (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "Service Unavailable: too many sessions\n",
+            )
+                .into_response()
+        }
+        Err(e) => {
+            return (StatusCode::NOT_FOUND, format!("Not Found: {e}\n")).into_response();
+        }
+    };
+    if method == "subscriptions/listen" {
+        return listen(&session, &m);
+    }
+    let param_headers: Arc<[(String, String)]> = headers
+        .iter()
+        .filter(|(k, _)| k.as_str().starts_with(modern::HEADER_PARAM_PREFIX))
+        .filter_map(|(k, v)| Some((k.as_str().to_owned(), v.to_str().ok()?.to_owned())))
+        .collect();
+    let trace = header(&headers, warden_telemetry::TRACEPARENT).map(|tp| {
+        (
+            tp.to_owned(),
+            header(&headers, warden_telemetry::TRACESTATE).map(str::to_owned),
+        )
+    });
+    let client_id = id.unwrap_or("null").to_owned();
+
+    // A retry of a call Warden parked (its own `requestState`).
+    if let Some(state) = m.param_str("requestState") {
+        if state.starts_with("wc1.") {
+            return resume(&gw, &parked, &session, &m, &state, client_id, accept_sse).await;
+        }
+    }
+
+    // The client's id → a Warden-unique one for the pipeline.
+    let internal_id = format!("\"wm-{}\"", gw.correlation_id());
+    let mut edits = EditSet::new();
+    if let Some(raw) = m.id {
+        edits.replace(&text, raw.raw_value(), internal_id.clone());
+    }
+    let Some(rewritten) = edits.apply(&text) else {
+        return json(
+            500,
+            error_response(id, ErrorCode::InternalError, "internal error", None),
+        );
+    };
+    let (tx, related) = mpsc::unbounded_channel::<Arc<str>>();
+    let sink = Sink::Direct(tx);
+    let work: Work = {
+        let gw = gw.clone();
+        let session = session.clone();
+        Box::pin(crate::call::PARAM_HEADERS.scope(param_headers, async move {
+            let msg = parse_one(&rewritten).ok()?;
+            let trace = trace.as_ref().map(|(tp, ts)| crate::core::TraceContext {
+                traceparent: tp,
+                tracestate: ts.as_deref(),
+            });
+            gw.handle_call(&session, &msg, &sink, trace).await.response
+        }))
+    };
+    let request = Request {
+        principal: session.principal.key(),
+        virtual_server: session.virtual_server.clone(),
+        session: session.clone(),
+        internal_id,
+        client_id,
+        method: method.to_owned(),
+        name: m.param_str("name").map(|n| n.into_owned()),
+        arguments: value_of(m.param("arguments")),
+    };
+    answer(parked, request, work, related, accept_sse).await
+}
+
+fn value_of(raw: Option<&RawValue>) -> serde_json::Value {
+    raw.and_then(|r| serde_json::from_str(r.get()).ok())
+        .unwrap_or(serde_json::Value::Null)
+}
+
+/// What identifies one modern request on its way through.
+struct Request {
+    principal: String,
+    virtual_server: String,
+    session: Arc<Session>,
+    internal_id: String,
+    client_id: String,
+    method: String,
+    name: Option<String>,
+    arguments: serde_json::Value,
+}
+
+/// How a request's work ended.
+enum Outcome {
+    Done(Option<String>),
+    /// The upstream asked the client something: the request is parked.
+    Asked {
+        requests: Vec<Arc<str>>,
+        work: Work,
+        related: mpsc::UnboundedReceiver<Arc<str>>,
+    },
+}
+
+fn is_request(text: &str) -> bool {
+    parse_one(text).is_ok_and(|m| m.kind == Kind::Request)
+}
+
+/// Runs the work, passing notifications to `notes`, until it answers or
+/// the upstream asks the client something.
+async fn drive(
+    mut work: Work,
+    mut related: mpsc::UnboundedReceiver<Arc<str>>,
+    notes: mpsc::UnboundedSender<Arc<str>>,
+) -> Outcome {
+    loop {
+        tokio::select! {
+            biased;
+            Some(m) = related.recv() => {
+                if is_request(&m) {
+                    let mut requests = vec![m];
+                    while let Ok(more) = related.try_recv() {
+                        if is_request(&more) {
+                            requests.push(more);
+                        } else {
+                            let _ = notes.send(more);
+                        }
+                    }
+                    return Outcome::Asked { requests, work, related };
+                }
+                let _ = notes.send(m);
+            }
+            resp = &mut work => {
+                while let Ok(m) = related.try_recv() {
+                    if !is_request(&m) {
+                        let _ = notes.send(m);
+                    }
+                }
+                return Outcome::Done(resp);
+            }
+        }
+    }
+}
+
+/// Turns an outcome into the body the client gets (its own id restored).
+fn finish(parked: &ParkedCalls, req: Request, outcome: Outcome) -> Option<String> {
+    match outcome {
+        Outcome::Done(None) => None,
+        Outcome::Done(Some(body)) => Some(restore_id(&body, &req.client_id)),
+        Outcome::Asked {
+            requests,
+            work,
+            related,
+        } => {
+            let mut input = serde_json::Map::new();
+            let mut asked = Vec::new();
+            for r in &requests {
+                let Ok(m) = parse_one(r) else { continue };
+                let Some(key) = m.id.and_then(|i| as_str(i.raw_value())) else {
+                    continue;
+                };
+                let mut entry = serde_json::json!({"method": m.method()});
+                if let Some(p) = m.params {
+                    entry["params"] = value_of(Some(p));
+                }
+                input.insert(key.to_string(), entry);
+                asked.push((key.into_owned(), r.clone()));
+            }
+            info!(target: "audit", event = "input_required.bridged", session = %req.session.id,
+                  method = %req.method, requests = asked.len());
+            let token = parked.park(Parked {
+                principal: req.principal,
+                virtual_server: req.virtual_server,
+                session: req.session,
+                internal_id: req.internal_id,
+                method: req.method,
+                name: req.name,
+                arguments: req.arguments,
+                asked,
+                work,
+                related,
+                parked_at: Instant::now(),
+            });
+            let Some(token) = token else {
+                return Some(error_response(
+                    Some(&req.client_id),
+                    ErrorCode::UpstreamUnavailable,
+                    "too many calls are waiting for input",
+                    None,
+                ));
+            };
+            let result = serde_json::json!({
+                "resultType": "input_required",
+                "inputRequests": input,
+                "requestState": token,
+            });
+            Some(warden_protocol::error::result_response(
+                &req.client_id,
+                &result.to_string(),
+            ))
+        }
+    }
+}
+
+fn restore_id(body: &str, client_id: &str) -> String {
+    let Ok(m) = parse_one(body) else {
+        return body.to_owned();
+    };
+    let mut edits = EditSet::new();
+    if let Some(id) = m.id {
+        edits.replace(body, id.raw_value(), client_id.to_owned());
+    }
+    edits.apply(body).unwrap_or_else(|| body.to_owned())
+}
+
+/// Cancels the request upstream when the client goes away first.
+struct CancelOnDrop {
+    session: Arc<Session>,
+    internal_id: String,
+    armed: bool,
+}
+
+impl Drop for CancelOnDrop {
+    fn drop(&mut self) {
+        if self.armed {
+            cancel_inflight(&self.session, &self.internal_id);
+        }
+    }
+}
+
+/// Drives the work and answers: JSON when the answer comes first, SSE
+/// once a notification precedes it.
+async fn answer(
+    parked: ParkedCalls,
+    req: Request,
+    work: Work,
+    related: mpsc::UnboundedReceiver<Arc<str>>,
+    accept_sse: bool,
+) -> Response {
+    let (ntx, mut notes) = mpsc::unbounded_channel::<Arc<str>>();
+    let mut guard = CancelOnDrop {
+        session: req.session.clone(),
+        internal_id: req.internal_id.clone(),
+        armed: true,
+    };
+    let client_id = req.client_id.clone();
+    let p = parked.clone();
+    let mut task = tokio::spawn(async move {
+        let outcome = drive(work, related, ntx).await;
+        finish(&p, req, outcome)
+    });
+    tokio::select! {
+        biased;
+        Some(first) = notes.recv(), if accept_sse => {
+            // Committed to SSE: the notifications as they come, then the answer.
+            let (tx, rx) = mpsc::unbounded_channel::<Result<Bytes, Infallible>>();
+            let event = |text: &str| Ok(Bytes::from(sse::encode(None, Some("message"), text)));
+            let _ = tx.send(event(&first));
+            tokio::spawn(async move {
+                // The whole guard moves here (not just its flag): it cancels
+                // when this pump ends before the answer.
+                let mut guard = guard;
+                loop {
+                    tokio::select! {
+                        biased;
+                        _ = tx.closed() => return, // the client left: `guard` cancels
+                        Some(n) = notes.recv() => {
+                            if tx.send(event(&n)).is_err() {
+                                return;
+                            }
+                        }
+                        done = &mut task => {
+                            while let Ok(n) = notes.try_recv() {
+                                let _ = tx.send(event(&n));
+                            }
+                            if let Ok(Some(body)) = done {
+                                let _ = tx.send(event(&body));
+                            }
+                            guard.armed = false;
+                            return;
+                        }
+                    }
+                }
+            });
+            let body = tokio_stream::wrappers::UnboundedReceiverStream::new(rx);
+            Response::builder()
+                .status(StatusCode::OK)
+                .header(header::CONTENT_TYPE, "text/event-stream")
+                .header(header::CACHE_CONTROL, "no-cache")
+                .body(Body::from_stream(body))
+                .unwrap_or_else(|_| StatusCode::INTERNAL_SERVER_ERROR.into_response())
+        }
+        done = &mut task => {
+            guard.armed = false;
+            match done {
+                Ok(Some(body)) => json(status_of(&body), body),
+                Ok(None) => StatusCode::ACCEPTED.into_response(),
+                Err(_) => json(
+                    500,
+                    error_response(Some(&client_id), ErrorCode::InternalError, "internal error", None),
+                ),
+            }
+        }
+    }
+}
+
+/// A retry carrying Warden's `requestState`: the answers go to the
+/// upstream, and the parked call goes on.
+async fn resume(
+    gw: &Arc<Gateway>,
+    parked: &ParkedCalls,
+    session: &Arc<Session>,
+    m: &Message<'_>,
+    token: &str,
+    client_id: String,
+    accept_sse: bool,
+) -> Response {
+    let refuse = |why: &str| {
+        warn!(target: "audit", event = "request_state.refused", session = %session.id, reason = why);
+        json(
+            400,
+            error_response(Some(&client_id), ErrorCode::InvalidParams, why, None),
+        )
+    };
+    let Some(p) = parked.take(token) else {
+        return refuse("params.requestState is unknown or expired");
+    };
+    let same_call = p.principal == session.principal.key()
+        && p.virtual_server == session.virtual_server
+        && p.method == m.method()
+        && p.name.as_deref() == m.param_str("name").as_deref()
+        && p.arguments == value_of(m.param("arguments"));
+    if !same_call {
+        // Not the caller's or not the same call: the parked call is
+        // cancelled rather than left for a guesser.
+        cancel_inflight(&p.session, &p.internal_id);
+        return refuse("params.requestState was not issued for this call and caller");
+    }
+    let responses = m.param("inputResponses");
+    let mut still = Vec::new();
+    for (key, original) in p.asked {
+        let answer = responses.and_then(|r| member(r, &key));
+        let Some(answer) = answer else {
+            still.push((key, original));
+            continue;
+        };
+        let text = format!(
+            r#"{{"jsonrpc":"2.0","id":{},"result":{}}}"#,
+            json_string(&key),
+            answer.get()
+        );
+        match parse_one(&text) {
+            Ok(reply) if reply.kind == Kind::Result => {
+                gw.handle(&p.session, &reply, &Sink::Broadcast(dead_end()))
+                    .await;
+            }
+            _ => {
+                cancel_inflight(&p.session, &p.internal_id);
+                return refuse("params.inputResponses holds an answer that is not a JSON object");
+            }
+        }
+    }
+    let req = Request {
+        principal: p.principal,
+        virtual_server: p.virtual_server,
+        session: p.session,
+        internal_id: p.internal_id,
+        client_id,
+        method: p.method,
+        name: p.name,
+        arguments: p.arguments,
+    };
+    if !still.is_empty() {
+        // Asked again for what is still missing.
+        let requests = still.into_iter().map(|(_, r)| r).collect();
+        let body = finish(
+            parked,
+            req,
+            Outcome::Asked {
+                requests,
+                work: p.work,
+                related: p.related,
+            },
+        );
+        return body.map_or_else(
+            || StatusCode::ACCEPTED.into_response(),
+            |b| json(status_of(&b), b),
+        );
+    }
+    answer(parked.clone(), req, p.work, p.related, accept_sse).await
+}
+
+fn dead_end() -> tokio::sync::broadcast::Sender<Arc<str>> {
+    tokio::sync::broadcast::channel(1).0
+}
+
+/// `subscriptions/listen`: an SSE stream that acknowledges what Warden
+/// honours, then carries the context's list-changed and resource-updated
+/// notifications that match the filter. Ends when the client closes it.
+fn listen(session: &Arc<Session>, m: &Message<'_>) -> Response {
+    let filter = m.param("notifications");
+    let flag = |k: &str| {
+        filter
+            .and_then(|f| member(f, k))
+            .is_some_and(|v| v.get() == "true")
+    };
+    let tools = flag("toolsListChanged");
+    let prompts = flag("promptsListChanged");
+    let resources = flag("resourcesListChanged");
+    let uris: Vec<String> = filter
+        .and_then(|f| member(f, "resourceSubscriptions"))
+        .and_then(warden_protocol::message::elements)
+        .map(|e| {
+            e.into_iter()
+                .filter_map(as_str)
+                .map(|s| s.into_owned())
+                .collect()
+        })
+        .unwrap_or_default();
+    let mut honoured = serde_json::Map::new();
+    for (k, on) in [
+        ("toolsListChanged", tools),
+        ("promptsListChanged", prompts),
+        ("resourcesListChanged", resources),
+    ] {
+        if on {
+            honoured.insert(k.into(), serde_json::Value::Bool(true));
+        }
+    }
+    if !uris.is_empty() {
+        honoured.insert("resourceSubscriptions".into(), serde_json::json!(uris));
+    }
+    let subscription_id = m.id.map(|i| i.raw().to_owned()).unwrap_or_default();
+    let ack = serde_json::json!({
+        "jsonrpc": "2.0",
+        "method": "notifications/subscriptions/acknowledged",
+        "params": {
+            "notifications": honoured,
+            "_meta": {modern::META_SUBSCRIPTION_ID: value_of(m.id.map(|i| i.raw_value()))},
+        },
+    })
+    .to_string();
+    let Sink::Broadcast(tx) = session.standalone() else {
+        return StatusCode::INTERNAL_SERVER_ERROR.into_response();
+    };
+    let wanted = move |text: &str| -> bool {
+        let Ok(n) = parse_one(text) else { return false };
+        match n.method() {
+            "notifications/tools/list_changed" => tools,
+            "notifications/prompts/list_changed" => prompts,
+            "notifications/resources/list_changed" => resources,
+            "notifications/resources/updated" => n
+                .param_str("uri")
+                .is_some_and(|u| uris.iter().any(|w| *w == u)),
+            _ => false,
+        }
+    };
+    let lagged = [
+        (tools, "notifications/tools/list_changed"),
+        (prompts, "notifications/prompts/list_changed"),
+        (resources, "notifications/resources/list_changed"),
+    ]
+    .into_iter()
+    .filter(|(on, _)| *on)
+    .map(|(_, m)| format!(r#"{{"jsonrpc":"2.0","method":"{m}"}}"#))
+    .collect::<Vec<_>>();
+    debug!(session = %session.id, subscription = %subscription_id, "subscriptions/listen opened");
+    let live = tokio_stream::wrappers::BroadcastStream::new(tx.subscribe()).flat_map(move |item| {
+        let out: Vec<String> = match item {
+            Ok(text) if wanted(&text) => vec![text.to_string()],
+            Ok(_) => Vec::new(),
+            // Fell behind: whatever was missed, the lists may have changed.
+            Err(_) => lagged.clone(),
+        };
+        futures::stream::iter(out)
+    });
+    let events = futures::stream::iter([ack])
+        .chain(live)
+        .map(|t| Ok::<_, Infallible>(Bytes::from(sse::encode(None, Some("message"), &t))));
+    Response::builder()
+        .status(StatusCode::OK)
+        .header(header::CONTENT_TYPE, "text/event-stream")
+        .header(header::CACHE_CONTROL, "no-cache")
+        .body(Body::from_stream(crate::http::with_keepalive(events)))
+        .unwrap_or_else(|_| StatusCode::INTERNAL_SERVER_ERROR.into_response())
+}
+
+use warden_protocol::message;
