@@ -131,11 +131,34 @@ impl Server {
         Server::start(cmd, port).await
     }
 
+    /// A session-era server on the Python SDK 1.x (FastMCP): it forgets its
+    /// sessions when restarted and says so with 404, as the spec asks.
+    async fn session_only_on(p: &HashMap<String, String>, port: u16) -> Server {
+        const SERVER: &str = r#"
+import sys
+from mcp.server.fastmcp import FastMCP
+
+mcp = FastMCP("session-only", host="127.0.0.1", port=int(sys.argv[1]))
+
+
+@mcp.tool()
+def hello() -> str:
+    return "hello"
+
+
+mcp.run("streamable-http")
+"#;
+        let mut cmd = Command::new(&p["PY1"]);
+        cmd.args(["-c", SERVER, &port.to_string()]);
+        Server::start(cmd, port).await
+    }
+
     fn url(&self) -> String {
         format!("http://127.0.0.1:{}/mcp", self.port)
     }
 }
 
+const SESSION_ONLY: &[&str] = &["PY1"];
 const CONFORMANCE: &[&str] = &["PY2"];
 const EVERYTHING: &[&str] = &["NODE22", "LOOPBACK_ONLY_CJS", "SERVER_EVERYTHING"];
 
@@ -358,8 +381,61 @@ async fn auto_detects_a_modern_server_and_calls_tools() {
             call.id
         )
     );
-    assert!(!relay.text().to_ascii_lowercase().contains("mcp-session-id"));
     assert!(relay.posts_of("notifications/initialized").is_empty());
+
+    // The gateway's per-request headers go along; they cannot replace the
+    // routing headers or name a session.
+    let traced = warden_upstream::with_request_headers(
+        vec![
+            (
+                "traceparent".into(),
+                "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01".into(),
+            ),
+            ("Mcp-Method".into(), "tools/list".into()),
+            ("Mcp-Session-Id".into(), "forged".into()),
+        ],
+        up.request(
+            gateway(
+                "tools/call",
+                Some(r#"{"name":"test_error_handling","arguments":{}}"#),
+            ),
+            LONG,
+        ),
+    )
+    .await
+    .expect("traced call");
+    assert_eq!(
+        json(&traced.text)["result"]["isError"],
+        true,
+        "{}",
+        traced.text
+    );
+    let (head, _) = relay
+        .posts_of("tools/call")
+        .into_iter()
+        .find(|(_, b)| b.contains("test_error_handling"))
+        .expect("the traced call");
+    assert_eq!(
+        header(&head, "traceparent"),
+        Some("00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01")
+    );
+    assert_eq!(header(&head, "mcp-method"), Some("tools/call"));
+    assert_eq!(header(&head, "mcp-session-id"), None);
+
+    // An input_required result is an ordinary result, passed through.
+    let ask = up
+        .request(
+            gateway(
+                "tools/call",
+                Some(r#"{"name":"test_input_required_result_elicitation","arguments":{}}"#),
+            ),
+            LONG,
+        )
+        .await
+        .expect("input_required");
+    let v = json(&ask.text);
+    assert_eq!(v["result"]["resultType"], "input_required", "{}", ask.text);
+    assert!(v["result"]["inputRequests"].is_object(), "{}", ask.text);
 
     // A refused request is the server's JSON-RPC error, not an HTTP failure.
     let bad = up
@@ -369,9 +445,10 @@ async fn auto_detects_a_modern_server_and_calls_tools() {
     assert_eq!(json(&bad.text)["error"]["code"], -32601, "{}", bad.text);
     assert_eq!(up.state(), UpstreamState::Ready);
 
-    // No DELETE: there is no session to end.
+    // No DELETE: there is no session to end; no session id ever.
     up.shutdown().await;
     assert!(!relay.text().contains("DELETE "));
+    assert!(!relay.text().to_ascii_lowercase().contains("mcp-session-id"));
 }
 
 #[tokio::test]
@@ -526,6 +603,43 @@ async fn auto_falls_back_to_the_session_era_on_a_session_only_server() {
         .is_some_and(|t| !t.is_empty()));
     let (head, _) = relay.wait_for("tools/list").await;
     assert!(header(&head, "mcp-session-id").is_some(), "{head}");
+}
+
+#[tokio::test]
+async fn a_remembered_session_era_is_tried_first_after_a_reconnect() {
+    let Some(p) = peers(SESSION_ONLY) else { return };
+    let port = free_port();
+    let server = Server::session_only_on(&p, port).await;
+    let relay = Relay::start(port).await;
+    let (tx, mut rx) = events();
+    let up = Upstream::start(http_spec("py1", &relay.url(), Era::Auto), handshake(), tx);
+    let info = up.ready().await.expect("ready");
+    assert!(!info.modern);
+    assert_eq!(relay.posts_of("server/discover").len(), 1);
+    assert_eq!(relay.posts_of("initialize").len(), 1);
+    // The server restarts and forgets the session: the next call meets a
+    // 404, Warden reconnects in the era it remembers (no probe) and retries.
+    server.stop().await;
+    let _server = Server::session_only_on(&p, port).await;
+    let call = up
+        .request(
+            gateway("tools/call", Some(r#"{"name":"hello","arguments":{}}"#)),
+            LONG,
+        )
+        .await
+        .expect("retried on the new session");
+    assert!(call.text.contains("hello"), "{}", call.text);
+    let ev = next_event(&mut rx, |e| matches!(e, UpstreamEvent::Restarted { .. })).await;
+    assert!(
+        matches!(ev, UpstreamEvent::Restarted { generation: 2, .. }),
+        "{ev:?}"
+    );
+    assert_eq!(relay.posts_of("initialize").len(), 2);
+    assert_eq!(
+        relay.posts_of("server/discover").len(),
+        1,
+        "no second probe"
+    );
 }
 
 #[tokio::test]
