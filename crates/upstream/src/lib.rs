@@ -207,10 +207,14 @@ impl Upstream {
     /// error). While the upstream is restarting the call waits for it,
     /// within `timeout`.
     ///
+    /// For a modern (2026-07-28) upstream the text gets the per-request
+    /// envelope spliced into `params._meta` (see the crate docs); a text
+    /// that cannot carry it fails with `InvalidRequest`, unsent.
+    ///
     /// Fails at once with `Closed` if the connection ends while the call is
     /// pending, with `Timeout` after `timeout`. Dropping the future removes
-    /// the pending entry; sending `notifications/cancelled` is the caller's
-    /// business.
+    /// the pending entry (and, over HTTP, closes the exchange); sending
+    /// `notifications/cancelled` is the caller's business.
     pub async fn request(
         &self,
         build: impl FnOnce(u64) -> String,

@@ -273,25 +273,32 @@ async fn listen(shared: Arc<Shared>, session: Arc<Session>, filter: String) {
     let mut delay = LISTEN_MIN_DELAY;
     let mut refusals = 0;
     loop {
-        match open_listen(&shared, &session, &filter).await {
-            Ok((resp, id)) => {
-                refusals = 0;
-                if read_listen(&shared, &session, resp, id).await {
-                    delay = LISTEN_MIN_DELAY;
-                }
-                debug!(target: "upstream", server = %name, "listen stream ended; reopening");
-            }
+        let ended = match open_listen(&shared, &session, &filter).await {
+            Ok((resp, id)) => read_listen(&shared, &session, resp, id).await,
             Err(ListenError::Refused(status)) => {
-                refusals += 1;
-                if refusals >= LISTEN_MAX_REFUSALS {
-                    warn!(target: "upstream", server = %name, status, "subscriptions/listen refused; not retrying");
-                    return;
-                }
+                debug!(target: "upstream", server = %name, status, "subscriptions/listen refused");
+                Ended::Refused
             }
             Err(ListenError::Failed(e)) => {
                 debug!(target: "upstream", server = %name, error = %e, "subscriptions/listen failed");
+                Ended::Quietly
+            }
+        };
+        match ended {
+            Ended::Acknowledged => {
+                refusals = 0;
+                delay = LISTEN_MIN_DELAY;
+            }
+            Ended::Quietly => {}
+            Ended::Refused => {
+                refusals += 1;
+                if refusals >= LISTEN_MAX_REFUSALS {
+                    warn!(target: "upstream", server = %name, "subscriptions/listen refused; not retrying");
+                    return;
+                }
             }
         }
+        debug!(target: "upstream", server = %name, "reopening the listen stream");
         tokio::time::sleep(delay).await;
         delay = (delay * 2).min(LISTEN_MAX_DELAY);
     }
@@ -302,6 +309,16 @@ enum ListenError {
     Refused(u16),
     /// The server could not be reached, or the request not built.
     Failed(UpstreamError),
+}
+
+/// How one listen stream ended.
+enum Ended {
+    /// After the server acknowledged the subscription: a healthy stream.
+    Acknowledged,
+    /// Before any acknowledgement, without an answer.
+    Quietly,
+    /// With an error answer, or not opened at all: the server refuses.
+    Refused,
 }
 
 async fn open_listen(
@@ -332,31 +349,37 @@ async fn open_listen(
     }
 }
 
-/// Reads one listen stream to its end. Returns whether the server
-/// acknowledged the subscription (a healthy stream resets the backoff).
+/// Reads one listen stream to its end.
 async fn read_listen(
     shared: &Shared,
     session: &Session,
     mut resp: reqwest::Response,
     id: u64,
-) -> bool {
+) -> Ended {
     let name = shared.name();
     let mut decoder = Decoder::new(session.max_bytes);
     let mut acknowledged = false;
+    let quiet = |acknowledged: bool| {
+        if acknowledged {
+            Ended::Acknowledged
+        } else {
+            Ended::Quietly
+        }
+    };
     loop {
         let chunk = match resp.chunk().await {
             Ok(Some(c)) => c,
-            Ok(None) => return acknowledged,
+            Ok(None) => return quiet(acknowledged),
             Err(e) => {
                 debug!(target: "upstream", server = %name, error = %describe(&e), "listen stream broke");
-                return acknowledged;
+                return quiet(acknowledged);
             }
         };
         let events = match decoder.feed(&chunk) {
             Ok(events) => events,
             Err(e) => {
                 warn!(target: "upstream", server = %name, error = %e, "listen stream unreadable");
-                return acknowledged;
+                return quiet(acknowledged);
             }
         };
         for ev in events {
@@ -369,10 +392,14 @@ async fn read_listen(
                 continue;
             }
             // An invalid event is logged by `route` and dropped. A response
-            // to the listen request is the server ending the subscription.
-            if let Ok(Some(_)) = shared.route(ev.data, None, Some(id)).await {
+            // to the listen request is the server ending the subscription
+            // (a result) or refusing it (an error).
+            if let Ok(Some(r)) = shared.route(ev.data, None, Some(id)).await {
+                if message::parse_one(&r.text).is_ok_and(|m| m.kind == Kind::Error) {
+                    return Ended::Refused;
+                }
                 info!(target: "upstream", server = %name, "the server ended the subscription");
-                return acknowledged;
+                return quiet(acknowledged);
             }
         }
     }
