@@ -23,4 +23,14 @@ pub enum UpstreamError {
     /// The spec cannot work (invalid URL, header, handshake params); not retried.
     #[error("invalid upstream configuration: {0}")]
     Config(String),
+    /// The call was cancelled by `notifications/cancelled` (2026-07-28:
+    /// its HTTP exchange was closed).
+    #[error("upstream call cancelled")]
+    Cancelled,
+    /// The request text the gateway built cannot carry the 2026-07-28
+    /// envelope: not a JSON-RPC request, `params` or `params._meta` not an
+    /// object, an envelope key given twice, or a method or name that cannot
+    /// be an HTTP header. Not sent; nothing is retried.
+    #[error("request cannot be sent upstream: {0}")]
+    InvalidRequest(String),
 }

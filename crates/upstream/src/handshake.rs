@@ -13,8 +13,11 @@ pub(crate) const INITIALIZED: &str = r#"{"jsonrpc":"2.0","method":"notifications
 /// What a successful handshake yields.
 #[derive(Debug)]
 pub(crate) struct Handshaken {
+    /// The initialize result, or the DiscoverResult of a modern upstream.
     pub result: String,
     pub protocol_version: String,
+    /// Whether the upstream speaks the stateless 2026-07-28 protocol.
+    pub modern: bool,
 }
 
 /// The initialize request with our id spliced in. The params come from the
@@ -59,6 +62,7 @@ pub(crate) fn accept(response: &Response) -> Result<Handshaken, UpstreamError> {
         Some(v) if v.is_session_era() => Ok(Handshaken {
             result: result.get().to_owned(),
             protocol_version: v.as_str().to_owned(),
+            modern: false,
         }),
         _ => Err(UpstreamError::Protocol(format!(
             "unsupported protocol version {}",

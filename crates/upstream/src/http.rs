@@ -1,6 +1,8 @@
-//! Streamable HTTP (session era): one POST per message, answered as JSON or
-//! as an SSE stream; a GET stream for server-initiated messages; the session
-//! named by `Mcp-Session-Id`.
+//! Streamable HTTP: one POST per message, answered as JSON or as an SSE
+//! stream. In the session era, a GET stream for server-initiated messages
+//! and the session named by `Mcp-Session-Id`; the stateless 2026-07-28 era
+//! (no session, no GET) lives in `modern.rs` and shares the exchange code
+//! here.
 //!
 //! Invariants: an invalid event is logged and dropped, never fatal (the
 //! connection is shared by many calls); a 404 to a request carrying our
@@ -18,32 +20,37 @@ use tokio::task::JoinHandle;
 use tracing::{debug, warn};
 use warden_protocol::sse::Decoder;
 
+use crate::envelope::Envelope;
 use crate::handshake::{self, Handshaken, INITIALIZED};
 use crate::shared::{Link, PendingGuard, Shared};
 use crate::supervisor::End;
-use crate::{Response, TransportSpec, UpstreamError};
+use crate::{discover, modern, Era, Response, TransportSpec, UpstreamError};
 
 pub(crate) const SESSION_ID: HeaderName = HeaderName::from_static("mcp-session-id");
-const PROTOCOL_VERSION: HeaderName = HeaderName::from_static("mcp-protocol-version");
+pub(crate) const PROTOCOL_VERSION: HeaderName = HeaderName::from_static("mcp-protocol-version");
 const LAST_EVENT_ID: HeaderName = HeaderName::from_static("last-event-id");
 const POST_ACCEPT: &str = "application/json, text/event-stream";
-const EVENT_STREAM: &str = "text/event-stream";
+pub(crate) const EVENT_STREAM: &str = "text/event-stream";
+
+/// Headers that name the message a POST carries (2026-07-28).
+pub(crate) type Routing = Vec<(HeaderName, HeaderValue)>;
 
 /// Resumptions of one response stream in a row that brought no new event.
 const MAX_IDLE_RESUMES: u32 = 3;
 /// Cap on a server's `retry:` hint, so a hostile value cannot park a call.
 const MAX_RETRY_HINT: Duration = Duration::from_secs(5);
 /// GET stream reconnection backoff.
-const LISTEN_MIN_DELAY: Duration = Duration::from_secs(1);
-const LISTEN_MAX_DELAY: Duration = Duration::from_secs(30);
+pub(crate) const LISTEN_MIN_DELAY: Duration = Duration::from_secs(1);
+pub(crate) const LISTEN_MAX_DELAY: Duration = Duration::from_secs(30);
 /// Refusals of the GET stream in a row after which Warden stops asking.
-const LISTEN_MAX_REFUSALS: u32 = 5;
+pub(crate) const LISTEN_MAX_REFUSALS: u32 = 5;
 /// How long `shutdown` waits for the DELETE.
 const DELETE_TIMEOUT: Duration = Duration::from_secs(2);
 
-/// One initialized session: immutable once shared by the calls on it.
+/// One initialized session (or, for a 2026-07-28 upstream, the settings of
+/// its stateless exchanges): immutable once shared by the calls on it.
 pub(crate) struct Session {
-    server: String,
+    pub(crate) server: String,
     client: reqwest::Client,
     url: Url,
     configured: HeaderMap,
@@ -52,8 +59,10 @@ pub(crate) struct Session {
     post_headers: HeaderMap,
     get_headers: HeaderMap,
     delete_headers: HeaderMap,
-    max_bytes: usize,
+    pub(crate) max_bytes: usize,
     expired: mpsc::Sender<()>,
+    /// Set for a 2026-07-28 upstream: the envelope each request carries.
+    pub(crate) modern: Option<Envelope>,
 }
 
 impl Session {
@@ -74,9 +83,32 @@ impl Session {
             delete_headers: HeaderMap::new(),
             max_bytes: shared.spec.limits.max_bytes,
             expired,
+            modern: None,
         };
         session.identify(None, None);
         Ok(session)
+    }
+
+    /// The stateless settings of a 2026-07-28 upstream: every POST carries
+    /// `MCP-Protocol-Version`, none an `Mcp-Session-Id` (not even a
+    /// configured one).
+    pub(crate) fn modern(
+        shared: &Shared,
+        url: Url,
+        mut configured: HeaderMap,
+        expired: mpsc::Sender<()>,
+        envelope: Envelope,
+    ) -> Result<Session, UpstreamError> {
+        configured.remove(SESSION_ID);
+        let mut session = Session::new(shared, url, configured, expired)?;
+        let version = HeaderValue::from_static(envelope.version());
+        session.modern = Some(envelope);
+        session.identify(None, Some(version));
+        Ok(session)
+    }
+
+    pub(crate) fn is_modern(&self) -> bool {
+        self.modern.is_some()
     }
 
     /// Sets the session id and protocol version that every later message
@@ -102,24 +134,29 @@ impl Session {
     }
 
     async fn post(&self, body: Bytes) -> Result<reqwest::Response, UpstreamError> {
-        self.post_with(body, None).await
+        self.post_with(body, Vec::new(), None).await
     }
 
-    /// A POST with per-request headers (W3C trace context) besides the
-    /// session's own; names and values were validated by the caller and
-    /// never replace the session's headers.
-    async fn post_with(
+    /// A POST with the message's routing headers (2026-07-28) and the
+    /// caller's per-request headers (W3C trace context, `Mcp-Param-*`)
+    /// besides the session's own. Per-request headers never replace the
+    /// session's or the routing headers, and never name a session.
+    pub(crate) async fn post_with(
         &self,
         body: Bytes,
+        routing: Routing,
         extra: Option<&[(String, String)]>,
     ) -> Result<reqwest::Response, UpstreamError> {
         let mut headers = self.post_headers.clone();
+        for (k, v) in routing {
+            headers.insert(k, v);
+        }
         for (k, v) in extra.unwrap_or_default() {
             if let (Ok(k), Ok(v)) = (
                 reqwest::header::HeaderName::from_bytes(k.as_bytes()),
                 HeaderValue::from_str(v),
             ) {
-                if !headers.contains_key(&k) {
+                if !headers.contains_key(&k) && k != SESSION_ID {
                     headers.insert(k, v);
                 }
             }
@@ -146,9 +183,10 @@ impl Session {
             .map_err(unreachable)
     }
 
-    /// Tells the supervisor the server forgot this session. Later calls on
-    /// an already replaced session are no-ops.
-    fn expire(&self) {
+    /// Tells the supervisor the server forgot this session (or, modern, no
+    /// longer accepts its version). Later calls on an already replaced
+    /// session are no-ops.
+    pub(crate) fn expire(&self) {
         let _ = self.expired.try_send(());
     }
 
@@ -171,23 +209,45 @@ impl Session {
     }
 }
 
-/// The supervisor's side of a session: its expiry signal and GET stream.
+/// The supervisor's side of a session: its expiry signal and its stream
+/// for messages outside requests (the GET stream, or a modern upstream's
+/// `subscriptions/listen`).
 pub(crate) struct Connection {
     pub session: Arc<Session>,
     expired: mpsc::Receiver<()>,
-    listener: JoinHandle<()>,
+    listener: Option<JoinHandle<()>>,
 }
 
 impl Connection {
+    pub(crate) fn new(
+        session: Arc<Session>,
+        expired: mpsc::Receiver<()>,
+        listener: Option<JoinHandle<()>>,
+    ) -> Connection {
+        Connection {
+            session,
+            expired,
+            listener,
+        }
+    }
+
     pub(crate) async fn ended(&mut self) -> End {
         // The sender lives in the session, which this connection holds: the
         // channel cannot close while we wait.
         let _ = self.expired.recv().await;
-        End::SessionExpired
+        if self.session.is_modern() {
+            End::VersionRefused
+        } else {
+            End::SessionExpired
+        }
     }
 
+    /// Stops the listener; a graceful close of a session-era connection
+    /// DELETEs the session (a modern upstream has none).
     pub(crate) async fn close(&mut self, graceful: bool) {
-        self.listener.abort();
+        if let Some(listener) = self.listener.take() {
+            listener.abort();
+        }
         if !graceful {
             return;
         }
@@ -243,19 +303,69 @@ pub(crate) fn client(shared: &Shared) -> Result<reqwest::Client, UpstreamError> 
     shared.http.clone().map_err(UpstreamError::Config)
 }
 
-/// Opens a session: POST initialize, take the session id, send
-/// `notifications/initialized`, open the GET stream.
+/// What a connection attempt of one era came to.
+pub(crate) enum Attempt {
+    Connected(Connection, Handshaken),
+    /// `initialize` was answered `-32022` naming 2026-07-28: probe again.
+    Reprobe,
+}
+
+/// Connects in the configured era; `Era::Auto` tries the era it
+/// remembers first and detects again when that fails for any reason but
+/// the network.
 pub(crate) async fn connect(
     shared: &Arc<Shared>,
 ) -> Result<(Connection, Handshaken), UpstreamError> {
     let (url, headers) = endpoint(&shared.spec.transport)?;
+    match shared.spec.era {
+        Era::Session => match connect_session(shared, url, headers, false).await? {
+            Attempt::Connected(c, done) => Ok((c, done)),
+            Attempt::Reprobe => Err(UpstreamError::Protocol(
+                "initialize refused: the server speaks 2026-07-28 only".into(),
+            )),
+        },
+        Era::Modern => modern::connect(shared, url, headers).await,
+        Era::Auto => {
+            if shared.remembered_era() == Some(Era::Session) {
+                match connect_session(shared, url.clone(), headers.clone(), true).await {
+                    Ok(Attempt::Connected(c, done)) => return Ok((c, done)),
+                    Err(e @ UpstreamError::Unavailable(_)) => return Err(e),
+                    Ok(Attempt::Reprobe) | Err(_) => {
+                        debug!(target: "upstream", server = %shared.name(), "the session era failed; detecting the era again");
+                        shared.remember_era(None);
+                    }
+                }
+            }
+            modern::detect(shared, url, headers).await
+        }
+    }
+}
+
+/// Opens a session: POST initialize, take the session id, send
+/// `notifications/initialized`, open the GET stream. With `may_reprobe`
+/// (era detection), an initialize answered with `-32022` naming 2026-07-28
+/// asks for another probe instead of failing.
+pub(crate) async fn connect_session(
+    shared: &Arc<Shared>,
+    url: Url,
+    headers: HeaderMap,
+    may_reprobe: bool,
+) -> Result<Attempt, UpstreamError> {
     let (expired_tx, expired) = mpsc::channel(1);
     let mut session = Session::new(shared, url, headers, expired_tx)?;
     let id = shared.next_id();
     let text = handshake::initialize_request(id, &shared.handshake.params)?;
     let resp = session.post(Bytes::from(text)).await?;
     if !resp.status().is_success() {
-        return Err(UpstreamError::Http(resp.status().as_u16()));
+        let status = resp.status().as_u16();
+        if may_reprobe {
+            if let Some(r) = error_reply(shared, &session, resp, id).await {
+                if discover::names_modern_as_supported(&r.text) {
+                    return Ok(Attempt::Reprobe);
+                }
+            }
+        }
+        return Err(UpstreamError::Http(status));
     }
     let session_id = resp.headers().get(SESSION_ID).cloned();
     if let Some(sid) = &session_id {
@@ -269,6 +379,9 @@ pub(crate) async fn connect(
     }
     session.identify(session_id.clone(), None);
     let response = read_reply(shared, &session, resp, id).await?;
+    if may_reprobe && discover::names_modern_as_supported(&response.text) {
+        return Ok(Attempt::Reprobe);
+    }
     let done = handshake::accept(&response)?;
     session.identify(
         session_id,
@@ -277,12 +390,8 @@ pub(crate) async fn connect(
     let session = Arc::new(session);
     session.send(INITIALIZED.to_owned()).await?;
     let listener = tokio::spawn(listen(shared.clone(), session.clone()));
-    Ok((
-        Connection {
-            session,
-            expired,
-            listener,
-        },
+    Ok(Attempt::Connected(
+        Connection::new(session, expired, Some(listener)),
         done,
     ))
 }
@@ -297,9 +406,13 @@ pub(crate) fn start_exchange(
     text: String,
 ) {
     let id = guard.id;
-    let task_shared = shared.clone();
     // Captured here, in the caller's task: the exchange runs in its own.
     let extra = crate::request_headers();
+    if session.is_modern() {
+        guard.task = modern::start_exchange(shared, session, id, text, extra);
+        return;
+    }
+    let task_shared = shared.clone();
     let task = tokio::spawn(async move {
         let outcome = exchange(&task_shared, session, id, text, extra.as_deref()).await;
         task_shared.resolve(id, outcome);
@@ -317,7 +430,7 @@ async fn exchange(
     let body = Bytes::from(text);
     let mut retried = false;
     loop {
-        let resp = session.post_with(body.clone(), extra).await?;
+        let resp = session.post_with(body.clone(), Vec::new(), extra).await?;
         if session.is_expiry(resp.status()) {
             session.expire();
             if retried {
@@ -340,8 +453,10 @@ async fn exchange(
 }
 
 /// Reads the reply to request `id`: a JSON body or an SSE stream, resumed
-/// with `Last-Event-ID` when it ends early and the server gave event ids.
-async fn read_reply(
+/// with `Last-Event-ID` when it ends early and the server gave event ids
+/// (session era). A modern server answers a refused request with its
+/// JSON-RPC error at an HTTP error status: that error is the reply.
+pub(crate) async fn read_reply(
     shared: &Shared,
     session: &Session,
     mut resp: reqwest::Response,
@@ -354,6 +469,11 @@ async fn read_reply(
         ));
     }
     if !status.is_success() {
+        if session.is_modern() {
+            if let Some(r) = error_reply(shared, session, resp, id).await {
+                return Ok(r);
+            }
+        }
         return Err(UpstreamError::Http(status.as_u16()));
     }
     match media_type(&resp).as_deref() {
@@ -397,7 +517,8 @@ async fn read_reply_stream(
             idle_resumes = 0;
         }
         last_id = decoder.last_event_id;
-        let Some(resume_from) = last_id.as_deref() else {
+        // 2026-07-28 has no GET: a broken response stream cannot resume.
+        let Some(resume_from) = last_id.as_deref().filter(|_| !session.is_modern()) else {
             return Err(UpstreamError::Closed(
                 "response stream ended before the response".into(),
             ));
@@ -519,6 +640,54 @@ async fn listen(shared: Arc<Shared>, session: Arc<Session>) {
         }
         tokio::time::sleep(delay).await;
         delay = (delay * 2).min(LISTEN_MAX_DELAY);
+    }
+}
+
+/// The JSON-RPC error in the body of an HTTP error answer to request `id`,
+/// as its response. The id must be ours, or `null` (a server that could not
+/// read the request's id): then ours is spliced in, so the caller gets an
+/// answer to its own request. `None` when the body is anything else.
+pub(crate) async fn error_reply(
+    shared: &Shared,
+    session: &Session,
+    mut resp: reqwest::Response,
+    id: u64,
+) -> Option<Response> {
+    if media_type(&resp).as_deref() != Some("application/json") {
+        return None;
+    }
+    let body = read_body(&mut resp, session.max_bytes).await.ok()?;
+    let text = String::from_utf8(body).ok()?;
+    let text = {
+        let m = match warden_protocol::message::parse(&text, &shared.spec.limits, false) {
+            Ok(warden_protocol::Incoming::Single(m)) => m,
+            Ok(_) => return None,
+            Err(e) => {
+                shared.log_invalid(text.as_bytes(), &e);
+                return None;
+            }
+        };
+        if m.kind != warden_protocol::Kind::Error {
+            return None;
+        }
+        match m.id {
+            Some(got) if got.as_u64() == Some(id) => None,
+            Some(_) => return None,
+            None => {
+                let whole: &serde_json::value::RawValue = serde_json::from_str(&text).ok()?;
+                let null = warden_protocol::message::member(whole, "id")?;
+                let mut edits = warden_protocol::EditSet::new();
+                edits
+                    .replace(&text, null, id.to_string())
+                    .then(|| edits.apply(&text))
+                    .flatten()
+            }
+        }
+    }
+    .unwrap_or(text);
+    match shared.route(text, Some(id), Some(id)).await {
+        Ok(Some(r)) if r.id == id => Some(r),
+        _ => None,
     }
 }
 

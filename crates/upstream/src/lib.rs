@@ -1,31 +1,57 @@
 //! Warden's connections to real MCP servers: stdio child processes,
-//! Streamable HTTP (session era) and legacy HTTP+SSE (2024-11-05).
+//! Streamable HTTP (session era and the stateless 2026-07-28 protocol) and
+//! legacy HTTP+SSE (2024-11-05).
 //!
 //! The gateway speaks to every upstream through [`Upstream`]: it starts one
 //! with [`Upstream::start`], sends requests whose ids this crate allocates
 //! (the gateway splices them into its own bytes), and receives everything
 //! that is not an answer to one of its requests as an [`UpstreamEvent`].
 //!
-//! A supervisor task per upstream connects, runs the `initialize`
-//! handshake, and reconnects with exponential backoff when the process dies
-//! or the stream breaks; pending calls fail at once when their connection
-//! ends, never at their timeout. Every inbound message is strictly parsed
+//! A supervisor task per upstream connects, settles the protocol era, and
+//! reconnects with exponential backoff when the process dies or the stream
+//! breaks; pending calls fail at once when their connection ends, never at
+//! their timeout. Every inbound message is strictly parsed
 //! (`warden-protocol`) before anything looks at it.
+//!
+//! Protocol eras ([`Era`]). Stdio and legacy SSE upstreams speak the
+//! session era: `initialize`, then requests in that session. A Streamable
+//! HTTP upstream is by default probed with `server/discover` at 2026-07-28
+//! and, on a valid `DiscoverResult` naming that version, spoken to in the
+//! stateless era; anything else falls back to `initialize` as the reference
+//! client does. The verdict is remembered per upstream and re-detected only
+//! when it stops working. In the stateless era:
+//! - every request gets the envelope spliced into `params._meta`
+//!   (`io.modelcontextprotocol/protocolVersion` set to the upstream's,
+//!   client capabilities and info added where the gateway did not put
+//!   them), and `MCP-Protocol-Version`, `Mcp-Method`, `Mcp-Name` headers;
+//!   no session id, no `initialize`, no DELETE;
+//! - [`Upstream::notify`] with `notifications/cancelled` closes the named
+//!   request's HTTP exchange (the era's cancellation) and drops every other
+//!   client notification; [`Upstream::respond`] is an error (the server
+//!   sends no requests: `input_required` results are ordinary results);
+//! - list changes arrive on one `subscriptions/listen` stream opened for
+//!   the changes the server declares, delivered like a GET stream's.
 //!
 //! Invariants:
 //! - no lock is held across an `.await`; the link and the pending calls sit
 //!   under one lock, so no call can stay pending on a dead connection;
 //! - nothing a peer sends is unwrapped; peer text reaches the log only
 //!   escaped and truncated;
-//! - a stdio child sees a scrubbed environment.
+//! - a stdio child sees a scrubbed environment;
+//! - only Warden's own envelope keys and ids are rewritten in the bytes the
+//!   gateway built; every other byte goes upstream as it was;
+//! - a network failure is never taken for an era verdict.
 #![forbid(unsafe_code)]
 
+mod discover;
+mod envelope;
 mod error;
 mod handshake;
 mod http;
 mod legacy_sse;
 mod lines;
 mod log_safe;
+mod modern;
 mod shared;
 mod spec;
 mod stdio;
@@ -38,7 +64,7 @@ use tokio::sync::mpsc;
 use tokio::time::Instant;
 
 pub use error::UpstreamError;
-pub use spec::{Handshake, RestartPolicy, TransportSpec, UpstreamSpec};
+pub use spec::{Era, Handshake, RestartPolicy, TransportSpec, UpstreamSpec};
 pub use warden_protocol::Limits;
 
 use shared::{Link, PendingGuard, Shared};
@@ -57,14 +83,43 @@ pub struct Response {
     pub events_before: u64,
 }
 
-/// What the upstream answered to `initialize`.
+/// What the upstream said about itself when Warden connected: its answer
+/// to `initialize` (session era) or to `server/discover` (2026-07-28).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct InitInfo {
-    /// The raw `result` JSON object.
+    /// The raw `result` JSON object, as the server sent it: an
+    /// `InitializeResult` (`protocolVersion`, `capabilities`, `serverInfo`,
+    /// `instructions`), or for a modern upstream a `DiscoverResult`
+    /// (`supportedVersions`, `capabilities`, `instructions`, and the server
+    /// info in `_meta["io.modelcontextprotocol/serverInfo"]`). Both carry
+    /// `capabilities` and `instructions` at the top; see
+    /// [`InitInfo::server_info`].
     pub result: String,
+    /// The version every request to this upstream speaks: negotiated by
+    /// `initialize`, or "2026-07-28" for a modern upstream.
     pub protocol_version: String,
-    /// 1 for the first connection, incremented on each re-initialization.
+    /// 1 for the first connection, incremented on each re-initialization
+    /// (for a modern upstream: each re-detection).
     pub generation: u64,
+    /// Whether the upstream speaks the stateless 2026-07-28 protocol: no
+    /// session, no server-to-client requests, each request carrying its own
+    /// envelope (which this crate splices in).
+    pub modern: bool,
+}
+
+impl InitInfo {
+    /// The server's `Implementation` object (raw JSON): `serverInfo` of an
+    /// initialize result, else `_meta["io.modelcontextprotocol/serverInfo"]`
+    /// of a DiscoverResult (where it is optional and display-only). `None`
+    /// when absent or not an object.
+    pub fn server_info(&self) -> Option<&str> {
+        use warden_protocol::message::member;
+        let result: &serde_json::value::RawValue = serde_json::from_str(&self.result).ok()?;
+        let info = member(result, "serverInfo").or_else(|| {
+            member(result, "_meta").and_then(|m| member(m, envelope::SERVER_INFO_KEY))
+        })?;
+        info.get().starts_with('{').then(|| info.get())
+    }
 }
 
 /// Inbound traffic that is not an answer to one of Warden's requests.
@@ -152,10 +207,14 @@ impl Upstream {
     /// error). While the upstream is restarting the call waits for it,
     /// within `timeout`.
     ///
+    /// For a modern (2026-07-28) upstream the text gets the per-request
+    /// envelope spliced into `params._meta` (see the crate docs); a text
+    /// that cannot carry it fails with `InvalidRequest`, unsent.
+    ///
     /// Fails at once with `Closed` if the connection ends while the call is
     /// pending, with `Timeout` after `timeout`. Dropping the future removes
-    /// the pending entry; sending `notifications/cancelled` is the caller's
-    /// business.
+    /// the pending entry (and, over HTTP, closes the exchange); sending
+    /// `notifications/cancelled` is the caller's business.
     pub async fn request(
         &self,
         build: impl FnOnce(u64) -> String,
@@ -199,21 +258,69 @@ impl Upstream {
     }
 
     /// Sends a notification to the server. Fails when not connected.
+    ///
+    /// A modern (2026-07-28) upstream receives no notifications: there,
+    /// `notifications/cancelled` naming one of Warden's pending requests
+    /// closes that request's HTTP exchange (how that era cancels) and fails
+    /// the call with [`UpstreamError::Cancelled`]; every other notification
+    /// is dropped (logged at debug).
     pub async fn notify(&self, text: String) -> Result<(), UpstreamError> {
-        self.send(text).await
+        let link = self.link()?;
+        if link.is_modern() {
+            self.cancel_modern(&text);
+            return Ok(());
+        }
+        self.send(link, text).await
     }
 
     /// Sends a response to a server-to-client request. Fails when not
-    /// connected: an answer to a request of a dead connection has nowhere to go.
+    /// connected: an answer to a request of a dead connection has nowhere to
+    /// go. A modern upstream never sends requests: answering one is a
+    /// [`UpstreamError::Protocol`] error.
     pub async fn respond(&self, text: String) -> Result<(), UpstreamError> {
-        self.send(text).await
+        let link = self.link()?;
+        if link.is_modern() {
+            return Err(UpstreamError::Protocol(
+                "a 2026-07-28 server sends no requests to answer".into(),
+            ));
+        }
+        self.send(link, text).await
     }
 
-    async fn send(&self, text: String) -> Result<(), UpstreamError> {
-        let link = self
-            .shared
+    fn link(&self) -> Result<Link, UpstreamError> {
+        self.shared
             .current_link()
-            .ok_or_else(|| UpstreamError::Unavailable("not connected".into()))?;
+            .ok_or_else(|| UpstreamError::Unavailable("not connected".into()))
+    }
+
+    /// `notifications/cancelled` to a modern upstream: resolve the pending
+    /// call with `Cancelled`; its caller then drops the call's guard, which
+    /// aborts the exchange task and so closes the HTTP response stream.
+    fn cancel_modern(&self, text: &str) {
+        let m = match warden_protocol::message::parse_one(text) {
+            Ok(m) => m,
+            Err(e) => {
+                tracing::debug!(target: "upstream", server = %self.name(), error = %e, "dropped an unreadable notification");
+                return;
+            }
+        };
+        if m.method() != "notifications/cancelled" {
+            tracing::debug!(
+                target: "upstream",
+                server = %self.name(),
+                method = %log_safe::log_safe(m.method().as_bytes(), 128),
+                "dropped a notification: 2026-07-28 has no client notifications"
+            );
+            return;
+        }
+        let id = m
+            .param("requestId")
+            .and_then(|r| r.get().parse::<u64>().ok());
+        let cancelled = id.is_some_and(|id| self.shared.resolve(id, Err(UpstreamError::Cancelled)));
+        tracing::debug!(target: "upstream", server = %self.name(), ?id, cancelled, "cancellation");
+    }
+
+    async fn send(&self, link: Link, text: String) -> Result<(), UpstreamError> {
         let send = async {
             match link {
                 Link::Stdio(writer) => writer.send(text).await,
@@ -227,8 +334,9 @@ impl Upstream {
     }
 
     /// Shuts the upstream down and waits until it is closed. Stdio: stdin
-    /// closed, SIGTERM after 2 s, SIGKILL after 5 s. HTTP: the session is
-    /// DELETEd. Pending calls fail with `Closed`.
+    /// closed, SIGTERM after 2 s, SIGKILL after 5 s. Session-era HTTP: the
+    /// session is DELETEd (a 2026-07-28 upstream has none). Pending calls
+    /// fail with `Closed`.
     pub async fn shutdown(&self) {
         self.shared.stop.send_replace(true);
         let mut finished = self.shared.finished.subscribe();

@@ -8,7 +8,7 @@
 //! No call can be left pending on a dead connection.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
@@ -20,7 +20,7 @@ use warden_protocol::{Kind, WireError};
 
 use crate::log_safe::log_safe;
 use crate::{
-    Handshake, InitInfo, Response, UpstreamError, UpstreamEvent, UpstreamSpec, UpstreamState,
+    Era, Handshake, InitInfo, Response, UpstreamError, UpstreamEvent, UpstreamSpec, UpstreamState,
 };
 
 /// How much of an invalid peer message is written to the log.
@@ -34,6 +34,13 @@ pub(crate) enum Link {
     Stdio(crate::stdio::Writer),
     Http(Arc<crate::http::Session>),
     Sse(Arc<crate::legacy_sse::Session>),
+}
+
+impl Link {
+    /// Whether the link speaks the stateless 2026-07-28 protocol.
+    pub(crate) fn is_modern(&self) -> bool {
+        matches!(self, Link::Http(s) if s.is_modern())
+    }
 }
 
 /// What `ready()` and waiting callers observe.
@@ -67,6 +74,12 @@ pub(crate) struct Shared {
     next_id: AtomicU64,
     /// Whether the negotiated protocol version allows JSON-RPC batches.
     batches: AtomicBool,
+    /// Whether the installed connection speaks 2026-07-28, where a server
+    /// sends no requests.
+    modern: AtomicBool,
+    /// The era detection settled on for an `Era::Auto` upstream, tried
+    /// first on the next connection (0: none yet; see [`Self::remembered_era`]).
+    era: AtomicU8,
     pub status: watch::Sender<Status>,
     /// Set once to ask the supervisor to shut down.
     pub stop: watch::Sender<bool>,
@@ -101,6 +114,8 @@ impl Shared {
             }),
             next_id: AtomicU64::new(1),
             batches: AtomicBool::new(false),
+            modern: AtomicBool::new(false),
+            era: AtomicU8::new(0),
             status,
             stop,
             finished,
@@ -123,6 +138,24 @@ impl Shared {
         // operation on it is a single insert/remove/drain), so poisoning is
         // not a reason to stop serving.
         self.calls.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The era an `Era::Auto` upstream last connected with.
+    pub(crate) fn remembered_era(&self) -> Option<Era> {
+        match self.era.load(Ordering::Relaxed) {
+            1 => Some(Era::Session),
+            2 => Some(Era::Modern),
+            _ => None,
+        }
+    }
+
+    pub(crate) fn remember_era(&self, era: Option<Era>) {
+        let v = match era {
+            Some(Era::Session) => 1,
+            Some(Era::Modern) => 2,
+            Some(Era::Auto) | None => 0,
+        };
+        self.era.store(v, Ordering::Relaxed);
     }
 
     pub(crate) fn current_link(&self) -> Option<Link> {
@@ -170,6 +203,7 @@ impl Shared {
         let batches = warden_protocol::ProtocolVersion::parse(&info.protocol_version)
             .is_some_and(|v| v.allows_batches());
         self.batches.store(batches, Ordering::Relaxed);
+        self.modern.store(info.modern, Ordering::Relaxed);
         {
             let mut calls = self.calls();
             calls.link = Some(link);
@@ -343,7 +377,16 @@ impl Shared {
                 }
                 None
             }
-            Route::Event => {
+            Route::Request if self.modern.load(Ordering::Relaxed) => {
+                warn!(
+                    target: "upstream",
+                    server = %self.name(),
+                    message = %log_safe(text.as_bytes(), LOGGED_MESSAGE_BYTES),
+                    "dropped a request from a 2026-07-28 server (that era has none)"
+                );
+                None
+            }
+            Route::Request | Route::Notification => {
                 self.emit(UpstreamEvent::Message {
                     server: self.spec.name.clone(),
                     text,
@@ -377,15 +420,18 @@ impl Shared {
 enum Route {
     /// A response; the id when it is one Warden could have sent (an integer).
     Response(Option<u64>),
-    /// A request or notification from the server.
-    Event,
+    /// A request from the server.
+    Request,
+    /// A notification from the server.
+    Notification,
 }
 
 impl Route {
     fn of(m: &Message<'_>) -> Route {
         match m.kind {
             Kind::Result | Kind::Error => Route::Response(m.id.and_then(|id| id.as_u64())),
-            Kind::Request | Kind::Notification => Route::Event,
+            Kind::Request => Route::Request,
+            Kind::Notification => Route::Notification,
         }
     }
 }

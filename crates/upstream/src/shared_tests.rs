@@ -26,6 +26,7 @@ fn shared() -> (Arc<Shared>, mpsc::Receiver<UpstreamEvent>) {
             max_bytes: 1024,
             max_depth: 8,
         },
+        era: crate::Era::Auto,
     };
     let (tx, rx) = mpsc::channel(8);
     let handshake = Handshake {

@@ -20,6 +20,32 @@ pub struct UpstreamSpec {
     pub restart: RestartPolicy,
     /// Every message the upstream sends is strictly parsed under these limits.
     pub limits: Limits,
+    /// Which protocol era to speak. Only Streamable HTTP has a choice:
+    /// stdio and legacy SSE upstreams always speak the session era, and
+    /// [`Era::Modern`] on them is a configuration error.
+    pub era: Era,
+}
+
+/// The protocol era an upstream speaks.
+///
+/// The session era (2024-11-05 to 2025-11-25) opens with `initialize` and,
+/// over HTTP, keeps an `Mcp-Session-Id`. The modern era (2026-07-28) is
+/// stateless: every request carries its own envelope in `params._meta`, and
+/// `server/discover` tells what the server supports.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum Era {
+    /// Detect (Streamable HTTP): probe `server/discover` at 2026-07-28 and
+    /// adopt the modern era on a valid answer naming it; on anything else
+    /// that is not a network failure, fall back to `initialize`. The
+    /// verdict is remembered across reconnects and re-detected only when
+    /// the remembered era stops working. Elsewhere: the session era.
+    #[default]
+    Auto,
+    /// `initialize` only; no probe.
+    Session,
+    /// `server/discover` only; an upstream that does not accept it fails
+    /// to connect (and is retried with backoff) instead of falling back.
+    Modern,
 }
 
 /// How Warden reaches the server.

@@ -11,8 +11,8 @@ use tracing::{info, warn};
 use crate::handshake::Handshaken;
 use crate::shared::{Link, Shared};
 use crate::{
-    http, legacy_sse, stdio, InitInfo, RestartPolicy, TransportSpec, UpstreamError, UpstreamEvent,
-    UpstreamState,
+    http, legacy_sse, stdio, Era, InitInfo, RestartPolicy, TransportSpec, UpstreamError,
+    UpstreamEvent, UpstreamState,
 };
 
 /// A connection that stayed up this long resets the backoff.
@@ -30,6 +30,9 @@ pub(crate) enum End {
     Crashed(String),
     /// The HTTP server forgot our session (404): re-initialize, keep pending calls.
     SessionExpired,
+    /// A modern upstream refused the version Warden adopted (-32022):
+    /// detect the era again, keep pending calls.
+    VersionRefused,
 }
 
 impl End {
@@ -37,6 +40,7 @@ impl End {
         match self {
             End::Crashed(r) => r.clone(),
             End::SessionExpired => "session expired".to_owned(),
+            End::VersionRefused => "protocol version refused".to_owned(),
         }
     }
 }
@@ -50,6 +54,12 @@ enum Connection {
 
 impl Connection {
     async fn open(shared: &Arc<Shared>) -> Result<(Connection, Link, Handshaken), UpstreamError> {
+        let http = matches!(shared.spec.transport, TransportSpec::StreamableHttp { .. });
+        if shared.spec.era == Era::Modern && !http {
+            return Err(UpstreamError::Config(
+                "the 2026-07-28 era needs a Streamable HTTP upstream; stdio and legacy SSE speak the session era".into(),
+            ));
+        }
         match &shared.spec.transport {
             TransportSpec::Stdio { .. } => {
                 let (p, done) = stdio::connect(shared).await?;
@@ -134,12 +144,14 @@ pub(crate) async fn supervise(shared: Arc<Shared>) {
                     result: done.result,
                     protocol_version: done.protocol_version,
                     generation,
+                    modern: done.modern,
                 });
                 info!(
                     target: "upstream",
                     server = %name,
                     generation,
                     protocol_version = %info.protocol_version,
+                    modern = info.modern,
                     "upstream initialized"
                 );
                 shared.install(link, info);
@@ -182,8 +194,12 @@ pub(crate) async fn supervise(shared: Arc<Shared>) {
                             })
                             .await;
                     }
-                    End::SessionExpired => {
-                        info!(target: "upstream", server = %name, "session expired; re-initializing");
+                    End::SessionExpired | End::VersionRefused => {
+                        if matches!(end, End::SessionExpired) {
+                            info!(target: "upstream", server = %name, "session expired; re-initializing");
+                        } else {
+                            info!(target: "upstream", server = %name, "protocol version refused; detecting the era again");
+                        }
                         shared.uninstall(None, UpstreamState::Restarting);
                         conn.close(false).await;
                         immediate = last_reinit.is_none_or(|t| t.elapsed() > REINIT_WINDOW);

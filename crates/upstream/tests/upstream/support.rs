@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use tokio::sync::mpsc;
 use warden_upstream::{
-    Handshake, Limits, RestartPolicy, TransportSpec, UpstreamEvent, UpstreamSpec,
+    Era, Handshake, Limits, RestartPolicy, TransportSpec, UpstreamEvent, UpstreamSpec,
 };
 
 pub const HANDSHAKE: &str = r#"{"protocolVersion":"2025-06-18","capabilities":{},"clientInfo":{"name":"warden-test","version":"0"}}"#;
@@ -27,6 +27,7 @@ pub fn spec(name: &str, transport: TransportSpec) -> UpstreamSpec {
             max_backoff: Duration::from_millis(200),
         },
         limits: Limits::default(),
+        era: Era::Auto,
     }
 }
 
