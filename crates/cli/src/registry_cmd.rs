@@ -547,6 +547,7 @@ pub async fn scan(args: ScanArgs) -> Result<std::process::ExitCode> {
                 let spec = UpstreamSpec {
                     name: s.name.clone(),
                     transport,
+                    era: warden_upstream::Era::Auto,
                     connect_timeout: timeout,
                     restart: RestartPolicy {
                         initial_backoff: Duration::from_secs(1),

@@ -231,6 +231,15 @@ impl Pool {
 
 /// The upstream crate's spec for a configured server (also used by
 /// `warden registry` to reach servers without a gateway).
+/// The configured era as the upstream crate knows it.
+pub fn upstream_era(era: warden_config::Era) -> warden_upstream::Era {
+    match era {
+        warden_config::Era::Auto => warden_upstream::Era::Auto,
+        warden_config::Era::Session => warden_upstream::Era::Session,
+        warden_config::Era::Modern => warden_upstream::Era::Modern,
+    }
+}
+
 pub fn upstream_spec(spec: &StartSpec) -> UpstreamSpec {
     let s = &spec.server;
     let transport = match &s.transport {
@@ -268,6 +277,7 @@ pub fn upstream_spec(spec: &StartSpec) -> UpstreamSpec {
     UpstreamSpec {
         name: s.name.clone(),
         transport,
+        era: upstream_era(s.era),
         connect_timeout: s.connect_timeout,
         restart: RestartPolicy {
             initial_backoff: s.restart.initial_backoff,

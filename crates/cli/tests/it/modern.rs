@@ -370,26 +370,9 @@ async fn listen_streams_list_changes() {
     }
     let resp = b.send().await.unwrap();
     assert_eq!(resp.status().as_u16(), 200);
-    let mut stream = resp.bytes_stream();
+    let mut stream = Box::pin(resp.bytes_stream());
     let mut dec = warden_protocol::sse::Decoder::new(1 << 20);
-    let mut next = || {
-        let stream = &mut stream;
-        let dec = &mut dec;
-        async move {
-            use futures::StreamExt;
-            loop {
-                let chunk = tokio::time::timeout(std::time::Duration::from_secs(20), stream.next())
-                    .await
-                    .expect("listen stream stalled")
-                    .expect("listen stream ended")
-                    .unwrap();
-                if let Some(ev) = dec.feed(&chunk).unwrap().into_iter().next() {
-                    return serde_json::from_str::<Value>(&ev.data).unwrap();
-                }
-            }
-        }
-    };
-    let ack = next().await;
+    let ack = next_event(&mut stream, &mut dec).await;
     assert_eq!(
         ack["method"], "notifications/subscriptions/acknowledged",
         "{ack}"
@@ -410,9 +393,28 @@ async fn listen_streams_list_changes() {
         )
         .await;
     assert_eq!(r.status, 200, "{}", r.raw);
-    let changed = next().await;
+    let changed = next_event(&mut stream, &mut dec).await;
     assert_eq!(
         changed["method"], "notifications/tools/list_changed",
         "{changed}"
     );
+}
+
+async fn next_event<S, B, E>(stream: &mut S, dec: &mut warden_protocol::sse::Decoder) -> Value
+where
+    S: futures::Stream<Item = Result<B, E>> + Unpin,
+    B: AsRef<[u8]>,
+    E: std::fmt::Debug,
+{
+    use futures::StreamExt;
+    loop {
+        let chunk = tokio::time::timeout(std::time::Duration::from_secs(20), stream.next())
+            .await
+            .expect("listen stream stalled")
+            .expect("listen stream ended")
+            .expect("listen stream failed");
+        if let Some(ev) = dec.feed(chunk.as_ref()).expect("bad SSE").into_iter().next() {
+            return serde_json::from_str::<Value>(&ev.data).expect("JSON event");
+        }
+    }
 }
