@@ -15,6 +15,8 @@ Mcp-Session-Id) and the stateless 2026-07-28 protocol (server/discover).
     $PY2 tests/peers/conformance_server.py --stdio
 
 Listens on 127.0.0.1 only, with Host/Origin checks (DNS-rebinding protection).
+`--request-log FILE` (or $CONFORMANCE_SERVER_REQUEST_LOG) appends one JSON line
+per received message to FILE, for tests that prove a request never got here.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ import argparse
 import asyncio
 import base64
 import json
+import os
 import sys
 from typing import Any
 
@@ -301,6 +304,214 @@ async def test_input_required_result_list_roots(ctx: Context) -> Any:
     return "Roots: " + ", ".join(str(root.uri) for root in r.roots)
 
 
+# -- the 2026-07-28 multi-round-trip fixtures (SEP-2322) and the stateless
+#    diagnostic tool (SEP-2575). In 2026-07-28 each round is one stateless
+#    request: what the server needs next is an InputRequiredResult whose
+#    `requestState` carries everything it must remember (the SDK's
+#    RequestStateBoundary seals it with AES-GCM on the way out and verifies it
+#    on the way back in: a tampered or foreign state is -32602 "Invalid or
+#    expired requestState" before the tool runs). In the session era the same
+#    tools ask with real server-to-client requests on the client's session.
+
+
+def _state(tool: str, round_: int, **data: Any) -> str:
+    """The plaintext of a requestState (sealed by the SDK before it leaves)."""
+    return json.dumps({"tool": tool, "round": round_, **data}, separators=(",", ":"))
+
+
+def _check_state(ctx: Context, tool: str, round_: int) -> dict[str, Any]:
+    """The echoed requestState of round `round_` of `tool`, or -32602."""
+    from mcp.shared.exceptions import MCPError
+
+    raw = ctx.request_state
+    try:
+        state = json.loads(raw) if raw is not None else None
+    except ValueError:
+        state = None
+    if not isinstance(state, dict) or state.get("tool") != tool or state.get("round") != round_:
+        raise MCPError(code=types.INVALID_PARAMS, message=f"{tool}: missing or wrong requestState for round {round_}")
+    return state
+
+
+def _ask_for(requests: dict[str, tuple[str, dict[str, Any]]], state: str | None) -> types.InputRequiredResult:
+    body: dict[str, Any] = {
+        "resultType": "input_required",
+        "inputRequests": {k: {"method": m, "params": p} for k, (m, p) in requests.items()},
+    }
+    if state is not None:
+        body["requestState"] = state
+    return types.InputRequiredResult.model_validate(body)
+
+
+async def _session_ask(ctx: Context, method: str, params: dict[str, Any]) -> Any:
+    """Session era: the same request as a real server-to-client request."""
+    if method == "elicitation/create":
+        return await ctx.session.elicit_form(
+            message=params["message"],
+            requested_schema=params["requestedSchema"],  # type: ignore[arg-type]
+            related_request_id=ctx.request_id,
+        )
+    if method == "sampling/createMessage":
+        return await ctx.session.create_message(
+            messages=[types.SamplingMessage.model_validate(m) for m in params["messages"]],
+            max_tokens=params["maxTokens"],
+            related_request_id=ctx.request_id,
+        )
+    return await ctx.session.list_roots()
+
+
+def _elicit_params(message: str, field: str, type_: str = "string") -> dict[str, Any]:
+    return {"message": message, "requestedSchema": {"type": "object", "properties": {field: {"type": type_}}, "required": [field]}}
+
+
+def _accepted(r: Any, field: str) -> Any:
+    if getattr(r, "action", None) != "accept":
+        return None
+    return (getattr(r, "content", None) or {}).get(field)
+
+
+CONFIRM = _elicit_params("Please confirm", "ok", "boolean")
+
+
+@mcp.tool(description="Diagnostic (SEP-2575): needs the client's sampling capability; without it -32021 MissingRequiredClientCapability")
+@_asks
+async def test_missing_capability(ctx: Context) -> Any:
+    from mcp.shared.exceptions import MCPError
+
+    caps = ctx.client_capabilities
+    if caps is None or caps.sampling is None:
+        raise MCPError(
+            code=types.MISSING_REQUIRED_CLIENT_CAPABILITY,
+            message="test_missing_capability requires the client's sampling capability",
+            data={"requiredCapabilities": {"sampling": {}}},
+        )
+    return f"LLM response: {_text(await _sample(ctx, 'sampling', 'test_missing_capability'))}"
+
+
+@mcp.tool(description="Asks for a confirmation with a requestState; the retry must echo it (SEP-2322)")
+@_asks
+async def test_input_required_result_request_state(ctx: Context) -> Any:
+    tool = "test_input_required_result_request_state"
+    if not _modern(ctx):
+        r = await _session_ask(ctx, "elicitation/create", CONFIRM)
+        return f"confirmed: ok={json.dumps(_accepted(r, 'ok'))} (session era: no requestState)"
+    responses = ctx.input_responses or {}
+    if "confirm" not in responses:
+        return _ask_for({"confirm": ("elicitation/create", CONFIRM)}, _state(tool, 1))
+    _check_state(ctx, tool, 1)
+    return f"state-ok: requestState verified, confirmed: ok={json.dumps(_accepted(responses['confirm'], 'ok'))}"
+
+
+MULTIPLE = {
+    "user_name": ("elicitation/create", _elicit_params("What is your name?", "name")),
+    "greeting": (
+        "sampling/createMessage",
+        {"messages": [{"role": "user", "content": {"type": "text", "text": "Generate a greeting"}}], "maxTokens": 50},
+    ),
+    "client_roots": ("roots/list", {}),
+}
+
+
+def _multiple_text(answers: dict[str, Any]) -> str:
+    roots = getattr(answers["client_roots"], "roots", None) or []
+    return (
+        f"Hello, {_accepted(answers['user_name'], 'name')}! "
+        f"Greeting: {_text(answers['greeting'])}. "
+        f"Roots: {', '.join(str(r.uri) for r in roots)}"
+    )
+
+
+@mcp.tool(description="Asks for a name (elicitation), a greeting (sampling) and the roots at once (SEP-2322)")
+@_asks
+async def test_input_required_result_multiple_inputs(ctx: Context) -> Any:
+    tool = "test_input_required_result_multiple_inputs"
+    if not _modern(ctx):
+        return _multiple_text({k: await _session_ask(ctx, m, p) for k, (m, p) in MULTIPLE.items()})
+    responses = ctx.input_responses or {}
+    if not responses:
+        return _ask_for(MULTIPLE, _state(tool, 1))
+    _check_state(ctx, tool, 1)
+    missing = {k: v for k, v in MULTIPLE.items() if k not in responses}
+    if missing:  # a partial answer: ask again for what is missing
+        return _ask_for(missing, _state(tool, 1))
+    return _multiple_text(responses)
+
+
+STEP1 = _elicit_params("Step 1: What is your name?", "name")
+STEP2 = _elicit_params("Step 2: What is your favorite color?", "color")
+
+
+@mcp.tool(description="Two elicitation rounds; the requestState carries round 1's answer into round 3 (SEP-2322)")
+@_asks
+async def test_input_required_result_multi_round(ctx: Context) -> Any:
+    tool = "test_input_required_result_multi_round"
+    if not _modern(ctx):
+        name = _accepted(await _session_ask(ctx, "elicitation/create", STEP1), "name")
+        color = _accepted(await _session_ask(ctx, "elicitation/create", STEP2), "color")
+        return f"Hello, {name}! Your favorite color is {color}."
+    responses = ctx.input_responses or {}
+    if "step2" in responses:
+        state = _check_state(ctx, tool, 2)
+        return f"Hello, {state.get('name')}! Your favorite color is {_accepted(responses['step2'], 'color')}."
+    if "step1" in responses:
+        _check_state(ctx, tool, 1)
+        name = _accepted(responses["step1"], "name")
+        return _ask_for({"step2": ("elicitation/create", STEP2)}, _state(tool, 2, name=name))
+    return _ask_for({"step1": ("elicitation/create", STEP1)}, _state(tool, 1))
+
+
+@mcp.tool(description="Asks for a confirmation with an integrity-protected requestState; a tampered one is -32602 (SEP-2322)")
+@_asks
+async def test_input_required_result_tampered_state(ctx: Context) -> Any:
+    tool = "test_input_required_result_tampered_state"
+    if not _modern(ctx):
+        r = await _session_ask(ctx, "elicitation/create", CONFIRM)
+        return f"confirmed: ok={json.dumps(_accepted(r, 'ok'))} (session era: no requestState)"
+    responses = ctx.input_responses or {}
+    if "confirm" not in responses:
+        return _ask_for({"confirm": ("elicitation/create", CONFIRM)}, _state(tool, 1))
+    # A tampered token never gets here: the SDK's boundary fails its AES-GCM check (-32602).
+    _check_state(ctx, tool, 1)
+    return f"state-ok: integrity verified, confirmed: ok={json.dumps(_accepted(responses['confirm'], 'ok'))}"
+
+
+CAPABILITY_ASKS = {
+    "elicitation": ("user_name", MULTIPLE["user_name"]),
+    "sampling": ("greeting", MULTIPLE["greeting"]),
+    "roots": ("client_roots", MULTIPLE["client_roots"]),
+}
+
+
+def _declared(ctx: Context) -> list[str]:
+    caps = ctx.client_capabilities
+    return [c for c in CAPABILITY_ASKS if caps is not None and getattr(caps, c, None) is not None]
+
+
+def _capabilities_text(answers: dict[str, Any]) -> str:
+    if not answers:
+        return "Nothing asked: the client declared none of elicitation, sampling, roots"
+    return "Answered: " + ", ".join(sorted(answers))
+
+
+@mcp.tool(description="Asks only for what the client declared (elicitation, sampling, roots) (SEP-2322)")
+@_asks
+async def test_input_required_result_capabilities(ctx: Context) -> Any:
+    tool = "test_input_required_result_capabilities"
+    asks = dict(CAPABILITY_ASKS[c] for c in _declared(ctx))
+    if not _modern(ctx):
+        return _capabilities_text({k: await _session_ask(ctx, m, p) for k, (m, p) in asks.items()})
+    responses = ctx.input_responses or {}
+    if not asks:
+        return _capabilities_text({})
+    if not responses:
+        return _ask_for(asks, _state(tool, 1, asked=sorted(asks)))
+    state = _check_state(ctx, tool, 1)
+    missing = {k: CAPABILITY_ASKS[c][1] for c, (k, _) in CAPABILITY_ASKS.items() if k in state.get("asked", []) and k not in responses}
+    if missing:
+        return _ask_for(missing, _state(tool, 1, asked=state.get("asked", [])))
+    return _capabilities_text({k: responses[k] for k in state.get("asked", [])})
+
+
 # -------------------------------------------------------------- resources
 
 
@@ -374,6 +585,21 @@ def test_prompt_with_image() -> list[dict[str, Any]]:
     ]
 
 
+USER_CONTEXT = _elicit_params("What context should the prompt use?", "context")
+
+
+@mcp.prompt(description="Asks the client for context (elicitation; an InputRequiredResult in 2026-07-28) (SEP-2322)")
+async def test_input_required_result_prompt(ctx: Context) -> Any:
+    if _modern(ctx):
+        responses = ctx.input_responses or {}
+        if "user_context" not in responses:
+            return _ask_for({"user_context": ("elicitation/create", USER_CONTEXT)}, None)
+        answer = responses["user_context"]
+    else:
+        answer = await _session_ask(ctx, "elicitation/create", USER_CONTEXT)
+    return [{"role": "user", "content": {"type": "text", "text": f"Prompt with context: {_accepted(answer, 'context')}"}}]
+
+
 @mcp.completion()
 async def complete(ref: Any, argument: Any, context: Any) -> types.Completion:
     words = ["paris", "park", "party"]
@@ -383,11 +609,94 @@ async def complete(ref: Any, argument: Any, context: Any) -> types.Completion:
 # ------------------------------------------------------------------- main
 
 
+class RequestLog:
+    """ASGI wrapper: appends one JSON line per message that reaches this server.
+
+    For Warden's tests that prove a refused request never reached an upstream:
+    every HTTP request is logged before the MCP transport sees it (so also one
+    the transport itself would refuse): `{"http": "POST", "method", "name",
+    "id", "request_state": bool, "mcp_method", "mcp_name", "protocol_version"}`
+    per JSON-RPC message (`name` is params.name, or params.uri for
+    resources/read; a response from the client has `"method": null`), and
+    `{"http": "GET"|"DELETE", ...}` for the other HTTP methods.
+    """
+
+    def __init__(self, app: Any, path: str) -> None:
+        self.app = app
+        self.path = path
+
+    def _write(self, records: list[dict[str, Any]]) -> None:
+        with open(self.path, "a", encoding="utf-8") as f:
+            for r in records:
+                f.write(json.dumps(r, separators=(",", ":")) + "\n")
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope.get("headers", [])}
+        base = {
+            "http": scope["method"],
+            "path": scope.get("path"),
+            "mcp_method": headers.get("mcp-method"),
+            "mcp_name": headers.get("mcp-name"),
+            "protocol_version": headers.get("mcp-protocol-version"),
+        }
+        if scope["method"] != "POST":
+            self._write([base])
+            await self.app(scope, receive, send)
+            return
+        chunks: list[bytes] = []
+        first: list[Any] = []
+        while True:
+            message = await receive()
+            if message["type"] != "http.request":
+                first.append(message)
+                break
+            chunks.append(message.get("body", b""))
+            if not message.get("more_body", False):
+                break
+        body = b"".join(chunks)
+        try:
+            parsed = json.loads(body)
+        except ValueError:
+            parsed = None
+        records = []
+        for m in parsed if isinstance(parsed, list) else [parsed]:
+            if not isinstance(m, dict):
+                records.append({**base, "method": None, "unparsed": True})
+                continue
+            params = m.get("params") if isinstance(m.get("params"), dict) else {}
+            records.append(
+                {
+                    **base,
+                    "method": m.get("method"),
+                    "id": m.get("id"),
+                    "name": params.get("name", params.get("uri")),
+                    "request_state": "requestState" in params,
+                }
+            )
+        self._write(records)
+        pending = [{"type": "http.request", "body": body, "more_body": False}, *first]
+
+        async def replay() -> Any:
+            return pending.pop(0) if pending else await receive()
+
+        await self.app(scope, replay, send)
+
+
 def main(argv: list[str]) -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--port", type=int, default=3101)
     p.add_argument("--host", default="127.0.0.1", choices=["127.0.0.1", "::1", "localhost"])
     p.add_argument("--stdio", action="store_true")
+    p.add_argument(
+        "--request-log",
+        default=os.environ.get("CONFORMANCE_SERVER_REQUEST_LOG") or None,
+        metavar="FILE",
+        help="HTTP only: append one JSON line per received message (method, params.name, ...) to FILE "
+        "(default: $CONFORMANCE_SERVER_REQUEST_LOG; off when unset)",
+    )
     ns = p.parse_args(argv)
     if ns.stdio:
         mcp.run("stdio")
@@ -397,8 +706,13 @@ def main(argv: list[str]) -> None:
         allowed_hosts=["127.0.0.1", "127.0.0.1:*", "localhost", "localhost:*", "[::1]", "[::1]:*"],
         allowed_origins=["http://127.0.0.1", "http://127.0.0.1:*", "http://localhost", "http://localhost:*", "http://[::1]", "http://[::1]:*"],
     )
+    app: Any = mcp.streamable_http_app(transport_security=security, host=ns.host)
+    if ns.request_log:
+        app = RequestLog(app, ns.request_log)
     print(f"conformance server on http://{ns.host}:{ns.port}/mcp", file=sys.stderr, flush=True)
-    mcp.run("streamable-http", host=ns.host, port=ns.port, transport_security=security)
+    import uvicorn
+
+    uvicorn.run(app, host=ns.host, port=ns.port, log_level=mcp.settings.log_level.lower())
 
 
 if __name__ == "__main__":

@@ -5,6 +5,7 @@ mod harness;
 
 mod audit;
 mod authz;
+mod eras;
 mod faults;
 mod federation;
 mod guards;

@@ -52,7 +52,7 @@ pub fn free_port() -> u16 {
 }
 
 /// server-everything in an HTTP mode (`streamableHttp` or `sse`) on a loopback port.
-fn everything_http(p: &Peers, mode: &str) -> (Proc, u16) {
+pub(crate) fn everything_http(p: &Peers, mode: &str) -> (Proc, u16) {
     let port = free_port();
     let proc = spawn(
         Command::new(p.get("NODE22"))
@@ -209,7 +209,7 @@ servers:
 }
 
 /// Runs a driver and returns its JSON.
-fn run_driver(program: &str, args: &[String]) -> Value {
+pub(crate) fn run_driver(program: &str, args: &[String]) -> Value {
     let out = Command::new(program)
         .args(args)
         .output()
