@@ -104,6 +104,12 @@ async def test_tool_with_logging(ctx: Context) -> str:
     return "Tool with logging executed successfully"
 
 
+@mcp.tool(description="Diagnostic (SEP-2575): logs while it runs; a 2026-07-28 request without a logLevel in _meta must get no log message")
+async def test_logging_tool(ctx: Context) -> str:
+    await ctx.session.send_log_message(level="info", data="diagnostic log line", logger="conformance", related_request_id=ctx.request_id)
+    return "logged"
+
+
 @mcp.tool(description="Reports progress 0, 50, 100 of 100")
 async def test_tool_with_progress(ctx: Context) -> str:
     for i, p in enumerate([0, 50, 100]):
@@ -289,6 +295,13 @@ async def test_elicitation_sep1330_enums(ctx: Context) -> Any:
 async def test_input_required_result_elicitation(ctx: Context) -> Any:
     r = await _elicit(ctx, "What is your name?", {"type": "object", "properties": {"name": {"type": "string"}}, "required": ["name"]}, key="user_name")
     return f"Hello, {(r.content or {}).get('name')}!"
+
+
+@mcp.tool(description="Diagnostic (SEP-2575): elicits while the request stream is open (an InputRequiredResult in 2026-07-28, never a request on the stream)")
+@_asks
+async def test_streaming_elicitation(ctx: Context) -> Any:
+    r = await _elicit(ctx, "Continue?", {"type": "object", "properties": {"ok": {"type": "boolean"}}, "required": ["ok"]}, key="confirm")
+    return f"confirmed: {(r.content or {}).get('ok')}"
 
 
 @mcp.tool(description="Asks the client to sample (an InputRequiredResult in 2026-07-28)")

@@ -718,16 +718,7 @@ fn echo_tool(call: &ToolCall) -> Result<Value, RpcError> {
     }
 }
 
-const LOG_LEVELS: [&str; 8] = [
-    "debug",
-    "info",
-    "notice",
-    "warning",
-    "error",
-    "critical",
-    "alert",
-    "emergency",
-];
+use warden_protocol::modern::LOG_LEVELS;
 
 pub(crate) fn set_log_level(session: &Session, p: &Value) -> Result<Value, RpcError> {
     let level = p

@@ -425,6 +425,9 @@ impl Gateway {
         for s in lock(&session.streams).iter() {
             s.close();
         }
+        for (_, task) in lock(&session.listens).drain() {
+            task.abort();
+        }
         for h in self.pool.release_session(id) {
             h.upstream.shutdown().await;
         }
@@ -1393,6 +1396,15 @@ impl Gateway {
         {
             return Some(refusal);
         }
+        if action == warden_policy::Action::Subscribe {
+            if let Some(h) = self.upstream_for(session, &server) {
+                if handle_is_modern(&h).await {
+                    let on = msg.method() == "resources/subscribe";
+                    self.hold_subscription(session, &server, h, &uri, on);
+                    return Some(result_response(id, "{}"));
+                }
+            }
+        }
         let response = self
             .forward(session, &server, msg, EditSet::new(), sink, call)
             .await;
@@ -1400,6 +1412,64 @@ impl Gateway {
             self.after_read(session, &server, &uri, response.as_deref());
         }
         response
+    }
+
+    /// `resources/subscribe` (`on`) or `unsubscribe` for a 2026-07-28
+    /// upstream, which has neither: a `subscriptions/listen` stream for the
+    /// URI, held (and reopened when it ends) until the client unsubscribes
+    /// or its session closes. Its `resources/updated` notifications reach
+    /// the session's stream like a session-era upstream's.
+    fn hold_subscription(
+        &self,
+        session: &Arc<Session>,
+        server: &str,
+        handle: Arc<UpstreamHandle>,
+        uri: &str,
+        on: bool,
+    ) {
+        let key = (server.to_owned(), uri.to_owned());
+        if !on {
+            if let Some(task) = lock(&session.listens).remove(&key) {
+                task.abort();
+            }
+            return;
+        }
+        if lock(&session.listens).contains_key(&key) {
+            return;
+        }
+        let params =
+            serde_json::json!({"notifications": {"resourceSubscriptions": [uri]}}).to_string();
+        let weak = Arc::downgrade(session);
+        let task = tokio::spawn(async move {
+            loop {
+                let uid = Arc::new(AtomicU64::new(0));
+                let seen = uid.clone();
+                let listen = handle.upstream.request(
+                    |id| {
+                        seen.store(id, Ordering::Relaxed);
+                        format!(r#"{{"jsonrpc":"2.0","id":{id},"method":"subscriptions/listen","params":{params}}}"#)
+                    },
+                    Duration::from_secs(24 * 3600),
+                );
+                // Closing the stream is how 2026-07-28 cancels: on abort,
+                // the guard below tells the upstream connection so.
+                let guard = ListenGuard {
+                    handle: handle.clone(),
+                    uid,
+                };
+                let ended = listen.await;
+                drop(guard);
+                debug!(server = %handle.server, ended = ?ended.map(|_| ()), "subscription stream ended");
+                if weak
+                    .upgrade()
+                    .is_none_or(|s| s.closed.load(Ordering::Relaxed))
+                {
+                    return;
+                }
+                tokio::time::sleep(Duration::from_secs(1)).await;
+            }
+        });
+        lock(&session.listens).insert(key, task.abort_handle());
     }
 
     /// Which server a resource URI belongs to: a URI seen in a list, then a
@@ -1499,6 +1569,10 @@ impl Gateway {
         let id = msg.id.map(|i| i.raw()).unwrap_or("null");
         let params = msg.params.map(|p| p.get()).unwrap_or("{}");
         let method = msg.method().to_owned();
+        if method == "logging/setLevel" {
+            // 2026-07-28 upstreams read the level from each request's `_meta`.
+            *lock(&session.log_level) = msg.param_str("level").map(|l| l.into_owned());
+        }
         futures::future::join_all(route.servers.iter().map(|server| {
             let gw = self.clone();
             let session = session.clone();
@@ -1507,7 +1581,7 @@ impl Gateway {
                 let h = gw.upstream_for(&session, server)?;
                 let info = h.upstream.ready().await.ok()?;
                 let init: &RawValue = serde_json::from_str(&info.result).ok()?;
-                if !has_capability(init, "logging") {
+                if info.modern || !has_capability(init, "logging") {
                     return None;
                 }
                 let m = json_string(&method);
@@ -1574,9 +1648,36 @@ impl Gateway {
         // Progress tokens are remapped so two clients' tokens never collide
         // on a shared upstream.
         let mut progress_key = None;
-        if let Some(tok) = msg.param("_meta").and_then(|m| member(m, "progressToken")) {
-            let ours = format!("warden-p{}", self.next());
-            edits.replace(msg.text, tok, json_string(&ours));
+        let meta = msg.param("_meta");
+        let progress = meta.and_then(|m| member(m, "progressToken"));
+        // Across eras, `_meta` changes: a 2026-07-28 client's envelope is not
+        // for a session-era upstream; a session-era client's log level goes
+        // to a 2026-07-28 upstream in each request.
+        let upstream_modern = handle_is_modern(&handle).await;
+        let strip = session.channel == Channel::Modern && !upstream_modern;
+        let log_level = (session.channel != Channel::Modern && upstream_modern).then(|| {
+            lock(&session.log_level)
+                .clone()
+                .unwrap_or_else(|| "debug".to_owned())
+        });
+        let ours = progress.map(|_| format!("warden-p{}", self.next()));
+        let rewritten_meta = (strip || log_level.is_some())
+            .then(|| cross_era_meta(meta, strip, log_level.as_deref(), ours.as_deref()))
+            .flatten();
+        match (rewritten_meta, meta, msg.params) {
+            (Some(new), Some(old), _) => {
+                edits.replace(msg.text, old, new);
+            }
+            (Some(new), None, Some(params)) => {
+                edits.insert_first_member(msg.text, params, format!(r#""_meta":{new},"#));
+            }
+            _ => {
+                if let (Some(tok), Some(ours)) = (progress, &ours) {
+                    edits.replace(msg.text, tok, json_string(ours));
+                }
+            }
+        }
+        if let (Some(tok), Some(ours)) = (progress, ours) {
             lock(&self.progress).insert(
                 ours.clone(),
                 ProgressRoute {
@@ -1852,11 +1953,19 @@ impl Gateway {
         };
         let (items, next) = self.list_pages(session, route, kind, &pending, call).await;
         let next_cursor = (!next.is_empty()).then(|| cursor::encode(&next));
-        let result = federation::build_list_result(
+        let mut result = federation::build_list_result(
             kind,
             items.iter().map(|s| s.as_str()),
             next_cursor.as_deref(),
         );
+        if session.channel == Channel::Modern && result.starts_with('{') {
+            // 2026-07-28 caching hints: a merged list is filtered for this
+            // caller, so it is private and immediately stale.
+            result.insert_str(
+                1,
+                r#""resultType":"complete","ttlMs":0,"cacheScope":"private","#,
+            );
+        }
         result_response(id, &result)
     }
 
@@ -2619,14 +2728,75 @@ fn classes_of(findings: &[warden_guard::Finding]) -> String {
 
 type HmacSha256 = hmac::Hmac<Sha256>;
 
+/// `_meta` for an upstream of the other era: a 2026-07-28 client's envelope
+/// keys dropped (`strip`), a session-era client's log level added, the
+/// progress token replaced by Warden's. `None` when `_meta` is not an object.
+fn cross_era_meta(
+    meta: Option<&RawValue>,
+    strip: bool,
+    log_level: Option<&str>,
+    progress: Option<&str>,
+) -> Option<String> {
+    use warden_protocol::modern::{
+        META_CLIENT_CAPABILITIES, META_CLIENT_INFO, META_LOG_LEVEL, META_PROTOCOL_VERSION,
+    };
+    let mut m: serde_json::Map<String, serde_json::Value> = match meta {
+        Some(raw) => serde_json::from_str(raw.get()).ok()?,
+        None => serde_json::Map::new(),
+    };
+    if strip {
+        for k in [
+            META_PROTOCOL_VERSION,
+            META_CLIENT_CAPABILITIES,
+            META_CLIENT_INFO,
+            META_LOG_LEVEL,
+        ] {
+            m.remove(k);
+        }
+    }
+    if let Some(level) = log_level {
+        m.entry(META_LOG_LEVEL)
+            .or_insert_with(|| serde_json::Value::String(level.to_owned()));
+    }
+    if let (Some(p), true) = (progress, m.contains_key("progressToken")) {
+        m.insert(
+            "progressToken".into(),
+            serde_json::Value::String(p.to_owned()),
+        );
+    }
+    Some(serde_json::Value::Object(m).to_string())
+}
+
+/// Cancels a held `subscriptions/listen` on a 2026-07-28 upstream when its
+/// task ends or is aborted (the connection closes that request's stream).
+struct ListenGuard {
+    handle: Arc<UpstreamHandle>,
+    uid: Arc<AtomicU64>,
+}
+
+impl Drop for ListenGuard {
+    fn drop(&mut self) {
+        let uid = self.uid.load(Ordering::Relaxed);
+        let h = self.handle.clone();
+        if let Ok(rt) = tokio::runtime::Handle::try_current() {
+            rt.spawn(async move {
+                let _ = h
+                    .upstream
+                    .notify(format!(
+                        r#"{{"jsonrpc":"2.0","method":"notifications/cancelled","params":{{"requestId":{uid}}}}}"#
+                    ))
+                    .await;
+            });
+        }
+    }
+}
+
 /// Input rounds Warden bridges for one session-era call to a 2026-07-28 upstream.
 const MAX_INPUT_ROUNDS: usize = 8;
 
 /// Whether an upstream speaks 2026-07-28 (known once it is ready).
 async fn handle_is_modern(h: &UpstreamHandle) -> bool {
-    h.upstream.ready().await.is_ok_and(|i| {
-        ProtocolVersion::parse(&i.protocol_version).is_some_and(|v| !v.is_session_era())
-    })
+    h.upstream.ready().await.is_ok_and(|i| i.modern)
 }
 
 /// Messages a slow `subscriptions/listen` reader may fall behind by before

@@ -115,6 +115,12 @@ pub struct Session {
     pub template_routes: Mutex<Vec<(String, String)>>,
     /// Data classes this session has read (toxic-flow rules).
     pub data_classes: Mutex<Vec<String>>,
+    /// The level set by `logging/setLevel`, sent to 2026-07-28 upstreams in
+    /// each request's `_meta` (they have no such method).
+    pub log_level: Mutex<Option<String>>,
+    /// `resources/subscribe` on 2026-07-28 upstreams, held as
+    /// `subscriptions/listen` streams: (server, uri) → the stream's task.
+    pub listens: Mutex<HashMap<(String, String), tokio::task::AbortHandle>>,
     s2c_counter: AtomicU64,
 }
 
@@ -152,6 +158,8 @@ impl Session {
             resource_routes: Mutex::new(HashMap::new()),
             template_routes: Mutex::new(Vec::new()),
             data_classes: Mutex::new(Vec::new()),
+            log_level: Mutex::new(None),
+            listens: Mutex::new(HashMap::new()),
             s2c_counter: AtomicU64::new(0),
         })
     }

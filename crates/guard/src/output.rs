@@ -400,6 +400,7 @@ pub(crate) fn sanitize_error(
         warden_protocol::message::member(error, "code").and_then(|c| c.get().parse::<i64>().ok());
     match mode {
         ErrorMode::Passthrough => error.get().to_owned(),
+        ErrorMode::Generic if code == Some(-32021) => missing_capability(error, correlation_id),
         ErrorMode::Generic => generic_error(public_code(code), correlation_id),
         ErrorMode::Redacted => {
             // Every string of the error, with every detection redacted.
@@ -437,6 +438,26 @@ pub(crate) fn sanitize_error(
                 .unwrap_or_else(|| generic_error(public_code(code), correlation_id))
         }
     }
+}
+
+/// -32021 (2026-07-28: the request needs a client capability the client
+/// did not declare) is the client's to act on: the generic message, with
+/// `data.requiredCapabilities` kept when it is a small object (capability
+/// names and their settings, re-serialized, never the upstream's text).
+fn missing_capability(error: &RawValue, correlation_id: &str) -> String {
+    let required = warden_protocol::message::member(error, "data")
+        .and_then(|d| warden_protocol::message::member(d, "requiredCapabilities"))
+        .filter(|r| r.get().len() <= 4096)
+        .and_then(|r| serde_json::from_str::<serde_json::Value>(r.get()).ok())
+        .filter(serde_json::Value::is_object);
+    let Some(required) = required else {
+        return generic_error(-32603, correlation_id);
+    };
+    format!(
+        "{{\"code\":-32021,\"message\":{},\"data\":{{\"requiredCapabilities\":{required},\"correlationId\":{}}}}}",
+        json_string("The request needs a client capability the client did not declare."),
+        json_string(correlation_id)
+    )
 }
 
 fn generic_error(code: i64, correlation_id: &str) -> String {

@@ -168,6 +168,20 @@ fn upstream_errors_become_generic() {
     assert_eq!(v["data"]["correlationId"], "c0ffee");
     let e = raw(r#"{"code":-32602,"message":"bad"}"#);
     assert!(g.sanitize_error(&e, "x").contains("-32602"));
+    // 2026-07-28 missing capability: the code and what is required stay.
+    let e = raw(
+        r#"{"code":-32021,"message":"at /srv/app.py","data":{"requiredCapabilities":{"sampling":{}},"trace":"x"}}"#,
+    );
+    let v: serde_json::Value = serde_json::from_str(&g.sanitize_error(&e, "c1")).unwrap();
+    assert_eq!(v["code"], -32021);
+    assert_eq!(
+        v["data"]["requiredCapabilities"],
+        serde_json::json!({"sampling": {}})
+    );
+    assert_eq!(v["data"]["correlationId"], "c1");
+    assert!(v["data"].get("trace").is_none() && !v.to_string().contains("/srv"));
+    let e = raw(r#"{"code":-32021,"message":"m","data":"not an object"}"#);
+    assert!(g.sanitize_error(&e, "x").contains("-32603"));
 
     let g = guard_with("output: { upstream_errors: redacted }");
     let e = raw(&format!(r#"{{"code":1,"message":"key {} leaked"}}"#, aws()));

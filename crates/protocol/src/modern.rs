@@ -18,6 +18,7 @@ use crate::version::ProtocolVersion;
 pub const META_PROTOCOL_VERSION: &str = "io.modelcontextprotocol/protocolVersion";
 pub const META_CLIENT_CAPABILITIES: &str = "io.modelcontextprotocol/clientCapabilities";
 pub const META_CLIENT_INFO: &str = "io.modelcontextprotocol/clientInfo";
+pub const META_LOG_LEVEL: &str = "io.modelcontextprotocol/logLevel";
 pub const META_SERVER_INFO: &str = "io.modelcontextprotocol/serverInfo";
 pub const META_SUBSCRIPTION_ID: &str = "io.modelcontextprotocol/subscriptionId";
 
@@ -58,6 +59,23 @@ pub fn removed_in_modern(method: &str) -> bool {
             | "tasks/result"
             | "tasks/cancel"
     )
+}
+
+/// MCP's log levels (RFC 5424), least severe first.
+pub const LOG_LEVELS: [&str; 8] = [
+    "debug",
+    "info",
+    "notice",
+    "warning",
+    "error",
+    "critical",
+    "alert",
+    "emergency",
+];
+
+/// The severity rank of a log level (`debug` lowest).
+pub fn log_level_rank(level: &str) -> Option<u8> {
+    LOG_LEVELS.iter().position(|l| *l == level).map(|p| p as u8)
 }
 
 /// A request refused before dispatch: a JSON-RPC code, its message, and the

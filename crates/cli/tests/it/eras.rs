@@ -374,10 +374,21 @@ fn conformance_v2_through_warden() {
     let mut regressions = Vec::new();
     for (name, d) in scenarios {
         if d["status"] == "pass" && through["scenarios"][name]["status"] != "pass" {
-            regressions.push(format!(
-                "{name}: {}",
-                through["scenarios"][name]["failures"]
-            ));
+            // Each failure's id and the start of its message: the suite
+            // quotes whole messages, which would bury the point.
+            let failures: Vec<String> = through["scenarios"][name]["failures"]
+                .as_array()
+                .map(|a| {
+                    a.iter()
+                        .map(|f| {
+                            let m = f["message"].as_str().unwrap_or_default();
+                            let cut: String = m.chars().take(300).collect();
+                            format!("{}: {cut}", f["id"].as_str().unwrap_or("?"))
+                        })
+                        .collect()
+                })
+                .unwrap_or_default();
+            regressions.push(format!("{name}: {}", failures.join(" | ")));
         }
     }
     assert!(

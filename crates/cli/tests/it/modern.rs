@@ -413,7 +413,12 @@ where
             .expect("listen stream stalled")
             .expect("listen stream ended")
             .expect("listen stream failed");
-        if let Some(ev) = dec.feed(chunk.as_ref()).expect("bad SSE").into_iter().next() {
+        if let Some(ev) = dec
+            .feed(chunk.as_ref())
+            .expect("bad SSE")
+            .into_iter()
+            .next()
+        {
             return serde_json::from_str::<Value>(&ev.data).expect("JSON event");
         }
     }
