@@ -306,7 +306,7 @@ pub(crate) async fn post(
         }
     };
     if method == "subscriptions/listen" {
-        return listen(&session, &m);
+        return listen(&gw, &session, &m).await;
     }
     let param_headers: Arc<[(String, String)]> = headers
         .iter()
@@ -726,6 +726,79 @@ async fn resume(
     answer(parked.clone(), req, p.work, p.related, accept_sse).await
 }
 
+/// A listen stream's resource subscriptions, released when it closes.
+struct Subscriptions {
+    gw: Arc<Gateway>,
+    session: Arc<Session>,
+    uris: Vec<String>,
+}
+
+impl Drop for Subscriptions {
+    fn drop(&mut self) {
+        if self.uris.is_empty() {
+            return;
+        }
+        let (gw, session, uris) = (
+            self.gw.clone(),
+            self.session.clone(),
+            std::mem::take(&mut self.uris),
+        );
+        if let Ok(rt) = tokio::runtime::Handle::try_current() {
+            rt.spawn(async move {
+                for uri in uris {
+                    subscribe(&gw, &session, &uri, false).await;
+                }
+            });
+        }
+    }
+}
+
+/// `resources/subscribe` (or `unsubscribe`) for a listen stream, through
+/// the pipeline; counted per context so that two streams on one URI share
+/// the upstream subscription. True when it is held.
+async fn subscribe(gw: &Arc<Gateway>, session: &Arc<Session>, uri: &str, on: bool) -> bool {
+    {
+        let mut refs = lock(&session.listen_refs);
+        let n = refs.entry(uri.to_owned()).or_insert(0);
+        if on {
+            *n += 1;
+            if *n > 1 {
+                return true;
+            }
+        } else {
+            *n = n.saturating_sub(1);
+            if *n > 0 {
+                return true;
+            }
+            refs.remove(uri);
+        }
+    }
+    let method = if on {
+        "resources/subscribe"
+    } else {
+        "resources/unsubscribe"
+    };
+    let text = serde_json::json!({
+        "jsonrpc": "2.0",
+        "id": format!("wl-{}", gw.correlation_id()),
+        "method": method,
+        "params": {"uri": uri},
+    })
+    .to_string();
+    let Ok(msg) = parse_one(&text) else {
+        return false;
+    };
+    let reply = gw.handle(session, &msg, &Sink::Broadcast(dead_end())).await;
+    let held = reply
+        .as_deref()
+        .and_then(|r| parse_one(r).ok())
+        .is_some_and(|r| r.kind == Kind::Result);
+    if on && !held {
+        lock(&session.listen_refs).remove(uri);
+    }
+    held
+}
+
 fn dead_end() -> tokio::sync::broadcast::Sender<Arc<str>> {
     tokio::sync::broadcast::channel(1).0
 }
@@ -733,7 +806,7 @@ fn dead_end() -> tokio::sync::broadcast::Sender<Arc<str>> {
 /// `subscriptions/listen`: an SSE stream that acknowledges what Warden
 /// honours, then carries the context's list-changed and resource-updated
 /// notifications that match the filter. Ends when the client closes it.
-fn listen(session: &Arc<Session>, m: &Message<'_>) -> Response {
+async fn listen(gw: &Arc<Gateway>, session: &Arc<Session>, m: &Message<'_>) -> Response {
     let filter = m.param("notifications");
     let flag = |k: &str| {
         filter
@@ -763,6 +836,21 @@ fn listen(session: &Arc<Session>, m: &Message<'_>) -> Response {
             honoured.insert(k.into(), serde_json::Value::Bool(true));
         }
     }
+    // Resource subscriptions go upstream through the pipeline (stage 5
+    // decides `subscribe`); what is refused is left out of the
+    // acknowledgement, as the spec says for what a server will not honour.
+    let mut held = Vec::new();
+    for uri in &uris {
+        if subscribe(gw, session, uri, true).await {
+            held.push(uri.clone());
+        }
+    }
+    let uris = held;
+    let subscriptions = Subscriptions {
+        gw: gw.clone(),
+        session: session.clone(),
+        uris: uris.clone(),
+    };
     if !uris.is_empty() {
         honoured.insert("resourceSubscriptions".into(), serde_json::json!(uris));
     }
@@ -802,6 +890,9 @@ fn listen(session: &Arc<Session>, m: &Message<'_>) -> Response {
     .collect::<Vec<_>>();
     debug!(session = %session.id, subscription = %subscription_id, "subscriptions/listen opened");
     let live = tokio_stream::wrappers::BroadcastStream::new(tx.subscribe()).flat_map(move |item| {
+        // Held by the stream: dropped (and the subscriptions released)
+        // when the client closes it.
+        let _held = &subscriptions;
         let out: Vec<String> = match item {
             Ok(text) if wanted(&text) => vec![text.to_string()],
             Ok(_) => Vec::new(),

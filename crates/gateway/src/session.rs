@@ -121,6 +121,9 @@ pub struct Session {
     /// `resources/subscribe` on 2026-07-28 upstreams, held as
     /// `subscriptions/listen` streams: (server, uri) → the stream's task.
     pub listens: Mutex<HashMap<(String, String), tokio::task::AbortHandle>>,
+    /// 2026-07-28 contexts: how many open `subscriptions/listen` streams
+    /// hold each resource subscription.
+    pub listen_refs: Mutex<HashMap<String, usize>>,
     s2c_counter: AtomicU64,
 }
 
@@ -160,6 +163,7 @@ impl Session {
             data_classes: Mutex::new(Vec::new()),
             log_level: Mutex::new(None),
             listens: Mutex::new(HashMap::new()),
+            listen_refs: Mutex::new(HashMap::new()),
             s2c_counter: AtomicU64::new(0),
         })
     }

@@ -423,3 +423,71 @@ where
         }
     }
 }
+
+#[tokio::test]
+async fn listen_holds_resource_subscriptions_upstream() {
+    let w = Warden::start(&format!("servers:\n{}", example_server("demo", "demo", "")));
+    let c = Modern::new(&w.url("/mcp"));
+    let l = c.request(1, "resources/list", json!({})).await;
+    assert_eq!(l.status, 200, "{}", l.raw);
+    let params =
+        json!({"notifications": {"resourceSubscriptions": ["tickets://open", "nowhere://x"]}});
+    let mut b = c
+        .http
+        .post(&c.url)
+        .header("content-type", "application/json")
+        .header("accept", "application/json, text/event-stream")
+        .body(c.body(2, "subscriptions/listen", params.clone()));
+    for (k, v) in Modern::headers("subscriptions/listen", &params) {
+        b = b.header(k, v);
+    }
+    let resp = b.send().await.unwrap();
+    assert_eq!(resp.status().as_u16(), 200);
+    let mut stream = Box::pin(resp.bytes_stream());
+    let mut dec = warden_protocol::sse::Decoder::new(1 << 20);
+    let ack = next_event(&mut stream, &mut dec).await;
+    // The URI no server has is not honoured.
+    assert_eq!(
+        ack["params"]["notifications"],
+        json!({"resourceSubscriptions": ["tickets://open"]}),
+        "{ack}"
+    );
+    let r = c
+        .request(
+            3,
+            "tools/call",
+            json!({"name": "demo__tickets_update", "arguments": {"id": "T-102", "status": "closed"}}),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.raw);
+    let updated = next_event(&mut stream, &mut dec).await;
+    assert_eq!(
+        updated["method"], "notifications/resources/updated",
+        "{updated}"
+    );
+    assert_eq!(updated["params"]["uri"], "tickets://open");
+
+    // Closing the stream releases the upstream subscription (a request
+    // through the pipeline like any other: counted in /metrics).
+    drop(stream);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let metrics = reqwest::get(w.url("/metrics"))
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        let unsubscribed = metrics
+            .lines()
+            .any(|l| l.contains("method=\"resources/unsubscribe\"") && !l.starts_with('#'));
+        if unsubscribed {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no unsubscribe after the listen stream closed"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+}
