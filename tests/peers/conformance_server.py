@@ -27,9 +27,10 @@ import base64
 import json
 import os
 import sys
-from typing import Any
+from typing import Annotated, Any
 
 import mcp_types as types
+from pydantic import Field
 from mcp.server.mcpserver import Context, MCPServer
 from mcp.server.transport_security import TransportSecuritySettings
 
@@ -108,6 +109,11 @@ async def test_tool_with_logging(ctx: Context) -> str:
 async def test_logging_tool(ctx: Context) -> str:
     await ctx.session.send_log_message(level="info", data="diagnostic log line", logger="conformance", related_request_id=ctx.request_id)
     return "logged"
+
+
+@mcp.tool(description="Echoes a region that is mirrored in the Mcp-Param-Region header (SEP-2243 x-mcp-header)")
+def test_custom_header(region: Annotated[str, Field(json_schema_extra={"x-mcp-header": "Region"})]) -> str:
+    return f"region: {region}"
 
 
 @mcp.tool(description="Reports progress 0, 50, 100 of 100")

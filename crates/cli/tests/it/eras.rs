@@ -691,4 +691,25 @@ async fn modern_refusals_reach_no_upstream() {
     unreached(&log_b, "a's requestState at b", |l| {
         l["request_state"] == true
     });
+
+    // (8) `Mcp-Param-Region` (the tool's `x-mcp-header`) must mirror the
+    // argument: Warden checks it against the tool's schema itself.
+    let call = json!({"name": "b__test_custom_header", "arguments": {"region": "eu-west"}});
+    for (label, value) in [
+        ("Mcp-Param mismatch", Some("us-east")),
+        ("Mcp-Param missing", None),
+        ("Mcp-Param bad base64", Some("=?base64?ZXUtd2VzdA?=")),
+    ] {
+        let (body, mut h) = modern_request(20, "tools/call", call.clone());
+        if let Some(v) = value {
+            set_header(&mut h, "mcp-param-region", v);
+        }
+        refused(&post(&mut c, body, &h).await, 400, -32020, label);
+    }
+    both("Mcp-Param", &|l| named(l, "test_custom_header"));
+    // The same call with the header right (base64 form too) goes through.
+    let (body, mut h) = modern_request(21, "tools/call", call.clone());
+    set_header(&mut h, "mcp-param-region", "=?base64?ZXUtd2VzdA==?=");
+    let r = post(&mut c, body, &h).await;
+    assert_eq!(text_of(r.result()), "region: eu-west", "{}", r.raw);
 }

@@ -491,3 +491,46 @@ async fn listen_holds_resource_subscriptions_upstream() {
         tokio::time::sleep(std::time::Duration::from_millis(100)).await;
     }
 }
+
+#[tokio::test]
+async fn closing_the_response_cancels_the_call_upstream() {
+    let dir = tempfile::tempdir().unwrap();
+    let record = dir.path().join("t.jsonl");
+    let w = Warden::start(&config(&record));
+    let c = Modern::new(&w.url("/mcp"));
+    let params = json!({"name": "t__hang", "arguments": {}});
+    let headers = Modern::headers("tools/call", &params);
+    let mut b = c
+        .http
+        .post(&c.url)
+        .header("content-type", "application/json")
+        .header("accept", "application/json, text/event-stream")
+        .timeout(std::time::Duration::from_millis(500))
+        .body(c.body(7, "tools/call", params));
+    for (k, v) in headers {
+        b = b.header(k, v);
+    }
+    // The client gives up: the connection closes without an answer.
+    assert!(b.send().await.is_err());
+    let mut log = recorded(&record);
+    for _ in 0..100 {
+        if log.contains("notifications/cancelled") {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        log = recorded(&record);
+    }
+    let hang: Value = serde_json::from_str(
+        log.lines()
+            .find(|l| l.contains("\"hang\""))
+            .expect("hang recorded"),
+    )
+    .unwrap();
+    let cancel: Value = serde_json::from_str(
+        log.lines()
+            .find(|l| l.contains("notifications/cancelled"))
+            .unwrap_or_else(|| panic!("no cancellation reached the upstream: {log}")),
+    )
+    .unwrap();
+    assert_eq!(cancel["params"]["requestId"], hang["id"]);
+}
