@@ -623,22 +623,25 @@ async fn post_mcp(s: HttpState, vs: String, headers: HeaderMap, body: Body) -> R
         return wire_error(&e);
     }
     let has_session = headers.contains_key(SESSION_HEADER);
-    if !has_session {
-        // 2026-07-28: a self-contained request (the era is in the
-        // MCP-Protocol-Version header or in params._meta).
-        if let Ok(incoming) = message::parse_validated(&text, true) {
-            if crate::modern_http::is_modern_post(&headers, &incoming) {
-                drop(incoming);
-                return crate::modern_http::post(
-                    s.gateway.clone(),
-                    s.parked.clone(),
-                    vs,
-                    principal,
-                    headers,
-                    text,
-                )
-                .await;
-            }
+    // 2026-07-28: a self-contained request (the era is in the
+    // MCP-Protocol-Version header or in params._meta). A session-era
+    // request with its session id is not parsed twice.
+    let maybe_modern = !has_session || crate::modern_http::is_modern_header(&headers);
+    let incoming = maybe_modern
+        .then(|| message::parse_validated(&text, true).ok())
+        .flatten();
+    if let Some(incoming) = incoming {
+        if crate::modern_http::is_modern_post(&headers, &incoming) {
+            drop(incoming);
+            return crate::modern_http::post(
+                s.gateway.clone(),
+                s.parked.clone(),
+                vs,
+                principal,
+                headers,
+                text,
+            )
+            .await;
         }
     }
     // Batches: only a session negotiated at 2025-03-26 may send them.

@@ -112,13 +112,17 @@ fn cancel_inflight(session: &Session, internal_id: &str) {
 /// `initialize`, and a version header that is not a session-era one (or
 /// none, with the modern envelope in the body).
 pub(crate) fn is_modern_post(headers: &HeaderMap, incoming: &Incoming<'_>) -> bool {
-    if headers.contains_key("mcp-session-id") {
-        return false;
-    }
     let version = headers
         .get(modern::HEADER_PROTOCOL_VERSION)
         .and_then(|v| v.to_str().ok())
         .map(str::trim);
+    if headers.contains_key("mcp-session-id") {
+        // A 2026-07-28 client's stray session id is ignored; anything else
+        // with a session id is a session-era request.
+        return version
+            .and_then(ProtocolVersion::parse)
+            .is_some_and(|v| !v.is_session_era());
+    }
     let m = match incoming {
         Incoming::Single(m) => m,
         Incoming::Batch(_) => return version.is_some_and(|v| !session_era(v)),
@@ -135,12 +139,11 @@ pub(crate) fn is_modern_post(headers: &HeaderMap, incoming: &Incoming<'_>) -> bo
 
 /// Whether a GET or DELETE comes from a 2026-07-28 client (405 for it).
 pub(crate) fn is_modern_header(headers: &HeaderMap) -> bool {
-    !headers.contains_key("mcp-session-id")
-        && headers
-            .get(modern::HEADER_PROTOCOL_VERSION)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| ProtocolVersion::parse(v.trim()))
-            .is_some_and(|v| !v.is_session_era())
+    headers
+        .get(modern::HEADER_PROTOCOL_VERSION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| ProtocolVersion::parse(v.trim()))
+        .is_some_and(|v| !v.is_session_era())
 }
 
 fn session_era(v: &str) -> bool {

@@ -534,3 +534,27 @@ async fn closing_the_response_cancels_the_call_upstream() {
     .unwrap();
     assert_eq!(cancel["params"]["requestId"], hang["id"]);
 }
+
+#[tokio::test]
+async fn a_stray_session_id_or_last_event_id_is_ignored_for_a_modern_request() {
+    let dir = tempfile::tempdir().unwrap();
+    let record = dir.path().join("t.jsonl");
+    let w = Warden::start(&config(&record));
+    let c = Modern::new(&w.url("/mcp"));
+    let params = json!({"name": "t__echo", "arguments": {"message": "stray"}});
+    let mut headers = Modern::headers("tools/call", &params);
+    headers.push(("mcp-session-id".into(), "not-a-session".into()));
+    headers.push(("last-event-id".into(), "x:1".into()));
+    let r = c.send(c.body(1, "tools/call", params), &headers).await;
+    assert_eq!(r.status, 200, "{}", r.raw);
+    assert_eq!(text_of(r.result()), "stray");
+    let get = reqwest::Client::new()
+        .get(w.url("/mcp"))
+        .header("mcp-protocol-version", V)
+        .header("mcp-session-id", "not-a-session")
+        .header("accept", "text/event-stream")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(get.status().as_u16(), 405);
+}
