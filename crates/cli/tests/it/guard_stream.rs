@@ -390,3 +390,29 @@ fn dechunk(mut s: &[u8]) -> Vec<u8> {
         s = rest[n..].strip_prefix(b"\r\n").expect("CRLF after a chunk");
     }
 }
+
+/// Issue 7 lists progress messages among the outputs guarded: a key cut
+/// across writes inside an upstream's `notifications/progress` message is
+/// redacted too, before it reaches the client's SSE reply.
+#[tokio::test]
+async fn a_secret_split_across_sse_writes_is_redacted_in_a_progress_message() {
+    let up = upstream("0.05");
+    let w = Gateway::start(up.port, "");
+    let mut c = w.client().await;
+    let case = "progress_leak";
+    let r = call(&mut c, case, true).await;
+    assert!(
+        content_type(&r).starts_with("text/event-stream"),
+        "{case}: Warden answers as SSE: {r:?}"
+    );
+    let progress = &r.messages[0];
+    assert_eq!(progress["method"], "notifications/progress", "{}", r.raw);
+    assert_eq!(
+        progress["params"]["message"],
+        format!("scanning the deploy notes of {REDACTED}"),
+        "{}",
+        r.raw
+    );
+    assert_eq!(text_of(r.result()), text(REDACTED, case));
+    assert_no_key(case, &r.raw);
+}
