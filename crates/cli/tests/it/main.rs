@@ -8,6 +8,7 @@ mod authz;
 mod eras;
 mod faults;
 mod federation;
+mod guard_stream;
 mod guards;
 mod identity;
 mod modern;
