@@ -94,6 +94,11 @@ struct ProgressRoute {
     session: Weak<Session>,
     client_token: String,
     sink: Sink,
+    /// What the output guard's per-tool settings are keyed by (the exposed
+    /// tool or prompt name, or the URI) and the server: progress messages
+    /// are guarded like the result they precede.
+    subject: String,
+    server: String,
 }
 
 /// The session and client id a request sent upstream belongs to.
@@ -1684,6 +1689,12 @@ impl Gateway {
                     session: Arc::downgrade(session),
                     client_token: tok.get().to_owned(),
                     sink: sink.clone(),
+                    subject: msg
+                        .param_str("name")
+                        .or_else(|| msg.param_str("uri"))
+                        .map(|s| s.into_owned())
+                        .unwrap_or_default(),
+                    server: server.to_owned(),
                 },
             );
             progress_key = Some(ours);
@@ -2238,11 +2249,19 @@ impl Gateway {
                 if route.session.upgrade().is_none() {
                     return;
                 }
+                // Stage 8 on the message before it goes anywhere.
+                let Some(guarded) = self.guard_notification(&route.subject, &route.server, msg)
+                else {
+                    return;
+                };
+                let Ok(guarded_msg) = parse_one(&guarded) else {
+                    return;
+                };
                 let mut edits = EditSet::new();
-                if let Some(raw) = msg.param("progressToken") {
-                    edits.replace(msg.text, raw, route.client_token.clone());
+                if let Some(raw) = guarded_msg.param("progressToken") {
+                    edits.replace(&guarded, raw, route.client_token.clone());
                 }
-                if let Some(text) = edits.apply(msg.text) {
+                if let Some(text) = edits.apply(&guarded) {
                     route.sink.send(text.into());
                 }
             }
@@ -2271,8 +2290,11 @@ impl Gateway {
             }
             "notifications/message" => {
                 // Log messages usually belong to the request being served:
-                // on its stream when one is in flight.
-                let text: Arc<str> = msg.text.into();
+                // on its stream when one is in flight. Guarded like results.
+                let Some(guarded) = self.guard_notification("", &handle.server, msg) else {
+                    return;
+                };
+                let text: Arc<str> = guarded.into();
                 for s in sessions {
                     s.sink_for_server(&handle.server).send(text.clone());
                 }
@@ -2290,6 +2312,42 @@ impl Gateway {
                     s.standalone().send(text.clone());
                 }
             }
+        }
+    }
+
+    /// The output guard over a notification's params (progress and log
+    /// messages carry upstream text to the client too). The message as
+    /// the client may see it; `None` when the guard blocks it.
+    fn guard_notification(&self, subject: &str, server: &str, msg: &Message<'_>) -> Option<String> {
+        let Some(params) = msg.params else {
+            return Some(msg.text.to_owned());
+        };
+        let snap = self.snapshot();
+        let verdict = snap
+            .guard
+            .inspect_output(subject, server, msg.method(), params);
+        for f in &verdict.findings {
+            self.metrics.guard_finding(
+                f.class,
+                warden_telemetry::Direction::Output,
+                f.count as u64,
+            );
+        }
+        if !verdict.findings.is_empty() {
+            info!(target: "audit", event = "output.findings", server = %server, method = %msg.method(),
+                  subject = %subject, classes = %classes_of(&verdict.findings),
+                  blocked = verdict.blocked.is_some());
+        }
+        if verdict.blocked.is_some() {
+            return None;
+        }
+        match verdict.rewritten {
+            Some(new) => {
+                let mut edits = EditSet::new();
+                edits.replace(msg.text, params, new);
+                edits.apply(msg.text)
+            }
+            None => Some(msg.text.to_owned()),
         }
     }
 
