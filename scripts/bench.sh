@@ -1,17 +1,22 @@
 #!/usr/bin/env bash
 # The load benchmark: in one run, the echo MCP server called directly over
-# Streamable HTTP, and through Warden with that server as a stdio upstream and
-# as an HTTP upstream; tools/call at each concurrency; throughput, p50, p99 and
-# the ratios to the direct run.
+# Streamable HTTP (a session-era client), and through Warden with that server
+# as a stdio upstream and as an HTTP upstream, each Warden driven by a
+# session-era client and by a stateless 2026-07-28 client; tools/call at each
+# concurrency; throughput, p50, p99, the ratios to the direct run, and each
+# 2026-07-28 run's ratios to the session run of the same Warden.
 #
-#   scripts/bench.sh [--duration 10s] [--concurrency 1,32] [--json]
+#   scripts/bench.sh [--duration 5s] [--warmup 1s] [--concurrency 1,32] [--json]
 #
-# Every process listens on 127.0.0.1 and is stopped on exit.
+# Five targets at two levels take about a minute with the defaults. Binaries
+# come from $CARGO_TARGET_DIR (default target/). Every process listens on
+# 127.0.0.1 and is stopped on exit.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
 cargo build --release --locked -q -p warden-cli -p warden-bench
-BIN=target/release
+BIN=${CARGO_TARGET_DIR:-target}/release
+[[ $BIN == /* ]] || BIN=$PWD/$BIN
 WORK=$(mktemp -d)
 PIDS=()
 cleanup() {
@@ -54,7 +59,7 @@ start_warden() { # name yaml
 start_warden stdio "registry: {mode: tofu, lock: '$WORK/stdio.lock'}
 servers:
   echo:
-    command: '$PWD/$BIN/warden'
+    command: '$BIN/warden'
     args: [example-server, --mode, echo]
     isolation: shared
 "
@@ -67,10 +72,25 @@ servers:
 "
 HTTP_PORT=$PORT
 
-"$BIN/warden-bench" \
-  --target "direct=http://127.0.0.1:$ECHO_PORT/mcp" \
-  --target "warden-stdio=http://127.0.0.1:$STDIO_PORT/mcp" \
-  --target "warden-http=http://127.0.0.1:$HTTP_PORT/mcp" \
-  --target-tool "warden-stdio=echo__echo" \
-  --target-tool "warden-http=echo__echo" \
-  "$@"
+# Shorter windows than the bench's own defaults: five targets per level.
+DEFAULTS=()
+[[ " $* " == *" --duration"* ]] || DEFAULTS+=(--duration 5s)
+[[ " $* " == *" --warmup"* ]] || DEFAULTS+=(--warmup 1s)
+
+# Each Warden serves both clients: the modern runs follow the session runs of
+# the same process, and are also compared with them (--target-reference).
+TARGETS=(--target "direct=http://127.0.0.1:$ECHO_PORT/mcp")
+for w in stdio http; do
+  port=$STDIO_PORT
+  [[ $w == http ]] && port=$HTTP_PORT
+  TARGETS+=(
+    --target "warden-$w=http://127.0.0.1:$port/mcp"
+    --target "warden-$w-modern=http://127.0.0.1:$port/mcp"
+    --target-tool "warden-$w=echo__echo"
+    --target-tool "warden-$w-modern=echo__echo"
+    --target-protocol "warden-$w-modern=modern"
+    --target-reference "warden-$w-modern=warden-$w"
+  )
+done
+
+"$BIN/warden-bench" "${TARGETS[@]}" "${DEFAULTS[@]}" "$@"

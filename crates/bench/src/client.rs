@@ -1,5 +1,7 @@
-//! One keep-alive HTTP/1.1 connection speaking Streamable HTTP MCP: it
-//! initializes once, then sends `tools/call` requests one at a time.
+//! One keep-alive HTTP/1.1 connection speaking Streamable HTTP MCP, sending
+//! `tools/call` requests one at a time: a session client initializes once
+//! and calls within its session; a 2026-07-28 client sends every call
+//! self-contained (envelope in `params._meta`, mirrored in headers).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -11,9 +13,11 @@ use hyper::client::conn::http1::SendRequest;
 use hyper_util::rt::TokioIo;
 use serde::Deserialize;
 use serde_json::value::RawValue;
+use warden_protocol::modern;
 use warden_protocol::sse;
+use warden_protocol::version::ProtocolVersion;
 
-use crate::plan::{Plan, Target};
+use crate::plan::{ClientEra, Plan, Target};
 
 /// Largest response the client reads.
 const MAX_RESPONSE_BYTES: usize = 64 << 20;
@@ -38,6 +42,10 @@ pub enum CallError {
     Rpc(String),
     #[error("the tool returned isError: true")]
     ToolError,
+    #[error("the result is not complete (resultType {0:?})")]
+    Incomplete(String),
+    #[error("a 2026-07-28 call was answered with an Mcp-Session-Id")]
+    UnexpectedSession,
 }
 
 impl CallError {
@@ -67,14 +75,24 @@ struct ResultFlags {
     is_error: bool,
     #[serde(rename = "protocolVersion", default)]
     protocol_version: Option<String>,
+    /// 2026-07-28: `complete`, or `input_required` when the server needs
+    /// the client first (the bench answers nothing, so that is a failure).
+    #[serde(rename = "resultType", default)]
+    result_type: Option<String>,
 }
 
-/// A connection with an initialized MCP session.
+/// A connection ready to call: an initialized MCP session, or a 2026-07-28
+/// client that needs none.
 pub struct Connection {
     sender: SendRequest<Full<Bytes>>,
     target: Arc<Target>,
+    /// Session era: the id `initialize` returned, sent with every call.
     session: Option<HeaderValue>,
+    /// `MCP-Protocol-Version`: the negotiated version, or 2026-07-28.
     protocol: HeaderValue,
+    /// 2026-07-28: the `Mcp-Name` of every call (with `Mcp-Method:
+    /// tools/call`); `None` for a session client.
+    mcp_name: Option<HeaderValue>,
     timeout: Duration,
     /// `{"jsonrpc":"2.0","method":"tools/call","params":…,"id":` — the id
     /// and closing brace are appended per request.
@@ -82,24 +100,56 @@ pub struct Connection {
 }
 
 impl Connection {
-    /// Connects, initializes, and sends `notifications/initialized`.
+    /// Connects; a session client then initializes and sends
+    /// `notifications/initialized`, a 2026-07-28 client sends nothing.
     pub async fn open(target: Arc<Target>, plan: &Plan) -> Result<Connection, CallError> {
         let sender = connect(&target).await?;
         let name = serde_json::Value::String(target.tool.clone());
-        let call_prefix = format!(
-            r#"{{"jsonrpc":"2.0","method":"tools/call","params":{{"name":{name},"arguments":{}}},"id":"#,
-            plan.arguments
-        );
-        let offered = HeaderValue::from_str(&plan.protocol_version)
-            .map_err(|_| CallError::Body("protocol version is not a header value".into()))?;
-        let mut conn = Connection {
-            sender,
-            target,
-            session: None,
-            protocol: offered,
-            timeout: plan.timeout,
-            call_prefix,
-        };
+        match target.era {
+            ClientEra::Session => {
+                let call_prefix = format!(
+                    r#"{{"jsonrpc":"2.0","method":"tools/call","params":{{"name":{name},"arguments":{}}},"id":"#,
+                    plan.arguments
+                );
+                let offered = HeaderValue::from_str(&plan.protocol_version).map_err(|_| {
+                    CallError::Body("protocol version is not a header value".into())
+                })?;
+                let conn = Connection {
+                    sender,
+                    target,
+                    session: None,
+                    protocol: offered,
+                    mcp_name: None,
+                    timeout: plan.timeout,
+                    call_prefix,
+                };
+                conn.initialize(plan).await
+            }
+            ClientEra::Modern => {
+                let version = ProtocolVersion::V2026_07_28.as_str();
+                let call_prefix = format!(
+                    r#"{{"jsonrpc":"2.0","method":"tools/call","params":{{"name":{name},"arguments":{},"_meta":{{"{}":"{version}","{}":{{}}}}}},"id":"#,
+                    plan.arguments,
+                    modern::META_PROTOCOL_VERSION,
+                    modern::META_CLIENT_CAPABILITIES,
+                );
+                // Always printable ASCII: a name that is not goes base64.
+                let mcp_name = HeaderValue::from_str(&modern::encode_header_value(&target.tool))
+                    .map_err(|_| CallError::Body("tool name is not a header value".into()))?;
+                Ok(Connection {
+                    sender,
+                    target,
+                    session: None,
+                    protocol: HeaderValue::from_static(version),
+                    mcp_name: Some(mcp_name),
+                    timeout: plan.timeout,
+                    call_prefix,
+                })
+            }
+        }
+    }
+
+    async fn initialize(mut self, plan: &Plan) -> Result<Connection, CallError> {
         let init = serde_json::json!({
             "jsonrpc": "2.0", "id": 0, "method": "initialize",
             "params": {
@@ -108,15 +158,15 @@ impl Connection {
                 "clientInfo": { "name": "warden-bench", "version": env!("CARGO_PKG_VERSION") },
             },
         });
-        let (session, messages) = conn.post(init.to_string(), false).await?;
+        let (session, messages) = self.post(init.to_string(), false).await?;
         let version = reply_to(&messages, "0", |flags| flags.protocol_version.clone())?;
-        conn.session = session;
+        self.session = session;
         if let Some(v) = version.and_then(|v| HeaderValue::from_str(&v).ok()) {
-            conn.protocol = v;
+            self.protocol = v;
         }
         let initialized = r#"{"jsonrpc":"2.0","method":"notifications/initialized"}"#;
-        conn.post(initialized.to_owned(), true).await?;
-        Ok(conn)
+        self.post(initialized.to_owned(), true).await?;
+        Ok(self)
     }
 
     pub fn is_closed(&self) -> bool {
@@ -129,18 +179,25 @@ impl Connection {
         Ok(())
     }
 
-    /// One `tools/call` with the given id; `Ok` only for a result that is
-    /// not `isError`.
+    /// One `tools/call` with the given id; `Ok` only for a complete result
+    /// that is not `isError`.
     pub async fn call(&mut self, id: u64) -> Result<(), CallError> {
         let mut body = String::with_capacity(self.call_prefix.len() + 24);
         body.push_str(&self.call_prefix);
         body.push_str(&id.to_string());
         body.push('}');
-        let (_, messages) = self.post(body, false).await?;
-        if reply_to(&messages, &id.to_string(), |flags| flags.is_error)? {
-            Err(CallError::ToolError)
-        } else {
-            Ok(())
+        let (session, messages) = self.post(body, false).await?;
+        if self.mcp_name.is_some() && session.is_some() {
+            // The gateway took the session path: not what is being measured.
+            return Err(CallError::UnexpectedSession);
+        }
+        let (is_error, result_type) = reply_to(&messages, &id.to_string(), |flags| {
+            (flags.is_error, flags.result_type.clone())
+        })?;
+        match result_type {
+            Some(t) if t != "complete" => Err(CallError::Incomplete(truncate(&t, 40))),
+            _ if is_error => Err(CallError::ToolError),
+            _ => Ok(()),
         }
     }
 
@@ -168,9 +225,14 @@ impl Connection {
             .header(header::HOST, &self.target.authority)
             .header(header::CONTENT_TYPE, "application/json")
             .header(header::ACCEPT, "application/json, text/event-stream")
-            .header("mcp-protocol-version", self.protocol.clone());
+            .header(modern::HEADER_PROTOCOL_VERSION, self.protocol.clone());
         if let Some(s) = &self.session {
             req = req.header("mcp-session-id", s.clone());
+        }
+        if let Some(name) = &self.mcp_name {
+            req = req
+                .header(modern::HEADER_METHOD, "tools/call")
+                .header(modern::HEADER_NAME, name.clone());
         }
         for (k, v) in &self.target.headers {
             req = req.header(k, v);

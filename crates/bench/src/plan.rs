@@ -46,9 +46,24 @@ pub struct Args {
     /// A request not answered in this time counts as an error.
     #[arg(long, default_value = "30s")]
     pub timeout: humantime::Duration,
-    /// The protocol version offered at initialize.
+    /// How the client speaks to every target: `session` (initialize once
+    /// per connection, then calls within that session) or `modern`
+    /// (2026-07-28: every call self-contained, no initialize, no session).
+    #[arg(long, value_enum, default_value_t = ClientEra::Session)]
+    pub protocol: ClientEra,
+    /// How the client speaks to one target, as "TARGET=session|modern".
+    /// Repeat it.
+    #[arg(long = "target-protocol", value_name = "TARGET=ERA")]
+    pub target_protocols: Vec<String>,
+    /// The protocol version a session client offers at initialize.
     #[arg(long, default_value = "2025-11-25")]
     pub protocol_version: String,
+    /// A second reference for one target, as "TARGET=OTHER": the report also
+    /// gives TARGET's throughput and p50 as ratios of OTHER's at the same
+    /// concurrency (e.g. a modern client against a session client of the
+    /// same gateway). Repeat it.
+    #[arg(long = "target-reference", value_name = "TARGET=OTHER")]
+    pub target_references: Vec<String>,
     /// Print the results as JSON instead of a table.
     #[arg(long)]
     pub json: bool,
@@ -79,6 +94,32 @@ pub enum PlanError {
     UnknownTarget(String),
     #[error("--target-tool {0:?}: expected TARGET=TOOL")]
     TargetTool(String),
+    #[error("--target-protocol {0:?}: expected TARGET=session or TARGET=modern")]
+    TargetProtocol(String),
+    #[error("--target-reference {0:?}: expected TARGET=OTHER, two different targets")]
+    TargetReference(String),
+}
+
+/// How the client speaks MCP to a target.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ClientEra {
+    /// Session era: `initialize` and `notifications/initialized` once per
+    /// connection, then calls carrying `Mcp-Session-Id`.
+    Session,
+    /// 2026-07-28: each call carries its own envelope in `params._meta` and
+    /// the `MCP-Protocol-Version`, `Mcp-Method` and `Mcp-Name` headers; no
+    /// initialize, no session, nothing discovered first.
+    Modern,
+}
+
+impl ClientEra {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ClientEra::Session => "session",
+            ClientEra::Modern => "modern",
+        }
+    }
 }
 
 /// One endpoint to drive.
@@ -92,7 +133,10 @@ pub struct Target {
     pub path: String,
     /// The name of the tool to call there.
     pub tool: String,
+    pub era: ClientEra,
     pub headers: Vec<(HeaderName, HeaderValue)>,
+    /// Another target this one is also compared with.
+    pub reference: Option<String>,
 }
 
 /// Everything a run needs, validated.
@@ -135,7 +179,9 @@ impl Plan {
                 authority,
                 path,
                 tool: args.tool.clone(),
+                era: args.protocol,
                 headers: common.clone(),
+                reference: None,
             });
         }
         for spec in &args.target_tools {
@@ -143,21 +189,30 @@ impl Plan {
                 .split_once('=')
                 .filter(|(_, t)| !t.is_empty())
                 .ok_or_else(|| PlanError::TargetTool(spec.clone()))?;
-            let target = targets
-                .iter_mut()
-                .find(|t| t.name == name)
-                .ok_or_else(|| PlanError::UnknownTarget(name.to_owned()))?;
-            target.tool = tool.to_owned();
+            target_mut(&mut targets, name)?.tool = tool.to_owned();
+        }
+        for spec in &args.target_protocols {
+            let bad = || PlanError::TargetProtocol(spec.clone());
+            let (name, era) = spec.split_once('=').ok_or_else(bad)?;
+            let era = <ClientEra as clap::ValueEnum>::from_str(era, false).map_err(|_| bad())?;
+            target_mut(&mut targets, name)?.era = era;
+        }
+        for spec in &args.target_references {
+            let (name, other) = spec
+                .split_once('=')
+                .filter(|(n, o)| n != o)
+                .ok_or_else(|| PlanError::TargetReference(spec.clone()))?;
+            if !targets.iter().any(|t| t.name == other) {
+                return Err(PlanError::UnknownTarget(other.to_owned()));
+            }
+            target_mut(&mut targets, name)?.reference = Some(other.to_owned());
         }
         for spec in &args.target_headers {
             let (name, h) = spec
                 .split_once('=')
                 .ok_or_else(|| PlanError::Header(spec.clone()))?;
-            let target = targets
-                .iter_mut()
-                .find(|t| t.name == name)
-                .ok_or_else(|| PlanError::UnknownTarget(name.to_owned()))?;
-            target.headers.push(header(h)?);
+            let h = header(h)?;
+            target_mut(&mut targets, name)?.headers.push(h);
         }
         if args.concurrency.contains(&0) || args.concurrency.is_empty() {
             return Err(PlanError::ZeroConcurrency);
@@ -182,6 +237,13 @@ impl Plan {
             protocol_version: args.protocol_version.clone(),
         })
     }
+}
+
+fn target_mut<'t>(targets: &'t mut [Target], name: &str) -> Result<&'t mut Target, PlanError> {
+    targets
+        .iter_mut()
+        .find(|t| t.name == name)
+        .ok_or_else(|| PlanError::UnknownTarget(name.to_owned()))
 }
 
 /// Splits an `http://host:port/path` URL into authority and path.
@@ -248,6 +310,33 @@ mod tests {
         assert_eq!(plan.concurrency, [1, 8, 32]);
         assert_eq!(plan.duration, Duration::from_millis(1500));
         assert_eq!(plan.arguments, r#"{"message":"hello"}"#);
+        assert!(plan.targets.iter().all(|t| t.era == ClientEra::Session));
+        assert!(plan.targets.iter().all(|t| t.reference.is_none()));
+    }
+
+    #[test]
+    fn resolves_client_eras_and_references() {
+        let plan = parse(&[
+            "--target",
+            "up=http://127.0.0.1:9000/mcp",
+            "--target",
+            "gw=http://127.0.0.1:9001/mcp",
+            "--target",
+            "gw-modern=http://127.0.0.1:9001/mcp",
+            "--target-protocol",
+            "gw-modern=modern",
+            "--target-reference",
+            "gw-modern=gw",
+        ])
+        .unwrap();
+        let eras: Vec<ClientEra> = plan.targets.iter().map(|t| t.era).collect();
+        assert_eq!(
+            eras,
+            [ClientEra::Session, ClientEra::Session, ClientEra::Modern]
+        );
+        assert_eq!(plan.targets[2].reference.as_deref(), Some("gw"));
+        let all = parse(&["--target", "a=http://x/", "--protocol", "modern"]).unwrap();
+        assert_eq!(all.targets[0].era, ClientEra::Modern);
     }
 
     #[test]
@@ -288,6 +377,22 @@ mod tests {
         assert!(matches!(
             parse(&[t, "a=http://x/", "--target-tool", "a"]),
             Err(PlanError::TargetTool(_))
+        ));
+        assert!(matches!(
+            parse(&[t, "a=http://x/", "--target-protocol", "a=2026-07-28"]),
+            Err(PlanError::TargetProtocol(_))
+        ));
+        assert!(matches!(
+            parse(&[t, "a=http://x/", "--target-protocol", "b=modern"]),
+            Err(PlanError::UnknownTarget(_))
+        ));
+        assert!(matches!(
+            parse(&[t, "a=http://x/", "--target-reference", "a=a"]),
+            Err(PlanError::TargetReference(_))
+        ));
+        assert!(matches!(
+            parse(&[t, "a=http://x/", "--target-reference", "a=b"]),
+            Err(PlanError::UnknownTarget(_))
         ));
     }
 }

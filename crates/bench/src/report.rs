@@ -3,6 +3,7 @@
 
 use serde::Serialize;
 
+use crate::plan::ClientEra;
 use crate::run::Measurement;
 
 /// One (target, concurrency) result.
@@ -10,6 +11,8 @@ use crate::run::Measurement;
 pub struct Row {
     pub target: String,
     pub url: String,
+    /// How the client spoke to the target.
+    pub client: ClientEra,
     pub concurrency: usize,
     /// Successful calls inside the measured window.
     pub requests: u64,
@@ -24,6 +27,14 @@ pub struct Row {
     pub throughput_ratio: Option<f64>,
     /// p50 divided by the first target's at the same concurrency.
     pub p50_ratio: Option<f64>,
+    /// The target's second reference (`--target-reference`), and the same
+    /// two ratios against it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reference: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub throughput_vs_reference: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub p50_vs_reference: Option<f64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub first_error: Option<String>,
 }
@@ -61,6 +72,7 @@ impl Row {
         Row {
             target: m.target.clone(),
             url: m.url.clone(),
+            client: m.era,
             concurrency: m.concurrency,
             requests,
             errors: m.errors,
@@ -76,29 +88,45 @@ impl Row {
             max_ms: lat.last().copied().map(ms),
             throughput_ratio: None,
             p50_ratio: None,
+            reference: m.reference.clone(),
+            throughput_vs_reference: None,
+            p50_vs_reference: None,
             first_error: m.first_error.clone(),
         }
     }
 }
 
 impl Report {
-    /// Builds the report; ratios are against `baseline` at equal concurrency.
+    /// Builds the report; ratios are against `baseline` (and each row's
+    /// reference, if any) at equal concurrency.
     pub fn new(baseline: &str, tool: &str, warmup_s: f64, measurements: &[Measurement]) -> Report {
         let mut rows: Vec<Row> = measurements.iter().map(Row::from_measurement).collect();
-        let base: Vec<(usize, f64, Option<f64>)> = rows
+        let figures: Vec<(String, usize, f64, Option<f64>)> = rows
             .iter()
-            .filter(|r| r.target == baseline)
-            .map(|r| (r.concurrency, r.throughput_rps, r.p50_ms))
+            .map(|r| (r.target.clone(), r.concurrency, r.throughput_rps, r.p50_ms))
             .collect();
-        for row in &mut rows {
-            let Some(&(_, rps, p50)) = base.iter().find(|(c, _, _)| *c == row.concurrency) else {
-                continue;
-            };
-            row.throughput_ratio = (rps > 0.0).then(|| row.throughput_rps / rps);
-            row.p50_ratio = match (row.p50_ms, p50) {
+        let ratios = |row: &Row, of: &str| {
+            let &(_, _, rps, p50) = figures
+                .iter()
+                .find(|(t, c, _, _)| t == of && *c == row.concurrency)?;
+            let throughput = (rps > 0.0).then(|| row.throughput_rps / rps);
+            let p50 = match (row.p50_ms, p50) {
                 (Some(a), Some(b)) if b > 0.0 => Some(a / b),
                 _ => None,
             };
+            Some((throughput, p50))
+        };
+        for row in &mut rows {
+            if let Some((throughput, p50)) = ratios(row, baseline) {
+                row.throughput_ratio = throughput;
+                row.p50_ratio = p50;
+            }
+            if let Some(reference) = row.reference.clone() {
+                if let Some((throughput, p50)) = ratios(row, &reference) {
+                    row.throughput_vs_reference = throughput;
+                    row.p50_vs_reference = p50;
+                }
+            }
         }
         Report {
             baseline: baseline.to_owned(),
@@ -115,8 +143,10 @@ impl Report {
     /// A fixed-width table, one line per row, with the ratios against the
     /// baseline.
     pub fn to_table(&self) -> String {
-        let headers = [
+        let with_references = self.rows.iter().any(|r| r.reference.is_some());
+        let mut headers = vec![
             "target",
+            "client",
             "conc",
             "requests",
             "req/s",
@@ -126,6 +156,9 @@ impl Report {
             "req/s vs base",
             "p50 vs base",
         ];
+        if with_references {
+            headers.extend(["reference", "req/s vs ref", "p50 vs ref"]);
+        }
         let opt = |v: Option<f64>, digits: usize| match v {
             Some(v) => format!("{v:.digits$}"),
             None => "-".to_owned(),
@@ -134,12 +167,13 @@ impl Report {
             Some(v) => format!("{v:.2}x"),
             None => "-".to_owned(),
         };
-        let cells: Vec<[String; 9]> = self
+        let cells: Vec<Vec<String>> = self
             .rows
             .iter()
             .map(|r| {
-                [
+                let mut cells = vec![
                     r.target.clone(),
+                    r.client.as_str().to_owned(),
                     r.concurrency.to_string(),
                     r.requests.to_string(),
                     format!("{:.1}", r.throughput_rps),
@@ -148,7 +182,15 @@ impl Report {
                     r.errors.to_string(),
                     ratio(r.throughput_ratio),
                     ratio(r.p50_ratio),
-                ]
+                ];
+                if with_references {
+                    cells.extend([
+                        r.reference.clone().unwrap_or_else(|| "-".to_owned()),
+                        ratio(r.throughput_vs_reference),
+                        ratio(r.p50_vs_reference),
+                    ]);
+                }
+                cells
             })
             .collect();
         let mut widths: Vec<usize> = headers.iter().map(|h| h.len()).collect();
@@ -180,6 +222,11 @@ impl Report {
             "\nbaseline: {} (ratios compare each target with it at the same concurrency)\n",
             self.baseline
         ));
+        if with_references {
+            out.push_str(
+                "reference: a second comparison for some targets, also at the same concurrency\n",
+            );
+        }
         out
     }
 }
@@ -193,6 +240,8 @@ mod tests {
         Measurement {
             target: target.into(),
             url: format!("http://{target}/mcp"),
+            era: ClientEra::Session,
+            reference: None,
             concurrency,
             window: Duration::from_secs(2),
             latencies_ns: lat_ms.iter().map(|l| l * 1_000_000).collect(),
@@ -236,5 +285,31 @@ mod tests {
         assert!(table.contains("0.50x"));
         let json: serde_json::Value = serde_json::from_str(&report.to_json()).unwrap();
         assert_eq!(json["rows"][1]["p50_ratio"], 2.0);
+    }
+
+    #[test]
+    fn ratios_against_a_reference_beside_the_baseline() {
+        let mut modern = m("gw-modern", 1, &[4; 3]);
+        modern.era = ClientEra::Modern;
+        modern.reference = Some("gw".into());
+        let report = Report::new(
+            "up",
+            "echo",
+            1.0,
+            &[m("up", 1, &[1; 6]), m("gw", 1, &[2; 2]), modern],
+        );
+        let row = &report.rows[2];
+        assert_eq!(row.throughput_ratio, Some(0.5));
+        assert_eq!(row.p50_ratio, Some(4.0));
+        assert_eq!(row.throughput_vs_reference, Some(1.5));
+        assert_eq!(row.p50_vs_reference, Some(2.0));
+        assert_eq!(report.rows[1].throughput_vs_reference, None);
+        let table = report.to_table();
+        assert!(table.lines().next().unwrap().contains("req/s vs ref"));
+        assert!(table.contains("modern") && table.contains("1.50x"));
+        let json: serde_json::Value = serde_json::from_str(&report.to_json()).unwrap();
+        assert_eq!(json["rows"][2]["client"], "modern");
+        assert_eq!(json["rows"][2]["reference"], "gw");
+        assert!(json["rows"][1].get("reference").is_none());
     }
 }

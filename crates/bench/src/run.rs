@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 use tokio::task::JoinSet;
 
 use crate::client::{CallError, Connection};
-use crate::plan::{Plan, Target};
+use crate::plan::{ClientEra, Plan, Target};
 
 /// Pause after a failed reconnect, so a dead target is not hammered.
 const RECONNECT_BACKOFF: Duration = Duration::from_millis(50);
@@ -15,10 +15,11 @@ const RECONNECT_BACKOFF: Duration = Duration::from_millis(50);
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum RunError {
-    #[error("target {target} ({url}): could not initialize a session: {source}")]
+    #[error("target {target} ({url}): could not set up a {} client: {source}", era.as_str())]
     Setup {
         target: String,
         url: String,
+        era: ClientEra,
         #[source]
         source: CallError,
     },
@@ -39,6 +40,9 @@ pub enum RunError {
 pub struct Measurement {
     pub target: String,
     pub url: String,
+    pub era: ClientEra,
+    /// The target's second reference (`--target-reference`).
+    pub reference: Option<String>,
     pub concurrency: usize,
     pub window: Duration,
     /// Latencies of the successful calls, in nanoseconds, sorted.
@@ -55,7 +59,7 @@ struct WorkerStats {
     first_error: Option<String>,
 }
 
-/// Opens `concurrency` sessions on `target` (each on its own connection),
+/// Opens `concurrency` clients on `target` (each on its own connection),
 /// applies load for the warm-up and the measured window, and returns what
 /// completed inside the window.
 pub async fn measure(
@@ -76,6 +80,7 @@ pub async fn measure(
             .map_err(|source| RunError::Setup {
                 target: target.name.clone(),
                 url: target.url.clone(),
+                era: target.era,
                 source,
             })?;
         connections.push(conn);
@@ -110,6 +115,8 @@ pub async fn measure(
     Ok(Measurement {
         target: target.name.clone(),
         url: target.url.clone(),
+        era: target.era,
+        reference: target.reference.clone(),
         concurrency,
         window: plan.duration,
         latencies_ns: total.latencies_ns,
