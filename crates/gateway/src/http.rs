@@ -627,21 +627,18 @@ async fn post_mcp(s: HttpState, vs: String, headers: HeaderMap, body: Body) -> R
     // MCP-Protocol-Version header or in params._meta). A session-era
     // request with its session id is not parsed twice.
     let maybe_modern = !has_session || crate::modern_http::is_modern_header(&headers);
-    let incoming = maybe_modern
-        .then(|| message::parse_validated(&text, true).ok())
-        .flatten();
-    if let Some(incoming) = incoming {
-        if crate::modern_http::is_modern_post(&headers, &incoming) {
-            drop(incoming);
-            return crate::modern_http::post(
-                s.gateway.clone(),
-                s.parked.clone(),
-                vs,
-                principal,
-                headers,
-                text,
-            )
-            .await;
+    if maybe_modern {
+        let modern = crate::modern_http::post_if_modern(
+            s.gateway.clone(),
+            s.parked.clone(),
+            &vs,
+            &principal,
+            &headers,
+            &text,
+        )
+        .await;
+        if let Some(response) = modern {
+            return response;
         }
     }
     // Batches: only a session negotiated at 2025-03-26 may send them.

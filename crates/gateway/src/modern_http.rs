@@ -62,7 +62,7 @@ pub(crate) struct Parked {
     internal_id: String,
     method: String,
     name: Option<String>,
-    arguments: serde_json::Value,
+    arguments: Option<String>,
     /// Keys of the input requests still unanswered → their s2c ids.
     asked: Vec<(String, Arc<str>)>,
     work: Work,
@@ -176,6 +176,9 @@ fn reject(id: Option<&str>, r: &Rejection) -> Response {
 
 /// The status the spec's table gives a JSON-RPC response.
 fn status_of(body: &str) -> u16 {
+    if !body.contains("\"error\"") {
+        return 200;
+    }
     parse_one(body)
         .ok()
         .and_then(|m| m.error)
@@ -191,18 +194,36 @@ fn header<'h>(headers: &'h HeaderMap, name: &str) -> Option<&'h str> {
         .map(|v| v.trim_matches([' ', '\t']))
 }
 
-/// Serves one 2026-07-28 POST (the body already strictly validated).
-pub(crate) async fn post(
+/// Serves a POST if it is a 2026-07-28 request (the body already strictly
+/// validated); `None` sends it down the session-era path (which also
+/// reports a body that does not parse).
+pub(crate) async fn post_if_modern(
     gw: Arc<Gateway>,
     parked: ParkedCalls,
-    vs: String,
+    vs: &str,
+    principal: &Principal,
+    headers: &HeaderMap,
+    text: &str,
+) -> Option<Response> {
+    let incoming = message::parse_validated(text, true).ok()?;
+    if !is_modern_post(headers, &incoming) {
+        return None;
+    }
+    Some(post(gw, parked, vs, principal.clone(), headers, text, incoming).await)
+}
+
+async fn post(
+    gw: Arc<Gateway>,
+    parked: ParkedCalls,
+    vs: &str,
     principal: Principal,
-    headers: HeaderMap,
-    text: String,
+    headers: &HeaderMap,
+    text: &str,
+    incoming: Incoming<'_>,
 ) -> Response {
-    let m = match message::parse_validated(&text, false) {
-        Ok(Incoming::Single(m)) => m,
-        Ok(Incoming::Batch(_)) => {
+    let m = match incoming {
+        Incoming::Single(m) => m,
+        Incoming::Batch(_) => {
             return json(
                 400,
                 error_response(
@@ -213,7 +234,6 @@ pub(crate) async fn post(
                 ),
             )
         }
-        Err(e) => return json(400, error_response(None, e.code(), &e.to_string(), None)),
     };
     let id = m.id.map(|i| i.raw());
     for name in [
@@ -238,7 +258,7 @@ pub(crate) async fn post(
         Kind::Notification => {
             // No client notification exists on this wire (a client cancels
             // by closing the response); acknowledged and dropped.
-            let v = header(&headers, modern::HEADER_PROTOCOL_VERSION).unwrap_or("");
+            let v = header(headers, modern::HEADER_PROTOCOL_VERSION).unwrap_or("");
             if ProtocolVersion::parse(v).is_none_or(|p| p.is_session_era()) {
                 return reject(None, &modern::unsupported_version(v));
             }
@@ -258,8 +278,8 @@ pub(crate) async fn post(
         }
     }
     let routing = RoutingHeaders {
-        protocol_version: header(&headers, modern::HEADER_PROTOCOL_VERSION),
-        method: header(&headers, modern::HEADER_METHOD),
+        protocol_version: header(headers, modern::HEADER_PROTOCOL_VERSION),
+        method: header(headers, modern::HEADER_METHOD),
         name: headers
             .get(modern::HEADER_NAME)
             .and_then(|v| v.to_str().ok()),
@@ -287,7 +307,7 @@ pub(crate) async fn post(
             ),
         );
     }
-    let accept_sse = crate::http::accepts(&headers, "text/event-stream");
+    let accept_sse = crate::http::accepts(headers, "text/event-stream");
     if method == "subscriptions/listen" && !accept_sse {
         return (
             StatusCode::NOT_ACCEPTABLE,
@@ -295,7 +315,7 @@ pub(crate) async fn post(
         )
             .into_response();
     }
-    let session = match gw.modern_session(principal, &vs, Some(envelope.client_capabilities)) {
+    let session = match gw.modern_session(principal, vs, Some(envelope.client_capabilities)) {
         Ok(s) => s,
         Err(OpenError::TooManySessions) => {
             return (
@@ -316,10 +336,10 @@ pub(crate) async fn post(
         .filter(|(k, _)| k.as_str().starts_with(modern::HEADER_PARAM_PREFIX))
         .filter_map(|(k, v)| Some((k.as_str().to_owned(), v.to_str().ok()?.to_owned())))
         .collect();
-    let trace = header(&headers, warden_telemetry::TRACEPARENT).map(|tp| {
+    let trace = header(headers, warden_telemetry::TRACEPARENT).map(|tp| {
         (
             tp.to_owned(),
-            header(&headers, warden_telemetry::TRACESTATE).map(str::to_owned),
+            header(headers, warden_telemetry::TRACESTATE).map(str::to_owned),
         )
     });
     let client_id = id.unwrap_or("null").to_owned();
@@ -335,9 +355,9 @@ pub(crate) async fn post(
     let internal_id = format!("\"wm-{}\"", gw.correlation_id());
     let mut edits = EditSet::new();
     if let Some(raw) = m.id {
-        edits.replace(&text, raw.raw_value(), internal_id.clone());
+        edits.replace(text, raw.raw_value(), internal_id.clone());
     }
-    let Some(rewritten) = edits.apply(&text) else {
+    let Some(rewritten) = edits.apply(text) else {
         return json(
             500,
             error_response(id, ErrorCode::InternalError, "internal error", None),
@@ -371,9 +391,14 @@ pub(crate) async fn post(
         client_id,
         method: method.to_owned(),
         name: m.param_str("name").map(|n| n.into_owned()),
-        arguments: value_of(m.param("arguments")),
+        arguments: m.param("arguments").map(|a| a.get().to_owned()),
     };
     answer(parked, request, work, related, accept_sse).await
+}
+
+fn value_of_text(raw: Option<&str>) -> serde_json::Value {
+    raw.and_then(|r| serde_json::from_str(r).ok())
+        .unwrap_or(serde_json::Value::Null)
 }
 
 fn value_of(raw: Option<&RawValue>) -> serde_json::Value {
@@ -393,7 +418,8 @@ struct Request {
     client_id: String,
     method: String,
     name: Option<String>,
-    arguments: serde_json::Value,
+    /// The arguments as sent (compared, as JSON values, on a retry).
+    arguments: Option<String>,
 }
 
 /// How a request's work ended.
@@ -667,7 +693,7 @@ async fn resume(
         && p.virtual_server == session.virtual_server
         && p.method == m.method()
         && p.name.as_deref() == m.param_str("name").as_deref()
-        && p.arguments == value_of(m.param("arguments"));
+        && value_of_text(p.arguments.as_deref()) == value_of(m.param("arguments"));
     if !same_call {
         // Not the caller's or not the same call: the parked call is
         // cancelled rather than left for a guesser.
