@@ -1391,8 +1391,14 @@ impl Gateway {
         } else {
             warden_policy::Action::Subscribe
         };
+        // Policy decides both directions as `subscribe`; the record says which.
+        let recorded = if msg.method() == "resources/unsubscribe" {
+            "unsubscribe"
+        } else {
+            action.as_str()
+        };
         call.note(|f| {
-            f.action = Some(action.as_str());
+            f.action = Some(recorded);
             f.server = Some(server.clone());
             f.item = Some(truncate(&uri, 1024));
         });

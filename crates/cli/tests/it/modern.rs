@@ -482,6 +482,17 @@ async fn listen_holds_resource_subscriptions_upstream() {
             .lines()
             .any(|l| l.contains("method=\"resources/unsubscribe\"") && !l.starts_with('#'));
         if unsubscribed {
+            // ... and the audit record says so.
+            let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+            loop {
+                let trail = std::fs::read_to_string(w.dir().join(".warden/audit/audit.jsonl"))
+                    .unwrap_or_default();
+                if trail.contains("\"action\":\"unsubscribe\"") {
+                    break;
+                }
+                assert!(std::time::Instant::now() < deadline, "{trail}");
+                tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+            }
             break;
         }
         assert!(
