@@ -38,11 +38,20 @@ pub(crate) enum Control {
     Shutdown(oneshot::Sender<()>),
 }
 
+/// How long the writer holds back a batch of async events (none waiting
+/// for an ack) to write them in one journal append and one sink
+/// transaction, and the batch size that ends the wait early.
+pub(crate) const COALESCE_WINDOW: std::time::Duration = std::time::Duration::from_millis(1);
+pub(crate) const COALESCE_MAX: usize = 64;
+
 pub(crate) struct QueueState {
     pub items: VecDeque<Pending>,
     pub controls: Vec<Control>,
     /// The writer is waiting on the condvar.
     pub idle: bool,
+    /// The writer holds back a small batch of async events to write them
+    /// together; a durable event (one with an ack) or a control wakes it.
+    pub coalescing: bool,
     /// No more events are queued (shutdown requested or every handle
     /// dropped); later events go to the spill journal.
     pub closed: bool,
@@ -82,10 +91,12 @@ impl Shared {
         if q.closed || q.items.len() >= self.capacity {
             return Some(item);
         }
+        let urgent = item.ack.is_some();
         q.items.push_back(item);
         self.depth.store(q.items.len(), Ordering::Relaxed);
-        if q.idle {
+        if q.idle || (q.coalescing && (urgent || q.items.len() >= COALESCE_MAX)) {
             q.idle = false;
+            q.coalescing = false;
             self.wake.notify_one();
         }
         None
@@ -194,6 +205,7 @@ impl AuditLog {
                 items: VecDeque::with_capacity(settings.queue_capacity.min(1024)),
                 controls: Vec::new(),
                 idle: false,
+                coalescing: false,
                 closed: false,
                 abandoned: false,
             }),

@@ -21,7 +21,7 @@ use crate::checkpoint::{side_file_for, CheckpointSigner, SideEntry};
 use crate::error::AuditError;
 use crate::event::{Event, EventKind, Lifecycle};
 use crate::journal::{spill_ids, wal_line, Spill, Wal};
-use crate::log::{Ack, Control, Pending, Shared};
+use crate::log::{Ack, Control, Pending, Shared, COALESCE_MAX, COALESCE_WINDOW};
 use crate::metrics::Counters;
 use crate::record::{Record, GENESIS};
 use crate::settings::{AuditSettings, PostgresUrl};
@@ -396,6 +396,34 @@ impl Writer {
                 .map(|(g, _)| g)
                 .unwrap_or_else(|p| p.into_inner().0);
             q.idle = false;
+        }
+        // Group commit for async events: under load each event would
+        // otherwise be its own journal append and sink transaction (and
+        // each push a futex wake). Held back at most COALESCE_WINDOW
+        // (within the deadline); an event awaiting an ack, a control, a
+        // spill or a full batch ends the wait at once.
+        let until = deadline.min(Instant::now() + COALESCE_WINDOW);
+        loop {
+            if q.items.is_empty()
+                || q.items.len() >= COALESCE_MAX
+                || !q.controls.is_empty()
+                || q.abandoned
+                || shared.spill.is_pending()
+                || q.items.iter().any(|p| p.ack.is_some())
+            {
+                break;
+            }
+            let now = Instant::now();
+            if now >= until {
+                break;
+            }
+            q.coalescing = true;
+            q = shared
+                .wake
+                .wait_timeout(q, until - now)
+                .map(|(g, _)| g)
+                .unwrap_or_else(|p| p.into_inner().0);
+            q.coalescing = false;
         }
         let n = q.items.len().min(self.batch_max);
         let items: Vec<Pending> = q.items.drain(..n).collect();

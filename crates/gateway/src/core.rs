@@ -55,7 +55,7 @@ use warden_upstream::{UpstreamError, UpstreamEvent};
 
 use crate::call::Call;
 use crate::federation::{self, cursor, has_capability, rewrite_page, truncate};
-use crate::pool::{Definitions, Pool, PoolKey, StartSpec, UpstreamHandle};
+use crate::pool::{Definition, Definitions, Pool, PoolKey, StartSpec, UpstreamHandle};
 use crate::session::{lock, Channel, ClientCaps, Inflight, PendingS2c, Session, Sessions};
 use crate::snapshot::{Snapshot, VirtualRoute};
 use crate::stream::Sink;
@@ -732,6 +732,7 @@ impl Gateway {
                 return Some(refusal);
             }
         }
+        let def = def.map(|d| d.def);
         let offered = def.is_some();
         let tool = def.filter(|_| kind == NameKind::Tool);
         let tool_json = tool
@@ -1101,7 +1102,7 @@ impl Gateway {
         server: &str,
         kind: ItemKind,
         name: &str,
-    ) -> Result<Option<Arc<str>>, String> {
+    ) -> Result<Option<Definition>, String> {
         let h = self
             .upstream_for(session, server)
             .ok_or_else(|| "not started".to_owned())?;
@@ -1165,7 +1166,14 @@ impl Gateway {
                 .unwrap_or_default()
             {
                 if let Ok(m) = warden_registry::manifest(&h.server, kind, t) {
-                    items.insert(m.name.clone(), Arc::<str>::from(t.get()));
+                    items.insert(
+                        m.name.clone(),
+                        Definition {
+                            def: Arc::<str>::from(t.get()),
+                            hash_hex: Arc::<str>::from(m.hash.to_string()),
+                            manifest: Arc::new(m.clone()),
+                        },
+                    );
                     manifests.push(m);
                 }
             }
@@ -1270,28 +1278,42 @@ impl Gateway {
         id: &str,
         server: &str,
         kind: ItemKind,
-        def: &str,
+        def: &Definition,
         action: warden_policy::Action,
         shown: &str,
     ) -> Option<String> {
         let snap = self.snapshot();
-        let manifest = serde_json::from_str::<&RawValue>(def)
-            .ok()
-            .and_then(|raw| warden_registry::manifest(server, kind, raw).ok());
-        let decision = match &manifest {
+        // The manifest was computed from exactly `def.def` when the list
+        // was fetched; recomputed only if it was made for another server
+        // or kind (never expected).
+        let recomputed;
+        let manifest = if def.manifest.server == server && def.manifest.kind == kind {
+            Some(&*def.manifest)
+        } else {
+            recomputed = serde_json::from_str::<&RawValue>(&def.def)
+                .ok()
+                .and_then(|raw| warden_registry::manifest(server, kind, raw).ok());
+            recomputed.as_ref()
+        };
+        let decision = match manifest {
             None => ItemDecision::Hidden(Reason::Unpinned),
             Some(m) => match snap.registry.check_item(m) {
                 ItemDecision::Allow => snap.registry.check_call(server, kind, &m.name),
                 hidden => hidden,
             },
         };
-        if let Some(m) = &manifest {
-            call.note(|f| f.manifest_hash = Some(m.hash.to_string()));
+        if let Some(m) = manifest {
+            let hex = if std::ptr::eq(m, &*def.manifest) {
+                def.hash_hex.to_string()
+            } else {
+                m.hash.to_string()
+            };
+            call.note(|f| f.manifest_hash = Some(hex));
         }
         let ItemDecision::Hidden(reason) = decision else {
             return None;
         };
-        if let Some(m) = &manifest {
+        if let Some(m) = manifest {
             self.report_hidden(m, &reason, kind.as_str());
         }
         warn!(target: "audit", event = "call.refused", reason = reason.code(), correlation_id = %call.corr,

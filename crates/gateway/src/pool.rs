@@ -40,11 +40,23 @@ impl PoolKey {
 }
 
 /// An upstream's tools (or prompts) by upstream name, each as its whole
-/// JSON text, and when the list was fetched.
+/// JSON text with its manifest, and when the list was fetched.
 #[derive(Debug)]
 pub struct Definitions {
-    pub items: HashMap<String, Arc<str>>,
+    pub items: HashMap<String, Definition>,
     pub fetched: Instant,
+}
+
+/// One cached definition: the item's JSON text as the upstream served it
+/// and its manifest (canonical JSON and hash), computed once from that
+/// same text when the list was fetched, so a call does not canonicalise
+/// and hash the definition again.
+#[derive(Debug, Clone)]
+pub struct Definition {
+    pub def: Arc<str>,
+    pub manifest: Arc<warden_registry::Manifest>,
+    /// `manifest.hash` as text, for the audit record.
+    pub hash_hex: Arc<str>,
 }
 
 /// One live upstream connection.

@@ -260,6 +260,11 @@ impl Registry {
         {
             let state = self.read();
             if let Some(pinned) = state.lock.server_identity(server) {
+                // Equal identities have no field changes; skip building
+                // (and formatting) the field-level diff on every call.
+                if pinned == identity {
+                    return Ok(());
+                }
                 let changes = pinned.changes_to(identity);
                 return if changes.is_empty() {
                     Ok(())
