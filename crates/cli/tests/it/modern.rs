@@ -72,6 +72,27 @@ impl Modern {
         Client::new(&self.url).read_reply(resp).await
     }
 
+    /// Opens a `subscriptions/listen` stream (200 asserted): its body.
+    async fn listen(
+        &self,
+        id: u64,
+        params: Value,
+    ) -> std::pin::Pin<Box<dyn futures::Stream<Item = reqwest::Result<Vec<u8>>> + Send>> {
+        let mut b = self
+            .http
+            .post(&self.url)
+            .header("content-type", "application/json")
+            .header("accept", "application/json, text/event-stream")
+            .body(self.body(id, "subscriptions/listen", params.clone()));
+        for (k, v) in Self::headers("subscriptions/listen", &params) {
+            b = b.header(k, v);
+        }
+        let resp = b.send().await.expect("listen POST");
+        assert_eq!(resp.status().as_u16(), 200);
+        use futures::StreamExt;
+        Box::pin(resp.bytes_stream().map(|c| c.map(|b| b.to_vec())))
+    }
+
     async fn request(&self, id: u64, method: &str, params: Value) -> Reply {
         let headers = Self::headers(method, &params);
         self.send(self.body(id, method, params), &headers).await
@@ -359,18 +380,7 @@ async fn listen_streams_list_changes() {
     let l = c.request(1, "tools/list", json!({})).await;
     assert_eq!(l.status, 200);
     let params = json!({"notifications": {"toolsListChanged": true, "promptsListChanged": false}});
-    let mut b = c
-        .http
-        .post(&c.url)
-        .header("content-type", "application/json")
-        .header("accept", "application/json, text/event-stream")
-        .body(c.body(2, "subscriptions/listen", params.clone()));
-    for (k, v) in Modern::headers("subscriptions/listen", &params) {
-        b = b.header(k, v);
-    }
-    let resp = b.send().await.unwrap();
-    assert_eq!(resp.status().as_u16(), 200);
-    let mut stream = Box::pin(resp.bytes_stream());
+    let mut stream = c.listen(2, params).await;
     let mut dec = warden_protocol::sse::Decoder::new(1 << 20);
     let ack = next_event(&mut stream, &mut dec).await;
     assert_eq!(
@@ -432,18 +442,7 @@ async fn listen_holds_resource_subscriptions_upstream() {
     assert_eq!(l.status, 200, "{}", l.raw);
     let params =
         json!({"notifications": {"resourceSubscriptions": ["tickets://open", "nowhere://x"]}});
-    let mut b = c
-        .http
-        .post(&c.url)
-        .header("content-type", "application/json")
-        .header("accept", "application/json, text/event-stream")
-        .body(c.body(2, "subscriptions/listen", params.clone()));
-    for (k, v) in Modern::headers("subscriptions/listen", &params) {
-        b = b.header(k, v);
-    }
-    let resp = b.send().await.unwrap();
-    assert_eq!(resp.status().as_u16(), 200);
-    let mut stream = Box::pin(resp.bytes_stream());
+    let mut stream = c.listen(2, params).await;
     let mut dec = warden_protocol::sse::Decoder::new(1 << 20);
     let ack = next_event(&mut stream, &mut dec).await;
     // The URI no server has is not honoured.
