@@ -407,10 +407,8 @@ async def test_missing_capability(ctx: Context) -> Any:
     return f"LLM response: {_text(await _sample(ctx, 'sampling', 'test_missing_capability'))}"
 
 
-@mcp.tool(description="Asks for a confirmation with a requestState; the retry must echo it (SEP-2322)")
-@_asks
-async def test_input_required_result_request_state(ctx: Context) -> Any:
-    tool = "test_input_required_result_request_state"
+async def _confirm_with_state(ctx: Context, tool: str, verified: str) -> Any:
+    """One confirmation, asked with a sealed requestState that the retry must bring back."""
     if not _modern(ctx):
         r = await _session_ask(ctx, "elicitation/create", CONFIRM)
         return f"confirmed: ok={json.dumps(_accepted(r, 'ok'))} (session era: no requestState)"
@@ -418,7 +416,13 @@ async def test_input_required_result_request_state(ctx: Context) -> Any:
     if "confirm" not in responses:
         return _ask_for({"confirm": ("elicitation/create", CONFIRM)}, _state(tool, 1))
     _check_state(ctx, tool, 1)
-    return f"state-ok: requestState verified, confirmed: ok={json.dumps(_accepted(responses['confirm'], 'ok'))}"
+    return f"state-ok: {verified}, confirmed: ok={json.dumps(_accepted(responses['confirm'], 'ok'))}"
+
+
+@mcp.tool(description="Asks for a confirmation with a requestState; the retry must echo it (SEP-2322)")
+@_asks
+async def test_input_required_result_request_state(ctx: Context) -> Any:
+    return await _confirm_with_state(ctx, "test_input_required_result_request_state", "requestState verified")
 
 
 MULTIPLE = {
@@ -482,16 +486,8 @@ async def test_input_required_result_multi_round(ctx: Context) -> Any:
 @mcp.tool(description="Asks for a confirmation with an integrity-protected requestState; a tampered one is -32602 (SEP-2322)")
 @_asks
 async def test_input_required_result_tampered_state(ctx: Context) -> Any:
-    tool = "test_input_required_result_tampered_state"
-    if not _modern(ctx):
-        r = await _session_ask(ctx, "elicitation/create", CONFIRM)
-        return f"confirmed: ok={json.dumps(_accepted(r, 'ok'))} (session era: no requestState)"
-    responses = ctx.input_responses or {}
-    if "confirm" not in responses:
-        return _ask_for({"confirm": ("elicitation/create", CONFIRM)}, _state(tool, 1))
-    # A tampered token never gets here: the SDK's boundary fails its AES-GCM check (-32602).
-    _check_state(ctx, tool, 1)
-    return f"state-ok: integrity verified, confirmed: ok={json.dumps(_accepted(responses['confirm'], 'ok'))}"
+    # A tampered token never reaches the check: the SDK's boundary fails its AES-GCM check (-32602).
+    return await _confirm_with_state(ctx, "test_input_required_result_tampered_state", "integrity verified")
 
 
 CAPABILITY_ASKS = {

@@ -1797,9 +1797,9 @@ impl Gateway {
             // A 2026-07-28 upstream asking a session-era client for input:
             // asked as server-to-client requests, answered in a retry.
             if let (Some(Ok(resp)), false) = (&result, session.channel == Channel::Modern) {
-                if round < MAX_INPUT_ROUNDS
+                if upstream_modern
+                    && round < MAX_INPUT_ROUNDS
                     && resp.text.contains("\"input_required\"")
-                    && handle_is_modern(&handle).await
                 {
                     match self
                         .bridge_input_required(
@@ -2890,7 +2890,8 @@ async fn handle_is_modern(h: &UpstreamHandle) -> bool {
 const LISTEN_BUFFER: usize = 256;
 static B64URL: base64::engine::GeneralPurpose = base64::engine::general_purpose::URL_SAFE_NO_PAD;
 
-fn parse_value(raw: Option<&str>) -> serde_json::Value {
+/// JSON text as a value (`Null` when absent or not JSON).
+pub(crate) fn json_value(raw: Option<&str>) -> serde_json::Value {
     raw.and_then(|t| serde_json::from_str(t).ok())
         .unwrap_or(serde_json::Value::Null)
 }
@@ -2912,9 +2913,9 @@ fn check_param_headers(
     if client.is_empty() && !schema.get().contains("x-mcp-header") {
         return None;
     }
-    let args = parse_value(arguments.map(|a| a.get()));
+    let args = json_value(arguments.map(|a| a.get()));
     let verdict = warden_protocol::modern::validate_param_headers(
-        &parse_value(Some(schema.get())),
+        &json_value(Some(schema.get())),
         &args,
         &client,
     );
@@ -2940,8 +2941,8 @@ fn upstream_param_headers(tool: Option<&RawValue>, sent: Option<&str>) -> Vec<(S
     let declares = schema.is_some_and(|s| s.get().contains("x-mcp-header"));
     let mut out = match (declares, schema) {
         (true, Some(schema)) => warden_protocol::modern::param_headers(
-            &parse_value(Some(schema.get())),
-            &parse_value(sent),
+            &json_value(Some(schema.get())),
+            &json_value(sent),
         ),
         _ => Vec::new(),
     };

@@ -396,14 +396,8 @@ async fn post(
     answer(parked, request, work, related, accept_sse).await
 }
 
-fn value_of_text(raw: Option<&str>) -> serde_json::Value {
-    raw.and_then(|r| serde_json::from_str(r).ok())
-        .unwrap_or(serde_json::Value::Null)
-}
-
 fn value_of(raw: Option<&RawValue>) -> serde_json::Value {
-    raw.and_then(|r| serde_json::from_str(r.get()).ok())
-        .unwrap_or(serde_json::Value::Null)
+    crate::core::json_value(raw.map(RawValue::get))
 }
 
 /// What identifies one modern request on its way through.
@@ -441,8 +435,13 @@ struct Notes {
 }
 
 impl Notes {
-    fn send(&self, text: Arc<str>) -> Result<(), ()> {
+    /// Sorts one related message, parsed once: a server-to-client request
+    /// is handed back (the caller turns it into an input request); a
+    /// notification goes to the client if it wants it (log messages only
+    /// at or above the request's level).
+    fn sort(&self, text: Arc<str>) -> Option<Arc<str>> {
         let wanted = match parse_one(&text) {
+            Ok(m) if m.kind == Kind::Request => return Some(text),
             Ok(m) if m.method() == "notifications/message" => {
                 let level = m
                     .param_str("level")
@@ -452,15 +451,10 @@ impl Notes {
             _ => true,
         };
         if wanted {
-            self.tx.send(text).map_err(|_| ())
-        } else {
-            Ok(())
+            let _ = self.tx.send(text);
         }
+        None
     }
-}
-
-fn is_request(text: &str) -> bool {
-    parse_one(text).is_ok_and(|m| m.kind == Kind::Request)
 }
 
 /// Runs the work, passing notifications to `notes`, until it answers or
@@ -479,24 +473,18 @@ async fn drive(
         tokio::select! {
             biased;
             Some(m) = related.recv() => {
-                if is_request(&m) {
-                    let mut requests = vec![m];
+                if let Some(first) = notes.sort(m) {
+                    let mut requests = vec![first];
                     while let Ok(more) = related.try_recv() {
-                        if is_request(&more) {
-                            requests.push(more);
-                        } else {
-                            let _ = notes.send(more);
-                        }
+                        requests.extend(notes.sort(more));
                     }
                     return Outcome::Asked { requests, work, related };
                 }
-                let _ = notes.send(m);
             }
             resp = &mut work => {
+                // A request after the answer has no call left to ask for.
                 while let Ok(m) = related.try_recv() {
-                    if !is_request(&m) {
-                        let _ = notes.send(m);
-                    }
+                    let _ = notes.sort(m);
                 }
                 return Outcome::Done(resp);
             }
@@ -693,7 +681,7 @@ async fn resume(
         && p.virtual_server == session.virtual_server
         && p.method == m.method()
         && p.name.as_deref() == m.param_str("name").as_deref()
-        && value_of_text(p.arguments.as_deref()) == value_of(m.param("arguments"));
+        && crate::core::json_value(p.arguments.as_deref()) == value_of(m.param("arguments"));
     if !same_call {
         // Not the caller's or not the same call: the parked call is
         // cancelled rather than left for a guesser.

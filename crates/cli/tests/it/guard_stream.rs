@@ -99,22 +99,7 @@ impl Gateway {
             "servers:\n  leaky:\n    url: http://127.0.0.1:{port}/mcp\n    protocol: session\n{guards}"
         ))
         .replace("{DIR}", &dir.path().display().to_string());
-        let cfg = dir.path().join("warden.yaml");
-        std::fs::write(&cfg, yaml).expect("write config");
-        let proc = spawn(
-            Command::new(WARDEN)
-                .args(["serve", "--config"])
-                .arg(&cfg)
-                .args(["--listen", "127.0.0.1:0"])
-                .env("WARDEN_LOG", "debug"),
-        );
-        let base = wait_for_line(&proc, "warden: listening on ", Duration::from_secs(30))
-            .and_then(|l| {
-                l.split("listening on ")
-                    .nth(1)
-                    .map(|s| s.trim().trim_end_matches("/mcp").to_owned())
-            })
-            .expect("warden did not start");
+        let (proc, base) = launch(dir.path(), &yaml, "debug");
         Gateway {
             proc,
             dir,

@@ -56,22 +56,7 @@ impl Warden {
         let yaml = with_tofu(yaml)
             .replace("{WARDEN}", WARDEN)
             .replace("{DIR}", &dir.path().display().to_string());
-        let cfg = dir.path().join("warden.yaml");
-        std::fs::write(&cfg, yaml).expect("write config");
-        let proc = spawn(
-            Command::new(WARDEN)
-                .args(["serve", "--config"])
-                .arg(&cfg)
-                .args(["--listen", "127.0.0.1:0"])
-                .env("WARDEN_LOG", "info"),
-        );
-        let base = wait_for_line(&proc, "warden: listening on ", Duration::from_secs(30))
-            .and_then(|l| {
-                l.split("listening on ")
-                    .nth(1)
-                    .map(|s| s.trim().trim_end_matches("/mcp").to_owned())
-            })
-            .expect("warden did not start");
+        let (proc, base) = launch(dir.path(), &yaml, "info");
         Warden {
             _proc: proc,
             dir,
@@ -180,6 +165,28 @@ pub fn wait_for_line(p: &Proc, needle: &str, timeout: Duration) -> Option<String
             Err(_) => return None,
         }
     }
+}
+
+/// Writes `yaml` as `dir/warden.yaml` and starts `warden serve` on a free
+/// loopback port with `WARDEN_LOG=log`: the process and its base URL.
+pub fn launch(dir: &Path, yaml: &str, log: &str) -> (Proc, String) {
+    let cfg = dir.join("warden.yaml");
+    std::fs::write(&cfg, yaml).expect("write config");
+    let proc = spawn(
+        Command::new(WARDEN)
+            .args(["serve", "--config"])
+            .arg(&cfg)
+            .args(["--listen", "127.0.0.1:0"])
+            .env("WARDEN_LOG", log),
+    );
+    let base = wait_for_line(&proc, "warden: listening on ", Duration::from_secs(30))
+        .and_then(|l| {
+            l.split("listening on ")
+                .nth(1)
+                .map(|s| s.trim().trim_end_matches("/mcp").to_owned())
+        })
+        .expect("warden did not start");
+    (proc, base)
 }
 
 /// The YAML for a server running the bundled example server.

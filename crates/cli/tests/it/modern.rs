@@ -357,8 +357,7 @@ async fn a_session_era_client_still_works_alongside() {
     let r = old.call_tool("t__echo", json!({"message": "old"})).await;
     assert_eq!(text_of(r.result()), "old");
     assert!(r.result().get("resultType").is_none(), "{}", r.raw);
-    // Its session id is no use to a modern request, and a modern context is
-    // no session to a session-era one.
+    // A modern client beside it gets the 2026-07-28 form ...
     let c = Modern::new(&w.url("/mcp"));
     let r = c
         .request(
@@ -368,6 +367,13 @@ async fn a_session_era_client_still_works_alongside() {
         )
         .await;
     assert_eq!(text_of(r.result()), "new");
+    assert_eq!(r.result()["resultType"], "complete", "{}", r.raw);
+    // ... and the session-era client still gets its own.
+    let r = old
+        .call_tool("t__echo", json!({"message": "old again"}))
+        .await;
+    assert_eq!(text_of(r.result()), "old again");
+    assert!(r.result().get("resultType").is_none(), "{}", r.raw);
 }
 
 #[tokio::test]

@@ -291,6 +291,19 @@ fn gateway(method: &'static str, params: Option<&'static str>) -> impl FnOnce(u6
     }
 }
 
+/// `tools/call test_simple_text`, as the gateway would send it.
+async fn call_simple_text(up: &warden_upstream::Upstream) -> warden_upstream::Response {
+    up.request(
+        gateway(
+            "tools/call",
+            Some(r#"{"name":"test_simple_text","arguments":{}}"#),
+        ),
+        LONG,
+    )
+    .await
+    .expect("tools/call")
+}
+
 fn json(text: &str) -> Value {
     serde_json::from_str(text).expect("JSON")
 }
@@ -354,16 +367,7 @@ async fn auto_detects_a_modern_server_and_calls_tools() {
         "{list}"
     );
 
-    let call = up
-        .request(
-            gateway(
-                "tools/call",
-                Some(r#"{"name":"test_simple_text","arguments":{}}"#),
-            ),
-            LONG,
-        )
-        .await
-        .expect("tools/call");
+    let call = call_simple_text(&up).await;
     let v = json(&call.text);
     assert_eq!(v["id"], call.id);
     assert_eq!(
@@ -545,16 +549,7 @@ async fn session_era_against_the_same_server_initializes() {
         json(info.server_info().expect("server info"))["name"],
         "warden-conformance-server"
     );
-    let call = up
-        .request(
-            gateway(
-                "tools/call",
-                Some(r#"{"name":"test_simple_text","arguments":{}}"#),
-            ),
-            LONG,
-        )
-        .await
-        .expect("tools/call");
+    let call = call_simple_text(&up).await;
     assert!(
         call.text.contains("This is a simple text response"),
         "{}",
