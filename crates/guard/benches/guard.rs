@@ -2,7 +2,9 @@
 //!
 //! - `scan/*`: the full secret + PII + injection scan ([`Guard::detect`])
 //!   over realistic tool output — 1 MiB of mixed JSON records, code and
-//!   prose, 64 KiB of code, 1 MiB of prose — with nothing to find
+//!   prose, 64 KiB of code, 1 MiB of prose, 1 MiB of technical
+//!   documentation full of words that gate the injection rules — with
+//!   nothing to find
 //!   (`clean_*`) and with a finding every ~2 KiB (`findings_*`); bytes per
 //!   second on one core.
 //! - `output/4k_*`: `inspect_output` on a 4 KiB `tools/call` result: a
@@ -23,6 +25,7 @@ fn benches(c: &mut Criterion) {
         ("clean_mixed_1MiB", texts::mixed(1 << 20)),
         ("clean_code_64KiB", texts::code(64 << 10)),
         ("clean_prose_1MiB", texts::prose(1 << 20)),
+        ("clean_docs_1MiB", texts::docs(1 << 20)),
     ];
     let mut g = c.benchmark_group("scan");
     for (name, text) in &clean {

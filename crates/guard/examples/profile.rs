@@ -1,5 +1,5 @@
 //! A fixed workload for instruction-count profiling (the benches' texts):
-//! `valgrind --tool=callgrind target/release/examples/profile [scan|prose|code|output|secret] [n]`.
+//! `valgrind --tool=callgrind target/release/examples/profile [scan|prose|code|docs|output|secret] [n]`.
 
 use serde_json::value::RawValue;
 use warden_guard::{Guard, GuardSettings};
@@ -13,9 +13,10 @@ fn main() {
     let n: usize = args.next().and_then(|s| s.parse().ok()).unwrap_or(1);
     let guard = Guard::new(&GuardSettings::default()).expect("guard");
     match what.as_str() {
-        "scan" | "prose" | "code" => {
+        "scan" | "prose" | "code" | "docs" => {
             let text = match what.as_str() {
                 "prose" => texts::prose(1 << 20),
+                "docs" => texts::docs(1 << 20),
                 "code" => texts::code(1 << 20),
                 _ => texts::mixed(1 << 20),
             };

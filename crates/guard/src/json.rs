@@ -234,27 +234,24 @@ impl<'a> Walker<'a> {
             let value = self.text.get(body..body + i).ok_or_else(|| self.err())?;
             return Ok((start..self.at, Cow::Borrowed(value)));
         }
-        // Escapes: decode in one pass from the first backslash on.
+        // Escapes: decode in one pass, copying the runs between escapes
+        // whole.
         let mut out: Vec<u8> = Vec::with_capacity(rest.len().min(4 * i + 64));
-        out.extend_from_slice(&rest[..i]);
-        if out.iter().any(|b| *b < 0x20) {
-            return Err(WalkError::Syntax(start));
-        }
-        self.at = body + i;
+        self.at = body;
         loop {
-            while let Some(&b) = self.b.get(self.at) {
-                if STOPS[usize::from(b)] {
-                    break;
-                }
-                out.push(b);
-                self.at += 1;
-            }
+            self.at = copy_run(self.b, self.at, &mut out);
             match self.b.get(self.at) {
                 Some(b'"') => break,
-                Some(b'\\') => {
-                    self.at = unescape_one(self.b, self.at + 1, &mut out)
-                        .ok_or(WalkError::Syntax(start))?;
-                }
+                Some(b'\\') => match self.b.get(self.at + 1).map(|e| SIMPLE[usize::from(*e)]) {
+                    Some(c) if c != 0 => {
+                        out.push(c);
+                        self.at += 2;
+                    }
+                    _ => {
+                        self.at = unescape_one(self.b, self.at + 1, &mut out)
+                            .ok_or(WalkError::Syntax(start))?;
+                    }
+                },
                 _ => return Err(WalkError::Syntax(start)),
             }
         }
@@ -270,11 +267,11 @@ impl<'a> Walker<'a> {
 pub(crate) fn json_string(s: &str) -> String {
     let mut out: Vec<u8> = Vec::with_capacity(s.len() + 2 + s.len() / 8);
     out.push(b'"');
-    for &c in s.as_bytes() {
-        if !STOPS[usize::from(c)] {
-            out.push(c);
-            continue;
-        }
+    let mut rest = s.as_bytes();
+    while let Some(i) = rest.iter().position(|&c| STOPS[usize::from(c)]) {
+        out.extend_from_slice(&rest[..i]);
+        let c = rest[i];
+        rest = &rest[i + 1..];
         match c {
             b'"' => out.extend_from_slice(b"\\\""),
             b'\\' => out.extend_from_slice(b"\\\\"),
@@ -291,6 +288,7 @@ pub(crate) fn json_string(s: &str) -> String {
             }
         }
     }
+    out.extend_from_slice(rest);
     out.push(b'"');
     // Only ASCII was added around whole characters of `s`.
     String::from_utf8(out).unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned())
@@ -306,6 +304,59 @@ static STOPS: [bool; 256] = {
     }
     t[b'"' as usize] = true;
     t[b'\\' as usize] = true;
+    t
+};
+
+/// Copies the literal string content at `b[at..]` onto `out` up to the
+/// next quote, backslash or control character (or the end), and returns
+/// where it stopped. Eight bytes at a time: JSON-in-JSON results have an
+/// escape every few bytes, and a call per run (`memchr`, `memcpy`) cost
+/// more than the bytes. Handwritten because no crate decodes a JSON string
+/// in place of a walker that must keep every literal's raw range.
+fn copy_run(b: &[u8], mut at: usize, out: &mut Vec<u8>) -> usize {
+    const ONES: u64 = u64::from_ne_bytes([1; 8]);
+    const HIGH: u64 = ONES * 0x80;
+    // The lowest flagged byte of each test is exact (borrows only carry
+    // upwards), and only the lowest is used.
+    let zero = |v: u64| v.wrapping_sub(ONES) & !v & HIGH;
+    while let Some(chunk) = b.get(at..at + 8) {
+        let Ok(bytes) = <[u8; 8]>::try_from(chunk) else {
+            break;
+        };
+        let w = u64::from_le_bytes(bytes);
+        let stops = zero(w ^ (ONES * u64::from(b'"')))
+            | zero(w ^ (ONES * u64::from(b'\\')))
+            | (w.wrapping_sub(ONES * 0x20) & !w & HIGH);
+        let len = out.len();
+        out.extend_from_slice(&bytes);
+        if stops != 0 {
+            let n = (stops.trailing_zeros() / 8) as usize;
+            out.truncate(len + n);
+            return at + n;
+        }
+        at += 8;
+    }
+    while let Some(&c) = b.get(at) {
+        if STOPS[usize::from(c)] {
+            break;
+        }
+        out.push(c);
+        at += 1;
+    }
+    at
+}
+
+/// The one-letter escapes (`\\n` → newline), 0 for the others.
+static SIMPLE: [u8; 256] = {
+    let mut t = [0u8; 256];
+    t[b'"' as usize] = b'"';
+    t[b'\\' as usize] = b'\\';
+    t[b'/' as usize] = b'/';
+    t[b'b' as usize] = 0x08;
+    t[b'f' as usize] = 0x0c;
+    t[b'n' as usize] = b'\n';
+    t[b'r' as usize] = b'\r';
+    t[b't' as usize] = b'\t';
     t
 };
 

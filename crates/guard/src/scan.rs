@@ -52,6 +52,19 @@ fn lane_family(lane: usize) -> Family {
 
 impl Scanner {
     pub fn new() -> Result<Scanner, GuardError> {
+        Scanner::build(AutomataMatcher::new)
+    }
+
+    /// Every lane over the whole text, keywords ignored: what the gated
+    /// scanner must find, slower.
+    #[cfg(test)]
+    fn exhaustive() -> Result<Scanner, GuardError> {
+        Scanner::build(AutomataMatcher::exhaustive)
+    }
+
+    fn build(
+        matcher: fn(&[PatternSpec<'static>]) -> Result<AutomataMatcher, GuardError>,
+    ) -> Result<Scanner, GuardError> {
         let mut rules: Vec<&'static Rule> = rules::all().collect();
         rules.sort_by_key(|r| r.lane); // stable: keeps priority order within a lane
         let specs: Vec<PatternSpec<'static>> = rules
@@ -60,11 +73,13 @@ impl Scanner {
                 regex: r.pattern,
                 keywords: r.keywords,
                 reach: r.reach,
+                lead: r.lead,
+                trail: r.trail,
                 lane: lane_index(r.lane),
             })
             .collect();
         Ok(Scanner {
-            matcher: Box::new(AutomataMatcher::new(&specs)?),
+            matcher: Box::new(matcher(&specs)?),
             rules,
         })
     }
@@ -176,6 +191,83 @@ mod tests {
             classes("postgres://admin:Zx9!qLw2@db.internal.example.com/app"),
             vec!["url_credentials"]
         );
+    }
+
+    /// Every string of every public corpus (and the bench texts), scanned
+    /// by the gated scanner and by the exhaustive one: the keyword windows
+    /// and the shared front pass must not lose or change a detection.
+    #[test]
+    fn gating_finds_what_an_exhaustive_scan_finds() {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/corpora");
+        let mut texts: Vec<String> = Vec::new();
+        let mut dirs = vec![dir.clone()];
+        while let Some(d) = dirs.pop() {
+            let entries = std::fs::read_dir(&d).unwrap_or_else(|e| panic!("{}: {e}", d.display()));
+            for entry in entries {
+                let path = entry.expect("entry").path();
+                if path.is_dir() {
+                    dirs.push(path);
+                    continue;
+                }
+                let text = std::fs::read_to_string(&path).unwrap_or_default();
+                let name = path.to_string_lossy();
+                if name.ends_with(".json") {
+                    if let Ok(v) = serde_json::from_str(&text) {
+                        strings(&v, &mut texts);
+                        continue;
+                    }
+                }
+                for line in text.lines() {
+                    match serde_json::from_str(line) {
+                        Ok(v) if name.ends_with(".jsonl") => strings(&v, &mut texts),
+                        _ => texts.push(line.to_owned()),
+                    }
+                }
+            }
+        }
+        assert!(
+            texts.len() > 10_000,
+            "corpora at {}: {} texts",
+            dir.display(),
+            texts.len()
+        );
+        let gated = Scanner::new().unwrap();
+        let reference = Scanner::exhaustive().unwrap();
+        let mut found = 0;
+        for text in &texts {
+            let want = reference.scan(text, Families::ALL);
+            assert_eq!(gated.scan(text, Families::ALL), want, "{text:?}");
+            found += want.len();
+            for f in [
+                Families {
+                    secret: true,
+                    pii: false,
+                    injection: false,
+                },
+                Families {
+                    secret: false,
+                    pii: true,
+                    injection: false,
+                },
+                Families {
+                    secret: false,
+                    pii: false,
+                    injection: true,
+                },
+            ] {
+                assert_eq!(gated.scan(text, f), reference.scan(text, f), "{text:?}");
+            }
+        }
+        assert!(found > 1_000, "{found} detections");
+    }
+
+    fn strings(v: &serde_json::Value, out: &mut Vec<String>) {
+        match v {
+            serde_json::Value::String(s) => out.push(s.clone()),
+            serde_json::Value::Array(a) => a.iter().for_each(|v| strings(v, out)),
+            serde_json::Value::Object(o) => o.values().for_each(|v| strings(v, out)),
+            _ => {}
+        }
     }
 
     #[test]

@@ -8,6 +8,16 @@ within the expected window, and the queue drained before the next batch arrived.
 We reviewed the latency histogram for the last week: the median stayed flat while the tail \
 improved after the cache change. Nobody needs to act on this report; it is kept for the record. ";
 
+/// Technical documentation: the common words that are also injection
+/// keywords ("system", "function", "task", "send", "post", "filters",
+/// "standard", "configuration", "without") occur, so the injection lane
+/// runs in windows around them.
+pub const DOCS: &str = "To set up the system, send a POST request to the tasks endpoint with a JSON body. \
+The `create_task` function validates the body and returns the new task. The server follows the standard \
+pagination rules: filters and limits are passed as query parameters, and the response lists each task with \
+its status. Upload files with the upload tool; the default configuration keeps them for seven days. \
+Errors include an instruction for the operator when a request cannot be processed without manual review. ";
+
 pub const CODE: &str = r#"fn merge(left: &[u32], right: &[u32]) -> Vec<u32> {
     let mut out = Vec::with_capacity(left.len() + right.len());
     let (mut i, mut j) = (0, 0);
@@ -65,6 +75,10 @@ pub fn code(bytes: usize) -> String {
 
 pub fn prose(bytes: usize) -> String {
     repeat(PROSE, bytes)
+}
+
+pub fn docs(bytes: usize) -> String {
+    repeat(DOCS, bytes)
 }
 
 /// A JSON array of records, at least `bytes` long.

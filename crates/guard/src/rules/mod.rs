@@ -1,9 +1,9 @@
 //! The detector rule set: secrets, personal data and prompt injection.
 //!
 //! Every rule is a regular expression written from the provider's documented
-//! format (or, for PII, the standard that defines the identifier), a set of
-//! literal keywords one of which occurs in every match (the aho-corasick
-//! prefilter), and a check for what a regular expression cannot express
+//! format (or, for PII, the standard that defines the identifier), for the
+//! gated lanes a set of literal keywords one of which occurs in every match
+//! (the scan looks for these only near them), and a check for what a regular expression cannot express
 //! (checksums, randomness, placeholders). Rules are never written for
 //! individual strings of a test corpus.
 //!
@@ -55,9 +55,13 @@ pub(crate) struct Rule {
     /// Lowercase ASCII literals, one of which occurs in every match. Empty
     /// for ungated rules (scanned over the whole text).
     pub keywords: &'static [&'static str],
-    /// The longest a match can be, in bytes: a keyword hit opens a window
-    /// this far to both sides.
+    /// The longest a match can be, in bytes.
     pub reach: usize,
+    /// The most a match can extend before the start of its keyword, and
+    /// after its end (each at most `reach`). A keyword hit opens a window
+    /// from `lead` bytes before its start to `trail` bytes after its end.
+    pub lead: usize,
+    pub trail: usize,
     pub check: Check,
 }
 

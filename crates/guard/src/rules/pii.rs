@@ -13,6 +13,8 @@ const fn numeric(class: &'static str, pattern: &'static str, check: super::Check
         pattern,
         keywords: &[],
         reach: 0,
+        lead: 0,
+        trail: 0,
         check,
     }
 }
@@ -32,6 +34,9 @@ pub(super) static RULES: &[Rule] = &[
         pattern: r"(?i)(?:[a-z0-9][a-z0-9._%+-]{0,63}@(?:[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,24})(?-u:\b)",
         keywords: &["@"],
         reach: 340,
+        // The local part: at most 64 bytes before the `@`.
+        lead: 64,
+        trail: 340,
         check: email,
     },
     // Numbers, in priority order: a match that fails its check is retried

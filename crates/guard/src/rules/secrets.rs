@@ -23,6 +23,8 @@ const fn secret(
         pattern,
         keywords,
         reach,
+        lead: reach,
+        trail: reach,
         check,
     }
 }
@@ -41,6 +43,8 @@ const fn generic(
         pattern,
         keywords,
         reach,
+        lead: reach,
+        trail: reach,
         check,
     }
 }
