@@ -1,5 +1,5 @@
 //! A fixed workload for instruction-count profiling (the benches' texts):
-//! `valgrind --tool=callgrind target/release/examples/profile [scan|prose|code|docs|output|secret] [n]`.
+//! `valgrind --tool=callgrind target/release/examples/profile [scan|prose|code|docs|output|secret|mixed-output] [n]`.
 
 use serde_json::value::RawValue;
 use warden_guard::{Guard, GuardSettings};
@@ -25,8 +25,11 @@ fn main() {
             }
         }
         _ => {
-            let secret = what == "secret";
-            let result = RawValue::from_string(texts::result_4k(secret)).expect("json");
+            let text = match what.as_str() {
+                "mixed-output" => texts::result_4k_mixed(),
+                w => texts::result_4k(w == "secret"),
+            };
+            let result = RawValue::from_string(text).expect("json");
             for _ in 0..n {
                 std::hint::black_box(guard.inspect_output(
                     "srv__tool",

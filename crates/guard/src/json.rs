@@ -267,11 +267,14 @@ impl<'a> Walker<'a> {
 pub(crate) fn json_string(s: &str) -> String {
     let mut out: Vec<u8> = Vec::with_capacity(s.len() + 2 + s.len() / 8);
     out.push(b'"');
-    let mut rest = s.as_bytes();
-    while let Some(i) = rest.iter().position(|&c| STOPS[usize::from(c)]) {
-        out.extend_from_slice(&rest[..i]);
-        let c = rest[i];
-        rest = &rest[i + 1..];
+    let b = s.as_bytes();
+    let mut at = 0;
+    loop {
+        at = copy_run(b, at, &mut out);
+        let Some(&c) = b.get(at) else {
+            break;
+        };
+        at += 1;
         match c {
             b'"' => out.extend_from_slice(b"\\\""),
             b'\\' => out.extend_from_slice(b"\\\\"),
@@ -288,7 +291,6 @@ pub(crate) fn json_string(s: &str) -> String {
             }
         }
     }
-    out.extend_from_slice(rest);
     out.push(b'"');
     // Only ASCII was added around whole characters of `s`.
     String::from_utf8(out).unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned())
@@ -313,6 +315,7 @@ static STOPS: [bool; 256] = {
 /// escape every few bytes, and a call per run (`memchr`, `memcpy`) cost
 /// more than the bytes. Handwritten because no crate decodes a JSON string
 /// in place of a walker that must keep every literal's raw range.
+#[inline(always)]
 fn copy_run(b: &[u8], mut at: usize, out: &mut Vec<u8>) -> usize {
     const ONES: u64 = u64::from_ne_bytes([1; 8]);
     const HIGH: u64 = ONES * 0x80;
@@ -473,6 +476,21 @@ mod tests {
                 json_string(s),
                 serde_json::Value::String(s.into()).to_string()
             );
+        }
+    }
+
+    proptest::proptest! {
+        /// Runs of every length, with quotes, backslashes, controls and
+        /// multi-byte characters at every offset of the eight-byte copy.
+        #[test]
+        fn strings_round_trip_as_serde_json_writes_and_reads_them(
+            s in "(?s)[a-z\"\\\\\n\t\u{1}\u{1f}é中😀 ]{0,80}"
+        ) {
+            let lit = json_string(&s);
+            proptest::prop_assert_eq!(&lit, &serde_json::Value::String(s.clone()).to_string());
+            let mut got = Strings(Vec::new());
+            walk(&lit, &mut got).unwrap();
+            proptest::prop_assert_eq!(&got.0[0].2, &s);
         }
     }
 
