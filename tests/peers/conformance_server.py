@@ -656,6 +656,7 @@ class RequestLog:
             "mcp_method": headers.get("mcp-method"),
             "mcp_name": headers.get("mcp-name"),
             "protocol_version": headers.get("mcp-protocol-version"),
+            "mcp_params": {k[len("mcp-param-"):]: v for k, v in headers.items() if k.startswith("mcp-param-")},
         }
         if scope["method"] != "POST":
             self._write([base])

@@ -713,3 +713,49 @@ async fn modern_refusals_reach_no_upstream() {
     let r = post(&mut c, body, &h).await;
     assert_eq!(text_of(r.result()), "region: eu-west", "{}", r.raw);
 }
+
+/// A session-era client calls an `x-mcp-header` tool of a 2026-07-28
+/// upstream: Warden computes `Mcp-Param-Region` from the tool's live schema
+/// (plain for printable ASCII, `=?base64?…?=` otherwise), and the upstream,
+/// which validates the header against the argument, answers. Its request
+/// log shows the header as sent and no `initialize`.
+#[tokio::test]
+async fn session_client_calls_reach_a_modern_upstream_with_param_headers() {
+    let p = Peers::load();
+    let logs = tempfile::tempdir().unwrap();
+    let log = logs.path().join("b.jsonl");
+    let (_b, port) = conformance_http(&p, Some(&log));
+    let w = Warden::start(&format!(
+        "servers:\n  b:\n    url: http://127.0.0.1:{port}/mcp\n    protocol: {MODERN}\n"
+    ));
+    let mut c = Client::new(&w.url("/mcp"));
+    c.initialize().await;
+    for (region, header) in [
+        ("eu-west", "eu-west"),
+        ("zürich", "=?base64?esO8cmljaA==?="),
+    ] {
+        let r = c
+            .call_tool("b__test_custom_header", json!({"region": region}))
+            .await;
+        assert_eq!(
+            text_of(r.result()),
+            format!("region: {region}"),
+            "{}",
+            r.raw
+        );
+        let sent = request_log(&log)
+            .into_iter()
+            .rev()
+            .find(|l| l["method"] == "tools/call" && named(l, "test_custom_header"))
+            .unwrap_or_else(|| panic!("{region}: the upstream logged no call"));
+        assert_eq!(sent["mcp_params"]["region"], header, "{region}: {sent}");
+        assert_eq!(sent["protocol_version"], MODERN, "{region}: {sent}");
+    }
+    assert!(
+        !request_log(&log)
+            .iter()
+            .any(|l| l["method"] == "initialize"),
+        "a 2026-07-28 upstream was sent initialize: {:?}",
+        request_log(&log)
+    );
+}
