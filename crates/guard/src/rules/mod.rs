@@ -32,8 +32,8 @@ pub enum Family {
 /// Rules that run together as one multi-pattern automaton. Within a lane,
 /// matches are leftmost-first in rule order, so lanes separate rules that
 /// would otherwise shadow each other (a generic `key = …` assignment over
-/// the AWS key it contains) and rules that need no keyword (numbers) from
-/// those that do.
+/// the AWS key it contains) and rules scanned everywhere (numbers,
+/// injection phrasing) from those gated by keywords.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub(crate) enum Lane {
     Secret,
