@@ -82,12 +82,22 @@ impl std::fmt::Debug for Guard {
 }
 
 impl Guard {
-    /// Compiles the detector automata. Done once per configuration load.
+    /// Compiles the detector automata. Done once per configuration load:
+    /// with them, what the input, output and stream stages of the defaults
+    /// and of each tool override scan for, so that no call pays for it.
     pub fn new(settings: &GuardSettings) -> Result<Guard, GuardError> {
+        let scanner = Scanner::new()?;
+        for t in settings.variants() {
+            scanner.prepare(Families::output(&t))?;
+            scanner.prepare(Families::stream(&t))?;
+            if !t.input_injection.all_off() {
+                scanner.prepare(Families::INPUT)?;
+            }
+        }
         Ok(Guard {
             inner: Arc::new(Inner {
                 settings: settings.clone(),
-                scanner: Scanner::new()?,
+                scanner,
                 schemas: SchemaCache::default(),
             }),
         })

@@ -146,14 +146,9 @@ impl<'a> Visitor<'a> for InputWalk<'_> {
             }
         }
         if !self.t.input_injection.all_off() {
-            let families = Families {
-                secret: false,
-                pii: false,
-                injection: true,
-            };
             let mut labels: Vec<&'static str> = Vec::new();
             let mut loc: Option<String> = None;
-            for d in self.inner.scanner.scan(&current, families) {
+            for d in self.inner.scanner.scan(&current, Families::INPUT) {
                 if d.family != Family::Injection {
                     continue;
                 }

@@ -242,16 +242,10 @@ impl<'a> Walker<'a> {
             self.at = copy_run(self.b, self.at, &mut out);
             match self.b.get(self.at) {
                 Some(b'"') => break,
-                Some(b'\\') => match self.b.get(self.at + 1).map(|e| SIMPLE[usize::from(*e)]) {
-                    Some(c) if c != 0 => {
-                        out.push(c);
-                        self.at += 2;
-                    }
-                    _ => {
-                        self.at = unescape_one(self.b, self.at + 1, &mut out)
-                            .ok_or(WalkError::Syntax(start))?;
-                    }
-                },
+                Some(b'\\') => {
+                    self.at = unescape_one(self.b, self.at + 1, &mut out)
+                        .ok_or(WalkError::Syntax(start))?;
+                }
                 _ => return Err(WalkError::Syntax(start)),
             }
         }
@@ -366,42 +360,42 @@ static SIMPLE: [u8; 256] = {
 /// Decodes the escape whose letter is at `b[at]` (RFC 8259; lone
 /// surrogates are refused, as serde_json refuses them) onto `out`, and
 /// returns the position after it.
-#[inline]
+#[inline(always)]
 fn unescape_one(b: &[u8], at: usize, out: &mut Vec<u8>) -> Option<usize> {
-    let c = match b.get(at)? {
-        b'"' => '"',
-        b'\\' => '\\',
-        b'/' => '/',
-        b'b' => '\u{8}',
-        b'f' => '\u{c}',
-        b'n' => '\n',
-        b'r' => '\r',
-        b't' => '\t',
-        b'u' => {
-            let hi = hex4(b.get(at + 1..)?)?;
-            let (c, next) = match hi {
-                0xd800..=0xdbff => {
-                    let tail = b.get(at + 5..)?;
-                    let lo = tail.strip_prefix(b"\\u").and_then(hex4)?;
-                    if !(0xdc00..=0xdfff).contains(&lo) {
-                        return None;
-                    }
-                    (
-                        char::from_u32(0x10000 + ((hi - 0xd800) << 10) + (lo - 0xdc00))?,
-                        at + 11,
-                    )
-                }
-                0xdc00..=0xdfff => return None,
-                _ => (char::from_u32(hi)?, at + 5),
-            };
-            let mut buf = [0u8; 4];
-            out.extend_from_slice(c.encode_utf8(&mut buf).as_bytes());
-            return Some(next);
+    let letter = *b.get(at)?;
+    let c = SIMPLE[usize::from(letter)];
+    if c != 0 {
+        out.push(c);
+        return Some(at + 1);
+    }
+    if letter != b'u' {
+        return None;
+    }
+    unescape_unicode(b, at, out)
+}
+
+/// A `\uXXXX` escape (a surrogate pair as one), out of the hot loop.
+#[inline(never)]
+fn unescape_unicode(b: &[u8], at: usize, out: &mut Vec<u8>) -> Option<usize> {
+    let hi = hex4(b.get(at + 1..)?)?;
+    let (c, next) = match hi {
+        0xd800..=0xdbff => {
+            let tail = b.get(at + 5..)?;
+            let lo = tail.strip_prefix(b"\\u").and_then(hex4)?;
+            if !(0xdc00..=0xdfff).contains(&lo) {
+                return None;
+            }
+            (
+                char::from_u32(0x10000 + ((hi - 0xd800) << 10) + (lo - 0xdc00))?,
+                at + 11,
+            )
         }
-        _ => return None,
+        0xdc00..=0xdfff => return None,
+        _ => (char::from_u32(hi)?, at + 5),
     };
-    out.push(c as u8);
-    Some(at + 1)
+    let mut buf = [0u8; 4];
+    out.extend_from_slice(c.encode_utf8(&mut buf).as_bytes());
+    Some(next)
 }
 
 fn hex4(s: &[u8]) -> Option<u32> {

@@ -15,7 +15,7 @@
 //!   (`examples/profile`, callgrind: ~7 instructions per byte on prose,
 //!   code, JSON and documentation alike).
 //! - **Windows.** A gated lane (secrets, e-mail) runs only in windows
-//!   around its keywords' hits, `lead` bytes before and `trail` after.
+//!   around its keywords' hits, `lead` bytes before and `reach` after.
 //!   Gating pays only for distinctive keywords (`AKIA`, `ghp_`, `@`): the
 //!   injection rules' words ("system", "function", "send") opened windows
 //!   over nearly all of ordinary documentation, so that lane is ungated.
@@ -47,12 +47,11 @@ pub struct PatternSpec<'a> {
     pub keywords: &'a [&'a str],
     /// The longest a match can be, in bytes.
     pub reach: usize,
-    /// The most a match can extend before the start of its keyword, and
-    /// after its end, in bytes (each at most `reach`; `reach` when
-    /// unknown). A keyword hit opens a window from `lead` bytes before its
-    /// start to `trail` bytes after its end.
+    /// The most a match can extend before the start of its keyword, in
+    /// bytes (at most `reach`; `reach` when unknown). A keyword hit opens a
+    /// window from `lead` bytes before its start to `reach` bytes after its
+    /// end.
     pub lead: usize,
-    pub trail: usize,
     /// Patterns of a lane compete leftmost-first in the order given.
     pub lane: usize,
 }
@@ -79,6 +78,13 @@ pub trait Matcher: Send + Sync {
         lanes: &dyn Fn(usize) -> bool,
         accept: &mut dyn FnMut(Candidate) -> bool,
     );
+
+    /// Builds ahead of time what [`Matcher::find`] over these lanes would
+    /// build on first use, so that configuration load pays for it and
+    /// reports its errors. Nothing by default.
+    fn prepare(&self, _lanes: &dyn Fn(usize) -> bool) -> Result<(), GuardError> {
+        Ok(())
+    }
 }
 
 struct LaneEngine {
@@ -100,7 +106,7 @@ struct LaneEngine {
 struct Target {
     lane: usize,
     lead: usize,
-    trail: usize,
+    reach: usize,
 }
 
 /// What a pattern of a front automaton stands for.
@@ -133,8 +139,9 @@ pub struct AutomataMatcher {
     /// a gated lane runs), as one automaton: one pass over the text finds
     /// all of them (the automaton of all measured nearly as fast per byte
     /// as each alone). Indexed by a mask: bit i for `ungated[i]`, the bit
-    /// above them for the keywords. Built on first use; the all-lanes one
-    /// at construction.
+    /// above them for the keywords. The all-lanes one is built at
+    /// construction, those the configuration uses by [`Matcher::prepare`],
+    /// any other on first use.
     fronts: Vec<OnceLock<FrontAutomaton>>,
 }
 
@@ -192,7 +199,7 @@ impl AutomataMatcher {
                     let target = Target {
                         lane: position,
                         lead: p.lead.min(p.reach),
-                        trail: p.trail.min(p.reach),
+                        reach: p.reach,
                     };
                     for k in p.keywords {
                         let i = match words.iter().position(|w| w == k) {
@@ -278,13 +285,9 @@ impl AutomataMatcher {
             ungated,
             fronts,
         };
-        // The automaton every default-configured scan uses, built now so
-        // that its errors surface here and the first call pays nothing.
-        let all = matcher.fronts.len().saturating_sub(1);
-        if let Some(cell) = matcher.fronts.get(all) {
-            let front = matcher.build_front(all)?;
-            let _ = cell.set(front);
-        }
+        // Every lane on: the largest automaton, so that its errors surface
+        // here.
+        matcher.prepare(&|_| true)?;
         Ok(matcher)
     }
 
@@ -312,22 +315,48 @@ impl AutomataMatcher {
         Ok(Some((build_regex(&syntax)?, meaning)))
     }
 
-    /// The front automaton for this scan's lanes, if one can be had.
-    fn front(&self, enabled: &[bool], keywords: bool) -> Option<&(Regex, Vec<Front>)> {
-        let mut mask = usize::from(keywords) << self.ungated.len();
+    /// Which lanes run, whether any gated and any ungated one does, and
+    /// the front automaton's index for them (`None`: no ungated lane runs,
+    /// or there are too many for front automata).
+    fn plan(&self, lanes: &dyn Fn(usize) -> bool) -> Plan {
+        let enabled: Vec<bool> = self.lanes.iter().map(|l| lanes(l.lane)).collect();
+        let on = |gated: bool| {
+            self.lanes
+                .iter()
+                .zip(&enabled)
+                .any(|(l, e)| *e && l.gated == gated)
+        };
+        let gated_on = on(true);
+        let mut mask = usize::from(gated_on && self.keywords.is_some()) << self.ungated.len();
         for (bit, (lane, _)) in self.ungated.iter().enumerate() {
             if enabled.get(*lane).copied().unwrap_or(false) {
                 mask |= 1 << bit;
             }
         }
-        // A subset's automaton builds from patterns the full one compiled,
-        // so it cannot fail where that did not; if it did, the lanes run
-        // in passes of their own.
+        let front = (on(false) && mask < self.fronts.len()).then_some(mask);
+        Plan {
+            enabled,
+            gated_on,
+            front,
+        }
+    }
+
+    /// The front automaton of `mask`. A subset's automaton builds from
+    /// patterns the full one compiled, so it cannot fail where that did
+    /// not; if it did, the lanes run in passes of their own.
+    fn front(&self, mask: usize) -> Option<&(Regex, Vec<Front>)> {
         self.fronts
             .get(mask)?
             .get_or_init(|| self.build_front(mask).ok().flatten())
             .as_ref()
     }
+}
+
+/// What one scan runs: see [`AutomataMatcher::plan`].
+struct Plan {
+    enabled: Vec<bool>,
+    gated_on: bool,
+    front: Option<usize>,
 }
 
 /// Leftmost-first over many patterns, with room for large automata.
@@ -348,7 +377,7 @@ fn widen(targets: &mut Vec<Target>, t: Target) {
     match targets.iter_mut().find(|x| x.lane == t.lane) {
         Some(x) => {
             x.lead = x.lead.max(t.lead);
-            x.trail = x.trail.max(t.trail);
+            x.reach = x.reach.max(t.reach);
         }
         None => targets.push(t),
     }
@@ -361,21 +390,14 @@ impl Matcher for AutomataMatcher {
         lanes: &dyn Fn(usize) -> bool,
         accept: &mut dyn FnMut(Candidate) -> bool,
     ) {
-        let enabled: Vec<bool> = self.lanes.iter().map(|l| lanes(l.lane)).collect();
-        let on = |gated: bool| {
-            self.lanes
-                .iter()
-                .zip(&enabled)
-                .any(|(l, e)| *e && l.gated == gated)
-        };
-        let (gated_on, ungated_on) = (on(true), on(false));
+        let Plan {
+            enabled,
+            gated_on,
+            front,
+        } = self.plan(lanes);
         let mut windows: Vec<Vec<Range<usize>>> = vec![Vec::new(); self.lanes.len()];
         let mut caps = None;
-        let front = if ungated_on {
-            self.front(&enabled, gated_on && self.keywords.is_some())
-        } else {
-            None
-        };
+        let front = front.and_then(|mask| self.front(mask));
         if let Some((regex, meaning)) = front {
             // One pass for all: every start at which some pattern matches,
             // in order. An ungated lane's candidates are judged as its own
@@ -484,6 +506,20 @@ impl Matcher for AutomataMatcher {
             }
         }
     }
+
+    fn prepare(&self, lanes: &dyn Fn(usize) -> bool) -> Result<(), GuardError> {
+        let Some((mask, cell)) = self
+            .plan(lanes)
+            .front
+            .and_then(|mask| Some((mask, self.fronts.get(mask)?)))
+        else {
+            return Ok(());
+        };
+        if cell.get().is_none() {
+            let _ = cell.set(self.build_front(mask)?);
+        }
+        Ok(())
+    }
 }
 
 /// Opens the windows a keyword hit at `hit` calls for.
@@ -499,7 +535,7 @@ fn open(
             continue;
         }
         let start = floor_boundary(haystack, hit.start.saturating_sub(t.lead));
-        let end = ceil_boundary(haystack, hit.end.saturating_add(t.trail));
+        let end = ceil_boundary(haystack, hit.end.saturating_add(t.reach));
         let Some(w) = windows.get_mut(t.lane) else {
             continue;
         };
@@ -670,14 +706,23 @@ mod tests {
             keywords,
             reach: 64,
             lead: 64,
-            trail: 64,
             lane,
         }
     }
 
     fn all(m: &AutomataMatcher, hay: &str, accept: impl Fn(&Candidate) -> bool) -> Vec<Candidate> {
+        all_in(m, hay, &|_| true, accept)
+    }
+
+    /// The accepted candidates of the lanes `lanes` selects.
+    fn all_in(
+        m: &AutomataMatcher,
+        hay: &str,
+        lanes: &dyn Fn(usize) -> bool,
+        accept: impl Fn(&Candidate) -> bool,
+    ) -> Vec<Candidate> {
         let mut out = Vec::new();
-        m.find(hay, &|_| true, &mut |c| {
+        m.find(hay, lanes, &mut |c| {
             let ok = accept(&c);
             if ok {
                 out.push(c);
@@ -741,14 +786,7 @@ mod tests {
                     [true, true, false],
                 ] {
                     let run = |m: &AutomataMatcher| {
-                        let mut out = Vec::new();
-                        m.find(hay, &|l| lanes[l], &mut |c| {
-                            let ok = Some(c.pattern) != reject;
-                            if ok {
-                                out.push(c);
-                            }
-                            ok
-                        });
+                        let mut out = all_in(m, hay, &|l| lanes[l], |c| Some(c.pattern) != reject);
                         out.sort_by_key(|c| (c.span.start, c.pattern));
                         out
                     };
@@ -759,7 +797,27 @@ mod tests {
     }
 
     #[test]
-    fn windows_reach_lead_bytes_before_a_keyword_and_trail_after() {
+    fn prepare_builds_what_find_would_build_on_first_use() {
+        let m = AutomataMatcher::new(&[
+            spec(r"key[0-9]", &["key"], 0),
+            spec(r"[0-9]{2}", &[], 1),
+            spec(r"[0-9]+[a-z]", &[], 2),
+        ])
+        .unwrap();
+        let built = |m: &AutomataMatcher| m.fronts.iter().filter(|c| c.get().is_some()).count();
+        assert_eq!(built(&m), 1, "every lane on, at construction");
+        m.prepare(&|l| l == 1).unwrap();
+        assert_eq!(built(&m), 2);
+        m.prepare(&|l| l == 1).unwrap();
+        assert_eq!(built(&m), 2, "once");
+        all_in(&m, "12 key1", &|l| l == 1, |_| true);
+        assert_eq!(built(&m), 2, "find used the prepared automaton");
+        all_in(&m, "12 key1", &|l| l != 1, |_| true);
+        assert_eq!(built(&m), 3, "an unprepared lane set is built on first use");
+    }
+
+    #[test]
+    fn windows_reach_lead_bytes_before_a_keyword_and_reach_after() {
         let mut near = spec(r"[a-z]+ (?:tok)", &["tok"], 0);
         near.lead = 3;
         let m = AutomataMatcher::new(&[near]).unwrap();
@@ -767,7 +825,7 @@ mod tests {
         assert_eq!(found.len(), 1);
         assert_eq!(found[0].span, 8..14);
         let mut after = spec(r"tok [a-z]+", &["tok"], 0);
-        after.trail = 3;
+        after.reach = 3;
         let m = AutomataMatcher::new(&[after]).unwrap();
         let found = all(&m, "tok abcdef", |_| true);
         assert_eq!(found.len(), 1);

@@ -127,11 +127,7 @@ fn judge(
     location: &str,
     findings: &mut Vec<Finding>,
 ) -> FieldOutcome {
-    let families = Families {
-        secret: !t.secrets.all_off(),
-        pii: !t.pii.all_off(),
-        injection: !t.output_injection.all_off(),
-    };
+    let families = Families::output(t);
     let mut out = FieldOutcome::default();
     let mut act = |class: &'static str,
                    family: Family,

@@ -6,6 +6,7 @@ use std::ops::Range;
 use crate::error::GuardError;
 use crate::matcher::{AutomataMatcher, Matcher, PatternSpec};
 use crate::rules::{self, Ctx, Family, Lane, Rule};
+use crate::settings::ToolGuards;
 
 /// Something a detector found in one text. Only the class and the range
 /// leave the guard's internals; the text itself never goes into a finding.
@@ -31,6 +32,39 @@ impl Families {
         pii: true,
         injection: true,
     };
+
+    /// What the input stage looks for in arguments.
+    pub const INPUT: Families = Families {
+        secret: false,
+        pii: false,
+        injection: true,
+    };
+
+    /// What the output stage looks for in a result under `t`.
+    pub fn output(t: &ToolGuards) -> Families {
+        Families {
+            secret: !t.secrets.all_off(),
+            pii: !t.pii.all_off(),
+            injection: !t.output_injection.all_off(),
+        }
+    }
+
+    /// What a stream redactor looks for under `t` (it redacts; injection
+    /// is judged on whole results).
+    pub fn stream(t: &ToolGuards) -> Families {
+        Families {
+            injection: false,
+            ..Families::output(t)
+        }
+    }
+
+    fn wants(self, lane: usize) -> bool {
+        match lane_family(lane) {
+            Family::Secret => self.secret,
+            Family::Pii => self.pii,
+            Family::Injection => self.injection,
+        }
+    }
 }
 
 pub(crate) struct Scanner {
@@ -74,7 +108,6 @@ impl Scanner {
                 keywords: r.keywords,
                 reach: r.reach,
                 lead: r.lead,
-                trail: r.trail,
                 lane: lane_index(r.lane),
             })
             .collect();
@@ -84,40 +117,42 @@ impl Scanner {
         })
     }
 
+    /// Builds at load what scanning for `families` needs (see
+    /// [`Matcher::prepare`]).
+    pub fn prepare(&self, families: Families) -> Result<(), GuardError> {
+        self.matcher.prepare(&|lane| families.wants(lane))
+    }
+
     /// Every detection of the selected families in `text`, sorted by start.
     /// Secrets win over overlapping personal data, specific secret rules
     /// over generic ones; injection detections are kept beside them.
     pub fn scan(&self, text: &str, families: Families) -> Vec<Detection> {
         let mut found: Vec<(Lane, Detection)> = Vec::new();
-        let wanted = |lane: usize| match lane_family(lane) {
-            Family::Secret => families.secret,
-            Family::Pii => families.pii,
-            Family::Injection => families.injection,
-        };
-        self.matcher.find(text, &wanted, &mut |c| {
-            let Some(rule) = self.rules.get(c.pattern) else {
-                return false;
-            };
-            let ctx = Ctx {
-                hay: text,
-                m: c.span.clone(),
-                s: c.group.clone(),
-            };
-            match (rule.check)(&ctx) {
-                Some(span) if span.start < span.end => {
-                    found.push((
-                        rule.lane,
-                        Detection {
-                            class: rule.class,
-                            family: rule.family,
-                            span,
-                        },
-                    ));
-                    true
+        self.matcher
+            .find(text, &|lane| families.wants(lane), &mut |c| {
+                let Some(rule) = self.rules.get(c.pattern) else {
+                    return false;
+                };
+                let ctx = Ctx {
+                    hay: text,
+                    m: c.span.clone(),
+                    s: c.group.clone(),
+                };
+                match (rule.check)(&ctx) {
+                    Some(span) if span.start < span.end => {
+                        found.push((
+                            rule.lane,
+                            Detection {
+                                class: rule.class,
+                                family: rule.family,
+                                span,
+                            },
+                        ));
+                        true
+                    }
+                    _ => false,
                 }
-                _ => false,
-            }
-        });
+            });
         if found.len() > 1 {
             found.sort_by_key(|(lane, d)| (*lane, d.span.start));
             let mut kept: Vec<(Lane, Detection)> = Vec::with_capacity(found.len());

@@ -223,6 +223,16 @@ pub struct GuardSettings {
 }
 
 impl GuardSettings {
+    /// The defaults, and the defaults with each tool override applied on
+    /// its own (calls that several globs match combine them).
+    pub(crate) fn variants(&self) -> impl Iterator<Item = ToolGuards> + '_ {
+        std::iter::once(self.defaults.clone()).chain(self.tools.iter().map(|o| {
+            let mut t = self.defaults.clone();
+            o.patch.apply(&mut t);
+            t
+        }))
+    }
+
     /// The knobs in force for one call.
     pub fn for_tool(&self, tool: &str, server: &str) -> ToolGuards {
         let mut t = self.defaults.clone();

@@ -83,12 +83,10 @@ impl StreamRedactor {
     }
 
     fn release(&mut self, mut cut: usize) -> String {
-        let families = Families {
-            secret: !self.t.secrets.all_off(),
-            pii: !self.t.pii.all_off(),
-            injection: false,
-        };
-        let detections = self.inner.scanner.scan(&self.buffer, families);
+        let detections = self
+            .inner
+            .scanner
+            .scan(&self.buffer, Families::stream(&self.t));
         // A match that crosses the cut may still grow: keep it whole.
         for d in &detections {
             if d.span.start < cut && d.span.end > cut && cut < self.buffer.len() {

@@ -24,7 +24,6 @@ const fn inj(class: &'static str, pattern: &'static str) -> Rule {
         keywords: &[],
         reach: 0,
         lead: 0,
-        trail: 0,
         check: accept,
     }
 }

@@ -57,11 +57,10 @@ pub(crate) struct Rule {
     pub keywords: &'static [&'static str],
     /// The longest a match can be, in bytes.
     pub reach: usize,
-    /// The most a match can extend before the start of its keyword, and
-    /// after its end (each at most `reach`). A keyword hit opens a window
-    /// from `lead` bytes before its start to `trail` bytes after its end.
+    /// The most a match can extend before the start of its keyword (at
+    /// most `reach`). A keyword hit opens a window from `lead` bytes before
+    /// its start to `reach` bytes after its end.
     pub lead: usize,
-    pub trail: usize,
     pub check: Check,
 }
 

@@ -14,7 +14,6 @@ const fn numeric(class: &'static str, pattern: &'static str, check: super::Check
         keywords: &[],
         reach: 0,
         lead: 0,
-        trail: 0,
         check,
     }
 }
@@ -36,7 +35,6 @@ pub(super) static RULES: &[Rule] = &[
         reach: 340,
         // The local part: at most 64 bytes before the `@`.
         lead: 64,
-        trail: 340,
         check: email,
     },
     // Numbers, in priority order: a match that fails its check is retried

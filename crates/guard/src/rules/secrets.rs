@@ -24,7 +24,6 @@ const fn secret(
         keywords,
         reach,
         lead: reach,
-        trail: reach,
         check,
     }
 }
@@ -44,7 +43,6 @@ const fn generic(
         keywords,
         reach,
         lead: reach,
-        trail: reach,
         check,
     }
 }
