@@ -11,22 +11,10 @@ use warden_identity::Principal;
 use crate::session::lock;
 
 tokio::task_local! {
-    /// The network peer of the request being served, set by the transport
-    /// around each connection or request (`None`: stdio).
+    /// The network peer of a connection, set by the HTTP listener around
+    /// each connection. Read only by the transports, which hand it to the
+    /// pipeline in [`crate::pipeline::Inbound`].
     pub static CLIENT_ADDR: Option<std::net::SocketAddr>;
-}
-
-tokio::task_local! {
-    /// The `Mcp-Param-*` headers of the 2026-07-28 request being served
-    /// (names lower-cased), set by the HTTP transport.
-    pub static PARAM_HEADERS: std::sync::Arc<[(String, String)]>;
-}
-
-/// The current request's `Mcp-Param-*` headers (empty outside a modern request).
-pub fn param_headers() -> std::sync::Arc<[(String, String)]> {
-    PARAM_HEADERS
-        .try_with(Clone::clone)
-        .unwrap_or_else(|_| std::sync::Arc::from(Vec::new()))
 }
 
 /// The peer address of the current request, where the transport knows it.
@@ -42,8 +30,6 @@ pub struct Call {
     /// The client's address (read when the request starts).
     pub client_addr: Option<std::net::SocketAddr>,
     facts: Mutex<Facts>,
-    /// Extra HTTP headers for the upstream request (`Mcp-Param-*`).
-    pub upstream_headers: Mutex<Vec<(String, String)>>,
 }
 
 /// What the stages learned. Never holds argument values or result text:
@@ -69,14 +55,18 @@ pub struct Facts {
 }
 
 impl Call {
-    pub fn new(corr: String) -> Call {
+    pub fn new(corr: String, client_addr: Option<std::net::SocketAddr>) -> Call {
         Call {
             corr,
             started: Instant::now(),
-            client_addr: client_addr(),
+            client_addr,
             facts: Mutex::new(Facts::default()),
-            upstream_headers: Mutex::new(Vec::new()),
         }
+    }
+
+    /// The facts so far, leaving none behind.
+    pub fn take_facts(&self) -> Facts {
+        std::mem::take(&mut *lock(&self.facts))
     }
 
     /// Updates the facts (never held across an await).

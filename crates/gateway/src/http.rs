@@ -21,6 +21,7 @@ use warden_protocol::error::error_response;
 use warden_protocol::message::{self, parse_one, Incoming, Kind};
 use warden_protocol::{sse, ErrorCode, ProtocolVersion, WireError};
 
+use crate::core::Inbound;
 use crate::core::{Gateway, OpenError};
 use crate::session::{lock, new_session_id, Channel, Session};
 use crate::stream::{parse_event_id, EventStream, Item, Sink};
@@ -725,7 +726,9 @@ async fn post_mcp(s: HttpState, vs: String, headers: HeaderMap, body: Body) -> R
             match incoming {
                 Incoming::Single(m) => {
                     if m.kind != Kind::Request {
-                        s.gateway.handle(&session, &m, &session.standalone()).await;
+                        s.gateway
+                            .handle(&session, &m, &session.standalone(), inbound(&principal))
+                            .await;
                         return StatusCode::ACCEPTED.into_response();
                     }
                     drop(m);
@@ -737,12 +740,21 @@ async fn post_mcp(s: HttpState, vs: String, headers: HeaderMap, body: Body) -> R
                     };
                     let trace = header(warden_telemetry::TRACEPARENT)
                         .map(|tp| (tp, header(warden_telemetry::TRACESTATE)));
-                    serve_request(s.gateway.clone(), session, text, accept_sse, trace).await
+                    serve_request(
+                        s.gateway.clone(),
+                        session,
+                        principal,
+                        text,
+                        accept_sse,
+                        trace,
+                    )
+                    .await
                 }
                 Incoming::Batch(msgs) => {
                     let sink = session.standalone();
                     let responses = futures::future::join_all(
-                        msgs.iter().map(|m| s.gateway.handle(&session, m, &sink)),
+                        msgs.iter()
+                            .map(|m| s.gateway.handle(&session, m, &sink, inbound(&principal))),
                     )
                     .await;
                     let responses: Vec<String> = responses.into_iter().flatten().collect();
@@ -763,6 +775,7 @@ async fn post_mcp(s: HttpState, vs: String, headers: HeaderMap, body: Body) -> R
 async fn serve_request(
     gw: Arc<Gateway>,
     session: Arc<Session>,
+    principal: Principal,
     text: String,
     accept_sse: bool,
     trace: Option<(String, Option<String>)>,
@@ -770,6 +783,8 @@ async fn serve_request(
     let (tx, mut related) = mpsc::unbounded_channel::<Arc<str>>();
     let sink = Sink::Direct(tx);
     let scopes_needed: Arc<Mutex<Option<Vec<String>>>> = Arc::default();
+    // Read here: the work may finish on another task (an SSE pump).
+    let client_addr = crate::call::client_addr();
     let work = {
         let gw = gw.clone();
         let session = session.clone();
@@ -780,9 +795,15 @@ async fn serve_request(
                 traceparent: tp,
                 tracestate: ts.as_deref(),
             });
-            let handled = gw.handle_call(&session, &msg, &sink, trace).await;
-            if let Some(scopes) = handled.insufficient_scope {
-                *lock(&scope_refusal) = Some(scopes);
+            let inbound = Inbound {
+                trace,
+                client_addr,
+                principal: Some(principal),
+                ..Inbound::default()
+            };
+            let handled = gw.handle_call(&session, &msg, &sink, inbound).await;
+            if let Some(scopes) = handled.insufficient_scope() {
+                *lock(&scope_refusal) = Some(scopes.to_vec());
             }
             handled.response
         }
@@ -1197,19 +1218,33 @@ async fn legacy_post(
         return StatusCode::ACCEPTED.into_response();
     };
     if m.kind != Kind::Request {
-        s.gateway.handle(&session, &m, &sink).await;
+        s.gateway
+            .handle(&session, &m, &sink, inbound(&principal))
+            .await;
         return StatusCode::ACCEPTED.into_response();
     }
     // Requests run concurrently; the answer goes to the SSE stream.
     drop(m);
     let gw = s.gateway.clone();
+    let inbound = inbound(&principal);
     tokio::spawn(async move {
         let Ok(m) = parse_one(&text) else {
             return;
         };
-        if let Some(resp) = gw.handle(&session, &m, &sink).await {
+        if let Some(resp) = gw.handle(&session, &m, &sink, inbound).await {
             sink.send(resp.into());
         }
     });
     StatusCode::ACCEPTED.into_response()
+}
+
+/// What the HTTP transport knows about the request being served beyond
+/// its message: the peer address of its connection, and the principal of
+/// the credential it carries (whose rights decide it).
+fn inbound(principal: &Principal) -> Inbound<'static> {
+    Inbound {
+        client_addr: crate::call::client_addr(),
+        principal: Some(principal.clone()),
+        ..Inbound::default()
+    }
 }

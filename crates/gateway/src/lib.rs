@@ -2,7 +2,8 @@
 //! of upstream MCP servers, and the client-facing transports (Streamable
 //! HTTP, legacy HTTP+SSE, stdio).
 //!
-//! Reading order: [`core`] (the pipeline, in order, at its top), then
+//! Reading order: [`pipeline`] (the stages, in order, one file each), then
+//! [`core`] (sessions and the routing of upstream messages), then
 //! [`federation`] (names, lists, cursors), [`session`], [`pool`], and the
 //! transports [`http`] and [`stdio`].
 #![forbid(unsafe_code)]
@@ -12,6 +13,7 @@ pub mod core;
 pub mod federation;
 pub mod http;
 mod modern_http;
+pub mod pipeline;
 pub mod pool;
 pub mod session;
 pub mod snapshot;

@@ -315,6 +315,9 @@ async fn post(
         )
             .into_response();
     }
+    // The context is bound to the principal's identity; the rights are
+    // this request's credential's (passed in `Inbound`).
+    let caller = principal.clone();
     let session = match gw.modern_session(principal, vs, Some(envelope.client_capabilities)) {
         Ok(s) => s,
         Err(OpenError::TooManySessions) => {
@@ -368,14 +371,23 @@ async fn post(
     let work: Work = {
         let gw = gw.clone();
         let session = session.clone();
-        Box::pin(crate::call::PARAM_HEADERS.scope(param_headers, async move {
+        let client_addr = crate::call::client_addr();
+        Box::pin(async move {
             let msg = parse_one(&rewritten).ok()?;
             let trace = trace.as_ref().map(|(tp, ts)| crate::core::TraceContext {
                 traceparent: tp,
                 tracestate: ts.as_deref(),
             });
-            gw.handle_call(&session, &msg, &sink, trace).await.response
-        }))
+            let inbound = crate::core::Inbound {
+                trace,
+                client_addr,
+                param_headers,
+                principal: Some(caller),
+            };
+            gw.handle_call(&session, &msg, &sink, inbound)
+                .await
+                .response
+        })
     };
     let log_floor = m
         .param("_meta")
@@ -703,8 +715,13 @@ async fn resume(
         );
         match parse_one(&text) {
             Ok(reply) if reply.kind == Kind::Result => {
-                gw.handle(&p.session, &reply, &Sink::Broadcast(dead_end()))
-                    .await;
+                gw.handle(
+                    &p.session,
+                    &reply,
+                    &Sink::Broadcast(dead_end()),
+                    Default::default(),
+                )
+                .await;
             }
             _ => {
                 cancel_inflight(&p.session, &p.internal_id);
@@ -805,7 +822,14 @@ async fn subscribe(gw: &Arc<Gateway>, session: &Arc<Session>, uri: &str, on: boo
     let Ok(msg) = parse_one(&text) else {
         return false;
     };
-    let reply = gw.handle(session, &msg, &Sink::Broadcast(dead_end())).await;
+    let reply = gw
+        .handle(
+            session,
+            &msg,
+            &Sink::Broadcast(dead_end()),
+            Default::default(),
+        )
+        .await;
     let held = reply
         .as_deref()
         .and_then(|r| parse_one(r).ok())

@@ -22,6 +22,16 @@ pub struct VirtualRoute {
 }
 
 impl VirtualRoute {
+    /// The route of a virtual server a reload removed: exposes nothing.
+    pub fn gone(name: &str) -> VirtualRoute {
+        VirtualRoute {
+            name: name.to_owned(),
+            servers: Vec::new(),
+            tools: Some(Vec::new()),
+            namespace: true,
+        }
+    }
+
     pub fn exposes_server(&self, server: &str) -> bool {
         self.servers.iter().any(|s| s == server)
     }

@@ -123,7 +123,7 @@ where
             continue;
         };
         if m.kind != Kind::Request {
-            gw.handle(&sess, &m, &sink).await;
+            gw.handle(&sess, &m, &sink, Default::default()).await;
             continue;
         }
         let gw2 = gw.clone();
@@ -133,7 +133,7 @@ where
             let Ok(m) = parse_one(&owned) else {
                 return;
             };
-            if let Some(resp) = gw2.handle(&sess, &m, &sink2).await {
+            if let Some(resp) = gw2.handle(&sess, &m, &sink2, Default::default()).await {
                 sink2.send(resp.into());
             }
         });

@@ -475,3 +475,86 @@ async fn dpop_bound_tokens_need_a_fresh_proof_for_this_url() {
         401
     );
 }
+
+/// Issue 15, item 1: a session keeps the identity of the token that opened
+/// it, never its rights. Each request is decided (and recorded) with the
+/// principal of the credential it carries: a narrower token on the same
+/// session is refused, a wider one (scope step-up) is served, and a demoted
+/// role loses what it lost.
+#[tokio::test]
+async fn a_session_keeps_the_identity_not_the_rights_of_the_token_that_opened_it() {
+    let (w, _up) = start(
+        "authorization:\n  roles:\n    admin:\n      grants:\n        - tools: [\"*\"]\n    analyst:\n      grants:\n        - tools: [\"t/echo\"]\n  scopes:\n    actions:\n      discover: [\"mcp:tools:list\"]\n      call_tool: [\"mcp:tools:call\"]\n",
+    );
+    let wide = mint(
+        &w,
+        "alice",
+        &[
+            "--roles",
+            "admin",
+            "--scopes",
+            "mcp:tools:list,mcp:tools:call",
+        ],
+    );
+    let mut c = Client::with_bearer(&w.url("/mcp"), &wide);
+    c.initialize().await;
+    let ok = c.call_tool("t__echo", json!({"message": "hi"})).await;
+    assert!(ok.response()["result"].is_object(), "{}", ok.raw);
+
+    // The same session with a token of the same user that may only list.
+    let narrow = mint(
+        &w,
+        "alice",
+        &["--roles", "admin", "--scopes", "mcp:tools:list"],
+    );
+    c.extra_headers
+        .insert("authorization", format!("Bearer {narrow}").parse().unwrap());
+    let r = c.call_tool("t__echo", json!({"message": "hi"})).await;
+    assert_eq!(r.status, 403, "{}", r.raw);
+    assert_eq!(r.error_code(), -32014, "{}", r.raw);
+    let list = c.request("tools/list", json!({})).await;
+    assert!(list.raw.contains("t__echo"), "{}", list.raw);
+
+    // Step-up: a wider token on the same session is served at once.
+    c.extra_headers
+        .insert("authorization", format!("Bearer {wide}").parse().unwrap());
+    let r = c.call_tool("t__echo", json!({"message": "again"})).await;
+    assert!(r.response()["result"].is_object(), "{}", r.raw);
+
+    // Demoted to analyst: the admin-only tools vanish from lists and calls.
+    let demoted = mint(
+        &w,
+        "alice",
+        &[
+            "--roles",
+            "analyst",
+            "--scopes",
+            "mcp:tools:list,mcp:tools:call",
+        ],
+    );
+    c.extra_headers.insert(
+        "authorization",
+        format!("Bearer {demoted}").parse().unwrap(),
+    );
+    let list = c.request("tools/list", json!({})).await;
+    assert!(list.raw.contains("t__echo"), "{}", list.raw);
+    assert!(!list.raw.contains("t__crash"), "{}", list.raw);
+    let r = c.call_tool("t__crash", json!({})).await;
+    assert!(r.response()["error"].is_object(), "{}", r.raw);
+
+    // Another user's token still cannot use the session at all.
+    let bob = mint(
+        &w,
+        "bob",
+        &[
+            "--roles",
+            "admin",
+            "--scopes",
+            "mcp:tools:list,mcp:tools:call",
+        ],
+    );
+    c.extra_headers
+        .insert("authorization", format!("Bearer {bob}").parse().unwrap());
+    let r = c.call_tool("t__echo", json!({"message": "hi"})).await;
+    assert_eq!(r.status, 404, "{}", r.raw);
+}

@@ -1,0 +1,461 @@
+//! Every reason Warden refuses or fails a client request, mapped in one
+//! place to the JSON-RPC error (or, for a tool's arguments that fail its
+//! schema, an `isError` tool result), the HTTP status, the audit decision
+//! and reason code, and the log line. Stages return a [`Refusal`]; no stage
+//! writes an error string and no later code re-parses a response to learn
+//! what happened.
+
+use std::fmt;
+
+use http::StatusCode;
+use tracing::{info, warn};
+use warden_protocol::error::{error_response, result_response};
+use warden_protocol::ErrorCode;
+
+use crate::federation::truncate;
+
+/// Why a request is not served as asked.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Refusal {
+    /// Malformed params (a missing or mistyped member).
+    InvalidParams(String),
+    /// An item the caller may not know exists, or that does not exist:
+    /// `unknown tool: …` (policy with `deny_as_unknown`, a poisoned
+    /// manifest, an item the upstream no longer offers).
+    UnknownItem {
+        what: &'static str,
+        shown: String,
+        reason_code: Option<String>,
+    },
+    /// No server serves this URI.
+    ResourceNotFound {
+        uri: String,
+    },
+    MethodNotFound,
+    /// `initialize` on a session that has one.
+    AlreadyInitialized,
+    /// The session's virtual server was removed by a reload.
+    VirtualServerGone,
+    /// The credential lacks scopes (HTTP 403 `insufficient_scope`).
+    InsufficientScope {
+        scopes: Vec<String>,
+    },
+    /// The policy engine said no.
+    PolicyDenied {
+        reason: String,
+    },
+    /// The policy requires a human approval first.
+    ApprovalRequired {
+        reason: String,
+        requires: Vec<String>,
+    },
+    /// The item's live manifest is not the pinned one (drift, unpinned).
+    NotApproved {
+        message: String,
+        reason_code: String,
+    },
+    /// The server's pinned identity changed, or it is not approved.
+    ServerNotApproved {
+        server: String,
+        changed: bool,
+        reason_code: String,
+    },
+    /// The arguments fail the tool's schema: a tool result with
+    /// `isError: true` so the model can correct itself (MCP 2025-11-25).
+    ArgumentsInvalid {
+        path: String,
+        rule: String,
+        message: String,
+    },
+    /// The input guard refused the arguments (limits, characters,
+    /// injection): a JSON-RPC error.
+    InputRejected {
+        path: String,
+        rule: String,
+        message: String,
+    },
+    /// A 2026-07-28 `Mcp-Param-*` header disagrees with the body.
+    HeaderMismatch {
+        code: ErrorCode,
+        message: String,
+    },
+    /// A forged or misrouted 2026-07-28 `requestState`.
+    RequestStateInvalid(&'static str),
+    /// The upstream failed, timed out or sent something unreadable.
+    Upstream {
+        server: String,
+        what: String,
+    },
+    /// An upstream's input request could not be bridged to the client.
+    InputNotBridged(String),
+    /// The output guard withheld the result.
+    OutputWithheld {
+        reason: String,
+    },
+    /// A `sync`-tier record could not be made durable.
+    AuditUnavailable,
+}
+
+impl Refusal {
+    /// The JSON-RPC error code (for [`Refusal::ArgumentsInvalid`], the code
+    /// it would have had: the answer is a tool result).
+    pub fn code(&self) -> ErrorCode {
+        match self {
+            Refusal::InvalidParams(_)
+            | Refusal::UnknownItem { .. }
+            | Refusal::ArgumentsInvalid { .. }
+            | Refusal::InputRejected { .. }
+            | Refusal::RequestStateInvalid(_) => ErrorCode::InvalidParams,
+            Refusal::ResourceNotFound { .. } => ErrorCode::ResourceNotFound,
+            Refusal::MethodNotFound => ErrorCode::MethodNotFound,
+            Refusal::AlreadyInitialized => ErrorCode::InvalidRequest,
+            Refusal::VirtualServerGone | Refusal::AuditUnavailable => ErrorCode::InternalError,
+            Refusal::InsufficientScope { .. } => ErrorCode::InsufficientScope,
+            Refusal::PolicyDenied { .. } => ErrorCode::PolicyDenied,
+            Refusal::ApprovalRequired { .. } => ErrorCode::ApprovalRequired,
+            Refusal::NotApproved { .. } | Refusal::ServerNotApproved { .. } => {
+                ErrorCode::ToolNotApproved
+            }
+            Refusal::HeaderMismatch { code, .. } => *code,
+            Refusal::Upstream { .. } => ErrorCode::UpstreamUnavailable,
+            Refusal::InputNotBridged(_) => ErrorCode::MissingCapability,
+            Refusal::OutputWithheld { .. } => ErrorCode::Refused,
+        }
+    }
+
+    /// The HTTP status of the answer on Streamable HTTP: 403 for missing
+    /// scopes (with a step-up challenge), else 200 with the JSON-RPC error.
+    pub fn http_status(&self) -> StatusCode {
+        match self {
+            Refusal::InsufficientScope { .. } => StatusCode::FORBIDDEN,
+            _ => StatusCode::OK,
+        }
+    }
+
+    /// The audit decision: `Some(Deny)` or `Some(Hold)` for what a control
+    /// refused, `None` for malformed requests and failures (the request was
+    /// allowed and then could not be served).
+    pub fn decision(&self) -> Option<warden_audit::Decision> {
+        match self {
+            Refusal::UnknownItem { .. }
+            | Refusal::InsufficientScope { .. }
+            | Refusal::PolicyDenied { .. }
+            | Refusal::NotApproved { .. }
+            | Refusal::ServerNotApproved { .. }
+            | Refusal::ArgumentsInvalid { .. }
+            | Refusal::InputRejected { .. }
+            | Refusal::HeaderMismatch { .. }
+            | Refusal::RequestStateInvalid(_) => Some(warden_audit::Decision::Deny),
+            Refusal::ApprovalRequired { .. } => Some(warden_audit::Decision::Hold),
+            _ => None,
+        }
+    }
+
+    /// The audit record's reason code.
+    pub fn reason_code(&self) -> Option<String> {
+        Some(match self {
+            Refusal::UnknownItem { reason_code, .. } => return reason_code.clone(),
+            Refusal::InsufficientScope { .. } => "insufficient_scope".into(),
+            Refusal::PolicyDenied { reason } | Refusal::ApprovalRequired { reason, .. } => {
+                reason.clone()
+            }
+            Refusal::NotApproved { reason_code, .. }
+            | Refusal::ServerNotApproved { reason_code, .. } => reason_code.clone(),
+            Refusal::ArgumentsInvalid { rule, .. } | Refusal::InputRejected { rule, .. } => {
+                format!("input_{rule}")
+            }
+            Refusal::HeaderMismatch { .. } => "header_mismatch".into(),
+            Refusal::RequestStateInvalid(_) => "request_state.invalid".into(),
+            Refusal::OutputWithheld { .. } => "output.blocked".into(),
+            Refusal::AuditUnavailable => "audit.unavailable".into(),
+            _ => return None,
+        })
+    }
+
+    /// The scopes a 403 challenge names.
+    pub fn required_scopes(&self) -> Option<&[String]> {
+        match self {
+            Refusal::InsufficientScope { scopes } => Some(scopes),
+            _ => None,
+        }
+    }
+
+    /// The answer to the client: a JSON-RPC error with the client's `id`
+    /// and the correlation id in `data`, or an `isError` tool result.
+    pub fn response(&self, id: &str, corr: &str) -> String {
+        let code = self.code();
+        let data = |extra: serde_json::Value| {
+            let mut d = extra;
+            if let Some(o) = d.as_object_mut() {
+                o.insert("correlationId".into(), corr.into());
+            }
+            d
+        };
+        let with_corr = serde_json::json!({ "correlationId": corr });
+        match self {
+            Refusal::InvalidParams(why) => error_response(Some(id), code, why, None),
+            Refusal::UnknownItem { what, shown, .. } => error_response(
+                Some(id),
+                code,
+                &format!("unknown {what}: {}", truncate(shown, 128)),
+                None,
+            ),
+            Refusal::ResourceNotFound { uri } => error_response(
+                Some(id),
+                code,
+                "resource not found",
+                Some(&serde_json::json!({"uri": truncate(uri, 512)})),
+            ),
+            Refusal::MethodNotFound => error_response(Some(id), code, "method not found", None),
+            Refusal::AlreadyInitialized => {
+                error_response(Some(id), code, "session already initialized", None)
+            }
+            Refusal::VirtualServerGone => {
+                error_response(Some(id), code, "virtual server no longer configured", None)
+            }
+            Refusal::InsufficientScope { scopes } => error_response(
+                Some(id),
+                code,
+                "insufficient scope",
+                Some(&data(serde_json::json!({ "scopes": scopes }))),
+            ),
+            Refusal::PolicyDenied { reason } => error_response(
+                Some(id),
+                code,
+                "denied by policy",
+                Some(&data(serde_json::json!({ "reason": reason }))),
+            ),
+            Refusal::ApprovalRequired { reason, requires } => error_response(
+                Some(id),
+                code,
+                "approval required",
+                Some(&data(
+                    serde_json::json!({ "reason": reason, "requires": requires }),
+                )),
+            ),
+            Refusal::NotApproved { message, .. } => {
+                error_response(Some(id), code, message, Some(&with_corr))
+            }
+            Refusal::ServerNotApproved {
+                server, changed, ..
+            } => {
+                let what = if *changed {
+                    "server identity changed since approval"
+                } else {
+                    "server not approved"
+                };
+                error_response(
+                    Some(id),
+                    code,
+                    &format!("upstream server '{server}': {what}"),
+                    Some(&with_corr),
+                )
+            }
+            Refusal::ArgumentsInvalid {
+                path,
+                rule,
+                message,
+            } => {
+                let text = format!("Invalid arguments: {message}");
+                let result = serde_json::json!({
+                    "content": [{"type": "text", "text": text}],
+                    "isError": true,
+                    "_meta": {"io.warden/refusal": {
+                        "rule": rule, "path": path, "correlationId": corr,
+                    }},
+                });
+                result_response(id, &result.to_string())
+            }
+            Refusal::InputRejected {
+                path,
+                rule,
+                message,
+            } => error_response(
+                Some(id),
+                code,
+                message,
+                Some(&data(serde_json::json!({ "path": path, "rule": rule }))),
+            ),
+            Refusal::HeaderMismatch { message, .. } => {
+                error_response(Some(id), code, message, Some(&with_corr))
+            }
+            Refusal::RequestStateInvalid(why) => error_response(Some(id), code, why, None),
+            Refusal::Upstream { server, what } => error_response(
+                Some(id),
+                code,
+                &format!("upstream server '{server}' {what}"),
+                Some(&with_corr),
+            ),
+            Refusal::InputNotBridged(why) => error_response(Some(id), code, why, Some(&with_corr)),
+            Refusal::OutputWithheld { reason } => error_response(
+                Some(id),
+                code,
+                &format!("result withheld by an output guard ({reason})"),
+                Some(&with_corr),
+            ),
+            Refusal::AuditUnavailable => error_response(
+                Some(id),
+                code,
+                "the audit trail is unavailable",
+                Some(&with_corr),
+            ),
+        }
+    }
+
+    /// The log line, once per refusal, never with argument values.
+    pub fn log(&self, corr: &str, session: &str, server: Option<&str>, item: Option<&str>) {
+        let server = server.unwrap_or("");
+        let item = truncate(item.unwrap_or(""), 256);
+        let item = item.escape_debug();
+        match self {
+            Refusal::PolicyDenied { reason } => {
+                info!(target: "audit", event = "call.denied", correlation_id = %corr, session = %session,
+                      server = %server, item = %item, reason = %reason);
+            }
+            Refusal::ApprovalRequired { reason, .. } => {
+                info!(target: "audit", event = "call.held", correlation_id = %corr, session = %session,
+                      server = %server, item = %item, reason = %reason);
+            }
+            Refusal::NotApproved { reason_code, .. }
+            | Refusal::ServerNotApproved { reason_code, .. } => {
+                warn!(target: "audit", event = "call.refused", reason = %reason_code, correlation_id = %corr,
+                      session = %session, server = %server, item = %item);
+            }
+            Refusal::ArgumentsInvalid { path, rule, .. }
+            | Refusal::InputRejected { path, rule, .. } => {
+                warn!(target: "audit", event = "input.denied", correlation_id = %corr, session = %session,
+                      server = %server, tool = %item, rule = %rule, path = %path);
+            }
+            Refusal::RequestStateInvalid(why) => {
+                warn!(target: "audit", event = "request_state.refused", correlation_id = %corr,
+                      session = %session, server = %server, reason = why);
+            }
+            Refusal::Upstream { what, .. } => {
+                warn!(correlation_id = %corr, server = %server, error = %what, "upstream call failed");
+            }
+            Refusal::InputNotBridged(why) => {
+                warn!(correlation_id = %corr, server = %server, reason = %why, "input request not bridged");
+            }
+            Refusal::AuditUnavailable => {
+                warn!(correlation_id = %corr, "audit record failed; sync tier refused");
+            }
+            other => {
+                info!(target: "audit", event = "request.refused", correlation_id = %corr, session = %session,
+                      server = %server, item = %item, refusal = %other);
+            }
+        }
+    }
+}
+
+impl fmt::Display for Refusal {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let name = match self {
+            Refusal::InvalidParams(_) => "invalid_params",
+            Refusal::UnknownItem { .. } => "unknown_item",
+            Refusal::ResourceNotFound { .. } => "resource_not_found",
+            Refusal::MethodNotFound => "method_not_found",
+            Refusal::AlreadyInitialized => "already_initialized",
+            Refusal::VirtualServerGone => "virtual_server_gone",
+            Refusal::InsufficientScope { .. } => "insufficient_scope",
+            Refusal::PolicyDenied { .. } => "policy_denied",
+            Refusal::ApprovalRequired { .. } => "approval_required",
+            Refusal::NotApproved { .. } => "not_approved",
+            Refusal::ServerNotApproved { .. } => "server_not_approved",
+            Refusal::ArgumentsInvalid { .. } => "arguments_invalid",
+            Refusal::InputRejected { .. } => "input_rejected",
+            Refusal::HeaderMismatch { .. } => "header_mismatch",
+            Refusal::RequestStateInvalid(_) => "request_state_invalid",
+            Refusal::Upstream { .. } => "upstream",
+            Refusal::InputNotBridged(_) => "input_not_bridged",
+            Refusal::OutputWithheld { .. } => "output_withheld",
+            Refusal::AuditUnavailable => "audit_unavailable",
+        };
+        f.write_str(name)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parsed(s: &str) -> serde_json::Value {
+        serde_json::from_str(s).unwrap()
+    }
+
+    #[test]
+    fn every_error_carries_the_client_id_and_its_code() {
+        let cases = [
+            Refusal::InvalidParams("params.name is required".into()),
+            Refusal::PolicyDenied {
+                reason: "policy.forbid".into(),
+            },
+            Refusal::InsufficientScope {
+                scopes: vec!["mcp:tools".into()],
+            },
+            Refusal::Upstream {
+                server: "gh".into(),
+                what: "timed out".into(),
+            },
+            Refusal::AuditUnavailable,
+        ];
+        for r in cases {
+            let v = parsed(&r.response("\"a\"", "c0ffee"));
+            assert_eq!(v["id"], "a");
+            assert_eq!(v["error"]["code"], r.code().code(), "{r}");
+        }
+    }
+
+    #[test]
+    fn schema_failures_are_tool_results_the_model_can_read() {
+        let r = Refusal::ArgumentsInvalid {
+            path: "/message".into(),
+            rule: "input.schema".into(),
+            message: "42 is not of type \"string\"".into(),
+        };
+        let v = parsed(&r.response("7", "c0ffee"));
+        assert_eq!(v["result"]["isError"], true);
+        assert!(v["result"]["content"][0]["text"]
+            .as_str()
+            .unwrap()
+            .contains("not of type"));
+        assert_eq!(
+            v["result"]["_meta"]["io.warden/refusal"]["rule"],
+            "input.schema"
+        );
+        assert_eq!(r.decision(), Some(warden_audit::Decision::Deny));
+        assert_eq!(r.reason_code().as_deref(), Some("input_input.schema"));
+    }
+
+    #[test]
+    fn only_missing_scopes_change_the_http_status() {
+        assert_eq!(
+            Refusal::InsufficientScope { scopes: vec![] }.http_status(),
+            StatusCode::FORBIDDEN
+        );
+        assert_eq!(
+            Refusal::PolicyDenied { reason: "x".into() }.http_status(),
+            StatusCode::OK
+        );
+    }
+
+    #[test]
+    fn failures_are_not_denials() {
+        assert_eq!(
+            Refusal::Upstream {
+                server: "s".into(),
+                what: "x".into()
+            }
+            .decision(),
+            None
+        );
+        assert_eq!(
+            Refusal::ApprovalRequired {
+                reason: "r".into(),
+                requires: vec![]
+            }
+            .decision(),
+            Some(warden_audit::Decision::Hold)
+        );
+    }
+}
