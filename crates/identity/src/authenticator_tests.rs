@@ -325,6 +325,20 @@ async fn tokens_never_appear_in_errors_debug_output_or_logs() {
         .with_writer(captured.clone())
         .finish();
     let _guard = tracing::subscriber::set_default(subscriber);
+    // tracing caches a callsite's interest when it is first hit and, with a
+    // single (thread-local) subscriber, asks the hitting thread's default:
+    // a log callsite first hit by another test's thread is cached as
+    // disabled. Hit them here, then recompute every cached interest with
+    // this thread's subscriber, and start from an empty buffer.
+    let warm_up = tempfile::tempdir().expect("tempdir");
+    let _ = start(raw(warm_up.path()))
+        .await
+        .authenticate(&facts("Bearer x.y.z"))
+        .await;
+    tracing::callsite::rebuild_interest_cache();
+    if let Ok(mut buffer) = captured.0.lock() {
+        buffer.clear();
+    }
 
     let dir = tempfile::tempdir().expect("tempdir");
     let auth = start(raw(dir.path())).await;
