@@ -255,7 +255,7 @@ impl Authenticator {
         let dpop = DpopVerifier {
             algorithms: settings.dpop.algorithms.clone(),
             max_age: settings.dpop.max_age,
-            leeway: settings.leeway,
+            future_leeway: settings.dpop.future_leeway,
             nonces: settings
                 .dpop
                 .nonce
@@ -464,6 +464,7 @@ impl Authenticator {
                         token_hash: &hash,
                         jkt,
                         now,
+                        clock: unix_clock(),
                     })
                     .await?;
             }
@@ -802,6 +803,14 @@ fn parse_credentials<'a>(req: &RequestFacts<'a>) -> Result<Credential<'a>, AuthE
             Ok(Credential::Token(scheme, token))
         }
     }
+}
+
+/// Now, in Unix seconds with the fraction: DPoP proof ages are compared
+/// with their limit exactly.
+fn unix_clock() -> f64 {
+    SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map_or(0.0, |d| d.as_secs_f64())
 }
 
 /// A claim by name, or by dotted path into nested objects.

@@ -106,8 +106,12 @@ pub struct RawClaims {
 pub struct RawDpop {
     /// Proof algorithms accepted (default `[ES256, ES384, EdDSA, RS256, PS256]`).
     pub algorithms: Option<Vec<String>>,
-    /// How old a proof's `iat` may be (default `60s`).
+    /// How old a proof's `iat` may be, clock skew included (default `60s`,
+    /// at most `10m`).
     pub max_age: Option<String>,
+    /// How far in the future a proof's `iat` may be (default `5s`, at most
+    /// `1m`).
+    pub future_leeway: Option<String>,
     /// Require server nonces (`DPoP-Nonce`) (default false).
     pub nonce: Option<bool>,
     /// How long a nonce stays valid (default `5m`).
@@ -346,6 +350,7 @@ pub(crate) struct ClaimMapping {
 pub(crate) struct DpopSettings {
     pub algorithms: Vec<SigningAlgorithm>,
     pub max_age: Duration,
+    pub future_leeway: Duration,
     pub nonce: bool,
     pub nonce_lifetime: Duration,
     pub nonce_secret: Option<SecretBytes>,
@@ -879,6 +884,19 @@ impl Resolver<'_> {
                 "at most 10m (proofs are meant to be fresh)",
             );
         }
+        let future_leeway = self
+            .duration(
+                raw.future_leeway.as_deref(),
+                &format!("{path}.future_leeway"),
+                true,
+            )
+            .unwrap_or(Duration::from_secs(5));
+        if future_leeway > Duration::from_secs(60) {
+            self.push(
+                format!("{path}.future_leeway"),
+                "at most 1m (a proof from the future is a clock problem, or a proof made in advance)",
+            );
+        }
         let nonce_lifetime = self
             .duration(
                 raw.nonce_lifetime.as_deref(),
@@ -910,6 +928,7 @@ impl Resolver<'_> {
         DpopSettings {
             algorithms,
             max_age,
+            future_leeway,
             nonce: raw.nonce.unwrap_or(false),
             nonce_lifetime,
             nonce_secret,

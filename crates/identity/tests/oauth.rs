@@ -748,3 +748,77 @@ async fn egress_policy_governs_fetches() {
         "{err}"
     );
 }
+
+/// Defect 7: DPoP proofs were accepted up to `max_age` + `leeway` (90 s)
+/// old, where the documentation says 60 s. Now `iat` is no older than
+/// `dpop.max_age` (leeway included) and no more than `dpop.future_leeway`
+/// (5 s) ahead.
+#[tokio::test]
+async fn dpop_proofs_were_accepted_up_to_90s_old() {
+    let Some(idp) = Idp::start().await else {
+        return;
+    };
+    let dir = tempfile::tempdir().expect("tempdir");
+    let auth = authenticator(&idp, raw_settings(&idp, dir.path())).await;
+    let key = DpopKey::generate();
+    let token = idp
+        .client_credentials("analyst-app", MCP, "mcp", Some(&key))
+        .await;
+    let header = format!("DPoP {token}");
+    let present = |auth: Arc<Authenticator>, iat: i64| {
+        let proof = key.proof("POST", MCP, Some(&token), iat, None);
+        let header = header.clone();
+        async move {
+            auth.authenticate(&RequestFacts {
+                method: "POST",
+                url: MCP,
+                authorization: Some(&header),
+                dpop: Some(&proof),
+                ..RequestFacts::default()
+            })
+            .await
+        }
+    };
+    let stale = Err(AuthError::DpopInvalid("iat"));
+    assert_eq!(
+        present(Arc::clone(&auth), now() - 75).await,
+        stale,
+        "75 s old"
+    );
+    assert_eq!(
+        present(Arc::clone(&auth), now() - 61).await,
+        stale,
+        "61 s old"
+    );
+    assert!(
+        present(Arc::clone(&auth), now() - 55).await.is_ok(),
+        "55 s old"
+    );
+    assert_eq!(
+        present(Arc::clone(&auth), now() + 20).await,
+        stale,
+        "20 s ahead"
+    );
+    assert_eq!(
+        present(Arc::clone(&auth), now() + 7).await,
+        stale,
+        "7 s ahead"
+    );
+    assert!(
+        present(Arc::clone(&auth), now() + 3).await.is_ok(),
+        "3 s ahead"
+    );
+    assert!(present(Arc::clone(&auth), now()).await.is_ok());
+
+    // Both ends are configurable.
+    let mut raw = raw_settings(&idp, dir.path());
+    raw.dpop = Some(warden_identity::RawDpop {
+        max_age: Some("2m".to_owned()),
+        future_leeway: Some("30s".to_owned()),
+        ..Default::default()
+    });
+    let wide = authenticator(&idp, raw).await;
+    assert!(present(Arc::clone(&wide), now() - 100).await.is_ok());
+    assert!(present(Arc::clone(&wide), now() + 20).await.is_ok());
+    assert_eq!(present(Arc::clone(&wide), now() - 125).await, stale);
+}
