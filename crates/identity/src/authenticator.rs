@@ -492,12 +492,16 @@ impl Authenticator {
             JwsError::Malformed => AuthError::Invalid("malformed"),
             other => AuthError::Invalid(other.code()),
         })?;
-        match jws.typ.as_deref() {
-            Some(t)
-                if t.eq_ignore_ascii_case("at+jwt")
-                    || t.eq_ignore_ascii_case("application/at+jwt")
-                    || t.eq_ignore_ascii_case("JWT") => {}
-            _ => return Err(AuthError::Invalid("typ")),
+        // RFC 9068 §2.1 says `at+jwt`; many issuers still write `JWT`.
+        let at_jwt = jws.typ.as_deref().is_some_and(|t| {
+            t.eq_ignore_ascii_case("at+jwt") || t.eq_ignore_ascii_case("application/at+jwt")
+        });
+        let jwt = jws
+            .typ
+            .as_deref()
+            .is_some_and(|t| t.eq_ignore_ascii_case("JWT"));
+        if !at_jwt && !jwt {
+            return Err(AuthError::Invalid("typ"));
         }
         let iss = jws
             .claims
@@ -510,6 +514,9 @@ impl Authenticator {
             .enumerate()
             .find(|(_, i)| i.settings.issuer == iss)
             .ok_or(AuthError::Invalid("issuer"))?;
+        if issuer.settings.require_at_jwt_typ && !at_jwt {
+            return Err(AuthError::Invalid("typ"));
+        }
         if !issuer.settings.algorithms.contains(&jws.alg) {
             return Err(AuthError::Invalid("algorithm"));
         }

@@ -84,6 +84,9 @@ pub struct RawIssuer {
     pub refresh_interval: Option<String>,
     /// At most one refresh on an unknown `kid` per this period (default `30s`).
     pub min_refresh_interval: Option<String>,
+    /// Accept only `typ: at+jwt` (RFC 9068) access tokens from this issuer,
+    /// not `typ: JWT` (default false: real issuers differ).
+    pub require_at_jwt_typ: Option<bool>,
     pub claims: Option<RawClaims>,
 }
 
@@ -304,6 +307,7 @@ pub struct IssuerSettings {
     pub(crate) allow_private_network: bool,
     pub(crate) refresh_interval: Duration,
     pub(crate) min_refresh_interval: Duration,
+    pub(crate) require_at_jwt_typ: bool,
     pub(crate) claims: ClaimMapping,
 }
 
@@ -628,6 +632,7 @@ impl Resolver<'_> {
                 allow_private_network: false,
                 refresh_interval: Duration::from_secs(3600),
                 min_refresh_interval: Duration::from_secs(3600),
+                require_at_jwt_typ: false,
                 claims: ClaimMapping {
                     tenant: Some("tenant".to_owned()),
                     ..ClaimMapping::default()
@@ -813,6 +818,7 @@ impl Resolver<'_> {
             allow_private_network: raw.allow_private_network.unwrap_or(false),
             refresh_interval,
             min_refresh_interval,
+            require_at_jwt_typ: raw.require_at_jwt_typ.unwrap_or(false),
             claims,
         })
     }

@@ -404,3 +404,19 @@ dpop: { max_age: 45s, future_leeway: 2s }
         );
     }
 }
+
+#[test]
+fn require_at_jwt_typ_is_per_issuer_and_off_by_default() {
+    let settings = parse(
+        r#"
+public_url: https://warden.example.com
+issuers:
+  - issuer: https://idp.example.com
+    require_at_jwt_typ: true
+  - issuer: https://other.example.com
+"#,
+    )
+    .expect("valid");
+    assert!(settings.issuers[0].require_at_jwt_typ);
+    assert!(!settings.issuers[1].require_at_jwt_typ, "default: JWT too");
+}

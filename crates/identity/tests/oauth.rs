@@ -822,3 +822,50 @@ async fn dpop_proofs_were_accepted_up_to_90s_old() {
     assert!(present(Arc::clone(&wide), now() + 20).await.is_ok());
     assert_eq!(present(Arc::clone(&wide), now() - 125).await, stale);
 }
+
+/// Defect 8: `typ: JWT` was accepted where RFC 9068 says `at+jwt`. Both stay
+/// accepted by default (issuers differ); `require_at_jwt_typ: true` makes an
+/// issuer's `JWT`-typed tokens refused.
+#[tokio::test]
+async fn typ_jwt_was_accepted_where_at_jwt_is_required() {
+    let Some(idp) = Idp::start().await else {
+        return;
+    };
+    let dir = tempfile::tempdir().expect("tempdir");
+    let claims = idp.claims(MCP);
+    let typed = |typ: &'static str| {
+        let claims = claims.clone();
+        let idp = &idp;
+        async move { idp.sign(false, json!({"typ": typ}), claims).await }
+    };
+    let jwt = typed("JWT").await;
+    let at_jwt = typed("at+jwt").await;
+    let media_type = typed("application/at+jwt").await;
+
+    let lenient = authenticator(&idp, raw_settings(&idp, dir.path())).await;
+    for token in [&jwt, &at_jwt, &media_type] {
+        check(&lenient, token).await.expect("accepted by default");
+    }
+
+    let mut raw = raw_settings(&idp, dir.path());
+    if let Some(issuers) = raw.issuers.as_mut() {
+        issuers[0].require_at_jwt_typ = Some(true);
+    }
+    let strict = authenticator(&idp, raw).await;
+    assert_eq!(check(&strict, &jwt).await, Err(AuthError::Invalid("typ")));
+    check(&strict, &at_jwt).await.expect("at+jwt accepted");
+    check(&strict, &media_type)
+        .await
+        .expect("application/at+jwt accepted");
+    // Issuer B does not require it.
+    let from_b = idp
+        .sign(
+            true,
+            json!({"typ": "JWT"}),
+            json!({"iss": idp.issuer2, "sub": "bob", "aud": MCP, "iat": now(), "exp": now() + 60}),
+        )
+        .await;
+    check(&strict, &from_b)
+        .await
+        .expect("another issuer's JWT accepted");
+}
