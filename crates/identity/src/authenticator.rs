@@ -5,9 +5,10 @@
 //! 1. credentials parsed from the headers (one credential, known scheme);
 //! 2. the verified-token cache, by SHA-256 of the token (entries of an
 //!    issuer whose key set lost a key since are verified again);
-//! 3. on a miss: JWS parse, `typ`, `iss` → issuer, `alg` allowlist, key by
-//!    `kid` (one bounded refresh on an unknown `kid`), signature, then the
-//!    claims (`exp`, `nbf`, `iat` with leeway; `aud` present; `cnf`);
+//! 3. on a miss: JWS parse, `typ`, `iss` → issuer (its `typ` rule; refused
+//!    while it is unavailable), `alg` allowlist, key by `kid` (one bounded
+//!    refresh on an unknown `kid`), signature, then the claims (`exp`,
+//!    `nbf`, `iat` with leeway; `aud` present; `cnf`);
 //! 4. per request: expiry again, `aud` ∋ this resource, certificate
 //!    binding (RFC 8705 `cnf.x5t#S256`), DPoP binding and proof (replay
 //!    check last, in the shared replay cache), required scopes.
@@ -30,7 +31,7 @@ use crate::dpop::{DpopVerifier, NonceIssuer, ProofContext};
 use crate::egress::EgressPolicy;
 use crate::error::{AuthError, IdentityError};
 use crate::jws::{sha256, CompactJws, JwsError, MAX_TOKEN_BYTES};
-use crate::keys::IssuerKeys;
+use crate::keys::{IssuerKeys, IssuerStatus};
 use crate::principal::{AuthMethod, CredentialInfo, Principal, PrincipalData};
 use crate::replay::{MemoryReplayCache, RedisReplayCache, ReplayCache};
 use crate::settings::{ClaimMapping, DpopMode, IdentitySettings, MtlsSettings, ReplayBackend};
@@ -171,8 +172,16 @@ impl Authenticator {
     /// the development key, the API key store; start the background
     /// refreshers; set up the DPoP replay cache (`identity.dpop.replay_cache`:
     /// memory, or Redis: connected lazily, so a replica starts while Redis
-    /// is down and refuses DPoP proofs until it answers). Fails when an
-    /// issuer's keys cannot be loaded.
+    /// is down and refuses DPoP proofs until it answers).
+    ///
+    /// Issuers are loaded concurrently, each for at most 10 s. An issuer
+    /// whose metadata or keys cannot be fetched does not stop the start: it
+    /// is unavailable ([`Authenticator::issuer_status`]), its tokens are
+    /// refused (`issuer_unavailable`), and it is retried in the background
+    /// (exponential backoff from 1 s, jittered, at most 60 s apart) until
+    /// its tokens can be verified, without a restart. Fails only on
+    /// configuration errors: a URL the egress policy refuses, an unusable
+    /// JWKS file or development key, the API key store.
     pub async fn start(
         settings: IdentitySettings,
         egress: EgressPolicy,
@@ -215,10 +224,21 @@ impl Authenticator {
             Some(dev) => Some(Arc::new(DevIssuer::from_settings(dev, &settings.data_dir)?)),
             None => None,
         };
-        let mut issuers = Vec::with_capacity(settings.issuers.len());
-        for issuer in &settings.issuers {
-            let dev_keys = dev.as_ref().map(|d| d.public_keys());
-            issuers.push(IssuerKeys::start(issuer.clone(), egress, dev_keys).await?);
+        // Concurrently: one slow issuer does not hold up the others' start.
+        let starting: Vec<_> = settings
+            .issuers
+            .iter()
+            .map(|issuer| {
+                let dev_keys = dev.as_ref().map(|d| d.public_keys());
+                tokio::spawn(IssuerKeys::start(issuer.clone(), egress, dev_keys))
+            })
+            .collect();
+        let mut issuers = Vec::with_capacity(starting.len());
+        for task in starting {
+            let issuer = task
+                .await
+                .map_err(|_| IdentityError::Invalid("an issuer's start was aborted".into()))??;
+            issuers.push(issuer);
         }
         let api_keys = match &settings.api_keys {
             None => None,
@@ -299,6 +319,20 @@ impl Authenticator {
     /// its JWKS).
     pub fn dev_issuer(&self) -> Option<&DevIssuer> {
         self.dev.as_deref()
+    }
+
+    /// Every issuer's state, in configuration order (the development issuer,
+    /// when configured, last): ready, or unavailable since when; the class
+    /// of the last fetch error; how many keys. For a readiness endpoint and
+    /// metrics. Holds no secret (issuer identifiers and names are public).
+    pub fn issuer_status(&self) -> Vec<IssuerStatus> {
+        self.issuers.iter().map(|i| i.status()).collect()
+    }
+
+    /// Whether every issuer's tokens can be verified now (none is
+    /// unavailable): the identity part of readiness.
+    pub fn issuers_ready(&self) -> bool {
+        self.issuers.iter().all(|i| i.is_ready())
     }
 
     /// Re-read the API key store now (the gateway's SIGHUP); it is also
@@ -516,6 +550,9 @@ impl Authenticator {
             .ok_or(AuthError::Invalid("issuer"))?;
         if issuer.settings.require_at_jwt_typ && !at_jwt {
             return Err(AuthError::Invalid("typ"));
+        }
+        if !issuer.is_ready() {
+            return Err(AuthError::Invalid("issuer_unavailable"));
         }
         if !issuer.settings.algorithms.contains(&jws.alg) {
             return Err(AuthError::Invalid("algorithm"));

@@ -1,6 +1,7 @@
-//! The two error types of this crate: [`AuthError`] (a request was not
-//! authenticated; safe to show the client) and [`IdentityError`] (starting,
-//! key stores, the development issuer; shown to the operator).
+//! The error types of this crate: [`AuthError`] (a request was not
+//! authenticated; safe to show the client), [`IdentityError`] (starting,
+//! key stores, the development issuer; shown to the operator) and
+//! [`IssuerErrorClass`] (why an issuer's keys could not be fetched).
 
 /// Why a request was not authenticated.
 ///
@@ -75,6 +76,49 @@ impl AuthError {
             AuthError::ReplayCacheUnavailable => "replay_cache_unavailable",
             AuthError::ClientCertificateRequired => "client_certificate_required",
         }
+    }
+}
+
+/// Why the last attempt to fetch an issuer's metadata or keys failed. A
+/// fixed class for readiness endpoints and metric labels; the details (URL,
+/// cause) are logged, never exposed here.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum IssuerErrorClass {
+    /// No connection: refused, reset, unreachable, or the name did not
+    /// resolve.
+    Connect,
+    /// No complete answer within the fetch timeout.
+    Timeout,
+    /// The egress policy refused the address (a discovered `jwks_uri`, or a
+    /// name resolving to a forbidden range).
+    EgressRefused,
+    /// An HTTP status other than success (404 for the JWKS, or for both
+    /// discovery locations).
+    HttpStatus,
+    /// A document that cannot be used: not JSON, too large, an `issuer`
+    /// that is not exactly ours, no `jwks_uri`, no usable signature key.
+    InvalidDocument,
+}
+
+impl IssuerErrorClass {
+    /// A short, stable code (`connect`, `timeout`, `egress_refused`,
+    /// `http_status`, `invalid_document`) for metrics and readiness output.
+    #[must_use]
+    pub fn code(self) -> &'static str {
+        match self {
+            IssuerErrorClass::Connect => "connect",
+            IssuerErrorClass::Timeout => "timeout",
+            IssuerErrorClass::EgressRefused => "egress_refused",
+            IssuerErrorClass::HttpStatus => "http_status",
+            IssuerErrorClass::InvalidDocument => "invalid_document",
+        }
+    }
+}
+
+impl std::fmt::Display for IssuerErrorClass {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.code())
     }
 }
 

@@ -10,7 +10,8 @@ use std::time::Duration;
 use serde_json::json;
 use support::{b64, now, DpopKey, Idp, MCP, WARDEN};
 use warden_identity::{
-    AuthError, AuthMethod, Authenticator, EgressPolicy, RawIdentity, RawIssuer, RequestFacts,
+    AuthError, AuthMethod, Authenticator, EgressPolicy, IssuerErrorClass, IssuerState, RawIdentity,
+    RawIssuer, RequestFacts,
 };
 
 fn raw_settings(idp: &Idp, data_dir: &std::path::Path) -> RawIdentity {
@@ -747,6 +748,112 @@ async fn egress_policy_governs_fetches() {
         matches!(err, warden_identity::IdentityError::Egress { .. }),
         "{err}"
     );
+}
+
+/// Defect 5: with several issuers configured, one that was down at start
+/// made `Authenticator::start` fail, and Warden exit. Now it starts, serves
+/// the other issuers, refuses the missing one's tokens (`invalid_token`,
+/// `issuer_unavailable`), reports it, and accepts its tokens once it
+/// answers, without a restart.
+#[tokio::test]
+async fn one_unreachable_issuer_stopped_startup() {
+    let Some(idp) = Idp::start().await else {
+        return;
+    };
+    let dir = tempfile::tempdir().expect("tempdir");
+    // A loopback port nobody listens on: the third issuer is down.
+    let port = support::closed_port();
+    let late = format!("http://127.0.0.1:{port}");
+    let mut raw = raw_settings(&idp, dir.path());
+    if let Some(issuers) = raw.issuers.as_mut() {
+        issuers.push(RawIssuer {
+            issuer: Some(late.clone()),
+            name: Some("late".to_owned()),
+            ..RawIssuer::default()
+        });
+    }
+    let started = std::time::Instant::now();
+    let auth = authenticator(&idp, raw).await;
+    assert!(started.elapsed() < Duration::from_secs(10), "no long wait");
+
+    let status = auth.issuer_status();
+    assert_eq!(status.len(), 3);
+    assert!(status[0].is_ready() && status[1].is_ready(), "{status:?}");
+    assert_eq!(status[2].name, "late");
+    assert_eq!(status[2].issuer, late);
+    assert!(
+        matches!(status[2].state, IssuerState::Unavailable { .. }),
+        "{status:?}"
+    );
+    assert_eq!(status[2].last_error, Some(IssuerErrorClass::Connect));
+    assert!(status[2].consecutive_failures >= 1);
+    assert_eq!(status[2].keys, 0);
+    assert!(!auth.issuers_ready());
+
+    // The other issuers' tokens verify.
+    let good = idp
+        .client_credentials("analyst-app", MCP, "mcp", None)
+        .await;
+    check(&auth, &good).await.expect("issuer A still served");
+
+    // The missing issuer's tokens are refused, and say why in the log only.
+    let key = DpopKey::generate(); // the late issuer's signing key (P-256)
+    let claims = json!({
+        "iss": late, "sub": "carol", "aud": MCP, "iat": now(), "exp": now() + 300,
+        "jti": b64(&support::random::<12>()),
+    });
+    let token = key.sign(
+        json!({"alg": "ES256", "typ": "at+jwt", "kid": "late-1"}),
+        &claims,
+    );
+    let refused = check(&auth, &token)
+        .await
+        .expect_err("refused while unavailable");
+    assert_eq!(refused, AuthError::Invalid("issuer_unavailable"));
+    let (code, headers) = auth.challenge(&refused, "/mcp");
+    assert_eq!(code, 401);
+    assert!(
+        headers[0].1.contains(r#"error="invalid_token""#),
+        "{headers:?}"
+    );
+
+    // It comes up: discovery and JWKS on the same port.
+    let listener = tokio::net::TcpListener::bind(("127.0.0.1", port))
+        .await
+        .expect("the port is free again");
+    let mut jwk = key.jwk.clone();
+    jwk["kid"] = json!("late-1");
+    jwk["alg"] = json!("ES256");
+    jwk["use"] = json!("sig");
+    let server = support::serve_documents(
+        listener,
+        vec![
+            (
+                "/.well-known/oauth-authorization-server".to_owned(),
+                json!({"issuer": late, "jwks_uri": format!("{late}/jwks")}).to_string(),
+            ),
+            ("/jwks".to_owned(), json!({"keys": [jwk]}).to_string()),
+        ],
+    );
+    let mut accepted = None;
+    for _ in 0..150 {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        if let Ok(p) = check(&auth, &token).await {
+            accepted = Some(p);
+            break;
+        }
+    }
+    let p = accepted.expect("accepted once the issuer answers, within 30 s");
+    assert_eq!(p.key(), "late:carol");
+    let status = auth.issuer_status();
+    assert!(status[2].is_ready(), "{status:?}");
+    assert_eq!(status[2].last_error, None);
+    assert_eq!(status[2].consecutive_failures, 0);
+    assert_eq!(status[2].keys, 1);
+    assert!(status[2].last_success.is_some());
+    assert!(auth.issuers_ready());
+    check(&auth, &good).await.expect("issuer A still served");
+    server.abort();
 }
 
 /// Defect 7: DPoP proofs were accepted up to `max_age` + `leeway` (90 s)
