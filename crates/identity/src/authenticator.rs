@@ -13,6 +13,10 @@
 //!    binding (RFC 8705 `cnf.x5t#S256`), DPoP binding and proof (replay
 //!    check last, in the shared replay cache), required scopes.
 //!
+//! A refusal carries the reason code and, once the token parsed, what it
+//! claimed ([`AuthFailure`]: issuer, `kid`, subject, hash of `jti`) for the
+//! log and the audit trail.
+//!
 //! A request with neither token nor API key may be authenticated by its TLS
 //! client certificate (`identity.mtls`); see [`Authenticator::authenticate`]
 //! for how a certificate combines with a token.
@@ -29,7 +33,7 @@ use crate::cache::{TokenCache, TokenHash, VerifiedToken};
 use crate::dev::DevIssuer;
 use crate::dpop::{DpopVerifier, NonceIssuer, ProofContext};
 use crate::egress::EgressPolicy;
-use crate::error::{AuthError, IdentityError};
+use crate::error::{AuthError, AuthFailure, IdentityError};
 use crate::jws::{sha256, CompactJws, JwsError, MAX_TOKEN_BYTES};
 use crate::keys::{IssuerKeys, IssuerStatus};
 use crate::principal::{AuthMethod, CredentialInfo, Principal, PrincipalData};
@@ -361,25 +365,49 @@ impl Authenticator {
     ///   unless this very certificate came with it;
     /// - `identity.mtls.required` and no certificate: refused
     ///   ([`AuthError::ClientCertificateRequired`]) whatever else came.
+    ///
+    /// The error alone; [`Authenticator::authenticate_detailed`] returns
+    /// what the refused token claimed as well, for the audit record.
     pub async fn authenticate(&self, req: &RequestFacts<'_>) -> Result<Principal, AuthError> {
+        self.authenticate_detailed(req)
+            .await
+            .map_err(AuthFailure::into_error)
+    }
+
+    /// [`Authenticator::authenticate`], with the facts of a refusal: the
+    /// reason code and, when the token parsed, its claimed issuer, `kid`,
+    /// subject and a hash of its `jti` ([`AuthFailure`]). Answer the client
+    /// with `challenge(&failure.error, mcp_path)`; put the facts in the
+    /// audit record and the log, never in the response.
+    pub async fn authenticate_detailed(
+        &self,
+        req: &RequestFacts<'_>,
+    ) -> Result<Principal, AuthFailure> {
         let result = self.authenticate_inner(req).await;
-        if let Err(e) = &result {
-            tracing::debug!(reason = e.code(), "authentication refused");
+        if let Err(f) = &result {
+            tracing::debug!(
+                reason = f.reason(),
+                issuer = f.issuer.as_deref(),
+                kid = f.kid.as_deref(),
+                subject = f.subject.as_deref(),
+                jti_hash = f.jti_hash.as_deref(),
+                "authentication refused"
+            );
         }
         result
     }
 
-    async fn authenticate_inner(&self, req: &RequestFacts<'_>) -> Result<Principal, AuthError> {
+    async fn authenticate_inner(&self, req: &RequestFacts<'_>) -> Result<Principal, AuthFailure> {
         if self.mtls.as_ref().is_some_and(|m| m.required) && req.client_cert_der.is_none() {
-            return Err(AuthError::ClientCertificateRequired);
+            return Err(AuthError::ClientCertificateRequired.into());
         }
         match parse_credentials(req)? {
             Credential::None => match (req.client_cert_der, &self.mtls) {
-                (Some(der), Some(_)) => self.authenticate_certificate(der),
+                (Some(der), Some(_)) => Ok(self.authenticate_certificate(der)?),
                 _ if self.allow_anonymous => Ok(Principal::anonymous()),
-                _ => Err(AuthError::Missing),
+                _ => Err(AuthError::Missing.into()),
             },
-            Credential::ApiKey(key) => self.api_key(key),
+            Credential::ApiKey(key) => Ok(self.api_key(key)?),
             Credential::Token(scheme, token) => self.token(scheme, token, req).await,
         }
     }
@@ -414,7 +442,9 @@ impl Authenticator {
             url: resource_url,
             ..RequestFacts::default()
         };
-        self.token(Scheme::Bearer, token, &req).await
+        self.token(Scheme::Bearer, token, &req)
+            .await
+            .map_err(AuthFailure::into_error)
     }
 
     fn api_key(&self, key: &str) -> Result<Principal, AuthError> {
@@ -452,7 +482,7 @@ impl Authenticator {
         scheme: Scheme,
         token: &str,
         req: &RequestFacts<'_>,
-    ) -> Result<Principal, AuthError> {
+    ) -> Result<Principal, AuthFailure> {
         let hash: TokenHash = sha256(token.as_bytes());
         let now = unix_now();
         let verified = match self.cache.get(&hash) {
@@ -463,33 +493,36 @@ impl Authenticator {
                 fresh
             }
         };
+        let refuse = |e: AuthError| verified.facts.failure(e);
         if now > verified.usable_until {
             self.cache.remove(&hash);
-            return Err(AuthError::Expired);
+            return Err(refuse(AuthError::Expired));
         }
         if !self.audience_accepted(&verified.audiences, req.url) {
-            return Err(AuthError::Invalid("audience"));
+            return Err(refuse(AuthError::Invalid("audience")));
         }
         // RFC 8705 §3: a certificate-bound token only over TLS with that
         // certificate.
         if let Some(x5t) = verified.x5t.as_deref() {
             let der = req
                 .client_cert_der
-                .ok_or(AuthError::Invalid("certificate_binding"))?;
+                .ok_or_else(|| refuse(AuthError::Invalid("certificate_binding")))?;
             if crate::mtls::certificate_thumbprint(der) != x5t {
-                return Err(AuthError::Invalid("certificate_binding"));
+                return Err(refuse(AuthError::Invalid("certificate_binding")));
             }
         }
         let mode = self.issuers[verified.issuer].settings.dpop;
         match (scheme, verified.jkt.as_deref()) {
-            (Scheme::Bearer, Some(_)) => return Err(AuthError::DpopRequired),
+            (Scheme::Bearer, Some(_)) => return Err(refuse(AuthError::DpopRequired)),
             (Scheme::Bearer, None) if mode == DpopMode::Required => {
-                return Err(AuthError::DpopRequired)
+                return Err(refuse(AuthError::DpopRequired))
             }
             (Scheme::Bearer, None) => {}
-            (Scheme::Dpop, None) => return Err(AuthError::Invalid("token_not_bound")),
+            (Scheme::Dpop, None) => return Err(refuse(AuthError::Invalid("token_not_bound"))),
             (Scheme::Dpop, Some(jkt)) => {
-                let proof = req.dpop.ok_or(AuthError::DpopInvalid("missing"))?;
+                let proof = req
+                    .dpop
+                    .ok_or_else(|| refuse(AuthError::DpopInvalid("missing")))?;
                 self.dpop
                     .verify(&ProofContext {
                         proof,
@@ -500,12 +533,15 @@ impl Authenticator {
                         now,
                         clock: unix_clock(),
                     })
-                    .await?;
+                    .await
+                    .map_err(refuse)?;
             }
         }
         let scopes = &verified.principal.data().scopes;
         if self.required_scopes.iter().any(|s| !scopes.contains(s)) {
-            return Err(AuthError::InsufficientScope(self.required_scopes.clone()));
+            return Err(refuse(AuthError::InsufficientScope(
+                self.required_scopes.clone(),
+            )));
         }
         Ok(verified.principal.clone())
     }
@@ -520,12 +556,36 @@ impl Authenticator {
         }
     }
 
-    /// Signature and request-independent claims.
-    async fn verify_token(&self, token: &str, now: u64) -> Result<VerifiedToken, AuthError> {
+    /// Signature and request-independent claims. Once the token parses,
+    /// a refusal carries what it claimed ([`TokenFacts`]).
+    async fn verify_token(&self, token: &str, now: u64) -> Result<VerifiedToken, AuthFailure> {
         let jws = CompactJws::parse(token, MAX_TOKEN_BYTES).map_err(|e| match e {
             JwsError::Malformed => AuthError::Invalid("malformed"),
             other => AuthError::Invalid(other.code()),
         })?;
+        let issuer = jws
+            .claims
+            .get("iss")
+            .and_then(Value::as_str)
+            .and_then(|iss| self.issuers.iter().position(|i| i.settings.issuer == iss));
+        let subject_claim =
+            issuer.map_or("sub", |i| self.issuers[i].settings.claims.subject.as_str());
+        let facts = TokenFacts::new(jws.kid.as_deref(), &jws.claims, subject_claim);
+        match self.verify_jws(&jws, issuer, now).await {
+            Ok(mut verified) => {
+                verified.facts = facts;
+                Ok(verified)
+            }
+            Err(e) => Err(facts.failure(e)),
+        }
+    }
+
+    async fn verify_jws(
+        &self,
+        jws: &CompactJws<'_>,
+        issuer: Option<usize>,
+        now: u64,
+    ) -> Result<VerifiedToken, AuthError> {
         // RFC 9068 §2.1 says `at+jwt`; many issuers still write `JWT`.
         let at_jwt = jws.typ.as_deref().is_some_and(|t| {
             t.eq_ignore_ascii_case("at+jwt") || t.eq_ignore_ascii_case("application/at+jwt")
@@ -537,17 +597,8 @@ impl Authenticator {
         if !at_jwt && !jwt {
             return Err(AuthError::Invalid("typ"));
         }
-        let iss = jws
-            .claims
-            .get("iss")
-            .and_then(Value::as_str)
-            .ok_or(AuthError::Invalid("issuer"))?;
-        let (index, issuer) = self
-            .issuers
-            .iter()
-            .enumerate()
-            .find(|(_, i)| i.settings.issuer == iss)
-            .ok_or(AuthError::Invalid("issuer"))?;
+        let index = issuer.ok_or(AuthError::Invalid("issuer"))?;
+        let issuer = &self.issuers[index];
         if issuer.settings.require_at_jwt_typ && !at_jwt {
             return Err(AuthError::Invalid("typ"));
         }
@@ -646,6 +697,7 @@ impl Authenticator {
             audiences,
             jkt,
             x5t,
+            facts: TokenFacts::default(),
         })
     }
 
@@ -847,6 +899,53 @@ fn parse_credentials<'a>(req: &RequestFacts<'a>) -> Result<Credential<'a>, AuthE
             Ok(Credential::Token(scheme, token))
         }
     }
+}
+
+/// What a token claimed about itself, kept for [`AuthFailure`]: the `iss`
+/// claim, the `kid` header, the claimed subject (truncated, control
+/// characters replaced) and a hash of the `jti`. Computed once per
+/// verification and cached with the verified token.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub(crate) struct TokenFacts {
+    issuer: Option<String>,
+    kid: Option<String>,
+    subject: Option<String>,
+    jti_hash: Option<String>,
+}
+
+impl TokenFacts {
+    fn new(kid: Option<&str>, claims: &Map<String, Value>, subject_claim: &str) -> Self {
+        let text = |v: Option<&Value>| v.and_then(Value::as_str).map(fact_text);
+        TokenFacts {
+            issuer: text(claims.get("iss")),
+            kid: kid.map(fact_text),
+            subject: text(claim(claims, subject_claim)),
+            jti_hash: claims.get("jti").and_then(Value::as_str).map(|jti| {
+                sha256(jti.as_bytes())[..16]
+                    .iter()
+                    .map(|b| format!("{b:02x}"))
+                    .collect()
+            }),
+        }
+    }
+
+    fn failure(&self, error: AuthError) -> AuthFailure {
+        let mut failure = AuthFailure::from(error);
+        failure.issuer.clone_from(&self.issuer);
+        failure.kid.clone_from(&self.kid);
+        failure.subject.clone_from(&self.subject);
+        failure.jti_hash.clone_from(&self.jti_hash);
+        failure
+    }
+}
+
+/// Peer text made fit for a log line and an audit record: at most
+/// [`AuthFailure::MAX_FACT_CHARS`] characters, control characters replaced.
+fn fact_text(text: &str) -> String {
+    text.chars()
+        .take(AuthFailure::MAX_FACT_CHARS)
+        .map(|c| if c.is_control() { '\u{fffd}' } else { c })
+        .collect()
 }
 
 /// Now, in Unix seconds with the fraction: DPoP proof ages are compared

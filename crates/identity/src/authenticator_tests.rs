@@ -357,6 +357,7 @@ async fn tokens_never_appear_in_errors_debug_output_or_logs() {
         let header = format!("Bearer {token}");
         let request = facts(&header);
         seen.push(format!("{request:?}"));
+        seen.push(format!("{:?}", auth.authenticate_detailed(&request).await));
         let result = auth.authenticate(&request).await;
         seen.push(format!("{result:?}"));
         if let Err(e) = &result {
@@ -430,4 +431,167 @@ fn hostile_headers_never_panic_and_never_authenticate() {
         };
         proptest::prop_assert!(runtime.block_on(auth.authenticate(&facts)).is_err());
     });
+}
+
+/// A compact JWS's header and claims, decoded (test tokens only).
+fn decoded(token: &str) -> (Value, Value) {
+    let part = |i: usize| -> Value {
+        let segment = token.split('.').nth(i).expect("segment");
+        let bytes = crate::jws::b64_decode(segment).expect("base64url");
+        serde_json::from_slice(&bytes).expect("JSON")
+    };
+    (part(0), part(1))
+}
+
+fn jti_hash_of(claims: &Value) -> String {
+    let jti = claims["jti"].as_str().expect("jti");
+    sha256(jti.as_bytes())[..16]
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+async fn refusal(auth: &Authenticator, token: &str) -> AuthFailure {
+    let header = format!("Bearer {token}");
+    auth.authenticate_detailed(&facts(&header))
+        .await
+        .expect_err("refused")
+}
+
+/// Defect 6: the audit record of a refused credential held only the
+/// client's address and a reason code. The refusal now carries what the
+/// token claimed (issuer, `kid`, subject, a hash of the `jti`), cut to
+/// size, and never the token or its signature.
+#[tokio::test]
+async fn auth_failures_carry_token_facts() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut raw = raw(dir.path());
+    raw.leeway = Some("0s".to_owned());
+    let auth = start(raw).await;
+    let dev = auth.dev_issuer().expect("dev");
+    let mint = |subject: &str, ttl: u64, audience: &str| {
+        dev.mint(subject, &[], &[], Duration::from_secs(ttl), audience)
+            .expect("minted")
+    };
+    let mut refused: Vec<(String, AuthFailure)> = Vec::new();
+
+    // A wrong audience: the signature verified, the resource is another.
+    let misdirected = mint("frank", 60, "https://other.example.com/mcp");
+    let (header, claims) = decoded(&misdirected);
+    let kid = header["kid"].as_str().expect("kid").to_owned();
+    let f = refusal(&auth, &misdirected).await;
+    assert_eq!(f.error, AuthError::Invalid("audience"));
+    assert_eq!(f.reason(), "audience");
+    assert_eq!(f.issuer.as_deref(), Some(dev.issuer()));
+    assert_eq!(f.kid.as_deref(), Some(kid.as_str()));
+    assert_eq!(f.subject.as_deref(), Some("frank"));
+    assert_eq!(f.jti_hash, Some(jti_hash_of(&claims)));
+    assert_eq!(f.jti_hash.as_deref().map(str::len), Some(32));
+    // Again, from the verified-token cache: the same facts.
+    assert_eq!(refusal(&auth, &misdirected).await, f);
+    refused.push((misdirected, f));
+
+    // A bad signature: one token's header and claims, another's signature.
+    let a = mint("frank", 60, MCP);
+    let b = mint("grace", 60, MCP);
+    let a_parts: Vec<&str> = a.split('.').collect();
+    let b_parts: Vec<&str> = b.split('.').collect();
+    let forged = format!("{}.{}.{}", a_parts[0], a_parts[1], b_parts[2]);
+    let f = refusal(&auth, &forged).await;
+    assert_eq!(f.error, AuthError::Invalid("signature"));
+    assert_eq!(f.issuer.as_deref(), Some(dev.issuer()));
+    assert_eq!(f.kid.as_deref(), Some(kid.as_str()));
+    assert_eq!(f.subject.as_deref(), Some("frank"));
+    assert_eq!(f.jti_hash, Some(jti_hash_of(&decoded(&a).1)));
+    refused.push((forged, f));
+
+    // An unknown kid.
+    let unknown_header = crate::jws::b64(br#"{"alg":"EdDSA","typ":"at+jwt","kid":"no-such-key"}"#);
+    let unknown = format!("{unknown_header}.{}.{}", a_parts[1], a_parts[2]);
+    let f = refusal(&auth, &unknown).await;
+    assert_eq!(f.error, AuthError::Invalid("unknown_kid"));
+    assert_eq!(f.kid.as_deref(), Some("no-such-key"));
+    assert_eq!(f.subject.as_deref(), Some("frank"));
+    assert_eq!(f.issuer.as_deref(), Some(dev.issuer()));
+    refused.push((unknown, f));
+
+    // Hostile text from an unknown issuer: cut to size, control characters
+    // replaced; `sub` is the subject claim of an issuer we do not know.
+    let long_kid = format!("k\n{}", "x".repeat(500));
+    let hostile_header = crate::jws::b64(
+        serde_json::json!({"alg": "EdDSA", "typ": "at+jwt", "kid": long_kid})
+            .to_string()
+            .as_bytes(),
+    );
+    let hostile_claims = crate::jws::b64(
+        serde_json::json!({
+            "iss": format!("https://evil.example.com/{}", "i".repeat(300)),
+            "sub": format!("root\u{1b}[2J{}", "s".repeat(300)),
+            "aud": MCP, "exp": unix_now() + 60, "jti": "j-1",
+        })
+        .to_string()
+        .as_bytes(),
+    );
+    let hostile = format!("{hostile_header}.{hostile_claims}.{}", a_parts[2]);
+    let f = refusal(&auth, &hostile).await;
+    assert_eq!(f.error, AuthError::Invalid("issuer"));
+    for text in [&f.issuer, &f.kid, &f.subject] {
+        let text = text.as_deref().expect("present");
+        assert_eq!(text.chars().count(), AuthFailure::MAX_FACT_CHARS, "{text}");
+        assert!(!text.contains(char::is_control), "{text:?}");
+    }
+    assert!(f
+        .issuer
+        .as_deref()
+        .is_some_and(|i| i.starts_with("https://evil.example.com/")));
+    assert!(f
+        .subject
+        .as_deref()
+        .is_some_and(|s| s.starts_with("root\u{fffd}[2J")));
+    assert_eq!(
+        f.jti_hash,
+        Some(jti_hash_of(&serde_json::json!({"jti": "j-1"})))
+    );
+    refused.push((hostile, f));
+
+    // Not a JWS, or no credential: a reason, no facts.
+    let f = refusal(&auth, "x.y.z").await;
+    assert_eq!(f, AuthFailure::from(AuthError::Invalid("malformed")));
+    let none = RequestFacts {
+        method: "POST",
+        url: MCP,
+        ..RequestFacts::default()
+    };
+    assert_eq!(
+        auth.authenticate_detailed(&none).await,
+        Err(AuthFailure::from(AuthError::Missing))
+    );
+
+    // Expired (last: it waits for the token to expire).
+    let short = mint("heidi", 1, MCP);
+    assert!(refusal_or_ok(&auth, &short).await.is_ok());
+    tokio::time::sleep(Duration::from_millis(2100)).await;
+    let f = refusal(&auth, &short).await;
+    assert_eq!(f.error, AuthError::Expired);
+    assert_eq!(f.subject.as_deref(), Some("heidi"));
+    assert_eq!(f.kid.as_deref(), Some(kid.as_str()));
+    assert_eq!(f.jti_hash, Some(jti_hash_of(&decoded(&short).1)));
+    refused.push((short, f));
+
+    // Never the token, its signature, or the raw jti.
+    for (token, failure) in &refused {
+        let shown = format!("{failure:?} {failure}");
+        for part in token.split('.') {
+            assert!(!shown.contains(part), "a token segment in {shown}");
+        }
+        let jti = decoded(token).1["jti"].as_str().map(str::to_owned);
+        if let Some(jti) = jti {
+            assert!(!shown.contains(&jti), "the raw jti in {shown}");
+        }
+    }
+}
+
+async fn refusal_or_ok(auth: &Authenticator, token: &str) -> Result<Principal, AuthFailure> {
+    let header = format!("Bearer {token}");
+    auth.authenticate_detailed(&facts(&header)).await
 }

@@ -1,7 +1,9 @@
 //! The error types of this crate: [`AuthError`] (a request was not
-//! authenticated; safe to show the client), [`IdentityError`] (starting,
-//! key stores, the development issuer; shown to the operator) and
-//! [`IssuerErrorClass`] (why an issuer's keys could not be fetched).
+//! authenticated; safe to show the client), [`AuthFailure`] (the same, with
+//! what the refused token said about itself, for the log and the audit
+//! trail), [`IdentityError`] (starting, key stores, the development issuer;
+//! shown to the operator) and [`IssuerErrorClass`] (why an issuer's keys
+//! could not be fetched).
 
 /// Why a request was not authenticated.
 ///
@@ -60,7 +62,8 @@ pub enum AuthError {
 }
 
 impl AuthError {
-    /// A short, stable reason code for audit records and metrics.
+    /// A short, stable reason code for audit records, metrics and logs
+    /// (`signature`, `unknown_kid`, `audience`, `issuer_unavailable`, …).
     #[must_use]
     pub fn code(&self) -> &'static str {
         match self {
@@ -75,6 +78,66 @@ impl AuthError {
             AuthError::Unavailable => "unavailable",
             AuthError::ReplayCacheUnavailable => "replay_cache_unavailable",
             AuthError::ClientCertificateRequired => "client_certificate_required",
+        }
+    }
+}
+
+/// A refused credential, and what the token said about itself when it
+/// parsed far enough (a compact JWS whose header and claims decode): the
+/// facts an audit record of the refusal needs to be useful. For the log and
+/// the audit trail only; the client gets [`crate::Authenticator::challenge`].
+///
+/// The facts are *claims*: a refused token may be forged, so they say what
+/// the caller presented, not who it is. They never hold the token, its
+/// signature or any secret: text is cut to [`AuthFailure::MAX_FACT_CHARS`]
+/// characters with control characters replaced, and the `jti` is only
+/// present as a hash. `None` where the token did not get that far (not a
+/// JWS, an API key, no credential) or lacks the claim.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{error}")]
+#[non_exhaustive]
+pub struct AuthFailure {
+    /// Why: the error to answer with ([`crate::Authenticator::challenge`]);
+    /// its [`AuthError::code`] is the reason code ([`AuthFailure::reason`]).
+    pub error: AuthError,
+    /// The `iss` claim, as presented (truncated).
+    pub issuer: Option<String>,
+    /// The `kid` header parameter (truncated).
+    pub kid: Option<String>,
+    /// The claimed subject (truncated): the claim the issuer's `claims.subject`
+    /// names (`sub` by default, and for unknown issuers).
+    pub subject: Option<String>,
+    /// SHA-256 of the `jti` claim, lower-case hex of its first 16 bytes
+    /// (32 characters): lets records of the same token be matched without
+    /// storing its identifier.
+    pub jti_hash: Option<String>,
+}
+
+impl AuthFailure {
+    /// Longest `issuer`, `kid` or `subject` kept, in characters.
+    pub const MAX_FACT_CHARS: usize = 128;
+
+    /// The audit reason code ([`AuthError::code`]).
+    #[must_use]
+    pub fn reason(&self) -> &'static str {
+        self.error.code()
+    }
+
+    /// The error alone, for [`crate::Authenticator::challenge`].
+    #[must_use]
+    pub fn into_error(self) -> AuthError {
+        self.error
+    }
+}
+
+impl From<AuthError> for AuthFailure {
+    fn from(error: AuthError) -> Self {
+        AuthFailure {
+            error,
+            issuer: None,
+            kid: None,
+            subject: None,
+            jti_hash: None,
         }
     }
 }

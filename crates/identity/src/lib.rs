@@ -14,7 +14,7 @@
 //! `tls:` ──serde──► RawTls ──resolve(base_dir, "tls", Some(&identity))──► TlsSettings
 //! TlsSettings ──server_config()──► Arc<rustls::ServerConfig> (the listener's acceptor)
 //! per request: RequestFacts (+ the verified client certificate)
-//!              ──authenticate──► Principal | AuthError
+//!              ──authenticate_detailed──► Principal | AuthFailure (AuthError + what the token claimed)
 //!              AuthError ──challenge(err, mcp_path)──► (401|403|503, WWW-Authenticate…, DPoP-Nonce)
 //! GET /.well-known/oauth-protected-resource{mcp_path} ──resource_metadata(mcp_path)──► JSON
 //! readiness: issuers_ready(), issuer_status() ──► [IssuerStatus]
@@ -58,7 +58,7 @@ pub use apikey::{create_api_key, ApiKeySecret, KeyStore, StoredKey, API_KEY_PREF
 pub use authenticator::{Authenticator, RequestFacts, API_KEY_NAMESPACE, METADATA_PATH};
 pub use dev::{DevAlgorithm, DevIssuer, MintRequest};
 pub use egress::EgressPolicy;
-pub use error::{AuthError, IdentityError, IssuerErrorClass};
+pub use error::{AuthError, AuthFailure, IdentityError, IssuerErrorClass};
 pub use jws::SigningAlgorithm;
 pub use keys::{IssuerState, IssuerStatus};
 pub use mtls::MTLS_NAMESPACE;

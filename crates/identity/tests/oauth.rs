@@ -806,11 +806,14 @@ async fn one_unreachable_issuer_stopped_startup() {
         json!({"alg": "ES256", "typ": "at+jwt", "kid": "late-1"}),
         &claims,
     );
-    let refused = check(&auth, &token)
+    let header = format!("Bearer {token}");
+    let refused = auth
+        .authenticate_detailed(&bearer(&header))
         .await
         .expect_err("refused while unavailable");
-    assert_eq!(refused, AuthError::Invalid("issuer_unavailable"));
-    let (code, headers) = auth.challenge(&refused, "/mcp");
+    assert_eq!(refused.error, AuthError::Invalid("issuer_unavailable"));
+    assert_eq!(refused.issuer.as_deref(), Some(late.as_str()));
+    let (code, headers) = auth.challenge(&refused.error, "/mcp");
     assert_eq!(code, 401);
     assert!(
         headers[0].1.contains(r#"error="invalid_token""#),
