@@ -108,7 +108,11 @@ pub struct Authenticator {
     public_url: String,
     audiences: Option<Vec<String>>,
     required_scopes: Vec<String>,
-    scopes_supported: Vec<String>,
+    /// `identity.scopes_supported` and `required_scopes`.
+    configured_scopes: Vec<String>,
+    /// The configured scopes and the policy's ([`Authenticator::set_policy_scopes`]):
+    /// what the metadata and 401 challenges advertise.
+    advertised_scopes: RwLock<Arc<[String]>>,
     leeway: Duration,
     allow_anonymous: bool,
     issuers: Vec<Arc<IssuerKeys>>,
@@ -306,7 +310,8 @@ impl Authenticator {
             public_url: settings.public_url,
             audiences: settings.audiences,
             required_scopes: settings.required_scopes,
-            scopes_supported: settings.scopes_supported,
+            advertised_scopes: RwLock::new(Arc::from(settings.scopes_supported.clone())),
+            configured_scopes: settings.scopes_supported,
             leeway: settings.leeway,
             allow_anonymous: settings.allow_anonymous,
             issuers,
@@ -337,6 +342,47 @@ impl Authenticator {
     /// unavailable): the identity part of readiness.
     pub fn issuers_ready(&self) -> bool {
         self.issuers.iter().all(|i| i.is_ready())
+    }
+
+    /// The scopes the authorization policy uses (the gateway computes them
+    /// from `authorization.scopes`), advertised from now on in the RFC 9728
+    /// metadata (`scopes_supported`) and the `scope` of 401 challenges,
+    /// after `identity.scopes_supported` and `identity.required_scopes`
+    /// (duplicates dropped). Replaces the previous policy scopes: call it at
+    /// start and after every reload of the policy; an empty list leaves the
+    /// configured ones only.
+    ///
+    /// Refused, keeping the previous list, when a scope is not an RFC 6749
+    /// scope-token (printable ASCII without space, `"` or `\`): it could
+    /// not be quoted in a challenge.
+    pub fn set_policy_scopes(&self, scopes: &[String]) -> Result<(), IdentityError> {
+        if let Some(bad) = scopes.iter().find(|s| !crate::settings::is_scope_token(s)) {
+            let shown: String = bad.chars().take(64).collect();
+            return Err(IdentityError::Invalid(format!(
+                "not a valid scope: {shown:?} (printable ASCII, no spaces, quotes or backslashes)"
+            )));
+        }
+        let mut all = self.configured_scopes.clone();
+        for scope in scopes {
+            if !all.contains(scope) {
+                all.push(scope.clone());
+            }
+        }
+        match self.advertised_scopes.write() {
+            Ok(mut slot) => *slot = Arc::from(all),
+            Err(poisoned) => *poisoned.into_inner() = Arc::from(all),
+        }
+        Ok(())
+    }
+
+    /// The scopes advertised now: `identity.scopes_supported`,
+    /// `identity.required_scopes` and the policy's
+    /// ([`Authenticator::set_policy_scopes`]).
+    pub fn scopes_supported(&self) -> Arc<[String]> {
+        match self.advertised_scopes.read() {
+            Ok(scopes) => Arc::clone(&scopes),
+            Err(poisoned) => Arc::clone(&poisoned.into_inner()),
+        }
     }
 
     /// Re-read the API key store now (the gateway's SIGHUP); it is also
@@ -728,8 +774,9 @@ impl Authenticator {
                 .collect(),
         );
         doc.insert("bearer_methods_supported".into(), json!(["header"]));
-        if !self.scopes_supported.is_empty() {
-            doc.insert("scopes_supported".into(), json!(self.scopes_supported));
+        let scopes = self.scopes_supported();
+        if !scopes.is_empty() {
+            doc.insert("scopes_supported".into(), json!(&scopes[..]));
         }
         if self.dpop_accepted() {
             doc.insert(
@@ -768,31 +815,34 @@ impl Authenticator {
 
     /// The HTTP status and headers for a refusal: 401 with `WWW-Authenticate`
     /// challenges (`Bearer`, and `DPoP` where DPoP is accepted) pointing at
-    /// the metadata; 403 `insufficient_scope` with the scopes needed; 503
-    /// (`Retry-After`) when a dependency is down. Descriptions are fixed
-    /// texts and reason codes, never internals.
+    /// the metadata and naming the advertised scopes
+    /// ([`Authenticator::scopes_supported`]) as `scope`, which MCP clients
+    /// ask the authorization server for; 403 `insufficient_scope` with the
+    /// scopes needed; 503 (`Retry-After`) when a dependency is down.
+    /// Descriptions are fixed texts and reason codes, never internals.
     pub fn challenge(&self, err: &AuthError, mcp_path: &str) -> (u16, Vec<(String, String)>) {
         let metadata = self.metadata_url(mcp_path);
+        let advertised = self.scopes_supported().join(" ");
         let scope_list = |scopes: &[String]| scopes.join(" ");
         let (status, error, description, scope): (u16, Option<&str>, String, String) = match err {
-            AuthError::Missing => (401, None, String::new(), scope_list(&self.required_scopes)),
+            AuthError::Missing => (401, None, String::new(), advertised),
             AuthError::Malformed => (
                 401,
                 Some("invalid_request"),
                 "malformed credentials".into(),
-                String::new(),
+                advertised,
             ),
             AuthError::Invalid(code) => (
                 401,
                 Some("invalid_token"),
                 format!("invalid token ({code})"),
-                String::new(),
+                advertised,
             ),
             AuthError::Expired => (
                 401,
                 Some("invalid_token"),
                 "token expired".into(),
-                String::new(),
+                advertised,
             ),
             AuthError::InsufficientScope(scopes) => (
                 403,
@@ -804,19 +854,19 @@ impl Authenticator {
                 401,
                 Some("invalid_token"),
                 "DPoP proof required".into(),
-                String::new(),
+                advertised,
             ),
             AuthError::DpopInvalid(code) => (
                 401,
                 Some("invalid_dpop_proof"),
                 format!("invalid DPoP proof ({code})"),
-                String::new(),
+                advertised,
             ),
             AuthError::UseDpopNonce(_) => (
                 401,
                 Some("use_dpop_nonce"),
                 "DPoP nonce required".into(),
-                String::new(),
+                advertised,
             ),
             AuthError::Unavailable | AuthError::ReplayCacheUnavailable => {
                 return (503, vec![("Retry-After".to_owned(), "1".to_owned())]);
@@ -825,7 +875,7 @@ impl Authenticator {
                 401,
                 Some("invalid_request"),
                 "client certificate required".into(),
-                String::new(),
+                advertised,
             ),
         };
         let dpop_only = matches!(err, AuthError::DpopInvalid(_) | AuthError::UseDpopNonce(_));

@@ -150,7 +150,7 @@ async fn challenges_and_metadata_follow_rfc_6750_9449_9728() {
         (
             "WWW-Authenticate".to_owned(),
             format!(
-                r#"Bearer resource_metadata="{PUBLIC}/.well-known/oauth-protected-resource/mcp""#
+                r#"Bearer resource_metadata="{PUBLIC}/.well-known/oauth-protected-resource/mcp", scope="mcp""#
             )
         )
     );
@@ -431,6 +431,79 @@ fn hostile_headers_never_panic_and_never_authenticate() {
         };
         proptest::prop_assert!(runtime.block_on(auth.authenticate(&facts)).is_err());
     });
+}
+
+/// Defect 3: nothing told clients which scopes to ask for (no `scope` in the
+/// 401 challenge, no `scopes_supported` in the metadata), so the MCP Python
+/// SDK asked the authorization server for every scope it knew and was
+/// refused (`invalid_scope`). The policy's scopes, passed by the gateway,
+/// are now advertised in both, after the configured ones.
+#[tokio::test]
+async fn no_scopes_were_advertised() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let bare = start(raw(dir.path())).await;
+    assert!(bare.scopes_supported().is_empty());
+    assert!(bare
+        .resource_metadata("/mcp")
+        .get("scopes_supported")
+        .is_none());
+
+    let mut raw = raw(dir.path());
+    raw.required_scopes = Some(strings(&["mcp"]));
+    let auth = start(raw).await;
+    assert_eq!(&auth.scopes_supported()[..], strings(&["mcp"]));
+    auth.set_policy_scopes(&strings(&["mcp:tools", "mcp", "mcp:workflow:run"]))
+        .expect("valid scopes");
+    let all = strings(&["mcp", "mcp:tools", "mcp:workflow:run"]);
+    assert_eq!(&auth.scopes_supported()[..], all);
+    assert_eq!(
+        auth.resource_metadata("/mcp")["scopes_supported"],
+        serde_json::json!(all)
+    );
+    for err in [
+        AuthError::Missing,
+        AuthError::Expired,
+        AuthError::Invalid("signature"),
+        AuthError::DpopRequired,
+        AuthError::DpopInvalid("iat"),
+    ] {
+        let (status, headers) = auth.challenge(&err, "/mcp");
+        assert_eq!(status, 401);
+        assert_eq!(headers.len(), 2, "Bearer and DPoP challenges: {headers:?}");
+        for (name, value) in &headers {
+            assert_eq!(name, "WWW-Authenticate");
+            assert!(
+                value.contains(r#"scope="mcp mcp:tools mcp:workflow:run""#),
+                "{err:?}: {value}"
+            );
+        }
+    }
+    // Step-up (403) names what the operation needs, not the whole list.
+    let step_up = AuthError::InsufficientScope(strings(&["mcp:workflow:run"]));
+    let (status, headers) = auth.challenge(&step_up, "/mcp");
+    assert_eq!(status, 403);
+    assert!(
+        headers[0].1.contains(r#"scope="mcp:workflow:run""#),
+        "{headers:?}"
+    );
+    // A policy reload replaces the policy's scopes; the configured ones stay.
+    auth.set_policy_scopes(&strings(&["mcp:prompts"]))
+        .expect("valid scope");
+    assert_eq!(
+        &auth.scopes_supported()[..],
+        strings(&["mcp", "mcp:prompts"])
+    );
+    // A scope that cannot be quoted in a challenge is refused; the list stays.
+    for bad in ["two words", "a\"b", "back\\slash", ""] {
+        let err = auth
+            .set_policy_scopes(&strings(&["mcp:ok", bad]))
+            .expect_err("refused");
+        assert!(err.to_string().contains("not a valid scope"), "{err}");
+    }
+    assert_eq!(
+        &auth.scopes_supported()[..],
+        strings(&["mcp", "mcp:prompts"])
+    );
 }
 
 /// A compact JWS's header and claims, decoded (test tokens only).

@@ -682,12 +682,7 @@ impl Resolver<'_> {
     fn scopes(&mut self, raw: Option<Vec<String>>, path: &str) -> Vec<String> {
         let list = raw.unwrap_or_default();
         for (i, scope) in list.iter().enumerate() {
-            // RFC 6749 scope-token, and so safe inside a quoted challenge.
-            let ok = !scope.is_empty()
-                && scope
-                    .bytes()
-                    .all(|b| b == 0x21 || (0x23..=0x5b).contains(&b) || (0x5d..=0x7e).contains(&b));
-            if !ok {
+            if !is_scope_token(scope) {
                 self.push(
                     format!("{path}[{i}]"),
                     "not a valid scope (printable ASCII, no spaces, quotes or backslashes)",
@@ -1244,6 +1239,15 @@ impl Resolver<'_> {
         }
         Some(SecretBytes(value))
     }
+}
+
+/// An RFC 6749 scope-token (printable ASCII without space, `"` or `\`),
+/// and so safe inside a quoted challenge.
+pub(crate) fn is_scope_token(scope: &str) -> bool {
+    !scope.is_empty()
+        && scope
+            .bytes()
+            .all(|b| b == 0x21 || (0x23..=0x5b).contains(&b) || (0x5d..=0x7e).contains(&b))
 }
 
 pub(crate) fn read_small_file(path: &Path) -> Result<Vec<u8>, String> {

@@ -750,6 +750,60 @@ async fn egress_policy_governs_fetches() {
     );
 }
 
+/// The `scope` parameter of a challenge header.
+fn scope_param(challenge: &str) -> Option<&str> {
+    challenge
+        .split("scope=\"")
+        .nth(1)
+        .and_then(|rest| rest.split('"').next())
+}
+
+/// Defect 3: no `scope` in the 401 and no `scopes_supported` in the
+/// metadata, so the MCP Python SDK asked the authorization server for every
+/// scope it advertised and was refused. With the policy's scopes advertised,
+/// a client that asks for the challenge's scope gets a token Warden accepts.
+#[tokio::test]
+async fn no_scopes_were_advertised_so_clients_asked_for_every_scope() {
+    let Some(idp) = Idp::start().await else {
+        return;
+    };
+    let dir = tempfile::tempdir().expect("tempdir");
+    let auth = authenticator(&idp, raw_settings(&idp, dir.path())).await;
+
+    // What the SDK fell back to: every scope the authorization server knows.
+    let everything = idp.openid_configuration().await["scopes_supported"]
+        .as_array()
+        .expect("scopes_supported")
+        .iter()
+        .filter_map(|s| s.as_str())
+        .collect::<Vec<_>>()
+        .join(" ");
+    let (status, body) = idp
+        .try_client_credentials("analyst-app", MCP, &everything)
+        .await;
+    assert_eq!(status, 400, "{body}");
+    assert_eq!(body["error"], "invalid_scope", "{body}");
+
+    // The gateway passes the scopes its policy uses.
+    auth.set_policy_scopes(&["mcp".to_owned(), "mcp.read".to_owned()])
+        .expect("valid scopes");
+    assert_eq!(
+        auth.resource_metadata("/mcp")["scopes_supported"],
+        json!(["mcp", "mcp.read"])
+    );
+    let (status, headers) = auth.challenge(&AuthError::Missing, "/mcp");
+    assert_eq!(status, 401);
+    let scope = scope_param(&headers[0].1).expect("a scope in the challenge");
+    assert_eq!(scope, "mcp mcp.read");
+
+    // A client following the MCP scope selection asks for exactly that.
+    let (status, body) = idp.try_client_credentials("analyst-app", MCP, scope).await;
+    assert_eq!(status, 200, "{body}");
+    let token = body["access_token"].as_str().expect("access_token");
+    let p = check(&auth, token).await.expect("accepted");
+    assert_eq!(p.data().scopes, vec!["mcp", "mcp.read"]);
+}
+
 /// Defect 5: with several issuers configured, one that was down at start
 /// made `Authenticator::start` fail, and Warden exit. Now it starts, serves
 /// the other issuers, refuses the missing one's tokens (`invalid_token`,

@@ -188,6 +188,46 @@ impl Idp {
             .to_owned()
     }
 
+    /// A client-credentials token request as a client makes it, without
+    /// asserting success: the status and the JSON body.
+    pub async fn try_client_credentials(
+        &self,
+        client: &str,
+        resource: &str,
+        scope: &str,
+    ) -> (u16, Value) {
+        let secret = format!("{}-secret-for-tests-only", client.trim_end_matches("-app"));
+        let response = self
+            .post_form(
+                &format!("{}/token", self.issuer),
+                &[
+                    ("grant_type", "client_credentials"),
+                    ("client_id", client),
+                    ("client_secret", &secret),
+                    ("resource", resource),
+                    ("scope", scope),
+                ],
+                None,
+            )
+            .await;
+        let status = response.status().as_u16();
+        let body = response.json().await.unwrap_or(Value::Null);
+        (status, body)
+    }
+
+    /// Issuer A's OpenID configuration (its `scopes_supported`: every scope
+    /// it knows).
+    pub async fn openid_configuration(&self) -> Value {
+        self.http
+            .get(format!("{}/.well-known/openid-configuration", self.issuer))
+            .send()
+            .await
+            .expect("discovery")
+            .json()
+            .await
+            .expect("discovery JSON")
+    }
+
     /// The authorization code flow with PKCE S256 for the public client,
     /// scripted: authorize, log in as `login` at the interaction, follow the
     /// redirects, exchange the code with the verifier.
