@@ -15,7 +15,8 @@
 //!
 //! A refusal carries the reason code and, once the token parsed, what it
 //! claimed ([`AuthFailure`]: issuer, `kid`, subject, hash of `jti`) for the
-//! log and the audit trail.
+//! log and the audit trail; the client is told only `invalid_token` (or
+//! `invalid_dpop_proof`) with a generic description.
 //!
 //! A request with neither token nor API key may be authenticated by its TLS
 //! client certificate (`identity.mtls`); see [`Authenticator::authenticate`]
@@ -49,6 +50,12 @@ pub const METADATA_PATH: &str = "/.well-known/oauth-protected-resource";
 const API_KEY_RELOAD_INTERVAL: Duration = Duration::from_secs(2);
 const MAX_CLAIM_TEXT: usize = 256;
 const MAX_CLAIM_LIST: usize = 256;
+/// The `error_description` of every `invalid_token` challenge: which check
+/// failed is for the log and the audit trail ([`AuthFailure`]), not for the
+/// caller, who could use it to probe forgeries check by check.
+const INVALID_TOKEN_DESCRIPTION: &str = "the access token is invalid";
+/// The `error_description` of every `invalid_dpop_proof` challenge.
+const INVALID_PROOF_DESCRIPTION: &str = "the DPoP proof is invalid";
 
 /// What the HTTP layer knows about a request, as authentication needs it.
 ///
@@ -819,53 +826,45 @@ impl Authenticator {
     /// ([`Authenticator::scopes_supported`]) as `scope`, which MCP clients
     /// ask the authorization server for; 403 `insufficient_scope` with the
     /// scopes needed; 503 (`Retry-After`) when a dependency is down.
-    /// Descriptions are fixed texts and reason codes, never internals.
+    ///
+    /// Descriptions are fixed and generic: every refused token is
+    /// `invalid_token`, "the access token is invalid", whichever check
+    /// failed (the reason is [`AuthError::code`], for the log and the audit
+    /// trail); every refused proof is `invalid_dpop_proof`, "the DPoP proof
+    /// is invalid".
     pub fn challenge(&self, err: &AuthError, mcp_path: &str) -> (u16, Vec<(String, String)>) {
         let metadata = self.metadata_url(mcp_path);
         let advertised = self.scopes_supported().join(" ");
-        let scope_list = |scopes: &[String]| scopes.join(" ");
-        let (status, error, description, scope): (u16, Option<&str>, String, String) = match err {
-            AuthError::Missing => (401, None, String::new(), advertised),
+        let (status, error, description, scope): (u16, Option<&str>, &str, String) = match err {
+            AuthError::Missing => (401, None, "", advertised),
             AuthError::Malformed => (
                 401,
                 Some("invalid_request"),
-                "malformed credentials".into(),
+                "malformed credentials",
                 advertised,
             ),
-            AuthError::Invalid(code) => (
+            AuthError::Invalid(_) | AuthError::Expired | AuthError::DpopRequired => (
                 401,
                 Some("invalid_token"),
-                format!("invalid token ({code})"),
-                advertised,
-            ),
-            AuthError::Expired => (
-                401,
-                Some("invalid_token"),
-                "token expired".into(),
+                INVALID_TOKEN_DESCRIPTION,
                 advertised,
             ),
             AuthError::InsufficientScope(scopes) => (
                 403,
                 Some("insufficient_scope"),
-                "insufficient scope".into(),
-                scope_list(scopes),
+                "insufficient scope",
+                scopes.join(" "),
             ),
-            AuthError::DpopRequired => (
-                401,
-                Some("invalid_token"),
-                "DPoP proof required".into(),
-                advertised,
-            ),
-            AuthError::DpopInvalid(code) => (
+            AuthError::DpopInvalid(_) => (
                 401,
                 Some("invalid_dpop_proof"),
-                format!("invalid DPoP proof ({code})"),
+                INVALID_PROOF_DESCRIPTION,
                 advertised,
             ),
             AuthError::UseDpopNonce(_) => (
                 401,
                 Some("use_dpop_nonce"),
-                "DPoP nonce required".into(),
+                "DPoP nonce required",
                 advertised,
             ),
             AuthError::Unavailable | AuthError::ReplayCacheUnavailable => {
@@ -874,7 +873,7 @@ impl Authenticator {
             AuthError::ClientCertificateRequired => (
                 401,
                 Some("invalid_request"),
-                "client certificate required".into(),
+                "client certificate required",
                 advertised,
             ),
         };

@@ -164,7 +164,7 @@ async fn challenges_and_metadata_follow_rfc_6750_9449_9728() {
     assert_eq!(status, 401);
     assert!(headers[0]
         .1
-        .contains(r#"error="invalid_token", error_description="token expired""#));
+        .contains(r#"error="invalid_token", error_description="the access token is invalid""#));
     let (_, headers) = auth.challenge(&AuthError::DpopInvalid("replay"), "/mcp");
     assert!(
         !headers[0].1.contains("error="),
@@ -504,6 +504,87 @@ async fn no_scopes_were_advertised() {
         &auth.scopes_supported()[..],
         strings(&["mcp", "mcp:prompts"])
     );
+}
+
+/// The `error_description` of a challenge header, when it has one.
+fn description(challenge: &str) -> Option<&str> {
+    challenge
+        .split("error_description=\"")
+        .nth(1)
+        .and_then(|rest| rest.split('"').next())
+}
+
+/// Defect 9: a 401's `error_description` named the check that failed
+/// (`invalid token (signature)`, `(unknown_kid)`, `(audience)`,
+/// `(issuer)`), telling a forger which part to fix next. The client now gets
+/// `invalid_token` and one generic text; the reason stays in
+/// `AuthError::code` (and the [`AuthFailure`] facts) for the log and the
+/// audit trail.
+#[tokio::test]
+async fn error_description_named_the_failing_check() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let auth = start(raw(dir.path())).await;
+    let dev = auth.dev_issuer().expect("dev");
+    let misdirected = dev
+        .mint(
+            "erin",
+            &[],
+            &[],
+            Duration::from_secs(60),
+            "https://other.example.com/mcp",
+        )
+        .expect("minted");
+    let header = format!("Bearer {misdirected}");
+    let refused = auth
+        .authenticate_detailed(&facts(&header))
+        .await
+        .expect_err("refused");
+    assert_eq!(refused.reason(), "audience", "the precise reason is kept");
+
+    let mut errors = vec![refused.error, AuthError::Expired, AuthError::DpopRequired];
+    for code in [
+        "signature",
+        "unknown_kid",
+        "audience",
+        "issuer",
+        "issuer_unavailable",
+        "typ",
+        "algorithm",
+        "malformed",
+        "exp",
+        "nbf",
+        "cnf",
+        "claims",
+        "subject",
+        "token_not_bound",
+        "certificate_binding",
+        "api_key",
+    ] {
+        errors.push(AuthError::Invalid(code));
+    }
+    for err in &errors {
+        let (status, headers) = auth.challenge(err, "/mcp");
+        assert_eq!(status, 401);
+        for (_, value) in &headers {
+            assert!(value.contains(r#"error="invalid_token""#), "{value}");
+            assert_eq!(
+                description(value),
+                Some("the access token is invalid"),
+                "{err:?}: {value}"
+            );
+            assert!(!value.contains(&format!("({})", err.code())), "{value}");
+        }
+    }
+    for code in [
+        "htu", "htm", "iat", "ath", "replay", "binding", "jwk", "typ",
+    ] {
+        let (status, headers) = auth.challenge(&AuthError::DpopInvalid(code), "/mcp");
+        assert_eq!(status, 401);
+        let dpop = &headers[1].1;
+        assert!(dpop.contains(r#"error="invalid_dpop_proof""#), "{dpop}");
+        assert_eq!(description(dpop), Some("the DPoP proof is invalid"));
+        assert!(!dpop.contains(&format!("({code})")), "{dpop}");
+    }
 }
 
 /// A compact JWS's header and claims, decoded (test tokens only).

@@ -64,6 +64,8 @@ pub enum AuthError {
 impl AuthError {
     /// A short, stable reason code for audit records, metrics and logs
     /// (`signature`, `unknown_kid`, `audience`, `issuer_unavailable`, …).
+    /// Not for the client: [`crate::Authenticator::challenge`] says only
+    /// `invalid_token` and a generic description.
     #[must_use]
     pub fn code(&self) -> &'static str {
         match self {
