@@ -5,12 +5,18 @@
 //! 1. credentials parsed from the headers (one credential, known scheme);
 //! 2. the verified-token cache, by SHA-256 of the token (entries of an
 //!    issuer whose key set lost a key since are verified again);
-//! 3. on a miss: JWS parse, `typ`, `iss` → issuer, `alg` allowlist, key by
-//!    `kid` (one bounded refresh on an unknown `kid`), signature, then the
-//!    claims (`exp`, `nbf`, `iat` with leeway; `aud` present; `cnf`);
+//! 3. on a miss: JWS parse, `typ`, `iss` → issuer (its `typ` rule; refused
+//!    while it is unavailable), `alg` allowlist, key by `kid` (one bounded
+//!    refresh on an unknown `kid`), signature, then the claims (`exp`,
+//!    `nbf`, `iat` with leeway; `aud` present; `cnf`);
 //! 4. per request: expiry again, `aud` ∋ this resource, certificate
 //!    binding (RFC 8705 `cnf.x5t#S256`), DPoP binding and proof (replay
 //!    check last, in the shared replay cache), required scopes.
+//!
+//! A refusal carries the reason code and, once the token parsed, what it
+//! claimed ([`AuthFailure`]: issuer, `kid`, subject, hash of `jti`) for the
+//! log and the audit trail; the client is told only `invalid_token` (or
+//! `invalid_dpop_proof`) with a generic description.
 //!
 //! A request with neither token nor API key may be authenticated by its TLS
 //! client certificate (`identity.mtls`); see [`Authenticator::authenticate`]
@@ -28,9 +34,9 @@ use crate::cache::{TokenCache, TokenHash, VerifiedToken};
 use crate::dev::DevIssuer;
 use crate::dpop::{DpopVerifier, NonceIssuer, ProofContext};
 use crate::egress::EgressPolicy;
-use crate::error::{AuthError, IdentityError};
+use crate::error::{AuthError, AuthFailure, IdentityError};
 use crate::jws::{sha256, CompactJws, JwsError, MAX_TOKEN_BYTES};
-use crate::keys::IssuerKeys;
+use crate::keys::{IssuerKeys, IssuerStatus};
 use crate::principal::{AuthMethod, CredentialInfo, Principal, PrincipalData};
 use crate::replay::{MemoryReplayCache, RedisReplayCache, ReplayCache};
 use crate::settings::{ClaimMapping, DpopMode, IdentitySettings, MtlsSettings, ReplayBackend};
@@ -44,6 +50,12 @@ pub const METADATA_PATH: &str = "/.well-known/oauth-protected-resource";
 const API_KEY_RELOAD_INTERVAL: Duration = Duration::from_secs(2);
 const MAX_CLAIM_TEXT: usize = 256;
 const MAX_CLAIM_LIST: usize = 256;
+/// The `error_description` of every `invalid_token` challenge: which check
+/// failed is for the log and the audit trail ([`AuthFailure`]), not for the
+/// caller, who could use it to probe forgeries check by check.
+const INVALID_TOKEN_DESCRIPTION: &str = "the access token is invalid";
+/// The `error_description` of every `invalid_dpop_proof` challenge.
+const INVALID_PROOF_DESCRIPTION: &str = "the DPoP proof is invalid";
 
 /// What the HTTP layer knows about a request, as authentication needs it.
 ///
@@ -103,7 +115,11 @@ pub struct Authenticator {
     public_url: String,
     audiences: Option<Vec<String>>,
     required_scopes: Vec<String>,
-    scopes_supported: Vec<String>,
+    /// `identity.scopes_supported` and `required_scopes`.
+    configured_scopes: Vec<String>,
+    /// The configured scopes and the policy's ([`Authenticator::set_policy_scopes`]):
+    /// what the metadata and 401 challenges advertise.
+    advertised_scopes: RwLock<Arc<[String]>>,
     leeway: Duration,
     allow_anonymous: bool,
     issuers: Vec<Arc<IssuerKeys>>,
@@ -171,8 +187,16 @@ impl Authenticator {
     /// the development key, the API key store; start the background
     /// refreshers; set up the DPoP replay cache (`identity.dpop.replay_cache`:
     /// memory, or Redis: connected lazily, so a replica starts while Redis
-    /// is down and refuses DPoP proofs until it answers). Fails when an
-    /// issuer's keys cannot be loaded.
+    /// is down and refuses DPoP proofs until it answers).
+    ///
+    /// Issuers are loaded concurrently, each for at most 10 s. An issuer
+    /// whose metadata or keys cannot be fetched does not stop the start: it
+    /// is unavailable ([`Authenticator::issuer_status`]), its tokens are
+    /// refused (`issuer_unavailable`), and it is retried in the background
+    /// (exponential backoff from 1 s, jittered, at most 60 s apart) until
+    /// its tokens can be verified, without a restart. Fails only on
+    /// configuration errors: a URL the egress policy refuses, an unusable
+    /// JWKS file or development key, the API key store.
     pub async fn start(
         settings: IdentitySettings,
         egress: EgressPolicy,
@@ -215,10 +239,21 @@ impl Authenticator {
             Some(dev) => Some(Arc::new(DevIssuer::from_settings(dev, &settings.data_dir)?)),
             None => None,
         };
-        let mut issuers = Vec::with_capacity(settings.issuers.len());
-        for issuer in &settings.issuers {
-            let dev_keys = dev.as_ref().map(|d| d.public_keys());
-            issuers.push(IssuerKeys::start(issuer.clone(), egress, dev_keys).await?);
+        // Concurrently: one slow issuer does not hold up the others' start.
+        let starting: Vec<_> = settings
+            .issuers
+            .iter()
+            .map(|issuer| {
+                let dev_keys = dev.as_ref().map(|d| d.public_keys());
+                tokio::spawn(IssuerKeys::start(issuer.clone(), egress, dev_keys))
+            })
+            .collect();
+        let mut issuers = Vec::with_capacity(starting.len());
+        for task in starting {
+            let issuer = task
+                .await
+                .map_err(|_| IdentityError::Invalid("an issuer's start was aborted".into()))??;
+            issuers.push(issuer);
         }
         let api_keys = match &settings.api_keys {
             None => None,
@@ -255,7 +290,7 @@ impl Authenticator {
         let dpop = DpopVerifier {
             algorithms: settings.dpop.algorithms.clone(),
             max_age: settings.dpop.max_age,
-            leeway: settings.leeway,
+            future_leeway: settings.dpop.future_leeway,
             nonces: settings
                 .dpop
                 .nonce
@@ -282,7 +317,8 @@ impl Authenticator {
             public_url: settings.public_url,
             audiences: settings.audiences,
             required_scopes: settings.required_scopes,
-            scopes_supported: settings.scopes_supported,
+            advertised_scopes: RwLock::new(Arc::from(settings.scopes_supported.clone())),
+            configured_scopes: settings.scopes_supported,
             leeway: settings.leeway,
             allow_anonymous: settings.allow_anonymous,
             issuers,
@@ -299,6 +335,61 @@ impl Authenticator {
     /// its JWKS).
     pub fn dev_issuer(&self) -> Option<&DevIssuer> {
         self.dev.as_deref()
+    }
+
+    /// Every issuer's state, in configuration order (the development issuer,
+    /// when configured, last): ready, or unavailable since when; the class
+    /// of the last fetch error; how many keys. For a readiness endpoint and
+    /// metrics. Holds no secret (issuer identifiers and names are public).
+    pub fn issuer_status(&self) -> Vec<IssuerStatus> {
+        self.issuers.iter().map(|i| i.status()).collect()
+    }
+
+    /// Whether every issuer's tokens can be verified now (none is
+    /// unavailable): the identity part of readiness.
+    pub fn issuers_ready(&self) -> bool {
+        self.issuers.iter().all(|i| i.is_ready())
+    }
+
+    /// The scopes the authorization policy uses (the gateway computes them
+    /// from `authorization.scopes`), advertised from now on in the RFC 9728
+    /// metadata (`scopes_supported`) and the `scope` of 401 challenges,
+    /// after `identity.scopes_supported` and `identity.required_scopes`
+    /// (duplicates dropped). Replaces the previous policy scopes: call it at
+    /// start and after every reload of the policy; an empty list leaves the
+    /// configured ones only.
+    ///
+    /// Refused, keeping the previous list, when a scope is not an RFC 6749
+    /// scope-token (printable ASCII without space, `"` or `\`): it could
+    /// not be quoted in a challenge.
+    pub fn set_policy_scopes(&self, scopes: &[String]) -> Result<(), IdentityError> {
+        if let Some(bad) = scopes.iter().find(|s| !crate::settings::is_scope_token(s)) {
+            let shown: String = bad.chars().take(64).collect();
+            return Err(IdentityError::Invalid(format!(
+                "not a valid scope: {shown:?} (printable ASCII, no spaces, quotes or backslashes)"
+            )));
+        }
+        let mut all = self.configured_scopes.clone();
+        for scope in scopes {
+            if !all.contains(scope) {
+                all.push(scope.clone());
+            }
+        }
+        match self.advertised_scopes.write() {
+            Ok(mut slot) => *slot = Arc::from(all),
+            Err(poisoned) => *poisoned.into_inner() = Arc::from(all),
+        }
+        Ok(())
+    }
+
+    /// The scopes advertised now: `identity.scopes_supported`,
+    /// `identity.required_scopes` and the policy's
+    /// ([`Authenticator::set_policy_scopes`]).
+    pub fn scopes_supported(&self) -> Arc<[String]> {
+        match self.advertised_scopes.read() {
+            Ok(scopes) => Arc::clone(&scopes),
+            Err(poisoned) => Arc::clone(&poisoned.into_inner()),
+        }
     }
 
     /// Re-read the API key store now (the gateway's SIGHUP); it is also
@@ -327,25 +418,49 @@ impl Authenticator {
     ///   unless this very certificate came with it;
     /// - `identity.mtls.required` and no certificate: refused
     ///   ([`AuthError::ClientCertificateRequired`]) whatever else came.
+    ///
+    /// The error alone; [`Authenticator::authenticate_detailed`] returns
+    /// what the refused token claimed as well, for the audit record.
     pub async fn authenticate(&self, req: &RequestFacts<'_>) -> Result<Principal, AuthError> {
+        self.authenticate_detailed(req)
+            .await
+            .map_err(AuthFailure::into_error)
+    }
+
+    /// [`Authenticator::authenticate`], with the facts of a refusal: the
+    /// reason code and, when the token parsed, its claimed issuer, `kid`,
+    /// subject and a hash of its `jti` ([`AuthFailure`]). Answer the client
+    /// with `challenge(&failure.error, mcp_path)`; put the facts in the
+    /// audit record and the log, never in the response.
+    pub async fn authenticate_detailed(
+        &self,
+        req: &RequestFacts<'_>,
+    ) -> Result<Principal, AuthFailure> {
         let result = self.authenticate_inner(req).await;
-        if let Err(e) = &result {
-            tracing::debug!(reason = e.code(), "authentication refused");
+        if let Err(f) = &result {
+            tracing::debug!(
+                reason = f.reason(),
+                issuer = f.issuer.as_deref(),
+                kid = f.kid.as_deref(),
+                subject = f.subject.as_deref(),
+                jti_hash = f.jti_hash.as_deref(),
+                "authentication refused"
+            );
         }
         result
     }
 
-    async fn authenticate_inner(&self, req: &RequestFacts<'_>) -> Result<Principal, AuthError> {
+    async fn authenticate_inner(&self, req: &RequestFacts<'_>) -> Result<Principal, AuthFailure> {
         if self.mtls.as_ref().is_some_and(|m| m.required) && req.client_cert_der.is_none() {
-            return Err(AuthError::ClientCertificateRequired);
+            return Err(AuthError::ClientCertificateRequired.into());
         }
         match parse_credentials(req)? {
             Credential::None => match (req.client_cert_der, &self.mtls) {
-                (Some(der), Some(_)) => self.authenticate_certificate(der),
+                (Some(der), Some(_)) => Ok(self.authenticate_certificate(der)?),
                 _ if self.allow_anonymous => Ok(Principal::anonymous()),
-                _ => Err(AuthError::Missing),
+                _ => Err(AuthError::Missing.into()),
             },
-            Credential::ApiKey(key) => self.api_key(key),
+            Credential::ApiKey(key) => Ok(self.api_key(key)?),
             Credential::Token(scheme, token) => self.token(scheme, token, req).await,
         }
     }
@@ -380,7 +495,9 @@ impl Authenticator {
             url: resource_url,
             ..RequestFacts::default()
         };
-        self.token(Scheme::Bearer, token, &req).await
+        self.token(Scheme::Bearer, token, &req)
+            .await
+            .map_err(AuthFailure::into_error)
     }
 
     fn api_key(&self, key: &str) -> Result<Principal, AuthError> {
@@ -418,7 +535,7 @@ impl Authenticator {
         scheme: Scheme,
         token: &str,
         req: &RequestFacts<'_>,
-    ) -> Result<Principal, AuthError> {
+    ) -> Result<Principal, AuthFailure> {
         let hash: TokenHash = sha256(token.as_bytes());
         let now = unix_now();
         let verified = match self.cache.get(&hash) {
@@ -429,33 +546,36 @@ impl Authenticator {
                 fresh
             }
         };
+        let refuse = |e: AuthError| verified.facts.failure(e);
         if now > verified.usable_until {
             self.cache.remove(&hash);
-            return Err(AuthError::Expired);
+            return Err(refuse(AuthError::Expired));
         }
         if !self.audience_accepted(&verified.audiences, req.url) {
-            return Err(AuthError::Invalid("audience"));
+            return Err(refuse(AuthError::Invalid("audience")));
         }
         // RFC 8705 §3: a certificate-bound token only over TLS with that
         // certificate.
         if let Some(x5t) = verified.x5t.as_deref() {
             let der = req
                 .client_cert_der
-                .ok_or(AuthError::Invalid("certificate_binding"))?;
+                .ok_or_else(|| refuse(AuthError::Invalid("certificate_binding")))?;
             if crate::mtls::certificate_thumbprint(der) != x5t {
-                return Err(AuthError::Invalid("certificate_binding"));
+                return Err(refuse(AuthError::Invalid("certificate_binding")));
             }
         }
         let mode = self.issuers[verified.issuer].settings.dpop;
         match (scheme, verified.jkt.as_deref()) {
-            (Scheme::Bearer, Some(_)) => return Err(AuthError::DpopRequired),
+            (Scheme::Bearer, Some(_)) => return Err(refuse(AuthError::DpopRequired)),
             (Scheme::Bearer, None) if mode == DpopMode::Required => {
-                return Err(AuthError::DpopRequired)
+                return Err(refuse(AuthError::DpopRequired))
             }
             (Scheme::Bearer, None) => {}
-            (Scheme::Dpop, None) => return Err(AuthError::Invalid("token_not_bound")),
+            (Scheme::Dpop, None) => return Err(refuse(AuthError::Invalid("token_not_bound"))),
             (Scheme::Dpop, Some(jkt)) => {
-                let proof = req.dpop.ok_or(AuthError::DpopInvalid("missing"))?;
+                let proof = req
+                    .dpop
+                    .ok_or_else(|| refuse(AuthError::DpopInvalid("missing")))?;
                 self.dpop
                     .verify(&ProofContext {
                         proof,
@@ -464,13 +584,17 @@ impl Authenticator {
                         token_hash: &hash,
                         jkt,
                         now,
+                        clock: unix_clock(),
                     })
-                    .await?;
+                    .await
+                    .map_err(refuse)?;
             }
         }
         let scopes = &verified.principal.data().scopes;
         if self.required_scopes.iter().any(|s| !scopes.contains(s)) {
-            return Err(AuthError::InsufficientScope(self.required_scopes.clone()));
+            return Err(refuse(AuthError::InsufficientScope(
+                self.required_scopes.clone(),
+            )));
         }
         Ok(verified.principal.clone())
     }
@@ -485,30 +609,55 @@ impl Authenticator {
         }
     }
 
-    /// Signature and request-independent claims.
-    async fn verify_token(&self, token: &str, now: u64) -> Result<VerifiedToken, AuthError> {
+    /// Signature and request-independent claims. Once the token parses,
+    /// a refusal carries what it claimed ([`TokenFacts`]).
+    async fn verify_token(&self, token: &str, now: u64) -> Result<VerifiedToken, AuthFailure> {
         let jws = CompactJws::parse(token, MAX_TOKEN_BYTES).map_err(|e| match e {
             JwsError::Malformed => AuthError::Invalid("malformed"),
             other => AuthError::Invalid(other.code()),
         })?;
-        match jws.typ.as_deref() {
-            Some(t)
-                if t.eq_ignore_ascii_case("at+jwt")
-                    || t.eq_ignore_ascii_case("application/at+jwt")
-                    || t.eq_ignore_ascii_case("JWT") => {}
-            _ => return Err(AuthError::Invalid("typ")),
-        }
-        let iss = jws
+        let issuer = jws
             .claims
             .get("iss")
             .and_then(Value::as_str)
-            .ok_or(AuthError::Invalid("issuer"))?;
-        let (index, issuer) = self
-            .issuers
-            .iter()
-            .enumerate()
-            .find(|(_, i)| i.settings.issuer == iss)
-            .ok_or(AuthError::Invalid("issuer"))?;
+            .and_then(|iss| self.issuers.iter().position(|i| i.settings.issuer == iss));
+        let subject_claim =
+            issuer.map_or("sub", |i| self.issuers[i].settings.claims.subject.as_str());
+        let facts = TokenFacts::new(jws.kid.as_deref(), &jws.claims, subject_claim);
+        match self.verify_jws(&jws, issuer, now).await {
+            Ok(mut verified) => {
+                verified.facts = facts;
+                Ok(verified)
+            }
+            Err(e) => Err(facts.failure(e)),
+        }
+    }
+
+    async fn verify_jws(
+        &self,
+        jws: &CompactJws<'_>,
+        issuer: Option<usize>,
+        now: u64,
+    ) -> Result<VerifiedToken, AuthError> {
+        // RFC 9068 §2.1 says `at+jwt`; many issuers still write `JWT`.
+        let at_jwt = jws.typ.as_deref().is_some_and(|t| {
+            t.eq_ignore_ascii_case("at+jwt") || t.eq_ignore_ascii_case("application/at+jwt")
+        });
+        let jwt = jws
+            .typ
+            .as_deref()
+            .is_some_and(|t| t.eq_ignore_ascii_case("JWT"));
+        if !at_jwt && !jwt {
+            return Err(AuthError::Invalid("typ"));
+        }
+        let index = issuer.ok_or(AuthError::Invalid("issuer"))?;
+        let issuer = &self.issuers[index];
+        if issuer.settings.require_at_jwt_typ && !at_jwt {
+            return Err(AuthError::Invalid("typ"));
+        }
+        if !issuer.is_ready() {
+            return Err(AuthError::Invalid("issuer_unavailable"));
+        }
         if !issuer.settings.algorithms.contains(&jws.alg) {
             return Err(AuthError::Invalid("algorithm"));
         }
@@ -601,6 +750,7 @@ impl Authenticator {
             audiences,
             jkt,
             x5t,
+            facts: TokenFacts::default(),
         })
     }
 
@@ -631,8 +781,9 @@ impl Authenticator {
                 .collect(),
         );
         doc.insert("bearer_methods_supported".into(), json!(["header"]));
-        if !self.scopes_supported.is_empty() {
-            doc.insert("scopes_supported".into(), json!(self.scopes_supported));
+        let scopes = self.scopes_supported();
+        if !scopes.is_empty() {
+            doc.insert("scopes_supported".into(), json!(&scopes[..]));
         }
         if self.dpop_accepted() {
             doc.insert(
@@ -671,55 +822,50 @@ impl Authenticator {
 
     /// The HTTP status and headers for a refusal: 401 with `WWW-Authenticate`
     /// challenges (`Bearer`, and `DPoP` where DPoP is accepted) pointing at
-    /// the metadata; 403 `insufficient_scope` with the scopes needed; 503
-    /// (`Retry-After`) when a dependency is down. Descriptions are fixed
-    /// texts and reason codes, never internals.
+    /// the metadata and naming the advertised scopes
+    /// ([`Authenticator::scopes_supported`]) as `scope`, which MCP clients
+    /// ask the authorization server for; 403 `insufficient_scope` with the
+    /// scopes needed; 503 (`Retry-After`) when a dependency is down.
+    ///
+    /// Descriptions are fixed and generic: every refused token is
+    /// `invalid_token`, "the access token is invalid", whichever check
+    /// failed (the reason is [`AuthError::code`], for the log and the audit
+    /// trail); every refused proof is `invalid_dpop_proof`, "the DPoP proof
+    /// is invalid".
     pub fn challenge(&self, err: &AuthError, mcp_path: &str) -> (u16, Vec<(String, String)>) {
         let metadata = self.metadata_url(mcp_path);
-        let scope_list = |scopes: &[String]| scopes.join(" ");
-        let (status, error, description, scope): (u16, Option<&str>, String, String) = match err {
-            AuthError::Missing => (401, None, String::new(), scope_list(&self.required_scopes)),
+        let advertised = self.scopes_supported().join(" ");
+        let (status, error, description, scope): (u16, Option<&str>, &str, String) = match err {
+            AuthError::Missing => (401, None, "", advertised),
             AuthError::Malformed => (
                 401,
                 Some("invalid_request"),
-                "malformed credentials".into(),
-                String::new(),
+                "malformed credentials",
+                advertised,
             ),
-            AuthError::Invalid(code) => (
+            AuthError::Invalid(_) | AuthError::Expired | AuthError::DpopRequired => (
                 401,
                 Some("invalid_token"),
-                format!("invalid token ({code})"),
-                String::new(),
-            ),
-            AuthError::Expired => (
-                401,
-                Some("invalid_token"),
-                "token expired".into(),
-                String::new(),
+                INVALID_TOKEN_DESCRIPTION,
+                advertised,
             ),
             AuthError::InsufficientScope(scopes) => (
                 403,
                 Some("insufficient_scope"),
-                "insufficient scope".into(),
-                scope_list(scopes),
+                "insufficient scope",
+                scopes.join(" "),
             ),
-            AuthError::DpopRequired => (
-                401,
-                Some("invalid_token"),
-                "DPoP proof required".into(),
-                String::new(),
-            ),
-            AuthError::DpopInvalid(code) => (
+            AuthError::DpopInvalid(_) => (
                 401,
                 Some("invalid_dpop_proof"),
-                format!("invalid DPoP proof ({code})"),
-                String::new(),
+                INVALID_PROOF_DESCRIPTION,
+                advertised,
             ),
             AuthError::UseDpopNonce(_) => (
                 401,
                 Some("use_dpop_nonce"),
-                "DPoP nonce required".into(),
-                String::new(),
+                "DPoP nonce required",
+                advertised,
             ),
             AuthError::Unavailable | AuthError::ReplayCacheUnavailable => {
                 return (503, vec![("Retry-After".to_owned(), "1".to_owned())]);
@@ -727,8 +873,8 @@ impl Authenticator {
             AuthError::ClientCertificateRequired => (
                 401,
                 Some("invalid_request"),
-                "client certificate required".into(),
-                String::new(),
+                "client certificate required",
+                advertised,
             ),
         };
         let dpop_only = matches!(err, AuthError::DpopInvalid(_) | AuthError::UseDpopNonce(_));
@@ -802,6 +948,61 @@ fn parse_credentials<'a>(req: &RequestFacts<'a>) -> Result<Credential<'a>, AuthE
             Ok(Credential::Token(scheme, token))
         }
     }
+}
+
+/// What a token claimed about itself, kept for [`AuthFailure`]: the `iss`
+/// claim, the `kid` header, the claimed subject (truncated, control
+/// characters replaced) and a hash of the `jti`. Computed once per
+/// verification and cached with the verified token.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub(crate) struct TokenFacts {
+    issuer: Option<String>,
+    kid: Option<String>,
+    subject: Option<String>,
+    jti_hash: Option<String>,
+}
+
+impl TokenFacts {
+    fn new(kid: Option<&str>, claims: &Map<String, Value>, subject_claim: &str) -> Self {
+        let text = |v: Option<&Value>| v.and_then(Value::as_str).map(fact_text);
+        TokenFacts {
+            issuer: text(claims.get("iss")),
+            kid: kid.map(fact_text),
+            subject: text(claim(claims, subject_claim)),
+            jti_hash: claims.get("jti").and_then(Value::as_str).map(|jti| {
+                sha256(jti.as_bytes())[..16]
+                    .iter()
+                    .map(|b| format!("{b:02x}"))
+                    .collect()
+            }),
+        }
+    }
+
+    fn failure(&self, error: AuthError) -> AuthFailure {
+        let mut failure = AuthFailure::from(error);
+        failure.issuer.clone_from(&self.issuer);
+        failure.kid.clone_from(&self.kid);
+        failure.subject.clone_from(&self.subject);
+        failure.jti_hash.clone_from(&self.jti_hash);
+        failure
+    }
+}
+
+/// Peer text made fit for a log line and an audit record: at most
+/// [`AuthFailure::MAX_FACT_CHARS`] characters, control characters replaced.
+fn fact_text(text: &str) -> String {
+    text.chars()
+        .take(AuthFailure::MAX_FACT_CHARS)
+        .map(|c| if c.is_control() { '\u{fffd}' } else { c })
+        .collect()
+}
+
+/// Now, in Unix seconds with the fraction: DPoP proof ages are compared
+/// with their limit exactly.
+fn unix_clock() -> f64 {
+    SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map_or(0.0, |d| d.as_secs_f64())
 }
 
 /// A claim by name, or by dotted path into nested objects.

@@ -150,7 +150,7 @@ async fn challenges_and_metadata_follow_rfc_6750_9449_9728() {
         (
             "WWW-Authenticate".to_owned(),
             format!(
-                r#"Bearer resource_metadata="{PUBLIC}/.well-known/oauth-protected-resource/mcp""#
+                r#"Bearer resource_metadata="{PUBLIC}/.well-known/oauth-protected-resource/mcp", scope="mcp""#
             )
         )
     );
@@ -164,7 +164,7 @@ async fn challenges_and_metadata_follow_rfc_6750_9449_9728() {
     assert_eq!(status, 401);
     assert!(headers[0]
         .1
-        .contains(r#"error="invalid_token", error_description="token expired""#));
+        .contains(r#"error="invalid_token", error_description="the access token is invalid""#));
     let (_, headers) = auth.challenge(&AuthError::DpopInvalid("replay"), "/mcp");
     assert!(
         !headers[0].1.contains("error="),
@@ -325,6 +325,20 @@ async fn tokens_never_appear_in_errors_debug_output_or_logs() {
         .with_writer(captured.clone())
         .finish();
     let _guard = tracing::subscriber::set_default(subscriber);
+    // tracing caches a callsite's interest when it is first hit and, with a
+    // single (thread-local) subscriber, asks the hitting thread's default:
+    // a log callsite first hit by another test's thread is cached as
+    // disabled. Hit them here, then recompute every cached interest with
+    // this thread's subscriber, and start from an empty buffer.
+    let warm_up = tempfile::tempdir().expect("tempdir");
+    let _ = start(raw(warm_up.path()))
+        .await
+        .authenticate(&facts("Bearer x.y.z"))
+        .await;
+    tracing::callsite::rebuild_interest_cache();
+    if let Ok(mut buffer) = captured.0.lock() {
+        buffer.clear();
+    }
 
     let dir = tempfile::tempdir().expect("tempdir");
     let auth = start(raw(dir.path())).await;
@@ -343,6 +357,7 @@ async fn tokens_never_appear_in_errors_debug_output_or_logs() {
         let header = format!("Bearer {token}");
         let request = facts(&header);
         seen.push(format!("{request:?}"));
+        seen.push(format!("{:?}", auth.authenticate_detailed(&request).await));
         let result = auth.authenticate(&request).await;
         seen.push(format!("{result:?}"));
         if let Err(e) = &result {
@@ -416,4 +431,321 @@ fn hostile_headers_never_panic_and_never_authenticate() {
         };
         proptest::prop_assert!(runtime.block_on(auth.authenticate(&facts)).is_err());
     });
+}
+
+/// Defect 3: nothing told clients which scopes to ask for (no `scope` in the
+/// 401 challenge, no `scopes_supported` in the metadata), so the MCP Python
+/// SDK asked the authorization server for every scope it knew and was
+/// refused (`invalid_scope`). The policy's scopes, passed by the gateway,
+/// are now advertised in both, after the configured ones.
+#[tokio::test]
+async fn no_scopes_were_advertised() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let bare = start(raw(dir.path())).await;
+    assert!(bare.scopes_supported().is_empty());
+    assert!(bare
+        .resource_metadata("/mcp")
+        .get("scopes_supported")
+        .is_none());
+
+    let mut raw = raw(dir.path());
+    raw.required_scopes = Some(strings(&["mcp"]));
+    let auth = start(raw).await;
+    assert_eq!(&auth.scopes_supported()[..], strings(&["mcp"]));
+    auth.set_policy_scopes(&strings(&["mcp:tools", "mcp", "mcp:workflow:run"]))
+        .expect("valid scopes");
+    let all = strings(&["mcp", "mcp:tools", "mcp:workflow:run"]);
+    assert_eq!(&auth.scopes_supported()[..], all);
+    assert_eq!(
+        auth.resource_metadata("/mcp")["scopes_supported"],
+        serde_json::json!(all)
+    );
+    for err in [
+        AuthError::Missing,
+        AuthError::Expired,
+        AuthError::Invalid("signature"),
+        AuthError::DpopRequired,
+        AuthError::DpopInvalid("iat"),
+    ] {
+        let (status, headers) = auth.challenge(&err, "/mcp");
+        assert_eq!(status, 401);
+        assert_eq!(headers.len(), 2, "Bearer and DPoP challenges: {headers:?}");
+        for (name, value) in &headers {
+            assert_eq!(name, "WWW-Authenticate");
+            assert!(
+                value.contains(r#"scope="mcp mcp:tools mcp:workflow:run""#),
+                "{err:?}: {value}"
+            );
+        }
+    }
+    // Step-up (403) names what the operation needs, not the whole list.
+    let step_up = AuthError::InsufficientScope(strings(&["mcp:workflow:run"]));
+    let (status, headers) = auth.challenge(&step_up, "/mcp");
+    assert_eq!(status, 403);
+    assert!(
+        headers[0].1.contains(r#"scope="mcp:workflow:run""#),
+        "{headers:?}"
+    );
+    // A policy reload replaces the policy's scopes; the configured ones stay.
+    auth.set_policy_scopes(&strings(&["mcp:prompts"]))
+        .expect("valid scope");
+    assert_eq!(
+        &auth.scopes_supported()[..],
+        strings(&["mcp", "mcp:prompts"])
+    );
+    // A scope that cannot be quoted in a challenge is refused; the list stays.
+    for bad in ["two words", "a\"b", "back\\slash", ""] {
+        let err = auth
+            .set_policy_scopes(&strings(&["mcp:ok", bad]))
+            .expect_err("refused");
+        assert!(err.to_string().contains("not a valid scope"), "{err}");
+    }
+    assert_eq!(
+        &auth.scopes_supported()[..],
+        strings(&["mcp", "mcp:prompts"])
+    );
+}
+
+/// The `error_description` of a challenge header, when it has one.
+fn description(challenge: &str) -> Option<&str> {
+    challenge
+        .split("error_description=\"")
+        .nth(1)
+        .and_then(|rest| rest.split('"').next())
+}
+
+/// Defect 9: a 401's `error_description` named the check that failed
+/// (`invalid token (signature)`, `(unknown_kid)`, `(audience)`,
+/// `(issuer)`), telling a forger which part to fix next. The client now gets
+/// `invalid_token` and one generic text; the reason stays in
+/// `AuthError::code` (and the [`AuthFailure`] facts) for the log and the
+/// audit trail.
+#[tokio::test]
+async fn error_description_named_the_failing_check() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let auth = start(raw(dir.path())).await;
+    let dev = auth.dev_issuer().expect("dev");
+    let misdirected = dev
+        .mint(
+            "erin",
+            &[],
+            &[],
+            Duration::from_secs(60),
+            "https://other.example.com/mcp",
+        )
+        .expect("minted");
+    let header = format!("Bearer {misdirected}");
+    let refused = auth
+        .authenticate_detailed(&facts(&header))
+        .await
+        .expect_err("refused");
+    assert_eq!(refused.reason(), "audience", "the precise reason is kept");
+
+    let mut errors = vec![refused.error, AuthError::Expired, AuthError::DpopRequired];
+    for code in [
+        "signature",
+        "unknown_kid",
+        "audience",
+        "issuer",
+        "issuer_unavailable",
+        "typ",
+        "algorithm",
+        "malformed",
+        "exp",
+        "nbf",
+        "cnf",
+        "claims",
+        "subject",
+        "token_not_bound",
+        "certificate_binding",
+        "api_key",
+    ] {
+        errors.push(AuthError::Invalid(code));
+    }
+    for err in &errors {
+        let (status, headers) = auth.challenge(err, "/mcp");
+        assert_eq!(status, 401);
+        for (_, value) in &headers {
+            assert!(value.contains(r#"error="invalid_token""#), "{value}");
+            assert_eq!(
+                description(value),
+                Some("the access token is invalid"),
+                "{err:?}: {value}"
+            );
+            assert!(!value.contains(&format!("({})", err.code())), "{value}");
+        }
+    }
+    for code in [
+        "htu", "htm", "iat", "ath", "replay", "binding", "jwk", "typ",
+    ] {
+        let (status, headers) = auth.challenge(&AuthError::DpopInvalid(code), "/mcp");
+        assert_eq!(status, 401);
+        let dpop = &headers[1].1;
+        assert!(dpop.contains(r#"error="invalid_dpop_proof""#), "{dpop}");
+        assert_eq!(description(dpop), Some("the DPoP proof is invalid"));
+        assert!(!dpop.contains(&format!("({code})")), "{dpop}");
+    }
+}
+
+/// A compact JWS's header and claims, decoded (test tokens only).
+fn decoded(token: &str) -> (Value, Value) {
+    let part = |i: usize| -> Value {
+        let segment = token.split('.').nth(i).expect("segment");
+        let bytes = crate::jws::b64_decode(segment).expect("base64url");
+        serde_json::from_slice(&bytes).expect("JSON")
+    };
+    (part(0), part(1))
+}
+
+fn jti_hash_of(claims: &Value) -> String {
+    let jti = claims["jti"].as_str().expect("jti");
+    sha256(jti.as_bytes())[..16]
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+async fn refusal(auth: &Authenticator, token: &str) -> AuthFailure {
+    let header = format!("Bearer {token}");
+    auth.authenticate_detailed(&facts(&header))
+        .await
+        .expect_err("refused")
+}
+
+/// Defect 6: the audit record of a refused credential held only the
+/// client's address and a reason code. The refusal now carries what the
+/// token claimed (issuer, `kid`, subject, a hash of the `jti`), cut to
+/// size, and never the token or its signature.
+#[tokio::test]
+async fn auth_failures_carry_token_facts() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut raw = raw(dir.path());
+    raw.leeway = Some("0s".to_owned());
+    let auth = start(raw).await;
+    let dev = auth.dev_issuer().expect("dev");
+    let mint = |subject: &str, ttl: u64, audience: &str| {
+        dev.mint(subject, &[], &[], Duration::from_secs(ttl), audience)
+            .expect("minted")
+    };
+    let mut refused: Vec<(String, AuthFailure)> = Vec::new();
+
+    // A wrong audience: the signature verified, the resource is another.
+    let misdirected = mint("frank", 60, "https://other.example.com/mcp");
+    let (header, claims) = decoded(&misdirected);
+    let kid = header["kid"].as_str().expect("kid").to_owned();
+    let f = refusal(&auth, &misdirected).await;
+    assert_eq!(f.error, AuthError::Invalid("audience"));
+    assert_eq!(f.reason(), "audience");
+    assert_eq!(f.issuer.as_deref(), Some(dev.issuer()));
+    assert_eq!(f.kid.as_deref(), Some(kid.as_str()));
+    assert_eq!(f.subject.as_deref(), Some("frank"));
+    assert_eq!(f.jti_hash, Some(jti_hash_of(&claims)));
+    assert_eq!(f.jti_hash.as_deref().map(str::len), Some(32));
+    // Again, from the verified-token cache: the same facts.
+    assert_eq!(refusal(&auth, &misdirected).await, f);
+    refused.push((misdirected, f));
+
+    // A bad signature: one token's header and claims, another's signature.
+    let a = mint("frank", 60, MCP);
+    let b = mint("grace", 60, MCP);
+    let a_parts: Vec<&str> = a.split('.').collect();
+    let b_parts: Vec<&str> = b.split('.').collect();
+    let forged = format!("{}.{}.{}", a_parts[0], a_parts[1], b_parts[2]);
+    let f = refusal(&auth, &forged).await;
+    assert_eq!(f.error, AuthError::Invalid("signature"));
+    assert_eq!(f.issuer.as_deref(), Some(dev.issuer()));
+    assert_eq!(f.kid.as_deref(), Some(kid.as_str()));
+    assert_eq!(f.subject.as_deref(), Some("frank"));
+    assert_eq!(f.jti_hash, Some(jti_hash_of(&decoded(&a).1)));
+    refused.push((forged, f));
+
+    // An unknown kid.
+    let unknown_header = crate::jws::b64(br#"{"alg":"EdDSA","typ":"at+jwt","kid":"no-such-key"}"#);
+    let unknown = format!("{unknown_header}.{}.{}", a_parts[1], a_parts[2]);
+    let f = refusal(&auth, &unknown).await;
+    assert_eq!(f.error, AuthError::Invalid("unknown_kid"));
+    assert_eq!(f.kid.as_deref(), Some("no-such-key"));
+    assert_eq!(f.subject.as_deref(), Some("frank"));
+    assert_eq!(f.issuer.as_deref(), Some(dev.issuer()));
+    refused.push((unknown, f));
+
+    // Hostile text from an unknown issuer: cut to size, control characters
+    // replaced; `sub` is the subject claim of an issuer we do not know.
+    let long_kid = format!("k\n{}", "x".repeat(500));
+    let hostile_header = crate::jws::b64(
+        serde_json::json!({"alg": "EdDSA", "typ": "at+jwt", "kid": long_kid})
+            .to_string()
+            .as_bytes(),
+    );
+    let hostile_claims = crate::jws::b64(
+        serde_json::json!({
+            "iss": format!("https://evil.example.com/{}", "i".repeat(300)),
+            "sub": format!("root\u{1b}[2J{}", "s".repeat(300)),
+            "aud": MCP, "exp": unix_now() + 60, "jti": "j-1",
+        })
+        .to_string()
+        .as_bytes(),
+    );
+    let hostile = format!("{hostile_header}.{hostile_claims}.{}", a_parts[2]);
+    let f = refusal(&auth, &hostile).await;
+    assert_eq!(f.error, AuthError::Invalid("issuer"));
+    for text in [&f.issuer, &f.kid, &f.subject] {
+        let text = text.as_deref().expect("present");
+        assert_eq!(text.chars().count(), AuthFailure::MAX_FACT_CHARS, "{text}");
+        assert!(!text.contains(char::is_control), "{text:?}");
+    }
+    assert!(f
+        .issuer
+        .as_deref()
+        .is_some_and(|i| i.starts_with("https://evil.example.com/")));
+    assert!(f
+        .subject
+        .as_deref()
+        .is_some_and(|s| s.starts_with("root\u{fffd}[2J")));
+    assert_eq!(
+        f.jti_hash,
+        Some(jti_hash_of(&serde_json::json!({"jti": "j-1"})))
+    );
+    refused.push((hostile, f));
+
+    // Not a JWS, or no credential: a reason, no facts.
+    let f = refusal(&auth, "x.y.z").await;
+    assert_eq!(f, AuthFailure::from(AuthError::Invalid("malformed")));
+    let none = RequestFacts {
+        method: "POST",
+        url: MCP,
+        ..RequestFacts::default()
+    };
+    assert_eq!(
+        auth.authenticate_detailed(&none).await,
+        Err(AuthFailure::from(AuthError::Missing))
+    );
+
+    // Expired (last: it waits for the token to expire).
+    let short = mint("heidi", 1, MCP);
+    assert!(refusal_or_ok(&auth, &short).await.is_ok());
+    tokio::time::sleep(Duration::from_millis(2100)).await;
+    let f = refusal(&auth, &short).await;
+    assert_eq!(f.error, AuthError::Expired);
+    assert_eq!(f.subject.as_deref(), Some("heidi"));
+    assert_eq!(f.kid.as_deref(), Some(kid.as_str()));
+    assert_eq!(f.jti_hash, Some(jti_hash_of(&decoded(&short).1)));
+    refused.push((short, f));
+
+    // Never the token, its signature, or the raw jti.
+    for (token, failure) in &refused {
+        let shown = format!("{failure:?} {failure}");
+        for part in token.split('.') {
+            assert!(!shown.contains(part), "a token segment in {shown}");
+        }
+        let jti = decoded(token).1["jti"].as_str().map(str::to_owned);
+        if let Some(jti) = jti {
+            assert!(!shown.contains(&jti), "the raw jti in {shown}");
+        }
+    }
+}
+
+async fn refusal_or_ok(auth: &Authenticator, token: &str) -> Result<Principal, AuthFailure> {
+    let header = format!("Bearer {token}");
+    auth.authenticate_detailed(&facts(&header)).await
 }

@@ -11,6 +11,7 @@ use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::{Arc, Mutex};
 
+use crate::authenticator::TokenFacts;
 use crate::principal::Principal;
 
 const SHARDS: usize = 16;
@@ -31,6 +32,9 @@ pub(crate) struct VerifiedToken {
     /// `cnf.x5t#S256`: the token is bound to this client certificate
     /// (RFC 8705).
     pub x5t: Option<String>,
+    /// What the token claimed, for refusals after verification (wrong
+    /// audience, missing proof, insufficient scope).
+    pub facts: TokenFacts,
 }
 
 pub(crate) type TokenHash = [u8; 32];
@@ -142,6 +146,7 @@ mod tests {
             audiences: Box::new([]),
             jkt: None,
             x5t: None,
+            facts: TokenFacts::default(),
         })
     }
 

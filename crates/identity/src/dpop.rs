@@ -4,7 +4,8 @@
 //! `typ` `dpop+jwt`; an allowed asymmetric `alg`; a public-only `jwk` that
 //! fits the algorithm; the signature under that key; `htm` equal to the
 //! request method; `htu` equal to the request URL (normalised, without query
-//! and fragment); `iat` within the window; `ath` the hash of the presented
+//! and fragment); `iat` within the window (no older than `max_age`, leeway
+//! included, and no more than `future_leeway` ahead); `ath` the hash of the presented
 //! token; the server nonce when nonces are on; the key's thumbprint equal to
 //! the token's `cnf.jkt`; and last, `jti` never seen before (the replay
 //! cache), so that a refused proof does not burn its `jti`.
@@ -34,14 +35,20 @@ pub(crate) struct ProofContext<'a> {
     pub token_hash: &'a [u8; 32],
     /// The token's `cnf.jkt`.
     pub jkt: &'a str,
+    /// Now, in whole Unix seconds (nonce periods).
     pub now: u64,
+    /// Now, in Unix seconds with the fraction (the proof's age).
+    pub clock: f64,
 }
 
 /// The DPoP verifier: settings, nonce key and replay cache.
 pub(crate) struct DpopVerifier {
     pub algorithms: Vec<SigningAlgorithm>,
+    /// Oldest `iat` accepted, clock skew included: a proof is refused once
+    /// it is more than this old.
     pub max_age: Duration,
-    pub leeway: Duration,
+    /// How far ahead of our clock an `iat` may be.
+    pub future_leeway: Duration,
     pub nonces: Option<NonceIssuer>,
     pub replay: std::sync::Arc<dyn ReplayCache>,
     /// Whether the replay cache is failing: errors are logged when it
@@ -94,10 +101,8 @@ impl DpopVerifier {
             .and_then(Value::as_f64)
             .filter(|v| v.is_finite())
             .ok_or(DpopInvalid("iat"))?;
-        let now = cx.now as f64;
-        if iat > now + self.leeway.as_secs_f64()
-            || iat < now - self.max_age.as_secs_f64() - self.leeway.as_secs_f64()
-        {
+        let age = cx.clock - iat;
+        if age > self.max_age.as_secs_f64() || -age > self.future_leeway.as_secs_f64() {
             return Err(DpopInvalid("iat"));
         }
         let ath = text("ath").ok_or(DpopInvalid("ath"))?;
@@ -115,12 +120,13 @@ impl DpopVerifier {
         }
 
         // Last: remember the proof. Keyed by key and jti, for as long as
-        // its iat can still pass the window.
+        // its iat can still pass the window: a proof first seen now may be
+        // `future_leeway` ahead, and stays acceptable `max_age` after its iat.
         let mut material = Vec::with_capacity(thumbprint.len() + 1 + jti.len());
         material.extend_from_slice(thumbprint.as_bytes());
         material.push(b'.');
         material.extend_from_slice(jti.as_bytes());
-        let ttl = self.max_age + self.leeway * 2;
+        let ttl = self.max_age + self.future_leeway;
         let result = self.replay.insert_if_absent(sha256(&material), ttl).await;
         match &result {
             Ok(_) => {

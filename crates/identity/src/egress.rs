@@ -23,7 +23,7 @@ use std::time::Duration;
 
 use url::{Host, Url};
 
-use crate::error::IdentityError;
+use crate::error::{IdentityError, IssuerErrorClass};
 
 /// Which kinds of addresses Warden's own outbound fetches may reach.
 ///
@@ -202,11 +202,14 @@ impl GuardedFetcher {
 
     /// GET a JSON document. `Ok(None)` for 404 (discovery falls through to
     /// the next well-known location).
-    pub(crate) async fn get_json(&self, url: &Url) -> Result<Option<Vec<u8>>, IdentityError> {
-        self.check_url(url)?;
-        let failed = |reason: String| IdentityError::Issuer {
-            issuer: url.to_string(),
-            reason,
+    pub(crate) async fn get_json(&self, url: &Url) -> Result<Option<Vec<u8>>, FetchError> {
+        self.check_url(url).map_err(|e| FetchError {
+            class: IssuerErrorClass::EgressRefused,
+            detail: e.to_string(),
+        })?;
+        let failed = |class: IssuerErrorClass, reason: String| FetchError {
+            class,
+            detail: format!("{url}: {reason}"),
         };
         let mut response = self
             .client
@@ -214,32 +217,71 @@ impl GuardedFetcher {
             .header(reqwest::header::ACCEPT, "application/json")
             .send()
             .await
-            .map_err(|e| failed(describe_reqwest(&e)))?;
+            .map_err(|e| failed(classify_reqwest(&e), describe_reqwest(&e)))?;
         let status = response.status();
         if status == reqwest::StatusCode::NOT_FOUND {
             return Ok(None);
         }
         if !status.is_success() {
-            return Err(failed(format!("HTTP status {}", status.as_u16())));
+            return Err(failed(
+                IssuerErrorClass::HttpStatus,
+                format!("HTTP status {}", status.as_u16()),
+            ));
         }
+        let too_large = || {
+            failed(
+                IssuerErrorClass::InvalidDocument,
+                format!("larger than {MAX_DOCUMENT_BYTES} bytes"),
+            )
+        };
         if response
             .content_length()
             .is_some_and(|n| n > MAX_DOCUMENT_BYTES as u64)
         {
-            return Err(failed(format!("larger than {MAX_DOCUMENT_BYTES} bytes")));
+            return Err(too_large());
         }
         let mut body = Vec::new();
         while let Some(chunk) = response
             .chunk()
             .await
-            .map_err(|e| failed(describe_reqwest(&e)))?
+            .map_err(|e| failed(classify_reqwest(&e), describe_reqwest(&e)))?
         {
             if body.len() + chunk.len() > MAX_DOCUMENT_BYTES {
-                return Err(failed(format!("larger than {MAX_DOCUMENT_BYTES} bytes")));
+                return Err(too_large());
             }
             body.extend_from_slice(&chunk);
         }
         Ok(Some(body))
+    }
+}
+
+/// Why fetching an issuer's document failed: a class for status and
+/// metrics, and a detail for the operator's log (the URL and the cause;
+/// never a secret, since URLs with credentials are refused).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct FetchError {
+    pub class: IssuerErrorClass,
+    pub detail: String,
+}
+
+impl std::fmt::Display for FetchError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.detail)
+    }
+}
+
+fn classify_reqwest(e: &reqwest::Error) -> IssuerErrorClass {
+    let mut source = std::error::Error::source(e);
+    while let Some(inner) = source {
+        if inner.is::<ResolverRefused>() {
+            return IssuerErrorClass::EgressRefused;
+        }
+        source = inner.source();
+    }
+    if e.is_timeout() {
+        IssuerErrorClass::Timeout
+    } else {
+        IssuerErrorClass::Connect
     }
 }
 
@@ -298,6 +340,19 @@ pub(crate) fn check_url(policy: EgressPolicy, url: &Url) -> Result<(), IdentityE
     Ok(())
 }
 
+/// Our resolver refused every address of a name (told apart from DNS
+/// failures in [`FetchError`]'s class).
+#[derive(Debug)]
+struct ResolverRefused(String);
+
+impl std::fmt::Display for ResolverRefused {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for ResolverRefused {}
+
 /// reqwest's resolver for guarded clients: resolves with the system
 /// resolver, keeps only allowed addresses, fails when none is left.
 struct GuardedResolver {
@@ -323,7 +378,10 @@ impl reqwest::dns::Resolve for GuardedResolver {
                 .collect();
             if allowed.is_empty() {
                 let reason = refused.map_or("no address", AddressClass::reason);
-                return Err(format!("egress refused: {host} resolves to a {reason}").into());
+                return Err(ResolverRefused(format!(
+                    "egress refused: {host} resolves to a {reason}"
+                ))
+                .into());
             }
             let addrs: reqwest::dns::Addrs = Box::new(allowed.into_iter());
             Ok(addrs)

@@ -1,6 +1,9 @@
-//! The two error types of this crate: [`AuthError`] (a request was not
-//! authenticated; safe to show the client) and [`IdentityError`] (starting,
-//! key stores, the development issuer; shown to the operator).
+//! The error types of this crate: [`AuthError`] (a request was not
+//! authenticated; safe to show the client), [`AuthFailure`] (the same, with
+//! what the refused token said about itself, for the log and the audit
+//! trail), [`IdentityError`] (starting, key stores, the development issuer;
+//! shown to the operator) and [`IssuerErrorClass`] (why an issuer's keys
+//! could not be fetched).
 
 /// Why a request was not authenticated.
 ///
@@ -59,7 +62,10 @@ pub enum AuthError {
 }
 
 impl AuthError {
-    /// A short, stable reason code for audit records and metrics.
+    /// A short, stable reason code for audit records, metrics and logs
+    /// (`signature`, `unknown_kid`, `audience`, `issuer_unavailable`, …).
+    /// Not for the client: [`crate::Authenticator::challenge`] says only
+    /// `invalid_token` and a generic description.
     #[must_use]
     pub fn code(&self) -> &'static str {
         match self {
@@ -75,6 +81,109 @@ impl AuthError {
             AuthError::ReplayCacheUnavailable => "replay_cache_unavailable",
             AuthError::ClientCertificateRequired => "client_certificate_required",
         }
+    }
+}
+
+/// A refused credential, and what the token said about itself when it
+/// parsed far enough (a compact JWS whose header and claims decode): the
+/// facts an audit record of the refusal needs to be useful. For the log and
+/// the audit trail only; the client gets [`crate::Authenticator::challenge`].
+///
+/// The facts are *claims*: a refused token may be forged, so they say what
+/// the caller presented, not who it is. They never hold the token, its
+/// signature or any secret: text is cut to [`AuthFailure::MAX_FACT_CHARS`]
+/// characters with control characters replaced, and the `jti` is only
+/// present as a hash. `None` where the token did not get that far (not a
+/// JWS, an API key, no credential) or lacks the claim.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{error}")]
+#[non_exhaustive]
+pub struct AuthFailure {
+    /// Why: the error to answer with ([`crate::Authenticator::challenge`]);
+    /// its [`AuthError::code`] is the reason code ([`AuthFailure::reason`]).
+    pub error: AuthError,
+    /// The `iss` claim, as presented (truncated).
+    pub issuer: Option<String>,
+    /// The `kid` header parameter (truncated).
+    pub kid: Option<String>,
+    /// The claimed subject (truncated): the claim the issuer's `claims.subject`
+    /// names (`sub` by default, and for unknown issuers).
+    pub subject: Option<String>,
+    /// SHA-256 of the `jti` claim, lower-case hex of its first 16 bytes
+    /// (32 characters): lets records of the same token be matched without
+    /// storing its identifier.
+    pub jti_hash: Option<String>,
+}
+
+impl AuthFailure {
+    /// Longest `issuer`, `kid` or `subject` kept, in characters.
+    pub const MAX_FACT_CHARS: usize = 128;
+
+    /// The audit reason code ([`AuthError::code`]).
+    #[must_use]
+    pub fn reason(&self) -> &'static str {
+        self.error.code()
+    }
+
+    /// The error alone, for [`crate::Authenticator::challenge`].
+    #[must_use]
+    pub fn into_error(self) -> AuthError {
+        self.error
+    }
+}
+
+impl From<AuthError> for AuthFailure {
+    fn from(error: AuthError) -> Self {
+        AuthFailure {
+            error,
+            issuer: None,
+            kid: None,
+            subject: None,
+            jti_hash: None,
+        }
+    }
+}
+
+/// Why the last attempt to fetch an issuer's metadata or keys failed. A
+/// fixed class for readiness endpoints and metric labels; the details (URL,
+/// cause) are logged, never exposed here.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum IssuerErrorClass {
+    /// No connection: refused, reset, unreachable, or the name did not
+    /// resolve.
+    Connect,
+    /// No complete answer within the fetch timeout.
+    Timeout,
+    /// The egress policy refused the address (a discovered `jwks_uri`, or a
+    /// name resolving to a forbidden range).
+    EgressRefused,
+    /// An HTTP status other than success (404 for the JWKS, or for both
+    /// discovery locations).
+    HttpStatus,
+    /// A document that cannot be used: not JSON, too large, an `issuer`
+    /// that is not exactly ours, no `jwks_uri`, no usable signature key.
+    InvalidDocument,
+}
+
+impl IssuerErrorClass {
+    /// A short, stable code (`connect`, `timeout`, `egress_refused`,
+    /// `http_status`, `invalid_document`) for metrics and readiness output.
+    #[must_use]
+    pub fn code(self) -> &'static str {
+        match self {
+            IssuerErrorClass::Connect => "connect",
+            IssuerErrorClass::Timeout => "timeout",
+            IssuerErrorClass::EgressRefused => "egress_refused",
+            IssuerErrorClass::HttpStatus => "http_status",
+            IssuerErrorClass::InvalidDocument => "invalid_document",
+        }
+    }
+}
+
+impl std::fmt::Display for IssuerErrorClass {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.code())
     }
 }
 

@@ -1,24 +1,31 @@
-//! Issuers' verification keys: discovery, JWKS fetch, background refresh,
-//! and the bounded, rate-limited refresh on an unknown `kid`.
+//! Issuers' verification keys: discovery, JWKS fetch, background refresh
+//! and retry, and the bounded, rate-limited refresh on an unknown `kid`.
 //!
 //! Invariants:
 //! - Keys come only from the issuer's configured (or discovered) JWKS, its
 //!   JWKS file, or the development key; never from a token header.
 //! - The request path reads keys through one `Arc` swap; it fetches only
 //!   via [`IssuerKeys::refresh_for_unknown_kid`], at most once per
-//!   `min_refresh_interval` per issuer, bounded in time.
+//!   `min_refresh_interval` per issuer, bounded in time, and never for an
+//!   issuer that is unavailable (the background task retries those).
 //! - A refresh that drops a key bumps the issuer's generation, so verified
 //!   tokens cached under the old key set are verified again.
+//! - An issuer whose keys cannot be fetched does not stop Warden: it is
+//!   *unavailable* (its tokens refused, `issuer_unavailable`) and retried
+//!   in the background with bounded, jittered exponential backoff, and its
+//!   tokens are accepted as soon as a fetch succeeds. Only configuration
+//!   errors (a URL the egress policy refuses, an unreadable JWKS file) stop
+//!   the start.
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 use serde_json::Value;
 use url::Url;
 
-use crate::egress::{EgressPolicy, GuardedFetcher};
-use crate::error::IdentityError;
+use crate::egress::{EgressPolicy, FetchError, GuardedFetcher};
+use crate::error::{IdentityError, IssuerErrorClass};
 use crate::jws::{strict_json, JwkError, PublicJwk, SigningAlgorithm};
 use crate::settings::{IssuerSettings, KeySource};
 
@@ -26,85 +33,227 @@ use crate::settings::{IssuerSettings, KeySource};
 const MAX_KEYS: usize = 64;
 /// How long a request may wait for an unknown-`kid` refresh.
 const REQUEST_REFRESH_BOUND: Duration = Duration::from_secs(3);
-/// Timeout of background and start-up fetches.
+/// Timeout of each background and start-up fetch.
 const FETCH_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long start waits for an issuer's first load (discovery and JWKS)
+/// before going on without it.
+const START_BOUND: Duration = Duration::from_secs(10);
+/// First retry after a failed fetch; doubled per consecutive failure.
+const RETRY_FIRST: Duration = Duration::from_secs(1);
+/// Longest wait between retries while an issuer has no keys at all.
+const RETRY_MAX_UNAVAILABLE: Duration = Duration::from_secs(60);
+/// Longest wait between retries while an issuer serves its last keys.
+const RETRY_MAX_STALE: Duration = Duration::from_secs(300);
+
+/// One issuer's state, for readiness endpoints and metrics
+/// ([`crate::Authenticator::issuer_status`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct IssuerStatus {
+    /// The configured `name` (the namespace of principal keys).
+    pub name: String,
+    /// The issuer identifier (`iss`).
+    pub issuer: String,
+    pub state: IssuerState,
+    /// Why the last fetch failed; `None` after a success. Set on a ready
+    /// issuer, it means its keys are not being refreshed (it still
+    /// verifies with the keys it has).
+    pub last_error: Option<IssuerErrorClass>,
+    /// Fetches failed in a row since the last success.
+    pub consecutive_failures: u32,
+    /// Keys in the current set.
+    pub keys: usize,
+    /// When keys were last fetched successfully (`None`: never, or keys
+    /// that are not fetched: a JWKS file, the development key).
+    pub last_success: Option<SystemTime>,
+}
+
+impl IssuerStatus {
+    /// Whether this issuer's tokens can be verified.
+    #[must_use]
+    pub fn is_ready(&self) -> bool {
+        self.state == IssuerState::Ready
+    }
+}
+
+/// Whether an issuer's tokens can be verified now.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum IssuerState {
+    /// Keys are loaded; tokens are verified.
+    Ready,
+    /// No keys could be fetched yet: its tokens are refused
+    /// (`issuer_unavailable`) while the fetch is retried.
+    Unavailable {
+        /// Since the first failed attempt (at start).
+        since: SystemTime,
+    },
+}
+
+/// Where a fetched issuer's keys come from.
+struct Remote {
+    fetcher: GuardedFetcher,
+    /// The issuer URL when the JWKS is found by discovery.
+    discovery: Option<Url>,
+    /// The JWKS URL: configured, or discovered (`None` until discovery
+    /// succeeds).
+    jwks_uri: Mutex<Option<Url>>,
+}
+
+#[derive(Debug, Default)]
+struct Health {
+    /// `None` while the issuer has keys.
+    unavailable_since: Option<SystemTime>,
+    last_error: Option<IssuerErrorClass>,
+    failures: u32,
+    last_success: Option<SystemTime>,
+}
 
 /// One issuer's current key set.
 pub(crate) struct IssuerKeys {
     pub settings: IssuerSettings,
-    jwks_uri: Option<Url>,
-    fetcher: Option<GuardedFetcher>,
+    /// `None` for keys that are not fetched (JWKS file, development key).
+    remote: Option<Remote>,
     keys: RwLock<Arc<Vec<PublicJwk>>>,
+    /// Whether a key set is loaded (read on every verification).
+    ready: AtomicBool,
     /// Bumped whenever a refresh removes a key.
     generation: AtomicU64,
     /// Serialises fetches; holds the time of the last attempt.
     refresh: tokio::sync::Mutex<Option<Instant>>,
-    last_success: Mutex<Option<Instant>>,
+    health: Mutex<Health>,
 }
 
 impl IssuerKeys {
-    /// Resolve where the keys are (discovery if configured) and load them
-    /// once. Fails when the first load fails: better to refuse to start
-    /// than to start refusing every token.
+    /// Resolve where the keys are and try to load them once, for at most
+    /// [`START_BOUND`]. A failed first load leaves the issuer unavailable
+    /// (logged; [`IssuerKeys::run_refresher`] retries); only configuration
+    /// errors fail: a URL the egress policy refuses, an unreadable or
+    /// unusable JWKS file, a missing development key.
     pub(crate) async fn start(
         settings: IssuerSettings,
         egress: EgressPolicy,
         dev_keys: Option<Vec<PublicJwk>>,
     ) -> Result<Arc<IssuerKeys>, IdentityError> {
         let policy = egress.for_issuer(settings.allow_private_network);
-        let (fetcher, jwks_uri, initial) = match &settings.keys {
+        let (remote, initial) = match &settings.keys {
             KeySource::Dev => {
                 let keys = dev_keys.ok_or_else(|| IdentityError::Issuer {
                     issuer: settings.issuer.clone(),
                     reason: "development key not loaded".to_owned(),
                 })?;
-                (None, None, keys)
+                (None, keys)
             }
             KeySource::File(path) => {
                 let bytes = crate::settings::read_small_file(path)
                     .map_err(|reason| IdentityError::file(path, reason))?;
-                let keys = parse_jwks(&bytes, &settings.issuer)?;
-                (None, None, keys)
+                (None, parse_jwks(&bytes, &settings.issuer)?)
             }
             KeySource::JwksUri(uri) => {
                 let fetcher = GuardedFetcher::new(policy, FETCH_TIMEOUT)?;
                 fetcher.check_url(uri)?;
-                let keys = fetch_jwks(&fetcher, uri, &settings.issuer).await?;
-                (Some(fetcher), Some(uri.clone()), keys)
+                let remote = Remote {
+                    fetcher,
+                    discovery: None,
+                    jwks_uri: Mutex::new(Some(uri.clone())),
+                };
+                (Some(remote), Vec::new())
             }
             KeySource::Discovery(issuer_url) => {
                 let fetcher = GuardedFetcher::new(policy, FETCH_TIMEOUT)?;
-                let uri = discover_jwks_uri(&fetcher, issuer_url, &settings.issuer).await?;
-                let keys = fetch_jwks(&fetcher, &uri, &settings.issuer).await?;
-                (Some(fetcher), Some(uri), keys)
+                for location in discovery_locations(issuer_url) {
+                    fetcher.check_url(&location)?;
+                }
+                let remote = Remote {
+                    fetcher,
+                    discovery: Some(issuer_url.clone()),
+                    jwks_uri: Mutex::new(None),
+                };
+                (Some(remote), Vec::new())
             }
         };
-        tracing::info!(
-            issuer = %settings.issuer,
-            keys = initial.len(),
-            jwks_uri = jwks_uri.as_ref().map(Url::as_str),
-            "issuer keys loaded"
-        );
-        let fetched = jwks_uri.is_some().then(Instant::now);
-        Ok(Arc::new(IssuerKeys {
+        let ready = !initial.is_empty();
+        let count = initial.len();
+        let keys = Arc::new(IssuerKeys {
             settings,
-            jwks_uri,
-            fetcher,
+            remote,
             keys: RwLock::new(Arc::new(initial)),
+            ready: AtomicBool::new(ready),
             generation: AtomicU64::new(0),
-            refresh: tokio::sync::Mutex::new(fetched),
-            last_success: Mutex::new(fetched),
-        }))
+            refresh: tokio::sync::Mutex::new(None),
+            health: Mutex::new(Health::default()),
+        });
+        if keys.remote.is_none() {
+            tracing::info!(issuer = %keys.settings.issuer, keys = count, "issuer keys loaded");
+            return Ok(keys);
+        }
+        let started = SystemTime::now();
+        let first = {
+            let mut last = keys.refresh.lock().await;
+            *last = Some(Instant::now());
+            match tokio::time::timeout(START_BOUND, keys.load()).await {
+                Ok(result) => result,
+                Err(_) => Err(FetchError {
+                    class: IssuerErrorClass::Timeout,
+                    detail: format!("no keys within {}s", START_BOUND.as_secs()),
+                }),
+            }
+        };
+        match first {
+            Ok(count) => keys.succeeded(count),
+            Err(e) => {
+                keys.failed(&e, started);
+                tracing::error!(
+                    issuer = %keys.settings.issuer,
+                    class = e.class.code(),
+                    error = %e,
+                    "issuer unavailable at start: its tokens are refused until its keys can be fetched (retrying in the background)"
+                );
+            }
+        }
+        Ok(keys)
     }
 
     pub(crate) fn generation(&self) -> u64 {
         self.generation.load(Ordering::Acquire)
     }
 
+    /// Whether a key set is loaded, so this issuer's tokens can be verified.
+    pub(crate) fn is_ready(&self) -> bool {
+        self.ready.load(Ordering::Acquire)
+    }
+
     pub(crate) fn current(&self) -> Arc<Vec<PublicJwk>> {
         match self.keys.read() {
             Ok(guard) => Arc::clone(&guard),
             Err(poisoned) => Arc::clone(&poisoned.into_inner()),
+        }
+    }
+
+    /// This issuer's state now.
+    pub(crate) fn status(&self) -> IssuerStatus {
+        let health = self.health();
+        IssuerStatus {
+            name: self.settings.name.clone(),
+            issuer: self.settings.issuer.clone(),
+            state: match (self.is_ready(), health.unavailable_since) {
+                (false, Some(since)) => IssuerState::Unavailable { since },
+                (false, None) => IssuerState::Unavailable {
+                    since: SystemTime::now(),
+                },
+                (true, _) => IssuerState::Ready,
+            },
+            last_error: health.last_error,
+            consecutive_failures: health.failures,
+            keys: self.current().len(),
+            last_success: health.last_success,
+        }
+    }
+
+    fn health(&self) -> std::sync::MutexGuard<'_, Health> {
+        match self.health.lock() {
+            Ok(guard) => guard,
+            Err(poisoned) => poisoned.into_inner(),
         }
     }
 
@@ -139,27 +288,105 @@ impl IssuerKeys {
             self.generation.fetch_add(1, Ordering::AcqRel);
             tracing::info!(issuer = %self.settings.issuer, keys = count, "issuer keys rotated; a key was removed");
         }
-        if let Ok(mut last) = self.last_success.lock() {
-            *last = Some(Instant::now());
+        self.ready.store(true, Ordering::Release);
+    }
+
+    /// Discover the JWKS URL if it is not known yet, fetch the JWKS and
+    /// install it. The caller holds `refresh`. Returns the number of keys.
+    async fn load(&self) -> Result<usize, FetchError> {
+        let Some(remote) = &self.remote else {
+            return Ok(self.current().len());
+        };
+        let known = match remote.jwks_uri.lock() {
+            Ok(uri) => uri.clone(),
+            Err(poisoned) => poisoned.into_inner().clone(),
+        };
+        let uri = match (known, &remote.discovery) {
+            (Some(uri), _) => uri,
+            (None, Some(issuer_url)) => {
+                let uri =
+                    discover_jwks_uri(&remote.fetcher, issuer_url, &self.settings.issuer).await?;
+                match remote.jwks_uri.lock() {
+                    Ok(mut slot) => *slot = Some(uri.clone()),
+                    Err(poisoned) => *poisoned.into_inner() = Some(uri.clone()),
+                }
+                uri
+            }
+            (None, None) => {
+                return Err(FetchError {
+                    class: IssuerErrorClass::InvalidDocument,
+                    detail: "no JWKS URL".to_owned(),
+                })
+            }
+        };
+        let keys = fetch_jwks(&remote.fetcher, &uri, &self.settings.issuer).await?;
+        let count = keys.len();
+        self.install(keys);
+        Ok(count)
+    }
+
+    /// Record a successful load; log the first one, and a recovery.
+    fn succeeded(&self, count: usize) {
+        let (recovered, first) = {
+            let mut health = self.health();
+            let recovered = health.unavailable_since.take();
+            let first = health.last_success.is_none();
+            health.last_error = None;
+            health.failures = 0;
+            health.last_success = Some(SystemTime::now());
+            (recovered, first)
+        };
+        let jwks_uri = self.remote.as_ref().and_then(|r| match r.jwks_uri.lock() {
+            Ok(uri) => uri.as_ref().map(Url::to_string),
+            Err(_) => None,
+        });
+        if let Some(since) = recovered {
+            let down = since.elapsed().map(|d| d.as_secs()).unwrap_or(0);
+            tracing::warn!(
+                issuer = %self.settings.issuer,
+                keys = count,
+                jwks_uri = jwks_uri.as_deref(),
+                unavailable_secs = down,
+                "issuer available again: its tokens are accepted"
+            );
+        } else if first {
+            tracing::info!(issuer = %self.settings.issuer, keys = count, jwks_uri = jwks_uri.as_deref(), "issuer keys loaded");
         }
     }
 
-    async fn fetch(&self) -> Result<(), IdentityError> {
-        let (Some(fetcher), Some(uri)) = (&self.fetcher, &self.jwks_uri) else {
-            return Ok(());
-        };
-        let keys = fetch_jwks(fetcher, uri, &self.settings.issuer).await?;
-        self.install(keys);
-        Ok(())
+    /// Record a failed load that started at `started`.
+    fn failed(&self, e: &FetchError, started: SystemTime) {
+        let mut health = self.health();
+        health.failures = health.failures.saturating_add(1);
+        health.last_error = Some(e.class);
+        if !self.is_ready() && health.unavailable_since.is_none() {
+            health.unavailable_since = Some(started);
+        }
+    }
+
+    /// One load with its bookkeeping. The caller holds `refresh`.
+    async fn attempt(&self) -> Result<(), FetchError> {
+        let started = SystemTime::now();
+        match self.load().await {
+            Ok(count) => {
+                self.succeeded(count);
+                Ok(())
+            }
+            Err(e) => {
+                self.failed(&e, started);
+                Err(e)
+            }
+        }
     }
 
     /// Called on the request path when a token names a `kid` we do not
     /// have. Fetches at most once per `min_refresh_interval`; concurrent
     /// callers wait for the one fetch; nobody waits longer than
-    /// [`REQUEST_REFRESH_BOUND`]. Returns whether the key set may have
-    /// changed (worth looking again).
+    /// [`REQUEST_REFRESH_BOUND`]. Never for an unavailable issuer: its
+    /// retries are the background task's, not the requests'. Returns
+    /// whether the key set may have changed (worth looking again).
     pub(crate) async fn refresh_for_unknown_kid(&self) -> bool {
-        if self.fetcher.is_none() {
+        if self.remote.is_none() || !self.is_ready() {
             return false;
         }
         let seen = self.generation();
@@ -170,10 +397,10 @@ impl IssuerKeys {
                 return true;
             }
             *last = Some(Instant::now());
-            match self.fetch().await {
+            match self.attempt().await {
                 Ok(()) => true,
                 Err(e) => {
-                    tracing::warn!(issuer = %self.settings.issuer, error = %e, "JWKS refresh on unknown kid failed");
+                    tracing::warn!(issuer = %self.settings.issuer, class = e.class.code(), error = %e, "JWKS refresh on unknown kid failed");
                     false
                 }
             }
@@ -184,47 +411,80 @@ impl IssuerKeys {
         }
     }
 
-    /// The background refresher: every `refresh_interval`, or sooner after a
-    /// failure (backing off from 5 s).
+    /// The background task: a refresh every `refresh_interval` while all is
+    /// well; after a failure, retries with exponential backoff from
+    /// [`RETRY_FIRST`], jittered, up to [`RETRY_MAX_UNAVAILABLE`] while the
+    /// issuer has no keys and [`RETRY_MAX_STALE`] while it serves its last
+    /// ones (never longer than `refresh_interval`).
     pub(crate) async fn run_refresher(self: Arc<Self>) {
-        if self.fetcher.is_none() {
+        if self.remote.is_none() {
             return;
         }
-        let interval = self.settings.refresh_interval;
-        let mut wait = interval;
-        let mut backoff = Duration::from_secs(5);
         loop {
-            tokio::time::sleep(wait).await;
+            tokio::time::sleep(self.next_wait()).await;
             let result = {
                 let mut last = self.refresh.lock().await;
                 *last = Some(Instant::now());
-                self.fetch().await
+                self.attempt().await
             };
-            match result {
-                Ok(()) => {
-                    wait = interval;
-                    backoff = Duration::from_secs(5);
-                }
-                Err(e) => {
-                    tracing::warn!(issuer = %self.settings.issuer, error = %e, "background JWKS refresh failed; keeping the current keys");
-                    wait = backoff.min(interval);
-                    backoff = (backoff * 2).min(Duration::from_secs(300));
+            if let Err(e) = result {
+                let retry = self.next_wait();
+                if self.is_ready() {
+                    tracing::warn!(issuer = %self.settings.issuer, class = e.class.code(), error = %e, retry_secs = retry.as_secs_f32(), "background JWKS refresh failed; keeping the current keys");
+                } else {
+                    tracing::warn!(issuer = %self.settings.issuer, class = e.class.code(), error = %e, retry_secs = retry.as_secs_f32(), "issuer still unavailable: its tokens are refused");
                 }
             }
         }
     }
+
+    /// How long until the next background attempt. Computed once per
+    /// attempt: the jitter is drawn here.
+    fn next_wait(&self) -> Duration {
+        let interval = self.settings.refresh_interval;
+        let failures = self.health().failures;
+        let ready = self.is_ready();
+        if ready && failures == 0 {
+            return interval;
+        }
+        let cap = if ready {
+            RETRY_MAX_STALE
+        } else {
+            RETRY_MAX_UNAVAILABLE
+        };
+        retry_delay(failures, cap.min(interval))
+    }
+}
+
+/// The wait before retry number `failures` (1 = after the first failure):
+/// [`RETRY_FIRST`] doubled per failure, at most `cap`, then jittered into
+/// its upper half so that replicas (and issuers) that failed together do
+/// not retry in step.
+fn retry_delay(failures: u32, cap: Duration) -> Duration {
+    let exponent = failures.saturating_sub(1).min(20);
+    let full = RETRY_FIRST.saturating_mul(1u32 << exponent).min(cap);
+    let mut random = [0u8; 4];
+    // Without randomness (never in practice), no jitter: still bounded.
+    let fraction = match aws_lc_rs::rand::fill(&mut random) {
+        Ok(()) => f64::from(u32::from_be_bytes(random)) / f64::from(u32::MAX),
+        Err(_) => 1.0,
+    };
+    full.mul_f64(0.5 + fraction / 2.0)
 }
 
 async fn fetch_jwks(
     fetcher: &GuardedFetcher,
     uri: &Url,
     issuer: &str,
-) -> Result<Vec<PublicJwk>, IdentityError> {
+) -> Result<Vec<PublicJwk>, FetchError> {
     match fetcher.get_json(uri).await? {
-        Some(bytes) => parse_jwks(&bytes, issuer),
-        None => Err(IdentityError::Issuer {
-            issuer: issuer.to_owned(),
-            reason: format!("JWKS {uri}: HTTP status 404"),
+        Some(bytes) => parse_jwks(&bytes, issuer).map_err(|e| FetchError {
+            class: IssuerErrorClass::InvalidDocument,
+            detail: format!("{uri}: {e}"),
+        }),
+        None => Err(FetchError {
+            class: IssuerErrorClass::HttpStatus,
+            detail: format!("JWKS {uri}: HTTP status 404"),
         }),
     }
 }
@@ -275,23 +535,29 @@ pub(crate) fn parse_jwks(bytes: &[u8], issuer: &str) -> Result<Vec<PublicJwk>, I
     Ok(keys)
 }
 
-/// RFC 8414 metadata (path-inserted well-known URI), then OpenID Connect
-/// discovery (appended). The document's `issuer` must equal ours exactly.
-async fn discover_jwks_uri(
-    fetcher: &GuardedFetcher,
-    issuer_url: &Url,
-    issuer: &str,
-) -> Result<Url, IdentityError> {
-    let bad = |reason: String| IdentityError::Issuer {
-        issuer: issuer.to_owned(),
-        reason,
-    };
+/// Where discovery looks, in order: RFC 8414 metadata (path-inserted
+/// well-known URI), then OpenID Connect discovery (appended).
+fn discovery_locations(issuer_url: &Url) -> [Url; 2] {
     let path = issuer_url.path().trim_end_matches('/');
     let mut rfc8414 = issuer_url.clone();
     rfc8414.set_path(&format!("/.well-known/oauth-authorization-server{path}"));
     let mut oidc = issuer_url.clone();
     oidc.set_path(&format!("{path}/.well-known/openid-configuration"));
-    for location in [rfc8414, oidc] {
+    [rfc8414, oidc]
+}
+
+/// The JWKS URL from the first discovery document found. The document's
+/// `issuer` must equal ours exactly.
+async fn discover_jwks_uri(
+    fetcher: &GuardedFetcher,
+    issuer_url: &Url,
+    issuer: &str,
+) -> Result<Url, FetchError> {
+    let bad = |detail: String| FetchError {
+        class: IssuerErrorClass::InvalidDocument,
+        detail,
+    };
+    for location in discovery_locations(issuer_url) {
         let Some(bytes) = fetcher.get_json(&location).await? else {
             continue;
         };
@@ -310,10 +576,43 @@ async fn discover_jwks_uri(
             .and_then(Value::as_str)
             .ok_or_else(|| bad(format!("{location}: no jwks_uri")))?;
         let uri = Url::parse(uri).map_err(|_| bad(format!("{location}: jwks_uri is not a URL")))?;
-        fetcher.check_url(&uri)?;
+        fetcher.check_url(&uri).map_err(|e| FetchError {
+            class: IssuerErrorClass::EgressRefused,
+            detail: format!("{location}: jwks_uri: {e}"),
+        })?;
         return Ok(uri);
     }
-    Err(bad(
-        "no authorization server metadata (RFC 8414) or OpenID configuration found".to_owned(),
-    ))
+    Err(FetchError {
+        class: IssuerErrorClass::HttpStatus,
+        detail: format!(
+            "{issuer_url}: no authorization server metadata (RFC 8414) or OpenID configuration found (404)"
+        ),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn retries_back_off_exponentially_bounded_and_jittered() {
+        let cap = RETRY_MAX_UNAVAILABLE;
+        for failures in 1..=40u32 {
+            let full = RETRY_FIRST
+                .saturating_mul(1u32 << (failures - 1).min(20))
+                .min(cap);
+            let wait = retry_delay(failures, cap);
+            assert!(
+                wait >= full / 2 && wait <= full,
+                "retry {failures}: {wait:?} outside [{:?}, {full:?}]",
+                full / 2
+            );
+        }
+        assert!(retry_delay(1, cap) <= RETRY_FIRST);
+        assert!(retry_delay(u32::MAX, cap) <= cap);
+        assert!(retry_delay(3, Duration::from_secs(2)) <= Duration::from_secs(2));
+        let draws: std::collections::HashSet<Duration> =
+            (0..32).map(|_| retry_delay(8, cap)).collect();
+        assert!(draws.len() > 1, "jittered: {draws:?}");
+    }
 }

@@ -13,10 +13,12 @@
 //! IdentitySettings + EgressPolicy ──Authenticator::start──► Arc<Authenticator>
 //! `tls:` ──serde──► RawTls ──resolve(base_dir, "tls", Some(&identity))──► TlsSettings
 //! TlsSettings ──server_config()──► Arc<rustls::ServerConfig> (the listener's acceptor)
+//! policy's scopes ──set_policy_scopes──► advertised (metadata, 401 `scope`)
 //! per request: RequestFacts (+ the verified client certificate)
-//!              ──authenticate──► Principal | AuthError
+//!              ──authenticate_detailed──► Principal | AuthFailure (AuthError + what the token claimed)
 //!              AuthError ──challenge(err, mcp_path)──► (401|403|503, WWW-Authenticate…, DPoP-Nonce)
 //! GET /.well-known/oauth-protected-resource{mcp_path} ──resource_metadata(mcp_path)──► JSON
+//! readiness: issuers_ready(), issuer_status() ──► [IssuerStatus]
 //! ```
 //!
 //! # Invariants
@@ -27,6 +29,8 @@
 //! - `none` and HMAC algorithms cannot be configured or accepted.
 //! - No fetch happens on the request path except the bounded, rate-limited
 //!   refresh when a token names an unknown `kid`.
+//! - An issuer that cannot be reached does not stop the start: its tokens
+//!   are refused until its keys can be fetched (retried in the background).
 //! - A token, API key or proof never appears in an error, a `Debug` output
 //!   or a log line; errors sent to clients carry fixed texts and reason
 //!   codes only.
@@ -55,8 +59,9 @@ pub use apikey::{create_api_key, ApiKeySecret, KeyStore, StoredKey, API_KEY_PREF
 pub use authenticator::{Authenticator, RequestFacts, API_KEY_NAMESPACE, METADATA_PATH};
 pub use dev::{DevAlgorithm, DevIssuer, MintRequest};
 pub use egress::EgressPolicy;
-pub use error::{AuthError, IdentityError};
+pub use error::{AuthError, AuthFailure, IdentityError, IssuerErrorClass};
 pub use jws::SigningAlgorithm;
+pub use keys::{IssuerState, IssuerStatus};
 pub use mtls::MTLS_NAMESPACE;
 pub use principal::{AuthMethod, CredentialInfo, Principal, PrincipalData};
 pub use replay::{MemoryReplayCache, RedisReplayCache, ReplayCache, ReplayCacheError};

@@ -84,6 +84,9 @@ pub struct RawIssuer {
     pub refresh_interval: Option<String>,
     /// At most one refresh on an unknown `kid` per this period (default `30s`).
     pub min_refresh_interval: Option<String>,
+    /// Accept only `typ: at+jwt` (RFC 9068) access tokens from this issuer,
+    /// not `typ: JWT` (default false: real issuers differ).
+    pub require_at_jwt_typ: Option<bool>,
     pub claims: Option<RawClaims>,
 }
 
@@ -106,8 +109,12 @@ pub struct RawClaims {
 pub struct RawDpop {
     /// Proof algorithms accepted (default `[ES256, ES384, EdDSA, RS256, PS256]`).
     pub algorithms: Option<Vec<String>>,
-    /// How old a proof's `iat` may be (default `60s`).
+    /// How old a proof's `iat` may be, clock skew included (default `60s`,
+    /// at most `10m`).
     pub max_age: Option<String>,
+    /// How far in the future a proof's `iat` may be (default `5s`, at most
+    /// `1m`).
+    pub future_leeway: Option<String>,
     /// Require server nonces (`DPoP-Nonce`) (default false).
     pub nonce: Option<bool>,
     /// How long a nonce stays valid (default `5m`).
@@ -300,6 +307,7 @@ pub struct IssuerSettings {
     pub(crate) allow_private_network: bool,
     pub(crate) refresh_interval: Duration,
     pub(crate) min_refresh_interval: Duration,
+    pub(crate) require_at_jwt_typ: bool,
     pub(crate) claims: ClaimMapping,
 }
 
@@ -346,6 +354,7 @@ pub(crate) struct ClaimMapping {
 pub(crate) struct DpopSettings {
     pub algorithms: Vec<SigningAlgorithm>,
     pub max_age: Duration,
+    pub future_leeway: Duration,
     pub nonce: bool,
     pub nonce_lifetime: Duration,
     pub nonce_secret: Option<SecretBytes>,
@@ -623,6 +632,7 @@ impl Resolver<'_> {
                 allow_private_network: false,
                 refresh_interval: Duration::from_secs(3600),
                 min_refresh_interval: Duration::from_secs(3600),
+                require_at_jwt_typ: false,
                 claims: ClaimMapping {
                     tenant: Some("tenant".to_owned()),
                     ..ClaimMapping::default()
@@ -672,12 +682,7 @@ impl Resolver<'_> {
     fn scopes(&mut self, raw: Option<Vec<String>>, path: &str) -> Vec<String> {
         let list = raw.unwrap_or_default();
         for (i, scope) in list.iter().enumerate() {
-            // RFC 6749 scope-token, and so safe inside a quoted challenge.
-            let ok = !scope.is_empty()
-                && scope
-                    .bytes()
-                    .all(|b| b == 0x21 || (0x23..=0x5b).contains(&b) || (0x5d..=0x7e).contains(&b));
-            if !ok {
+            if !is_scope_token(scope) {
                 self.push(
                     format!("{path}[{i}]"),
                     "not a valid scope (printable ASCII, no spaces, quotes or backslashes)",
@@ -808,6 +813,7 @@ impl Resolver<'_> {
             allow_private_network: raw.allow_private_network.unwrap_or(false),
             refresh_interval,
             min_refresh_interval,
+            require_at_jwt_typ: raw.require_at_jwt_typ.unwrap_or(false),
             claims,
         })
     }
@@ -879,6 +885,19 @@ impl Resolver<'_> {
                 "at most 10m (proofs are meant to be fresh)",
             );
         }
+        let future_leeway = self
+            .duration(
+                raw.future_leeway.as_deref(),
+                &format!("{path}.future_leeway"),
+                true,
+            )
+            .unwrap_or(Duration::from_secs(5));
+        if future_leeway > Duration::from_secs(60) {
+            self.push(
+                format!("{path}.future_leeway"),
+                "at most 1m (a proof from the future is a clock problem, or a proof made in advance)",
+            );
+        }
         let nonce_lifetime = self
             .duration(
                 raw.nonce_lifetime.as_deref(),
@@ -910,6 +929,7 @@ impl Resolver<'_> {
         DpopSettings {
             algorithms,
             max_age,
+            future_leeway,
             nonce: raw.nonce.unwrap_or(false),
             nonce_lifetime,
             nonce_secret,
@@ -1219,6 +1239,15 @@ impl Resolver<'_> {
         }
         Some(SecretBytes(value))
     }
+}
+
+/// An RFC 6749 scope-token (printable ASCII without space, `"` or `\`),
+/// and so safe inside a quoted challenge.
+pub(crate) fn is_scope_token(scope: &str) -> bool {
+    !scope.is_empty()
+        && scope
+            .bytes()
+            .all(|b| b == 0x21 || (0x23..=0x5b).contains(&b) || (0x5d..=0x7e).contains(&b))
 }
 
 pub(crate) fn read_small_file(path: &Path) -> Result<Vec<u8>, String> {

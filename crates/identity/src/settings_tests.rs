@@ -354,3 +354,69 @@ fn issuer_names_cannot_take_the_reserved_namespaces() {
         );
     }
 }
+
+#[test]
+fn dpop_window_resolves_with_its_paths() {
+    let settings = parse(
+        r#"
+public_url: https://warden.example.com
+dpop: { max_age: 45s, future_leeway: 2s }
+"#,
+    )
+    .expect("valid");
+    assert_eq!(settings.dpop.max_age, Duration::from_secs(45));
+    assert_eq!(settings.dpop.future_leeway, Duration::from_secs(2));
+
+    let defaults = parse("public_url: https://warden.example.com\n").expect("valid");
+    assert_eq!(
+        defaults.dpop.max_age,
+        Duration::from_secs(60),
+        "leeway included"
+    );
+    assert_eq!(defaults.dpop.future_leeway, Duration::from_secs(5));
+
+    for (yaml, expected) in [
+        (
+            "dpop: { max_age: 0s }",
+            "identity.dpop.max_age: must be greater than zero",
+        ),
+        (
+            "dpop: { max_age: 11m }",
+            "identity.dpop.max_age: at most 10m",
+        ),
+        (
+            "dpop: { max_age: soon }",
+            "identity.dpop.max_age: invalid duration",
+        ),
+        (
+            "dpop: { future_leeway: 2m }",
+            "identity.dpop.future_leeway: at most 1m",
+        ),
+        (
+            "dpop: { future_leeway: later }",
+            "identity.dpop.future_leeway: invalid duration",
+        ),
+    ] {
+        let found = errors(&format!("public_url: https://warden.example.com\n{yaml}\n"));
+        assert!(
+            found.iter().any(|f| f.starts_with(expected)),
+            "missing {expected:?} in {found:#?}"
+        );
+    }
+}
+
+#[test]
+fn require_at_jwt_typ_is_per_issuer_and_off_by_default() {
+    let settings = parse(
+        r#"
+public_url: https://warden.example.com
+issuers:
+  - issuer: https://idp.example.com
+    require_at_jwt_typ: true
+  - issuer: https://other.example.com
+"#,
+    )
+    .expect("valid");
+    assert!(settings.issuers[0].require_at_jwt_typ);
+    assert!(!settings.issuers[1].require_at_jwt_typ, "default: JWT too");
+}

@@ -10,7 +10,8 @@ use std::time::Duration;
 use serde_json::json;
 use support::{b64, now, DpopKey, Idp, MCP, WARDEN};
 use warden_identity::{
-    AuthError, AuthMethod, Authenticator, EgressPolicy, RawIdentity, RawIssuer, RequestFacts,
+    AuthError, AuthMethod, Authenticator, EgressPolicy, IssuerErrorClass, IssuerState, RawIdentity,
+    RawIssuer, RequestFacts,
 };
 
 fn raw_settings(idp: &Idp, data_dir: &std::path::Path) -> RawIdentity {
@@ -747,4 +748,288 @@ async fn egress_policy_governs_fetches() {
         matches!(err, warden_identity::IdentityError::Egress { .. }),
         "{err}"
     );
+}
+
+/// The `scope` parameter of a challenge header.
+fn scope_param(challenge: &str) -> Option<&str> {
+    challenge
+        .split("scope=\"")
+        .nth(1)
+        .and_then(|rest| rest.split('"').next())
+}
+
+/// Defect 3: no `scope` in the 401 and no `scopes_supported` in the
+/// metadata, so the MCP Python SDK asked the authorization server for every
+/// scope it advertised and was refused. With the policy's scopes advertised,
+/// a client that asks for the challenge's scope gets a token Warden accepts.
+#[tokio::test]
+async fn no_scopes_were_advertised_so_clients_asked_for_every_scope() {
+    let Some(idp) = Idp::start().await else {
+        return;
+    };
+    let dir = tempfile::tempdir().expect("tempdir");
+    let auth = authenticator(&idp, raw_settings(&idp, dir.path())).await;
+
+    // What the SDK fell back to: every scope the authorization server knows.
+    let everything = idp.openid_configuration().await["scopes_supported"]
+        .as_array()
+        .expect("scopes_supported")
+        .iter()
+        .filter_map(|s| s.as_str())
+        .collect::<Vec<_>>()
+        .join(" ");
+    let (status, body) = idp
+        .try_client_credentials("analyst-app", MCP, &everything)
+        .await;
+    assert_eq!(status, 400, "{body}");
+    assert_eq!(body["error"], "invalid_scope", "{body}");
+
+    // The gateway passes the scopes its policy uses.
+    auth.set_policy_scopes(&["mcp".to_owned(), "mcp.read".to_owned()])
+        .expect("valid scopes");
+    assert_eq!(
+        auth.resource_metadata("/mcp")["scopes_supported"],
+        json!(["mcp", "mcp.read"])
+    );
+    let (status, headers) = auth.challenge(&AuthError::Missing, "/mcp");
+    assert_eq!(status, 401);
+    let scope = scope_param(&headers[0].1).expect("a scope in the challenge");
+    assert_eq!(scope, "mcp mcp.read");
+
+    // A client following the MCP scope selection asks for exactly that.
+    let (status, body) = idp.try_client_credentials("analyst-app", MCP, scope).await;
+    assert_eq!(status, 200, "{body}");
+    let token = body["access_token"].as_str().expect("access_token");
+    let p = check(&auth, token).await.expect("accepted");
+    assert_eq!(p.data().scopes, vec!["mcp", "mcp.read"]);
+}
+
+/// Defect 5: with several issuers configured, one that was down at start
+/// made `Authenticator::start` fail, and Warden exit. Now it starts, serves
+/// the other issuers, refuses the missing one's tokens (`invalid_token`,
+/// `issuer_unavailable`), reports it, and accepts its tokens once it
+/// answers, without a restart.
+#[tokio::test]
+async fn one_unreachable_issuer_stopped_startup() {
+    let Some(idp) = Idp::start().await else {
+        return;
+    };
+    let dir = tempfile::tempdir().expect("tempdir");
+    // A loopback port nobody listens on: the third issuer is down.
+    let port = support::closed_port();
+    let late = format!("http://127.0.0.1:{port}");
+    let mut raw = raw_settings(&idp, dir.path());
+    if let Some(issuers) = raw.issuers.as_mut() {
+        issuers.push(RawIssuer {
+            issuer: Some(late.clone()),
+            name: Some("late".to_owned()),
+            ..RawIssuer::default()
+        });
+    }
+    let started = std::time::Instant::now();
+    let auth = authenticator(&idp, raw).await;
+    assert!(started.elapsed() < Duration::from_secs(10), "no long wait");
+
+    let status = auth.issuer_status();
+    assert_eq!(status.len(), 3);
+    assert!(status[0].is_ready() && status[1].is_ready(), "{status:?}");
+    assert_eq!(status[2].name, "late");
+    assert_eq!(status[2].issuer, late);
+    assert!(
+        matches!(status[2].state, IssuerState::Unavailable { .. }),
+        "{status:?}"
+    );
+    assert_eq!(status[2].last_error, Some(IssuerErrorClass::Connect));
+    assert!(status[2].consecutive_failures >= 1);
+    assert_eq!(status[2].keys, 0);
+    assert!(!auth.issuers_ready());
+
+    // The other issuers' tokens verify.
+    let good = idp
+        .client_credentials("analyst-app", MCP, "mcp", None)
+        .await;
+    check(&auth, &good).await.expect("issuer A still served");
+
+    // The missing issuer's tokens are refused, and say why in the log only.
+    let key = DpopKey::generate(); // the late issuer's signing key (P-256)
+    let claims = json!({
+        "iss": late, "sub": "carol", "aud": MCP, "iat": now(), "exp": now() + 300,
+        "jti": b64(&support::random::<12>()),
+    });
+    let token = key.sign(
+        json!({"alg": "ES256", "typ": "at+jwt", "kid": "late-1"}),
+        &claims,
+    );
+    let header = format!("Bearer {token}");
+    let refused = auth
+        .authenticate_detailed(&bearer(&header))
+        .await
+        .expect_err("refused while unavailable");
+    assert_eq!(refused.error, AuthError::Invalid("issuer_unavailable"));
+    assert_eq!(refused.issuer.as_deref(), Some(late.as_str()));
+    let (code, headers) = auth.challenge(&refused.error, "/mcp");
+    assert_eq!(code, 401);
+    assert!(
+        headers[0].1.contains(r#"error="invalid_token""#),
+        "{headers:?}"
+    );
+
+    // It comes up: discovery and JWKS on the same port.
+    let listener = tokio::net::TcpListener::bind(("127.0.0.1", port))
+        .await
+        .expect("the port is free again");
+    let mut jwk = key.jwk.clone();
+    jwk["kid"] = json!("late-1");
+    jwk["alg"] = json!("ES256");
+    jwk["use"] = json!("sig");
+    let server = support::serve_documents(
+        listener,
+        vec![
+            (
+                "/.well-known/oauth-authorization-server".to_owned(),
+                json!({"issuer": late, "jwks_uri": format!("{late}/jwks")}).to_string(),
+            ),
+            ("/jwks".to_owned(), json!({"keys": [jwk]}).to_string()),
+        ],
+    );
+    let mut accepted = None;
+    for _ in 0..150 {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        if let Ok(p) = check(&auth, &token).await {
+            accepted = Some(p);
+            break;
+        }
+    }
+    let p = accepted.expect("accepted once the issuer answers, within 30 s");
+    assert_eq!(p.key(), "late:carol");
+    let status = auth.issuer_status();
+    assert!(status[2].is_ready(), "{status:?}");
+    assert_eq!(status[2].last_error, None);
+    assert_eq!(status[2].consecutive_failures, 0);
+    assert_eq!(status[2].keys, 1);
+    assert!(status[2].last_success.is_some());
+    assert!(auth.issuers_ready());
+    check(&auth, &good).await.expect("issuer A still served");
+    server.abort();
+}
+
+/// Defect 7: DPoP proofs were accepted up to `max_age` + `leeway` (90 s)
+/// old, where the documentation says 60 s. Now `iat` is no older than
+/// `dpop.max_age` (leeway included) and no more than `dpop.future_leeway`
+/// (5 s) ahead.
+#[tokio::test]
+async fn dpop_proofs_were_accepted_up_to_90s_old() {
+    let Some(idp) = Idp::start().await else {
+        return;
+    };
+    let dir = tempfile::tempdir().expect("tempdir");
+    let auth = authenticator(&idp, raw_settings(&idp, dir.path())).await;
+    let key = DpopKey::generate();
+    let token = idp
+        .client_credentials("analyst-app", MCP, "mcp", Some(&key))
+        .await;
+    let header = format!("DPoP {token}");
+    let present = |auth: Arc<Authenticator>, iat: i64| {
+        let proof = key.proof("POST", MCP, Some(&token), iat, None);
+        let header = header.clone();
+        async move {
+            auth.authenticate(&RequestFacts {
+                method: "POST",
+                url: MCP,
+                authorization: Some(&header),
+                dpop: Some(&proof),
+                ..RequestFacts::default()
+            })
+            .await
+        }
+    };
+    let stale = Err(AuthError::DpopInvalid("iat"));
+    assert_eq!(
+        present(Arc::clone(&auth), now() - 75).await,
+        stale,
+        "75 s old"
+    );
+    assert_eq!(
+        present(Arc::clone(&auth), now() - 61).await,
+        stale,
+        "61 s old"
+    );
+    assert!(
+        present(Arc::clone(&auth), now() - 55).await.is_ok(),
+        "55 s old"
+    );
+    assert_eq!(
+        present(Arc::clone(&auth), now() + 20).await,
+        stale,
+        "20 s ahead"
+    );
+    assert_eq!(
+        present(Arc::clone(&auth), now() + 7).await,
+        stale,
+        "7 s ahead"
+    );
+    assert!(
+        present(Arc::clone(&auth), now() + 3).await.is_ok(),
+        "3 s ahead"
+    );
+    assert!(present(Arc::clone(&auth), now()).await.is_ok());
+
+    // Both ends are configurable.
+    let mut raw = raw_settings(&idp, dir.path());
+    raw.dpop = Some(warden_identity::RawDpop {
+        max_age: Some("2m".to_owned()),
+        future_leeway: Some("30s".to_owned()),
+        ..Default::default()
+    });
+    let wide = authenticator(&idp, raw).await;
+    assert!(present(Arc::clone(&wide), now() - 100).await.is_ok());
+    assert!(present(Arc::clone(&wide), now() + 20).await.is_ok());
+    assert_eq!(present(Arc::clone(&wide), now() - 125).await, stale);
+}
+
+/// Defect 8: `typ: JWT` was accepted where RFC 9068 says `at+jwt`. Both stay
+/// accepted by default (issuers differ); `require_at_jwt_typ: true` makes an
+/// issuer's `JWT`-typed tokens refused.
+#[tokio::test]
+async fn typ_jwt_was_accepted_where_at_jwt_is_required() {
+    let Some(idp) = Idp::start().await else {
+        return;
+    };
+    let dir = tempfile::tempdir().expect("tempdir");
+    let claims = idp.claims(MCP);
+    let typed = |typ: &'static str| {
+        let claims = claims.clone();
+        let idp = &idp;
+        async move { idp.sign(false, json!({"typ": typ}), claims).await }
+    };
+    let jwt = typed("JWT").await;
+    let at_jwt = typed("at+jwt").await;
+    let media_type = typed("application/at+jwt").await;
+
+    let lenient = authenticator(&idp, raw_settings(&idp, dir.path())).await;
+    for token in [&jwt, &at_jwt, &media_type] {
+        check(&lenient, token).await.expect("accepted by default");
+    }
+
+    let mut raw = raw_settings(&idp, dir.path());
+    if let Some(issuers) = raw.issuers.as_mut() {
+        issuers[0].require_at_jwt_typ = Some(true);
+    }
+    let strict = authenticator(&idp, raw).await;
+    assert_eq!(check(&strict, &jwt).await, Err(AuthError::Invalid("typ")));
+    check(&strict, &at_jwt).await.expect("at+jwt accepted");
+    check(&strict, &media_type)
+        .await
+        .expect("application/at+jwt accepted");
+    // Issuer B does not require it.
+    let from_b = idp
+        .sign(
+            true,
+            json!({"typ": "JWT"}),
+            json!({"iss": idp.issuer2, "sub": "bob", "aud": MCP, "iat": now(), "exp": now() + 60}),
+        )
+        .await;
+    check(&strict, &from_b)
+        .await
+        .expect("another issuer's JWT accepted");
 }

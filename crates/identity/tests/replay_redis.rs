@@ -55,6 +55,7 @@ fn settings(dir: &Path, url: &str, prefix: &str, max_age: &str) -> RawIdentity {
         leeway: Some("0s".to_owned()),
         dpop: Some(RawDpop {
             max_age: Some(max_age.to_owned()),
+            future_leeway: Some("0s".to_owned()),
             replay_cache: Some(RawReplayCache::Redis(RawRedis {
                 url: Some(url.to_owned()),
                 prefix: Some(prefix.to_owned()),
@@ -144,7 +145,7 @@ async fn a_proof_accepted_by_one_replica_is_a_replay_at_another() {
         .expect("a fresh proof is fine at either replica");
 
     // What is stored: hashed keys under our prefix, never the proof, each
-    // expiring with the acceptance window (60s + 2 × 0s leeway).
+    // expiring with the acceptance window (60s max_age + 0s future_leeway).
     let mut redis = redis_connection().await;
     let keys: Vec<String> = redis::cmd("KEYS")
         .arg(format!("{prefix}*"))

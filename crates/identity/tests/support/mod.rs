@@ -11,7 +11,7 @@ use aws_lc_rs::signature::{EcdsaKeyPair, KeyPair, ECDSA_P256_SHA256_FIXED_SIGNIN
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine as _;
 use serde_json::{json, Value};
-use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::process::{Child, Command};
 
 /// Warden's (pretend) public URL in these tests; nothing listens there.
@@ -186,6 +186,46 @@ impl Idp {
             .as_str()
             .expect("access_token")
             .to_owned()
+    }
+
+    /// A client-credentials token request as a client makes it, without
+    /// asserting success: the status and the JSON body.
+    pub async fn try_client_credentials(
+        &self,
+        client: &str,
+        resource: &str,
+        scope: &str,
+    ) -> (u16, Value) {
+        let secret = format!("{}-secret-for-tests-only", client.trim_end_matches("-app"));
+        let response = self
+            .post_form(
+                &format!("{}/token", self.issuer),
+                &[
+                    ("grant_type", "client_credentials"),
+                    ("client_id", client),
+                    ("client_secret", &secret),
+                    ("resource", resource),
+                    ("scope", scope),
+                ],
+                None,
+            )
+            .await;
+        let status = response.status().as_u16();
+        let body = response.json().await.unwrap_or(Value::Null);
+        (status, body)
+    }
+
+    /// Issuer A's OpenID configuration (its `scopes_supported`: every scope
+    /// it knows).
+    pub async fn openid_configuration(&self) -> Value {
+        self.http
+            .get(format!("{}/.well-known/openid-configuration", self.issuer))
+            .send()
+            .await
+            .expect("discovery")
+            .json()
+            .await
+            .expect("discovery JSON")
     }
 
     /// The authorization code flow with PKCE S256 for the public client,
@@ -426,4 +466,48 @@ impl DpopKey {
         let sig = self.pair.sign(&rng, input.as_bytes()).expect("sign");
         format!("{input}.{}", b64(sig.as_ref()))
     }
+}
+
+/// A loopback port with nothing listening on it (bound, then released).
+pub fn closed_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free loopback port")
+        .port()
+}
+
+/// A minimal HTTP/1.1 server of fixed JSON documents: `GET path` answers
+/// 200 with its document, anything else 404; one request per connection.
+/// Stands in for an issuer that comes up late. Abort the handle to stop it.
+pub fn serve_documents(
+    listener: tokio::net::TcpListener,
+    documents: Vec<(String, String)>,
+) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        while let Ok((mut stream, _)) = listener.accept().await {
+            let documents = documents.clone();
+            tokio::spawn(async move {
+                let mut request = Vec::new();
+                let mut chunk = [0u8; 1024];
+                while !request.windows(4).any(|w| w == b"\r\n\r\n") && request.len() < 16 * 1024 {
+                    match stream.read(&mut chunk).await {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => request.extend_from_slice(&chunk[..n]),
+                    }
+                }
+                let text = String::from_utf8_lossy(&request);
+                let path = text.split_whitespace().nth(1).unwrap_or("");
+                let (status, body) = match documents.iter().find(|(p, _)| p == path) {
+                    Some((_, body)) => ("200 OK", body.as_str()),
+                    None => ("404 Not Found", "{}"),
+                };
+                let response = format!(
+                    "HTTP/1.1 {status}\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+                    body.len()
+                );
+                let _ = stream.write_all(response.as_bytes()).await;
+                let _ = stream.shutdown().await;
+            });
+        }
+    })
 }
