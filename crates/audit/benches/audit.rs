@@ -37,6 +37,7 @@ fn event(i: usize) -> Event {
             jti_hash: Some(
                 "sha256:55c06c9a101ae1206a2ac61f1c4c353b2374b3e8cf0da8fe9056d30dfd01eb2e".into(),
             ),
+            key_id: None,
         }),
         server: Some("github".into()),
         tool: Some("list_issues".into()),

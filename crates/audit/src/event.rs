@@ -291,6 +291,9 @@ pub struct TokenFacts {
     /// [`TokenFacts::hash_jti`] of the token id.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub jti_hash: Option<String>,
+    /// The signing key's id (`kid`) a refused token named.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key_id: Option<String>,
 }
 
 impl TokenFacts {

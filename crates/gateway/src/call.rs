@@ -177,5 +177,6 @@ pub fn token_facts(p: &Principal) -> Option<TokenFacts> {
         jti_hash: c
             .and_then(|c| c.token_id.as_deref())
             .map(TokenFacts::hash_jti),
+        key_id: None,
     })
 }

@@ -129,6 +129,9 @@ impl Gateway {
 
     /// Installs the authenticator (started by the caller: it fetches keys).
     pub fn set_authenticator(&self, auth: Option<Arc<warden_identity::Authenticator>>) {
+        if let Some(a) = &auth {
+            advertise_scopes(a, &self.snapshot());
+        }
         self.authenticator.store(auth);
     }
 
@@ -164,6 +167,9 @@ impl Gateway {
         if old.config.registry == snapshot.config.registry {
             old.registry.replace_lock(snapshot.registry.lock_snapshot());
             snapshot.registry = old.registry.clone();
+        }
+        if let Some(a) = self.authenticator.load_full() {
+            advertise_scopes(&a, &snapshot);
         }
         self.snapshot.store(Arc::new(snapshot));
     }
@@ -927,4 +933,18 @@ pub(crate) static B64URL: base64::engine::GeneralPurpose =
 pub(crate) fn json_value(raw: Option<&str>) -> serde_json::Value {
     raw.and_then(|t| serde_json::from_str(t).ok())
         .unwrap_or(serde_json::Value::Null)
+}
+
+/// The scopes the policy requires, advertised in the protected resource
+/// metadata and in every 401 challenge (RFC 9728; MCP scope selection), so
+/// that a client asks the authorization server for what Warden needs.
+fn advertise_scopes(auth: &warden_identity::Authenticator, snap: &Snapshot) {
+    let scopes = snap
+        .policy
+        .as_ref()
+        .map(warden_policy::PolicyEngine::scopes_used)
+        .unwrap_or_default();
+    if let Err(e) = auth.set_policy_scopes(&scopes) {
+        warn!(error = %e, "policy scopes not advertised");
+    }
 }

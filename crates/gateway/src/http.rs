@@ -63,6 +63,7 @@ pub fn router(gateway: Arc<Gateway>, bound: SocketAddr) -> Router {
         )
         .route("/mcp/{vs}", post(post_vs).get(get_vs).delete(delete_vs))
         .route("/healthz", get(|| async { "ok" }))
+        .route("/readyz", get(readyz))
         .route(
             "/.well-known/oauth-protected-resource",
             get(metadata_default),
@@ -419,17 +420,38 @@ async fn authenticate(
         client_cert_der: client_cert.as_deref(),
         api_key: api_key.as_deref(),
     };
-    match auth.authenticate(&facts).await {
+    match auth.authenticate_detailed(&facts).await {
         Ok(p) => Ok(p),
-        Err(e) => {
-            warn!(target: "audit", event = "auth.failed", reason = e.code(), path = %mcp_path);
-            s.gateway.metrics.auth_failure(e.code());
+        Err(f) => {
+            let reason = f.reason();
+            warn!(target: "audit", event = "auth.failed", reason = reason, path = %mcp_path,
+                  issuer = f.issuer.as_deref().unwrap_or(""), kid = f.kid.as_deref().unwrap_or(""));
+            s.gateway.metrics.auth_failure(reason);
+            // What the token claimed, when it parsed: never the token.
+            let token =
+                (f.issuer.is_some() || f.jti_hash.is_some() || f.kid.is_some()).then(|| {
+                    warden_audit::TokenFacts {
+                        kind: Some("jwt".into()),
+                        issuer: f.issuer.clone(),
+                        jti_hash: f.jti_hash.clone(),
+                        key_id: f.kid.clone(),
+                        ..Default::default()
+                    }
+                });
             s.gateway.record(warden_audit::Event {
                 client_addr: crate::call::client_addr().map(|a| a.ip().to_string()),
-                reason_code: Some(e.code().to_owned()),
+                reason_code: Some(reason.to_owned()),
+                principal: f
+                    .subject
+                    .clone()
+                    .map(|subject| warden_audit::PrincipalFacts {
+                        subject,
+                        ..Default::default()
+                    }),
+                token,
                 ..warden_audit::Event::new(warden_audit::EventKind::AuthFailure)
             });
-            let (status, challenge) = auth.challenge(&e, mcp_path);
+            let (status, challenge) = auth.challenge(&f.error, mcp_path);
             let status = StatusCode::from_u16(status).unwrap_or(StatusCode::UNAUTHORIZED);
             let mut r = http_error(status, status.canonical_reason().unwrap_or("Unauthorized"));
             for (k, v) in challenge {
@@ -567,6 +589,51 @@ fn session_of(
     }
 }
 
+/// The checks a POST passes before its body is read: Origin and Host, the
+/// virtual server, the credential, the media types.
+async fn admit_post(s: &HttpState, vs: &str, headers: &HeaderMap) -> Result<Principal, Response> {
+    check_origin_and_host(s, headers).map_err(IntoResponse::into_response)?;
+    if s.gateway.snapshot().route(vs).is_none() {
+        return Err(http_error(
+            StatusCode::NOT_FOUND,
+            "Not Found: unknown virtual server",
+        ));
+    }
+    let principal = authenticate(s, "POST", &mcp_path(vs), headers).await?;
+    if !is_json_content(headers) {
+        return Err(http_error(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "Unsupported Media Type: Content-Type must be application/json",
+        ));
+    }
+    if !accepts(headers, "application/json") && !accepts(headers, "text/event-stream") {
+        return Err(http_error(
+            StatusCode::NOT_ACCEPTABLE,
+            "Not Acceptable: Accept must include application/json and text/event-stream",
+        ));
+    }
+    Ok(principal)
+}
+
+/// An answer given before the request's body was read (a 401, a 415…).
+/// The body is drained first, bounded in size and time, so that a
+/// keep-alive client's next request on the connection finds it in a clean
+/// state; a body that cannot be drained closes the connection, saying so
+/// (`Connection: close`) instead of dropping it under the client.
+async fn answer_unread(body: Body, limit: usize, mut response: Response) -> Response {
+    let drained = tokio::time::timeout(
+        std::time::Duration::from_secs(5),
+        axum::body::to_bytes(body, limit),
+    )
+    .await;
+    if !matches!(drained, Ok(Ok(_))) {
+        response
+            .headers_mut()
+            .insert(header::CONNECTION, HeaderValue::from_static("close"));
+    }
+    response
+}
+
 /// `MCP-Protocol-Version` must name a version Warden speaks (400 otherwise,
 /// as the spec says). It need not equal the negotiated one: the spec only
 /// refuses invalid or unsupported versions, and clients in the field send
@@ -593,29 +660,11 @@ fn check_version_header(headers: &HeaderMap, session: &Session) -> Result<(), Re
 }
 
 async fn post_mcp(s: HttpState, vs: String, headers: HeaderMap, body: Body) -> Response {
-    if let Err(r) = check_origin_and_host(&s, &headers) {
-        return r.into_response();
-    }
-    if s.gateway.snapshot().route(&vs).is_none() {
-        return http_error(StatusCode::NOT_FOUND, "Not Found: unknown virtual server");
-    }
-    let principal = match authenticate(&s, "POST", &mcp_path(&vs), &headers).await {
-        Ok(p) => p,
-        Err(r) => return r,
-    };
-    if !is_json_content(&headers) {
-        return http_error(
-            StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            "Unsupported Media Type: Content-Type must be application/json",
-        );
-    }
-    if !accepts(&headers, "application/json") && !accepts(&headers, "text/event-stream") {
-        return http_error(
-            StatusCode::NOT_ACCEPTABLE,
-            "Not Acceptable: Accept must include application/json and text/event-stream",
-        );
-    }
     let limits = s.gateway.snapshot().limits;
+    let principal = match admit_post(&s, &vs, &headers).await {
+        Ok(p) => p,
+        Err(r) => return answer_unread(body, limits.max_bytes, r).await,
+    };
     let text = match read_body(body, limits.max_bytes).await {
         Ok(t) => t,
         Err(r) => return r.into_response(),
@@ -1110,37 +1159,48 @@ impl Drop for LegacyGuard {
     }
 }
 
+/// The checks a legacy POST passes before its body is read: Origin and
+/// Host, the session, the credential (of the session's principal).
+async fn admit_legacy_post(
+    s: &HttpState,
+    q: &HashMap<String, String>,
+    headers: &HeaderMap,
+) -> Result<(String, String, Principal, mpsc::UnboundedSender<Arc<str>>), Response> {
+    check_origin_and_host(s, headers).map_err(IntoResponse::into_response)?;
+    let Some(id) = q.get("sessionId") else {
+        return Err(http_error(
+            StatusCode::BAD_REQUEST,
+            "Bad Request: sessionId query parameter is required",
+        ));
+    };
+    let unknown = || http_error(StatusCode::NOT_FOUND, "Not Found: unknown session");
+    let Some(vs) = lock(&s.legacy).get(id).map(|c| c.virtual_server.clone()) else {
+        return Err(unknown());
+    };
+    let principal = authenticate(s, "POST", &mcp_path(&vs), headers).await?;
+    let tx = match lock(&s.legacy).get(id) {
+        Some(c) if c.principal.key() == principal.key() => c.tx.clone(),
+        Some(_) => {
+            warn!(target: "audit", event = "session.hijack_refused", transport = "legacy_sse", caller = %principal.subject());
+            return Err(unknown());
+        }
+        None => return Err(unknown()),
+    };
+    Ok((id.clone(), vs, principal, tx))
+}
+
 async fn legacy_post(
     s: HttpState,
     q: HashMap<String, String>,
     headers: HeaderMap,
     body: Body,
 ) -> Response {
-    if let Err(r) = check_origin_and_host(&s, &headers) {
-        return r.into_response();
-    }
-    let Some(id) = q.get("sessionId") else {
-        return http_error(
-            StatusCode::BAD_REQUEST,
-            "Bad Request: sessionId query parameter is required",
-        );
-    };
-    let Some(vs) = lock(&s.legacy).get(id).map(|c| c.virtual_server.clone()) else {
-        return http_error(StatusCode::NOT_FOUND, "Not Found: unknown session");
-    };
-    let principal = match authenticate(&s, "POST", &mcp_path(&vs), &headers).await {
-        Ok(p) => p,
-        Err(r) => return r,
-    };
-    let tx = match lock(&s.legacy).get(id) {
-        Some(c) if c.principal.key() == principal.key() => c.tx.clone(),
-        Some(_) => {
-            warn!(target: "audit", event = "session.hijack_refused", transport = "legacy_sse", caller = %principal.subject());
-            return http_error(StatusCode::NOT_FOUND, "Not Found: unknown session");
-        }
-        None => return http_error(StatusCode::NOT_FOUND, "Not Found: unknown session"),
-    };
     let limits = s.gateway.snapshot().limits;
+    let (id, vs, principal, tx) = match admit_legacy_post(&s, &q, &headers).await {
+        Ok(admitted) => admitted,
+        Err(r) => return answer_unread(body, limits.max_bytes, r).await,
+    };
+    let id = id.as_str();
     let text = match read_body(body, limits.max_bytes).await {
         Ok(t) => t,
         Err(r) => return r.into_response(),
@@ -1182,7 +1242,7 @@ async fn legacy_post(
                 Channel::LegacySse,
                 &m,
                 sink.clone(),
-                id.clone(),
+                id.to_owned(),
             )
             .await
         {
@@ -1246,5 +1306,32 @@ fn inbound(principal: &Principal) -> Inbound<'static> {
         client_addr: crate::call::client_addr(),
         principal: Some(principal.clone()),
         ..Inbound::default()
+    }
+}
+
+/// Readiness: 200 once every configured issuer's keys are in hand, 503
+/// naming the issuers that are not (their tokens get 401 meanwhile).
+/// Liveness stays `/healthz`.
+async fn readyz(State(s): State<HttpState>) -> Response {
+    let Some(auth) = s.gateway.authenticator() else {
+        return (StatusCode::OK, "ready\n").into_response();
+    };
+    let waiting: Vec<String> = auth
+        .issuer_status()
+        .into_iter()
+        .filter(|i| !i.is_ready())
+        .map(|i| {
+            let class = i.last_error.map_or("pending", |e| e.code());
+            format!("issuer {} unavailable ({class})", i.name)
+        })
+        .collect();
+    if waiting.is_empty() {
+        (StatusCode::OK, "ready\n").into_response()
+    } else {
+        (
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!("not ready: {}\n", waiting.join("; ")),
+        )
+            .into_response()
     }
 }

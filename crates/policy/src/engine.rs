@@ -610,6 +610,30 @@ impl PolicyEngine {
         }
     }
 
+    /// Every scope the configuration requires somewhere (`scopes.actions`,
+    /// `tools`, `resources`, `prompts`), each once, in the order written:
+    /// what a resource server advertises (RFC 9728 `scopes_supported`).
+    #[must_use]
+    pub fn scopes_used(&self) -> Vec<String> {
+        let r = &self.scopes;
+        let mut out: Vec<String> = Vec::new();
+        let lists = r.actions.iter().map(|(_, l)| l).chain(
+            r.tools
+                .iter()
+                .chain(&r.resources)
+                .chain(&r.prompts)
+                .map(|(_, l)| l),
+        );
+        for list in lists {
+            for s in list {
+                if !out.contains(s) {
+                    out.push(s.clone());
+                }
+            }
+        }
+        out
+    }
+
     /// Configured scope requirements: the action's, plus every matching
     /// tool/resource/prompt entry's (discovery needs only the action's, so
     /// a client can find a tool and then step up). A granted `a:b`

@@ -829,3 +829,16 @@ fn slicing_and_stripping_change_no_decision() {
     }
     assert_eq!(checked, 5 * 3 * 6 * 7 * 2);
 }
+
+#[test]
+fn every_required_scope_is_listed_once_for_advertising() {
+    let e = engine(
+        "scopes: { actions: { call_tool: [\"mcp:tools\"], discover: [\"mcp:list\"] }, tools: { \"gh/*\": [\"mcp:gh\"], \"gh/comment\": [\"mcp:gh:write\", \"mcp:gh\"] } }",
+    );
+    let mut got = e.scopes_used();
+    got.sort();
+    assert_eq!(
+        got,
+        ids(&["mcp:gh", "mcp:gh:write", "mcp:list", "mcp:tools"])
+    );
+}

@@ -33,6 +33,7 @@ async fn call_record_snapshot() {
             issuer: Some("https://idp.example.com".into()),
             audience: vec!["https://warden.example.com/mcp".into()],
             jti_hash: Some(TokenFacts::hash_jti("7d1c2a")),
+            key_id: None,
         }),
         server: Some("github".into()),
         tool: Some("delete_branch".into()),

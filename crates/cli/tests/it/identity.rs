@@ -558,3 +558,100 @@ async fn a_session_keeps_the_identity_not_the_rights_of_the_token_that_opened_it
     let r = c.call_tool("t__echo", json!({"message": "hi"})).await;
     assert_eq!(r.status, 404, "{}", r.raw);
 }
+
+/// Issue 15, item 5: one unreachable issuer does not stop Warden; the
+/// others' tokens are served, and readiness says which issuer is missing.
+#[tokio::test]
+async fn one_unreachable_issuer_leaves_warden_serving_and_not_ready() {
+    let closed = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let (w, _up) = start(&format!(
+        "  issuers:\n    - issuer: http://127.0.0.1:{closed}/down\n"
+    ));
+    let http = reqwest::Client::new();
+    let ready = http.get(w.url("/readyz")).send().await.unwrap();
+    assert_eq!(ready.status().as_u16(), 503);
+    let text = ready.text().await.unwrap();
+    assert!(text.contains("unavailable"), "{text}");
+    let live = http.get(w.url("/healthz")).send().await.unwrap();
+    assert_eq!(live.status().as_u16(), 200);
+    // The development issuer's tokens are served meanwhile.
+    let token = mint(&w, "alice", &[]);
+    let mut c = Client::with_bearer(&w.url("/mcp"), &token);
+    c.initialize().await;
+}
+
+/// Issue 15, item 2: a 401 answered before the body was read left the
+/// keep-alive connection broken for the client's next request (the SDK's
+/// 401 → metadata GET failed with "Server disconnected" a few times in 200).
+/// A raw connection, so no client library's retry hides it: the POST's 401
+/// and then a GET on the same socket must both be answered, or the 401 must
+/// say `Connection: close`.
+#[tokio::test]
+async fn a_401_leaves_the_keep_alive_connection_usable() {
+    use std::io::{Read, Write};
+    let (w, _up) = start("");
+    let addr = w.base.trim_start_matches("http://").to_owned();
+    let body = format!(
+        r#"{{"jsonrpc":"2.0","id":1,"method":"initialize","params":{{"protocolVersion":"2025-06-18","capabilities":{{}},"clientInfo":{{"name":"{}","version":"1"}}}}}}"#,
+        "x".repeat(256 * 1024)
+    );
+    let outcome = tokio::task::spawn_blocking(move || {
+        let mut broken = Vec::new();
+        for i in 0..20 {
+            let mut s = std::net::TcpStream::connect(&addr).unwrap();
+            s.set_read_timeout(Some(std::time::Duration::from_secs(10)))
+                .unwrap();
+            let post = format!(
+                "POST /mcp HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\nAccept: application/json, text/event-stream\r\nContent-Length: {}\r\n\r\n{body}",
+                body.len()
+            );
+            let get = format!(
+                "GET /.well-known/oauth-protected-resource/mcp HTTP/1.1\r\nHost: {addr}\r\n\r\n"
+            );
+            let _ = s.write_all(post.as_bytes());
+            let first = read_response(&mut s);
+            assert!(first.starts_with("HTTP/1.1 401"), "{i}: {first:.200}");
+            if first.to_ascii_lowercase().contains("connection: close") {
+                continue;
+            }
+            let sent = s.write_all(get.as_bytes());
+            let second = read_response(&mut s);
+            if sent.is_err() || !second.starts_with("HTTP/1.1 200") {
+                broken.push(format!("{i}: {:?} {second:.120}", sent.err()));
+            }
+        }
+        broken
+    })
+    .await
+    .unwrap();
+    assert!(outcome.is_empty(), "{outcome:?}");
+
+    fn read_response(s: &mut std::net::TcpStream) -> String {
+        let mut buf = Vec::new();
+        let mut chunk = [0u8; 4096];
+        loop {
+            let text = String::from_utf8_lossy(&buf).to_string();
+            if let Some(end) = text.find("\r\n\r\n") {
+                let len = text[..end]
+                    .lines()
+                    .find_map(|l| {
+                        let (k, v) = l.split_once(':')?;
+                        k.eq_ignore_ascii_case("content-length")
+                            .then(|| v.trim().parse::<usize>().ok())?
+                    })
+                    .unwrap_or(0);
+                if buf.len() >= end + 4 + len {
+                    return text;
+                }
+            }
+            match s.read(&mut chunk) {
+                Ok(0) | Err(_) => return String::from_utf8_lossy(&buf).to_string(),
+                Ok(n) => buf.extend_from_slice(&chunk[..n]),
+            }
+        }
+    }
+}
