@@ -282,33 +282,85 @@ pub fn compose_instructions(own: Option<&str>, per_server: &[(String, String)]) 
     (!out.is_empty()).then_some(out)
 }
 
-/// Matches a concrete URI against an RFC 6570 template, level 1 only
-/// (`{var}` matches one or more characters other than `/`, `{+var}` and
-/// `{/var}`-style operators match anything). Enough to route reads.
-pub fn template_matches(template: &str, uri: &str) -> bool {
-    fn go(t: &[u8], u: &[u8]) -> bool {
-        match t.first() {
-            None => u.is_empty(),
-            Some(b'{') => {
-                let Some(close) = t.iter().position(|b| *b == b'}') else {
-                    return t == u;
-                };
-                let expr = &t[1..close];
-                let any = matches!(
-                    expr.first(),
-                    Some(b'+' | b'#' | b'/' | b'.' | b';' | b'?' | b'&')
-                );
-                let rest = &t[close + 1..];
-                // Try every non-empty length for the variable.
-                (1..=u.len()).any(|n| {
-                    let (var, tail) = u.split_at(n);
-                    (any || !var.contains(&b'/')) && go(rest, tail)
-                })
-            }
-            Some(c) => u.first() == Some(c) && go(&t[1..], &u[1..]),
+/// Longest URI [`UriTemplate::matches`] looks at; longer ones never match.
+pub const MAX_TEMPLATE_URI_BYTES: usize = 8192;
+/// Longest template [`UriTemplate::parse`] accepts.
+pub const MAX_TEMPLATE_BYTES: usize = 1024;
+
+/// An RFC 6570 URI template compiled for matching concrete URIs, level 1
+/// only: `{var}` matches one or more bytes other than `/`; an expression
+/// with an operator (`{+var}`, `{#var}`, `{/var}`, `{.var}`, `{;var}`,
+/// `{?var}`, `{&var}`) one or more of any byte; every other byte matches
+/// itself; from an unterminated `{` on, the template is literal. Enough to
+/// route reads.
+///
+/// Compiled into a byte-level finite automaton (`regex`, no backtracking):
+/// a match costs time linear in the URI's length whatever the template, so
+/// a peer cannot stall routing with a URI that almost matches.
+#[derive(Debug, Clone)]
+pub struct UriTemplate {
+    automaton: regex::bytes::Regex,
+}
+
+impl UriTemplate {
+    /// Compiles `template`; `None` when it is longer than
+    /// [`MAX_TEMPLATE_BYTES`].
+    pub fn parse(template: &str) -> Option<UriTemplate> {
+        if template.len() > MAX_TEMPLATE_BYTES {
+            return None;
         }
+        // Byte semantics (`-u`), `.` matching every byte (`s`), anchored at
+        // both ends; literal bytes are written as `\xNN`, so no template
+        // byte is ever read as regex syntax.
+        let mut pattern = String::with_capacity(template.len() * 4 + 16);
+        pattern.push_str(r"(?s-u)\A");
+        let mut rest = template.as_bytes();
+        while let Some((&first, after)) = rest.split_first() {
+            if first != b'{' {
+                push_literal(&mut pattern, first);
+                rest = after;
+                continue;
+            }
+            let Some(close) = after.iter().position(|b| *b == b'}') else {
+                rest.iter().for_each(|b| push_literal(&mut pattern, *b));
+                break;
+            };
+            let any = matches!(
+                after.first(),
+                Some(b'+' | b'#' | b'/' | b'.' | b';' | b'?' | b'&')
+            );
+            pattern.push_str(if any { ".+" } else { "[^/]+" });
+            rest = &after[close + 1..];
+        }
+        pattern.push_str(r"\z");
+        // A template within the cap always compiles (a few thousand NFA
+        // states at most); a refusal would mean a template that matches
+        // nothing, which is what `None` tells the caller.
+        let automaton = regex::bytes::RegexBuilder::new(&pattern)
+            .unicode(false)
+            .build()
+            .ok()?;
+        Some(UriTemplate { automaton })
     }
-    uri.len() <= 8192 && template.len() <= 1024 && go(template.as_bytes(), uri.as_bytes())
+
+    /// Whether `uri` is an instance of this template. URIs longer than
+    /// [`MAX_TEMPLATE_URI_BYTES`] never match.
+    pub fn matches(&self, uri: &str) -> bool {
+        uri.len() <= MAX_TEMPLATE_URI_BYTES && self.automaton.is_match(uri.as_bytes())
+    }
+}
+
+fn push_literal(pattern: &mut String, byte: u8) {
+    use std::fmt::Write as _;
+    let _ = write!(pattern, "\\x{byte:02X}");
+}
+
+/// Whether `uri` matches `template` ([`UriTemplate`]'s rules). Compiles the
+/// template on every call: keep a [`UriTemplate`] where one is matched
+/// repeatedly.
+pub fn template_matches(template: &str, uri: &str) -> bool {
+    uri.len() <= MAX_TEMPLATE_URI_BYTES
+        && UriTemplate::parse(template).is_some_and(|t| t.matches(uri))
 }
 
 #[cfg(test)]

@@ -91,3 +91,146 @@ fn templates() {
     assert!(!template_matches("notes://{id}", "tickets://1"));
     assert!(!template_matches("notes://{id}", "notes://"));
 }
+
+#[test]
+fn template_operators_braces_and_caps() {
+    // Every operator matches across `/`; a plain expression (even `{}`) does not.
+    for op in ["+", "#", "/", ".", ";", "?", "&"] {
+        let t = format!("x:{{{op}v}}!");
+        assert!(template_matches(&t, "x:a/b!"), "{t}");
+        assert!(!template_matches(&t, "x:!"), "{t}: one byte at least");
+    }
+    assert!(template_matches("x:{}!", "x:ab!"));
+    assert!(!template_matches("x:{}!", "x:a/b!"));
+    assert!(!template_matches("x:{=v}!", "x:a/b!"), "not an operator");
+    // The operator is the byte after the first `{`, up to the first `}`.
+    assert!(template_matches("x:{a{+b}!", "x:q!"));
+    assert!(!template_matches("x:{a{+b}!", "x:q/r!"));
+    // An unterminated `{` makes the rest literal; a stray `}` is literal.
+    assert!(template_matches("a{b", "a{b"));
+    assert!(!template_matches("a{b", "axb"));
+    assert!(template_matches("{x}/c{d", "q/c{d"));
+    assert!(template_matches("a}b{v}", "a}bq"));
+    // Regex syntax in the template is literal.
+    assert!(template_matches(r"a.b*(c)\$^[d]|e{x}", r"a.b*(c)\$^[d]|ez"));
+    assert!(!template_matches("a.b", "axb"));
+    assert!(!template_matches("a*", "aaa"));
+    // Bytes, not characters: two expressions split one two-byte character.
+    assert!(template_matches("{a}{b}", "é"));
+    assert!(template_matches("é{x}ü", "éßü"));
+    assert!(template_matches("", ""));
+    assert!(!template_matches("", "a"));
+    // Caps: URIs over 8 KiB and templates over 1 KiB never match.
+    let long = format!("u:{}", "a".repeat(MAX_TEMPLATE_URI_BYTES - 2));
+    assert!(template_matches("u:{x}", &long));
+    assert!(!template_matches("u:{x}", &format!("{long}a")));
+    let wide = format!("{}{{x}}", "t".repeat(MAX_TEMPLATE_BYTES - 3));
+    assert!(UriTemplate::parse(&wide).is_some());
+    assert!(UriTemplate::parse(&format!("t{wide}")).is_none());
+    assert!(!template_matches(&format!("t{wide}"), "tt"));
+    // A compiled template matches like the wrapper, as often as asked.
+    let t = UriTemplate::parse("notes://{id}").expect("within the cap");
+    assert!(t.matches("notes://42") && !t.matches("notes://4/2"));
+}
+
+/// The backtracking matcher `template_matches` used to be; its time is
+/// polynomial in the URI's length with the degree the number of
+/// expressions. The reference for the linear one.
+fn backtracking_template_matches(template: &str, uri: &str) -> bool {
+    fn go(t: &[u8], u: &[u8]) -> bool {
+        match t.first() {
+            None => u.is_empty(),
+            Some(b'{') => {
+                let Some(close) = t.iter().position(|b| *b == b'}') else {
+                    return t == u;
+                };
+                let expr = &t[1..close];
+                let any = matches!(
+                    expr.first(),
+                    Some(b'+' | b'#' | b'/' | b'.' | b';' | b'?' | b'&')
+                );
+                let rest = &t[close + 1..];
+                (1..=u.len()).any(|n| {
+                    let (var, tail) = u.split_at(n);
+                    (any || !var.contains(&b'/')) && go(rest, tail)
+                })
+            }
+            Some(c) => u.first() == Some(c) && go(&t[1..], &u[1..]),
+        }
+    }
+    uri.len() <= 8192 && template.len() <= 1024 && go(template.as_bytes(), uri.as_bytes())
+}
+
+const TEMPLATE_PIECES: &[&str] = &[
+    "a", "b", "/", ".", "é", "*", "\\", "(", "{", "}", "{x}", "{}", "{+x}", "{#x}", "{/x}", "{.x}",
+    "{;x}", "{?x}", "{&x}", "{=x}", "{a{x}",
+];
+
+fn template_and_uri() -> impl proptest::strategy::Strategy<Value = (String, String)> {
+    use proptest::prelude::*;
+    let pieces = proptest::collection::vec(proptest::sample::select(TEMPLATE_PIECES), 0..7);
+    let fills = proptest::collection::vec("[ab/.é{}]{1,3}", 7);
+    let random_uri = r"[ab/.é*(){}\\]{0,10}";
+    (pieces, fills, random_uri, any::<bool>()).prop_map(|(pieces, fills, random, instance)| {
+        let template = pieces.concat();
+        if !instance {
+            return (template, random);
+        }
+        // An instance: each complete expression replaced by a fill.
+        let uri = pieces
+            .iter()
+            .zip(&fills)
+            .map(|(p, f)| {
+                if p.len() > 1 && p.starts_with('{') && p.ends_with('}') {
+                    f.as_str()
+                } else {
+                    p
+                }
+            })
+            .collect();
+        (template, uri)
+    })
+}
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig::with_cases(4096))]
+
+    #[test]
+    fn template_matching_agrees_with_the_backtracking_reference(
+        (template, uri) in template_and_uri()
+    ) {
+        proptest::prop_assert_eq!(
+            template_matches(&template, &uri),
+            backtracking_template_matches(&template, &uri),
+            "template {:?} uri {:?}", template, uri
+        );
+    }
+}
+
+/// Regression: the backtracking matcher took time polynomial in the URI's
+/// length, of the degree of the number of expressions, so any client could
+/// stall routing with one `resources/read`. Each URI here is 8 KiB and
+/// fails only at its last bytes: the old matcher took 231 s on the first
+/// one in a release build (far longer in a test build), and the others
+/// have more expressions. This test timed out (300 s) on the old code.
+#[test]
+fn template_matching_is_linear_in_uri_length() {
+    let cases = [
+        ("file://{+dir}/{+name}.{+ext}/x", "/."),
+        ("file://{+a}/{+b}/{+c}/{+d}/x", "/"),
+        ("notes://{a}.{b}.{c}.{d}.{e}!", "."),
+    ];
+    for (template, unit) in cases {
+        let compiled = UriTemplate::parse(template).expect("within the cap");
+        let scheme = &template[..template.find("//").expect("a scheme") + 2];
+        let body = unit.repeat((MAX_TEMPLATE_URI_BYTES - scheme.len() - 2) / unit.len());
+        let almost = format!("{scheme}{body}/y");
+        assert!(almost.len() <= MAX_TEMPLATE_URI_BYTES);
+        assert!(!compiled.matches(&almost), "{template}");
+        assert!(!template_matches(template, &almost), "{template}");
+    }
+    // And the linear matcher still finds a match at that size.
+    let hit = format!("file://{}/n.e/x", "d/.".repeat(2700));
+    assert!(hit.len() <= MAX_TEMPLATE_URI_BYTES);
+    assert!(template_matches("file://{+dir}/{+name}.{+ext}/x", &hit));
+}
