@@ -608,7 +608,12 @@ fn spawn_key_store_reload(auth: Arc<warden_identity::Authenticator>, store: Path
     });
 }
 
-/// SIGHUP re-reads the configuration; a bad file keeps the running one.
+/// The configuration file is re-read on SIGHUP and when it changes on disk
+/// (its modification time and size, looked at every second: polling works
+/// the same on every filesystem, editors' rename-over-save included, for
+/// one `stat` a second). A file that does not load, or that changes a
+/// section only a restart applies, keeps the running configuration, and
+/// says why.
 fn spawn_reload_on_sighup(gw: Arc<Gateway>, path: PathBuf) {
     #[cfg(unix)]
     tokio::spawn(async move {
@@ -616,24 +621,54 @@ fn spawn_reload_on_sighup(gw: Arc<Gateway>, path: PathBuf) {
         let Ok(mut hup) = signal(SignalKind::hangup()) else {
             return;
         };
-        while hup.recv().await.is_some() {
-            match warden_config::load(&path) {
-                Ok(cfg) => {
-                    match Snapshot::compile(cfg) {
-                        Ok(snap) => gw.reload(snap),
-                        Err(e) => {
-                            error!(target: "audit", event = "config.reload_failed", path = %path.display(), errors = %e);
-                            continue;
-                        }
+        let stamp = |p: &std::path::Path| {
+            std::fs::metadata(p)
+                .ok()
+                .map(|m| (m.modified().ok(), m.len()))
+        };
+        let mut seen = stamp(&path);
+        let mut tick = tokio::time::interval(std::time::Duration::from_secs(1));
+        loop {
+            tokio::select! {
+                signal = hup.recv() => {
+                    if signal.is_none() {
+                        return;
                     }
-                    info!(target: "audit", event = "config.reloaded", path = %path.display());
                 }
-                Err(e) => {
-                    error!(target: "audit", event = "config.reload_failed", path = %path.display(), errors = %e)
+                _ = tick.tick() => {
+                    let now = stamp(&path);
+                    if now == seen || now.is_none() {
+                        continue;
+                    }
                 }
             }
+            seen = stamp(&path);
+            reload_config(&gw, &path);
         }
     });
+}
+
+fn reload_config(gw: &Gateway, path: &std::path::Path) {
+    let cfg = match warden_config::load(path) {
+        Ok(cfg) => cfg,
+        Err(e) => {
+            error!(target: "audit", event = "config.reload_failed", path = %path.display(), errors = %e);
+            return;
+        }
+    };
+    let snap = match Snapshot::compile(cfg) {
+        Ok(snap) => snap,
+        Err(e) => {
+            error!(target: "audit", event = "config.reload_failed", path = %path.display(), errors = %e);
+            return;
+        }
+    };
+    match gw.reload(snap) {
+        Ok(()) => info!(target: "audit", event = "config.reloaded", path = %path.display()),
+        Err(e) => {
+            error!(target: "audit", event = "config.reload_refused", path = %path.display(), error = %e)
+        }
+    }
 }
 
 async fn shutdown_signal() {

@@ -91,6 +91,38 @@ pub struct Gateway {
     pub(crate) state_key: [u8; 32],
 }
 
+/// Why a new configuration was not swapped in.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ReloadError {
+    #[error("{} changed: these sections take effect only when Warden restarts; the running configuration is kept", .0.join(", "))]
+    NeedsRestart(Vec<&'static str>),
+}
+
+/// The sections a running Warden cannot change, that differ.
+fn restart_only_changes(
+    old: &warden_config::Config,
+    new: &warden_config::Config,
+) -> Vec<&'static str> {
+    let mut changed = Vec::new();
+    if old.listen != new.listen {
+        changed.push("listen");
+    }
+    if old.identity != new.identity {
+        changed.push("identity");
+    }
+    if old.audit != new.audit {
+        changed.push("audit");
+    }
+    if old.telemetry != new.telemetry {
+        changed.push("telemetry");
+    }
+    if old.tls != new.tls {
+        changed.push("tls");
+    }
+    changed
+}
+
 /// Why `initialize` could not open a session.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -162,8 +194,19 @@ impl Gateway {
     /// Swaps in a new configuration; running sessions keep their upstreams.
     /// With unchanged `registry:` settings the running registry is kept
     /// (its drift memory survives) and given the lock file as now on disk.
-    pub fn reload(&self, mut snapshot: Snapshot) {
+    /// Every connected session is told its lists may have changed (servers,
+    /// exposure, policy and pins all shape them).
+    ///
+    /// Sections bound when Warden started (`listen`, `identity`, `audit`,
+    /// `telemetry`, `tls`) cannot change in a running process: such a
+    /// reload is refused whole, naming them, and the running configuration
+    /// stays.
+    pub fn reload(&self, mut snapshot: Snapshot) -> Result<(), ReloadError> {
         let old = self.snapshot.load();
+        let fixed = restart_only_changes(&old.config, &snapshot.config);
+        if !fixed.is_empty() {
+            return Err(ReloadError::NeedsRestart(fixed));
+        }
         if old.config.registry == snapshot.config.registry {
             old.registry.replace_lock(snapshot.registry.lock_snapshot());
             snapshot.registry = old.registry.clone();
@@ -172,6 +215,14 @@ impl Gateway {
             advertise_scopes(&a, &snapshot);
         }
         self.snapshot.store(Arc::new(snapshot));
+        for s in self.sessions.all() {
+            for m in ["tools", "prompts", "resources"] {
+                let text =
+                    format!(r#"{{"jsonrpc":"2.0","method":"notifications/{m}/list_changed"}}"#);
+                s.standalone().send(text.into());
+            }
+        }
+        Ok(())
     }
 
     pub(crate) fn next(&self) -> u64 {

@@ -112,7 +112,9 @@ pub struct Session {
     pub streams: Mutex<VecDeque<Arc<EventStream>>>,
     /// Resource URIs and templates learned from lists → server.
     pub resource_routes: Mutex<HashMap<String, String>>,
-    pub template_routes: Mutex<Vec<(String, String)>>,
+    /// Templates compiled once when listed, shared copy-on-write so that
+    /// routing matches outside the lock.
+    pub template_routes: Mutex<Arc<Vec<Arc<TemplateRoute>>>>,
     /// Data classes this session has read (toxic-flow rules).
     pub data_classes: Mutex<Vec<String>>,
     /// The level set by `logging/setLevel`, sent to 2026-07-28 upstreams in
@@ -125,6 +127,14 @@ pub struct Session {
     /// hold each resource subscription.
     pub listen_refs: Mutex<HashMap<String, usize>>,
     s2c_counter: AtomicU64,
+}
+
+/// A resource template learned from a server's list, compiled.
+#[derive(Debug)]
+pub struct TemplateRoute {
+    pub template: String,
+    pub compiled: crate::federation::UriTemplate,
+    pub server: String,
 }
 
 /// How many finished POST streams a session keeps for resumption.
@@ -159,7 +169,7 @@ impl Session {
             pending_s2c: Mutex::new(HashMap::new()),
             streams: Mutex::new(VecDeque::new()),
             resource_routes: Mutex::new(HashMap::new()),
-            template_routes: Mutex::new(Vec::new()),
+            template_routes: Mutex::new(Arc::new(Vec::new())),
             data_classes: Mutex::new(Vec::new()),
             log_level: Mutex::new(None),
             listens: Mutex::new(HashMap::new()),

@@ -169,6 +169,25 @@ async fn a_modern_client_discovers_lists_calls_and_reads() {
     assert_eq!(text_of(p.result()), "done 3 steps");
 }
 
+/// Issue 15, item 12: a 2026-07-28 `resources/read` result from a
+/// session-era upstream had no `ttlMs`/`cacheScope` (Inspector 2.12 and the
+/// conformance `caching` scenario failed on it).
+#[tokio::test]
+async fn modern_resource_reads_from_a_session_era_upstream_carry_cache_hints() {
+    let dir = tempfile::tempdir().unwrap();
+    let w = Warden::start(&config(&dir.path().join("t.jsonl")));
+    let c = Modern::new(&w.url("/mcp"));
+    let read = c
+        .request(1, "resources/read", json!({"uri": "test://resource"}))
+        .await;
+    assert_eq!(read.status, 200, "{}", read.raw);
+    let r = read.result();
+    assert_eq!(r["resultType"], "complete", "{r}");
+    assert!(r["ttlMs"].is_u64(), "{r}");
+    assert_eq!(r["cacheScope"], "private", "{r}");
+    assert!(r["contents"].is_array(), "{r}");
+}
+
 #[tokio::test]
 async fn an_upstreams_question_becomes_an_input_required_result() {
     let dir = tempfile::tempdir().unwrap();

@@ -309,3 +309,56 @@ fn stdio_transport() {
     drop(stdin);
     child.wait().unwrap();
 }
+
+/// Issue 15, item 15: after the configuration file changes (a server
+/// added), connected sessions are told their lists changed, and the new
+/// server's tools are listed; a change to a section only a restart applies
+/// is refused whole, and the running configuration keeps serving.
+#[tokio::test]
+async fn a_reload_tells_sessions_their_lists_changed() {
+    let w = Warden::start(&config());
+    let url = w.url("/mcp");
+    let mut c = Client::new(&url);
+    c.initialize().await;
+    let sid = c.session.clone().unwrap();
+    let before = c.request("tools/list", json!({})).await;
+    assert!(!before.raw.contains("u__echo"), "{}", before.raw);
+    let yaml = std::fs::read_to_string(w.config_path()).unwrap();
+    let added = yaml.replacen(
+        "servers:\n",
+        &format!(
+            "servers:\n{}",
+            example_server("u", "test", "").replace("{WARDEN}", WARDEN)
+        ),
+        1,
+    );
+    std::fs::write(w.config_path(), added).unwrap();
+    let stream = c
+        .http
+        .get(&url)
+        .header("accept", "text/event-stream")
+        .header("mcp-session-id", &sid)
+        .send()
+        .await
+        .unwrap();
+    let evs = tokio::time::timeout(Duration::from_secs(20), read_events(stream, 1))
+        .await
+        .expect("no list_changed after the file changed");
+    assert_eq!(
+        evs[0].1["method"], "notifications/tools/list_changed",
+        "{evs:?}"
+    );
+    let after = c.request("tools/list", json!({})).await;
+    assert!(after.raw.contains("u__echo"), "{}", after.raw);
+
+    // `listen` applies only at start: refused, the servers stay.
+    let yaml = std::fs::read_to_string(w.config_path()).unwrap();
+    std::fs::write(
+        w.config_path(),
+        format!("{yaml}\nlisten:\n  allowed_origins: [\"http://example.test\"]\n"),
+    )
+    .unwrap();
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    let still = c.request("tools/list", json!({})).await;
+    assert!(still.raw.contains("u__echo"), "{}", still.raw);
+}

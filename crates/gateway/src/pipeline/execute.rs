@@ -457,9 +457,22 @@ impl Gateway {
                         lock(&session.resource_routes).insert(item.key.clone(), server.clone());
                     }
                     ListKind::ResourceTemplates => {
-                        let mut t = lock(&session.template_routes);
-                        if !t.iter().any(|(k, s)| *k == item.key && *s == server) {
-                            t.push((item.key.clone(), server.clone()));
+                        let known = lock(&session.template_routes)
+                            .iter()
+                            .any(|t| t.template == item.key && t.server == server);
+                        if !known {
+                            // Compiled outside the lock; the list is
+                            // replaced, never changed under a reader.
+                            if let Some(compiled) = federation::UriTemplate::parse(&item.key) {
+                                let mut t = lock(&session.template_routes);
+                                let mut next = Vec::clone(&t);
+                                next.push(Arc::new(crate::session::TemplateRoute {
+                                    template: item.key.clone(),
+                                    compiled,
+                                    server: server.clone(),
+                                }));
+                                *t = Arc::new(next);
+                            }
                         }
                     }
                     _ => {}

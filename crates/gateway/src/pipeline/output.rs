@@ -110,7 +110,7 @@ impl Gateway {
             let modernized = (session.channel == Channel::Modern)
                 .then(|| {
                     let base = verdict.rewritten.as_deref().unwrap_or(result.get());
-                    self.modernize_result(session, server, base)
+                    self.modernize_result(session, server, request.method(), base)
                 })
                 .flatten();
             if let Some(new) = modernized.or(verdict.rewritten) {
@@ -133,18 +133,34 @@ impl Gateway {
     /// A result as a 2026-07-28 client gets it: `resultType` added where a
     /// session-era upstream left it out, an input-required result's
     /// `requestState` sealed to (principal, server). `None`: unchanged.
-    fn modernize_result(&self, session: &Session, server: &str, result: &str) -> Option<String> {
+    fn modernize_result(
+        &self,
+        session: &Session,
+        server: &str,
+        method: &str,
+        result: &str,
+    ) -> Option<String> {
         let raw: &RawValue = serde_json::from_str(result).ok()?;
         let mut edits = EditSet::new();
         match member(raw, "resultType").and_then(as_str).as_deref() {
             None => {
-                let empty = members(raw).is_some_and(|m| m.is_empty());
-                let text = if empty {
-                    r#""resultType":"complete""#
-                } else {
-                    r#""resultType":"complete","#
-                };
-                edits.insert_first_member(result, raw, text.to_owned());
+                let mut added = vec![r#""resultType":"complete""#];
+                // A read result's caching hints are required in 2026-07-28;
+                // a session-era upstream gives none. What Warden returns is
+                // guarded for this caller: private, and stale at once.
+                if method == "resources/read" {
+                    if member(raw, "ttlMs").is_none() {
+                        added.push(r#""ttlMs":0"#);
+                    }
+                    if member(raw, "cacheScope").is_none() {
+                        added.push(r#""cacheScope":"private""#);
+                    }
+                }
+                let mut text = added.join(",");
+                if !members(raw).is_some_and(|m| m.is_empty()) {
+                    text.push(',');
+                }
+                edits.insert_first_member(result, raw, text);
             }
             Some("input_required") => {
                 if let Some(st) = member(raw, "requestState") {

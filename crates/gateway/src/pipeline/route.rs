@@ -205,12 +205,10 @@ pub(crate) async fn route_by_uri(
         if let Some(s) = lock(&ex.session.resource_routes).get(uri) {
             return Some(s.clone());
         }
+        // An `Arc` of the list: matching (linear in the URI) holds no lock.
         let templates = lock(&ex.session.template_routes).clone();
-        if let Some((_, s)) = templates
-            .iter()
-            .find(|(t, _)| federation::template_matches(t, uri))
-        {
-            return Some(s.clone());
+        if let Some(t) = templates.iter().find(|t| t.compiled.matches(uri)) {
+            return Some(t.server.clone());
         }
         if ex.route.servers.len() == 1 {
             return ex.route.servers.first().cloned();

@@ -299,7 +299,7 @@ async fn a_reload_mid_call_does_not_mix_configurations() {
     );
     let reload = tokio::spawn(async move {
         tokio::time::sleep(Duration::from_millis(500)).await;
-        gw.reload(next);
+        gw.reload(next).unwrap();
     });
     let (_, handled) = fx.run(&call).await;
     reload.await.unwrap();
