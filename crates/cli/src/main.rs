@@ -272,6 +272,9 @@ async fn run_command(command: Command) -> Result<()> {
                 cfg.servers.len(),
                 cfg.virtual_servers.len()
             );
+            if let Some(warning) = unpinned_warning(&cfg, &config) {
+                eprintln!("warning: {warning}");
+            }
             Ok(())
         }
         Command::Demo { listen } => {
@@ -455,6 +458,38 @@ fn keys(command: KeysCommand) -> Result<()> {
     Ok(())
 }
 
+/// In `strict` mode, a server the lock file does not pin serves nothing:
+/// said at `check` and at start, with the command that pins it, rather
+/// than a silent empty `tools/list`.
+fn unpinned_warning(cfg: &warden_config::Config, config: &Path) -> Option<String> {
+    if cfg.registry.mode != warden_registry::Mode::Strict || cfg.servers.is_empty() {
+        return None;
+    }
+    let lock = warden_gateway::snapshot::load_lock(&cfg.registry.lock).ok()?;
+    let pinned: Vec<&str> = lock
+        .servers()
+        .filter(|(_, pin)| pin.is_some())
+        .map(|(name, _)| name)
+        .collect();
+    let missing: Vec<&str> = cfg
+        .servers
+        .iter()
+        .map(|s| s.name.as_str())
+        .filter(|n| !pinned.contains(n))
+        .collect();
+    if missing.is_empty() {
+        return None;
+    }
+    Some(format!(
+        "registry: strict mode, and {} of {} servers are not pinned in {} ({}): they are not started and none of their tools reach a client; review and pin them with `warden registry pin -c {}`",
+        missing.len(),
+        cfg.servers.len(),
+        cfg.registry.lock.display(),
+        missing.join(", "),
+        config.display()
+    ))
+}
+
 fn load(path: &Path) -> Result<warden_config::Config> {
     warden_config::load(path)
         .map_err(|e| anyhow::anyhow!("{}: invalid configuration:\n{e}", path.display()))
@@ -477,6 +512,12 @@ async fn serve(
         tracing::warn!(
             "no `authorization:` section: every authenticated caller may use every exposed tool"
         );
+    }
+    if let Some(warning) = unpinned_warning(
+        &cfg,
+        config_path.as_deref().unwrap_or(Path::new("warden.yaml")),
+    ) {
+        tracing::warn!("{warning}");
     }
     let tls = match cfg.tls.as_deref() {
         Some(t) => Some(

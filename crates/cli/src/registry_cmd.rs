@@ -248,6 +248,7 @@ async fn diff(config: &Path, servers: &[String]) -> Result<Verdict> {
     let mut live_servers = Vec::new();
     let mut identity_changes = 0;
     let mut out = String::new();
+    out.push_str("(listed as a client declaring sampling, elicitation and roots)\n");
     for server in selected(&cfg, servers)? {
         let fetched = fetch_server(&cfg, server)
             .await
@@ -386,9 +387,17 @@ async fn fetch_server(cfg: &Config, server: &ServerConfig) -> Result<Live> {
     })
 }
 
+/// The client capabilities the registry lists as: every one Warden relays
+/// to its clients (sampling, elicitation, roots). Servers offer some tools
+/// only to clients that declare them (server-everything's
+/// `trigger-sampling-request`, `get-roots-list`…); listed without them,
+/// those tools could never be pinned, and in strict mode were lost silently.
+pub(crate) const LISTING_CAPABILITIES: &str =
+    r#"{"sampling":{},"elicitation":{},"roots":{"listChanged":true}}"#;
+
 fn handshake_params() -> String {
     format!(
-        r#"{{"protocolVersion":"{}","capabilities":{{}},"clientInfo":{{"name":"warden-registry","version":"{}"}}}}"#,
+        r#"{{"protocolVersion":"{}","capabilities":{LISTING_CAPABILITIES},"clientInfo":{{"name":"warden-registry","version":"{}"}}}}"#,
         warden_protocol::ProtocolVersion::LATEST_SESSION.as_str(),
         env!("CARGO_PKG_VERSION")
     )

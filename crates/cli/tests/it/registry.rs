@@ -497,3 +497,71 @@ fn registry_scan_reports_client_configs_of_every_format() {
     assert_eq!(out.status.code(), Some(0), "{text}");
     assert!(text.contains("clean"), "{text}");
 }
+
+/// Issue 15, item 17: a strict registry with no lock file served nothing,
+/// silently (`warden check` said ok, `tools/list` returned `[]`).
+#[test]
+fn a_strict_registry_with_nothing_pinned_says_so_at_check() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("warden.yaml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "servers:\n{}",
+            example_server("t", "test", "").replace("{WARDEN}", WARDEN)
+        ),
+    )
+    .unwrap();
+    let out = std::process::Command::new(WARDEN)
+        .args(["check", "-c"])
+        .arg(&cfg)
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("1 of 1 servers are not pinned") && err.contains("warden registry pin"),
+        "{err}"
+    );
+}
+
+/// Issue 15, item 10: `warden registry pin` listed server-everything as a
+/// client declaring no capabilities, so the tools it offers only to
+/// clients with sampling, elicitation or roots were never pinned (and
+/// strict mode then refused them with -32015).
+#[test]
+fn pinning_lists_as_a_client_with_every_capability_warden_relays() {
+    let p = crate::peers::Peers::load();
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("warden.yaml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "servers:\n  everything:\n    command: '{}'\n    args: ['{}', stdio]\n",
+            p.get("NODE22"),
+            p.get("SERVER_EVERYTHING")
+        ),
+    )
+    .unwrap();
+    let out = Command::new(WARDEN)
+        .args(["registry", "pin", "-c"])
+        .arg(&cfg)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let lock = std::fs::read_to_string(dir.path().join("warden.lock")).unwrap();
+    for tool in ["trigger-sampling-request", "get-roots-list"] {
+        assert!(lock.contains(tool), "{tool} not pinned:\n{lock}");
+    }
+    let diff = Command::new(WARDEN)
+        .args(["registry", "diff", "-c"])
+        .arg(&cfg)
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&diff.stdout);
+    assert!(text.contains("sampling, elicitation and roots"), "{text}");
+}
