@@ -797,7 +797,7 @@ A development token (12 h, subject demo-user, role admin; mint more with `warden
 
   export WARDEN_TOKEN={token}
 
-Try it:
+Try it (the inspector's CLI needs Node.js 22 or newer):
   npx @modelcontextprotocol/inspector --cli http://{listen}/mcp --transport http --header \"Authorization: Bearer $WARDEN_TOKEN\" --method tools/list
   npx @modelcontextprotocol/inspector --cli http://{listen}/mcp --transport http --header \"Authorization: Bearer $WARDEN_TOKEN\" --method tools/call --tool-name notes__notes_search --tool-arg query=welcome
 

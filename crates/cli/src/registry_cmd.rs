@@ -583,11 +583,21 @@ pub async fn scan(args: ScanArgs) -> Result<std::process::ExitCode> {
         print!("{}", scan::render_report(&results, false));
     }
     let summary = scan::ScanSummary::of(&results);
-    Ok(std::process::ExitCode::from(if summary.blocked > 0 {
+    Ok(std::process::ExitCode::from(scan_exit_code(&summary)))
+}
+
+/// `warden scan`'s exit code: 0 clean, 1 findings, 2 something blocked, 3
+/// a server that could not be scanned (did not start, did not answer) and
+/// nothing worse: an operator's script must not read "could not look" as
+/// "found a poisoned tool", nor as clean.
+fn scan_exit_code(summary: &warden_registry::scan::ScanSummary) -> u8 {
+    if summary.blocked > 0 {
         2
-    } else if summary.has_findings() || summary.failed > 0 {
+    } else if summary.has_findings() {
         1
+    } else if summary.failed > 0 {
+        3
     } else {
         0
-    }))
+    }
 }

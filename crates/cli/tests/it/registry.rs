@@ -565,3 +565,28 @@ fn pinning_lists_as_a_client_with_every_capability_warden_relays() {
     let text = String::from_utf8_lossy(&diff.stdout);
     assert!(text.contains("sampling, elicitation and roots"), "{text}");
 }
+
+/// Issue 15, item 19: a server that fails to start in `warden scan` exited
+/// 1, like a finding. It now has its own code (3).
+#[test]
+fn a_scan_that_cannot_start_a_server_exits_3_not_like_a_finding() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("mcp.json");
+    std::fs::write(
+        &file,
+        r#"{"mcpServers":{"gone":{"command":"/nonexistent/warden-test-binary","args":[]}}}"#,
+    )
+    .unwrap();
+    let out = Command::new(WARDEN)
+        .arg("scan")
+        .arg(&file)
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(3),
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
