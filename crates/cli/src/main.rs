@@ -266,6 +266,13 @@ async fn run_command(command: Command) -> Result<()> {
         }
         Command::Check { config } => {
             let cfg = load(&config)?;
+            // Everything a start compiles (policy against the configured
+            // servers, guards, registry), so that `check` fails where
+            // `serve` would: a grant or policy naming no configured server
+            // is a typo, and on a `forbid` a silent hole.
+            Snapshot::compile(cfg.clone()).map_err(|e| {
+                anyhow::anyhow!("{}: invalid configuration:\n{e}", config.display())
+            })?;
             println!(
                 "{}: ok ({} servers, {} virtual servers)",
                 config.display(),

@@ -455,6 +455,7 @@ impl PolicyEngine {
                 effective.push('\n');
             }
             for p in &file.policies {
+                check_policy_servers(&file.display, &p.policy, &servers)?;
                 register(
                     &mut meta,
                     &mut all,
@@ -1356,6 +1357,33 @@ fn check_role_servers(
     for (i, a) in settings.approvals.iter().enumerate() {
         for p in a.tools.iter().chain(&a.resources).chain(&a.prompts) {
             check(&format!("authorization.approvals[{i}]"), &p.server)?;
+        }
+    }
+    Ok(())
+}
+
+/// A policy file naming a server that is not configured — by its own uid
+/// (`Warden::Server::"gti"`) or as the server part of an item's
+/// (`Warden::Tool::"gti/comment"`) — is a typo, and on a `forbid` a silent
+/// hole: refused at load, naming the file and the server.
+fn check_policy_servers(
+    file: &str,
+    policy: &Policy,
+    servers: &HashMap<String, ServerIndex>,
+) -> Result<(), PolicyError> {
+    for uid in policy.entity_literals() {
+        let ty = uid.type_name().to_string();
+        let id: &str = uid.id().as_ref();
+        let server = match ty.as_str() {
+            "Warden::Server" => id,
+            "Warden::Tool" | "Warden::Prompt" => id.split('/').next().unwrap_or(id),
+            _ => continue,
+        };
+        if !servers.contains_key(server) {
+            return Err(PolicyError::UnknownServer {
+                path: format!("{file} (policy {})", policy.id()),
+                server: server.to_owned(),
+            });
         }
     }
     Ok(())

@@ -842,3 +842,35 @@ fn every_required_scope_is_listed_once_for_advertising() {
         ids(&["mcp:gh", "mcp:gh:write", "mcp:list", "mcp:tools"])
     );
 }
+
+/// Issue 15, item 16: a Cedar policy naming a server that is not
+/// configured (a typo) compiled, and on a `forbid` that is a silent hole.
+#[test]
+fn a_policy_naming_an_unknown_server_is_refused_at_load() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let compile = |text: &str| {
+        std::fs::write(dir.path().join("p.cedar"), text).expect("write");
+        let raw: RawAuthorization = serde_saphyr::from_str("policies: [p.cedar]").expect("yaml");
+        let settings = raw.resolve(dir.path()).expect("resolves");
+        let catalog: Catalog = serde_saphyr::from_str(CATALOG).expect("catalog");
+        PolicyEngine::compile(&settings, &catalog).map(|_| ())
+    };
+    let typo = compile(
+        r#"@id("no-gh-deletes") forbid (principal, action, resource in Warden::Server::"gti");"#,
+    );
+    assert!(
+        matches!(&typo, Err(PolicyError::UnknownServer { server, .. }) if server == "gti"),
+        "{typo:?}"
+    );
+    let item = compile(
+        r#"@id("no-comment") forbid (principal, action, resource == Warden::Tool::"gti/comment");"#,
+    );
+    assert!(
+        matches!(item, Err(PolicyError::UnknownServer { .. })),
+        "{item:?}"
+    );
+    assert!(
+        compile(r#"@id("ok") forbid (principal, action, resource in Warden::Server::"gh");"#)
+            .is_ok()
+    );
+}

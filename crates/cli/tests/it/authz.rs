@@ -408,3 +408,46 @@ fn seed000_through_the_python_sdk() {
     );
     assert_eq!(upstream_calls(&w, "notes_create"), 0);
 }
+
+/// Issue 15, item 16: a grant naming no configured server (`gti/*` for
+/// `git`) passed `warden check`.
+#[test]
+fn check_refuses_a_grant_or_policy_naming_an_unknown_server() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("warden.yaml");
+    let run = |yaml: &str| {
+        std::fs::write(&cfg, yaml).unwrap();
+        std::process::Command::new(WARDEN)
+            .args(["check", "-c"])
+            .arg(&cfg)
+            .output()
+            .unwrap()
+    };
+    let base = "servers:\n  git:\n    command: 'true'\nregistry: {mode: tofu}\n";
+    let typo = run(&format!(
+        "{base}authorization:\n  roles:\n    dev:\n      grants:\n        - tools: [\"gti/*\"]\n"
+    ));
+    assert!(!typo.status.success());
+    let err = String::from_utf8_lossy(&typo.stderr);
+    assert!(
+        err.contains("\"gti\"") && err.contains("not configured"),
+        "{err}"
+    );
+    std::fs::write(
+        dir.path().join("p.cedar"),
+        r#"@id("no-push") forbid (principal, action, resource in Warden::Server::"gti");"#,
+    )
+    .unwrap();
+    let policy = run(&format!("{base}authorization:\n  policies: [p.cedar]\n"));
+    assert!(!policy.status.success());
+    let err = String::from_utf8_lossy(&policy.stderr);
+    assert!(err.contains("\"gti\""), "{err}");
+    let ok = run(&format!(
+        "{base}authorization:\n  roles:\n    dev:\n      grants:\n        - tools: [\"git/*\"]\n"
+    ));
+    assert!(
+        ok.status.success(),
+        "{}",
+        String::from_utf8_lossy(&ok.stderr)
+    );
+}
