@@ -10,11 +10,16 @@
 //!   checkpoint's signature fails, and the side file's (seq, hash) no
 //!   longer matches;
 //! - a cut tail: the side file names a checkpoint the log no longer reaches.
+//!
+//! What is *not* tampering: a live trail. Files are opened as one
+//! consistent set even while Warden rotates and prunes them, and a last
+//! line still being written is left for the next run.
 
 use std::collections::BTreeMap;
 use std::fmt;
-use std::fs::File;
+use std::fs::{self, File};
 use std::io::{BufRead, BufReader};
+use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
 use ed25519_dalek::VerifyingKey;
@@ -204,6 +209,10 @@ impl fmt::Display for VerifyReport {
 /// Verifies the JSONL files `paths` (rotated files first, the active file
 /// last — [`crate::AuditSettings::jsonl_files`] lists them), with the side
 /// file found beside the last one.
+///
+/// Safe while Warden writes: when `paths` is such a listing, files rotated
+/// or pruned since it was made are accounted for, and every file is
+/// opened as one consistent set before reading.
 pub fn verify(paths: &[PathBuf], public_key: Option<&Path>) -> VerifyReport {
     verify_with(
         paths,
@@ -229,45 +238,135 @@ pub fn verify_with(paths: &[PathBuf], options: &VerifyOptions) -> VerifyReport {
             .map(|p| side_file_for(p))
             .filter(|p| p.exists())
     });
-    let mut walker = match Walker::new(options, side, paths.last().cloned().unwrap_or_default()) {
+    let end = paths.last().cloned().unwrap_or_default();
+    let mut walker = match Walker::new(options, side, end) {
         Ok(w) => w,
         Err(report) => return *report,
     };
-    walker.report.files = paths.len();
-    for path in paths {
-        let file = match File::open(path) {
-            Ok(f) => f,
-            Err(e) => return walker.fail(path, 0, None, Problem::Unreadable(e.to_string())),
-        };
+    let files = match open_trail(paths) {
+        Ok(files) => files,
+        Err((path, e)) => return walker.fail(&path, 0, None, Problem::Unreadable(e.to_string())),
+    };
+    walker.report.files = files.len();
+    let count = files.len();
+    for (i, (path, file)) in files.into_iter().enumerate() {
         let mut reader = BufReader::new(file);
         let mut buf = Vec::new();
         let mut line_no = 0u64;
+        let expected_first = rotated_first_seq(&path).unwrap_or(1);
         loop {
             buf.clear();
             match reader.read_until(b'\n', &mut buf) {
                 Ok(0) => break,
                 Ok(_) => {}
                 Err(e) => {
-                    return walker.fail(path, line_no + 1, None, Problem::Unreadable(e.to_string()))
+                    return walker.fail(
+                        &path,
+                        line_no + 1,
+                        None,
+                        Problem::Unreadable(e.to_string()),
+                    )
                 }
             }
             line_no += 1;
             let Some(body) = buf.strip_suffix(b"\n") else {
+                if i + 1 == count {
+                    // The active file's last line is being written (or was
+                    // cut by a crash, and is cut off at the next start):
+                    // nothing anyone acknowledged.
+                    walker.report.notes.push(format!(
+                        "{}:{line_no}: the last line is incomplete (being written, or cut by a crash); not verified",
+                        path.display()
+                    ));
+                    break;
+                }
                 return walker.fail(
-                    path,
+                    &path,
                     line_no,
                     None,
                     Problem::Malformed("the last line is incomplete".into()),
                 );
             };
-            let expected_first = rotated_first_seq(path).unwrap_or(1);
-            if let Err(f) = walker.line(path, line_no, body, expected_first) {
+            if let Err(f) = walker.line(&path, line_no, body, expected_first) {
                 walker.report.failure = Some(f);
                 return walker.report;
             }
         }
     }
     walker.finish()
+}
+
+/// How often [`open_trail`] lists and opens again when the trail changed
+/// under it.
+const SNAPSHOT_ATTEMPTS: usize = 50;
+
+/// The files to read, opened. When `paths` is a listing of one trail
+/// (rotated files of the active file, then the active file), the trail is
+/// listed again and opened as one consistent set: listed, opened, listed
+/// once more, and retried until nothing changed in between. Open files
+/// keep their content through a rename (rotation) or an unlink
+/// (retention). Rotated files newer than the listing are included; files
+/// older than its oldest are not (an excerpt stays an excerpt).
+fn open_trail(paths: &[PathBuf]) -> Result<Vec<(PathBuf, File)>, (PathBuf, std::io::Error)> {
+    let open_all = |list: &[PathBuf]| -> Result<Vec<(PathBuf, File)>, (PathBuf, std::io::Error)> {
+        list.iter()
+            .map(|p| {
+                File::open(p)
+                    .map(|f| (p.clone(), f))
+                    .map_err(|e| (p.clone(), e))
+            })
+            .collect()
+    };
+    let Some((active, rotated)) = paths.split_last() else {
+        return Ok(Vec::new());
+    };
+    let same_trail = rotated_first_seq(active).is_none()
+        && rotated.iter().all(|p| {
+            rotated_first_seq(p).is_some()
+                && p.parent() == active.parent()
+                && side_file_for(p) == side_file_for(active)
+        });
+    if !same_trail {
+        return open_all(paths);
+    }
+    let oldest = rotated.iter().filter_map(|p| rotated_first_seq(p)).min();
+    let listing = || -> Vec<PathBuf> {
+        crate::sink::jsonl::files(active)
+            .into_iter()
+            .filter(|p| match (rotated_first_seq(p), oldest) {
+                (Some(seq), Some(oldest)) => seq >= oldest,
+                _ => true,
+            })
+            .collect()
+    };
+    let identity = |p: &Path| fs::metadata(p).ok().map(|m| (m.dev(), m.ino()));
+    let mut last_error = None;
+    for _ in 0..SNAPSHOT_ATTEMPTS {
+        let before = listing();
+        let opened = match open_all(&before) {
+            Ok(o) => o,
+            Err(e) => {
+                // Renamed or removed between listing and opening: again.
+                last_error = Some(e);
+                continue;
+            }
+        };
+        let opened_ids: Vec<Option<(u64, u64)>> = opened
+            .iter()
+            .map(|(_, f)| f.metadata().ok().map(|m| (m.dev(), m.ino())))
+            .collect();
+        let after = listing();
+        let after_ids: Vec<Option<(u64, u64)>> = after.iter().map(|p| identity(p)).collect();
+        if after == before && after_ids == opened_ids {
+            return Ok(opened);
+        }
+        std::thread::yield_now();
+    }
+    match last_error {
+        Some(e) => Err(e),
+        // Still changing after every attempt: read what the caller listed.
+        None => open_all(paths),
+    }
 }
 
 /// Verifies the copy in the SQLite store: every row's line, in seq order,
@@ -512,14 +611,20 @@ fn signature_problem(p: SignatureProblem) -> Problem {
 }
 
 fn read_side(path: &Path) -> Result<Vec<(u64, SideEntry)>, Problem> {
-    let file = File::open(path).map_err(|e| Problem::Unreadable(e.to_string()))?;
+    let bytes = fs::read(path).map_err(|e| Problem::Unreadable(e.to_string()))?;
+    // A last line without its newline is an entry being appended.
+    let complete = match bytes.iter().rposition(|&b| b == b'\n') {
+        Some(i) => &bytes[..=i],
+        None => &[][..],
+    };
+    let text = std::str::from_utf8(complete)
+        .map_err(|_| Problem::Malformed("checkpoint file: not UTF-8".into()))?;
     let mut out = Vec::new();
-    for (i, line) in BufReader::new(file).lines().enumerate() {
-        let line = line.map_err(|e| Problem::Unreadable(e.to_string()))?;
+    for (i, line) in text.lines().enumerate() {
         if line.is_empty() {
             continue;
         }
-        let entry: SideEntry = serde_json::from_str(&line)
+        let entry: SideEntry = serde_json::from_str(line)
             .map_err(|e| Problem::Malformed(format!("checkpoint file line {}: {e}", i + 1)))?;
         out.push((i as u64 + 1, entry));
     }

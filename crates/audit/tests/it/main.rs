@@ -3,6 +3,7 @@
 mod crash;
 mod forgery;
 mod golden;
+mod live;
 mod postgres;
 mod sinks;
 mod spill;
