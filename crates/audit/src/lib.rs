@@ -17,6 +17,8 @@
 //!   first broken record (file, line, seq).
 //! - Reading: [`query`] (SQLite), [`tail`] (JSONL, follows rotation).
 //! - Log hygiene: [`Redactor`] and its `tracing` layer.
+//! - [`SecretScrubber`]: the secret detector `audit.arguments: redacted`
+//!   runs over argument strings, installed by the binary.
 //! - [`AnomalyDetector`]: burst, off-hours and token-reuse alerts, chained
 //!   as events.
 //! - [`input_hash`]: SHA-256 of the RFC 8785 canonical arguments.
@@ -43,6 +45,7 @@ mod metrics;
 mod query;
 pub mod record;
 mod redact;
+mod scrub;
 mod settings;
 pub mod sink;
 mod verify;
@@ -60,6 +63,7 @@ pub use metrics::MetricsSnapshot;
 pub use query::{query, query_records, tail, Filter, StoredRecord, Tail, TailOptions};
 pub use record::Record;
 pub use redact::{RedactingJsonLayer, Redactor, REDACTED};
+pub use scrub::{secret_placeholder, SecretScrubber};
 pub use settings::{
     AnomalySettings, ArgumentsPolicy, AuditSettings, AuthFailureLimit, BurstRule,
     CheckpointSettings, Durability, DurabilityPolicy, JsonlSettings, OffHoursRule,

@@ -5,7 +5,7 @@
 use std::collections::{HashMap, VecDeque};
 use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, OnceLock, PoisonError};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -18,6 +18,7 @@ use crate::event::{Event, EventKind};
 use crate::journal::Spill;
 use crate::metrics::{Counters, MetricsSnapshot};
 use crate::redact::Redactor;
+use crate::scrub::SecretScrubber;
 use crate::settings::{
     ArgumentsPolicy, AuditSettings, AuthFailureLimit, Durability, DurabilityPolicy, PostgresUrl,
 };
@@ -133,6 +134,8 @@ struct Handle {
     durability: DurabilityPolicy,
     arguments: ArgumentsPolicy,
     redactor: Redactor,
+    scrubber: OnceLock<Arc<dyn SecretScrubber>>,
+    warned_no_scrubber: AtomicBool,
     auth: Mutex<AuthLimiter>,
 }
 
@@ -229,6 +232,8 @@ impl AuditLog {
             durability: settings.durability,
             arguments: settings.arguments,
             redactor: Redactor::new(),
+            scrubber: OnceLock::new(),
+            warned_no_scrubber: AtomicBool::new(false),
             auth: Mutex::new(AuthLimiter::new(settings.auth_failures)),
         });
         let (ready_tx, ready_rx) = std::sync::mpsc::channel();
@@ -336,16 +341,36 @@ impl AuditLog {
     }
 
     /// The arguments to put in a record: `None` unless `audit.arguments`
-    /// is `redacted`, then the arguments with sensitive keys redacted.
+    /// is `redacted`, then the arguments with the values of sensitive keys
+    /// redacted and every secret the installed scrubber finds in any other
+    /// string or key replaced by `[redacted:<class>]`. Without a scrubber
+    /// ([`AuditLog::set_secret_scrubber`]) the arguments are left out:
+    /// never stored unscanned.
     pub fn recorded_arguments(&self, arguments: &RawValue) -> Option<Value> {
         match self.handle.arguments {
             ArgumentsPolicy::Omit => None,
             ArgumentsPolicy::Redacted => {
+                let Some(scrubber) = self.handle.scrubber.get() else {
+                    Counters::add(&self.shared().counters.arguments_withheld, 1);
+                    if !self.handle.warned_no_scrubber.swap(true, Ordering::Relaxed) {
+                        tracing::warn!(target: "audit",
+                            "audit.arguments is `redacted` but no secret scrubber is installed: arguments are left out of records");
+                    }
+                    return None;
+                };
                 let mut v: Value = serde_json::from_str(arguments.get()).ok()?;
                 self.handle.redactor.redact_value(&mut v);
+                crate::scrub::scrub_value(scrubber.as_ref(), &mut v);
                 Some(v)
             }
         }
+    }
+
+    /// Installs the secret detector `recorded_arguments` runs over every
+    /// argument string (the binary installs the guard crate's). Once per
+    /// trail: returns `false`, changing nothing, if one is installed.
+    pub fn set_secret_scrubber(&self, scrubber: Arc<dyn SecretScrubber>) -> bool {
+        self.handle.scrubber.set(scrubber).is_ok()
     }
 
     fn spill(&self, event: &Event, durable: bool) -> Result<(), AuditError> {

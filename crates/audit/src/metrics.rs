@@ -19,6 +19,8 @@ pub(crate) struct Counters {
     pub anomaly_off_hours: AtomicU64,
     pub anomaly_token_reuse: AtomicU64,
     pub last_seq: AtomicU64,
+    /// `audit.arguments: redacted` without a secret scrubber installed.
+    pub arguments_withheld: AtomicU64,
     /// Per sink: (name, errors, records behind).
     pub sinks: Vec<(&'static str, AtomicU64, AtomicU64)>,
 }
@@ -60,6 +62,9 @@ pub struct MetricsSnapshot {
     pub lag: Duration,
     /// Seq of the newest record.
     pub last_seq: u64,
+    /// `audit.arguments: redacted` calls whose arguments were left out
+    /// because no secret scrubber was installed.
+    pub arguments_withheld: u64,
 }
 
 impl Counters {
@@ -84,6 +89,7 @@ impl Counters {
             queue_depth,
             lag,
             last_seq: get(&self.last_seq),
+            arguments_withheld: get(&self.arguments_withheld),
         }
     }
 }
