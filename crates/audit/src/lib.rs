@@ -7,10 +7,12 @@
 //!   bounded queue push (a full queue spills to the journal: never drops,
 //!   never waits on the writer); [`AuditLog::record_durable`] returns once
 //!   the record is fsync'd (group commit). A dedicated writer thread chains,
-//!   journals, batches to the sinks, signs checkpoints, rotates, and
+//!   journals, writes the JSONL file, signs checkpoints, rotates, and
 //!   recovers what a crash left at the next start.
 //! - Sinks behind [`AuditSink`]: JSONL with rotation (the chain continues
-//!   across files), SQLite (queries), PostgreSQL (clusters), stdout.
+//!   across files), SQLite (queries), PostgreSQL (clusters), stdout. Every
+//!   sink but JSONL runs on a thread of its own, fed from the journal
+//!   (`follower.rs`): none can hold an acknowledgement.
 //! - Tamper evidence: each record carries the previous record's hash and
 //!   its own ([`Record`]); Ed25519-signed checkpoints ([`checkpoint`]) make
 //!   truncation and wholesale rewriting detectable; [`verify`] names the
@@ -26,8 +28,10 @@
 //! Invariants:
 //! - An event accepted by `record`/`record_durable` is chained exactly once
 //!   (queue → WAL, or spill → WAL, deduplicated by spill id on recovery).
-//! - No sink sees a record before the WAL holds it; a record acknowledged
-//!   by `record_durable` survives SIGKILL and power loss.
+//! - No sink sees a record before the WAL holds it (PostgreSQL and stdout:
+//!   before it is fsync'd there); a record acknowledged by
+//!   `record_durable` survives SIGKILL and power loss.
+//! - No acknowledgement waits for a sink other than the journal.
 //! - Records are single lines whatever the event holds: JSON escaping plus
 //!   [`record::SafeFormatter`] (C1, DEL, U+2028/9, bidi, zero-width, tags).
 //! - Nothing here holds a lock across an `.await`; the request path never
@@ -38,6 +42,7 @@ mod anomaly;
 pub mod checkpoint;
 mod error;
 mod event;
+mod follower;
 mod hash;
 mod journal;
 mod log;

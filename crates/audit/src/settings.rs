@@ -8,7 +8,8 @@
 //!   sinks:                               # default: jsonl + sqlite under .warden/audit
 //!     jsonl: { path: audit/audit.jsonl, rotate_size: 64MiB, rotate_keep: 20 }
 //!     sqlite: { path: audit/audit.db }
-//!     postgres: { url: env:WARDEN_AUDIT_DATABASE_URL, table: warden_audit, chain: replica-1 }
+//!     postgres: { url: env:WARDEN_AUDIT_DATABASE_URL, table: warden_audit, chain: replica-1,
+//!                 connect_timeout: 5s, statement_timeout: 5s }
 //!     stdout: false
 //!   durability: { low: async, medium: async, high: sync, critical: sync, other: async }
 //!   queue_capacity: 8192
@@ -115,6 +116,12 @@ pub struct RawPostgres {
     /// This replica's chain name: every replica keeps its own chain
     /// (default: the host name).
     pub chain: Option<String>,
+    /// Connecting (TCP and the PostgreSQL handshake) gives up after this
+    /// (default `5s`).
+    pub connect_timeout: Option<String>,
+    /// Each statement gives up after this, on the server and, should the
+    /// network hang, on Warden's side (default `5s`).
+    pub statement_timeout: Option<String>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -232,6 +239,22 @@ pub struct PostgresSettings {
     pub url: PostgresUrl,
     pub table: String,
     pub chain: String,
+    pub connect_timeout: Duration,
+    pub statement_timeout: Duration,
+}
+
+impl PostgresSettings {
+    /// A sink for `table`/`chain` at `url` with default timeouts (tests and
+    /// tools).
+    pub fn new(url: PostgresUrl, table: &str, chain: &str) -> PostgresSettings {
+        PostgresSettings {
+            url,
+            table: table.to_owned(),
+            chain: chain.to_owned(),
+            connect_timeout: DEFAULT_PG_TIMEOUT,
+            statement_timeout: DEFAULT_PG_TIMEOUT,
+        }
+    }
 }
 
 /// The PostgreSQL connection string, or the reference the caller must
@@ -540,6 +563,7 @@ impl RawAudit {
 
 const DEFAULT_ROTATE_BYTES: u64 = 64 * 1024 * 1024;
 const DEFAULT_ROTATE_KEEP: usize = 20;
+const DEFAULT_PG_TIMEOUT: Duration = Duration::from_secs(5);
 
 struct Resolver<'a> {
     base_dir: &'a Path,
@@ -651,7 +675,30 @@ impl Resolver<'_> {
         policy
     }
 
+    /// A timeout of the PostgreSQL sink: 100ms to 10m.
+    fn timeout(&mut self, value: Option<String>, path: &str) -> Duration {
+        let Some(text) = value else {
+            return DEFAULT_PG_TIMEOUT;
+        };
+        match humantime::parse_duration(text.trim()) {
+            Ok(d) if d >= Duration::from_millis(100) && d <= Duration::from_secs(600) => d,
+            _ => {
+                self.error(
+                    path,
+                    &format!("expected a duration from 100ms to 10m, like 5s, not {text:?}"),
+                );
+                DEFAULT_PG_TIMEOUT
+            }
+        }
+    }
+
     fn postgres(&mut self, raw: RawPostgres) -> Option<PostgresSettings> {
+        let connect_timeout =
+            self.timeout(raw.connect_timeout, "audit.sinks.postgres.connect_timeout");
+        let statement_timeout = self.timeout(
+            raw.statement_timeout,
+            "audit.sinks.postgres.statement_timeout",
+        );
         let url = match raw.url {
             None => {
                 self.error("audit.sinks.postgres.url", "required");
@@ -678,7 +725,13 @@ impl Resolver<'_> {
         if chain.is_empty() || chain.len() > 128 {
             self.error("audit.sinks.postgres.chain", "must be 1 to 128 characters");
         }
-        Some(PostgresSettings { url, table, chain })
+        Some(PostgresSettings {
+            url,
+            table,
+            chain,
+            connect_timeout,
+            statement_timeout,
+        })
     }
 
     fn anomaly(&mut self, raw: RawAnomaly) -> AnomalySettings {

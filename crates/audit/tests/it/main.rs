@@ -5,6 +5,7 @@ mod forgery;
 mod golden;
 mod live;
 mod postgres;
+mod proxy;
 mod sinks;
 mod spill;
 mod sqlite;
