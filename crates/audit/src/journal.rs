@@ -6,9 +6,10 @@
 //! - `wal-<first seq, 20 digits>.jsonl` — the write-ahead log, in
 //!   segments. Every chained record is appended to the newest segment (one
 //!   write per batch) *before* any sink sees it; it is fsync'd before a
-//!   `record_durable` caller is answered (group commit) and at every sync
-//!   point. Secondary sinks (SQLite, PostgreSQL, stdout) read the segments
-//!   on their own threads ([`JournalReader`]). A segment is
+//!   `record_durable` caller is answered, and at most `async_commit` after
+//!   an `async` record was appended (group commit). Secondary sinks
+//!   (SQLite, PostgreSQL, stdout) read the segments — only what is
+//!   fsync'd — on their own threads ([`JournalReader`]). A segment is
 //!   deleted once every sink that keeps records holds all of it durably;
 //!   the newest segment always stays, so the chain head survives even
 //!   when no sink can say it. Nothing is rewritten in place.
@@ -200,6 +201,11 @@ impl Wal {
         }
         self.unsynced_since = None;
         Ok(())
+    }
+
+    /// When the oldest append not yet fsync'd was made.
+    pub fn unsynced_since(&self) -> Option<Instant> {
+        self.unsynced_since
     }
 
     /// Deletes the segments whose every record has `seq <= keep_after`,

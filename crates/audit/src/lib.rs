@@ -7,8 +7,9 @@
 //!   bounded queue push (a full queue spills to the journal: never drops,
 //!   never waits on the writer); [`AuditLog::record_durable`] returns once
 //!   the record is fsync'd (group commit). A dedicated writer thread chains,
-//!   journals, writes the JSONL file, signs checkpoints, rotates, and
-//!   recovers what a crash left at the next start.
+//!   journals (fsync'd at most `async_commit` after any append), writes the
+//!   JSONL file, signs checkpoints, rotates, and recovers what a crash left
+//!   at the next start.
 //! - Sinks behind [`AuditSink`]: JSONL with rotation (the chain continues
 //!   across files), SQLite (queries), PostgreSQL (clusters), stdout. Every
 //!   sink but JSONL runs on a thread of its own, fed from the journal

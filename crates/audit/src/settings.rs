@@ -11,7 +11,8 @@
 //!     postgres: { url: env:WARDEN_AUDIT_DATABASE_URL, table: warden_audit, chain: replica-1,
 //!                 connect_timeout: 5s, statement_timeout: 5s }
 //!     stdout: false
-//!   durability: { low: async, medium: async, high: sync, critical: sync, other: async }
+//!   durability: { low: async, medium: async, high: sync, critical: sync, other: async,
+//!                 async_commit: 100ms }
 //!   queue_capacity: 8192
 //!   batch_max: 512
 //!   journal: audit/journal
@@ -133,6 +134,9 @@ pub struct RawDurability {
     pub critical: Option<String>,
     /// Events without a risk tier (lifecycle, lists).
     pub other: Option<String>,
+    /// `async` records are fsync'd in the journal at most this long after
+    /// the writer appended them (group commit; default `100ms`).
+    pub async_commit: Option<String>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -280,7 +284,11 @@ impl fmt::Debug for PostgresUrl {
 pub enum Durability {
     /// `record_durable`: fsync'd in the journal before it returns.
     Sync,
-    /// `record`: queued; written by the writer within milliseconds.
+    /// `record`: a queue push. The writer appends it to the journal when
+    /// it takes it from the queue (at most 1 ms of batching, plus whatever
+    /// queued before it); from then on it survives the process being
+    /// killed. It is fsync'd — survives a power loss — at most
+    /// [`DurabilityPolicy::async_commit`] later.
     Async,
 }
 
@@ -289,6 +297,9 @@ pub struct DurabilityPolicy {
     /// Indexed by tier: low, medium, high, critical.
     pub tiers: [Durability; 4],
     pub other: Durability,
+    /// Longest time between the journal append of an `async` record and
+    /// its fsync (group commit).
+    pub async_commit: Duration,
 }
 
 impl DurabilityPolicy {
@@ -306,6 +317,7 @@ impl Default for DurabilityPolicy {
         DurabilityPolicy {
             tiers: [Async, Async, Sync, Sync],
             other: Async,
+            async_commit: DEFAULT_ASYNC_COMMIT,
         }
     }
 }
@@ -564,6 +576,7 @@ impl RawAudit {
 const DEFAULT_ROTATE_BYTES: u64 = 64 * 1024 * 1024;
 const DEFAULT_ROTATE_KEEP: usize = 20;
 const DEFAULT_PG_TIMEOUT: Duration = Duration::from_secs(5);
+const DEFAULT_ASYNC_COMMIT: Duration = Duration::from_millis(100);
 
 struct Resolver<'a> {
     base_dir: &'a Path,
@@ -654,6 +667,17 @@ impl Resolver<'_> {
             (raw.critical, "critical", Some(RiskTier::Critical)),
             (raw.other, "other", None),
         ];
+        if let Some(text) = raw.async_commit {
+            match humantime::parse_duration(text.trim()) {
+                Ok(d) if d >= Duration::from_millis(1) && d <= Duration::from_secs(10) => {
+                    policy.async_commit = d
+                }
+                _ => self.error(
+                    "audit.durability.async_commit",
+                    &format!("expected a duration from 1ms to 10s, like 100ms, not {text:?}"),
+                ),
+            }
+        }
         for (value, name, tier) in entries {
             let Some(value) = value else { continue };
             let d = match value.as_str() {

@@ -1,8 +1,8 @@
 //! The writer thread: takes batches from the queue (and the spill
 //! journal), chains them, appends them to the journal (fsync'd when a
-//! caller waits for durability: group commit), answers the waiters, then
-//! writes the JSONL file. Checkpoints, rotation and the journal's release
-//! happen here too.
+//! caller waits for durability, and at most `async_commit` after any
+//! append: group commit), answers the waiters, then writes the JSONL file.
+//! Checkpoints, rotation and the journal's release happen here too.
 //!
 //! Every other sink (SQLite, PostgreSQL, stdout, extra sinks) has a thread
 //! of its own that follows the journal ([`crate::follower`]): this thread
@@ -111,6 +111,7 @@ pub(crate) struct Writer {
     last_checkpoint: Instant,
     last_sync: Instant,
     dirty: bool,
+    async_commit: Duration,
     /// Checkpoints not yet in the side file.
     pending_side: Vec<SideEntry>,
     wal_buf: Vec<u8>,
@@ -177,6 +178,7 @@ impl Writer {
             last_checkpoint: now,
             last_sync: now,
             dirty: false,
+            async_commit: settings.durability.async_commit,
             pending_side: Vec::new(),
             wal_buf: Vec::with_capacity(256 * 1024),
             unjournaled: Vec::new(),
@@ -463,6 +465,9 @@ impl Writer {
         if self.since_checkpoint > 0 {
             d = d.min(self.last_checkpoint + self.checkpoint_interval);
         }
+        if let Some(since) = self.wal.unsynced_since() {
+            d = d.min(since + self.async_commit);
+        }
         d
     }
 
@@ -725,6 +730,13 @@ impl Writer {
         if !self.unjournaled.is_empty() {
             let (_, journaled) = self.journal(Vec::new(), false);
             self.write_jsonl(&journaled);
+        }
+        if self
+            .wal
+            .unsynced_since()
+            .is_some_and(|t| t.elapsed() >= self.async_commit)
+        {
+            let _ = self.commit();
         }
         if self
             .primary
