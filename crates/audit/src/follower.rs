@@ -11,6 +11,11 @@
 //! writer continues the chain from that sink. A sink asked on its own
 //! thread (PostgreSQL, stdout) takes only what is fsync'd, so it is never
 //! ahead of a journal that lost its tail.
+//!
+//! Each follower also applies its sink's retention: it asks the writer to
+//! chain a `retention` record naming the cut, waits until that record is
+//! durable in the journal and in its own sink, and only then deletes — so
+//! a copy that starts later than it used to always says why.
 
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -19,10 +24,13 @@ use std::time::{Duration, Instant};
 use tracing::warn;
 
 use crate::error::AuditError;
+use crate::event::Timestamp;
 use crate::journal::JournalReader;
-use crate::log::Shared;
+use crate::log::{Pending, Shared};
 use crate::metrics::{Counters, SinkState};
-use crate::sink::{AuditSink, Entry};
+use crate::retention::marker;
+use crate::settings::RetentionSettings;
+use crate::sink::{AuditSink, Entry, RetentionCut};
 
 /// A follower syncs its sink at least this often while it writes.
 const SYNC_INTERVAL: Duration = Duration::from_secs(1);
@@ -30,11 +38,11 @@ const SYNC_INTERVAL: Duration = Duration::from_secs(1);
 /// its own thread a retry costs nobody else anything, so it is frequent.
 const RETRY_FIRST: Duration = Duration::from_secs(1);
 const RETRY_MAX: Duration = Duration::from_secs(30);
-/// An idle follower looks at the journal at least this often.
-const IDLE_WAIT: Duration = Duration::from_secs(5);
 /// How long a stopping follower may still spend catching up; the journal
 /// keeps the rest for the next start.
 pub(crate) const STOP_GRACE: Duration = Duration::from_secs(10);
+/// How long a follower waits for its retention record to be journalled.
+const MARKER_WAIT: Duration = Duration::from_secs(10);
 /// Records per sink write when a follower is behind: larger transactions
 /// cost SQLite far fewer pages per record (measured: 4 096-record
 /// transactions sustain about twice the rate of 512-record ones).
@@ -70,6 +78,8 @@ pub(crate) struct Follower {
     pub reader: JournalReader,
     pub batch_max: usize,
     pub start: StartAt,
+    pub retention: RetentionSettings,
+    pub retention_interval: Duration,
 }
 
 struct Run {
@@ -78,7 +88,11 @@ struct Run {
     last_sync: Instant,
     retry_at: Option<Instant>,
     retry_delay: Duration,
+    next_retention: Instant,
     stop_deadline: Option<Instant>,
+    /// A cut announced in the journal, applied once the sink holds the
+    /// announcement (at most this seq).
+    pending_prune: Option<(RetentionCut, u64)>,
 }
 
 impl Follower {
@@ -101,7 +115,9 @@ impl Follower {
             last_sync: now,
             retry_at: None,
             retry_delay: RETRY_FIRST,
+            next_retention: now + self.retention_interval.min(Duration::from_secs(5)),
             stop_deadline: None,
+            pending_prune: None,
         };
         if let Some(p) = run.position {
             self.publish_position(p);
@@ -159,10 +175,34 @@ impl Follower {
             if stopping {
                 break;
             }
-            let wake = match run.dirty {
-                true => run.last_sync + SYNC_INTERVAL,
-                false => Instant::now() + IDLE_WAIT,
-            };
+            let announced = run
+                .pending_prune
+                .as_ref()
+                .is_some_and(|(_, m)| self.state.synced.load(Ordering::Acquire) >= *m);
+            if announced {
+                if let Some((cut, _)) = run.pending_prune.take() {
+                    match self.sink.prune(&cut) {
+                        Ok(n) => Counters::add(&self.state.pruned, n),
+                        Err(e) => self.fail(&mut run, &e),
+                    }
+                }
+                continue;
+            }
+            if run.pending_prune.is_none() && Instant::now() >= run.next_retention {
+                run.next_retention = Instant::now() + self.retention_interval;
+                match self.announce_retention() {
+                    Ok(p) => run.pending_prune = p,
+                    Err(e) => {
+                        Counters::add(&self.state.errors, 1);
+                        warn!(target: "audit", sink = self.state.name, error = %e, "audit retention failed; it runs again later");
+                    }
+                }
+                continue;
+            }
+            let mut wake = run.next_retention;
+            if run.dirty {
+                wake = wake.min(run.last_sync + SYNC_INTERVAL);
+            }
             self.shared
                 .journal
                 .wait_past(durable, self.durable_only, generation, wake);
@@ -292,5 +332,44 @@ impl Follower {
     fn publish_position(&self, p: u64) {
         self.state.position.store(p, Ordering::Relaxed);
         self.state.known.store(true, Ordering::Relaxed);
+    }
+
+    /// Where retention cuts the sink now, announced by a `retention`
+    /// record durable in the journal; with the seq the sink must reach
+    /// (then holding the announcement) before the cut is made.
+    fn announce_retention(&mut self) -> Result<Option<(RetentionCut, u64)>, AuditError> {
+        if self.retention.is_unlimited() || !self.state.keeps {
+            return Ok(None);
+        }
+        let Some(cut) = self
+            .sink
+            .retention_cut(&self.retention, Timestamp::now().unix_nanos())?
+        else {
+            return Ok(None);
+        };
+        let (tx, mut rx) = tokio::sync::oneshot::channel();
+        let pending = Pending {
+            event: marker(self.state.name, &cut),
+            ack: Some(tx),
+        };
+        if self.shared.push(pending).is_some() {
+            // The queue is full or closed: next time.
+            return Ok(None);
+        }
+        let deadline = Instant::now() + MARKER_WAIT;
+        let acked = loop {
+            match rx.try_recv() {
+                Ok(result) => break result.is_ok(),
+                Err(tokio::sync::oneshot::error::TryRecvError::Closed) => break false,
+                Err(tokio::sync::oneshot::error::TryRecvError::Empty) => {
+                    if Instant::now() >= deadline || self.state.stop.load(Ordering::Acquire) {
+                        break false;
+                    }
+                    std::thread::sleep(Duration::from_millis(2));
+                }
+            }
+        };
+        // Durable now, so at or before the journal's durable head.
+        Ok(acked.then(|| (cut, self.shared.journal.durable())))
     }
 }

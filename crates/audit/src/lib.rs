@@ -13,15 +13,16 @@
 //! - Sinks behind [`AuditSink`]: JSONL with rotation (the chain continues
 //!   across files), SQLite (queries), PostgreSQL (clusters), stdout. Every
 //!   sink but JSONL runs on a thread of its own, fed from the journal
-//!   (`follower.rs`): none can hold an acknowledgement.
+//!   (`follower.rs`): none can hold an acknowledgement. Retention by age and
+//!   size for each, announced by a chained `retention` record.
+//! - [`SecretScrubber`]: the secret detector `audit.arguments: redacted`
+//!   runs over argument strings, installed by the binary.
 //! - Tamper evidence: each record carries the previous record's hash and
 //!   its own ([`Record`]); Ed25519-signed checkpoints ([`checkpoint`]) make
 //!   truncation and wholesale rewriting detectable; [`verify`] names the
 //!   first broken record (file, line, seq).
 //! - Reading: [`query`] (SQLite), [`tail`] (JSONL, follows rotation).
 //! - Log hygiene: [`Redactor`] and its `tracing` layer.
-//! - [`SecretScrubber`]: the secret detector `audit.arguments: redacted`
-//!   runs over argument strings, installed by the binary.
 //! - [`AnomalyDetector`]: burst, off-hours and token-reuse alerts, chained
 //!   as events.
 //! - [`input_hash`]: SHA-256 of the RFC 8785 canonical arguments.
@@ -51,6 +52,7 @@ mod metrics;
 mod query;
 pub mod record;
 mod redact;
+mod retention;
 mod scrub;
 mod settings;
 pub mod sink;
@@ -61,7 +63,7 @@ pub use anomaly::AnomalyDetector;
 pub use error::AuditError;
 pub use event::{
     AnomalyAlert, ApprovalFacts, Checkpoint, Decision, Event, EventKind, Lifecycle, OutputFacts,
-    PrincipalFacts, RiskTier, Timestamp, TokenFacts, SCHEMA_VERSION,
+    PrincipalFacts, RetentionFacts, RiskTier, Timestamp, TokenFacts, SCHEMA_VERSION,
 };
 pub use hash::{canonical, input_hash};
 pub use log::{AuditLog, AuditWorker};
@@ -73,11 +75,12 @@ pub use scrub::{secret_placeholder, SecretScrubber};
 pub use settings::{
     AnomalySettings, ArgumentsPolicy, AuditSettings, AuthFailureLimit, BurstRule,
     CheckpointSettings, Durability, DurabilityPolicy, JsonlSettings, OffHoursRule,
-    PostgresSettings, PostgresUrl, RawAnomaly, RawAudit, RawAuthFailures, RawBurst, RawCheckpoint,
-    RawDurability, RawJsonl, RawOffHours, RawPostgres, RawSinks, RawSize, RawSqlite, RawTokenReuse,
+    PostgresSettings, PostgresUrl, RawAge, RawAnomaly, RawAudit, RawAuthFailures, RawBurst,
+    RawCheckpoint, RawDurability, RawJsonl, RawOffHours, RawPostgres, RawRetention,
+    RawSinkRetention, RawSinks, RawSize, RawSqlite, RawTokenReuse, RetentionSettings,
     SettingsErrors, SqliteSettings, TokenReuseRule,
 };
-pub use sink::AuditSink;
+pub use sink::{AuditSink, RetentionCut};
 pub use verify::{
     verify, verify_sqlite, verify_with, Failure, Problem, VerifyOptions, VerifyReport,
 };

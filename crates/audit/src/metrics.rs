@@ -43,6 +43,8 @@ pub(crate) struct SinkState {
     /// Microseconds after the epoch when it last held every record durable
     /// in the journal.
     pub caught_up_at: AtomicU64,
+    /// Records removed by retention.
+    pub pruned: AtomicU64,
     /// A flush wants the sink synced through this seq.
     pub flush_target: AtomicU64,
     /// The writer is stopping: catch up (within a grace period) and end.
@@ -61,6 +63,7 @@ impl SinkState {
             synced: AtomicU64::new(0),
             failed: AtomicBool::new(false),
             caught_up_at: AtomicU64::new(0),
+            pruned: AtomicU64::new(0),
             flush_target: AtomicU64::new(0),
             stop: AtomicBool::new(false),
             stopped: AtomicBool::new(false),
@@ -113,6 +116,8 @@ pub struct MetricsSnapshot {
     /// How long each sink has been behind: zero when it holds everything
     /// the journal has made durable, otherwise the time since it last did.
     pub sink_lag: BTreeMap<&'static str, Duration>,
+    /// Records removed by retention, per sink.
+    pub retention_pruned: BTreeMap<&'static str, u64>,
     pub queue_depth: usize,
     pub lag: Duration,
     /// Seq of the newest record.
@@ -167,6 +172,11 @@ impl Counters {
                 .collect(),
             sink_lag_records: self.sinks.iter().map(|s| (s.name, behind(s))).collect(),
             sink_lag: self.sinks.iter().map(|s| (s.name, lag_time(s))).collect(),
+            retention_pruned: self
+                .sinks
+                .iter()
+                .map(|s| (s.name, get(&s.pruned)))
+                .collect(),
             queue_depth,
             lag,
             last_seq,

@@ -11,9 +11,15 @@
 //!   longer matches;
 //! - a cut tail: the side file names a checkpoint the log no longer reaches.
 //!
-//! What is *not* tampering: a live trail. Files are opened as one
-//! consistent set even while Warden rotates and prunes them, and a last
-//! line still being written is left for the next run.
+//! What is *not* tampering, and is reported as what it is:
+//! - history pruned by retention: the trail (or the SQL copy) starts at a
+//!   signed checkpoint, and a chained `retention` record of that copy names
+//!   the cut. Verification starts from that checkpoint; the report says how
+//!   many records went. A start later than any retention record allows is
+//!   a removal.
+//! - a live trail: files are opened as one consistent set even while
+//!   Warden rotates and prunes them, and a last line still being written is
+//!   left for the next run.
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -26,7 +32,7 @@ use ed25519_dalek::VerifyingKey;
 use serde::Deserialize;
 
 use crate::checkpoint::{self, side_file_for, SideEntry, SignatureProblem};
-use crate::event::Checkpoint;
+use crate::event::{Checkpoint, RetentionFacts};
 use crate::record::{parse_line, Record, GENESIS};
 
 /// What to verify against.
@@ -61,6 +67,12 @@ pub struct VerifyReport {
     /// The side file used, and how many of its entries were checked.
     pub side_file: Option<PathBuf>,
     pub side_entries_checked: u64,
+    /// Records before the first one verified (`first_seq - 1`): pruned by
+    /// retention, or (trails older than retention records) rotated away.
+    pub pruned: u64,
+    /// Seq of the signed checkpoint verification started from, when the
+    /// trail starts at one (a pruned trail does).
+    pub anchor: Option<u64>,
     /// The first problem found; `None` means the trail verifies.
     pub failure: Option<Failure>,
     /// Facts worth knowing that are not failures.
@@ -192,6 +204,16 @@ impl fmt::Display for VerifyReport {
                 self.side_entries_checked
             )?;
         }
+        if self.pruned > 0 {
+            match self.anchor {
+                Some(at) => writeln!(
+                    f,
+                    "{} earlier record(s) pruned; verification starts at the signed checkpoint at seq {at}",
+                    self.pruned
+                )?,
+                None => writeln!(f, "{} earlier record(s) not in the trail", self.pruned)?,
+            }
+        }
         if self.unsigned_tail > 0 {
             writeln!(
                 f,
@@ -228,6 +250,8 @@ struct KindOnly {
     kind: String,
     #[serde(default)]
     checkpoint: Option<Box<Checkpoint>>,
+    #[serde(default)]
+    retention: Option<Box<RetentionFacts>>,
 }
 
 /// [`verify`] with explicit options.
@@ -239,7 +263,7 @@ pub fn verify_with(paths: &[PathBuf], options: &VerifyOptions) -> VerifyReport {
             .filter(|p| p.exists())
     });
     let end = paths.last().cloned().unwrap_or_default();
-    let mut walker = match Walker::new(options, side, end) {
+    let mut walker = match Walker::new(options, side, end, "jsonl") {
         Ok(w) => w,
         Err(report) => return *report,
     };
@@ -374,7 +398,12 @@ fn open_trail(paths: &[PathBuf]) -> Result<Vec<(PathBuf, File)>, (PathBuf, std::
 /// `options.checkpoints` (give the JSONL one, or `<journal>/audit.checkpoints`
 /// for a trail without JSONL).
 pub fn verify_sqlite(db: &Path, options: &VerifyOptions) -> VerifyReport {
-    let mut walker = match Walker::new(options, options.checkpoints.clone(), db.to_owned()) {
+    let mut walker = match Walker::new(
+        options,
+        options.checkpoints.clone(),
+        db.to_owned(),
+        "sqlite",
+    ) {
         Ok(w) => w,
         Err(report) => return *report,
     };
@@ -421,6 +450,15 @@ struct Walker<'a> {
     prev: Option<(u64, [u8; 32])>,
     /// Where the last record stands (a cut tail is reported just after it).
     last_pos: (PathBuf, u64),
+    /// The copy verified (`jsonl`, `sqlite`): whose retention records count.
+    sink: &'static str,
+    /// Where the first record stands.
+    first_pos: (PathBuf, u64),
+    /// A start later than expected, at a signed checkpoint: pruned history
+    /// if a retention record of this copy covers it, else this failure.
+    unexplained_start: Option<Failure>,
+    /// The furthest cut a retention record of this copy announced.
+    pruned_through: Option<u64>,
 }
 
 impl<'a> Walker<'a> {
@@ -428,6 +466,7 @@ impl<'a> Walker<'a> {
         options: &'a VerifyOptions,
         side_path: Option<PathBuf>,
         end: PathBuf,
+        sink: &'static str,
     ) -> Result<Walker<'a>, Box<VerifyReport>> {
         let mut report = VerifyReport::default();
         let mut fail = |file: &Path, line: u64, seq: Option<u64>, problem: Problem| {
@@ -467,7 +506,11 @@ impl<'a> Walker<'a> {
             key,
             side,
             prev: None,
-            last_pos: (end, 0),
+            last_pos: (end.clone(), 0),
+            sink,
+            first_pos: (end, 0),
+            unexplained_start: None,
+            pruned_through: None,
         })
     }
 
@@ -507,6 +550,7 @@ impl<'a> Walker<'a> {
             Err(e) => return Err(fail(claimed, Problem::Malformed(e.to_string()))),
         };
         let seq = record.seq;
+        let kind = serde_json::from_str::<KindOnly>(record.event_text());
         match self.prev {
             Some((pseq, phash)) => {
                 if seq != pseq + 1 {
@@ -520,24 +564,36 @@ impl<'a> Walker<'a> {
                 if seq == 1 && record.prev != GENESIS {
                     return Err(fail(Some(seq), Problem::BrokenLink));
                 }
+                // A checkpoint over the record before it: where a pruned
+                // trail starts (its signature is checked below).
+                let anchored = matches!(&kind, Ok(k) if k.kind == "checkpoint"
+                && k.checkpoint.as_ref().is_some_and(|cp| {
+                    cp.through_seq + 1 == seq && cp.through_hash == hex::encode(record.prev)
+                }));
                 if seq != expected_first && !self.options.allow_partial {
-                    return Err(fail(
+                    let removed = fail(
                         Some(seq),
                         Problem::Sequence {
                             expected: expected_first,
                         },
-                    ));
+                    );
+                    if !anchored {
+                        return Err(removed);
+                    }
+                    self.unexplained_start = Some(removed);
                 }
                 if seq != 1 {
-                    self.report.notes.push(format!(
-                        "the trail starts at seq {seq}: earlier records are not in the files given (rotated away?)"
-                    ));
+                    self.report.pruned = seq - 1;
+                    if anchored {
+                        self.report.anchor = Some(seq);
+                    }
                 }
                 self.report.first_seq = Some(seq);
+                self.first_pos = (source.to_owned(), line_no);
             }
         }
         // The event: checkpoints are checked against the record before.
-        match serde_json::from_str::<KindOnly>(record.event_text()) {
+        match kind {
             Ok(k) if k.kind == "checkpoint" => {
                 let Some(cp) = k.checkpoint else {
                     return Err(fail(Some(seq), Problem::CheckpointMismatch));
@@ -553,7 +609,12 @@ impl<'a> Walker<'a> {
                 self.report.checkpoints += 1;
                 self.report.unsigned_tail = 0;
             }
-            Ok(_) => self.report.unsigned_tail += 1,
+            Ok(k) => {
+                if let Some(r) = k.retention.filter(|r| r.sink == self.sink) {
+                    self.pruned_through = self.pruned_through.max(Some(r.pruned_through));
+                }
+                self.report.unsigned_tail += 1;
+            }
             Err(e) => return Err(fail(Some(seq), Problem::Malformed(format!("event: {e}")))),
         }
         if let Some((_, entry)) = self.side.get(&seq) {
@@ -574,8 +635,35 @@ impl<'a> Walker<'a> {
         Ok(())
     }
 
-    /// Checkpoints the side file names beyond the end: the tail was cut.
+    /// A start retention does not explain; checkpoints the side file names
+    /// beyond the end (the tail was cut).
     fn finish(mut self) -> VerifyReport {
+        if let Some(first) = self.report.first_seq.filter(|s| *s > 1) {
+            let explained = self.pruned_through.is_some_and(|p| first <= p + 1);
+            if let Some(removed) = self.unexplained_start.take() {
+                if !explained {
+                    self.report.failure = Some(removed);
+                    return self.report;
+                }
+            }
+            match self.pruned_through {
+                Some(p) if first > p + 1 => {
+                    // Retention said it kept from p + 1; the trail starts later.
+                    let (file, line) = std::mem::take(&mut self.first_pos);
+                    self.report.failure = Some(Failure {
+                        file,
+                        line,
+                        seq: Some(first),
+                        problem: Problem::Sequence { expected: p + 1 },
+                    });
+                    return self.report;
+                }
+                Some(_) => {}
+                None => self.report.notes.push(format!(
+                    "the trail starts at seq {first}: earlier records are not in the files given (rotated away?)"
+                )),
+            }
+        }
         let from = self.report.last_seq.map_or(0, |s| s + 1);
         if let Some((&checkpoint_seq, _)) = self.side.range(from..).next() {
             let (file, line) = std::mem::take(&mut self.last_pos);

@@ -2,7 +2,8 @@
 //! journal), chains them, appends them to the journal (fsync'd when a
 //! caller waits for durability, and at most `async_commit` after any
 //! append: group commit), answers the waiters, then writes the JSONL file.
-//! Checkpoints, rotation and the journal's release happen here too.
+//! Checkpoints, rotation, JSONL retention and the journal's release happen
+//! here too.
 //!
 //! Every other sink (SQLite, PostgreSQL, stdout, extra sinks) has a thread
 //! of its own that follows the journal ([`crate::follower`]): this thread
@@ -14,7 +15,7 @@
 
 use std::collections::HashSet;
 use std::fs::{File, OpenOptions};
-use std::io::Write;
+use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -26,14 +27,15 @@ use tracing::warn;
 use crate::anomaly::AnomalyDetector;
 use crate::checkpoint::{side_file_for, CheckpointSigner, SideEntry};
 use crate::error::AuditError;
-use crate::event::{Event, EventKind, Lifecycle};
+use crate::event::{Event, EventKind, Lifecycle, Timestamp};
 use crate::follower::{Follower, StartAt, FOLLOWER_BATCH};
 use crate::journal::{wal_line, JournalReader, Spill, Wal};
 use crate::log::{Ack, Control, Pending, Shared, COALESCE_MAX, COALESCE_WINDOW};
 use crate::metrics::{Counters, SinkState};
 use crate::record::{Record, GENESIS};
-use crate::settings::AuditSettings;
-use crate::sink::jsonl::JsonlSink;
+use crate::retention::marker;
+use crate::settings::{AuditSettings, RetentionSettings};
+use crate::sink::jsonl::{sync_dir, JsonlSink};
 use crate::sink::postgres::PostgresSink;
 use crate::sink::sqlite::SqliteSink;
 use crate::sink::stdout::StdoutSink;
@@ -83,6 +85,7 @@ struct Primary {
     failed: bool,
     last_retry: Option<Instant>,
     retry_delay: Duration,
+    retention: RetentionSettings,
 }
 
 struct FollowerHandle {
@@ -112,6 +115,8 @@ pub(crate) struct Writer {
     last_sync: Instant,
     dirty: bool,
     async_commit: Duration,
+    retention_interval: Duration,
+    next_retention: Instant,
     /// Checkpoints not yet in the side file.
     pending_side: Vec<SideEntry>,
     wal_buf: Vec<u8>,
@@ -179,6 +184,8 @@ impl Writer {
             last_sync: now,
             dirty: false,
             async_commit: settings.durability.async_commit,
+            retention_interval: settings.retention_interval,
+            next_retention: now + settings.retention_interval.min(Duration::from_secs(5)),
             pending_side: Vec::new(),
             wal_buf: Vec::with_capacity(256 * 1024),
             unjournaled: Vec::new(),
@@ -217,22 +224,31 @@ impl Writer {
                 failed: false,
                 last_retry: None,
                 retry_delay: RETRY_INTERVAL,
+                retention: j.retention,
             });
         }
-        let mut followers: Vec<(Box<dyn AuditSink>, StartAt)> = Vec::new();
+        let mut followers: Vec<(Box<dyn AuditSink>, StartAt, RetentionSettings)> = Vec::new();
         if let Some(s) = &settings.sqlite {
             let mut sink = SqliteSink::open(&s.path)?;
             let last = sink.last()?;
             adopt(&mut writer, last, "sqlite");
             let at = last.map_or(0, |(s, _)| s);
-            followers.push((Box::new(sink), StartAt::After(at)));
+            followers.push((Box::new(sink), StartAt::After(at), s.retention));
         }
         if let Some(p) = &settings.postgres {
             // Asked on its own thread: a hung server must not delay the start.
-            followers.push((Box::new(PostgresSink::new(p)?), StartAt::AskSink));
+            followers.push((
+                Box::new(PostgresSink::new(p)?),
+                StartAt::AskSink,
+                p.retention,
+            ));
         }
         if settings.stdout {
-            followers.push((Box::<StdoutSink>::default(), StartAt::AskSink));
+            followers.push((
+                Box::<StdoutSink>::default(),
+                StartAt::AskSink,
+                RetentionSettings::default(),
+            ));
         }
         for mut sink in extra {
             let start = if sink.keeps_records() {
@@ -242,7 +258,7 @@ impl Writer {
             } else {
                 StartAt::AskSink
             };
-            followers.push((sink, start));
+            followers.push((sink, start, RetentionSettings::default()));
         }
         if writer.seq > journal_last {
             // The journal lost what a sink holds: continue in a new segment,
@@ -253,14 +269,14 @@ impl Writer {
         }
         let pending_catch_up: u64 = followers
             .iter()
-            .map(|(_, start)| match start {
+            .map(|(_, start, _)| match start {
                 StartAt::After(p) => journal_last.saturating_sub(*p),
                 StartAt::AskSink => 0,
             })
             .sum();
         // The sinks' threads first: the journal is released only as far as
         // they hold it, and recovery below releases.
-        for (sink, start) in followers {
+        for (sink, start, retention) in followers {
             let state = state_of(sink.name())?;
             if let StartAt::After(p) = start {
                 state.position.store(p, Ordering::Relaxed);
@@ -275,6 +291,8 @@ impl Writer {
                 reader: JournalReader::new(&settings.journal_dir),
                 batch_max: settings.batch_max.max(FOLLOWER_BATCH),
                 start,
+                retention,
+                retention_interval: settings.retention_interval,
             }
             .spawn()?;
             writer.followers.push(FollowerHandle {
@@ -467,6 +485,9 @@ impl Writer {
         }
         if let Some(since) = self.wal.unsynced_since() {
             d = d.min(since + self.async_commit);
+        }
+        if self.primary.is_some() {
+            d = d.min(self.next_retention);
         }
         d
     }
@@ -760,9 +781,14 @@ impl Writer {
         if self.primary.as_ref().is_some_and(|p| p.failed) {
             self.retry_primary();
         }
+        if Instant::now() >= self.next_retention {
+            self.jsonl_retention();
+        }
     }
 
-    /// Ends the active file with a checkpoint and starts a new one.
+    /// Ends the active file with a checkpoint, starts a new one with
+    /// another (each file then starts and ends at a signed checkpoint),
+    /// and applies retention.
     fn rotate_jsonl(&mut self) {
         self.checkpoint();
         self.sync_point();
@@ -773,7 +799,10 @@ impl Writer {
             return;
         }
         match p.sink.rotate() {
-            Ok(()) => {}
+            Ok(()) => {
+                self.checkpoint();
+                self.jsonl_retention();
+            }
             Err(e) => {
                 warn!(target: "audit", sink = "jsonl", error = %e, "audit file rotation failed");
                 Counters::add(&p.state.errors, 1);
@@ -876,6 +905,54 @@ impl Writer {
         self.dirty = false;
     }
 
+    /// Prunes the JSONL files as retention says: a chained `retention`
+    /// record, durable, then the files and their side-file entries.
+    fn jsonl_retention(&mut self) {
+        self.next_retention = Instant::now() + self.retention_interval;
+        let Some(p) = self.primary.as_mut().filter(|p| !p.failed) else {
+            return;
+        };
+        let cut = match p
+            .sink
+            .retention_cut(&p.retention, Timestamp::now().unix_nanos())
+        {
+            Ok(Some(cut)) => cut,
+            Ok(None) => return,
+            Err(e) => {
+                Counters::add(&p.state.errors, 1);
+                warn!(target: "audit", sink = "jsonl", error = %e, "audit retention failed");
+                return;
+            }
+        };
+        let event = marker("jsonl", &cut);
+        self.process(vec![Pending { event, ack: None }], Vec::new());
+        self.sync_point();
+        let announced = self.unjournaled.is_empty()
+            && self.wal.unsynced_since().is_none()
+            && self
+                .primary
+                .as_ref()
+                .is_some_and(|p| !p.failed && p.synced >= self.seq);
+        if !announced {
+            return;
+        }
+        let Some(p) = self.primary.as_mut() else {
+            return;
+        };
+        match p.sink.prune(&cut) {
+            Ok(n) => {
+                Counters::add(&p.state.pruned, n);
+                if let Err(e) = prune_side(&self.side_file, cut.keep_from) {
+                    warn!(target: "audit", error = %e, "could not prune the checkpoint file");
+                }
+            }
+            Err(e) => {
+                Counters::add(&p.state.errors, 1);
+                warn!(target: "audit", sink = "jsonl", error = %e, "audit retention failed");
+            }
+        }
+    }
+
     /// Reopens a failed JSONL file and brings it up to the journal.
     fn retry_primary(&mut self) {
         let Some(p) = self.primary.as_mut() else {
@@ -953,4 +1030,38 @@ fn append_side(path: &Path, entries: &[SideEntry]) -> Result<(), AuditError> {
     f.write_all(&bytes)
         .and_then(|()| f.sync_data())
         .map_err(|e| AuditError::io(path, e))
+}
+
+/// Rewrites the side file without the entries of pruned records
+/// (atomically: a reader sees the old file or the new one).
+fn prune_side(path: &Path, keep_from: u64) -> Result<(), AuditError> {
+    let file = match File::open(path) {
+        Ok(f) => f,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(AuditError::io(path, e)),
+    };
+    let mut kept = Vec::new();
+    let mut dropped = false;
+    for line in BufReader::new(file).lines() {
+        let line = line.map_err(|e| AuditError::io(path, e))?;
+        let at_seq = serde_json::from_str::<SideEntry>(&line).map(|e| e.at_seq);
+        if matches!(at_seq, Ok(seq) if seq < keep_from) {
+            dropped = true;
+            continue;
+        }
+        kept.extend_from_slice(line.as_bytes());
+        kept.push(b'\n');
+    }
+    if !dropped {
+        return Ok(());
+    }
+    let tmp = path.with_extension("checkpoints.tmp");
+    {
+        let mut f = File::create(&tmp).map_err(|e| AuditError::io(&tmp, e))?;
+        f.write_all(&kept)
+            .and_then(|()| f.sync_all())
+            .map_err(|e| AuditError::io(&tmp, e))?;
+    }
+    std::fs::rename(&tmp, path).map_err(|e| AuditError::io(path, e))?;
+    sync_dir(path)
 }

@@ -13,6 +13,7 @@ use serde::Deserialize;
 use crate::error::AuditError;
 use crate::event::Timestamp;
 use crate::record::Record;
+use crate::settings::RetentionSettings;
 
 /// A chained record and the fields sinks index it by.
 #[derive(Debug, Clone)]
@@ -87,6 +88,26 @@ impl From<IndexedEvent<'_>> for IndexFields {
     }
 }
 
+/// Where retention cuts a sink: every record with `seq < keep_from` goes.
+/// `keep_from` is a checkpoint record's seq (JSONL: the first record of a
+/// rotated file, which is one), so the pruned sink starts at a signed
+/// checkpoint.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RetentionCut {
+    /// The oldest record the sink holds now.
+    pub oldest: u64,
+    pub keep_from: u64,
+    /// `max_age`, `max_size` or `rotate_keep`.
+    pub reason: &'static str,
+}
+
+impl RetentionCut {
+    /// Records the cut removes.
+    pub fn records(&self) -> u64 {
+        self.keep_from.saturating_sub(self.oldest)
+    }
+}
+
 /// Columns of the SQL sinks, taken from the event.
 #[derive(Debug, Clone, Default)]
 pub struct IndexFields {
@@ -141,5 +162,23 @@ pub trait AuditSink: Send {
     /// Called before retrying a sink that failed (reconnect, reopen).
     fn reset(&mut self) -> Result<(), AuditError> {
         Ok(())
+    }
+
+    /// Where `retention` would cut this sink now (`now_ns`: Unix
+    /// nanoseconds), or `None` when it keeps everything it holds.
+    fn retention_cut(
+        &mut self,
+        retention: &RetentionSettings,
+        now_ns: i64,
+    ) -> Result<Option<RetentionCut>, AuditError> {
+        let _ = (retention, now_ns);
+        Ok(None)
+    }
+
+    /// Removes the records before `cut.keep_from`; returns how many went.
+    /// Called only once the `retention` record announcing it is durable.
+    fn prune(&mut self, cut: &RetentionCut) -> Result<u64, AuditError> {
+        let _ = cut;
+        Ok(0)
     }
 }

@@ -19,9 +19,12 @@ use tokio::runtime::Runtime;
 use tokio::task::JoinHandle;
 use tokio_postgres::{Client, NoTls};
 
-use super::{AuditSink, Entry};
+use super::{AuditSink, Entry, RetentionCut};
 use crate::error::AuditError;
-use crate::settings::{PostgresSettings, PostgresUrl};
+use crate::settings::{PostgresSettings, PostgresUrl, RetentionSettings};
+
+/// Rows deleted per statement when pruning.
+const PRUNE_CHUNK: i64 = 20_000;
 /// Creating the table and its indexes may take longer than a statement
 /// (an index on a large existing table): bounded separately.
 const SCHEMA_TIMEOUT: Duration = Duration::from_secs(120);
@@ -166,7 +169,8 @@ impl PostgresSink {
                 PRIMARY KEY (chain, seq)
              );
              CREATE INDEX IF NOT EXISTS {t}_time ON {t} (time_ns);
-             CREATE INDEX IF NOT EXISTS {t}_subject ON {t} (subject, time_ns);",
+             CREATE INDEX IF NOT EXISTS {t}_subject ON {t} (subject, time_ns);
+             CREATE INDEX IF NOT EXISTS {t}_checkpoints ON {t} (chain, seq) WHERE kind = 'checkpoint';",
             t = self.table,
         );
         let limit = format!(
@@ -198,6 +202,14 @@ impl PostgresSink {
                 Err(timed_out("creating the table", SCHEMA_TIMEOUT))
             }
         }
+    }
+
+    fn one_i64(&mut self, what: &str, sql: String, limit: i64) -> Result<Option<i64>, AuditError> {
+        let chain = self.chain.clone();
+        self.run(what, async move |c| {
+            let row = c.query_opt(&sql, &[&chain, &limit]).await?;
+            Ok(row.and_then(|r| r.get::<_, Option<i64>>(0)))
+        })
     }
 }
 
@@ -304,5 +316,98 @@ impl AuditSink for PostgresSink {
 
     fn reset(&mut self) -> Result<(), AuditError> {
         self.connect()
+    }
+
+    fn retention_cut(
+        &mut self,
+        retention: &RetentionSettings,
+        now_ns: i64,
+    ) -> Result<Option<RetentionCut>, AuditError> {
+        let t = self.table.clone();
+        let chain = self.chain.clone();
+        let sql = format!("SELECT min(seq), max(seq) FROM {t} WHERE chain = $1");
+        let bounds = self.run("reading the chain's extent", async move |c| {
+            let row = c.query_one(&sql, &[&chain]).await?;
+            Ok((
+                row.try_get::<_, Option<i64>>(0)?,
+                row.try_get::<_, Option<i64>>(1)?,
+            ))
+        })?;
+        let (Some(oldest), Some(newest)) = bounds else {
+            return Ok(None);
+        };
+        let mut keep_from = oldest;
+        let mut reason = "";
+        if let Some(age) = retention.max_age {
+            let cutoff = now_ns.saturating_sub(i64::try_from(age.as_nanos()).unwrap_or(i64::MAX));
+            let old = self.one_i64(
+                "finding old records",
+                format!("SELECT seq FROM {t} WHERE chain = $1 AND time_ns < $2 ORDER BY time_ns DESC LIMIT 1"),
+                cutoff,
+            )?;
+            if let Some(old) = old {
+                let cp = self.one_i64(
+                    "finding a checkpoint",
+                    format!("SELECT max(seq) FROM {t} WHERE chain = $1 AND kind = 'checkpoint' AND seq <= $2"),
+                    old,
+                )?;
+                if let Some(cp) = cp.filter(|cp| *cp > keep_from) {
+                    keep_from = cp;
+                    reason = "max_age";
+                }
+            }
+        }
+        if let Some(max) = retention.max_size {
+            // This chain's record text, estimated from its newest rows.
+            let avg = self
+                .one_i64(
+                    "measuring records",
+                    format!(
+                        "SELECT avg(octet_length(record))::bigint FROM
+                           (SELECT record FROM {t} WHERE chain = $1 ORDER BY seq DESC LIMIT $2) s"
+                    ),
+                    1000,
+                )?
+                .unwrap_or(0);
+            let rows = newest - oldest + 1;
+            let used = avg.saturating_mul(rows);
+            let max = i64::try_from(max).unwrap_or(i64::MAX);
+            if used > max && avg > 0 {
+                let remove = (used - max / 10 * 9) / avg;
+                let cp = self.one_i64(
+                    "finding a checkpoint",
+                    format!("SELECT min(seq) FROM {t} WHERE chain = $1 AND kind = 'checkpoint' AND seq >= $2"),
+                    oldest + remove.max(1),
+                )?;
+                if let Some(cp) = cp.filter(|cp| *cp > keep_from) {
+                    keep_from = cp;
+                    reason = "max_size";
+                }
+            }
+        }
+        Ok((keep_from > oldest).then(|| RetentionCut {
+            oldest: u64::try_from(oldest).unwrap_or(0),
+            keep_from: u64::try_from(keep_from).unwrap_or(0),
+            reason,
+        }))
+    }
+
+    fn prune(&mut self, cut: &RetentionCut) -> Result<u64, AuditError> {
+        let keep_from = i64::try_from(cut.keep_from).unwrap_or(i64::MAX);
+        let mut from = i64::try_from(cut.oldest).unwrap_or(0);
+        let mut removed = 0u64;
+        let sql = format!(
+            "DELETE FROM {} WHERE chain = $1 AND seq >= $2 AND seq < $3",
+            self.table
+        );
+        while from < keep_from {
+            let to = (from + PRUNE_CHUNK).min(keep_from);
+            let (sql, chain) = (sql.clone(), self.chain.clone());
+            removed += self.run("pruning", async move |c| {
+                c.execute(&sql, &[&chain, &from, &to]).await
+            })?;
+            from = to;
+        }
+        Ok(removed)
     }
 }

@@ -6,6 +6,7 @@ mod golden;
 mod live;
 mod postgres;
 mod proxy;
+mod retention;
 mod sinks;
 mod spill;
 mod sqlite;

@@ -286,3 +286,80 @@ fn partitioned_postgres() {
         .batch_execute(&format!("DROP TABLE {table}"))
         .unwrap();
 }
+
+/// Defect 22, PostgreSQL: this replica's chain is pruned by age from a
+/// signed checkpoint on, after a `retention` record; what stays is the
+/// JSONL copy's tail, chain intact.
+#[tokio::test]
+async fn postgres_retention_prunes_its_chain_from_a_checkpoint() {
+    tokio::task::spawn_blocking(postgres_retention)
+        .await
+        .unwrap();
+}
+
+fn postgres_retention() {
+    let Some(mut client) = server() else { return };
+    let table = format!("warden_audit_retention_{}", std::process::id());
+    let chain = "retained";
+    client
+        .batch_execute(&format!("DROP TABLE IF EXISTS {table}"))
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let mut s = settings(dir.path());
+    s.sqlite = None;
+    s.checkpoint.every_records = 20;
+    s.retention_interval = Duration::from_millis(100);
+    let mut pg = warden_audit::PostgresSettings::new(
+        warden_audit::PostgresUrl::Resolved(URL.into()),
+        &table,
+        chain,
+    );
+    pg.retention.max_age = Some(Duration::from_secs(1));
+    s.postgres = Some(pg);
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let log = start(&s);
+        for i in 0..200 {
+            log.record(call(i)).unwrap();
+        }
+        log.flush().await;
+        tokio::time::sleep(Duration::from_millis(1100)).await;
+        for i in 200..260 {
+            log.record(call(i)).unwrap();
+        }
+        log.flush().await;
+        let deadline = Instant::now() + Duration::from_secs(15);
+        while log.metrics_snapshot().retention_pruned["postgres"] < 200 {
+            assert!(Instant::now() < deadline, "PostgreSQL retention ran");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        log.shutdown().await;
+    });
+    let stored = rows(&mut client, &table, chain);
+    let first = Record::parse(&stored[0].1).unwrap();
+    let first_event = first.event().unwrap();
+    assert_eq!(first_event.kind, warden_audit::EventKind::Checkpoint);
+    assert_eq!(first_event.checkpoint.unwrap().through_seq, first.seq - 1);
+    assert!(first.seq > 200, "old records went: starts at {}", first.seq);
+    // From there on: every record, chain intact, the JSONL copy's lines.
+    let jsonl: Vec<String> = s
+        .jsonl_files()
+        .iter()
+        .flat_map(|p| jsonl_lines(p))
+        .collect();
+    let kept: Vec<String> = stored.iter().map(|(_, l)| l.clone()).collect();
+    assert_eq!(kept, jsonl[first.seq as usize - 1..]);
+    let marker = jsonl
+        .iter()
+        .rev()
+        .filter_map(|l| Record::parse(l).ok()?.event().ok()?.retention)
+        .find(|r| r.sink == "postgres")
+        .expect("a retention record for the PostgreSQL copy");
+    assert_eq!(marker.pruned_through, first.seq - 1);
+    client
+        .batch_execute(&format!("DROP TABLE {table}"))
+        .unwrap();
+}
