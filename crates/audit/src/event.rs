@@ -96,6 +96,9 @@ pub struct Event {
     /// Set on [`EventKind::Checkpoint`] (written by the audit writer only).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub checkpoint: Option<Box<Checkpoint>>,
+    /// Set on [`EventKind::Retention`] (written by the audit writer only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retention: Option<Box<RetentionFacts>>,
 }
 
 impl Event {
@@ -136,6 +139,7 @@ impl Event {
             lifecycle: None,
             anomaly: None,
             checkpoint: None,
+            retention: None,
         }
     }
 
@@ -175,6 +179,10 @@ pub enum EventKind {
     Checkpoint,
     /// The writer recovered records from the journal at start.
     JournalRecovered,
+    /// Retention is about to remove the oldest records of one sink
+    /// ([`Event::retention`]); chained and journalled before they go, so
+    /// `verify` tells pruned history from removed records.
+    Retention,
 }
 
 impl EventKind {
@@ -196,6 +204,7 @@ impl EventKind {
             EventKind::Anomaly => "anomaly",
             EventKind::Checkpoint => "checkpoint",
             EventKind::JournalRecovered => "journal_recovered",
+            EventKind::Retention => "retention",
         }
     }
 }
@@ -399,6 +408,20 @@ pub struct Checkpoint {
     pub key_id: String,
     /// Ed25519 signature (hex) of [`crate::checkpoint::signed_message`].
     pub signature: String,
+}
+
+/// What a retention record says: which sink loses which records, and why.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RetentionFacts {
+    /// `jsonl`, `sqlite`, `postgres`.
+    pub sink: String,
+    /// Every record of that sink with `seq <= pruned_through` goes; the
+    /// sink then starts at a signed checkpoint (`pruned_through + 1`).
+    pub pruned_through: u64,
+    /// Records removed by this pruning.
+    pub records: u64,
+    /// `max_age`, `max_size` or `rotate_keep`.
+    pub reason: String,
 }
 
 fn is_false(b: &bool) -> bool {

@@ -1,23 +1,29 @@
-//! The local journal: what makes "never lost" true.
+//! The local journal: what makes "never lost" true, and what every
+//! secondary sink is fed from.
 //!
 //! Two kinds of file in the journal directory:
 //!
-//! - `wal.jsonl` — the writer's write-ahead log. Every chained record is
-//!   appended here (one write per batch) *before* any sink sees it, and
-//!   fsync'd before a `record_durable` caller is answered. It is compacted
-//!   at sync points (after every sink has made its copy durable) down to
-//!   the records some sink still lacks plus the last record, which anchors
-//!   the chain head even when no sink can say it.
+//! - `wal-<first seq, 20 digits>.jsonl` — the write-ahead log, in
+//!   segments. Every chained record is appended to the newest segment (one
+//!   write per batch) *before* any sink sees it; it is fsync'd before a
+//!   `record_durable` caller is answered, and at most `async_commit` after
+//!   an `async` record was appended (group commit). Secondary sinks
+//!   (SQLite, PostgreSQL, stdout) read the segments — only what is
+//!   fsync'd — on their own threads ([`JournalReader`]). A segment is
+//!   deleted once every sink that keeps records holds all of it durably;
+//!   the newest segment always stays, so the chain head survives even
+//!   when no sink can say it. Nothing is rewritten in place.
 //! - `spill-<gen>.jsonl` — events that found the queue full, appended by
 //!   the caller's thread (unchained: seq and hashes are the writer's to
 //!   give). The writer swaps to a new generation, chains the old file's
 //!   events, fsyncs them into the WAL and only then deletes the file. WAL
-//!   lines of spilled events carry the spill id until the next compaction,
-//!   so recovery after a crash between those steps does not chain an event
-//!   twice.
+//!   lines of spilled events carry the spill id (`S<id>\t<record>`) as long
+//!   as their segment exists, so recovery after a crash between those
+//!   steps does not chain an event twice.
 //!
-//! At start the writer replays WAL records a sink lacks, chains every
-//! spilled event not yet in the WAL, and compacts.
+//! At start the writer reads every segment (continuity checked across
+//! them), replays to the JSONL file what it lacks, chains every spilled
+//! event not yet in the WAL; secondary sinks catch up on their own.
 
 use std::collections::HashSet;
 use std::fs::{self, File, OpenOptions};
@@ -25,132 +31,209 @@ use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Mutex, PoisonError};
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use crate::error::AuditError;
 use crate::event::Event;
 use crate::record::{parse_line, to_safe_json, Record};
 use crate::sink::jsonl::{repair_torn_tail, sync_dir};
 
-const WAL: &str = "wal.jsonl";
+/// The single-file WAL of earlier versions; migrated to a segment at start.
+const LEGACY_WAL: &str = "wal.jsonl";
+/// A new segment is started at the first append after the newest one
+/// reaches this size.
+pub(crate) const SEGMENT_BYTES: u64 = 8 * 1024 * 1024;
 
-/// One WAL line.
-#[derive(Debug, Clone)]
-pub(crate) struct WalEntry {
-    pub spill_id: Option<String>,
-    pub record: Record,
+fn segment_name(first_seq: u64) -> String {
+    format!("wal-{first_seq:020}.jsonl")
+}
+
+/// Segments in `dir`, oldest first: (first seq, path).
+pub(crate) fn segments(dir: &Path) -> Result<Vec<(u64, PathBuf)>, AuditError> {
+    let mut out = Vec::new();
+    let entries = match fs::read_dir(dir) {
+        Ok(e) => e,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(out),
+        Err(e) => return Err(AuditError::io(dir, e)),
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let Some(name) = name.to_str() else { continue };
+        let Some(digits) = name
+            .strip_prefix("wal-")
+            .and_then(|r| r.strip_suffix(".jsonl"))
+        else {
+            continue;
+        };
+        if digits.len() == 20 && digits.bytes().all(|b| b.is_ascii_digit()) {
+            if let Ok(seq) = digits.parse::<u64>() {
+                out.push((seq, dir.join(name)));
+            }
+        }
+    }
+    out.sort();
+    Ok(out)
+}
+
+/// What the journal held at start.
+#[derive(Debug, Default)]
+pub(crate) struct JournalSummary {
+    pub first_seq: Option<u64>,
+    /// The newest record: the chain head as the journal knows it.
+    pub last: Option<Record>,
+    /// Spill ids of WAL lines (events chained from a spill file).
+    pub spill_ids: HashSet<String>,
 }
 
 pub(crate) struct Wal {
-    path: PathBuf,
-    file: File,
-    /// Bytes appended since the last compaction.
-    pub grown: u64,
+    dir: PathBuf,
+    /// Oldest first: (first seq, path).
+    segments: Vec<(u64, PathBuf)>,
+    /// The newest segment, open for appending.
+    file: Option<File>,
+    size: u64,
+    /// When the oldest append not yet fsync'd was made.
+    unsynced_since: Option<Instant>,
 }
 
 impl Wal {
-    /// Opens the WAL, cutting a torn last line, and returns what it holds.
-    pub fn open(dir: &Path) -> Result<(Wal, Vec<WalEntry>), AuditError> {
+    /// Opens the journal: migrates a legacy WAL, cuts a torn last line,
+    /// checks the chain across every segment, and fsyncs what it read (a
+    /// crash may have left it in the page cache only).
+    pub fn open(dir: &Path) -> Result<(Wal, JournalSummary), AuditError> {
         fs::create_dir_all(dir).map_err(|e| AuditError::io(dir, e))?;
-        let path = dir.join(WAL);
-        let mut file = OpenOptions::new()
+        migrate_legacy(dir)?;
+        let mut segs = segments(dir)?;
+        // A segment created by a crashed append holds nothing: drop it (the
+        // next append starts a new one under the right name).
+        while let Some((_, newest)) = segs.last() {
+            let empty = fs::metadata(newest)
+                .map(|m| m.len() == 0)
+                .map_err(|e| AuditError::io(newest, e))?;
+            if !empty {
+                break;
+            }
+            fs::remove_file(newest).map_err(|e| AuditError::io(newest, e))?;
+            sync_dir(newest)?;
+            segs.pop();
+        }
+        let mut file = None;
+        let mut size = 0;
+        if let Some((_, newest)) = segs.last() {
+            let mut f = OpenOptions::new()
+                .read(true)
+                .append(true)
+                .open(newest)
+                .map_err(|e| AuditError::io(newest, e))?;
+            size = repair_torn_tail(&mut f).map_err(|e| AuditError::io(newest, e))?;
+            f.sync_all().map_err(|e| AuditError::io(newest, e))?;
+            file = Some(f);
+        }
+        let summary = summarize(&segs)?;
+        Ok((
+            Wal {
+                dir: dir.to_owned(),
+                segments: segs,
+                file,
+                size,
+                unsynced_since: None,
+            },
+            summary,
+        ))
+    }
+
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// Appends one batch whose first record is `first_seq`. On failure the
+    /// segment is cut back to where it was, so no partial line stays.
+    pub fn append(&mut self, bytes: &[u8], first_seq: u64) -> Result<(), AuditError> {
+        if self.file.is_none() || self.size >= SEGMENT_BYTES {
+            self.roll(first_seq)?;
+        }
+        let Some((_, path)) = self.segments.last() else {
+            return Err(AuditError::Closed);
+        };
+        let Some(file) = self.file.as_mut() else {
+            return Err(AuditError::Closed);
+        };
+        if let Err(e) = file.write_all(bytes) {
+            let _ = file.set_len(self.size);
+            return Err(AuditError::io(path, e));
+        }
+        self.size += bytes.len() as u64;
+        self.unsynced_since.get_or_insert_with(Instant::now);
+        Ok(())
+    }
+
+    /// Starts a new segment (the current one is made durable first).
+    fn roll(&mut self, first_seq: u64) -> Result<(), AuditError> {
+        self.sync()?;
+        let path = self.dir.join(segment_name(first_seq));
+        let file = OpenOptions::new()
             .read(true)
             .append(true)
             .create(true)
             .open(&path)
             .map_err(|e| AuditError::io(&path, e))?;
-        repair_torn_tail(&mut file).map_err(|e| AuditError::io(&path, e))?;
-        let entries = read_wal(&path)?;
-        Ok((
-            Wal {
-                path,
-                file,
-                grown: 0,
-            },
-            entries,
-        ))
-    }
-
-    pub fn dir(&self) -> &Path {
-        self.path.parent().unwrap_or(Path::new("."))
-    }
-
-    pub fn append(&mut self, bytes: &[u8], sync: bool) -> Result<(), AuditError> {
-        self.file
-            .write_all(bytes)
-            .map_err(|e| AuditError::io(&self.path, e))?;
-        self.grown += bytes.len() as u64;
-        if sync {
-            self.file
-                .sync_data()
-                .map_err(|e| AuditError::io(&self.path, e))?;
-        }
+        sync_dir(&path)?;
+        self.segments.push((first_seq, path));
+        self.file = Some(file);
+        self.size = 0;
         Ok(())
     }
 
-    /// Records with `seq > after`, for a sink catching up.
-    pub fn records_after(&self, after: u64) -> Result<Vec<Record>, AuditError> {
-        Ok(read_wal(&self.path)?
-            .into_iter()
-            .map(|e| e.record)
-            .filter(|r| r.seq > after)
-            .collect())
+    /// The next append starts a new segment (the journal lost records a
+    /// sink holds: the chain continues past a gap, which then lies between
+    /// segments).
+    pub fn start_new_segment(&mut self) {
+        self.size = SEGMENT_BYTES;
     }
 
-    /// Rewrites the WAL to the records with `seq > keep_after` plus the
-    /// last record, without spill ids. Atomic: temp file, fsync, rename.
-    pub fn compact(&mut self, keep_after: u64) -> Result<(), AuditError> {
-        let text = fs::read_to_string(&self.path).map_err(|e| AuditError::io(&self.path, e))?;
-        // Our own lines, verified when the WAL was opened: the seq is enough.
-        let lines: Vec<(u64, &str)> = text
-            .lines()
-            .filter_map(|l| {
-                let record = l.split_once('\t').map_or(l, |(_, r)| r);
-                parse_line(record).ok().map(|p| (p.seq, record))
-            })
-            .collect();
-        let last_seq = lines.last().map(|(seq, _)| *seq);
-        let mut out = Vec::new();
-        for (seq, line) in &lines {
-            if *seq > keep_after || Some(*seq) == last_seq {
-                out.extend_from_slice(line.as_bytes());
-                out.push(b'\n');
+    /// fsyncs what was appended; a no-op when nothing is pending.
+    pub fn sync(&mut self) -> Result<(), AuditError> {
+        if self.unsynced_since.is_none() {
+            return Ok(());
+        }
+        if let (Some(file), Some((_, path))) = (&self.file, self.segments.last()) {
+            file.sync_data().map_err(|e| AuditError::io(path, e))?;
+        }
+        self.unsynced_since = None;
+        Ok(())
+    }
+
+    /// When the oldest append not yet fsync'd was made.
+    pub fn unsynced_since(&self) -> Option<Instant> {
+        self.unsynced_since
+    }
+
+    /// Deletes the segments whose every record has `seq <= keep_after`,
+    /// the newest segment excepted. Returns how many went.
+    pub fn release_through(&mut self, keep_after: u64) -> Result<usize, AuditError> {
+        let mut gone = 0;
+        while self.segments.len() > 1 {
+            let next_first = self.segments[1].0;
+            if next_first.saturating_sub(1) > keep_after {
+                break;
+            }
+            let (_, path) = self.segments.remove(0);
+            match fs::remove_file(&path) {
+                Ok(()) => gone += 1,
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => return Err(AuditError::io(&path, e)),
             }
         }
-        self.replace_with(&out)
-    }
-
-    /// Rewrites the WAL to one line: the newest record (every sink has the rest).
-    pub fn reset_to(&mut self, last_line: &str) -> Result<(), AuditError> {
-        let mut out = Vec::with_capacity(last_line.len() + 1);
-        out.extend_from_slice(last_line.as_bytes());
-        out.push(b'\n');
-        self.replace_with(&out)
-    }
-
-    fn replace_with(&mut self, out: &[u8]) -> Result<(), AuditError> {
-        let tmp = self.path.with_extension("jsonl.tmp");
-        let io = |p: &Path| {
-            let p = p.to_owned();
-            move |e| AuditError::io(p, e)
-        };
-        {
-            let mut f = File::create(&tmp).map_err(io(&tmp))?;
-            f.write_all(out).map_err(io(&tmp))?;
-            f.sync_all().map_err(io(&tmp))?;
+        if gone > 0 {
+            // (sync_dir syncs the directory a path is in.)
+            sync_dir(&self.dir.join(LEGACY_WAL))?;
         }
-        fs::rename(&tmp, &self.path).map_err(io(&self.path))?;
-        sync_dir(&self.path)?;
-        self.file = OpenOptions::new()
-            .read(true)
-            .append(true)
-            .open(&self.path)
-            .map_err(io(&self.path))?;
-        self.grown = 0;
-        Ok(())
+        Ok(gone)
     }
 }
 
+/// One WAL line: the record, prefixed with its spill id for an event that
+/// came from a spill file.
 pub(crate) fn wal_line(buf: &mut Vec<u8>, spill_id: Option<&str>, record: &Record) {
     if let Some(id) = spill_id {
         buf.push(b'S');
@@ -161,41 +244,250 @@ pub(crate) fn wal_line(buf: &mut Vec<u8>, spill_id: Option<&str>, record: &Recor
     buf.push(b'\n');
 }
 
-fn read_wal(path: &Path) -> Result<Vec<WalEntry>, AuditError> {
-    let file = File::open(path).map_err(|e| AuditError::io(path, e))?;
-    let mut out: Vec<WalEntry> = Vec::new();
-    for (i, line) in BufReader::new(file).lines().enumerate() {
-        let line_no = i as u64 + 1;
-        let corrupt = |reason: String| AuditError::Journal {
-            path: path.to_owned(),
-            line: line_no,
-            reason,
-        };
-        let line = line.map_err(|e| corrupt(e.to_string()))?;
-        let (spill_id, text) = match line.strip_prefix('S') {
-            Some(rest) => match rest.split_once('\t') {
-                Some((id, text)) => (Some(id.to_owned()), text),
-                None => return Err(corrupt("malformed spill id".into())),
-            },
-            None => (None, line.as_str()),
-        };
-        let record = Record::parse(text).map_err(|e| corrupt(e.to_string()))?;
-        if let Some(prev) = out.last() {
-            if record.seq != prev.record.seq + 1 || record.prev != prev.record.hash {
-                return Err(corrupt(format!(
-                    "record {} does not follow record {}",
-                    record.seq, prev.record.seq
-                )));
-            }
+/// `wal.jsonl` of earlier versions becomes the first segment.
+fn migrate_legacy(dir: &Path) -> Result<(), AuditError> {
+    let legacy = dir.join(LEGACY_WAL);
+    let mut file = match OpenOptions::new().read(true).write(true).open(&legacy) {
+        Ok(f) => f,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(AuditError::io(&legacy, e)),
+    };
+    repair_torn_tail(&mut file).map_err(|e| AuditError::io(&legacy, e))?;
+    drop(file);
+    let first = {
+        let f = File::open(&legacy).map_err(|e| AuditError::io(&legacy, e))?;
+        let mut line = String::new();
+        BufReader::new(f)
+            .read_line(&mut line)
+            .map_err(|e| AuditError::io(&legacy, e))?;
+        let text = strip_spill_id(line.trim_end_matches('\n')).1;
+        parse_line(text).ok().map(|p| p.seq)
+    };
+    match first {
+        Some(seq) => {
+            let target = dir.join(segment_name(seq));
+            fs::rename(&legacy, &target).map_err(|e| AuditError::io(&target, e))?;
         }
-        out.push(WalEntry { spill_id, record });
+        None => fs::remove_file(&legacy).map_err(|e| AuditError::io(&legacy, e))?,
     }
-    Ok(out)
+    sync_dir(&legacy)
 }
 
-/// Spill ids present in WAL entries.
-pub(crate) fn spill_ids(entries: &[WalEntry]) -> HashSet<String> {
-    entries.iter().filter_map(|e| e.spill_id.clone()).collect()
+/// `S<id>\t<record>` → (Some(id), record); a plain line → (None, line).
+fn strip_spill_id(line: &str) -> (Option<&str>, &str) {
+    match line.strip_prefix('S').and_then(|r| r.split_once('\t')) {
+        Some((id, text)) => (Some(id), text),
+        None => (None, line),
+    }
+}
+
+/// Reads every segment once: continuity, spill ids, first and last.
+fn summarize(segs: &[(u64, PathBuf)]) -> Result<JournalSummary, AuditError> {
+    let mut summary = JournalSummary::default();
+    let mut prev: Option<(u64, [u8; 32])> = None;
+    for (first, path) in segs {
+        let file = File::open(path).map_err(|e| AuditError::io(path, e))?;
+        for (i, line) in BufReader::new(file).lines().enumerate() {
+            let line_no = i as u64 + 1;
+            let corrupt = |reason: String| AuditError::Journal {
+                path: path.clone(),
+                line: line_no,
+                reason,
+            };
+            let line = line.map_err(|e| corrupt(e.to_string()))?;
+            let (spill_id, text) = match line.strip_prefix('S') {
+                Some(rest) => match rest.split_once('\t') {
+                    Some((id, text)) => (Some(id), text),
+                    None => return Err(corrupt("malformed spill id".into())),
+                },
+                None => (None, line.as_str()),
+            };
+            let record = Record::parse(text).map_err(|e| corrupt(e.to_string()))?;
+            if line_no == 1 && record.seq != *first {
+                return Err(corrupt(format!(
+                    "the segment is named for seq {first} but starts at seq {}",
+                    record.seq
+                )));
+            }
+            if let Some((pseq, phash)) = prev {
+                let follows = record.seq == pseq + 1 && record.prev == phash;
+                if line_no == 1 && !follows && record.seq > pseq + 1 {
+                    // Only between segments: the journal lost an unsynced
+                    // tail (power cut) that a sink held; the chain went on
+                    // from the sink.
+                    tracing::warn!(target: "audit", from = pseq + 1, to = record.seq - 1,
+                                   "the audit journal lacks records (held by a sink when it was written)");
+                } else if !follows {
+                    return Err(corrupt(format!(
+                        "record {} does not follow record {pseq}",
+                        record.seq
+                    )));
+                }
+            }
+            if let Some(id) = spill_id {
+                summary.spill_ids.insert(id.to_owned());
+            }
+            summary.first_seq.get_or_insert(record.seq);
+            prev = Some((record.seq, record.hash));
+            summary.last = Some(record);
+        }
+    }
+    Ok(summary)
+}
+
+// ----- reading ----------------------------------------------------------------
+
+/// Sequential reads of the journal by seq, for a sink catching up. Holds
+/// its place between calls, so following the journal costs only the new
+/// bytes. Reads only complete lines, and only up to the seq it is given
+/// (the fsync'd head), never what a crash could take back.
+pub(crate) struct JournalReader {
+    dir: PathBuf,
+    cursor: Option<Cursor>,
+}
+
+struct Cursor {
+    segment_first: u64,
+    path: PathBuf,
+    reader: BufReader<File>,
+    /// Bytes of a line not complete yet.
+    partial: Vec<u8>,
+    /// Seq of the last record consumed (returned or skipped).
+    last: u64,
+    /// A record read beyond what was asked for.
+    peeked: Option<Record>,
+}
+
+impl JournalReader {
+    pub fn new(dir: &Path) -> JournalReader {
+        JournalReader {
+            dir: dir.to_owned(),
+            cursor: None,
+        }
+    }
+
+    /// Up to `max` records with `after < seq <= upto`, in order. When the
+    /// journal no longer holds `after + 1` (its segment was released), the
+    /// first record returned is the oldest it holds beyond `after`.
+    pub fn read(&mut self, after: u64, upto: u64, max: usize) -> Result<Vec<Record>, AuditError> {
+        let mut out = Vec::new();
+        if upto <= after || max == 0 {
+            return Ok(out);
+        }
+        if self.cursor.as_ref().is_none_or(|c| c.last != after) {
+            self.seek(after)?;
+        }
+        while out.len() < max {
+            let Some(record) = self.next_record()? else {
+                break;
+            };
+            let Some(cursor) = self.cursor.as_mut() else {
+                break;
+            };
+            if record.seq <= after {
+                cursor.last = record.seq;
+                continue;
+            }
+            if record.seq > upto {
+                cursor.peeked = Some(record);
+                break;
+            }
+            cursor.last = record.seq;
+            out.push(record);
+        }
+        Ok(out)
+    }
+
+    /// Places the cursor at the start of the segment holding `after + 1`.
+    fn seek(&mut self, after: u64) -> Result<(), AuditError> {
+        self.cursor = None;
+        let segs = segments(&self.dir)?;
+        let chosen = segs
+            .iter()
+            .rev()
+            .find(|(first, _)| *first <= after + 1)
+            .or(segs.first());
+        if let Some((first, path)) = chosen {
+            self.open_segment(*first, path.clone(), first.saturating_sub(1))?;
+        }
+        Ok(())
+    }
+
+    fn open_segment(&mut self, first: u64, path: PathBuf, last: u64) -> Result<(), AuditError> {
+        let file = File::open(&path).map_err(|e| AuditError::io(&path, e))?;
+        self.cursor = Some(Cursor {
+            segment_first: first,
+            path,
+            reader: BufReader::with_capacity(256 * 1024, file),
+            partial: Vec::new(),
+            last,
+            peeked: None,
+        });
+        Ok(())
+    }
+
+    /// The next complete line of the journal as a record, crossing into
+    /// the next segment at the end of one.
+    fn next_record(&mut self) -> Result<Option<Record>, AuditError> {
+        let mut checked_for_next = false;
+        loop {
+            let Some(cursor) = self.cursor.as_mut() else {
+                return Ok(None);
+            };
+            if let Some(p) = cursor.peeked.take() {
+                return Ok(Some(p));
+            }
+            let n = cursor
+                .reader
+                .read_until(b'\n', &mut cursor.partial)
+                .map_err(|e| AuditError::io(&cursor.path, e))?;
+            if cursor.partial.last() == Some(&b'\n') {
+                let line = std::mem::take(&mut cursor.partial);
+                let corrupt = |reason: String| AuditError::Journal {
+                    path: cursor.path.clone(),
+                    line: 0,
+                    reason,
+                };
+                let text = std::str::from_utf8(&line[..line.len() - 1])
+                    .map_err(|_| corrupt("not UTF-8".into()))?;
+                let record = Record::parse_trusted(strip_spill_id(text).1)
+                    .map_err(|e| corrupt(e.to_string()))?;
+                return Ok(Some(record));
+            }
+            if n > 0 {
+                // More may be on its way (a batch being appended).
+                continue;
+            }
+            // End of this segment for now. A newer segment means this one
+            // is complete — read it once more, then move on.
+            if checked_for_next {
+                let segs = segments(&self.dir)?;
+                let first = cursor.segment_first;
+                let Some((next_first, next_path)) = segs.into_iter().find(|(f, _)| *f > first)
+                else {
+                    return Ok(None);
+                };
+                if !cursor.partial.is_empty() {
+                    return Err(AuditError::Journal {
+                        path: cursor.path.clone(),
+                        line: 0,
+                        reason: "a segment ends with an incomplete line".into(),
+                    });
+                }
+                let last = cursor.last;
+                self.open_segment(next_first, next_path, last)?;
+                checked_for_next = false;
+                continue;
+            }
+            let newer_exists = segments(&self.dir)?
+                .iter()
+                .any(|(f, _)| *f > cursor.segment_first);
+            if !newer_exists {
+                return Ok(None);
+            }
+            checked_for_next = true;
+        }
+    }
 }
 
 // ----- spill ------------------------------------------------------------------

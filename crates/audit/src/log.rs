@@ -5,7 +5,7 @@
 use std::collections::{HashMap, VecDeque};
 use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, OnceLock, PoisonError};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -18,6 +18,7 @@ use crate::event::{Event, EventKind};
 use crate::journal::Spill;
 use crate::metrics::{Counters, MetricsSnapshot};
 use crate::redact::Redactor;
+use crate::scrub::SecretScrubber;
 use crate::settings::{
     ArgumentsPolicy, AuditSettings, AuthFailureLimit, Durability, DurabilityPolicy, PostgresUrl,
 };
@@ -34,8 +35,88 @@ pub(crate) struct Pending {
 }
 
 pub(crate) enum Control {
-    Flush(oneshot::Sender<()>),
+    /// Answered with the seq everything before the flush reached, once it
+    /// is fsync'd in the journal and the JSONL file; the caller then waits
+    /// for the other sinks.
+    Flush(oneshot::Sender<u64>),
     Shutdown(oneshot::Sender<()>),
+}
+
+/// The journal's head — appended, and fsync'd — and a wake-up for the
+/// sinks that follow it.
+#[derive(Default)]
+pub(crate) struct JournalSignal {
+    appended: AtomicU64,
+    durable: AtomicU64,
+    /// Bumped by every [`JournalSignal::wake_all`], so a wake-up between a
+    /// follower's checks and its wait is not lost.
+    generation: AtomicU64,
+    lock: Mutex<()>,
+    cond: Condvar,
+}
+
+impl JournalSignal {
+    /// Seq of the newest record fsync'd in the journal.
+    pub fn durable(&self) -> u64 {
+        self.durable.load(Ordering::Acquire)
+    }
+
+    /// Seq of the newest record appended to the journal (complete in the
+    /// file, not necessarily fsync'd).
+    pub fn appended(&self) -> u64 {
+        self.appended.load(Ordering::Acquire)
+    }
+
+    /// What a follower may take: the fsync'd head, or the appended one.
+    pub fn head(&self, durable_only: bool) -> u64 {
+        match durable_only {
+            true => self.durable(),
+            false => self.appended(),
+        }
+    }
+
+    /// The journal was fsync'd through `seq`.
+    pub fn publish(&self, seq: u64) {
+        let _guard = self.lock.lock().unwrap_or_else(PoisonError::into_inner);
+        self.durable.fetch_max(seq, Ordering::AcqRel);
+        self.appended.fetch_max(seq, Ordering::AcqRel);
+        self.cond.notify_all();
+    }
+
+    /// Records through `seq` are complete in the journal.
+    pub fn publish_appended(&self, seq: u64) {
+        let _guard = self.lock.lock().unwrap_or_else(PoisonError::into_inner);
+        self.appended.fetch_max(seq, Ordering::AcqRel);
+        self.cond.notify_all();
+    }
+
+    /// Wakes every follower (a stop or a flush request).
+    pub fn wake_all(&self) {
+        let _guard = self.lock.lock().unwrap_or_else(PoisonError::into_inner);
+        self.generation.fetch_add(1, Ordering::AcqRel);
+        self.cond.notify_all();
+    }
+
+    pub fn generation(&self) -> u64 {
+        self.generation.load(Ordering::Acquire)
+    }
+
+    /// Waits until the head a follower takes (see [`JournalSignal::head`])
+    /// passes `seen`, a wake-up after `generation` was read, or `until`.
+    pub fn wait_past(&self, seen: u64, durable_only: bool, generation: u64, until: Instant) {
+        let guard = self.lock.lock().unwrap_or_else(PoisonError::into_inner);
+        let now = Instant::now();
+        if self.head(durable_only) > seen
+            || self.generation.load(Ordering::Acquire) != generation
+            || now >= until
+        {
+            return;
+        }
+        let _ = self
+            .cond
+            .wait_timeout(guard, until - now)
+            .unwrap_or_else(PoisonError::into_inner);
+    }
 }
 
 /// How long the writer holds back a batch of async events (none waiting
@@ -71,6 +152,9 @@ pub(crate) struct Shared {
     /// Microseconds after `epoch` when the writer last found nothing queued.
     pub caught_up_at: AtomicU64,
     pub running: AtomicBool,
+    pub journal: JournalSignal,
+    /// Notified when a sink's thread syncs, fails or stops (flush waits).
+    pub progress: tokio::sync::Notify,
 }
 
 impl Shared {
@@ -86,7 +170,7 @@ impl Shared {
     }
 
     /// Queues `item`, or gives it back when the queue is full or closed.
-    fn push(&self, item: Pending) -> Option<Pending> {
+    pub(crate) fn push(&self, item: Pending) -> Option<Pending> {
         let mut q = self.lock();
         if q.closed || q.items.len() >= self.capacity {
             return Some(item);
@@ -133,6 +217,8 @@ struct Handle {
     durability: DurabilityPolicy,
     arguments: ArgumentsPolicy,
     redactor: Redactor,
+    scrubber: OnceLock<Arc<dyn SecretScrubber>>,
+    warned_no_scrubber: AtomicBool,
     auth: Mutex<AuthLimiter>,
 }
 
@@ -214,21 +300,22 @@ impl AuditLog {
             depth: AtomicUsize::new(0),
             spill: Spill::new(&settings.journal_dir),
             counters: Counters {
-                sinks: crate::writer::sink_names(&settings, &extra)
-                    .into_iter()
-                    .map(|n| (n, AtomicU64::new(0), AtomicU64::new(0)))
-                    .collect(),
+                sinks: crate::writer::sink_states(&settings, &extra),
                 ..Counters::default()
             },
             epoch: Instant::now(),
             caught_up_at: AtomicU64::new(0),
             running: AtomicBool::new(true),
+            journal: JournalSignal::default(),
+            progress: tokio::sync::Notify::new(),
         });
         let handle = Arc::new(Handle {
             shared: shared.clone(),
             durability: settings.durability,
             arguments: settings.arguments,
             redactor: Redactor::new(),
+            scrubber: OnceLock::new(),
+            warned_no_scrubber: AtomicBool::new(false),
             auth: Mutex::new(AuthLimiter::new(settings.auth_failures)),
         });
         let (ready_tx, ready_rx) = std::sync::mpsc::channel();
@@ -336,16 +423,36 @@ impl AuditLog {
     }
 
     /// The arguments to put in a record: `None` unless `audit.arguments`
-    /// is `redacted`, then the arguments with sensitive keys redacted.
+    /// is `redacted`, then the arguments with the values of sensitive keys
+    /// redacted and every secret the installed scrubber finds in any other
+    /// string or key replaced by `[redacted:<class>]`. Without a scrubber
+    /// ([`AuditLog::set_secret_scrubber`]) the arguments are left out:
+    /// never stored unscanned.
     pub fn recorded_arguments(&self, arguments: &RawValue) -> Option<Value> {
         match self.handle.arguments {
             ArgumentsPolicy::Omit => None,
             ArgumentsPolicy::Redacted => {
+                let Some(scrubber) = self.handle.scrubber.get() else {
+                    Counters::add(&self.shared().counters.arguments_withheld, 1);
+                    if !self.handle.warned_no_scrubber.swap(true, Ordering::Relaxed) {
+                        tracing::warn!(target: "audit",
+                            "audit.arguments is `redacted` but no secret scrubber is installed: arguments are left out of records");
+                    }
+                    return None;
+                };
                 let mut v: Value = serde_json::from_str(arguments.get()).ok()?;
                 self.handle.redactor.redact_value(&mut v);
+                crate::scrub::scrub_value(scrubber.as_ref(), &mut v);
                 Some(v)
             }
         }
+    }
+
+    /// Installs the secret detector `recorded_arguments` runs over every
+    /// argument string (the binary installs the guard crate's). Once per
+    /// trail: returns `false`, changing nothing, if one is installed.
+    pub fn set_secret_scrubber(&self, scrubber: Arc<dyn SecretScrubber>) -> bool {
+        self.handle.scrubber.set(scrubber).is_ok()
     }
 
     fn spill(&self, event: &Event, durable: bool) -> Result<(), AuditError> {
@@ -357,11 +464,29 @@ impl AuditLog {
     }
 
     /// Returns once everything recorded before the call is written to every
-    /// healthy sink and synced.
+    /// healthy sink and synced. A sink that is down or hung is not waited
+    /// for beyond its own timeouts (the journal keeps what it lacks).
     pub async fn flush(&self) {
         let (tx, rx) = oneshot::channel();
-        if self.shared().control(Control::Flush(tx)) {
-            let _ = rx.await;
+        if !self.shared().control(Control::Flush(tx)) {
+            return;
+        }
+        let Ok(target) = rx.await else { return };
+        let s = self.shared();
+        for sink in &s.counters.sinks {
+            sink.flush_target.fetch_max(target, Ordering::AcqRel);
+        }
+        s.journal.wake_all();
+        loop {
+            let progress = s.progress.notified();
+            tokio::pin!(progress);
+            progress.as_mut().enable();
+            if s.counters.sinks.iter().all(|sink| sink.settled(target)) {
+                return;
+            }
+            // Registered before the check: a sink that syncs, fails or
+            // stops in between still wakes this.
+            progress.await;
         }
     }
 
@@ -395,9 +520,13 @@ impl AuditLog {
 
     /// Counters for `/metrics`.
     pub fn metrics_snapshot(&self) -> MetricsSnapshot {
-        self.shared()
-            .counters
-            .snapshot(self.queue_depth(), self.lag())
+        let s = self.shared();
+        s.counters.snapshot(
+            self.queue_depth(),
+            self.lag(),
+            s.journal.durable(),
+            s.now_us(),
+        )
     }
 
     /// Auth failures beyond the per-source limit are counted, not queued.

@@ -7,10 +7,13 @@
 //! audit:
 //!   sinks:                               # default: jsonl + sqlite under .warden/audit
 //!     jsonl: { path: audit/audit.jsonl, rotate_size: 64MiB, rotate_keep: 20 }
-//!     sqlite: { path: audit/audit.db }
-//!     postgres: { url: env:WARDEN_AUDIT_DATABASE_URL, table: warden_audit, chain: replica-1 }
+//!     sqlite: { path: audit/audit.db, retention: { max_size: 4GiB } }
+//!     postgres: { url: env:WARDEN_AUDIT_DATABASE_URL, table: warden_audit, chain: replica-1,
+//!                 connect_timeout: 5s, statement_timeout: 5s }
 //!     stdout: false
-//!   durability: { low: async, medium: async, high: sync, critical: sync, other: async }
+//!   retention: { max_age: 90d, max_size: 10GiB, interval: 1m }   # every sink; a sink's own wins
+//!   durability: { low: async, medium: async, high: sync, critical: sync, other: async,
+//!                 async_commit: 100ms }
 //!   queue_capacity: 8192
 //!   batch_max: 512
 //!   journal: audit/journal
@@ -61,8 +64,12 @@ pub struct RawAudit {
     pub journal: Option<String>,
     pub checkpoint: Option<RawCheckpoint>,
     /// `omit` (default) or `redacted`: whether call arguments are kept in
-    /// records (after redaction of sensitive keys).
+    /// records (after redaction of sensitive keys and of every secret the
+    /// installed detector finds).
     pub arguments: Option<String>,
+    /// How much every sink keeps (a sink's own `retention` wins, key by
+    /// key), and how often it is applied.
+    pub retention: Option<RawRetention>,
     pub auth_failures: Option<RawAuthFailures>,
     pub anomaly: Option<RawAnomaly>,
 }
@@ -87,14 +94,46 @@ pub struct RawJsonl {
     pub rotate_size: Option<RawSize>,
     /// Rotated files kept (default 20; 0 keeps all).
     pub rotate_keep: Option<u64>,
+    pub retention: Option<RawSinkRetention>,
 }
 
-/// A size: bytes as an integer or text with a unit (`512KiB`, `64MiB`, `1GB`).
+/// `audit.retention`: the default retention of every sink.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawRetention {
+    /// Records older than this go (`90d`, `12h`; `off`: no age limit).
+    pub max_age: Option<RawAge>,
+    /// The oldest records go while the sink is larger (`10GiB`; `off`).
+    pub max_size: Option<RawSize>,
+    /// How often retention runs (default `1m`; JSONL also at each rotation).
+    pub interval: Option<String>,
+}
+
+/// `audit.sinks.<sink>.retention`: overrides `audit.retention` key by key.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawSinkRetention {
+    pub max_age: Option<RawAge>,
+    pub max_size: Option<RawSize>,
+}
+
+/// A size: bytes as an integer or text with a unit (`512KiB`, `64MiB`,
+/// `1GB`); for a retention limit also `off` (which YAML 1.1 readers may
+/// hand over as `false`).
 #[derive(Debug, Clone, Deserialize)]
 #[serde(untagged)]
 pub enum RawSize {
     Bytes(u64),
     Text(String),
+    Flag(bool),
+}
+
+/// A retention age: a duration (`90d`) or `off` (`false`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(untagged)]
+pub enum RawAge {
+    Text(String),
+    Flag(bool),
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -102,6 +141,8 @@ pub enum RawSize {
 pub struct RawSqlite {
     /// Database file (default `.warden/audit/audit.db`).
     pub path: Option<String>,
+    /// Default `max_size: 4GiB`.
+    pub retention: Option<RawSinkRetention>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -115,6 +156,13 @@ pub struct RawPostgres {
     /// This replica's chain name: every replica keeps its own chain
     /// (default: the host name).
     pub chain: Option<String>,
+    /// Connecting (TCP and the PostgreSQL handshake) gives up after this
+    /// (default `5s`).
+    pub connect_timeout: Option<String>,
+    /// Each statement gives up after this, on the server and, should the
+    /// network hang, on Warden's side (default `5s`).
+    pub statement_timeout: Option<String>,
+    pub retention: Option<RawSinkRetention>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -126,6 +174,9 @@ pub struct RawDurability {
     pub critical: Option<String>,
     /// Events without a risk tier (lifecycle, lists).
     pub other: Option<String>,
+    /// `async` records are fsync'd in the journal at most this long after
+    /// the writer appended them (group commit; default `100ms`).
+    pub async_commit: Option<String>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -212,6 +263,8 @@ pub struct AuditSettings {
     pub arguments: ArgumentsPolicy,
     pub auth_failures: AuthFailureLimit,
     pub anomaly: AnomalySettings,
+    /// How often each sink's retention runs.
+    pub retention_interval: Duration,
 }
 
 #[derive(Debug, Clone)]
@@ -220,11 +273,13 @@ pub struct JsonlSettings {
     pub rotate_bytes: u64,
     /// 0 keeps every rotated file.
     pub rotate_keep: usize,
+    pub retention: RetentionSettings,
 }
 
 #[derive(Debug, Clone)]
 pub struct SqliteSettings {
     pub path: PathBuf,
+    pub retention: RetentionSettings,
 }
 
 #[derive(Debug, Clone)]
@@ -232,6 +287,46 @@ pub struct PostgresSettings {
     pub url: PostgresUrl,
     pub table: String,
     pub chain: String,
+    pub connect_timeout: Duration,
+    pub statement_timeout: Duration,
+    pub retention: RetentionSettings,
+}
+
+impl PostgresSettings {
+    /// A sink for `table`/`chain` at `url` with default timeouts and no
+    /// retention (tests and tools).
+    pub fn new(url: PostgresUrl, table: &str, chain: &str) -> PostgresSettings {
+        PostgresSettings {
+            url,
+            table: table.to_owned(),
+            chain: chain.to_owned(),
+            connect_timeout: DEFAULT_PG_TIMEOUT,
+            statement_timeout: DEFAULT_PG_TIMEOUT,
+            retention: RetentionSettings::default(),
+        }
+    }
+}
+
+/// How much of a sink retention keeps. Both limits apply; none means the
+/// sink keeps everything. Pruning removes whole prefixes of the chain,
+/// cut at a signed checkpoint (JSONL: whole rotated files, each of which
+/// starts with one), and is announced by a chained `retention` record
+/// first, so `verify` starts from the oldest kept checkpoint and reports
+/// the pruned history as pruned.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct RetentionSettings {
+    /// Records older than this go.
+    pub max_age: Option<Duration>,
+    /// The oldest records go while the sink is larger than this (bytes):
+    /// JSONL, the files; SQLite, the pages in use; PostgreSQL, the record
+    /// text of this replica's chain (an estimate from recent rows).
+    pub max_size: Option<u64>,
+}
+
+impl RetentionSettings {
+    pub fn is_unlimited(&self) -> bool {
+        self.max_age.is_none() && self.max_size.is_none()
+    }
 }
 
 /// The PostgreSQL connection string, or the reference the caller must
@@ -257,7 +352,11 @@ impl fmt::Debug for PostgresUrl {
 pub enum Durability {
     /// `record_durable`: fsync'd in the journal before it returns.
     Sync,
-    /// `record`: queued; written by the writer within milliseconds.
+    /// `record`: a queue push. The writer appends it to the journal when
+    /// it takes it from the queue (at most 1 ms of batching, plus whatever
+    /// queued before it); from then on it survives the process being
+    /// killed. It is fsync'd — survives a power loss — at most
+    /// [`DurabilityPolicy::async_commit`] later.
     Async,
 }
 
@@ -266,6 +365,9 @@ pub struct DurabilityPolicy {
     /// Indexed by tier: low, medium, high, critical.
     pub tiers: [Durability; 4],
     pub other: Durability,
+    /// Longest time between the journal append of an `async` record and
+    /// its fsync (group commit).
+    pub async_commit: Duration,
 }
 
 impl DurabilityPolicy {
@@ -283,6 +385,7 @@ impl Default for DurabilityPolicy {
         DurabilityPolicy {
             tiers: [Async, Async, Sync, Sync],
             other: Async,
+            async_commit: DEFAULT_ASYNC_COMMIT,
         }
     }
 }
@@ -349,6 +452,7 @@ impl AuditSettings {
                 }),
                 sqlite: Some(RawSqlite {
                     path: Some(dir.join("audit.db").to_string_lossy().into_owned()),
+                    ..RawSqlite::default()
                 }),
                 ..RawSinks::default()
             }),
@@ -415,49 +519,88 @@ impl RawAudit {
         let data = base_dir.join(".warden").join("audit");
         let default_path = |name: &str| data.join(name);
 
+        let raw_retention = self.retention.unwrap_or_default();
+        let defaults = r.retention_level(
+            "audit.retention",
+            raw_retention.max_age.as_ref(),
+            raw_retention.max_size.as_ref(),
+        );
+        let retention_interval = r
+            .duration(raw_retention.interval, "audit.retention.interval")
+            .unwrap_or(DEFAULT_RETENTION_INTERVAL);
+
         let (jsonl, sqlite, postgres, stdout) = match self.sinks {
             None => (
-                Some(JsonlSettings {
-                    path: default_path("audit.jsonl"),
-                    rotate_bytes: DEFAULT_ROTATE_BYTES,
-                    rotate_keep: DEFAULT_ROTATE_KEEP,
-                }),
-                Some(SqliteSettings {
-                    path: default_path("audit.db"),
-                }),
+                Some(RawJsonl::default()),
+                Some(RawSqlite::default()),
                 None,
                 false,
             ),
             Some(sinks) => {
-                let jsonl = sinks.jsonl.map(|j| JsonlSettings {
-                    path: r.path(
-                        j.path,
-                        "audit.sinks.jsonl.path",
-                        default_path("audit.jsonl"),
-                    ),
-                    rotate_bytes: j
-                        .rotate_size
-                        .and_then(|s| r.size(&s, "audit.sinks.jsonl.rotate_size"))
-                        .unwrap_or(DEFAULT_ROTATE_BYTES),
-                    rotate_keep: j
-                        .rotate_keep
-                        .map(|n| usize::try_from(n).unwrap_or(usize::MAX))
-                        .unwrap_or(DEFAULT_ROTATE_KEEP),
-                });
-                let sqlite = sinks.sqlite.map(|s| SqliteSettings {
-                    path: r.path(s.path, "audit.sinks.sqlite.path", default_path("audit.db")),
-                });
-                let postgres = sinks.postgres.and_then(|p| r.postgres(p));
                 let stdout = sinks.stdout.unwrap_or(false);
-                if jsonl.is_none() && sqlite.is_none() && postgres.is_none() && !stdout {
+                if sinks.jsonl.is_none()
+                    && sinks.sqlite.is_none()
+                    && sinks.postgres.is_none()
+                    && !stdout
+                {
                     r.error(
                         "audit.sinks",
                         "at least one sink is needed (jsonl, sqlite, postgres or stdout)",
                     );
                 }
-                (jsonl, sqlite, postgres, stdout)
+                (sinks.jsonl, sinks.sqlite, sinks.postgres, stdout)
             }
         };
+        let jsonl = jsonl.map(|j| {
+            let rotate_bytes = j
+                .rotate_size
+                .and_then(|s| r.size(&s, "audit.sinks.jsonl.rotate_size"))
+                .unwrap_or(DEFAULT_ROTATE_BYTES);
+            let (retention, size_path) = r.sink_retention(
+                "audit.sinks.jsonl.retention",
+                j.retention.as_ref(),
+                &defaults,
+                RetentionSettings::default(),
+            );
+            if let Some(max) = retention.max_size {
+                if max < 2 * rotate_bytes {
+                    r.error(
+                        &size_path,
+                        &format!(
+                            "must be at least twice audit.sinks.jsonl.rotate_size ({rotate_bytes} bytes): the active file alone grows to that size"
+                        ),
+                    );
+                }
+            }
+            JsonlSettings {
+                path: r.path(
+                    j.path,
+                    "audit.sinks.jsonl.path",
+                    default_path("audit.jsonl"),
+                ),
+                rotate_bytes,
+                rotate_keep: j
+                    .rotate_keep
+                    .map(|n| usize::try_from(n).unwrap_or(usize::MAX))
+                    .unwrap_or(DEFAULT_ROTATE_KEEP),
+                retention,
+            }
+        });
+        let sqlite = sqlite.map(|s| SqliteSettings {
+            path: r.path(s.path, "audit.sinks.sqlite.path", default_path("audit.db")),
+            retention: r
+                .sink_retention(
+                    "audit.sinks.sqlite.retention",
+                    s.retention.as_ref(),
+                    &defaults,
+                    RetentionSettings {
+                        max_age: None,
+                        max_size: Some(DEFAULT_SQLITE_MAX_SIZE),
+                    },
+                )
+                .0,
+        });
+        let postgres = postgres.and_then(|p| r.postgres(p, &defaults));
 
         let durability = self.durability.map(|d| r.durability(d)).unwrap_or_default();
         let queue_capacity = r.count(
@@ -531,6 +674,7 @@ impl RawAudit {
                 arguments,
                 auth_failures,
                 anomaly,
+                retention_interval,
             })
         } else {
             Err(r.errors)
@@ -540,6 +684,27 @@ impl RawAudit {
 
 const DEFAULT_ROTATE_BYTES: u64 = 64 * 1024 * 1024;
 const DEFAULT_ROTATE_KEEP: usize = 20;
+const DEFAULT_SQLITE_MAX_SIZE: u64 = 4 * 1024 * 1024 * 1024;
+const DEFAULT_RETENTION_INTERVAL: Duration = Duration::from_secs(60);
+const DEFAULT_PG_TIMEOUT: Duration = Duration::from_secs(5);
+const DEFAULT_ASYNC_COMMIT: Duration = Duration::from_millis(100);
+/// The smallest `max_size` worth pruning to.
+const MIN_RETENTION_SIZE: u64 = 1024 * 1024;
+
+/// A retention limit as written: absent, `off`, or a value.
+enum Limit<T> {
+    Unset,
+    Off,
+    Value(T),
+}
+
+/// Retention limits as written at one level (`audit.retention` or a sink's).
+struct RetentionLevel {
+    max_age: Limit<Duration>,
+    max_size: Limit<u64>,
+    /// Where `max_size` was written, for a later error about it.
+    size_path: String,
+}
 
 struct Resolver<'a> {
     base_dir: &'a Path,
@@ -604,6 +769,7 @@ impl Resolver<'_> {
         let bytes = match value {
             RawSize::Bytes(n) => Some(*n),
             RawSize::Text(t) => parse_size(t),
+            RawSize::Flag(_) => None,
         };
         match bytes {
             Some(n) if n >= 4096 => Some(n),
@@ -630,6 +796,17 @@ impl Resolver<'_> {
             (raw.critical, "critical", Some(RiskTier::Critical)),
             (raw.other, "other", None),
         ];
+        if let Some(text) = raw.async_commit {
+            match humantime::parse_duration(text.trim()) {
+                Ok(d) if d >= Duration::from_millis(1) && d <= Duration::from_secs(10) => {
+                    policy.async_commit = d
+                }
+                _ => self.error(
+                    "audit.durability.async_commit",
+                    &format!("expected a duration from 1ms to 10s, like 100ms, not {text:?}"),
+                ),
+            }
+        }
         for (value, name, tier) in entries {
             let Some(value) = value else { continue };
             let d = match value.as_str() {
@@ -651,7 +828,138 @@ impl Resolver<'_> {
         policy
     }
 
-    fn postgres(&mut self, raw: RawPostgres) -> Option<PostgresSettings> {
+    /// One level of retention limits, checked.
+    fn retention_level(
+        &mut self,
+        path: &str,
+        max_age: Option<&RawAge>,
+        max_size: Option<&RawSize>,
+    ) -> RetentionLevel {
+        let age_path = format!("{path}.max_age");
+        let size_path = format!("{path}.max_size");
+        let max_age = match max_age {
+            None => Limit::Unset,
+            Some(RawAge::Flag(false)) => Limit::Off,
+            Some(RawAge::Flag(true)) => {
+                self.error(&age_path, "expected a duration like 90d, or off");
+                Limit::Unset
+            }
+            Some(RawAge::Text(t)) if matches!(t.trim(), "off" | "none") => Limit::Off,
+            Some(RawAge::Text(text)) => match humantime::parse_duration(text.trim()) {
+                Ok(d) if d >= Duration::from_secs(1) => Limit::Value(d),
+                Ok(_) => {
+                    self.error(&age_path, "must be at least 1s");
+                    Limit::Unset
+                }
+                Err(_) => {
+                    self.error(
+                        &age_path,
+                        &format!("expected a duration like 90d or 12h, or off, not {text:?}"),
+                    );
+                    Limit::Unset
+                }
+            },
+        };
+        let max_size = match max_size {
+            None => Limit::Unset,
+            Some(RawSize::Flag(false)) => Limit::Off,
+            Some(RawSize::Text(t)) if matches!(t.trim(), "off" | "none") => Limit::Off,
+            Some(raw) => {
+                let bytes = match raw {
+                    RawSize::Bytes(n) => Some(*n),
+                    RawSize::Text(t) => parse_size(t),
+                    RawSize::Flag(_) => None,
+                };
+                match bytes {
+                    Some(n) if n >= MIN_RETENTION_SIZE => Limit::Value(n),
+                    Some(_) => {
+                        self.error(&size_path, "must be at least 1MiB");
+                        Limit::Unset
+                    }
+                    None => {
+                        self.error(
+                            &size_path,
+                            "expected a size like 10GiB, 500MB or a number of bytes, or off",
+                        );
+                        Limit::Unset
+                    }
+                }
+            }
+        };
+        RetentionLevel {
+            max_age,
+            max_size,
+            size_path,
+        }
+    }
+
+    /// A sink's retention: its own keys, else `audit.retention`'s, else
+    /// the sink's built-in default. Also returns where `max_size` came from.
+    fn sink_retention(
+        &mut self,
+        path: &str,
+        raw: Option<&RawSinkRetention>,
+        defaults: &RetentionLevel,
+        builtin: RetentionSettings,
+    ) -> (RetentionSettings, String) {
+        let own = self.retention_level(
+            path,
+            raw.and_then(|r| r.max_age.as_ref()),
+            raw.and_then(|r| r.max_size.as_ref()),
+        );
+        let max_age = match (&own.max_age, &defaults.max_age) {
+            (Limit::Value(d), _) => Some(*d),
+            (Limit::Off, _) => None,
+            (Limit::Unset, Limit::Value(d)) => Some(*d),
+            (Limit::Unset, Limit::Off) => None,
+            (Limit::Unset, Limit::Unset) => builtin.max_age,
+        };
+        let (max_size, size_path) = match (&own.max_size, &defaults.max_size) {
+            (Limit::Value(n), _) => (Some(*n), own.size_path.clone()),
+            (Limit::Off, _) => (None, own.size_path.clone()),
+            (Limit::Unset, Limit::Value(n)) => (Some(*n), defaults.size_path.clone()),
+            (Limit::Unset, Limit::Off) => (None, defaults.size_path.clone()),
+            (Limit::Unset, Limit::Unset) => (builtin.max_size, own.size_path.clone()),
+        };
+        (RetentionSettings { max_age, max_size }, size_path)
+    }
+
+    /// A timeout of the PostgreSQL sink: 100ms to 10m.
+    fn timeout(&mut self, value: Option<String>, path: &str) -> Duration {
+        let Some(text) = value else {
+            return DEFAULT_PG_TIMEOUT;
+        };
+        match humantime::parse_duration(text.trim()) {
+            Ok(d) if d >= Duration::from_millis(100) && d <= Duration::from_secs(600) => d,
+            _ => {
+                self.error(
+                    path,
+                    &format!("expected a duration from 100ms to 10m, like 5s, not {text:?}"),
+                );
+                DEFAULT_PG_TIMEOUT
+            }
+        }
+    }
+
+    fn postgres(
+        &mut self,
+        raw: RawPostgres,
+        defaults: &RetentionLevel,
+    ) -> Option<PostgresSettings> {
+        let retention = self
+            .sink_retention(
+                "audit.sinks.postgres.retention",
+                raw.retention.as_ref(),
+                defaults,
+                RetentionSettings::default(),
+            )
+            .0;
+        let connect_timeout =
+            self.timeout(raw.connect_timeout, "audit.sinks.postgres.connect_timeout");
+        let statement_timeout = self.timeout(
+            raw.statement_timeout,
+            "audit.sinks.postgres.statement_timeout",
+        );
         let url = match raw.url {
             None => {
                 self.error("audit.sinks.postgres.url", "required");
@@ -678,7 +986,14 @@ impl Resolver<'_> {
         if chain.is_empty() || chain.len() > 128 {
             self.error("audit.sinks.postgres.chain", "must be 1 to 128 characters");
         }
-        Some(PostgresSettings { url, table, chain })
+        Some(PostgresSettings {
+            url,
+            table,
+            chain,
+            connect_timeout,
+            statement_timeout,
+            retention,
+        })
     }
 
     fn anomaly(&mut self, raw: RawAnomaly) -> AnomalySettings {

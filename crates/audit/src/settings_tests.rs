@@ -142,3 +142,84 @@ fn sizes() {
     assert_eq!(parse_size("4096"), Some(4096));
     assert_eq!(parse_size("lots"), None);
 }
+
+/// Defect 22: retention is configured in the audit section, for every
+/// sink, a sink's own keys winning; bad values are named by path.
+#[test]
+fn retention_resolves_per_sink_and_bad_values_are_named_by_path() {
+    let s = parse(
+        r#"
+retention: { max_age: 30d, max_size: 10GiB, interval: 30s }
+sinks:
+  jsonl: { rotate_size: 1MiB, retention: { max_size: 100MiB } }
+  sqlite: { retention: { max_age: off } }
+  postgres: { url: env:PG, connect_timeout: 2s, statement_timeout: 750ms, retention: { max_size: off } }
+durability: { async_commit: 20ms }
+"#,
+    )
+    .unwrap();
+    let day = Duration::from_secs(86_400);
+    let j = s.jsonl.as_ref().unwrap();
+    assert_eq!(j.retention.max_age, Some(30 * day));
+    assert_eq!(j.retention.max_size, Some(100 << 20));
+    let q = s.sqlite.as_ref().unwrap();
+    assert_eq!(
+        (q.retention.max_age, q.retention.max_size),
+        (None, Some(10 << 30))
+    );
+    let p = s.postgres.as_ref().unwrap();
+    assert_eq!(
+        (p.retention.max_age, p.retention.max_size),
+        (Some(30 * day), None)
+    );
+    assert_eq!(p.connect_timeout, Duration::from_secs(2));
+    assert_eq!(p.statement_timeout, Duration::from_millis(750));
+    assert_eq!(s.retention_interval, Duration::from_secs(30));
+    assert_eq!(s.durability.async_commit, Duration::from_millis(20));
+
+    // Defaults: only the SQLite store is bounded (4 GiB); JSONL by rotate_keep.
+    let d = RawAudit::default().resolve(Path::new("/w")).unwrap();
+    assert!(d.jsonl.as_ref().unwrap().retention.is_unlimited());
+    assert_eq!(d.jsonl.as_ref().unwrap().rotate_keep, 20);
+    assert_eq!(d.sqlite.as_ref().unwrap().retention.max_size, Some(4 << 30));
+    assert_eq!(d.retention_interval, Duration::from_secs(60));
+    assert_eq!(d.durability.async_commit, Duration::from_millis(100));
+
+    // `interval` exists only at the top: a sink's is an unknown key.
+    let r: Result<RawAudit, _> =
+        serde_saphyr::from_str("sinks: { sqlite: { retention: { interval: 1m } } }");
+    assert!(r.is_err());
+    let errors = parse(
+        r#"
+retention: { max_age: forever, max_size: 10KiB, interval: 0s }
+sinks:
+  jsonl: { rotate_size: 64MiB, retention: { max_size: 100MiB } }
+  sqlite: { retention: { max_age: 0s, max_size: lots } }
+  postgres: { url: env:PG, connect_timeout: 0s, statement_timeout: an hour }
+durability: { async_commit: 1h }
+"#,
+    )
+    .unwrap_err();
+    let paths: Vec<&str> = errors.iter().map(|(p, _)| p.as_str()).collect();
+    for expected in [
+        "audit.retention.max_age",
+        "audit.retention.max_size",
+        "audit.retention.interval",
+        "audit.sinks.jsonl.retention.max_size",
+        "audit.sinks.sqlite.retention.max_age",
+        "audit.sinks.sqlite.retention.max_size",
+        "audit.sinks.postgres.connect_timeout",
+        "audit.sinks.postgres.statement_timeout",
+        "audit.durability.async_commit",
+    ] {
+        assert!(
+            paths.contains(&expected),
+            "{expected} missing from {errors:?}"
+        );
+    }
+    let jsonl = errors
+        .iter()
+        .find(|(p, _)| p == "audit.sinks.jsonl.retention.max_size")
+        .unwrap();
+    assert!(jsonl.1.contains("twice"), "{jsonl:?}");
+}

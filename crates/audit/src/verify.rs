@@ -10,18 +10,29 @@
 //!   checkpoint's signature fails, and the side file's (seq, hash) no
 //!   longer matches;
 //! - a cut tail: the side file names a checkpoint the log no longer reaches.
+//!
+//! What is *not* tampering, and is reported as what it is:
+//! - history pruned by retention: the trail (or the SQL copy) starts at a
+//!   signed checkpoint, and a chained `retention` record of that copy names
+//!   the cut. Verification starts from that checkpoint; the report says how
+//!   many records went. A start later than any retention record allows is
+//!   a removal.
+//! - a live trail: files are opened as one consistent set even while
+//!   Warden rotates and prunes them, and a last line still being written is
+//!   left for the next run.
 
 use std::collections::BTreeMap;
 use std::fmt;
-use std::fs::File;
+use std::fs::{self, File};
 use std::io::{BufRead, BufReader};
+use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
 use ed25519_dalek::VerifyingKey;
 use serde::Deserialize;
 
 use crate::checkpoint::{self, side_file_for, SideEntry, SignatureProblem};
-use crate::event::Checkpoint;
+use crate::event::{Checkpoint, RetentionFacts};
 use crate::record::{parse_line, Record, GENESIS};
 
 /// What to verify against.
@@ -56,6 +67,12 @@ pub struct VerifyReport {
     /// The side file used, and how many of its entries were checked.
     pub side_file: Option<PathBuf>,
     pub side_entries_checked: u64,
+    /// Records before the first one verified (`first_seq - 1`): pruned by
+    /// retention, or (trails older than retention records) rotated away.
+    pub pruned: u64,
+    /// Seq of the signed checkpoint verification started from, when the
+    /// trail starts at one (a pruned trail does).
+    pub anchor: Option<u64>,
     /// The first problem found; `None` means the trail verifies.
     pub failure: Option<Failure>,
     /// Facts worth knowing that are not failures.
@@ -187,6 +204,16 @@ impl fmt::Display for VerifyReport {
                 self.side_entries_checked
             )?;
         }
+        if self.pruned > 0 {
+            match self.anchor {
+                Some(at) => writeln!(
+                    f,
+                    "{} earlier record(s) pruned; verification starts at the signed checkpoint at seq {at}",
+                    self.pruned
+                )?,
+                None => writeln!(f, "{} earlier record(s) not in the trail", self.pruned)?,
+            }
+        }
         if self.unsigned_tail > 0 {
             writeln!(
                 f,
@@ -204,6 +231,10 @@ impl fmt::Display for VerifyReport {
 /// Verifies the JSONL files `paths` (rotated files first, the active file
 /// last — [`crate::AuditSettings::jsonl_files`] lists them), with the side
 /// file found beside the last one.
+///
+/// Safe while Warden writes: when `paths` is such a listing, files rotated
+/// or pruned since it was made are accounted for, and every file is
+/// opened as one consistent set before reading.
 pub fn verify(paths: &[PathBuf], public_key: Option<&Path>) -> VerifyReport {
     verify_with(
         paths,
@@ -219,6 +250,8 @@ struct KindOnly {
     kind: String,
     #[serde(default)]
     checkpoint: Option<Box<Checkpoint>>,
+    #[serde(default)]
+    retention: Option<Box<RetentionFacts>>,
 }
 
 /// [`verify`] with explicit options.
@@ -229,39 +262,56 @@ pub fn verify_with(paths: &[PathBuf], options: &VerifyOptions) -> VerifyReport {
             .map(|p| side_file_for(p))
             .filter(|p| p.exists())
     });
-    let mut walker = match Walker::new(options, side, paths.last().cloned().unwrap_or_default()) {
+    let end = paths.last().cloned().unwrap_or_default();
+    let mut walker = match Walker::new(options, side, end, "jsonl") {
         Ok(w) => w,
         Err(report) => return *report,
     };
-    walker.report.files = paths.len();
-    for path in paths {
-        let file = match File::open(path) {
-            Ok(f) => f,
-            Err(e) => return walker.fail(path, 0, None, Problem::Unreadable(e.to_string())),
-        };
+    let files = match open_trail(paths) {
+        Ok(files) => files,
+        Err((path, e)) => return walker.fail(&path, 0, None, Problem::Unreadable(e.to_string())),
+    };
+    walker.report.files = files.len();
+    let count = files.len();
+    for (i, (path, file)) in files.into_iter().enumerate() {
         let mut reader = BufReader::new(file);
         let mut buf = Vec::new();
         let mut line_no = 0u64;
+        let expected_first = rotated_first_seq(&path).unwrap_or(1);
         loop {
             buf.clear();
             match reader.read_until(b'\n', &mut buf) {
                 Ok(0) => break,
                 Ok(_) => {}
                 Err(e) => {
-                    return walker.fail(path, line_no + 1, None, Problem::Unreadable(e.to_string()))
+                    return walker.fail(
+                        &path,
+                        line_no + 1,
+                        None,
+                        Problem::Unreadable(e.to_string()),
+                    )
                 }
             }
             line_no += 1;
             let Some(body) = buf.strip_suffix(b"\n") else {
+                if i + 1 == count {
+                    // The active file's last line is being written (or was
+                    // cut by a crash, and is cut off at the next start):
+                    // nothing anyone acknowledged.
+                    walker.report.notes.push(format!(
+                        "{}:{line_no}: the last line is incomplete (being written, or cut by a crash); not verified",
+                        path.display()
+                    ));
+                    break;
+                }
                 return walker.fail(
-                    path,
+                    &path,
                     line_no,
                     None,
                     Problem::Malformed("the last line is incomplete".into()),
                 );
             };
-            let expected_first = rotated_first_seq(path).unwrap_or(1);
-            if let Err(f) = walker.line(path, line_no, body, expected_first) {
+            if let Err(f) = walker.line(&path, line_no, body, expected_first) {
                 walker.report.failure = Some(f);
                 return walker.report;
             }
@@ -270,12 +320,90 @@ pub fn verify_with(paths: &[PathBuf], options: &VerifyOptions) -> VerifyReport {
     walker.finish()
 }
 
+/// How often [`open_trail`] lists and opens again when the trail changed
+/// under it.
+const SNAPSHOT_ATTEMPTS: usize = 50;
+
+/// The files to read, opened. When `paths` is a listing of one trail
+/// (rotated files of the active file, then the active file), the trail is
+/// listed again and opened as one consistent set: listed, opened, listed
+/// once more, and retried until nothing changed in between. Open files
+/// keep their content through a rename (rotation) or an unlink
+/// (retention). Rotated files newer than the listing are included; files
+/// older than its oldest are not (an excerpt stays an excerpt).
+fn open_trail(paths: &[PathBuf]) -> Result<Vec<(PathBuf, File)>, (PathBuf, std::io::Error)> {
+    let open_all = |list: &[PathBuf]| -> Result<Vec<(PathBuf, File)>, (PathBuf, std::io::Error)> {
+        list.iter()
+            .map(|p| {
+                File::open(p)
+                    .map(|f| (p.clone(), f))
+                    .map_err(|e| (p.clone(), e))
+            })
+            .collect()
+    };
+    let Some((active, rotated)) = paths.split_last() else {
+        return Ok(Vec::new());
+    };
+    let same_trail = rotated_first_seq(active).is_none()
+        && rotated.iter().all(|p| {
+            rotated_first_seq(p).is_some()
+                && p.parent() == active.parent()
+                && side_file_for(p) == side_file_for(active)
+        });
+    if !same_trail {
+        return open_all(paths);
+    }
+    let oldest = rotated.iter().filter_map(|p| rotated_first_seq(p)).min();
+    let listing = || -> Vec<PathBuf> {
+        crate::sink::jsonl::files(active)
+            .into_iter()
+            .filter(|p| match (rotated_first_seq(p), oldest) {
+                (Some(seq), Some(oldest)) => seq >= oldest,
+                _ => true,
+            })
+            .collect()
+    };
+    let identity = |p: &Path| fs::metadata(p).ok().map(|m| (m.dev(), m.ino()));
+    let mut last_error = None;
+    for _ in 0..SNAPSHOT_ATTEMPTS {
+        let before = listing();
+        let opened = match open_all(&before) {
+            Ok(o) => o,
+            Err(e) => {
+                // Renamed or removed between listing and opening: again.
+                last_error = Some(e);
+                continue;
+            }
+        };
+        let opened_ids: Vec<Option<(u64, u64)>> = opened
+            .iter()
+            .map(|(_, f)| f.metadata().ok().map(|m| (m.dev(), m.ino())))
+            .collect();
+        let after = listing();
+        let after_ids: Vec<Option<(u64, u64)>> = after.iter().map(|p| identity(p)).collect();
+        if after == before && after_ids == opened_ids {
+            return Ok(opened);
+        }
+        std::thread::yield_now();
+    }
+    match last_error {
+        Some(e) => Err(e),
+        // Still changing after every attempt: read what the caller listed.
+        None => open_all(paths),
+    }
+}
+
 /// Verifies the copy in the SQLite store: every row's line, in seq order,
 /// as one chain (`line` in a failure is the row's seq). The side file is
 /// `options.checkpoints` (give the JSONL one, or `<journal>/audit.checkpoints`
 /// for a trail without JSONL).
 pub fn verify_sqlite(db: &Path, options: &VerifyOptions) -> VerifyReport {
-    let mut walker = match Walker::new(options, options.checkpoints.clone(), db.to_owned()) {
+    let mut walker = match Walker::new(
+        options,
+        options.checkpoints.clone(),
+        db.to_owned(),
+        "sqlite",
+    ) {
         Ok(w) => w,
         Err(report) => return *report,
     };
@@ -322,6 +450,15 @@ struct Walker<'a> {
     prev: Option<(u64, [u8; 32])>,
     /// Where the last record stands (a cut tail is reported just after it).
     last_pos: (PathBuf, u64),
+    /// The copy verified (`jsonl`, `sqlite`): whose retention records count.
+    sink: &'static str,
+    /// Where the first record stands.
+    first_pos: (PathBuf, u64),
+    /// A start later than expected, at a signed checkpoint: pruned history
+    /// if a retention record of this copy covers it, else this failure.
+    unexplained_start: Option<Failure>,
+    /// The furthest cut a retention record of this copy announced.
+    pruned_through: Option<u64>,
 }
 
 impl<'a> Walker<'a> {
@@ -329,6 +466,7 @@ impl<'a> Walker<'a> {
         options: &'a VerifyOptions,
         side_path: Option<PathBuf>,
         end: PathBuf,
+        sink: &'static str,
     ) -> Result<Walker<'a>, Box<VerifyReport>> {
         let mut report = VerifyReport::default();
         let mut fail = |file: &Path, line: u64, seq: Option<u64>, problem: Problem| {
@@ -368,7 +506,11 @@ impl<'a> Walker<'a> {
             key,
             side,
             prev: None,
-            last_pos: (end, 0),
+            last_pos: (end.clone(), 0),
+            sink,
+            first_pos: (end, 0),
+            unexplained_start: None,
+            pruned_through: None,
         })
     }
 
@@ -408,6 +550,7 @@ impl<'a> Walker<'a> {
             Err(e) => return Err(fail(claimed, Problem::Malformed(e.to_string()))),
         };
         let seq = record.seq;
+        let kind = serde_json::from_str::<KindOnly>(record.event_text());
         match self.prev {
             Some((pseq, phash)) => {
                 if seq != pseq + 1 {
@@ -421,24 +564,36 @@ impl<'a> Walker<'a> {
                 if seq == 1 && record.prev != GENESIS {
                     return Err(fail(Some(seq), Problem::BrokenLink));
                 }
+                // A checkpoint over the record before it: where a pruned
+                // trail starts (its signature is checked below).
+                let anchored = matches!(&kind, Ok(k) if k.kind == "checkpoint"
+                && k.checkpoint.as_ref().is_some_and(|cp| {
+                    cp.through_seq + 1 == seq && cp.through_hash == hex::encode(record.prev)
+                }));
                 if seq != expected_first && !self.options.allow_partial {
-                    return Err(fail(
+                    let removed = fail(
                         Some(seq),
                         Problem::Sequence {
                             expected: expected_first,
                         },
-                    ));
+                    );
+                    if !anchored {
+                        return Err(removed);
+                    }
+                    self.unexplained_start = Some(removed);
                 }
                 if seq != 1 {
-                    self.report.notes.push(format!(
-                        "the trail starts at seq {seq}: earlier records are not in the files given (rotated away?)"
-                    ));
+                    self.report.pruned = seq - 1;
+                    if anchored {
+                        self.report.anchor = Some(seq);
+                    }
                 }
                 self.report.first_seq = Some(seq);
+                self.first_pos = (source.to_owned(), line_no);
             }
         }
         // The event: checkpoints are checked against the record before.
-        match serde_json::from_str::<KindOnly>(record.event_text()) {
+        match kind {
             Ok(k) if k.kind == "checkpoint" => {
                 let Some(cp) = k.checkpoint else {
                     return Err(fail(Some(seq), Problem::CheckpointMismatch));
@@ -454,7 +609,12 @@ impl<'a> Walker<'a> {
                 self.report.checkpoints += 1;
                 self.report.unsigned_tail = 0;
             }
-            Ok(_) => self.report.unsigned_tail += 1,
+            Ok(k) => {
+                if let Some(r) = k.retention.filter(|r| r.sink == self.sink) {
+                    self.pruned_through = self.pruned_through.max(Some(r.pruned_through));
+                }
+                self.report.unsigned_tail += 1;
+            }
             Err(e) => return Err(fail(Some(seq), Problem::Malformed(format!("event: {e}")))),
         }
         if let Some((_, entry)) = self.side.get(&seq) {
@@ -475,8 +635,35 @@ impl<'a> Walker<'a> {
         Ok(())
     }
 
-    /// Checkpoints the side file names beyond the end: the tail was cut.
+    /// A start retention does not explain; checkpoints the side file names
+    /// beyond the end (the tail was cut).
     fn finish(mut self) -> VerifyReport {
+        if let Some(first) = self.report.first_seq.filter(|s| *s > 1) {
+            let explained = self.pruned_through.is_some_and(|p| first <= p + 1);
+            if let Some(removed) = self.unexplained_start.take() {
+                if !explained {
+                    self.report.failure = Some(removed);
+                    return self.report;
+                }
+            }
+            match self.pruned_through {
+                Some(p) if first > p + 1 => {
+                    // Retention said it kept from p + 1; the trail starts later.
+                    let (file, line) = std::mem::take(&mut self.first_pos);
+                    self.report.failure = Some(Failure {
+                        file,
+                        line,
+                        seq: Some(first),
+                        problem: Problem::Sequence { expected: p + 1 },
+                    });
+                    return self.report;
+                }
+                Some(_) => {}
+                None => self.report.notes.push(format!(
+                    "the trail starts at seq {first}: earlier records are not in the files given (rotated away?)"
+                )),
+            }
+        }
         let from = self.report.last_seq.map_or(0, |s| s + 1);
         if let Some((&checkpoint_seq, _)) = self.side.range(from..).next() {
             let (file, line) = std::mem::take(&mut self.last_pos);
@@ -512,14 +699,20 @@ fn signature_problem(p: SignatureProblem) -> Problem {
 }
 
 fn read_side(path: &Path) -> Result<Vec<(u64, SideEntry)>, Problem> {
-    let file = File::open(path).map_err(|e| Problem::Unreadable(e.to_string()))?;
+    let bytes = fs::read(path).map_err(|e| Problem::Unreadable(e.to_string()))?;
+    // A last line without its newline is an entry being appended.
+    let complete = match bytes.iter().rposition(|&b| b == b'\n') {
+        Some(i) => &bytes[..=i],
+        None => &[][..],
+    };
+    let text = std::str::from_utf8(complete)
+        .map_err(|_| Problem::Malformed("checkpoint file: not UTF-8".into()))?;
     let mut out = Vec::new();
-    for (i, line) in BufReader::new(file).lines().enumerate() {
-        let line = line.map_err(|e| Problem::Unreadable(e.to_string()))?;
+    for (i, line) in text.lines().enumerate() {
         if line.is_empty() {
             continue;
         }
-        let entry: SideEntry = serde_json::from_str(&line)
+        let entry: SideEntry = serde_json::from_str(line)
             .map_err(|e| Problem::Malformed(format!("checkpoint file line {}: {e}", i + 1)))?;
         out.push((i as u64 + 1, entry));
     }

@@ -252,6 +252,7 @@ async fn run_command(command: Command) -> Result<()> {
                 }
             };
             let gw = Gateway::new(Snapshot::compile(cfg)?);
+            install_secret_scrubber(&audit, &gw);
             gw.set_audit(Some(audit.clone()));
             warden_gateway::stdio::serve(
                 gw.clone(),
@@ -541,6 +542,7 @@ async fn serve(
     let audit = start_audit(&cfg.audit).await?;
     let gw = Gateway::new(Snapshot::compile(cfg)?);
     gw.set_authenticator(auth);
+    install_secret_scrubber(&audit, &gw);
     gw.set_audit(Some(audit.clone()));
     let listener = tokio::net::TcpListener::bind(addr)
         .await
@@ -612,6 +614,20 @@ async fn start_audit(
         }
     });
     Ok(Arc::new(audit))
+}
+
+/// `audit.arguments: redacted` scans every argument string for secrets
+/// with the guard's detector (the audit crate has none of its own).
+fn install_secret_scrubber(audit: &warden_audit::AuditLog, gw: &Gateway) {
+    let guard = gw.snapshot().guard.clone();
+    audit.set_secret_scrubber(Arc::new(move |text: &str| {
+        guard
+            .detect(text)
+            .into_iter()
+            .filter(|d| d.family == warden_guard::Family::Secret)
+            .map(|d| (d.span, d.class))
+            .collect::<Vec<_>>()
+    }));
 }
 
 /// The audit settings of one `warden stdio` process whose configured trail

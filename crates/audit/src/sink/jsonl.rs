@@ -3,16 +3,22 @@
 //! one, and every file but the active one ends with a signed checkpoint.
 //!
 //! Active file `<dir>/<stem>.<ext>`; rotated files
-//! `<dir>/<stem>-<first seq, 12 digits>.<ext>`, oldest removed beyond
-//! `rotate_keep`.
+//! `<dir>/<stem>-<first seq, 12 digits>.<ext>`. Each rotated file ends with
+//! a signed checkpoint, and each file the writer starts begins with one,
+//! so retention can remove whole files from the oldest on
+//! ([`AuditSink::retention_cut`]: beyond `rotate_keep` files, older than
+//! `max_age`, or while the files exceed `max_size`) and the trail still
+//! starts at a signed checkpoint.
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 
-use super::{AuditSink, Entry};
+use super::{AuditSink, Entry, RetentionCut};
 use crate::error::AuditError;
+use crate::event::Timestamp;
 use crate::record::{parse_line, Record};
+use crate::settings::RetentionSettings;
 
 pub struct JsonlSink {
     path: PathBuf,
@@ -61,17 +67,33 @@ impl JsonlSink {
             .with_file_name(format!("{stem}-{first_seq:012}{ext}"))
     }
 
-    fn prune(&self) -> Result<(), AuditError> {
-        if self.rotate_keep == 0 {
-            return Ok(());
-        }
-        let rotated = rotated_files(&self.path);
-        let excess = rotated.len().saturating_sub(self.rotate_keep);
-        for (_, old) in rotated.into_iter().take(excess) {
-            fs::remove_file(&old).map_err(|e| AuditError::io(&old, e))?;
-        }
-        Ok(())
+    /// The active file.
+    pub fn path(&self) -> &Path {
+        &self.path
     }
+}
+
+/// The time of the newest record of `path` (its last line), else its
+/// modification time.
+fn newest_time_ns(path: &Path) -> Result<Option<i64>, AuditError> {
+    #[derive(serde::Deserialize)]
+    struct TimeOnly {
+        time: Timestamp,
+    }
+    if let Some(line) = last_line(path)? {
+        if let Ok(p) = parse_line(&line) {
+            if let Ok(t) = serde_json::from_str::<TimeOnly>(p.event) {
+                return Ok(Some(t.time.unix_nanos()));
+            }
+        }
+    }
+    let modified = fs::metadata(path)
+        .and_then(|m| m.modified())
+        .map_err(|e| AuditError::io(path, e))?;
+    Ok(modified
+        .duration_since(std::time::UNIX_EPOCH)
+        .ok()
+        .and_then(|d| i64::try_from(d.as_nanos()).ok()))
 }
 
 impl AuditSink for JsonlSink {
@@ -140,13 +162,94 @@ impl AuditSink for JsonlSink {
         self.file = file;
         self.size = 0;
         self.first_seq = None;
-        self.prune()
+        Ok(())
     }
 
     fn reset(&mut self) -> Result<(), AuditError> {
         let fresh = JsonlSink::open(&self.path, self.rotate_bytes, self.rotate_keep)?;
         *self = fresh;
         Ok(())
+    }
+
+    /// Whole rotated files, oldest first: beyond `rotate_keep`, then those
+    /// whose newest record is older than `max_age`, then while the files
+    /// (the active one included) exceed `max_size`. The active file stays.
+    fn retention_cut(
+        &mut self,
+        retention: &RetentionSettings,
+        now_ns: i64,
+    ) -> Result<Option<RetentionCut>, AuditError> {
+        let rotated = rotated_files(&self.path);
+        let Some(&(oldest, _)) = rotated.first() else {
+            return Ok(None);
+        };
+        let mut drop = 0;
+        let mut reason = "";
+        if self.rotate_keep > 0 && rotated.len() > self.rotate_keep {
+            drop = rotated.len() - self.rotate_keep;
+            reason = "rotate_keep";
+        }
+        if let Some(age) = retention.max_age {
+            let cutoff = now_ns.saturating_sub(i64::try_from(age.as_nanos()).unwrap_or(i64::MAX));
+            while let Some((_, path)) = rotated.get(drop) {
+                match newest_time_ns(path)? {
+                    Some(t) if t < cutoff => {
+                        drop += 1;
+                        reason = "max_age";
+                    }
+                    _ => break,
+                }
+            }
+        }
+        if let Some(max) = retention.max_size {
+            let mut sizes = Vec::with_capacity(rotated.len());
+            for (_, p) in &rotated {
+                sizes.push(fs::metadata(p).map_err(|e| AuditError::io(p, e))?.len());
+            }
+            let mut total: u64 = sizes[drop..].iter().sum::<u64>() + self.size;
+            while total > max && drop < rotated.len() {
+                total -= sizes[drop];
+                drop += 1;
+                reason = "max_size";
+            }
+        }
+        if drop == 0 {
+            return Ok(None);
+        }
+        let keep_from = match rotated.get(drop) {
+            Some(&(first, _)) => first,
+            // Every rotated file goes: the trail continues in the active file.
+            None => match self.first_seq {
+                Some(first) => first,
+                None => {
+                    let (_, newest) = &rotated[rotated.len() - 1];
+                    match last_line(newest)?.and_then(|l| parse_line(&l).ok().map(|p| p.seq)) {
+                        Some(seq) => seq + 1,
+                        None => return Ok(None),
+                    }
+                }
+            },
+        };
+        Ok(Some(RetentionCut {
+            oldest,
+            keep_from,
+            reason,
+        }))
+    }
+
+    fn prune(&mut self, cut: &RetentionCut) -> Result<u64, AuditError> {
+        let mut removed = false;
+        for (first, old) in rotated_files(&self.path) {
+            if first >= cut.keep_from {
+                break;
+            }
+            fs::remove_file(&old).map_err(|e| AuditError::io(&old, e))?;
+            removed = true;
+        }
+        if removed {
+            sync_dir(&self.path)?;
+        }
+        Ok(cut.records())
     }
 }
 

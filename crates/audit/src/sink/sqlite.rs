@@ -9,10 +9,11 @@
 
 use std::path::{Path, PathBuf};
 
-use rusqlite::{params, Connection, OpenFlags};
+use rusqlite::{params, Connection, OpenFlags, OptionalExtension};
 
-use super::{AuditSink, Entry};
+use super::{AuditSink, Entry, RetentionCut};
 use crate::error::AuditError;
+use crate::settings::RetentionSettings;
 
 pub(crate) const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS audit_records (
@@ -34,7 +35,12 @@ CREATE INDEX IF NOT EXISTS audit_records_subject ON audit_records (subject, time
 CREATE INDEX IF NOT EXISTS audit_records_tool ON audit_records (tool, time_ns);
 CREATE INDEX IF NOT EXISTS audit_records_decision ON audit_records (decision, time_ns);
 CREATE INDEX IF NOT EXISTS audit_records_correlation ON audit_records (correlation_id);
+CREATE INDEX IF NOT EXISTS audit_records_checkpoints ON audit_records (seq) WHERE kind = 'checkpoint';
 ";
+
+/// Rows deleted per transaction when pruning: the sink keeps writing
+/// between chunks.
+const PRUNE_CHUNK: i64 = 20_000;
 
 pub struct SqliteSink {
     path: PathBuf,
@@ -60,6 +66,10 @@ impl SqliteSink {
                 | OpenFlags::SQLITE_OPEN_NO_MUTEX,
         )
         .map_err(err)?;
+        // Pages freed by retention go back to the file system (a database
+        // created before this setting reuses them instead).
+        conn.pragma_update(None, "auto_vacuum", "INCREMENTAL")
+            .map_err(err)?;
         conn.pragma_update(None, "journal_mode", "WAL")
             .map_err(err)?;
         conn.pragma_update(None, "synchronous", "NORMAL")
@@ -150,5 +160,105 @@ impl AuditSink for SqliteSink {
     fn reset(&mut self) -> Result<(), AuditError> {
         *self = SqliteSink::open(&self.path)?;
         Ok(())
+    }
+
+    fn retention_cut(
+        &mut self,
+        retention: &RetentionSettings,
+        now_ns: i64,
+    ) -> Result<Option<RetentionCut>, AuditError> {
+        let one = |sql: &str, p: &[&dyn rusqlite::ToSql]| -> Result<Option<i64>, AuditError> {
+            self.conn
+                .query_row(sql, p, |r| r.get::<_, Option<i64>>(0))
+                .optional()
+                .map(Option::flatten)
+                .map_err(err)
+        };
+        let (Some(oldest), Some(newest)) = (
+            one("SELECT seq FROM audit_records ORDER BY seq LIMIT 1", &[])?,
+            one(
+                "SELECT seq FROM audit_records ORDER BY seq DESC LIMIT 1",
+                &[],
+            )?,
+        ) else {
+            return Ok(None);
+        };
+        let mut keep_from = oldest;
+        let mut reason = "";
+        if let Some(age) = retention.max_age {
+            let cutoff = now_ns.saturating_sub(i64::try_from(age.as_nanos()).unwrap_or(i64::MAX));
+            // The newest record older than the cutoff, then the newest
+            // checkpoint at or before it: everything before that goes.
+            if let Some(old) = one(
+                "SELECT seq FROM audit_records WHERE time_ns < ?1 ORDER BY time_ns DESC LIMIT 1",
+                &[&cutoff],
+            )? {
+                if let Some(cp) = one(
+                    "SELECT max(seq) FROM audit_records WHERE kind = 'checkpoint' AND seq <= ?1",
+                    &[&old],
+                )? {
+                    if cp > keep_from {
+                        keep_from = cp;
+                        reason = "max_age";
+                    }
+                }
+            }
+        }
+        if let Some(max) = retention.max_size {
+            let pragma = |name: &str| -> Result<i64, AuditError> {
+                self.conn
+                    .query_row(&format!("PRAGMA {name}"), [], |r| r.get(0))
+                    .map_err(err)
+            };
+            let used = (pragma("page_count")? - pragma("freelist_count")?) * pragma("page_size")?;
+            let max = i64::try_from(max).unwrap_or(i64::MAX);
+            if used > max {
+                // Down to 90% of the limit, so it does not prune a sliver
+                // at every check; rows are about the same size.
+                let rows = newest - oldest + 1;
+                let excess = used - max / 10 * 9;
+                let remove = (rows as i128 * excess as i128 / used as i128) as i64;
+                if let Some(cp) = one(
+                    "SELECT min(seq) FROM audit_records WHERE kind = 'checkpoint' AND seq >= ?1",
+                    &[&(oldest + remove.max(1))],
+                )? {
+                    if cp > keep_from {
+                        keep_from = cp;
+                        reason = "max_size";
+                    }
+                }
+            }
+        }
+        Ok((keep_from > oldest).then(|| RetentionCut {
+            oldest: u64::try_from(oldest).unwrap_or(0),
+            keep_from: u64::try_from(keep_from).unwrap_or(0),
+            reason,
+        }))
+    }
+
+    fn prune(&mut self, cut: &RetentionCut) -> Result<u64, AuditError> {
+        let keep_from = i64::try_from(cut.keep_from).unwrap_or(i64::MAX);
+        let mut from = i64::try_from(cut.oldest).unwrap_or(0);
+        let mut removed = 0u64;
+        while from < keep_from {
+            let to = (from + PRUNE_CHUNK).min(keep_from);
+            removed += self
+                .conn
+                .execute(
+                    "DELETE FROM audit_records WHERE seq >= ?1 AND seq < ?2",
+                    params![from, to],
+                )
+                .map_err(err)? as u64;
+            from = to;
+        }
+        // Gives freed pages back when the database was created with
+        // incremental auto-vacuum (a no-op otherwise): one page per step.
+        let mut stmt = self
+            .conn
+            .prepare("PRAGMA incremental_vacuum")
+            .map_err(err)?;
+        let mut steps = stmt.query([]).map_err(err)?;
+        while steps.next().map_err(err)?.is_some() {}
+        Ok(removed)
     }
 }

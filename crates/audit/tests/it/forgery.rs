@@ -11,6 +11,7 @@ async fn a_newline_and_a_fake_record_in_an_argument_stay_inside_their_string() {
     let mut s = settings(dir.path());
     s.arguments = warden_audit::ArgumentsPolicy::Redacted;
     let log = start(&s);
+    log.set_secret_scrubber(super::sinks::guard_scrubber());
     log.record(call(0)).unwrap();
 
     // What an attacker would append: a record line claiming an admin was allowed.

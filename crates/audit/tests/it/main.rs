@@ -3,7 +3,10 @@
 mod crash;
 mod forgery;
 mod golden;
+mod live;
 mod postgres;
+mod proxy;
+mod retention;
 mod sinks;
 mod spill;
 mod sqlite;

@@ -175,12 +175,69 @@ async fn redacted_arguments_only_when_configured() {
     )
     .unwrap();
     let log = start(&s);
+    log.set_secret_scrubber(guard_scrubber());
     assert_eq!(log.recorded_arguments(&args), None);
     log.shutdown().await;
     s.arguments = warden_audit::ArgumentsPolicy::Redacted;
     let log = start(&s);
+    log.set_secret_scrubber(guard_scrubber());
     let v = log.recorded_arguments(&args).unwrap();
     assert_eq!(v["path"], "/etc/hosts");
     assert_eq!(v["api_token"], warden_audit::REDACTED);
     log.shutdown().await;
+}
+
+/// The project's secret detector (the guard crate's), as the binary
+/// installs it.
+pub fn guard_scrubber() -> Arc<dyn warden_audit::SecretScrubber> {
+    let settings = warden_guard::RawGuards::default().resolve().unwrap();
+    let guard = warden_guard::Guard::new(&settings).unwrap();
+    Arc::new(move |text: &str| {
+        guard
+            .detect(text)
+            .into_iter()
+            .filter(|d| d.family == warden_guard::Family::Secret)
+            .map(|d| (d.span, d.class))
+            .collect::<Vec<_>>()
+    })
+}
+
+/// Defect 23: `audit.arguments: redacted` stored an `AKIA…` key found in
+/// an ordinary `message` argument in clear; only secret-named keys were
+/// redacted. Every argument string now passes the secret detector before
+/// it is stored — and without a detector, arguments are not stored.
+#[tokio::test]
+async fn redacted_arguments_scrub_secrets_in_ordinary_fields() {
+    const AWS_KEY: &str = "AKIAZ7VRSQ4TLHXK2MNB";
+    const GITHUB: &str = "ghp_R8x2Kq9vLm3Np7Wt5Yz1Bc4Df6Gh0Jk2Ls8M";
+    let dir = tempfile::tempdir().unwrap();
+    let mut s = settings(dir.path());
+    s.arguments = warden_audit::ArgumentsPolicy::Redacted;
+    let raw = format!(
+        r#"{{"message":"deploy with {AWS_KEY} today","notes":["see {GITHUB}"],"path":"/etc/hosts","password":"hunter2"}}"#
+    );
+    let args = serde_json::value::RawValue::from_string(raw).unwrap();
+
+    // No detector installed: nothing unscanned is stored.
+    let log = start(&s);
+    assert_eq!(log.recorded_arguments(&args), None);
+    assert_eq!(log.metrics_snapshot().arguments_withheld, 1);
+    log.shutdown().await;
+
+    let log = start(&s);
+    assert!(log.set_secret_scrubber(guard_scrubber()));
+    let v = log.recorded_arguments(&args).unwrap();
+    assert_eq!(v["message"], "deploy with [redacted:aws_access_key] today");
+    assert_eq!(v["notes"][0], "see [redacted:github_token]");
+    assert_eq!(v["path"], "/etc/hosts");
+    assert_eq!(v["password"], warden_audit::REDACTED);
+    let mut e = call(1);
+    e.arguments = Some(v);
+    log.record_durable(e).await.unwrap();
+    log.shutdown().await;
+    let text = std::fs::read_to_string(&s.jsonl.as_ref().unwrap().path).unwrap();
+    assert!(text.contains("[redacted:aws_access_key]"), "{text}");
+    for secret in [AWS_KEY, GITHUB, "hunter2"] {
+        assert!(!text.contains(secret), "{secret} stored in clear: {text}");
+    }
 }
