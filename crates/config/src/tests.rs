@@ -19,6 +19,7 @@ fn fake_env(name: &str) -> Option<OsString> {
     match name {
         "GITHUB_TOKEN" | "NOTES_TOKEN" => Some(TOKEN.into()),
         "USER" => Some("alice".into()),
+        "WARDEN_AUDIT_DATABASE_URL" => Some("postgres://warden@127.0.0.1:5432/test".into()),
         "EMPTY" => Some(OsString::new()),
         "WITH_NEWLINE" => Some(format!("{TOKEN}\r\nX-Injected: 1").into()),
         "WITH_NUL" => Some(format!("{TOKEN}\0").into()),
