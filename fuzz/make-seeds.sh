@@ -59,6 +59,11 @@ seed uri_template file 'file://{+dir}/{+name}.{+ext}/x' 'file:///home/u/notes.md
 seed uri_template notes 'notes://{id}' 'notes://42'
 seed uri_template operators 'x:{#a}{/b}{.c}{;d}{?e}{&f}{g' 'x:#a/b.c;d?e&f{g'
 
+seed federation_page tools "$(byte 010)"'{"tools":[{"name":"log","inputSchema":{"type":"object"},"x-extra":[1]},{"name":"bad name"}],"nextCursor":"c2"}'
+seed federation_page resources "$(byte 012)"'{"resources":[{"uri":"file:///a","name":"a"}],"capabilities":{"tools":{},"resources":{"subscribe":true}}}'
+
+seed trace_context w3c '00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01' 'rojo=00f067aa0ba902b7,congo=t61rcWkgMzE'
+
 claims='{"iss":"$ISS","sub":"alice","aud":"$AUD","exp":4102444800,"iat":$NOW,"nbf":$NOW,"jti":"t1","roles":["analyst"],"groups":["g"],"scope":"mcp tools.read","tenant":"acme","client_id":"c1"}'
 seed access_token signed "$(byte 001)"'{"alg":"EdDSA","typ":"at+jwt"}' "$claims"
 seed access_token signed-dpop "$(byte 003)"'{"alg":"EdDSA","typ":"at+jwt"}' "${claims%\}},\"cnf\":{\"jkt\":\"x\"}}"
