@@ -30,10 +30,13 @@ impl Namer {
         }
     }
 
-    /// The exposed name, or `None` when it cannot satisfy the name rule.
+    /// The exposed name, or `None` when it cannot satisfy the name rule or
+    /// would not lead back to `server` and `name` through [`Namer::split`]
+    /// (an empty upstream name: `server__` would be listed, never callable).
     pub fn expose(&self, server: &str, name: &str) -> Option<String> {
         let exposed = format!("{server}{}{name}", self.separator);
-        is_valid_exposed_name(&exposed).then_some(exposed)
+        (is_valid_exposed_name(&exposed) && self.split(&exposed) == Some((server, name)))
+            .then_some(exposed)
     }
 
     /// Splits an exposed name at the first separator. Server names never
@@ -104,7 +107,7 @@ pub fn rewrite_page(
                 };
                 let Some(exposed) = expose(&name) else {
                     page.refused.push(format!(
-                        "{:?}: exposed name would not satisfy ^[a-zA-Z0-9_-]{{1,64}}$",
+                        "{:?}: exposed name would not satisfy ^[a-zA-Z0-9_-]{{1,64}}$ or lead back to it",
                         truncate(&name, 80)
                     ));
                     continue;

@@ -17,6 +17,24 @@ fn namer_exposes_and_splits() {
     assert!(n.expose("git", "dotted.name").is_none());
 }
 
+/// Regression (found by the `federation_page` fuzz target): an upstream
+/// tool named `""` was listed as `git__`, a name `split` does not resolve,
+/// so clients saw a tool no call could reach. It is refused instead.
+#[test]
+fn empty_upstream_name_was_listed_but_not_callable() {
+    let n = Namer::new("__");
+    assert_eq!(n.expose("git", ""), None);
+    let result = raw(r#"{"tools":[{"name":""},{"name":"log"}]}"#);
+    let page = rewrite_page(ListKind::Tools, "git", result, |name| n.expose("git", name))
+        .expect("a tools page");
+    assert_eq!(page.items.len(), 1);
+    assert_eq!(page.refused.len(), 1);
+    for item in &page.items {
+        let upstream = item.upstream_name.as_deref();
+        assert_eq!(n.split(&item.key).map(|(_, name)| name), upstream);
+    }
+}
+
 #[test]
 fn rewrites_only_names_and_keeps_unknown_fields() {
     let r = raw(
