@@ -9,6 +9,9 @@
 #   FUZZ_TARGETS  space-separated subset of the targets (default: all)
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
+# Outside the clone, so a later run (CI included) reuses the nightly build;
+# absent, it is built from scratch.
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/warden-fuzz-target}"
 
 seconds="${FUZZ_SECONDS:-15}"
 step() { printf '\n==> %s\n' "$*" >&2; }
