@@ -216,11 +216,7 @@ impl Gateway {
         }
         self.snapshot.store(Arc::new(snapshot));
         for s in self.sessions.all() {
-            for m in ["tools", "prompts", "resources"] {
-                let text =
-                    format!(r#"{{"jsonrpc":"2.0","method":"notifications/{m}/list_changed"}}"#);
-                s.standalone().send(text.into());
-            }
+            tell_lists_changed(&s);
         }
         Ok(())
     }
@@ -590,7 +586,6 @@ impl Gateway {
             target: crate::pipeline::Target::Unrouted,
             edits: EditSet::new(),
             definition: None,
-            offered: false,
             approval: None,
             upstream_headers: Vec::new(),
             param_headers: inbound.param_headers,
@@ -864,11 +859,7 @@ impl Gateway {
     fn announce_lists_changed(&self, handle: &UpstreamHandle) {
         for id in self.pool.sessions_of(handle.instance) {
             if let Some(s) = self.sessions.get(&id) {
-                for m in ["tools", "prompts", "resources"] {
-                    let text =
-                        format!(r#"{{"jsonrpc":"2.0","method":"notifications/{m}/list_changed"}}"#);
-                    s.standalone().send(text.into());
-                }
+                tell_lists_changed(&s);
             }
         }
     }
@@ -997,5 +988,13 @@ fn advertise_scopes(auth: &warden_identity::Authenticator, snap: &Snapshot) {
         .unwrap_or_default();
     if let Err(e) = auth.set_policy_scopes(&scopes) {
         warn!(error = %e, "policy scopes not advertised");
+    }
+}
+
+/// Tells a session its tools, prompts and resources may have changed.
+fn tell_lists_changed(s: &Session) {
+    for m in ["tools", "prompts", "resources"] {
+        let text = format!(r#"{{"jsonrpc":"2.0","method":"notifications/{m}/list_changed"}}"#);
+        s.standalone().send(text.into());
     }
 }

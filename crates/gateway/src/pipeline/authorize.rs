@@ -72,7 +72,7 @@ fn judge(gw: &Gateway, ex: &Exchange<'_>) -> Result<Option<Approval>, Refusal> {
                 annotations,
             )
             .map_err(|r| hide_if_configured(&ex.snap, r, what, exposed))?;
-            if !ex.offered {
+            if ex.definition.is_none() {
                 // The registry's verdict on an item the upstream does not
                 // offer now, given after policy so that a denied caller
                 // cannot probe which items exist.
@@ -104,7 +104,7 @@ fn judge(gw: &Gateway, ex: &Exchange<'_>) -> Result<Option<Approval>, Refusal> {
             check_scopes(ex, action, server, upstream_name)?;
             let reason = if !may_discover(&ex.snap, &ex.principal, action, server, upstream_name) {
                 Some("default_deny")
-            } else if !ex.offered {
+            } else if ex.definition.is_none() {
                 Some("registry.not_offered")
             } else {
                 None

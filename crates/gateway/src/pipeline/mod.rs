@@ -230,8 +230,6 @@ pub struct Exchange<'m> {
     pub edits: EditSet,
     /// The live definition of the tool or prompt (registry stage).
     pub definition: Option<Definition>,
-    /// Whether the upstream offers the item now (registry stage).
-    pub offered: bool,
     /// An approval the policy requires (authorize stage; hold decides).
     pub approval: Option<(String, Vec<String>)>,
     /// Extra HTTP headers for the upstream request (`Mcp-Param-*`).

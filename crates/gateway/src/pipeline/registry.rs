@@ -87,7 +87,6 @@ pub(crate) async fn run(gw: &Arc<Gateway>, ex: &mut Exchange<'_>) -> Result<(), 
     if let Some(def) = &def {
         gw.check_pinned(&ex.snap, &ex.call, &server, kind, def, what, &shown)?;
     }
-    ex.offered = def.is_some();
     ex.definition = def;
     Ok(())
 }
