@@ -105,7 +105,16 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--read", action=_Step, metavar="URI", help="read a resource (repeatable)")
     p.add_argument("--prompt", action=_Step, metavar="NAME", help="get a prompt (repeatable)")
     p.add_argument("--prompt-args", action=_Step, metavar="JSON", help="arguments for the preceding --prompt")
+    p.add_argument(
+        "--listen-resource",
+        action="append",
+        default=[],
+        metavar="URI",
+        help="(mcp 2.x, 2026-07-28) open subscriptions/listen on URI before the steps; after them, wait for one update per URI (repeatable)",
+    )
     p.add_argument("--elicit-content", metavar="JSON", help="content to accept elicitations with (default: derived from the schema)")
+    p.add_argument("--root", metavar="URI", help=f"the one root roots/list answers with (default {ROOT_URI})")
+    p.add_argument("--hold", type=float, default=0.0, metavar="SECONDS", help="stay connected this long after the steps")
     p.add_argument("--no-callbacks", action="store_true", help="advertise no sampling/elicitation/roots capability")
     p.add_argument("--timeout", type=float, default=60.0, help="whole-run timeout in seconds (default 60)")
     p.add_argument("--request-timeout", type=float, default=30.0, help="per-request timeout in seconds (default 30)")
@@ -275,7 +284,7 @@ class Run:
 
     async def on_roots(self, context: Any) -> Any:
         self.out["callbacks"]["roots"] += 1
-        return types.ListRootsResult.model_validate({"roots": [{"uri": ROOT_URI, "name": "tmp"}]})
+        return types.ListRootsResult.model_validate({"roots": [{"uri": self.ns.root or ROOT_URI, "name": "root"}]})
 
     async def on_log(self, params: Any) -> None:
         self.out["log_messages"] += 1
@@ -323,6 +332,32 @@ class Run:
             if "prompts" in caps:
                 prompts = await api.list_all("prompts")
                 self.out["prompts"] = [p.name for p in prompts]
+        if ns.listen_resource:
+            if not hasattr(api, "listen"):
+                raise UsageError(f"--listen-resource: mcp {SDK_VERSION} has no subscriptions/listen")
+            self.out["stage"] = "listen"
+            async with api.listen(ns.listen_resource) as sub:
+                self.out["listen_honored"] = dump(sub.honored)
+                await self.steps(api)
+                self.out["stage"] = "listen events"
+                events: list[Any] = []
+                with anyio.move_on_after(ns.request_timeout):
+                    async for event in sub:
+                        events.append(dump(event))
+                        if len(events) >= len(ns.listen_resource):
+                            break
+                self.out["listen_events"] = events
+                if len(events) < len(ns.listen_resource):
+                    self.out["errors"].append({"stage": "listen events", "message": f"{len(events)} of {len(ns.listen_resource)} updates arrived"})
+        else:
+            await self.steps(api)
+        if ns.hold > 0:
+            self.out["stage"] = "hold"
+            await anyio.sleep(ns.hold)
+        self.out["stage"] = "done"
+
+    async def steps(self, api: Any) -> None:
+        ns = self.ns
         for step in ns.steps:
             self.out["stage"] = f"{step['kind']} {step.get('name') or step.get('uri')}"
             if step["kind"] == "call":
@@ -355,7 +390,6 @@ class Run:
                 except Exception as e:  # noqa: BLE001
                     rec.update(ok=False, error=err_info(e))
                     self.out["errors"].append({"stage": self.out["stage"], **err_info(e)})
-        self.out["stage"] = "done"
 
     async def main(self) -> None:
         if SDK_MAJOR == 2:
@@ -483,6 +517,9 @@ class _V2Api:
 
     async def get_prompt(self, name: str, args: dict[str, str]) -> Any:
         return await self.c.get_prompt(name, args)
+
+    def listen(self, uris: list[str]) -> Any:
+        return self.c.listen(resource_subscriptions=uris)
 
 
 class _V1Api:

@@ -500,7 +500,63 @@ impl AuditSettings {
             .map(|j| crate::sink::jsonl::files(&j.path))
             .unwrap_or_default()
     }
+
+    /// The trail of one `warden stdio` process that found this trail held
+    /// by another Warden: the same sinks, key and policies, in
+    /// `<audit dir>/stdio-<pid>/` (the PostgreSQL sink, if any, is shared:
+    /// each writer keeps its own chain there). [`AuditSettings::process_trails`]
+    /// finds them again for `warden audit query` and `verify`.
+    pub fn for_process(&self, pid: u32) -> AuditSettings {
+        self.relocated_to(
+            &self
+                .process_trails_dir()
+                .join(format!("{PROCESS_TRAIL_PREFIX}{pid}")),
+        )
+    }
+
+    /// Every process trail kept beside this one, oldest directory name
+    /// first: what `warden audit query` and `verify` read besides the main
+    /// trail, so that every record of a deployment is reachable.
+    pub fn process_trails(&self) -> Vec<(String, AuditSettings)> {
+        let Ok(entries) = std::fs::read_dir(self.process_trails_dir()) else {
+            return Vec::new();
+        };
+        let mut found: Vec<(String, AuditSettings)> = entries
+            .filter_map(Result::ok)
+            .filter(|e| e.file_type().is_ok_and(|t| t.is_dir()))
+            .filter_map(|e| {
+                let name = e.file_name().into_string().ok()?;
+                let pid = name.strip_prefix(PROCESS_TRAIL_PREFIX)?;
+                pid.parse::<u32>().ok()?;
+                Some((name, self.relocated_to(&e.path())))
+            })
+            .collect();
+        found.sort_by(|a, b| a.0.cmp(&b.0));
+        found
+    }
+
+    fn process_trails_dir(&self) -> PathBuf {
+        self.journal_dir
+            .parent()
+            .unwrap_or(&self.journal_dir)
+            .to_path_buf()
+    }
+
+    fn relocated_to(&self, base: &Path) -> AuditSettings {
+        let mut own = self.clone();
+        own.journal_dir = base.join("journal");
+        if let Some(j) = own.jsonl.as_mut() {
+            j.path = base.join("audit.jsonl");
+        }
+        if let Some(s) = own.sqlite.as_mut() {
+            s.path = base.join("audit.db");
+        }
+        own
+    }
 }
+
+/// `stdio-<pid>`: the directory of one `warden stdio` process's own trail.
+const PROCESS_TRAIL_PREFIX: &str = "stdio-";
 
 fn unreachable_defaults(errors: SettingsErrors) -> AuditSettings {
     // Only reachable if a default above is invalid, which the tests rule out;

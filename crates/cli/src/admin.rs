@@ -99,38 +99,27 @@ pub fn audit(command: AuditCommand) -> Result<Verdict> {
     match command {
         AuditCommand::Verify { config, sqlite } => {
             let cfg = crate::load(&config)?;
-            let settings = &cfg.audit;
+            let settings: &warden_audit::AuditSettings = &cfg.audit;
             let public_key =
                 warden_audit::checkpoint::public_key_path(&settings.checkpoint.signing_key);
             let public_key = public_key.exists().then_some(public_key);
-            let report = if sqlite {
-                let db = sqlite_path(settings)?;
-                let checkpoints = settings
-                    .jsonl
-                    .as_ref()
-                    .map(|j| warden_audit::checkpoint::side_file_for(&j.path));
-                warden_audit::verify_sqlite(
-                    db,
-                    &warden_audit::VerifyOptions {
-                        public_key,
-                        checkpoints,
-                        ..Default::default()
-                    },
-                )
-            } else {
-                let files = settings.jsonl_files();
-                anyhow::ensure!(
-                    !files.is_empty(),
-                    "audit: no JSONL trail to verify (is the jsonl sink configured and has Warden run?)"
-                );
-                warden_audit::verify(&files, public_key.as_deref())
-            };
-            println!("{report}");
-            Ok(if report.is_ok() {
-                Verdict::Yes
-            } else {
-                Verdict::No
-            })
+            // The main trail, then each `warden stdio` process's own.
+            let trails = settings.process_trails();
+            let mut all_ok = true;
+            for (name, trail, required) in std::iter::once(("main".to_owned(), settings, true))
+                .chain(trails.iter().map(|(n, t)| (n.clone(), t, false)))
+            {
+                let Some(report) = verify_trail(trail, sqlite, public_key.clone(), required)?
+                else {
+                    continue;
+                };
+                if !trails.is_empty() {
+                    println!("trail {name}:");
+                }
+                println!("{report}");
+                all_ok &= report.is_ok();
+            }
+            Ok(if all_ok { Verdict::Yes } else { Verdict::No })
         }
         AuditCommand::Query {
             config,
@@ -175,7 +164,22 @@ pub fn audit(command: AuditCommand) -> Result<Verdict> {
                 limit: Some(limit),
                 ..Default::default()
             };
-            let events = warden_audit::query(db, &filter)?;
+            // Every trail of the deployment: the main one and each
+            // `warden stdio` process's own, merged in time order.
+            let mut events = warden_audit::query(db, &filter)?;
+            for (_, trail) in cfg.audit.process_trails() {
+                if let Some(db) = trail
+                    .sqlite
+                    .as_ref()
+                    .map(|s| &s.path)
+                    .filter(|p| p.exists())
+                {
+                    events.extend(warden_audit::query(db, &filter)?);
+                }
+            }
+            events.sort_by_key(|e| e.time);
+            // Oldest first, like one store's answer.
+            events.truncate(limit);
             if json {
                 for e in &events {
                     println!("{}", serde_json::to_string(e)?);
@@ -211,6 +215,44 @@ pub fn audit(command: AuditCommand) -> Result<Verdict> {
             Ok(Verdict::Yes)
         }
     }
+}
+
+/// Verifies one trail's JSONL files (or its SQLite copy). `required`: the
+/// main trail must exist; a process trail with nothing to verify is
+/// skipped (`None`).
+fn verify_trail(
+    settings: &warden_audit::AuditSettings,
+    sqlite: bool,
+    public_key: Option<PathBuf>,
+    required: bool,
+) -> Result<Option<warden_audit::VerifyReport>> {
+    if sqlite {
+        let db = sqlite_path(settings)?;
+        if !required && !db.exists() {
+            return Ok(None);
+        }
+        let checkpoints = settings
+            .jsonl
+            .as_ref()
+            .map(|j| warden_audit::checkpoint::side_file_for(&j.path));
+        return Ok(Some(warden_audit::verify_sqlite(
+            db,
+            &warden_audit::VerifyOptions {
+                public_key,
+                checkpoints,
+                ..Default::default()
+            },
+        )));
+    }
+    let files = settings.jsonl_files();
+    if files.is_empty() {
+        anyhow::ensure!(
+            !required,
+            "audit: no JSONL trail to verify (is the jsonl sink configured and has Warden run?)"
+        );
+        return Ok(None);
+    }
+    Ok(Some(warden_audit::verify(&files, public_key.as_deref())))
 }
 
 fn sqlite_path(settings: &warden_audit::AuditSettings) -> Result<&Path> {

@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use anyhow::{Context, Result};
 use clap::{Parser, Subcommand, ValueEnum};
-use tracing::{error, info};
+use tracing::{error, info, warn};
 use warden_gateway::{Gateway, Snapshot};
 
 mod admin;
@@ -245,7 +245,7 @@ async fn run_command(command: Command) -> Result<()> {
                     // One desktop client per `warden stdio` process: when
                     // another Warden holds the trail, this process keeps a
                     // trail of its own rather than run without one.
-                    let own = per_process_audit(&cfg.audit);
+                    let own = cfg.audit.for_process(std::process::id());
                     tracing::warn!(error = %format!("{e:#}"), dir = %own.journal_dir.display(),
                         "audit trail in use by another Warden; this stdio session records to its own");
                     start_audit(&own).await?
@@ -566,6 +566,13 @@ async fn serve(
             .with_context(|| format!("telemetry.metrics.listen: cannot listen on {admin}"))?;
         let bound = listener.local_addr()?;
         eprintln!("warden: metrics on http://{bound}{}", metrics.path);
+        if !bound.ip().is_loopback() && metrics.token.is_none() {
+            warn!(
+                addr = %bound,
+                "the metrics listener is reachable from other hosts and needs no credential \
+                 (set telemetry.metrics.token)"
+            );
+        }
         let app = warden_gateway::http::admin_router(gw.clone(), bound);
         tokio::spawn(async move {
             if let Err(e) = axum::serve(listener, app).await {
@@ -628,27 +635,6 @@ fn install_secret_scrubber(audit: &warden_audit::AuditLog, gw: &Gateway) {
             .map(|d| (d.span, d.class))
             .collect::<Vec<_>>()
     }));
-}
-
-/// The audit settings of one `warden stdio` process whose configured trail
-/// is held by another Warden: the same sinks' kinds and key, in
-/// `<journal>/../stdio-<pid>/` (the PostgreSQL sink, if any, is shared:
-/// each writer keeps its own chain there).
-fn per_process_audit(settings: &warden_audit::AuditSettings) -> warden_audit::AuditSettings {
-    let mut own = settings.clone();
-    let base = settings
-        .journal_dir
-        .parent()
-        .unwrap_or(&settings.journal_dir)
-        .join(format!("stdio-{}", std::process::id()));
-    own.journal_dir = base.join("journal");
-    if let Some(j) = own.jsonl.as_mut() {
-        j.path = base.join("audit.jsonl");
-    }
-    if let Some(s) = own.sqlite.as_mut() {
-        s.path = base.join("audit.db");
-    }
-    own
 }
 
 /// Keys created or revoked with `warden keys` take effect without a

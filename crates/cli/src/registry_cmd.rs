@@ -375,6 +375,7 @@ async fn fetch_server(cfg: &Config, server: &ServerConfig) -> Result<Live> {
     let spec = warden_gateway::pool::upstream_spec(&warden_gateway::pool::StartSpec {
         server: Arc::new(server.clone()),
         handshake: handshake_params(),
+        session_first: false,
         limits: warden_protocol::Limits {
             max_bytes: cfg.gateway.max_upstream_message_bytes,
             max_depth: cfg.gateway.max_depth,
@@ -409,7 +410,14 @@ async fn fetch(spec: UpstreamSpec, timeout: Duration) -> Result<Vec<Manifest>> {
     let name = spec.name.clone();
     let params = handshake_params();
     let (tx, mut rx) = tokio::sync::mpsc::channel(64);
-    let upstream = Upstream::start(spec, Handshake { params }, tx);
+    let upstream = Upstream::start(
+        spec,
+        Handshake {
+            params,
+            session_first: false,
+        },
+        tx,
+    );
     // Notifications and server requests are not answered here.
     tokio::spawn(async move { while rx.recv().await.is_some() {} });
     let result = fetch_from(&upstream, &name, timeout).await;

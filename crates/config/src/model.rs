@@ -236,6 +236,9 @@ pub struct ServerConfig {
     pub restart: RestartPolicy,
     /// Replaces the upstream's own `instructions`, if set.
     pub instructions: Option<String>,
+    /// Warden is not ready (`/readyz` 503) while this server cannot be
+    /// reached: a probe connection of its own is kept up. Default false.
+    pub required: bool,
     /// What authorization knows about this server: tenants, environment,
     /// risk tiers, data classes and labels of its tools, resources and
     /// prompts (`name` is the server's).

@@ -96,6 +96,7 @@ pub(crate) struct RawServer {
     pub idle_timeout: Option<String>,
     pub restart: Option<RawRestart>,
     pub instructions: Option<String>,
+    pub required: Option<bool>,
     // authorization facts (the policy crate's catalog)
     pub tenants: Option<Vec<String>>,
     pub environment: Option<String>,

@@ -399,6 +399,7 @@ impl Resolver<'_> {
             idle_timeout,
             restart,
             instructions: raw.instructions.clone(),
+            required: raw.required.unwrap_or(false),
             facts: crate::Section(std::sync::Arc::new(warden_policy::ServerFacts {
                 name: name.to_owned(),
                 tenants: raw.tenants.clone().unwrap_or_default(),

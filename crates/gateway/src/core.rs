@@ -85,6 +85,8 @@ pub struct Gateway {
     /// Registry refusals already reported (`server/kind/name@live-hash`,
     /// `server:reason`), so an item listed again is not a new audit record.
     pub(crate) reported: Mutex<HashSet<String>>,
+    /// Probe connections to the servers marked `required` (`/readyz`).
+    pub(crate) probes: crate::readiness::Probes,
     /// Per-process secret: binds a 2026-07-28 upstream's `requestState` to
     /// the server and principal it was issued for, and derives the ids of
     /// modern contexts.
@@ -149,9 +151,11 @@ impl Gateway {
             by_upstream_id: Mutex::new(HashMap::new()),
             counter: AtomicU64::new(1),
             reported: Mutex::new(HashSet::new()),
+            probes: Default::default(),
         });
         spawn_reaper(Arc::downgrade(&gw));
         crate::pipeline::registry::spawn_registry_keeper(Arc::downgrade(&gw));
+        gw.sync_probes();
         gw
     }
 
@@ -215,6 +219,7 @@ impl Gateway {
             advertise_scopes(&a, &snapshot);
         }
         self.snapshot.store(Arc::new(snapshot));
+        self.sync_probes();
         for s in self.sessions.all() {
             tell_lists_changed(&s);
         }
@@ -305,7 +310,7 @@ impl Gateway {
             async move {
                 let h = gw.upstream_for(snap, &session, server)?;
                 match h.upstream.ready().await {
-                    Ok(info) => Some((server.clone(), info)),
+                    Ok(info) => Some((server.clone(), info, h.registry_instance.clone())),
                     Err(e) => {
                         warn!(server = %server, error = %e, "upstream not ready at initialize");
                         None
@@ -317,12 +322,12 @@ impl Gateway {
         let ready: Vec<_> = inits.into_iter().flatten().collect();
         let raws: Vec<&RawValue> = ready
             .iter()
-            .filter_map(|(_, info)| serde_json::from_str::<&RawValue>(&info.result).ok())
+            .filter_map(|(_, info, _)| serde_json::from_str::<&RawValue>(&info.result).ok())
             .collect();
         let capabilities = federation::union_capabilities(&raws);
         let per_server: Vec<(String, String)> = ready
             .iter()
-            .filter_map(|(server, info)| {
+            .filter_map(|(server, info, instance)| {
                 let own = snap.server(server).and_then(|s| s.instructions.clone());
                 let text = match own {
                     Some(text) => text,
@@ -335,7 +340,7 @@ impl Gateway {
                         // Stage 4: an upstream's instructions reach the model
                         // like a description does; only pinned ones pass.
                         let m = warden_registry::instructions_manifest(server, &text).ok()?;
-                        match snap.registry.check_item(&m) {
+                        match snap.registry.check_item(&m, instance) {
                             ItemDecision::Allow => text,
                             ItemDecision::Hidden(reason) => {
                                 self.report_hidden(&m, &reason, "instructions");
@@ -471,7 +476,7 @@ impl Gateway {
         if self.server_refusal(snap, server).is_some() {
             return None;
         }
-        let key = PoolKey::new(cfg, &session.id, &session.principal.key());
+        let key = PoolKey::new(cfg, &session.id, &session.principal);
         let weak = Arc::downgrade(self);
         // Everything below runs only when the upstream must be started.
         Some(self.pool.acquire(
@@ -482,9 +487,15 @@ impl Gateway {
                 handshake: format!(
                     r#"{{"protocolVersion":"{}","capabilities":{},"clientInfo":{{"name":"warden","version":"{}"}}}}"#,
                     ProtocolVersion::LATEST_SESSION.as_str(),
-                    session.client_capabilities_json,
+                    upstream_capabilities(&session.client_capabilities_json, &key),
                     env!("CARGO_PKG_VERSION")
                 ),
+                // #15.14: a session-era client that may be asked things in
+                // the middle of a call keeps that working with a dual-era
+                // upstream; a 2026-07-28 client asks through
+                // input-required results, which that era carries natively.
+                session_first: session.channel != Channel::Modern
+                    && (session.caps.sampling || session.caps.elicitation || session.caps.roots),
                 limits: snap.upstream_limits,
             },
             move |handle, rx| {
@@ -674,7 +685,7 @@ impl Gateway {
             .collect();
         match msg.kind {
             Kind::Notification => {
-                self.route_notification(handle, &msg, &sessions);
+                self.route_notification(handle, &msg, related_to, &sessions);
                 // Stage 4: re-check the changed list now, so drift is
                 // recorded even before a client lists or calls.
                 let changed = match msg.method() {
@@ -704,6 +715,7 @@ impl Gateway {
         &self,
         handle: &UpstreamHandle,
         msg: &Message<'_>,
+        related_to: Option<u64>,
         sessions: &[Arc<Session>],
     ) {
         match msg.method() {
@@ -764,8 +776,35 @@ impl Gateway {
                     return;
                 };
                 let text: Arc<str> = guarded.into();
+                let level = msg.param_str("level");
+                // Sent while serving one client's request: that client's
+                // alone (it may describe the request). Otherwise every
+                // session on the upstream, each at the level it set.
+                if let Some((s, sink)) =
+                    related_to.and_then(|uid| self.related_session(handle, uid))
+                {
+                    if s.wants_log(level.as_deref()) {
+                        sink.send(text);
+                    }
+                    return;
+                }
                 for s in sessions {
-                    s.sink_for_server(&handle.server).send(text.clone());
+                    if s.wants_log(level.as_deref()) {
+                        s.sink_for_server(&handle.server).send(text.clone());
+                    }
+                }
+            }
+            "notifications/resources/updated" => {
+                // Only to the sessions that subscribed to this URI here.
+                let Some(uri) = msg.param_str("uri") else {
+                    return;
+                };
+                let key = (handle.server.clone(), uri.into_owned());
+                let text: Arc<str> = msg.text.into();
+                for s in sessions {
+                    if lock(&s.subscribed).contains(&key) {
+                        s.standalone().send(text.clone());
+                    }
                 }
             }
             _ => {
@@ -804,27 +843,27 @@ impl Gateway {
             return;
         }
         // The session: the one whose request carried this message, else the
-        // only one, else the one most recently active on this upstream.
-        let related = related_to.and_then(|uid| {
-            let (weak, client_id) = lock(&self.by_upstream_id)
-                .get(&(handle.instance, uid))
-                .cloned()?;
-            let s = weak.upgrade()?;
-            let sink = lock(&s.inflight).get(&client_id).map(|i| i.sink.clone())?;
-            Some((s, sink))
-        });
-        let target = related.or_else(|| {
-            let s = sessions.iter().min_by_key(|s| s.idle_for())?.clone();
-            let sink = s.sink_for_server(&handle.server);
-            Some((s, sink))
+        // only one on this upstream.
+        let related = related_to.and_then(|uid| self.related_session(handle, uid));
+        // A request that belongs to no client request goes to the session
+        // only when exactly one session is on this upstream: asking another
+        // client (its roots, its model, its user) would answer for the
+        // wrong one.
+        let target = related.or_else(|| match sessions {
+            [only] => Some((only.clone(), only.sink_for_server(&handle.server))),
+            _ => None,
         });
         let Some((session, sink)) = target else {
+            let why = if sessions.is_empty() {
+                "no client session is connected"
+            } else {
+                "this upstream serves several client sessions and none of their requests is in flight: \
+                 there is no one client to ask"
+            };
+            debug!(server = %handle.server, method = %msg.method(), sessions = sessions.len(), "server request refused: {why}");
             let _ = handle
                 .upstream
-                .respond(reply_error(
-                    ErrorCode::InternalError,
-                    "no client session is connected",
-                ))
+                .respond(reply_error(ErrorCode::InternalError, why))
                 .await;
             return;
         };
@@ -855,6 +894,31 @@ impl Gateway {
         sink.send(text.into());
     }
 
+    /// The session (and the stream) of the client request that upstream
+    /// request `uid` serves, while it is in flight.
+    fn related_session(&self, handle: &UpstreamHandle, uid: u64) -> Option<(Arc<Session>, Sink)> {
+        let (weak, client_id) = lock(&self.by_upstream_id)
+            .get(&(handle.instance, uid))
+            .cloned()?;
+        let s = weak.upgrade()?;
+        let sink = lock(&s.inflight).get(&client_id).map(|i| i.sink.clone())?;
+        Some((s, sink))
+    }
+
+    /// The level to set on an upstream shared by several sessions: the
+    /// most verbose any of them asked for (each session's messages are
+    /// then filtered to its own level, [`Session::wants_log`]).
+    pub(crate) fn shared_log_level(&self, handle: &UpstreamHandle) -> Option<String> {
+        self.pool
+            .sessions_of(handle.instance)
+            .iter()
+            .filter_map(|id| self.sessions.get(id))
+            .filter_map(|s| lock(&s.log_level).clone())
+            .filter_map(|l| crate::session::log_severity(&l).map(|sev| (sev, l)))
+            .min_by_key(|(sev, _)| *sev)
+            .map(|(_, l)| l)
+    }
+
     /// Tells every session on an upstream that its lists may have changed.
     fn announce_lists_changed(&self, handle: &UpstreamHandle) {
         for id in self.pool.sessions_of(handle.instance) {
@@ -872,10 +936,28 @@ impl Gateway {
         for h in self.pool.drain() {
             h.upstream.shutdown().await;
         }
+        self.stop_probes().await;
     }
 
     pub fn upstream_count(&self) -> usize {
         self.pool.len()
+    }
+}
+
+/// The client capabilities an upstream is started with: the first
+/// session's. An upstream every client shares is not told of roots: they
+/// belong to one client session, and a process serving unrelated clients
+/// would apply one client's roots (say `file:///`) to all of them.
+fn upstream_capabilities(client: &str, key: &PoolKey) -> String {
+    if !matches!(key, PoolKey::Shared { .. }) {
+        return client.to_owned();
+    }
+    match serde_json::from_str::<serde_json::Map<String, serde_json::Value>>(client) {
+        Ok(mut caps) => {
+            caps.remove("roots");
+            serde_json::Value::Object(caps).to_string()
+        }
+        Err(_) => "{}".to_owned(),
     }
 }
 

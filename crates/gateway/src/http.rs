@@ -78,8 +78,15 @@ pub fn router(gateway: Arc<Gateway>, bound: SocketAddr) -> Router {
         )
         .route("/.well-known/jwks.json", get(dev_jwks));
     let telemetry = state.gateway.snapshot().config.telemetry.clone();
-    if telemetry.metrics.enabled && telemetry.metrics.listen.is_none() {
+    if telemetry.metrics.on_mcp_listener(bound) {
         r = r.route(&telemetry.metrics.path, get(metrics));
+    } else if telemetry.metrics.enabled && telemetry.metrics.listen.is_none() {
+        tracing::warn!(
+            addr = %bound,
+            "metrics are not served on a listener other hosts can reach without a credential: \
+             set telemetry.metrics.listen (an admin listener, e.g. 127.0.0.1:9464) \
+             or telemetry.metrics.token"
+        );
     }
     if legacy_sse {
         r = r
@@ -123,8 +130,18 @@ pub fn admin_router(gateway: Arc<Gateway>, bound: SocketAddr) -> Router {
 /// Prometheus scrape: request, stage, policy, guard, auth and upstream
 /// metrics, and the audit trail's own (queue, lag, sink errors). Counts and
 /// durations only: no names of principals, no arguments.
-async fn metrics(State(s): State<HttpState>) -> Response {
+async fn metrics(State(s): State<HttpState>, headers: HeaderMap) -> Response {
     let gw = &s.gateway;
+    if let Some(token) = &gw.snapshot().config.telemetry.metrics.token {
+        if !presents_token(&headers, token.expose()) {
+            return (
+                StatusCode::UNAUTHORIZED,
+                [(header::WWW_AUTHENTICATE, "Bearer realm=\"warden-metrics\"")],
+                "the metrics need Authorization: Bearer <telemetry.metrics.token>\n",
+            )
+                .into_response();
+        }
+    }
     gw.metrics
         .sessions_active()
         .set(i64::try_from(gw.sessions.len()).unwrap_or(i64::MAX));
@@ -141,6 +158,21 @@ async fn metrics(State(s): State<HttpState>) -> Response {
         body,
     )
         .into_response()
+}
+
+/// Whether `headers` carry `Authorization: Bearer <token>`. The digests
+/// are compared, not the strings, so the time taken tells nothing about
+/// how much of the token a guess got right.
+fn presents_token(headers: &HeaderMap, token: &str) -> bool {
+    use sha2::{Digest, Sha256};
+    let Some(given) = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+    else {
+        return false;
+    };
+    Sha256::digest(given.trim().as_bytes()) == Sha256::digest(token.as_bytes())
 }
 
 tokio::task_local! {
@@ -1309,15 +1341,16 @@ fn inbound(principal: &Principal) -> Inbound<'static> {
     }
 }
 
-/// Readiness: 200 once every configured issuer's keys are in hand, 503
-/// naming the issuers that are not (their tokens get 401 meanwhile).
+/// Readiness: 200 once every configured issuer's keys are in hand and
+/// every server marked `required` answers its probe; 503 naming the
+/// issuers (their tokens get 401 meanwhile) and servers that do not.
 /// Liveness stays `/healthz`.
 async fn readyz(State(s): State<HttpState>) -> Response {
-    let Some(auth) = s.gateway.authenticator() else {
-        return (StatusCode::OK, "ready\n").into_response();
-    };
-    let waiting: Vec<String> = auth
-        .issuer_status()
+    let mut waiting: Vec<String> = s
+        .gateway
+        .authenticator()
+        .map(|auth| auth.issuer_status())
+        .unwrap_or_default()
         .into_iter()
         .filter(|i| !i.is_ready())
         .map(|i| {
@@ -1325,6 +1358,7 @@ async fn readyz(State(s): State<HttpState>) -> Response {
             format!("issuer {} unavailable ({class})", i.name)
         })
         .collect();
+    waiting.extend(s.gateway.unready_servers());
     if waiting.is_empty() {
         (StatusCode::OK, "ready\n").into_response()
     } else {

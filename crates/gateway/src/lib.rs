@@ -15,6 +15,7 @@ pub mod http;
 mod modern_http;
 pub mod pipeline;
 pub mod pool;
+mod readiness;
 pub mod session;
 pub mod snapshot;
 pub mod stdio;

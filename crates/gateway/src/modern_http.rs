@@ -896,12 +896,13 @@ async fn listen(gw: &Arc<Gateway>, session: &Arc<Session>, m: &Message<'_>) -> R
         honoured.insert("resourceSubscriptions".into(), serde_json::json!(uris));
     }
     let subscription_id = m.id.map(|i| i.raw().to_owned()).unwrap_or_default();
+    let stamp_id = value_of(m.id.map(|i| i.raw_value()));
     let ack = serde_json::json!({
         "jsonrpc": "2.0",
         "method": "notifications/subscriptions/acknowledged",
         "params": {
             "notifications": honoured,
-            "_meta": {modern::META_SUBSCRIPTION_ID: value_of(m.id.map(|i| i.raw_value()))},
+            "_meta": {modern::META_SUBSCRIPTION_ID: stamp_id.clone()},
         },
     })
     .to_string();
@@ -927,7 +928,7 @@ async fn listen(gw: &Arc<Gateway>, session: &Arc<Session>, m: &Message<'_>) -> R
     ]
     .into_iter()
     .filter(|(on, _)| *on)
-    .map(|(_, m)| format!(r#"{{"jsonrpc":"2.0","method":"{m}"}}"#))
+    .map(|(_, m)| stamped(&format!(r#"{{"jsonrpc":"2.0","method":"{m}"}}"#), &stamp_id))
     .collect::<Vec<_>>();
     debug!(session = %session.id, subscription = %subscription_id, "subscriptions/listen opened");
     let live = tokio_stream::wrappers::BroadcastStream::new(tx.subscribe()).flat_map(move |item| {
@@ -935,7 +936,7 @@ async fn listen(gw: &Arc<Gateway>, session: &Arc<Session>, m: &Message<'_>) -> R
         // when the client closes it.
         let _held = &subscriptions;
         let out: Vec<String> = match item {
-            Ok(text) if wanted(&text) => vec![text.to_string()],
+            Ok(text) if wanted(&text) => vec![stamped(&text, &stamp_id)],
             Ok(_) => Vec::new(),
             // Fell behind: whatever was missed, the lists may have changed.
             Err(_) => lagged.clone(),
@@ -951,6 +952,31 @@ async fn listen(gw: &Arc<Gateway>, session: &Arc<Session>, m: &Message<'_>) -> R
         .header(header::CACHE_CONTROL, "no-cache")
         .body(Body::from_stream(crate::http::with_keepalive(events)))
         .unwrap_or_else(|_| StatusCode::INTERNAL_SERVER_ERROR.into_response())
+}
+
+/// `notification` with `params._meta` naming the listen stream it is
+/// delivered on: clients route a stream's frames by that id (the
+/// acknowledgement carries it too), and drop frames without it.
+fn stamped(notification: &str, subscription_id: &serde_json::Value) -> String {
+    let Ok(serde_json::Value::Object(mut n)) = serde_json::from_str(notification) else {
+        // Warden's own notifications are objects; anything else goes as it is.
+        return notification.to_owned();
+    };
+    let params = n
+        .entry("params")
+        .or_insert_with(|| serde_json::Value::Object(Default::default()));
+    if let serde_json::Value::Object(params) = params {
+        let meta = params
+            .entry("_meta")
+            .or_insert_with(|| serde_json::Value::Object(Default::default()));
+        if let serde_json::Value::Object(meta) = meta {
+            meta.insert(
+                modern::META_SUBSCRIPTION_ID.to_owned(),
+                subscription_id.clone(),
+            );
+        }
+    }
+    serde_json::Value::Object(n).to_string()
 }
 
 use warden_protocol::message;

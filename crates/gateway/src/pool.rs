@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::mpsc;
 use warden_config::{Isolation, ServerConfig, Transport};
+use warden_identity::{AuthMethod, Principal};
 use warden_upstream::{
     Handshake, RestartPolicy, TransportSpec, Upstream, UpstreamEvent, UpstreamSpec,
 };
@@ -23,18 +24,38 @@ pub enum PoolKey {
 }
 
 impl PoolKey {
-    pub fn new(server: &ServerConfig, session: &str, principal: &str) -> Self {
+    pub fn new(server: &ServerConfig, session: &str, principal: &Principal) -> Self {
         let s = server.name.clone();
         match server.isolation {
+            // Without authentication every client is `anonymous`: one
+            // principal in name only. Unrelated clients never share a
+            // process (and with it roots, log level and subscriptions)
+            // unless the configuration says `isolation: shared`.
             Isolation::Session => PoolKey::Session {
                 server: s,
                 session: session.to_owned(),
             },
+            Isolation::Principal if principal.data().method == AuthMethod::Anonymous => {
+                PoolKey::Session {
+                    server: s,
+                    session: session.to_owned(),
+                }
+            }
             Isolation::Principal => PoolKey::Principal {
                 server: s,
-                principal: principal.to_owned(),
+                principal: principal.key(),
             },
             Isolation::Shared => PoolKey::Shared { server: s },
+        }
+    }
+
+    /// The registry's name for the instance this key starts: drift seen on
+    /// one instance blocks that instance, not the others of its server.
+    pub fn registry_instance(&self) -> Arc<str> {
+        match self {
+            PoolKey::Session { session, .. } => format!("session:{session}").into(),
+            PoolKey::Principal { principal, .. } => format!("principal:{principal}").into(),
+            PoolKey::Shared { .. } => warden_registry::SHARED_INSTANCE.into(),
         }
     }
 }
@@ -54,6 +75,8 @@ pub struct Definitions {
 #[derive(Debug, Clone)]
 pub struct Definition {
     pub def: Arc<str>,
+    /// The registry instance of the upstream that served it.
+    pub instance: Arc<str>,
     pub manifest: Arc<warden_registry::Manifest>,
     /// `manifest.hash` as text, for the audit record.
     pub hash_hex: Arc<str>,
@@ -65,6 +88,8 @@ pub struct UpstreamHandle {
     pub instance: u64,
     pub server: String,
     pub key: PoolKey,
+    /// [`PoolKey::registry_instance`], computed once.
+    pub registry_instance: Arc<str>,
     pub upstream: Arc<Upstream>,
     pub call_timeout: Duration,
     /// The upstream's tool definitions (upstream name → tool JSON), dropped
@@ -122,6 +147,8 @@ pub struct Pool {
 pub struct StartSpec {
     pub server: Arc<ServerConfig>,
     pub handshake: String,
+    /// [`Handshake::session_first`].
+    pub session_first: bool,
     pub limits: warden_protocol::Limits,
 }
 
@@ -154,6 +181,7 @@ impl Pool {
                     upstream_spec(&spec),
                     Handshake {
                         params: spec.handshake,
+                        session_first: spec.session_first,
                     },
                     tx,
                 );
@@ -161,6 +189,7 @@ impl Pool {
                     instance: self.next_instance.fetch_add(1, Ordering::Relaxed),
                     server: spec.server.name.clone(),
                     key: key.clone(),
+                    registry_instance: key.registry_instance(),
                     upstream,
                     call_timeout: spec.server.call_timeout,
                     tools: std::sync::Mutex::new(None),

@@ -126,6 +126,10 @@ pub struct Session {
     /// 2026-07-28 contexts: how many open `subscriptions/listen` streams
     /// hold each resource subscription.
     pub listen_refs: Mutex<HashMap<String, usize>>,
+    /// Resources this session subscribed to: (server, uri). An upstream
+    /// shared by several sessions sends `notifications/resources/updated`
+    /// only to the sessions that asked for that URI.
+    pub subscribed: Mutex<std::collections::HashSet<(String, String)>>,
     s2c_counter: AtomicU64,
 }
 
@@ -174,6 +178,7 @@ impl Session {
             log_level: Mutex::new(None),
             listens: Mutex::new(HashMap::new()),
             listen_refs: Mutex::new(HashMap::new()),
+            subscribed: Mutex::new(Default::default()),
             s2c_counter: AtomicU64::new(0),
         })
     }
@@ -295,5 +300,60 @@ impl Sessions {
 
     pub fn is_empty(&self) -> bool {
         self.len() == 0
+    }
+}
+
+/// The severity of an MCP log level (RFC 5424 order, `debug` lowest);
+/// `None` for a level MCP does not name.
+pub use warden_protocol::modern::log_level_rank as log_severity;
+
+impl Session {
+    /// Whether a log message at `level` is for this session: at or above
+    /// the level it set with `logging/setLevel` (everything when it set
+    /// none, or when the message's level is not one MCP names).
+    pub fn wants_log(&self, level: Option<&str>) -> bool {
+        let floor = lock(&self.log_level).as_deref().and_then(log_severity);
+        match (floor, level.and_then(log_severity)) {
+            (Some(floor), Some(level)) => level >= floor,
+            _ => true,
+        }
+    }
+}
+
+#[cfg(test)]
+mod log_level_tests {
+    use super::*;
+
+    #[test]
+    fn severities_follow_rfc_5424() {
+        assert_eq!(log_severity("debug"), Some(0));
+        assert_eq!(log_severity("emergency"), Some(7));
+        assert!(log_severity("warning") > log_severity("notice"));
+        assert_eq!(log_severity("verbose"), None);
+    }
+
+    #[test]
+    fn a_session_sees_log_messages_at_or_above_its_own_level() {
+        let s = Session::new(
+            "s".into(),
+            Principal::anonymous(),
+            String::new(),
+            Channel::StreamableHttp,
+            ProtocolVersion::LATEST_SESSION,
+            ClientCaps::declared(None),
+            "{}".into(),
+            Sink::Broadcast(tokio::sync::broadcast::channel(1).0),
+        );
+        assert!(s.wants_log(Some("debug")), "no level set: everything");
+        *lock(&s.log_level) = Some("warning".into());
+        assert!(!s.wants_log(Some("debug")));
+        assert!(!s.wants_log(Some("info")));
+        assert!(s.wants_log(Some("warning")));
+        assert!(s.wants_log(Some("critical")));
+        assert!(
+            s.wants_log(Some("made-up")),
+            "unknown levels are not hidden"
+        );
+        assert!(s.wants_log(None));
     }
 }

@@ -34,10 +34,10 @@
 //! start:    lock = LockFile::load(path)?; registry = Arc::new(Registry::new(lock, mode, Scanner::new()))
 //! spawn:    registry.check_server(name, &stdio_identity(cmd, args, path_env))  → Err: refuse to start, audit reason.code()
 //! list:     manifests = manifests_of_list(server, kind, result)   (+ instructions_manifest)
-//!           check_list(&registry, &manifests)  → forward only Allow items; Hidden(Drifted{..}) → audit old/new hash + diff
+//!           check_list(&registry, &manifests, instance)  → forward only Allow items; Hidden(Drifted{..}) → audit old/new hash + diff
 //!           if let Some(lock) = registry.take_unsaved() { save off the request path }   (tofu)
 //! list_changed from upstream: re-list, same as above
-//! call:     registry.check_call(server, kind, name) → Hidden(r): JSON-RPC error with r.to_string()
+//! call:     registry.check_call(server, kind, name, instance) → Hidden(r): JSON-RPC error with r.to_string()
 //!           ("tool changed since approval"), audit r.code()
 //! reload:   registry.replace_lock(LockFile::load(path)?)
 //! ```
@@ -69,7 +69,7 @@ pub use lockfile::{Approval, LockFile, PinnedItem, PinnedServer};
 pub use manifest::{
     instructions_manifest, list_items, manifest, manifests_of_list, ItemKind, Manifest,
 };
-pub use registry::{check_list, ItemDecision, Mode, Reason, Registry};
+pub use registry::{check_list, ItemDecision, Mode, Reason, Registry, SHARED_INSTANCE};
 pub use scanner::{
     ScanContext, ScanFinding, Scanner, ScannerConfig, Severity, Thresholds, Verdict,
 };

@@ -101,9 +101,10 @@ pub struct Registry {
 
 struct State {
     lock: LockFile,
-    /// Items seen drifted: (server, kind, name) → live hash. Cleared per
-    /// item when it is re-approved (a new lock file is installed).
-    drifted: HashMap<(String, ItemKind, String), ManifestHash>,
+    /// Items seen drifted: (server, kind, name) → on which instances, with
+    /// the live hash. Cleared per item when it is re-approved (a new lock
+    /// file is installed).
+    drifted: HashMap<(String, ItemKind, String), Drift>,
     /// Tofu pins not yet handed out by `take_unsaved`.
     unsaved: bool,
 }
@@ -115,6 +116,44 @@ impl fmt::Debug for Registry {
             .finish_non_exhaustive()
     }
 }
+
+/// Where one item was seen drifted. Drift is judged per instance (one
+/// running copy of a server: the gateway's pool key), so one principal's
+/// changed upstream process blocks that process, not everyone else's
+/// unchanged one. An item seen drifted on more than [`MAX_INSTANCES`]
+/// instances is blocked on all of them: the memory stays bounded and the
+/// bound fails closed.
+#[derive(Debug, Default)]
+struct Drift {
+    everywhere: Option<ManifestHash>,
+    instances: HashMap<String, ManifestHash>,
+}
+
+const MAX_INSTANCES: usize = 1024;
+
+impl Drift {
+    fn on(&self, instance: &str) -> Option<&ManifestHash> {
+        self.everywhere
+            .as_ref()
+            .or_else(|| self.instances.get(instance))
+    }
+
+    fn insert(&mut self, instance: &str, live: ManifestHash) {
+        if self.everywhere.is_some() {
+            return;
+        }
+        if self.instances.len() >= MAX_INSTANCES {
+            self.everywhere = Some(live);
+            self.instances = HashMap::new();
+        } else {
+            self.instances.insert(instance.to_owned(), live);
+        }
+    }
+}
+
+/// The instance of a server that is the only one (shared isolation, the
+/// CLI, tests): drift on it blocks the item for every caller.
+pub const SHARED_INSTANCE: &str = "";
 
 /// Who tofu pins are attributed to in the lock file.
 pub const TOFU_APPROVER: &str = "tofu";
@@ -144,15 +183,19 @@ impl Registry {
     /// hash pass. A drifted item is remembered and stays hidden (and its
     /// calls refused) until re-approved. In tofu mode an unknown item is
     /// scanned and, unless blocked, pinned now.
-    pub fn check_item(&self, m: &Manifest) -> ItemDecision {
-        self.check_item_in(m, &ScanContext::default())
+    ///
+    /// `instance` names the running copy of the server the manifest came
+    /// from ([`SHARED_INSTANCE`] when there is one): drift is remembered
+    /// for that instance only.
+    pub fn check_item(&self, m: &Manifest, instance: &str) -> ItemDecision {
+        self.check_item_in(m, &ScanContext::default(), instance)
     }
 
     /// [`Registry::check_item`] with the item's neighbours, for the tofu scan.
-    pub fn check_item_in(&self, m: &Manifest, ctx: &ScanContext) -> ItemDecision {
+    pub fn check_item_in(&self, m: &Manifest, ctx: &ScanContext, instance: &str) -> ItemDecision {
         let known = {
             let state = self.read();
-            match self.decide(&state, m) {
+            match self.decide(&state, m, instance) {
                 Some(known) => Some(known),
                 None if self.mode == Mode::Strict => {
                     return ItemDecision::Hidden(if state.lock.knows_server(&m.server) {
@@ -172,7 +215,9 @@ impl Registry {
         if newly_drifted {
             self.write()
                 .drifted
-                .insert((m.server.clone(), m.kind, m.name.clone()), m.hash);
+                .entry((m.server.clone(), m.kind, m.name.clone()))
+                .or_default()
+                .insert(instance, m.hash);
         }
         decision
     }
@@ -187,7 +232,7 @@ impl Registry {
             return ItemDecision::Hidden(Reason::Blocked(findings));
         }
         let mut state = self.write();
-        if let Some((decision, _)) = self.decide(&state, m) {
+        if let Some((decision, _)) = self.decide(&state, m, SHARED_INSTANCE) {
             return decision;
         }
         let rules: Vec<&str> = findings.iter().map(|f| f.rule).collect();
@@ -200,7 +245,7 @@ impl Registry {
 
     /// The decision for an item the lock file knows, and whether it is a
     /// drift not seen before; `None` when the lock file does not know it.
-    fn decide(&self, state: &State, m: &Manifest) -> Option<(ItemDecision, bool)> {
+    fn decide(&self, state: &State, m: &Manifest, instance: &str) -> Option<(ItemDecision, bool)> {
         let pinned = state.lock.get(&m.server, m.kind, &m.name)?;
         let seen = if state.drifted.is_empty() {
             None
@@ -208,6 +253,7 @@ impl Registry {
             state
                 .drifted
                 .get(&(m.server.clone(), m.kind, m.name.clone()))
+                .and_then(|d| d.on(instance))
         };
         if pinned.hash == m.hash && seen.is_none() {
             return Some((ItemDecision::Allow, false));
@@ -227,10 +273,17 @@ impl Registry {
     }
 
     /// Before every call (`tools/call`, `prompts/get`, `resources/read`):
-    /// the item must be pinned and not seen drifted. The gateway lists an
-    /// upstream before exposing its items, so an item whose live manifest
-    /// changed has been seen (and remembered) by [`Registry::check_item`].
-    pub fn check_call(&self, server: &str, kind: ItemKind, name: &str) -> ItemDecision {
+    /// the item must be pinned and not seen drifted on `instance`. The
+    /// gateway lists an upstream before exposing its items, so an item whose
+    /// live manifest changed has been seen (and remembered) by
+    /// [`Registry::check_item`].
+    pub fn check_call(
+        &self,
+        server: &str,
+        kind: ItemKind,
+        name: &str,
+        instance: &str,
+    ) -> ItemDecision {
         let state = self.read();
         let Some(pinned) = state.lock.get(server, kind, name) else {
             return ItemDecision::Hidden(
@@ -241,9 +294,13 @@ impl Registry {
                 },
             );
         };
+        if state.drifted.is_empty() {
+            return ItemDecision::Allow;
+        }
         match state
             .drifted
             .get(&(server.to_owned(), kind, name.to_owned()))
+            .and_then(|d| d.on(instance))
         {
             Some(live) => ItemDecision::Hidden(Reason::Drifted {
                 pinned: pinned.hash,
@@ -339,11 +396,15 @@ impl Registry {
 /// Convenience for the gateway: [`Registry::check_item_in`] over one
 /// upstream's whole list (its own names as context), a decision per
 /// manifest in order.
-pub fn check_list(registry: &Registry, manifests: &[Manifest]) -> Vec<ItemDecision> {
+pub fn check_list(
+    registry: &Registry,
+    manifests: &[Manifest],
+    instance: &str,
+) -> Vec<ItemDecision> {
     let ctx = ScanContext::new().own_names(manifests.iter().map(|m| m.name.as_str()));
     manifests
         .iter()
-        .map(|m| registry.check_item_in(m, &ctx))
+        .map(|m| registry.check_item_in(m, &ctx, instance))
         .collect()
 }
 

@@ -90,8 +90,12 @@ pub struct RawMetrics {
     /// Where (default `/metrics`).
     pub path: Option<String>,
     /// An admin listener (`127.0.0.1:9464`) that serves only the metrics;
-    /// absent: the metrics are served on the MCP listener.
+    /// absent: the metrics are served on the MCP listener, and only when
+    /// that listener is bound to a loopback address or `token` is set.
     pub listen: Option<String>,
+    /// `env:NAME`: a bearer token every scrape must present
+    /// (`Authorization: Bearer …`), on whichever listener serves them.
+    pub token: Option<String>,
 }
 
 // ----- the validated form ---------------------------------------------------
@@ -184,6 +188,19 @@ pub struct MetricsSettings {
     pub path: String,
     /// The admin listener, if the metrics have one of their own.
     pub listen: Option<std::net::SocketAddr>,
+    /// The bearer token a scrape must present, if any. `Debug` redacts it.
+    pub token: Option<HeaderValue>,
+}
+
+impl MetricsSettings {
+    /// Whether the MCP listener, bound at `bound`, serves the metrics: not
+    /// when they have a listener of their own, and on a listener other
+    /// clients can reach only behind a credential. Unauthenticated counts of
+    /// calls, refusals and upstream failures tell an attacker what Warden
+    /// guards and when it struggles.
+    pub fn on_mcp_listener(&self, bound: std::net::SocketAddr) -> bool {
+        self.enabled && self.listen.is_none() && (bound.ip().is_loopback() || self.token.is_some())
+    }
 }
 
 impl Default for MetricsSettings {
@@ -192,6 +209,7 @@ impl Default for MetricsSettings {
             enabled: true,
             path: DEFAULT_METRICS_PATH.to_owned(),
             listen: None,
+            token: None,
         }
     }
 }
@@ -426,10 +444,24 @@ impl Resolver<'_> {
                 None
             }
         });
+        const TOKEN: &str = "telemetry.metrics.token";
+        let token = raw.token.and_then(|text| {
+            if text.starts_with("env:") {
+                self.header_value(&text, TOKEN)
+            } else {
+                // Never echo it: it was meant to be a secret.
+                self.push(
+                    TOKEN,
+                    "must be env:NAME (a credential is not written in the file)",
+                );
+                None
+            }
+        });
         MetricsSettings {
             enabled: raw.enabled.unwrap_or(true),
             path,
             listen,
+            token,
         }
     }
 }

@@ -145,3 +145,31 @@ fn header_values_never_printed() {
     assert!(!debug.contains("s3cr3t"), "{debug}");
     assert!(debug.contains("[redacted]"), "{debug}");
 }
+
+#[test]
+fn metrics_need_a_loopback_listener_or_a_token() {
+    let loopback: std::net::SocketAddr = "127.0.0.1:8080".parse().unwrap();
+    let open: std::net::SocketAddr = "0.0.0.0:8080".parse().unwrap();
+    let plain = resolve("metrics: {}").unwrap().metrics;
+    assert!(plain.on_mcp_listener(loopback));
+    assert!(!plain.on_mcp_listener(open), "no credential, reachable");
+    let with_token = resolve("metrics: {token: env:OTLP_AUTH}").unwrap().metrics;
+    assert!(with_token.on_mcp_listener(open));
+    assert_eq!(
+        with_token.token.as_ref().map(HeaderValue::expose),
+        Some("Bearer s3cr3t-header")
+    );
+    assert!(!format!("{with_token:?}").contains("s3cr3t"));
+    let own = resolve("metrics: {listen: '127.0.0.1:9464'}")
+        .unwrap()
+        .metrics;
+    assert!(
+        !own.on_mcp_listener(loopback),
+        "they have a listener of their own"
+    );
+    let inline = resolve("metrics: {token: hunter2-metrics}").unwrap_err();
+    assert_eq!(inline[0].0, "telemetry.metrics.token");
+    assert!(!inline[0].1.contains("hunter2"));
+    let unset = resolve("metrics: {token: env:NOT_SET}").unwrap_err();
+    assert_eq!(unset[0].0, "telemetry.metrics.token");
+}

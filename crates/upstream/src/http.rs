@@ -326,9 +326,20 @@ pub(crate) async fn connect(
         },
         Era::Modern => modern::connect(shared, url, headers).await,
         Era::Auto => {
-            if shared.remembered_era() == Some(Era::Session) {
+            // The era that worked last; else the session era first when
+            // the client may be asked things in the middle of a call (see
+            // `Handshake::session_first`), the 2026-07-28 probe otherwise.
+            let session_first = match shared.remembered_era() {
+                Some(Era::Session) => true,
+                Some(Era::Modern) => false,
+                _ => shared.handshake.session_first,
+            };
+            if session_first {
                 match connect_session(shared, url.clone(), headers.clone(), true).await {
-                    Ok(Attempt::Connected(c, done)) => return Ok((c, done)),
+                    Ok(Attempt::Connected(c, done)) => {
+                        shared.remember_era(Some(Era::Session));
+                        return Ok((c, done));
+                    }
                     Err(e @ UpstreamError::Unavailable(_)) => return Err(e),
                     Ok(Attempt::Reprobe) | Err(_) => {
                         debug!(target: "upstream", server = %shared.name(), "the session era failed; detecting the era again");

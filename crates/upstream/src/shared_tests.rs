@@ -31,6 +31,7 @@ fn shared() -> (Arc<Shared>, mpsc::Receiver<UpstreamEvent>) {
     let (tx, rx) = mpsc::channel(8);
     let handshake = Handshake {
         params: "{}".into(),
+        session_first: false,
     };
     (
         Arc::new(Shared::new(spec, handshake, Err(String::new()), tx)),

@@ -130,7 +130,14 @@ impl Default for RestartPolicy {
 
 /// The `initialize` request params Warden sends upstream: the raw JSON object
 /// text (`protocolVersion`, `capabilities`, `clientInfo`).
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 pub struct Handshake {
     pub params: String,
+    /// For `protocol: auto` before an era was remembered: try the session
+    /// era first. Set for a session-era client that declared sampling,
+    /// elicitation or roots: a dual-era server keeps answering those in the
+    /// middle of a call there, while on the 2026-07-28 path it can only ask
+    /// through input-required results, which not every dual-era server
+    /// does. Otherwise the 2026-07-28 probe goes first.
+    pub session_first: bool,
 }

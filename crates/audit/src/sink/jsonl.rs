@@ -254,13 +254,31 @@ impl AuditSink for JsonlSink {
 }
 
 /// The files of a trail whose active file is `active`, oldest first.
+///
+/// A rotation renames the active file and then creates the next one: a
+/// listing taken between the two would end at a rotated file, and the
+/// records (a retention record among them) written to the new active file
+/// would be missing from it, so that the trail would look cut. Rotated files
+/// without an active file are listed again until the active file is back
+/// (it is, microseconds later, while Warden runs; a trail Warden no longer
+/// writes is listed as it is after a few milliseconds).
 pub fn files(active: &Path) -> Vec<PathBuf> {
-    let mut out: Vec<PathBuf> = rotated_files(active).into_iter().map(|(_, p)| p).collect();
-    if active.exists() {
-        out.push(active.to_owned());
+    for attempt in 0..MID_ROTATION_ATTEMPTS {
+        let mut out: Vec<PathBuf> = rotated_files(active).into_iter().map(|(_, p)| p).collect();
+        if active.exists() {
+            out.push(active.to_owned());
+            return out;
+        }
+        if out.is_empty() || attempt + 1 == MID_ROTATION_ATTEMPTS {
+            return out;
+        }
+        std::thread::sleep(std::time::Duration::from_micros(100));
     }
-    out
+    Vec::new()
 }
+
+/// How often [`files`] lists a trail found without its active file.
+const MID_ROTATION_ATTEMPTS: usize = 50;
 
 /// Rotated files with their first seq, in seq order.
 fn rotated_files(active: &Path) -> Vec<(u64, PathBuf)> {

@@ -250,3 +250,49 @@ async fn sigkill_under_load_loses_no_answered_call() {
     let (ok, report, err) = w.cli_status(&["audit", "verify"]);
     assert!(ok, "the trail verifies after the crash: {report} {err}");
 }
+
+/// #15.18: a `warden stdio` process started while `warden serve` holds the
+/// audit trail keeps a trail of its own; `warden audit query` and `verify`
+/// read it too, so every record of the deployment is reachable.
+#[tokio::test]
+async fn stdio_records_are_queryable_and_verified_beside_a_serving_warden() {
+    use std::io::{BufRead, Write};
+
+    let w = Warden::start(&format!("servers:\n{}", example_server("t", "test", "")));
+    let mut c = Client::new(&w.url("/mcp"));
+    c.initialize().await;
+    let r = c.call_tool("t__echo", json!({"message": "via http"})).await;
+    assert_eq!(text_of(r.result()), "via http", "{}", r.raw);
+
+    let (mut child, mut stdin, mut out) = stdio_warden(&w.config_path());
+    for line in [
+        r#"{"jsonrpc":"2.0","id":0,"method":"initialize","params":{"protocolVersion":"2025-06-18","capabilities":{},"clientInfo":{"name":"s","version":"1"}}}"#,
+        r#"{"jsonrpc":"2.0","method":"notifications/initialized"}"#,
+        r#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"t__echo","arguments":{"message":"via stdio"}}}"#,
+    ] {
+        writeln!(stdin, "{line}").unwrap();
+    }
+    stdin.flush().unwrap();
+    let mut answers = 0;
+    let mut line = String::new();
+    while answers < 2 {
+        line.clear();
+        assert!(out.read_line(&mut line).unwrap() > 0, "stdio ended early");
+        if line.contains("\"id\":") {
+            answers += 1;
+        }
+    }
+    assert!(line.contains("via stdio"), "{line}");
+    drop(stdin);
+    assert!(child.wait().unwrap().success());
+
+    let calls = wait_for_calls(&w, 2);
+    let echoes = calls.iter().filter(|e| e["tool"] == "echo").count();
+    assert_eq!(echoes, 2, "both transports' calls are queryable: {calls:?}");
+    let (ok, out, err) = w.cli_status(&["audit", "verify"]);
+    assert!(ok, "{out}{err}");
+    assert!(
+        out.contains("trail stdio-"),
+        "the stdio trail is verified too: {out}"
+    );
+}

@@ -167,6 +167,28 @@ pub fn wait_for_line(p: &Proc, needle: &str, timeout: Duration) -> Option<String
     }
 }
 
+/// `warden stdio --config cfg` with piped stdin and stdout: the child, its
+/// stdin and its stdout, line by line.
+pub fn stdio_warden(
+    cfg: &Path,
+) -> (
+    std::process::Child,
+    std::process::ChildStdin,
+    BufReader<std::process::ChildStdout>,
+) {
+    let mut child = Command::new(WARDEN)
+        .args(["stdio", "--config"])
+        .arg(cfg)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn warden stdio");
+    let stdin = child.stdin.take().expect("stdin");
+    let out = BufReader::new(child.stdout.take().expect("stdout"));
+    (child, stdin, out)
+}
+
 /// Writes `yaml` as `dir/warden.yaml` and starts `warden serve` on a free
 /// loopback port with `WARDEN_LOG=log`: the process and its base URL.
 pub fn launch(dir: &Path, yaml: &str, log: &str) -> (Proc, String) {

@@ -433,6 +433,10 @@ async fn listen_streams_list_changes() {
         changed["method"], "notifications/tools/list_changed",
         "{changed}"
     );
+    assert_eq!(
+        changed["params"]["_meta"]["io.modelcontextprotocol/subscriptionId"], 2,
+        "every frame of the stream names it: {changed}"
+    );
 }
 
 async fn next_event<S, B, E>(stream: &mut S, dec: &mut warden_protocol::sse::Decoder) -> Value
@@ -490,6 +494,10 @@ async fn listen_holds_resource_subscriptions_upstream() {
         "{updated}"
     );
     assert_eq!(updated["params"]["uri"], "tickets://open");
+    assert_eq!(
+        updated["params"]["_meta"]["io.modelcontextprotocol/subscriptionId"], 2,
+        "{updated}"
+    );
 
     // Closing the stream releases the upstream subscription (a request
     // through the pipeline like any other: counted in /metrics).
@@ -592,4 +600,47 @@ async fn a_stray_session_id_or_last_event_id_is_ignored_for_a_modern_request() {
         .await
         .unwrap();
     assert_eq!(get.status().as_u16(), 405);
+}
+
+/// #15.13: the official Python SDK 2.x routes a listen stream's frames by
+/// the subscription id in their `_meta`; a resource update without it is
+/// dropped, and `Client.listen()` yields nothing.
+#[tokio::test]
+async fn resource_updates_on_a_listen_stream_carry_the_subscription_id() {
+    let p = crate::peers::Peers::load();
+    let w = Warden::start(&format!("servers:\n{}", example_server("demo", "demo", "")));
+    let url = w.url("/mcp");
+    let args: Vec<String> = [
+        p.driver("py_client.py").display().to_string(),
+        "--url".into(),
+        url,
+        "--protocol".into(),
+        V.into(),
+        "--timeout".into(),
+        "60".into(),
+        "--request-timeout".into(),
+        "15".into(),
+        "--listen-resource".into(),
+        "tickets://open".into(),
+        "--call".into(),
+        "demo__tickets_update".into(),
+        "--args".into(),
+        r#"{"id":"T-102","status":"closed"}"#.into(),
+    ]
+    .into();
+    let v = tokio::task::spawn_blocking({
+        let py = p.get("PY2").to_owned();
+        move || crate::peers::run_driver(&py, &args)
+    })
+    .await
+    .unwrap();
+    assert_eq!(v["ok"], true, "{v}");
+    assert_eq!(
+        v["listen_honored"]["resourceSubscriptions"],
+        json!(["tickets://open"]),
+        "{v}"
+    );
+    let events = v["listen_events"].as_array().expect("events");
+    assert_eq!(events.len(), 1, "{v}");
+    assert!(events[0].to_string().contains("tickets://open"), "{v}");
 }

@@ -219,3 +219,122 @@ async fn metrics_can_have_an_admin_listener_of_their_own() {
     }
     assert!(ok, "the admin listener serves the metrics");
 }
+
+/// `warden serve` on every interface (the test only connects over
+/// loopback): the process, the port.
+fn serve_on_every_interface(
+    dir: &std::path::Path,
+    yaml: &str,
+    env: &[(&str, &str)],
+) -> (Proc, u16) {
+    let cfg = dir.join("warden.yaml");
+    std::fs::write(&cfg, with_tofu(yaml).replace("{WARDEN}", WARDEN)).unwrap();
+    let mut cmd = std::process::Command::new(WARDEN);
+    cmd.args(["serve", "--config"])
+        .arg(&cfg)
+        .args(["--listen", "0.0.0.0:0"])
+        .env("WARDEN_LOG", "info");
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let proc = spawn(&mut cmd);
+    let line = wait_for_line(&proc, "warden: listening on ", Duration::from_secs(30))
+        .expect("warden did not start");
+    let port = line
+        .trim()
+        .trim_end_matches("/mcp")
+        .rsplit(':')
+        .next()
+        .and_then(|p| p.parse().ok())
+        .expect("a port");
+    (proc, port)
+}
+
+/// #15.26: counts of calls, refusals and upstream failures are not for
+/// anyone who can reach the MCP listener.
+#[tokio::test]
+async fn metrics_are_not_served_without_a_credential_on_a_listener_others_can_reach() {
+    let http = reqwest::Client::new();
+    let servers = format!("servers:\n{}", example_server("t", "test", ""));
+
+    let dir = tempfile::tempdir().unwrap();
+    let (_open, port) = serve_on_every_interface(dir.path(), &servers, &[]);
+    let r = http
+        .get(format!("http://127.0.0.1:{port}/metrics"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 404, "no credential, reachable: not served");
+    let health = http
+        .get(format!("http://127.0.0.1:{port}/healthz"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(health.status(), 200);
+
+    let dir = tempfile::tempdir().unwrap();
+    let yaml = format!("telemetry:\n  metrics: {{token: 'env:SCRAPE_TOKEN'}}\n{servers}");
+    let (_guarded, port) =
+        serve_on_every_interface(dir.path(), &yaml, &[("SCRAPE_TOKEN", "scrape-me-7f3a")]);
+    let url = format!("http://127.0.0.1:{port}/metrics");
+    let none = http.get(&url).send().await.unwrap();
+    assert_eq!(none.status(), 401);
+    let body = none.text().await.unwrap();
+    assert!(!body.contains("scrape-me"), "{body}");
+    let wrong = http
+        .get(&url)
+        .bearer_auth("scrape-me-7f3b")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(wrong.status(), 401);
+    let right = http
+        .get(&url)
+        .bearer_auth("scrape-me-7f3a")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(right.status(), 200);
+    scrape(&right.text().await.unwrap());
+}
+
+/// #15.19: `/readyz` fails while a server marked `required` cannot be
+/// reached, names it, and recovers when it comes up; `/healthz` stays 200.
+#[tokio::test]
+async fn readiness_fails_while_a_required_server_is_down() {
+    let port = crate::peers::free_port();
+    let w = Warden::start(&format!(
+        "servers:\n  remote:\n    url: http://127.0.0.1:{port}/mcp\n    required: true\n    restart: {{initial_backoff: 100ms, max_backoff: 300ms}}\n{}    required: true\n",
+        example_server("t", "test", "")
+    ));
+    let http = reqwest::Client::new();
+    let readyz = async || {
+        let r = http.get(w.url("/readyz")).send().await.unwrap();
+        (r.status().as_u16(), r.text().await.unwrap())
+    };
+    let (status, body) = readyz().await;
+    assert_eq!(status, 503, "{body}");
+    assert!(body.contains("server remote"), "{body}");
+    let health = http.get(w.url("/healthz")).send().await.unwrap();
+    assert_eq!(health.status(), 200);
+
+    let _up = spawn(std::process::Command::new(WARDEN).args([
+        "example-server",
+        "--mode",
+        "test",
+        "--http",
+        &format!("127.0.0.1:{port}"),
+    ]));
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let (status, body) = readyz().await;
+        if status == 200 {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "still not ready with the server up: {body}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}

@@ -590,3 +590,79 @@ async fn poisoned_tools_are_refused_by_registry_pin_in_strict_mode() {
         assert_eq!(r.error_code(), -32015, "{name}: {}", r.raw);
     }
 }
+
+/// #15.11: without authentication every client is `anonymous`. Client A
+/// declares the root `file:///`; server-filesystem replaces its allowed
+/// directories with a client's roots. Client B (no roots) must not get a
+/// process that A's roots opened: B reads nothing outside the directory
+/// Warden's configuration gave the server.
+#[tokio::test]
+async fn one_clients_roots_never_widen_another_clients_filesystem() {
+    let p = Peers::load();
+    let dir = tempfile::tempdir().unwrap();
+    let allowed = dir.path().join("allowed");
+    let outside = dir.path().join("outside");
+    std::fs::create_dir_all(&allowed).unwrap();
+    std::fs::create_dir_all(&outside).unwrap();
+    std::fs::write(allowed.join("ok.txt"), "allowed content").unwrap();
+    let secret = outside.join("secret.txt");
+    std::fs::write(&secret, "outside-secret-4471").unwrap();
+    let w = Warden::start(&format!(
+        "servers:\n  fs:\n    command: '{}'\n    args: ['{}', '{}']\n",
+        p.get("NODE20"),
+        p.get("SERVER_FILESYSTEM"),
+        allowed.display()
+    ));
+    let url = w.url("/mcp");
+    let driver = p.driver("py_client.py").display().to_string();
+    let py = p.get("PY1").to_owned();
+
+    // A: roots `file:///`, stays connected while B works.
+    let a_args: Vec<String> = vec![
+        driver.clone(),
+        "--url".into(),
+        url.clone(),
+        "--root".into(),
+        "file:///".into(),
+        "--call".into(),
+        "fs__list_allowed_directories".into(),
+        "--hold".into(),
+        "12".into(),
+    ];
+    let a = std::thread::spawn({
+        let py = py.clone();
+        move || run_driver(&py, &a_args)
+    });
+    // A's call is done (and its roots were asked for) once it is audited.
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let (_, out, _) = w.cli_status(&["audit", "query", "--json"]);
+        if out.contains("list_allowed_directories") {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "A never called");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    tokio::time::sleep(Duration::from_secs(1)).await;
+
+    let b_args: Vec<String> = vec![
+        driver,
+        "--url".into(),
+        url,
+        "--no-callbacks".into(),
+        "--call".into(),
+        "fs__read_text_file".into(),
+        "--args".into(),
+        serde_json::json!({"path": secret.display().to_string()}).to_string(),
+    ];
+    let b = tokio::task::spawn_blocking(move || run_driver(&py, &b_args))
+        .await
+        .unwrap();
+    assert!(
+        !b.to_string().contains("outside-secret-4471"),
+        "client B read a file only client A's roots allowed: {b}"
+    );
+    assert_eq!(call(&b, "fs__read_text_file")["ok"], false, "{b}");
+    let a = a.join().unwrap();
+    assert_eq!(a["ok"], true, "{a}");
+}

@@ -590,3 +590,46 @@ fn a_scan_that_cannot_start_a_server_exits_3_not_like_a_finding() {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+/// #15.25: under `principal` isolation each principal has an upstream
+/// process of their own; carol's process changing its tool blocks carol's
+/// instance (refused, audited), not alice's unchanged one.
+#[tokio::test]
+async fn one_principals_drift_blocks_only_that_principals_instance() {
+    let w = Warden::start(&format!(
+        "identity:\n  public_url: http://127.0.0.1:1\n  data_dir: '{{DIR}}/data'\n  dev_issuer: {{enabled: true}}\nregistry: {{mode: tofu, lock: '{{DIR}}/warden.lock'}}\nservers:\n{}    isolation: principal\n",
+        example_server("t", "test", "")
+    ));
+    let session = async |sub: &str| {
+        let token = w.cli(&["token", "mint", "--sub", sub]);
+        let mut c = Client::with_bearer(&w.url("/mcp"), &token);
+        c.initialize().await;
+        c
+    };
+    let mut alice = session("alice").await;
+    let mut carol = session("carol").await;
+    for (c, who) in [(&mut alice, "alice"), (&mut carol, "carol")] {
+        let r = c.call_tool("t__echo", json!({"message": who})).await;
+        assert_eq!(text_of(r.result()), who, "{}", r.raw);
+    }
+
+    let r = carol.call_tool("t__change_tools", json!({})).await;
+    assert!(r.result().is_object(), "{}", r.raw);
+    eventually("carol's echo hidden", async || {
+        (!carol.tool_names().await.contains(&"t__echo".to_owned())).then_some(())
+    })
+    .await;
+    let r = carol.call_tool("t__echo", json!({"message": "rug"})).await;
+    assert_eq!(r.error_code(), -32015, "{}", r.raw);
+
+    assert!(alice.tool_names().await.contains(&"t__echo".to_owned()));
+    let r = alice
+        .call_tool("t__echo", json!({"message": "still mine"}))
+        .await;
+    assert_eq!(
+        text_of(r.result()),
+        "still mine",
+        "alice's unchanged instance was blocked by carol's drift: {}",
+        r.raw
+    );
+}

@@ -1,7 +1,6 @@
 //! Client-facing transports: Streamable HTTP rules, legacy SSE, stdio.
 
-use std::io::{BufRead, BufReader, Write};
-use std::process::{Command, Stdio};
+use std::io::{BufRead, Write};
 use std::time::Duration;
 
 use futures::StreamExt;
@@ -273,16 +272,7 @@ fn stdio_transport() {
             .replace("{DIR}", &dir.path().display().to_string()),
     )
     .unwrap();
-    let mut child = Command::new(WARDEN)
-        .args(["stdio", "--config"])
-        .arg(&cfg)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut stdin = child.stdin.take().unwrap();
-    let mut out = BufReader::new(child.stdout.take().unwrap());
+    let (mut child, mut stdin, mut out) = stdio_warden(&cfg);
     let mut send = |v: &str| {
         stdin.write_all(v.as_bytes()).unwrap();
         stdin.write_all(b"\n").unwrap();

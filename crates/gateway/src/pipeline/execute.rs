@@ -47,10 +47,28 @@ pub(crate) async fn run(gw: &Arc<Gateway>, ex: &mut Exchange<'_>) -> Result<Exec
         Target::List { kind, pending } => Ok(Executed::Answer(gw.list(ex, *kind, pending).await)),
         Target::Broadcast { servers } => Ok(Executed::Answer(gw.broadcast(ex, servers).await)),
         Target::Resource { server, uri } if ex.msg.method() != "resources/read" => {
+            let on = ex.msg.method() == "resources/subscribe";
+            let key = (server.clone(), uri.clone());
+            {
+                let mut subscribed = lock(&ex.session.subscribed);
+                if !on {
+                    subscribed.remove(&key);
+                } else if subscribed.len() >= MAX_SUBSCRIPTIONS && !subscribed.contains(&key) {
+                    return Err(Refusal::InvalidParams(format!(
+                        "this session holds {MAX_SUBSCRIPTIONS} resource subscriptions: unsubscribe first"
+                    )));
+                } else {
+                    subscribed.insert(key.clone());
+                }
+            }
             if let Some(h) = gw.upstream_for(&ex.snap, &ex.session, server) {
                 if handle_is_modern(&h).await {
-                    let on = ex.msg.method() == "resources/subscribe";
                     gw.hold_subscription(&ex.session, server, h, uri, on);
+                    return Ok(Executed::Answer(result_response(ex.id, "{}")));
+                }
+                // On an upstream shared with other sessions, their
+                // subscription to the same URI stays.
+                if !on && gw.subscribed_elsewhere(&h, &ex.session, &key) {
                     return Ok(Executed::Answer(result_response(ex.id, "{}")));
                 }
             }
@@ -63,7 +81,25 @@ pub(crate) async fn run(gw: &Arc<Gateway>, ex: &mut Exchange<'_>) -> Result<Exec
     }
 }
 
+/// Resource subscriptions one session may hold.
+const MAX_SUBSCRIPTIONS: usize = 4096;
+
 impl Gateway {
+    /// Whether another session on this upstream holds `key` (server, uri).
+    fn subscribed_elsewhere(
+        &self,
+        h: &UpstreamHandle,
+        session: &Session,
+        key: &(String, String),
+    ) -> bool {
+        self.pool
+            .sessions_of(h.instance)
+            .iter()
+            .filter(|id| **id != session.id)
+            .filter_map(|id| self.sessions.get(id))
+            .any(|s| lock(&s.subscribed).contains(key))
+    }
+
     /// Sends the request to the server's upstream with Warden's id and
     /// waits with a deadline. The response is the upstream's, for the
     /// output stage.
@@ -301,6 +337,14 @@ impl Gateway {
                 if info.modern || !has_capability(init, "logging") {
                     return None;
                 }
+                // A shared upstream logs at the most verbose level any of
+                // its sessions set; each session sees its own.
+                let params = match self.shared_log_level(&h) {
+                    Some(level) if method == "logging/setLevel" => {
+                        format!(r#"{{"level":{}}}"#, json_string(&level))
+                    }
+                    _ => params.to_owned(),
+                };
                 let m = json_string(&method);
                 h.upstream
                     .request(
@@ -526,7 +570,7 @@ impl Gateway {
                 Err((i, e)) => page.refused.push(format!("item {i}: {e}")),
             }
         }
-        let decisions = self.check_manifests(snap, &manifests, kind.method());
+        let decisions = self.check_manifests(snap, &manifests, kind.method(), &h.registry_instance);
         let mut allowed = HashSet::new();
         let mut hidden = HashSet::new();
         for (m, d) in manifests.iter().zip(decisions) {

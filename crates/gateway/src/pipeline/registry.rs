@@ -163,6 +163,7 @@ impl Gateway {
                         m.name.clone(),
                         Definition {
                             def: Arc::<str>::from(t.get()),
+                            instance: h.registry_instance.clone(),
                             hash_hex: Arc::<str>::from(m.hash.to_string()),
                             manifest: Arc::new(m.clone()),
                         },
@@ -177,7 +178,7 @@ impl Gateway {
                 break;
             }
         }
-        self.check_manifests(snap, &manifests, list.method());
+        self.check_manifests(snap, &manifests, list.method(), &h.registry_instance);
         let defs = Arc::new(Definitions { items, fetched });
         *lock(definitions_slot(h, kind)) = Some(defs.clone());
         Ok(defs)
@@ -190,8 +191,9 @@ impl Gateway {
         snap: &Snapshot,
         manifests: &[Manifest],
         list: &str,
+        instance: &str,
     ) -> Vec<ItemDecision> {
-        let decisions = warden_registry::check_list(&snap.registry, manifests);
+        let decisions = warden_registry::check_list(&snap.registry, manifests, instance);
         for (m, d) in manifests.iter().zip(&decisions) {
             if let ItemDecision::Hidden(reason) = d {
                 self.report_hidden(m, reason, list);
@@ -292,8 +294,11 @@ impl Gateway {
         };
         let decision = match manifest {
             None => ItemDecision::Hidden(Reason::Unpinned),
-            Some(m) => match snap.registry.check_item(m) {
-                ItemDecision::Allow => snap.registry.check_call(server, kind, &m.name),
+            Some(m) => match snap.registry.check_item(m, &def.instance) {
+                ItemDecision::Allow => {
+                    snap.registry
+                        .check_call(server, kind, &m.name, &def.instance)
+                }
                 hidden => hidden,
             },
         };

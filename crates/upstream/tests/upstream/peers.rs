@@ -34,6 +34,7 @@ const HANDSHAKE: &str = r#"{"protocolVersion":"2025-06-18","capabilities":{"root
 fn handshake() -> Handshake {
     Handshake {
         params: HANDSHAKE.to_owned(),
+        session_first: false,
     }
 }
 

@@ -14,6 +14,7 @@ pub const HANDSHAKE: &str = r#"{"protocolVersion":"2025-06-18","capabilities":{}
 pub fn handshake() -> Handshake {
     Handshake {
         params: HANDSHAKE.to_owned(),
+        session_first: false,
     }
 }
 
