@@ -1060,15 +1060,16 @@ pub(crate) fn json_value(raw: Option<&str>) -> serde_json::Value {
 }
 
 /// The scopes the policy requires, advertised in the protected resource
-/// metadata and in every 401 challenge (RFC 9728; MCP scope selection), so
-/// that a client asks the authorization server for what Warden needs.
+/// metadata (RFC 9728); 401 challenges name the actions' only (MCP scope
+/// selection), so a client asks for those first and steps up to a tool's
+/// own scopes when a call is refused with 403 `insufficient_scope`.
 fn advertise_scopes(auth: &warden_identity::Authenticator, snap: &Snapshot) {
-    let scopes = snap
+    let (initial, all) = snap
         .policy
         .as_ref()
-        .map(warden_policy::PolicyEngine::scopes_used)
+        .map(|p| (p.action_scopes(), p.scopes_used()))
         .unwrap_or_default();
-    if let Err(e) = auth.set_policy_scopes(&scopes) {
+    if let Err(e) = auth.set_policy_scopes_with_step_up(&initial, &all) {
         warn!(error = %e, "policy scopes not advertised");
     }
 }

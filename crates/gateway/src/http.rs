@@ -959,10 +959,24 @@ fn insufficient_scope(
     body: String,
     scopes: Vec<String>,
 ) -> Response {
-    let mut r = json_response(StatusCode::FORBIDDEN, body);
+    let r = json_response(StatusCode::FORBIDDEN, body);
+    with_scope_challenge(gw, &session.virtual_server, r, scopes)
+}
+
+/// `r` (the JSON-RPC error of a refusal for missing scopes) as the MCP
+/// step-up challenge: 403 with `WWW-Authenticate: Bearer
+/// error="insufficient_scope", scope="…"` naming what the operation needs,
+/// in either protocol era.
+pub(crate) fn with_scope_challenge(
+    gw: &Gateway,
+    virtual_server: &str,
+    mut r: Response,
+    scopes: Vec<String>,
+) -> Response {
+    *r.status_mut() = StatusCode::FORBIDDEN;
     if let Some(auth) = gw.authenticator() {
         let err = warden_identity::AuthError::InsufficientScope(scopes);
-        let (_, challenge) = auth.challenge(&err, &mcp_path(&session.virtual_server));
+        let (_, challenge) = auth.challenge(&err, &mcp_path(virtual_server));
         for (k, v) in challenge {
             if let (Ok(k), Ok(v)) = (
                 header::HeaderName::from_bytes(k.as_bytes()),

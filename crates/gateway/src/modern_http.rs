@@ -368,10 +368,12 @@ async fn post(
     };
     let (tx, related) = mpsc::unbounded_channel::<Arc<str>>();
     let sink = Sink::Direct(tx);
+    let scopes_needed: Arc<Mutex<Option<Vec<String>>>> = Arc::default();
     let work: Work = {
         let gw = gw.clone();
         let session = session.clone();
         let client_addr = crate::call::client_addr();
+        let scope_refusal = scopes_needed.clone();
         Box::pin(async move {
             let msg = parse_one(&rewritten).ok()?;
             let trace = trace.as_ref().map(|(tp, ts)| crate::core::TraceContext {
@@ -384,9 +386,11 @@ async fn post(
                 param_headers,
                 principal: Some(caller),
             };
-            gw.handle_call(&session, &msg, &sink, inbound)
-                .await
-                .response
+            let handled = gw.handle_call(&session, &msg, &sink, inbound).await;
+            if let Some(scopes) = handled.insufficient_scope() {
+                *lock(&scope_refusal) = Some(scopes.to_vec());
+            }
+            handled.response
         })
     };
     let log_floor = m
@@ -405,7 +409,15 @@ async fn post(
         name: m.param_str("name").map(|n| n.into_owned()),
         arguments: m.param("arguments").map(|a| a.get().to_owned()),
     };
-    answer(parked, request, work, related, accept_sse).await
+    let response = answer(parked, request, work, related, accept_sse).await;
+    // Missing scopes: the step-up challenge (403), as in the session era.
+    let is_json = response.headers().get(header::CONTENT_TYPE)
+        == Some(&HeaderValue::from_static("application/json"));
+    let refused = lock(&scopes_needed).take();
+    match refused {
+        Some(scopes) if is_json => crate::http::with_scope_challenge(&gw, vs, response, scopes),
+        _ => response,
+    }
 }
 
 fn value_of(raw: Option<&RawValue>) -> serde_json::Value {

@@ -117,9 +117,10 @@ pub struct Authenticator {
     required_scopes: Vec<String>,
     /// `identity.scopes_supported` and `required_scopes`.
     configured_scopes: Vec<String>,
-    /// The configured scopes and the policy's ([`Authenticator::set_policy_scopes`]):
-    /// what the metadata and 401 challenges advertise.
-    advertised_scopes: RwLock<Arc<[String]>>,
+    /// The configured scopes and the policy's
+    /// ([`Authenticator::set_policy_scopes_with_step_up`]): what the metadata
+    /// and what 401 challenges advertise.
+    advertised_scopes: RwLock<AdvertisedScopes>,
     leeway: Duration,
     allow_anonymous: bool,
     issuers: Vec<Arc<IssuerKeys>>,
@@ -129,6 +130,30 @@ pub struct Authenticator {
     mtls: Option<MtlsSettings>,
     dev: Option<Arc<DevIssuer>>,
     tasks: Vec<JoinHandle<()>>,
+}
+
+/// What the metadata (`all`) and 401 challenges (`challenge`) advertise.
+struct AdvertisedScopes {
+    all: Arc<[String]>,
+    challenge: Arc<[String]>,
+}
+
+impl AdvertisedScopes {
+    fn configured(scopes: &[String]) -> AdvertisedScopes {
+        AdvertisedScopes {
+            all: Arc::from(scopes),
+            challenge: Arc::from(scopes),
+        }
+    }
+}
+
+/// Appends the scopes of `more` that `list` does not hold yet.
+fn push_new(list: &mut Vec<String>, more: &[String]) {
+    for scope in more {
+        if !list.contains(scope) {
+            list.push(scope.clone());
+        }
+    }
 }
 
 struct ApiKeyState {
@@ -317,7 +342,9 @@ impl Authenticator {
             public_url: settings.public_url,
             audiences: settings.audiences,
             required_scopes: settings.required_scopes,
-            advertised_scopes: RwLock::new(Arc::from(settings.scopes_supported.clone())),
+            advertised_scopes: RwLock::new(AdvertisedScopes::configured(
+                &settings.scopes_supported,
+            )),
             configured_scopes: settings.scopes_supported,
             leeway: settings.leeway,
             allow_anonymous: settings.allow_anonymous,
@@ -351,44 +378,83 @@ impl Authenticator {
         self.issuers.iter().all(|i| i.is_ready())
     }
 
+    /// The scopes the authorization policy uses, all of them asked for up
+    /// front: [`Authenticator::set_policy_scopes_with_step_up`] with `scopes`
+    /// as the initial scopes and no step-up scopes.
+    pub fn set_policy_scopes(&self, scopes: &[String]) -> Result<(), IdentityError> {
+        self.set_policy_scopes_with_step_up(scopes, &[])
+    }
+
     /// The scopes the authorization policy uses (the gateway computes them
-    /// from `authorization.scopes`), advertised from now on in the RFC 9728
-    /// metadata (`scopes_supported`) and the `scope` of 401 challenges,
-    /// after `identity.scopes_supported` and `identity.required_scopes`
-    /// (duplicates dropped). Replaces the previous policy scopes: call it at
-    /// start and after every reload of the policy; an empty list leaves the
-    /// configured ones only.
+    /// from `authorization.scopes`), after `identity.scopes_supported` and
+    /// `identity.required_scopes` (duplicates dropped):
     ///
-    /// Refused, keeping the previous list, when a scope is not an RFC 6749
+    /// - `initial`: what every operation of an action needs
+    ///   (`authorization.scopes.actions`). Advertised in the RFC 9728
+    ///   metadata (`scopes_supported`) and in the `scope` of 401
+    ///   challenges, which MCP clients ask the authorization server for.
+    /// - `step_up`: what only particular tools, resources or prompts need
+    ///   (`authorization.scopes.tools` …); scopes already in `initial` are
+    ///   ignored. Advertised in the metadata only: a client asks for them
+    ///   when an operation is refused with 403 `insufficient_scope` naming
+    ///   them (MCP step-up), so a token carries only what was used (least
+    ///   privilege) and a client that never calls such a tool never holds
+    ///   its scope.
+    ///
+    /// Replaces the previous policy scopes: call it at start and after
+    /// every reload of the policy; empty lists leave the configured ones
+    /// only.
+    ///
+    /// Refused, keeping the previous lists, when a scope is not an RFC 6749
     /// scope-token (printable ASCII without space, `"` or `\`): it could
     /// not be quoted in a challenge.
-    pub fn set_policy_scopes(&self, scopes: &[String]) -> Result<(), IdentityError> {
-        if let Some(bad) = scopes.iter().find(|s| !crate::settings::is_scope_token(s)) {
+    pub fn set_policy_scopes_with_step_up(
+        &self,
+        initial: &[String],
+        step_up: &[String],
+    ) -> Result<(), IdentityError> {
+        if let Some(bad) = initial
+            .iter()
+            .chain(step_up)
+            .find(|s| !crate::settings::is_scope_token(s))
+        {
             let shown: String = bad.chars().take(64).collect();
             return Err(IdentityError::Invalid(format!(
                 "not a valid scope: {shown:?} (printable ASCII, no spaces, quotes or backslashes)"
             )));
         }
-        let mut all = self.configured_scopes.clone();
-        for scope in scopes {
-            if !all.contains(scope) {
-                all.push(scope.clone());
-            }
-        }
+        let mut challenge = self.configured_scopes.clone();
+        push_new(&mut challenge, initial);
+        let mut all = challenge.clone();
+        push_new(&mut all, step_up);
+        let scopes = AdvertisedScopes {
+            all: Arc::from(all),
+            challenge: Arc::from(challenge),
+        };
         match self.advertised_scopes.write() {
-            Ok(mut slot) => *slot = Arc::from(all),
-            Err(poisoned) => *poisoned.into_inner() = Arc::from(all),
+            Ok(mut slot) => *slot = scopes,
+            Err(poisoned) => *poisoned.into_inner() = scopes,
         }
         Ok(())
     }
 
-    /// The scopes advertised now: `identity.scopes_supported`,
-    /// `identity.required_scopes` and the policy's
-    /// ([`Authenticator::set_policy_scopes`]).
+    /// The scopes advertised in the metadata now: `identity.scopes_supported`,
+    /// `identity.required_scopes` and the policy's, initial and step-up
+    /// ([`Authenticator::set_policy_scopes_with_step_up`]).
     pub fn scopes_supported(&self) -> Arc<[String]> {
         match self.advertised_scopes.read() {
-            Ok(scopes) => Arc::clone(&scopes),
-            Err(poisoned) => Arc::clone(&poisoned.into_inner()),
+            Ok(scopes) => Arc::clone(&scopes.all),
+            Err(poisoned) => Arc::clone(&poisoned.into_inner().all),
+        }
+    }
+
+    /// The `scope` of 401 challenges now: `identity.scopes_supported`,
+    /// `identity.required_scopes` and the policy's initial scopes, without
+    /// its step-up scopes.
+    pub fn challenge_scopes(&self) -> Arc<[String]> {
+        match self.advertised_scopes.read() {
+            Ok(scopes) => Arc::clone(&scopes.challenge),
+            Err(poisoned) => Arc::clone(&poisoned.into_inner().challenge),
         }
     }
 
@@ -822,10 +888,11 @@ impl Authenticator {
 
     /// The HTTP status and headers for a refusal: 401 with `WWW-Authenticate`
     /// challenges (`Bearer`, and `DPoP` where DPoP is accepted) pointing at
-    /// the metadata and naming the advertised scopes
-    /// ([`Authenticator::scopes_supported`]) as `scope`, which MCP clients
-    /// ask the authorization server for; 403 `insufficient_scope` with the
-    /// scopes needed; 503 (`Retry-After`) when a dependency is down.
+    /// the metadata and naming the initial scopes
+    /// ([`Authenticator::challenge_scopes`]: not the policy's step-up
+    /// scopes) as `scope`, which MCP clients ask the authorization server
+    /// for; 403 `insufficient_scope` with the scopes needed, which a client
+    /// steps up to; 503 (`Retry-After`) when a dependency is down.
     ///
     /// Descriptions are fixed and generic: every refused token is
     /// `invalid_token`, "the access token is invalid", whichever check
@@ -834,7 +901,7 @@ impl Authenticator {
     /// is invalid".
     pub fn challenge(&self, err: &AuthError, mcp_path: &str) -> (u16, Vec<(String, String)>) {
         let metadata = self.metadata_url(mcp_path);
-        let advertised = self.scopes_supported().join(" ");
+        let advertised = self.challenge_scopes().join(" ");
         let (status, error, description, scope): (u16, Option<&str>, &str, String) = match err {
             AuthError::Missing => (401, None, "", advertised),
             AuthError::Malformed => (

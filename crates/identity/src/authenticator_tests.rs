@@ -506,6 +506,60 @@ async fn no_scopes_were_advertised() {
     );
 }
 
+/// Issue 15, item 4: every scope the policy used was in the 401 challenge,
+/// so an MCP client (which asks for exactly the challenge's scope) got
+/// every tool's scope at its first authorization: no least privilege, and
+/// the step-up (403 `insufficient_scope` → re-authorize) never happened.
+/// The policy's step-up scopes are now in the metadata only; the challenge
+/// names the configured and the actions' scopes.
+#[tokio::test]
+async fn the_401_challenge_named_every_tools_scope() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut raw = raw(dir.path());
+    raw.required_scopes = Some(strings(&["mcp"]));
+    let auth = start(raw).await;
+    auth.set_policy_scopes_with_step_up(
+        &strings(&["mcp:tools", "mcp"]),
+        &strings(&["mcp:tools", "mcp:workflow:run", "mcp:admin"]),
+    )
+    .expect("valid scopes");
+    let all = strings(&["mcp", "mcp:tools", "mcp:workflow:run", "mcp:admin"]);
+    assert_eq!(&auth.scopes_supported()[..], all);
+    assert_eq!(
+        auth.resource_metadata("/mcp")["scopes_supported"],
+        serde_json::json!(all)
+    );
+    assert_eq!(&auth.challenge_scopes()[..], strings(&["mcp", "mcp:tools"]));
+    for err in [AuthError::Missing, AuthError::Expired] {
+        let (status, headers) = auth.challenge(&err, "/mcp");
+        assert_eq!(status, 401);
+        for (_, value) in &headers {
+            assert!(value.contains(r#"scope="mcp mcp:tools""#), "{value}");
+        }
+    }
+    // The 403 names what the operation needs, step-up scopes included.
+    let (status, headers) = auth.challenge(
+        &AuthError::InsufficientScope(strings(&["mcp:tools", "mcp:workflow:run"])),
+        "/mcp",
+    );
+    assert_eq!(status, 403);
+    assert!(
+        headers[0]
+            .1
+            .contains(r#"scope="mcp:tools mcp:workflow:run", error="insufficient_scope""#),
+        "{headers:?}"
+    );
+    // A bad step-up scope is refused like a bad initial one; nothing changes.
+    auth.set_policy_scopes_with_step_up(&strings(&["mcp:x"]), &strings(&["a b"]))
+        .expect_err("refused");
+    assert_eq!(&auth.scopes_supported()[..], all);
+    // Without a policy, only the configured scopes are advertised.
+    auth.set_policy_scopes_with_step_up(&[], &[])
+        .expect("empty is fine");
+    assert_eq!(&auth.scopes_supported()[..], strings(&["mcp"]));
+    assert_eq!(&auth.challenge_scopes()[..], strings(&["mcp"]));
+}
+
 /// The `error_description` of a challenge header, when it has one.
 fn description(challenge: &str) -> Option<&str> {
     challenge

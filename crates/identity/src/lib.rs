@@ -13,7 +13,7 @@
 //! IdentitySettings + EgressPolicy ──Authenticator::start──► Arc<Authenticator>
 //! `tls:` ──serde──► RawTls ──resolve(base_dir, "tls", Some(&identity))──► TlsSettings
 //! TlsSettings ──server_config()──► Arc<rustls::ServerConfig> (the listener's acceptor)
-//! policy's scopes ──set_policy_scopes──► advertised (metadata, 401 `scope`)
+//! policy's scopes ──set_policy_scopes_with_step_up(initial, step_up)──► metadata: both; 401 `scope`: initial
 //! per request: RequestFacts (+ the verified client certificate)
 //!              ──authenticate_detailed──► Principal | AuthFailure (AuthError + what the token claimed)
 //!              AuthError ──challenge(err, mcp_path)──► (401|403|503, WWW-Authenticate…, DPoP-Nonce)

@@ -635,6 +635,23 @@ impl PolicyEngine {
         out
     }
 
+    /// The scopes of `scopes.actions`, each once, in the order written:
+    /// what every operation of an action needs, and so what a client should
+    /// hold from the start (a 401 challenge's `scope`). The rest of
+    /// [`PolicyEngine::scopes_used`] only particular tools, resources or
+    /// prompts need: a client steps up to those when such an operation is
+    /// refused with 403 `insufficient_scope`.
+    #[must_use]
+    pub fn action_scopes(&self) -> Vec<String> {
+        let mut out: Vec<String> = Vec::new();
+        for s in self.scopes.actions.iter().flat_map(|(_, l)| l) {
+            if !out.contains(s) {
+                out.push(s.clone());
+            }
+        }
+        out
+    }
+
     /// Configured scope requirements: the action's, plus every matching
     /// tool/resource/prompt entry's (discovery needs only the action's, so
     /// a client can find a tool and then step up). A granted `a:b`

@@ -841,6 +841,11 @@ fn every_required_scope_is_listed_once_for_advertising() {
         got,
         ids(&["mcp:gh", "mcp:gh:write", "mcp:list", "mcp:tools"])
     );
+    // Only the actions' scopes are asked for up front; the tools' are
+    // stepped up to.
+    let mut initial = e.action_scopes();
+    initial.sort();
+    assert_eq!(initial, ids(&["mcp:list", "mcp:tools"]));
 }
 
 /// Issue 15, item 16: a Cedar policy naming a server that is not

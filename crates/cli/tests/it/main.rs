@@ -12,6 +12,7 @@ mod guard_stream;
 mod guards;
 mod identity;
 mod modern;
+mod oauth_sdk;
 mod observability;
 mod peers;
 mod registry;
