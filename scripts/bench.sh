@@ -55,8 +55,18 @@ start_warden() { # name yaml
   wait_port "$PORT"
 }
 
+# The limits stage runs with rules that never refuse: the benchmark sends
+# one principal's identical calls as fast as it can, which the default
+# rate rule and loop detection would (rightly) cut.
+LIMITS="limits:
+  rate: [{id: bench, per: [principal], rate: 1000000/s, burst: 1000000}]
+  concurrency: [{id: bench, per: [principal], max: 100000}]
+  loops: {max_repeats: 1000000, window: 1s}
+"
+
 # Trust on first use: the benchmark measures the pipeline, not pinning.
-start_warden stdio "registry: {mode: tofu, lock: '$WORK/stdio.lock'}
+start_warden stdio "$LIMITS
+registry: {mode: tofu, lock: '$WORK/stdio.lock'}
 servers:
   echo:
     command: '$BIN/warden'
@@ -64,7 +74,8 @@ servers:
     isolation: shared
 "
 STDIO_PORT=$PORT
-start_warden http "registry: {mode: tofu, lock: '$WORK/http.lock'}
+start_warden http "$LIMITS
+registry: {mode: tofu, lock: '$WORK/http.lock'}
 servers:
   echo:
     url: http://127.0.0.1:$ECHO_PORT/mcp

@@ -183,6 +183,9 @@ pub enum EventKind {
     /// ([`Event::retention`]); chained and journalled before they go, so
     /// `verify` tells pruned history from removed records.
     Retention,
+    /// A circuit breaker of an upstream or tool changed state
+    /// (`lifecycle.outcome`: `breaker closed -> open`; `lifecycle.error`: why).
+    Breaker,
 }
 
 impl EventKind {
@@ -205,6 +208,7 @@ impl EventKind {
             EventKind::Checkpoint => "checkpoint",
             EventKind::JournalRecovered => "journal_recovered",
             EventKind::Retention => "retention",
+            EventKind::Breaker => "breaker",
         }
     }
 }

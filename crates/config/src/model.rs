@@ -36,6 +36,9 @@ pub struct Config {
     /// `telemetry:` (logs, OTLP traces, Prometheus metrics), resolved by the
     /// telemetry crate; its defaults when absent.
     pub telemetry: Section<warden_telemetry::TelemetrySettings>,
+    /// `limits:` (rate limits, concurrency, budgets, breakers, loops),
+    /// resolved by the limits crate; its defaults when absent.
+    pub limits: Section<warden_limits::LimitSettings>,
     /// `tls:`: serve HTTPS (and accept client certificates when
     /// `identity.mtls` is set). `None`: plain HTTP.
     pub tls: Option<Section<warden_identity::TlsSettings>>,
@@ -125,6 +128,7 @@ impl Default for Config {
             telemetry: Section(std::sync::Arc::new(
                 warden_telemetry::TelemetrySettings::default(),
             )),
+            limits: Section(std::sync::Arc::new(warden_limits::LimitSettings::default())),
             tls: None,
             registry: RegistrySettings::in_dir(std::path::Path::new(".")),
         }

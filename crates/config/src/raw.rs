@@ -27,6 +27,7 @@ pub(crate) struct RawConfig {
     pub authorization: Option<warden_policy::RawAuthorization>,
     pub audit: Option<warden_audit::RawAudit>,
     pub telemetry: Option<warden_telemetry::RawTelemetry>,
+    pub limits: Option<warden_limits::RawLimits>,
     pub tls: Option<warden_identity::RawTls>,
     pub registry: Option<RawRegistry>,
 }

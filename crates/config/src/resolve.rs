@@ -149,6 +149,16 @@ pub(crate) fn resolve(raw: RawConfig, context: &Context<'_>) -> Result<Config, C
         }
     };
 
+    let limits = match raw.limits.unwrap_or_default().resolve() {
+        Ok(settings) => Some(settings),
+        Err(problems) => {
+            for (path, message) in problems {
+                resolver.problems.push_raw(path, message);
+            }
+            None
+        }
+    };
+
     let tls =
         raw.tls.and_then(
             |raw| match raw.resolve(context.base_dir, "tls", identity.as_deref()) {
@@ -166,6 +176,7 @@ pub(crate) fn resolve(raw: RawConfig, context: &Context<'_>) -> Result<Config, C
     if resolver.problems.is_empty() {
         let guards = crate::Section(std::sync::Arc::new(guards.unwrap_or_default()));
         let telemetry = crate::Section(std::sync::Arc::new(telemetry.unwrap_or_default()));
+        let limits = crate::Section(std::sync::Arc::new(limits.unwrap_or_default()));
         let Some(audit) = audit else {
             return Err(resolver.problems.into_errors());
         };
@@ -181,6 +192,7 @@ pub(crate) fn resolve(raw: RawConfig, context: &Context<'_>) -> Result<Config, C
             authorization,
             audit,
             telemetry,
+            limits,
             tls,
             registry,
         })

@@ -74,6 +74,11 @@ impl Call {
         f(&mut lock(&self.facts));
     }
 
+    /// The arguments' canonical hash, when the route computed it.
+    pub fn input_hash(&self) -> Option<String> {
+        lock(&self.facts).input_hash.clone()
+    }
+
     pub fn required_scopes(&self) -> Option<Vec<String>> {
         lock(&self.facts).required_scopes.clone()
     }

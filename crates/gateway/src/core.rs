@@ -215,6 +215,9 @@ impl Gateway {
             old.registry.replace_lock(snapshot.registry.lock_snapshot());
             snapshot.registry = old.registry.clone();
         }
+        if old.config.limits == snapshot.config.limits {
+            snapshot.limiter = old.limiter.clone();
+        }
         if let Some(a) = self.authenticator.load_full() {
             advertise_scopes(&a, &snapshot);
         }
@@ -598,6 +601,7 @@ impl Gateway {
             edits: EditSet::new(),
             definition: None,
             approval: None,
+            admission: None,
             upstream_headers: Vec::new(),
             param_headers: inbound.param_headers,
         }

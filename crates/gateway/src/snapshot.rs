@@ -128,6 +128,9 @@ pub struct Snapshot {
     pub policy: Option<warden_policy::PolicyEngine>,
     pub limits: Limits,
     pub upstream_limits: Limits,
+    /// Stage 6's counters (`limits:`). Kept across a reload that leaves
+    /// the section unchanged, so a reload resets no bucket or budget.
+    pub limiter: Arc<warden_limits::Limiter>,
     servers: HashMap<String, Arc<ServerConfig>>,
     routes: HashMap<String, Arc<VirtualRoute>>,
 }
@@ -194,6 +197,7 @@ impl Snapshot {
             namer: Namer::new(&config.gateway.separator),
             limits,
             upstream_limits,
+            limiter: Arc::new(warden_limits::Limiter::new((*config.limits).clone())),
             servers,
             routes,
             config,

@@ -129,6 +129,20 @@ pub struct ItemFacts {
     /// Narrows the server's tenants (must intersect them).
     #[serde(default)]
     pub tenants: Vec<String>,
+    /// What one call costs, counted by `limits.budgets` (tools only).
+    #[serde(default)]
+    pub cost: Option<Cost>,
+}
+
+/// The cost of one call: `amount` in `unit` (`USD`, `credits`), times the
+/// value of the numeric argument `per` when it is given (`max_tokens`).
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Cost {
+    pub amount: f64,
+    pub unit: String,
+    #[serde(default)]
+    pub per: Option<String>,
 }
 
 /// Which list of a server an item comes from.
@@ -151,6 +165,26 @@ impl ItemKind {
 }
 
 impl ServerFacts {
+    /// The facts of one item: the exact entry, else the most specific glob
+    /// (the first among equals), as the policy engine resolves them.
+    pub fn item(&self, kind: ItemKind, name: &str) -> Option<&ItemFacts> {
+        let items = self.items(kind);
+        if let Some(exact) = items.iter().find(|f| f.name == name) {
+            return Some(exact);
+        }
+        let mut best: Option<&ItemFacts> = None;
+        for item in items.iter().filter(|f| f.name.contains('*')) {
+            if crate::glob::glob_match(&item.name, name)
+                && best.is_none_or(|b| {
+                    crate::glob::specificity(&item.name) > crate::glob::specificity(&b.name)
+                })
+            {
+                best = Some(item);
+            }
+        }
+        best
+    }
+
     pub(crate) fn items(&self, kind: ItemKind) -> &[ItemFacts] {
         match kind {
             ItemKind::Tool => &self.tools,

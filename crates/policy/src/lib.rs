@@ -54,7 +54,7 @@ mod testing;
 mod usage;
 
 pub use args::{ArgType, ArgumentError};
-pub use catalog::{Catalog, ItemFacts, ItemKind, RiskTier, ServerFacts};
+pub use catalog::{Catalog, Cost, ItemFacts, ItemKind, RiskTier, ServerFacts};
 pub use decision::{Decision, ReasonCode, ScopeCheck};
 pub use engine::{PolicyEngine, PolicyOrigin};
 pub use error::PolicyError;

@@ -34,6 +34,16 @@ pub enum ErrorCode {
     InsufficientScope,
     /// Warden: the tool's manifest is not approved or changed since approval.
     ToolNotApproved,
+    /// Warden: a rate limit (`limits.rate`) is exhausted; `data.retryAfter`.
+    RateLimited,
+    /// Warden: too many calls in flight (`limits.concurrency`).
+    ConcurrencyLimited,
+    /// Warden: a cost budget (`limits.budgets`) is spent for this period.
+    BudgetExhausted,
+    /// Warden: the upstream or tool's circuit breaker is open; `data.retryAfter`.
+    BreakerOpen,
+    /// Warden: the same call repeated too often (`limits.loops`).
+    LoopDetected,
 }
 
 impl ErrorCode {
@@ -54,6 +64,11 @@ impl ErrorCode {
             ErrorCode::ApprovalRequired => -32013,
             ErrorCode::InsufficientScope => -32014,
             ErrorCode::ToolNotApproved => -32015,
+            ErrorCode::RateLimited => -32030,
+            ErrorCode::ConcurrencyLimited => -32031,
+            ErrorCode::BudgetExhausted => -32032,
+            ErrorCode::BreakerOpen => -32033,
+            ErrorCode::LoopDetected => -32034,
         }
     }
 }

@@ -177,6 +177,9 @@ label_enum!(
         Started => "started",
         Restarted => "restarted",
         Down => "down",
+        BreakerOpen => "breaker_open",
+        BreakerHalfOpen => "breaker_half_open",
+        BreakerClosed => "breaker_closed",
     }
 );
 

@@ -11,6 +11,7 @@ mod federation;
 mod guard_stream;
 mod guards;
 mod identity;
+mod limits;
 mod modern;
 mod oauth_sdk;
 mod observability;

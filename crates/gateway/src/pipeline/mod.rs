@@ -12,7 +12,7 @@
 //! | 3 | route | `route.rs` | name or URI → server and item; cursor; exposure |
 //! | 4 | registry | `registry.rs` | server identity approved; live manifest = pinned |
 //! | 5 | authorize | `authorize.rs` | scopes, then the policy engine |
-//! | 6 | limits | `limits.rs` | rate limits, budgets, concurrency (empty: issue #16) |
+//! | 6 | limits | `limits.rs` | rate limits, concurrency, budgets, breakers, loops |
 //! | 7 | input guards | `input.rs` | arguments against the live schema; limits; injection |
 //! | 8 | hold | `hold.rs` | calls policy marks for approval (refused until issue #17) |
 //! | 9 | credentials | `credentials.rs` | the upstream's credential (empty: issue #18) |
@@ -232,6 +232,9 @@ pub struct Exchange<'m> {
     pub definition: Option<Definition>,
     /// An approval the policy requires (authorize stage; hold decides).
     pub approval: Option<(String, Vec<String>)>,
+    /// The call's hold on its limits (limits stage): released when the
+    /// exchange ends, told the outcome if the upstream was called.
+    pub admission: Option<warden_limits::Admission>,
     /// Extra HTTP headers for the upstream request (`Mcp-Param-*`).
     pub upstream_headers: Vec<(String, String)>,
     /// The client's `Mcp-Param-*` headers (2026-07-28).
@@ -270,6 +273,7 @@ impl Gateway {
     /// Runs one client request through every stage (see the module docs).
     pub(crate) async fn run_pipeline(self: &Arc<Self>, ex: &mut Exchange<'_>) -> Handled {
         let answered = self.stages(ex).await;
+        limits::settle(self, ex, &answered);
         record::run(self, ex, answered).await
     }
 

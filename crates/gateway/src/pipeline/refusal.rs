@@ -93,8 +93,11 @@ pub enum Refusal {
     OutputWithheld {
         reason: String,
     },
-    /// A `sync`-tier record could not be made durable.
+    /// A sync-tier record could not be made durable.
     AuditUnavailable,
+    /// A limit (`limits:`) refused the call: rate, concurrency, budget,
+    /// breaker or loop.
+    Limited(warden_limits::Denial),
 }
 
 impl Refusal {
@@ -121,6 +124,13 @@ impl Refusal {
             Refusal::Upstream { .. } => ErrorCode::UpstreamUnavailable,
             Refusal::InputNotBridged(_) => ErrorCode::MissingCapability,
             Refusal::OutputWithheld { .. } => ErrorCode::Refused,
+            Refusal::Limited(d) => match d {
+                warden_limits::Denial::Rate { .. } => ErrorCode::RateLimited,
+                warden_limits::Denial::Concurrency { .. } => ErrorCode::ConcurrencyLimited,
+                warden_limits::Denial::Budget { .. } => ErrorCode::BudgetExhausted,
+                warden_limits::Denial::Breaker { .. } => ErrorCode::BreakerOpen,
+                warden_limits::Denial::Loop { .. } => ErrorCode::LoopDetected,
+            },
         }
     }
 
@@ -146,7 +156,8 @@ impl Refusal {
             | Refusal::ArgumentsInvalid { .. }
             | Refusal::InputRejected { .. }
             | Refusal::HeaderMismatch { .. }
-            | Refusal::RequestStateInvalid(_) => Some(warden_audit::Decision::Deny),
+            | Refusal::RequestStateInvalid(_)
+            | Refusal::Limited(_) => Some(warden_audit::Decision::Deny),
             Refusal::ApprovalRequired { .. } => Some(warden_audit::Decision::Hold),
             _ => None,
         }
@@ -169,6 +180,7 @@ impl Refusal {
             Refusal::RequestStateInvalid(_) => "request_state.invalid".into(),
             Refusal::OutputWithheld { .. } => "output.blocked".into(),
             Refusal::AuditUnavailable => "audit.unavailable".into(),
+            Refusal::Limited(d) => format!("limits.{}", d.kind()),
             _ => return None,
         })
     }
@@ -300,6 +312,46 @@ impl Refusal {
                 "the audit trail is unavailable",
                 Some(&with_corr),
             ),
+            Refusal::Limited(d) => {
+                let mut extra = serde_json::json!({ "limit": d.kind(), "rule": d.rule() });
+                if let Some(wait) = d.retry_after() {
+                    // Whole seconds, rounded up: a client that waits this
+                    // long is not refused by the same rule at once.
+                    extra["retryAfter"] = wait.as_secs_f64().ceil().max(1.0).into();
+                }
+                let message = match d {
+                    warden_limits::Denial::Rate { rate, .. } => {
+                        format!("rate limit exceeded ({rate})")
+                    }
+                    warden_limits::Denial::Concurrency { max, .. } => {
+                        format!("too many calls in flight (at most {max})")
+                    }
+                    warden_limits::Denial::Budget {
+                        unit,
+                        limit,
+                        spent,
+                        cost,
+                        ..
+                    } => {
+                        extra["unit"] = unit.as_str().into();
+                        extra["budget"] = (*limit).into();
+                        extra["spent"] = (*spent).into();
+                        extra["remaining"] = (limit - spent).max(0.0).into();
+                        extra["cost"] = (*cost).into();
+                        format!("budget exhausted: {spent} of {limit} {unit} spent, this call costs {cost}")
+                    }
+                    warden_limits::Denial::Breaker { scope, .. } => {
+                        format!("circuit breaker open for {scope}")
+                    }
+                    warden_limits::Denial::Loop {
+                        repeats, window, ..
+                    } => format!(
+                        "the same call was made more than {repeats} times in {}s",
+                        window.as_secs()
+                    ),
+                };
+                error_response(Some(id), code, &message, Some(&data(extra)))
+            }
         }
     }
 
@@ -340,6 +392,10 @@ impl Refusal {
             Refusal::AuditUnavailable => {
                 warn!(correlation_id = %corr, "audit record failed; sync tier refused");
             }
+            Refusal::Limited(d) => {
+                info!(target: "audit", event = "call.limited", limit = d.kind(), rule = %d.rule(),
+                      correlation_id = %corr, session = %session, server = %server, item = %item);
+            }
             other => {
                 info!(target: "audit", event = "request.refused", correlation_id = %corr, session = %session,
                       server = %server, item = %item, refusal = %other);
@@ -370,6 +426,7 @@ impl fmt::Display for Refusal {
             Refusal::InputNotBridged(_) => "input_not_bridged",
             Refusal::OutputWithheld { .. } => "output_withheld",
             Refusal::AuditUnavailable => "audit_unavailable",
+            Refusal::Limited(_) => "limited",
         };
         f.write_str(name)
     }
