@@ -386,6 +386,23 @@ impl Resolver<'_> {
             .duration(raw.idle_timeout.clone(), &path.field("idle_timeout"))
             .unwrap_or(defaults::IDLE_TIMEOUT);
         let restart = self.restart(raw.restart.as_ref(), &path.field("restart"));
+        for (i, item) in raw.tools.iter().flatten().enumerate() {
+            let Some(cost) = &item.cost else { continue };
+            let at = path.field("tools").index(i).field("cost");
+            if !(cost.amount.is_finite() && cost.amount >= 0.0) {
+                self.problems
+                    .push(&at.field("amount"), "must be a number ≥ 0".to_owned());
+            }
+            if cost.unit.is_empty()
+                || cost.unit.len() > 16
+                || !cost.unit.bytes().all(|b| b.is_ascii_alphanumeric())
+            {
+                self.problems.push(
+                    &at.field("unit"),
+                    "a name such as USD or credits ([A-Za-z0-9], at most 16)".to_owned(),
+                );
+            }
+        }
 
         let transport = transport?;
         if !name_ok {

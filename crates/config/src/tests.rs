@@ -1682,3 +1682,43 @@ proptest! {
         }
     }
 }
+
+#[test]
+fn tool_costs_are_validated_with_their_path() {
+    let errs = errors(
+        "servers:\n  llm:\n    command: x\n    tools:\n      - {name: complete, cost: {amount: -1, unit: 'US$'}}\n      - {name: ok, cost: {amount: 0.5, unit: USD}}\n",
+    );
+    assert!(
+        errs.iter()
+            .any(|e| e.starts_with("servers.llm.tools[0].cost.amount")),
+        "{errs:?}"
+    );
+    assert!(
+        errs.iter()
+            .any(|e| e.starts_with("servers.llm.tools[0].cost.unit")),
+        "{errs:?}"
+    );
+    assert_eq!(errs.len(), 2, "{errs:?}");
+    let cfg = ok("servers:\n  llm:\n    command: x\n    tools:\n      - {name: 'complete*', cost: {amount: 0.002, unit: USD, per: max_tokens}}\n");
+    let cost = cfg.servers[0]
+        .facts
+        .item(warden_policy::ItemKind::Tool, "complete_chat")
+        .and_then(|f| f.cost.clone())
+        .expect("the glob's cost");
+    assert_eq!(cost.per.as_deref(), Some("max_tokens"));
+}
+
+#[test]
+fn limits_section_defaults_and_errors() {
+    let cfg = ok("");
+    assert_eq!(cfg.limits.rate[0].id, "per-principal");
+    let errs = errors("limits:\n  rate: [{id: r, rate: 5/week}]\n  loops: {window: never}\n");
+    assert!(
+        errs.iter().any(|e| e.starts_with("limits.rate[0].rate")),
+        "{errs:?}"
+    );
+    assert!(
+        errs.iter().any(|e| e.starts_with("limits.loops.window")),
+        "{errs:?}"
+    );
+}
