@@ -60,6 +60,12 @@ enum Command {
         #[command(subcommand)]
         command: admin::AuditCommand,
     },
+    /// Limits of a running Warden: what budgets have spent, which breakers
+    /// are open (read from its `/limits`, beside the metrics).
+    Limits {
+        #[command(subcommand)]
+        command: LimitsCommand,
+    },
     /// Authorization policies: test, show, explain.
     Policy {
         #[command(subcommand)]
@@ -345,6 +351,9 @@ async fn run_command(command: Command) -> Result<()> {
             Ok(())
         }
         Command::Keys { command } => keys(command),
+        Command::Limits {
+            command: LimitsCommand::Status { config, url, json },
+        } => limits_status(&config, url, json).await,
         Command::Audit { .. }
         | Command::Policy { .. }
         | Command::Registry { .. }
@@ -816,4 +825,85 @@ A read-only analyst: `warden token mint -c .warden/demo.yaml --sub ann --roles a
 Every decision is in the audit trail: `warden audit query -c .warden/demo.yaml`, `warden audit verify -c .warden/demo.yaml`.
 Metrics: http://{listen}/metrics. Press Ctrl-C to stop."
     )
+}
+
+#[derive(Subcommand)]
+enum LimitsCommand {
+    /// Budgets spent in the current period and breakers not closed.
+    Status {
+        #[arg(long, short, default_value = "warden.yaml")]
+        config: PathBuf,
+        /// Warden's base URL (default: the metrics listener, else the
+        /// configured `listen` address).
+        #[arg(long)]
+        url: Option<String>,
+        /// The JSON as served.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+/// `warden limits status`: the running Warden's `/limits`.
+async fn limits_status(config: &Path, url: Option<String>, json: bool) -> Result<()> {
+    let cfg = load(config)?;
+    let metrics = &cfg.telemetry.metrics;
+    let base = match url {
+        Some(u) => u.trim_end_matches('/').to_owned(),
+        None => {
+            let mut addr = metrics.listen.unwrap_or(cfg.listen.addr);
+            if addr.ip().is_unspecified() {
+                addr.set_ip(std::net::Ipv4Addr::LOCALHOST.into());
+            }
+            format!("http://{addr}")
+        }
+    };
+    let mut req = reqwest::Client::new()
+        .get(format!("{base}{}", warden_gateway::http::LIMITS_PATH))
+        .timeout(std::time::Duration::from_secs(10));
+    if let Some(token) = &metrics.token {
+        req = req.bearer_auth(token.expose());
+    }
+    let resp = req
+        .send()
+        .await
+        .with_context(|| format!("no Warden answers at {base} (is it running? --url)"))?;
+    let status = resp.status();
+    let body: serde_json::Value = resp
+        .json()
+        .await
+        .with_context(|| format!("{base}: not the limits status ({status})"))?;
+    if json {
+        println!("{body}");
+        return Ok(());
+    }
+    println!(
+        "{:<20} {:<32} {:>12} {:>12} {:>12}  unit",
+        "budget", "key", "limit", "spent", "remaining"
+    );
+    for b in body["budgets"].as_array().into_iter().flatten() {
+        println!(
+            "{:<20} {:<32} {:>12} {:>12} {:>12}  {}",
+            b["rule"].as_str().unwrap_or(""),
+            b["key"].as_str().unwrap_or(""),
+            b["limit"],
+            b["spent"],
+            b["remaining"],
+            b["unit"].as_str().unwrap_or("")
+        );
+    }
+    let breakers = body["breakers"].as_array().cloned().unwrap_or_default();
+    if breakers.is_empty() {
+        println!("breakers: all closed");
+    }
+    for b in breakers {
+        println!(
+            "breaker {:<40} {} {}",
+            b["scope"].as_str().unwrap_or(""),
+            b["state"].as_str().unwrap_or(""),
+            b.get("retryAfter")
+                .map(|r| format!("(retry in {r}s)"))
+                .unwrap_or_default()
+        );
+    }
+    Ok(())
 }

@@ -79,7 +79,9 @@ pub fn router(gateway: Arc<Gateway>, bound: SocketAddr) -> Router {
         .route("/.well-known/jwks.json", get(dev_jwks));
     let telemetry = state.gateway.snapshot().config.telemetry.clone();
     if telemetry.metrics.on_mcp_listener(bound) {
-        r = r.route(&telemetry.metrics.path, get(metrics));
+        r = r
+            .route(&telemetry.metrics.path, get(metrics))
+            .route(LIMITS_PATH, get(limits_status));
     } else if telemetry.metrics.enabled && telemetry.metrics.listen.is_none() {
         tracing::warn!(
             addr = %bound,
@@ -124,7 +126,10 @@ pub fn admin_router(gateway: Arc<Gateway>, bound: SocketAddr) -> Router {
         legacy: Arc::new(Mutex::new(HashMap::new())),
         parked: Default::default(),
     };
-    Router::new().route(&path, get(metrics)).with_state(state)
+    Router::new()
+        .route(&path, get(metrics))
+        .route(LIMITS_PATH, get(limits_status))
+        .with_state(state)
 }
 
 /// Prometheus scrape: request, stage, policy, guard, auth and upstream
@@ -158,6 +163,53 @@ async fn metrics(State(s): State<HttpState>, headers: HeaderMap) -> Response {
         body,
     )
         .into_response()
+}
+
+/// Where the limits' live state is served, beside the metrics and under
+/// the same access rules (`warden limits status` reads it).
+pub const LIMITS_PATH: &str = "/limits";
+
+/// The limits' live state as JSON: what each budget has spent in its
+/// current period (per principal, tenant… as the rule keys it) and every
+/// breaker that is not closed. Unlike `/metrics` it names principals: it
+/// is for operators, behind the same loopback/admin-listener/token rules.
+async fn limits_status(State(s): State<HttpState>, headers: HeaderMap) -> Response {
+    let snap = s.gateway.snapshot();
+    if let Some(token) = &snap.config.telemetry.metrics.token {
+        if !presents_token(&headers, token.expose()) {
+            return (
+                StatusCode::UNAUTHORIZED,
+                [(header::WWW_AUTHENTICATE, "Bearer realm=\"warden-metrics\"")],
+                "the limits status needs Authorization: Bearer <telemetry.metrics.token>\n",
+            )
+                .into_response();
+        }
+    }
+    let now = std::time::Instant::now();
+    let budgets: Vec<serde_json::Value> = snap
+        .limiter
+        .budget_status()
+        .into_iter()
+        .map(|b| {
+            serde_json::json!({
+                "rule": b.rule, "key": b.key, "unit": b.unit, "limit": b.limit,
+                "spent": b.spent, "remaining": (b.limit - b.spent).max(0.0),
+            })
+        })
+        .collect();
+    let breakers: Vec<serde_json::Value> = snap
+        .limiter
+        .breakers()
+        .into_iter()
+        .map(|(scope, state)| {
+            let mut v = serde_json::json!({ "scope": scope, "state": state.name() });
+            if let warden_limits::BreakerState::Open { until } = state {
+                v["retryAfter"] = until.saturating_duration_since(now).as_secs().into();
+            }
+            v
+        })
+        .collect();
+    axum::Json(serde_json::json!({ "budgets": budgets, "breakers": breakers })).into_response()
 }
 
 /// Whether `headers` carry `Authorization: Bearer <token>`. The digests

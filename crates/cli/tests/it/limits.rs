@@ -160,6 +160,21 @@ async fn a_spent_budget_blocks_with_what_remains_and_other_tools_are_free() {
     // A tool without a declared cost is not counted.
     let r = c.call_tool("t__whoami", json!({})).await;
     assert!(r.response().get("result").is_some(), "{}", r.raw);
+    // What remains is visible to the operator.
+    let out = w.cli(&["limits", "status", "--json", "--url", &w.base]);
+    let status: Value = serde_json::from_str(&out).expect("JSON");
+    let b = &status["budgets"][0];
+    assert_eq!(b["rule"], "daily-usd", "{status}");
+    assert_eq!(b["key"], "anonymous", "{status}");
+    assert!(
+        (b["remaining"].as_f64().unwrap() - 0.1).abs() < 1e-9,
+        "{status}"
+    );
+    let table = w.cli(&["limits", "status", "--url", &w.base]);
+    assert!(
+        table.contains("daily-usd") && table.contains("breakers: all closed"),
+        "{table}"
+    );
 }
 
 #[tokio::test]
@@ -193,6 +208,10 @@ async fn a_failing_upstream_trips_its_breaker_and_other_upstreams_are_unaffected
         .call_tool("u__echo", json!({"message": "still served"}))
         .await;
     assert_eq!(text_of(r.result()), "still served", "{}", r.raw);
+    // The operator sees which breakers are open.
+    let status = w.cli(&["limits", "status", "--json", "--url", &w.base]);
+    assert!(status.contains(r#""state":"open""#), "{status}");
+    assert!(status.contains(r#""scope":"t""#), "{status}");
     // Every transition is audited.
     let deadline = std::time::Instant::now() + Duration::from_secs(15);
     loop {
