@@ -153,16 +153,64 @@ async fn metrics(State(s): State<HttpState>, headers: HeaderMap) -> Response {
     gw.metrics
         .upstreams_active()
         .set(i64::try_from(gw.upstream_count()).unwrap_or(i64::MAX));
-    let extra = gw
+    let mut extra = gw
         .audit()
         .map(|a| warden_telemetry::audit_metrics(&a.metrics_snapshot()))
         .unwrap_or_default();
+    extra.extend(limits_metrics(&gw.snapshot().limiter));
     let body = gw.metrics.render(&extra);
     (
         [(header::CONTENT_TYPE, warden_telemetry::CONTENT_TYPE)],
         body,
     )
         .into_response()
+}
+
+/// The limits' state as metrics, without naming principals: per budget
+/// rule, what its keys spent this period and how many are exhausted; how
+/// many breakers are open.
+fn limits_metrics(limiter: &warden_limits::Limiter) -> Vec<warden_telemetry::ExtraMetric> {
+    use warden_telemetry::ExtraMetric;
+    let mut per_rule: std::collections::BTreeMap<(String, String), (f64, u64)> = Default::default();
+    for rule in &limiter.settings().budgets {
+        per_rule.insert((rule.id.clone(), rule.unit.clone()), (0.0, 0));
+    }
+    for b in limiter.budget_status() {
+        let e = per_rule.entry((b.rule, b.unit)).or_default();
+        e.0 += b.spent;
+        e.1 += u64::from(b.spent >= b.limit);
+    }
+    let mut out = Vec::new();
+    for ((rule, unit), (spent, exhausted)) in per_rule {
+        out.push(
+            ExtraMetric::gauge(
+                "warden_limits_budget_spent",
+                "What a budget rule's keys spent in the current period, summed",
+                spent,
+            )
+            .with_label("rule", rule.clone())
+            .with_label("unit", unit),
+        );
+        out.push(
+            ExtraMetric::gauge(
+                "warden_limits_budget_exhausted_keys",
+                "Keys (principals, tenants…) whose budget is spent for this period",
+                exhausted as f64,
+            )
+            .with_label("rule", rule),
+        );
+    }
+    let open = limiter
+        .breakers()
+        .iter()
+        .filter(|(_, s)| s.name() == "open")
+        .count();
+    out.push(ExtraMetric::gauge(
+        "warden_limits_breakers_open",
+        "Circuit breakers (per upstream and per tool) now open",
+        open as f64,
+    ));
+    out
 }
 
 /// Where the limits' live state is served, beside the metrics and under

@@ -170,6 +170,21 @@ async fn a_spent_budget_blocks_with_what_remains_and_other_tools_are_free() {
         (b["remaining"].as_f64().unwrap() - 0.1).abs() < 1e-9,
         "{status}"
     );
+    let metrics = reqwest::get(w.url("/metrics"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let spent = metrics
+        .lines()
+        .find(|l| l.starts_with("warden_limits_budget_spent{") && l.contains("daily-usd"))
+        .unwrap_or_else(|| panic!("no budget metric:\n{metrics}"));
+    assert!(spent.ends_with(" 0.9") || spent.contains(" 0.9"), "{spent}");
+    assert!(
+        !metrics.contains("anonymous"),
+        "metrics never name principals"
+    );
     let table = w.cli(&["limits", "status", "--url", &w.base]);
     assert!(
         table.contains("daily-usd") && table.contains("breakers: all closed"),
