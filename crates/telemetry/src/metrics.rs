@@ -880,10 +880,40 @@ pub fn audit_metrics(s: &warden_audit::MetricsSnapshot) -> Vec<ExtraMetric> {
         "How long the audit writer has been behind",
         s.lag.as_secs_f64(),
     ));
+    for (sink, lag) in &s.sink_lag {
+        v.push(
+            ExtraMetric::gauge(
+                "warden_audit_sink_lag_seconds",
+                "How long an audit sink has been behind the journal (0: caught up)",
+                lag.as_secs_f64(),
+            )
+            .with_label("sink", (*sink).to_owned()),
+        );
+    }
+    for (sink, n) in by_name(&s.retention_pruned) {
+        v.push(
+            ExtraMetric::counter(
+                "warden_audit_retention_pruned",
+                "Audit records removed by retention, per sink",
+                n,
+            )
+            .with_label("sink", sink),
+        );
+    }
     v.push(ExtraMetric::gauge(
         "warden_audit_last_seq",
         "Sequence number of the newest audit record",
         s.last_seq as f64,
+    ));
+    v.push(ExtraMetric::gauge(
+        "warden_audit_journal_durable_seq",
+        "Sequence number of the newest audit record fsync'd in the journal",
+        s.journal_durable_seq as f64,
+    ));
+    v.push(ExtraMetric::counter(
+        "warden_audit_arguments_withheld",
+        "Calls whose arguments were left out of the audit record (no secret scrubber installed)",
+        s.arguments_withheld,
     ));
     v
 }

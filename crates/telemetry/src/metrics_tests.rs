@@ -202,6 +202,11 @@ fn extra_metrics_from_the_audit_snapshot() {
     snap.sink_errors.insert("postgres", 5);
     snap.sink_lag_records.insert("postgres", 12);
     snap.anomalies.insert("burst", 1);
+    snap.sink_lag
+        .insert("postgres", Duration::from_millis(2500));
+    snap.retention_pruned.insert("jsonl", 300);
+    snap.journal_durable_seq = 39;
+    snap.arguments_withheld = 3;
     let mut extra = audit_metrics(&snap);
     extra.push(
         ExtraMetric::gauge("warden_test_escape", "escaping", 1.0).with_label("value", "a\"b\\c\nd"),
@@ -236,6 +241,23 @@ fn extra_metrics_from_the_audit_snapshot() {
     assert_eq!(
         number(&s, "warden_audit_anomalies_total", &[("rule", "burst")]),
         1.0
+    );
+    assert_eq!(
+        number(&s, "warden_audit_sink_lag_seconds", &[("sink", "postgres")]),
+        2.5
+    );
+    assert_eq!(
+        number(
+            &s,
+            "warden_audit_retention_pruned_total",
+            &[("sink", "jsonl")]
+        ),
+        300.0
+    );
+    assert_eq!(number(&s, "warden_audit_journal_durable_seq", &[]), 39.0);
+    assert_eq!(
+        number(&s, "warden_audit_arguments_withheld_total", &[]),
+        3.0
     );
     // One HELP/TYPE per family even with several series.
     assert_eq!(
