@@ -1036,11 +1036,14 @@ impl TokenFacts {
             issuer: text(claims.get("iss")),
             kid: kid.map(fact_text),
             subject: text(claim(claims, subject_claim)),
+            // The audit trail's format (`warden_audit::TokenFacts::hash_jti`),
+            // so a refused token joins the records of its accepted uses.
             jti_hash: claims.get("jti").and_then(Value::as_str).map(|jti| {
-                sha256(jti.as_bytes())[..16]
+                let hex: String = sha256(jti.as_bytes())
                     .iter()
                     .map(|b| format!("{b:02x}"))
-                    .collect()
+                    .collect();
+                format!("sha256:{hex}")
             }),
         }
     }

@@ -653,10 +653,11 @@ fn decoded(token: &str) -> (Value, Value) {
 
 fn jti_hash_of(claims: &Value) -> String {
     let jti = claims["jti"].as_str().expect("jti");
-    sha256(jti.as_bytes())[..16]
+    let hex: String = sha256(jti.as_bytes())
         .iter()
         .map(|b| format!("{b:02x}"))
-        .collect()
+        .collect();
+    format!("sha256:{hex}")
 }
 
 async fn refusal(auth: &Authenticator, token: &str) -> AuthFailure {
@@ -694,7 +695,7 @@ async fn auth_failures_carry_token_facts() {
     assert_eq!(f.kid.as_deref(), Some(kid.as_str()));
     assert_eq!(f.subject.as_deref(), Some("frank"));
     assert_eq!(f.jti_hash, Some(jti_hash_of(&claims)));
-    assert_eq!(f.jti_hash.as_deref().map(str::len), Some(32));
+    assert_eq!(f.jti_hash.as_deref().map(str::len), Some(7 + 64));
     // Again, from the verified-token cache: the same facts.
     assert_eq!(refusal(&auth, &misdirected).await, f);
     refused.push((misdirected, f));
