@@ -161,6 +161,14 @@ pub struct Listen {
     pub allowed_hosts: Option<Vec<String>>,
     /// Serve the 2024-11-05 HTTP+SSE endpoints too. Default `true`.
     pub legacy_sse: bool,
+    /// The limits every client connection is held to.
+    pub edge: EdgeLimits,
+}
+
+/// What one client connection may cost (`listen:`): how many may be open,
+/// and how long each may take in each state.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct EdgeLimits {
     /// Most open client connections; beyond it new ones are closed at
     /// once. Default 10000 (lowered at start to fit the open-file limit).
     pub max_connections: usize,
@@ -171,14 +179,29 @@ pub struct Listen {
     /// of its first byte, or of the connection's start. Default 10 s.
     pub header_timeout: Duration,
     /// A keep-alive connection with no request in progress is closed after
-    /// this. Default 120 s.
+    /// this; so is one whose client accepts no response bytes for this
+    /// long. Default 120 s.
     pub idle_timeout: Duration,
     /// A request body that sends nothing for this long is cut; also the
-    /// grace period before [`Listen::body_min_rate`] applies. Default 20 s.
+    /// grace period before [`EdgeLimits::body_min_rate`] applies.
+    /// Default 20 s.
     pub body_timeout: Duration,
     /// Bytes per second a request body must average (after
     /// `body_timeout`). Default 1 KiB/s.
     pub body_min_rate: usize,
+}
+
+impl Default for EdgeLimits {
+    fn default() -> Self {
+        Self {
+            max_connections: defaults::MAX_CONNECTIONS,
+            max_connections_per_ip: defaults::MAX_CONNECTIONS_PER_IP,
+            header_timeout: defaults::HEADER_TIMEOUT,
+            idle_timeout: defaults::LISTEN_IDLE_TIMEOUT,
+            body_timeout: defaults::BODY_TIMEOUT,
+            body_min_rate: defaults::BODY_MIN_RATE,
+        }
+    }
 }
 
 impl Default for Listen {
@@ -188,12 +211,7 @@ impl Default for Listen {
             allowed_origins: Vec::new(),
             allowed_hosts: None,
             legacy_sse: true,
-            max_connections: defaults::MAX_CONNECTIONS,
-            max_connections_per_ip: defaults::MAX_CONNECTIONS_PER_IP,
-            header_timeout: defaults::HEADER_TIMEOUT,
-            idle_timeout: defaults::LISTEN_IDLE_TIMEOUT,
-            body_timeout: defaults::BODY_TIMEOUT,
-            body_min_rate: defaults::BODY_MIN_RATE,
+            edge: EdgeLimits::default(),
         }
     }
 }

@@ -265,23 +265,31 @@ impl Resolver<'_> {
             &path.field("max_connections"),
             at_least_one.clone(),
         ) {
-            listen.max_connections = v;
+            listen.edge.max_connections = v;
         }
         if let Some(v) = self.count_in(
             raw.max_connections_per_ip,
             &path.field("max_connections_per_ip"),
             at_least_one,
         ) {
-            listen.max_connections_per_ip = v;
+            listen.edge.max_connections_per_ip = v;
         }
         for (raw, key, slot) in [
             (
                 raw.header_timeout,
                 "header_timeout",
-                &mut listen.header_timeout,
+                &mut listen.edge.header_timeout,
             ),
-            (raw.idle_timeout, "idle_timeout", &mut listen.idle_timeout),
-            (raw.body_timeout, "body_timeout", &mut listen.body_timeout),
+            (
+                raw.idle_timeout,
+                "idle_timeout",
+                &mut listen.edge.idle_timeout,
+            ),
+            (
+                raw.body_timeout,
+                "body_timeout",
+                &mut listen.edge.body_timeout,
+            ),
         ] {
             if let Some(v) = self.duration(raw, &path.field(key)) {
                 *slot = v;
@@ -292,7 +300,7 @@ impl Resolver<'_> {
                 Ok(0) => self
                     .problems
                     .push(&path.field("body_min_rate"), "must be greater than zero"),
-                Ok(v) => listen.body_min_rate = v,
+                Ok(v) => listen.edge.body_min_rate = v,
                 Err(e) => self
                     .problems
                     .push(&path.field("body_min_rate"), e.to_string()),

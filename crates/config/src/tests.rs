@@ -127,7 +127,7 @@ fn default_values_are_the_documented_ones() {
     assert!(config.listen.allowed_origins.is_empty());
     assert_eq!(config.listen.allowed_hosts, None);
     assert!(config.listen.legacy_sse);
-    let l = &config.listen;
+    let l = &config.listen.edge;
     assert_eq!(l.max_connections, 10_000);
     assert_eq!(l.max_connections_per_ip, 256);
     assert_eq!(l.header_timeout, Duration::from_secs(10));
@@ -282,7 +282,7 @@ fn full_file_resolves_every_key() {
         )
     );
     assert!(!config.listen.legacy_sse);
-    let l = &config.listen;
+    let l = &config.listen.edge;
     assert_eq!(l.max_connections, 2000);
     assert_eq!(l.max_connections_per_ip, 20);
     assert_eq!(l.header_timeout, Duration::from_secs(5));
@@ -777,6 +777,7 @@ fn edge_limits_are_checked_where_they_are_written() {
     assert_eq!(
         ok("listen:\n  body_min_rate: 100B/s\n")
             .listen
+            .edge
             .body_min_rate,
         100
     );
