@@ -284,6 +284,10 @@ struct ConnWatch {
     busy: AtomicUsize,
     /// Requests finished so far: a change means the connection went idle.
     done: AtomicU64,
+    /// The connection's last pending read. hyper does not read again after
+    /// a response unless the socket wakes it, so the end of a request wakes
+    /// it instead: the read then arms the idle deadline.
+    reader: futures::task::AtomicWaker,
 }
 
 /// A request in progress; ends when dropped.
@@ -300,6 +304,7 @@ impl Drop for Busy {
     fn drop(&mut self) {
         self.0.done.fetch_add(1, Ordering::AcqRel);
         self.0.busy.fetch_sub(1, Ordering::AcqRel);
+        self.0.reader.wake();
     }
 }
 
@@ -454,6 +459,7 @@ impl<T: AsyncRead + Unpin> AsyncRead for EdgeIo<T> {
             }
             Poll::Ready(Err(e)) => Poll::Ready(Err(e)),
             Poll::Pending => {
+                this.watch.reader.register(cx.waker());
                 if this.phase == Phase::Busy || this.read_deadline.as_mut().poll(cx).is_pending() {
                     return Poll::Pending;
                 }

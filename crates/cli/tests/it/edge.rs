@@ -514,3 +514,51 @@ async fn a_notification_flood_is_capped_per_second_but_progress_is_not() {
         "{scrape}"
     );
 }
+
+#[tokio::test]
+async fn an_idle_keep_alive_connection_is_closed_but_an_open_stream_is_not() {
+    let w = Warden::start(&format!("listen:\n  idle_timeout: 1s\n{}", upstream()));
+    let to = addr_of(&w);
+    // A keep-alive connection served once, then idle: closed.
+    let mut s = TcpStream::connect(to).await.expect("connect");
+    s.write_all(format!("GET /healthz HTTP/1.1\r\nHost: {to}\r\n\r\n").as_bytes())
+        .await
+        .expect("request");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let mut got = Vec::new();
+    let mut buf = [0u8; 1024];
+    while !String::from_utf8_lossy(&got).contains("\r\n\r\nok") {
+        let n = tokio::time::timeout_at(deadline.into(), s.read(&mut buf))
+            .await
+            .expect("no answer")
+            .expect("read");
+        assert!(n > 0, "closed before answering");
+        got.extend_from_slice(&buf[..n]);
+    }
+    let (_, closed) = read_until_closed(&mut s, deadline).await;
+    assert!(closed, "an idle keep-alive connection was kept");
+
+    // A session's GET stream outlives the idle timeout: it is not idle.
+    let mut c = Client::new(&w.url("/mcp"));
+    c.initialize().await;
+    let mut stream = c
+        .http
+        .get(w.url("/mcp"))
+        .header("accept", "text/event-stream")
+        .header("mcp-session-id", c.session.clone().unwrap_or_default())
+        .send()
+        .await
+        .expect("GET");
+    assert_eq!(stream.status().as_u16(), 200);
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    let r = c.call_tool("t__change_tools", json!({})).await;
+    assert!(r.response().get("result").is_some(), "{}", r.raw);
+    let mut seen = String::new();
+    while !seen.contains("notifications/tools/list_changed") {
+        let chunk = tokio::time::timeout_at(deadline.into(), stream.chunk())
+            .await
+            .expect("nothing on the stream");
+        let chunk = chunk.expect("stream read").expect("the stream was closed");
+        seen.push_str(&String::from_utf8_lossy(&chunk));
+    }
+}
