@@ -813,6 +813,93 @@ mod tests {
         }
     }
 
+    fn io_limits(ms: u64) -> EdgeLimits {
+        EdgeLimits {
+            header_timeout: Duration::from_millis(ms),
+            idle_timeout: Duration::from_millis(ms),
+            ..EdgeLimits::default()
+        }
+    }
+
+    fn edge_io(
+        limits: EdgeLimits,
+    ) -> (
+        EdgeIo<tokio::io::DuplexStream>,
+        tokio::io::DuplexStream,
+        Arc<ConnWatch>,
+    ) {
+        let (server, client) = tokio::io::duplex(64);
+        let watch = Arc::new(ConnWatch::default());
+        let peer: SocketAddr = "127.0.0.1:1".parse().unwrap();
+        let io = EdgeIo::new(server, watch.clone(), limits, Metrics::new(), peer);
+        (io, client, watch)
+    }
+
+    /// A bound on a test that would otherwise hang; not a timing claim.
+    const HANG: Duration = Duration::from_secs(20);
+
+    #[tokio::test]
+    async fn a_head_that_keeps_trickling_is_cut_at_the_header_timeout() {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let (mut io, mut client, _) = edge_io(io_limits(200));
+        let trickle = tokio::spawn(async move {
+            for b in b"POST /mcp HTTP/1.1\r\nHost: x\r\n".iter().cycle() {
+                if client.write_all(&[*b]).await.is_err() {
+                    return;
+                }
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        });
+        let mut buf = [0u8; 64];
+        let cut = tokio::time::timeout(HANG, async {
+            loop {
+                match io.read(&mut buf).await {
+                    Ok(n) => assert!(n > 0, "a head in progress never reads as closed"),
+                    Err(e) => return e,
+                }
+            }
+        })
+        .await
+        .expect("the head was never cut");
+        assert_eq!(cut.kind(), io::ErrorKind::TimedOut);
+        trickle.abort();
+    }
+
+    #[tokio::test]
+    async fn between_requests_an_idle_connection_reads_as_closed() {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let (mut io, mut client, watch) = edge_io(io_limits(100));
+        client.write_all(b"GET / HTTP/1.1\r\n\r\n").await.unwrap();
+        let mut buf = [0u8; 64];
+        assert!(io.read(&mut buf).await.unwrap() > 0);
+        // A request runs longer than any deadline, then ends.
+        let request = Busy::start(&watch);
+        let busy = tokio::time::timeout(Duration::from_millis(300), io.read(&mut buf)).await;
+        assert!(
+            busy.is_err(),
+            "a connection with a request in progress was cut"
+        );
+        drop(request);
+        let n = tokio::time::timeout(HANG, io.read(&mut buf))
+            .await
+            .expect("the idle connection was kept")
+            .expect("an idle close is not an error");
+        assert_eq!(n, 0);
+    }
+
+    #[tokio::test]
+    async fn a_client_that_reads_no_response_is_cut() {
+        use tokio::io::AsyncWriteExt;
+        let (mut io, _client, _) = edge_io(io_limits(100));
+        let stalled = tokio::time::timeout(HANG, io.write_all(&[b'x'; 4096]))
+            .await
+            .expect("the stalled write was never cut");
+        assert_eq!(
+            stalled.expect_err("nobody read").kind(),
+            io::ErrorKind::TimedOut
+        );
+    }
+
     #[test]
     fn ipv6_clients_count_by_their_slash_64() {
         let a: IpAddr = "2001:db8:1:2:aaaa::1".parse().unwrap();
