@@ -56,7 +56,13 @@ start_warden() { # name yaml
 }
 
 # Trust on first use: the benchmark measures the pipeline, not pinning.
+# Every client is one anonymous caller on one address, and sessions are not
+# ended between levels: the per-address and per-principal caps are raised
+# so that they do not refuse the load generator.
+EDGE="listen: {max_connections_per_ip: 100000}
+gateway: {max_sessions_per_principal: 100000}"
 start_warden stdio "registry: {mode: tofu, lock: '$WORK/stdio.lock'}
+$EDGE
 servers:
   echo:
     command: '$BIN/warden'
@@ -65,6 +71,7 @@ servers:
 "
 STDIO_PORT=$PORT
 start_warden http "registry: {mode: tofu, lock: '$WORK/http.lock'}
+$EDGE
 servers:
   echo:
     url: http://127.0.0.1:$ECHO_PORT/mcp

@@ -137,7 +137,7 @@ fn restart_only_changes(
 pub enum OpenError {
     #[error("unknown virtual server")]
     UnknownVirtualServer,
-    #[error("too many sessions")]
+    #[error("too many sessions (gateway.max_sessions)")]
     TooManySessions,
     #[error(
         "too many sessions for this principal (gateway.max_sessions_per_principal is {0}): \

@@ -534,7 +534,9 @@ pub(crate) struct TimedBody {
     started: Option<Instant>,
     last_data: Instant,
     received: u64,
-    deadline: Pin<Box<Sleep>>,
+    /// Made the first time the body is not ready (a body that arrived
+    /// whole, the common case, never needs a timer).
+    deadline: Option<Pin<Box<Sleep>>>,
     metrics: Metrics,
     peer: IpAddr,
 }
@@ -546,7 +548,6 @@ pub(crate) struct BodyTooSlow;
 
 impl TimedBody {
     fn new(inner: Incoming, limits: EdgeLimits, metrics: Metrics, peer: IpAddr) -> TimedBody {
-        let now = Instant::now();
         TimedBody {
             inner,
             timeout: limits.body_timeout,
@@ -554,9 +555,9 @@ impl TimedBody {
                 .unwrap_or(u64::MAX)
                 .max(1),
             started: None,
-            last_data: now,
+            last_data: Instant::now(),
             received: 0,
-            deadline: Box::pin(tokio::time::sleep_until(now + limits.body_timeout)),
+            deadline: None,
             metrics,
             peer,
         }
@@ -600,21 +601,22 @@ impl HttpBody for TimedBody {
                     this.received += data.len() as u64;
                     this.last_data = now;
                 }
-                let due = this.due(started);
-                if now > due {
+                if now > this.due(started) {
                     return this.too_slow();
                 }
-                this.deadline.as_mut().reset(due);
                 Poll::Ready(Some(Ok(frame)))
             }
             Poll::Ready(Some(Err(e))) => Poll::Ready(Some(Err(Box::new(e)))),
             Poll::Ready(None) => Poll::Ready(None),
             Poll::Pending => {
                 let due = this.due(started);
-                if this.deadline.deadline() != due {
-                    this.deadline.as_mut().reset(due);
+                let deadline = this
+                    .deadline
+                    .get_or_insert_with(|| Box::pin(tokio::time::sleep_until(due)));
+                if deadline.deadline() != due {
+                    deadline.as_mut().reset(due);
                 }
-                if this.deadline.as_mut().poll(cx).is_ready() {
+                if deadline.as_mut().poll(cx).is_ready() {
                     return this.too_slow();
                 }
                 Poll::Pending
