@@ -41,6 +41,12 @@ ECHO_PORT=$(free_port)
 PIDS+=($!)
 wait_port "$ECHO_PORT"
 
+# Every client of the load generator is one anonymous caller on one
+# address, and sessions are not ended between levels: the per-address and
+# per-principal edge caps are raised so that they do not refuse it.
+EDGE="listen: {max_connections_per_ip: 100000}
+gateway: {max_sessions_per_principal: 100000}"
+
 # Starts Warden on a free port; sets PORT. (Not in $(...): a background
 # child would hold the substitution's pipe open.)
 start_warden() { # name yaml
@@ -48,7 +54,7 @@ start_warden() { # name yaml
   PORT=$(free_port)
   # One directory per Warden: each keeps its own audit trail next to its config.
   mkdir -p "$WORK/$name"
-  printf '%s' "$2" >"$WORK/$name/warden.yaml"
+  printf '%s\n%s\n' "$EDGE" "$2" >"$WORK/$name/warden.yaml"
   WARDEN_LOG=warn "$BIN/warden" serve --config "$WORK/$name/warden.yaml" --listen "127.0.0.1:$PORT" \
     >"$WORK/$name.out" 2>"$WORK/$name.log" &
   PIDS+=($!)

@@ -548,14 +548,14 @@ async fn serve(
             None
         }
     };
+    let limits = edge_limits(&cfg.listen);
     let audit = start_audit(&cfg.audit).await?;
     let gw = Gateway::new(Snapshot::compile(cfg)?);
     gw.set_authenticator(auth);
     install_secret_scrubber(&audit, &gw);
     gw.set_audit(Some(audit.clone()));
-    let listener = tokio::net::TcpListener::bind(addr)
-        .await
-        .with_context(|| format!("cannot listen on {addr}"))?;
+    let listener =
+        warden_gateway::edge::bind(addr).with_context(|| format!("cannot listen on {addr}"))?;
     let bound = listener.local_addr()?;
     let app = warden_gateway::http::router(gw.clone(), bound);
     let scheme = if tls.is_some() { "https" } else { "http" };
@@ -570,8 +570,7 @@ async fn serve(
     }
     let metrics = gw.snapshot().config.telemetry.metrics.clone();
     if let (true, Some(admin)) = (metrics.enabled, metrics.listen) {
-        let listener = tokio::net::TcpListener::bind(admin)
-            .await
+        let listener = warden_gateway::edge::bind(admin)
             .with_context(|| format!("telemetry.metrics.listen: cannot listen on {admin}"))?;
         let bound = listener.local_addr()?;
         eprintln!("warden: metrics on http://{bound}{}", metrics.path);
@@ -583,8 +582,16 @@ async fn serve(
             );
         }
         let app = warden_gateway::http::admin_router(gw.clone(), bound);
+        let serving = warden_gateway::edge::serve(
+            listener,
+            None,
+            app,
+            limits,
+            gw.metrics.clone(),
+            std::future::pending(),
+        );
         tokio::spawn(async move {
-            if let Err(e) = axum::serve(listener, app).await {
+            if let Err(e) = serving.await {
                 error!(error = %e, "metrics listener failed");
             }
         });
@@ -599,19 +606,54 @@ async fn serve(
             audit.as_ref().clone().shutdown().await;
         }
     };
-    match tls {
-        Some(tls) => warden_gateway::http::serve_tls(listener, tls, app, shutdown)
-            .await
-            .context("server failed")?,
-        None => axum::serve(
-            listener,
-            app.into_make_service_with_connect_info::<SocketAddr>(),
-        )
-        .with_graceful_shutdown(shutdown)
+    warden_gateway::edge::serve(listener, tls, app, limits, gw.metrics.clone(), shutdown)
         .await
-        .context("server failed")?,
-    }
+        .context("server failed")?;
     Ok(())
+}
+
+/// The edge limits of `listen:`, with `max_connections` fitted to the
+/// open-file limit: raised to its hard limit first (as Go's runtime does),
+/// then keeping room for upstream processes and connections, the audit
+/// trail and other files. A cap the limit cannot honour would let accepts
+/// fail for everyone once descriptors run out, which is what the cap is
+/// there to prevent.
+fn edge_limits(listen: &warden_config::Listen) -> warden_config::EdgeLimits {
+    let mut limits = listen.edge;
+    let Some(open_files) = raise_open_file_limit() else {
+        return limits;
+    };
+    let reserve = (open_files / 10).max(256);
+    let fits = usize::try_from(open_files.saturating_sub(reserve))
+        .unwrap_or(usize::MAX)
+        .max(1);
+    if limits.max_connections > fits {
+        warn!(
+            configured = limits.max_connections,
+            used = fits,
+            open_file_limit = open_files,
+            "listen.max_connections exceeds what the open-file limit allows; \
+             raise the limit (ulimit -n, LimitNOFILE=) to serve more connections"
+        );
+        limits.max_connections = fits;
+    }
+    limits
+}
+
+/// Raises the soft open-file limit to the hard one; the limit now in force.
+#[cfg(unix)]
+fn raise_open_file_limit() -> Option<u64> {
+    use nix::sys::resource::{getrlimit, setrlimit, Resource};
+    let (soft, hard) = getrlimit(Resource::RLIMIT_NOFILE).ok()?;
+    if soft < hard && setrlimit(Resource::RLIMIT_NOFILE, hard, hard).is_ok() {
+        return Some(hard);
+    }
+    Some(soft)
+}
+
+#[cfg(not(unix))]
+fn raise_open_file_limit() -> Option<u64> {
+    None
 }
 
 /// Starts the audit writer: recovers the journal left by a crash (before

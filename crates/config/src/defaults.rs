@@ -26,6 +26,30 @@ pub const SESSION_IDLE_TIMEOUT: Duration = Duration::from_secs(30 * 60);
 pub const REPLAY_BUFFER_EVENTS: usize = 256;
 /// `gateway.max_sessions`.
 pub const MAX_SESSIONS: usize = 10_000;
+/// `gateway.max_sessions_per_principal`: well under `max_sessions`, so
+/// that one caller cannot fill the table for everyone else.
+pub const MAX_SESSIONS_PER_PRINCIPAL: usize = 100;
+/// `gateway.max_streams_per_principal`.
+pub const MAX_STREAMS_PER_PRINCIPAL: usize = 100;
+/// `gateway.max_parked_per_principal`.
+pub const MAX_PARKED_PER_PRINCIPAL: usize = 100;
+/// `gateway.notifications_per_second`.
+pub const NOTIFICATIONS_PER_SECOND: usize = 100;
+/// `listen.max_connections` (lowered at start to what the process's
+/// open-file limit allows).
+pub const MAX_CONNECTIONS: usize = 10_000;
+/// `listen.max_connections_per_ip`.
+pub const MAX_CONNECTIONS_PER_IP: usize = 256;
+/// `listen.header_timeout`: a request's head must arrive within this.
+pub const HEADER_TIMEOUT: Duration = Duration::from_secs(10);
+/// `listen.idle_timeout`: longer than the idle timeout of common client
+/// connection pools (reqwest: 90 s), so that a client rarely reuses a
+/// connection the server is closing.
+pub const LISTEN_IDLE_TIMEOUT: Duration = Duration::from_secs(120);
+/// `listen.body_timeout`.
+pub const BODY_TIMEOUT: Duration = Duration::from_secs(20);
+/// `listen.body_min_rate`, bytes per second: 1 KiB/s.
+pub const BODY_MIN_RATE: usize = 1 << 10;
 /// `servers.*.connect_timeout`.
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
 /// `servers.*.call_timeout`.

@@ -56,7 +56,7 @@ use std::path::Path;
 pub use error::{ConfigError, ConfigErrors};
 pub use glob::glob_match;
 pub use model::{
-    Config, Era, Gateway, Isolation, Listen, RegistrySettings, RestartPolicy, Section,
+    Config, EdgeLimits, Era, Gateway, Isolation, Listen, RegistrySettings, RestartPolicy, Section,
     ServerConfig, StdioSettings, Transport, VirtualServer,
 };
 pub use secret::Secret;

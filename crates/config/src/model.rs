@@ -165,6 +165,47 @@ pub struct Listen {
     pub allowed_hosts: Option<Vec<String>>,
     /// Serve the 2024-11-05 HTTP+SSE endpoints too. Default `true`.
     pub legacy_sse: bool,
+    /// The limits every client connection is held to.
+    pub edge: EdgeLimits,
+}
+
+/// What one client connection may cost (`listen:`): how many may be open,
+/// and how long each may take in each state.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct EdgeLimits {
+    /// Most open client connections; beyond it new ones are closed at
+    /// once. Default 10000 (lowered at start to fit the open-file limit).
+    pub max_connections: usize,
+    /// Most open connections from one client address (IPv6: one /64).
+    /// Default 256.
+    pub max_connections_per_ip: usize,
+    /// A request's head (request line and headers) must arrive within this
+    /// of its first byte, or of the connection's start. Default 10 s.
+    pub header_timeout: Duration,
+    /// A keep-alive connection with no request in progress is closed after
+    /// this; so is one whose client accepts no response bytes for this
+    /// long. Default 120 s.
+    pub idle_timeout: Duration,
+    /// A request body that sends nothing for this long is cut; also the
+    /// grace period before [`EdgeLimits::body_min_rate`] applies.
+    /// Default 20 s.
+    pub body_timeout: Duration,
+    /// Bytes per second a request body must average (after
+    /// `body_timeout`). Default 1 KiB/s.
+    pub body_min_rate: usize,
+}
+
+impl Default for EdgeLimits {
+    fn default() -> Self {
+        Self {
+            max_connections: defaults::MAX_CONNECTIONS,
+            max_connections_per_ip: defaults::MAX_CONNECTIONS_PER_IP,
+            header_timeout: defaults::HEADER_TIMEOUT,
+            idle_timeout: defaults::LISTEN_IDLE_TIMEOUT,
+            body_timeout: defaults::BODY_TIMEOUT,
+            body_min_rate: defaults::BODY_MIN_RATE,
+        }
+    }
 }
 
 impl Default for Listen {
@@ -174,6 +215,7 @@ impl Default for Listen {
             allowed_origins: Vec::new(),
             allowed_hosts: None,
             legacy_sse: true,
+            edge: EdgeLimits::default(),
         }
     }
 }
@@ -198,6 +240,20 @@ pub struct Gateway {
     pub replay_buffer_events: usize,
     /// Most concurrent sessions. Default 10000.
     pub max_sessions: usize,
+    /// Most concurrent sessions of one principal (an anonymous caller is
+    /// counted by its address). Default 100.
+    pub max_sessions_per_principal: usize,
+    /// Most open long-lived SSE streams of one principal (session GET
+    /// streams, legacy `/sse` connections, `subscriptions/listen`).
+    /// Default 100.
+    pub max_streams_per_principal: usize,
+    /// Most 2026-07-28 calls of one principal parked while its client
+    /// answers input requests. Default 100.
+    pub max_parked_per_principal: usize,
+    /// Unsolicited notifications (log messages, list changes, resource
+    /// updates) relayed to one session per second; the excess is dropped.
+    /// Progress and responses are never dropped. Default 100.
+    pub notifications_per_second: usize,
     /// `instructions` returned from `initialize`, if any.
     pub instructions: Option<String>,
 }
@@ -213,6 +269,10 @@ impl Default for Gateway {
             session_idle_timeout: defaults::SESSION_IDLE_TIMEOUT,
             replay_buffer_events: defaults::REPLAY_BUFFER_EVENTS,
             max_sessions: defaults::MAX_SESSIONS,
+            max_sessions_per_principal: defaults::MAX_SESSIONS_PER_PRINCIPAL,
+            max_streams_per_principal: defaults::MAX_STREAMS_PER_PRINCIPAL,
+            max_parked_per_principal: defaults::MAX_PARKED_PER_PRINCIPAL,
+            notifications_per_second: defaults::NOTIFICATIONS_PER_SECOND,
             instructions: None,
         }
     }

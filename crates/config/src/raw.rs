@@ -58,6 +58,12 @@ pub(crate) struct RawListen {
     pub allowed_origins: Option<Vec<String>>,
     pub allowed_hosts: Option<Vec<String>>,
     pub legacy_sse: Option<bool>,
+    pub max_connections: Option<String>,
+    pub max_connections_per_ip: Option<String>,
+    pub header_timeout: Option<String>,
+    pub idle_timeout: Option<String>,
+    pub body_timeout: Option<String>,
+    pub body_min_rate: Option<String>,
 }
 
 #[derive(Debug, Default, serde::Deserialize)]
@@ -71,6 +77,10 @@ pub(crate) struct RawGateway {
     pub session_idle_timeout: Option<String>,
     pub replay_buffer_events: Option<String>,
     pub max_sessions: Option<String>,
+    pub max_sessions_per_principal: Option<String>,
+    pub max_streams_per_principal: Option<String>,
+    pub max_parked_per_principal: Option<String>,
+    pub notifications_per_second: Option<String>,
     pub instructions: Option<String>,
 }
 

@@ -23,7 +23,7 @@ use crate::raw::{
     RawVirtualServer,
 };
 use crate::secret::{header_looks_secret, is_env_name, Secret, SecretRef, SecretSource};
-use crate::units::{parse_count, parse_duration, parse_size};
+use crate::units::{parse_count, parse_duration, parse_rate, parse_size};
 
 /// Where the resolver finds what is not in the file.
 pub(crate) struct Context<'a> {
@@ -271,6 +271,53 @@ impl Resolver<'_> {
         if let Some(legacy_sse) = raw.legacy_sse {
             listen.legacy_sse = legacy_sse;
         }
+        let at_least_one = 1..=usize::MAX;
+        if let Some(v) = self.count_in(
+            raw.max_connections,
+            &path.field("max_connections"),
+            at_least_one.clone(),
+        ) {
+            listen.edge.max_connections = v;
+        }
+        if let Some(v) = self.count_in(
+            raw.max_connections_per_ip,
+            &path.field("max_connections_per_ip"),
+            at_least_one,
+        ) {
+            listen.edge.max_connections_per_ip = v;
+        }
+        for (raw, key, slot) in [
+            (
+                raw.header_timeout,
+                "header_timeout",
+                &mut listen.edge.header_timeout,
+            ),
+            (
+                raw.idle_timeout,
+                "idle_timeout",
+                &mut listen.edge.idle_timeout,
+            ),
+            (
+                raw.body_timeout,
+                "body_timeout",
+                &mut listen.edge.body_timeout,
+            ),
+        ] {
+            if let Some(v) = self.duration(raw, &path.field(key)) {
+                *slot = v;
+            }
+        }
+        if let Some(text) = raw.body_min_rate {
+            match parse_rate(&text) {
+                Ok(0) => self
+                    .problems
+                    .push(&path.field("body_min_rate"), "must be greater than zero"),
+                Ok(v) => listen.edge.body_min_rate = v,
+                Err(e) => self
+                    .problems
+                    .push(&path.field("body_min_rate"), e.to_string()),
+            }
+        }
         listen
     }
 
@@ -325,6 +372,32 @@ impl Resolver<'_> {
             1..=usize::MAX,
         ) {
             gateway.max_sessions = v;
+        }
+        for (raw, key, slot) in [
+            (
+                raw.max_sessions_per_principal,
+                "max_sessions_per_principal",
+                &mut gateway.max_sessions_per_principal,
+            ),
+            (
+                raw.max_streams_per_principal,
+                "max_streams_per_principal",
+                &mut gateway.max_streams_per_principal,
+            ),
+            (
+                raw.max_parked_per_principal,
+                "max_parked_per_principal",
+                &mut gateway.max_parked_per_principal,
+            ),
+            (
+                raw.notifications_per_second,
+                "notifications_per_second",
+                &mut gateway.notifications_per_second,
+            ),
+        ] {
+            if let Some(v) = self.count_in(raw, &path.field(key), 1..=usize::MAX) {
+                *slot = v;
+            }
         }
         gateway.instructions = raw.instructions;
         gateway

@@ -127,6 +127,13 @@ fn default_values_are_the_documented_ones() {
     assert!(config.listen.allowed_origins.is_empty());
     assert_eq!(config.listen.allowed_hosts, None);
     assert!(config.listen.legacy_sse);
+    let l = &config.listen.edge;
+    assert_eq!(l.max_connections, 10_000);
+    assert_eq!(l.max_connections_per_ip, 256);
+    assert_eq!(l.header_timeout, Duration::from_secs(10));
+    assert_eq!(l.idle_timeout, Duration::from_secs(120));
+    assert_eq!(l.body_timeout, Duration::from_secs(20));
+    assert_eq!(l.body_min_rate, 1024);
     let g = &config.gateway;
     assert_eq!(g.name, "warden");
     assert_eq!(g.separator, "__");
@@ -136,6 +143,10 @@ fn default_values_are_the_documented_ones() {
     assert_eq!(g.session_idle_timeout, Duration::from_secs(1800));
     assert_eq!(g.replay_buffer_events, 256);
     assert_eq!(g.max_sessions, 10_000);
+    assert_eq!(g.max_sessions_per_principal, 100);
+    assert_eq!(g.max_streams_per_principal, 100);
+    assert_eq!(g.max_parked_per_principal, 100);
+    assert_eq!(g.notifications_per_second, 100);
     assert_eq!(g.instructions, None);
 }
 
@@ -196,6 +207,12 @@ listen:
   allowed_origins: ["http://LocalHost:6274/", "https://app.example.com:443"]
   allowed_hosts: [localhost, "Example.com:8443", "[::1]:9090"]
   legacy_sse: false
+  max_connections: 2000
+  max_connections_per_ip: 20
+  header_timeout: 5s
+  idle_timeout: 1m
+  body_timeout: 8s
+  body_min_rate: 4KiB/s
 gateway:
   name: corp-gateway
   separator: "-x-"
@@ -205,6 +222,10 @@ gateway:
   session_idle_timeout: 5m
   replay_buffer_events: 10
   max_sessions: 50
+  max_sessions_per_principal: 5
+  max_streams_per_principal: 6
+  max_parked_per_principal: 7
+  notifications_per_second: 8
   instructions: Use the tools wisely.
 servers:
   git:
@@ -261,6 +282,13 @@ fn full_file_resolves_every_key() {
         )
     );
     assert!(!config.listen.legacy_sse);
+    let l = &config.listen.edge;
+    assert_eq!(l.max_connections, 2000);
+    assert_eq!(l.max_connections_per_ip, 20);
+    assert_eq!(l.header_timeout, Duration::from_secs(5));
+    assert_eq!(l.idle_timeout, Duration::from_secs(60));
+    assert_eq!(l.body_timeout, Duration::from_secs(8));
+    assert_eq!(l.body_min_rate, 4096);
 
     let g = &config.gateway;
     assert_eq!(g.name, "corp-gateway");
@@ -271,6 +299,10 @@ fn full_file_resolves_every_key() {
     assert_eq!(g.session_idle_timeout, Duration::from_secs(300));
     assert_eq!(g.replay_buffer_events, 10);
     assert_eq!(g.max_sessions, 50);
+    assert_eq!(g.max_sessions_per_principal, 5);
+    assert_eq!(g.max_streams_per_principal, 6);
+    assert_eq!(g.max_parked_per_principal, 7);
+    assert_eq!(g.notifications_per_second, 8);
     assert_eq!(g.instructions.as_deref(), Some("Use the tools wisely."));
 
     let names: Vec<&str> = config.servers.iter().map(|s| s.name.as_str()).collect();
@@ -699,6 +731,55 @@ fn counts_must_be_positive() {
         "gateway:\n  max_sessions: 1.5\n",
         "gateway.max_sessions",
         "invalid number",
+    );
+}
+
+#[test]
+fn edge_limits_are_checked_where_they_are_written() {
+    for key in [
+        "gateway.max_sessions_per_principal",
+        "gateway.max_streams_per_principal",
+        "gateway.max_parked_per_principal",
+        "gateway.notifications_per_second",
+        "listen.max_connections",
+        "listen.max_connections_per_ip",
+    ] {
+        let (section, field) = key.split_once('.').unwrap();
+        single_error(&format!("{section}:\n  {field}: 0\n"), key, "at least 1");
+        single_error(
+            &format!("{section}:\n  {field}: lots\n"),
+            key,
+            "invalid number",
+        );
+    }
+    for key in ["header_timeout", "idle_timeout", "body_timeout"] {
+        single_error(
+            &format!("listen:\n  {key}: 0s\n"),
+            &format!("listen.{key}"),
+            "greater than zero",
+        );
+        single_error(
+            &format!("listen:\n  {key}: 10\n"),
+            &format!("listen.{key}"),
+            "invalid duration",
+        );
+    }
+    single_error(
+        "listen:\n  body_min_rate: 1KiB\n",
+        "listen.body_min_rate",
+        "expected a size per second, e.g. \"1KiB/s\"",
+    );
+    single_error(
+        "listen:\n  body_min_rate: 0B/s\n",
+        "listen.body_min_rate",
+        "greater than zero",
+    );
+    assert_eq!(
+        ok("listen:\n  body_min_rate: 100B/s\n")
+            .listen
+            .edge
+            .body_min_rate,
+        100
     );
 }
 

@@ -17,6 +17,8 @@ pub(crate) enum UnitError {
     SizeOverflow { text: String },
     #[error("invalid number {text:?}: expected a non-negative integer")]
     Count { text: String },
+    #[error("invalid rate {text:?}: expected a size per second, e.g. \"1KiB/s\", \"512B/s\"")]
+    Rate { text: String },
 }
 
 /// `"30s"`, `"5m"`, `"1h 30m"`, `"250ms"` (humantime syntax). A bare number
@@ -65,6 +67,24 @@ pub(crate) fn parse_size(text: &str) -> Result<usize, UnitError> {
     };
     let number: usize = digits.parse().map_err(|_| overflow())?;
     number.checked_mul(multiplier).ok_or_else(overflow)
+}
+
+/// A byte rate: a size followed by `/s` (`"1KiB/s"`), in bytes per second.
+pub(crate) fn parse_rate(text: &str) -> Result<usize, UnitError> {
+    let size = text
+        .trim()
+        .strip_suffix("/s")
+        .ok_or_else(|| UnitError::Rate {
+            text: text.to_owned(),
+        })?;
+    parse_size(size).map_err(|e| match e {
+        UnitError::SizeOverflow { .. } => UnitError::SizeOverflow {
+            text: text.to_owned(),
+        },
+        _ => UnitError::Rate {
+            text: text.to_owned(),
+        },
+    })
 }
 
 /// A plain non-negative integer.
@@ -116,6 +136,16 @@ mod tests {
         assert_eq!(parse_duration("200ms"), Ok(Duration::from_millis(200)));
         assert!(parse_duration("30").is_err());
         assert!(parse_duration("soon").is_err());
+    }
+
+    #[test]
+    fn rates() {
+        assert_eq!(parse_rate("1KiB/s"), Ok(1024));
+        assert_eq!(parse_rate("512 B/s"), Ok(512));
+        assert_eq!(parse_rate(" 2MiB/s "), Ok(2 << 20));
+        assert!(matches!(parse_rate("1KiB"), Err(UnitError::Rate { .. })));
+        assert!(matches!(parse_rate("fast/s"), Err(UnitError::Rate { .. })));
+        assert!(matches!(parse_rate("1KB/s"), Err(UnitError::Rate { .. })));
     }
 
     #[test]

@@ -22,6 +22,7 @@ pub(crate) const LEAKED_TRACE: &str = "at /srv/app/internal.py line 42";
 
 const MAX_BIG_BYTES: u64 = 256 << 20;
 const MAX_SLOW_MS: u64 = 600_000;
+const MAX_FLOOD: u64 = 1_000_000;
 
 fn tool(name: &str, description: &str, properties: Value, required: &[&str]) -> Value {
     json!({
@@ -134,6 +135,12 @@ pub(crate) fn tools(server: &Server) -> Value {
             "Fails with a JSON-RPC error that carries an internal stack trace.",
             json!({}),
             &[]
+        ),
+        tool(
+            "log_flood",
+            "Sends the given number of log notifications (notifications/message) as fast as it can, then answers.",
+            json!({ "count": int("Number of log notifications.", MAX_FLOOD) }),
+            &["count"]
         ),
     ])
 }
@@ -266,6 +273,16 @@ pub(crate) async fn call_tool(call: &ToolCall) -> Outcome {
                     ),
                 })),
             })
+        }
+        "log_flood" => {
+            let count = num("count");
+            for n in 1..=count {
+                call.notify(
+                    "notifications/message",
+                    json!({ "level": "info", "logger": "flood", "data": format!("log line {n}") }),
+                );
+            }
+            text_result(format!("sent {count} log notifications"))
         }
         other => return Outcome::Err(RpcError::invalid_params(format!("Unknown tool: {other}"))),
     };

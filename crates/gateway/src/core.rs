@@ -37,7 +37,10 @@ use warden_upstream::UpstreamEvent;
 use crate::call::Call;
 use crate::federation::{self, truncate};
 use crate::pool::{Pool, PoolKey, StartSpec, UpstreamHandle};
-use crate::session::{lock, Channel, ClientCaps, PendingS2c, Session, Sessions};
+use crate::session::{
+    lock, owner_key, Channel, ClientCaps, PendingS2c, Session, SessionCaps, Sessions, SessionsFull,
+    Slots,
+};
 use crate::snapshot::{Snapshot, VirtualRoute};
 use crate::stream::Sink;
 use sha2::{Digest, Sha256};
@@ -77,6 +80,9 @@ pub struct Gateway {
     /// Prometheus metrics (rendered at `/metrics`).
     pub metrics: warden_telemetry::Metrics,
     pub sessions: Sessions,
+    /// Long-lived SSE streams open, per owner
+    /// (`gateway.max_streams_per_principal`).
+    pub(crate) streams: Slots,
     pub(crate) pool: Pool,
     pub(crate) progress: Mutex<HashMap<String, ProgressRoute>>,
     /// (upstream instance, upstream-side id) → (session, client id).
@@ -131,8 +137,13 @@ fn restart_only_changes(
 pub enum OpenError {
     #[error("unknown virtual server")]
     UnknownVirtualServer,
-    #[error("too many sessions")]
+    #[error("too many sessions (gateway.max_sessions)")]
     TooManySessions,
+    #[error(
+        "too many sessions for this principal (gateway.max_sessions_per_principal is {0}): \
+         end sessions you no longer use (DELETE), or retry later"
+    )]
+    TooManyPrincipalSessions(usize),
     #[error("{0}")]
     BadRequest(String),
 }
@@ -145,6 +156,7 @@ impl Gateway {
             audit: arc_swap::ArcSwapOption::empty(),
             metrics: warden_telemetry::Metrics::new(),
             sessions: Sessions::default(),
+            streams: Slots::default(),
             pool: Pool::default(),
             progress: Mutex::new(HashMap::new()),
             state_key: rand::random(),
@@ -243,10 +255,13 @@ impl Gateway {
     // ---------------------------------------------------------------- sessions
 
     /// Handles `initialize`: opens a session and answers with the union of
-    /// the upstreams' capabilities.
+    /// the upstreams' capabilities. `client_addr` counts an anonymous
+    /// caller's sessions by its address ([`owner_key`]).
+    #[allow(clippy::too_many_arguments)]
     pub async fn initialize(
         self: &Arc<Self>,
         principal: Principal,
+        client_addr: Option<std::net::SocketAddr>,
         virtual_server: &str,
         channel: Channel,
         msg: &Message<'_>,
@@ -274,12 +289,10 @@ impl Gateway {
             standalone,
         );
         session.touch();
-        if !self
-            .sessions
-            .insert(session.clone(), snap.config.gateway.max_sessions)
-        {
-            return Err(OpenError::TooManySessions);
-        }
+        let owner = owner_key(&session.principal, client_addr);
+        self.sessions
+            .insert(session.clone(), &owner, session_caps(&snap))
+            .map_err(|full| self.sessions_full(&snap, full, client_addr))?;
 
         let (capabilities, instructions, ready) = self.describe(&snap, &session, &route).await;
         let mut result = serde_json::json!({
@@ -369,6 +382,7 @@ impl Gateway {
     pub fn modern_session(
         self: &Arc<Self>,
         principal: Principal,
+        client_addr: Option<std::net::SocketAddr>,
         virtual_server: &str,
         capabilities: Option<&RawValue>,
     ) -> Result<Arc<Session>, OpenError> {
@@ -405,10 +419,11 @@ impl Gateway {
             caps.upstream_json(),
             standalone,
         );
+        let owner = owner_key(&fresh.principal, client_addr);
         let (session, created) = self
             .sessions
-            .get_or_insert(fresh, snap.config.gateway.max_sessions)
-            .ok_or(OpenError::TooManySessions)?;
+            .get_or_insert(fresh, &owner, session_caps(&snap))
+            .map_err(|full| self.sessions_full(&snap, full, client_addr))?;
         session.touch();
         if created {
             info!(target: "audit", event = "session.open", session = %session.id,
@@ -416,6 +431,27 @@ impl Gateway {
                   virtual_server = %virtual_server, modern = true);
         }
         Ok(session)
+    }
+
+    /// The refusal of a session over a cap, counted and reported.
+    fn sessions_full(
+        &self,
+        snap: &Snapshot,
+        full: SessionsFull,
+        client_addr: Option<std::net::SocketAddr>,
+    ) -> OpenError {
+        let (kind, error) = match full {
+            SessionsFull::Total => (
+                warden_telemetry::EdgeRefusal::MaxSessions,
+                OpenError::TooManySessions,
+            ),
+            SessionsFull::Owner => (
+                warden_telemetry::EdgeRefusal::MaxSessionsPerPrincipal,
+                OpenError::TooManyPrincipalSessions(snap.config.gateway.max_sessions_per_principal),
+            ),
+        };
+        crate::edge::report(&self.metrics, kind, client_addr.map(|a| a.ip()));
+        error
     }
 
     /// `server/discover` (2026-07-28): the versions Warden serves, the
@@ -787,13 +823,13 @@ impl Gateway {
                 if let Some((s, sink)) =
                     related_to.and_then(|uid| self.related_session(handle, uid))
                 {
-                    if s.wants_log(level.as_deref()) {
+                    if s.wants_log(level.as_deref()) && self.within_rate(&s, &handle.server) {
                         sink.send(text);
                     }
                     return;
                 }
                 for s in sessions {
-                    if s.wants_log(level.as_deref()) {
+                    if s.wants_log(level.as_deref()) && self.within_rate(s, &handle.server) {
                         s.sink_for_server(&handle.server).send(text.clone());
                     }
                 }
@@ -806,7 +842,7 @@ impl Gateway {
                 let key = (handle.server.clone(), uri.into_owned());
                 let text: Arc<str> = msg.text.into();
                 for s in sessions {
-                    if lock(&s.subscribed).contains(&key) {
+                    if lock(&s.subscribed).contains(&key) && self.within_rate(s, &handle.server) {
                         s.standalone().send(text.clone());
                     }
                 }
@@ -821,10 +857,30 @@ impl Gateway {
                 // events, on each session's standalone stream, unchanged.
                 let text: Arc<str> = msg.text.into();
                 for s in sessions {
-                    s.standalone().send(text.clone());
+                    if self.within_rate(s, &handle.server) {
+                        s.standalone().send(text.clone());
+                    }
                 }
             }
         }
+    }
+
+    /// Whether one more unsolicited notification may go to `session` now
+    /// (`gateway.notifications_per_second`). Progress and responses never
+    /// come here. A drop is counted; a session's first is logged.
+    fn within_rate(&self, session: &Session, server: &str) -> bool {
+        let rate = self.snapshot().config.gateway.notifications_per_second;
+        if session.notifications.admit(rate, std::time::Instant::now()) {
+            return true;
+        }
+        self.metrics.notification_dropped();
+        if session.notifications.first_drop() {
+            warn!(target: "audit", event = "notifications.dropped", session = %session.id,
+                  server = %server, per_second = rate,
+                  "an upstream sends this session more notifications than gateway.notifications_per_second: \
+                   the excess is dropped (counted in warden_notifications_dropped_total)");
+        }
+        false
     }
 
     async fn route_s2c_request(
@@ -1049,6 +1105,14 @@ fn spawn_reaper(gw: Weak<Gateway>) {
             }
         }
     });
+}
+
+/// The session caps of a configuration.
+fn session_caps(snap: &Snapshot) -> SessionCaps {
+    SessionCaps {
+        total: snap.config.gateway.max_sessions,
+        per_owner: snap.config.gateway.max_sessions_per_principal,
+    }
 }
 
 /// Messages a slow `subscriptions/listen` reader may fall behind by before

@@ -23,7 +23,7 @@ use warden_protocol::{sse, ErrorCode, ProtocolVersion, WireError};
 
 use crate::core::Inbound;
 use crate::core::{Gateway, OpenError};
-use crate::session::{lock, new_session_id, Channel, Session};
+use crate::session::{lock, new_session_id, owner_key, Channel, Session, Slot};
 use crate::stream::{parse_event_id, EventStream, Item, Sink};
 
 const SESSION_HEADER: &str = "mcp-session-id";
@@ -277,66 +277,9 @@ fn presents_token(headers: &HeaderMap, token: &str) -> bool {
 
 tokio::task_local! {
     /// The verified client certificate (DER) of the TLS connection a
-    /// request arrived on; set by [`serve_tls`] around each connection.
-    static CLIENT_CERT: Option<Arc<[u8]>>;
-}
-
-/// Serves `app` over TLS on `listener`: one task per connection, the
-/// handshake bounded in time, the client certificate (already verified by
-/// rustls against `identity.mtls.client_ca`) handed to authentication.
-/// Returns when `shutdown` completes.
-pub async fn serve_tls(
-    listener: tokio::net::TcpListener,
-    tls: Arc<rustls::ServerConfig>,
-    app: Router,
-    shutdown: impl std::future::Future<Output = ()>,
-) -> std::io::Result<()> {
-    let acceptor = tokio_rustls::TlsAcceptor::from(tls);
-    tokio::pin!(shutdown);
-    loop {
-        let (tcp, peer) = tokio::select! {
-            r = listener.accept() => match r {
-                Ok(c) => c,
-                Err(e) => {
-                    // EMFILE and the like: back off rather than spin.
-                    warn!(error = %e, "accept failed");
-                    tokio::time::sleep(Duration::from_millis(50)).await;
-                    continue;
-                }
-            },
-            () = &mut shutdown => return Ok(()),
-        };
-        let acceptor = acceptor.clone();
-        let app = app.clone();
-        tokio::spawn(async move {
-            let tls =
-                match tokio::time::timeout(Duration::from_secs(10), acceptor.accept(tcp)).await {
-                    Ok(Ok(tls)) => tls,
-                    Ok(Err(e)) => {
-                        debug!(peer = %peer, error = %e, "TLS handshake failed");
-                        return;
-                    }
-                    Err(_) => {
-                        debug!(peer = %peer, "TLS handshake timed out");
-                        return;
-                    }
-                };
-            let cert: Option<Arc<[u8]>> = tls
-                .get_ref()
-                .1
-                .peer_certificates()
-                .and_then(|c| c.first())
-                .map(|c| Arc::from(c.as_ref()));
-            let service = hyper_util::service::TowerToHyperService::new(app);
-            let conn = hyper::server::conn::http1::Builder::new()
-                .serve_connection(hyper_util::rt::TokioIo::new(tls), service)
-                .with_upgrades();
-            let conn = crate::call::CLIENT_ADDR.scope(Some(peer), conn);
-            if let Err(e) = CLIENT_CERT.scope(cert, conn).await {
-                debug!(peer = %peer, error = %e, "TLS connection ended with an error");
-            }
-        });
-    }
+    /// request arrived on; set by [`crate::edge::serve`] around each
+    /// connection.
+    pub(crate) static CLIENT_CERT: Option<Arc<[u8]>>;
 }
 
 // Thin handlers: one pair per path shape.
@@ -425,6 +368,63 @@ fn http_error(status: StatusCode, reason: &str) -> Response {
         format!("{reason}\n"),
     )
         .into_response()
+}
+
+/// A refusal by a cap: `status` (`429` for a per-principal cap, `503` for
+/// a global one) with `Retry-After`; the reason as a JSON-RPC error when
+/// the request has an id, else as text.
+pub(crate) fn over_cap(status: StatusCode, id: Option<&str>, reason: &str) -> Response {
+    let mut r = match id {
+        Some(id) => json_response(
+            status,
+            error_response(Some(id), ErrorCode::Refused, reason, None),
+        ),
+        None => http_error(status, reason),
+    };
+    r.headers_mut().insert(
+        header::RETRY_AFTER,
+        HeaderValue::from(crate::edge::CAP_RETRY_AFTER_SECS),
+    );
+    r
+}
+
+/// A refusal by a per-principal cap, answered by [`OverCap::answer`].
+pub(crate) struct OverCap {
+    reason: String,
+}
+
+impl OverCap {
+    /// `429` with `Retry-After` (see [`over_cap`]).
+    pub(crate) fn answer(&self, id: Option<&str>) -> Response {
+        over_cap(StatusCode::TOO_MANY_REQUESTS, id, &self.reason)
+    }
+}
+
+/// A slot for one more long-lived stream of this caller
+/// (`gateway.max_streams_per_principal`).
+pub(crate) fn stream_slot(gw: &Gateway, principal: &Principal) -> Result<Slot, OverCap> {
+    let max = gw.snapshot().config.gateway.max_streams_per_principal;
+    let client = crate::call::client_addr();
+    gw.streams
+        .take(&owner_key(principal, client), max)
+        .ok_or_else(|| {
+            crate::edge::report(
+                &gw.metrics,
+                warden_telemetry::EdgeRefusal::MaxStreamsPerPrincipal,
+                client.map(|a| a.ip()),
+            );
+            OverCap {
+                reason: format!(
+                    "Too Many Requests: this principal has {max} streams open \
+                     (gateway.max_streams_per_principal): close one, or retry later"
+                ),
+            }
+        })
+}
+
+/// `response`, whose body holds `held` (a [`Slot`]) until it ends.
+pub(crate) fn holding<G: Send + Unpin + 'static>(response: Response, held: G) -> Response {
+    response.map(|body| Body::new(crate::edge::Holding { body, _held: held }))
 }
 
 /// A JSON-RPC error as an HTTP response.
@@ -640,10 +640,23 @@ async fn dev_jwks(State(s): State<HttpState>) -> Response {
     }
 }
 
-/// Reads a body up to the configured limit.
+/// Reads a body up to the configured limit. A body that arrives too
+/// slowly (`listen.body_timeout`, `listen.body_min_rate`) is cut: `408`,
+/// a JSON-RPC error, and the connection closed.
 async fn read_body(body: Body, limit: usize) -> Result<String, Response> {
     let bytes: Bytes = match axum::body::to_bytes(body, limit).await {
         Ok(b) => b,
+        Err(e) if crate::edge::is_too_slow(&e) => {
+            let mut r = rpc_error(
+                StatusCode::REQUEST_TIMEOUT,
+                ErrorCode::InvalidRequest,
+                "request timeout: the body arrived too slowly \
+                 (listen.body_timeout, listen.body_min_rate)",
+            );
+            r.headers_mut()
+                .insert(header::CONNECTION, HeaderValue::from_static("close"));
+            return Err(r);
+        }
         Err(_) => {
             return Err(wire_error(&WireError::TooLarge {
                 size: limit + 1,
@@ -856,6 +869,7 @@ async fn post_mcp(s: HttpState, vs: String, headers: HeaderMap, body: Body) -> R
                 .gateway
                 .initialize(
                     principal,
+                    crate::call::client_addr(),
                     &vs,
                     Channel::StreamableHttp,
                     &m,
@@ -871,9 +885,15 @@ async fn post_mcp(s: HttpState, vs: String, headers: HeaderMap, body: Body) -> R
                     }
                     r
                 }
-                Err(OpenError::TooManySessions) => http_error(
+                Err(e @ OpenError::TooManySessions) => over_cap(
                     StatusCode::SERVICE_UNAVAILABLE,
-                    "Service Unavailable: too many sessions",
+                    m.id.map(|i| i.raw()),
+                    &format!("Service Unavailable: {e}"),
+                ),
+                Err(e @ OpenError::TooManyPrincipalSessions(_)) => over_cap(
+                    StatusCode::TOO_MANY_REQUESTS,
+                    m.id.map(|i| i.raw()),
+                    &format!("Too Many Requests: {e}"),
                 ),
                 Err(OpenError::UnknownVirtualServer) => {
                     http_error(StatusCode::NOT_FOUND, "Not Found: unknown virtual server")
@@ -1186,6 +1206,14 @@ async fn get_mcp(s: HttpState, vs: String, headers: HeaderMap) -> Response {
     if let Err(r) = check_version_header(&headers, &session) {
         return r.into_response();
     }
+    match stream_slot(&s.gateway, &principal) {
+        Ok(slot) => holding(open_stream(&session, &headers), slot),
+        Err(over) => over.answer(None),
+    }
+}
+
+/// The session's standalone stream, or the stream `Last-Event-ID` names.
+fn open_stream(session: &Session, headers: &HeaderMap) -> Response {
     // Resumption: the stream named by Last-Event-ID, after that event.
     if let Some(last) = headers.get(LAST_EVENT_ID).and_then(|v| v.to_str().ok()) {
         if let Some((stream_id, seq)) = parse_event_id(last) {
@@ -1253,6 +1281,10 @@ async fn legacy_get(s: HttpState, vs: String, headers: HeaderMap) -> Response {
         Ok(p) => p,
         Err(r) => return r,
     };
+    let slot = match stream_slot(&s.gateway, &principal) {
+        Ok(slot) => slot,
+        Err(over) => return over.answer(None),
+    };
     let id = new_session_id();
     let (tx, rx) = mpsc::unbounded_channel::<Arc<str>>();
     lock(&s.legacy).insert(
@@ -1273,6 +1305,7 @@ async fn legacy_get(s: HttpState, vs: String, headers: HeaderMap) -> Response {
     let guard = LegacyGuard {
         id: id.clone(),
         state: s.clone(),
+        _slot: slot,
     };
     let events = tokio_stream::wrappers::UnboundedReceiverStream::new(rx).map(move |text| {
         let _keep = &guard;
@@ -1290,6 +1323,8 @@ async fn legacy_get(s: HttpState, vs: String, headers: HeaderMap) -> Response {
 struct LegacyGuard {
     id: String,
     state: HttpState,
+    /// The stream counts against its principal until it ends.
+    _slot: Slot,
 }
 
 impl Drop for LegacyGuard {
@@ -1384,6 +1419,7 @@ async fn legacy_post(
             .gateway
             .initialize(
                 principal,
+                crate::call::client_addr(),
                 &vs,
                 Channel::LegacySse,
                 &m,

@@ -5,11 +5,13 @@
 //! Reading order: [`pipeline`] (the stages, in order, one file each), then
 //! [`core`] (sessions and the routing of upstream messages), then
 //! [`federation`] (names, lists, cursors), [`session`], [`pool`], and the
-//! transports [`http`] and [`stdio`].
+//! transports [`http`] and [`stdio`] ([`edge`]: the accept loop and the
+//! limits every HTTP connection is held to).
 #![forbid(unsafe_code)]
 
 pub mod call;
 pub mod core;
+pub mod edge;
 pub mod federation;
 pub mod http;
 mod modern_http;

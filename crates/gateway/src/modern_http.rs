@@ -42,7 +42,7 @@ use warden_protocol::modern::{self, Rejection, RoutingHeaders};
 use warden_protocol::{sse, ErrorCode, ProtocolVersion};
 
 use crate::core::{Gateway, OpenError};
-use crate::session::{lock, Session};
+use crate::session::{lock, Session, Slot, Slots};
 use crate::stream::Sink;
 
 /// How long a parked call waits for the client's retry.
@@ -56,6 +56,10 @@ type Work = Pin<Box<dyn Future<Output = Option<String>> + Send>>;
 /// A call parked upstream while its client answers input requests.
 pub(crate) struct Parked {
     log_floor: Option<u8>,
+    owner: String,
+    /// Counts against the owner's `gateway.max_parked_per_principal`
+    /// (taken when parked).
+    slot: Option<Slot>,
     principal: String,
     virtual_server: String,
     session: Arc<Session>,
@@ -70,13 +74,27 @@ pub(crate) struct Parked {
     parked_at: Instant,
 }
 
-/// Parked calls by the token in Warden's `requestState`.
+/// Parked calls by the token in Warden's `requestState`, and how many
+/// each owner has parked.
 #[derive(Default, Clone)]
-pub(crate) struct ParkedCalls(Arc<Mutex<HashMap<String, Parked>>>);
+pub(crate) struct ParkedCalls {
+    calls: Arc<Mutex<HashMap<String, Parked>>>,
+    owners: Slots,
+}
+
+/// Why a call was not parked.
+enum ParkRefusal {
+    /// [`MAX_PARKED`] calls are parked.
+    Full,
+    /// Its owner has `gateway.max_parked_per_principal` parked.
+    OwnerFull(usize),
+}
 
 impl ParkedCalls {
-    fn park(&self, p: Parked) -> Option<String> {
-        let mut g = lock(&self.0);
+    /// Parks a call, unless [`MAX_PARKED`] are, or its owner has `max`
+    /// parked; a call not parked is cancelled upstream.
+    fn park(&self, mut p: Parked, max: usize) -> Result<String, ParkRefusal> {
+        let mut g = lock(&self.calls);
         let expired: Vec<String> = g
             .iter()
             .filter(|(_, p)| p.parked_at.elapsed() > PARKED_FOR)
@@ -87,18 +105,30 @@ impl ParkedCalls {
                 cancel_inflight(&p.session, &p.internal_id);
             }
         }
-        if g.len() >= MAX_PARKED {
-            cancel_inflight(&p.session, &p.internal_id);
-            return None;
+        let slot = if g.len() >= MAX_PARKED {
+            Err(ParkRefusal::Full)
+        } else {
+            self.owners
+                .take(&p.owner, max)
+                .ok_or(ParkRefusal::OwnerFull(max))
+        };
+        match slot {
+            Ok(slot) => {
+                p.slot = Some(slot);
+                let bytes: [u8; 16] = rand::random();
+                let token = format!("wc1.{}", hex::encode(bytes));
+                g.insert(token.clone(), p);
+                Ok(token)
+            }
+            Err(refused) => {
+                cancel_inflight(&p.session, &p.internal_id);
+                Err(refused)
+            }
         }
-        let bytes: [u8; 16] = rand::random();
-        let token = format!("wc1.{}", hex::encode(bytes));
-        g.insert(token.clone(), p);
-        Some(token)
     }
 
     fn take(&self, token: &str) -> Option<Parked> {
-        lock(&self.0).remove(token)
+        lock(&self.calls).remove(token)
     }
 }
 
@@ -318,21 +348,38 @@ async fn post(
     // The context is bound to the principal's identity; the rights are
     // this request's credential's (passed in `Inbound`).
     let caller = principal.clone();
-    let session = match gw.modern_session(principal, vs, Some(envelope.client_capabilities)) {
+    let client_addr = crate::call::client_addr();
+    let context = gw.modern_session(
+        principal,
+        client_addr,
+        vs,
+        Some(envelope.client_capabilities),
+    );
+    let session = match context {
         Ok(s) => s,
-        Err(OpenError::TooManySessions) => {
-            return (
+        Err(e @ OpenError::TooManySessions) => {
+            return crate::http::over_cap(
                 StatusCode::SERVICE_UNAVAILABLE,
-                "Service Unavailable: too many sessions\n",
+                Some(id.unwrap_or("null")),
+                &format!("Service Unavailable: {e}"),
             )
-                .into_response()
+        }
+        Err(e @ OpenError::TooManyPrincipalSessions(_)) => {
+            return crate::http::over_cap(
+                StatusCode::TOO_MANY_REQUESTS,
+                Some(id.unwrap_or("null")),
+                &format!("Too Many Requests: {e}"),
+            )
         }
         Err(e) => {
             return (StatusCode::NOT_FOUND, format!("Not Found: {e}\n")).into_response();
         }
     };
     if method == "subscriptions/listen" {
-        return listen(&gw, &session, &m).await;
+        return match crate::http::stream_slot(&gw, &caller) {
+            Ok(slot) => crate::http::holding(listen(&gw, &session, &m).await, slot),
+            Err(over) => over.answer(Some(id.unwrap_or("null"))),
+        };
     }
     let param_headers: Arc<[(String, String)]> = headers
         .iter()
@@ -400,6 +447,9 @@ async fn post(
         .and_then(|l| modern::log_level_rank(&l));
     let request = Request {
         log_floor,
+        owner: crate::session::owner_key(&session.principal, client_addr),
+        max_parked: gw.snapshot().config.gateway.max_parked_per_principal,
+        metrics: gw.metrics.clone(),
         principal: session.principal.key(),
         virtual_server: session.virtual_server.clone(),
         session: session.clone(),
@@ -429,6 +479,11 @@ struct Request {
     /// Log messages below this level (or all, when the request set no
     /// `logLevel`) are not the client's.
     log_floor: Option<u8>,
+    /// Whose parked calls this one counts against ([`crate::session::owner_key`]).
+    owner: String,
+    /// `gateway.max_parked_per_principal` when the request arrived.
+    max_parked: usize,
+    metrics: warden_telemetry::Metrics,
     principal: String,
     virtual_server: String,
     session: Arc<Session>,
@@ -542,8 +597,10 @@ fn finish(parked: &ParkedCalls, req: Request, outcome: Outcome) -> Option<String
             }
             info!(target: "audit", event = "input_required.bridged", session = %req.session.id,
                   method = %req.method, requests = asked.len());
-            let token = parked.park(Parked {
+            let parking = Parked {
                 log_floor: req.log_floor,
+                owner: req.owner,
+                slot: None,
                 principal: req.principal,
                 virtual_server: req.virtual_server,
                 session: req.session,
@@ -555,14 +612,34 @@ fn finish(parked: &ParkedCalls, req: Request, outcome: Outcome) -> Option<String
                 work,
                 related,
                 parked_at: Instant::now(),
-            });
-            let Some(token) = token else {
-                return Some(error_response(
-                    Some(&req.client_id),
-                    ErrorCode::UpstreamUnavailable,
-                    "too many calls are waiting for input",
-                    None,
-                ));
+            };
+            let token = match parked.park(parking, req.max_parked) {
+                Ok(token) => token,
+                Err(ParkRefusal::Full) => {
+                    return Some(error_response(
+                        Some(&req.client_id),
+                        ErrorCode::UpstreamUnavailable,
+                        "too many calls are waiting for input",
+                        None,
+                    ))
+                }
+                Err(ParkRefusal::OwnerFull(max)) => {
+                    crate::edge::report(
+                        &req.metrics,
+                        warden_telemetry::EdgeRefusal::MaxParkedPerPrincipal,
+                        None,
+                    );
+                    return Some(error_response(
+                        Some(&req.client_id),
+                        ErrorCode::Refused,
+                        &format!(
+                            "too many calls of this principal are waiting for input \
+                             (gateway.max_parked_per_principal is {max}): answer or abandon \
+                             those first; this call was cancelled"
+                        ),
+                        None,
+                    ));
+                }
             };
             let result = serde_json::json!({
                 "resultType": "input_required",
@@ -698,9 +775,11 @@ async fn resume(
             error_response(Some(&client_id), ErrorCode::InvalidParams, why, None),
         )
     };
-    let Some(p) = parked.take(token) else {
+    let Some(mut p) = parked.take(token) else {
         return refuse("params.requestState is unknown or expired");
     };
+    // No longer parked: its slot is free for what comes next.
+    drop(p.slot.take());
     let same_call = p.principal == session.principal.key()
         && p.virtual_server == session.virtual_server
         && p.method == m.method()
@@ -743,6 +822,9 @@ async fn resume(
     }
     let req = Request {
         log_floor: p.log_floor,
+        owner: p.owner,
+        max_parked: gw.snapshot().config.gateway.max_parked_per_principal,
+        metrics: gw.metrics.clone(),
         principal: p.principal,
         virtual_server: p.virtual_server,
         session: p.session,

@@ -130,6 +130,8 @@ pub struct Session {
     /// shared by several sessions sends `notifications/resources/updated`
     /// only to the sessions that asked for that URI.
     pub subscribed: Mutex<std::collections::HashSet<(String, String)>>,
+    /// What is left of this session's notification rate.
+    pub notifications: NotificationBudget,
     s2c_counter: AtomicU64,
 }
 
@@ -179,6 +181,7 @@ impl Session {
             listens: Mutex::new(HashMap::new()),
             listen_refs: Mutex::new(HashMap::new()),
             subscribed: Mutex::new(Default::default()),
+            notifications: NotificationBudget::default(),
             s2c_counter: AtomicU64::new(0),
         })
     }
@@ -248,50 +251,104 @@ pub fn new_session_id() -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
-/// All live sessions.
+/// All live sessions, counted per owner ([`owner_key`]).
 #[derive(Default)]
 pub struct Sessions {
-    map: RwLock<HashMap<String, Arc<Session>>>,
+    map: RwLock<HashMap<String, Entry>>,
+    owners: Slots,
+}
+
+struct Entry {
+    session: Arc<Session>,
+    /// The owner's count of sessions holds this one until it is removed.
+    _slot: Slot,
+}
+
+/// How many sessions may exist: in all, and per owner.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SessionCaps {
+    pub total: usize,
+    pub per_owner: usize,
+}
+
+/// Why a session was not added.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SessionsFull {
+    /// `gateway.max_sessions`.
+    Total,
+    /// `gateway.max_sessions_per_principal`.
+    Owner,
 }
 
 impl Sessions {
     pub fn get(&self, id: &str) -> Option<Arc<Session>> {
-        lock_read(&self.map).get(id).cloned()
+        lock_read(&self.map).get(id).map(|e| e.session.clone())
     }
 
-    /// The session with `s`'s id if one exists, else `s` inserted (unless
-    /// `max` sessions exist already: `None`).
-    pub fn get_or_insert(&self, s: Arc<Session>, max: usize) -> Option<(Arc<Session>, bool)> {
+    /// The session with `s`'s id if one exists, else `s` inserted for
+    /// `owner` (unless a cap is reached). True when inserted.
+    pub fn get_or_insert(
+        &self,
+        s: Arc<Session>,
+        owner: &str,
+        caps: SessionCaps,
+    ) -> Result<(Arc<Session>, bool), SessionsFull> {
         let mut g = self.map.write().unwrap_or_else(|p| p.into_inner());
         if let Some(existing) = g.get(&s.id) {
-            return Some((existing.clone(), false));
+            return Ok((existing.session.clone(), false));
         }
-        if g.len() >= max {
-            return None;
-        }
-        g.insert(s.id.clone(), s.clone());
-        Some((s, true))
+        Self::add(&mut g, &self.owners, s.clone(), owner, caps)?;
+        Ok((s, true))
     }
 
-    /// Inserts unless `max` sessions exist already.
-    pub fn insert(&self, s: Arc<Session>, max: usize) -> bool {
+    /// Inserts `s` for `owner` unless a cap is reached.
+    pub fn insert(
+        &self,
+        s: Arc<Session>,
+        owner: &str,
+        caps: SessionCaps,
+    ) -> Result<(), SessionsFull> {
         let mut g = self.map.write().unwrap_or_else(|p| p.into_inner());
-        if g.len() >= max {
-            return false;
+        Self::add(&mut g, &self.owners, s, owner, caps)
+    }
+
+    fn add(
+        map: &mut HashMap<String, Entry>,
+        owners: &Slots,
+        session: Arc<Session>,
+        owner: &str,
+        caps: SessionCaps,
+    ) -> Result<(), SessionsFull> {
+        if map.len() >= caps.total {
+            return Err(SessionsFull::Total);
         }
-        g.insert(s.id.clone(), s);
-        true
+        let slot = owners
+            .take(owner, caps.per_owner)
+            .ok_or(SessionsFull::Owner)?;
+        map.insert(
+            session.id.clone(),
+            Entry {
+                session,
+                _slot: slot,
+            },
+        );
+        Ok(())
     }
 
     pub fn remove(&self, id: &str) -> Option<Arc<Session>> {
-        self.map
+        let entry = self
+            .map
             .write()
             .unwrap_or_else(|p| p.into_inner())
-            .remove(id)
+            .remove(id)?;
+        Some(entry.session)
     }
 
     pub fn all(&self) -> Vec<Arc<Session>> {
-        lock_read(&self.map).values().cloned().collect()
+        lock_read(&self.map)
+            .values()
+            .map(|e| e.session.clone())
+            .collect()
     }
 
     pub fn len(&self) -> usize {
@@ -300,6 +357,97 @@ impl Sessions {
 
     pub fn is_empty(&self) -> bool {
         self.len() == 0
+    }
+}
+
+/// Whose per-principal caps (sessions, streams, parked calls) a caller
+/// counts against: its principal; for the anonymous principal, whom every
+/// unauthenticated caller shares, its client address (IPv6: the /64).
+pub fn owner_key(principal: &Principal, client: Option<std::net::SocketAddr>) -> String {
+    match (principal.data().method, client) {
+        (warden_identity::AuthMethod::Anonymous, Some(addr)) => {
+            format!("anonymous@{}", crate::edge::address_key(addr.ip()))
+        }
+        _ => principal.key(),
+    }
+}
+
+/// How many things (streams, parked calls, sessions) each owner holds,
+/// for a per-owner cap. A [`Slot`] is one of them, given back when dropped.
+#[derive(Default, Clone)]
+pub struct Slots(Arc<Mutex<HashMap<String, usize>>>);
+
+/// One counted thing of one owner; dropping it frees the slot.
+pub struct Slot {
+    slots: Slots,
+    owner: String,
+}
+
+impl Slots {
+    /// A slot for `owner`, unless it holds `max` already.
+    pub fn take(&self, owner: &str, max: usize) -> Option<Slot> {
+        let mut g = lock(&self.0);
+        let held = g.entry(owner.to_owned()).or_insert(0);
+        if *held >= max {
+            if *held == 0 {
+                g.remove(owner);
+            }
+            return None;
+        }
+        *held += 1;
+        Some(Slot {
+            slots: self.clone(),
+            owner: owner.to_owned(),
+        })
+    }
+
+    /// How many slots `owner` holds.
+    pub fn held(&self, owner: &str) -> usize {
+        lock(&self.0).get(owner).copied().unwrap_or(0)
+    }
+}
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        let mut g = lock(&self.slots.0);
+        if let Some(held) = g.get_mut(&self.owner) {
+            *held = held.saturating_sub(1);
+            if *held == 0 {
+                g.remove(&self.owner);
+            }
+        }
+    }
+}
+
+/// The unsolicited notifications (log messages, list changes, resource
+/// updates) a session may still be sent: a token bucket refilled at
+/// `gateway.notifications_per_second` and holding one second's worth.
+#[derive(Debug, Default)]
+pub struct NotificationBudget {
+    bucket: Mutex<Option<(f64, Instant)>>,
+    warned: AtomicBool,
+}
+
+impl NotificationBudget {
+    /// Whether one more notification may be relayed at `now`, spending it.
+    pub fn admit(&self, per_second: usize, now: Instant) -> bool {
+        let rate = per_second.max(1) as f64;
+        let mut g = lock(&self.bucket);
+        let (tokens, last) = g.get_or_insert((rate, now));
+        let refill = now.saturating_duration_since(*last).as_secs_f64() * rate;
+        *tokens = (*tokens + refill).min(rate);
+        *last = now;
+        if *tokens >= 1.0 {
+            *tokens -= 1.0;
+            true
+        } else {
+            false
+        }
+    }
+
+    /// True the first time only: a session's drops are logged once.
+    pub fn first_drop(&self) -> bool {
+        !self.warned.swap(true, Ordering::Relaxed)
     }
 }
 
@@ -321,8 +469,97 @@ impl Session {
 }
 
 #[cfg(test)]
-mod log_level_tests {
+mod tests {
     use super::*;
+
+    fn session(id: &str, principal: Principal) -> Arc<Session> {
+        Session::new(
+            id.into(),
+            principal,
+            String::new(),
+            Channel::StreamableHttp,
+            ProtocolVersion::LATEST_SESSION,
+            ClientCaps::declared(None),
+            "{}".into(),
+            Sink::Broadcast(tokio::sync::broadcast::channel(1).0),
+        )
+    }
+
+    #[test]
+    fn one_owner_cannot_fill_the_session_table() {
+        let table = Sessions::default();
+        let caps = SessionCaps {
+            total: 5,
+            per_owner: 2,
+        };
+        let anon = Principal::anonymous();
+        table
+            .insert(session("a1", anon.clone()), "alice", caps)
+            .unwrap();
+        table
+            .insert(session("a2", anon.clone()), "alice", caps)
+            .unwrap();
+        assert_eq!(
+            table.insert(session("a3", anon.clone()), "alice", caps),
+            Err(SessionsFull::Owner)
+        );
+        assert!(table.get("a3").is_none());
+        table
+            .insert(session("b1", anon.clone()), "bob", caps)
+            .unwrap();
+        table
+            .insert(session("b2", anon.clone()), "bob", caps)
+            .unwrap();
+        table
+            .insert(session("c1", anon.clone()), "carol", caps)
+            .unwrap();
+        assert_eq!(
+            table.insert(session("c2", anon.clone()), "carol", caps),
+            Err(SessionsFull::Total)
+        );
+        // A closed session gives its owner's slot back.
+        assert!(table.remove("a1").is_some());
+        assert_eq!(table.owners.held("alice"), 1);
+        table
+            .insert(session("a4", anon.clone()), "alice", caps)
+            .unwrap();
+        // An existing id is found, not counted again.
+        let (found, created) = table
+            .get_or_insert(session("a4", anon), "alice", caps)
+            .unwrap();
+        assert!(!created);
+        assert_eq!(found.id, "a4");
+        assert_eq!(table.owners.held("alice"), 2);
+    }
+
+    #[test]
+    fn anonymous_callers_are_counted_by_address() {
+        let anon = Principal::anonymous();
+        let v4: std::net::SocketAddr = "192.0.2.1:5000".parse().unwrap();
+        let v6a: std::net::SocketAddr = "[2001:db8::1]:1".parse().unwrap();
+        let v6b: std::net::SocketAddr = "[2001:db8::2]:2".parse().unwrap();
+        assert_eq!(owner_key(&anon, Some(v4)), "anonymous@192.0.2.1");
+        assert_eq!(owner_key(&anon, Some(v6a)), owner_key(&anon, Some(v6b)));
+        assert_eq!(owner_key(&anon, None), "anonymous");
+        let local = Principal::local("alice");
+        assert_eq!(owner_key(&local, Some(v4)), "alice");
+    }
+
+    #[test]
+    fn notification_budget_holds_one_second_and_refills() {
+        let budget = NotificationBudget::default();
+        let t0 = Instant::now();
+        let sent = (0..50).filter(|_| budget.admit(10, t0)).count();
+        assert_eq!(sent, 10, "a burst gets one second's worth");
+        let later = t0 + std::time::Duration::from_millis(500);
+        let sent = (0..50).filter(|_| budget.admit(10, later)).count();
+        assert_eq!(sent, 5, "half a second refills half");
+        let much_later = t0 + std::time::Duration::from_secs(60);
+        let sent = (0..50).filter(|_| budget.admit(10, much_later)).count();
+        assert_eq!(sent, 10, "the bucket never holds more than a second");
+        assert!(budget.first_drop());
+        assert!(!budget.first_drop());
+    }
 
     #[test]
     fn severities_follow_rfc_5424() {
@@ -334,16 +571,7 @@ mod log_level_tests {
 
     #[test]
     fn a_session_sees_log_messages_at_or_above_its_own_level() {
-        let s = Session::new(
-            "s".into(),
-            Principal::anonymous(),
-            String::new(),
-            Channel::StreamableHttp,
-            ProtocolVersion::LATEST_SESSION,
-            ClientCaps::declared(None),
-            "{}".into(),
-            Sink::Broadcast(tokio::sync::broadcast::channel(1).0),
-        );
+        let s = session("s", Principal::anonymous());
         assert!(s.wants_log(Some("debug")), "no level set: everything");
         *lock(&s.log_level) = Some("warning".into());
         assert!(!s.wants_log(Some("debug")));

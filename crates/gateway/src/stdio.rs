@@ -87,6 +87,7 @@ where
                 match gw
                     .initialize(
                         principal.clone(),
+                        None,
                         "",
                         Channel::Stdio,
                         &m,

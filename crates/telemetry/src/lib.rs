@@ -46,9 +46,9 @@ pub use error::TelemetryError;
 pub use export::{ExportStats, RedactingExporter};
 pub use init::{Telemetry, TelemetryGuard};
 pub use metrics::{
-    audit_metrics, method_name, Direction, DurationHistogram, ExtraKind, ExtraMetric, Metrics,
-    Outcome, PolicyDecision, Stage, UpstreamEvent, CONTENT_TYPE, DURATION_BUCKETS, KNOWN_METHODS,
-    MAX_LABEL_VALUES, OTHER,
+    audit_metrics, method_name, Direction, DurationHistogram, EdgeRefusal, ExtraKind, ExtraMetric,
+    Metrics, Outcome, PolicyDecision, Stage, UpstreamEvent, CONTENT_TYPE, DURATION_BUCKETS,
+    KNOWN_METHODS, MAX_LABEL_VALUES, OTHER,
 };
 pub use settings::{
     HeaderValue, LogFormat, LogSettings, MetricsSettings, OtlpSettings, RawLogs, RawMetrics,

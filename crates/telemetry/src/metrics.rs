@@ -173,6 +173,23 @@ label_enum!(
 );
 
 label_enum!(
+    /// Why the HTTP edge refused a connection or a request (the limits
+    /// under `listen:` and the per-principal caps under `gateway:`), for
+    /// `warden_edge_refusals_total`.
+    EdgeRefusal {
+        MaxConnections => "max_connections",
+        MaxConnectionsPerIp => "max_connections_per_ip",
+        HeaderTimeout => "header_timeout",
+        WriteTimeout => "write_timeout",
+        BodyTimeout => "body_timeout",
+        MaxSessions => "max_sessions",
+        MaxSessionsPerPrincipal => "max_sessions_per_principal",
+        MaxStreamsPerPrincipal => "max_streams_per_principal",
+        MaxParkedPerPrincipal => "max_parked_per_principal",
+    }
+);
+
+label_enum!(
     UpstreamEvent {
         Started => "started",
         Restarted => "restarted",
@@ -217,6 +234,11 @@ struct MethodLabel {
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct StageLabel {
     stage: Stage,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct EdgeLabel {
+    kind: EdgeRefusal,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -364,6 +386,10 @@ struct MetricsInner {
     denials: Family<DenialLabel, Counter>,
     sessions_active: Gauge,
     upstreams_active: Gauge,
+    /// `[kind]`.
+    edge_refusals: Vec<Counter>,
+    connections_open: Gauge,
+    notifications_dropped: Counter,
     bounded: Mutex<BoundedValues>,
 }
 
@@ -509,6 +535,28 @@ impl Metrics {
             "Refused requests by reason code",
             denials.clone(),
         );
+        let edge_family = Family::<EdgeLabel, Counter>::default();
+        let edge_refusals = EdgeRefusal::ALL
+            .iter()
+            .map(|&kind| edge_family.get_or_create(&EdgeLabel { kind }).clone())
+            .collect();
+        registry.register(
+            "warden_edge_refusals",
+            "Connections and requests refused at the HTTP edge, by the limit that refused them",
+            edge_family,
+        );
+        let connections_open = Gauge::default();
+        registry.register(
+            "warden_connections_open",
+            "Open client connections on the MCP listener",
+            connections_open.clone(),
+        );
+        let notifications_dropped = Counter::default();
+        registry.register(
+            "warden_notifications_dropped",
+            "Unsolicited notifications not relayed to a session over gateway.notifications_per_second",
+            notifications_dropped.clone(),
+        );
 
         Metrics {
             inner: Arc::new(MetricsInner {
@@ -525,6 +573,9 @@ impl Metrics {
                 denials,
                 sessions_active,
                 upstreams_active,
+                edge_refusals,
+                connections_open,
+                notifications_dropped,
                 bounded: Mutex::new(BoundedValues::default()),
             }),
         }
@@ -632,6 +683,21 @@ impl Metrics {
             .denials
             .get_or_create(&DenialLabel { reason })
             .inc();
+    }
+
+    /// A connection or request refused at the HTTP edge.
+    pub fn edge_refusal(&self, kind: EdgeRefusal) {
+        self.inner.edge_refusals[kind.index()].inc();
+    }
+
+    /// Open client connections (set by the accept loop).
+    pub fn connections_open(&self) -> &Gauge {
+        &self.inner.connections_open
+    }
+
+    /// One notification not relayed: over its session's rate.
+    pub fn notification_dropped(&self) {
+        self.inner.notifications_dropped.inc();
     }
 
     pub fn sessions_active(&self) -> &Gauge {

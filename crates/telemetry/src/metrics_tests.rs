@@ -143,6 +143,28 @@ fn counters_and_histograms_move_and_render() {
 }
 
 #[test]
+fn edge_refusals_have_a_series_per_kind_from_the_start() {
+    let m = Metrics::new();
+    let s = scrape(&m.render(&[]));
+    for kind in EdgeRefusal::ALL {
+        let labels = [("kind", kind.as_str())];
+        assert_eq!(number(&s, "warden_edge_refusals_total", &labels), 0.0);
+    }
+    m.edge_refusal(EdgeRefusal::MaxConnectionsPerIp);
+    m.edge_refusal(EdgeRefusal::MaxConnectionsPerIp);
+    m.edge_refusal(EdgeRefusal::BodyTimeout);
+    m.connections_open().set(7);
+    m.notification_dropped();
+    let s = scrape(&m.render(&[]));
+    let refused = |kind: &str| number(&s, "warden_edge_refusals_total", &[("kind", kind)]);
+    assert_eq!(refused("max_connections_per_ip"), 2.0);
+    assert_eq!(refused("body_timeout"), 1.0);
+    assert_eq!(refused("max_connections"), 0.0);
+    assert_eq!(number(&s, "warden_connections_open", &[]), 7.0);
+    assert_eq!(number(&s, "warden_notifications_dropped_total", &[]), 1.0);
+}
+
+#[test]
 fn peer_controlled_labels_are_bounded() {
     let m = Metrics::new();
     for i in 0..1000 {

@@ -50,13 +50,29 @@ impl Warden {
 
     /// Starts Warden in an existing directory (a restart keeps its state).
     pub fn start_in(dir: tempfile::TempDir, yaml: &str, files: &[(&str, &str)]) -> Warden {
+        Warden::start_limited(dir, yaml, files, None)
+    }
+
+    /// [`Warden::start`] in a process that may open at most `open_files`
+    /// files (soft and hard limit: it cannot raise it).
+    pub fn start_with_open_files(yaml: &str, open_files: u64) -> Warden {
+        let dir = tempfile::tempdir().expect("tempdir");
+        Warden::start_limited(dir, yaml, &[], Some(open_files))
+    }
+
+    fn start_limited(
+        dir: tempfile::TempDir,
+        yaml: &str,
+        files: &[(&str, &str)],
+        open_files: Option<u64>,
+    ) -> Warden {
         for (name, text) in files {
             std::fs::write(dir.path().join(name), text).expect("write file");
         }
         let yaml = with_tofu(yaml)
             .replace("{WARDEN}", WARDEN)
             .replace("{DIR}", &dir.path().display().to_string());
-        let (proc, base) = launch(dir.path(), &yaml, "info");
+        let (proc, base) = launch_limited(dir.path(), &yaml, "info", open_files);
         Warden {
             _proc: proc,
             dir,
@@ -192,11 +208,28 @@ pub fn stdio_warden(
 /// Writes `yaml` as `dir/warden.yaml` and starts `warden serve` on a free
 /// loopback port with `WARDEN_LOG=log`: the process and its base URL.
 pub fn launch(dir: &Path, yaml: &str, log: &str) -> (Proc, String) {
+    launch_limited(dir, yaml, log, None)
+}
+
+/// [`launch`], under an open-file limit when `open_files` is set (through
+/// the shell's `ulimit`, which sets the soft and the hard limit).
+fn launch_limited(dir: &Path, yaml: &str, log: &str, open_files: Option<u64>) -> (Proc, String) {
     let cfg = dir.join("warden.yaml");
     std::fs::write(&cfg, yaml).expect("write config");
+    let mut cmd = match open_files {
+        None => Command::new(WARDEN),
+        Some(n) => {
+            let mut sh = Command::new("sh");
+            sh.args([
+                "-c",
+                &format!("ulimit -n {n} && exec \"$0\" \"$@\""),
+                WARDEN,
+            ]);
+            sh
+        }
+    };
     let proc = spawn(
-        Command::new(WARDEN)
-            .args(["serve", "--config"])
+        cmd.args(["serve", "--config"])
             .arg(&cfg)
             .args(["--listen", "127.0.0.1:0"])
             .env("WARDEN_LOG", log),

@@ -5,6 +5,7 @@ mod harness;
 
 mod audit;
 mod authz;
+mod edge;
 mod eras;
 mod faults;
 mod federation;

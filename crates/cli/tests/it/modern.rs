@@ -644,3 +644,50 @@ async fn resource_updates_on_a_listen_stream_carry_the_subscription_id() {
     assert_eq!(events.len(), 1, "{v}");
     assert!(events[0].to_string().contains("tickets://open"), "{v}");
 }
+
+/// #16.8: one principal cannot park calls without end (each holds an
+/// upstream call open): past `gateway.max_parked_per_principal` the call
+/// is refused naming the cap; an answered call frees its place.
+#[tokio::test]
+async fn one_principal_cannot_park_calls_without_end() {
+    let dir = tempfile::tempdir().unwrap();
+    let record = dir.path().join("t.jsonl");
+    let w = Warden::start(&format!(
+        "gateway:\n  max_parked_per_principal: 2\n{}",
+        config(&record)
+    ));
+    let c = Modern::new(&w.url("/mcp"));
+    let params = json!({"name": "t__elicit", "arguments": {"message": "ok?"}});
+    let mut parked = Vec::new();
+    for id in 1..=2 {
+        let r = c.request(id, "tools/call", params.clone()).await;
+        assert_eq!(r.result()["resultType"], "input_required", "{}", r.raw);
+        parked.push(r.result().clone());
+    }
+    let over = c.request(3, "tools/call", params.clone()).await;
+    assert_eq!(over.error_code(), -32011, "{}", over.raw);
+    let message = over.response()["error"]["message"].as_str().unwrap_or("");
+    assert!(
+        message.contains("gateway.max_parked_per_principal"),
+        "{message}"
+    );
+    // Answering a parked call frees its place.
+    let first = &parked[0];
+    let key = first["inputRequests"]
+        .as_object()
+        .and_then(|r| r.keys().next())
+        .expect("an input request")
+        .clone();
+    let mut retry = params.clone();
+    retry["requestState"] = first["requestState"].clone();
+    retry["inputResponses"] = json!({key: {"action": "accept", "content": {"answer": "yes"}}});
+    let done = c.request(4, "tools/call", retry).await;
+    assert_eq!(done.result()["structuredContent"]["action"], "accept");
+    let again = c.request(5, "tools/call", params).await;
+    assert_eq!(
+        again.result()["resultType"],
+        "input_required",
+        "{}",
+        again.raw
+    );
+}

@@ -193,3 +193,72 @@ fn client_certificates_from_the_configured_ca_are_principals() {
     assert_eq!(seen["principal"]["subject"], "build-robot", "{seen}");
     assert_eq!(seen["token"]["kind"], "mtls", "{seen}");
 }
+
+/// #16.8: a TLS listener is held to the same edge limits as plain HTTP: a
+/// connection that never finishes its handshake is cut at
+/// `listen.header_timeout`, one past `max_connections_per_ip` is closed at
+/// once, and other addresses are served meanwhile.
+#[test]
+fn tls_connections_are_held_to_the_same_edge_limits() {
+    use std::io::Read;
+    use std::time::{Duration, Instant};
+    let dir = tempfile::tempdir().unwrap();
+    let server_ca = Ca::new("Warden Test Server CA");
+    let (srv_cert, srv_key) = server_ca.leaf("localhost", true);
+    let d = dir.path();
+    let ca_file = write(d, "server-ca.pem", &server_ca.0.pem());
+    write(d, "server.pem", &srv_cert);
+    write(d, "server.key", &srv_key);
+    let yaml = format!(
+        "tls:\n  cert: server.pem\n  key: server.key\nlisten:\n  max_connections_per_ip: 3\n  header_timeout: 1s\nservers:\n{}",
+        example_server("t", "test", "")
+    );
+    let w = Warden::start_in(dir, &yaml, &[]);
+    let port: u16 = w.base.rsplit(':').next().unwrap().parse().unwrap();
+    let to = std::net::SocketAddr::from(([127, 0, 0, 1], port));
+    // Three connections that never say a word hold 127.0.0.1's places...
+    let mut silent: Vec<std::net::TcpStream> = (0..3)
+        .map(|_| std::net::TcpStream::connect(to).expect("connect"))
+        .collect();
+    // ...so a fourth is closed at once, without a handshake.
+    let mut fourth = std::net::TcpStream::connect(to).expect("connect");
+    fourth
+        .set_read_timeout(Some(Duration::from_secs(20)))
+        .unwrap();
+    let mut buf = [0u8; 64];
+    assert!(matches!(fourth.read(&mut buf), Ok(0) | Err(_)));
+    // Another address completes its handshake and is served.
+    let init = json!({"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-06-18","capabilities":{},"clientInfo":{"name":"curl","version":"1"}}}).to_string();
+    let out = Command::new("curl")
+        .args([
+            "-sS",
+            "-o",
+            "/dev/null",
+            "-w",
+            "%{http_code}",
+            "--max-time",
+            "20",
+        ])
+        .args(["--interface", "127.0.0.2", "--cacert", &ca_file])
+        .args(["--resolve", &format!("localhost:{port}:127.0.0.1")])
+        .args(["-H", "content-type: application/json"])
+        .args(["-H", "accept: application/json, text/event-stream"])
+        .args(["--data", &init, &format!("https://localhost:{port}/mcp")])
+        .output()
+        .expect("curl runs");
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "200");
+    // The silent ones are cut at the header timeout.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    for s in &mut silent {
+        s.set_read_timeout(Some(deadline.saturating_duration_since(Instant::now())))
+            .unwrap();
+        assert!(
+            matches!(s.read(&mut buf), Ok(0) | Err(_)),
+            "a stalled handshake was kept"
+        );
+        assert!(Instant::now() < deadline, "a stalled handshake was kept");
+    }
+    // Their places are free again.
+    let (code, status, text) = curl(&w.base, &ca_file, None, &init, None);
+    assert_eq!((code, status), (0, 200), "{text}");
+}

@@ -144,7 +144,13 @@ fn open(gw: &Arc<Gateway>, principal: Principal, channel: Channel) -> Arc<Sessio
         caps.upstream_json(),
         Sink::Broadcast(tokio::sync::broadcast::channel(16).0),
     );
-    assert!(gw.sessions.insert(session.clone(), 16));
+    let caps = crate::session::SessionCaps {
+        total: 16,
+        per_owner: 16,
+    };
+    gw.sessions
+        .insert(session.clone(), "test", caps)
+        .expect("room for the session");
     session
 }
 
