@@ -148,10 +148,30 @@ async fn metrics(State(s): State<HttpState>, headers: HeaderMap) -> Response {
     gw.metrics
         .upstreams_active()
         .set(i64::try_from(gw.upstream_count()).unwrap_or(i64::MAX));
-    let extra = gw
+    let mut extra = gw
         .audit()
         .map(|a| warden_telemetry::audit_metrics(&a.metrics_snapshot()))
         .unwrap_or_default();
+    if let Some(c) = gw.snapshot().limiter.backend_counters() {
+        use warden_telemetry::ExtraMetric;
+        const UNAVAILABLE: &str =
+            "Limited calls Redis did not decide in time, by what `fail` did with them";
+        extra.extend([
+            ExtraMetric::counter("warden_limits_backend_unavailable", UNAVAILABLE, c.refused)
+                .with_label("fail", "closed"),
+            ExtraMetric::counter(
+                "warden_limits_backend_unavailable",
+                UNAVAILABLE,
+                c.admitted_unlimited,
+            )
+            .with_label("fail", "open"),
+            ExtraMetric::counter(
+                "warden_limits_backend_releases_lost",
+                "Concurrency slots and refunds that never reached Redis (slots expire with slot_ttl)",
+                c.releases_lost,
+            ),
+        ]);
+    }
     let body = gw.metrics.render(&extra);
     (
         [(header::CONTENT_TYPE, warden_telemetry::CONTENT_TYPE)],
