@@ -15,7 +15,7 @@ use warden_limits::testing::{redis_available, unique_prefix, REDIS_URL};
 use warden_limits::{CallFacts, Decision, Limiter, Outcome, RawLimits};
 
 /// Three rules every call matches and none refuses.
-const RULES: &str = "rate: [{id: r, per: [principal], rate: 1000000/s, burst: 1000000}]\n\
+const RULES: &str = "rate: [{id: r, per: [principal], rate: 1000000000/s, burst: 1000000}]\n\
     concurrency: [{id: c, per: [principal], max: 100000}]\n\
     budgets: [{id: b, per: [tenant], unit: USD, limit: 1000000000000, period: month}]\n\
     loops: {enabled: false}\n";

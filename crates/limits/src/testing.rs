@@ -6,6 +6,8 @@
 //! modes of the Redis backend without touching the shared Redis.
 
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
@@ -56,6 +58,8 @@ pub enum ProxyMode {
 pub struct RedisProxy {
     port: u16,
     mode: watch::Sender<ProxyMode>,
+    /// Reads from clients forwarded to Redis (one per request sent alone).
+    requests: Arc<AtomicU64>,
     task: JoinHandle<()>,
 }
 
@@ -73,6 +77,8 @@ impl RedisProxy {
         let listener = TcpListener::bind("127.0.0.1:0").await?;
         let port = listener.local_addr()?.port();
         let (mode, watching) = watch::channel(ProxyMode::Forward);
+        let requests = Arc::new(AtomicU64::new(0));
+        let counted = requests.clone();
         let task = tokio::spawn(async move {
             // Dropped, with every connection, when the task is aborted.
             let mut connections = JoinSet::new();
@@ -81,11 +87,16 @@ impl RedisProxy {
                     drop(inbound);
                     continue;
                 }
-                connections.spawn(serve(inbound, target, watching.clone()));
+                connections.spawn(serve(inbound, target, watching.clone(), counted.clone()));
                 while connections.try_join_next().is_some() {}
             }
         });
-        Ok(RedisProxy { port, mode, task })
+        Ok(RedisProxy {
+            port,
+            mode,
+            requests,
+            task,
+        })
     }
 
     pub fn port(&self) -> u16 {
@@ -95,6 +106,12 @@ impl RedisProxy {
     /// `redis://127.0.0.1:<port>/0`.
     pub fn url(&self) -> String {
         format!("redis://127.0.0.1:{}/0", self.port)
+    }
+
+    /// How many reads from clients were forwarded to Redis so far: one
+    /// per request (or pipeline) a client sent and waited for.
+    pub fn requests(&self) -> u64 {
+        self.requests.load(Ordering::SeqCst)
     }
 
     pub fn set(&self, mode: ProxyMode) {
@@ -108,7 +125,12 @@ impl Drop for RedisProxy {
     }
 }
 
-async fn serve(mut inbound: TcpStream, target: SocketAddr, mode: watch::Receiver<ProxyMode>) {
+async fn serve(
+    mut inbound: TcpStream,
+    target: SocketAddr,
+    mode: watch::Receiver<ProxyMode>,
+    requests: Arc<AtomicU64>,
+) {
     let Ok(mut outbound) = TcpStream::connect(target).await else {
         return;
     };
@@ -116,8 +138,8 @@ async fn serve(mut inbound: TcpStream, target: SocketAddr, mode: watch::Receiver
     let (mut from_server, mut to_server) = outbound.split();
     let mut dropped = mode.clone();
     tokio::select! {
-        () = pump(&mut from_client, &mut to_server, mode.clone()) => {}
-        () = pump(&mut from_server, &mut to_client, mode) => {}
+        () = pump(&mut from_client, &mut to_server, mode.clone(), Some(&requests)) => {}
+        () = pump(&mut from_server, &mut to_client, mode, None) => {}
         _ = dropped.wait_for(|m| *m == ProxyMode::Drop) => {}
     }
 }
@@ -126,6 +148,7 @@ async fn pump(
     from: &mut (impl AsyncRead + Unpin),
     to: &mut (impl AsyncWrite + Unpin),
     mut mode: watch::Receiver<ProxyMode>,
+    count: Option<&AtomicU64>,
 ) {
     let mut buf = vec![0u8; 16 * 1024];
     loop {
@@ -139,6 +162,9 @@ async fn pump(
         }
         if to.write_all(&buf[..n]).await.is_err() {
             return;
+        }
+        if let Some(count) = count {
+            count.fetch_add(1, Ordering::SeqCst);
         }
     }
 }

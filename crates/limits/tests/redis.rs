@@ -531,6 +531,44 @@ mod redis {
     }
 
     #[tokio::test]
+    async fn one_decision_is_one_round_trip_whatever_the_rules() {
+        let test = "one_decision_is_one_round_trip_whatever_the_rules";
+        if !redis_available(test) {
+            return;
+        }
+        let proxy = RedisProxy::to_redis().await.expect("proxy");
+        let prefix = unique_prefix(test);
+        let l = Limiter::new(settings(
+            "rate:\n  - {id: a, per: [principal], rate: 100/s, burst: 100}\n  - {id: b, per: [tool], rate: 100/s, burst: 100}\n\
+             concurrency: []\nloops: {max_repeats: 100, window: 1s}\n\
+             budgets: [{id: m, per: [principal], unit: USD, limit: 100, period: day}]",
+            &format!("url: '{}', prefix: '{prefix}', timeout: 2s", proxy.url()),
+        ));
+        let facts = CallFacts {
+            args_hash: Some("h"),
+            cost: Some((0.5, "USD")),
+            ..call("ann", "t")
+        };
+        // The first decision connects and loads the script.
+        l.decide(&facts).await.expect("admitted").finish(DONE);
+        let before = proxy.requests();
+        for _ in 0..10 {
+            l.decide(&facts).await.expect("admitted").finish(DONE);
+        }
+        assert_eq!(
+            proxy.requests() - before,
+            10,
+            "four rules (two rates, loops, a budget): one request each"
+        );
+        assert_eq!(
+            get(&keys(&prefix).await[0]).await.as_deref(),
+            Some("5.5"),
+            "charged 11 × 0.5"
+        );
+        forget(&prefix).await;
+    }
+
+    #[tokio::test]
     async fn fail_closed_refuses_while_redis_stalls_or_drops_and_limits_apply_again() {
         let test = "fail_closed_refuses_while_redis_stalls_or_drops_and_limits_apply_again";
         let Some((proxy, prefix, l)) = behind_proxy(test, "closed").await else {
