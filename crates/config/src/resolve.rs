@@ -150,7 +150,24 @@ pub(crate) fn resolve(raw: RawConfig, context: &Context<'_>) -> Result<Config, C
     };
 
     let limits = match raw.limits.unwrap_or_default().resolve() {
-        Ok(settings) => Some(settings),
+        Ok(mut settings) => {
+            // A Redis URL may hold a password: `env:`/`file:` like every
+            // other secret in the file.
+            let reference = settings
+                .redis_url_reference()
+                .map(|(path, r)| (path, r.to_owned()));
+            if let Some((path, reference)) = reference {
+                let resolved = resolver
+                    .secrets
+                    .resolve(&SecretRef::parse(&reference))
+                    .map_err(|e| e.to_string())
+                    .and_then(|url| settings.set_redis_url(url.expose().to_owned()));
+                if let Err(message) = resolved {
+                    resolver.problems.push_raw(path.to_owned(), message);
+                }
+            }
+            Some(settings)
+        }
         Err(problems) => {
             for (path, message) in problems {
                 resolver.problems.push_raw(path, message);

@@ -1803,3 +1803,38 @@ fn limits_section_defaults_and_errors() {
         "{errs:?}"
     );
 }
+
+#[test]
+fn the_limits_redis_url_is_a_secret_reference_resolved_at_load() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("redis.url"),
+        "redis://:s3cr3t@127.0.0.1:6379/0\n",
+    )
+    .unwrap();
+    let config = parse_in("limits:\n  redis: {url: 'file:redis.url'}\n", dir.path()).unwrap();
+    let warden_limits::Backend::Redis(redis) = &config.limits.backend else {
+        panic!("{:?}", config.limits)
+    };
+    assert_eq!(
+        redis.url,
+        warden_limits::RedisUrl::Resolved("redis://:s3cr3t@127.0.0.1:6379/0".into())
+    );
+    assert!(!format!("{config:?}").contains("s3cr3t"));
+    single_error(
+        "limits:\n  redis: {url: 'env:NOT_SET_ANYWHERE'}\n",
+        "limits.redis.url",
+        "NOT_SET_ANYWHERE is not set",
+    );
+    // A variable that holds something else: refused without echoing it.
+    single_error(
+        "limits:\n  redis: {url: 'env:GITHUB_TOKEN'}\n",
+        "limits.redis.url",
+        "not a Redis URL",
+    );
+    single_error(
+        "limits:\n  redis: {url: 'redis://:s3cr3t@127.0.0.1:6379/0'}\n",
+        "limits.redis.url",
+        "by reference",
+    );
+}

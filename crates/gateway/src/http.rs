@@ -158,6 +158,26 @@ async fn metrics(State(s): State<HttpState>, headers: HeaderMap) -> Response {
         .map(|a| warden_telemetry::audit_metrics(&a.metrics_snapshot()))
         .unwrap_or_default();
     extra.extend(limits_metrics(&gw.snapshot().limiter));
+    if let Some(c) = gw.snapshot().limiter.backend_counters() {
+        use warden_telemetry::ExtraMetric;
+        const UNAVAILABLE: &str =
+            "Limited calls Redis did not decide in time, by what `fail` did with them";
+        extra.extend([
+            ExtraMetric::counter("warden_limits_backend_unavailable", UNAVAILABLE, c.refused)
+                .with_label("fail", "closed"),
+            ExtraMetric::counter(
+                "warden_limits_backend_unavailable",
+                UNAVAILABLE,
+                c.admitted_unlimited,
+            )
+            .with_label("fail", "open"),
+            ExtraMetric::counter(
+                "warden_limits_backend_releases_lost",
+                "Concurrency slots and refunds that never reached Redis (slots expire with slot_ttl)",
+                c.releases_lost,
+            ),
+        ]);
+    }
     let body = gw.metrics.render(&extra);
     (
         [(header::CONTENT_TYPE, warden_telemetry::CONTENT_TYPE)],

@@ -1,11 +1,18 @@
 //! Limits on tool calls (threat T11): rate limits (GCRA token buckets,
 //! `governor`), concurrency caps, cost budgets per day or month, circuit
-//! breakers per upstream and per tool, and loop detection. In memory; one
-//! [`Limiter`] per configuration.
+//! breakers per upstream and per tool, and loop detection. One [`Limiter`]
+//! per configuration; its counters live in memory (`backend: memory`) or
+//! in one Redis shared by every Warden process on it (`limits.redis`,
+//! [`shared`]): one Lua script per decision, one round trip. Breakers are
+//! per process either way.
 //!
 //! ```text
 //! let limiter = Limiter::new(settings);          // from LimitSettings (the `limits:` section)
-//! match limiter.admit(&call) {                   // the pipeline's limits stage, after authorization
+//! let decided = match limiter.decide(&call) {    // the pipeline's limits stage, after authorization
+//!     Decision::Now(result) => result,           // memory: nothing to await
+//!     Decision::Shared(future) => future.await,  // Redis: one round trip, bounded by its timeout
+//! };
+//! match decided {
 //!     Ok(admission) => { …forward…; admission.finish(Outcome { ok, latency }) }   // breakers learn
 //!     Err(denial) => refuse with denial.kind() / denial.retry_after()             // nothing consumed
 //! }
@@ -14,15 +21,21 @@
 //! later stage, or cancelled) releases its concurrency slots, refunds its
 //! budget charge and frees a breaker's probe.
 //!
-//! Invariants: no I/O; every map is bounded (idle buckets are pruned, budget
-//! periods roll over, breakers exist per configured server and tool seen);
-//! a denial consumes no concurrency slot and no budget.
+//! Invariants: in memory, no I/O; every map is bounded (idle buckets are
+//! pruned, budget periods roll over, breakers exist per configured server
+//! and tool seen); a denial consumes no concurrency slot and no budget (in
+//! Redis too: the script checks every rule before it counts in any).
 #![forbid(unsafe_code)]
 
 mod breaker;
 mod settings;
+pub mod shared;
+#[cfg(any(test, feature = "test-util"))]
+pub mod testing;
 
 use std::collections::HashMap;
+use std::future::{Future, IntoFuture};
+use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant, SystemTime};
@@ -33,9 +46,11 @@ use governor::{Quota, RateLimiter};
 
 pub use breaker::{BreakerState, Transition};
 pub use settings::{
-    parse_rate, BreakerSettings, BudgetRule, ConcurrencyRule, Dimension, LimitSettings,
-    LoopSettings, Match, Period, RateRule, RawLimits,
+    parse_rate, Backend, BreakerSettings, BudgetRule, ConcurrencyRule, Dimension, FailMode,
+    LimitSettings, LoopSettings, Match, Period, RateRule, RawLimits, RawRedis, RedisSettings,
+    RedisUrl,
 };
+pub use shared::BackendCounters;
 
 /// Who calls what: the facts every rule matches and keys on.
 #[derive(Debug, Clone, Copy, Default)]
@@ -83,6 +98,11 @@ pub enum Denial {
         window: Duration,
         retry_after: Duration,
     },
+    /// The shared backend (Redis) did not answer in time, with `fail:
+    /// closed`.
+    Unavailable {
+        retry_after: Duration,
+    },
 }
 
 /// Amounts in a denial are finite (validated limits, costs filtered as
@@ -90,7 +110,7 @@ pub enum Denial {
 impl Eq for Denial {}
 
 impl Denial {
-    /// `rate`, `concurrency`, `budget`, `breaker`, `loop`.
+    /// `rate`, `concurrency`, `budget`, `breaker`, `loop`, `unavailable`.
     pub fn kind(&self) -> &'static str {
         match self {
             Denial::Rate { .. } => "rate",
@@ -98,6 +118,7 @@ impl Denial {
             Denial::Budget { .. } => "budget",
             Denial::Breaker { .. } => "breaker",
             Denial::Loop { .. } => "loop",
+            Denial::Unavailable { .. } => "unavailable",
         }
     }
 
@@ -109,6 +130,7 @@ impl Denial {
             | Denial::Budget { rule, .. } => rule,
             Denial::Breaker { scope, .. } => scope,
             Denial::Loop { .. } => "loops",
+            Denial::Unavailable { .. } => "backend",
         }
     }
 
@@ -119,7 +141,8 @@ impl Denial {
             Denial::Rate { retry_after, .. }
             | Denial::Budget { retry_after, .. }
             | Denial::Breaker { retry_after, .. }
-            | Denial::Loop { retry_after, .. } => Some(*retry_after),
+            | Denial::Loop { retry_after, .. }
+            | Denial::Unavailable { retry_after } => Some(*retry_after),
             Denial::Concurrency { .. } => None,
         }
     }
@@ -145,6 +168,33 @@ pub struct Limiter {
     spent: Arc<Mutex<HashMap<(usize, String), f64>>>,
     breakers: Arc<breaker::Breakers>,
     admissions: AtomicU64,
+    /// The Redis backend, when configured.
+    shared: Option<shared::Shared>,
+}
+
+/// A decision: made at once, or waiting on the shared backend.
+#[must_use = "a decision holds the call's admission"]
+// Unboxed: the memory path allocates nothing for its decision.
+#[allow(clippy::large_enum_variant)]
+pub enum Decision<'l> {
+    /// Decided in this process (the memory backend, a breaker, or no
+    /// shared rule applies): no I/O, nothing to await.
+    Now(Result<Admission, Denial>),
+    /// Decided by Redis: one round trip, bounded by `limits.redis.timeout`
+    /// (past it, `fail` decides).
+    Shared(Pin<Box<dyn Future<Output = Result<Admission, Denial>> + Send + 'l>>),
+}
+
+impl<'l> IntoFuture for Decision<'l> {
+    type Output = Result<Admission, Denial>;
+    type IntoFuture = Pin<Box<dyn Future<Output = Result<Admission, Denial>> + Send + 'l>>;
+
+    fn into_future(self) -> Self::IntoFuture {
+        match self {
+            Decision::Now(result) => Box::pin(std::future::ready(result)),
+            Decision::Shared(future) => future,
+        }
+    }
 }
 
 impl std::fmt::Debug for Limiter {
@@ -181,6 +231,10 @@ impl Limiter {
             )
         });
         let breakers = Arc::new(breaker::Breakers::new(settings.breakers.clone()));
+        let shared = match &settings.backend {
+            Backend::Memory => None,
+            Backend::Redis(redis) => Some(shared::Shared::new(redis.clone())),
+        };
         Limiter {
             settings,
             clock,
@@ -190,6 +244,7 @@ impl Limiter {
             spent: Default::default(),
             breakers,
             admissions: AtomicU64::new(0),
+            shared,
         }
     }
 
@@ -198,25 +253,57 @@ impl Limiter {
     }
 
     /// Decides one call: every matching rule must pass. A denial leaves no
-    /// concurrency slot taken and no budget charged.
-    pub fn admit(&self, call: &CallFacts<'_>) -> Result<Admission, Denial> {
+    /// concurrency slot taken and no budget charged. With the memory
+    /// backend the decision is made now ([`Decision::Now`]); with Redis it
+    /// is one script call to await ([`Decision::Shared`]), unless no rule
+    /// counted there applies.
+    pub fn decide(&self, call: &CallFacts<'_>) -> Decision<'_> {
+        let Some(shared) = &self.shared else {
+            return Decision::Now(self.admit(call));
+        };
+        // Breakers first, in this process: an open one refuses before
+        // anything is counted.
+        let admission = match self.breakers.admit(call.server, call.tool, Instant::now()) {
+            Ok(probes) => self.admission(call, probes),
+            Err(denial) => return Decision::Now(Err(denial)),
+        };
+        let plan = shared::Plan::new(&self.settings, shared.prefix(), call, SystemTime::now());
+        if plan.is_empty() {
+            return Decision::Now(Ok(admission));
+        }
+        Decision::Shared(Box::pin(shared.decide(&self.settings, plan, admission)))
+    }
+
+    /// What the Redis backend counted going wrong (`None` in memory).
+    pub fn backend_counters(&self) -> Option<BackendCounters> {
+        self.shared.as_ref().map(shared::Shared::counters)
+    }
+
+    /// A hold on nothing yet but the breakers' probes.
+    fn admission(&self, call: &CallFacts<'_>, probes: Vec<String>) -> Admission {
+        Admission {
+            in_flight: self.in_flight.clone(),
+            spent: self.spent.clone(),
+            breakers: self.breakers.clone(),
+            slots: Vec::new(),
+            charges: Vec::new(),
+            probes,
+            server: call.server.to_owned(),
+            tool: call.tool.to_owned(),
+            finished: false,
+            shared: None,
+        }
+    }
+
+    /// The decision in this process's memory (the memory backend's).
+    pub(crate) fn admit(&self, call: &CallFacts<'_>) -> Result<Admission, Denial> {
         if self.admissions.fetch_add(1, Ordering::Relaxed) % PRUNE_EVERY == PRUNE_EVERY - 1 {
             self.prune();
         }
         let now = Instant::now();
         // Breakers first: an open one refuses before anything is counted.
         let probe = self.breakers.admit(call.server, call.tool, now)?;
-        let mut admission = Admission {
-            in_flight: self.in_flight.clone(),
-            spent: self.spent.clone(),
-            breakers: self.breakers.clone(),
-            slots: Vec::new(),
-            charges: Vec::new(),
-            probes: probe,
-            server: call.server.to_owned(),
-            tool: call.tool.to_owned(),
-            finished: false,
-        };
+        let mut admission = self.admission(call, probe);
         if let (Some(loops), Some(settings), Some(hash)) =
             (&self.loops, &self.settings.loops, call.args_hash)
         {
@@ -376,6 +463,9 @@ pub struct Admission {
     server: String,
     tool: String,
     finished: bool,
+    /// Its slots and charges in Redis, released through the backend's
+    /// queue (never waiting here).
+    shared: Option<shared::Hold>,
 }
 
 impl Admission {
@@ -395,6 +485,9 @@ impl Admission {
 
 impl Drop for Admission {
     fn drop(&mut self) {
+        if let Some(hold) = self.shared.take() {
+            hold.release(self.finished);
+        }
         {
             let mut in_flight = lock(&self.in_flight);
             for slot in &self.slots {
@@ -417,7 +510,7 @@ impl Drop for Admission {
     }
 }
 
-fn matches(m: &Match, call: &CallFacts<'_>) -> bool {
+pub(crate) fn matches(m: &Match, call: &CallFacts<'_>) -> bool {
     let one = |pattern: &Option<String>, value: Option<&str>| match (pattern, value) {
         (None, _) => true,
         (Some(p), Some(v)) => warden_policy::glob_match(p, v),
@@ -431,7 +524,7 @@ fn matches(m: &Match, call: &CallFacts<'_>) -> bool {
         && one(&m.tool, Some(call.tool))
 }
 
-fn key(per: &[Dimension], call: &CallFacts<'_>) -> String {
+pub(crate) fn key(per: &[Dimension], call: &CallFacts<'_>) -> String {
     let mut k = String::new();
     for (i, d) in per.iter().enumerate() {
         if i > 0 {
@@ -450,7 +543,7 @@ fn key(per: &[Dimension], call: &CallFacts<'_>) -> String {
 }
 
 /// The UTC day (`d2026-12-07`) or month (`m2026-12`) a budget period is in.
-fn period_stamp(period: Period, at: SystemTime) -> String {
+pub(crate) fn period_stamp(period: Period, at: SystemTime) -> String {
     let date = utc_date(at);
     match period {
         Period::Day => format!("d{date}"),
@@ -459,7 +552,7 @@ fn period_stamp(period: Period, at: SystemTime) -> String {
 }
 
 /// Until the next UTC day or month begins.
-fn until_next_period(period: Period, at: SystemTime) -> Duration {
+pub(crate) fn until_next_period(period: Period, at: SystemTime) -> Duration {
     let date = utc_date(at);
     let next = match period {
         Period::Day => date.tomorrow().ok(),

@@ -19,6 +19,13 @@
 //!     - {id: tenant-month, per: [tenant], unit: USD, limit: 500, period: month}
 //!   loops: {max_repeats: 120, window: 60s}       # same principal, tool and arguments
 //!   breakers: {error_rate: 0.1, p99: 2s, window: 60s, min_calls: 20, open_for: 5m}
+//!   backend: redis               # memory (default) | redis: counters shared by every Warden on it
+//!   redis:
+//!     url: env:WARDEN_LIMITS_REDIS_URL   # or redis://127.0.0.1:6379/0 (no password inline)
+//!     prefix: warden             # every key: <prefix>:rate:<rule>:<key>, …
+//!     timeout: 50ms              # one decision's deadline
+//!     fail: closed               # closed (refuse, -32035) | open (admit, log, count)
+//!     slot_ttl: 10m              # a concurrency slot never released (crash) expires after this
 //! ```
 //!
 //! Absent, the section means the defaults a new deployment wants: one
@@ -27,6 +34,7 @@
 //! no budgets, no breakers. A list given replaces its default (`rate: []`
 //! turns rate limiting off).
 
+use std::fmt;
 use std::num::NonZeroU32;
 use std::time::Duration;
 
@@ -41,6 +49,39 @@ pub struct RawLimits {
     pub budgets: Option<Vec<RawBudget>>,
     pub loops: Option<RawLoops>,
     pub breakers: Option<RawBreakers>,
+    /// `memory` (the default without `redis:`) or `redis`.
+    pub backend: Option<String>,
+    pub redis: Option<RawRedis>,
+}
+
+/// `limits.redis`. `Debug` hides the URL (it may hold a password).
+#[derive(Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawRedis {
+    /// `redis://host:6379/0`; with a password only by reference:
+    /// `env:NAME` or `file:PATH` holding the URL.
+    pub url: Option<String>,
+    /// Every key starts with `<prefix>:` (default `warden`).
+    pub prefix: Option<String>,
+    /// One decision's deadline (default `50ms`).
+    pub timeout: Option<String>,
+    /// `closed` (default) or `open`.
+    pub fail: Option<String>,
+    /// How long a concurrency slot is held at most when its Warden never
+    /// releases it (default `10m`).
+    pub slot_ttl: Option<String>,
+}
+
+impl fmt::Debug for RawRedis {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RawRedis")
+            .field("url", &self.url.as_ref().map(|_| "[redacted]"))
+            .field("prefix", &self.prefix)
+            .field("timeout", &self.timeout)
+            .field("fail", &self.fail)
+            .field("slot_ttl", &self.slot_ttl)
+            .finish()
+    }
 }
 
 /// Which calls a rule applies to: globs (`*` any run of characters); an
@@ -193,6 +234,63 @@ pub struct BreakerSettings {
     pub open_for: Duration,
 }
 
+/// Where the counters of rate rules, loop detection, concurrency caps and
+/// budgets live. Breakers are always per process.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub enum Backend {
+    /// This process's memory.
+    #[default]
+    Memory,
+    /// One Redis shared by every Warden configured with it.
+    Redis(RedisSettings),
+}
+
+/// What to do when Redis does not answer within the timeout.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FailMode {
+    /// Refuse the call (`-32035`, `data.limit: "unavailable"`).
+    Closed,
+    /// Admit the call unlimited; log (rate-limited) and count.
+    Open,
+}
+
+impl FailMode {
+    pub fn name(self) -> &'static str {
+        match self {
+            FailMode::Closed => "closed",
+            FailMode::Open => "open",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RedisSettings {
+    pub url: RedisUrl,
+    /// Keys are `<prefix>:<kind>:…`.
+    pub prefix: String,
+    pub timeout: Duration,
+    pub fail: FailMode,
+    pub slot_ttl: Duration,
+}
+
+/// The Redis URL: an `env:`/`file:` reference until the configuration
+/// loader resolves it ([`LimitSettings::redis_url_reference`] →
+/// [`LimitSettings::set_redis_url`]). `Debug` never prints a resolved URL.
+#[derive(Clone, PartialEq, Eq)]
+pub enum RedisUrl {
+    Reference(String),
+    Resolved(String),
+}
+
+impl fmt::Debug for RedisUrl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            RedisUrl::Reference(r) => write!(f, "Reference({r:?})"),
+            RedisUrl::Resolved(_) => f.write_str("Resolved([secret])"),
+        }
+    }
+}
+
 /// Validated limits.
 #[derive(Debug, Clone, PartialEq)]
 pub struct LimitSettings {
@@ -201,6 +299,7 @@ pub struct LimitSettings {
     pub budgets: Vec<BudgetRule>,
     pub loops: Option<LoopSettings>,
     pub breakers: Option<BreakerSettings>,
+    pub backend: Backend,
 }
 
 impl Default for LimitSettings {
@@ -220,8 +319,65 @@ impl LimitSettings {
             budgets: Vec::new(),
             loops: None,
             breakers: None,
+            backend: Backend::Memory,
         }
     }
+
+    /// The reference to resolve when `limits.redis.url` is `env:`/`file:`:
+    /// `(path in the file, reference)`.
+    pub fn redis_url_reference(&self) -> Option<(&'static str, &str)> {
+        match &self.backend {
+            Backend::Redis(RedisSettings {
+                url: RedisUrl::Reference(r),
+                ..
+            }) => Some(("limits.redis.url", r.as_str())),
+            _ => None,
+        }
+    }
+
+    /// Supplies the resolved Redis URL, checked like an inline one (a
+    /// password is fine here). The error never contains the URL.
+    pub fn set_redis_url(&mut self, url: String) -> Result<(), String> {
+        if let Backend::Redis(redis) = &mut self.backend {
+            check_redis_url(&url, true)?;
+            redis.url = RedisUrl::Resolved(url);
+        }
+        Ok(())
+    }
+}
+
+const DEFAULT_PREFIX: &str = "warden";
+const DEFAULT_TIMEOUT: Duration = Duration::from_millis(50);
+const MAX_TIMEOUT: Duration = Duration::from_secs(5);
+const DEFAULT_SLOT_TTL: Duration = Duration::from_secs(600);
+
+/// A Redis URL Warden can use: `redis://host[:port][/db]` (or
+/// `redis+unix://`), a password only when the URL came by reference.
+/// Messages never contain the URL.
+fn check_redis_url(url: &str, referenced: bool) -> Result<(), String> {
+    use redis::IntoConnectionInfo;
+    let lower = url.trim_start().to_ascii_lowercase();
+    if lower.starts_with("rediss://") {
+        return Err(
+            "rediss:// (TLS) is not supported by this build; use redis:// on a \
+                    private network or a local TLS tunnel"
+                .into(),
+        );
+    }
+    if !(lower.starts_with("redis://") || lower.starts_with("redis+unix://")) {
+        return Err("not a Redis URL (expected redis://host:6379/0)".into());
+    }
+    let Ok(info) = url.into_connection_info() else {
+        return Err("not a usable Redis URL (expected redis://host:6379/0)".into());
+    };
+    if !referenced && info.redis_settings().password().is_some() {
+        return Err(
+            "this URL holds a password: give it by reference (env:NAME or \
+                    file:PATH), not inline"
+                .into(),
+        );
+    }
+    Ok(())
 }
 
 const DEFAULT_RATE: &str = "3000/min";
@@ -273,6 +429,7 @@ impl RawLimits {
             .collect::<Vec<_>>();
         let loops = r.loops(self.loops.unwrap_or_default());
         let breakers = self.breakers.and_then(|b| r.breakers(b));
+        let backend = r.backend(self.backend.as_deref(), self.redis);
         for (list, ids) in [
             (
                 "rate",
@@ -300,6 +457,7 @@ impl RawLimits {
                 budgets,
                 loops,
                 breakers,
+                backend: backend.unwrap_or_default(),
             })
         } else {
             Err(r.problems)
@@ -499,6 +657,104 @@ impl Resolver {
         Some(LoopSettings {
             max_repeats: max_repeats?,
             window: window?,
+        })
+    }
+
+    fn backend(&mut self, name: Option<&str>, redis: Option<RawRedis>) -> Option<Backend> {
+        match (name, redis) {
+            (None | Some("memory"), None) => Some(Backend::Memory),
+            (None | Some("redis"), Some(raw)) => self.redis(raw).map(Backend::Redis),
+            (Some("memory"), Some(_)) => {
+                self.push(
+                    "limits.backend",
+                    "memory does not use limits.redis: remove one of them",
+                );
+                None
+            }
+            (Some("redis"), None) => {
+                self.push(
+                    "limits.redis.url",
+                    "required with backend: redis (redis://host:6379/0, or env:NAME / \
+                     file:PATH holding it)",
+                );
+                None
+            }
+            (Some(other), _) => {
+                self.push(
+                    "limits.backend",
+                    format!("{:?} is not one of memory, redis", truncate(other)),
+                );
+                None
+            }
+        }
+    }
+
+    fn redis(&mut self, raw: RawRedis) -> Option<RedisSettings> {
+        let url = match raw.url {
+            None => {
+                self.push(
+                    "limits.redis.url",
+                    "required: redis://host:6379/0 (or env:NAME / file:PATH holding it)",
+                );
+                None
+            }
+            Some(u) if u.starts_with("env:") || u.starts_with("file:") => {
+                Some(RedisUrl::Reference(u))
+            }
+            Some(u) => match check_redis_url(&u, false) {
+                Ok(()) => Some(RedisUrl::Resolved(u)),
+                Err(why) => {
+                    self.push("limits.redis.url", why);
+                    None
+                }
+            },
+        };
+        let prefix = raw.prefix.unwrap_or_else(|| DEFAULT_PREFIX.to_owned());
+        if prefix.is_empty()
+            || prefix.len() > 64
+            || !prefix
+                .bytes()
+                .all(|b| b.is_ascii_graphic() && !b"{}".contains(&b))
+        {
+            self.push(
+                "limits.redis.prefix",
+                "1 to 64 printable ASCII characters, no spaces or braces",
+            );
+        }
+        let timeout = match raw.timeout {
+            None => Some(DEFAULT_TIMEOUT),
+            Some(t) => match self.duration("limits.redis.timeout", &t) {
+                Some(d) if d > MAX_TIMEOUT => {
+                    self.push(
+                        "limits.redis.timeout",
+                        "at most 5s: every limited call waits for it",
+                    );
+                    None
+                }
+                d => d,
+            },
+        };
+        let fail = match raw.fail.as_deref() {
+            None | Some("closed") => Some(FailMode::Closed),
+            Some("open") => Some(FailMode::Open),
+            Some(other) => {
+                self.push(
+                    "limits.redis.fail",
+                    format!("{:?} is not one of closed, open", truncate(other)),
+                );
+                None
+            }
+        };
+        let slot_ttl = match raw.slot_ttl {
+            None => Some(DEFAULT_SLOT_TTL),
+            Some(t) => self.duration("limits.redis.slot_ttl", &t),
+        };
+        Some(RedisSettings {
+            url: url?,
+            prefix,
+            timeout: timeout?,
+            fail: fail?,
+            slot_ttl: slot_ttl?,
         })
     }
 

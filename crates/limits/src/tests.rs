@@ -345,3 +345,75 @@ proptest! {
         prop_assert!(spent <= f64::from(limit) + 1e-9, "spent {spent} of {limit}");
     }
 }
+
+#[test]
+fn the_backend_is_memory_unless_redis_is_configured() {
+    assert_eq!(LimitSettings::default().backend, Backend::Memory);
+    assert_eq!(settings("backend: memory\n").backend, Backend::Memory);
+    let s = settings("redis: {url: 'redis://127.0.0.1:6379/2'}\n");
+    let Backend::Redis(r) = &s.backend else {
+        panic!("{s:?}")
+    };
+    assert_eq!(r.prefix, "warden");
+    assert_eq!(r.timeout, Duration::from_millis(50));
+    assert_eq!(r.fail, FailMode::Closed);
+    assert_eq!(r.slot_ttl, Duration::from_secs(600));
+    assert_eq!(r.url, RedisUrl::Resolved("redis://127.0.0.1:6379/2".into()));
+    assert_eq!(s.redis_url_reference(), None);
+    let s = settings(
+        "backend: redis\nredis: {url: 'file:redis.url', prefix: 'prod:eu', timeout: 20ms, fail: open, slot_ttl: 1h}\n",
+    );
+    let Backend::Redis(r) = &s.backend else {
+        panic!("{s:?}")
+    };
+    assert_eq!(r.fail, FailMode::Open);
+    assert_eq!(r.prefix, "prod:eu");
+    assert_eq!(
+        s.redis_url_reference(),
+        Some(("limits.redis.url", "file:redis.url"))
+    );
+}
+
+#[test]
+fn every_redis_problem_is_reported_with_its_path() {
+    let problems = |yaml: &str| -> Vec<(String, String)> {
+        let raw: RawLimits = serde_saphyr::from_str(yaml).expect("yaml");
+        raw.resolve().expect_err(yaml)
+    };
+    let paths =
+        |yaml: &str| -> Vec<String> { problems(yaml).into_iter().map(|(p, _)| p).collect() };
+    assert_eq!(paths("backend: redis\n"), ["limits.redis.url"]);
+    assert_eq!(paths("backend: disk\n"), ["limits.backend"]);
+    assert_eq!(
+        paths("backend: memory\nredis: {url: 'redis://h/0'}\n"),
+        ["limits.backend"]
+    );
+    assert_eq!(
+        paths(
+            "redis: {url: 'redis://h/0', prefix: 'a b', timeout: 10s, fail: maybe, slot_ttl: 0s}\n"
+        ),
+        [
+            "limits.redis.prefix",
+            "limits.redis.timeout",
+            "limits.redis.fail",
+            "limits.redis.slot_ttl"
+        ]
+    );
+    for url in ["http://h/0", "rediss://h/0", "redis://", "not a url"] {
+        assert_eq!(
+            paths(&format!("redis: {{url: '{url}'}}\n")),
+            ["limits.redis.url"],
+            "{url}"
+        );
+    }
+    let inline = problems("redis: {url: 'redis://:s3cr3t-pw@h:6379/0'}\n");
+    assert!(inline[0].1.contains("by reference"), "{inline:?}");
+    assert!(!format!("{inline:?}").contains("s3cr3t"));
+    // A resolved reference is checked too, without echoing it.
+    let mut s = settings("redis: {url: 'env:X'}\n");
+    let e = s.set_redis_url("https://user:s3cr3t@h".into()).unwrap_err();
+    assert!(!e.contains("s3cr3t"), "{e}");
+    s.set_redis_url("redis://:s3cr3t@h:6379/0".into())
+        .expect("a password by reference is fine");
+    assert!(!format!("{s:?}").contains("s3cr3t"));
+}

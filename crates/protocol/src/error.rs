@@ -44,6 +44,9 @@ pub enum ErrorCode {
     BreakerOpen,
     /// Warden: the same call repeated too often (`limits.loops`).
     LoopDetected,
+    /// Warden: the shared limits backend (`limits.redis`) did not answer
+    /// and `fail: closed`; `data.retryAfter`.
+    LimitsUnavailable,
 }
 
 impl ErrorCode {
@@ -69,6 +72,7 @@ impl ErrorCode {
             ErrorCode::BudgetExhausted => -32032,
             ErrorCode::BreakerOpen => -32033,
             ErrorCode::LoopDetected => -32034,
+            ErrorCode::LimitsUnavailable => -32035,
         }
     }
 }

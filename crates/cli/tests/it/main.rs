@@ -13,6 +13,7 @@ mod guard_stream;
 mod guards;
 mod identity;
 mod limits;
+mod limits_redis;
 mod modern;
 mod oauth_sdk;
 mod observability;

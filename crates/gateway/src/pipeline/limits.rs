@@ -7,12 +7,14 @@
 //! answered ([`settle`]) so that breakers learn and a call refused later
 //! is refunded.
 //!
-//! No I/O: counters in memory.
+//! Counters in memory (no I/O, nothing awaited), or in Redis shared with
+//! other Warden processes (`limits.redis`): one round trip, bounded by its
+//! timeout, past which `fail` decides (`closed`: refused with -32035).
 
 use std::sync::Arc;
 
 use tracing::warn;
-use warden_limits::{CallFacts, Outcome};
+use warden_limits::{CallFacts, Decision, Outcome};
 use warden_protocol::message::member;
 use warden_protocol::method::NameKind;
 use warden_telemetry::UpstreamEvent;
@@ -20,7 +22,7 @@ use warden_telemetry::UpstreamEvent;
 use super::{Exchange, Refusal, Target};
 use crate::core::Gateway;
 
-pub(crate) fn run(_gw: &Gateway, ex: &mut Exchange<'_>) -> Result<(), Refusal> {
+pub(crate) async fn run(_gw: &Gateway, ex: &mut Exchange<'_>) -> Result<(), Refusal> {
     let (server, item, is_tool) = match &ex.target {
         Target::Item {
             kind,
@@ -56,7 +58,11 @@ pub(crate) fn run(_gw: &Gateway, ex: &mut Exchange<'_>) -> Result<(), Refusal> {
         args_hash: args_hash.as_deref(),
         cost: cost.as_ref().map(|(amount, unit)| (*amount, unit.as_str())),
     };
-    match limiter.admit(&facts) {
+    let decided = match limiter.decide(&facts) {
+        Decision::Now(decided) => decided,
+        Decision::Shared(pending) => pending.await,
+    };
+    match decided {
         Ok(admission) => {
             ex.admission = Some(admission);
             Ok(())

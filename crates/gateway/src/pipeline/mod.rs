@@ -282,7 +282,7 @@ impl Gateway {
         route::run(self, ex).await?;
         registry::run(self, ex).await?;
         authorize::run(self, ex)?;
-        limits::run(self, ex)?;
+        limits::run(self, ex).await?;
         input::run(self, ex)?;
         hold::run(self, ex).await?;
         credentials::run(self, ex)?;

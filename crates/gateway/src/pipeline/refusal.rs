@@ -130,6 +130,7 @@ impl Refusal {
                 warden_limits::Denial::Budget { .. } => ErrorCode::BudgetExhausted,
                 warden_limits::Denial::Breaker { .. } => ErrorCode::BreakerOpen,
                 warden_limits::Denial::Loop { .. } => ErrorCode::LoopDetected,
+                warden_limits::Denial::Unavailable { .. } => ErrorCode::LimitsUnavailable,
             },
         }
     }
@@ -156,8 +157,10 @@ impl Refusal {
             | Refusal::ArgumentsInvalid { .. }
             | Refusal::InputRejected { .. }
             | Refusal::HeaderMismatch { .. }
-            | Refusal::RequestStateInvalid(_)
-            | Refusal::Limited(_) => Some(warden_audit::Decision::Deny),
+            | Refusal::RequestStateInvalid(_) => Some(warden_audit::Decision::Deny),
+            // The limits could not be checked: a failure, like the audit's.
+            Refusal::Limited(warden_limits::Denial::Unavailable { .. }) => None,
+            Refusal::Limited(_) => Some(warden_audit::Decision::Deny),
             Refusal::ApprovalRequired { .. } => Some(warden_audit::Decision::Hold),
             _ => None,
         }
@@ -349,6 +352,11 @@ impl Refusal {
                         "the same call was made more than {repeats} times in {}s",
                         window.as_secs()
                     ),
+                    warden_limits::Denial::Unavailable { .. } => {
+                        "limits unavailable: the limits backend did not answer in time; \
+                         the call was not made"
+                            .to_owned()
+                    }
                 };
                 error_response(Some(id), code, &message, Some(&data(extra)))
             }
@@ -494,6 +502,23 @@ mod tests {
             Refusal::PolicyDenied { reason: "x".into() }.http_status(),
             StatusCode::OK
         );
+    }
+
+    #[test]
+    fn an_unavailable_limits_backend_has_its_own_code_and_is_a_failure() {
+        let r = Refusal::Limited(warden_limits::Denial::Unavailable {
+            retry_after: std::time::Duration::from_secs(1),
+        });
+        let v = parsed(&r.response("9", "c0ffee"));
+        assert_eq!(v["error"]["code"], -32035);
+        assert_eq!(v["error"]["data"]["limit"], "unavailable");
+        assert_eq!(v["error"]["data"]["retryAfter"], 1.0);
+        assert_eq!(v["error"]["data"]["correlationId"], "c0ffee");
+        assert!(v["error"]["message"]
+            .as_str()
+            .is_some_and(|m| m.starts_with("limits unavailable")));
+        assert_eq!(r.decision(), None, "the limits could not be checked");
+        assert_eq!(r.reason_code().as_deref(), Some("limits.unavailable"));
     }
 
     #[test]
