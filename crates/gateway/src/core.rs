@@ -717,12 +717,7 @@ impl Gateway {
         let Ok(msg) = parse_one(text) else {
             return;
         };
-        let sessions: Vec<Arc<Session>> = self
-            .pool
-            .sessions_of(handle.instance)
-            .iter()
-            .filter_map(|id| self.sessions.get(id))
-            .collect();
+        let sessions = self.sessions_on(handle);
         match msg.kind {
             Kind::Notification => {
                 self.route_notification(handle, &msg, related_to, &sessions);
@@ -969,10 +964,8 @@ impl Gateway {
     /// most verbose any of them asked for (each session's messages are
     /// then filtered to its own level, [`Session::wants_log`]).
     pub(crate) fn shared_log_level(&self, handle: &UpstreamHandle) -> Option<String> {
-        self.pool
-            .sessions_of(handle.instance)
+        self.sessions_on(handle)
             .iter()
-            .filter_map(|id| self.sessions.get(id))
             .filter_map(|s| lock(&s.log_level).clone())
             .filter_map(|l| crate::session::log_severity(&l).map(|sev| (sev, l)))
             .min_by_key(|(sev, _)| *sev)
@@ -981,11 +974,18 @@ impl Gateway {
 
     /// Tells every session on an upstream that its lists may have changed.
     fn announce_lists_changed(&self, handle: &UpstreamHandle) {
-        for id in self.pool.sessions_of(handle.instance) {
-            if let Some(s) = self.sessions.get(&id) {
-                tell_lists_changed(&s);
-            }
+        for s in self.sessions_on(handle) {
+            tell_lists_changed(&s);
         }
+    }
+
+    /// The open sessions an upstream instance serves.
+    pub(crate) fn sessions_on(&self, handle: &UpstreamHandle) -> Vec<Arc<Session>> {
+        self.pool
+            .sessions_of(handle.instance)
+            .iter()
+            .filter_map(|id| self.sessions.get(id))
+            .collect()
     }
 
     /// Stops everything: sessions closed, upstreams shut down.

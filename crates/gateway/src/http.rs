@@ -137,15 +137,8 @@ pub fn admin_router(gateway: Arc<Gateway>, bound: SocketAddr) -> Router {
 /// durations only: no names of principals, no arguments.
 async fn metrics(State(s): State<HttpState>, headers: HeaderMap) -> Response {
     let gw = &s.gateway;
-    if let Some(token) = &gw.snapshot().config.telemetry.metrics.token {
-        if !presents_token(&headers, token.expose()) {
-            return (
-                StatusCode::UNAUTHORIZED,
-                [(header::WWW_AUTHENTICATE, "Bearer realm=\"warden-metrics\"")],
-                "the metrics need Authorization: Bearer <telemetry.metrics.token>\n",
-            )
-                .into_response();
-        }
+    if let Some(refused) = scrape_refused(&gw.snapshot(), &headers) {
+        return refused;
     }
     gw.metrics
         .sessions_active()
@@ -243,15 +236,8 @@ pub const LIMITS_PATH: &str = "/limits";
 /// is for operators, behind the same loopback/admin-listener/token rules.
 async fn limits_status(State(s): State<HttpState>, headers: HeaderMap) -> Response {
     let snap = s.gateway.snapshot();
-    if let Some(token) = &snap.config.telemetry.metrics.token {
-        if !presents_token(&headers, token.expose()) {
-            return (
-                StatusCode::UNAUTHORIZED,
-                [(header::WWW_AUTHENTICATE, "Bearer realm=\"warden-metrics\"")],
-                "the limits status needs Authorization: Bearer <telemetry.metrics.token>\n",
-            )
-                .into_response();
-        }
+    if let Some(refused) = scrape_refused(&snap, &headers) {
+        return refused;
     }
     let now = std::time::Instant::now();
     let budgets: Vec<serde_json::Value> = snap
@@ -278,6 +264,24 @@ async fn limits_status(State(s): State<HttpState>, headers: HeaderMap) -> Respon
         })
         .collect();
     axum::Json(serde_json::json!({ "budgets": budgets, "breakers": breakers })).into_response()
+}
+
+/// The 401 for an operator endpoint (`/metrics`, `/limits`) asked
+/// without the configured `telemetry.metrics.token`; `None` when it may be
+/// served.
+fn scrape_refused(snap: &crate::Snapshot, headers: &HeaderMap) -> Option<Response> {
+    let token = snap.config.telemetry.metrics.token.as_ref()?;
+    if presents_token(headers, token.expose()) {
+        return None;
+    }
+    Some(
+        (
+            StatusCode::UNAUTHORIZED,
+            [(header::WWW_AUTHENTICATE, "Bearer realm=\"warden-metrics\"")],
+            "this endpoint needs Authorization: Bearer <telemetry.metrics.token>\n",
+        )
+            .into_response(),
+    )
 }
 
 /// Whether `headers` carry `Authorization: Bearer <token>`. The digests

@@ -92,11 +92,9 @@ impl Gateway {
         session: &Session,
         key: &(String, String),
     ) -> bool {
-        self.pool
-            .sessions_of(h.instance)
+        self.sessions_on(h)
             .iter()
-            .filter(|id| **id != session.id)
-            .filter_map(|id| self.sessions.get(id))
+            .filter(|s| s.id != session.id)
             .any(|s| lock(&s.subscribed).contains(key))
     }
 
