@@ -360,3 +360,40 @@ async fn a_refusal_at_any_stage_is_noted_for_the_record() {
     assert!(facts.reason_code.is_some());
     assert!(!facts.policy_ids.is_empty() || facts.reason_code.as_deref() == Some("default_deny"));
 }
+
+#[tokio::test]
+async fn the_limits_stage_refuses_with_a_typed_refusal_and_audits_the_rule() {
+    let limits = "limits:\n  rate: [{id: two, per: [principal], rate: 1/min, burst: 2}]\n  concurrency: []\n  loops: {enabled: false}\n";
+    let fx = Fixture::with_fake(limits, Principal::anonymous(), Channel::StreamableHttp);
+    let call = request(
+        "tools/call",
+        r#"{"name":"f__echo","arguments":{"text":"a"}}"#,
+    );
+    let (_, ok) = fx.run(&call).await;
+    assert_eq!(error_code(&ok), None, "{:?}", ok.response);
+    // Refused by the input guard (schema), after the limits stage: it
+    // spent the second token.
+    let bad = request("tools/call", r#"{"name":"f__echo","arguments":{}}"#);
+    let (_, refused_later) = fx.run(&bad).await;
+    assert!(
+        refused_later.refusal.is_some(),
+        "{:?}",
+        refused_later.response
+    );
+    let (facts, limited) = fx.run(&call).await;
+    assert_eq!(error_code(&limited), Some(-32030), "{:?}", limited.response);
+    assert!(matches!(
+        limited.refusal,
+        Some(Refusal::Limited(warden_limits::Denial::Rate { .. }))
+    ));
+    assert_eq!(facts.reason_code.as_deref(), Some("limits.rate"));
+    assert_eq!(facts.decision, Some(warden_audit::Decision::Deny));
+    assert!(
+        facts.policy_ids.iter().any(|p| p == "limits:two"),
+        "{:?}",
+        facts.policy_ids
+    );
+    // Lists are not limited by the per-call rules.
+    let (_, list) = fx.run(&request("tools/list", "{}")).await;
+    assert_eq!(error_code(&list), None, "{:?}", list.response);
+}
