@@ -200,6 +200,7 @@ fn partitioned_postgres() {
     );
     pg.connect_timeout = Duration::from_secs(1);
     pg.statement_timeout = Duration::from_secs(1);
+    let statement_timeout = pg.statement_timeout;
     s.postgres = Some(pg);
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -249,8 +250,12 @@ fn partitioned_postgres() {
             slowest = slowest.max(t.elapsed());
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
+        // Waiting on the sink shows as an acknowledgement that took at least
+        // one statement timeout (the defect: each queued behind the hung
+        // write until it timed out). The bound is that, not a latency
+        // budget: a loaded machine's fsync may be slow, never that slow.
         assert!(
-            slowest < Duration::from_millis(500),
+            slowest < statement_timeout,
             "sync acknowledgements waited on the partitioned sink: slowest {slowest:?}"
         );
         let m = log.metrics_snapshot();
