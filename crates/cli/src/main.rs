@@ -12,6 +12,7 @@ use warden_gateway::{Gateway, Snapshot};
 
 mod admin;
 mod registry_cmd;
+mod sandbox_check;
 
 #[derive(Parser)]
 #[command(name = "warden", version, about = "Warden: an MCP security gateway")]
@@ -234,11 +235,13 @@ async fn run_command(command: Command) -> Result<()> {
     match command {
         Command::Serve { config, listen } => {
             let cfg = load(&config)?;
+            sandbox_check::describe(&cfg)?;
             let addr = listen.unwrap_or(cfg.listen.addr);
             serve(cfg, addr, Some(config), None).await
         }
         Command::Stdio { config } => {
             let cfg = load(&config)?;
+            sandbox_check::describe(&cfg)?;
             let auth = start_authenticator(&cfg).await?;
             let principal = stdio_principal(&cfg, auth.as_deref()).await?;
             anyhow::ensure!(
@@ -286,6 +289,9 @@ async fn run_command(command: Command) -> Result<()> {
                 cfg.servers.len(),
                 cfg.virtual_servers.len()
             );
+            for line in sandbox_check::describe(&cfg)? {
+                println!("{line}");
+            }
             if let Some(warning) = unpinned_warning(&cfg, &config) {
                 eprintln!("warning: {warning}");
             }

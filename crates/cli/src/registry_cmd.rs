@@ -538,6 +538,7 @@ pub async fn scan(args: ScanArgs) -> Result<std::process::ExitCode> {
                         env: env.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
                         inherit_env: Vec::new(),
                         cwd: cwd.as_ref().map(PathBuf::from),
+                        sandbox: None,
                     },
                     ServerLaunch::Remote {
                         url,

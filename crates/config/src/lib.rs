@@ -43,6 +43,7 @@ mod glob;
 mod model;
 mod raw;
 mod resolve;
+mod sandbox;
 mod secret;
 mod units;
 
@@ -59,6 +60,7 @@ pub use model::{
     Config, EdgeLimits, Era, Gateway, Isolation, Listen, RegistrySettings, RestartPolicy, Section,
     ServerConfig, StdioSettings, Transport, VirtualServer,
 };
+pub use sandbox::{EgressTarget, Sandbox, SandboxLimits, SandboxProfile};
 pub use secret::Secret;
 
 /// Largest configuration file accepted. Far above any real file; it only

@@ -307,6 +307,9 @@ pub struct ServerConfig {
     /// risk tiers, data classes and labels of its tools, resources and
     /// prompts (`name` is the server's).
     pub facts: Section<warden_policy::ServerFacts>,
+    /// A stdio server's sandbox (`sandbox:`; profile `strict` unless set).
+    /// `None`: an HTTP or SSE server, or profile `none`.
+    pub sandbox: Option<crate::Sandbox>,
 }
 
 /// How Warden reaches an upstream.

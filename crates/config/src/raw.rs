@@ -30,6 +30,7 @@ pub(crate) struct RawConfig {
     pub limits: Option<warden_limits::RawLimits>,
     pub tls: Option<warden_identity::RawTls>,
     pub registry: Option<RawRegistry>,
+    pub sandbox: Option<crate::sandbox::RawSandbox>,
 }
 
 /// `registry:` — the tool registry (pinned manifests, `warden.lock`).
@@ -108,6 +109,7 @@ pub(crate) struct RawServer {
     pub restart: Option<RawRestart>,
     pub instructions: Option<String>,
     pub required: Option<bool>,
+    pub sandbox: Option<crate::sandbox::RawSandbox>,
     // authorization facts (the policy crate's catalog)
     pub tenants: Option<Vec<String>>,
     pub environment: Option<String>,

@@ -41,6 +41,7 @@ pub(crate) fn resolve(raw: RawConfig, context: &Context<'_>) -> Result<Config, C
             base_dir: context.base_dir,
         },
         base_dir: context.base_dir,
+        sandbox_default: raw.sandbox.clone(),
     };
     let root = FieldPath::root();
 
@@ -198,6 +199,17 @@ pub(crate) fn resolve(raw: RawConfig, context: &Context<'_>) -> Result<Config, C
             return Err(resolver.problems.into_errors());
         };
         let audit = crate::Section(std::sync::Arc::new(audit));
+        let protected = crate::sandbox::protected_paths(
+            context.base_dir,
+            identity.as_deref(),
+            &audit,
+            &registry.lock,
+        );
+        for server in &mut servers {
+            if let Some(sandbox) = &mut server.sandbox {
+                sandbox.protected.clone_from(&protected);
+            }
+        }
         Ok(Config {
             listen,
             gateway,
@@ -222,6 +234,8 @@ struct Resolver<'a> {
     problems: Problems,
     secrets: SecretSource<'a>,
     base_dir: &'a Path,
+    /// The top-level `sandbox:`, under each stdio server's own.
+    sandbox_default: Option<crate::sandbox::RawSandbox>,
 }
 
 impl Resolver<'_> {
@@ -508,7 +522,18 @@ impl Resolver<'_> {
                 "2026-07-28 is spoken over Streamable HTTP only (set url:)",
             );
         }
+        let sandbox = match transport {
+            Transport::Stdio { .. } => crate::sandbox::resolve(
+                raw.sandbox.as_ref(),
+                self.sandbox_default.as_ref(),
+                self.base_dir,
+                &path.field("sandbox"),
+                &mut self.problems,
+            ),
+            _ => None,
+        };
         Some(ServerConfig {
+            sandbox,
             name: name.to_owned(),
             transport,
             isolation,
@@ -640,6 +665,7 @@ impl Resolver<'_> {
                 ("env", raw.env.is_some()),
                 ("inherit_env", raw.inherit_env.is_some()),
                 ("cwd", raw.cwd.is_some()),
+                ("sandbox", raw.sandbox.is_some()),
             ]
         };
         let mut ok = true;
@@ -1355,7 +1381,7 @@ fn normalize_host(host: &str) -> Result<String, String> {
 
 /// `base/./sub` → `base/sub`; `..` is kept (resolving it lexically would be
 /// wrong across symlinks). An absolute `path` replaces `base`.
-fn join_clean(base: &Path, path: &Path) -> PathBuf {
+pub(crate) fn join_clean(base: &Path, path: &Path) -> PathBuf {
     let joined = base.join(path);
     let mut clean: PathBuf = joined
         .components()

@@ -257,6 +257,9 @@ pub(crate) async fn call_tool(call: &ToolCall) -> Outcome {
         }
         "whoami" => structured_result(json!({
             "pid": std::process::id(),
+            // Tells processes apart where pids cannot: a sandboxed server
+            // is PID 1 of its own namespace.
+            "instance": process_instance(),
             "initializeCount": server.initialize_count(),
             "protocolVersion": call.session.protocol().map(|v| v.as_str()),
             "clientCapabilities": call.session.client_capabilities(),
@@ -351,4 +354,11 @@ pub(crate) fn handle(session: &Arc<Session>, method: &str, p: &Value) -> Result<
         "logging/setLevel" => set_log_level(session, p),
         other => Err(RpcError::method_not_found(other)),
     }
+}
+
+/// A random number drawn once per process.
+fn process_instance() -> u64 {
+    use std::hash::BuildHasher;
+    static INSTANCE: std::sync::OnceLock<u64> = std::sync::OnceLock::new();
+    *INSTANCE.get_or_init(|| std::collections::hash_map::RandomState::new().hash_one(0u8))
 }

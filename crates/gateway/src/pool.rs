@@ -299,6 +299,7 @@ pub fn upstream_spec(spec: &StartSpec) -> UpstreamSpec {
                 .collect(),
             inherit_env: inherit_env.clone(),
             cwd: cwd.clone(),
+            sandbox: crate::sandbox::stdio_sandbox(s.sandbox.as_ref()),
         },
         Transport::StreamableHttp { url, headers } => TransportSpec::StreamableHttp {
             url: url.clone(),

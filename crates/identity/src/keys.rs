@@ -135,7 +135,7 @@ impl IssuerKeys {
         egress: EgressPolicy,
         dev_keys: Option<Vec<PublicJwk>>,
     ) -> Result<Arc<IssuerKeys>, IdentityError> {
-        let policy = egress.for_issuer(settings.allow_private_network);
+        let policy = crate::egress::for_issuer(egress, settings.allow_private_network);
         let (remote, initial) = match &settings.keys {
             KeySource::Dev => {
                 let keys = dev_keys.ok_or_else(|| IdentityError::Issuer {

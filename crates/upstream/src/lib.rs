@@ -44,6 +44,7 @@
 #![forbid(unsafe_code)]
 
 mod discover;
+mod egress_proxy;
 mod envelope;
 mod error;
 mod handshake;
@@ -64,7 +65,7 @@ use tokio::sync::mpsc;
 use tokio::time::Instant;
 
 pub use error::UpstreamError;
-pub use spec::{Era, Handshake, RestartPolicy, TransportSpec, UpstreamSpec};
+pub use spec::{Era, Handshake, RestartPolicy, StdioSandbox, TransportSpec, UpstreamSpec};
 pub use warden_protocol::Limits;
 
 use shared::{Link, PendingGuard, Shared};
@@ -173,17 +174,24 @@ impl Upstream {
         handshake: Handshake,
         events: mpsc::Sender<UpstreamEvent>,
     ) -> Arc<Upstream> {
-        let http = match spec.transport {
+        let http = match &spec.transport {
             TransportSpec::Stdio { .. } => Err("not an HTTP transport".to_owned()),
-            TransportSpec::StreamableHttp { .. } | TransportSpec::Sse { .. } => {
-                reqwest::Client::builder()
-                    .connect_timeout(spec.connect_timeout)
-                    // Redirects would carry the configured credentials to
-                    // wherever a server points; an upstream's URL is exact.
-                    .redirect(reqwest::redirect::Policy::none())
-                    .tcp_nodelay(true)
-                    .build()
-                    .map_err(|e| format!("HTTP client: {}", http::describe(&e)))
+            TransportSpec::StreamableHttp { url, .. } | TransportSpec::Sse { url, .. } => {
+                upstream_egress(url).and_then(|()| {
+                    reqwest::Client::builder()
+                        .connect_timeout(spec.connect_timeout)
+                        // The egress guard: every address a name resolves to is
+                        // checked, and the connection made to a checked one.
+                        .dns_resolver(Arc::new(warden_egress::GuardedResolver::new(
+                            UPSTREAM_EGRESS,
+                        )))
+                        // Redirects would carry the configured credentials to
+                        // wherever a server points; an upstream's URL is exact.
+                        .redirect(reqwest::redirect::Policy::none())
+                        .tcp_nodelay(true)
+                        .build()
+                        .map_err(|e| format!("HTTP client: {}", http::describe(&e)))
+                })
             }
         };
         let shared = Arc::new(Shared::new(spec, handshake, http, events));
@@ -384,4 +392,24 @@ pub async fn with_request_headers<F: std::future::Future>(
 
 pub(crate) fn request_headers() -> Option<std::sync::Arc<[(String, String)]>> {
     REQUEST_HEADERS.try_with(Clone::clone).ok()
+}
+
+/// What an HTTP upstream may be: the operator names it, so loopback and
+/// private networks are allowed; link-local (cloud metadata) and reserved
+/// addresses never are, whatever the name resolves to.
+const UPSTREAM_EGRESS: warden_egress::EgressPolicy = warden_egress::EgressPolicy::UPSTREAM;
+
+/// Refuses an upstream URL whose host is a literal address the guard
+/// refuses (names are checked at each resolution).
+fn upstream_egress(url: &str) -> Result<(), String> {
+    let Ok(parsed) = reqwest::Url::parse(url) else {
+        return Ok(()); // reported when the connection is made
+    };
+    let Some(host) = parsed.host() else {
+        return Ok(());
+    };
+    if let Some(ip) = warden_egress::host_ip(&host.to_owned()) {
+        UPSTREAM_EGRESS.check(ip).map_err(|e| e.to_string())?;
+    }
+    Ok(())
 }

@@ -19,6 +19,7 @@ fn shared() -> (Arc<Shared>, mpsc::Receiver<UpstreamEvent>) {
             env: Vec::new(),
             inherit_env: Vec::new(),
             cwd: None,
+            sandbox: None,
         },
         connect_timeout: Duration::from_secs(1),
         restart: RestartPolicy::default(),

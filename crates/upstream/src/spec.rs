@@ -60,6 +60,8 @@ pub enum TransportSpec {
         /// Names of Warden's own environment variables passed through.
         inherit_env: Vec<String>,
         cwd: Option<PathBuf>,
+        /// `None`: run unconfined (the `none` profile, and tests).
+        sandbox: Option<Box<StdioSandbox>>,
     },
     /// Streamable HTTP (protocol 2025-03-26 and later).
     StreamableHttp {
@@ -90,6 +92,7 @@ impl fmt::Debug for TransportSpec {
                 env,
                 inherit_env,
                 cwd,
+                sandbox,
             } => f
                 .debug_struct("Stdio")
                 .field("command", command)
@@ -97,6 +100,7 @@ impl fmt::Debug for TransportSpec {
                 .field("env", &names(env))
                 .field("inherit_env", inherit_env)
                 .field("cwd", cwd)
+                .field("sandbox", sandbox)
                 .finish(),
             TransportSpec::StreamableHttp { url, headers } => f
                 .debug_struct("StreamableHttp")
@@ -110,6 +114,18 @@ impl fmt::Debug for TransportSpec {
                 .finish(),
         }
     }
+}
+
+/// How a stdio server is confined: the launcher's spec, and where its
+/// egress proxy may connect (`Network::Proxy` only).
+#[derive(Debug, Clone)]
+pub struct StdioSandbox {
+    pub spec: warden_sandbox::SandboxSpec,
+    /// `host:port` pairs the proxy lets the server reach.
+    pub egress: Vec<(String, u16)>,
+    /// The listed hosts may be loopback or private addresses (link-local
+    /// and metadata addresses never).
+    pub egress_allow_private: bool,
 }
 
 /// Exponential backoff between restarts.

@@ -17,7 +17,8 @@ use tokio::io::AsyncWriteExt;
 use tokio::process::{Child, ChildStderr, ChildStdin, ChildStdout, Command};
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::AbortHandle;
-use tracing::info;
+use tracing::{info, warn};
+use warden_sandbox::{describe_spawn_error, Plan, Spawned};
 
 use crate::handshake::{self, Handshaken, INITIALIZED};
 use crate::lines::{Line, LineReader};
@@ -72,6 +73,10 @@ pub(crate) struct Process {
     ended: mpsc::Receiver<Ended>,
     reader: AbortHandle,
     stderr: AbortHandle,
+    /// The sandbox's private directory and cgroup: kept while it runs.
+    _sandbox: Option<Spawned>,
+    /// The egress proxy serving this process's sandbox.
+    proxy: Option<AbortHandle>,
 }
 
 /// Spawns the process and runs the handshake on it.
@@ -115,13 +120,43 @@ fn spawn(shared: &Arc<Shared>) -> Result<Process, UpstreamError> {
         env,
         inherit_env,
         cwd,
+        sandbox,
     } = &shared.spec.transport
     else {
         return Err(UpstreamError::Config("not a stdio transport".into()));
     };
-    let mut cmd = Command::new(command);
-    cmd.args(args)
-        .env_clear()
+    let (mut cmd, sandbox_env, mut spawned) = match sandbox {
+        None => {
+            let mut cmd = Command::new(command);
+            cmd.args(args);
+            if let Some(dir) = cwd {
+                cmd.current_dir(dir);
+            }
+            (cmd, Vec::new(), None)
+        }
+        Some(sandbox) => {
+            let path = env
+                .iter()
+                .find(|(k, _)| k == "PATH")
+                .map(|(_, v)| std::ffi::OsString::from(v))
+                .or_else(|| std::env::var_os("PATH"));
+            let plan = Plan::new(
+                &sandbox.spec,
+                command,
+                args,
+                cwd.as_deref(),
+                path.as_deref(),
+            )
+            .map_err(|e| UpstreamError::Unavailable(format!("sandbox: {e}")))?;
+            for warning in &plan.summary().warnings {
+                warn!(target: "upstream", server = %shared.spec.name, "sandbox: {warning}");
+            }
+            let sandbox_env = plan.env().to_vec();
+            let (cmd, spawned) = plan.command();
+            (Command::from(cmd), sandbox_env, Some(spawned))
+        }
+    };
+    cmd.env_clear()
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -141,15 +176,37 @@ fn spawn(shared: &Arc<Shared>) -> Result<Process, UpstreamError> {
     for (k, v) in env {
         cmd.env(k, v);
     }
-    if let Some(dir) = cwd {
-        cmd.current_dir(dir);
+    // The sandbox's own (HOME, TMPDIR, proxies) come last: they describe
+    // the sandbox, not a preference.
+    for (k, v) in &sandbox_env {
+        cmd.env(k, v);
     }
     let mut child = cmd.spawn().map_err(|e| {
         UpstreamError::Unavailable(format!(
-            "cannot start {}: {e}",
-            log_safe(command.as_bytes(), 256)
+            "cannot start {}: {}",
+            log_safe(command.as_bytes(), 256),
+            describe_spawn_error(&e)
         ))
     })?;
+    // The child's end of the proxy channel closes with the command.
+    drop(cmd);
+    let proxy = match spawned.as_mut().map(Spawned::proxy_listener) {
+        Some(Err(e)) => {
+            return Err(UpstreamError::Unavailable(format!(
+                "sandbox: no egress proxy listener: {e}"
+            )))
+        }
+        Some(Ok(listener)) => listener,
+        None => None,
+    };
+    let proxy = match (proxy, sandbox) {
+        (Some(listener), Some(sandbox)) => Some(crate::egress_proxy::start(
+            listener,
+            shared.spec.name.clone(),
+            sandbox,
+        )?),
+        _ => None,
+    };
     let (Some(stdin), Some(stdout), Some(stderr)) =
         (child.stdin.take(), child.stdout.take(), child.stderr.take())
     else {
@@ -169,6 +226,8 @@ fn spawn(shared: &Arc<Shared>) -> Result<Process, UpstreamError> {
         ended,
         reader,
         stderr,
+        _sandbox: spawned,
+        proxy,
     })
 }
 
@@ -256,6 +315,9 @@ impl Drop for Process {
         // group down, not only the direct child that kill_on_drop reaches.
         self.signal(Signal::SIGKILL);
         self.reader.abort();
+        if let Some(proxy) = &self.proxy {
+            proxy.abort();
+        }
     }
 }
 

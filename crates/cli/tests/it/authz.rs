@@ -14,6 +14,7 @@ servers:
   notes:
     command: '{WARDEN}'
     args: [example-server, --mode, demo, --name, notes, --record, '{DIR}/upstream.jsonl']
+    sandbox: {write: ['{DIR}/upstream.jsonl']}
     environment: prod
     tools:
       - {name: notes_search, risk: low}

@@ -222,13 +222,14 @@ async fn isolation_modes_decide_who_shares_an_upstream() {
     let mut b = Client::new(&w.url("/mcp"));
     a.initialize().await;
     b.initialize().await;
-    // Strict: a whoami text that is not JSON with a numeric pid fails the
-    // test instead of making the (in)equalities below hold vacuously.
+    // Strict: a whoami text that is not JSON with a numeric instance fails
+    // the test instead of making the (in)equalities below hold vacuously.
+    // (Not the pid: every sandboxed server is PID 1 of its namespace.)
     let pid = |v: &Value| -> u64 {
         let t = text_of(v);
         serde_json::from_str::<Value>(&t)
             .ok()
-            .and_then(|j| j["pid"].as_u64())
+            .and_then(|j| j["instance"].as_u64())
             .unwrap_or_else(|| panic!("whoami gave no pid: {t}"))
     };
     let a_sess = pid(a.call_tool("per_session__whoami", json!({})).await.result());

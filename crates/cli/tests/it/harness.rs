@@ -244,10 +244,17 @@ fn launch_limited(dir: &Path, yaml: &str, log: &str, open_files: Option<u64>) ->
     (proc, base)
 }
 
-/// The YAML for a server running the bundled example server.
+/// The YAML for a server running the bundled example server. A recording
+/// path (`record_arg`) is made the sandbox's one writable path.
 pub fn example_server(name: &str, mode: &str, extra: &str) -> String {
+    let sandbox = extra
+        .split("--record, '")
+        .nth(1)
+        .and_then(|rest| rest.split('\'').next())
+        .map(|path| format!("    sandbox: {{write: ['{path}']}}\n"))
+        .unwrap_or_default();
     format!(
-        "  {name}:\n    command: '{{WARDEN}}'\n    args: [example-server, --mode, {mode}, --name, {name}{extra}]\n"
+        "  {name}:\n    command: '{{WARDEN}}'\n    args: [example-server, --mode, {mode}, --name, {name}{extra}]\n{sandbox}"
     )
 }
 

@@ -140,7 +140,7 @@ async fn sessions_and_streams_belong_to_their_principal() {
     // process (principal isolation).
     let pid = |r: &Reply| {
         serde_json::from_str::<Value>(&text_of(r.result()))
-            .map(|v| v["pid"].clone())
+            .map(|v| v["instance"].clone())
             .unwrap_or(Value::Null)
     };
     let pa = pid(&a.call_tool("t__whoami", json!({})).await);

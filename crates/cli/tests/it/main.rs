@@ -19,6 +19,7 @@ mod oauth_sdk;
 mod observability;
 mod peers;
 mod registry;
+mod sandbox;
 mod tls;
 mod transports;
 mod wire;

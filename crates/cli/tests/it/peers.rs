@@ -129,6 +129,7 @@ servers:
     command: '{node20}'
     args: ['{memory}']
     env: {{MEMORY_FILE_PATH: '{mem}'}}
+    sandbox: {{write: ['{memdir}/']}}
   time:
     command: '{time}'
   git:
@@ -140,7 +141,10 @@ servers:
             everything = p.get("SERVER_EVERYTHING"),
             filesystem = p.get("SERVER_FILESYSTEM"),
             memory = p.get("SERVER_MEMORY"),
-            mem = dir.path().join("memory.jsonl").display(),
+            mem = dir.path().join("memory/memory.jsonl").display(),
+            // Its directory, not the file: server-memory replaces the file
+            // by renaming a new one over it.
+            memdir = dir.path().join("memory").display(),
             time = p.get("MCP_SERVER_TIME"),
             gitsrv = p.get("MCP_SERVER_GIT"),
             files = files.display(),
@@ -178,6 +182,12 @@ servers:
         call(
             "fs__read_text_file",
             format!(r#"{{"path":"{}/note.txt"}}"#, self.files()),
+        );
+        // Inside its sandbox, server-memory's file is its one writable path.
+        call(
+            "memory__create_entities",
+            r#"{"entities":[{"name":"warden","entityType":"gateway","observations":["sandboxed"]}]}"#
+                .into(),
         );
         call("memory__read_graph", "{}".into());
         call("time__get_current_time", r#"{"timezone":"UTC"}"#.into());
@@ -348,6 +358,10 @@ fn run_clients(python_or_node: &str, driver: &str, stdio_ok: bool) {
         ),
     );
     check(&v, true, &format!("{driver} streamable-http"));
+    // server-memory wrote its file from inside its sandbox.
+    let memory =
+        std::fs::read_to_string(fed.dir.path().join("memory/memory.jsonl")).unwrap_or_default();
+    assert!(memory.contains("sandboxed"), "memory file: {memory:?}");
     let v = run_driver(
         &program,
         &client_args(

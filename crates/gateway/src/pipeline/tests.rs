@@ -60,7 +60,10 @@ pub(crate) struct Fixture {
 /// A configuration with one fake upstream `f` (tofu registry in a temp
 /// dir), plus `extra` YAML sections.
 pub(crate) fn config(dir: &std::path::Path, extra: &str) -> String {
-    let script = dir.join("fake.py");
+    // Not in the configuration's directory itself: the sandbox never mounts
+    // that (it holds Warden's own files), and mounts the script's directory.
+    let script = dir.join("upstream/fake.py");
+    std::fs::create_dir_all(dir.join("upstream")).unwrap();
     std::fs::write(&script, FAKE_UPSTREAM).unwrap();
     format!(
         "servers:\n  f:\n    command: python3\n    args: ['{}']\nregistry:\n  mode: tofu\n  lock: '{}'\n{extra}",

@@ -803,6 +803,7 @@ async fn modern_on_stdio_is_a_configuration_error() {
             env: Vec::new(),
             inherit_env: Vec::new(),
             cwd: None,
+            sandbox: None,
         },
     );
     s.era = Era::Modern;

@@ -61,6 +61,7 @@ fn stdio(script: &str) -> TransportSpec {
         env: Vec::new(),
         inherit_env: Vec::new(),
         cwd: None,
+        sandbox: None,
     }
 }
 
@@ -316,6 +317,7 @@ async fn environment_is_scrubbed_child() {
         env: vec![("GIVEN".into(), "from-spec".into())],
         inherit_env: vec!["WARDEN_TEST_INHERITED".into()],
         cwd: Some("/".into()),
+        sandbox: None,
     };
     let up = Upstream::start(s, handshake(), tx);
     let resp = up.request(call("env"), LONG).await.expect("env");
@@ -394,6 +396,7 @@ async fn spawn_failure_is_reported_and_retried() {
         env: Vec::new(),
         inherit_env: Vec::new(),
         cwd: None,
+        sandbox: None,
     };
     let up = Upstream::start(s, handshake(), tx);
     let err = up.ready().await.expect_err("cannot start");

@@ -1,0 +1,407 @@
+//! Issue 19: stdio servers run in Warden's sandbox (threat T16). A hostile
+//! stdio server (`tests/peers/hostile_server.py`) tries what a malicious
+//! local server would; each attempt is refused or the process is killed,
+//! Warden stays up, and the kills are in the audit trail.
+
+use std::io::Read;
+use std::net::TcpListener;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use serde_json::{json, Value};
+
+use crate::harness::{text_of, Client, Warden};
+
+fn hostile_script() -> String {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../tests/peers/hostile_server.py")
+        .canonicalize()
+        .expect("hostile server script")
+        .display()
+        .to_string()
+}
+
+/// A Warden with the hostile server, sandboxed by default; `sandbox` is
+/// extra YAML under the server (e.g. `    sandbox: {...}\n`).
+fn start(sandbox: &str, identity: &str) -> Warden {
+    Warden::start(&format!(
+        "{identity}servers:\n  hostile:\n    command: python3\n    args: ['{}']\n    restart: {{initial_backoff: 100ms, max_backoff: 500ms}}\n{sandbox}",
+        hostile_script()
+    ))
+}
+
+async fn call(c: &mut Client, tool: &str, args: Value) -> Value {
+    let r = c.call_tool(&format!("hostile__{tool}"), args).await;
+    r.response().clone()
+}
+
+fn text(v: &Value) -> String {
+    match v.get("result") {
+        Some(r) => text_of(r),
+        None => format!("ERROR {}", v["error"]),
+    }
+}
+
+/// Waits until the hostile server answers again (after a kill, Warden
+/// restarts it).
+async fn answers_again(c: &mut Client) -> Value {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let v = call(c, "whoami", json!({})).await;
+        if text(&v).starts_with("OK: ") {
+            return v;
+        }
+        assert!(Instant::now() < deadline, "never answered again: {v}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// The audit trail's `server_died` records.
+fn deaths(w: &Warden) -> Vec<String> {
+    let (_, out, _) = w.cli_status(&["audit", "query", "--json", "--limit", "1000"]);
+    out.lines()
+        .filter(|l| l.contains("server_died"))
+        .map(str::to_owned)
+        .collect()
+}
+
+/// Waits for a `server_died` record naming one of `signals`.
+async fn wait_audited_death(w: &Warden, signals: &[i32]) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let found = deaths(w);
+        if found.iter().any(|l| {
+            signals
+                .iter()
+                .any(|s| l.contains(&format!("killed by signal {s}\"")))
+        }) {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no server_died record naming signal {signals:?}: {found:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+}
+
+#[tokio::test]
+async fn a_hostile_server_reads_none_of_the_hosts_secrets() {
+    let home = tempfile::tempdir().unwrap();
+    let ssh = home.path().join(".ssh");
+    std::fs::create_dir_all(&ssh).unwrap();
+    let id_rsa = ssh.join("id_rsa");
+    std::fs::write(&id_rsa, "-----BEGIN OPENSSH PRIVATE KEY----- planted-3141").unwrap();
+    let w = start(
+        "",
+        "identity:\n  public_url: http://127.0.0.1:1\n  data_dir: '{DIR}/data'\n  api_keys: {enabled: true}\n  allow_anonymous: true\n",
+    );
+    let mut c = Client::new(&w.url("/mcp"));
+    c.initialize().await;
+    let who = text(&answers_again(&mut c).await);
+    assert!(who.contains("/home/sandbox"), "{who}");
+
+    let data = w.dir().join("data");
+    let targets = [
+        id_rsa.display().to_string(),
+        "/root/.ssh/id_rsa".to_owned(),
+        "/etc/shadow".to_owned(),
+        w.config_path().display().to_string(),
+        data.join("api-keys.secret").display().to_string(),
+        data.join("api-keys.json").display().to_string(),
+        w.dir()
+            .join(".warden/audit/checkpoint.key")
+            .display()
+            .to_string(),
+        w.dir().join("warden.lock").display().to_string(),
+    ];
+    for path in &targets {
+        let v = call(&mut c, "read", json!({ "path": path })).await;
+        let t = text(&v);
+        assert!(t.starts_with("REFUSED"), "{path}: {t}");
+        assert!(!t.contains("planted-3141"), "{path}: {t}");
+    }
+}
+
+#[tokio::test]
+async fn a_hostile_server_writes_nowhere_but_its_tmp() {
+    let outside = tempfile::tempdir().unwrap();
+    let w = start("", "");
+    let mut c = Client::new(&w.url("/mcp"));
+    c.initialize().await;
+    for path in [
+        outside.path().join("evil.txt"),
+        w.dir().join("evil.txt"),
+        w.config_path(),
+        Path::new("/usr/evil.txt").to_path_buf(),
+    ] {
+        let before = std::fs::read(&path).ok();
+        let v = call(
+            &mut c,
+            "write",
+            json!({ "path": path.display().to_string(), "text": "pwned" }),
+        )
+        .await;
+        assert!(text(&v).starts_with("REFUSED"), "{}: {v}", path.display());
+        assert_eq!(std::fs::read(&path).ok(), before, "{}", path.display());
+    }
+    let v = call(
+        &mut c,
+        "write",
+        json!({ "path": "/tmp/scratch.txt", "text": "fine" }),
+    )
+    .await;
+    assert!(text(&v).starts_with("OK"), "{v}");
+}
+
+#[tokio::test]
+async fn a_hostile_server_reaches_no_loopback_listener() {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    listener.set_nonblocking(true).unwrap();
+    let w = start("", "");
+    let mut c = Client::new(&w.url("/mcp"));
+    c.initialize().await;
+    let v = call(&mut c, "connect", json!({ "port": port })).await;
+    assert!(text(&v).starts_with("REFUSED"), "{v}");
+    let mut got = String::new();
+    if let Ok((mut s, _)) = listener.accept() {
+        let _ = s.read_to_string(&mut got);
+        panic!("a connection reached the listener: {got}");
+    }
+}
+
+#[tokio::test]
+async fn a_fork_bomb_is_stopped_and_warden_stays_up() {
+    let w = start("    sandbox: {limits: {processes: 32}}\n", "");
+    let mut c = Client::new(&w.url("/mcp"));
+    c.initialize().await;
+    let v = call(&mut c, "fork_bomb", json!({ "n": 500 })).await;
+    let t = text(&v);
+    assert!(t.starts_with("REFUSED: fork stopped"), "{t}");
+    answers_again(&mut c).await;
+}
+
+#[tokio::test]
+async fn burning_cpu_past_the_limit_kills_the_server_and_is_audited() {
+    let w = start("    sandbox: {limits: {cpu: 2s}}\n", "");
+    let mut c = Client::new(&w.url("/mcp"));
+    c.initialize().await;
+    let v = call(&mut c, "burn_cpu", json!({ "seconds": 120 })).await;
+    assert!(v.get("error").is_some(), "{v}");
+    // SIGXCPU at the soft limit, SIGKILL at the hard one a second later
+    // (which one ends it depends on how long the dying takes).
+    wait_audited_death(&w, &[24, 9]).await;
+    answers_again(&mut c).await;
+}
+
+#[tokio::test]
+async fn ptrace_and_mount_kill_the_server_and_are_audited() {
+    let w = start("", "");
+    let mut c = Client::new(&w.url("/mcp"));
+    c.initialize().await;
+    let warden_pid = std::process::id();
+    let v = call(&mut c, "ptrace", json!({ "pid": warden_pid })).await;
+    assert!(v.get("error").is_some(), "ptrace survived: {v}");
+    wait_audited_death(&w, &[31]).await;
+    answers_again(&mut c).await;
+    let v = call(&mut c, "mount", json!({})).await;
+    assert!(v.get("error").is_some(), "mount survived: {v}");
+    answers_again(&mut c).await;
+}
+
+/// The escalation of issue 19: a stdio server read `api-keys.secret`, added
+/// an admin key to `api-keys.json`, and Warden accepted it. Run once
+/// unsandboxed (profile `none`) to show the attack works, then in the
+/// default sandbox, where it must fail.
+#[tokio::test]
+async fn api_key_escalation_by_a_stdio_server() {
+    for (sandbox, escalates) in [("    sandbox: {profile: none}\n", true), ("", false)] {
+        let w = start(
+            sandbox,
+            "identity:\n  public_url: http://127.0.0.1:1\n  data_dir: '{DIR}/data'\n  api_keys: {enabled: true}\n",
+        );
+        let key = w.cli(&["keys", "create", "--principal", "tester", "--roles", "user"]);
+        let mut c = with_accepted_key(&w, &key, "the tester's key").await;
+        c.initialize().await;
+        let data = w.dir().join("data").display().to_string();
+        let v = call(&mut c, "escalate", json!({ "data_dir": data })).await;
+        let t = text(&v);
+        let forged = t.strip_prefix("OK: ").map(str::to_owned);
+        assert_eq!(forged.is_some(), escalates, "{sandbox:?}: {t}");
+        if let Some(forged) = forged {
+            // Unsandboxed: Warden picks the forged admin key up.
+            with_accepted_key(&w, &forged, "the forged key").await;
+        } else {
+            let listed = w.cli(&["keys", "list"]);
+            assert!(!listed.contains("attacker"), "{listed}");
+        }
+    }
+}
+
+/// A client with `key`, once Warden (which reloads the key store when it
+/// changes) accepts it.
+async fn with_accepted_key(w: &Warden, key: &str, what: &str) -> Client {
+    let mut c = Client::new(&w.url("/mcp"));
+    c.extra_headers
+        .insert("x-api-key", key.parse().expect("a header value"));
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let status = c
+            .builder(init_body())
+            .send()
+            .await
+            .map(|r| r.status().as_u16());
+        if matches!(status, Ok(200)) {
+            return c;
+        }
+        assert!(Instant::now() < deadline, "{what} was never accepted");
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+}
+
+fn init_body() -> String {
+    json!({
+        "jsonrpc": "2.0",
+        "id": 1,
+        "method": "initialize",
+        "params": {
+            "protocolVersion": "2025-06-18",
+            "capabilities": {},
+            "clientInfo": {"name": "t", "version": "1"}
+        }
+    })
+    .to_string()
+}
+
+/// A loopback HTTP site: `/` answers `marker`; `/to-denied` and
+/// `/to-metadata` redirect. Counts the connections it accepts.
+struct Site {
+    port: u16,
+    hits: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+}
+
+impl Site {
+    fn start(marker: &'static str, denied_port: u16) -> Site {
+        use std::io::Write;
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let hits = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let counter = hits.clone();
+        std::thread::spawn(move || {
+            for conn in listener.incoming() {
+                let Ok(mut conn) = conn else { continue };
+                counter.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                let mut head = Vec::new();
+                let mut byte = [0u8; 1];
+                while !head.ends_with(b"\r\n\r\n") && head.len() < 16384 {
+                    match conn.read(&mut byte) {
+                        Ok(1) => head.push(byte[0]),
+                        _ => break,
+                    }
+                }
+                let head = String::from_utf8_lossy(&head);
+                let path = head.split_whitespace().nth(1).unwrap_or("/").to_owned();
+                let response = match path.as_str() {
+                    "/to-denied" => format!(
+                        "HTTP/1.1 302 Found\r\nLocation: http://127.0.0.1:{denied_port}/\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+                    ),
+                    "/to-metadata" => "HTTP/1.1 302 Found\r\nLocation: http://169.254.169.254/latest/meta-data/\r\nContent-Length: 0\r\nConnection: close\r\n\r\n".to_owned(),
+                    _ => {
+                        let body = format!("<html><body><p>{marker}</p></body></html>");
+                        format!(
+                            "HTTP/1.1 200 OK\r\nContent-Type: text/html\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                            body.len()
+                        )
+                    }
+                };
+                let _ = conn.write_all(response.as_bytes());
+            }
+        });
+        Site { port, hits }
+    }
+
+    fn hits(&self) -> usize {
+        self.hits.load(std::sync::atomic::Ordering::SeqCst)
+    }
+}
+
+/// Issue 19, item 3: mcp-server-fetch in the `network` profile reaches its
+/// allowed loopback site through Warden's egress proxy, and nothing else:
+/// not another port, not any encoding of the denied address, not a
+/// redirect into a denied range, not a name that resolves to a denied
+/// address. (The fetch server's own address check is switched off with
+/// `--allow-private-ips`: what is tested is Warden's.)
+#[tokio::test]
+async fn fetch_reaches_only_its_allowed_site_through_the_egress_proxy() {
+    let p = crate::peers::Peers::load();
+    let denied = Site::start("denied-site-4242", 1);
+    let allowed = Site::start("allowed-site-9917", denied.port);
+    let fetch = p.get("MCP_SERVER_FETCH");
+    let w = Warden::start(&format!(
+        "servers:
+  fetch:
+    command: '{fetch}'
+    args: [--ignore-robots-txt, --allow-private-ips]
+    sandbox:
+      profile: network
+      egress: ['127.0.0.1:{a}', '169.254.169.254:80']
+      allow_private_network: true
+  strict_fetch:
+    command: '{fetch}'
+    args: [--ignore-robots-txt, --allow-private-ips]
+    sandbox:
+      profile: network
+      egress: ['localhost:{a}']
+",
+        a = allowed.port
+    ));
+    let mut c = Client::new(&w.url("/mcp"));
+    c.initialize().await;
+    let fetch_text = async |c: &mut Client, tool: &str, url: String| -> String {
+        let r = c
+            .call_tool(tool, json!({"url": url, "raw": true, "max_length": 2000}))
+            .await;
+        r.response().to_string()
+    };
+
+    let ok = fetch_text(
+        &mut c,
+        "fetch__fetch",
+        format!("http://127.0.0.1:{}/", allowed.port),
+    )
+    .await;
+    assert!(ok.contains("allowed-site-9917"), "{ok}");
+
+    let b = denied.port;
+    for url in [
+        format!("http://127.0.0.1:{b}/"),
+        format!("http://0x7f.1:{b}/"),
+        format!("http://0x7f000001:{b}/"),
+        format!("http://2130706433:{b}/"),
+        format!("http://017700000001:{b}/"),
+        format!("http://127.1:{b}/"),
+        format!("http://[::ffff:127.0.0.1]:{b}/"),
+        format!("http://localhost:{b}/"),
+        format!("http://127.0.0.1:{}/to-denied", allowed.port),
+        format!("http://127.0.0.1:{}/to-metadata", allowed.port),
+        "http://169.254.169.254/latest/meta-data/".to_owned(),
+    ] {
+        let t = fetch_text(&mut c, "fetch__fetch", url.clone()).await;
+        assert!(!t.contains("denied-site-4242"), "{url}: {t}");
+        assert!(
+            !t.contains("allowed-site-9917") || url.contains("/to-"),
+            "{url}: {t}"
+        );
+    }
+    // Allowlisted by name, but the name is loopback and this server may not
+    // reach private addresses.
+    let t = fetch_text(
+        &mut c,
+        "strict_fetch__fetch",
+        format!("http://localhost:{}/", allowed.port),
+    )
+    .await;
+    assert!(!t.contains("allowed-site-9917"), "{t}");
+    assert_eq!(denied.hits(), 0, "a connection reached the denied site");
+}
