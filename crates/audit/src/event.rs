@@ -186,6 +186,9 @@ pub enum EventKind {
     /// A circuit breaker of an upstream or tool changed state
     /// (`lifecycle.outcome`: `breaker closed -> open`; `lifecycle.error`: why).
     Breaker,
+    /// A sandboxed server's egress proxy refused a destination (`action`:
+    /// `host:port`; `reason_code`: why).
+    EgressRefused,
 }
 
 impl EventKind {
@@ -209,6 +212,7 @@ impl EventKind {
             EventKind::JournalRecovered => "journal_recovered",
             EventKind::Retention => "retention",
             EventKind::Breaker => "breaker",
+            EventKind::EgressRefused => "egress_refused",
         }
     }
 }

@@ -356,9 +356,13 @@ pub(crate) fn handle(session: &Arc<Session>, method: &str, p: &Value) -> Result<
     }
 }
 
-/// A random number drawn once per process.
-fn process_instance() -> u64 {
+/// A random name drawn once per process (`i-` and hex digits: no
+/// detector of the gateway takes it for a number worth redacting).
+fn process_instance() -> &'static str {
     use std::hash::BuildHasher;
-    static INSTANCE: std::sync::OnceLock<u64> = std::sync::OnceLock::new();
-    *INSTANCE.get_or_init(|| std::collections::hash_map::RandomState::new().hash_one(0u8))
+    static INSTANCE: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    INSTANCE.get_or_init(|| {
+        let n = std::collections::hash_map::RandomState::new().hash_one(0u8);
+        format!("i-{n:016x}")
+    })
 }

@@ -1054,6 +1054,16 @@ async fn dispatch_upstream_events(
                 *lock(&handle.prompts) = None;
                 gw.announce_lists_changed(&handle);
             }
+            UpstreamEvent::EgressRefused { target, reason, .. } => {
+                warn!(target: "audit", event = "egress.refused", server = %handle.server, target = %target, reason = %reason);
+                gw.record(warden_audit::Event {
+                    server: Some(handle.server.clone()),
+                    action: Some(target),
+                    decision: Some(warden_audit::Decision::Deny),
+                    reason_code: Some(reason.to_owned()),
+                    ..warden_audit::Event::new(warden_audit::EventKind::EgressRefused)
+                });
+            }
             UpstreamEvent::Down { reason, .. } => {
                 warn!(target: "audit", event = "upstream.down", server = %handle.server, reason = %reason);
                 gw.metrics

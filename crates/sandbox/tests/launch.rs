@@ -310,3 +310,45 @@ fn a_parent_holding_more_descriptors_than_the_limit_still_spawns() {
     assert!(o.status.success(), "{}", text(&o));
     drop(held);
 }
+
+/// Warden as an ordinary user: when this runs as root, every other test of
+/// this file runs again as `nobody` (unprivileged user namespaces, and the
+/// Landlock-only mode an ordinary user gets where they are not available).
+#[test]
+fn every_test_passes_as_an_ordinary_user() {
+    // SAFETY: geteuid cannot fail and touches no memory.
+    if unsafe { libc::geteuid() } != 0 {
+        return; // already one
+    }
+    let exe = std::env::current_exe().expect("test binary");
+    let out = std::process::Command::new("setpriv")
+        .args(["--reuid=65534", "--regid=65534", "--clear-groups"])
+        .arg(&exe)
+        .args([
+            "--skip",
+            "every_test_passes_as_an_ordinary_user",
+            "--test-threads=1",
+        ])
+        .env_clear()
+        .env("PATH", "/usr/bin:/bin")
+        .env("HOME", "/tmp")
+        .env("TMPDIR", "/tmp")
+        .stdin(Stdio::null())
+        .output();
+    let out = match out {
+        Ok(o) => o,
+        Err(e) => {
+            assert!(
+                std::env::var_os("WARDEN_REQUIRE_SANDBOX").is_none(),
+                "setpriv: {e}"
+            );
+            return;
+        }
+    };
+    assert!(out.status.success(), "as nobody: {}", text(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("test result: ok"),
+        "{}",
+        text(&out)
+    );
+}

@@ -21,11 +21,12 @@ use tokio::sync::Semaphore;
 use tokio::task::AbortHandle;
 use tracing::{info, warn};
 use url::Host;
-use warden_egress::{parse_host, resolve, EgressPolicy, ResolveError};
+use warden_egress::{parse_host, resolve, AddressClass, EgressPolicy, ResolveError};
 
 use crate::log_safe::log_safe;
+use crate::shared::Shared;
 use crate::spec::StdioSandbox;
-use crate::UpstreamError;
+use crate::{UpstreamError, UpstreamEvent};
 
 /// Longest request head read before a decision.
 const MAX_HEAD: usize = 16 * 1024;
@@ -36,6 +37,7 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 const MAX_CONNECTIONS: usize = 64;
 
 struct Rules {
+    shared: Arc<Shared>,
     server: String,
     allow: Vec<(Host<String>, u16)>,
     policy: EgressPolicy,
@@ -44,9 +46,10 @@ struct Rules {
 /// Serves `listener` until the returned task is aborted.
 pub(crate) fn start(
     listener: std::net::TcpListener,
-    server: String,
+    shared: Arc<Shared>,
     sandbox: &StdioSandbox,
 ) -> Result<AbortHandle, UpstreamError> {
+    let server = shared.spec.name.clone();
     let listener = TcpListener::from_std(listener)
         .map_err(|e| UpstreamError::Unavailable(format!("egress proxy: {e}")))?;
     let allow = sandbox
@@ -55,6 +58,7 @@ pub(crate) fn start(
         .filter_map(|(host, port)| Some((parse_host(host)?, *port)))
         .collect();
     let rules = Arc::new(Rules {
+        shared,
         server,
         allow,
         policy: EgressPolicy::strict().widened(sandbox.egress_allow_private),
@@ -95,7 +99,7 @@ async fn serve(mut conn: TcpStream, rules: &Rules) {
     let request = match tokio::time::timeout(HEAD_TIMEOUT, read_request(&mut conn)).await {
         Ok(Ok(r)) => r,
         Ok(Err(why)) => {
-            refuse(&mut conn, rules, "-", 400, why).await;
+            refuse(&mut conn, rules, "-", 400, "bad_request", why).await;
             return;
         }
         Err(_) => return,
@@ -114,6 +118,7 @@ async fn serve(mut conn: TcpStream, rules: &Rules) {
             rules,
             &target,
             403,
+            "not_allowlisted",
             "not in this server's egress allowlist",
         )
         .await;
@@ -122,12 +127,18 @@ async fn serve(mut conn: TcpStream, rules: &Rules) {
     let addrs = match resolve(rules.policy, &request.host, request.port).await {
         Ok(a) => a,
         Err(ResolveError::Refused(r)) => {
-            let reason = r.class.reason();
-            refuse(&mut conn, rules, &target, 403, reason).await;
+            let code = match r.class {
+                AddressClass::Loopback => "loopback",
+                AddressClass::Private => "private",
+                AddressClass::LinkLocal => "link_local",
+                AddressClass::Reserved | AddressClass::Public => "reserved",
+            };
+            refuse(&mut conn, rules, &target, 403, code, r.class.reason()).await;
             return;
         }
         Err(ResolveError::Dns(_)) => {
-            refuse(&mut conn, rules, &target, 502, "the name does not resolve").await;
+            let why = "the name does not resolve";
+            refuse(&mut conn, rules, &target, 502, "unresolved", why).await;
             return;
         }
     };
@@ -139,7 +150,8 @@ async fn serve(mut conn: TcpStream, rules: &Rules) {
         }
     }
     let Some(mut onward) = onward else {
-        refuse(&mut conn, rules, &target, 502, "connection failed").await;
+        let why = "connection failed";
+        refuse(&mut conn, rules, &target, 502, "connect_failed", why).await;
         return;
     };
     info!(target: "egress", server = %rules.server, target = %target, "egress allowed");
@@ -156,15 +168,32 @@ async fn serve(mut conn: TcpStream, rules: &Rules) {
     let _ = tokio::io::copy_bidirectional(&mut conn, &mut onward).await;
 }
 
-async fn refuse(conn: &mut TcpStream, rules: &Rules, target: &str, status: u16, reason: &str) {
+/// Answers `status` with `reason`, logs, and reports the refusal (the
+/// gateway audits it).
+async fn refuse(
+    conn: &mut TcpStream,
+    rules: &Rules,
+    target: &str,
+    status: u16,
+    code: &'static str,
+    reason: &str,
+) {
+    let target = log_safe(target.as_bytes(), 300);
     warn!(
-        target: "audit",
-        event = "egress.refused",
+        target: "egress",
         server = %rules.server,
-        target = %log_safe(target.as_bytes(), 300),
+        target = %target,
         reason = %reason,
         "egress refused"
     );
+    rules
+        .shared
+        .emit(UpstreamEvent::EgressRefused {
+            server: rules.server.clone(),
+            target,
+            reason: code,
+        })
+        .await;
     let text = match status {
         400 => "Bad Request",
         403 => "Forbidden",

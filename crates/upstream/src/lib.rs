@@ -138,6 +138,16 @@ pub enum UpstreamEvent {
     Restarted { server: String, generation: u64 },
     /// The connection died; its pending calls have already failed.
     Down { server: String, reason: String },
+    /// A sandboxed server's egress proxy refused a destination.
+    EgressRefused {
+        server: String,
+        /// `host:port` as asked for (escaped, bounded).
+        target: String,
+        /// A short code: `not_allowlisted`, `loopback`, `private`,
+        /// `link_local`, `reserved`, `unresolved`, `connect_failed`,
+        /// `bad_request`.
+        reason: &'static str,
+    },
 }
 
 /// Where the upstream is in its life.

@@ -202,7 +202,7 @@ fn spawn(shared: &Arc<Shared>) -> Result<Process, UpstreamError> {
     let proxy = match (proxy, sandbox) {
         (Some(listener), Some(sandbox)) => Some(crate::egress_proxy::start(
             listener,
-            shared.spec.name.clone(),
+            shared.clone(),
             sandbox,
         )?),
         _ => None,

@@ -225,11 +225,11 @@ async fn isolation_modes_decide_who_shares_an_upstream() {
     // Strict: a whoami text that is not JSON with a numeric instance fails
     // the test instead of making the (in)equalities below hold vacuously.
     // (Not the pid: every sandboxed server is PID 1 of its namespace.)
-    let pid = |v: &Value| -> u64 {
+    let pid = |v: &Value| -> String {
         let t = text_of(v);
         serde_json::from_str::<Value>(&t)
             .ok()
-            .and_then(|j| j["instance"].as_u64())
+            .and_then(|j| j["instance"].as_str().map(str::to_owned))
             .unwrap_or_else(|| panic!("whoami gave no pid: {t}"))
     };
     let a_sess = pid(a.call_tool("per_session__whoami", json!({})).await.result());

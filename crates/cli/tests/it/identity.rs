@@ -147,7 +147,7 @@ async fn sessions_and_streams_belong_to_their_principal() {
     let mut b2 = Client::with_bearer(&w.url("/mcp"), &bob);
     b2.initialize().await;
     let pb = pid(&b2.call_tool("t__whoami", json!({})).await);
-    assert!(pa.is_number() && pb.is_number());
+    assert!(pa.is_string() && pb.is_string());
     assert_ne!(pa, pb, "two principals shared one stdio upstream");
 }
 

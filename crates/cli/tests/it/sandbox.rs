@@ -404,4 +404,31 @@ async fn fetch_reaches_only_its_allowed_site_through_the_egress_proxy() {
     .await;
     assert!(!t.contains("allowed-site-9917"), "{t}");
     assert_eq!(denied.hits(), 0, "a connection reached the denied site");
+
+    // Each refusal is in the audit trail, with why.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let (_, out, _) = w.cli_status(&["audit", "query", "--json", "--limit", "1000"]);
+        let refused: Vec<&str> = out
+            .lines()
+            .filter(|l| l.contains("\"egress_refused\""))
+            .collect();
+        let has = |server: &str, code: &str| {
+            refused.iter().any(|l| {
+                l.contains(&format!("\"server\":\"{server}\""))
+                    && l.contains(&format!("\"reason_code\":\"{code}\""))
+            })
+        };
+        if has("fetch", "not_allowlisted")
+            && has("fetch", "link_local")
+            && has("strict_fetch", "loopback")
+        {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "egress refusals not audited: {refused:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
 }
