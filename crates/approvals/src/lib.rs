@@ -22,6 +22,8 @@
 //! Nothing here does policy: the rules, who may approve and what an
 //! approval must carry arrive in the [`HeldCall`].
 
+#![forbid(unsafe_code)]
+
 mod model;
 mod settings;
 mod store;

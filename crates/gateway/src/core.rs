@@ -36,6 +36,7 @@ use warden_upstream::UpstreamEvent;
 
 use crate::call::Call;
 use crate::federation::{self, truncate};
+use crate::pipeline::authorize::S2c;
 use crate::pool::{Pool, PoolKey, StartSpec, UpstreamHandle};
 use crate::session::{
     lock, owner_key, Channel, ClientCaps, PendingS2c, Session, SessionCaps, Sessions, SessionsFull,
@@ -929,16 +930,44 @@ impl Gateway {
                 .await;
             return;
         };
-        let refused = crate::pipeline::authorize::s2c_refusal(
-            &self.snapshot(),
-            &session,
-            &handle.server,
-            msg.method(),
-        );
-        if let Some((code, why)) = refused {
-            let _ = handle.upstream.respond(reply_error(code, why)).await;
-            return;
+        let snap = self.snapshot();
+        let decision =
+            crate::pipeline::authorize::s2c_decision(&snap, &session, &handle.server, msg.method());
+        match decision {
+            S2c::Allow => {}
+            S2c::Refuse(code, why) => {
+                let _ = handle.upstream.respond(reply_error(code, why)).await;
+                return;
+            }
+            S2c::Hold(order) => {
+                // Held for a human (T26): the upstream waits for its answer
+                // while the approval is asked for; nothing reaches the
+                // client's model before it is approved.
+                let gw = self.clone();
+                let handle = handle.clone();
+                let text = msg.text.to_owned();
+                tokio::spawn(async move {
+                    gw.hold_server_request(&snap, &session, &sink, &handle, &text, order)
+                        .await;
+                });
+                return;
+            }
         }
+        self.forward_s2c(handle, msg, &session, &sink);
+    }
+
+    /// Sends an upstream's request to the client, its id swapped for one of
+    /// Warden's (the answer goes back to the upstream with its own).
+    pub(crate) fn forward_s2c(
+        &self,
+        handle: &Arc<UpstreamHandle>,
+        msg: &Message<'_>,
+        session: &Session,
+        sink: &Sink,
+    ) {
+        let Some(upstream_id) = msg.id else {
+            return;
+        };
         let client_id = session.next_s2c_id();
         let mut edits = EditSet::new();
         edits.replace(msg.text, upstream_id.raw_value(), client_id.clone());

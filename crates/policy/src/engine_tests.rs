@@ -295,6 +295,35 @@ fn annotations_raise_never_lower() {
 // ----- approvals -----------------------------------------------------------
 
 #[test]
+fn server_requests_can_be_held_for_approval() {
+    let e = engine(
+        "roles: { admin: { grants: [{ tools: [\"*\"], sampling: [\"*\"], elicitation: [\"*\"] }] } }\n\
+         approvals:\n  - { id: sampling-ok, sampling: [gh], approvers: [security] }",
+    );
+    let p = principal(&["admin"]);
+    let mut sample = call(&p, "gh", "");
+    sample.action = Action::Sample;
+    let Decision::RequiresApproval {
+        policies,
+        approvers,
+        ..
+    } = e.decide(&sample)
+    else {
+        panic!("sampling from gh is held: {:?}", e.decide(&sample));
+    };
+    assert_eq!(policies, ids(&["approval.sampling-ok.sampling"]));
+    assert!(!approvers[0].caller);
+    // Another server's sampling, gh's elicitation and gh's tools are not held.
+    let mut other = call(&p, "mail", "");
+    other.action = Action::Sample;
+    assert!(e.decide(&other).is_allow());
+    let mut elicit = call(&p, "gh", "");
+    elicit.action = Action::Elicit;
+    assert!(e.decide(&elicit).is_allow());
+    assert!(e.decide(&call(&p, "gh", "delete_repo")).is_allow());
+}
+
+#[test]
 fn four_eyes_approvers_come_with_the_decision_and_exclude_the_caller() {
     let e = engine(&format!(
         "{ADMIN}\napprovals:\n  - {{ id: prod, risk: [critical], approvers: [security] }}\n  - {{ id: self, tools: [gh/delete_repo] }}"

@@ -169,6 +169,10 @@ pub struct RawApproval {
     /// role names. Without `caller` it is four eyes: the approver holds one
     /// of the roles and is not the caller.
     pub approvers: Option<Vec<String>>,
+    /// Servers (globs) whose sampling requests are held for approval.
+    pub sampling: Option<Vec<String>>,
+    /// Servers (globs) whose elicitation requests are held for approval.
+    pub elicitation: Option<Vec<String>>,
 }
 
 /// OAuth scope requirements. Hierarchy: a granted `a:b` satisfies a
@@ -286,6 +290,8 @@ pub(crate) struct ApprovalRule {
     pub groups: Vec<String>,
     pub requires: Vec<ApprovalFact>,
     pub approvers: Approvers,
+    pub sampling: Vec<String>,
+    pub elicitation: Vec<String>,
 }
 
 /// Who may approve a held call, for one approval policy.
@@ -882,6 +888,8 @@ impl Resolver {
                 a
             }
         };
+        let sampling = self.names(&format!("{path}.sampling"), raw.sampling);
+        let elicitation = self.names(&format!("{path}.elicitation"), raw.elicitation);
         (self.errors.len() == before).then_some(ApprovalRule {
             id,
             tools,
@@ -893,6 +901,8 @@ impl Resolver {
             groups,
             requires,
             approvers,
+            sampling,
+            elicitation,
         })
     }
 

@@ -450,3 +450,119 @@ async fn approved_on_one_warden_released_on_another_through_postgres() {
     assert_eq!(upstream_calls(a.dir(), "tickets_delete"), 1);
     assert_eq!(upstream_calls(b.dir(), "tickets_delete"), 0);
 }
+
+/// The bundled test server's `sample` tool asks the client to sample;
+/// policy holds its sampling requests for a security approver (T26).
+const SAMPLING_YAML: &str = r#"identity:
+  public_url: http://127.0.0.1:1
+  data_dir: '{DIR}/data'
+  dev_issuer: {enabled: true}
+servers:
+  t:
+    command: '{WARDEN}'
+    args: [example-server, --mode, test, --name, t, --record, '{DIR}/upstream.jsonl']
+authorization:
+  roles:
+    dev:
+      grants: [{tools: ["*"], sampling: ["*"]}]
+    security:
+      grants: [{tools: [t/echo]}]
+  approvals:
+    - {id: sampling-needs-security, sampling: [t], approvers: [security]}
+approvals:
+  wait: 60s
+  in_band: false
+"#;
+
+/// Waits for the one pending approval `bob` may decide.
+async fn pending_for(w: &Warden, bob: &str, kind: &str) -> String {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let mut last = String::new();
+    loop {
+        assert!(
+            Instant::now() < deadline,
+            "no pending {kind} approval appeared: {last}\n{}",
+            std::fs::read_to_string(w.dir().join("upstream.jsonl")).unwrap_or_default()
+        );
+        let (ok, out, err) = approvals_cli(w, bob, &["list", "--json"]);
+        last = format!("{out}{err}");
+        if ok {
+            let v: Value = serde_json::from_str(&out).unwrap_or_default();
+            if let Some(id) = v["approvals"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .find(|a| a["call"]["kind"] == kind)
+                .and_then(|a| a["id"].as_str())
+            {
+                return id.to_owned();
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+#[tokio::test]
+async fn t26_a_servers_sampling_request_waits_for_approval_and_a_denied_one_never_reaches_the_client(
+) {
+    let w = Warden::start(SAMPLING_YAML);
+    let alice = token(&w, "alice", "dev");
+    let bob = token(&w, "bob", "security");
+
+    // Denied: the upstream gets the refusal, the client is never asked.
+    // One client session throughout: with several sessions on one stdio
+    // upstream, a server request that names no client request has no one
+    // client to go to.
+    let mut c = client(&w, &alice).await;
+    let call = tokio::spawn(async move {
+        let r = c
+            .call_tool(
+                "t__sample",
+                json!({"prompt": "write a haiku about tickets"}),
+            )
+            .await;
+        (c, r.messages.clone(), r.response().clone())
+    });
+    let id = pending_for(&w, &bob, "sampling").await;
+    let (ok, out, err) = approvals_cli(&w, &bob, &["show", &id]);
+    assert!(
+        ok && out.contains("write a haiku about tickets"),
+        "the approver sees what is asked: {out}{err}"
+    );
+    let (ok, _, err) = approvals_cli(&w, &bob, &["deny", &id, "--reason", "no"]);
+    assert!(ok, "{err}");
+    let (mut c, messages, response) = call.await.unwrap();
+    assert!(
+        !messages
+            .iter()
+            .any(|m| m["method"] == "sampling/createMessage"),
+        "the client never saw the denied request: {messages:?}"
+    );
+    assert_eq!(response["result"]["isError"], true, "{response}");
+    assert!(
+        text_of(&response["result"]).contains("sampling failed"),
+        "{response}"
+    );
+
+    // Approved: the request reaches the client, its answer the upstream.
+    let call = tokio::spawn(async move {
+        let r = c
+            .call_tool("t__sample", json!({"prompt": "summarise the notes"}))
+            .await;
+        (r.messages.clone(), r.response().clone())
+    });
+    let id = pending_for(&w, &bob, "sampling").await;
+    let (ok, _, err) = approvals_cli(&w, &bob, &["approve", &id]);
+    assert!(ok, "{err}");
+    let (messages, response) = call.await.unwrap();
+    assert!(
+        messages
+            .iter()
+            .any(|m| m["method"] == "sampling/createMessage"),
+        "approved: the client was asked: {messages:?}"
+    );
+    assert!(
+        text_of(&response["result"]).contains("sampled by test client"),
+        "{response}"
+    );
+}

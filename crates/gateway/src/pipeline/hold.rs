@@ -58,68 +58,119 @@ pub(crate) async fn run(gw: &Arc<Gateway>, ex: &mut Exchange<'_>) -> Result<(), 
     let Some(order) = ex.approval.take() else {
         return Ok(());
     };
-    let required = |held: Option<Box<HeldNote>>| Refusal::ApprovalRequired {
-        reason: order.reason.clone(),
-        requires: order.requires.clone(),
-        held,
-    };
-    let Some(service) = gw.approvals() else {
-        return Err(required(None));
-    };
     let Some((binding, call)) = held_call(ex, &order) else {
-        return Err(required(None));
+        return Err(order.required(None));
     };
-    let settings = ex.snap.config.approvals.clone();
-    let held = match service.hold(&binding, call, settings.expiry).await {
-        Ok(h) => h,
-        Err(e) => {
-            // Fail closed: nothing is forwarded without a working store.
-            warn!(target: "audit", event = "approval.store_failed", correlation_id = %ex.call.corr, error = %e);
-            return Err(required(None));
+    let ask = Ask {
+        gw,
+        snap: &ex.snap,
+        session: &ex.session,
+        sink: &ex.sink,
+        principal: &ex.principal,
+        progress: progress_token(ex),
+        corr: &ex.call.corr,
+    };
+    match obtain(&ask, &order, &binding, call).await {
+        Ok(used) => {
+            ex.call.note(|f| {
+                f.approval = Some(facts(&used, "approved"));
+                f.reason_code = Some("approval_granted".into());
+                f.decision = Some(warden_audit::Decision::Allow);
+            });
+            Ok(())
         }
+        Err((refusal, approval)) => {
+            ex.call.note(|f| f.approval = approval);
+            Err(refusal)
+        }
+    }
+}
+
+impl Order {
+    /// The refusal of a call held without a decision (`held`: the
+    /// request it waits for, when there is one).
+    fn required(&self, held: Option<Box<HeldNote>>) -> Refusal {
+        Refusal::ApprovalRequired {
+            reason: self.reason.clone(),
+            requires: self.requires.clone(),
+            held,
+        }
+    }
+}
+
+/// Who asks for an approval, and where the questions and progress go.
+pub(crate) struct Ask<'a> {
+    pub gw: &'a Arc<Gateway>,
+    pub snap: &'a crate::snapshot::Snapshot,
+    pub session: &'a crate::session::Session,
+    pub sink: &'a crate::stream::Sink,
+    pub principal: &'a warden_identity::Principal,
+    /// The client's progress token, if it sent one.
+    pub progress: Option<Value>,
+    pub corr: &'a str,
+}
+
+/// An approval of the held call, consumed; or the refusal (and the
+/// approval facts for the audit record).
+pub(crate) async fn obtain(
+    ask: &Ask<'_>,
+    order: &Order,
+    binding: &Binding,
+    call: HeldCall,
+) -> Result<Approval, (Refusal, Option<warden_audit::ApprovalFacts>)> {
+    let gw = ask.gw;
+    let Some(service) = gw.approvals() else {
+        return Err((order.required(None), None));
     };
+    let settings = ask.snap.config.approvals.clone();
+    let failed = |e: &dyn std::fmt::Display| {
+        // Fail closed: nothing is forwarded without a working store.
+        warn!(target: "audit", event = "approval.store_failed", correlation_id = %ask.corr, error = %e);
+        (order.required(None), None)
+    };
+    let held = service
+        .hold(binding, call, settings.expiry)
+        .await
+        .map_err(|e| failed(&e))?;
     let approval = match held {
-        Held::Granted(a) => return consume(gw, ex, &service, a).await,
+        Held::Granted(a) => return consume(ask, &service, a).await,
         Held::Pending { approval, new } => {
             if new {
                 gw.record_approval(&approval, "pending", None);
                 gw.metrics.approval("requested", None);
                 info!(target: "audit", event = "approval.requested", approval = %approval.id,
-                      correlation_id = %ex.call.corr, server = %approval.call.server, item = %approval.call.item);
+                      correlation_id = %ask.corr, server = %approval.call.server, item = %approval.call.item);
             }
             approval
         }
     };
-    ex.call.note(|f| {
-        f.approval = Some(warden_audit::ApprovalFacts {
-            id: Some(approval.id.clone()),
-            status: "pending".into(),
-            ..Default::default()
-        });
+    let pending = Some(warden_audit::ApprovalFacts {
+        id: Some(approval.id.clone()),
+        status: "pending".into(),
+        ..Default::default()
     });
 
-    let deadline_ms = approval.expires_at;
-    if settings.in_band && approval.call.caller_may_approve() && ex.session.caps.elicitation {
-        if let Some(a) = ask_in_band(gw, ex, &service, &approval).await? {
-            return consume(gw, ex, &service, a).await;
+    if settings.in_band && approval.call.caller_may_approve() && ask.session.caps.elicitation {
+        match ask_in_band(ask, &service, &approval).await {
+            InBand::Approved(a) => return consume(ask, &service, a).await,
+            InBand::Denied(a) => return Err(refused(&a, "denied")),
+            InBand::NoDecision => {}
         }
     }
 
     // Out of band: wait for an approver, with progress.
     let wait = settings
         .wait
-        .min(Duration::from_millis(remaining_ms(deadline_ms)));
+        .min(Duration::from_millis(remaining_ms(approval.expires_at)));
     let last = if wait.is_zero() {
         Some(approval.clone())
     } else {
-        let token = progress_token(ex);
         let mut n = 0u64;
-        let sink = ex.sink.clone();
         let id = approval.id.clone();
         let deadline = tokio::time::Instant::now() + wait;
-        let result = service
+        service
             .wait(&approval.id, deadline, settings.progress_every, || {
-                if let Some(t) = &token {
+                if let Some(t) = &ask.progress {
                     n += 1;
                     let msg = serde_json::json!({
                         "jsonrpc": "2.0",
@@ -130,26 +181,20 @@ pub(crate) async fn run(gw: &Arc<Gateway>, ex: &mut Exchange<'_>) -> Result<(), 
                             "message": format!("waiting for approval {id}"),
                         }
                     });
-                    sink.send(msg.to_string().into());
+                    ask.sink.send(msg.to_string().into());
                 }
             })
-            .await;
-        match result {
-            Ok(a) => a,
-            Err(e) => {
-                warn!(target: "audit", event = "approval.store_failed", correlation_id = %ex.call.corr, error = %e);
-                return Err(required(None));
-            }
-        }
+            .await
+            .map_err(|e| failed(&e))?
     };
     match last {
-        Some(a) if a.status == Status::Approved => consume(gw, ex, &service, a).await,
-        Some(a) if a.status == Status::Denied => Err(refused(ex, &a, "denied")),
+        Some(a) if a.status == Status::Approved => consume(ask, &service, a).await,
+        Some(a) if a.status == Status::Denied => Err(refused(&a, "denied")),
         Some(a) if a.status == Status::Expired || a.lapsed(warden_approvals::now_ms()) => {
-            Err(refused(ex, &a, "expired"))
+            Err(refused(&a, "expired"))
         }
-        Some(a) => Err(required(Some(Box::new(note(&a))))),
-        None => Err(required(None)),
+        Some(a) => Err((order.required(Some(Box::new(note(&a)))), pending)),
+        None => Err((order.required(None), pending)),
     }
 }
 
@@ -172,15 +217,15 @@ pub(crate) fn rfc3339(ms: i64) -> String {
         .unwrap_or_default()
 }
 
-fn refused(ex: &Exchange<'_>, a: &Approval, status: &'static str) -> Refusal {
-    ex.call.note(|f| {
-        f.approval = Some(facts(a, status));
-    });
-    Refusal::ApprovalRefused {
-        id: a.id.clone(),
-        status,
-        why: a.reason.clone(),
-    }
+fn refused(a: &Approval, status: &'static str) -> (Refusal, Option<warden_audit::ApprovalFacts>) {
+    (
+        Refusal::ApprovalRefused {
+            id: a.id.clone(),
+            status,
+            why: a.reason.clone(),
+        },
+        Some(facts(a, status)),
+    )
 }
 
 fn facts(a: &Approval, status: &str) -> warden_audit::ApprovalFacts {
@@ -197,64 +242,66 @@ fn facts(a: &Approval, status: &str) -> warden_audit::ApprovalFacts {
     }
 }
 
-/// Uses the approval once and lets the call go on; refused when another
-/// call used it first or it lapsed in between.
+/// Uses the approval once; refused when another call used it first or
+/// it lapsed in between.
 async fn consume(
-    gw: &Arc<Gateway>,
-    ex: &mut Exchange<'_>,
+    ask: &Ask<'_>,
     service: &Approvals,
     a: Approval,
-) -> Result<(), Refusal> {
+) -> Result<Approval, (Refusal, Option<warden_audit::ApprovalFacts>)> {
     match service.consume(&a.id).await {
         Ok(Some(used)) => {
-            gw.record_approval(&used, "consumed", Some(&ex.call.corr));
-            gw.metrics.approval("consumed", None);
+            ask.gw.record_approval(&used, "consumed", Some(ask.corr));
+            ask.gw.metrics.approval("consumed", None);
             info!(target: "audit", event = "approval.consumed", approval = %used.id,
-                  correlation_id = %ex.call.corr);
-            ex.call.note(|f| {
-                f.approval = Some(facts(&used, "approved"));
-                f.reason_code = Some("approval_granted".into());
-                f.decision = Some(warden_audit::Decision::Allow);
-            });
-            Ok(())
+                  correlation_id = %ask.corr);
+            Ok(used)
         }
-        Ok(None) => Err(Refusal::ApprovalRefused {
-            id: a.id,
-            status: "expired",
-            why: Some("the approval was used by another call or lapsed".into()),
-        }),
+        Ok(None) => Err((
+            Refusal::ApprovalRefused {
+                id: a.id.clone(),
+                status: "expired",
+                why: Some("the approval was used by another call or lapsed".into()),
+            },
+            Some(facts(&a, "expired")),
+        )),
         Err(e) => {
-            warn!(target: "audit", event = "approval.store_failed", correlation_id = %ex.call.corr, error = %e);
-            Err(Refusal::ApprovalRequired {
-                reason: "approval_required".into(),
-                requires: Vec::new(),
-                held: None,
-            })
+            warn!(target: "audit", event = "approval.store_failed", correlation_id = %ask.corr, error = %e);
+            Err((
+                Refusal::ApprovalRequired {
+                    reason: "approval_required".into(),
+                    requires: Vec::new(),
+                    held: None,
+                },
+                None,
+            ))
         }
     }
 }
 
-/// Asks the caller's own client. `Ok(Some)`: approved (to consume);
-/// `Ok(None)`: no usable answer (wait out of band); `Err`: denied.
-async fn ask_in_band(
-    gw: &Arc<Gateway>,
-    ex: &Exchange<'_>,
-    service: &Approvals,
-    a: &Approval,
-) -> Result<Option<Approval>, Refusal> {
+/// What the caller's client answered.
+enum InBand {
+    Approved(Approval),
+    Denied(Approval),
+    /// No usable answer: wait out of band.
+    NoDecision,
+}
+
+/// Asks the caller's own client.
+async fn ask_in_band(ask: &Ask<'_>, service: &Approvals, a: &Approval) -> InBand {
     let params = elicitation_params(a);
-    let (client_id, rx) = ex.session.ask(&ex.sink, "elicitation/create", &params);
-    info!(target: "audit", event = "approval.asked_in_band", approval = %a.id, correlation_id = %ex.call.corr);
+    let (client_id, rx) = ask.session.ask(ask.sink, "elicitation/create", &params);
+    info!(target: "audit", event = "approval.asked_in_band", approval = %a.id, correlation_id = %ask.corr);
     let answer = tokio::time::timeout(Duration::from_millis(remaining_ms(a.expires_at)), rx).await;
     let Ok(Ok(text)) = answer else {
-        crate::session::lock(&ex.session.pending_s2c).remove(&client_id);
-        return Ok(None);
+        crate::session::lock(&ask.session.pending_s2c).remove(&client_id);
+        return InBand::NoDecision;
     };
     let Some(reply) = Reply::read(&text) else {
-        return Ok(None);
+        return InBand::NoDecision;
     };
-    let roles = ex.principal.data().roles.clone();
-    let key = ex.principal.key();
+    let roles = ask.principal.data().roles.clone();
+    let key = ask.principal.key();
     let verdict = warden_approvals::Verdict {
         approve: reply.approve,
         by: &key,
@@ -264,19 +311,19 @@ async fn ask_in_band(
         in_band: true,
     };
     match service.decide(&a.id, &verdict).await {
-        Ok(decided) if decided.status == Status::Approved => {
-            gw.approval_decided(&decided);
-            Ok(Some(decided))
-        }
         Ok(decided) => {
-            gw.approval_decided(&decided);
-            Err(refused(ex, &decided, "denied"))
+            ask.gw.approval_decided(&decided);
+            if decided.status == Status::Approved {
+                InBand::Approved(decided)
+            } else {
+                InBand::Denied(decided)
+            }
         }
         // An approval missing what policy requires, or decided elsewhere
         // meanwhile: the out-of-band path reads what the store says.
         Err(e) => {
             info!(target: "audit", event = "approval.in_band_refused", approval = %a.id, error = %e);
-            Ok(None)
+            InBand::NoDecision
         }
     }
 }
@@ -410,35 +457,7 @@ fn held_call(ex: &Exchange<'_>, order: &Order) -> Option<(Binding, HeldCall)> {
         _ => return None,
     };
     let args_hash = ex.call.input_hash().unwrap_or_default();
-    let raw_args = ex.msg.param("arguments");
-    let mut shown: Value = raw_args
-        .and_then(|a| serde_json::from_str(a.get()).ok())
-        .unwrap_or(Value::Null);
-    // Sensitive-data findings, then the secrets out.
-    let guard = ex.snap.guard.clone();
-    let mut findings = BTreeSet::new();
-    strings(&shown, &mut |s| {
-        for d in guard.detect(s) {
-            if matches!(
-                d.family,
-                warden_guard::Family::Secret | warden_guard::Family::Pii
-            ) {
-                findings.insert(d.class.to_owned());
-            }
-        }
-    });
-    warden_audit::Redactor::new().redact_value(&mut shown);
-    warden_audit::scrub_value(
-        &move |text: &str| {
-            guard
-                .detect(text)
-                .into_iter()
-                .filter(|d| d.family == warden_guard::Family::Secret)
-                .map(|d| (d.span, d.class))
-                .collect::<Vec<_>>()
-        },
-        &mut shown,
-    );
+    let (shown, findings) = shown_arguments(&ex.snap, ex.msg.param("arguments"));
     let targets = ex
         .snap
         .config
@@ -492,13 +511,49 @@ fn held_call(ex: &Exchange<'_>, order: &Order) -> Option<(Binding, HeldCall)> {
         read_only,
         targets,
         effect,
-        findings: findings.into_iter().collect(),
+        findings,
         rules: order.rules.clone(),
         requires: order.requires.clone(),
         approvers: order.approvers.iter().map(ApproverRule::from).collect(),
         correlation_id: ex.call.corr.clone(),
     };
     Some((binding, call))
+}
+
+/// The arguments as an approver sees them (sensitive key names and the
+/// guards' secrets redacted) and the guards' sensitive-data findings.
+fn shown_arguments(
+    snap: &crate::snapshot::Snapshot,
+    raw: Option<&serde_json::value::RawValue>,
+) -> (Value, Vec<String>) {
+    let mut shown: Value = raw
+        .and_then(|a| serde_json::from_str(a.get()).ok())
+        .unwrap_or(Value::Null);
+    let guard = snap.guard.clone();
+    let mut findings = BTreeSet::new();
+    strings(&shown, &mut |s| {
+        for d in guard.detect(s) {
+            if matches!(
+                d.family,
+                warden_guard::Family::Secret | warden_guard::Family::Pii
+            ) {
+                findings.insert(d.class.to_owned());
+            }
+        }
+    });
+    warden_audit::Redactor::new().redact_value(&mut shown);
+    warden_audit::scrub_value(
+        &move |text: &str| {
+            guard
+                .detect(text)
+                .into_iter()
+                .filter(|d| d.family == warden_guard::Family::Secret)
+                .map(|d| (d.span, d.class))
+                .collect::<Vec<_>>()
+        },
+        &mut shown,
+    );
+    (shown, findings.into_iter().collect())
 }
 
 /// Every string (keys too) in `v`.
@@ -517,6 +572,88 @@ fn strings(v: &Value, f: &mut impl FnMut(&str)) {
 }
 
 impl Gateway {
+    /// A server-to-client request (`sampling/createMessage`,
+    /// `elicitation/create`) that policy holds for approval (T26): asked
+    /// or waited for like a held call, bound to the request's exact
+    /// params; approved, it goes to the client, otherwise the upstream gets
+    /// the refusal and the client never sees the request.
+    pub(crate) async fn hold_server_request(
+        self: &Arc<Self>,
+        snap: &crate::snapshot::Snapshot,
+        session: &Arc<crate::session::Session>,
+        sink: &crate::stream::Sink,
+        handle: &Arc<crate::pool::UpstreamHandle>,
+        text: &str,
+        order: Order,
+    ) {
+        let Ok(msg) = parse_one(text) else { return };
+        let Some(upstream_id) = msg.id else { return };
+        let corr = self.correlation_id();
+        let method = msg.method();
+        let kind = if method == "sampling/createMessage" {
+            "sampling"
+        } else {
+            "elicitation"
+        };
+        let params = msg.params;
+        let args_hash = params.map(warden_audit::input_hash).unwrap_or_default();
+        let (arguments, findings) = shown_arguments(snap, params);
+        let principal = session.principal.clone();
+        let data = principal.data();
+        let binding = Binding {
+            principal: principal.key(),
+            server: handle.server.clone(),
+            kind: kind.to_owned(),
+            item: method.to_owned(),
+            args_hash: args_hash.clone(),
+        };
+        let call = HeldCall {
+            principal: principal.key(),
+            subject: data.subject.clone(),
+            tenant: data.tenant.clone(),
+            client_id: data.client_id.clone(),
+            agent_id: data.agent_id.clone(),
+            server: handle.server.clone(),
+            kind: kind.to_owned(),
+            item: method.to_owned(),
+            arguments,
+            args_hash,
+            risk: None,
+            read_only: None,
+            targets: Default::default(),
+            effect: Some(if kind == "sampling" {
+                "the server asks the client's model to write a message".to_owned()
+            } else {
+                "the server asks the user for input".to_owned()
+            }),
+            findings,
+            rules: order.rules.clone(),
+            requires: order.requires.clone(),
+            approvers: order.approvers.iter().map(ApproverRule::from).collect(),
+            correlation_id: corr.clone(),
+        };
+        let ask = Ask {
+            gw: self,
+            snap,
+            session,
+            sink,
+            principal: &principal,
+            progress: None,
+            corr: &corr,
+        };
+        info!(target: "audit", event = "server_request.held", server = %handle.server,
+              session = %session.id, method = %method, correlation_id = %corr);
+        match obtain(&ask, &order, &binding, call).await {
+            Ok(_) => self.forward_s2c(handle, &msg, session, sink),
+            Err((refusal, _)) => {
+                let answer = refusal.response(upstream_id.raw(), &corr);
+                if let Err(e) = handle.upstream.respond(answer).await {
+                    warn!(server = %handle.server, error = %e, "could not refuse a held server request");
+                }
+            }
+        }
+    }
+
     /// The approval service, once installed ([`Gateway::set_approvals`]).
     pub fn approvals(&self) -> Option<Arc<Approvals>> {
         self.approvals.load_full()
