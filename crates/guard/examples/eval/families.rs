@@ -439,7 +439,7 @@ pub fn score_descriptions(scanner: &Scanner, set: &Set) -> Score {
         let (verdict, findings) = scanner.scan_manifest_in(&raw, &ctx);
         let rules: Vec<String> = findings
             .iter()
-            .map(|f| format!("{}({})", f.rule, f.severity))
+            .map(|f| format!("{}({}) {:?}", f.rule, f.severity, f.excerpt))
             .collect();
         score.add(
             item,
@@ -704,7 +704,7 @@ fn goal_text(g: &Value) -> String {
 }
 
 fn is_secret_fixture(id: &str) -> bool {
-    id.starts_with("credential-token-theft/") || id.contains("secret-in-fetched-doc")
+    id.contains("aws-key-in-response") || id.contains("secret-in-fetched-doc")
 }
 
 /// Every text of an MCP result (or the string itself).
@@ -736,13 +736,22 @@ fn result_text(v: &Value) -> String {
 pub fn score_texts(guard: &Guard, set: &Set, family: Family) -> Score {
     let mut score = Score::default();
     for item in &set.items {
-        let classes: BTreeSet<&'static str> = guard
+        let found: Vec<_> = guard
             .detect(&item.text)
             .into_iter()
             .filter(|d| d.family == family)
-            .map(|d| d.class)
             .collect();
-        let excerpt: String = item.text.chars().take(160).collect();
+        let classes: BTreeSet<&'static str> = found.iter().map(|d| d.class).collect();
+        let excerpt: String = match found.first() {
+            Some(d) => item
+                .text
+                .get(d.span.clone())
+                .unwrap_or_default()
+                .chars()
+                .take(120)
+                .collect(),
+            None => item.text.chars().take(160).collect(),
+        };
         score.add(
             item,
             !classes.is_empty(),
