@@ -52,6 +52,8 @@ pub struct Facts {
     /// Arguments as recorded by the audit settings (redacted), if any.
     pub arguments: Option<serde_json::Value>,
     pub output: Option<OutputFacts>,
+    /// The approval that let a held call go on, or that it waits for.
+    pub approval: Option<warden_audit::ApprovalFacts>,
 }
 
 impl Call {
@@ -144,6 +146,7 @@ impl Call {
             input_hash: f.input_hash,
             arguments: f.arguments,
             output: f.output,
+            approval: f.approval,
             latency_us: Some(self.started.elapsed().as_micros() as u64),
             upstream_status: Some(outcome.to_owned()),
             ..Event::new(EventKind::Call)

@@ -97,6 +97,9 @@ pub struct Gateway {
     /// the server and principal it was issued for, and derives the ids of
     /// modern contexts.
     pub(crate) state_key: [u8; 32],
+    /// Held calls' approvals; `None` until installed (the core alone runs
+    /// without: held calls are then refused).
+    pub(crate) approvals: arc_swap::ArcSwapOption<warden_approvals::Approvals>,
 }
 
 /// Why a new configuration was not swapped in.
@@ -127,6 +130,9 @@ fn restart_only_changes(
     }
     if old.tls != new.tls {
         changed.push("tls");
+    }
+    if old.approvals.store != new.approvals.store {
+        changed.push("approvals.store");
     }
     changed
 }
@@ -164,6 +170,7 @@ impl Gateway {
             counter: AtomicU64::new(1),
             reported: Mutex::new(HashSet::new()),
             probes: Default::default(),
+            approvals: arc_swap::ArcSwapOption::empty(),
         });
         spawn_reaper(Arc::downgrade(&gw));
         crate::pipeline::registry::spawn_registry_keeper(Arc::downgrade(&gw));
