@@ -286,6 +286,32 @@ async fn out_of_band_four_eyes_single_use_and_bound_to_the_arguments() {
     assert_eq!(r.error_code(), -32013, "{}", r.response());
     assert_eq!(upstream_calls(w.dir(), "tickets_delete"), 1);
 
+    // Counted: rates by outcome, and how long decisions took.
+    let metrics = reqwest::get(w.url("/metrics"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let count = |status: &str| -> f64 {
+        metrics
+            .lines()
+            .find(|l| l.starts_with(&format!("warden_approvals_total{{status=\"{status}\"}}")))
+            .and_then(|l| l.rsplit(' ').next())
+            .and_then(|v| v.parse().ok())
+            .unwrap_or_else(|| panic!("no {status} count in:\n{metrics}"))
+    };
+    assert_eq!(count("consumed"), 1.0);
+    assert_eq!(count("approved"), 1.0);
+    assert_eq!(count("denied"), 1.0);
+    assert!(count("requested") >= 4.0);
+    assert!(
+        metrics
+            .lines()
+            .any(|l| l.starts_with("warden_approval_wait_seconds_count") && l.ends_with(" 2")),
+        "two decisions timed:\n{metrics}"
+    );
+
     // Every step is in the audit trail.
     let trail = w.cli(&["audit", "query", "--json", "--limit", "500"]);
     for status in ["pending", "approved", "consumed", "denied"] {
