@@ -30,6 +30,7 @@ pub(crate) struct RawConfig {
     pub limits: Option<warden_limits::RawLimits>,
     pub tls: Option<warden_identity::RawTls>,
     pub registry: Option<RawRegistry>,
+    pub credentials: Option<warden_credentials::RawIssuer>,
 }
 
 /// `registry:` — the tool registry (pinned manifests, `warden.lock`).
@@ -108,6 +109,7 @@ pub(crate) struct RawServer {
     pub restart: Option<RawRestart>,
     pub instructions: Option<String>,
     pub required: Option<bool>,
+    pub credentials: Option<RawServerCredentials>,
     // authorization facts (the policy crate's catalog)
     pub tenants: Option<Vec<String>>,
     pub environment: Option<String>,
@@ -117,6 +119,16 @@ pub(crate) struct RawServer {
     pub tools: Option<Vec<warden_policy::ItemFacts>>,
     pub resources: Option<Vec<warden_policy::ItemFacts>>,
     pub prompts: Option<Vec<warden_policy::ItemFacts>>,
+}
+
+/// `servers.NAME.credentials`: what Warden presents to the upstream.
+#[derive(Debug, Default, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawServerCredentials {
+    pub mode: Option<String>,
+    pub audience: Option<String>,
+    pub tenants: Option<OrderedMap<OrderedMap<String>>>,
+    pub principals: Option<OrderedMap<OrderedMap<String>>>,
 }
 
 #[derive(Debug, Default, serde::Deserialize)]

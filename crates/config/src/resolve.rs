@@ -15,12 +15,12 @@ use crate::defaults;
 use crate::error::{ConfigErrors, FieldPath, Problems};
 use crate::glob::{could_match_with_prefix, is_pattern_char};
 use crate::model::{
-    Config, Era, Gateway, Isolation, Listen, RegistrySettings, RestartPolicy, ServerConfig,
-    StdioSettings, Transport, VirtualServer,
+    Config, CredentialMode, Era, Gateway, Isolation, Listen, RegistrySettings, RestartPolicy,
+    ServerConfig, StdioSettings, Transport, VirtualServer,
 };
 use crate::raw::{
-    OrderedMap, RawConfig, RawGateway, RawListen, RawRegistry, RawRestart, RawServer, RawStdio,
-    RawVirtualServer,
+    OrderedMap, RawConfig, RawGateway, RawListen, RawRegistry, RawRestart, RawServer,
+    RawServerCredentials, RawStdio, RawVirtualServer,
 };
 use crate::secret::{header_looks_secret, is_env_name, Secret, SecretRef, SecretSource};
 use crate::units::{parse_count, parse_duration, parse_rate, parse_size};
@@ -189,6 +189,34 @@ pub(crate) fn resolve(raw: RawConfig, context: &Context<'_>) -> Result<Config, C
             },
         );
     let registry = resolver.registry(raw.registry.unwrap_or_default(), &root.field("registry"));
+    let default_issuer = identity.as_ref().map(|i| i.public_url().to_owned());
+    let credentials = match &raw.credentials {
+        None => default_issuer
+            .as_deref()
+            .map(warden_credentials::IssuerSettings::defaults),
+        Some(raw) => match raw.resolve(context.base_dir, default_issuer.as_deref()) {
+            Ok(settings) => Some(settings),
+            Err(problems) => {
+                for (path, message) in problems {
+                    resolver.problems.push_raw(path, message);
+                }
+                None
+            }
+        },
+    };
+    if credentials.is_none() && raw.credentials.is_none() {
+        for server in &servers {
+            if matches!(server.credentials.mode, CredentialMode::Mint { .. }) {
+                resolver.problems.push(
+                    &servers_path
+                        .key(&server.name)
+                        .field("credentials")
+                        .field("mode"),
+                    "mint needs Warden's issuer URL: set identity.public_url or credentials.issuer",
+                );
+            }
+        }
+    }
 
     if resolver.problems.is_empty() {
         let guards = crate::Section(std::sync::Arc::new(guards.unwrap_or_default()));
@@ -212,6 +240,7 @@ pub(crate) fn resolve(raw: RawConfig, context: &Context<'_>) -> Result<Config, C
             limits,
             tls,
             registry,
+            credentials: credentials.map(|c| crate::Section(std::sync::Arc::new(c))),
         })
     } else {
         Err(resolver.problems.into_errors())
@@ -508,6 +537,12 @@ impl Resolver<'_> {
                 "2026-07-28 is spoken over Streamable HTTP only (set url:)",
             );
         }
+        let credentials = self.server_credentials(
+            raw.credentials.as_ref(),
+            &transport,
+            isolation,
+            &path.field("credentials"),
+        );
         Some(ServerConfig {
             name: name.to_owned(),
             transport,
@@ -519,6 +554,7 @@ impl Resolver<'_> {
             restart,
             instructions: raw.instructions.clone(),
             required: raw.required.unwrap_or(false),
+            credentials,
             facts: crate::Section(std::sync::Arc::new(warden_policy::ServerFacts {
                 name: name.to_owned(),
                 tenants: raw.tenants.clone().unwrap_or_default(),
@@ -882,6 +918,86 @@ impl Resolver<'_> {
             }
         }
         ok.then_some(headers)
+    }
+
+    /// `servers.NAME.credentials`: the mode, and headers per tenant and
+    /// per principal (secrets referenced like every other header).
+    fn server_credentials(
+        &mut self,
+        raw: Option<&RawServerCredentials>,
+        transport: &Transport,
+        isolation: Isolation,
+        path: &FieldPath,
+    ) -> crate::UpstreamCredentials {
+        let mut out = crate::UpstreamCredentials::default();
+        let Some(raw) = raw else {
+            return out;
+        };
+        let Transport::StreamableHttp { url, .. } = transport else {
+            self.problems.push(
+                path,
+                "upstream credentials are sent over Streamable HTTP only (transport http); \
+                 a stdio server takes its secrets in `env`",
+            );
+            return out;
+        };
+        out.mode = match raw.mode.as_deref().map(str::trim) {
+            None | Some("static") => {
+                if raw.audience.is_some() {
+                    self.problems
+                        .push(&path.field("audience"), "only for mode mint");
+                }
+                CredentialMode::Static
+            }
+            Some("mint") => CredentialMode::Mint {
+                audience: match raw.audience.as_deref().map(str::trim) {
+                    None => url.clone(),
+                    Some("") => {
+                        self.problems
+                            .push(&path.field("audience"), "must not be empty");
+                        String::new()
+                    }
+                    Some(a) => a.to_owned(),
+                },
+            },
+            Some(other) => {
+                self.problems.push(
+                    &path.field("mode"),
+                    format!("unknown mode {other:?} (expected static or mint)"),
+                );
+                CredentialMode::Static
+            }
+        };
+        let mut scoped = |map: Option<&OrderedMap<OrderedMap<String>>>, field: &str| {
+            let mut entries = Vec::new();
+            for (who, headers) in map.map_or(&[][..], |m| m.0.as_slice()) {
+                let at = path.field(field).key(who);
+                if who.trim().is_empty() {
+                    self.problems.push(&at, "must not be empty");
+                    continue;
+                }
+                if let Some(h) = self.headers(Some(headers), &at) {
+                    entries.push((who.clone(), h));
+                }
+            }
+            entries
+        };
+        out.tenants = scoped(raw.tenants.as_ref(), "tenants");
+        out.principals = scoped(raw.principals.as_ref(), "principals");
+        if out.is_scoped() && isolation == Isolation::Shared {
+            self.problems.push(
+                path,
+                "headers per tenant or principal need isolation session or principal: \
+                 a shared connection would carry one caller's credential for everyone",
+            );
+        }
+        if out.is_scoped() && !matches!(out.mode, CredentialMode::Static) {
+            self.problems.push(
+                path,
+                "tenants and principals choose static headers: not with mode mint",
+            );
+        }
+        out
     }
 
     fn restart(&mut self, raw: Option<&RawRestart>, path: &FieldPath) -> RestartPolicy {

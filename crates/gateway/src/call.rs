@@ -52,6 +52,8 @@ pub struct Facts {
     /// Arguments as recorded by the audit settings (redacted), if any.
     pub arguments: Option<serde_json::Value>,
     pub output: Option<OutputFacts>,
+    /// The credential the credentials stage attached (mode, token id hash).
+    pub upstream_credential: Option<crate::pipeline::credentials::CredentialFacts>,
 }
 
 impl Call {
@@ -131,6 +133,12 @@ impl Call {
             client_addr: self.client_addr.map(|a| a.ip().to_string()),
             principal: Some(principal_facts(principal)),
             token: token_facts(principal),
+            upstream_credential: f.upstream_credential.map(|c| {
+                warden_audit::UpstreamCredentialFacts {
+                    mode: c.mode.to_owned(),
+                    token_id_hash: c.token_id_hash,
+                }
+            }),
             server: f.server,
             tool: f.item,
             canonical_tool_id,

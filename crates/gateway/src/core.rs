@@ -230,6 +230,11 @@ impl Gateway {
         if old.config.limits == snapshot.config.limits {
             snapshot.limiter = old.limiter.clone();
         }
+        // Upstreams may hold the published keys: a reload that leaves
+        // `credentials:` alone keeps signing with them.
+        if old.config.credentials == snapshot.config.credentials {
+            snapshot.minter = old.minter.clone();
+        }
         if let Some(a) = self.authenticator.load_full() {
             advertise_scopes(&a, &snapshot);
         }
@@ -536,6 +541,11 @@ impl Gateway {
                 session_first: session.channel != Channel::Modern
                     && (session.caps.sampling || session.caps.elicitation || session.caps.roots),
                 limits: snap.upstream_limits,
+                auth: crate::pipeline::credentials::connection_auth(
+                    snap,
+                    cfg,
+                    Some(&session.principal),
+                ),
             },
             move |handle, rx| {
                 tokio::spawn(dispatch_upstream_events(weak, handle, rx));
@@ -639,6 +649,7 @@ impl Gateway {
             approval: None,
             admission: None,
             upstream_headers: Vec::new(),
+            credential_headers: Vec::new(),
             param_headers: inbound.param_headers,
         }
     }

@@ -76,7 +76,8 @@ pub fn router(gateway: Arc<Gateway>, bound: SocketAddr) -> Router {
             "/.well-known/oauth-protected-resource/mcp/{vs}",
             get(metadata_vs),
         )
-        .route("/.well-known/jwks.json", get(dev_jwks));
+        .route("/.well-known/jwks.json", get(dev_jwks))
+        .route(warden_credentials::JWKS_PATH, get(upstream_jwks));
     let telemetry = state.gateway.snapshot().config.telemetry.clone();
     if telemetry.metrics.on_mcp_listener(bound) {
         r = r
@@ -660,6 +661,23 @@ async fn dev_jwks(State(s): State<HttpState>) -> Response {
         .and_then(|a| a.dev_issuer().map(|d| d.jwks()))
     {
         Some(jwks) => json_response(StatusCode::OK, jwks.to_string()),
+        None => http_error(StatusCode::NOT_FOUND, "Not Found"),
+    }
+}
+
+/// The keys of the tokens Warden mints for upstreams (`credentials:`).
+/// Cacheable for a minute: a verifier that meets a new key's `kid`
+/// fetches again.
+async fn upstream_jwks(State(s): State<HttpState>) -> Response {
+    match s.gateway.snapshot().minter.as_ref().map(|m| m.jwks()) {
+        Some(jwks) => {
+            let mut r = json_response(StatusCode::OK, jwks.to_string());
+            r.headers_mut().insert(
+                header::CACHE_CONTROL,
+                HeaderValue::from_static("public, max-age=60"),
+            );
+            r
+        }
         None => http_error(StatusCode::NOT_FOUND, "Not Found"),
     }
 }

@@ -5,6 +5,7 @@ mod harness;
 
 mod audit;
 mod authz;
+mod credentials;
 mod edge;
 mod eras;
 mod faults;

@@ -15,7 +15,7 @@
 //! | 6 | limits | `limits.rs` | rate limits, concurrency, budgets, breakers, loops |
 //! | 7 | input guards | `input.rs` | arguments against the live schema; limits; injection |
 //! | 8 | hold | `hold.rs` | calls policy marks for approval (refused until issue #17) |
-//! | 9 | credentials | `credentials.rs` | the upstream's credential (empty: issue #18) |
+//! | 9 | credentials | `credentials.rs` | the upstream's credential: static, per tenant, or minted per call |
 //! | 10 | execute | `execute.rs` | the upstream call (or Warden's own answer) |
 //! | 11 | output guards | `output.rs` | redaction, labels, size caps, data classes |
 //! | 12 | record | `record.rs` | metrics, the log line, the audit record |
@@ -237,6 +237,9 @@ pub struct Exchange<'m> {
     pub admission: Option<warden_limits::Admission>,
     /// Extra HTTP headers for the upstream request (`Mcp-Param-*`).
     pub upstream_headers: Vec<(String, String)>,
+    /// The call's own upstream credential (credentials stage): replaces
+    /// the connection's.
+    pub credential_headers: Vec<(String, String)>,
     /// The client's `Mcp-Param-*` headers (2026-07-28).
     pub param_headers: Arc<[(String, String)]>,
 }

@@ -98,6 +98,11 @@ pub enum Refusal {
     /// A limit (`limits:`) refused the call: rate, concurrency, budget,
     /// breaker or loop.
     Limited(warden_limits::Denial),
+    /// No upstream credential for this caller (`how`: what to do about it).
+    NoUpstreamCredential {
+        server: String,
+        how: String,
+    },
 }
 
 impl Refusal {
@@ -123,7 +128,9 @@ impl Refusal {
             Refusal::HeaderMismatch { code, .. } => *code,
             Refusal::Upstream { .. } => ErrorCode::UpstreamUnavailable,
             Refusal::InputNotBridged(_) => ErrorCode::MissingCapability,
-            Refusal::OutputWithheld { .. } => ErrorCode::Refused,
+            Refusal::OutputWithheld { .. } | Refusal::NoUpstreamCredential { .. } => {
+                ErrorCode::Refused
+            }
             Refusal::Limited(d) => match d {
                 warden_limits::Denial::Rate { .. } => ErrorCode::RateLimited,
                 warden_limits::Denial::Concurrency { .. } => ErrorCode::ConcurrencyLimited,
@@ -157,7 +164,8 @@ impl Refusal {
             | Refusal::ArgumentsInvalid { .. }
             | Refusal::InputRejected { .. }
             | Refusal::HeaderMismatch { .. }
-            | Refusal::RequestStateInvalid(_) => Some(warden_audit::Decision::Deny),
+            | Refusal::RequestStateInvalid(_)
+            | Refusal::NoUpstreamCredential { .. } => Some(warden_audit::Decision::Deny),
             // The limits could not be checked: a failure, like the audit's.
             Refusal::Limited(warden_limits::Denial::Unavailable { .. }) => None,
             Refusal::Limited(_) => Some(warden_audit::Decision::Deny),
@@ -183,6 +191,7 @@ impl Refusal {
             Refusal::RequestStateInvalid(_) => "request_state.invalid".into(),
             Refusal::OutputWithheld { .. } => "output.blocked".into(),
             Refusal::AuditUnavailable => "audit.unavailable".into(),
+            Refusal::NoUpstreamCredential { .. } => "credentials.none".into(),
             Refusal::Limited(d) => format!("limits.{}", d.kind()),
             _ => return None,
         })
@@ -315,6 +324,12 @@ impl Refusal {
                 "the audit trail is unavailable",
                 Some(&with_corr),
             ),
+            Refusal::NoUpstreamCredential { server, how } => error_response(
+                Some(id),
+                code,
+                &format!("no credential for upstream server '{server}': {how}"),
+                Some(&with_corr),
+            ),
             Refusal::Limited(d) => {
                 let mut extra = serde_json::json!({ "limit": d.kind(), "rule": d.rule() });
                 if let Some(wait) = d.retry_after() {
@@ -435,6 +450,7 @@ impl fmt::Display for Refusal {
             Refusal::OutputWithheld { .. } => "output_withheld",
             Refusal::AuditUnavailable => "audit_unavailable",
             Refusal::Limited(_) => "limited",
+            Refusal::NoUpstreamCredential { .. } => "no_upstream_credential",
         };
         f.write_str(name)
     }

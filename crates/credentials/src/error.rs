@@ -1,0 +1,14 @@
+//! Why a credential could not be produced. No variant carries a token or a
+//! secret.
+
+/// A credential for an upstream could not be produced.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum CredentialError {
+    #[error("signing key: {0}")]
+    Key(String),
+    #[error("could not sign the token")]
+    Signing,
+    #[error("{0}")]
+    Invalid(&'static str),
+}

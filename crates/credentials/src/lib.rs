@@ -1,0 +1,25 @@
+//! Upstream credentials: what Warden presents to an upstream instead of
+//! the client's token, which never leaves Warden.
+//!
+//! - [`Minter`]: request-scoped JWTs Warden signs per call (`aud` the
+//!   upstream, `sub` the caller, `act` Warden and the client, `scope` what
+//!   the call needs, `mcp_call` the call itself, `exp` ≤ 60 s), with its
+//!   rotating keys published as a JWKS ([`JWKS_PATH`]).
+//!
+//! The gateway's credentials stage (stage 9) decides which credential a
+//! call gets; this crate knows nothing of sessions or HTTP servers.
+//!
+//! Invariants: a token or secret never appears in an error, a `Debug`
+//! output or a log line; a minted token names exactly one audience.
+#![forbid(unsafe_code)]
+
+mod error;
+mod mint;
+mod settings;
+
+pub use error::CredentialError;
+pub use mint::{CallBinding, Grant, Minted, Minter};
+pub use settings::{
+    Algorithm, IssuerSettings, RawIssuer, DEFAULT_ROTATE_EVERY, DEFAULT_TOKEN_TTL, JWKS_PATH,
+    MAX_TOKEN_TTL,
+};
