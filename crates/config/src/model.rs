@@ -348,6 +348,15 @@ pub enum CredentialMode {
     /// `mint`: a token Warden signs per call, for this audience (default:
     /// the server's URL).
     Mint { audience: String },
+    /// `exchange`: the caller's token exchanged (RFC 8693) at
+    /// `token_endpoint`, Warden authenticating as `client_id`, for a token
+    /// of this audience.
+    Exchange {
+        audience: String,
+        token_endpoint: String,
+        client_id: String,
+        client_secret: Secret,
+    },
 }
 
 impl CredentialMode {
@@ -357,6 +366,7 @@ impl CredentialMode {
         match self {
             CredentialMode::Static => "static",
             CredentialMode::Mint { .. } => "mint",
+            CredentialMode::Exchange { .. } => "exchange",
         }
     }
 }

@@ -127,6 +127,9 @@ pub(crate) struct RawServer {
 pub(crate) struct RawServerCredentials {
     pub mode: Option<String>,
     pub audience: Option<String>,
+    pub token_endpoint: Option<String>,
+    pub client_id: Option<String>,
+    pub client_secret: Option<String>,
     pub tenants: Option<OrderedMap<OrderedMap<String>>>,
     pub principals: Option<OrderedMap<OrderedMap<String>>>,
 }

@@ -941,29 +941,100 @@ impl Resolver<'_> {
             );
             return out;
         };
-        out.mode = match raw.mode.as_deref().map(str::trim) {
+        let mode = raw.mode.as_deref().map(str::trim);
+        let exchange_fields = [
+            ("token_endpoint", raw.token_endpoint.is_some()),
+            ("client_id", raw.client_id.is_some()),
+            ("client_secret", raw.client_secret.is_some()),
+        ];
+        if mode != Some("exchange") {
+            for (field, present) in exchange_fields {
+                if present {
+                    self.problems
+                        .push(&path.field(field), "only for mode exchange");
+                }
+            }
+        }
+        let audience = match raw.audience.as_deref().map(str::trim) {
+            None => url.clone(),
+            Some("") => {
+                self.problems
+                    .push(&path.field("audience"), "must not be empty");
+                String::new()
+            }
+            Some(a) => a.to_owned(),
+        };
+        out.mode = match mode {
             None | Some("static") => {
                 if raw.audience.is_some() {
                     self.problems
-                        .push(&path.field("audience"), "only for mode mint");
+                        .push(&path.field("audience"), "only for mode mint or exchange");
                 }
                 CredentialMode::Static
             }
-            Some("mint") => CredentialMode::Mint {
-                audience: match raw.audience.as_deref().map(str::trim) {
-                    None => url.clone(),
-                    Some("") => {
-                        self.problems
-                            .push(&path.field("audience"), "must not be empty");
+            Some("mint") => CredentialMode::Mint { audience },
+            Some("exchange") => {
+                let token_endpoint = match raw.token_endpoint.as_deref() {
+                    None => {
+                        self.problems.push(
+                            &path.field("token_endpoint"),
+                            "is required for mode exchange (the issuer's token endpoint)",
+                        );
                         String::new()
                     }
-                    Some(a) => a.to_owned(),
-                },
-            },
+                    Some(text) => self
+                        .url(Some(text), &path.field("token_endpoint"))
+                        .unwrap_or_default(),
+                };
+                let client_id = match raw.client_id.as_deref().map(str::trim) {
+                    Some(id) if !id.is_empty() => id.to_owned(),
+                    _ => {
+                        self.problems.push(
+                            &path.field("client_id"),
+                            "is required for mode exchange (Warden's client at the token endpoint)",
+                        );
+                        String::new()
+                    }
+                };
+                let client_secret = match raw.client_secret.as_deref() {
+                    None => {
+                        self.problems.push(
+                            &path.field("client_secret"),
+                            "is required for mode exchange (env:NAME or file:PATH)",
+                        );
+                        Secret::new("")
+                    }
+                    Some(text) => {
+                        let reference = SecretRef::parse(text);
+                        if matches!(reference, SecretRef::Literal(_)) {
+                            self.problems.push(
+                                &path.field("client_secret"),
+                                "secrets must be referenced (env:NAME or file:PATH), not inlined",
+                            );
+                            Secret::new("")
+                        } else {
+                            match self.secrets.resolve(&reference) {
+                                Ok(s) => s,
+                                Err(e) => {
+                                    self.problems
+                                        .push(&path.field("client_secret"), e.to_string());
+                                    Secret::new("")
+                                }
+                            }
+                        }
+                    }
+                };
+                CredentialMode::Exchange {
+                    audience,
+                    token_endpoint,
+                    client_id,
+                    client_secret,
+                }
+            }
             Some(other) => {
                 self.problems.push(
                     &path.field("mode"),
-                    format!("unknown mode {other:?} (expected static or mint)"),
+                    format!("unknown mode {other:?} (expected static, mint or exchange)"),
                 );
                 CredentialMode::Static
             }
@@ -994,7 +1065,7 @@ impl Resolver<'_> {
         if out.is_scoped() && !matches!(out.mode, CredentialMode::Static) {
             self.problems.push(
                 path,
-                "tenants and principals choose static headers: not with mode mint",
+                "tenants and principals choose static headers: only with mode static",
             );
         }
         out

@@ -11,4 +11,7 @@ pub enum CredentialError {
     Signing,
     #[error("{0}")]
     Invalid(&'static str),
+    /// Token exchange failed (what happened, never what was sent).
+    #[error("token exchange: {0}")]
+    Exchange(String),
 }

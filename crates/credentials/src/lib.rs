@@ -5,6 +5,9 @@
 //!   upstream, `sub` the caller, `act` Warden and the client, `scope` what
 //!   the call needs, `mcp_call` the call itself, `exp` ≤ 60 s), with its
 //!   rotating keys published as a JWKS ([`JWKS_PATH`]).
+//! - [`Exchanger`]: RFC 8693 token exchange of the caller's token for one
+//!   whose audience is the upstream, cached per principal, upstream and
+//!   scope until shortly before it expires.
 //!
 //! The gateway's credentials stage (stage 9) decides which credential a
 //! call gets; this crate knows nothing of sessions or HTTP servers.
@@ -14,10 +17,12 @@
 #![forbid(unsafe_code)]
 
 mod error;
+mod exchange;
 mod mint;
 mod settings;
 
 pub use error::CredentialError;
+pub use exchange::{ExchangeClient, ExchangeRequest, Exchanger, Obtained, SubjectToken};
 pub use mint::{CallBinding, Grant, Minted, Minter};
 pub use settings::{
     Algorithm, IssuerSettings, RawIssuer, DEFAULT_ROTATE_EVERY, DEFAULT_TOKEN_TTL, JWKS_PATH,

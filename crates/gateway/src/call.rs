@@ -17,6 +17,19 @@ tokio::task_local! {
     pub static CLIENT_ADDR: Option<std::net::SocketAddr>;
 }
 
+tokio::task_local! {
+    /// The bearer access token of the current HTTP request, set by the
+    /// listener's middleware. Read only by the transports, which hand it
+    /// to the pipeline in [`crate::pipeline::Inbound`] for token exchange
+    /// (`credentials: {mode: exchange}`); never logged, never forwarded.
+    pub static SUBJECT_TOKEN: Option<warden_credentials::SubjectToken>;
+}
+
+/// The bearer token the current request carries (see [`SUBJECT_TOKEN`]).
+pub fn subject_token() -> Option<warden_credentials::SubjectToken> {
+    SUBJECT_TOKEN.try_with(Clone::clone).ok().flatten()
+}
+
 /// The peer address of the current request, where the transport knows it.
 pub fn client_addr() -> Option<std::net::SocketAddr> {
     CLIENT_ADDR.try_with(|a| *a).ok().flatten()

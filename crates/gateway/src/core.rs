@@ -97,6 +97,8 @@ pub struct Gateway {
     /// the server and principal it was issued for, and derives the ids of
     /// modern contexts.
     pub(crate) state_key: [u8; 32],
+    /// RFC 8693 exchanges and their per-principal cache (`mode: exchange`).
+    pub(crate) exchanger: Option<Arc<warden_credentials::Exchanger>>,
 }
 
 /// Why a new configuration was not swapped in.
@@ -164,6 +166,7 @@ impl Gateway {
             counter: AtomicU64::new(1),
             reported: Mutex::new(HashSet::new()),
             probes: Default::default(),
+            exchanger: warden_credentials::Exchanger::new().ok().map(Arc::new),
         });
         spawn_reaper(Arc::downgrade(&gw));
         crate::pipeline::registry::spawn_registry_keeper(Arc::downgrade(&gw));
@@ -542,6 +545,7 @@ impl Gateway {
                     && (session.caps.sampling || session.caps.elicitation || session.caps.roots),
                 limits: snap.upstream_limits,
                 auth: crate::pipeline::credentials::connection_auth(
+                    self,
                     snap,
                     cfg,
                     Some(&session.principal),
@@ -650,6 +654,7 @@ impl Gateway {
             admission: None,
             upstream_headers: Vec::new(),
             credential_headers: Vec::new(),
+            subject_token: inbound.subject_token,
             param_headers: inbound.param_headers,
         }
     }

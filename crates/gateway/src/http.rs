@@ -115,7 +115,20 @@ async fn with_client_addr(req: axum::extract::Request, next: axum::middleware::N
         .get::<axum::extract::ConnectInfo<SocketAddr>>()
         .map(|c| c.0)
         .or_else(crate::call::client_addr);
-    crate::call::CLIENT_ADDR.scope(addr, next.run(req)).await
+    // Only a `Bearer` token can be a subject token: a DPoP-bound one is
+    // useless without its key, which Warden does not hold.
+    let subject = req
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| {
+            let (scheme, token) = v.trim().split_once(' ')?;
+            scheme
+                .eq_ignore_ascii_case("bearer")
+                .then(|| warden_credentials::SubjectToken(token.trim().into()))
+        });
+    let run = crate::call::SUBJECT_TOKEN.scope(subject, next.run(req));
+    crate::call::CLIENT_ADDR.scope(addr, run).await
 }
 
 /// The admin listener's router: only the metrics (`telemetry.metrics.listen`).
@@ -1028,6 +1041,7 @@ async fn serve_request(
     let scopes_needed: Arc<Mutex<Option<Vec<String>>>> = Arc::default();
     // Read here: the work may finish on another task (an SSE pump).
     let client_addr = crate::call::client_addr();
+    let subject_token = crate::call::subject_token();
     let work = {
         let gw = gw.clone();
         let session = session.clone();
@@ -1042,6 +1056,7 @@ async fn serve_request(
                 trace,
                 client_addr,
                 principal: Some(principal),
+                subject_token,
                 ..Inbound::default()
             };
             let handled = gw.handle_call(&session, &msg, &sink, inbound).await;
@@ -1529,6 +1544,7 @@ fn inbound(principal: &Principal) -> Inbound<'static> {
     Inbound {
         client_addr: crate::call::client_addr(),
         principal: Some(principal.clone()),
+        subject_token: crate::call::subject_token(),
         ..Inbound::default()
     }
 }

@@ -287,3 +287,123 @@ async fn a_tenants_static_secret_is_never_sent_on_another_tenants_call() {
     assert!(message.contains("no credential"), "{message}");
     assert!(!r.response().to_string().contains("secret-"));
 }
+
+/// A client-credentials access token of the test IdP for Warden's `/mcp`.
+async fn idp_token(issuer: &str, client: &str, secret: &str) -> String {
+    let v: Value = reqwest::Client::new()
+        .post(format!("{issuer}/token"))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(format!(
+            "grant_type=client_credentials&client_id={client}&client_secret={secret}&scope=mcp&resource=http%3A%2F%2F127.0.0.1%3A1%2Fmcp"
+        ))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    v["access_token"]
+        .as_str()
+        .unwrap_or_else(|| panic!("no token: {v}"))
+        .to_owned()
+}
+
+/// Checks an RS256 token against the issuer's published keys.
+async fn verify_rs256(token: &str, issuer: &str) -> Value {
+    let jwks: Value = reqwest::get(format!("{issuer}/jwks"))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let kid = segment(token, 0)["kid"].as_str().unwrap_or("").to_owned();
+    let key = jwks["keys"]
+        .as_array()
+        .and_then(|ks| ks.iter().find(|k| k["kid"] == kid.as_str()))
+        .unwrap_or_else(|| panic!("kid {kid} not in {jwks}"));
+    let part = |n: &str| URL_SAFE_NO_PAD.decode(key[n].as_str().unwrap()).unwrap();
+    let (input, sig) = token.rsplit_once('.').unwrap();
+    aws_lc_rs::signature::RsaPublicKeyComponents {
+        n: part("n"),
+        e: part("e"),
+    }
+    .verify(
+        &aws_lc_rs::signature::RSA_PKCS1_2048_8192_SHA256,
+        input.as_bytes(),
+        &URL_SAFE_NO_PAD.decode(sig).unwrap(),
+    )
+    .expect("the exchanged token verifies against the IdP's keys");
+    segment(token, 1)
+}
+
+#[tokio::test]
+async fn token_exchange_gives_each_principal_its_own_cached_token_for_the_upstream() {
+    let Some(p) = crate::oauth_sdk::peers_or_skip() else {
+        return;
+    };
+    let idp = crate::oauth_sdk::Idp::start(&p);
+    let iss = idp.issuer.clone();
+    let (_up, port) = recording_upstream();
+    let upstream_url = format!("http://127.0.0.1:{port}/mcp");
+    let yaml = format!(
+        "identity:\n  public_url: http://127.0.0.1:1\n  issuers:\n    - issuer: {iss}\n      allow_private_network: true\nguards:\n  output:\n    secrets: {{action: log}}\nservers:\n  web:\n    url: {upstream_url}\n    credentials:\n      mode: exchange\n      token_endpoint: {iss}/token\n      client_id: warden-exchanger\n      client_secret: 'file:exchanger.secret'\n"
+    );
+    let w = Warden::start_with_files(
+        &yaml,
+        &[("exchanger.secret", "exchanger-secret-for-tests-only\n")],
+    );
+    let mut ready = false;
+    for _ in 0..200 {
+        if let Ok(r) = reqwest::get(w.url("/readyz")).await {
+            if r.status() == 200 {
+                ready = true;
+                break;
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(ready, "Warden never had the IdP's keys");
+
+    let mut per_principal = Vec::new();
+    for (client, secret) in [
+        ("analyst-app", "analyst-secret-for-tests-only"),
+        ("admin-app", "admin-secret-for-tests-only"),
+    ] {
+        let client_token = idp_token(&iss, client, secret).await;
+        let mut c = Client::with_bearer(&w.url("/mcp"), &client_token);
+        c.initialize().await;
+        let mut seen = Vec::new();
+        for _ in 0..2 {
+            let headers = seen_headers(&mut c, "web__echo_headers", json!({})).await;
+            assert!(
+                !headers.to_string().contains(&client_token),
+                "the upstream saw the client's token"
+            );
+            seen.push(bearer_of(&headers));
+        }
+        assert_eq!(
+            seen[0], seen[1],
+            "{client}: the cached token was not reused"
+        );
+        let claims = verify_rs256(&seen[0], &iss).await;
+        assert_eq!(claims["iss"], iss.as_str(), "{claims}");
+        assert_eq!(claims["aud"], upstream_url.as_str(), "{claims}");
+        assert_eq!(claims["sub"], client, "{claims}");
+        assert_eq!(claims["act"]["sub"], "warden-exchanger", "{claims}");
+        per_principal.push(seen[0].clone());
+    }
+    assert_ne!(
+        per_principal[0], per_principal[1],
+        "two principals were handed one token"
+    );
+    // One exchange per principal: the second call of each was cached.
+    let stats: Value = reqwest::Client::new()
+        .post(format!("{iss}/admin/stats"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(stats["exchanges"], 2, "{stats}");
+}

@@ -9,6 +9,10 @@
 //! - `mint`: a JWT Warden signs for this call ([`warden_credentials::Minter`]):
 //!   `aud` the upstream, `sub` the caller, `scope` what the policy requires
 //!   of this call, `mcp_call` the method, item and argument hash.
+//! - `exchange`: the caller's own bearer token exchanged (RFC 8693) for one
+//!   whose audience is the upstream ([`warden_credentials::Exchanger`]),
+//!   cached per principal, upstream and scope; the one awaited I/O of this
+//!   stage (a cache miss).
 //!
 //! The connection's own requests (`initialize`, lists, the GET stream)
 //! carry [`connection_auth`]'s credential: the same choice made for the
@@ -36,10 +40,11 @@ pub struct CredentialFacts {
     pub token_id_hash: Option<String>,
 }
 
-pub(crate) fn run(gw: &Gateway, ex: &mut Exchange<'_>) -> Result<(), Refusal> {
-    let Some(server) = ex.target.server() else {
+pub(crate) async fn run(gw: &Gateway, ex: &mut Exchange<'_>) -> Result<(), Refusal> {
+    let Some(server) = ex.target.server().map(str::to_owned) else {
         return Ok(());
     };
+    let server = server.as_str();
     let Some(cfg) = ex.snap.server(server).cloned() else {
         return Ok(());
     };
@@ -92,14 +97,50 @@ pub(crate) fn run(gw: &Gateway, ex: &mut Exchange<'_>) -> Result<(), Refusal> {
                     how: "Warden could not sign a token for it".into(),
                 }
             })?;
-            ex.credential_headers = vec![bearer(&minted.token)];
-            let token_id_hash = warden_audit::TokenFacts::hash_jti(&minted.jti);
-            ex.call.note(|f| {
-                f.upstream_credential = Some(CredentialFacts {
-                    mode,
-                    token_id_hash: Some(token_id_hash),
+            attach_token(ex, mode, &minted.token, &minted.jti);
+        }
+        CredentialMode::Exchange {
+            audience,
+            token_endpoint,
+            client_id,
+            client_secret,
+        } => {
+            let refuse = |how: &str| Refusal::NoUpstreamCredential {
+                server: server.to_owned(),
+                how: how.to_owned(),
+            };
+            let Some(subject_token) = ex.subject_token.clone() else {
+                return Err(refuse(
+                    "it takes your own access token in exchange: call Warden over HTTP \
+                     with a Bearer access token",
+                ));
+            };
+            let Some(exchanger) = gw.exchanger.clone() else {
+                return Err(refuse("Warden has no HTTP client for token exchange"));
+            };
+            let method = ex.msg.method();
+            let scopes = required_scopes(&ex.snap, &ex.principal, &ex.target, method);
+            let client = warden_credentials::ExchangeClient {
+                token_endpoint: token_endpoint.clone(),
+                client_id: client_id.clone(),
+                client_secret: client_secret.expose().to_owned(),
+            };
+            let principal = ex.principal.key();
+            let obtained = exchanger
+                .token(&warden_credentials::ExchangeRequest {
+                    principal: &principal,
+                    server,
+                    subject_token: &subject_token,
+                    audience,
+                    scopes: &scopes,
+                    client: &client,
                 })
-            });
+                .await
+                .map_err(|e| {
+                    tracing::warn!(server = %server, error = %e, "token exchange failed");
+                    refuse("the token exchange at its authorization server failed")
+                })?;
+            attach_token(ex, mode, &obtained.token, &obtained.token_id);
         }
     }
     gw.metrics.upstream_credential(server, mode);
@@ -110,6 +151,7 @@ pub(crate) fn run(gw: &Gateway, ex: &mut Exchange<'_>) -> Result<(), Refusal> {
 /// principal it is started for (`None`: a readiness probe, no client). A
 /// shared connection belongs to no principal: its token names Warden.
 pub(crate) fn connection_auth(
+    gw: &Gateway,
     snap: &Snapshot,
     cfg: &ServerConfig,
     principal: Option<&Principal>,
@@ -128,6 +170,14 @@ pub(crate) fn connection_auth(
             Some(AuthSource(Arc::new(Fixed(headers))))
         }
         CredentialMode::Static => None,
+        // The connection's own requests carry the owner's latest exchanged
+        // token, once a call of it obtained one (none before: the subject
+        // token belongs to a request, not to the connection).
+        CredentialMode::Exchange { .. } => Some(AuthSource(Arc::new(LatestExchanged {
+            exchanger: gw.exchanger.clone()?,
+            principal: owner?.key(),
+            server: cfg.name.clone(),
+        }))),
         CredentialMode::Mint { audience } => {
             let minter = snap.minter.clone()?;
             let owner = owner.filter(|p| p.data().method != AuthMethod::Anonymous);
@@ -205,6 +255,18 @@ fn required_scopes(
     engine.required_scopes(&super::authorize::request(principal, action, server, item))
 }
 
+/// The call's bearer token, and for the record its mode and id's hash.
+fn attach_token(ex: &mut Exchange<'_>, mode: &'static str, token: &str, token_id: &str) {
+    ex.credential_headers = vec![bearer(token)];
+    let token_id_hash = warden_audit::TokenFacts::hash_jti(token_id);
+    ex.call.note(|f| {
+        f.upstream_credential = Some(CredentialFacts {
+            mode,
+            token_id_hash: Some(token_id_hash),
+        })
+    });
+}
+
 fn bearer(token: &str) -> (String, String) {
     ("authorization".to_owned(), format!("Bearer {token}"))
 }
@@ -269,6 +331,23 @@ struct Fixed(Vec<(String, String)>);
 impl UpstreamAuth for Fixed {
     fn headers(&self) -> Result<Vec<(String, String)>, String> {
         Ok(self.0.clone())
+    }
+}
+
+/// The owner's latest exchanged token for this upstream, if still valid.
+struct LatestExchanged {
+    exchanger: Arc<warden_credentials::Exchanger>,
+    principal: String,
+    server: String,
+}
+
+impl UpstreamAuth for LatestExchanged {
+    fn headers(&self) -> Result<Vec<(String, String)>, String> {
+        Ok(self
+            .exchanger
+            .latest(&self.principal, &self.server)
+            .map(|t| vec![bearer(&t)])
+            .unwrap_or_default())
     }
 }
 

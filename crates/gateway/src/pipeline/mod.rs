@@ -206,6 +206,8 @@ pub struct Inbound<'a> {
     /// has no per-request credential (stdio, Warden's own follow-ups), and
     /// then the session's principal decides.
     pub principal: Option<Principal>,
+    /// The bearer token of that credential, for token exchange only.
+    pub subject_token: Option<warden_credentials::SubjectToken>,
 }
 
 /// One request on its way through the pipeline.
@@ -240,6 +242,9 @@ pub struct Exchange<'m> {
     /// The call's own upstream credential (credentials stage): replaces
     /// the connection's.
     pub credential_headers: Vec<(String, String)>,
+    /// The caller's bearer token (`Inbound::subject_token`): exchanged in
+    /// the credentials stage, never forwarded.
+    pub subject_token: Option<warden_credentials::SubjectToken>,
     /// The client's `Mcp-Param-*` headers (2026-07-28).
     pub param_headers: Arc<[(String, String)]>,
 }
@@ -288,7 +293,7 @@ impl Gateway {
         limits::run(self, ex).await?;
         input::run(self, ex)?;
         hold::run(self, ex).await?;
-        credentials::run(self, ex)?;
+        credentials::run(self, ex).await?;
         let executed = execute::run(self, ex).await?;
         output::run(self, ex, executed)
     }

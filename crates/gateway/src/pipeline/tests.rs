@@ -399,7 +399,7 @@ async fn the_limits_stage_refuses_with_a_typed_refusal_and_audits_the_rule() {
 }
 
 /// Stage 9 alone, for a `tools/call` routed to server `h`'s `lookup`.
-fn credentials_for(
+async fn credentials_for(
     yaml: &str,
     who: Principal,
 ) -> (
@@ -420,7 +420,7 @@ fn credentials_for(
         exposed: "h__lookup".into(),
     };
     ex.call.note(|f| f.input_hash = Some("sha256:feed".into()));
-    let r = credentials::run(&gw, &mut ex);
+    let r = credentials::run(&gw, &mut ex).await;
     (r, ex.credential_headers.clone(), ex.call.take_facts())
 }
 
@@ -440,7 +440,7 @@ fn tenant_principal(subject: &str, tenant: &str) -> Principal {
 #[tokio::test]
 async fn the_credentials_stage_mints_a_token_bound_to_the_call() {
     let yaml = "credentials: {issuer: 'https://warden.test'}\nservers:\n  h:\n    url: http://127.0.0.1:9/mcp\n    credentials: {mode: mint}\n";
-    let (r, headers, facts) = credentials_for(yaml, tenant_principal("ada", "acme"));
+    let (r, headers, facts) = credentials_for(yaml, tenant_principal("ada", "acme")).await;
     assert!(r.is_ok(), "{r:?}");
     let [(name, value)] = headers.as_slice() else {
         panic!("{headers:?}")
@@ -472,18 +472,18 @@ async fn the_credentials_stage_mints_a_token_bound_to_the_call() {
 #[tokio::test]
 async fn the_credentials_stage_never_hands_one_tenants_secret_to_another() {
     let yaml = "servers:\n  h:\n    url: http://127.0.0.1:9/mcp\n    credentials:\n      tenants:\n        acme: {X-Tenant-Id: 'literal:acme-key'}\n      principals:\n        'globex/bob': {X-Tenant-Id: 'literal:bob-key'}\n";
-    let (r, headers, _) = credentials_for(yaml, tenant_principal("ada", "acme"));
+    let (r, headers, _) = credentials_for(yaml, tenant_principal("ada", "acme")).await;
     assert!(r.is_ok());
     assert_eq!(
         headers,
         vec![("X-Tenant-Id".to_owned(), "acme-key".to_owned())]
     );
-    let (_, headers, _) = credentials_for(yaml, tenant_principal("bob", "globex"));
+    let (_, headers, _) = credentials_for(yaml, tenant_principal("bob", "globex")).await;
     assert_eq!(
         headers,
         vec![("X-Tenant-Id".to_owned(), "bob-key".to_owned())]
     );
-    let (r, headers, _) = credentials_for(yaml, tenant_principal("eve", "globex"));
+    let (r, headers, _) = credentials_for(yaml, tenant_principal("eve", "globex")).await;
     assert!(
         matches!(r, Err(Refusal::NoUpstreamCredential { .. })),
         "{r:?}"
