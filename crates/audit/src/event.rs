@@ -191,6 +191,9 @@ pub enum EventKind {
     /// A circuit breaker of an upstream or tool changed state
     /// (`lifecycle.outcome`: `breaker closed -> open`; `lifecycle.error`: why).
     Breaker,
+    /// An approval request changed state ([`Event::approval`]: requested
+    /// `pending`, `approved`, `denied`, `consumed`, `expired`).
+    Approval,
 }
 
 impl EventKind {
@@ -214,6 +217,7 @@ impl EventKind {
             EventKind::JournalRecovered => "journal_recovered",
             EventKind::Retention => "retention",
             EventKind::Breaker => "breaker",
+            EventKind::Approval => "approval",
         }
     }
 }
@@ -337,10 +341,21 @@ pub struct UpstreamCredentialFacts {
 pub struct ApprovalFacts {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub id: Option<String>,
-    /// `pending`, `approved`, `denied`, `expired`.
+    /// `pending`, `approved`, `denied`, `consumed`, `expired`.
     pub status: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub approver: Option<String>,
+    /// The approver's reason (approved or denied).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub change_ticket: Option<String>,
+    /// Decided in the caller's own client (elicitation), not out of band.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub in_band: bool,
+    /// How long the decision took from the request, in milliseconds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub wait_ms: Option<u64>,
 }
 
 /// What came back: classes and counts, never values.

@@ -72,7 +72,7 @@ pub use metrics::MetricsSnapshot;
 pub use query::{query, query_records, tail, Filter, StoredRecord, Tail, TailOptions};
 pub use record::Record;
 pub use redact::{RedactingJsonLayer, Redactor, REDACTED};
-pub use scrub::{secret_placeholder, SecretScrubber};
+pub use scrub::{scrub_value, secret_placeholder, SecretScrubber};
 pub use settings::{
     AnomalySettings, ArgumentsPolicy, AuditSettings, AuthFailureLimit, BurstRule,
     CheckpointSettings, Durability, DurabilityPolicy, JsonlSettings, OffHoursRule,

@@ -39,6 +39,10 @@ pub struct Config {
     /// `limits:` (rate limits, concurrency, budgets, breakers, loops),
     /// resolved by the limits crate; its defaults when absent.
     pub limits: Section<warden_limits::LimitSettings>,
+    /// `approvals:` (where held calls are kept, how long a call waits),
+    /// resolved by the approvals crate; its defaults when absent (a SQLite
+    /// file under `.warden/` next to the configuration file).
+    pub approvals: Section<warden_approvals::ApprovalSettings>,
     /// `tls:`: serve HTTPS (and accept client certificates when
     /// `identity.mtls` is set). `None`: plain HTTP.
     pub tls: Option<Section<warden_identity::TlsSettings>>,
@@ -133,6 +137,9 @@ impl Default for Config {
                 warden_telemetry::TelemetrySettings::default(),
             )),
             limits: Section(std::sync::Arc::new(warden_limits::LimitSettings::default())),
+            approvals: Section(std::sync::Arc::new(
+                warden_approvals::ApprovalSettings::defaults_in(std::path::Path::new(".")),
+            )),
             tls: None,
             registry: RegistrySettings::in_dir(std::path::Path::new(".")),
             credentials: None,

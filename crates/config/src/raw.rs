@@ -28,6 +28,7 @@ pub(crate) struct RawConfig {
     pub audit: Option<warden_audit::RawAudit>,
     pub telemetry: Option<warden_telemetry::RawTelemetry>,
     pub limits: Option<warden_limits::RawLimits>,
+    pub approvals: Option<warden_approvals::RawApprovals>,
     pub tls: Option<warden_identity::RawTls>,
     pub registry: Option<RawRegistry>,
     pub credentials: Option<warden_credentials::RawIssuer>,

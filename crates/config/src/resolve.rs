@@ -112,69 +112,39 @@ pub(crate) fn resolve(raw: RawConfig, context: &Context<'_>) -> Result<Config, C
             }
         });
 
-    let audit = match raw.audit.unwrap_or_default().resolve(context.base_dir) {
-        Ok(mut settings) => {
-            // A PostgreSQL URL holds a password: `env:`/`file:` like every
-            // other secret in the file.
-            let reference = settings
-                .postgres_url_reference()
-                .map(|(path, r)| (path, r.to_owned()));
-            if let Some((path, reference)) = reference {
-                match resolver.secrets.resolve(&SecretRef::parse(&reference)) {
-                    Ok(url) => settings.set_postgres_url(url.expose().to_owned()),
-                    Err(e) => resolver.problems.push_raw(path.to_owned(), e.to_string()),
-                }
-            }
-            Some(settings)
-        }
-        Err(problems) => {
-            for (path, message) in problems {
-                resolver.problems.push_raw(path, message);
-            }
-            None
-        }
-    };
+    // A PostgreSQL or Redis URL may hold a password: `env:`/`file:` like
+    // every other secret in the file.
+    let audit = resolver.section_with_url(
+        raw.audit.unwrap_or_default().resolve(context.base_dir),
+        |s| s.postgres_url_reference(),
+        |s, url| {
+            s.set_postgres_url(url);
+            Ok(())
+        },
+    );
 
-    let telemetry = match raw
-        .telemetry
-        .unwrap_or_default()
-        .resolve_with_env(context.env)
-    {
-        Ok(settings) => Some(settings),
-        Err(problems) => {
-            for (path, message) in problems {
-                resolver.problems.push_raw(path, message);
-            }
-            None
-        }
-    };
+    let telemetry = resolver.section_with_url(
+        raw.telemetry
+            .unwrap_or_default()
+            .resolve_with_env(context.env),
+        |_| None,
+        |_, _| Ok(()),
+    );
 
-    let limits = match raw.limits.unwrap_or_default().resolve() {
-        Ok(mut settings) => {
-            // A Redis URL may hold a password: `env:`/`file:` like every
-            // other secret in the file.
-            let reference = settings
-                .redis_url_reference()
-                .map(|(path, r)| (path, r.to_owned()));
-            if let Some((path, reference)) = reference {
-                let resolved = resolver
-                    .secrets
-                    .resolve(&SecretRef::parse(&reference))
-                    .map_err(|e| e.to_string())
-                    .and_then(|url| settings.set_redis_url(url.expose().to_owned()));
-                if let Err(message) = resolved {
-                    resolver.problems.push_raw(path.to_owned(), message);
-                }
-            }
-            Some(settings)
-        }
-        Err(problems) => {
-            for (path, message) in problems {
-                resolver.problems.push_raw(path, message);
-            }
-            None
-        }
-    };
+    let limits = resolver.section_with_url(
+        raw.limits.unwrap_or_default().resolve(),
+        |s| s.redis_url_reference(),
+        |s, url| s.set_redis_url(url),
+    );
+
+    let approvals = resolver.section_with_url(
+        raw.approvals.unwrap_or_default().resolve(context.base_dir),
+        |s| s.postgres_url_reference(),
+        |s, url| {
+            s.set_postgres_url(url);
+            Ok(())
+        },
+    );
 
     let tls =
         raw.tls.and_then(
@@ -222,6 +192,10 @@ pub(crate) fn resolve(raw: RawConfig, context: &Context<'_>) -> Result<Config, C
         let guards = crate::Section(std::sync::Arc::new(guards.unwrap_or_default()));
         let telemetry = crate::Section(std::sync::Arc::new(telemetry.unwrap_or_default()));
         let limits = crate::Section(std::sync::Arc::new(limits.unwrap_or_default()));
+        let approvals =
+            crate::Section(std::sync::Arc::new(approvals.unwrap_or_else(|| {
+                warden_approvals::ApprovalSettings::defaults_in(context.base_dir)
+            })));
         let Some(audit) = audit else {
             return Err(resolver.problems.into_errors());
         };
@@ -238,6 +212,7 @@ pub(crate) fn resolve(raw: RawConfig, context: &Context<'_>) -> Result<Config, C
             audit,
             telemetry,
             limits,
+            approvals,
             tls,
             registry,
             credentials: credentials.map(|c| crate::Section(std::sync::Arc::new(c))),
@@ -254,6 +229,40 @@ struct Resolver<'a> {
 }
 
 impl Resolver<'_> {
+    /// A section resolved by its crate: its problems collected with their
+    /// paths, and the one secret reference it names (a database URL:
+    /// `reference` gives its path in the file and text) resolved and
+    /// handed back with `set`.
+    fn section_with_url<T>(
+        &mut self,
+        resolved: Result<T, Vec<(String, String)>>,
+        reference: impl Fn(&T) -> Option<(&'static str, &str)>,
+        set: impl FnOnce(&mut T, String) -> Result<(), String>,
+    ) -> Option<T> {
+        match resolved {
+            Ok(mut settings) => {
+                let pending = reference(&settings).map(|(path, r)| (path, r.to_owned()));
+                if let Some((path, r)) = pending {
+                    let done = self
+                        .secrets
+                        .resolve(&SecretRef::parse(&r))
+                        .map_err(|e| e.to_string())
+                        .and_then(|url| set(&mut settings, url.expose().to_owned()));
+                    if let Err(message) = done {
+                        self.problems.push_raw(path.to_owned(), message);
+                    }
+                }
+                Some(settings)
+            }
+            Err(problems) => {
+                for (path, message) in problems {
+                    self.problems.push_raw(path, message);
+                }
+                None
+            }
+        }
+    }
+
     // ----- listen -------------------------------------------------------
 
     fn listen(&mut self, raw: RawListen, path: &FieldPath) -> Listen {

@@ -168,6 +168,13 @@ fn config_default_matches_an_empty_file_except_the_principal_source() {
     from_file.audit = default.audit.clone();
     assert!(from_file.registry.lock.ends_with("warden.lock"));
     from_file.registry.lock = default.registry.lock.clone();
+    assert!(
+        matches!(&from_file.approvals.store, warden_approvals::StoreSettings::Sqlite { path }
+            if path.ends_with(".warden/approvals.db")),
+        "{:?}",
+        from_file.approvals
+    );
+    from_file.approvals = default.approvals.clone();
     assert_eq!(from_file, default);
 }
 

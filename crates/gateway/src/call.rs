@@ -67,6 +67,8 @@ pub struct Facts {
     pub output: Option<OutputFacts>,
     /// The credential the credentials stage attached (mode, token id hash).
     pub upstream_credential: Option<crate::pipeline::credentials::CredentialFacts>,
+    /// The approval that let a held call go on, or that it waits for.
+    pub approval: Option<warden_audit::ApprovalFacts>,
 }
 
 impl Call {
@@ -165,6 +167,7 @@ impl Call {
             input_hash: f.input_hash,
             arguments: f.arguments,
             output: f.output,
+            approval: f.approval,
             latency_us: Some(self.started.elapsed().as_micros() as u64),
             upstream_status: Some(outcome.to_owned()),
             ..Event::new(EventKind::Call)

@@ -99,6 +99,9 @@ pub struct Gateway {
     pub(crate) state_key: [u8; 32],
     /// RFC 8693 exchanges and their per-principal cache (`mode: exchange`).
     pub(crate) exchanger: Option<Arc<warden_credentials::Exchanger>>,
+    /// Held calls' approvals; `None` until installed (the core alone runs
+    /// without: held calls are then refused).
+    pub(crate) approvals: arc_swap::ArcSwapOption<warden_approvals::Approvals>,
 }
 
 /// Why a new configuration was not swapped in.
@@ -129,6 +132,9 @@ fn restart_only_changes(
     }
     if old.tls != new.tls {
         changed.push("tls");
+    }
+    if old.approvals.store != new.approvals.store {
+        changed.push("approvals.store");
     }
     changed
 }
@@ -167,6 +173,7 @@ impl Gateway {
             reported: Mutex::new(HashSet::new()),
             probes: Default::default(),
             exchanger: warden_credentials::Exchanger::new().ok().map(Arc::new),
+            approvals: arc_swap::ArcSwapOption::empty(),
         });
         spawn_reaper(Arc::downgrade(&gw));
         crate::pipeline::registry::spawn_registry_keeper(Arc::downgrade(&gw));

@@ -26,6 +26,8 @@ use crate::core::{Gateway, OpenError};
 use crate::session::{lock, new_session_id, owner_key, Channel, Session, Slot};
 use crate::stream::{parse_event_id, EventStream, Item, Sink};
 
+mod approvals_api;
+
 const SESSION_HEADER: &str = "mcp-session-id";
 const VERSION_HEADER: &str = "mcp-protocol-version";
 const LAST_EVENT_ID: &str = "last-event-id";
@@ -77,7 +79,11 @@ pub fn router(gateway: Arc<Gateway>, bound: SocketAddr) -> Router {
             get(metadata_vs),
         )
         .route("/.well-known/jwks.json", get(dev_jwks))
-        .route(warden_credentials::JWKS_PATH, get(upstream_jwks));
+        .route(warden_credentials::JWKS_PATH, get(upstream_jwks))
+        .route("/approvals", get(approvals_api::list))
+        .route("/approvals/{id}", get(approvals_api::show))
+        .route("/approvals/{id}/approve", post(approvals_api::approve))
+        .route("/approvals/{id}/deny", post(approvals_api::deny));
     let telemetry = state.gateway.snapshot().config.telemetry.clone();
     if telemetry.metrics.on_mcp_listener(bound) {
         r = r

@@ -361,6 +361,12 @@ fn approval_policy(id: &str, rule: &ApprovalRule) -> String {
         cedar_string(id),
         cedar_string(&facts.join(" "))
     );
+    if rule.approvers != crate::settings::Approvers::default() {
+        text.push_str(&format!(
+            "@approvers({})\n",
+            cedar_string(&rule.approvers.text())
+        ));
+    }
     write_policy(&mut text, "forbid", &principal, &action, "resource", &conds);
     text
 }

@@ -21,7 +21,7 @@ use crate::explain::{Explanation, Outcome, PolicyTrace, RequestFacts};
 use crate::glob::specificity;
 use crate::request::{Action, ActionName, Request};
 use crate::settings::{
-    approval_facts_text, is_reason_code, ApprovalFact, AuthzSettings, ItemPattern,
+    approval_facts_text, is_reason_code, ApprovalFact, Approvers, AuthzSettings, ItemPattern,
     ScopeRequirements,
 };
 use crate::slice::{Slice, SlicedSet};
@@ -61,6 +61,9 @@ pub(crate) struct PolicyMeta {
     pub reason: Option<ReasonCode>,
     /// `Some` for approval policies: the facts the approval must carry.
     pub approval: Option<Vec<ApprovalFact>>,
+    /// Approval policies: who may approve (`@approvers`; the caller when
+    /// not annotated).
+    pub approvers: Approvers,
     pub text: String,
 }
 
@@ -867,6 +870,13 @@ impl PolicyEngine {
             .collect();
         requires.sort();
         requires.dedup();
+        let mut approvers: Vec<Approvers> = applying
+            .iter()
+            .filter_map(|id| self.meta.get(id))
+            .filter(|m| m.approval.is_some())
+            .map(|m| m.approvers.clone())
+            .collect();
+        approvers.dedup();
         let approval = &req.context.approval;
         if approval.granted && requires.iter().all(|f| approval.has(*f)) {
             let mut policies = deciding;
@@ -877,6 +887,7 @@ impl PolicyEngine {
             policies: applying,
             reason: ReasonCode::ApprovalRequired,
             requires,
+            approvers,
         }
     }
 
@@ -1280,6 +1291,19 @@ fn register(
             message: "@requires_approval belongs on a forbid policy".into(),
         });
     }
+    let approvers = match policy.annotation("approvers") {
+        None => Approvers::default(),
+        Some(_) if approval.is_none() => {
+            return Err(PolicyError::Annotation {
+                policy: id,
+                message: "@approvers belongs on a @requires_approval policy".into(),
+            })
+        }
+        Some(v) => Approvers::parse(v).map_err(|message| PolicyError::Annotation {
+            policy: id.clone(),
+            message,
+        })?,
+    };
     let reason = match policy.annotation("reason") {
         Some(r) if is_reason_code(r) => Some(ReasonCode::from_annotation(r)),
         Some(r) => {
@@ -1298,6 +1322,7 @@ fn register(
             origin,
             reason,
             approval,
+            approvers,
             text,
         },
     );

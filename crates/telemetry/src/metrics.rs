@@ -265,6 +265,14 @@ struct CallLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ApprovalLabel {
+    status: &'static str,
+}
+
+/// What happened to an approval request (`warden_approvals_total`).
+pub const APPROVAL_STATUSES: [&str; 5] = ["requested", "approved", "denied", "consumed", "expired"];
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct DenialLabel {
     reason: String,
 }
@@ -397,6 +405,9 @@ struct MetricsInner {
     edge_refusals: Vec<Counter>,
     connections_open: Gauge,
     notifications_dropped: Counter,
+    /// `[status]` of [`APPROVAL_STATUSES`].
+    approvals: Vec<Counter>,
+    approval_wait: DurationHistogram,
     bounded: Mutex<BoundedValues>,
 }
 
@@ -571,6 +582,28 @@ impl Metrics {
             notifications_dropped.clone(),
         );
 
+        let approvals_family = Family::<ApprovalLabel, Counter>::default();
+        let approvals = APPROVAL_STATUSES
+            .iter()
+            .map(|&status| {
+                approvals_family
+                    .get_or_create(&ApprovalLabel { status })
+                    .clone()
+            })
+            .collect();
+        registry.register(
+            "warden_approvals",
+            "Approval requests by what became of them (requested, approved, denied, consumed, expired)",
+            approvals_family,
+        );
+        let approval_wait = DurationHistogram::default();
+        registry.register_with_unit(
+            "warden_approval_wait",
+            "Time from an approval request to its decision",
+            Unit::Seconds,
+            approval_wait.clone(),
+        );
+
         Metrics {
             inner: Arc::new(MetricsInner {
                 registry,
@@ -590,6 +623,8 @@ impl Metrics {
                 edge_refusals,
                 connections_open,
                 notifications_dropped,
+                approvals,
+                approval_wait,
                 bounded: Mutex::new(BoundedValues::default()),
             }),
         }
@@ -709,6 +744,18 @@ impl Metrics {
             .denials
             .get_or_create(&DenialLabel { reason })
             .inc();
+    }
+
+    /// An approval request changed state (`status` one of
+    /// [`APPROVAL_STATUSES`]; anything else is ignored). A decision also
+    /// observes how long it took.
+    pub fn approval(&self, status: &str, waited: Option<Duration>) {
+        if let Some(i) = APPROVAL_STATUSES.iter().position(|s| *s == status) {
+            self.inner.approvals[i].inc();
+        }
+        if let Some(d) = waited {
+            self.inner.approval_wait.observe(d);
+        }
     }
 
     /// A connection or request refused at the HTTP edge.

@@ -3,6 +3,7 @@
 
 mod harness;
 
+mod approvals;
 mod audit;
 mod authz;
 mod credentials;

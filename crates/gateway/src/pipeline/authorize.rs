@@ -20,8 +20,8 @@ use crate::core::Gateway;
 use crate::session::{lock, Session};
 use crate::snapshot::{Snapshot, VirtualRoute};
 
-/// An approval the policy requires: its reason and who may approve.
-type Approval = (String, Vec<String>);
+/// An approval the policy requires: the hold stage's order.
+type Approval = super::hold::Order;
 
 pub(crate) fn run(gw: &Gateway, ex: &mut Exchange<'_>) -> Result<(), Refusal> {
     let _span = warden_telemetry::stage_span(warden_telemetry::Stage::Policy).entered();
@@ -265,13 +265,18 @@ fn decide(
             reason: reason.as_str().to_owned(),
         }),
         warden_policy::Decision::RequiresApproval {
-            reason, requires, ..
+            reason,
+            requires,
+            approvers,
+            policies,
         } => {
             // Stage 8 (hold) decides what happens to it.
-            Ok(Some((
-                reason.as_str().to_owned(),
-                requires.iter().map(|r| r.as_str().to_owned()).collect(),
-            )))
+            Ok(Some(super::hold::Order {
+                reason: reason.as_str().to_owned(),
+                requires: requires.iter().map(|r| r.as_str().to_owned()).collect(),
+                approvers,
+                rules: policies,
+            }))
         }
     }
 }

@@ -14,8 +14,8 @@
 //! | 5 | authorize | `authorize.rs` | scopes, then the policy engine |
 //! | 6 | limits | `limits.rs` | rate limits, concurrency, budgets, breakers, loops |
 //! | 7 | input guards | `input.rs` | arguments against the live schema; limits; injection |
-//! | 8 | hold | `hold.rs` | calls policy marks for approval (refused until issue #17) |
-//! | 9 | credentials | `credentials.rs` | the upstream's credential: static, per tenant, or minted per call |
+//! | 8 | hold | `hold.rs` | calls policy marks for approval: bound to the exact call, asked in band or waited for |
+//! | 9 | credentials | `credentials.rs` | the upstream's credential: static, per tenant, minted per call, or exchanged |
 //! | 10 | execute | `execute.rs` | the upstream call (or Warden's own answer) |
 //! | 11 | output guards | `output.rs` | redaction, labels, size caps, data classes |
 //! | 12 | record | `record.rs` | metrics, the log line, the audit record |
@@ -233,7 +233,7 @@ pub struct Exchange<'m> {
     /// The live definition of the tool or prompt (registry stage).
     pub definition: Option<Definition>,
     /// An approval the policy requires (authorize stage; hold decides).
-    pub approval: Option<(String, Vec<String>)>,
+    pub approval: Option<hold::Order>,
     /// The call's hold on its limits (limits stage): released when the
     /// exchange ends, told the outcome if the upstream was called.
     pub admission: Option<warden_limits::Admission>,
