@@ -31,6 +31,15 @@ const MAX_RESPONSE_BYTES: usize = 64 * 1024;
 #[derive(Clone)]
 pub struct SubjectToken(pub Arc<str>);
 
+impl SubjectToken {
+    /// The token's `jti`, read without verifying: to check that this is
+    /// the token the caller was authenticated by.
+    #[must_use]
+    pub fn token_id(&self) -> Option<String> {
+        jwt_id(&self.0)
+    }
+}
+
 impl std::fmt::Debug for SubjectToken {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str("SubjectToken(<redacted>)")

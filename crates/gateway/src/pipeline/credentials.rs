@@ -109,7 +109,14 @@ pub(crate) async fn run(gw: &Gateway, ex: &mut Exchange<'_>) -> Result<(), Refus
                 server: server.to_owned(),
                 how: how.to_owned(),
             };
-            let Some(subject_token) = ex.subject_token.clone() else {
+            // Only the access token the caller was authenticated by is
+            // exchanged: never an API key sent as a bearer, never another
+            // token than the one whose principal was authorized.
+            let authenticated_by_it = |t: &warden_credentials::SubjectToken| {
+                ex.principal.data().method == AuthMethod::Bearer
+                    && t.token_id() == ex.principal.credential().and_then(|c| c.token_id.clone())
+            };
+            let Some(subject_token) = ex.subject_token.clone().filter(authenticated_by_it) else {
                 return Err(refuse(
                     "it takes your own access token in exchange: call Warden over HTTP \
                      with a Bearer access token",
