@@ -14,4 +14,7 @@ pub enum CredentialError {
     /// Token exchange failed (what happened, never what was sent).
     #[error("token exchange: {0}")]
     Exchange(String),
+    /// The encrypted grant store (a path and what failed; never content).
+    #[error("grant store: {0}")]
+    Store(String),
 }

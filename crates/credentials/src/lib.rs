@@ -8,6 +8,9 @@
 //! - [`Exchanger`]: RFC 8693 token exchange of the caller's token for one
 //!   whose audience is the upstream, cached per principal, upstream and
 //!   scope until shortly before it expires.
+//! - [`GrantStore`]: per-user OAuth grants (refresh tokens) encrypted at
+//!   rest, the store the per-user OAuth flow (`mode: oauth`, not built
+//!   yet) is to keep them in.
 //!
 //! The gateway's credentials stage (stage 9) decides which credential a
 //! call gets; this crate knows nothing of sessions or HTTP servers.
@@ -20,6 +23,7 @@ mod error;
 mod exchange;
 mod mint;
 mod settings;
+mod store;
 
 pub use error::CredentialError;
 pub use exchange::{ExchangeClient, ExchangeRequest, Exchanger, Obtained, SubjectToken};
@@ -28,3 +32,4 @@ pub use settings::{
     Algorithm, IssuerSettings, RawIssuer, DEFAULT_ROTATE_EVERY, DEFAULT_TOKEN_TTL, JWKS_PATH,
     MAX_TOKEN_TTL,
 };
+pub use store::{GrantStore, UserGrant};
