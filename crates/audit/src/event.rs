@@ -41,6 +41,10 @@ pub struct Event {
     pub principal: Option<PrincipalFacts>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub token: Option<TokenFacts>,
+    /// The credential Warden attached to the upstream call (never the
+    /// client's, never a token).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub upstream_credential: Option<UpstreamCredentialFacts>,
     /// Upstream server name as configured.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub server: Option<String>,
@@ -140,6 +144,7 @@ impl Event {
             anomaly: None,
             checkpoint: None,
             retention: None,
+            upstream_credential: None,
         }
     }
 
@@ -319,6 +324,16 @@ impl TokenFacts {
     pub fn hash_jti(jti: &str) -> String {
         crate::hash::sha256_prefixed(jti.as_bytes())
     }
+}
+
+/// Which credential an upstream call carried.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UpstreamCredentialFacts {
+    /// `static` or `mint`.
+    pub mode: String,
+    /// [`TokenFacts::hash_jti`] of a minted token's id.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub token_id_hash: Option<String>,
 }
 
 /// A human approval attached to a held call.

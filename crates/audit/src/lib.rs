@@ -63,7 +63,8 @@ pub use anomaly::AnomalyDetector;
 pub use error::AuditError;
 pub use event::{
     AnomalyAlert, ApprovalFacts, Checkpoint, Decision, Event, EventKind, Lifecycle, OutputFacts,
-    PrincipalFacts, RetentionFacts, RiskTier, Timestamp, TokenFacts, SCHEMA_VERSION,
+    PrincipalFacts, RetentionFacts, RiskTier, Timestamp, TokenFacts, UpstreamCredentialFacts,
+    SCHEMA_VERSION,
 };
 pub use hash::{canonical, input_hash};
 pub use log::{AuditLog, AuditWorker};

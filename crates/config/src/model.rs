@@ -48,6 +48,10 @@ pub struct Config {
     pub tls: Option<Section<warden_identity::TlsSettings>>,
     /// `registry:`: which tools may reach a client (stage 4).
     pub registry: RegistrySettings,
+    /// `credentials:`: Warden as the issuer of the tokens it mints for
+    /// upstreams. `None`: no issuer URL is known (no `credentials.issuer`,
+    /// no `identity.public_url`); then no server may use `mode: mint`.
+    pub credentials: Option<Section<warden_credentials::IssuerSettings>>,
 }
 
 /// The tool registry's settings.
@@ -138,6 +142,7 @@ impl Default for Config {
             )),
             tls: None,
             registry: RegistrySettings::in_dir(std::path::Path::new(".")),
+            credentials: None,
         }
     }
 }
@@ -314,6 +319,63 @@ pub struct ServerConfig {
     /// risk tiers, data classes and labels of its tools, resources and
     /// prompts (`name` is the server's).
     pub facts: Section<warden_policy::ServerFacts>,
+    /// What Warden presents to the upstream (`credentials:`); the client's
+    /// own token never goes upstream.
+    pub credentials: UpstreamCredentials,
+}
+
+/// `servers.NAME.credentials`.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct UpstreamCredentials {
+    pub mode: CredentialMode,
+    /// Headers added for callers of one tenant, by tenant (Streamable
+    /// HTTP). A server with any `tenants` or `principals` entry refuses a
+    /// caller that matches none.
+    pub tenants: Vec<(String, Vec<(String, Secret)>)>,
+    /// The same by principal key (`issuer-name:subject`); a principal's
+    /// entry wins over its tenant's.
+    pub principals: Vec<(String, Vec<(String, Secret)>)>,
+}
+
+impl UpstreamCredentials {
+    /// Whether the headers depend on the caller.
+    #[must_use]
+    pub fn is_scoped(&self) -> bool {
+        !self.tenants.is_empty() || !self.principals.is_empty()
+    }
+}
+
+/// How Warden authenticates to an upstream.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub enum CredentialMode {
+    /// `static` (the default): the configured `headers` (and the caller's
+    /// tenant's or principal's), nothing minted.
+    #[default]
+    Static,
+    /// `mint`: a token Warden signs per call, for this audience (default:
+    /// the server's URL).
+    Mint { audience: String },
+    /// `exchange`: the caller's token exchanged (RFC 8693) at
+    /// `token_endpoint`, Warden authenticating as `client_id`, for a token
+    /// of this audience.
+    Exchange {
+        audience: String,
+        token_endpoint: String,
+        client_id: String,
+        client_secret: Secret,
+    },
+}
+
+impl CredentialMode {
+    /// The YAML spelling, for audit records and metrics.
+    #[must_use]
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            CredentialMode::Static => "static",
+            CredentialMode::Mint { .. } => "mint",
+            CredentialMode::Exchange { .. } => "exchange",
+        }
+    }
 }
 
 /// How Warden reaches an upstream.

@@ -98,6 +98,8 @@ pub struct Gateway {
     /// the server and principal it was issued for, and derives the ids of
     /// modern contexts.
     pub(crate) state_key: [u8; 32],
+    /// RFC 8693 exchanges and their per-principal cache (`mode: exchange`).
+    pub(crate) exchanger: Option<Arc<warden_credentials::Exchanger>>,
     /// Held calls' approvals; `None` until installed (the core alone runs
     /// without: held calls are then refused).
     pub(crate) approvals: arc_swap::ArcSwapOption<warden_approvals::Approvals>,
@@ -171,6 +173,7 @@ impl Gateway {
             counter: AtomicU64::new(1),
             reported: Mutex::new(HashSet::new()),
             probes: Default::default(),
+            exchanger: warden_credentials::Exchanger::new().ok().map(Arc::new),
             approvals: arc_swap::ArcSwapOption::empty(),
         });
         spawn_reaper(Arc::downgrade(&gw));
@@ -237,6 +240,11 @@ impl Gateway {
         }
         if old.config.limits == snapshot.config.limits {
             snapshot.limiter = old.limiter.clone();
+        }
+        // Upstreams may hold the published keys: a reload that leaves
+        // `credentials:` alone keeps signing with them.
+        if old.config.credentials == snapshot.config.credentials {
+            snapshot.minter = old.minter.clone();
         }
         if let Some(a) = self.authenticator.load_full() {
             advertise_scopes(&a, &snapshot);
@@ -544,6 +552,12 @@ impl Gateway {
                 session_first: session.channel != Channel::Modern
                     && (session.caps.sampling || session.caps.elicitation || session.caps.roots),
                 limits: snap.upstream_limits,
+                auth: crate::pipeline::credentials::connection_auth(
+                    self,
+                    snap,
+                    cfg,
+                    Some(&session.principal),
+                ),
             },
             move |handle, rx| {
                 tokio::spawn(dispatch_upstream_events(weak, handle, rx));
@@ -647,6 +661,8 @@ impl Gateway {
             approval: None,
             admission: None,
             upstream_headers: Vec::new(),
+            credential_headers: Vec::new(),
+            subject_token: inbound.subject_token,
             param_headers: inbound.param_headers,
         }
     }

@@ -660,7 +660,31 @@ impl PolicyEngine {
     /// a client can find a tool and then step up). A granted `a:b`
     /// satisfies a required `a:b` and `a:b:…`.
     #[must_use]
-    pub fn check_scopes<'s>(&'s self, req: &Request<'_>) -> ScopeCheck {
+    pub fn check_scopes(&self, req: &Request<'_>) -> ScopeCheck {
+        let needed = self.needed_scopes(req);
+        let granted = &req.principal.data().scopes;
+        let ok = needed
+            .iter()
+            .all(|need| granted.iter().any(|g| scope_covers(g, need)));
+        if ok {
+            ScopeCheck::Ok
+        } else {
+            ScopeCheck::Missing(needed.into_iter().map(str::to_owned).collect())
+        }
+    }
+
+    /// Every scope the operation needs (the action's and the item's), in
+    /// configuration order: what [`PolicyEngine::check_scopes`] checks, and
+    /// the `scope` of a token Warden mints for the call.
+    #[must_use]
+    pub fn required_scopes(&self, req: &Request<'_>) -> Vec<String> {
+        self.needed_scopes(req)
+            .into_iter()
+            .map(str::to_owned)
+            .collect()
+    }
+
+    fn needed_scopes<'s>(&'s self, req: &Request<'_>) -> Vec<&'s str> {
         let name = req.action.name();
         let mut needed: Vec<&str> = Vec::new();
         let mut push = |list: &'s [String]| {
@@ -686,15 +710,7 @@ impl PolicyEngine {
                 push(list);
             }
         }
-        let granted = &req.principal.data().scopes;
-        let ok = needed
-            .iter()
-            .all(|need| granted.iter().any(|g| scope_covers(g, need)));
-        if ok {
-            ScopeCheck::Ok
-        } else {
-            ScopeCheck::Missing(needed.into_iter().map(str::to_owned).collect())
-        }
+        needed
     }
 
     /// The full Cedar text in force: built-in policies, approvals and roles

@@ -283,6 +283,12 @@ struct ServerEvent {
     event: UpstreamEvent,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ServerMode {
+    server: String,
+    mode: &'static str,
+}
+
 // ----- the histogram --------------------------------------------------------
 
 /// A lock-free histogram of durations over [`DURATION_BUCKETS`].
@@ -389,6 +395,7 @@ struct MetricsInner {
     findings: Family<FindingLabels, Counter>,
     auth_failures: Family<ReasonLabel, Counter>,
     upstream_events: Family<ServerEvent, Counter>,
+    upstream_credentials: Family<ServerMode, Counter>,
     registry_blocked: Family<ReasonLabel, Counter>,
     calls: Family<CallLabels, Counter>,
     denials: Family<DenialLabel, Counter>,
@@ -516,6 +523,12 @@ impl Metrics {
             "Upstream connection lifecycle events",
             upstream_events.clone(),
         );
+        let upstream_credentials = Family::<ServerMode, Counter>::default();
+        registry.register(
+            "warden_upstream_credentials",
+            "Credentials attached to upstream calls, by server and mode (static, mint)",
+            upstream_credentials.clone(),
+        );
         let registry_blocked = Family::<ReasonLabel, Counter>::default();
         registry.register(
             "warden_registry_blocked",
@@ -601,6 +614,7 @@ impl Metrics {
                 findings,
                 auth_failures,
                 upstream_events,
+                upstream_credentials,
                 registry_blocked,
                 calls,
                 denials,
@@ -653,21 +667,33 @@ impl Metrics {
 
     /// `server` is the configured server name.
     pub fn upstream_event(&self, server: &str, event: UpstreamEvent) {
-        let server = {
-            let mut b = self.lock_bounded();
-            if b.servers.contains(server) {
-                server.to_owned()
-            } else if b.servers.len() < MAX_LABEL_VALUES {
-                b.servers.insert(server.to_owned());
-                server.to_owned()
-            } else {
-                OTHER.to_owned()
-            }
-        };
+        let server = self.bounded_server(server);
         self.inner
             .upstream_events
             .get_or_create(&ServerEvent { server, event })
             .inc();
+    }
+
+    /// A credential attached to a call to `server` (a configured name) in
+    /// `mode` (`static`, `mint`).
+    pub fn upstream_credential(&self, server: &str, mode: &'static str) {
+        let server = self.bounded_server(server);
+        self.inner
+            .upstream_credentials
+            .get_or_create(&ServerMode { server, mode })
+            .inc();
+    }
+
+    fn bounded_server(&self, server: &str) -> String {
+        let mut b = self.lock_bounded();
+        if b.servers.contains(server) {
+            server.to_owned()
+        } else if b.servers.len() < MAX_LABEL_VALUES {
+            b.servers.insert(server.to_owned());
+            server.to_owned()
+        } else {
+            OTHER.to_owned()
+        }
     }
 
     pub fn registry_blocked(&self, reason: &'static str) {

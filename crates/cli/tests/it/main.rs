@@ -6,6 +6,7 @@ mod harness;
 mod approvals;
 mod audit;
 mod authz;
+mod credentials;
 mod edge;
 mod eras;
 mod faults;

@@ -166,7 +166,7 @@ fn item_kind_of(kind: ListKind) -> warden_policy::ItemKind {
     }
 }
 
-fn request<'a>(
+pub(crate) fn request<'a>(
     principal: &'a Principal,
     action: warden_policy::Action,
     server: &'a str,

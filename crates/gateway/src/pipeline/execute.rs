@@ -220,7 +220,13 @@ impl Gateway {
                     }
                 }
                 headers.extend(ex.upstream_headers.iter().cloned());
-                let request = warden_upstream::with_request_headers(headers, request);
+                let request = warden_upstream::with_call_headers(
+                    warden_upstream::RequestHeaders {
+                        extra: headers,
+                        credentials: ex.credential_headers.clone(),
+                    },
+                    request,
+                );
                 let started = Instant::now();
                 let r = tokio::select! {
                     r = request.instrument(span) => Some(r),

@@ -119,6 +119,11 @@ pub enum Refusal {
     /// A limit (`limits:`) refused the call: rate, concurrency, budget,
     /// breaker or loop.
     Limited(warden_limits::Denial),
+    /// No upstream credential for this caller (`how`: what to do about it).
+    NoUpstreamCredential {
+        server: String,
+        how: String,
+    },
 }
 
 impl Refusal {
@@ -145,7 +150,9 @@ impl Refusal {
             Refusal::HeaderMismatch { code, .. } => *code,
             Refusal::Upstream { .. } => ErrorCode::UpstreamUnavailable,
             Refusal::InputNotBridged(_) => ErrorCode::MissingCapability,
-            Refusal::OutputWithheld { .. } => ErrorCode::Refused,
+            Refusal::OutputWithheld { .. } | Refusal::NoUpstreamCredential { .. } => {
+                ErrorCode::Refused
+            }
             Refusal::Limited(d) => match d {
                 warden_limits::Denial::Rate { .. } => ErrorCode::RateLimited,
                 warden_limits::Denial::Concurrency { .. } => ErrorCode::ConcurrencyLimited,
@@ -179,7 +186,8 @@ impl Refusal {
             | Refusal::ArgumentsInvalid { .. }
             | Refusal::InputRejected { .. }
             | Refusal::HeaderMismatch { .. }
-            | Refusal::RequestStateInvalid(_) => Some(warden_audit::Decision::Deny),
+            | Refusal::RequestStateInvalid(_)
+            | Refusal::NoUpstreamCredential { .. } => Some(warden_audit::Decision::Deny),
             // The limits could not be checked: a failure, like the audit's.
             Refusal::Limited(warden_limits::Denial::Unavailable { .. }) => None,
             Refusal::Limited(_) => Some(warden_audit::Decision::Deny),
@@ -207,6 +215,7 @@ impl Refusal {
             Refusal::RequestStateInvalid(_) => "request_state.invalid".into(),
             Refusal::OutputWithheld { .. } => "output.blocked".into(),
             Refusal::AuditUnavailable => "audit.unavailable".into(),
+            Refusal::NoUpstreamCredential { .. } => "credentials.none".into(),
             Refusal::Limited(d) => format!("limits.{}", d.kind()),
             _ => return None,
         })
@@ -374,6 +383,12 @@ impl Refusal {
                 "the audit trail is unavailable",
                 Some(&with_corr),
             ),
+            Refusal::NoUpstreamCredential { server, how } => error_response(
+                Some(id),
+                code,
+                &format!("no credential for upstream server '{server}': {how}"),
+                Some(&with_corr),
+            ),
             Refusal::Limited(d) => {
                 let mut extra = serde_json::json!({ "limit": d.kind(), "rule": d.rule() });
                 if let Some(wait) = d.retry_after() {
@@ -502,6 +517,7 @@ impl fmt::Display for Refusal {
             Refusal::OutputWithheld { .. } => "output_withheld",
             Refusal::AuditUnavailable => "audit_unavailable",
             Refusal::Limited(_) => "limited",
+            Refusal::NoUpstreamCredential { .. } => "no_upstream_credential",
         };
         f.write_str(name)
     }
