@@ -16,6 +16,11 @@
 // with a scripted interaction (no browser):
 //   GET  /auth?...                         → 303 /interaction/:uid (+ cookies)
 //   POST /interaction/:uid/login  login=alice  → 303 /auth/:uid → 303 redirect_uri?code=…
+// Token exchange (RFC 8693) on issuer A, through oidc-provider's
+// registerGrantType extension: a confidential client (warden-exchanger)
+// presents a subject access token this issuer signed and gets a token for
+// the requested `resource` (or `audience`): same `sub`, `tenant`, `roles`,
+// `act: {sub: <the exchanging client>}`, the requested scope, 300 s.
 // Issuer B (RS256 too) uses the same `kid` as A's first key: a second
 // issuer must never be able to sign for the first.
 //
@@ -26,12 +31,13 @@
 //        the issuer's current key (for tokens a real flow cannot produce:
 //        expired, not yet valid, other issuer, extra headers). Replies
 //        {"token": "..."}.
-//   POST /admin/stats  {"jwks_requests": n}: how often the JWKS was fetched.
+//   POST /admin/stats  {"jwks_requests": n, "exchanges": n}: how often the
+//        JWKS was fetched, how many tokens were exchanged.
 //   POST /admin/public-pem  the current public key as SPKI PEM (the
 //        "HS256 signed with the public key" attack needs its bytes).
 import http from "node:http";
 import crypto from "node:crypto";
-import Provider from "oidc-provider";
+import Provider, { errors } from "oidc-provider";
 import * as jose from "jose";
 
 // stdout carries the ready line only (the test stops reading after it);
@@ -51,6 +57,8 @@ const ROLES = {
   alice: ["analyst", "writer"],
 };
 const RESOURCE_SCOPES = "mcp mcp.read mcp.write";
+const TOKEN_EXCHANGE = "urn:ietf:params:oauth:grant-type:token-exchange";
+const ACCESS_TOKEN_TYPE = "urn:ietf:params:oauth:token-type:access_token";
 
 async function newKey(alg, kid) {
   const { privateKey, publicKey } = await jose.generateKeyPair(alg, { extractable: true });
@@ -75,6 +83,15 @@ function makeProvider(slot) {
         client_id: "admin-app",
         client_secret: "admin-secret-for-tests-only",
         grant_types: ["client_credentials"],
+        response_types: [],
+        redirect_uris: [],
+        token_endpoint_auth_method: "client_secret_post",
+        scope: RESOURCE_SCOPES,
+      },
+      {
+        client_id: "warden-exchanger",
+        client_secret: "exchanger-secret-for-tests-only",
+        grant_types: [TOKEN_EXCHANGE],
         response_types: [],
         redirect_uris: [],
         token_endpoint_auth_method: "client_secret_post",
@@ -125,7 +142,46 @@ function makeProvider(slot) {
     pkce: { required: () => true },
   });
   provider.on("server_error", (_ctx, err) => console.error("oidc-provider server_error:", err));
+  provider.registerGrantType(
+    TOKEN_EXCHANGE,
+    (ctx) => tokenExchange(slot, ctx),
+    new Set(["subject_token", "subject_token_type", "audience", "resource", "scope", "requested_token_type"]),
+  );
   return provider;
+}
+
+// RFC 8693: the subject token must be one this issuer signed and still
+// valid; the new token is for the requested resource only.
+async function tokenExchange(slot, ctx) {
+  const params = ctx.oidc.params;
+  if (params.subject_token_type !== ACCESS_TOKEN_TYPE) {
+    throw new errors.InvalidRequest("subject_token_type must be an access token");
+  }
+  const target = params.resource ?? params.audience;
+  if (!target) throw new errors.InvalidTarget("resource or audience is required");
+  let subject;
+  try {
+    const token = String(params.subject_token ?? "");
+    const { kid } = jose.decodeProtectedHeader(token);
+    const key = slot.keys.find((k) => k.kid === kid);
+    if (!key) throw new Error("unknown kid");
+    ({ payload: subject } = await jose.jwtVerify(token, key.publicKey, { issuer: slot.issuer }));
+  } catch {
+    throw new errors.InvalidGrant("subject_token is not valid");
+  }
+  const now = Math.floor(Date.now() / 1000);
+  const scope = String(params.scope ?? "");
+  const key = slot.keys[0];
+  const claims = {
+    iss: slot.issuer, sub: subject.sub, aud: target, iat: now, exp: now + 300, jti: crypto.randomUUID(),
+    client_id: subject.client_id, scope, roles: subject.roles ?? [], tenant: subject.tenant,
+    act: { sub: ctx.oidc.client.clientId },
+  };
+  const access_token = await new jose.SignJWT(claims)
+    .setProtectedHeader({ alg: key.alg, kid: key.kid, typ: "at+jwt" })
+    .sign(key.privateKey);
+  slot.exchanges += 1;
+  ctx.body = { access_token, issued_token_type: ACCESS_TOKEN_TYPE, token_type: "Bearer", expires_in: 300, scope };
 }
 
 async function readBody(req) {
@@ -162,7 +218,7 @@ async function admin(slot, req, res, path) {
     return reply(res, 200, { token });
   }
   if (path === "/admin/stats") {
-    return reply(res, 200, { jwks_requests: slot.jwksRequests });
+    return reply(res, 200, { jwks_requests: slot.jwksRequests, exchanges: slot.exchanges });
   }
   if (path === "/admin/public-pem") {
     return reply(res, 200, { pem: await jose.exportSPKI(slot.keys[0].publicKey), kid: slot.keys[0].kid });
@@ -198,7 +254,7 @@ async function interaction(slot, req, res, path) {
 }
 
 async function startSlot(alg, fixedKid) {
-  const slot = { alg, keys: [await newKey(alg, fixedKid)], issuer: "", provider: null, jwksRequests: 0 };
+  const slot = { alg, keys: [await newKey(alg, fixedKid)], issuer: "", provider: null, jwksRequests: 0, exchanges: 0 };
   const server = http.createServer((req, res) => {
     const path = new URL(req.url, slot.issuer).pathname;
     if (path === "/jwks") slot.jwksRequests += 1;

@@ -41,6 +41,10 @@ pub struct Event {
     pub principal: Option<PrincipalFacts>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub token: Option<TokenFacts>,
+    /// The credential Warden attached to the upstream call (never the
+    /// client's, never a token).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub upstream_credential: Option<UpstreamCredentialFacts>,
     /// Upstream server name as configured.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub server: Option<String>,
@@ -140,6 +144,7 @@ impl Event {
             anomaly: None,
             checkpoint: None,
             retention: None,
+            upstream_credential: None,
         }
     }
 
@@ -189,6 +194,9 @@ pub enum EventKind {
     /// A sandboxed server's egress proxy refused a destination (`action`:
     /// `host:port`; `reason_code`: why).
     EgressRefused,
+    /// An approval request changed state ([`Event::approval`]: requested
+    /// `pending`, `approved`, `denied`, `consumed`, `expired`).
+    Approval,
 }
 
 impl EventKind {
@@ -213,6 +221,7 @@ impl EventKind {
             EventKind::Retention => "retention",
             EventKind::Breaker => "breaker",
             EventKind::EgressRefused => "egress_refused",
+            EventKind::Approval => "approval",
         }
     }
 }
@@ -321,15 +330,36 @@ impl TokenFacts {
     }
 }
 
+/// Which credential an upstream call carried.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UpstreamCredentialFacts {
+    /// `static` or `mint`.
+    pub mode: String,
+    /// [`TokenFacts::hash_jti`] of a minted token's id.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub token_id_hash: Option<String>,
+}
+
 /// A human approval attached to a held call.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ApprovalFacts {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub id: Option<String>,
-    /// `pending`, `approved`, `denied`, `expired`.
+    /// `pending`, `approved`, `denied`, `consumed`, `expired`.
     pub status: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub approver: Option<String>,
+    /// The approver's reason (approved or denied).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub change_ticket: Option<String>,
+    /// Decided in the caller's own client (elicitation), not out of band.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub in_band: bool,
+    /// How long the decision took from the request, in milliseconds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub wait_ms: Option<u64>,
 }
 
 /// What came back: classes and counts, never values.

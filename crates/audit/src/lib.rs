@@ -63,7 +63,8 @@ pub use anomaly::AnomalyDetector;
 pub use error::AuditError;
 pub use event::{
     AnomalyAlert, ApprovalFacts, Checkpoint, Decision, Event, EventKind, Lifecycle, OutputFacts,
-    PrincipalFacts, RetentionFacts, RiskTier, Timestamp, TokenFacts, SCHEMA_VERSION,
+    PrincipalFacts, RetentionFacts, RiskTier, Timestamp, TokenFacts, UpstreamCredentialFacts,
+    SCHEMA_VERSION,
 };
 pub use hash::{canonical, input_hash};
 pub use log::{AuditLog, AuditWorker};
@@ -71,7 +72,7 @@ pub use metrics::MetricsSnapshot;
 pub use query::{query, query_records, tail, Filter, StoredRecord, Tail, TailOptions};
 pub use record::Record;
 pub use redact::{RedactingJsonLayer, Redactor, REDACTED};
-pub use scrub::{secret_placeholder, SecretScrubber};
+pub use scrub::{scrub_value, secret_placeholder, SecretScrubber};
 pub use settings::{
     AnomalySettings, ArgumentsPolicy, AuditSettings, AuthFailureLimit, BurstRule,
     CheckpointSettings, Durability, DurabilityPolicy, JsonlSettings, OffHoursRule,

@@ -40,7 +40,7 @@ pub fn secret_placeholder(class: &str) -> String {
 }
 
 /// Replaces every secret in every string and key of `value`.
-pub(crate) fn scrub_value(scrubber: &dyn SecretScrubber, value: &mut Value) {
+pub fn scrub_value(scrubber: &dyn SecretScrubber, value: &mut Value) {
     match value {
         Value::String(s) => {
             if let Some(clean) = scrub_text(scrubber, s) {

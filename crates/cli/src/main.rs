@@ -11,6 +11,7 @@ use tracing::{error, info, warn};
 use warden_gateway::{Gateway, Snapshot};
 
 mod admin;
+mod approvals_cmd;
 mod registry_cmd;
 mod sandbox_check;
 
@@ -66,6 +67,12 @@ enum Command {
     Limits {
         #[command(subcommand)]
         command: LimitsCommand,
+    },
+    /// Held calls of a running Warden: list, show, approve, deny (its
+    /// `/approvals` API, as the principal of $WARDEN_TOKEN or $WARDEN_API_KEY).
+    Approvals {
+        #[command(subcommand)]
+        command: approvals_cmd::ApprovalsCommand,
     },
     /// Authorization policies: test, show, explain.
     Policy {
@@ -260,9 +267,11 @@ async fn run_command(command: Command) -> Result<()> {
                     start_audit(&own).await?
                 }
             };
+            let approvals = approvals_cmd::start(&cfg.approvals, Some(&config)).await?;
             let gw = Gateway::new(Snapshot::compile(cfg)?);
             install_secret_scrubber(&audit, &gw);
             gw.set_audit(Some(audit.clone()));
+            gw.set_approvals(Some(approvals));
             warden_gateway::stdio::serve(
                 gw.clone(),
                 principal,
@@ -357,6 +366,7 @@ async fn run_command(command: Command) -> Result<()> {
             Ok(())
         }
         Command::Keys { command } => keys(command),
+        Command::Approvals { command } => approvals_cmd::run(command).await,
         Command::Limits {
             command: LimitsCommand::Status { config, url, json },
         } => limits_status(&config, url, json).await,
@@ -513,7 +523,7 @@ fn unpinned_warning(cfg: &warden_config::Config, config: &Path) -> Option<String
     ))
 }
 
-fn load(path: &Path) -> Result<warden_config::Config> {
+pub(crate) fn load(path: &Path) -> Result<warden_config::Config> {
     warden_config::load(path)
         .map_err(|e| anyhow::anyhow!("{}: invalid configuration:\n{e}", path.display()))
 }
@@ -556,10 +566,12 @@ async fn serve(
     };
     let limits = edge_limits(&cfg.listen);
     let audit = start_audit(&cfg.audit).await?;
+    let approvals = approvals_cmd::start(&cfg.approvals, config_path.as_deref()).await?;
     let gw = Gateway::new(Snapshot::compile(cfg)?);
     gw.set_authenticator(auth);
     install_secret_scrubber(&audit, &gw);
     gw.set_audit(Some(audit.clone()));
+    gw.set_approvals(Some(approvals));
     let listener =
         warden_gateway::edge::bind(addr).with_context(|| format!("cannot listen on {addr}"))?;
     let bound = listener.local_addr()?;
@@ -819,6 +831,9 @@ audit:
   sinks:
     jsonl: {{path: '{data_dir}/audit/audit.jsonl'}}
     sqlite: {{path: '{data_dir}/audit/audit.db'}}
+approvals:
+  path: '{data_dir}/approvals.db'
+  wait: 10s
 servers:
   notes:
     transport: stdio
@@ -869,7 +884,10 @@ Try it (the inspector's CLI needs Node.js 22 or newer):
 
 Without the token Warden answers 401 with a WWW-Authenticate challenge.
 A read-only analyst: `warden token mint -c .warden/demo.yaml --sub ann --roles analyst`
-(tickets_delete is critical: even the admin gets \"approval required\").
+tickets_delete is critical: even the admin's call is held for approval, asked in the client
+where it supports elicitation, else out of band for 10 s:
+  warden approvals list -c .warden/demo.yaml, then warden approvals approve <id> -c .warden/demo.yaml
+  (with $WARDEN_TOKEN set), and send the same call again.
 Every decision is in the audit trail: `warden audit query -c .warden/demo.yaml`, `warden audit verify -c .warden/demo.yaml`.
 Metrics: http://{listen}/metrics. Press Ctrl-C to stop."
     )

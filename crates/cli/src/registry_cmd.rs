@@ -380,6 +380,9 @@ async fn fetch_server(cfg: &Config, server: &ServerConfig) -> Result<Live> {
             max_bytes: cfg.gateway.max_upstream_message_bytes,
             max_depth: cfg.gateway.max_depth,
         },
+        // The CLI holds no published signing key: a `mint` upstream that
+        // demands a token is pinned by the running Warden (`tofu`).
+        auth: None,
     });
     let manifests = fetch(spec, server.call_timeout).await?;
     Ok(Live {
@@ -566,6 +569,7 @@ pub async fn scan(args: ScanArgs) -> Result<std::process::ExitCode> {
                     name: s.name.clone(),
                     transport,
                     era: warden_upstream::Era::Auto,
+                    auth: None,
                     connect_timeout: timeout,
                     restart: RestartPolicy {
                         initial_backoff: Duration::from_secs(1),

@@ -39,11 +39,19 @@ pub struct Config {
     /// `limits:` (rate limits, concurrency, budgets, breakers, loops),
     /// resolved by the limits crate; its defaults when absent.
     pub limits: Section<warden_limits::LimitSettings>,
+    /// `approvals:` (where held calls are kept, how long a call waits),
+    /// resolved by the approvals crate; its defaults when absent (a SQLite
+    /// file under `.warden/` next to the configuration file).
+    pub approvals: Section<warden_approvals::ApprovalSettings>,
     /// `tls:`: serve HTTPS (and accept client certificates when
     /// `identity.mtls` is set). `None`: plain HTTP.
     pub tls: Option<Section<warden_identity::TlsSettings>>,
     /// `registry:`: which tools may reach a client (stage 4).
     pub registry: RegistrySettings,
+    /// `credentials:`: Warden as the issuer of the tokens it mints for
+    /// upstreams. `None`: no issuer URL is known (no `credentials.issuer`,
+    /// no `identity.public_url`); then no server may use `mode: mint`.
+    pub credentials: Option<Section<warden_credentials::IssuerSettings>>,
 }
 
 /// The tool registry's settings.
@@ -129,8 +137,12 @@ impl Default for Config {
                 warden_telemetry::TelemetrySettings::default(),
             )),
             limits: Section(std::sync::Arc::new(warden_limits::LimitSettings::default())),
+            approvals: Section(std::sync::Arc::new(
+                warden_approvals::ApprovalSettings::defaults_in(std::path::Path::new(".")),
+            )),
             tls: None,
             registry: RegistrySettings::in_dir(std::path::Path::new(".")),
+            credentials: None,
         }
     }
 }
@@ -310,6 +322,63 @@ pub struct ServerConfig {
     /// A stdio server's sandbox (`sandbox:`; profile `strict` unless set).
     /// `None`: an HTTP or SSE server, or profile `none`.
     pub sandbox: Option<crate::Sandbox>,
+    /// What Warden presents to the upstream (`credentials:`); the client's
+    /// own token never goes upstream.
+    pub credentials: UpstreamCredentials,
+}
+
+/// `servers.NAME.credentials`.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct UpstreamCredentials {
+    pub mode: CredentialMode,
+    /// Headers added for callers of one tenant, by tenant (Streamable
+    /// HTTP). A server with any `tenants` or `principals` entry refuses a
+    /// caller that matches none.
+    pub tenants: Vec<(String, Vec<(String, Secret)>)>,
+    /// The same by principal key (`issuer-name:subject`); a principal's
+    /// entry wins over its tenant's.
+    pub principals: Vec<(String, Vec<(String, Secret)>)>,
+}
+
+impl UpstreamCredentials {
+    /// Whether the headers depend on the caller.
+    #[must_use]
+    pub fn is_scoped(&self) -> bool {
+        !self.tenants.is_empty() || !self.principals.is_empty()
+    }
+}
+
+/// How Warden authenticates to an upstream.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub enum CredentialMode {
+    /// `static` (the default): the configured `headers` (and the caller's
+    /// tenant's or principal's), nothing minted.
+    #[default]
+    Static,
+    /// `mint`: a token Warden signs per call, for this audience (default:
+    /// the server's URL).
+    Mint { audience: String },
+    /// `exchange`: the caller's token exchanged (RFC 8693) at
+    /// `token_endpoint`, Warden authenticating as `client_id`, for a token
+    /// of this audience.
+    Exchange {
+        audience: String,
+        token_endpoint: String,
+        client_id: String,
+        client_secret: Secret,
+    },
+}
+
+impl CredentialMode {
+    /// The YAML spelling, for audit records and metrics.
+    #[must_use]
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            CredentialMode::Static => "static",
+            CredentialMode::Mint { .. } => "mint",
+            CredentialMode::Exchange { .. } => "exchange",
+        }
+    }
 }
 
 /// How Warden reaches an upstream.

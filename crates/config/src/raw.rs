@@ -28,9 +28,11 @@ pub(crate) struct RawConfig {
     pub audit: Option<warden_audit::RawAudit>,
     pub telemetry: Option<warden_telemetry::RawTelemetry>,
     pub limits: Option<warden_limits::RawLimits>,
+    pub approvals: Option<warden_approvals::RawApprovals>,
     pub tls: Option<warden_identity::RawTls>,
     pub registry: Option<RawRegistry>,
     pub sandbox: Option<crate::sandbox::RawSandbox>,
+    pub credentials: Option<warden_credentials::RawIssuer>,
 }
 
 /// `registry:` — the tool registry (pinned manifests, `warden.lock`).
@@ -110,6 +112,7 @@ pub(crate) struct RawServer {
     pub instructions: Option<String>,
     pub required: Option<bool>,
     pub sandbox: Option<crate::sandbox::RawSandbox>,
+    pub credentials: Option<RawServerCredentials>,
     // authorization facts (the policy crate's catalog)
     pub tenants: Option<Vec<String>>,
     pub environment: Option<String>,
@@ -119,6 +122,19 @@ pub(crate) struct RawServer {
     pub tools: Option<Vec<warden_policy::ItemFacts>>,
     pub resources: Option<Vec<warden_policy::ItemFacts>>,
     pub prompts: Option<Vec<warden_policy::ItemFacts>>,
+}
+
+/// `servers.NAME.credentials`: what Warden presents to the upstream.
+#[derive(Debug, Default, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawServerCredentials {
+    pub mode: Option<String>,
+    pub audience: Option<String>,
+    pub token_endpoint: Option<String>,
+    pub client_id: Option<String>,
+    pub client_secret: Option<String>,
+    pub tenants: Option<OrderedMap<OrderedMap<String>>>,
+    pub principals: Option<OrderedMap<OrderedMap<String>>>,
 }
 
 #[derive(Debug, Default, serde::Deserialize)]

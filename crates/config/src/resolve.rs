@@ -15,12 +15,12 @@ use crate::defaults;
 use crate::error::{ConfigErrors, FieldPath, Problems};
 use crate::glob::{could_match_with_prefix, is_pattern_char};
 use crate::model::{
-    Config, Era, Gateway, Isolation, Listen, RegistrySettings, RestartPolicy, ServerConfig,
-    StdioSettings, Transport, VirtualServer,
+    Config, CredentialMode, Era, Gateway, Isolation, Listen, RegistrySettings, RestartPolicy,
+    ServerConfig, StdioSettings, Transport, VirtualServer,
 };
 use crate::raw::{
-    OrderedMap, RawConfig, RawGateway, RawListen, RawRegistry, RawRestart, RawServer, RawStdio,
-    RawVirtualServer,
+    OrderedMap, RawConfig, RawGateway, RawListen, RawRegistry, RawRestart, RawServer,
+    RawServerCredentials, RawStdio, RawVirtualServer,
 };
 use crate::secret::{header_looks_secret, is_env_name, Secret, SecretRef, SecretSource};
 use crate::units::{parse_count, parse_duration, parse_rate, parse_size};
@@ -113,69 +113,39 @@ pub(crate) fn resolve(raw: RawConfig, context: &Context<'_>) -> Result<Config, C
             }
         });
 
-    let audit = match raw.audit.unwrap_or_default().resolve(context.base_dir) {
-        Ok(mut settings) => {
-            // A PostgreSQL URL holds a password: `env:`/`file:` like every
-            // other secret in the file.
-            let reference = settings
-                .postgres_url_reference()
-                .map(|(path, r)| (path, r.to_owned()));
-            if let Some((path, reference)) = reference {
-                match resolver.secrets.resolve(&SecretRef::parse(&reference)) {
-                    Ok(url) => settings.set_postgres_url(url.expose().to_owned()),
-                    Err(e) => resolver.problems.push_raw(path.to_owned(), e.to_string()),
-                }
-            }
-            Some(settings)
-        }
-        Err(problems) => {
-            for (path, message) in problems {
-                resolver.problems.push_raw(path, message);
-            }
-            None
-        }
-    };
+    // A PostgreSQL or Redis URL may hold a password: `env:`/`file:` like
+    // every other secret in the file.
+    let audit = resolver.section_with_url(
+        raw.audit.unwrap_or_default().resolve(context.base_dir),
+        |s| s.postgres_url_reference(),
+        |s, url| {
+            s.set_postgres_url(url);
+            Ok(())
+        },
+    );
 
-    let telemetry = match raw
-        .telemetry
-        .unwrap_or_default()
-        .resolve_with_env(context.env)
-    {
-        Ok(settings) => Some(settings),
-        Err(problems) => {
-            for (path, message) in problems {
-                resolver.problems.push_raw(path, message);
-            }
-            None
-        }
-    };
+    let telemetry = resolver.section_with_url(
+        raw.telemetry
+            .unwrap_or_default()
+            .resolve_with_env(context.env),
+        |_| None,
+        |_, _| Ok(()),
+    );
 
-    let limits = match raw.limits.unwrap_or_default().resolve() {
-        Ok(mut settings) => {
-            // A Redis URL may hold a password: `env:`/`file:` like every
-            // other secret in the file.
-            let reference = settings
-                .redis_url_reference()
-                .map(|(path, r)| (path, r.to_owned()));
-            if let Some((path, reference)) = reference {
-                let resolved = resolver
-                    .secrets
-                    .resolve(&SecretRef::parse(&reference))
-                    .map_err(|e| e.to_string())
-                    .and_then(|url| settings.set_redis_url(url.expose().to_owned()));
-                if let Err(message) = resolved {
-                    resolver.problems.push_raw(path.to_owned(), message);
-                }
-            }
-            Some(settings)
-        }
-        Err(problems) => {
-            for (path, message) in problems {
-                resolver.problems.push_raw(path, message);
-            }
-            None
-        }
-    };
+    let limits = resolver.section_with_url(
+        raw.limits.unwrap_or_default().resolve(),
+        |s| s.redis_url_reference(),
+        |s, url| s.set_redis_url(url),
+    );
+
+    let approvals = resolver.section_with_url(
+        raw.approvals.unwrap_or_default().resolve(context.base_dir),
+        |s| s.postgres_url_reference(),
+        |s, url| {
+            s.set_postgres_url(url);
+            Ok(())
+        },
+    );
 
     let tls =
         raw.tls.and_then(
@@ -190,11 +160,43 @@ pub(crate) fn resolve(raw: RawConfig, context: &Context<'_>) -> Result<Config, C
             },
         );
     let registry = resolver.registry(raw.registry.unwrap_or_default(), &root.field("registry"));
+    let default_issuer = identity.as_ref().map(|i| i.public_url().to_owned());
+    let credentials = match &raw.credentials {
+        None => default_issuer
+            .as_deref()
+            .map(warden_credentials::IssuerSettings::defaults),
+        Some(raw) => match raw.resolve(context.base_dir, default_issuer.as_deref()) {
+            Ok(settings) => Some(settings),
+            Err(problems) => {
+                for (path, message) in problems {
+                    resolver.problems.push_raw(path, message);
+                }
+                None
+            }
+        },
+    };
+    if credentials.is_none() && raw.credentials.is_none() {
+        for server in &servers {
+            if matches!(server.credentials.mode, CredentialMode::Mint { .. }) {
+                resolver.problems.push(
+                    &servers_path
+                        .key(&server.name)
+                        .field("credentials")
+                        .field("mode"),
+                    "mint needs Warden's issuer URL: set identity.public_url or credentials.issuer",
+                );
+            }
+        }
+    }
 
     if resolver.problems.is_empty() {
         let guards = crate::Section(std::sync::Arc::new(guards.unwrap_or_default()));
         let telemetry = crate::Section(std::sync::Arc::new(telemetry.unwrap_or_default()));
         let limits = crate::Section(std::sync::Arc::new(limits.unwrap_or_default()));
+        let approvals =
+            crate::Section(std::sync::Arc::new(approvals.unwrap_or_else(|| {
+                warden_approvals::ApprovalSettings::defaults_in(context.base_dir)
+            })));
         let Some(audit) = audit else {
             return Err(resolver.problems.into_errors());
         };
@@ -222,8 +224,10 @@ pub(crate) fn resolve(raw: RawConfig, context: &Context<'_>) -> Result<Config, C
             audit,
             telemetry,
             limits,
+            approvals,
             tls,
             registry,
+            credentials: credentials.map(|c| crate::Section(std::sync::Arc::new(c))),
         })
     } else {
         Err(resolver.problems.into_errors())
@@ -239,6 +243,40 @@ struct Resolver<'a> {
 }
 
 impl Resolver<'_> {
+    /// A section resolved by its crate: its problems collected with their
+    /// paths, and the one secret reference it names (a database URL:
+    /// `reference` gives its path in the file and text) resolved and
+    /// handed back with `set`.
+    fn section_with_url<T>(
+        &mut self,
+        resolved: Result<T, Vec<(String, String)>>,
+        reference: impl Fn(&T) -> Option<(&'static str, &str)>,
+        set: impl FnOnce(&mut T, String) -> Result<(), String>,
+    ) -> Option<T> {
+        match resolved {
+            Ok(mut settings) => {
+                let pending = reference(&settings).map(|(path, r)| (path, r.to_owned()));
+                if let Some((path, r)) = pending {
+                    let done = self
+                        .secrets
+                        .resolve(&SecretRef::parse(&r))
+                        .map_err(|e| e.to_string())
+                        .and_then(|url| set(&mut settings, url.expose().to_owned()));
+                    if let Err(message) = done {
+                        self.problems.push_raw(path.to_owned(), message);
+                    }
+                }
+                Some(settings)
+            }
+            Err(problems) => {
+                for (path, message) in problems {
+                    self.problems.push_raw(path, message);
+                }
+                None
+            }
+        }
+    }
+
     // ----- listen -------------------------------------------------------
 
     fn listen(&mut self, raw: RawListen, path: &FieldPath) -> Listen {
@@ -532,6 +570,12 @@ impl Resolver<'_> {
             ),
             _ => None,
         };
+        let credentials = self.server_credentials(
+            raw.credentials.as_ref(),
+            &transport,
+            isolation,
+            &path.field("credentials"),
+        );
         Some(ServerConfig {
             sandbox,
             name: name.to_owned(),
@@ -544,6 +588,7 @@ impl Resolver<'_> {
             restart,
             instructions: raw.instructions.clone(),
             required: raw.required.unwrap_or(false),
+            credentials,
             facts: crate::Section(std::sync::Arc::new(warden_policy::ServerFacts {
                 name: name.to_owned(),
                 tenants: raw.tenants.clone().unwrap_or_default(),
@@ -908,6 +953,157 @@ impl Resolver<'_> {
             }
         }
         ok.then_some(headers)
+    }
+
+    /// `servers.NAME.credentials`: the mode, and headers per tenant and
+    /// per principal (secrets referenced like every other header).
+    fn server_credentials(
+        &mut self,
+        raw: Option<&RawServerCredentials>,
+        transport: &Transport,
+        isolation: Isolation,
+        path: &FieldPath,
+    ) -> crate::UpstreamCredentials {
+        let mut out = crate::UpstreamCredentials::default();
+        let Some(raw) = raw else {
+            return out;
+        };
+        let Transport::StreamableHttp { url, .. } = transport else {
+            self.problems.push(
+                path,
+                "upstream credentials are sent over Streamable HTTP only (transport http); \
+                 a stdio server takes its secrets in `env`",
+            );
+            return out;
+        };
+        let mode = raw.mode.as_deref().map(str::trim);
+        let exchange_fields = [
+            ("token_endpoint", raw.token_endpoint.is_some()),
+            ("client_id", raw.client_id.is_some()),
+            ("client_secret", raw.client_secret.is_some()),
+        ];
+        if mode != Some("exchange") {
+            for (field, present) in exchange_fields {
+                if present {
+                    self.problems
+                        .push(&path.field(field), "only for mode exchange");
+                }
+            }
+        }
+        let audience = match raw.audience.as_deref().map(str::trim) {
+            None => url.clone(),
+            Some("") => {
+                self.problems
+                    .push(&path.field("audience"), "must not be empty");
+                String::new()
+            }
+            Some(a) => a.to_owned(),
+        };
+        out.mode = match mode {
+            None | Some("static") => {
+                if raw.audience.is_some() {
+                    self.problems
+                        .push(&path.field("audience"), "only for mode mint or exchange");
+                }
+                CredentialMode::Static
+            }
+            Some("mint") => CredentialMode::Mint { audience },
+            Some("exchange") => {
+                let token_endpoint = match raw.token_endpoint.as_deref() {
+                    None => {
+                        self.problems.push(
+                            &path.field("token_endpoint"),
+                            "is required for mode exchange (the issuer's token endpoint)",
+                        );
+                        String::new()
+                    }
+                    Some(text) => self
+                        .url(Some(text), &path.field("token_endpoint"))
+                        .unwrap_or_default(),
+                };
+                let client_id = match raw.client_id.as_deref().map(str::trim) {
+                    Some(id) if !id.is_empty() => id.to_owned(),
+                    _ => {
+                        self.problems.push(
+                            &path.field("client_id"),
+                            "is required for mode exchange (Warden's client at the token endpoint)",
+                        );
+                        String::new()
+                    }
+                };
+                let client_secret = match raw.client_secret.as_deref() {
+                    None => {
+                        self.problems.push(
+                            &path.field("client_secret"),
+                            "is required for mode exchange (env:NAME or file:PATH)",
+                        );
+                        Secret::new("")
+                    }
+                    Some(text) => {
+                        let reference = SecretRef::parse(text);
+                        if matches!(reference, SecretRef::Literal(_)) {
+                            self.problems.push(
+                                &path.field("client_secret"),
+                                "secrets must be referenced (env:NAME or file:PATH), not inlined",
+                            );
+                            Secret::new("")
+                        } else {
+                            match self.secrets.resolve(&reference) {
+                                Ok(s) => s,
+                                Err(e) => {
+                                    self.problems
+                                        .push(&path.field("client_secret"), e.to_string());
+                                    Secret::new("")
+                                }
+                            }
+                        }
+                    }
+                };
+                CredentialMode::Exchange {
+                    audience,
+                    token_endpoint,
+                    client_id,
+                    client_secret,
+                }
+            }
+            Some(other) => {
+                self.problems.push(
+                    &path.field("mode"),
+                    format!("unknown mode {other:?} (expected static, mint or exchange)"),
+                );
+                CredentialMode::Static
+            }
+        };
+        let mut scoped = |map: Option<&OrderedMap<OrderedMap<String>>>, field: &str| {
+            let mut entries = Vec::new();
+            for (who, headers) in map.map_or(&[][..], |m| m.0.as_slice()) {
+                let at = path.field(field).key(who);
+                if who.trim().is_empty() {
+                    self.problems.push(&at, "must not be empty");
+                    continue;
+                }
+                if let Some(h) = self.headers(Some(headers), &at) {
+                    entries.push((who.clone(), h));
+                }
+            }
+            entries
+        };
+        out.tenants = scoped(raw.tenants.as_ref(), "tenants");
+        out.principals = scoped(raw.principals.as_ref(), "principals");
+        if out.is_scoped() && isolation == Isolation::Shared {
+            self.problems.push(
+                path,
+                "headers per tenant or principal need isolation session or principal: \
+                 a shared connection would carry one caller's credential for everyone",
+            );
+        }
+        if out.is_scoped() && !matches!(out.mode, CredentialMode::Static) {
+            self.problems.push(
+                path,
+                "tenants and principals choose static headers: only with mode static",
+            );
+        }
+        out
     }
 
     fn restart(&mut self, raw: Option<&RawRestart>, path: &FieldPath) -> RestartPolicy {

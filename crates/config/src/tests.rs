@@ -168,6 +168,13 @@ fn config_default_matches_an_empty_file_except_the_principal_source() {
     from_file.audit = default.audit.clone();
     assert!(from_file.registry.lock.ends_with("warden.lock"));
     from_file.registry.lock = default.registry.lock.clone();
+    assert!(
+        matches!(&from_file.approvals.store, warden_approvals::StoreSettings::Sqlite { path }
+            if path.ends_with(".warden/approvals.db")),
+        "{:?}",
+        from_file.approvals
+    );
+    from_file.approvals = default.approvals.clone();
     assert_eq!(from_file, default);
 }
 
@@ -1836,5 +1843,92 @@ fn the_limits_redis_url_is_a_secret_reference_resolved_at_load() {
         "limits:\n  redis: {url: 'redis://:s3cr3t@127.0.0.1:6379/0'}\n",
         "limits.redis.url",
         "by reference",
+    );
+}
+
+// ----- upstream credentials --------------------------------------------------------------
+
+#[test]
+fn upstream_credentials_resolve_per_mode() {
+    let c = ok(&format!(
+        "credentials: {{issuer: 'https://warden.example.com/'}}\n{}",
+        http_server("    credentials: {mode: mint}\n")
+    ));
+    assert_eq!(
+        c.servers[0].credentials.mode,
+        crate::CredentialMode::Mint {
+            audience: "https://mcp.example.com/mcp".into()
+        }
+    );
+    assert_eq!(
+        c.credentials.as_ref().map(|s| s.issuer.as_str()),
+        Some("https://warden.example.com")
+    );
+    let c = ok(&http_server(
+        "    credentials:\n      mode: exchange\n      audience: api://reports\n      token_endpoint: https://login.example.com/token\n      client_id: warden\n      client_secret: env:NOTES_TOKEN\n",
+    ));
+    let crate::CredentialMode::Exchange {
+        audience,
+        client_secret,
+        ..
+    } = &c.servers[0].credentials.mode
+    else {
+        panic!("{:?}", c.servers[0].credentials)
+    };
+    assert_eq!(audience, "api://reports");
+    assert_eq!(client_secret.expose(), TOKEN);
+    assert!(!format!("{c:?}").contains(TOKEN));
+    let c = ok(&http_server(
+        "    credentials:\n      tenants:\n        acme: {X-Api-Key: env:NOTES_TOKEN}\n",
+    ));
+    assert!(c.servers[0].credentials.is_scoped());
+}
+
+#[test]
+fn upstream_credential_mistakes_name_their_path() {
+    single_error(
+        &http_server("    credentials: {mode: mint}\n"),
+        "servers.api.credentials.mode",
+        "identity.public_url or credentials.issuer",
+    );
+    single_error(
+        &http_server("    isolation: shared\n    credentials:\n      tenants:\n        acme: {X-Api-Key: env:NOTES_TOKEN}\n"),
+        "servers.api.credentials",
+        "isolation session or principal",
+    );
+    single_error(
+        &http_server(
+            "    credentials:\n      tenants:\n        acme: {X-Api-Key: inlined-secret}\n",
+        ),
+        "servers.api.credentials.tenants.acme.X-Api-Key",
+        "must be referenced",
+    );
+    single_error(
+        &http_server("    credentials:\n      mode: exchange\n      token_endpoint: https://login.example.com/token\n      client_id: warden\n      client_secret: inlined\n"),
+        "servers.api.credentials.client_secret",
+        "must be referenced",
+    );
+    single_error(
+        &http_server("    credentials:\n      mode: exchange\n      client_id: warden\n      client_secret: env:NOTES_TOKEN\n"),
+        "servers.api.credentials.token_endpoint",
+        "required for mode exchange",
+    );
+    single_error(
+        &format!(
+            "credentials: {{issuer: 'https://w.example.com'}}\n{}",
+            http_server("    credentials: {mode: mint, client_id: warden}\n")
+        ),
+        "servers.api.credentials.client_id",
+        "only for mode exchange",
+    );
+    single_error(
+        &stdio_server("    credentials: {mode: mint}\n"),
+        "servers.git.credentials",
+        "Streamable HTTP only",
+    );
+    single_error(
+        "credentials: {token_ttl: 5m, issuer: 'https://w.example.com'}\n",
+        "credentials.token_ttl",
+        "at most 60s",
     );
 }

@@ -17,6 +17,19 @@ tokio::task_local! {
     pub static CLIENT_ADDR: Option<std::net::SocketAddr>;
 }
 
+tokio::task_local! {
+    /// The bearer access token of the current HTTP request, set by the
+    /// listener's middleware. Read only by the transports, which hand it
+    /// to the pipeline in [`crate::pipeline::Inbound`] for token exchange
+    /// (`credentials: {mode: exchange}`); never logged, never forwarded.
+    pub static SUBJECT_TOKEN: Option<warden_credentials::SubjectToken>;
+}
+
+/// The bearer token the current request carries (see [`SUBJECT_TOKEN`]).
+pub fn subject_token() -> Option<warden_credentials::SubjectToken> {
+    SUBJECT_TOKEN.try_with(Clone::clone).ok().flatten()
+}
+
 /// The peer address of the current request, where the transport knows it.
 pub fn client_addr() -> Option<std::net::SocketAddr> {
     CLIENT_ADDR.try_with(|a| *a).ok().flatten()
@@ -52,6 +65,10 @@ pub struct Facts {
     /// Arguments as recorded by the audit settings (redacted), if any.
     pub arguments: Option<serde_json::Value>,
     pub output: Option<OutputFacts>,
+    /// The credential the credentials stage attached (mode, token id hash).
+    pub upstream_credential: Option<crate::pipeline::credentials::CredentialFacts>,
+    /// The approval that let a held call go on, or that it waits for.
+    pub approval: Option<warden_audit::ApprovalFacts>,
 }
 
 impl Call {
@@ -131,6 +148,12 @@ impl Call {
             client_addr: self.client_addr.map(|a| a.ip().to_string()),
             principal: Some(principal_facts(principal)),
             token: token_facts(principal),
+            upstream_credential: f.upstream_credential.map(|c| {
+                warden_audit::UpstreamCredentialFacts {
+                    mode: c.mode.to_owned(),
+                    token_id_hash: c.token_id_hash,
+                }
+            }),
             server: f.server,
             tool: f.item,
             canonical_tool_id,
@@ -144,6 +167,7 @@ impl Call {
             input_hash: f.input_hash,
             arguments: f.arguments,
             output: f.output,
+            approval: f.approval,
             latency_us: Some(self.started.elapsed().as_micros() as u64),
             upstream_status: Some(outcome.to_owned()),
             ..Event::new(EventKind::Call)

@@ -36,6 +36,7 @@ use warden_upstream::UpstreamEvent;
 
 use crate::call::Call;
 use crate::federation::{self, truncate};
+use crate::pipeline::authorize::S2c;
 use crate::pool::{Pool, PoolKey, StartSpec, UpstreamHandle};
 use crate::session::{
     lock, owner_key, Channel, ClientCaps, PendingS2c, Session, SessionCaps, Sessions, SessionsFull,
@@ -97,6 +98,11 @@ pub struct Gateway {
     /// the server and principal it was issued for, and derives the ids of
     /// modern contexts.
     pub(crate) state_key: [u8; 32],
+    /// RFC 8693 exchanges and their per-principal cache (`mode: exchange`).
+    pub(crate) exchanger: Option<Arc<warden_credentials::Exchanger>>,
+    /// Held calls' approvals; `None` until installed (the core alone runs
+    /// without: held calls are then refused).
+    pub(crate) approvals: arc_swap::ArcSwapOption<warden_approvals::Approvals>,
 }
 
 /// Why a new configuration was not swapped in.
@@ -127,6 +133,9 @@ fn restart_only_changes(
     }
     if old.tls != new.tls {
         changed.push("tls");
+    }
+    if old.approvals.store != new.approvals.store {
+        changed.push("approvals.store");
     }
     changed
 }
@@ -164,6 +173,8 @@ impl Gateway {
             counter: AtomicU64::new(1),
             reported: Mutex::new(HashSet::new()),
             probes: Default::default(),
+            exchanger: warden_credentials::Exchanger::new().ok().map(Arc::new),
+            approvals: arc_swap::ArcSwapOption::empty(),
         });
         spawn_reaper(Arc::downgrade(&gw));
         crate::pipeline::registry::spawn_registry_keeper(Arc::downgrade(&gw));
@@ -229,6 +240,11 @@ impl Gateway {
         }
         if old.config.limits == snapshot.config.limits {
             snapshot.limiter = old.limiter.clone();
+        }
+        // Upstreams may hold the published keys: a reload that leaves
+        // `credentials:` alone keeps signing with them.
+        if old.config.credentials == snapshot.config.credentials {
+            snapshot.minter = old.minter.clone();
         }
         if let Some(a) = self.authenticator.load_full() {
             advertise_scopes(&a, &snapshot);
@@ -536,6 +552,12 @@ impl Gateway {
                 session_first: session.channel != Channel::Modern
                     && (session.caps.sampling || session.caps.elicitation || session.caps.roots),
                 limits: snap.upstream_limits,
+                auth: crate::pipeline::credentials::connection_auth(
+                    self,
+                    snap,
+                    cfg,
+                    Some(&session.principal),
+                ),
             },
             move |handle, rx| {
                 tokio::spawn(dispatch_upstream_events(weak, handle, rx));
@@ -639,6 +661,8 @@ impl Gateway {
             approval: None,
             admission: None,
             upstream_headers: Vec::new(),
+            credential_headers: Vec::new(),
+            subject_token: inbound.subject_token,
             param_headers: inbound.param_headers,
         }
     }
@@ -922,16 +946,44 @@ impl Gateway {
                 .await;
             return;
         };
-        let refused = crate::pipeline::authorize::s2c_refusal(
-            &self.snapshot(),
-            &session,
-            &handle.server,
-            msg.method(),
-        );
-        if let Some((code, why)) = refused {
-            let _ = handle.upstream.respond(reply_error(code, why)).await;
-            return;
+        let snap = self.snapshot();
+        let decision =
+            crate::pipeline::authorize::s2c_decision(&snap, &session, &handle.server, msg.method());
+        match decision {
+            S2c::Allow => {}
+            S2c::Refuse(code, why) => {
+                let _ = handle.upstream.respond(reply_error(code, why)).await;
+                return;
+            }
+            S2c::Hold(order) => {
+                // Held for a human (T26): the upstream waits for its answer
+                // while the approval is asked for; nothing reaches the
+                // client's model before it is approved.
+                let gw = self.clone();
+                let handle = handle.clone();
+                let text = msg.text.to_owned();
+                tokio::spawn(async move {
+                    gw.hold_server_request(&snap, &session, &sink, &handle, &text, order)
+                        .await;
+                });
+                return;
+            }
         }
+        self.forward_s2c(handle, msg, &session, &sink);
+    }
+
+    /// Sends an upstream's request to the client, its id swapped for one of
+    /// Warden's (the answer goes back to the upstream with its own).
+    pub(crate) fn forward_s2c(
+        &self,
+        handle: &Arc<UpstreamHandle>,
+        msg: &Message<'_>,
+        session: &Session,
+        sink: &Sink,
+    ) {
+        let Some(upstream_id) = msg.id else {
+            return;
+        };
         let client_id = session.next_s2c_id();
         let mut edits = EditSet::new();
         edits.replace(msg.text, upstream_id.raw_value(), client_id.clone());

@@ -26,6 +26,8 @@ use crate::core::{Gateway, OpenError};
 use crate::session::{lock, new_session_id, owner_key, Channel, Session, Slot};
 use crate::stream::{parse_event_id, EventStream, Item, Sink};
 
+mod approvals_api;
+
 const SESSION_HEADER: &str = "mcp-session-id";
 const VERSION_HEADER: &str = "mcp-protocol-version";
 const LAST_EVENT_ID: &str = "last-event-id";
@@ -76,7 +78,12 @@ pub fn router(gateway: Arc<Gateway>, bound: SocketAddr) -> Router {
             "/.well-known/oauth-protected-resource/mcp/{vs}",
             get(metadata_vs),
         )
-        .route("/.well-known/jwks.json", get(dev_jwks));
+        .route("/.well-known/jwks.json", get(dev_jwks))
+        .route(warden_credentials::JWKS_PATH, get(upstream_jwks))
+        .route("/approvals", get(approvals_api::list))
+        .route("/approvals/{id}", get(approvals_api::show))
+        .route("/approvals/{id}/approve", post(approvals_api::approve))
+        .route("/approvals/{id}/deny", post(approvals_api::deny));
     let telemetry = state.gateway.snapshot().config.telemetry.clone();
     if telemetry.metrics.on_mcp_listener(bound) {
         r = r
@@ -114,7 +121,20 @@ async fn with_client_addr(req: axum::extract::Request, next: axum::middleware::N
         .get::<axum::extract::ConnectInfo<SocketAddr>>()
         .map(|c| c.0)
         .or_else(crate::call::client_addr);
-    crate::call::CLIENT_ADDR.scope(addr, next.run(req)).await
+    // Only a `Bearer` token can be a subject token: a DPoP-bound one is
+    // useless without its key, which Warden does not hold.
+    let subject = req
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| {
+            let (scheme, token) = v.trim().split_once(' ')?;
+            scheme
+                .eq_ignore_ascii_case("bearer")
+                .then(|| warden_credentials::SubjectToken(token.trim().into()))
+        });
+    let run = crate::call::SUBJECT_TOKEN.scope(subject, next.run(req));
+    crate::call::CLIENT_ADDR.scope(addr, run).await
 }
 
 /// The admin listener's router: only the metrics (`telemetry.metrics.listen`).
@@ -664,6 +684,23 @@ async fn dev_jwks(State(s): State<HttpState>) -> Response {
     }
 }
 
+/// The keys of the tokens Warden mints for upstreams (`credentials:`).
+/// Cacheable for a minute: a verifier that meets a new key's `kid`
+/// fetches again.
+async fn upstream_jwks(State(s): State<HttpState>) -> Response {
+    match s.gateway.snapshot().minter.as_ref().map(|m| m.jwks()) {
+        Some(jwks) => {
+            let mut r = json_response(StatusCode::OK, jwks.to_string());
+            r.headers_mut().insert(
+                header::CACHE_CONTROL,
+                HeaderValue::from_static("public, max-age=60"),
+            );
+            r
+        }
+        None => http_error(StatusCode::NOT_FOUND, "Not Found"),
+    }
+}
+
 /// Reads a body up to the configured limit. A body that arrives too
 /// slowly (`listen.body_timeout`, `listen.body_min_rate`) is cut: `408`,
 /// a JSON-RPC error, and the connection closed.
@@ -1010,6 +1047,7 @@ async fn serve_request(
     let scopes_needed: Arc<Mutex<Option<Vec<String>>>> = Arc::default();
     // Read here: the work may finish on another task (an SSE pump).
     let client_addr = crate::call::client_addr();
+    let subject_token = crate::call::subject_token();
     let work = {
         let gw = gw.clone();
         let session = session.clone();
@@ -1024,6 +1062,7 @@ async fn serve_request(
                 trace,
                 client_addr,
                 principal: Some(principal),
+                subject_token,
                 ..Inbound::default()
             };
             let handled = gw.handle_call(&session, &msg, &sink, inbound).await;
@@ -1511,6 +1550,7 @@ fn inbound(principal: &Principal) -> Inbound<'static> {
     Inbound {
         client_addr: crate::call::client_addr(),
         principal: Some(principal.clone()),
+        subject_token: crate::call::subject_token(),
         ..Inbound::default()
     }
 }

@@ -420,6 +420,7 @@ async fn post(
         let gw = gw.clone();
         let session = session.clone();
         let client_addr = crate::call::client_addr();
+        let subject_token = crate::call::subject_token();
         let scope_refusal = scopes_needed.clone();
         Box::pin(async move {
             let msg = parse_one(&rewritten).ok()?;
@@ -432,6 +433,7 @@ async fn post(
                 client_addr,
                 param_headers,
                 principal: Some(caller),
+                subject_token,
             };
             let handled = gw.handle_call(&session, &msg, &sink, inbound).await;
             if let Some(scopes) = handled.insufficient_scope() {

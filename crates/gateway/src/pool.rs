@@ -150,6 +150,8 @@ pub struct StartSpec {
     /// [`Handshake::session_first`].
     pub session_first: bool,
     pub limits: warden_protocol::Limits,
+    /// The connection's own credential (credentials stage).
+    pub auth: Option<warden_upstream::AuthSource>,
 }
 
 impl Default for Pool {
@@ -326,5 +328,6 @@ pub fn upstream_spec(spec: &StartSpec) -> UpstreamSpec {
             max_backoff: s.restart.max_backoff,
         },
         limits: spec.limits,
+        auth: spec.auth.clone(),
     }
 }

@@ -65,6 +65,7 @@ impl Gateway {
                 ),
                 session_first: false,
                 limits: snap.upstream_limits,
+                auth: crate::pipeline::credentials::connection_auth(self, &snap, server, None),
             };
             let (tx, mut rx) = mpsc::channel(16);
             let _guard = handle.enter();

@@ -205,6 +205,26 @@ impl Session {
     }
 
     /// A fresh id for a server-to-client request, unique in this session.
+    /// Sends a server-to-client request of Warden's own on `sink`: its id
+    /// (raw JSON), and where the client's answer (the whole response
+    /// message) arrives. Dropping the receiver abandons the question.
+    pub fn ask(
+        &self,
+        sink: &Sink,
+        method: &str,
+        params: &str,
+    ) -> (String, tokio::sync::oneshot::Receiver<String>) {
+        let client_id = self.next_s2c_id();
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        lock(&self.pending_s2c).insert(client_id.clone(), PendingS2c::Local(tx));
+        let text = format!(
+            r#"{{"jsonrpc":"2.0","id":{client_id},"method":{},"params":{params}}}"#,
+            warden_protocol::edit::json_string(method)
+        );
+        sink.send(text.into());
+        (client_id, rx)
+    }
+
     pub fn next_s2c_id(&self) -> String {
         let n = self.s2c_counter.fetch_add(1, Ordering::Relaxed) + 1;
         format!("\"warden-{n}\"")

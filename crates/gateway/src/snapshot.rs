@@ -110,6 +110,8 @@ pub enum CompileError {
     Policy(#[from] warden_policy::PolicyError),
     #[error("registry: {0}")]
     Registry(#[from] RegistryError),
+    #[error("credentials: {0}")]
+    Credentials(#[from] warden_credentials::CredentialError),
 }
 
 /// A validated, compiled configuration. The request path reads only this.
@@ -131,6 +133,10 @@ pub struct Snapshot {
     /// Stage 6's counters (`limits:`). Kept across a reload that leaves
     /// the section unchanged, so a reload resets no bucket or budget.
     pub limiter: Arc<warden_limits::Limiter>,
+    /// Warden's signing keys for minted upstream tokens (`credentials:`).
+    /// Kept across a reload that leaves the section unchanged: upstreams
+    /// may have cached the published keys.
+    pub minter: Option<Arc<warden_credentials::Minter>>,
     servers: HashMap<String, Arc<ServerConfig>>,
     routes: HashMap<String, Arc<VirtualRoute>>,
 }
@@ -189,7 +195,14 @@ impl Snapshot {
             max_bytes: config.gateway.max_upstream_message_bytes,
             max_depth: config.gateway.max_depth,
         };
+        let minter = match &config.credentials {
+            Some(settings) => Some(Arc::new(warden_credentials::Minter::new(
+                (**settings).clone(),
+            )?)),
+            None => None,
+        };
         Ok(Snapshot {
+            minter,
             guard,
             policy,
             registry,

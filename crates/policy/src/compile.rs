@@ -150,18 +150,88 @@ pub(crate) fn roles(roles: &[Role]) -> Vec<Generated> {
 }
 
 pub(crate) fn approvals(rules: &[ApprovalRule]) -> Vec<Generated> {
-    rules
-        .iter()
-        .enumerate()
-        .map(|(i, rule)| {
+    let mut out = Vec::new();
+    for (i, rule) in rules.iter().enumerate() {
+        let origin = format!("authorization.approvals[{i}]");
+        let server_requests = !rule.sampling.is_empty() || !rule.elicitation.is_empty();
+        let items = !rule.tools.is_empty()
+            || !rule.resources.is_empty()
+            || !rule.prompts.is_empty()
+            || !rule.risk.is_empty();
+        // A rule naming only server requests holds nothing else.
+        if items || !server_requests {
             let id = format!("approval.{}", rule.id);
-            Generated {
+            out.push(Generated {
                 text: approval_policy(&id, rule),
                 id,
-                origin: format!("authorization.approvals[{i}]"),
+                origin: origin.clone(),
+            });
+        }
+        // Server-to-client requests (T26): one policy per kind, on the
+        // server that asks.
+        for (key, action, servers) in [
+            ("sampling", "sample", &rule.sampling),
+            ("elicitation", "elicit", &rule.elicitation),
+        ] {
+            if servers.is_empty() {
+                continue;
             }
-        })
-        .collect()
+            let id = format!("approval.{}.{key}", rule.id);
+            out.push(Generated {
+                text: server_request_approval(&id, rule, action, servers),
+                id,
+                origin: origin.clone(),
+            });
+        }
+    }
+    out
+}
+
+/// The approval policy that holds `action` (`sample`, `elicit`) from
+/// `servers` (globs).
+fn server_request_approval(
+    id: &str,
+    rule: &ApprovalRule,
+    action: &str,
+    servers: &[String],
+) -> String {
+    let who = Who {
+        roles: &rule.roles,
+        groups: &rule.groups,
+    };
+    let (principal, member) = who.scope();
+    let mut conds: Vec<String> = Vec::new();
+    conds.extend(member);
+    if !servers.iter().any(|s| s == "*") {
+        if let Some(n) = names_condition("resource.name", servers) {
+            conds.push(n);
+        }
+    }
+    if let Some(e) = environments_condition(&rule.environments) {
+        conds.push(e);
+    }
+    let facts: Vec<&str> = rule.requires.iter().map(|f| f.as_str()).collect();
+    let mut text = format!(
+        "// authorization.approvals: {}\n@id({})\n@requires_approval({})\n",
+        rule.id,
+        cedar_string(id),
+        cedar_string(&facts.join(" "))
+    );
+    if rule.approvers != crate::settings::Approvers::default() {
+        text.push_str(&format!(
+            "@approvers({})\n",
+            cedar_string(&rule.approvers.text())
+        ));
+    }
+    write_policy(
+        &mut text,
+        "forbid",
+        &principal,
+        &format!("action == Warden::Action::{}", cedar_string(action)),
+        "resource is Warden::Server",
+        &conds,
+    );
+    text
 }
 
 struct Who<'a> {
@@ -361,6 +431,12 @@ fn approval_policy(id: &str, rule: &ApprovalRule) -> String {
         cedar_string(id),
         cedar_string(&facts.join(" "))
     );
+    if rule.approvers != crate::settings::Approvers::default() {
+        text.push_str(&format!(
+            "@approvers({})\n",
+            cedar_string(&rule.approvers.text())
+        ));
+    }
     write_policy(&mut text, "forbid", &principal, &action, "resource", &conds);
     text
 }

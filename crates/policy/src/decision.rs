@@ -2,7 +2,7 @@
 
 use std::fmt;
 
-use crate::settings::ApprovalFact;
+use crate::settings::{ApprovalFact, Approvers};
 
 /// The outcome. Every variant names the policies that decided it (empty
 /// for a default deny and for refusals before evaluation).
@@ -15,11 +15,14 @@ pub enum Decision {
         policies: Vec<String>,
         reason: ReasonCode,
     },
-    /// Allowed once a human approves; the approval must carry `requires`.
+    /// Allowed once a human approves; the approval must carry `requires`
+    /// and its approver must satisfy every one of `approvers` (one per
+    /// approval policy that applies).
     RequiresApproval {
         policies: Vec<String>,
         reason: ReasonCode,
         requires: Vec<ApprovalFact>,
+        approvers: Vec<Approvers>,
     },
 }
 

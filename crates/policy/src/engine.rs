@@ -21,7 +21,7 @@ use crate::explain::{Explanation, Outcome, PolicyTrace, RequestFacts};
 use crate::glob::specificity;
 use crate::request::{Action, ActionName, Request};
 use crate::settings::{
-    approval_facts_text, is_reason_code, ApprovalFact, AuthzSettings, ItemPattern,
+    approval_facts_text, is_reason_code, ApprovalFact, Approvers, AuthzSettings, ItemPattern,
     ScopeRequirements,
 };
 use crate::slice::{Slice, SlicedSet};
@@ -61,6 +61,9 @@ pub(crate) struct PolicyMeta {
     pub reason: Option<ReasonCode>,
     /// `Some` for approval policies: the facts the approval must carry.
     pub approval: Option<Vec<ApprovalFact>>,
+    /// Approval policies: who may approve (`@approvers`; the caller when
+    /// not annotated).
+    pub approvers: Approvers,
     pub text: String,
 }
 
@@ -657,7 +660,31 @@ impl PolicyEngine {
     /// a client can find a tool and then step up). A granted `a:b`
     /// satisfies a required `a:b` and `a:b:…`.
     #[must_use]
-    pub fn check_scopes<'s>(&'s self, req: &Request<'_>) -> ScopeCheck {
+    pub fn check_scopes(&self, req: &Request<'_>) -> ScopeCheck {
+        let needed = self.needed_scopes(req);
+        let granted = &req.principal.data().scopes;
+        let ok = needed
+            .iter()
+            .all(|need| granted.iter().any(|g| scope_covers(g, need)));
+        if ok {
+            ScopeCheck::Ok
+        } else {
+            ScopeCheck::Missing(needed.into_iter().map(str::to_owned).collect())
+        }
+    }
+
+    /// Every scope the operation needs (the action's and the item's), in
+    /// configuration order: what [`PolicyEngine::check_scopes`] checks, and
+    /// the `scope` of a token Warden mints for the call.
+    #[must_use]
+    pub fn required_scopes(&self, req: &Request<'_>) -> Vec<String> {
+        self.needed_scopes(req)
+            .into_iter()
+            .map(str::to_owned)
+            .collect()
+    }
+
+    fn needed_scopes<'s>(&'s self, req: &Request<'_>) -> Vec<&'s str> {
         let name = req.action.name();
         let mut needed: Vec<&str> = Vec::new();
         let mut push = |list: &'s [String]| {
@@ -683,15 +710,7 @@ impl PolicyEngine {
                 push(list);
             }
         }
-        let granted = &req.principal.data().scopes;
-        let ok = needed
-            .iter()
-            .all(|need| granted.iter().any(|g| scope_covers(g, need)));
-        if ok {
-            ScopeCheck::Ok
-        } else {
-            ScopeCheck::Missing(needed.into_iter().map(str::to_owned).collect())
-        }
+        needed
     }
 
     /// The full Cedar text in force: built-in policies, approvals and roles
@@ -851,6 +870,13 @@ impl PolicyEngine {
             .collect();
         requires.sort();
         requires.dedup();
+        let mut approvers: Vec<Approvers> = applying
+            .iter()
+            .filter_map(|id| self.meta.get(id))
+            .filter(|m| m.approval.is_some())
+            .map(|m| m.approvers.clone())
+            .collect();
+        approvers.dedup();
         let approval = &req.context.approval;
         if approval.granted && requires.iter().all(|f| approval.has(*f)) {
             let mut policies = deciding;
@@ -861,6 +887,7 @@ impl PolicyEngine {
             policies: applying,
             reason: ReasonCode::ApprovalRequired,
             requires,
+            approvers,
         }
     }
 
@@ -1264,6 +1291,19 @@ fn register(
             message: "@requires_approval belongs on a forbid policy".into(),
         });
     }
+    let approvers = match policy.annotation("approvers") {
+        None => Approvers::default(),
+        Some(_) if approval.is_none() => {
+            return Err(PolicyError::Annotation {
+                policy: id,
+                message: "@approvers belongs on a @requires_approval policy".into(),
+            })
+        }
+        Some(v) => Approvers::parse(v).map_err(|message| PolicyError::Annotation {
+            policy: id.clone(),
+            message,
+        })?,
+    };
     let reason = match policy.annotation("reason") {
         Some(r) if is_reason_code(r) => Some(ReasonCode::from_annotation(r)),
         Some(r) => {
@@ -1282,6 +1322,7 @@ fn register(
             origin,
             reason,
             approval,
+            approvers,
             text,
         },
     );

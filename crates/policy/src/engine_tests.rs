@@ -295,6 +295,62 @@ fn annotations_raise_never_lower() {
 // ----- approvals -----------------------------------------------------------
 
 #[test]
+fn server_requests_can_be_held_for_approval() {
+    let e = engine(
+        "roles: { admin: { grants: [{ tools: [\"*\"], sampling: [\"*\"], elicitation: [\"*\"] }] } }\n\
+         approvals:\n  - { id: sampling-ok, sampling: [gh], approvers: [security] }",
+    );
+    let p = principal(&["admin"]);
+    let mut sample = call(&p, "gh", "");
+    sample.action = Action::Sample;
+    let Decision::RequiresApproval {
+        policies,
+        approvers,
+        ..
+    } = e.decide(&sample)
+    else {
+        panic!("sampling from gh is held: {:?}", e.decide(&sample));
+    };
+    assert_eq!(policies, ids(&["approval.sampling-ok.sampling"]));
+    assert!(!approvers[0].caller);
+    // Another server's sampling, gh's elicitation and gh's tools are not held.
+    let mut other = call(&p, "mail", "");
+    other.action = Action::Sample;
+    assert!(e.decide(&other).is_allow());
+    let mut elicit = call(&p, "gh", "");
+    elicit.action = Action::Elicit;
+    assert!(e.decide(&elicit).is_allow());
+    assert!(e.decide(&call(&p, "gh", "delete_repo")).is_allow());
+}
+
+#[test]
+fn four_eyes_approvers_come_with_the_decision_and_exclude_the_caller() {
+    let e = engine(&format!(
+        "{ADMIN}\napprovals:\n  - {{ id: prod, risk: [critical], approvers: [security] }}\n  - {{ id: self, tools: [gh/delete_repo] }}"
+    ));
+    let p = principal(&["admin"]);
+    let req = call(&p, "gh", "delete_repo");
+    let Decision::RequiresApproval { approvers, .. } = e.decide(&req) else {
+        panic!("held expected");
+    };
+    assert_eq!(approvers.len(), 2, "{approvers:?}");
+    let four_eyes = approvers
+        .iter()
+        .find(|a| !a.caller)
+        .expect("a four-eyes rule");
+    assert_eq!(four_eyes.roles, vec!["security".to_owned()]);
+    let sec = ["security".to_owned()];
+    // The caller may not approve their own call, even holding the role.
+    assert!(!four_eyes.admits("alice", "alice", &sec));
+    assert!(four_eyes.admits("alice", "bob", &sec));
+    assert!(!four_eyes.admits("alice", "bob", &["admin".to_owned()]));
+    // The default: the caller only.
+    let own = approvers.iter().find(|a| a.caller).expect("a caller rule");
+    assert!(own.admits("alice", "alice", &[]));
+    assert!(!own.admits("alice", "bob", &sec));
+}
+
+#[test]
 fn critical_tiers_require_approval_when_configured() {
     let e = engine(&format!(
         "{ADMIN}\napprovals: [{{ id: critical, risk: [critical], requires: [reason] }}]"
@@ -307,6 +363,7 @@ fn critical_tiers_require_approval_when_configured() {
             policies: ids(&["approval.critical"]),
             reason: ReasonCode::ApprovalRequired,
             requires: vec![ApprovalFact::Reason],
+            approvers: vec![Approvers::default()],
         }
     );
     req.context.approval = ApprovalState {

@@ -26,7 +26,7 @@
 //!     Decision::Allow { policies } => …,                               // audit the ids
 //!     Decision::Deny { policies, reason } => …,                        // "denied by policy" (or unknown tool
 //!                                                                      //  when settings.deny_as_unknown())
-//!     Decision::RequiresApproval { policies, reason, requires } => …,  // held / "approval required"
+//!     Decision::RequiresApproval { policies, reason, requires, approvers } => …,  // held / "approval required"
 //! }
 //! // lists: keep an item iff decide(Action::Discover(kind)) is Allow
 //! // after a successful read: session.data_classes.push(engine.data_class(server, name))
@@ -62,8 +62,8 @@ pub use explain::{Explanation, Outcome, PolicyTrace, RequestFacts};
 pub use glob::glob_match;
 pub use request::{Action, ApprovalState, Request, RequestContext, SessionFacts};
 pub use settings::{
-    ApprovalFact, AuthzSettings, RawApproval, RawArgType, RawAuthorization, RawConstraint,
-    RawGrant, RawLiteral, RawMembers, RawRole, RawScopes, SettingsErrors,
+    ApprovalFact, Approvers, AuthzSettings, RawApproval, RawArgType, RawAuthorization,
+    RawConstraint, RawGrant, RawLiteral, RawMembers, RawRole, RawScopes, SettingsErrors,
 };
 pub use testing::{
     run_test_cases, ApprovalSpec, CaseResult, ContextSpec, PrincipalSpec, RequestSpec,

@@ -165,6 +165,14 @@ pub struct RawApproval {
     pub groups: Option<Vec<String>>,
     /// Facts the approval must carry: `change_ticket`, `reason`.
     pub requires: Option<Vec<String>>,
+    /// Who may approve: `caller` (the caller themself, the default) and/or
+    /// role names. Without `caller` it is four eyes: the approver holds one
+    /// of the roles and is not the caller.
+    pub approvers: Option<Vec<String>>,
+    /// Servers (globs) whose sampling requests are held for approval.
+    pub sampling: Option<Vec<String>>,
+    /// Servers (globs) whose elicitation requests are held for approval.
+    pub elicitation: Option<Vec<String>>,
 }
 
 /// OAuth scope requirements. Hierarchy: a granted `a:b` satisfies a
@@ -281,6 +289,82 @@ pub(crate) struct ApprovalRule {
     pub roles: Vec<String>,
     pub groups: Vec<String>,
     pub requires: Vec<ApprovalFact>,
+    pub approvers: Approvers,
+    pub sampling: Vec<String>,
+    pub elicitation: Vec<String>,
+}
+
+/// Who may approve a held call, for one approval policy.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Approvers {
+    /// The caller may approve their own call (in band, in their client).
+    pub caller: bool,
+    /// Principals holding one of these roles may approve, unless they are
+    /// the caller (four eyes).
+    pub roles: Vec<String>,
+}
+
+impl Default for Approvers {
+    /// The caller, nobody else.
+    fn default() -> Approvers {
+        Approvers {
+            caller: true,
+            roles: Vec::new(),
+        }
+    }
+}
+
+impl Approvers {
+    /// The word for the caller in `approvers:` and `@approvers`.
+    pub const CALLER: &'static str = "caller";
+
+    /// `caller security ops` (spaces or commas).
+    pub(crate) fn parse(text: &str) -> Result<Approvers, String> {
+        let mut a = Approvers {
+            caller: false,
+            roles: Vec::new(),
+        };
+        for w in approval_facts_text(text) {
+            if w == Self::CALLER {
+                a.caller = true;
+            } else if w
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | ':'))
+            {
+                if !a.roles.iter().any(|r| r == w) {
+                    a.roles.push(w.to_owned());
+                }
+            } else {
+                return Err(format!(
+                    "@approvers: {w:?} is neither `caller` nor a role name"
+                ));
+            }
+        }
+        if !a.caller && a.roles.is_empty() {
+            return Err("@approvers names nobody (use `caller` and/or role names)".into());
+        }
+        Ok(a)
+    }
+
+    /// The annotation text (`caller role-a role-b`).
+    pub fn text(&self) -> String {
+        let mut words: Vec<&str> = Vec::new();
+        if self.caller {
+            words.push(Self::CALLER);
+        }
+        words.extend(self.roles.iter().map(String::as_str));
+        words.join(" ")
+    }
+
+    /// Whether `approver` (subject `approver_key`, holding `approver_roles`)
+    /// may approve a call of `caller_key`: the caller where allowed, else
+    /// someone else holding one of the roles.
+    pub fn admits(&self, caller_key: &str, approver_key: &str, approver_roles: &[String]) -> bool {
+        if approver_key == caller_key {
+            return self.caller;
+        }
+        approver_roles.iter().any(|r| self.roles.contains(r))
+    }
 }
 
 /// What an approval must carry besides the approver's yes.
@@ -771,6 +855,41 @@ impl Resolver {
                 ),
             }
         }
+        let approvers = match raw.approvers {
+            None => Approvers::default(),
+            Some(list) if list.is_empty() => {
+                self.err(
+                    &format!("{path}.approvers"),
+                    "an empty list: name `caller` and/or roles",
+                );
+                Approvers::default()
+            }
+            Some(list) => {
+                let mut a = Approvers {
+                    caller: false,
+                    roles: Vec::new(),
+                };
+                for (i, name) in list.iter().enumerate() {
+                    match Approvers::parse(name) {
+                        Ok(one) if one.caller as usize + one.roles.len() == 1 => {
+                            a.caller |= one.caller;
+                            for r in one.roles {
+                                if !a.roles.contains(&r) {
+                                    a.roles.push(r);
+                                }
+                            }
+                        }
+                        _ => self.err(
+                            &format!("{path}.approvers[{i}]"),
+                            format!("{name:?} is neither `caller` nor a role name"),
+                        ),
+                    }
+                }
+                a
+            }
+        };
+        let sampling = self.names(&format!("{path}.sampling"), raw.sampling);
+        let elicitation = self.names(&format!("{path}.elicitation"), raw.elicitation);
         (self.errors.len() == before).then_some(ApprovalRule {
             id,
             tools,
@@ -781,6 +900,9 @@ impl Resolver {
             roles,
             groups,
             requires,
+            approvers,
+            sampling,
+            elicitation,
         })
     }
 
@@ -1026,6 +1148,12 @@ pub(crate) fn check_annotations(p: &Policy) -> Result<(), String> {
                 ));
             }
         }
+    }
+    if let Some(v) = p.annotation("approvers") {
+        if p.annotation("requires_approval").is_none() {
+            return Err("@approvers belongs on a @requires_approval policy".into());
+        }
+        Approvers::parse(v)?;
     }
     if let Some(r) = p.annotation("reason") {
         if !is_reason_code(r) {

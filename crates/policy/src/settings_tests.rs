@@ -233,3 +233,49 @@ fn time_zones_resolve() {
     let s = resolve("time_zone: Europe/Berlin").expect("resolves");
     assert_eq!(s.time_zone_name, "Europe/Berlin");
 }
+
+#[test]
+fn approvers_are_checked_where_they_are_written() {
+    let e = errors(
+        "approvals:\n  - { id: a, approvers: [] }\n  - { id: b, approvers: ['no spaces please'] }",
+    );
+    let paths: Vec<String> = e.iter().map(|(p, m)| format!("{p}: {m}")).collect();
+    assert!(
+        paths
+            .iter()
+            .any(|p| p.starts_with("authorization.approvals[0].approvers")),
+        "{paths:?}"
+    );
+    assert!(
+        paths
+            .iter()
+            .any(|p| p.starts_with("authorization.approvals[1].approvers")),
+        "{paths:?}"
+    );
+}
+
+#[test]
+fn approvers_annotation_in_a_policy_file_is_validated() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    write(
+        dir.path(),
+        "lone.cedar",
+        "@id(\"x\")\n@approvers(\"caller\")\nforbid (principal, action, resource);\n",
+    );
+    write(
+        dir.path(),
+        "nobody.cedar",
+        "@id(\"y\")\n@requires_approval(\"\")\n@approvers(\",\")\nforbid (principal, action, resource);\n",
+    );
+    let e = resolve_in("policies: [lone.cedar, nobody.cedar]", dir.path()).unwrap_err();
+    let msgs: Vec<String> = e.iter().map(|(p, m)| format!("{p}: {m}")).collect();
+    assert!(
+        msgs.iter()
+            .any(|m| m.contains("@approvers belongs on a @requires_approval policy")),
+        "{msgs:?}"
+    );
+    assert!(
+        msgs.iter().any(|m| m.contains("@approvers names nobody")),
+        "{msgs:?}"
+    );
+}

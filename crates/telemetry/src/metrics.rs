@@ -265,6 +265,14 @@ struct CallLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ApprovalLabel {
+    status: &'static str,
+}
+
+/// What happened to an approval request (`warden_approvals_total`).
+pub const APPROVAL_STATUSES: [&str; 5] = ["requested", "approved", "denied", "consumed", "expired"];
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct DenialLabel {
     reason: String,
 }
@@ -273,6 +281,12 @@ struct DenialLabel {
 struct ServerEvent {
     server: String,
     event: UpstreamEvent,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ServerMode {
+    server: String,
+    mode: &'static str,
 }
 
 // ----- the histogram --------------------------------------------------------
@@ -381,6 +395,7 @@ struct MetricsInner {
     findings: Family<FindingLabels, Counter>,
     auth_failures: Family<ReasonLabel, Counter>,
     upstream_events: Family<ServerEvent, Counter>,
+    upstream_credentials: Family<ServerMode, Counter>,
     registry_blocked: Family<ReasonLabel, Counter>,
     calls: Family<CallLabels, Counter>,
     denials: Family<DenialLabel, Counter>,
@@ -390,6 +405,9 @@ struct MetricsInner {
     edge_refusals: Vec<Counter>,
     connections_open: Gauge,
     notifications_dropped: Counter,
+    /// `[status]` of [`APPROVAL_STATUSES`].
+    approvals: Vec<Counter>,
+    approval_wait: DurationHistogram,
     bounded: Mutex<BoundedValues>,
 }
 
@@ -505,6 +523,12 @@ impl Metrics {
             "Upstream connection lifecycle events",
             upstream_events.clone(),
         );
+        let upstream_credentials = Family::<ServerMode, Counter>::default();
+        registry.register(
+            "warden_upstream_credentials",
+            "Credentials attached to upstream calls, by server and mode (static, mint)",
+            upstream_credentials.clone(),
+        );
         let registry_blocked = Family::<ReasonLabel, Counter>::default();
         registry.register(
             "warden_registry_blocked",
@@ -558,6 +582,28 @@ impl Metrics {
             notifications_dropped.clone(),
         );
 
+        let approvals_family = Family::<ApprovalLabel, Counter>::default();
+        let approvals = APPROVAL_STATUSES
+            .iter()
+            .map(|&status| {
+                approvals_family
+                    .get_or_create(&ApprovalLabel { status })
+                    .clone()
+            })
+            .collect();
+        registry.register(
+            "warden_approvals",
+            "Approval requests by what became of them (requested, approved, denied, consumed, expired)",
+            approvals_family,
+        );
+        let approval_wait = DurationHistogram::default();
+        registry.register_with_unit(
+            "warden_approval_wait",
+            "Time from an approval request to its decision",
+            Unit::Seconds,
+            approval_wait.clone(),
+        );
+
         Metrics {
             inner: Arc::new(MetricsInner {
                 registry,
@@ -568,6 +614,7 @@ impl Metrics {
                 findings,
                 auth_failures,
                 upstream_events,
+                upstream_credentials,
                 registry_blocked,
                 calls,
                 denials,
@@ -576,6 +623,8 @@ impl Metrics {
                 edge_refusals,
                 connections_open,
                 notifications_dropped,
+                approvals,
+                approval_wait,
                 bounded: Mutex::new(BoundedValues::default()),
             }),
         }
@@ -618,21 +667,33 @@ impl Metrics {
 
     /// `server` is the configured server name.
     pub fn upstream_event(&self, server: &str, event: UpstreamEvent) {
-        let server = {
-            let mut b = self.lock_bounded();
-            if b.servers.contains(server) {
-                server.to_owned()
-            } else if b.servers.len() < MAX_LABEL_VALUES {
-                b.servers.insert(server.to_owned());
-                server.to_owned()
-            } else {
-                OTHER.to_owned()
-            }
-        };
+        let server = self.bounded_server(server);
         self.inner
             .upstream_events
             .get_or_create(&ServerEvent { server, event })
             .inc();
+    }
+
+    /// A credential attached to a call to `server` (a configured name) in
+    /// `mode` (`static`, `mint`).
+    pub fn upstream_credential(&self, server: &str, mode: &'static str) {
+        let server = self.bounded_server(server);
+        self.inner
+            .upstream_credentials
+            .get_or_create(&ServerMode { server, mode })
+            .inc();
+    }
+
+    fn bounded_server(&self, server: &str) -> String {
+        let mut b = self.lock_bounded();
+        if b.servers.contains(server) {
+            server.to_owned()
+        } else if b.servers.len() < MAX_LABEL_VALUES {
+            b.servers.insert(server.to_owned());
+            server.to_owned()
+        } else {
+            OTHER.to_owned()
+        }
     }
 
     pub fn registry_blocked(&self, reason: &'static str) {
@@ -683,6 +744,18 @@ impl Metrics {
             .denials
             .get_or_create(&DenialLabel { reason })
             .inc();
+    }
+
+    /// An approval request changed state (`status` one of
+    /// [`APPROVAL_STATUSES`]; anything else is ignored). A decision also
+    /// observes how long it took.
+    pub fn approval(&self, status: &str, waited: Option<Duration>) {
+        if let Some(i) = APPROVAL_STATUSES.iter().position(|s| *s == status) {
+            self.inner.approvals[i].inc();
+        }
+        if let Some(d) = waited {
+            self.inner.approval_wait.observe(d);
+        }
     }
 
     /// A connection or request refused at the HTTP edge.

@@ -63,6 +63,8 @@ pub(crate) struct Session {
     expired: mpsc::Sender<()>,
     /// Set for a 2026-07-28 upstream: the envelope each request carries.
     pub(crate) modern: Option<Envelope>,
+    /// The connection's credential, asked per request.
+    auth: Option<crate::AuthSource>,
 }
 
 impl Session {
@@ -84,6 +86,7 @@ impl Session {
             max_bytes: shared.spec.limits.max_bytes,
             expired,
             modern: None,
+            auth: shared.spec.auth.clone(),
         };
         session.identify(None, None);
         Ok(session)
@@ -145,13 +148,15 @@ impl Session {
         &self,
         body: Bytes,
         routing: Routing,
-        extra: Option<&[(String, String)]>,
+        extra: Option<&crate::RequestHeaders>,
     ) -> Result<reqwest::Response, UpstreamError> {
         let mut headers = self.post_headers.clone();
+        let call_credentials = extra.map_or(&[][..], |e| e.credentials.as_slice());
+        self.authenticate(&mut headers, call_credentials);
         for (k, v) in routing {
             headers.insert(k, v);
         }
-        for (k, v) in extra.unwrap_or_default() {
+        for (k, v) in extra.map_or(&[][..], |e| e.extra.as_slice()) {
             if let (Ok(k), Ok(v)) = (
                 reqwest::header::HeaderName::from_bytes(k.as_bytes()),
                 HeaderValue::from_str(v),
@@ -170,8 +175,38 @@ impl Session {
             .map_err(unreachable)
     }
 
+    /// Adds the credential: the call's own when it has one, else the
+    /// connection's. Either replaces a configured header of its name.
+    pub(crate) fn authenticate(&self, headers: &mut HeaderMap, call: &[(String, String)]) {
+        let connection;
+        let pairs = if !call.is_empty() {
+            call
+        } else if let Some(auth) = &self.auth {
+            connection = match auth.0.headers() {
+                Ok(h) => h,
+                Err(why) => {
+                    warn!(target: "upstream", server = %self.server, error = %why, "no credential for this request");
+                    Vec::new()
+                }
+            };
+            &connection
+        } else {
+            return;
+        };
+        for (k, v) in pairs {
+            if let (Ok(k), Ok(mut v)) = (
+                HeaderName::from_bytes(k.as_bytes()),
+                HeaderValue::from_str(v),
+            ) {
+                v.set_sensitive(true);
+                headers.insert(k, v);
+            }
+        }
+    }
+
     async fn get(&self, last_event_id: Option<&str>) -> Result<reqwest::Response, UpstreamError> {
         let mut headers = self.get_headers.clone();
+        self.authenticate(&mut headers, &[]);
         if let Some(id) = last_event_id.and_then(|i| HeaderValue::from_str(i).ok()) {
             headers.insert(LAST_EVENT_ID, id);
         }
@@ -254,11 +289,13 @@ impl Connection {
         let Some(_) = &self.session.session_id else {
             return;
         };
+        let mut headers = self.session.delete_headers.clone();
+        self.session.authenticate(&mut headers, &[]);
         let req = self
             .session
             .client
             .delete(self.session.url.clone())
-            .headers(self.session.delete_headers.clone());
+            .headers(headers);
         match tokio::time::timeout(DELETE_TIMEOUT, req.send()).await {
             Ok(Ok(resp)) => {
                 debug!(target: "upstream", server = %self.session.server, status = resp.status().as_u16(), "session deleted")
@@ -436,7 +473,7 @@ async fn exchange(
     mut session: Arc<Session>,
     id: u64,
     text: String,
-    extra: Option<&[(String, String)]>,
+    extra: Option<&crate::RequestHeaders>,
 ) -> Result<Response, UpstreamError> {
     let body = Bytes::from(text);
     let mut retried = false;

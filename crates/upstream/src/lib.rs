@@ -65,7 +65,10 @@ use tokio::sync::mpsc;
 use tokio::time::Instant;
 
 pub use error::UpstreamError;
-pub use spec::{Era, Handshake, RestartPolicy, StdioSandbox, TransportSpec, UpstreamSpec};
+pub use spec::{
+    AuthSource, Era, Handshake, RestartPolicy, StdioSandbox, TransportSpec, UpstreamAuth,
+    UpstreamSpec,
+};
 pub use warden_protocol::Limits;
 
 use shared::{Link, PendingGuard, Shared};
@@ -386,7 +389,28 @@ impl std::fmt::Debug for Upstream {
 }
 
 tokio::task_local! {
-    static REQUEST_HEADERS: std::sync::Arc<[(String, String)]>;
+    static REQUEST_HEADERS: std::sync::Arc<RequestHeaders>;
+}
+
+/// What one request adds to an HTTP upstream's headers.
+#[derive(Default)]
+pub struct RequestHeaders {
+    /// Trace context, `Mcp-Param-*`: never replace a configured header.
+    pub extra: Vec<(String, String)>,
+    /// The call's own credential (the gateway's credentials stage): it
+    /// replaces the connection's ([`UpstreamAuth`]) of the same name.
+    pub credentials: Vec<(String, String)>,
+}
+
+/// Header values are credentials here: `Debug` names them only.
+impl std::fmt::Debug for RequestHeaders {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let names = |h: &[(String, String)]| h.iter().map(|(k, _)| k.clone()).collect::<Vec<_>>();
+        f.debug_struct("RequestHeaders")
+            .field("extra", &names(&self.extra))
+            .field("credentials", &names(&self.credentials))
+            .finish()
+    }
 }
 
 /// Runs `f` with extra HTTP headers on the requests it sends to Streamable
@@ -397,10 +421,22 @@ pub async fn with_request_headers<F: std::future::Future>(
     headers: Vec<(String, String)>,
     f: F,
 ) -> F::Output {
+    with_call_headers(
+        RequestHeaders {
+            extra: headers,
+            credentials: Vec::new(),
+        },
+        f,
+    )
+    .await
+}
+
+/// [`with_request_headers`] with the call's own credential headers too.
+pub async fn with_call_headers<F: std::future::Future>(headers: RequestHeaders, f: F) -> F::Output {
     REQUEST_HEADERS.scope(headers.into(), f).await
 }
 
-pub(crate) fn request_headers() -> Option<std::sync::Arc<[(String, String)]>> {
+pub(crate) fn request_headers() -> Option<std::sync::Arc<RequestHeaders>> {
     REQUEST_HEADERS.try_with(Clone::clone).ok()
 }
 

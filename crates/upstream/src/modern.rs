@@ -220,7 +220,7 @@ pub(crate) fn start_exchange(
     session: Arc<Session>,
     id: u64,
     text: String,
-    extra: Option<Arc<[(String, String)]>>,
+    extra: Option<Arc<crate::RequestHeaders>>,
 ) -> Option<AbortHandle> {
     let prepared = session
         .modern
@@ -252,7 +252,7 @@ async fn exchange(
     id: u64,
     text: String,
     routing: Routing,
-    extra: Option<&[(String, String)]>,
+    extra: Option<&crate::RequestHeaders>,
 ) -> Result<Response, UpstreamError> {
     let resp = session.post_with(Bytes::from(text), routing, extra).await?;
     let reply = read_reply(shared, session, resp, id).await?;

@@ -28,6 +28,7 @@ fn shared() -> (Arc<Shared>, mpsc::Receiver<UpstreamEvent>) {
             max_depth: 8,
         },
         era: crate::Era::Auto,
+        auth: None,
     };
     let (tx, rx) = mpsc::channel(8);
     let handshake = Handshake {

@@ -24,6 +24,27 @@ pub struct UpstreamSpec {
     /// stdio and legacy SSE upstreams always speak the session era, and
     /// [`Era::Modern`] on them is a configuration error.
     pub era: Era,
+    /// The credential every request of a Streamable HTTP connection
+    /// carries (asked per request: a minted token is short-lived); a
+    /// call's own credential replaces it. `None`: configured headers only.
+    pub auth: Option<AuthSource>,
+}
+
+/// Produces the credential headers of an HTTP upstream's requests
+/// (`Authorization`), for the connection's own requests (`initialize`,
+/// lists, the GET stream). An error leaves the request without them.
+pub trait UpstreamAuth: Send + Sync {
+    fn headers(&self) -> Result<Vec<(String, String)>, String>;
+}
+
+/// An [`UpstreamAuth`] in a spec; `Debug` shows no value.
+#[derive(Clone)]
+pub struct AuthSource(pub std::sync::Arc<dyn UpstreamAuth>);
+
+impl fmt::Debug for AuthSource {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("AuthSource(<redacted>)")
+    }
 }
 
 /// The protocol era an upstream speaks.

@@ -49,6 +49,7 @@ async fn call_record_snapshot() {
             id: Some("apr-42".into()),
             status: "approved".into(),
             approver: Some("bob@example.com".into()),
+            ..Default::default()
         }),
         input_hash: Some(warden_audit::input_hash(&args)),
         output: Some(OutputFacts {

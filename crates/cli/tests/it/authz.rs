@@ -59,6 +59,9 @@ authorization:
   policies: [toxic.cedar]
   scopes:
     tools: {"notes/tickets_create": ["tickets:write"]}
+approvals:
+  wait: 0s
+  in_band: false
 "#;
 
 const TOXIC_CEDAR: &str = r#"@id("toxic-flow.confidential-then-external")

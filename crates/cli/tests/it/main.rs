@@ -3,8 +3,10 @@
 
 mod harness;
 
+mod approvals;
 mod audit;
 mod authz;
+mod credentials;
 mod edge;
 mod eras;
 mod faults;

@@ -22,7 +22,7 @@ use crate::peers::{free_port, run_driver, Peers};
 
 /// The peers, or `None` (with a notice) when they are not installed,
 /// unless `WARDEN_REQUIRE_PEERS=1` makes that a failure.
-fn peers_or_skip() -> Option<Peers> {
+pub(crate) fn peers_or_skip() -> Option<Peers> {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
     let env_json = root.join(".peers/env.json");
     let idp_ready = std::fs::read_to_string(&env_json)
@@ -46,15 +46,15 @@ fn peers_or_skip() -> Option<Peers> {
 
 /// tests/idp/server.mjs (oidc-provider) on loopback; killed when dropped
 /// (it also exits when its stdin closes).
-struct Idp {
+pub(crate) struct Idp {
     child: Child,
     _stdin: ChildStdin,
     script: PathBuf,
-    issuer: String,
+    pub(crate) issuer: String,
 }
 
 impl Idp {
-    fn start(p: &Peers) -> Idp {
+    pub(crate) fn start(p: &Peers) -> Idp {
         // ESM resolves packages from the script's directory: run a private
         // copy beside the fixture's node_modules (another test process may
         // be starting its own copy at the same time).

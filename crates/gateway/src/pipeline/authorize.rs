@@ -20,8 +20,8 @@ use crate::core::Gateway;
 use crate::session::{lock, Session};
 use crate::snapshot::{Snapshot, VirtualRoute};
 
-/// An approval the policy requires: its reason and who may approve.
-type Approval = (String, Vec<String>);
+/// An approval the policy requires: the hold stage's order.
+type Approval = super::hold::Order;
 
 pub(crate) fn run(gw: &Gateway, ex: &mut Exchange<'_>) -> Result<(), Refusal> {
     let _span = warden_telemetry::stage_span(warden_telemetry::Stage::Policy).entered();
@@ -166,7 +166,7 @@ fn item_kind_of(kind: ListKind) -> warden_policy::ItemKind {
     }
 }
 
-fn request<'a>(
+pub(crate) fn request<'a>(
     principal: &'a Principal,
     action: warden_policy::Action,
     server: &'a str,
@@ -265,13 +265,18 @@ fn decide(
             reason: reason.as_str().to_owned(),
         }),
         warden_policy::Decision::RequiresApproval {
-            reason, requires, ..
+            reason,
+            requires,
+            approvers,
+            policies,
         } => {
             // Stage 8 (hold) decides what happens to it.
-            Ok(Some((
-                reason.as_str().to_owned(),
-                requires.iter().map(|r| r.as_str().to_owned()).collect(),
-            )))
+            Ok(Some(super::hold::Order {
+                reason: reason.as_str().to_owned(),
+                requires: requires.iter().map(|r| r.as_str().to_owned()).collect(),
+                approvers,
+                rules: policies,
+            }))
         }
     }
 }
@@ -332,6 +337,29 @@ pub(crate) fn s2c_refusal(
     server: &str,
     method: &str,
 ) -> Option<(ErrorCode, &'static str)> {
+    match s2c_decision(snap, session, server, method) {
+        S2c::Allow => None,
+        S2c::Refuse(code, why) => Some((code, why)),
+        // Where no call can wait (an input request bridged into a call's
+        // retry), a held server request is refused.
+        S2c::Hold(_) => Some((
+            ErrorCode::ApprovalRequired,
+            "this server request needs an approval",
+        )),
+    }
+}
+
+/// What becomes of a server-to-client request.
+pub(crate) enum S2c {
+    Allow,
+    Refuse(ErrorCode, &'static str),
+    /// Policy holds it for a human approval (T26).
+    Hold(super::hold::Order),
+}
+
+/// Judges a server-to-client request: the client must support it, and
+/// the caller's policy must allow it (or hold it for approval).
+pub(crate) fn s2c_decision(snap: &Snapshot, session: &Session, server: &str, method: &str) -> S2c {
     let supported = match method {
         "sampling/createMessage" => session.caps.sampling,
         "elicitation/create" => session.caps.elicitation,
@@ -339,24 +367,39 @@ pub(crate) fn s2c_refusal(
         _ => false,
     };
     if !supported {
-        return Some((
+        return S2c::Refuse(
             ErrorCode::MethodNotFound,
             "the client does not support this request",
-        ));
+        );
     }
     let action = match method {
         "sampling/createMessage" => warden_policy::Action::Sample,
         "elicitation/create" => warden_policy::Action::Elicit,
-        _ => return None,
+        _ => return S2c::Allow,
     };
-    let engine = snap.policy.as_ref()?;
+    let Some(engine) = snap.policy.as_ref() else {
+        return S2c::Allow;
+    };
     let decision = engine.decide(&request(&session.principal, action, server, ""));
-    if decision.is_allow() {
-        return None;
+    match decision {
+        warden_policy::Decision::Allow { .. } => S2c::Allow,
+        warden_policy::Decision::RequiresApproval {
+            reason,
+            requires,
+            approvers,
+            policies,
+        } => S2c::Hold(super::hold::Order {
+            reason: reason.as_str().to_owned(),
+            requires: requires.iter().map(|r| r.as_str().to_owned()).collect(),
+            approvers,
+            rules: policies,
+        }),
+        warden_policy::Decision::Deny { .. } => {
+            info!(target: "audit", event = "server_request.denied", server = %server,
+                  session = %session.id, method = %method, reason = %decision.reason());
+            S2c::Refuse(ErrorCode::PolicyDenied, "denied by policy")
+        }
     }
-    info!(target: "audit", event = "server_request.denied", server = %server,
-          session = %session.id, method = %method, reason = %decision.reason());
-    Some((ErrorCode::PolicyDenied, "denied by policy"))
 }
 
 fn engine_hides_denials(snap: &Snapshot) -> bool {

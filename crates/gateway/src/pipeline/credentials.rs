@@ -1,15 +1,375 @@
 //! Stage 9, Credentials: the client's token never goes upstream; the
-//! upstream's own credential (a secret reference, a request-scoped token
-//! minted for that server and tool, or an RFC 8693 exchange) is attached
-//! here, last before execute.
+//! upstream gets the credential its `credentials:` names, chosen for this
+//! caller and this call, attached last before execute:
 //!
-//! Empty until the upstream-credentials issue (#18) fills it: today an
-//! upstream gets only the credentials its configuration names at start,
-//! never the client's.
+//! - `static`: the configured `headers` (on the connection), plus the
+//!   headers of the caller's principal or tenant when the server scopes
+//!   them; a caller that matches no entry is refused, never given another
+//!   tenant's secret.
+//! - `mint`: a JWT Warden signs for this call ([`warden_credentials::Minter`]):
+//!   `aud` the upstream, `sub` the caller, `scope` what the policy requires
+//!   of this call, `mcp_call` the method, item and argument hash.
+//! - `exchange`: the caller's own bearer token exchanged (RFC 8693) for one
+//!   whose audience is the upstream ([`warden_credentials::Exchanger`]),
+//!   cached per principal, upstream and scope; the one awaited I/O of this
+//!   stage (a cache miss).
+//!
+//! The connection's own requests (`initialize`, lists, the GET stream)
+//! carry [`connection_auth`]'s credential: the same choice made for the
+//! principal the connection belongs to (Warden itself for a shared one).
+//! The audit record gets the mode and a hash of the token id, never a
+//! token.
 
-use super::{Exchange, Refusal};
+use std::sync::Arc;
+
+use warden_config::{CredentialMode, Isolation, ServerConfig};
+use warden_credentials::{CallBinding, Grant, Minter};
+use warden_identity::{AuthMethod, Principal};
+use warden_upstream::{AuthSource, UpstreamAuth};
+
+use super::{Exchange, Refusal, Target};
 use crate::core::Gateway;
+use crate::snapshot::Snapshot;
 
-pub(crate) fn run(_gw: &Gateway, _ex: &mut Exchange<'_>) -> Result<(), Refusal> {
+/// What the audit record and the metrics learn of an upstream credential.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CredentialFacts {
+    /// `static` or `mint`.
+    pub mode: &'static str,
+    /// `sha256:<hex>` of the minted token's `jti`.
+    pub token_id_hash: Option<String>,
+}
+
+pub(crate) async fn run(gw: &Gateway, ex: &mut Exchange<'_>) -> Result<(), Refusal> {
+    let Some(server) = ex.target.server().map(str::to_owned) else {
+        return Ok(());
+    };
+    let server = server.as_str();
+    let Some(cfg) = ex.snap.server(server).cloned() else {
+        return Ok(());
+    };
+    let mode = cfg.credentials.mode.as_str();
+    match &cfg.credentials.mode {
+        CredentialMode::Static => {
+            if cfg.credentials.is_scoped() {
+                ex.credential_headers = scoped_headers(&cfg, &ex.principal)?;
+            }
+            ex.call.note(|f| {
+                f.upstream_credential = Some(CredentialFacts {
+                    mode,
+                    token_id_hash: None,
+                })
+            });
+        }
+        CredentialMode::Mint { audience } => {
+            let Some(minter) = ex.snap.minter.clone() else {
+                return Err(Refusal::NoUpstreamCredential {
+                    server: server.to_owned(),
+                    how: "Warden has no signing key (credentials:)".into(),
+                });
+            };
+            let (method, name) = match &ex.target {
+                Target::Item { upstream_name, .. }
+                | Target::CompletePrompt { upstream_name, .. } => {
+                    (ex.msg.method(), upstream_name.as_str())
+                }
+                Target::Resource { uri, .. } | Target::CompleteResource { uri, .. } => {
+                    (ex.msg.method(), uri.as_str())
+                }
+                _ => (ex.msg.method(), ""),
+            };
+            let scopes = required_scopes(&ex.snap, &ex.principal, &ex.target, method);
+            let hash = ex.call.input_hash();
+            let grant = principal_grant(
+                Some(&ex.principal),
+                audience,
+                &scopes,
+                Some(CallBinding {
+                    method,
+                    name,
+                    arguments_hash: hash.as_deref(),
+                }),
+            );
+            let minted = minter.mint(&grant.grant()).map_err(|e| {
+                tracing::warn!(server = %server, error = %e, "could not mint an upstream token");
+                Refusal::NoUpstreamCredential {
+                    server: server.to_owned(),
+                    how: "Warden could not sign a token for it".into(),
+                }
+            })?;
+            attach_token(ex, mode, &minted.token, &minted.jti);
+        }
+        CredentialMode::Exchange {
+            audience,
+            token_endpoint,
+            client_id,
+            client_secret,
+        } => {
+            let refuse = |how: &str| Refusal::NoUpstreamCredential {
+                server: server.to_owned(),
+                how: how.to_owned(),
+            };
+            // Only the access token the caller was authenticated by is
+            // exchanged: never an API key sent as a bearer, never another
+            // token than the one whose principal was authorized.
+            let authenticated_by_it = |t: &warden_credentials::SubjectToken| {
+                ex.principal.data().method == AuthMethod::Bearer
+                    && t.token_id() == ex.principal.credential().and_then(|c| c.token_id.clone())
+            };
+            let Some(subject_token) = ex.subject_token.clone().filter(authenticated_by_it) else {
+                return Err(refuse(
+                    "it takes your own access token in exchange: call Warden over HTTP \
+                     with a Bearer access token",
+                ));
+            };
+            let Some(exchanger) = gw.exchanger.clone() else {
+                return Err(refuse("Warden has no HTTP client for token exchange"));
+            };
+            let method = ex.msg.method();
+            let scopes = required_scopes(&ex.snap, &ex.principal, &ex.target, method);
+            let client = warden_credentials::ExchangeClient {
+                token_endpoint: token_endpoint.clone(),
+                client_id: client_id.clone(),
+                client_secret: client_secret.expose().to_owned(),
+            };
+            let principal = ex.principal.key();
+            let obtained = exchanger
+                .token(&warden_credentials::ExchangeRequest {
+                    principal: &principal,
+                    server,
+                    subject_token: &subject_token,
+                    audience,
+                    scopes: &scopes,
+                    client: &client,
+                })
+                .await
+                .map_err(|e| {
+                    tracing::warn!(server = %server, error = %e, "token exchange failed");
+                    refuse("the token exchange at its authorization server failed")
+                })?;
+            attach_token(ex, mode, &obtained.token, &obtained.token_id);
+        }
+    }
+    gw.metrics.upstream_credential(server, mode);
     Ok(())
+}
+
+/// The credential of an upstream connection's own requests, for the
+/// principal it is started for (`None`: a readiness probe, no client). A
+/// shared connection belongs to no principal: its token names Warden.
+pub(crate) fn connection_auth(
+    gw: &Gateway,
+    snap: &Snapshot,
+    cfg: &ServerConfig,
+    principal: Option<&Principal>,
+) -> Option<AuthSource> {
+    let owner = match cfg.isolation {
+        Isolation::Shared => None,
+        Isolation::Session | Isolation::Principal => principal,
+    };
+    match &cfg.credentials.mode {
+        CredentialMode::Static if cfg.credentials.is_scoped() => {
+            // No entry for this principal: the connection carries none,
+            // and every call of it is refused by `run`.
+            let headers = owner
+                .and_then(|p| scoped_headers(cfg, p).ok())
+                .unwrap_or_default();
+            Some(AuthSource(Arc::new(Fixed(headers))))
+        }
+        CredentialMode::Static => None,
+        // The connection's own requests carry the owner's latest exchanged
+        // token, once a call of it obtained one (none before: the subject
+        // token belongs to a request, not to the connection).
+        CredentialMode::Exchange { .. } => Some(AuthSource(Arc::new(LatestExchanged {
+            exchanger: gw.exchanger.clone()?,
+            principal: owner?.key(),
+            server: cfg.name.clone(),
+        }))),
+        CredentialMode::Mint { audience } => {
+            let minter = snap.minter.clone()?;
+            let owner = owner.filter(|p| p.data().method != AuthMethod::Anonymous);
+            Some(AuthSource(Arc::new(MintPerRequest {
+                minter,
+                grant: principal_grant(owner, audience, &[], None),
+            })))
+        }
+    }
+}
+
+/// The headers of the caller's principal entry, else its tenant's.
+fn scoped_headers(
+    cfg: &ServerConfig,
+    principal: &Principal,
+) -> Result<Vec<(String, String)>, Refusal> {
+    let key = principal.key();
+    let tenant = principal.data().tenant.as_deref();
+    let entry = cfg
+        .credentials
+        .principals
+        .iter()
+        .find(|(who, _)| *who == key)
+        .or_else(|| tenant.and_then(|t| cfg.credentials.tenants.iter().find(|(who, _)| who == t)));
+    match entry {
+        Some((_, headers)) => Ok(headers
+            .iter()
+            .map(|(k, v)| (k.clone(), v.expose().to_owned()))
+            .collect()),
+        None => Err(Refusal::NoUpstreamCredential {
+            server: cfg.name.clone(),
+            how: "no credential is configured for your tenant or principal \
+                  (servers.<name>.credentials.tenants / principals)"
+                .into(),
+        }),
+    }
+}
+
+/// The scopes the policy requires of this call (the token's `scope`).
+fn required_scopes(
+    snap: &Snapshot,
+    principal: &Principal,
+    target: &Target,
+    method: &str,
+) -> Vec<String> {
+    use warden_policy::{Action, ItemKind};
+    let Some(engine) = snap.policy.as_ref() else {
+        return Vec::new();
+    };
+    let (action, server, item) = match target {
+        Target::Item {
+            server,
+            upstream_name,
+            ..
+        } if method == "prompts/get" => (Action::GetPrompt, server, upstream_name),
+        Target::Item {
+            server,
+            upstream_name,
+            ..
+        } => (Action::CallTool, server, upstream_name),
+        Target::Resource { server, uri } if method == "resources/read" => {
+            (Action::ReadResource, server, uri)
+        }
+        Target::Resource { server, uri } => (Action::Subscribe, server, uri),
+        Target::CompletePrompt {
+            server,
+            upstream_name,
+            ..
+        } => (Action::Discover(ItemKind::Prompt), server, upstream_name),
+        Target::CompleteResource { server, uri } => {
+            (Action::Discover(ItemKind::Resource), server, uri)
+        }
+        _ => return Vec::new(),
+    };
+    engine.required_scopes(&super::authorize::request(principal, action, server, item))
+}
+
+/// The call's bearer token, and for the record its mode and id's hash.
+fn attach_token(ex: &mut Exchange<'_>, mode: &'static str, token: &str, token_id: &str) {
+    ex.credential_headers = vec![bearer(token)];
+    let token_id_hash = warden_audit::TokenFacts::hash_jti(token_id);
+    ex.call.note(|f| {
+        f.upstream_credential = Some(CredentialFacts {
+            mode,
+            token_id_hash: Some(token_id_hash),
+        })
+    });
+}
+
+fn bearer(token: &str) -> (String, String) {
+    ("authorization".to_owned(), format!("Bearer {token}"))
+}
+
+/// The owned parts of a [`Grant`], kept by a connection.
+#[derive(Clone)]
+struct OwnedGrant {
+    subject: Option<String>,
+    tenant: Option<String>,
+    client_id: Option<String>,
+    agent_id: Option<String>,
+    audience: String,
+    scopes: Vec<String>,
+    call: Option<(String, String, Option<String>)>,
+}
+
+impl OwnedGrant {
+    fn grant(&self) -> Grant<'_> {
+        Grant {
+            subject: self.subject.as_deref(),
+            tenant: self.tenant.as_deref(),
+            client_id: self.client_id.as_deref(),
+            agent_id: self.agent_id.as_deref(),
+            audience: &self.audience,
+            scopes: &self.scopes,
+            call: self.call.as_ref().map(|(m, n, h)| CallBinding {
+                method: m,
+                name: n,
+                arguments_hash: h.as_deref(),
+            }),
+        }
+    }
+}
+
+fn principal_grant(
+    principal: Option<&Principal>,
+    audience: &str,
+    scopes: &[String],
+    call: Option<CallBinding<'_>>,
+) -> OwnedGrant {
+    let data = principal.map(Principal::data);
+    OwnedGrant {
+        subject: principal.map(Principal::key),
+        tenant: data.and_then(|d| d.tenant.clone()),
+        client_id: data.and_then(|d| d.client_id.clone()),
+        agent_id: data.and_then(|d| d.agent_id.clone()),
+        audience: audience.to_owned(),
+        scopes: scopes.to_vec(),
+        call: call.map(|c| {
+            (
+                c.method.to_owned(),
+                c.name.to_owned(),
+                c.arguments_hash.map(str::to_owned),
+            )
+        }),
+    }
+}
+
+/// Headers chosen once, for a connection of one principal.
+struct Fixed(Vec<(String, String)>);
+
+impl UpstreamAuth for Fixed {
+    fn headers(&self) -> Result<Vec<(String, String)>, String> {
+        Ok(self.0.clone())
+    }
+}
+
+/// The owner's latest exchanged token for this upstream, if still valid.
+struct LatestExchanged {
+    exchanger: Arc<warden_credentials::Exchanger>,
+    principal: String,
+    server: String,
+}
+
+impl UpstreamAuth for LatestExchanged {
+    fn headers(&self) -> Result<Vec<(String, String)>, String> {
+        Ok(self
+            .exchanger
+            .latest(&self.principal, &self.server)
+            .map(|t| vec![bearer(&t)])
+            .unwrap_or_default())
+    }
+}
+
+/// A fresh token for each request of a connection.
+struct MintPerRequest {
+    minter: Arc<Minter>,
+    grant: OwnedGrant,
+}
+
+impl UpstreamAuth for MintPerRequest {
+    fn headers(&self) -> Result<Vec<(String, String)>, String> {
+        let minted = self
+            .minter
+            .mint(&self.grant.grant())
+            .map_err(|e| e.to_string())?;
+        Ok(vec![bearer(&minted.token)])
+    }
 }

@@ -30,7 +30,7 @@ use super::{Exchange, Executed, Refusal, Target};
 use crate::core::{Gateway, ProgressRoute, B64URL};
 use crate::federation::{self, cursor, has_capability, rewrite_page, truncate};
 use crate::pool::UpstreamHandle;
-use crate::session::{lock, Channel, Inflight, PendingS2c, Session};
+use crate::session::{lock, Channel, Inflight, Session};
 use crate::stream::Sink;
 
 pub(crate) async fn run(gw: &Arc<Gateway>, ex: &mut Exchange<'_>) -> Result<Executed, Refusal> {
@@ -220,7 +220,13 @@ impl Gateway {
                     }
                 }
                 headers.extend(ex.upstream_headers.iter().cloned());
-                let request = warden_upstream::with_request_headers(headers, request);
+                let request = warden_upstream::with_call_headers(
+                    warden_upstream::RequestHeaders {
+                        extra: headers,
+                        credentials: ex.credential_headers.clone(),
+                    },
+                    request,
+                );
                 let started = Instant::now();
                 let r = tokio::select! {
                     r = request.instrument(span) => Some(r),
@@ -628,17 +634,10 @@ impl Gateway {
             if let Some((_, why)) = super::authorize::s2c_refusal(snap, session, server, &method) {
                 return Err(format!("the server asked for {method}: {why}"));
             }
-            let client_id = session.next_s2c_id();
-            let (tx, rx) = tokio::sync::oneshot::channel();
-            lock(&session.pending_s2c).insert(client_id.clone(), PendingS2c::Local(tx));
             let params = member(req, "params").map_or("{}", |p| p.get());
-            let text = format!(
-                r#"{{"jsonrpc":"2.0","id":{client_id},"method":{},"params":{params}}}"#,
-                json_string(&method)
-            );
             info!(target: "audit", event = "server_request", server = %server, session = %session.id,
                   method = %method, bridged = true);
-            sink.send(text.into());
+            let (client_id, rx) = session.ask(sink, &method, params);
             waiting.push((key.to_string(), client_id, rx));
         }
         let mut answers = serde_json::Map::new();

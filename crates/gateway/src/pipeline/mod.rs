@@ -14,8 +14,8 @@
 //! | 5 | authorize | `authorize.rs` | scopes, then the policy engine |
 //! | 6 | limits | `limits.rs` | rate limits, concurrency, budgets, breakers, loops |
 //! | 7 | input guards | `input.rs` | arguments against the live schema; limits; injection |
-//! | 8 | hold | `hold.rs` | calls policy marks for approval (refused until issue #17) |
-//! | 9 | credentials | `credentials.rs` | the upstream's credential (empty: issue #18) |
+//! | 8 | hold | `hold.rs` | calls policy marks for approval: bound to the exact call, asked in band or waited for |
+//! | 9 | credentials | `credentials.rs` | the upstream's credential: static, per tenant, minted per call, or exchanged |
 //! | 10 | execute | `execute.rs` | the upstream call (or Warden's own answer) |
 //! | 11 | output guards | `output.rs` | redaction, labels, size caps, data classes |
 //! | 12 | record | `record.rs` | metrics, the log line, the audit record |
@@ -206,6 +206,8 @@ pub struct Inbound<'a> {
     /// has no per-request credential (stdio, Warden's own follow-ups), and
     /// then the session's principal decides.
     pub principal: Option<Principal>,
+    /// The bearer token of that credential, for token exchange only.
+    pub subject_token: Option<warden_credentials::SubjectToken>,
 }
 
 /// One request on its way through the pipeline.
@@ -231,12 +233,18 @@ pub struct Exchange<'m> {
     /// The live definition of the tool or prompt (registry stage).
     pub definition: Option<Definition>,
     /// An approval the policy requires (authorize stage; hold decides).
-    pub approval: Option<(String, Vec<String>)>,
+    pub approval: Option<hold::Order>,
     /// The call's hold on its limits (limits stage): released when the
     /// exchange ends, told the outcome if the upstream was called.
     pub admission: Option<warden_limits::Admission>,
     /// Extra HTTP headers for the upstream request (`Mcp-Param-*`).
     pub upstream_headers: Vec<(String, String)>,
+    /// The call's own upstream credential (credentials stage): replaces
+    /// the connection's.
+    pub credential_headers: Vec<(String, String)>,
+    /// The caller's bearer token (`Inbound::subject_token`): exchanged in
+    /// the credentials stage, never forwarded.
+    pub subject_token: Option<warden_credentials::SubjectToken>,
     /// The client's `Mcp-Param-*` headers (2026-07-28).
     pub param_headers: Arc<[(String, String)]>,
 }
@@ -285,7 +293,7 @@ impl Gateway {
         limits::run(self, ex).await?;
         input::run(self, ex)?;
         hold::run(self, ex).await?;
-        credentials::run(self, ex)?;
+        credentials::run(self, ex).await?;
         let executed = execute::run(self, ex).await?;
         output::run(self, ex, executed)
     }

@@ -14,6 +14,16 @@ use warden_protocol::ErrorCode;
 
 use crate::federation::truncate;
 
+/// The approval request a held call waits for, as the client is told.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HeldNote {
+    pub id: String,
+    /// RFC 3339.
+    pub expires_at: String,
+    /// Who may approve, in words.
+    pub approvers: String,
+}
+
 /// Why a request is not served as asked.
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
@@ -45,10 +55,21 @@ pub enum Refusal {
     PolicyDenied {
         reason: String,
     },
-    /// The policy requires a human approval first.
+    /// The policy requires a human approval first, and none was given in
+    /// time: `held` names the request an approver can decide (`None`: no
+    /// approval store is running, or it could not be reached).
     ApprovalRequired {
         reason: String,
         requires: Vec<String>,
+        held: Option<Box<HeldNote>>,
+    },
+    /// The approval was denied, or lapsed before anyone decided.
+    ApprovalRefused {
+        id: String,
+        /// `denied` or `expired`.
+        status: &'static str,
+        /// The approver's reason, if they gave one.
+        why: Option<String>,
     },
     /// The item's live manifest is not the pinned one (drift, unpinned).
     NotApproved {
@@ -98,6 +119,11 @@ pub enum Refusal {
     /// A limit (`limits:`) refused the call: rate, concurrency, budget,
     /// breaker or loop.
     Limited(warden_limits::Denial),
+    /// No upstream credential for this caller (`how`: what to do about it).
+    NoUpstreamCredential {
+        server: String,
+        how: String,
+    },
 }
 
 impl Refusal {
@@ -117,13 +143,16 @@ impl Refusal {
             Refusal::InsufficientScope { .. } => ErrorCode::InsufficientScope,
             Refusal::PolicyDenied { .. } => ErrorCode::PolicyDenied,
             Refusal::ApprovalRequired { .. } => ErrorCode::ApprovalRequired,
+            Refusal::ApprovalRefused { .. } => ErrorCode::PolicyDenied,
             Refusal::NotApproved { .. } | Refusal::ServerNotApproved { .. } => {
                 ErrorCode::ToolNotApproved
             }
             Refusal::HeaderMismatch { code, .. } => *code,
             Refusal::Upstream { .. } => ErrorCode::UpstreamUnavailable,
             Refusal::InputNotBridged(_) => ErrorCode::MissingCapability,
-            Refusal::OutputWithheld { .. } => ErrorCode::Refused,
+            Refusal::OutputWithheld { .. } | Refusal::NoUpstreamCredential { .. } => {
+                ErrorCode::Refused
+            }
             Refusal::Limited(d) => match d {
                 warden_limits::Denial::Rate { .. } => ErrorCode::RateLimited,
                 warden_limits::Denial::Concurrency { .. } => ErrorCode::ConcurrencyLimited,
@@ -157,11 +186,13 @@ impl Refusal {
             | Refusal::ArgumentsInvalid { .. }
             | Refusal::InputRejected { .. }
             | Refusal::HeaderMismatch { .. }
-            | Refusal::RequestStateInvalid(_) => Some(warden_audit::Decision::Deny),
+            | Refusal::RequestStateInvalid(_)
+            | Refusal::NoUpstreamCredential { .. } => Some(warden_audit::Decision::Deny),
             // The limits could not be checked: a failure, like the audit's.
             Refusal::Limited(warden_limits::Denial::Unavailable { .. }) => None,
             Refusal::Limited(_) => Some(warden_audit::Decision::Deny),
             Refusal::ApprovalRequired { .. } => Some(warden_audit::Decision::Hold),
+            Refusal::ApprovalRefused { .. } => Some(warden_audit::Decision::Deny),
             _ => None,
         }
     }
@@ -179,10 +210,12 @@ impl Refusal {
             Refusal::ArgumentsInvalid { rule, .. } | Refusal::InputRejected { rule, .. } => {
                 format!("input_{rule}")
             }
+            Refusal::ApprovalRefused { status, .. } => format!("approval_{status}"),
             Refusal::HeaderMismatch { .. } => "header_mismatch".into(),
             Refusal::RequestStateInvalid(_) => "request_state.invalid".into(),
             Refusal::OutputWithheld { .. } => "output.blocked".into(),
             Refusal::AuditUnavailable => "audit.unavailable".into(),
+            Refusal::NoUpstreamCredential { .. } => "credentials.none".into(),
             Refusal::Limited(d) => format!("limits.{}", d.kind()),
             _ => return None,
         })
@@ -241,14 +274,49 @@ impl Refusal {
                 "denied by policy",
                 Some(&data(serde_json::json!({ "reason": reason }))),
             ),
-            Refusal::ApprovalRequired { reason, requires } => error_response(
-                Some(id),
-                code,
-                "approval required",
-                Some(&data(
-                    serde_json::json!({ "reason": reason, "requires": requires }),
-                )),
-            ),
+            Refusal::ApprovalRequired {
+                reason,
+                requires,
+                held,
+            } => {
+                let mut d = serde_json::json!({ "reason": reason, "requires": requires });
+                let message = match held {
+                    Some(h) => {
+                        d["approval"] = serde_json::json!({
+                            "id": h.id,
+                            "status": "pending",
+                            "expires_at": h.expires_at,
+                            "approvers": h.approvers,
+                        });
+                        format!(
+                            "approval required: waiting for approval {} by {}; once approved, \
+                             send the same call again (e.g. `warden approvals approve {}`)",
+                            h.id, h.approvers, h.id
+                        )
+                    }
+                    None => "approval required".to_owned(),
+                };
+                error_response(Some(id), code, &message, Some(&data(d)))
+            }
+            Refusal::ApprovalRefused {
+                id: aid,
+                status,
+                why,
+            } => {
+                let mut d = serde_json::json!({
+                    "reason": format!("approval_{status}"),
+                    "approval": {"id": aid, "status": status},
+                });
+                if let Some(w) = why {
+                    d["approval"]["reason"] = serde_json::Value::String(truncate(w, 500));
+                }
+                let message = if *status == "denied" {
+                    format!("approval {aid} was denied")
+                } else {
+                    format!("approval {aid} expired before a decision")
+                };
+                error_response(Some(id), code, &message, Some(&data(d)))
+            }
             Refusal::NotApproved { message, .. } => {
                 error_response(Some(id), code, message, Some(&with_corr))
             }
@@ -315,6 +383,12 @@ impl Refusal {
                 "the audit trail is unavailable",
                 Some(&with_corr),
             ),
+            Refusal::NoUpstreamCredential { server, how } => error_response(
+                Some(id),
+                code,
+                &format!("no credential for upstream server '{server}': {how}"),
+                Some(&with_corr),
+            ),
             Refusal::Limited(d) => {
                 let mut extra = serde_json::json!({ "limit": d.kind(), "rule": d.rule() });
                 if let Some(wait) = d.retry_after() {
@@ -373,9 +447,16 @@ impl Refusal {
                 info!(target: "audit", event = "call.denied", correlation_id = %corr, session = %session,
                       server = %server, item = %item, reason = %reason);
             }
-            Refusal::ApprovalRequired { reason, .. } => {
+            Refusal::ApprovalRequired { reason, held, .. } => {
+                let approval = held.as_ref().map_or("", |h| h.id.as_str());
                 info!(target: "audit", event = "call.held", correlation_id = %corr, session = %session,
-                      server = %server, item = %item, reason = %reason);
+                      server = %server, item = %item, reason = %reason, approval = %approval);
+            }
+            Refusal::ApprovalRefused {
+                id: aid, status, ..
+            } => {
+                info!(target: "audit", event = "call.approval_refused", correlation_id = %corr,
+                      session = %session, server = %server, item = %item, approval = %aid, status = %status);
             }
             Refusal::NotApproved { reason_code, .. }
             | Refusal::ServerNotApproved { reason_code, .. } => {
@@ -424,6 +505,7 @@ impl fmt::Display for Refusal {
             Refusal::InsufficientScope { .. } => "insufficient_scope",
             Refusal::PolicyDenied { .. } => "policy_denied",
             Refusal::ApprovalRequired { .. } => "approval_required",
+            Refusal::ApprovalRefused { .. } => "approval_refused",
             Refusal::NotApproved { .. } => "not_approved",
             Refusal::ServerNotApproved { .. } => "server_not_approved",
             Refusal::ArgumentsInvalid { .. } => "arguments_invalid",
@@ -435,6 +517,7 @@ impl fmt::Display for Refusal {
             Refusal::OutputWithheld { .. } => "output_withheld",
             Refusal::AuditUnavailable => "audit_unavailable",
             Refusal::Limited(_) => "limited",
+            Refusal::NoUpstreamCredential { .. } => "no_upstream_credential",
         };
         f.write_str(name)
     }
@@ -534,7 +617,8 @@ mod tests {
         assert_eq!(
             Refusal::ApprovalRequired {
                 reason: "r".into(),
-                requires: vec![]
+                requires: vec![],
+                held: None,
             }
             .decision(),
             Some(warden_audit::Decision::Hold)

@@ -400,3 +400,96 @@ async fn the_limits_stage_refuses_with_a_typed_refusal_and_audits_the_rule() {
     let (_, list) = fx.run(&request("tools/list", "{}")).await;
     assert_eq!(error_code(&list), None, "{:?}", list.response);
 }
+
+/// Stage 9 alone, for a `tools/call` routed to server `h`'s `lookup`.
+async fn credentials_for(
+    yaml: &str,
+    who: Principal,
+) -> (
+    Result<(), Refusal>,
+    Vec<(String, String)>,
+    crate::call::Facts,
+) {
+    let dir = tempfile::tempdir().unwrap();
+    let gw = Gateway::new(snapshot(yaml, dir.path()));
+    let session = open(&gw, who, Channel::StreamableHttp);
+    let text = request("tools/call", r#"{"name":"h__lookup","arguments":{"q":1}}"#);
+    let msg = parse_one(&text).unwrap();
+    let mut ex = gw.exchange(&session, &msg, &session.standalone(), Inbound::default());
+    ex.target = Target::Item {
+        kind: warden_protocol::method::NameKind::Tool,
+        server: "h".into(),
+        upstream_name: "lookup".into(),
+        exposed: "h__lookup".into(),
+    };
+    ex.call.note(|f| f.input_hash = Some("sha256:feed".into()));
+    let r = credentials::run(&gw, &mut ex).await;
+    (r, ex.credential_headers.clone(), ex.call.take_facts())
+}
+
+fn tenant_principal(subject: &str, tenant: &str) -> Principal {
+    Principal::new(PrincipalData {
+        subject: subject.into(),
+        tenant: Some(tenant.into()),
+        roles: Vec::new(),
+        groups: Vec::new(),
+        scopes: Vec::new(),
+        client_id: Some("cursor".into()),
+        agent_id: None,
+        method: warden_identity::AuthMethod::Bearer,
+    })
+}
+
+#[tokio::test]
+async fn the_credentials_stage_mints_a_token_bound_to_the_call() {
+    let yaml = "credentials: {issuer: 'https://warden.test'}\nservers:\n  h:\n    url: http://127.0.0.1:9/mcp\n    credentials: {mode: mint}\n";
+    let (r, headers, facts) = credentials_for(yaml, tenant_principal("ada", "acme")).await;
+    assert!(r.is_ok(), "{r:?}");
+    let [(name, value)] = headers.as_slice() else {
+        panic!("{headers:?}")
+    };
+    assert_eq!(name, "authorization");
+    let token = value.strip_prefix("Bearer ").expect("a bearer token");
+    use base64::Engine as _;
+    let payload = token.split('.').nth(1).unwrap();
+    let claims: serde_json::Value = serde_json::from_slice(
+        &base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .decode(payload)
+            .unwrap(),
+    )
+    .unwrap();
+    assert_eq!(claims["aud"], "http://127.0.0.1:9/mcp");
+    assert_eq!(claims["sub"], "acme/ada");
+    assert_eq!(claims["act"]["client_id"], "cursor");
+    assert_eq!(claims["mcp_call"]["name"], "lookup");
+    assert_eq!(claims["mcp_call"]["arguments_hash"], "sha256:feed");
+    let cred = facts.upstream_credential.expect("noted for the record");
+    assert_eq!(cred.mode, "mint");
+    let jti = claims["jti"].as_str().unwrap();
+    assert_eq!(
+        cred.token_id_hash.as_deref(),
+        Some(warden_audit::TokenFacts::hash_jti(jti).as_str())
+    );
+}
+
+#[tokio::test]
+async fn the_credentials_stage_never_hands_one_tenants_secret_to_another() {
+    let yaml = "servers:\n  h:\n    url: http://127.0.0.1:9/mcp\n    credentials:\n      tenants:\n        acme: {X-Tenant-Id: 'literal:acme-key'}\n      principals:\n        'globex/bob': {X-Tenant-Id: 'literal:bob-key'}\n";
+    let (r, headers, _) = credentials_for(yaml, tenant_principal("ada", "acme")).await;
+    assert!(r.is_ok());
+    assert_eq!(
+        headers,
+        vec![("X-Tenant-Id".to_owned(), "acme-key".to_owned())]
+    );
+    let (_, headers, _) = credentials_for(yaml, tenant_principal("bob", "globex")).await;
+    assert_eq!(
+        headers,
+        vec![("X-Tenant-Id".to_owned(), "bob-key".to_owned())]
+    );
+    let (r, headers, _) = credentials_for(yaml, tenant_principal("eve", "globex")).await;
+    assert!(
+        matches!(r, Err(Refusal::NoUpstreamCredential { .. })),
+        "{r:?}"
+    );
+    assert!(headers.is_empty());
+}

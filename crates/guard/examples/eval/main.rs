@@ -1,22 +1,30 @@
-//! Detector quality on the public corpora:
-//! `cargo run -p warden-guard --release --example eval -- /work/shared/corpora [-v]`
-//! Prints one table per corpus; `-v` adds the misses and false matches.
+//! Detector quality on every public corpus in `shared/corpora`:
+//! `cargo run -p warden-guard --release --example eval -- [DIR] [-v] [--family NAME]`
+//! (DIR defaults to `shared/corpora` beside the repository; NAME is one of
+//! descriptions, results, secrets, pii). Prints one table per family, one
+//! row per corpus and set, each corpus scored on its own: the figures are
+//! leave-one-corpus-out (see the crate's README). `-v` adds the misses and
+//! the false alarms.
 
 mod corpus;
+mod families;
 
 use std::path::PathBuf;
 
-use warden_guard::{Guard, GuardSettings};
+use families::{Score, Set};
+use warden_guard::{Family, Guard, GuardSettings};
+use warden_registry::Scanner;
 
 fn main() {
-    let mut args = std::env::args().skip(1);
     let mut dir = corpus::corpora_dir();
     let mut verbose = false;
-    for a in args.by_ref() {
-        if a == "-v" {
-            verbose = true;
-        } else {
-            dir = PathBuf::from(a);
+    let mut only: Option<String> = None;
+    let mut args = std::env::args().skip(1);
+    while let Some(a) = args.next() {
+        match a.as_str() {
+            "-v" => verbose = true,
+            "--family" => only = args.next(),
+            _ => dir = PathBuf::from(a),
         }
     }
     let guard = match Guard::new(&GuardSettings::default()) {
@@ -26,58 +34,88 @@ fn main() {
             std::process::exit(1);
         }
     };
-    if let Err(e) = run(&guard, &dir, verbose) {
+    let want = |f: &str| only.as_deref().is_none_or(|o| o == f);
+    let run = || -> Result<(), String> {
+        if want("descriptions") {
+            let scanner = Scanner::new();
+            let sets = families::description_sets(&dir)?;
+            let scored: Vec<(&Set, Score)> = sets
+                .iter()
+                .map(|s| (s, families::score_descriptions(&scanner, s)))
+                .collect();
+            print_family(
+                "descriptions: tool poisoning (registry scanner; flagged = warn or block)",
+                &scored,
+                true,
+                verbose,
+            );
+        }
+        if want("results") {
+            let sets = families::result_sets(&dir)?;
+            let scored: Vec<(&Set, Score)> = sets
+                .iter()
+                .map(|s| (s, families::score_texts(&guard, s, Family::Injection)))
+                .collect();
+            print_family(
+                "results: injection in tool output (any injection detection)",
+                &scored,
+                false,
+                verbose,
+            );
+        }
+        if want("secrets") {
+            let sets = families::secret_sets(&dir)?;
+            let scored: Vec<(&Set, Score)> = sets
+                .iter()
+                .map(|s| (s, families::score_texts(&guard, s, Family::Secret)))
+                .collect();
+            print_family(
+                "secrets (a row is detected when any secret rule matches its text)",
+                &scored,
+                false,
+                verbose,
+            );
+        }
+        if want("pii") {
+            pii(&guard, &dir, verbose)?;
+        }
+        Ok(())
+    };
+    if let Err(e) = run() {
         eprintln!("eval: {e}");
         std::process::exit(1);
     }
 }
 
-fn run(guard: &Guard, dir: &std::path::Path, verbose: bool) -> Result<(), String> {
-    let s = corpus::secrets(guard, dir)?;
-    println!("## secrets-gitleaks (a row is detected when any secret rule matches its text)\n");
-    println!("| set | detected | rows | rate | floor |");
-    println!("|---|---:|---:|---:|---|");
-    println!(
-        "| secret (recall) | {} | {} | {:.1}% | ≥ 95% |",
-        s.recall.hits,
-        s.recall.total,
-        s.recall.pct()
-    );
-    println!(
-        "| not_secret (matches) | {} | {} | {:.1}% | ≤ 5% |",
-        s.false_matches.hits,
-        s.false_matches.total,
-        s.false_matches.pct()
-    );
-    println!(
-        "| not_secret, without values gitleaks.toml allowlists verbatim | {} | {} | {:.1}% | reported |",
-        s.false_matches_excluding_allowlisted.hits,
-        s.false_matches_excluding_allowlisted.total,
-        s.false_matches_excluding_allowlisted.pct()
-    );
-    if verbose {
-        println!("\nper gitleaks rule (secret detected/total, not_secret matched/total):");
-        for (rule, (p, n)) in &s.by_rule {
-            println!("  {rule}: {}/{}  {}/{}", p.hits, p.total, n.hits, n.total);
-        }
-        println!("\nmissed secrets:");
-        for (rule, text) in &s.missed {
-            println!("  [{rule}] {text:?}");
-        }
-        println!("\nmatched not_secret rows:");
-        for (rule, text, classes) in &s.matched_negatives {
-            println!("  [{rule}] {classes:?} {text:?}");
-        }
+fn print_family(title: &str, scored: &[(&Set, Score)], descriptions: bool, verbose: bool) {
+    println!("## {title}\n");
+    print!("{}", families::header(descriptions));
+    for (set, sc) in scored {
+        print!("{}", families::row(set, sc, descriptions));
     }
+    println!("\n{}", families::summary(scored));
+    if verbose {
+        for (set, sc) in scored {
+            for m in &sc.misses {
+                println!("  miss [{}] {m}", set.corpus);
+            }
+            for f in &sc.false_alarms {
+                println!("  false alarm [{}] {f}", set.corpus);
+            }
+        }
+        println!();
+    }
+}
 
+fn pii(guard: &Guard, dir: &std::path::Path, verbose: bool) -> Result<(), String> {
     let p = corpus::pii(guard, dir)?;
-    println!("\n## pii-presidio-research (same type, overlap ≥ half of the shorter span)\n");
-    println!("| type | gold | recall | predicted | precision | floors |");
-    println!("|---|---:|---:|---:|---:|---|");
+    println!("## pii: pii-presidio-research (same type, overlap ≥ half of the shorter span)\n");
+    println!("| type | gold | recall | predicted | precision |");
+    println!("|---|---:|---:|---:|---:|");
     for (_, class) in corpus::PII_TYPES {
         let t = &p[class];
         println!(
-            "| {class} | {} | {:.1}% | {} | {:.1}% | recall ≥ 95%, precision ≥ 90% |",
+            "| {class} | {} | {:.1}% | {} | {:.1}% |",
             t.gold,
             t.recall(),
             t.predicted,
@@ -95,36 +133,6 @@ fn run(guard: &Guard, dir: &std::path::Path, verbose: bool) -> Result<(), String
             }
         }
     }
-
-    let i = corpus::injection(guard, dir)?;
-    println!("\n## prompt injection (a prompt is flagged when any injection rule matches)\n");
-    println!("| set | kind | flagged | prompts | rate | floor |");
-    println!("|---|---|---:|---:|---:|---|");
-    for (name, r, benign) in &i.sets {
-        let (kind, floor) = if *benign {
-            (
-                "false positives",
-                if name.starts_with("valid") {
-                    ""
-                } else {
-                    "≤ 3%"
-                },
-            )
-        } else {
-            ("recall", "reported")
-        };
-        println!(
-            "| {name} | {kind} | {} | {} | {:.1}% | {floor} |",
-            r.hits,
-            r.total,
-            r.pct()
-        );
-    }
-    if verbose {
-        println!("\nflagged benign prompts:");
-        for (set, text, classes) in &i.flagged_benign {
-            println!("  [{set}] {classes:?} {text:?}");
-        }
-    }
+    println!();
     Ok(())
 }

@@ -487,6 +487,44 @@ pub(super) static RULES: &[Rule] = &[
         64,
         random_token,
     ),
+    // More providers with documented prefixes: New Relic user and ingest
+    // keys, PostHog project and personal keys, Docker Hub personal access
+    // tokens, Google OAuth refresh tokens, OTP enrolment secrets.
+    secret(
+        "newrelic_key",
+        r"(?-u:\b)NR(?:AK|II|AA|JS)-[A-Za-z0-9]{19,32}(?-u:\b)",
+        &["nrak-", "nrii-", "nraa-", "nrjs-"],
+        48,
+        random_token,
+    ),
+    secret(
+        "posthog_key",
+        r"(?-u:\b)ph[cx]_[A-Za-z0-9]{39,43}(?-u:\b)",
+        &["phc_", "phx_"],
+        64,
+        random_token,
+    ),
+    secret(
+        "docker_token",
+        r"(?-u:\b)dckr_(?:pat|oat)_[A-Za-z0-9_-]{27,32}(?-u:\b)",
+        &["dckr_pat_", "dckr_oat_"],
+        64,
+        random_token,
+    ),
+    secret(
+        "gcp_refresh_token",
+        r"(?-u:\b)1//0[A-Za-z0-9_-]{40,}",
+        &["1//0"],
+        512,
+        random_token,
+    ),
+    secret(
+        "otp_secret",
+        r"(?i)otpauth://[th]otp/[^\s?]{0,200}\?(?:[^\s#]{0,200}&)?secret=(?P<s>[A-Z2-7]{16,128})",
+        &["otpauth://"],
+        512,
+        random_token,
+    ),
     // Credentials in URLs (database DSNs, package registries, git remotes).
     secret(
         "url_credentials",

@@ -341,10 +341,31 @@ impl Scanner {
     }
 
     /// The verdict for a set of findings under this scanner's thresholds.
+    ///
+    /// Besides the thresholds, structure: an instruction addressed to the
+    /// model (imperative, precondition, urgency, addressing) together with
+    /// a target outside the tool's own job (another server's tool, a
+    /// credential or configuration file, a command, the caller's identity,
+    /// a parameter to fill with secrets) warns, and blocks when either side
+    /// is at least `warn_at` on its own. Either side alone is a weak signal.
     pub fn verdict(&self, findings: &[ScanFinding]) -> Verdict {
         let t = &self.inner.thresholds;
         if findings.iter().any(|f| f.severity >= t.block_at) {
             return Verdict::Block;
+        }
+        let strongest = |kinds: &[&str]| {
+            findings
+                .iter()
+                .filter(|f| kinds.contains(&f.rule))
+                .map(|f| f.severity)
+                .max()
+        };
+        if let (Some(i), Some(g)) = (strongest(rules::INSTRUCTIONS), strongest(rules::TARGETS)) {
+            return if i.max(g) >= t.warn_at {
+                Verdict::Block
+            } else {
+                Verdict::Warn
+            };
         }
         let warned: BTreeSet<&str> = findings
             .iter()

@@ -45,16 +45,18 @@ rules! {
     HIDDEN_MARKER = "instruction.hidden_marker", High, "hidden-instruction markers: <IMPORTANT>, <SYSTEM>, chat-template tokens, HTML comments";
     CONCEALMENT = "instruction.concealment", High, "asks the model to hide something from the user";
     OVERRIDE = "instruction.override", High, "tries to override or replace the model's instructions";
-    ADDRESSING_MODEL = "instruction.addressing_model", Medium, "a message addressed to the AI rather than a description";
-    PRECONDITION = "instruction.precondition", Low, "demands an action before the tool may be used";
+    ADDRESSING_MODEL = "instruction.addressing_model", Low, "a message addressed to the AI rather than a description (an instruction: suspect with a target)";
+    IMPERATIVE = "instruction.imperative", Low, "a modal or imperative instruction to the model (must, always, before/after using, instead, deprecated: use …) (suspect with a target)";
+    PRECONDITION = "instruction.precondition", Low, "demands an action before the tool may be used (an instruction: suspect with a target)";
     URGENCY = "instruction.urgency", Low, "pressure words (very important, mandatory)";
     PIPE_TO_SHELL = "execution.remote_script", High, "downloads and runs a script, or prefixes commands the model runs";
     DESTRUCTIVE = "execution.destructive_command", High, "destructive shell commands on home or root";
     // Secrets and exfiltration.
-    SENSITIVE_PATH = "sensitive.path", Medium, "mentions credential or configuration files (~/.ssh, .env, mcp.json, keys)";
+    SENSITIVE_PATH = "sensitive.path", Low, "mentions credential, shell or configuration files (~/.ssh, .env, .bashrc, mcp.json, keys) (a target: suspect with an instruction)";
+    COMMAND = "target.command", Low, "names a shell command that downloads, elevates, dumps the environment or posts data (a target: suspect with an instruction)";
     SENSITIVE_READ = "sensitive.read", High, "asks to read, send or include a credential or configuration file";
     CALLER_INTROSPECTION = "exfiltration.caller_introspection", High, "asks the model to disclose itself: its name, system prompt, conversation";
-    SUSPICIOUS_PARAMETER = "exfiltration.suspicious_parameter", Medium, "a parameter whose name asks for the model's identity, prompt, history or secrets";
+    SUSPICIOUS_PARAMETER = "exfiltration.suspicious_parameter", Low, "a parameter whose name asks for the model's identity, prompt, history or secrets";
     PARAMETER_SMUGGLING = "exfiltration.parameter_smuggling", High, "asks to put file contents, secrets or the conversation into a parameter";
     EXFIL_URL = "exfiltration.url", Medium, "asks to send data to a URL";
     EXFIL_SINK = "exfiltration.known_sink", High, "URL of a request-capture or tunnelling service";
@@ -63,8 +65,8 @@ rules! {
     // Other tools and servers.
     SHADOWING = "shadowing.other_tool", High, "instructions about how other tools must behave or when they are called";
     NAMESPACED_REFERENCE = "shadowing.namespaced_reference", Medium, "names a tool by a client's namespaced form (mcp__server__tool)";
-    TOOL_CHAINING = "shadowing.tool_chaining", Low, "tells the model to call another tool first or always";
-    CROSS_SERVER = "shadowing.cross_server_reference", Medium, "mentions a tool offered by a different server";
+    TOOL_CHAINING = "shadowing.tool_chaining", Medium, "tells the model to call another tool first, afterwards, or instead";
+    CROSS_SERVER = "shadowing.cross_server_reference", Low, "mentions a tool offered by a different server (a target: suspect with an instruction)";
     NAME_COLLISION = "shadowing.name_collision", Medium, "the same tool name is offered by several servers";
     // Steering tool selection.
     PREFERENCE = "manipulation.preference", High, "self-promotion meant to make the model prefer this tool";
@@ -133,7 +135,7 @@ const SENSITIVE: &str = concat!(
     r"|\.aws/(?:credentials|config)\b|(?:^|[\s'`\x22(/~])\.env(?:\.[a-z]+)?(?:$|[\s'`\x22),.;:])",
     r"|\bmcp\.json\b|\bclaude_desktop_config\.json\b|\bmcp_config\.json\b|(?:^|[^a-z0-9])\.cursor/|(?:^|[^a-z0-9])\.claude(?:\.json|/)",
     r"|\.npmrc\b|\.pypirc\b|\.netrc\b|\.git-credentials\b|\.docker/config\.json|\.kube/config\b|\.gnupg\b",
-    r"|\.(?:bash|zsh)_history\b|/etc/(?:passwd|shadow|sudoers)\b|\bwallet\.dat\b|\bcookies\.sqlite\b",
+    r"|\.(?:bash|zsh)_history\b|(?:^|[^a-z0-9])\.(?:bashrc|zshrc|bash_profile|profile|zprofile|gitconfig)\b|\bcrontab\b|/etc/(?:hosts|crontab|profile)\b|/etc/(?:passwd|shadow|sudoers)\b|\bwallet\.dat\b|\bcookies\.sqlite\b",
     r"|\bprivate[ _-]?keys?\b|\bseed[ _-]phrase\b|\brecovery[ _-]phrase\b|\bcredentials?\.json\b",
     r"|\bsecrets?\.(?:json|ya?ml|toml|env)\b|\.htpasswd\b|\bkeychain\b)"
 );
@@ -157,7 +159,10 @@ pub(crate) fn text_rules() -> Vec<TextRule> {
                 r"|(?:ai|assistant|model|llm)[ _-]?instructions?|note[ _-]?to[ _-]?(?:the[ _-]?)?(?:ai|assistant|model|llm|agent))\s*>",
                 r"|<\|\s*(?:im_start|im_end|system|endoftext|eot_id|start_header_id|end_header_id)\s*\|>",
                 r"|\[/?inst\]|<</?sys>>|\[\s*(?:system|admin)\s*(?:message|prompt|note|instructions?|override)?\s*\]",
-                r"|<!--|\{\{\s*(?:system|instructions?)\s*\}\}"
+                r"|<!--|\{\{\s*(?:system|instructions?)\s*\}\}",
+                r"|\[\s*(?:[a-z]+\s+){0,2}(?:directive|instruction|instructions|override|policy)\s*\]",
+                r"|\b(?:system|override|role|metadata|emergency|configuration|hidden|instruction|security|admin)\s+(?:directive|override|instruction|note)\s*:",
+                r"|\b(?:jailbreak|god|unrestricted|developer)\s+mode\b"
             ),
         ),
         rule(
@@ -176,7 +181,7 @@ pub(crate) fn text_rules() -> Vec<TextRule> {
         rule(
             OVERRIDE,
             concat!(
-                r"\b(?:ignore|disregard|forget|override|bypass)\s+(?:all\s+|any\s+|the\s+|your\s+|of\s+)*(?:previous|prior|above|earlier|preceding|original|system|safety|initial)\s+(?:instructions?|rules|directions|guidelines|prompts?|constraints|guardrails|descriptions?|messages?)\b",
+                r"\b(?:ignore|disregard|forget|override|bypass)\s+(?:all\s+|any\s+|the\s+|your\s+|of\s+)*(?:(?:previous|prior|above|earlier|preceding|original|system|safety|initial|security|content)\s+){1,3}(?:instructions?|rules|directions|guidelines|prompts?|constraints|guardrails|descriptions?|messages?|restrictions|filters|checks|controls)\b",
                 r"|\b(?:ignore|disregard|forget)\s+(?:all\s+|any\s+|the\s+|your\s+)+(?:instructions?|system\s+prompt|descriptions?\s+of\s+(?:the\s+)?tools)\b",
                 r"|\bnew\s+(?:system\s+)?instructions?\s*:|\byour\s+(?:new|real|true|actual)\s+(?:task|instructions?|goal|objective|purpose)\b",
                 r"|\byou\s+are\s+now\s+(?:a|an|no\s+longer|free|unrestricted|dan|jailbroken|developer\s+mode)\b",
@@ -295,10 +300,14 @@ pub(crate) fn text_rules() -> Vec<TextRule> {
             format!(
                 concat!(
                     r"\b(?:must|should|always)\s+(?:first\s+)?(?:call|use|invoke|run)\s+(?:the\s+)?{n1}\s+(?:tool|function)\s+(?:first|before|after|whenever|every\s+time|each\s+time)\b",
-                    r"|\binstead\s+of\s+(?:using|calling)\s+(?:the\s+)?{n2}\s+(?:tool|function)\b"
+                    r"|\binstead\s+of\s+(?:using|calling)\s+(?:the\s+)?{n2}\s+(?:tool|function)\b",
+                    r"|\b(?:must|should|need\s+to|have\s+to|always)\s+(?:first\s+|then\s+|also\s+|afterwards\s+|immediately\s+)+(?:call|use|invoke|run)\s+(?:the\s+)?{n3}",
+                    r"|\b(?:use|call|try)\s+(?:the\s+)?{n4}\s+(?:tool|function)\s+instead\b"
                 ),
                 n1 = name(1),
-                n2 = name(2)
+                n2 = name(2),
+                n3 = name(3),
+                n4 = name(4)
             ),
         ),
         rule(
@@ -319,13 +328,33 @@ pub(crate) fn text_rules() -> Vec<TextRule> {
                 r"|\b(?:do\s+not|don't|never)\s+(?:use|call|choose|select|invoke)\s+(?:any\s+)?(?:other|another|alternative|different)\s+(?:tools?|functions?|servers?|apis?)\b"
             ),
         ),
+        rule(
+            IMPERATIVE,
+            concat!(
+                r"\b(?:you|the\s+(?:assistant|model|agent|ai|llm))\s+(?:must|should|shall|need\s+to|have\s+to|are\s+required\s+to|are\s+instructed\s+to)\b",
+                r"|\b(?:always|never)\s+(?:first\s+)?(?:call|use|run|send|include|read|pass|set|add|invoke|execute|provide|ask|tell|mention|fetch|write|append)\b",
+                r"|\b(?:before|after)\s+(?:you\s+)?(?:using|calling|invoking|running|use|call|invoke|run)\s+(?:this|any|the|each|every)\s+(?:tool|function)\b",
+                r"|\binstead\s+(?:use|call|invoke)\b|\b(?:use|call|invoke)\s+[`'\x22]?[a-z0-9_.-]+[`'\x22]?\s+(?:tool\s+)?instead\b",
+                r"|\b(?:is|has\s+been)\s+(?:now\s+)?(?:deprecated|disabled|temporarily\s+(?:disabled|unavailable)|no\s+longer\s+(?:available|supported|working))\b",
+                r"|\bif\s+you\s+are\s+an?\s+(?:ai|llm|language\s+model|assistant|agent|model)\b|\bact\s+as\s*:"
+            ),
+        ),
+        rule(
+            COMMAND,
+            concat!(
+                r"\b(?:curl|wget|iwr|invoke-webrequest)\b[^\n]{0,120}(?:\|\s*(?:sudo\s+)?(?:ba|z|da)?sh\b|\|\s*python|>\s*[~/]|\s-d\s|\s--data(?:\s|=)|\s-X\s*POST\b|\s-F\s|\s-T\s|--upload-file)",
+                r"|\bsudo\s+(?:-[a-z]+\s+)?(?:rm|chmod|chown|cp|mv|tee|cat|sh|bash|su|curl|wget|python|echo|dd|nc)\b|\b(?:printenv|env\s*\||set\s*\|)|\bos\.environ\b",
+                r"|\b(?:nc|ncat|netcat)\s+-[a-z]*e\b|\bbash\s+-i\b|/dev/tcp/|\bbase64\s+-d\b[^\n]{0,40}\|\s*(?:ba)?sh\b",
+                r"|>>\s*~?/?\S*\.(?:bashrc|zshrc|profile|bash_profile)\b|\bchmod\s+\+x\b"
+            ),
+        ),
     ]
 }
 
 /// Parameter names (snake_case-normalised) that ask for the model's own
 /// identity, instructions, conversation or secrets.
 pub(crate) const SUSPICIOUS_PARAMETER_NAME: &str = concat!(
-    r"^(?:(?:llm|ai|assistant|agent|caller|calling|bot|chatbot)_(?:model_)?(?:name|id|version|type|identity|provider|model)",
+    r"^(?:(?:llm|ai|assistant|caller|calling|chatbot)_(?:model_)?(?:name|id|version|type|identity|provider|model)|(?:agent|bot)_(?:identity|provider)",
     r"|(?:model|llm)_(?:identity|self_name)",
     r"|system_?(?:prompt|message|instructions)",
     r"|(?:full_|entire_|complete_)?(?:conversation|chat|message|dialog|dialogue)_(?:history|log|transcript|context)",
@@ -334,3 +363,27 @@ pub(crate) const SUSPICIOUS_PARAMETER_NAME: &str = concat!(
     r"|(?:all|available|other)_tools(?:_list)?|tools?_list",
     r"|user_(?:password|credentials|secrets?)|ssh_(?:keys?|private_key)|private_key_contents?)$"
 );
+
+/// Rules that find an instruction addressed to the model.
+pub(crate) const INSTRUCTIONS: &[&str] = &[
+    ADDRESSING_MODEL,
+    IMPERATIVE,
+    PRECONDITION,
+    URGENCY,
+    TOOL_PRIORITY,
+    HIDDEN_MARKER,
+];
+
+/// Rules that find something outside a tool's own job.
+pub(crate) const TARGETS: &[&str] = &[
+    SENSITIVE_PATH,
+    COMMAND,
+    CALLER_INTROSPECTION,
+    SUSPICIOUS_PARAMETER,
+    CROSS_SERVER,
+    NAMESPACED_REFERENCE,
+    EXFIL_URL,
+    TOOL_CHAINING,
+    UNICODE_BIDI_MARK,
+    ENCODED_TEXT,
+];

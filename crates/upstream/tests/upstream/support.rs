@@ -29,6 +29,7 @@ pub fn spec(name: &str, transport: TransportSpec) -> UpstreamSpec {
         },
         limits: Limits::default(),
         era: Era::Auto,
+        auth: None,
     }
 }
 

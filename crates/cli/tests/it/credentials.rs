@@ -1,0 +1,409 @@
+//! Upstream credentials through the real binary (issue #18): the client's
+//! token never goes upstream; a `mint` upstream gets, per call, a token
+//! Warden signed for that upstream, caller and call, verifiable against
+//! Warden's published keys and useless at any other upstream; static
+//! secrets are chosen per tenant and never cross to another tenant.
+
+use std::process::Command;
+use std::time::Duration;
+
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine as _;
+use serde_json::{json, Value};
+
+use crate::harness::*;
+use crate::peers::free_port;
+
+/// The bundled test server over Streamable HTTP (its `echo_headers` tool
+/// answers the headers each request carried): the recording upstream.
+fn recording_upstream() -> (Proc, u16) {
+    let port = free_port();
+    let p = spawn(Command::new(WARDEN).args([
+        "example-server",
+        "--mode",
+        "test",
+        "--http",
+        &format!("127.0.0.1:{port}"),
+    ]));
+    wait_port(port);
+    (p, port)
+}
+
+fn wait_port(port: u16) {
+    for _ in 0..400 {
+        if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(25));
+    }
+    panic!("nothing listens on {port}");
+}
+
+fn token_for(w: &Warden, sub: &str, extra: &[&str]) -> String {
+    let mut args = vec!["token", "mint", "--sub", sub];
+    args.extend_from_slice(extra);
+    w.cli(&args)
+}
+
+/// The headers an `echo_headers` call reached the upstream with.
+async fn seen_headers(c: &mut Client, tool: &str, args: Value) -> Value {
+    let r = c.call_tool(tool, args).await;
+    let text = text_of(r.result());
+    serde_json::from_str(&text).unwrap_or_else(|_| panic!("not headers: {text}"))
+}
+
+fn bearer_of(headers: &Value) -> String {
+    headers["authorization"]
+        .as_str()
+        .and_then(|a| a.strip_prefix("Bearer "))
+        .unwrap_or_else(|| panic!("no bearer token upstream: {headers}"))
+        .to_owned()
+}
+
+fn segment(token: &str, i: usize) -> Value {
+    let part = token.split('.').nth(i).expect("a compact JWS");
+    serde_json::from_slice(&URL_SAFE_NO_PAD.decode(part).expect("base64url")).expect("JSON")
+}
+
+/// Checks the token's signature against the key set (Ed25519, Warden's
+/// default) and returns its claims.
+fn verify(token: &str, jwks: &Value) -> Value {
+    let header = segment(token, 0);
+    assert_eq!(header["alg"], "EdDSA");
+    let kid = header["kid"].as_str().expect("kid");
+    let key = jwks["keys"]
+        .as_array()
+        .and_then(|ks| ks.iter().find(|k| k["kid"] == kid))
+        .unwrap_or_else(|| panic!("kid {kid} not published: {jwks}"));
+    let x = URL_SAFE_NO_PAD
+        .decode(key["x"].as_str().expect("x"))
+        .expect("x");
+    let (input, sig) = token.rsplit_once('.').expect("three segments");
+    let sig = URL_SAFE_NO_PAD.decode(sig).expect("signature");
+    aws_lc_rs::signature::UnparsedPublicKey::new(&aws_lc_rs::signature::ED25519, x)
+        .verify(input.as_bytes(), &sig)
+        .expect("the signature verifies against Warden's published key");
+    segment(token, 1)
+}
+
+/// Warden's identity, and its output guard logging secrets instead of
+/// redacting them: the recording upstream answers with the token it was
+/// sent, which the test must read (a client would see it redacted).
+const IDENTITY: &str = "identity:\n  public_url: http://127.0.0.1:1\n  data_dir: '{DIR}/data'\n  dev_issuer: {enabled: true}\nguards:\n  output:\n    secrets: {action: log}\n";
+
+#[tokio::test]
+async fn a_mint_upstream_gets_a_token_per_call_for_itself_the_caller_and_the_call() {
+    let (_up, port) = recording_upstream();
+    let upstream_url = format!("http://127.0.0.1:{port}/mcp");
+    let yaml = format!(
+        "{IDENTITY}servers:\n  web:\n    url: {upstream_url}\n    credentials: {{mode: mint}}\n\
+         authorization:\n  roles:\n    user:\n      grants:\n        - tools: [\"*\"]\n  scopes:\n    tools:\n      \"web/echo_*\": [crm.read]\n"
+    );
+    let w = Warden::start(&yaml);
+    let client_token = token_for(&w, "alice", &["--roles", "user", "--scopes", "crm.read"]);
+    let mut c = Client::with_bearer(&w.url("/mcp"), &client_token);
+    c.initialize().await;
+
+    let jwks: Value = reqwest::get(w.url("/.well-known/upstream-jwks.json"))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let mut jtis = Vec::new();
+    let mut hashes = Vec::new();
+    for i in 0..2 {
+        let seen = seen_headers(&mut c, "web__echo_headers", json!({})).await;
+        assert!(
+            !seen.to_string().contains(&client_token),
+            "the upstream saw the client's token"
+        );
+        let token = bearer_of(&seen);
+        let claims = verify(&token, &jwks);
+        assert_eq!(claims["iss"], "http://127.0.0.1:1", "{claims}");
+        assert_eq!(claims["aud"], upstream_url.as_str(), "{claims}");
+        assert!(
+            claims["sub"].as_str().is_some_and(|s| s.ends_with("alice")),
+            "{claims}"
+        );
+        assert_eq!(claims["act"]["sub"], "http://127.0.0.1:1", "{claims}");
+        assert_eq!(claims["scope"], "crm.read", "{claims}");
+        let (iat, exp) = (
+            claims["iat"].as_u64().unwrap(),
+            claims["exp"].as_u64().unwrap(),
+        );
+        assert!(exp > iat && exp - iat <= 60, "{claims}");
+        assert_eq!(claims["mcp_call"]["method"], "tools/call", "{claims}");
+        assert_eq!(claims["mcp_call"]["name"], "echo_headers", "{claims}");
+        let hash = claims["mcp_call"]["arguments_hash"].as_str().unwrap_or("");
+        assert!(hash.starts_with("sha256:"), "{claims}");
+        hashes.push(hash.to_owned());
+        let jti = claims["jti"].as_str().unwrap().to_owned();
+        assert!(!jtis.contains(&jti), "call {i} reused a token id");
+        jtis.push(jti);
+    }
+
+    // The audit record names the mode and the token id's hash (and the
+    // same argument hash the token is bound to), never the token.
+    let trail_path = w.dir().join(".warden/audit/audit.jsonl");
+    let mut records = Vec::new();
+    for _ in 0..100 {
+        let trail = std::fs::read_to_string(&trail_path).unwrap_or_default();
+        records = trail
+            .lines()
+            .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+            .map(|r| r["event"].clone())
+            .filter(|e| e["kind"] == "call" && e["tool"] == "echo_headers")
+            .collect();
+        if records.len() >= 2 {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let trail = std::fs::read_to_string(&trail_path).unwrap_or_default();
+    assert_eq!(records.len(), 2, "{trail}");
+    for ((record, jti), hash) in records.iter().zip(&jtis).zip(&hashes) {
+        assert_eq!(record["upstream_credential"]["mode"], "mint", "{record}");
+        // The token is bound to the arguments the audit record hashed.
+        assert_eq!(record["input_hash"], hash.as_str(), "{record}");
+        let hashed = record["upstream_credential"]["token_id_hash"]
+            .as_str()
+            .unwrap_or("");
+        assert!(hashed.starts_with("sha256:") && !hashed.contains(jti.as_str()));
+        assert!(!trail.contains(jti.as_str()), "a token id in the trail");
+    }
+    assert!(!trail.contains("eyJ"), "a token in the audit trail");
+}
+
+#[tokio::test]
+async fn a_minted_token_replayed_at_another_upstream_fails_its_audience_check() {
+    // Upstream two is a second Warden that verifies tokens for real
+    // against the first Warden's published keys, for its own audience.
+    let (_up, port) = recording_upstream();
+    let w2_port = free_port();
+    let w2_url = format!("http://127.0.0.1:{w2_port}/mcp");
+    let yaml = format!(
+        "{IDENTITY}servers:\n  web:\n    url: http://127.0.0.1:{port}/mcp\n    credentials: {{mode: mint}}\n  w2:\n    url: {w2_url}\n    credentials: {{mode: mint}}\n"
+    );
+    let w1 = Warden::start(&yaml);
+
+    let dir2 = tempfile::tempdir().unwrap();
+    let yaml2 = format!(
+        "identity:\n  public_url: http://127.0.0.1:{w2_port}\n  issuers:\n    - issuer: http://127.0.0.1:1\n      jwks_uri: {}\n      allow_private_network: true\nservers:\n{}registry: {{mode: tofu, lock: '{}/warden.lock'}}\n",
+        w1.url("/.well-known/upstream-jwks.json"),
+        example_server("t", "test", "").replace("{WARDEN}", WARDEN),
+        dir2.path().display()
+    );
+    let cfg2 = dir2.path().join("warden.yaml");
+    std::fs::write(&cfg2, yaml2).unwrap();
+    let w2 = spawn(
+        Command::new(WARDEN)
+            .args(["serve", "--config"])
+            .arg(&cfg2)
+            .args(["--listen", &format!("127.0.0.1:{w2_port}")])
+            .env("WARDEN_LOG", "info"),
+    );
+    assert!(
+        wait_for_line(&w2, "warden: listening on ", Duration::from_secs(30)).is_some(),
+        "the second Warden did not start"
+    );
+
+    let client_token = token_for(&w1, "alice", &[]);
+    let mut c = Client::with_bearer(&w1.url("/mcp"), &client_token);
+    c.initialize().await;
+    // Through the first Warden, the second accepts the tokens minted for it.
+    let r = c
+        .call_tool("w2__t__echo", json!({"message": "through two wardens"}))
+        .await;
+    assert_eq!(
+        text_of(r.result()),
+        "through two wardens",
+        "{:?}",
+        r.response()
+    );
+
+    // A token minted for `web`, replayed at the second Warden: refused.
+    let seen = seen_headers(&mut c, "web__echo_headers", json!({})).await;
+    let stolen = bearer_of(&seen);
+    let init = json!({"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-06-18","capabilities":{},"clientInfo":{"name":"replay","version":"1"}}});
+    let resp = reqwest::Client::new()
+        .post(&w2_url)
+        .bearer_auth(&stolen)
+        .header("accept", "application/json, text/event-stream")
+        .header("content-type", "application/json")
+        .body(init.to_string())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        resp.status(),
+        401,
+        "a token for another audience was accepted"
+    );
+    let challenge = resp
+        .headers()
+        .get("www-authenticate")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_owned();
+    // Signed by the key the second Warden trusts, fresh, from the issuer
+    // it trusts (the call above proves all three): only the audience is
+    // wrong.
+    assert!(challenge.contains("invalid_token"), "{challenge}");
+}
+
+#[tokio::test]
+async fn a_tenants_static_secret_is_never_sent_on_another_tenants_call() {
+    let (_up, port) = recording_upstream();
+    let yaml = format!(
+        "{IDENTITY}servers:\n  web:\n    url: http://127.0.0.1:{port}/mcp\n    credentials:\n      tenants:\n        acme: {{X-Api-Key: 'file:acme.key'}}\n        globex: {{X-Api-Key: 'file:globex.key'}}\n"
+    );
+    let w = Warden::start_with_files(
+        &yaml,
+        &[
+            ("acme.key", "acme-secret-1\n"),
+            ("globex.key", "globex-secret-2\n"),
+        ],
+    );
+    let mut seen = Vec::new();
+    for (sub, tenant) in [("alice", "acme"), ("bob", "globex")] {
+        let token = token_for(&w, sub, &["--tenant", tenant]);
+        let mut c = Client::with_bearer(&w.url("/mcp"), &token);
+        c.initialize().await;
+        seen.push(seen_headers(&mut c, "web__echo_headers", json!({})).await);
+    }
+    assert_eq!(seen[0]["x-api-key"], "acme-secret-1", "{}", seen[0]);
+    assert_eq!(seen[1]["x-api-key"], "globex-secret-2", "{}", seen[1]);
+    assert!(!seen[1].to_string().contains("acme-secret-1"));
+    assert!(!seen[0].to_string().contains("globex-secret-2"));
+
+    // A tenant without an entry is told so; nobody's secret goes upstream.
+    let token = token_for(&w, "mallory", &["--tenant", "initech"]);
+    let mut c = Client::with_bearer(&w.url("/mcp"), &token);
+    c.initialize().await;
+    let r = c.call_tool("web__echo_headers", json!({})).await;
+    assert_eq!(r.error_code(), -32011, "{:?}", r.response());
+    let message = r.response()["error"]["message"].as_str().unwrap_or("");
+    assert!(message.contains("no credential"), "{message}");
+    assert!(!r.response().to_string().contains("secret-"));
+}
+
+/// A client-credentials access token of the test IdP for Warden's `/mcp`.
+async fn idp_token(issuer: &str, client: &str, secret: &str) -> String {
+    let v: Value = reqwest::Client::new()
+        .post(format!("{issuer}/token"))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(format!(
+            "grant_type=client_credentials&client_id={client}&client_secret={secret}&scope=mcp&resource=http%3A%2F%2F127.0.0.1%3A1%2Fmcp"
+        ))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    v["access_token"]
+        .as_str()
+        .unwrap_or_else(|| panic!("no token: {v}"))
+        .to_owned()
+}
+
+/// Checks an RS256 token against the issuer's published keys.
+async fn verify_rs256(token: &str, issuer: &str) -> Value {
+    let jwks: Value = reqwest::get(format!("{issuer}/jwks"))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let kid = segment(token, 0)["kid"].as_str().unwrap_or("").to_owned();
+    let key = jwks["keys"]
+        .as_array()
+        .and_then(|ks| ks.iter().find(|k| k["kid"] == kid.as_str()))
+        .unwrap_or_else(|| panic!("kid {kid} not in {jwks}"));
+    let part = |n: &str| URL_SAFE_NO_PAD.decode(key[n].as_str().unwrap()).unwrap();
+    let (input, sig) = token.rsplit_once('.').unwrap();
+    aws_lc_rs::signature::RsaPublicKeyComponents {
+        n: part("n"),
+        e: part("e"),
+    }
+    .verify(
+        &aws_lc_rs::signature::RSA_PKCS1_2048_8192_SHA256,
+        input.as_bytes(),
+        &URL_SAFE_NO_PAD.decode(sig).unwrap(),
+    )
+    .expect("the exchanged token verifies against the IdP's keys");
+    segment(token, 1)
+}
+
+#[tokio::test]
+async fn token_exchange_gives_each_principal_its_own_cached_token_for_the_upstream() {
+    let Some(p) = crate::oauth_sdk::peers_or_skip() else {
+        return;
+    };
+    let idp = crate::oauth_sdk::Idp::start(&p);
+    let iss = idp.issuer.clone();
+    let (_up, port) = recording_upstream();
+    let upstream_url = format!("http://127.0.0.1:{port}/mcp");
+    let yaml = format!(
+        "identity:\n  public_url: http://127.0.0.1:1\n  issuers:\n    - issuer: {iss}\n      allow_private_network: true\nguards:\n  output:\n    secrets: {{action: log}}\nservers:\n  web:\n    url: {upstream_url}\n    credentials:\n      mode: exchange\n      token_endpoint: {iss}/token\n      client_id: warden-exchanger\n      client_secret: 'file:exchanger.secret'\n"
+    );
+    let w = Warden::start_with_files(
+        &yaml,
+        &[("exchanger.secret", "exchanger-secret-for-tests-only\n")],
+    );
+    let mut ready = false;
+    for _ in 0..200 {
+        if let Ok(r) = reqwest::get(w.url("/readyz")).await {
+            if r.status() == 200 {
+                ready = true;
+                break;
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(ready, "Warden never had the IdP's keys");
+
+    let mut per_principal = Vec::new();
+    for (client, secret) in [
+        ("analyst-app", "analyst-secret-for-tests-only"),
+        ("admin-app", "admin-secret-for-tests-only"),
+    ] {
+        let client_token = idp_token(&iss, client, secret).await;
+        let mut c = Client::with_bearer(&w.url("/mcp"), &client_token);
+        c.initialize().await;
+        let mut seen = Vec::new();
+        for _ in 0..2 {
+            let headers = seen_headers(&mut c, "web__echo_headers", json!({})).await;
+            assert!(
+                !headers.to_string().contains(&client_token),
+                "the upstream saw the client's token"
+            );
+            seen.push(bearer_of(&headers));
+        }
+        assert_eq!(
+            seen[0], seen[1],
+            "{client}: the cached token was not reused"
+        );
+        let claims = verify_rs256(&seen[0], &iss).await;
+        assert_eq!(claims["iss"], iss.as_str(), "{claims}");
+        assert_eq!(claims["aud"], upstream_url.as_str(), "{claims}");
+        assert_eq!(claims["sub"], client, "{claims}");
+        assert_eq!(claims["act"]["sub"], "warden-exchanger", "{claims}");
+        per_principal.push(seen[0].clone());
+    }
+    assert_ne!(
+        per_principal[0], per_principal[1],
+        "two principals were handed one token"
+    );
+    // One exchange per principal: the second call of each was cached.
+    let stats: Value = reqwest::Client::new()
+        .post(format!("{iss}/admin/stats"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(stats["exchanges"], 2, "{stats}");
+}
