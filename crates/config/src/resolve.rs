@@ -201,12 +201,14 @@ pub(crate) fn resolve(raw: RawConfig, context: &Context<'_>) -> Result<Config, C
             return Err(resolver.problems.into_errors());
         };
         let audit = crate::Section(std::sync::Arc::new(audit));
-        let protected = crate::sandbox::protected_paths(
+        let mut protected = crate::sandbox::protected_paths(
             context.base_dir,
             identity.as_deref(),
             &audit,
             &registry.lock,
         );
+        // The key Warden signs upstream tokens with.
+        protected.extend(credentials.as_ref().and_then(|c| c.signing_key.clone()));
         for server in &mut servers {
             if let Some(sandbox) = &mut server.sandbox {
                 sandbox.protected.clone_from(&protected);
