@@ -13,6 +13,11 @@
 //!   whose audience is the upstream ([`warden_credentials::Exchanger`]),
 //!   cached per principal, upstream and scope; the one awaited I/O of this
 //!   stage (a cache miss).
+//! - `oauth`: the caller's own access token for the upstream, refreshed
+//!   from the grant they gave (`warden credentials login`) and cached per
+//!   principal and server ([`warden_credentials::UserTokens`]); a caller
+//!   without a grant is told how to connect. The registry stage asks for
+//!   it first ([`oauth_ready`]): the upstream's own list needs it.
 //!
 //! The connection's own requests (`initialize`, lists, the GET stream)
 //! carry [`connection_auth`]'s credential: the same choice made for the
@@ -21,9 +26,13 @@
 //! token.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use warden_config::{CredentialMode, Isolation, ServerConfig};
-use warden_credentials::{CallBinding, Grant, Minter};
+use warden_credentials::{
+    CallBinding, CredentialError, Egress, Grant, GrantStore, Minter, OAuthClient, Obtained,
+    UserTokens,
+};
 use warden_identity::{AuthMethod, Principal};
 use warden_upstream::{AuthSource, UpstreamAuth};
 
@@ -42,12 +51,31 @@ pub struct CredentialFacts {
 
 pub(crate) async fn run(gw: &Gateway, ex: &mut Exchange<'_>) -> Result<(), Refusal> {
     let Some(server) = ex.target.server().map(str::to_owned) else {
+        if matches!(ex.target, Target::List { .. } | Target::Broadcast { .. }) {
+            // The connections a list reaches carry each user's own token:
+            // have it before they ask (a user without a grant: that
+            // server's part of the list fails, its calls say how to
+            // connect).
+            for name in &ex.route.servers {
+                if let Some(cfg) = ex.snap.server(name) {
+                    if matches!(cfg.credentials.mode, CredentialMode::OAuth { .. }) {
+                        let _ = user_token(gw, cfg, &ex.principal).await;
+                    }
+                }
+            }
+        }
         return Ok(());
     };
     let server = server.as_str();
     let Some(cfg) = ex.snap.server(server).cloned() else {
         return Ok(());
     };
+    if let CredentialMode::OAuth { .. } = &cfg.credentials.mode {
+        let obtained = user_token(gw, &cfg, &ex.principal).await?;
+        attach_token(ex, "oauth", &obtained.token, &obtained.token_id);
+        gw.metrics.upstream_credential(server, "oauth");
+        return Ok(());
+    }
     let mode = cfg.credentials.mode.as_str();
     match &cfg.credentials.mode {
         CredentialMode::Static => {
@@ -99,6 +127,7 @@ pub(crate) async fn run(gw: &Gateway, ex: &mut Exchange<'_>) -> Result<(), Refus
             })?;
             attach_token(ex, mode, &minted.token, &minted.jti);
         }
+        CredentialMode::OAuth { .. } => {}
         CredentialMode::Exchange {
             audience,
             token_endpoint,
@@ -182,6 +211,11 @@ pub(crate) fn connection_auth(
         // token belongs to a request, not to the connection).
         CredentialMode::Exchange { .. } => Some(AuthSource(Arc::new(LatestExchanged {
             exchanger: gw.exchanger.clone()?,
+            principal: owner?.key(),
+            server: cfg.name.clone(),
+        }))),
+        CredentialMode::OAuth { .. } => Some(AuthSource(Arc::new(LatestUserToken {
+            users: gw.oauth.clone()?,
             principal: owner?.key(),
             server: cfg.name.clone(),
         }))),
@@ -371,5 +405,141 @@ impl UpstreamAuth for MintPerRequest {
             .mint(&self.grant.grant())
             .map_err(|e| e.to_string())?;
         Ok(vec![bearer(&minted.token)])
+    }
+}
+
+/// Users' OAuth tokens (`mode: oauth`), and the egress-guarded clients
+/// that refresh them.
+pub struct OAuthUsers {
+    tokens: UserTokens,
+    strict: Option<Egress>,
+    private: Option<Egress>,
+}
+
+impl OAuthUsers {
+    /// From `credentials.grant_store` (`None`: not configured, or the store
+    /// cannot be opened: logged, and `mode: oauth` calls are refused).
+    #[must_use]
+    pub fn from_config(config: &warden_config::Config) -> Option<Arc<OAuthUsers>> {
+        let settings = config.grant_store.as_ref()?;
+        let store = GrantStore::open(&settings.path, settings.key.expose())
+            .map_err(|e| tracing::error!(error = %e, "the OAuth grant store cannot be opened"))
+            .ok()?;
+        Some(Arc::new(OAuthUsers {
+            tokens: UserTokens::new(store),
+            strict: oauth_egress(false).ok(),
+            private: oauth_egress(true).ok(),
+        }))
+    }
+}
+
+/// The HTTP client and URL check of OAuth discovery and token requests:
+/// the identity crate's egress guard (T10), since every URL after the
+/// upstream's own comes from the upstream or its metadata.
+pub fn oauth_egress(allow_private_network: bool) -> Result<Egress, String> {
+    let mut policy = warden_identity::EgressPolicy::strict();
+    if allow_private_network {
+        policy = policy.with_loopback(true).with_private_networks(true);
+    }
+    let client = warden_identity::EgressClient::new(policy, Duration::from_secs(10))
+        .map_err(|e| e.to_string())?;
+    Ok(Egress {
+        http: client.http(),
+        check: Arc::new(move |u| client.check(u)),
+    })
+}
+
+/// Before the registry stage fetches an `oauth` upstream's live list for
+/// this caller: the caller's token, so the connection carries it (or the
+/// refusal that tells them how to connect).
+pub(crate) async fn oauth_ready(
+    gw: &Gateway,
+    snap: &Snapshot,
+    server: &str,
+    principal: &Principal,
+) -> Result<(), Refusal> {
+    match snap.server(server) {
+        Some(cfg) if matches!(cfg.credentials.mode, CredentialMode::OAuth { .. }) => {
+            user_token(gw, cfg, principal).await.map(drop)
+        }
+        _ => Ok(()),
+    }
+}
+
+/// The caller's own token for an `oauth` upstream.
+async fn user_token(
+    gw: &Gateway,
+    cfg: &ServerConfig,
+    principal: &Principal,
+) -> Result<Obtained, Refusal> {
+    let refuse = |how: String| Refusal::NoUpstreamCredential {
+        server: cfg.name.clone(),
+        how,
+    };
+    let CredentialMode::OAuth {
+        client_id,
+        client_secret,
+        allow_private_network,
+        ..
+    } = &cfg.credentials.mode
+    else {
+        return Err(refuse("it is not an oauth server".into()));
+    };
+    if principal.data().method == AuthMethod::Anonymous {
+        return Err(refuse(
+            "it acts as each user with their own account: authenticate to Warden first".into(),
+        ));
+    }
+    let Some(users) = gw.oauth.as_ref() else {
+        return Err(refuse(
+            "Warden's grant store is not open (credentials.grant_store)".into(),
+        ));
+    };
+    let egress = if *allow_private_network {
+        users.private.as_ref()
+    } else {
+        users.strict.as_ref()
+    };
+    let Some(egress) = egress else {
+        return Err(refuse("Warden has no HTTP client for it".into()));
+    };
+    let key = principal.key();
+    let client = OAuthClient {
+        client_id: client_id.clone(),
+        client_secret: client_secret.as_ref().map(|s| s.expose().to_owned()),
+    };
+    users
+        .tokens
+        .token(&key, &cfg.name, &client, egress)
+        .await
+        .map_err(|e| match e {
+            CredentialError::NoGrant | CredentialError::GrantRevoked => refuse(format!(
+                "connect your account to it first: warden credentials login --server {} \
+                 --principal '{key}' (then retry)",
+                cfg.name
+            )),
+            other => {
+                tracing::warn!(server = %cfg.name, error = %other, "could not renew a user's upstream token");
+                refuse("its authorization server did not renew your token; retry later".into())
+            }
+        })
+}
+
+/// The owner's cached token for an `oauth` upstream (fetched by the
+/// registry or credentials stage before the connection needs it).
+struct LatestUserToken {
+    users: Arc<OAuthUsers>,
+    principal: String,
+    server: String,
+}
+
+impl UpstreamAuth for LatestUserToken {
+    fn headers(&self) -> Result<Vec<(String, String)>, String> {
+        Ok(self
+            .users
+            .tokens
+            .latest(&self.principal, &self.server)
+            .map(|t| vec![bearer(&t)])
+            .unwrap_or_default())
     }
 }
