@@ -118,7 +118,9 @@ function makeProvider(slot) {
         application_type: "native",
         grant_types: ["authorization_code", "refresh_token"],
         response_types: ["code"],
-        redirect_uris: ["http://127.0.0.1/callback"],
+        // `warden credentials login`'s listener, and Warden's own callback
+        // (`POST /credentials/{server}/login`); any loopback port.
+        redirect_uris: ["http://127.0.0.1/callback", "http://127.0.0.1/credentials/callback"],
         token_endpoint_auth_method: "none",
         id_token_signed_response_alg: slot.alg,
       },

@@ -185,10 +185,16 @@ pub(crate) fn resolve(raw: RawConfig, context: &Context<'_>) -> Result<Config, C
                     .problems
                     .push(&grant_store_path.field("path"), "must not be empty");
             }
-            crate::GrantStoreSettings {
-                path: context.base_dir.join(g.path.trim()),
-                key: resolver.secret_reference(&g.key, &grant_store_path.field("key")),
+            let path = context.base_dir.join(g.path.trim());
+            let key_path = grant_store_path.field("key");
+            let key = resolver.secret_reference(&g.key, &key_path);
+            if !key.expose().is_empty() {
+                if let Err(e) = warden_credentials::GrantStore::open(&path, key.expose()) {
+                    // The message names the key's shape, never its value.
+                    resolver.problems.push(&key_path, e.to_string());
+                }
             }
+            crate::GrantStoreSettings { path, key }
         });
     if grant_store.is_none() {
         for server in &servers {

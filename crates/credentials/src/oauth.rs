@@ -489,6 +489,27 @@ impl UserTokens {
             })
     }
 
+    /// Stores a user's new grant (a completed login); their cached token,
+    /// if any, is dropped.
+    pub fn connect(
+        &self,
+        principal: &str,
+        server: &str,
+        grant: &UserGrant,
+    ) -> Result<(), CredentialError> {
+        self.store.put(principal, server, grant)?;
+        self.cache()
+            .remove(&(principal.to_owned(), server.to_owned()));
+        Ok(())
+    }
+
+    /// Forgets a user's grant and cached token. `Ok(false)`: none stored.
+    pub fn forget(&self, principal: &str, server: &str) -> Result<bool, CredentialError> {
+        self.cache()
+            .remove(&(principal.to_owned(), server.to_owned()));
+        self.store.remove(principal, server)
+    }
+
     /// The user's still-valid cached token (a connection's own requests).
     #[must_use]
     pub fn latest(&self, principal: &str, server: &str) -> Option<Arc<str>> {

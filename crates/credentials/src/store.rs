@@ -80,14 +80,14 @@ impl GrantStore {
     pub fn open(path: &Path, key_base64: &str) -> Result<GrantStore, CredentialError> {
         let bytes = STANDARD
             .decode(key_base64.trim())
-            .map_err(|_| CredentialError::Key("the store key is not base64".into()))?;
+            .map_err(|_| CredentialError::Store("the key is not base64".into()))?;
         if bytes.len() != 32 {
-            return Err(CredentialError::Key(
-                "the store key must be 32 bytes (openssl rand -base64 32)".into(),
+            return Err(CredentialError::Store(
+                "the key must be 32 bytes, base64 (openssl rand -base64 32)".into(),
             ));
         }
         let unbound = UnboundKey::new(&AES_256_GCM, &bytes)
-            .map_err(|_| CredentialError::Key("unusable store key".into()))?;
+            .map_err(|_| CredentialError::Store("unusable key".into()))?;
         Ok(GrantStore {
             path: path.to_owned(),
             key: LessSafeKey::new(unbound),

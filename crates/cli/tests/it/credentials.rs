@@ -85,6 +85,11 @@ fn call_records(path: &std::path::Path, tool: &str, n: usize) -> Vec<Value> {
     records
 }
 
+/// The JSON answer to `req`.
+async fn json_of(req: reqwest::RequestBuilder) -> Value {
+    req.send().await.unwrap().json().await.unwrap()
+}
+
 fn token_for(w: &Warden, sub: &str, extra: &[&str]) -> String {
     let mut args = vec!["token", "mint", "--sub", sub];
     args.extend_from_slice(extra);
@@ -417,21 +422,16 @@ async fn token_exchange_gives_each_principal_its_own_cached_token_for_the_upstre
         "two principals were handed one token"
     );
     // One exchange per principal: the second call of each was cached.
-    let stats: Value = reqwest::Client::new()
-        .post(format!("{iss}/admin/stats"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let stats: Value = json_of(reqwest::Client::new().post(format!("{iss}/admin/stats"))).await;
     assert_eq!(stats["exchanges"], 2, "{stats}");
 }
 
 /// Opens an authorization URL of the test IdP as a browser would (its
 /// cookies, the scripted login of `login`) and follows the redirects to
-/// the loopback listener of `warden credentials login`.
-async fn authorize_as(url: &str, login: &str) {
+/// the callback (the loopback listener of `warden credentials login`, or
+/// Warden's own). `proxy`: a URL prefix the browser reaches at another
+/// address (Warden's public URL in front of its real listener).
+async fn authorize_as(url: &str, login: &str, proxy: Option<(&str, &str)>) {
     let http = reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
         .no_proxy()
@@ -473,6 +473,11 @@ async fn authorize_as(url: &str, login: &str) {
             .join(location.to_str().unwrap())
             .unwrap()
             .to_string();
+        if let Some((public, real)) = proxy {
+            if let Some(rest) = url.strip_prefix(public) {
+                url = format!("{real}{rest}");
+            }
+        }
     }
     panic!("no redirect to the loopback listener");
 }
@@ -511,7 +516,7 @@ async fn connect(w: &Warden, principal: &str, login: &str) {
             break line;
         }
     };
-    authorize_as(&url, login).await;
+    authorize_as(&url, login, None).await;
     let deadline = std::time::Instant::now() + Duration::from_secs(30);
     let status = loop {
         if let Some(s) = cli.child.try_wait().unwrap() {
@@ -588,7 +593,25 @@ async fn per_user_oauth_each_user_reaches_an_oauth_upstream_as_themselves() {
             .to_owned();
         assert!(principal.ends_with(user), "{principal}");
 
-        connect(&w, &principal, user).await;
+        if user == "alice" {
+            // On Warden's host, by the operator's CLI.
+            connect(&w, &principal, user).await;
+        } else {
+            // Self-service: Warden's API, as the user.
+            let started: Value = json_of(
+                http.post(w.url("/credentials/remote/login"))
+                    .bearer_auth(&token),
+            )
+            .await;
+            let url = started["authorization_url"]
+                .as_str()
+                .unwrap_or_else(|| panic!("no authorization URL: {started}"));
+            assert!(
+                url.contains("redirect_uri=http%3A%2F%2F127.0.0.1%3A1%2Fcredentials%2Fcallback"),
+                "{url}"
+            );
+            authorize_as(url, user, Some(("http://127.0.0.1:1/", &w.url("/")))).await;
+        }
 
         for i in 0..2 {
             let said = format!("{user} says {i}");
@@ -608,14 +631,7 @@ async fn per_user_oauth_each_user_reaches_an_oauth_upstream_as_themselves() {
     assert_eq!(subjects, ["alice", "alice", "bob", "bob"]);
 
     // Refreshed on the request path (each user's first call).
-    let stats: Value = http
-        .post(format!("{iss}/admin/stats"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let stats: Value = json_of(http.post(format!("{iss}/admin/stats"))).await;
     assert!(stats["refreshes"].as_u64().unwrap_or(0) >= 2, "{stats}");
 
     // The store holds two sealed grants and nothing readable.
@@ -637,6 +653,23 @@ async fn per_user_oauth_each_user_reaches_an_oauth_upstream_as_themselves() {
                 "{clear} readable in the store"
             );
             assert!(!id.contains(clear), "{clear} in an entry id");
+        }
+    }
+
+    // Bob forgets his grant: his calls are refused again, Alice's go on.
+    let bob = token_for(&w, "bob", &[]);
+    let forgot: Value = json_of(http.delete(w.url("/credentials/remote")).bearer_auth(&bob)).await;
+    assert_eq!(forgot["removed"], true, "{forgot}");
+    for (user, token) in [("bob", bob), ("alice", token_for(&w, "alice", &[]))] {
+        let mut c = Client::with_bearer(&w.url("/mcp"), &token);
+        c.initialize().await;
+        let r = c
+            .call_tool("remote__t__echo", json!({"message": "again"}))
+            .await;
+        if user == "bob" {
+            assert_eq!(r.error_code(), -32011, "{:?}", r.response());
+        } else {
+            assert_eq!(text_of(r.result()), "again", "{:?}", r.response());
         }
     }
 }

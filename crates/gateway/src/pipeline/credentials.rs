@@ -414,7 +414,24 @@ pub struct OAuthUsers {
     tokens: UserTokens,
     strict: Option<Egress>,
     private: Option<Egress>,
+    /// Logins started through the API, by `state`.
+    pending: std::sync::Mutex<std::collections::HashMap<String, PendingLogin>>,
 }
+
+/// A login started through the API (`POST /credentials/{server}/login`),
+/// waiting for its redirect.
+struct PendingLogin {
+    principal: String,
+    server: String,
+    authorization: warden_credentials::oauth::Authorization,
+    egress: Egress,
+    started: std::time::Instant,
+}
+
+/// How long a started login waits for its redirect.
+pub(crate) const LOGIN_EXPIRES: Duration = Duration::from_secs(600);
+/// Most logins waiting at once (beyond, the oldest are dropped).
+const MAX_PENDING: usize = 1024;
 
 impl OAuthUsers {
     /// From `credentials.grant_store` (`None`: not configured, or the store
@@ -429,7 +446,114 @@ impl OAuthUsers {
             tokens: UserTokens::new(store),
             strict: oauth_egress(false).ok(),
             private: oauth_egress(true).ok(),
+            pending: std::sync::Mutex::new(std::collections::HashMap::new()),
         }))
+    }
+
+    fn egress(&self, allow_private_network: bool) -> Option<&Egress> {
+        if allow_private_network {
+            self.private.as_ref()
+        } else {
+            self.strict.as_ref()
+        }
+    }
+
+    fn pending(
+        &self,
+    ) -> std::sync::MutexGuard<'_, std::collections::HashMap<String, PendingLogin>> {
+        self.pending
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Starts `principal`'s login at `cfg` (an `oauth` server): discovery,
+    /// then the authorization URL to open; the redirect comes back to
+    /// `redirect_uri` ([`OAuthUsers::finish_login`]).
+    pub(crate) async fn start_login(
+        &self,
+        cfg: &ServerConfig,
+        principal: &str,
+        redirect_uri: &str,
+    ) -> Result<String, CredentialError> {
+        let (
+            CredentialMode::OAuth {
+                client_id,
+                client_secret,
+                scopes,
+                allow_private_network,
+            },
+            warden_config::Transport::StreamableHttp { url, .. },
+        ) = (&cfg.credentials.mode, &cfg.transport)
+        else {
+            return Err(CredentialError::Invalid("not an oauth server"));
+        };
+        let egress = self
+            .egress(*allow_private_network)
+            .ok_or(CredentialError::Invalid("no HTTP client"))?
+            .clone();
+        let discovered = warden_credentials::oauth::discover(&egress, url).await?;
+        let client = OAuthClient {
+            client_id: client_id.clone(),
+            client_secret: client_secret.as_ref().map(|s| s.expose().to_owned()),
+        };
+        let authorization = warden_credentials::oauth::Authorization::start(
+            &discovered,
+            &client,
+            redirect_uri,
+            scopes,
+        )?;
+        let url = authorization.url.clone();
+        let mut pending = self.pending();
+        pending.retain(|_, p| p.started.elapsed() < LOGIN_EXPIRES);
+        if pending.len() >= MAX_PENDING {
+            if let Some(oldest) = pending
+                .iter()
+                .min_by_key(|(_, p)| p.started)
+                .map(|(k, _)| k.clone())
+            {
+                pending.remove(&oldest);
+            }
+        }
+        pending.insert(
+            authorization.state.clone(),
+            PendingLogin {
+                principal: principal.to_owned(),
+                server: cfg.name.clone(),
+                authorization,
+                egress,
+                started: std::time::Instant::now(),
+            },
+        );
+        Ok(url)
+    }
+
+    /// Completes the login whose `state` the redirect carries: the code
+    /// redeemed, the grant stored for the principal that started it.
+    /// Returns the server's name.
+    pub(crate) async fn finish_login(
+        &self,
+        state: &str,
+        code: &str,
+    ) -> Result<String, CredentialError> {
+        let login = self
+            .pending()
+            .remove(state)
+            .filter(|p| p.started.elapsed() < LOGIN_EXPIRES)
+            .ok_or(CredentialError::Invalid(
+                "no login is waiting for this redirect (expired or already used)",
+            ))?;
+        let grant = login
+            .authorization
+            .redeem(&login.egress, state, code)
+            .await?;
+        self.tokens
+            .connect(&login.principal, &login.server, &grant)?;
+        Ok(login.server)
+    }
+
+    /// Forgets `principal`'s grant at `server`.
+    pub(crate) fn forget(&self, principal: &str, server: &str) -> Result<bool, CredentialError> {
+        self.tokens.forget(principal, server)
     }
 }
 
@@ -495,12 +619,7 @@ async fn user_token(
             "Warden's grant store is not open (credentials.grant_store)".into(),
         ));
     };
-    let egress = if *allow_private_network {
-        users.private.as_ref()
-    } else {
-        users.strict.as_ref()
-    };
-    let Some(egress) = egress else {
+    let Some(egress) = users.egress(*allow_private_network) else {
         return Err(refuse("Warden has no HTTP client for it".into()));
     };
     let key = principal.key();
@@ -514,8 +633,9 @@ async fn user_token(
         .await
         .map_err(|e| match e {
             CredentialError::NoGrant | CredentialError::GrantRevoked => refuse(format!(
-                "connect your account to it first: warden credentials login --server {} \
-                 --principal '{key}' (then retry)",
+                "connect your account to it first, then retry: POST /credentials/{0}/login \
+                 on Warden as yourself and open the authorization_url it returns, or on \
+                 Warden's host: warden credentials login --server {0} --principal '{key}'",
                 cfg.name
             )),
             other => {
