@@ -656,6 +656,32 @@ async fn per_user_oauth_each_user_reaches_an_oauth_upstream_as_themselves() {
         }
     }
 
+    // Carol's client takes URL-mode elicitation: her first call is
+    // answered with the authorization URL to open (MCP -32042), and once
+    // she connected, her retry goes through as herself.
+    let carol = token_for(&w, "carol", &[]);
+    let mut c = Client::with_bearer(&w.url("/mcp"), &carol);
+    c.initialize_with(json!({"elicitation": {"form": {}, "url": {}}}))
+        .await;
+    let r = c
+        .call_tool("remote__t__echo", json!({"message": "carol"}))
+        .await;
+    assert_eq!(r.error_code(), -32042, "{:?}", r.response());
+    let elicitation = &r.response()["error"]["data"]["elicitations"][0];
+    assert_eq!(elicitation["mode"], "url", "{elicitation}");
+    assert!(elicitation["elicitationId"]
+        .as_str()
+        .is_some_and(|i| !i.is_empty()));
+    let url = elicitation["url"].as_str().unwrap_or_default().to_owned();
+    assert!(url.starts_with(&format!("{iss}/")), "{url}");
+    authorize_as(&url, "carol", Some(("http://127.0.0.1:1/", &w.url("/")))).await;
+    let r = c
+        .call_tool("remote__t__echo", json!({"message": "carol"}))
+        .await;
+    assert_eq!(text_of(r.result()), "carol", "{:?}", r.response());
+    let subjects = call_records(&dir2.path().join(".warden/audit/audit.jsonl"), "echo", 5);
+    assert_eq!(subjects[4]["principal"]["subject"], "carol");
+
     // Bob forgets his grant: his calls are refused again, Alice's go on.
     let bob = token_for(&w, "bob", &[]);
     let forgot: Value = json_of(http.delete(w.url("/credentials/remote")).bearer_auth(&bob)).await;

@@ -21,10 +21,8 @@ use warden_config::CredentialMode;
 use warden_identity::{AuthMethod, Principal};
 
 use super::{authenticate, check_origin_and_host, http_error, json_response, HttpState};
+pub(super) use crate::pipeline::credentials::CALLBACK_PATH;
 use crate::pipeline::credentials::LOGIN_EXPIRES;
-
-/// Where the authorization server sends the browser back.
-pub(super) const CALLBACK_PATH: &str = "/credentials/callback";
 
 #[derive(Debug, Deserialize)]
 pub(super) struct CallbackQuery {

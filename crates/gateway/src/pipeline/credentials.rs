@@ -59,7 +59,7 @@ pub(crate) async fn run(gw: &Gateway, ex: &mut Exchange<'_>) -> Result<(), Refus
             for name in &ex.route.servers {
                 if let Some(cfg) = ex.snap.server(name) {
                     if matches!(cfg.credentials.mode, CredentialMode::OAuth { .. }) {
-                        let _ = user_token(gw, cfg, &ex.principal).await;
+                        let _ = user_token(gw, cfg, &ex.principal, false).await;
                     }
                 }
             }
@@ -71,7 +71,8 @@ pub(crate) async fn run(gw: &Gateway, ex: &mut Exchange<'_>) -> Result<(), Refus
         return Ok(());
     };
     if let CredentialMode::OAuth { .. } = &cfg.credentials.mode {
-        let obtained = user_token(gw, &cfg, &ex.principal).await?;
+        let elicit = takes_url_elicitation(&ex.session);
+        let obtained = user_token(gw, &cfg, &ex.principal, elicit).await?;
         attach_token(ex, "oauth", &obtained.token, &obtained.token_id);
         gw.metrics.upstream_credential(server, "oauth");
         return Ok(());
@@ -428,6 +429,10 @@ struct PendingLogin {
     started: std::time::Instant,
 }
 
+/// Where the authorization server sends a browser back to Warden (on
+/// `identity.public_url`).
+pub(crate) const CALLBACK_PATH: &str = "/credentials/callback";
+
 /// How long a started login waits for its redirect.
 pub(crate) const LOGIN_EXPIRES: Duration = Duration::from_secs(600);
 /// Most logins waiting at once (beyond, the oldest are dropped).
@@ -578,13 +583,14 @@ pub fn oauth_egress(allow_private_network: bool) -> Result<Egress, String> {
 /// refusal that tells them how to connect).
 pub(crate) async fn oauth_ready(
     gw: &Gateway,
-    snap: &Snapshot,
+    ex: &Exchange<'_>,
     server: &str,
-    principal: &Principal,
 ) -> Result<(), Refusal> {
-    match snap.server(server) {
+    match ex.snap.server(server) {
         Some(cfg) if matches!(cfg.credentials.mode, CredentialMode::OAuth { .. }) => {
-            user_token(gw, cfg, principal).await.map(drop)
+            user_token(gw, cfg, &ex.principal, takes_url_elicitation(&ex.session))
+                .await
+                .map(drop)
         }
         _ => Ok(()),
     }
@@ -595,6 +601,7 @@ async fn user_token(
     gw: &Gateway,
     cfg: &ServerConfig,
     principal: &Principal,
+    elicit: bool,
 ) -> Result<Obtained, Refusal> {
     let refuse = |how: String| Refusal::NoUpstreamCredential {
         server: cfg.name.clone(),
@@ -627,22 +634,50 @@ async fn user_token(
         client_id: client_id.clone(),
         client_secret: client_secret.as_ref().map(|s| s.expose().to_owned()),
     };
-    users
-        .tokens
-        .token(&key, &cfg.name, &client, egress)
-        .await
-        .map_err(|e| match e {
-            CredentialError::NoGrant | CredentialError::GrantRevoked => refuse(format!(
+    match users.tokens.token(&key, &cfg.name, &client, egress).await {
+        Ok(obtained) => Ok(obtained),
+        Err(CredentialError::NoGrant | CredentialError::GrantRevoked) => {
+            let how = format!(
                 "connect your account to it first, then retry: POST /credentials/{0}/login \
                  on Warden as yourself and open the authorization_url it returns, or on \
                  Warden's host: warden credentials login --server {0} --principal '{key}'",
                 cfg.name
-            )),
-            other => {
-                tracing::warn!(server = %cfg.name, error = %other, "could not renew a user's upstream token");
-                refuse("its authorization server did not renew your token; retry later".into())
+            );
+            // A client that takes URL-mode elicitation is handed the
+            // authorization URL itself (the redirect comes back to Warden).
+            if let (true, Some(auth)) = (elicit, gw.authenticator()) {
+                match users
+                    .start_login(cfg, &key, &auth.resource_url(CALLBACK_PATH))
+                    .await
+                {
+                    Ok(url) => {
+                        return Err(Refusal::ConnectRequired {
+                            server: cfg.name.clone(),
+                            how,
+                            elicitation_id: format!("{:032x}", rand::random::<u128>()),
+                            url,
+                        })
+                    }
+                    Err(e) => {
+                        tracing::warn!(server = %cfg.name, error = %e, "could not start a user's OAuth login");
+                    }
+                }
             }
-        })
+            Err(refuse(how))
+        }
+        Err(other) => {
+            tracing::warn!(server = %cfg.name, error = %other, "could not renew a user's upstream token");
+            Err(refuse(
+                "its authorization server did not renew your token; retry later".into(),
+            ))
+        }
+    }
+}
+
+/// Whether the session's client declared URL-mode elicitation
+/// (`capabilities.elicitation.url`).
+fn takes_url_elicitation(session: &crate::session::Session) -> bool {
+    session.caps.elicitation_url
 }
 
 /// The owner's cached token for an `oauth` upstream (fetched by the
