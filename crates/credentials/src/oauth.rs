@@ -446,13 +446,17 @@ struct Cached {
     renew_at: Instant,
 }
 
+/// A lock per (principal, server) refreshing.
+type Turns = HashMap<(String, String), Arc<tokio::sync::Mutex<()>>>;
+
 /// Users' access tokens for OAuth upstreams: cached per (principal,
 /// server), refreshed from the [`GrantStore`].
 pub struct UserTokens {
     store: GrantStore,
     cache: Mutex<HashMap<(String, String), Cached>>,
-    /// One refresh at a time: a rotated refresh token is used once.
-    refreshing: tokio::sync::Mutex<()>,
+    /// One refresh at a time per (principal, server): a rotated refresh
+    /// token is used once; other users wait for nobody.
+    refreshing: Mutex<Turns>,
 }
 
 impl std::fmt::Debug for UserTokens {
@@ -467,7 +471,7 @@ impl UserTokens {
         UserTokens {
             store,
             cache: Mutex::new(HashMap::new()),
-            refreshing: tokio::sync::Mutex::new(()),
+            refreshing: Mutex::new(HashMap::new()),
         }
     }
 
@@ -533,7 +537,21 @@ impl UserTokens {
         if let Some(hit) = self.fresh(principal, server) {
             return Ok(hit);
         }
-        let _one = self.refreshing.lock().await;
+        let turn = {
+            let mut locks = self
+                .refreshing
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            if locks.len() > 1024 {
+                // Nobody holds or waits for these: drop them.
+                locks.retain(|_, l| Arc::strong_count(l) > 1);
+            }
+            locks
+                .entry((principal.to_owned(), server.to_owned()))
+                .or_default()
+                .clone()
+        };
+        let _one = turn.lock().await;
         if let Some(hit) = self.fresh(principal, server) {
             return Ok(hit);
         }

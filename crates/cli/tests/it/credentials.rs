@@ -630,6 +630,26 @@ async fn per_user_oauth_each_user_reaches_an_oauth_upstream_as_themselves() {
             .collect();
     assert_eq!(subjects, ["alice", "alice", "bob", "bob"]);
 
+    // Warden's own record of each call names the mode and a token id's
+    // hash, never a token.
+    let trail_path = w.dir().join(".warden/audit/audit.jsonl");
+    // Six calls: each user's first one refused before any credential.
+    let ours = call_records(&trail_path, "t__echo", 6);
+    let credentialed: Vec<&Value> = ours
+        .iter()
+        .filter(|r| r["upstream_credential"].is_object())
+        .collect();
+    assert_eq!((ours.len(), credentialed.len()), (6, 4), "{ours:?}");
+    for record in credentialed {
+        assert_eq!(record["upstream_credential"]["mode"], "oauth", "{record}");
+        let hashed = record["upstream_credential"]["token_id_hash"]
+            .as_str()
+            .unwrap_or("");
+        assert!(hashed.starts_with("sha256:"), "{record}");
+    }
+    let trail = std::fs::read_to_string(&trail_path).unwrap_or_default();
+    assert!(!trail.contains("eyJ"), "a token in the audit trail");
+
     // Refreshed on the request path (each user's first call).
     let stats: Value = json_of(http.post(format!("{iss}/admin/stats"))).await;
     assert!(stats["refreshes"].as_u64().unwrap_or(0) >= 2, "{stats}");
