@@ -698,3 +698,67 @@ impl UpstreamAuth for LatestUserToken {
             .unwrap_or_default())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+
+    /// An "upstream" on loopback that answers every request with a 401
+    /// whose `resource_metadata` is `metadata`; counts the requests.
+    async fn challenging_upstream(
+        metadata: &'static str,
+    ) -> (String, Arc<std::sync::atomic::AtomicUsize>) {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}/mcp", listener.local_addr().unwrap());
+        let seen = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let count = seen.clone();
+        tokio::spawn(async move {
+            while let Ok((mut conn, _)) = listener.accept().await {
+                count.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                let mut buf = [0u8; 4096];
+                let _ = conn.read(&mut buf).await;
+                let reply = format!(
+                    "HTTP/1.1 401 Unauthorized\r\nwww-authenticate: Bearer resource_metadata=\"{metadata}\"\r\ncontent-length: 0\r\nconnection: close\r\n\r\n"
+                );
+                let _ = conn.write_all(reply.as_bytes()).await;
+            }
+        });
+        (url, seen)
+    }
+
+    /// T10: discovery URLs come from the upstream; the cloud metadata
+    /// address (link-local, in any spelling) is never fetched, even with
+    /// `allow_private_network`.
+    #[tokio::test]
+    async fn discovery_never_follows_an_upstream_to_link_local_addresses() {
+        for metadata in [
+            "http://169.254.169.254/latest/meta-data",
+            "http://0xa9fea9fe/latest/meta-data",
+            "http://[::ffff:169.254.169.254]/latest",
+        ] {
+            let (url, seen) = challenging_upstream(metadata).await;
+            let egress = oauth_egress(true).unwrap();
+            let err = warden_credentials::oauth::discover(&egress, &url)
+                .await
+                .expect_err("a link-local metadata URL was fetched");
+            assert!(
+                err.to_string().contains("protected resource metadata"),
+                "{metadata}: {err}"
+            );
+            assert_eq!(seen.load(std::sync::atomic::Ordering::SeqCst), 1);
+        }
+    }
+
+    /// Without `allow_private_network`, an upstream on loopback is not even
+    /// probed.
+    #[tokio::test]
+    async fn a_strict_egress_refuses_a_loopback_upstream() {
+        let (url, seen) = challenging_upstream("http://127.0.0.1:1/m").await;
+        let egress = oauth_egress(false).unwrap();
+        assert!(warden_credentials::oauth::discover(&egress, &url)
+            .await
+            .is_err());
+        assert_eq!(seen.load(std::sync::atomic::Ordering::SeqCst), 0);
+    }
+}
