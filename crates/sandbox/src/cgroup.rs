@@ -32,6 +32,9 @@ impl PidsCgroup {
             if !has_pids(base) {
                 continue;
             }
+            if n == 0 {
+                sweep(base);
+            }
             let dir = base.join(format!("warden-sandbox-{}-{n}", std::process::id()));
             if std::fs::create_dir(&dir).is_err() {
                 continue;
@@ -63,8 +66,47 @@ fn has_pids(base: &Path) -> bool {
         .is_ok_and(|c| c.split_whitespace().any(|w| w == "pids"))
 }
 
+/// Removes the empty cgroups a Warden that is gone left behind (killed
+/// before it could remove them).
+fn sweep(base: &Path) {
+    let Ok(entries) = std::fs::read_dir(base) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let Some(rest) = name
+            .to_str()
+            .and_then(|n| n.strip_prefix("warden-sandbox-"))
+        else {
+            continue;
+        };
+        let pid = rest.split('-').next().unwrap_or("");
+        if !pid.is_empty() && !Path::new("/proc").join(pid).exists() {
+            // Fails (and is left) while a process is still in it.
+            let _ = std::fs::remove_dir(entry.path());
+        }
+    }
+}
+
 impl Drop for PidsCgroup {
+    /// The last processes of a sandbox may take a moment to be released
+    /// after its PID 1 died (the kernel kills the rest of the namespace
+    /// then): a cgroup that is still busy is removed from a short-lived
+    /// thread once it is empty.
     fn drop(&mut self) {
-        let _ = std::fs::remove_dir(&self.dir);
+        if std::fs::remove_dir(&self.dir).is_ok() {
+            return;
+        }
+        let dir = std::mem::take(&mut self.dir);
+        let _ = std::thread::Builder::new()
+            .name("sandbox-cgroup".into())
+            .spawn(move || {
+                for _ in 0..100 {
+                    std::thread::sleep(std::time::Duration::from_millis(100));
+                    if std::fs::remove_dir(&dir).is_ok() || !dir.exists() {
+                        return;
+                    }
+                }
+            });
     }
 }

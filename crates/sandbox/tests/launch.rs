@@ -352,3 +352,37 @@ fn every_test_passes_as_an_ordinary_user() {
         text(&out)
     );
 }
+
+/// Regression: the pids cgroup of a root Warden's sandbox outlived it when
+/// the last processes of the namespace were still being released at drop
+/// time, and cgroups of a killed Warden stayed forever.
+#[test]
+fn no_pids_cgroup_outlives_its_sandbox() {
+    let o = run(&spec(Isolation::Namespaces), "true");
+    assert!(o.status.success(), "{}", text(&o));
+    let mine = format!("warden-sandbox-{}-", std::process::id());
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    for base in [
+        "/sys/fs/cgroup",
+        "/sys/fs/cgroup/unified",
+        "/sys/fs/cgroup/pids",
+    ] {
+        loop {
+            let left: Vec<String> = std::fs::read_dir(base)
+                .into_iter()
+                .flatten()
+                .flatten()
+                .filter_map(|e| e.file_name().into_string().ok())
+                .filter(|n| n.starts_with(&mine))
+                .collect();
+            if left.is_empty() {
+                break;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "cgroups left in {base}: {left:?}"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+    }
+}
