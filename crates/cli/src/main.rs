@@ -131,7 +131,9 @@ enum TokenCommand {
         #[arg(long, default_value = "/mcp")]
         resource: String,
         /// Bind the token to a DPoP key (its RFC 7638 thumbprint): `cnf.jkt`.
-        #[arg(long)]
+        /// A base64url thumbprint may start with `-`: it is taken as the
+        /// value, not as another option.
+        #[arg(long, allow_hyphen_values = true)]
         dpop_jkt: Option<String>,
         /// The principal's tenant (the `tenant` claim).
         #[arg(long)]

@@ -389,6 +389,22 @@ impl DpopKey {
     }
 }
 
+/// A base64url thumbprint starts with `-` once in 64 keys; `warden token
+/// mint` read it as an unknown option and the DPoP test failed at random.
+#[tokio::test]
+async fn token_mint_takes_a_dpop_thumbprint_that_starts_with_a_hyphen() {
+    let (w, _up) = start("");
+    let thumbprint = "-Uy4Ct3sJ0eqfbcsnd6iyAKlyGyyfzbFE6p3IPeMVKk";
+    let token = mint(&w, "alice", &["--dpop-jkt", thumbprint]);
+    let claims = token.split('.').nth(1).expect("a JWT");
+    let claims: Value = serde_json::from_slice(
+        &base64::Engine::decode(&base64::engine::general_purpose::URL_SAFE_NO_PAD, claims)
+            .expect("base64url"),
+    )
+    .expect("JSON claims");
+    assert_eq!(claims["cnf"]["jkt"], thumbprint);
+}
+
 #[tokio::test]
 async fn dpop_bound_tokens_need_a_fresh_proof_for_this_url() {
     let (w, _up) = start("");
