@@ -49,27 +49,8 @@ if ((EVERYTHING)); then
   fi
 fi
 
-cargo build --release --locked -q -p warden-cli -p warden-bench
-BIN=${CARGO_TARGET_DIR:-target}/release
-[[ $BIN == /* ]] || BIN=$PWD/$BIN
-WORK=$(mktemp -d)
-PIDS=()
-cleanup() {
-  for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
-  wait 2>/dev/null || true
-  rm -rf "$WORK"
-}
-trap cleanup EXIT
-
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1]); s.close()'; }
-wait_port() {
-  for _ in $(seq 1 400); do
-    (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0
-    sleep 0.05
-  done
-  echo "bench: nothing listens on 127.0.0.1:$1" >&2
-  return 1
-}
+# shellcheck source=scripts/bench-common.sh
+source scripts/bench-common.sh
 
 # The load generator is one caller on one address that keeps its sessions:
 # the per-address and per-principal edge caps are raised for it.
