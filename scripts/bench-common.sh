@@ -1,9 +1,14 @@
 # Sourced by scripts/bench*.sh: builds the release binaries, sets BIN and
 # WORK, stops every process in PIDS and removes WORK on exit; free_port and
-# wait_port.
+# wait_port. WARDEN_BENCH_BIN=DIR runs the `warden` and `warden-bench` in
+# DIR instead, unbuilt (e.g. a copy of an earlier build, for an A/B).
 
-cargo build --release --locked -q -p warden-cli -p warden-bench
-BIN=${CARGO_TARGET_DIR:-target}/release
+if [[ -n ${WARDEN_BENCH_BIN:-} ]]; then
+  BIN=$WARDEN_BENCH_BIN
+else
+  cargo build --release --locked -q -p warden-cli -p warden-bench
+  BIN=${CARGO_TARGET_DIR:-target}/release
+fi
 [[ $BIN == /* ]] || BIN=$PWD/$BIN
 WORK=$(mktemp -d)
 PIDS=()
