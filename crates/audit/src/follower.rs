@@ -47,13 +47,6 @@ const MARKER_WAIT: Duration = Duration::from_secs(10);
 /// cost SQLite far fewer pages per record (measured: 4 096-record
 /// transactions sustain about twice the rate of 512-record ones).
 pub(crate) const FOLLOWER_BATCH: usize = 4096;
-/// After a write, a follower lets records gather this long before the
-/// next one (unless a full batch waits, a flush asks for them, or it
-/// stops): under load a sink then writes one transaction per interval
-/// instead of one per journal append (SQLite rewrites a page of the table
-/// and of each index per transaction). The first record after a quiet
-/// spell is written at once.
-const GATHER: Duration = Duration::from_millis(20);
 
 struct StoppedOnExit {
     state: Arc<SinkState>,
@@ -97,8 +90,6 @@ struct Run {
     retry_delay: Duration,
     next_retention: Instant,
     stop_deadline: Option<Instant>,
-    /// When the sink was last written (see [`GATHER`]).
-    last_write: Option<Instant>,
     /// A cut announced in the journal, applied once the sink holds the
     /// announcement (at most this seq).
     pending_prune: Option<(RetentionCut, u64)>,
@@ -126,7 +117,6 @@ impl Follower {
             retry_delay: RETRY_FIRST,
             next_retention: now + self.retention_interval.min(Duration::from_secs(5)),
             stop_deadline: None,
-            last_write: None,
             pending_prune: None,
         };
         if let Some(p) = run.position {
@@ -163,23 +153,7 @@ impl Follower {
                 continue;
             };
             let durable = self.shared.journal.head(self.durable_only);
-            let flush_wanted = self.state.flush_target.load(Ordering::Acquire)
-                > self.state.synced.load(Ordering::Relaxed);
             if position < durable && !out_of_time {
-                let gather_until = run.last_write.map(|t| t + GATHER);
-                if let Some(until) = gather_until.filter(|u| {
-                    !stopping
-                        && !flush_wanted
-                        && durable - position < self.batch_max as u64
-                        && Instant::now() < *u
-                }) {
-                    // A flush or a stop bumps the generation: it wakes this.
-                    self.shared
-                        .journal
-                        .wait_past(u64::MAX, self.durable_only, generation, until);
-                    continue;
-                }
-                run.last_write = Some(Instant::now());
                 if let Err(e) = self.step(&mut run, position, durable) {
                     self.fail(&mut run, &e);
                 }
@@ -190,6 +164,8 @@ impl Follower {
                     .caught_up_at
                     .store(self.shared.now_us(), Ordering::Relaxed);
             }
+            let flush_wanted = self.state.flush_target.load(Ordering::Acquire)
+                > self.state.synced.load(Ordering::Relaxed);
             if run.dirty && (flush_wanted || stopping || run.last_sync.elapsed() >= SYNC_INTERVAL) {
                 if let Err(e) = self.sync(&mut run) {
                     self.fail(&mut run, &e);
