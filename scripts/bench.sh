@@ -14,27 +14,8 @@
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
-cargo build --release --locked -q -p warden-cli -p warden-bench
-BIN=${CARGO_TARGET_DIR:-target}/release
-[[ $BIN == /* ]] || BIN=$PWD/$BIN
-WORK=$(mktemp -d)
-PIDS=()
-cleanup() {
-  for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
-  wait 2>/dev/null || true
-  rm -rf "$WORK"
-}
-trap cleanup EXIT
-
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1]); s.close()'; }
-wait_port() {
-  for _ in $(seq 1 200); do
-    (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0
-    sleep 0.05
-  done
-  echo "bench: nothing listens on 127.0.0.1:$1" >&2
-  return 1
-}
+# shellcheck source=scripts/bench-common.sh
+source scripts/bench-common.sh
 
 ECHO_PORT=$(free_port)
 "$BIN/warden" example-server --mode echo --http "127.0.0.1:$ECHO_PORT" >/dev/null 2>"$WORK/echo.log" &

@@ -5,6 +5,7 @@
 //!
 //! ```yaml
 //! audit:
+//!   enabled: true                        # false: `warden serve` keeps no trail at all
 //!   sinks:                               # default: jsonl + sqlite under .warden/audit
 //!     jsonl: { path: audit/audit.jsonl, rotate_size: 64MiB, rotate_keep: 20 }
 //!     sqlite: { path: audit/audit.db, retention: { max_size: 4GiB } }
@@ -51,6 +52,9 @@ pub type SettingsErrors = Vec<(String, String)>;
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawAudit {
+    /// `false`: `warden serve` and `warden stdio` keep no audit trail at
+    /// all (benchmarks of the bare proxy, throwaway setups). Default `true`.
+    pub enabled: Option<bool>,
     /// Where records go. Absent: JSONL and SQLite under `.warden/audit`.
     pub sinks: Option<RawSinks>,
     /// `sync` or `async` per risk tier (and `other` for events without one).
@@ -251,6 +255,8 @@ pub struct RawTokenReuse {
 /// Validated audit settings.
 #[derive(Debug, Clone)]
 pub struct AuditSettings {
+    /// `audit.enabled`: `false` keeps no trail (the binary starts no writer).
+    pub enabled: bool,
     pub jsonl: Option<JsonlSettings>,
     pub sqlite: Option<SqliteSettings>,
     pub postgres: Option<PostgresSettings>,
@@ -718,6 +724,7 @@ impl RawAudit {
 
         if r.errors.is_empty() {
             Ok(AuditSettings {
+                enabled: self.enabled.unwrap_or(true),
                 jsonl,
                 sqlite,
                 postgres,

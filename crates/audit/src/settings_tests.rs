@@ -19,6 +19,7 @@ fn defaults_are_valid_and_embedded() {
         Path::new("/etc/warden/.warden/audit/audit.db")
     );
     assert!(s.postgres.is_none() && !s.stdout);
+    assert!(s.enabled, "a trail is kept unless configured off");
     assert_eq!(s.durability_for(Some(RiskTier::Critical)), Durability::Sync);
     assert_eq!(s.durability_for(Some(RiskTier::High)), Durability::Sync);
     assert_eq!(s.durability_for(Some(RiskTier::Low)), Durability::Async);
@@ -30,6 +31,17 @@ fn defaults_are_valid_and_embedded() {
     );
     let dir = Path::new("/tmp/x");
     assert_eq!(AuditSettings::in_dir(dir).journal_dir, dir.join("journal"));
+}
+
+#[test]
+fn enabled_false_turns_the_trail_off_and_still_checks_the_rest() {
+    assert!(!parse("enabled: false").unwrap().enabled);
+    assert!(parse("enabled: true").unwrap().enabled);
+    let errors = parse("enabled: false\nqueue_capacity: 0").unwrap_err();
+    assert!(
+        errors.iter().any(|(p, _)| p == "audit.queue_capacity"),
+        "{errors:?}"
+    );
 }
 
 #[test]

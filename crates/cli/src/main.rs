@@ -574,12 +574,19 @@ async fn serve(
         }
     };
     let limits = edge_limits(&cfg.listen);
-    let audit = start_audit(&cfg.audit).await?;
+    let audit = if cfg.audit.enabled {
+        Some(start_audit(&cfg.audit).await?)
+    } else {
+        warn!("audit.enabled is false: no audit trail is kept");
+        None
+    };
     let approvals = approvals_cmd::start(&cfg.approvals, config_path.as_deref()).await?;
     let gw = Gateway::new(Snapshot::compile(cfg)?);
     gw.set_authenticator(auth);
-    install_secret_scrubber(&audit, &gw);
-    gw.set_audit(Some(audit.clone()));
+    if let Some(audit) = &audit {
+        install_secret_scrubber(audit, &gw);
+    }
+    gw.set_audit(audit.clone());
     gw.set_approvals(Some(approvals));
     let listener =
         warden_gateway::edge::bind(addr).with_context(|| format!("cannot listen on {addr}"))?;
@@ -630,7 +637,9 @@ async fn serve(
             info!("shutting down");
             gw.shutdown().await;
             // Flushes every queued record and signs a final checkpoint.
-            audit.as_ref().clone().shutdown().await;
+            if let Some(audit) = audit {
+                audit.as_ref().clone().shutdown().await;
+            }
         }
     };
     warden_gateway::edge::serve(listener, tls, app, limits, gw.metrics.clone(), shutdown)

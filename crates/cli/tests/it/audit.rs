@@ -296,3 +296,23 @@ async fn stdio_records_are_queryable_and_verified_beside_a_serving_warden() {
         "the stdio trail is verified too: {out}"
     );
 }
+
+#[tokio::test]
+async fn audit_enabled_false_keeps_no_trail_and_calls_still_pass() {
+    let w = Warden::start(&yaml("audit: {enabled: false}\n"));
+    let mut admin = client(&w, "ada", "admin").await;
+    let ok = admin
+        .call_tool("t__echo", json!({"message": "hello"}))
+        .await;
+    assert!(ok.response().get("result").is_some(), "{}", ok.response());
+    let denied = client(&w, "ann", "analyst")
+        .await
+        .call_tool("t__add", json!({"a": 1, "b": 2}))
+        .await;
+    assert_eq!(denied.error_code(), -32012, "the other controls still run");
+    assert!(
+        !w.dir().join(".warden/audit").exists(),
+        "no trail is started: {:?}",
+        std::fs::read_dir(w.dir().join(".warden")).map(|d| d.count())
+    );
+}
