@@ -71,7 +71,7 @@ pub(super) static RULES: &[Rule] = &[
     // PuTTY private key files.
     secret(
         "private_key",
-        r"PuTTY-User-Key-File-[0-9]+: [^\n]{1,200}\n(?:[^\n]*\n){0,6}?Private-Lines: [0-9]+\s+(?P<s>[A-Za-z0-9+/=\s]{32,8192})",
+        r"PuTTY-User-Key-File-[0-9]+: [^\n]+\n(?:[^\n]*\n){0,6}?Private-Lines: [0-9]+\s+(?P<s>[A-Za-z0-9+/=\s]{32,})",
         &["putty-user-key-file-"],
         16 << 10,
         random_token,
@@ -558,7 +558,7 @@ pub(super) static RULES: &[Rule] = &[
     // key (`k`), its name (`n`) and the org id.
     secret(
         "grafana_token",
-        r"(?-u:\b)eyJrIjoi[A-Za-z0-9+/_-]{40,400}={0,2}",
+        r"(?-u:\b)eyJrIjoi[A-Za-z0-9+/_-]{40,}={0,2}",
         &["eyjrijoi"],
         512,
         grafana_key,
@@ -598,7 +598,7 @@ pub(super) static RULES: &[Rule] = &[
     // variables): base64 of "-----BEGIN".
     secret(
         "private_key",
-        r"(?-u:\b)LS0tLS1CRUdJTi[A-Za-z0-9+/]{40,16384}={0,2}",
+        r"(?-u:\b)LS0tLS1CRUdJTi[A-Za-z0-9+/]{40,}={0,2}",
         &["ls0tls1crudjti"],
         16 << 10,
         pem_base64,
@@ -654,7 +654,7 @@ pub(super) static RULES: &[Rule] = &[
     // `auth=("user", "pass")` and `HTTPBasicAuth("user", "pass")`.
     secret(
         "generic_password",
-        r#"(?i)(?:networkcredential|httpbasicauth|httpdigestauth|basicauth|pscredential|directoryentry\s*\(\s*["'][^"'\n]{1,200}["']\s*,)\s*\(?\s*["'][^"'\n]{1,100}["']\s*,\s*["'](?P<s>[^"'\n]{1,128})["']"#,
+        r#"(?i)(?:networkcredential|httpbasicauth|httpdigestauth|basicauth|pscredential|directoryentry\s*\(\s*["'][^"'\n]+["']\s*,)\s*\(?\s*["'][^"'\n]+["']\s*,\s*["'](?P<s>[^"'\n]{1,128})["']"#,
         &[
             "networkcredential",
             "httpbasicauth",
@@ -668,7 +668,7 @@ pub(super) static RULES: &[Rule] = &[
     ),
     secret(
         "generic_password",
-        r#"(?-u:\b)auth\s*=\s*\(\s*["'][^"'\n]{1,100}["']\s*,\s*["'](?P<s>[^"'\n]{1,128})["']\s*\)"#,
+        r#"(?-u:\b)auth\s*=\s*\(\s*["'][^"'\n]+["']\s*,\s*["'](?P<s>[^"'\n]{1,128})["']\s*\)"#,
         &["auth"],
         300,
         quoted_password,
@@ -684,7 +684,7 @@ pub(super) static RULES: &[Rule] = &[
     // Kerberos AS-REP and TGS-REP hashes (offline-crackable).
     secret(
         "password_hash",
-        r"\$krb5(?:asrep|tgs)\$[0-9]{1,2}\$[^\s$]{0,200}\$?[0-9a-f]{32}\$[0-9a-f]{64,4096}",
+        r"\$krb5(?:asrep|tgs)\$[0-9]{1,2}\$[^\s$]{0,200}\$?[0-9a-f]{32}\$[0-9a-f]{64,}",
         &["$krb5"],
         4608,
         random_token,
@@ -700,7 +700,7 @@ pub(super) static RULES: &[Rule] = &[
     // Dropbox short-lived access tokens.
     secret(
         "dropbox_token",
-        r"(?-u:\b)sl\.(?:u\.)?[A-Za-z0-9_-]{130,1400}",
+        r"(?-u:\b)sl\.(?:u\.)?[A-Za-z0-9_-]{130,}",
         &["sl."],
         1500,
         random_token,
