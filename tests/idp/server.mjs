@@ -16,6 +16,8 @@
 // with a scripted interaction (no browser):
 //   GET  /auth?...                         → 303 /interaction/:uid (+ cookies)
 //   POST /interaction/:uid/login  login=alice  → 303 /auth/:uid → 303 redirect_uri?code=…
+// A native public client with refresh tokens (warden-oauth): Warden as the
+// OAuth client of an upstream, per user (`mode: oauth`).
 // Token exchange (RFC 8693) on issuer A, through oidc-provider's
 // registerGrantType extension: a confidential client (warden-exchanger)
 // presents a subject access token this issuer signed and gets a token for
@@ -31,8 +33,11 @@
 //        the issuer's current key (for tokens a real flow cannot produce:
 //        expired, not yet valid, other issuer, extra headers). Replies
 //        {"token": "..."}.
-//   POST /admin/stats  {"jwks_requests": n, "exchanges": n}: how often the
-//        JWKS was fetched, how many tokens were exchanged.
+//   POST /admin/stats  {"jwks_requests": n, "exchanges": n, "refreshes": n}:
+//        how often the JWKS was fetched, how many tokens were exchanged, how
+//        many refresh tokens were redeemed.
+//   POST /admin/token-ttl {"seconds": n}  the lifetime of access tokens for
+//        resources from now on (default 300).
 //   POST /admin/public-pem  the current public key as SPKI PEM (the
 //        "HS256 signed with the public key" attack needs its bytes).
 import http from "node:http";
@@ -106,7 +111,22 @@ function makeProvider(slot) {
         token_endpoint_auth_method: "none",
         id_token_signed_response_alg: slot.alg,
       },
+      {
+        // Warden as the OAuth client of an upstream (`mode: oauth`): a
+        // native public client, PKCE, refresh tokens (rotated on use).
+        client_id: "warden-oauth",
+        application_type: "native",
+        grant_types: ["authorization_code", "refresh_token"],
+        response_types: ["code"],
+        // `warden credentials login`'s listener, and Warden's own callback
+        // (`POST /credentials/{server}/login`); any loopback port.
+        redirect_uris: ["http://127.0.0.1/callback", "http://127.0.0.1/credentials/callback"],
+        token_endpoint_auth_method: "none",
+        id_token_signed_response_alg: slot.alg,
+      },
     ],
+    // A client allowed refresh tokens gets one (no offline_access dance).
+    issueRefreshToken: async (_ctx, client) => client.grantTypeAllowed("refresh_token"),
     clientDefaults: { id_token_signed_response_alg: slot.alg },
     jwks,
     cookies: { keys: ["cookie-key-for-tests-only"] },
@@ -122,7 +142,7 @@ function makeProvider(slot) {
         getResourceServerInfo: async (_ctx, resourceIndicator) => ({
           scope: RESOURCE_SCOPES,
           audience: resourceIndicator,
-          accessTokenTTL: 300,
+          accessTokenTTL: slot.accessTokenTTL,
           accessTokenFormat: "jwt",
           jwt: { sign: { alg: slot.alg } },
         }),
@@ -142,6 +162,9 @@ function makeProvider(slot) {
     pkce: { required: () => true },
   });
   provider.on("server_error", (_ctx, err) => console.error("oidc-provider server_error:", err));
+  provider.on("grant.success", (ctx) => {
+    if (ctx.oidc.params?.grant_type === "refresh_token") slot.refreshes += 1;
+  });
   provider.registerGrantType(
     TOKEN_EXCHANGE,
     (ctx) => tokenExchange(slot, ctx),
@@ -218,7 +241,11 @@ async function admin(slot, req, res, path) {
     return reply(res, 200, { token });
   }
   if (path === "/admin/stats") {
-    return reply(res, 200, { jwks_requests: slot.jwksRequests, exchanges: slot.exchanges });
+    return reply(res, 200, { jwks_requests: slot.jwksRequests, exchanges: slot.exchanges, refreshes: slot.refreshes });
+  }
+  if (path === "/admin/token-ttl") {
+    slot.accessTokenTTL = Number(body.seconds) || 300;
+    return reply(res, 200, { seconds: slot.accessTokenTTL });
   }
   if (path === "/admin/public-pem") {
     return reply(res, 200, { pem: await jose.exportSPKI(slot.keys[0].publicKey), kid: slot.keys[0].kid });
@@ -254,7 +281,7 @@ async function interaction(slot, req, res, path) {
 }
 
 async function startSlot(alg, fixedKid) {
-  const slot = { alg, keys: [await newKey(alg, fixedKid)], issuer: "", provider: null, jwksRequests: 0, exchanges: 0 };
+  const slot = { alg, keys: [await newKey(alg, fixedKid)], issuer: "", provider: null, jwksRequests: 0, exchanges: 0, refreshes: 0, accessTokenTTL: 300 };
   const server = http.createServer((req, res) => {
     const path = new URL(req.url, slot.issuer).pathname;
     if (path === "/jwks") slot.jwksRequests += 1;

@@ -12,6 +12,7 @@ use warden_gateway::{Gateway, Snapshot};
 
 mod admin;
 mod approvals_cmd;
+mod credentials_cmd;
 mod registry_cmd;
 
 #[derive(Parser)]
@@ -72,6 +73,11 @@ enum Command {
     Approvals {
         #[command(subcommand)]
         command: approvals_cmd::ApprovalsCommand,
+    },
+    /// Users' OAuth grants at `mode: oauth` servers: login, logout.
+    Credentials {
+        #[command(subcommand)]
+        command: credentials_cmd::CredentialsCommand,
     },
     /// Authorization policies: test, show, explain.
     Policy {
@@ -361,6 +367,7 @@ async fn run_command(command: Command) -> Result<()> {
         }
         Command::Keys { command } => keys(command),
         Command::Approvals { command } => approvals_cmd::run(command).await,
+        Command::Credentials { command } => credentials_cmd::run(command).await,
         Command::Limits {
             command: LimitsCommand::Status { config, url, json },
         } => limits_status(&config, url, json).await,

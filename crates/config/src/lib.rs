@@ -56,9 +56,9 @@ use std::path::Path;
 pub use error::{ConfigError, ConfigErrors};
 pub use glob::glob_match;
 pub use model::{
-    Config, CredentialMode, EdgeLimits, Era, Gateway, Isolation, Listen, RegistrySettings,
-    RestartPolicy, Section, ServerConfig, StdioSettings, Transport, UpstreamCredentials,
-    VirtualServer,
+    Config, CredentialMode, EdgeLimits, Era, Gateway, GrantStoreSettings, Isolation, Listen,
+    RegistrySettings, RestartPolicy, Section, ServerConfig, StdioSettings, Transport,
+    UpstreamCredentials, VirtualServer,
 };
 pub use secret::Secret;
 

@@ -52,6 +52,18 @@ pub struct Config {
     /// upstreams. `None`: no issuer URL is known (no `credentials.issuer`,
     /// no `identity.public_url`); then no server may use `mode: mint`.
     pub credentials: Option<Section<warden_credentials::IssuerSettings>>,
+    /// `credentials.grant_store`: where users' OAuth grants (`mode:
+    /// oauth`) are kept, sealed with this key. `None`: no server may use
+    /// `mode: oauth`.
+    pub grant_store: Option<GrantStoreSettings>,
+}
+
+/// `credentials.grant_store`: the encrypted store of users' OAuth grants.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GrantStoreSettings {
+    pub path: PathBuf,
+    /// 32 bytes, base64 (`openssl rand -base64 32`).
+    pub key: Secret,
 }
 
 /// The tool registry's settings.
@@ -143,6 +155,7 @@ impl Default for Config {
             tls: None,
             registry: RegistrySettings::in_dir(std::path::Path::new(".")),
             credentials: None,
+            grant_store: None,
         }
     }
 }
@@ -364,6 +377,18 @@ pub enum CredentialMode {
         client_id: String,
         client_secret: Secret,
     },
+    /// `oauth`: Warden is the OAuth client of the upstream (discovered
+    /// from its 401), with each user's own token from the grant they gave
+    /// (`warden credentials login`).
+    OAuth {
+        client_id: String,
+        client_secret: Option<Secret>,
+        /// Asked at login; empty: the resource's `scopes_supported`.
+        scopes: Vec<String>,
+        /// Discovery and token requests may reach private and loopback
+        /// addresses (T10: off by default).
+        allow_private_network: bool,
+    },
 }
 
 impl CredentialMode {
@@ -374,6 +399,7 @@ impl CredentialMode {
             CredentialMode::Static => "static",
             CredentialMode::Mint { .. } => "mint",
             CredentialMode::Exchange { .. } => "exchange",
+            CredentialMode::OAuth { .. } => "oauth",
         }
     }
 }

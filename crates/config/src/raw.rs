@@ -131,6 +131,8 @@ pub(crate) struct RawServerCredentials {
     pub token_endpoint: Option<String>,
     pub client_id: Option<String>,
     pub client_secret: Option<String>,
+    pub scopes: Option<Vec<String>>,
+    pub allow_private_network: Option<bool>,
     pub tenants: Option<OrderedMap<OrderedMap<String>>>,
     pub principals: Option<OrderedMap<OrderedMap<String>>>,
 }

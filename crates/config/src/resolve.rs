@@ -174,6 +174,41 @@ pub(crate) fn resolve(raw: RawConfig, context: &Context<'_>) -> Result<Config, C
             }
         },
     };
+    let grant_store_path = root.field("credentials").field("grant_store");
+    let grant_store = raw
+        .credentials
+        .as_ref()
+        .and_then(|c| c.grant_store.as_ref())
+        .map(|g| {
+            if g.path.trim().is_empty() {
+                resolver
+                    .problems
+                    .push(&grant_store_path.field("path"), "must not be empty");
+            }
+            let path = context.base_dir.join(g.path.trim());
+            let key_path = grant_store_path.field("key");
+            let key = resolver.secret_reference(&g.key, &key_path);
+            if !key.expose().is_empty() {
+                if let Err(e) = warden_credentials::GrantStore::open(&path, key.expose()) {
+                    // The message names the key's shape, never its value.
+                    resolver.problems.push(&key_path, e.to_string());
+                }
+            }
+            crate::GrantStoreSettings { path, key }
+        });
+    if grant_store.is_none() {
+        for server in &servers {
+            if matches!(server.credentials.mode, CredentialMode::OAuth { .. }) {
+                resolver.problems.push(
+                    &servers_path
+                        .key(&server.name)
+                        .field("credentials")
+                        .field("mode"),
+                    "oauth keeps each user's grant: set credentials.grant_store {path, key}",
+                );
+            }
+        }
+    }
     if credentials.is_none() && raw.credentials.is_none() {
         for server in &servers {
             if matches!(server.credentials.mode, CredentialMode::Mint { .. }) {
@@ -216,6 +251,7 @@ pub(crate) fn resolve(raw: RawConfig, context: &Context<'_>) -> Result<Config, C
             tls,
             registry,
             credentials: credentials.map(|c| crate::Section(std::sync::Arc::new(c))),
+            grant_store,
         })
     } else {
         Err(resolver.problems.into_errors())
@@ -956,13 +992,32 @@ impl Resolver<'_> {
             ("client_id", raw.client_id.is_some()),
             ("client_secret", raw.client_secret.is_some()),
         ];
-        if mode != Some("exchange") {
+        let oauth_fields = [
+            ("client_id", raw.client_id.is_some()),
+            ("client_secret", raw.client_secret.is_some()),
+            ("scopes", raw.scopes.is_some()),
+            ("allow_private_network", raw.allow_private_network.is_some()),
+        ];
+        if mode != Some("exchange") && mode != Some("oauth") {
             for (field, present) in exchange_fields {
                 if present {
                     self.problems
-                        .push(&path.field(field), "only for mode exchange");
+                        .push(&path.field(field), "only for mode exchange or oauth");
                 }
             }
+        }
+        if mode != Some("oauth") {
+            for (field, present) in &oauth_fields[2..] {
+                if *present {
+                    self.problems
+                        .push(&path.field(field), "only for mode oauth");
+                }
+            }
+        } else if raw.token_endpoint.is_some() {
+            self.problems.push(
+                &path.field("token_endpoint"),
+                "not for mode oauth: the endpoints are discovered from the upstream",
+            );
         }
         let audience = match raw.audience.as_deref().map(str::trim) {
             None => url.clone(),
@@ -1013,25 +1068,7 @@ impl Resolver<'_> {
                         );
                         Secret::new("")
                     }
-                    Some(text) => {
-                        let reference = SecretRef::parse(text);
-                        if matches!(reference, SecretRef::Literal(_)) {
-                            self.problems.push(
-                                &path.field("client_secret"),
-                                "secrets must be referenced (env:NAME or file:PATH), not inlined",
-                            );
-                            Secret::new("")
-                        } else {
-                            match self.secrets.resolve(&reference) {
-                                Ok(s) => s,
-                                Err(e) => {
-                                    self.problems
-                                        .push(&path.field("client_secret"), e.to_string());
-                                    Secret::new("")
-                                }
-                            }
-                        }
-                    }
+                    Some(text) => self.secret_reference(text, &path.field("client_secret")),
                 };
                 CredentialMode::Exchange {
                     audience,
@@ -1040,10 +1077,60 @@ impl Resolver<'_> {
                     client_secret,
                 }
             }
+            Some("oauth") => {
+                if raw.audience.is_some() {
+                    self.problems.push(
+                        &path.field("audience"),
+                        "not for mode oauth: the audience is the resource the upstream names",
+                    );
+                }
+                if isolation == Isolation::Shared {
+                    self.problems.push(
+                        &path.field("mode"),
+                        "mode oauth carries each user's own token: it needs isolation \
+                         session or principal, never shared",
+                    );
+                }
+                let client_id = match raw.client_id.as_deref().map(str::trim) {
+                    Some(id) if !id.is_empty() => id.to_owned(),
+                    _ => {
+                        self.problems.push(
+                            &path.field("client_id"),
+                            "is required for mode oauth (Warden's client at the upstream's \
+                             authorization server)",
+                        );
+                        String::new()
+                    }
+                };
+                let client_secret = raw
+                    .client_secret
+                    .as_deref()
+                    .map(|text| self.secret_reference(text, &path.field("client_secret")));
+                let scopes = raw
+                    .scopes
+                    .clone()
+                    .unwrap_or_default()
+                    .into_iter()
+                    .map(|s| s.trim().to_owned())
+                    .collect::<Vec<_>>();
+                if scopes
+                    .iter()
+                    .any(|s| s.is_empty() || s.contains(char::is_whitespace))
+                {
+                    self.problems
+                        .push(&path.field("scopes"), "each scope is one non-empty word");
+                }
+                CredentialMode::OAuth {
+                    client_id,
+                    client_secret,
+                    scopes,
+                    allow_private_network: raw.allow_private_network.unwrap_or(false),
+                }
+            }
             Some(other) => {
                 self.problems.push(
                     &path.field("mode"),
-                    format!("unknown mode {other:?} (expected static, mint or exchange)"),
+                    format!("unknown mode {other:?} (expected static, mint, exchange or oauth)"),
                 );
                 CredentialMode::Static
             }
@@ -1078,6 +1165,25 @@ impl Resolver<'_> {
             );
         }
         out
+    }
+
+    /// A secret that must be referenced (`env:NAME`, `file:PATH`).
+    fn secret_reference(&mut self, text: &str, path: &FieldPath) -> Secret {
+        let reference = SecretRef::parse(text);
+        if matches!(reference, SecretRef::Literal(_)) {
+            self.problems.push(
+                path,
+                "secrets must be referenced (env:NAME or file:PATH), not inlined",
+            );
+            return Secret::new("");
+        }
+        match self.secrets.resolve(&reference) {
+            Ok(s) => s,
+            Err(e) => {
+                self.problems.push(path, e.to_string());
+                Secret::new("")
+            }
+        }
     }
 
     fn restart(&mut self, raw: Option<&RawRestart>, path: &FieldPath) -> RestartPolicy {

@@ -14,11 +14,14 @@ use crate::{
 
 /// A value that must never show up in any error output.
 const TOKEN: &str = "ghp_s3cr3t-VALUE";
+/// A grant store key: 32 bytes, base64.
+const GRANTS_KEY: &str = "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=";
 
 fn fake_env(name: &str) -> Option<OsString> {
     match name {
         "GITHUB_TOKEN" | "NOTES_TOKEN" => Some(TOKEN.into()),
         "USER" => Some("alice".into()),
+        "GRANTS_KEY" => Some(GRANTS_KEY.into()),
         "WARDEN_AUDIT_DATABASE_URL" => Some("postgres://warden@127.0.0.1:5432/test".into()),
         "EMPTY" => Some(OsString::new()),
         "WITH_NEWLINE" => Some(format!("{TOKEN}\r\nX-Injected: 1").into()),
@@ -1685,6 +1688,11 @@ fn documented_examples_are_valid() {
     let dir = tempfile::tempdir().unwrap();
     std::fs::create_dir(dir.path().join("secrets")).unwrap();
     std::fs::write(dir.path().join("secrets/tickets-key"), "k\n").unwrap();
+    std::fs::write(
+        dir.path().join("secrets/grants-key"),
+        format!("{GRANTS_KEY}\n"),
+    )
+    .unwrap();
 
     let section_blocks = yaml_blocks(sections);
     assert!(section_blocks.len() >= 5, "{section_blocks:?}");
@@ -1882,6 +1890,81 @@ fn upstream_credentials_resolve_per_mode() {
         "    credentials:\n      tenants:\n        acme: {X-Api-Key: env:NOTES_TOKEN}\n",
     ));
     assert!(c.servers[0].credentials.is_scoped());
+}
+
+const GRANT_STORE: &str = "credentials:\n  issuer: https://w.example.com\n  grant_store: {path: grants.json, key: env:GRANTS_KEY}\n";
+
+#[test]
+fn oauth_servers_resolve_with_a_grant_store() {
+    let c = ok(&format!(
+        "{GRANT_STORE}{}",
+        http_server("    credentials:\n      mode: oauth\n      client_id: warden\n      client_secret: env:NOTES_TOKEN\n      scopes: [mcp, crm.read]\n")
+    ));
+    let crate::CredentialMode::OAuth {
+        client_id,
+        client_secret,
+        scopes,
+        allow_private_network,
+    } = &c.servers[0].credentials.mode
+    else {
+        panic!("{:?}", c.servers[0].credentials)
+    };
+    assert_eq!(client_id, "warden");
+    assert_eq!(client_secret.as_ref().map(|s| s.expose()), Some(TOKEN));
+    assert_eq!(scopes, &["mcp", "crm.read"]);
+    assert!(!allow_private_network);
+    let store = c.grant_store.as_ref().expect("grant store");
+    assert_eq!(store.path, base().join("grants.json"));
+    assert_eq!(store.key.expose(), GRANTS_KEY);
+    assert!(!format!("{c:?}").contains(GRANTS_KEY));
+}
+
+#[test]
+fn oauth_mistakes_name_their_path() {
+    single_error(
+        &http_server("    credentials: {mode: oauth, client_id: warden}\n"),
+        "servers.api.credentials.mode",
+        "credentials.grant_store",
+    );
+    single_error(
+        &format!(
+            "{GRANT_STORE}{}",
+            http_server(
+                "    isolation: shared\n    credentials: {mode: oauth, client_id: warden}\n"
+            )
+        ),
+        "servers.api.credentials.mode",
+        "never shared",
+    );
+    single_error(
+        &format!(
+            "{GRANT_STORE}{}",
+            http_server("    credentials: {mode: oauth}\n")
+        ),
+        "servers.api.credentials.client_id",
+        "required for mode oauth",
+    );
+    single_error(
+        &format!(
+            "{GRANT_STORE}{}",
+            http_server("    credentials: {mode: oauth, client_id: w, token_endpoint: 'https://as.example/t'}\n")
+        ),
+        "servers.api.credentials.token_endpoint",
+        "discovered",
+    );
+    single_error(
+        &format!(
+            "credentials: {{issuer: 'https://w.example.com'}}\n{}",
+            http_server("    credentials: {mode: mint, scopes: [a]}\n")
+        ),
+        "servers.api.credentials.scopes",
+        "only for mode oauth",
+    );
+    single_error(
+        "credentials:\n  issuer: https://w.example.com\n  grant_store: {path: g.json, key: env:NOTES_TOKEN}\n",
+        "credentials.grant_store.key",
+        "grant store: the key",
+    );
 }
 
 #[test]

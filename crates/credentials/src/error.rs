@@ -17,4 +17,14 @@ pub enum CredentialError {
     /// The encrypted grant store (a path and what failed; never content).
     #[error("grant store: {0}")]
     Store(String),
+    /// Per-user OAuth (discovery, authorization, refresh): what failed.
+    #[error("oauth: {0}")]
+    OAuth(String),
+    /// The user has no grant for this server: they must connect first.
+    #[error("no grant: the user has not connected this server")]
+    NoGrant,
+    /// The authorization server refused the stored grant (revoked or
+    /// expired): the user must connect again.
+    #[error("the stored grant was refused: the user must connect again")]
+    GrantRevoked,
 }

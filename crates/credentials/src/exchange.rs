@@ -279,17 +279,29 @@ impl Exchanger {
     }
 }
 
-async fn read_capped(mut resp: reqwest::Response) -> Result<Vec<u8>, CredentialError> {
+async fn read_capped(resp: reqwest::Response) -> Result<Vec<u8>, CredentialError> {
+    read_capped_as(resp, MAX_RESPONSE_BYTES, "the token endpoint's answer")
+        .await
+        .map_err(|e| match e {
+            CredentialError::OAuth(m) => CredentialError::Exchange(m),
+            other => other,
+        })
+}
+
+/// The body, at most `max` bytes (`what`: for the error).
+pub(crate) async fn read_capped_as(
+    mut resp: reqwest::Response,
+    max: usize,
+    what: &str,
+) -> Result<Vec<u8>, CredentialError> {
     let mut body = Vec::new();
     while let Some(chunk) = resp
         .chunk()
         .await
-        .map_err(|_| CredentialError::Exchange("the token endpoint's answer broke off".into()))?
+        .map_err(|_| CredentialError::OAuth(format!("{what} broke off")))?
     {
-        if body.len() + chunk.len() > MAX_RESPONSE_BYTES {
-            return Err(CredentialError::Exchange(
-                "the token endpoint's answer is too large".into(),
-            ));
+        if body.len() + chunk.len() > max {
+            return Err(CredentialError::OAuth(format!("{what} is too large")));
         }
         body.extend_from_slice(&chunk);
     }
@@ -298,7 +310,7 @@ async fn read_capped(mut resp: reqwest::Response) -> Result<Vec<u8>, CredentialE
 
 /// RFC 6749 error codes are `[\x20-\x21\x23-\x5B\x5D-\x7E]+`; anything
 /// else is not echoed.
-fn oauth_error_code(code: &str) -> &str {
+pub(crate) fn oauth_error_code(code: &str) -> &str {
     if !code.is_empty()
         && code.len() <= 64
         && code.bytes().all(|b| b.is_ascii_lowercase() || b == b'_')
@@ -310,7 +322,7 @@ fn oauth_error_code(code: &str) -> &str {
 }
 
 /// The `jti` of a JWT, read without verifying (the upstream verifies).
-fn jwt_id(token: &str) -> Option<String> {
+pub(crate) fn jwt_id(token: &str) -> Option<String> {
     let payload = token.split('.').nth(1)?;
     let claims: serde_json::Value =
         serde_json::from_slice(&URL_SAFE_NO_PAD.decode(payload).ok()?).ok()?;

@@ -9,8 +9,10 @@
 //!   whose audience is the upstream, cached per principal, upstream and
 //!   scope until shortly before it expires.
 //! - [`GrantStore`]: per-user OAuth grants (refresh tokens) encrypted at
-//!   rest, the store the per-user OAuth flow (`mode: oauth`, not built
-//!   yet) is to keep them in.
+//!   rest.
+//! - [`oauth`]: per-user OAuth to remote servers (`mode: oauth`):
+//!   discovery from the upstream's 401, authorization code + PKCE, and
+//!   [`UserTokens`], each user's access token refreshed from their grant.
 //!
 //! The gateway's credentials stage (stage 9) decides which credential a
 //! call gets; this crate knows nothing of sessions or HTTP servers.
@@ -22,14 +24,16 @@
 mod error;
 mod exchange;
 mod mint;
+pub mod oauth;
 mod settings;
 mod store;
 
 pub use error::CredentialError;
 pub use exchange::{ExchangeClient, ExchangeRequest, Exchanger, Obtained, SubjectToken};
 pub use mint::{CallBinding, Grant, Minted, Minter};
+pub use oauth::{Egress, OAuthClient, UserTokens};
 pub use settings::{
-    Algorithm, IssuerSettings, RawIssuer, DEFAULT_ROTATE_EVERY, DEFAULT_TOKEN_TTL, JWKS_PATH,
-    MAX_TOKEN_TTL,
+    Algorithm, IssuerSettings, RawGrantStore, RawIssuer, DEFAULT_ROTATE_EVERY, DEFAULT_TOKEN_TTL,
+    JWKS_PATH, MAX_TOKEN_TTL,
 };
 pub use store::{GrantStore, UserGrant};

@@ -34,6 +34,19 @@ pub struct RawIssuer {
     /// behind one load balancer share it; rotate it by replacing the file
     /// and reloading). Relative to the configuration file.
     pub signing_key: Option<String>,
+    /// Where users' OAuth grants for `mode: oauth` servers are kept
+    /// (resolved by the configuration: its key is a secret reference).
+    pub grant_store: Option<RawGrantStore>,
+}
+
+/// `credentials.grant_store`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawGrantStore {
+    /// The store file, relative to the configuration file.
+    pub path: String,
+    /// The sealing key, `env:NAME` or `file:PATH`: 32 bytes, base64.
+    pub key: String,
 }
 
 /// The key type Warden signs with.

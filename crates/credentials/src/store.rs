@@ -1,5 +1,6 @@
 //! Per-user OAuth grants to remote servers (`mode: oauth`, issue #18 item
-//! 3), encrypted at rest: the building block the OAuth flow stores into.
+//! 3), encrypted at rest: what `warden credentials login` stores and the
+//! request path refreshes from.
 //!
 //! One JSON file; each entry is sealed with AES-256-GCM under a 32-byte
 //! key the operator provides (`env:`/`file:`, base64), with a fresh random
@@ -36,6 +37,9 @@ pub struct UserGrant {
     /// Where the refresh token is redeemed, and as which client.
     pub token_endpoint: String,
     pub client_id: String,
+    /// The protected resource (RFC 8707) the tokens are for.
+    #[serde(default)]
+    pub resource: String,
 }
 
 impl std::fmt::Debug for UserGrant {
@@ -76,14 +80,14 @@ impl GrantStore {
     pub fn open(path: &Path, key_base64: &str) -> Result<GrantStore, CredentialError> {
         let bytes = STANDARD
             .decode(key_base64.trim())
-            .map_err(|_| CredentialError::Key("the store key is not base64".into()))?;
+            .map_err(|_| CredentialError::Store("the key is not base64".into()))?;
         if bytes.len() != 32 {
-            return Err(CredentialError::Key(
-                "the store key must be 32 bytes (openssl rand -base64 32)".into(),
+            return Err(CredentialError::Store(
+                "the key must be 32 bytes, base64 (openssl rand -base64 32)".into(),
             ));
         }
         let unbound = UnboundKey::new(&AES_256_GCM, &bytes)
-            .map_err(|_| CredentialError::Key("unusable store key".into()))?;
+            .map_err(|_| CredentialError::Store("unusable key".into()))?;
         Ok(GrantStore {
             path: path.to_owned(),
             key: LessSafeKey::new(unbound),
@@ -215,6 +219,7 @@ mod tests {
             scope: "mcp".into(),
             token_endpoint: "https://as.example/token".into(),
             client_id: "warden".into(),
+            resource: "https://crm.example/mcp".into(),
         }
     }
 
@@ -246,6 +251,7 @@ mod tests {
             "alice",
             "crm",
             "as.example",
+            "crm.example",
         ] {
             assert!(!text.contains(clear), "{clear} readable in {text}");
         }

@@ -100,6 +100,8 @@ pub struct Gateway {
     pub(crate) state_key: [u8; 32],
     /// RFC 8693 exchanges and their per-principal cache (`mode: exchange`).
     pub(crate) exchanger: Option<Arc<warden_credentials::Exchanger>>,
+    /// Users' own tokens for `mode: oauth` upstreams (`credentials.grant_store`).
+    pub(crate) oauth: Option<Arc<crate::pipeline::credentials::OAuthUsers>>,
     /// Held calls' approvals; `None` until installed (the core alone runs
     /// without: held calls are then refused).
     pub(crate) approvals: arc_swap::ArcSwapOption<warden_approvals::Approvals>,
@@ -137,6 +139,9 @@ fn restart_only_changes(
     if old.approvals.store != new.approvals.store {
         changed.push("approvals.store");
     }
+    if old.grant_store != new.grant_store {
+        changed.push("credentials.grant_store");
+    }
     changed
 }
 
@@ -159,6 +164,7 @@ pub enum OpenError {
 
 impl Gateway {
     pub fn new(snapshot: Snapshot) -> Arc<Gateway> {
+        let oauth = crate::pipeline::credentials::OAuthUsers::from_config(&snapshot.config);
         let gw = Arc::new(Gateway {
             snapshot: ArcSwap::from_pointee(snapshot),
             authenticator: arc_swap::ArcSwapOption::empty(),
@@ -174,6 +180,7 @@ impl Gateway {
             reported: Mutex::new(HashSet::new()),
             probes: Default::default(),
             exchanger: warden_credentials::Exchanger::new().ok().map(Arc::new),
+            oauth,
             approvals: arc_swap::ArcSwapOption::empty(),
         });
         spawn_reaper(Arc::downgrade(&gw));

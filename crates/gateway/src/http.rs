@@ -11,7 +11,7 @@ use axum::body::{Body, Bytes};
 use axum::extract::{Path, Query, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::{delete, get, post};
 use axum::Router;
 use futures::StreamExt;
 use tokio::sync::mpsc;
@@ -27,6 +27,7 @@ use crate::session::{lock, new_session_id, owner_key, Channel, Session, Slot};
 use crate::stream::{parse_event_id, EventStream, Item, Sink};
 
 mod approvals_api;
+mod credentials_api;
 
 const SESSION_HEADER: &str = "mcp-session-id";
 const VERSION_HEADER: &str = "mcp-protocol-version";
@@ -83,7 +84,13 @@ pub fn router(gateway: Arc<Gateway>, bound: SocketAddr) -> Router {
         .route("/approvals", get(approvals_api::list))
         .route("/approvals/{id}", get(approvals_api::show))
         .route("/approvals/{id}/approve", post(approvals_api::approve))
-        .route("/approvals/{id}/deny", post(approvals_api::deny));
+        .route("/approvals/{id}/deny", post(approvals_api::deny))
+        .route(
+            credentials_api::CALLBACK_PATH,
+            get(credentials_api::callback),
+        )
+        .route("/credentials/{server}/login", post(credentials_api::login))
+        .route("/credentials/{server}", delete(credentials_api::logout));
     let telemetry = state.gateway.snapshot().config.telemetry.clone();
     if telemetry.metrics.on_mcp_listener(bound) {
         r = r

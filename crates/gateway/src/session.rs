@@ -17,6 +17,9 @@ use crate::stream::{EventStream, Sink};
 pub struct ClientCaps {
     pub sampling: bool,
     pub elicitation: bool,
+    /// `elicitation.url` (2025-11-25): the client can send its user to a
+    /// URL (an `oauth` server's authorization URL).
+    pub elicitation_url: bool,
     pub roots: bool,
 }
 
@@ -31,6 +34,10 @@ impl ClientCaps {
         ClientCaps {
             sampling: has("sampling"),
             elicitation: has("elicitation"),
+            elicitation_url: caps
+                .and_then(|c| warden_protocol::message::member(c, "elicitation"))
+                .and_then(|e| warden_protocol::message::member(e, "url"))
+                .is_some(),
             roots: has("roots"),
         }
     }

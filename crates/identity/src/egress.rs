@@ -177,7 +177,7 @@ pub(crate) const MAX_DOCUMENT_BYTES: usize = 256 * 1024;
 /// An HTTP client for one issuer's documents, bound to one egress policy.
 #[derive(Clone)]
 pub(crate) struct GuardedFetcher {
-    client: reqwest::Client,
+    pub(crate) client: reqwest::Client,
     policy: EgressPolicy,
 }
 

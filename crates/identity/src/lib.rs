@@ -72,6 +72,28 @@ pub use settings::{
 };
 pub use tls::{RawTls, TlsSettings};
 
+/// An HTTP client behind the egress guard (T10) for URLs a peer chose (an
+/// upstream's OAuth metadata and token endpoints): the guarded resolver, no
+/// redirects, no proxy, bounded time. [`EgressClient::check`] each URL
+/// before use: IP literals never reach the resolver.
+#[derive(Clone)]
+pub struct EgressClient(egress::GuardedFetcher);
+
+impl EgressClient {
+    pub fn new(policy: EgressPolicy, timeout: std::time::Duration) -> Result<Self, IdentityError> {
+        egress::GuardedFetcher::new(policy, timeout).map(EgressClient)
+    }
+
+    #[must_use]
+    pub fn http(&self) -> reqwest::Client {
+        self.0.client.clone()
+    }
+
+    pub fn check(&self, url: &url::Url) -> Result<(), String> {
+        self.0.check_url(url).map_err(|e| e.to_string())
+    }
+}
+
 impl IdentitySettings {
     /// The API key secret these settings name: the configured one, or the
     /// one generated once in the data directory. For `warden keys create`.

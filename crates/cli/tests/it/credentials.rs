@@ -39,6 +39,57 @@ fn wait_port(port: u16) {
     panic!("nothing listens on {port}");
 }
 
+/// A second Warden on `port` serving the bundled test server as `t`,
+/// trusting `issuers` (YAML list items): an upstream that verifies tokens
+/// for real. Its audit trail is under `.warden/audit/` in the directory.
+fn second_warden(port: u16, issuers: &str) -> (Proc, tempfile::TempDir) {
+    let dir = tempfile::tempdir().unwrap();
+    let yaml = format!(
+        "identity:\n  public_url: http://127.0.0.1:{port}\n  issuers:\n{issuers}servers:\n{}registry: {{mode: tofu, lock: '{}/warden.lock'}}\n",
+        example_server("t", "test", "").replace("{WARDEN}", WARDEN),
+        dir.path().display()
+    );
+    let cfg = dir.path().join("warden.yaml");
+    std::fs::write(&cfg, yaml).unwrap();
+    let w = spawn(
+        Command::new(WARDEN)
+            .args(["serve", "--config"])
+            .arg(&cfg)
+            .args(["--listen", &format!("127.0.0.1:{port}")])
+            .env("WARDEN_LOG", "info"),
+    );
+    assert!(
+        wait_for_line(&w, "warden: listening on ", Duration::from_secs(30)).is_some(),
+        "the second Warden did not start"
+    );
+    (w, dir)
+}
+
+/// The audit events of calls of `tool` in the trail at `path`, once there
+/// are `n` (or after a deadline: what there is).
+fn call_records(path: &std::path::Path, tool: &str, n: usize) -> Vec<Value> {
+    let mut records = Vec::new();
+    for _ in 0..100 {
+        let trail = std::fs::read_to_string(path).unwrap_or_default();
+        records = trail
+            .lines()
+            .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+            .map(|r| r["event"].clone())
+            .filter(|e| e["kind"] == "call" && e["tool"] == tool)
+            .collect();
+        if records.len() >= n {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    records
+}
+
+/// The JSON answer to `req`.
+async fn json_of(req: reqwest::RequestBuilder) -> Value {
+    req.send().await.unwrap().json().await.unwrap()
+}
+
 fn token_for(w: &Warden, sub: &str, extra: &[&str]) -> String {
     let mut args = vec!["token", "mint", "--sub", sub];
     args.extend_from_slice(extra);
@@ -146,20 +197,7 @@ async fn a_mint_upstream_gets_a_token_per_call_for_itself_the_caller_and_the_cal
     // The audit record names the mode and the token id's hash (and the
     // same argument hash the token is bound to), never the token.
     let trail_path = w.dir().join(".warden/audit/audit.jsonl");
-    let mut records = Vec::new();
-    for _ in 0..100 {
-        let trail = std::fs::read_to_string(&trail_path).unwrap_or_default();
-        records = trail
-            .lines()
-            .filter_map(|l| serde_json::from_str::<Value>(l).ok())
-            .map(|r| r["event"].clone())
-            .filter(|e| e["kind"] == "call" && e["tool"] == "echo_headers")
-            .collect();
-        if records.len() >= 2 {
-            break;
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    let records = call_records(&trail_path, "echo_headers", 2);
     let trail = std::fs::read_to_string(&trail_path).unwrap_or_default();
     assert_eq!(records.len(), 2, "{trail}");
     for ((record, jti), hash) in records.iter().zip(&jtis).zip(&hashes) {
@@ -187,25 +225,12 @@ async fn a_minted_token_replayed_at_another_upstream_fails_its_audience_check() 
     );
     let w1 = Warden::start(&yaml);
 
-    let dir2 = tempfile::tempdir().unwrap();
-    let yaml2 = format!(
-        "identity:\n  public_url: http://127.0.0.1:{w2_port}\n  issuers:\n    - issuer: http://127.0.0.1:1\n      jwks_uri: {}\n      allow_private_network: true\nservers:\n{}registry: {{mode: tofu, lock: '{}/warden.lock'}}\n",
-        w1.url("/.well-known/upstream-jwks.json"),
-        example_server("t", "test", "").replace("{WARDEN}", WARDEN),
-        dir2.path().display()
-    );
-    let cfg2 = dir2.path().join("warden.yaml");
-    std::fs::write(&cfg2, yaml2).unwrap();
-    let w2 = spawn(
-        Command::new(WARDEN)
-            .args(["serve", "--config"])
-            .arg(&cfg2)
-            .args(["--listen", &format!("127.0.0.1:{w2_port}")])
-            .env("WARDEN_LOG", "info"),
-    );
-    assert!(
-        wait_for_line(&w2, "warden: listening on ", Duration::from_secs(30)).is_some(),
-        "the second Warden did not start"
+    let (_w2, _dir2) = second_warden(
+        w2_port,
+        &format!(
+            "    - issuer: http://127.0.0.1:1\n      jwks_uri: {}\n      allow_private_network: true\n",
+            w1.url("/.well-known/upstream-jwks.json")
+        ),
     );
 
     let client_token = token_for(&w1, "alice", &[]);
@@ -397,13 +422,300 @@ async fn token_exchange_gives_each_principal_its_own_cached_token_for_the_upstre
         "two principals were handed one token"
     );
     // One exchange per principal: the second call of each was cached.
-    let stats: Value = reqwest::Client::new()
-        .post(format!("{iss}/admin/stats"))
+    let stats: Value = json_of(reqwest::Client::new().post(format!("{iss}/admin/stats"))).await;
+    assert_eq!(stats["exchanges"], 2, "{stats}");
+}
+
+/// Opens an authorization URL of the test IdP as a browser would (its
+/// cookies, the scripted login of `login`) and follows the redirects to
+/// the callback (the loopback listener of `warden credentials login`, or
+/// Warden's own). `proxy`: a URL prefix the browser reaches at another
+/// address (Warden's public URL in front of its real listener).
+async fn authorize_as(url: &str, login: &str, proxy: Option<(&str, &str)>) {
+    let http = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .no_proxy()
+        .build()
+        .unwrap();
+    let mut cookies = std::collections::BTreeMap::<String, String>::new();
+    let mut url = url.to_owned();
+    for _ in 0..10 {
+        let jar = cookies
+            .iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect::<Vec<_>>()
+            .join("; ");
+        let req = if url.contains("/interaction/") {
+            http.post(format!("{}/login", url.trim_end_matches('/')))
+                .header("content-type", "application/x-www-form-urlencoded")
+                .body(format!("login={login}"))
+        } else {
+            http.get(&url)
+        };
+        let resp = req.header("cookie", jar).send().await.unwrap();
+        for v in resp.headers().get_all("set-cookie") {
+            let text = v.to_str().unwrap_or_default();
+            let pair = text.split(';').next().unwrap_or_default();
+            if let Some((k, v)) = pair.split_once('=') {
+                cookies.insert(k.trim().to_owned(), v.trim().to_owned());
+            }
+        }
+        let Some(location) = resp.headers().get("location") else {
+            assert!(
+                url.contains("/callback") && resp.status() == 200,
+                "the authorization stopped at {url}: HTTP {}",
+                resp.status()
+            );
+            return;
+        };
+        url = reqwest::Url::parse(&url)
+            .unwrap()
+            .join(location.to_str().unwrap())
+            .unwrap()
+            .to_string();
+        if let Some((public, real)) = proxy {
+            if let Some(rest) = url.strip_prefix(public) {
+                url = format!("{real}{rest}");
+            }
+        }
+    }
+    panic!("no redirect to the loopback listener");
+}
+
+/// `warden credentials login` for `principal`, completed at the IdP as
+/// `login`.
+async fn connect(w: &Warden, principal: &str, login: &str) {
+    let mut cli = spawn(
+        Command::new(WARDEN)
+            .args(["credentials", "login", "--server", "remote", "--principal"])
+            .arg(principal)
+            .arg("--config")
+            .arg(w.config_path()),
+    );
+    let stdout = cli.child.stdout.take().expect("stdout");
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        use std::io::BufRead as _;
+        for line in std::io::BufReader::new(stdout)
+            .lines()
+            .map_while(Result::ok)
+        {
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let url = loop {
+        let line = rx
+            .recv_timeout(Duration::from_secs(30))
+            .unwrap_or_else(|_| {
+                let errors: Vec<String> = cli.stderr_lines.try_iter().collect();
+                panic!("warden credentials login printed no URL: {errors:?}")
+            });
+        if line.starts_with("http://") {
+            break line;
+        }
+    };
+    authorize_as(&url, login, None).await;
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    let status = loop {
+        if let Some(s) = cli.child.try_wait().unwrap() {
+            break s;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "warden credentials login did not finish"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    let errors: Vec<String> = cli.stderr_lines.try_iter().collect();
+    assert!(status.success(), "login failed: {errors:?}");
+}
+
+#[tokio::test]
+async fn per_user_oauth_each_user_reaches_an_oauth_upstream_as_themselves() {
+    let Some(p) = crate::oauth_sdk::peers_or_skip() else {
+        return;
+    };
+    let idp = crate::oauth_sdk::Idp::start(&p);
+    let iss = idp.issuer.clone();
+    let http = reqwest::Client::new();
+    // Access tokens shorter-lived than Warden's renewal margin: each
+    // user's first call refreshes on the request path.
+    http.post(format!("{iss}/admin/token-ttl"))
+        .body(r#"{"seconds": 20}"#)
         .send()
         .await
-        .unwrap()
-        .json()
-        .await
         .unwrap();
-    assert_eq!(stats["exchanges"], 2, "{stats}");
+
+    // The OAuth-protected upstream: a second Warden whose identity is the
+    // IdP (its 401 names its protected resource metadata).
+    let w2_port = free_port();
+    let w2_url = format!("http://127.0.0.1:{w2_port}/mcp");
+    let (_w2, dir2) = second_warden(
+        w2_port,
+        &format!("    - issuer: {iss}\n      allow_private_network: true\n"),
+    );
+
+    let yaml = format!(
+        "{IDENTITY}credentials:\n  grant_store: {{path: grants.json, key: 'file:grants.key'}}\nservers:\n  remote:\n    url: {w2_url}\n    isolation: principal\n    credentials:\n      mode: oauth\n      client_id: warden-oauth\n      scopes: [mcp]\n      allow_private_network: true\n"
+    );
+    let w = Warden::start_with_files(
+        &yaml,
+        &[(
+            "grants.key",
+            "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=\n",
+        )],
+    );
+
+    for user in ["alice", "bob"] {
+        let token = token_for(&w, user, &[]);
+        let mut c = Client::with_bearer(&w.url("/mcp"), &token);
+        c.initialize().await;
+        // Not connected yet: told how, nothing reaches the upstream.
+        let r = c
+            .call_tool("remote__t__echo", json!({"message": "hi"}))
+            .await;
+        assert_eq!(r.error_code(), -32011, "{:?}", r.response());
+        let message = r.response()["error"]["message"]
+            .as_str()
+            .unwrap_or("")
+            .to_owned();
+        assert!(
+            message.contains("warden credentials login --server remote --principal '"),
+            "{message}"
+        );
+        let principal = message
+            .split("--principal '")
+            .nth(1)
+            .and_then(|m| m.split('\'').next())
+            .unwrap_or_default()
+            .to_owned();
+        assert!(principal.ends_with(user), "{principal}");
+
+        if user == "alice" {
+            // On Warden's host, by the operator's CLI.
+            connect(&w, &principal, user).await;
+        } else {
+            // Self-service: Warden's API, as the user.
+            let started: Value = json_of(
+                http.post(w.url("/credentials/remote/login"))
+                    .bearer_auth(&token),
+            )
+            .await;
+            let url = started["authorization_url"]
+                .as_str()
+                .unwrap_or_else(|| panic!("no authorization URL: {started}"));
+            assert!(
+                url.contains("redirect_uri=http%3A%2F%2F127.0.0.1%3A1%2Fcredentials%2Fcallback"),
+                "{url}"
+            );
+            authorize_as(url, user, Some(("http://127.0.0.1:1/", &w.url("/")))).await;
+        }
+
+        for i in 0..2 {
+            let said = format!("{user} says {i}");
+            let r = c
+                .call_tool("remote__t__echo", json!({"message": said}))
+                .await;
+            assert_eq!(text_of(r.result()), said, "{:?}", r.response());
+        }
+    }
+
+    // The upstream saw each user's calls as that user.
+    let subjects: Vec<String> =
+        call_records(&dir2.path().join(".warden/audit/audit.jsonl"), "echo", 4)
+            .iter()
+            .map(|e| e["principal"]["subject"].as_str().unwrap_or("").to_owned())
+            .collect();
+    assert_eq!(subjects, ["alice", "alice", "bob", "bob"]);
+
+    // Warden's own record of each call names the mode and a token id's
+    // hash, never a token.
+    let trail_path = w.dir().join(".warden/audit/audit.jsonl");
+    // Six calls: each user's first one refused before any credential.
+    let ours = call_records(&trail_path, "t__echo", 6);
+    let credentialed: Vec<&Value> = ours
+        .iter()
+        .filter(|r| r["upstream_credential"].is_object())
+        .collect();
+    assert_eq!((ours.len(), credentialed.len()), (6, 4), "{ours:?}");
+    for record in credentialed {
+        assert_eq!(record["upstream_credential"]["mode"], "oauth", "{record}");
+        let hashed = record["upstream_credential"]["token_id_hash"]
+            .as_str()
+            .unwrap_or("");
+        assert!(hashed.starts_with("sha256:"), "{record}");
+    }
+    let trail = std::fs::read_to_string(&trail_path).unwrap_or_default();
+    assert!(!trail.contains("eyJ"), "a token in the audit trail");
+
+    // Refreshed on the request path (each user's first call).
+    let stats: Value = json_of(http.post(format!("{iss}/admin/stats"))).await;
+    assert!(stats["refreshes"].as_u64().unwrap_or(0) >= 2, "{stats}");
+
+    // The store holds two sealed grants and nothing readable.
+    let text = std::fs::read_to_string(w.dir().join("grants.json")).unwrap();
+    let store: Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(
+        store["entries"].as_object().map(|e| e.len()),
+        Some(2),
+        "{text}"
+    );
+    let entries = store["entries"].as_object().cloned().unwrap_or_default();
+    for (id, sealed) in &entries {
+        let bytes = URL_SAFE_NO_PAD
+            .decode(sealed.as_str().unwrap_or_default())
+            .expect("base64url");
+        for clear in ["refresh_token", "eyJ", "alice", "remote", "127.0.0.1"] {
+            assert!(
+                !bytes.windows(clear.len()).any(|w| w == clear.as_bytes()),
+                "{clear} readable in the store"
+            );
+            assert!(!id.contains(clear), "{clear} in an entry id");
+        }
+    }
+
+    // Carol's client takes URL-mode elicitation: her first call is
+    // answered with the authorization URL to open (MCP -32042), and once
+    // she connected, her retry goes through as herself.
+    let carol = token_for(&w, "carol", &[]);
+    let mut c = Client::with_bearer(&w.url("/mcp"), &carol);
+    c.initialize_with(json!({"elicitation": {"form": {}, "url": {}}}))
+        .await;
+    let r = c
+        .call_tool("remote__t__echo", json!({"message": "carol"}))
+        .await;
+    assert_eq!(r.error_code(), -32042, "{:?}", r.response());
+    let elicitation = &r.response()["error"]["data"]["elicitations"][0];
+    assert_eq!(elicitation["mode"], "url", "{elicitation}");
+    assert!(elicitation["elicitationId"]
+        .as_str()
+        .is_some_and(|i| !i.is_empty()));
+    let url = elicitation["url"].as_str().unwrap_or_default().to_owned();
+    assert!(url.starts_with(&format!("{iss}/")), "{url}");
+    authorize_as(&url, "carol", Some(("http://127.0.0.1:1/", &w.url("/")))).await;
+    let r = c
+        .call_tool("remote__t__echo", json!({"message": "carol"}))
+        .await;
+    assert_eq!(text_of(r.result()), "carol", "{:?}", r.response());
+    let subjects = call_records(&dir2.path().join(".warden/audit/audit.jsonl"), "echo", 5);
+    assert_eq!(subjects[4]["principal"]["subject"], "carol");
+
+    // Bob forgets his grant: his calls are refused again, Alice's go on.
+    let bob = token_for(&w, "bob", &[]);
+    let forgot: Value = json_of(http.delete(w.url("/credentials/remote")).bearer_auth(&bob)).await;
+    assert_eq!(forgot["removed"], true, "{forgot}");
+    for (user, token) in [("bob", bob), ("alice", token_for(&w, "alice", &[]))] {
+        let mut c = Client::with_bearer(&w.url("/mcp"), &token);
+        c.initialize().await;
+        let r = c
+            .call_tool("remote__t__echo", json!({"message": "again"}))
+            .await;
+        if user == "bob" {
+            assert_eq!(r.error_code(), -32011, "{:?}", r.response());
+        } else {
+            assert_eq!(text_of(r.result()), "again", "{:?}", r.response());
+        }
+    }
 }

@@ -337,10 +337,16 @@ impl Client {
 
     /// `initialize` + `notifications/initialized`.
     pub async fn initialize(&mut self) -> Value {
+        self.initialize_with(json!({"sampling":{}, "elicitation":{}, "roots":{"listChanged":true}}))
+            .await
+    }
+
+    /// [`Client::initialize`] declaring these client capabilities.
+    pub async fn initialize_with(&mut self, capabilities: Value) -> Value {
         let r = self
             .request(
                 "initialize",
-                json!({"protocolVersion": self.version, "capabilities": {"sampling":{}, "elicitation":{}, "roots":{"listChanged":true}}, "clientInfo": {"name":"warden-it","version":"0"}}),
+                json!({"protocolVersion": self.version, "capabilities": capabilities, "clientInfo": {"name":"warden-it","version":"0"}}),
             )
             .await;
         assert_eq!(r.status, 200, "initialize failed: {}", r.raw);

@@ -13,6 +13,11 @@
 //!   whose audience is the upstream ([`warden_credentials::Exchanger`]),
 //!   cached per principal, upstream and scope; the one awaited I/O of this
 //!   stage (a cache miss).
+//! - `oauth`: the caller's own access token for the upstream, refreshed
+//!   from the grant they gave (`warden credentials login`) and cached per
+//!   principal and server ([`warden_credentials::UserTokens`]); a caller
+//!   without a grant is told how to connect. The registry stage asks for
+//!   it first ([`oauth_ready`]): the upstream's own list needs it.
 //!
 //! The connection's own requests (`initialize`, lists, the GET stream)
 //! carry [`connection_auth`]'s credential: the same choice made for the
@@ -21,9 +26,13 @@
 //! token.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use warden_config::{CredentialMode, Isolation, ServerConfig};
-use warden_credentials::{CallBinding, Grant, Minter};
+use warden_credentials::{
+    CallBinding, CredentialError, Egress, Grant, GrantStore, Minter, OAuthClient, Obtained,
+    UserTokens,
+};
 use warden_identity::{AuthMethod, Principal};
 use warden_upstream::{AuthSource, UpstreamAuth};
 
@@ -42,12 +51,32 @@ pub struct CredentialFacts {
 
 pub(crate) async fn run(gw: &Gateway, ex: &mut Exchange<'_>) -> Result<(), Refusal> {
     let Some(server) = ex.target.server().map(str::to_owned) else {
+        if matches!(ex.target, Target::List { .. } | Target::Broadcast { .. }) {
+            // The connections a list reaches carry each user's own token:
+            // have it before they ask (a user without a grant: that
+            // server's part of the list fails, its calls say how to
+            // connect).
+            for name in &ex.route.servers {
+                if let Some(cfg) = ex.snap.server(name) {
+                    if matches!(cfg.credentials.mode, CredentialMode::OAuth { .. }) {
+                        let _ = user_token(gw, cfg, &ex.principal, false).await;
+                    }
+                }
+            }
+        }
         return Ok(());
     };
     let server = server.as_str();
     let Some(cfg) = ex.snap.server(server).cloned() else {
         return Ok(());
     };
+    if let CredentialMode::OAuth { .. } = &cfg.credentials.mode {
+        let elicit = takes_url_elicitation(&ex.session);
+        let obtained = user_token(gw, &cfg, &ex.principal, elicit).await?;
+        attach_token(ex, "oauth", &obtained.token, &obtained.token_id);
+        gw.metrics.upstream_credential(server, "oauth");
+        return Ok(());
+    }
     let mode = cfg.credentials.mode.as_str();
     match &cfg.credentials.mode {
         CredentialMode::Static => {
@@ -99,6 +128,7 @@ pub(crate) async fn run(gw: &Gateway, ex: &mut Exchange<'_>) -> Result<(), Refus
             })?;
             attach_token(ex, mode, &minted.token, &minted.jti);
         }
+        CredentialMode::OAuth { .. } => {}
         CredentialMode::Exchange {
             audience,
             token_endpoint,
@@ -182,6 +212,11 @@ pub(crate) fn connection_auth(
         // token belongs to a request, not to the connection).
         CredentialMode::Exchange { .. } => Some(AuthSource(Arc::new(LatestExchanged {
             exchanger: gw.exchanger.clone()?,
+            principal: owner?.key(),
+            server: cfg.name.clone(),
+        }))),
+        CredentialMode::OAuth { .. } => Some(AuthSource(Arc::new(LatestUserToken {
+            users: gw.oauth.clone()?,
             principal: owner?.key(),
             server: cfg.name.clone(),
         }))),
@@ -371,5 +406,359 @@ impl UpstreamAuth for MintPerRequest {
             .mint(&self.grant.grant())
             .map_err(|e| e.to_string())?;
         Ok(vec![bearer(&minted.token)])
+    }
+}
+
+/// Users' OAuth tokens (`mode: oauth`), and the egress-guarded clients
+/// that refresh them.
+pub struct OAuthUsers {
+    tokens: UserTokens,
+    strict: Option<Egress>,
+    private: Option<Egress>,
+    /// Logins started through the API, by `state`.
+    pending: std::sync::Mutex<std::collections::HashMap<String, PendingLogin>>,
+}
+
+/// A login started through the API (`POST /credentials/{server}/login`),
+/// waiting for its redirect.
+struct PendingLogin {
+    principal: String,
+    server: String,
+    authorization: warden_credentials::oauth::Authorization,
+    egress: Egress,
+    started: std::time::Instant,
+}
+
+/// Where the authorization server sends a browser back to Warden (on
+/// `identity.public_url`).
+pub(crate) const CALLBACK_PATH: &str = "/credentials/callback";
+
+/// How long a started login waits for its redirect.
+pub(crate) const LOGIN_EXPIRES: Duration = Duration::from_secs(600);
+/// Most logins waiting at once (beyond, the oldest are dropped).
+const MAX_PENDING: usize = 1024;
+
+impl OAuthUsers {
+    /// From `credentials.grant_store` (`None`: not configured, or the store
+    /// cannot be opened: logged, and `mode: oauth` calls are refused).
+    #[must_use]
+    pub fn from_config(config: &warden_config::Config) -> Option<Arc<OAuthUsers>> {
+        let settings = config.grant_store.as_ref()?;
+        let store = GrantStore::open(&settings.path, settings.key.expose())
+            .map_err(|e| tracing::error!(error = %e, "the OAuth grant store cannot be opened"))
+            .ok()?;
+        Some(Arc::new(OAuthUsers {
+            tokens: UserTokens::new(store),
+            strict: oauth_egress(false).ok(),
+            private: oauth_egress(true).ok(),
+            pending: std::sync::Mutex::new(std::collections::HashMap::new()),
+        }))
+    }
+
+    fn egress(&self, allow_private_network: bool) -> Option<&Egress> {
+        if allow_private_network {
+            self.private.as_ref()
+        } else {
+            self.strict.as_ref()
+        }
+    }
+
+    fn pending(
+        &self,
+    ) -> std::sync::MutexGuard<'_, std::collections::HashMap<String, PendingLogin>> {
+        self.pending
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Starts `principal`'s login at `cfg` (an `oauth` server): discovery,
+    /// then the authorization URL to open; the redirect comes back to
+    /// `redirect_uri` ([`OAuthUsers::finish_login`]).
+    pub(crate) async fn start_login(
+        &self,
+        cfg: &ServerConfig,
+        principal: &str,
+        redirect_uri: &str,
+    ) -> Result<String, CredentialError> {
+        let (
+            CredentialMode::OAuth {
+                client_id,
+                client_secret,
+                scopes,
+                allow_private_network,
+            },
+            warden_config::Transport::StreamableHttp { url, .. },
+        ) = (&cfg.credentials.mode, &cfg.transport)
+        else {
+            return Err(CredentialError::Invalid("not an oauth server"));
+        };
+        let egress = self
+            .egress(*allow_private_network)
+            .ok_or(CredentialError::Invalid("no HTTP client"))?
+            .clone();
+        let discovered = warden_credentials::oauth::discover(&egress, url).await?;
+        let client = OAuthClient {
+            client_id: client_id.clone(),
+            client_secret: client_secret.as_ref().map(|s| s.expose().to_owned()),
+        };
+        let authorization = warden_credentials::oauth::Authorization::start(
+            &discovered,
+            &client,
+            redirect_uri,
+            scopes,
+        )?;
+        let url = authorization.url.clone();
+        let mut pending = self.pending();
+        pending.retain(|_, p| p.started.elapsed() < LOGIN_EXPIRES);
+        if pending.len() >= MAX_PENDING {
+            if let Some(oldest) = pending
+                .iter()
+                .min_by_key(|(_, p)| p.started)
+                .map(|(k, _)| k.clone())
+            {
+                pending.remove(&oldest);
+            }
+        }
+        pending.insert(
+            authorization.state.clone(),
+            PendingLogin {
+                principal: principal.to_owned(),
+                server: cfg.name.clone(),
+                authorization,
+                egress,
+                started: std::time::Instant::now(),
+            },
+        );
+        Ok(url)
+    }
+
+    /// Completes the login whose `state` the redirect carries: the code
+    /// redeemed, the grant stored for the principal that started it.
+    /// Returns the server's name.
+    pub(crate) async fn finish_login(
+        &self,
+        state: &str,
+        code: &str,
+    ) -> Result<String, CredentialError> {
+        let login = self
+            .pending()
+            .remove(state)
+            .filter(|p| p.started.elapsed() < LOGIN_EXPIRES)
+            .ok_or(CredentialError::Invalid(
+                "no login is waiting for this redirect (expired or already used)",
+            ))?;
+        let grant = login
+            .authorization
+            .redeem(&login.egress, state, code)
+            .await?;
+        self.tokens
+            .connect(&login.principal, &login.server, &grant)?;
+        Ok(login.server)
+    }
+
+    /// Forgets `principal`'s grant at `server`.
+    pub(crate) fn forget(&self, principal: &str, server: &str) -> Result<bool, CredentialError> {
+        self.tokens.forget(principal, server)
+    }
+}
+
+/// The HTTP client and URL check of OAuth discovery and token requests:
+/// the identity crate's egress guard (T10), since every URL after the
+/// upstream's own comes from the upstream or its metadata.
+pub fn oauth_egress(allow_private_network: bool) -> Result<Egress, String> {
+    let mut policy = warden_identity::EgressPolicy::strict();
+    if allow_private_network {
+        policy = policy.with_loopback(true).with_private_networks(true);
+    }
+    let client = warden_identity::EgressClient::new(policy, Duration::from_secs(10))
+        .map_err(|e| e.to_string())?;
+    Ok(Egress {
+        http: client.http(),
+        check: Arc::new(move |u| client.check(u)),
+    })
+}
+
+/// Before the registry stage fetches an `oauth` upstream's live list for
+/// this caller: the caller's token, so the connection carries it (or the
+/// refusal that tells them how to connect).
+pub(crate) async fn oauth_ready(
+    gw: &Gateway,
+    ex: &Exchange<'_>,
+    server: &str,
+) -> Result<(), Refusal> {
+    match ex.snap.server(server) {
+        Some(cfg) if matches!(cfg.credentials.mode, CredentialMode::OAuth { .. }) => {
+            user_token(gw, cfg, &ex.principal, takes_url_elicitation(&ex.session))
+                .await
+                .map(drop)
+        }
+        _ => Ok(()),
+    }
+}
+
+/// The caller's own token for an `oauth` upstream.
+async fn user_token(
+    gw: &Gateway,
+    cfg: &ServerConfig,
+    principal: &Principal,
+    elicit: bool,
+) -> Result<Obtained, Refusal> {
+    let refuse = |how: String| Refusal::NoUpstreamCredential {
+        server: cfg.name.clone(),
+        how,
+    };
+    let CredentialMode::OAuth {
+        client_id,
+        client_secret,
+        allow_private_network,
+        ..
+    } = &cfg.credentials.mode
+    else {
+        return Err(refuse("it is not an oauth server".into()));
+    };
+    if principal.data().method == AuthMethod::Anonymous {
+        return Err(refuse(
+            "it acts as each user with their own account: authenticate to Warden first".into(),
+        ));
+    }
+    let Some(users) = gw.oauth.as_ref() else {
+        return Err(refuse(
+            "Warden's grant store is not open (credentials.grant_store)".into(),
+        ));
+    };
+    let Some(egress) = users.egress(*allow_private_network) else {
+        return Err(refuse("Warden has no HTTP client for it".into()));
+    };
+    let key = principal.key();
+    let client = OAuthClient {
+        client_id: client_id.clone(),
+        client_secret: client_secret.as_ref().map(|s| s.expose().to_owned()),
+    };
+    match users.tokens.token(&key, &cfg.name, &client, egress).await {
+        Ok(obtained) => Ok(obtained),
+        Err(CredentialError::NoGrant | CredentialError::GrantRevoked) => {
+            let how = format!(
+                "connect your account to it first, then retry: POST /credentials/{0}/login \
+                 on Warden as yourself and open the authorization_url it returns, or on \
+                 Warden's host: warden credentials login --server {0} --principal '{key}'",
+                cfg.name
+            );
+            // A client that takes URL-mode elicitation is handed the
+            // authorization URL itself (the redirect comes back to Warden).
+            if let (true, Some(auth)) = (elicit, gw.authenticator()) {
+                match users
+                    .start_login(cfg, &key, &auth.resource_url(CALLBACK_PATH))
+                    .await
+                {
+                    Ok(url) => {
+                        return Err(Refusal::ConnectRequired {
+                            server: cfg.name.clone(),
+                            how,
+                            elicitation_id: format!("{:032x}", rand::random::<u128>()),
+                            url,
+                        })
+                    }
+                    Err(e) => {
+                        tracing::warn!(server = %cfg.name, error = %e, "could not start a user's OAuth login");
+                    }
+                }
+            }
+            Err(refuse(how))
+        }
+        Err(other) => {
+            tracing::warn!(server = %cfg.name, error = %other, "could not renew a user's upstream token");
+            Err(refuse(
+                "its authorization server did not renew your token; retry later".into(),
+            ))
+        }
+    }
+}
+
+/// Whether the session's client declared URL-mode elicitation
+/// (`capabilities.elicitation.url`).
+fn takes_url_elicitation(session: &crate::session::Session) -> bool {
+    session.caps.elicitation_url
+}
+
+/// The owner's cached token for an `oauth` upstream (fetched by the
+/// registry or credentials stage before the connection needs it).
+struct LatestUserToken {
+    users: Arc<OAuthUsers>,
+    principal: String,
+    server: String,
+}
+
+impl UpstreamAuth for LatestUserToken {
+    fn headers(&self) -> Result<Vec<(String, String)>, String> {
+        Ok(self
+            .users
+            .tokens
+            .latest(&self.principal, &self.server)
+            .map(|t| vec![bearer(&t)])
+            .unwrap_or_default())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+
+    /// An "upstream" on loopback that answers every request with a 401
+    /// whose `resource_metadata` is `metadata`; counts the requests.
+    async fn challenging_upstream(
+        metadata: &'static str,
+    ) -> (String, Arc<std::sync::atomic::AtomicUsize>) {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}/mcp", listener.local_addr().unwrap());
+        let seen = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let count = seen.clone();
+        tokio::spawn(async move {
+            while let Ok((mut conn, _)) = listener.accept().await {
+                count.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                let mut buf = [0u8; 4096];
+                let _ = conn.read(&mut buf).await;
+                let reply = format!(
+                    "HTTP/1.1 401 Unauthorized\r\nwww-authenticate: Bearer resource_metadata=\"{metadata}\"\r\ncontent-length: 0\r\nconnection: close\r\n\r\n"
+                );
+                let _ = conn.write_all(reply.as_bytes()).await;
+            }
+        });
+        (url, seen)
+    }
+
+    /// T10: discovery URLs come from the upstream; the cloud metadata
+    /// address (link-local, in any spelling) is never fetched, even with
+    /// `allow_private_network`.
+    #[tokio::test]
+    async fn discovery_never_follows_an_upstream_to_link_local_addresses() {
+        for metadata in [
+            "http://169.254.169.254/latest/meta-data",
+            "http://0xa9fea9fe/latest/meta-data",
+            "http://[::ffff:169.254.169.254]/latest",
+        ] {
+            let (url, seen) = challenging_upstream(metadata).await;
+            let egress = oauth_egress(true).unwrap();
+            let err = warden_credentials::oauth::discover(&egress, &url)
+                .await
+                .expect_err("a link-local metadata URL was fetched");
+            assert!(
+                err.to_string().contains("protected resource metadata"),
+                "{metadata}: {err}"
+            );
+            assert_eq!(seen.load(std::sync::atomic::Ordering::SeqCst), 1);
+        }
+    }
+
+    /// Without `allow_private_network`, an upstream on loopback is not even
+    /// probed.
+    #[tokio::test]
+    async fn a_strict_egress_refuses_a_loopback_upstream() {
+        let (url, seen) = challenging_upstream("http://127.0.0.1:1/m").await;
+        let egress = oauth_egress(false).unwrap();
+        assert!(warden_credentials::oauth::discover(&egress, &url)
+            .await
+            .is_err());
+        assert_eq!(seen.load(std::sync::atomic::Ordering::SeqCst), 0);
     }
 }

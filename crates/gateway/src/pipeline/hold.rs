@@ -51,6 +51,9 @@ pub struct Order {
     pub rules: Vec<String>,
 }
 
+/// The least time a session-era client gets to answer an in-band question.
+const IN_BAND_AT_LEAST: Duration = Duration::from_secs(60);
+
 /// The longest an argument value is shown as a target.
 const TARGET_CHARS: usize = 200;
 
@@ -292,7 +295,17 @@ async fn ask_in_band(ask: &Ask<'_>, service: &Approvals, a: &Approval) -> InBand
     let params = elicitation_params(a);
     let (client_id, rx) = ask.session.ask(ask.sink, "elicitation/create", &params);
     info!(target: "audit", event = "approval.asked_in_band", approval = %a.id, correlation_id = %ask.corr);
-    let answer = tokio::time::timeout(Duration::from_millis(remaining_ms(a.expires_at)), rx).await;
+    // How long the form may stay unanswered: a 2026-07-28 client comes
+    // back with its retry whenever its user answers (the parked call
+    // bounds it); a session-era client answers on this call's stream or
+    // its GET stream — one that has neither never sees the question, so
+    // it is not waited for longer than `approvals.wait` (at least a
+    // minute); then the call waits out of band.
+    let mut patience = Duration::from_millis(remaining_ms(a.expires_at));
+    if ask.session.channel != crate::session::Channel::Modern {
+        patience = patience.min(ask.snap.config.approvals.wait.max(IN_BAND_AT_LEAST));
+    }
+    let answer = tokio::time::timeout(patience, rx).await;
     let Ok(Ok(text)) = answer else {
         crate::session::lock(&ask.session.pending_s2c).remove(&client_id);
         return InBand::NoDecision;

@@ -124,7 +124,20 @@ pub enum Refusal {
         server: String,
         how: String,
     },
+    /// The caller has no grant at an `oauth` server and their client
+    /// takes URL-mode elicitation: MCP's `URLElicitationRequiredError`
+    /// (-32042) names the authorization URL to open, then retry.
+    ConnectRequired {
+        server: String,
+        how: String,
+        elicitation_id: String,
+        url: String,
+    },
 }
+
+/// MCP 2025-11-25: the request needs the user to complete URL-mode
+/// elicitations first (`data.elicitations`).
+const URL_ELICITATION_REQUIRED: i64 = -32042;
 
 impl Refusal {
     /// The JSON-RPC error code (for [`Refusal::ArgumentsInvalid`], the code
@@ -150,9 +163,9 @@ impl Refusal {
             Refusal::HeaderMismatch { code, .. } => *code,
             Refusal::Upstream { .. } => ErrorCode::UpstreamUnavailable,
             Refusal::InputNotBridged(_) => ErrorCode::MissingCapability,
-            Refusal::OutputWithheld { .. } | Refusal::NoUpstreamCredential { .. } => {
-                ErrorCode::Refused
-            }
+            Refusal::OutputWithheld { .. }
+            | Refusal::NoUpstreamCredential { .. }
+            | Refusal::ConnectRequired { .. } => ErrorCode::Refused,
             Refusal::Limited(d) => match d {
                 warden_limits::Denial::Rate { .. } => ErrorCode::RateLimited,
                 warden_limits::Denial::Concurrency { .. } => ErrorCode::ConcurrencyLimited,
@@ -187,7 +200,8 @@ impl Refusal {
             | Refusal::InputRejected { .. }
             | Refusal::HeaderMismatch { .. }
             | Refusal::RequestStateInvalid(_)
-            | Refusal::NoUpstreamCredential { .. } => Some(warden_audit::Decision::Deny),
+            | Refusal::NoUpstreamCredential { .. }
+            | Refusal::ConnectRequired { .. } => Some(warden_audit::Decision::Deny),
             // The limits could not be checked: a failure, like the audit's.
             Refusal::Limited(warden_limits::Denial::Unavailable { .. }) => None,
             Refusal::Limited(_) => Some(warden_audit::Decision::Deny),
@@ -215,7 +229,9 @@ impl Refusal {
             Refusal::RequestStateInvalid(_) => "request_state.invalid".into(),
             Refusal::OutputWithheld { .. } => "output.blocked".into(),
             Refusal::AuditUnavailable => "audit.unavailable".into(),
-            Refusal::NoUpstreamCredential { .. } => "credentials.none".into(),
+            Refusal::NoUpstreamCredential { .. } | Refusal::ConnectRequired { .. } => {
+                "credentials.none".into()
+            }
             Refusal::Limited(d) => format!("limits.{}", d.kind()),
             _ => return None,
         })
@@ -389,6 +405,27 @@ impl Refusal {
                 &format!("no credential for upstream server '{server}': {how}"),
                 Some(&with_corr),
             ),
+            Refusal::ConnectRequired {
+                server,
+                how,
+                elicitation_id,
+                url,
+            } => {
+                let message = format!("no credential for upstream server '{server}': {how}");
+                let mut data = with_corr.clone();
+                data["elicitations"] = serde_json::json!([{
+                    "mode": "url",
+                    "elicitationId": elicitation_id,
+                    "url": url,
+                    "message": format!("Connect your account at {server}, then retry."),
+                }]);
+                warden_protocol::error::error_response_code(
+                    Some(id),
+                    URL_ELICITATION_REQUIRED,
+                    &message,
+                    Some(&data),
+                )
+            }
             Refusal::Limited(d) => {
                 let mut extra = serde_json::json!({ "limit": d.kind(), "rule": d.rule() });
                 if let Some(wait) = d.retry_after() {
@@ -517,7 +554,9 @@ impl fmt::Display for Refusal {
             Refusal::OutputWithheld { .. } => "output_withheld",
             Refusal::AuditUnavailable => "audit_unavailable",
             Refusal::Limited(_) => "limited",
-            Refusal::NoUpstreamCredential { .. } => "no_upstream_credential",
+            Refusal::NoUpstreamCredential { .. } | Refusal::ConnectRequired { .. } => {
+                "no_upstream_credential"
+            }
         };
         f.write_str(name)
     }

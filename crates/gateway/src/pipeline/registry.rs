@@ -74,6 +74,7 @@ pub(crate) async fn run(gw: &Arc<Gateway>, ex: &mut Exchange<'_>) -> Result<(), 
         Target::Unrouted | Target::Local | Target::List { .. } => return Ok(()),
     };
     gw.refuse_server(&ex.snap, &server)?;
+    super::credentials::oauth_ready(gw, ex, &server).await?;
     let def = gw
         .item_definition(&ex.snap, &ex.session, &server, kind, &name)
         .await
