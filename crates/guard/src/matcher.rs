@@ -192,6 +192,11 @@ impl AutomataMatcher {
             let regex = build_regex(&regexes)?;
             let mut group = Vec::with_capacity(members.len());
             for (_, p) in &members {
+                // Only patterns that can have the group are compiled alone.
+                if !p.regex.contains("<s>") {
+                    group.push(None);
+                    continue;
+                }
                 let single = build_regex(&[p.regex])?;
                 let index = PatternID::new(0)
                     .ok()
