@@ -93,8 +93,13 @@ struct LaneEngine {
     /// Global pattern index of this lane's pattern 0.
     first: usize,
     len: usize,
-    /// Index of the group `s` per local pattern.
-    group: Vec<Option<usize>>,
+    /// Per local pattern with a group `s`: the pattern alone, compiled, and
+    /// the index of `s` in it. Captures come from it rather than from the
+    /// lane's automaton: the capture engines (PikeVM, backtracker) size
+    /// their per-search tables by every state and group of the regex they
+    /// run, so a large lane made one capture cost ~1 M instructions of
+    /// table clearing.
+    group: Vec<Option<(Regex, usize)>>,
     /// True when every pattern has keywords: the lane runs only in windows
     /// around keyword hits.
     gated: bool,
@@ -185,13 +190,19 @@ impl AutomataMatcher {
             }
             let regexes: Vec<&str> = members.iter().map(|(_, p)| p.regex).collect();
             let regex = build_regex(&regexes)?;
-            let group = (0..members.len())
-                .map(|i| {
-                    PatternID::new(i)
-                        .ok()
-                        .and_then(|pid| regex.group_info().to_index(pid, "s"))
-                })
-                .collect();
+            let mut group = Vec::with_capacity(members.len());
+            for (_, p) in &members {
+                // Only patterns that can have the group are compiled alone.
+                if !p.regex.contains("<s>") {
+                    group.push(None);
+                    continue;
+                }
+                let single = build_regex(&[p.regex])?;
+                let index = PatternID::new(0)
+                    .ok()
+                    .and_then(|pid| single.group_info().to_index(pid, "s"));
+                group.push(index.map(|i| (single, i)));
+            }
             let gated = !exhaustive && members.iter().all(|(_, p)| !p.keywords.is_empty());
             let position = lanes.len();
             if gated {
@@ -626,23 +637,23 @@ impl LaneEngine {
         span: Range<usize>,
         caps: &mut Option<(usize, Captures)>,
     ) -> Option<Candidate> {
-        let group = match self.group.get(local).copied().flatten() {
-            None => span.clone(),
-            Some(index) => {
-                let pid = PatternID::new(local).ok()?;
+        let group = match self.group.get(local) {
+            Some(Some((single, index))) => {
                 let input = Input::new(haystack)
                     .range(span.clone())
-                    .anchored(Anchored::Pattern(pid));
-                // Captures are made on first need, once per lane and search.
+                    .anchored(Anchored::Yes);
+                // Captures are made on first need, once per pattern and search.
+                let key = self.first + local;
                 let caps = match caps {
-                    Some((lane, c)) if *lane == self.lane => c,
-                    _ => &mut caps.insert((self.lane, self.regex.create_captures())).1,
+                    Some((k, c)) if *k == key => c,
+                    _ => &mut caps.insert((key, single.create_captures())).1,
                 };
-                self.regex.search_captures(&input, caps);
-                caps.get_group(index)
+                single.search_captures(&input, caps);
+                caps.get_group(*index)
                     .map(|s| s.range())
                     .unwrap_or_else(|| span.clone())
             }
+            _ => span.clone(),
         };
         if !haystack.is_char_boundary(group.start) || !haystack.is_char_boundary(group.end) {
             return None;

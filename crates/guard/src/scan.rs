@@ -228,6 +228,184 @@ mod tests {
         );
     }
 
+    /// The secret of `text` as the scanner reports it: (class, value).
+    fn secrets(text: &str) -> Vec<(&'static str, String)> {
+        Scanner::new()
+            .unwrap()
+            .scan(text, Families::ALL)
+            .into_iter()
+            .filter(|d| d.family == Family::Secret)
+            .map(|d| (d.class, text[d.span].to_owned()))
+            .collect()
+    }
+
+    #[test]
+    fn passwords_in_configuration_code_sql_command_lines_and_prose() {
+        let pw = |text: &str, want: &str| {
+            let got = secrets(text);
+            assert!(
+                got.iter().any(|(_, v)| v == want),
+                "{text:?}: {got:?}, want {want:?}"
+            );
+        };
+        // Configuration formats and code, quoted or not.
+        pw("DB_PASSWORD=whiteduke", "whiteduke");
+        pw("  password: \"Tr0ub4dor&3\"", "Tr0ub4dor&3");
+        pw("$config['db_pass'] = 'k9#Lm2pQ';", "k9#Lm2pQ");
+        pw("<password>s3cr3t!x</password>", "s3cr3t!x");
+        pw(
+            "<add key=\"SmtpPassword\" value=\"Prestigitariu$\"/>",
+            "Prestigitariu$",
+        );
+        pw("if (password == \"logmein\") {", "logmein");
+        pw("if creds.Secret != \"open-sesame\" {", "open-sesame");
+        pw(
+            "requests.get(url, auth=(\"bob\", \"hunter22\"))",
+            "hunter22",
+        );
+        pw(
+            "new NetworkCredential(\"svc\", \"AP7JaG9Toerx\")",
+            "AP7JaG9Toerx",
+        );
+        pw(
+            "machine api.example.com login bob password pass123",
+            "pass123",
+        );
+        // SQL.
+        pw(
+            "CREATE USER 'app'@'%' IDENTIFIED BY 'Sup3r-s3cret';",
+            "Sup3r-s3cret",
+        );
+        pw(
+            "ALTER ROLE app WITH PASSWORD 'c0rrect-h0rse';",
+            "c0rrect-h0rse",
+        );
+        pw(
+            "CREATE LOGIN app WITH PASSWORD = 'P@ssw0rd2024'",
+            "P@ssw0rd2024",
+        );
+        // Command lines.
+        pw("mysql -u root -pS3cr3tPass shop", "S3cr3tPass");
+        pw(
+            "docker login -u deploy -p Xk2m9Qp4 registry.example.com",
+            "Xk2m9Qp4",
+        );
+        pw("pg_dump --password=Zq8vLp3w app", "Zq8vLp3w");
+        pw(
+            "gpg --batch --passphrase 'b1ue-m00n' -d file.gpg",
+            "b1ue-m00n",
+        );
+        pw("sshpass -p Wm4tT9xq ssh host", "Wm4tT9xq");
+        pw("openssl pkcs12 -in a.p12 -passin pass:K7vR2mWq", "K7vR2mWq");
+        // Prose.
+        pw("The admin password is hunter2.", "hunter2");
+        pw("password for the staging box: Zorro-77", "Zorro-77");
+        // Not passwords: types, expressions, references, paths, labels.
+        for text in [
+            "password: string",
+            "password = getpass()",
+            "password = os.environ['DB_PASSWORD']",
+            "password = user.password",
+            "pwd = newPassword",
+            "password: ${DB_PASSWORD}",
+            "--password-stdin < file",
+            "--password $DB_PASS",
+            "the password is required",
+            "\"/creating-a-strong-password\":\"/en/enterprise-server@3.0/auth\"",
+            "passwordLabel:\"Password:\",rememberMeLabel:\"Remember me:\"",
+            "password = \"&lt;YOURPASSWORD&gt;\"",
+            "IAMUserChangePassword = \"arn:aws:iam::aws:policy/IAMUserChangePassword\"",
+            "<add key=\"ConnectionString_B2B\" value=\"x\"/>",
+        ] {
+            assert!(secrets(text).is_empty(), "{text:?}: {:?}", secrets(text));
+        }
+    }
+
+    #[test]
+    fn private_keys_split_into_literals_or_behind_log_prefixes() {
+        let body = "MIIEowIBAAKCAQEAx4a8f9d2k3l4m5n6o7p8q9r0s1t2u3v4w5x6y7z8A9B0C1D2E3F";
+        let literals = format!(
+            "key = \"-----BEGIN RSA PRIVATE KEY-----\\n\" +\n  \"{body}\\n\" +\n  \"{body}\\n\" +\n  \"-----END RSA PRIVATE KEY-----\";"
+        );
+        let logged = format!(
+            "2024-05-01 10:00:01 [INFO] -----BEGIN PRIVATE KEY-----\n2024-05-01 10:00:01 [INFO] {body}\n2024-05-01 10:00:01 [INFO] -----END PRIVATE KEY-----"
+        );
+        for text in [literals, logged] {
+            let got = secrets(&text);
+            assert!(
+                got.iter().any(|(c, v)| *c == "private_key"
+                    && v.contains(body)
+                    && v.contains("-----END")),
+                "{text}: {got:?}"
+            );
+        }
+        // Base64 of a PEM block (Kubernetes secrets, environment variables).
+        let pem =
+            format!("-----BEGIN RSA PRIVATE KEY-----\n{body}\n-----END RSA PRIVATE KEY-----\n");
+        let b64 = base64_for_test(pem.as_bytes());
+        assert_eq!(
+            classes(&format!("PRIVATE_KEY_B64={b64}")),
+            vec!["private_key"]
+        );
+    }
+
+    fn base64_for_test(data: &[u8]) -> String {
+        const A: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+        let mut out = String::new();
+        for chunk in data.chunks(3) {
+            let n = chunk
+                .iter()
+                .enumerate()
+                .fold(0u32, |n, (i, b)| n | u32::from(*b) << (16 - 8 * i));
+            for i in 0..4 {
+                if i <= chunk.len() {
+                    out.push(A[(n >> (18 - 6 * i) & 63) as usize] as char);
+                } else {
+                    out.push('=');
+                }
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn provider_formats_and_keyword_tokens() {
+        // Built at run time so that no complete token sits in the source.
+        let cases = [
+            (format!("00D5g000004{}!{}", "XyzQ", "AR8AQH0pT3qK9vN2mW7xZ4bC6dF1gJ5hL8nP0rS3tU6vX9yB2cE5fH8jK1mN4pQ7sT0uW3xZ6aD9gJ2kM5nQ8rT1vY4"), "salesforce_token"),
+            (format!("eyJrIjoi{}", "T0d3N2Fyb0dUVjRuNlJ4UGxZVGVKclVzM0xjMFdnRDUiLCJuIjoiZGVwbG95IiwiaWQiOjF9"), "grafana_token"),
+            (format!("$2b$12${}", "R9h/cIPz0gi.URNNX3kh2OPST9/PgBkqquzi.Ss7KIUgO2t0jWMUW"), "password_hash"),
+            (format!("stream key live_{}_{}", "126031192", "tiX3sbwIzL9VmkecdxioBMA1LJ9S4m"), "twitch_stream_key"),
+            (format!("TAVILY_API_KEY=tvly-{}", "M5gj3Jev9qI3hv2KuTOrvF0gVrBq5Usi"), "provider_token"),
+            (format!("license_key: {}NRAL", "eu01xxaa7460e1ea3abdfbbbd36e85c10cd0"), "newrelic_key"),
+            (format!("MAILCHIMP_API='{}-us13'", "bd3777708aecfee66c5335f62a6246a4"), "mailchimp_key"),
+            (format!("Authorization: SSWS 00QCjAl4MlV{}", "WPXMx7Rt2Lq9ZbN3vK8sYp0HmjFxvbGua"), "http_authorization"),
+            (format!("SAUCE_ACCESS_KEY={}", "2397f603-c2c4-4897-a8ca-587ace5dc8dd"), "generic_secret"),
+            (format!("ado_pat = \"{}\"", "iyfmob6xjrfmit67anxbot64umfx2clwx7dz5ynxi4q2z3uqegvq"), "generic_secret"),
+            (format!("sherpadesk ACCESS {}", "9f8e7d6c5b4a39281706f5e4d3c2b1a0"), "generic_secret"),
+        ];
+        for (text, class) in &cases {
+            assert_eq!(classes(text), vec![*class], "{text}");
+        }
+        // A Grafana-shaped prefix on other base64 JSON is not a key.
+        assert!(classes(&format!(
+            "r=eyJrIjoi{}",
+            "YTZjMTk3YjEtMzQ4Yi00NTI5LTg2ZDItNmUyMGRlOTkwMGRlIiwidCI6IjcyZjk4OGJmIn0"
+        ))
+        .is_empty());
+        // Fillers are not tokens, whatever the keyword.
+        for text in [
+            "api_key = 1234567890abcdef1234567890abcdef",
+            "token: abcdefghijklmnopqrstuvwxyz123456",
+            "uuid_key = 123e4567-e89b-12d3-a456-426614174000x",
+            "credentialsId: 'ff083f76-7804-4ef1-80e4-fe975bb9141b'",
+            "IceSSL.KeyFile=s_rsa1024_priv.pem",
+            "doc.Security.KeySize = PdfEncryptionKeySize.Key128Bit;",
+        ] {
+            assert!(classes(text).is_empty(), "{text}: {:?}", classes(text));
+        }
+    }
+
     /// Every string of every public corpus (and the bench texts), scanned
     /// by the gated scanner and by the exhaustive one: the keyword windows
     /// and the shared front pass must not lose or change a detection.

@@ -75,3 +75,76 @@ fn prompt_injection_false_positive_floors() {
         wild.1.pct()
     );
 }
+
+#[path = "../examples/eval/families.rs"]
+mod families;
+
+/// Per corpus, each scored on its own (`eval --family secrets`): recall
+/// and false-positive floors a little under the measured figures, so a
+/// rule that stops generalising fails here. Nosey Parker's and
+/// detect-secrets' `not_secret` rows are "this rule must not match" (many
+/// are real secrets of another kind), so their ceilings are loose.
+#[test]
+fn secrets_floors_on_every_corpus() {
+    let sets = families::secret_sets(&corpus::corpora_dir()).expect("corpora");
+    let g = guard();
+    // (corpus, minimum recall %, maximum false-positive %)
+    let floors = [
+        ("secrets-gitleaks", 95.0, 5.0),
+        ("secrets-noseyparker", 74.0, 30.0),
+        ("secrets-kingfisher", 29.0, 20.0),
+        ("secrets-detect-secrets", 28.0, 12.0),
+    ];
+    for (name, recall, fp) in floors {
+        let set = sets.iter().find(|s| s.corpus == name).expect(name);
+        let sc = families::score_texts(&g, set, warden_guard::Family::Secret);
+        let r = sc.recall().unwrap_or(0.0);
+        let f = sc.fp_rate().unwrap_or(0.0);
+        assert!(
+            r >= recall,
+            "{name}: recall {r:.1}% < {recall}%; missed {:?}",
+            sc.misses
+        );
+        assert!(f <= fp, "{name}: FP {f:.1}% > {fp}%; {:?}", sc.false_alarms);
+    }
+}
+
+/// Injection in tool results, per corpus (`eval --family results`).
+#[test]
+fn result_injection_floors_on_every_corpus() {
+    let sets = families::result_sets(&corpus::corpora_dir()).expect("corpora");
+    let g = guard();
+    let mut checked = 0;
+    for set in sets.iter().filter(|s| !s.info) {
+        let sc = families::score_texts(&g, set, warden_guard::Family::Injection);
+        // (minimum recall %, maximum false-positive %) by corpus.
+        let (recall, fp) = match set.corpus {
+            "indirect-injection-agentdojo" | "indirect-injection-asb" => (97.0, 3.0),
+            "tool-poisoning-msb" => (95.0, 3.0),
+            "prompt-injection-cyberseceval" => (45.0, 3.0),
+            "prompt-injection-injecguard" => (70.0, 3.0),
+            "mcp-defense-bench" => (60.0, 3.0),
+            _ => (0.0, 3.0),
+        };
+        if let Some(r) = sc.recall() {
+            assert!(
+                r >= recall,
+                "{} / {}: recall {r:.1}%; missed {:?}",
+                set.corpus,
+                set.name,
+                sc.misses
+            );
+        }
+        if let Some(f) = sc.fp_rate() {
+            assert!(
+                f <= fp,
+                "{} / {}: FP {f:.1}%; {:?}",
+                set.corpus,
+                set.name,
+                sc.false_alarms
+            );
+        }
+        checked += 1;
+    }
+    assert!(checked >= 8, "{checked} sets");
+}

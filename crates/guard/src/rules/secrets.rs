@@ -4,8 +4,9 @@
 //! documented ones.
 
 use super::checks::{
-    accept, assigned_password, assigned_secret, aws_key_id, google_api_key, header_credential,
-    padded_base64, private_key, random_token, url_password, user_colon_password,
+    accept, assigned_password, assigned_secret, aws_key_id, cli_password, crc32_token,
+    google_api_key, grafana_key, header_credential, jwt, padded_base64, pem_base64, private_key,
+    prose_password, quoted_password, random_token, url_password, user_colon_password,
 };
 use super::{Family, Lane, Rule};
 
@@ -48,20 +49,32 @@ const fn generic(
 }
 
 pub(super) static RULES: &[Rule] = &[
-    // PEM / OpenSSH / PGP private keys, whole, or cut off before the end line.
+    // PEM / OpenSSH / PGP private keys, whole, or cut off before the end
+    // line; also when the lines are split into string literals
+    // (`"-----BEGIN …\n" +`) or each carries a log prefix
+    // (`2024-01-02 10:00:00 INFO MIIE…`): the body may hold quotes,
+    // concatenation, brackets and timestamps between the base64 lines.
     secret(
         "private_key",
-        r"-----BEGIN[ A-Z0-9_-]{0,40}PRIVATE KEY(?: BLOCK)?-----[A-Za-z0-9+/=\s\\:,.()_-]*?-----END[ A-Z0-9_-]{0,40}PRIVATE KEY(?: BLOCK)?-----",
+        r#"-----BEGIN[ A-Z0-9_-]{0,40}PRIVATE KEY(?: BLOCK)?-----[A-Za-z0-9+/=\s\\:,.()_"'`;|\[\]<>-]*?-----END[ A-Z0-9_-]{0,40}PRIVATE KEY(?: BLOCK)?-----"#,
         &["private key"],
         16 << 10,
         private_key,
     ),
     secret(
         "private_key",
-        r"-----BEGIN[ A-Z0-9_-]{0,40}PRIVATE KEY(?: BLOCK)?-----(?:[A-Za-z0-9+/=\s:,.()_-]|\\[nr])*[A-Za-z0-9+/=]{32}(?:[A-Za-z0-9+/=\s]|\\[nr])*",
+        r#"-----BEGIN[ A-Z0-9_-]{0,40}PRIVATE KEY(?: BLOCK)?-----(?:[A-Za-z0-9+/=\s:,.()_"'`;|\[\]-]|\\[nr])*[A-Za-z0-9+/=]{32}(?:[A-Za-z0-9+/=\s]|\\[nr])*"#,
         &["private key"],
         16 << 10,
         private_key,
+    ),
+    // PuTTY private key files.
+    secret(
+        "private_key",
+        r"PuTTY-User-Key-File-[0-9]+: [^\n]+\n(?:[^\n]*\n){0,6}?Private-Lines: [0-9]+\s+(?P<s>[A-Za-z0-9+/=\s]{32,})",
+        &["putty-user-key-file-"],
+        16 << 10,
+        random_token,
     ),
     // AWS access key ids: a four-letter kind prefix and 16 base-32 characters.
     secret(
@@ -154,7 +167,7 @@ pub(super) static RULES: &[Rule] = &[
         r"(?-u:\b)(?:ghp|gho|ghu|ghs|ghr)_[A-Za-z0-9]{36}(?-u:\b)",
         &["ghp_", "gho_", "ghu_", "ghs_", "ghr_"],
         64,
-        random_token,
+        crc32_token,
     ),
     secret(
         "github_token",
@@ -188,6 +201,13 @@ pub(super) static RULES: &[Rule] = &[
         r"(?-u:\b)xox[bpoasr]-[0-9]{8,13}-[0-9]{8,13}(?:-[0-9]{8,13})?-[A-Za-z0-9]{24,34}(?-u:\b)",
         &["xoxb-", "xoxp-", "xoxo-", "xoxa-", "xoxs-", "xoxr-"],
         160,
+        random_token,
+    ),
+    secret(
+        "slack_token",
+        r"(?-u:\b)xox[bp]-[0-9]{10,13}-[A-Za-z0-9]{24}(?-u:\b)",
+        &["xoxb-", "xoxp-"],
+        64,
         random_token,
     ),
     secret(
@@ -255,7 +275,7 @@ pub(super) static RULES: &[Rule] = &[
     // Credentials in HTTP headers (logged requests, curl command lines).
     secret(
         "http_authorization",
-        r#"(?i)(?-u:\b)(?:proxy-)?authorization["']?\s*[:=]\s*["']?(?:(?:basic|bearer|token|api-?token|digest|negotiate|apikey|ntlm)\s+)?(?P<s>[A-Za-z0-9._~+/=:@!$%^&*#-]{8,})"#,
+        r#"(?i)(?-u:\b)(?:proxy-)?authorization["']?\s*[:=]\s*["']?(?:(?:basic|bearer|token|api-?token|digest|negotiate|apikey|ntlm|ssws)\s+)?(?P<s>[A-Za-z0-9._~+/=:@!$%^&*#-]{8,})"#,
         &["authorization"],
         4096,
         header_credential,
@@ -270,10 +290,10 @@ pub(super) static RULES: &[Rule] = &[
     // JSON Web Tokens: header.payload.signature, both JSON objects in base64url.
     secret(
         "jwt",
-        r"(?-u:\b)eyJ[A-Za-z0-9_-]{10,}={0,2}\.eyJ[A-Za-z0-9_-]{10,}={0,2}\.[A-Za-z0-9_-]{10,}={0,2}",
+        r"(?-u:\b)eyJ[A-Za-z0-9_-]{10,}={0,2}\.eyJ[A-Za-z0-9_-]{10,}={0,2}(?:\.(?:[A-Za-z0-9_-]{10,}={0,2})?)?",
         &["eyj"],
         8192,
-        random_token,
+        jwt,
     ),
     // 1Password service-account tokens and account secret keys.
     secret(
@@ -303,7 +323,7 @@ pub(super) static RULES: &[Rule] = &[
         r"(?-u:\b)npm_[A-Za-z0-9]{36}(?-u:\b)",
         &["npm_"],
         64,
-        random_token,
+        crc32_token,
     ),
     secret(
         "pypi_token",
@@ -440,7 +460,7 @@ pub(super) static RULES: &[Rule] = &[
     ),
     secret(
         "doppler_token",
-        r"(?-u:\b)dp\.(?:pt|st|sa|ct|scim|audit)\.[A-Za-z0-9]{40,44}(?-u:\b)",
+        r"(?-u:\b)dp\.(?:pt|st(?:\.[a-z0-9_-]{2,35})?|sa|ct|scim|audit)\.[A-Za-z0-9]{40,44}(?-u:\b)",
         &[
             "dp.pt.",
             "dp.st.",
@@ -499,7 +519,7 @@ pub(super) static RULES: &[Rule] = &[
     ),
     secret(
         "posthog_key",
-        r"(?-u:\b)ph[cx]_[A-Za-z0-9]{39,43}(?-u:\b)",
+        r"(?-u:\b)ph[cx]_[A-Za-z0-9_]{39,43}(?-u:\b)",
         &["phc_", "phx_"],
         64,
         random_token,
@@ -525,6 +545,166 @@ pub(super) static RULES: &[Rule] = &[
         512,
         random_token,
     ),
+    // Salesforce session and OAuth access tokens: the 15-character org id
+    // (`00D…`), `!`, the session key.
+    secret(
+        "salesforce_token",
+        r"(?-u:\b)00D[A-Za-z0-9]{12,15}![A-Za-z0-9._]{80,120}(?-u:\b)",
+        &["00d"],
+        160,
+        random_token,
+    ),
+    // Grafana API keys of the first kind: base64 of a JSON object with the
+    // key (`k`), its name (`n`) and the org id.
+    secret(
+        "grafana_token",
+        r"(?-u:\b)eyJrIjoi[A-Za-z0-9+/_-]{40,}={0,2}",
+        &["eyjrijoi"],
+        512,
+        grafana_key,
+    ),
+    // Cloudflare Origin CA keys.
+    secret(
+        "cloudflare_key",
+        r"(?-u:\b)v1\.0-[a-f0-9]{24}-[a-f0-9]{146}(?-u:\b)",
+        &["v1.0-"],
+        200,
+        random_token,
+    ),
+    // Password hashes (crackable offline): bcrypt, SHA-crypt, MD5-crypt,
+    // Argon2.
+    secret(
+        "password_hash",
+        r"\$2[abxy]\$[0-9]{2}\$[./A-Za-z0-9]{53}(?-u:\b)",
+        &["$2a$", "$2b$", "$2x$", "$2y$"],
+        64,
+        random_token,
+    ),
+    secret(
+        "password_hash",
+        r"\$(?:1|5|6|8|9)\$(?:rounds=[0-9]{1,9}\$)?[./A-Za-z0-9]{1,16}\$[./A-Za-z0-9]{22,86}",
+        &["$1$", "$5$", "$6$", "$8$", "$9$"],
+        160,
+        random_token,
+    ),
+    secret(
+        "password_hash",
+        r"\$argon2(?:id|i|d)\$v=[0-9]+\$m=[0-9]+,t=[0-9]+,p=[0-9]+\$[A-Za-z0-9+/]{8,}\$[A-Za-z0-9+/]{16,}",
+        &["$argon2"],
+        256,
+        random_token,
+    ),
+    // Private keys stored base64-encoded (Kubernetes secrets, environment
+    // variables): base64 of "-----BEGIN".
+    secret(
+        "private_key",
+        r"(?-u:\b)LS0tLS1CRUdJTi[A-Za-z0-9+/]{40,}={0,2}",
+        &["ls0tls1crudjti"],
+        16 << 10,
+        pem_base64,
+    ),
+    // More prefixed provider tokens (Nosey Parker and Kingfisher name these
+    // kinds): Twitch stream keys, Tavily, Dependency-Track, Jina, NuGet,
+    // New Relic license keys, Mapbox secret tokens, Azure DevOps PATs,
+    // AppSync, crates.io, Adafruit IO.
+    secret(
+        "twitch_stream_key",
+        r"(?-u:\b)live_[0-9]{6,12}_[A-Za-z0-9]{30}(?-u:\b)",
+        &["live_"],
+        64,
+        random_token,
+    ),
+    secret(
+        "provider_token",
+        r"(?-u:\b)(?:tvly-(?:dev-)?[A-Za-z0-9]{32}|odt_[A-Za-z0-9]{32,40}|jina_[a-f0-9]{32}[A-Za-z0-9_-]{28}|oy2[a-z0-9]{43}|da2-[a-z0-9]{26}|cio[A-Za-z0-9]{32}|aio_[A-Za-z0-9]{28})(?-u:\b)",
+        &["tvly-", "odt_", "jina_", "oy2", "da2-", "cio", "aio_"],
+        96,
+        random_token,
+    ),
+    secret(
+        "newrelic_key",
+        r"(?-u:\b)[A-Za-z0-9]{36}NRAL(?-u:\b)",
+        &["nral"],
+        48,
+        random_token,
+    ),
+    secret(
+        "mapbox_token",
+        r"(?-u:\b)sk\.eyJ1Ijoi[A-Za-z0-9_-]{20,}\.[A-Za-z0-9_-]{20,}",
+        &["sk.eyj1ijoi"],
+        512,
+        random_token,
+    ),
+    secret(
+        "azure_devops_pat",
+        r"(?-u:\b)[A-Za-z0-9]{52}JQQJ9(?:9|D|H)[A-Za-z0-9][A-C][A-Za-z0-9]{16}AZDO[A-Za-z0-9]{4}(?-u:\b)",
+        &["azdo"],
+        96,
+        random_token,
+    ),
+    secret(
+        "teams_webhook",
+        r"(?i)https://[a-z0-9.-]*\.office(?:365)?\.com/webhook(?:b2)?/[0-9a-f-]{36}@[0-9a-f-]{36}/IncomingWebhook/(?P<s>[0-9a-f]{32}/[0-9a-f-]{36})",
+        &["/incomingwebhook/"],
+        300,
+        random_token,
+    ),
+    // Credentials passed positionally to well-known constructors:
+    // .NET `NetworkCredential("user", "pass")`, Python requests'
+    // `auth=("user", "pass")` and `HTTPBasicAuth("user", "pass")`.
+    secret(
+        "generic_password",
+        r#"(?i)(?:networkcredential|httpbasicauth|httpdigestauth|basicauth|pscredential|directoryentry\s*\(\s*["'][^"'\n]+["']\s*,)\s*\(?\s*["'][^"'\n]+["']\s*,\s*["'](?P<s>[^"'\n]{1,128})["']"#,
+        &[
+            "networkcredential",
+            "httpbasicauth",
+            "httpdigestauth",
+            "basicauth",
+            "pscredential",
+            "directoryentry",
+        ],
+        300,
+        quoted_password,
+    ),
+    secret(
+        "generic_password",
+        r#"(?-u:\b)auth\s*=\s*\(\s*["'][^"'\n]+["']\s*,\s*["'](?P<s>[^"'\n]{1,128})["']\s*\)"#,
+        &["auth"],
+        300,
+        quoted_password,
+    ),
+    // `.netrc`: `machine host login user password secret`.
+    secret(
+        "generic_password",
+        r"(?-u:\b)machine\s+\S+\s+login\s+\S+\s+password\s+(?P<s>\S+)",
+        &["machine"],
+        400,
+        cli_password,
+    ),
+    // Kerberos AS-REP and TGS-REP hashes (offline-crackable).
+    secret(
+        "password_hash",
+        r"\$krb5(?:asrep|tgs)\$[0-9]{1,2}\$[^\s$]{0,200}\$?[0-9a-f]{32}\$[0-9a-f]{64,}",
+        &["$krb5"],
+        4608,
+        random_token,
+    ),
+    // Mailchimp API keys: 32 hex and the data centre.
+    secret(
+        "mailchimp_key",
+        r"(?-u:\b)[0-9a-f]{32}-us[0-9]{1,2}(?-u:\b)",
+        &["-us"],
+        48,
+        random_token,
+    ),
+    // Dropbox short-lived access tokens.
+    secret(
+        "dropbox_token",
+        r"(?-u:\b)sl\.(?:u\.)?[A-Za-z0-9_-]{130,}",
+        &["sl."],
+        1500,
+        random_token,
+    ),
     // Credentials in URLs (database DSNs, package registries, git remotes).
     secret(
         "url_credentials",
@@ -541,6 +721,36 @@ pub(super) static RULES: &[Rule] = &[
         512,
         user_colon_password,
     ),
+    // `-u user -p password` (docker login, mysql, sshpass-style tools),
+    // `-pPASSWORD` glued to mysql's flag, `sshpass -p`, openssl `pass:`.
+    secret(
+        "cli_credentials",
+        r#"(?:^|\s)(?:-u|--user(?:name)?)(?:\s+|=)(?:"[^"\n]*"|'[^'\n]*'|[^\s'"-][^\s'"]*)\s+(?:-p|--password)(?:\s+|=)?["']?(?P<s>[^\s"'-][^\s"']*)"#,
+        &["-u", "--user"],
+        512,
+        cli_password,
+    ),
+    secret(
+        "cli_credentials",
+        r#"(?i)(?-u:\b)(?:mysql|mysqldump|mysqladmin|mariadb)(?-u:\b)[^\n|;&]{0,160}?\s-p["']?(?P<s>[^\s"'-][^\s"']*)"#,
+        &["mysql", "mariadb"],
+        256,
+        cli_password,
+    ),
+    secret(
+        "cli_credentials",
+        r#"(?-u:\b)sshpass\s+-p\s*["']?(?P<s>[^\s"'-][^\s"']*)"#,
+        &["sshpass"],
+        256,
+        cli_password,
+    ),
+    secret(
+        "cli_credentials",
+        r#"(?:^|\s)-pass(?:in|out)?\s+["']?pass:(?P<s>[^\s"']+)"#,
+        &["-pass"],
+        256,
+        cli_password,
+    ),
     // Keyword-plus-value: ADO/ODBC connection strings, then generic
     // assignments whose value looks generated, then passwords.
     generic(
@@ -550,18 +760,129 @@ pub(super) static RULES: &[Rule] = &[
         160,
         url_password,
     ),
+    // SQL: `IDENTIFIED BY 'x'` (MySQL, Oracle), `WITH PASSWORD 'x'` and
+    // `PASSWORD 'x'` (PostgreSQL, SQL Server logins).
+    generic(
+        "generic_password",
+        r#"(?i)(?-u:\b)identified\s+(?:with\s+[a-z0-9_]+\s+)?by(?:\s+password)?\s+N?["'](?P<s>[^"'\n]{1,128})["']"#,
+        &["identified"],
+        256,
+        quoted_password,
+    ),
+    // XML elements and .NET appSettings entries named for a secret.
+    generic(
+        "generic_password",
+        r#"(?i)<[a-z0-9_:.-]*(?:password|passwd|pwd|passphrase)[a-z0-9_.-]*>(?P<s>[^<\s]{1,128})</"#,
+        &["password", "passwd", "pwd", "passphrase"],
+        200,
+        quoted_password,
+    ),
     generic(
         "generic_secret",
-        r#"(?i)(?-u:\b)[a-z0-9_.-]*(?:api[_.-]?key|apikey|access[_.-]?key|secret[_.-]?key|private[_.-]?key|client[_.-]?secret|secret|token|auth[_.-]?key|credential|key)["']?[ \t]{0,3}(?:=|:|:=|=>)[ \t]{0,3}["'`]?(?P<s>[A-Za-z0-9_./+=~@!#%^&*-]{12,})"#,
-        &["key", "secret", "token", "credential"],
+        r#"(?i)<[a-z0-9_:.-]*(?:secret|token|api[_-]?key|access[_-]?key|private[_-]?key)[a-z0-9_.-]*>(?P<s>[^<\s]{12,512})</"#,
+        &["secret", "token", "key"],
         640,
         assigned_secret,
     ),
     generic(
         "generic_password",
-        r#"(?i)(?-u:\b)[a-z0-9_.-]*(?:password|passwd|passphrase|pwd)["']?[ \t]{0,3}(?:=|:|:=|=>)[ \t]{0,3}["'`]?(?P<s>[^\s"'`,;]{6,})"#,
-        &["password", "passwd", "passphrase", "pwd"],
+        r#"(?i)key\s*=\s*["'][^"'\n]{0,60}(?:password|passwd|pwd|secret|token|api[_.-]?key)[^"'\n]{0,60}["']\s+value\s*=\s*["'](?P<s>[^"'\n]{1,256})["']"#,
+        &["password", "passwd", "pwd", "secret", "token", "key"],
+        400,
+        quoted_password,
+    ),
+    // Generic assignments whose value looks generated: `=`, `:`, `=>`,
+    // comparisons with a literal, and a bare space after a keyword
+    // (`netrc`-like and `NAME TOKEN` lines).
+    generic(
+        "generic_secret",
+        r#"(?i)(?-u:\b)[a-z0-9_.-]*(?:api[_.-]?key|apikey|access[_.-]?key|secret[_.-]?key|private[_.-]?key|client[_.-]?secret|secret|token|auth[_.-]?key|credential|key|salt|[_.-]pat)s?(?:_?[0-9]{1,2})?(?:["'`]\]?)?[ \t]{0,32}(?:=|:|:=|=>|==|!=|===|!==)[ \t]{0,32}@?["'`]?(?P<s>[A-Za-z0-9_./+=~@!#%^&*$(){}\[\]|-]{8,})"#,
+        &[
+            "key",
+            "secret",
+            "token",
+            "credential",
+            "salt",
+            "_pat",
+            "-pat",
+            ".pat",
+        ],
+        640,
+        assigned_secret,
+    ),
+    generic(
+        "generic_secret",
+        r#"(?i)(?-u:\b)[a-z0-9_.-]*(?:api[_.-]?key|apikey|secret|token|access|private|credential|key|salt)s?[ \t]{1,4}["'`]?(?P<s>[A-Za-z0-9_./+=~-]{16,})"#,
+        &[
+            "key",
+            "secret",
+            "token",
+            "credential",
+            "salt",
+            "access",
+            "private",
+        ],
+        640,
+        assigned_secret,
+    ),
+    // The literal compared with a secret-named variable, on its left.
+    generic(
+        "generic_secret",
+        r#"(?i)["'`](?P<s>[^"'`\s]{6,256})["'`][ \t]{0,32}(?:==|!=|===|!==)[ \t]{0,32}[a-z0-9_.]*(?:password|passwd|pwd|secret|token|api[_.]?key|private[_.]?key)"#,
+        &["password", "passwd", "pwd", "secret", "token", "key"],
+        400,
+        quoted_password,
+    ),
+    // Passwords: a quoted literal after a password-named identifier and
+    // any operator or a space (`password: "x"`, `PASSWORD 'x'`,
+    // `password == "x"`), then unquoted values after `=`, `:` and `=>`.
+    generic(
+        "generic_password",
+        r#"(?i)(?-u:\b)[a-z0-9_.-]*(?:password|passwd|passphrase|pwd|passcode|[_.-]pass)s?(?:_?[0-9]{1,2})?(?:["'`]\]?)?[ \t]{0,32}(?:=|:|:=|=>|==|!=|===|!==|[ \t])[ \t]{0,32}(?:N|@)?["'`](?P<s>[^"'`\n]{1,128})["'`]"#,
+        &[
+            "password",
+            "passwd",
+            "passphrase",
+            "pwd",
+            "passcode",
+            "_pass",
+            "-pass",
+            ".pass",
+        ],
+        200,
+        quoted_password,
+    ),
+    generic(
+        "generic_password",
+        r#"(?i)(?-u:\b)[a-z0-9_.-]*(?:password|passwd|passphrase|pwd|passcode|[_.-]pass)s?(?:_?[0-9]{1,2})?(?:["'`]\]?)?[ \t]{0,32}(?:=|:|:=|=>)[ \t]{0,32}(?P<s>[^\s"'`,;]{4,128})"#,
+        &[
+            "password",
+            "passwd",
+            "passphrase",
+            "pwd",
+            "passcode",
+            "_pass",
+            "-pass",
+            ".pass",
+        ],
         200,
         assigned_password,
+    ),
+    // Command-line options: `--password x`, `--db-password=x`,
+    // `--passphrase 'x'`.
+    generic(
+        "cli_credentials",
+        r#"(?i)(?:^|\s)(?:--?[a-z0-9-]*(?:password|passwd|passphrase|pwd)|--?pass)(?:=|\s+)["']?(?P<s>[^\s"'-][^\s"']*)"#,
+        &["password", "passwd", "passphrase", "-pass", "pwd"],
+        200,
+        cli_password,
+    ),
+    // Prose: "the password is x", "password for the admin account: x".
+    generic(
+        "generic_password",
+        r#"(?i)(?-u:\b)(?:password|passphrase|passcode|passwd|pwd)s?(?:\s+(?:for|of|to|on)\s+[^\n.:;]{1,40}?)?(?:\s*[:=]|\s+(?:is|was|will\s+be|set\s+to|changed\s+to|reset\s+to))\s+["'`]?(?P<s>[^\s"'`]{4,128})"#,
+        &["password", "passphrase", "passcode", "passwd", "pwd"],
+        200,
+        prose_password,
     ),
 ];
