@@ -210,19 +210,7 @@ fn server_request_approval(
     if let Some(e) = environments_condition(&rule.environments) {
         conds.push(e);
     }
-    let facts: Vec<&str> = rule.requires.iter().map(|f| f.as_str()).collect();
-    let mut text = format!(
-        "// authorization.approvals: {}\n@id({})\n@requires_approval({})\n",
-        rule.id,
-        cedar_string(id),
-        cedar_string(&facts.join(" "))
-    );
-    if rule.approvers != crate::settings::Approvers::default() {
-        text.push_str(&format!(
-            "@approvers({})\n",
-            cedar_string(&rule.approvers.text())
-        ));
-    }
+    let mut text = approval_header(id, rule);
     write_policy(
         &mut text,
         "forbid",
@@ -363,6 +351,26 @@ fn server_policy(
     text
 }
 
+/// An approval policy's comment and annotations: its id, the facts the
+/// approval must carry, who may approve (left out for the default, the
+/// caller).
+fn approval_header(id: &str, rule: &ApprovalRule) -> String {
+    let facts: Vec<&str> = rule.requires.iter().map(|f| f.as_str()).collect();
+    let mut text = format!(
+        "// authorization.approvals: {}\n@id({})\n@requires_approval({})\n",
+        rule.id,
+        cedar_string(id),
+        cedar_string(&facts.join(" "))
+    );
+    if rule.approvers != crate::settings::Approvers::default() {
+        text.push_str(&format!(
+            "@approvers({})\n",
+            cedar_string(&rule.approvers.text())
+        ));
+    }
+    text
+}
+
 fn approval_policy(id: &str, rule: &ApprovalRule) -> String {
     let who = Who {
         roles: &rule.roles,
@@ -424,19 +432,7 @@ fn approval_policy(id: &str, rule: &ApprovalRule) -> String {
                 .join(", ")
         ),
     };
-    let facts: Vec<&str> = rule.requires.iter().map(|f| f.as_str()).collect();
-    let mut text = format!(
-        "// authorization.approvals: {}\n@id({})\n@requires_approval({})\n",
-        rule.id,
-        cedar_string(id),
-        cedar_string(&facts.join(" "))
-    );
-    if rule.approvers != crate::settings::Approvers::default() {
-        text.push_str(&format!(
-            "@approvers({})\n",
-            cedar_string(&rule.approvers.text())
-        ));
-    }
+    let mut text = approval_header(id, rule);
     write_policy(&mut text, "forbid", &principal, &action, "resource", &conds);
     text
 }
