@@ -594,3 +594,45 @@ async fn t26_a_servers_sampling_request_waits_for_approval_and_a_denied_one_neve
         "{response}"
     );
 }
+
+#[tokio::test]
+async fn a_client_cancels_its_held_call_and_nothing_is_forwarded() {
+    let w = Warden::start(&config("  wait: 60s\n  in_band: false", None));
+    let alice = token(&w, "alice", "dev");
+    let bob = token(&w, "bob", "security");
+    let mut c = client(&w, &alice).await;
+    // A second handle on the same session, to cancel with.
+    let mut canceller = Client::with_bearer(&w.url("/mcp"), &alice);
+    canceller.session = c.session.clone();
+    canceller.version = c.version.clone();
+    let call = tokio::spawn(async move {
+        let r = c
+            .post_raw(
+                json!({"jsonrpc": "2.0", "id": 77, "method": "tools/call",
+                       "params": {"name": "notes__tickets_delete", "arguments": {"id": "T-600"}}})
+                .to_string(),
+            )
+            .await;
+        (r.status, r.messages.clone())
+    });
+    let id = pending_for(&w, &bob, "tool").await;
+    let n = canceller
+        .post_raw(
+            json!({"jsonrpc": "2.0", "method": "notifications/cancelled",
+                   "params": {"requestId": 77, "reason": "user gave up"}})
+            .to_string(),
+        )
+        .await;
+    assert_eq!(n.status, 202);
+    let (status, messages) = call.await.unwrap();
+    assert!(
+        !messages
+            .iter()
+            .any(|m| m.get("result").is_some() || m.get("error").is_some()),
+        "a cancelled call is not answered (status {status}): {messages:?}"
+    );
+    // Nothing went upstream; the request is still there for an approver.
+    assert_eq!(upstream_calls(w.dir(), "tickets_delete"), 0);
+    let (ok, out, err) = approvals_cli(&w, &bob, &["show", &id, "--json"]);
+    assert!(ok && out.contains("\"status\":\"pending\""), "{out}{err}");
+}

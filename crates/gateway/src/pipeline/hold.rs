@@ -57,13 +57,26 @@ const IN_BAND_AT_LEAST: Duration = Duration::from_secs(60);
 /// The longest an argument value is shown as a target.
 const TARGET_CHARS: usize = 200;
 
-pub(crate) async fn run(gw: &Arc<Gateway>, ex: &mut Exchange<'_>) -> Result<(), Refusal> {
+/// What the hold stage decided.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum Go {
+    /// Not held, or approved: the call goes on.
+    On,
+    /// The client cancelled the held call: nothing is forwarded or answered.
+    Cancelled,
+}
+
+pub(crate) async fn run(gw: &Arc<Gateway>, ex: &mut Exchange<'_>) -> Result<Go, Refusal> {
     let Some(order) = ex.approval.take() else {
-        return Ok(());
+        return Ok(Go::On);
     };
     let Some((binding, call)) = held_call(ex, &order) else {
         return Err(order.required(None));
     };
+    // While it is held, the call is in flight: a `notifications/cancelled`
+    // for it ends the wait (the approval request stays for an approver).
+    let cancel = Arc::new(tokio::sync::Notify::new());
+    let _in_flight = HeldInFlight::enter(ex, cancel.clone());
     let ask = Ask {
         gw,
         snap: &ex.snap,
@@ -73,18 +86,68 @@ pub(crate) async fn run(gw: &Arc<Gateway>, ex: &mut Exchange<'_>) -> Result<(), 
         progress: progress_token(ex),
         corr: &ex.call.corr,
     };
-    match obtain(&ask, &order, &binding, call).await {
+    let obtained = tokio::select! {
+        r = obtain(&ask, &order, &binding, call) => Some(r),
+        () = cancel.notified() => None,
+    };
+    let Some(obtained) = obtained else {
+        info!(target: "audit", event = "approval.wait_cancelled", correlation_id = %ex.call.corr);
+        ex.call
+            .note(|f| f.reason_code = Some("approval_cancelled".into()));
+        return Ok(Go::Cancelled);
+    };
+    match obtained {
         Ok(used) => {
             ex.call.note(|f| {
                 f.approval = Some(facts(&used, "approved"));
                 f.reason_code = Some("approval_granted".into());
                 f.decision = Some(warden_audit::Decision::Allow);
             });
-            Ok(())
+            Ok(Go::On)
         }
         Err((refusal, approval)) => {
             ex.call.note(|f| f.approval = approval);
             Err(refusal)
+        }
+    }
+}
+
+/// The held call's entry among the session's in-flight requests (what a
+/// client's `notifications/cancelled` finds), removed when the hold ends.
+struct HeldInFlight {
+    session: Arc<crate::session::Session>,
+    id: String,
+    cancel: Arc<tokio::sync::Notify>,
+}
+
+impl HeldInFlight {
+    fn enter(ex: &Exchange<'_>, cancel: Arc<tokio::sync::Notify>) -> HeldInFlight {
+        crate::session::lock(&ex.session.inflight).insert(
+            ex.id.to_owned(),
+            crate::session::Inflight {
+                server: ex.target.server().unwrap_or_default().to_owned(),
+                upstream: None,
+                sink: ex.sink.clone(),
+                started: std::time::Instant::now(),
+                cancel: cancel.clone(),
+            },
+        );
+        HeldInFlight {
+            session: ex.session.clone(),
+            id: ex.id.to_owned(),
+            cancel,
+        }
+    }
+}
+
+impl Drop for HeldInFlight {
+    fn drop(&mut self) {
+        let mut g = crate::session::lock(&self.session.inflight);
+        // Only its own entry: the execute stage puts the call's next one.
+        if g.get(&self.id)
+            .is_some_and(|i| Arc::ptr_eq(&i.cancel, &self.cancel))
+        {
+            g.remove(&self.id);
         }
     }
 }

@@ -292,7 +292,11 @@ impl Gateway {
         authorize::run(self, ex)?;
         limits::run(self, ex).await?;
         input::run(self, ex)?;
-        hold::run(self, ex).await?;
+        if hold::run(self, ex).await? == hold::Go::Cancelled {
+            // The client gave up on its held call: no answer (as a call
+            // cancelled upstream gets none).
+            return Ok(None);
+        }
         credentials::run(self, ex).await?;
         let executed = execute::run(self, ex).await?;
         output::run(self, ex, executed)
