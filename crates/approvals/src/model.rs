@@ -222,6 +222,12 @@ pub struct Approval {
 }
 
 impl Approval {
+    /// How long the decision took from the request (`None`: undecided).
+    pub fn decision_wait(&self) -> Option<std::time::Duration> {
+        let d = self.decided_at?.checked_sub(self.created_at)?;
+        Some(std::time::Duration::from_millis(u64::try_from(d).ok()?))
+    }
+
     /// Whether it is past its expiry at `now` (ms).
     pub fn lapsed(&self, now: i64) -> bool {
         now >= self.expires_at

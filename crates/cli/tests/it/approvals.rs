@@ -343,18 +343,7 @@ async fn a_held_call_waits_with_progress_and_goes_on_when_approved() {
         (r.messages.clone(), r.response().clone())
     });
     // Find the pending request as the approver sees it, then approve it.
-    let deadline = Instant::now() + Duration::from_secs(30);
-    let id = loop {
-        assert!(Instant::now() < deadline, "the held call never appeared");
-        let (ok, out, _) = approvals_cli(&w, &bob, &["list", "--json"]);
-        if ok {
-            let v: Value = serde_json::from_str(&out).unwrap_or_default();
-            if let Some(id) = v["approvals"][0]["id"].as_str() {
-                break id.to_owned();
-            }
-        }
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    };
+    let id = pending_for(&w, &bob, "tool").await;
     // Wait until at least one progress notification could have gone out.
     tokio::time::sleep(Duration::from_millis(600)).await;
     assert_eq!(
@@ -445,27 +434,8 @@ async fn approved_on_one_warden_released_on_another_through_postgres() {
             .await;
         r.response().clone()
     });
-    let deadline = Instant::now() + Duration::from_secs(30);
-    let id = loop {
-        assert!(
-            Instant::now() < deadline,
-            "the held call never appeared on the other process"
-        );
-        let (ok, out, _) = approvals_cli(&b, &bob, &["list", "--json"]);
-        if ok {
-            let v: Value = serde_json::from_str(&out).unwrap_or_default();
-            if let Some(id) = v["approvals"]
-                .as_array()
-                .into_iter()
-                .flatten()
-                .find(|x| x["call"]["targets"]["id"] == "T-500")
-                .and_then(|x| x["id"].as_str())
-            {
-                break id.to_owned();
-            }
-        }
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    };
+    // B lists what A holds.
+    let id = pending_for(&b, &bob, "tool").await;
     // Decided on B; the call held on A goes on.
     let (ok, _, err) = approvals_cli(&b, &bob, &["approve", &id, "--change-ticket", "CHG-5"]);
     assert!(ok, "{err}");

@@ -15,12 +15,15 @@
 //! principal: the API then answers only requests without an `Origin`
 //! (no web page can approve), and a four-eyes approval can never be given.
 
+use std::sync::Arc;
+
 use axum::body::Body;
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
 use serde::Deserialize;
-use warden_approvals::{Approval, DecideError, Status, Verdict};
+
+use warden_approvals::{Approval, Approvals, DecideError, Status, Verdict};
 use warden_identity::Principal;
 
 use super::{authenticate, check_origin_and_host, http_error, json_response, read_body, HttpState};
@@ -41,8 +44,13 @@ struct DecisionBody {
     change_ticket: Option<String>,
 }
 
-/// The caller, or the response that refuses them.
-async fn caller(s: &HttpState, method: &str, headers: &HeaderMap) -> Result<Principal, Response> {
+/// The caller and the approval store, or the response that refuses the
+/// request: every handler starts here.
+async fn open(
+    s: &HttpState,
+    method: &str,
+    headers: &HeaderMap,
+) -> Result<(Principal, Arc<Approvals>), Response> {
     check_origin_and_host(s, headers).map_err(axum::response::IntoResponse::into_response)?;
     if s.gateway.authenticator().is_none() && headers.contains_key(axum::http::header::ORIGIN) {
         return Err(http_error(
@@ -50,14 +58,28 @@ async fn caller(s: &HttpState, method: &str, headers: &HeaderMap) -> Result<Prin
             "Forbidden: without identity: configured, the approvals API answers no web page",
         ));
     }
-    authenticate(s, method, "/mcp", headers).await
+    let p = authenticate(s, method, "/mcp", headers).await?;
+    let svc = s.gateway.approvals().ok_or_else(|| {
+        http_error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "Service Unavailable: no approval store is running",
+        )
+    })?;
+    Ok((p, svc))
 }
 
-fn no_store() -> Response {
-    http_error(
-        StatusCode::SERVICE_UNAVAILABLE,
-        "Service Unavailable: no approval store is running",
-    )
+/// Approval `id` if `p` may see it. One answer for a malformed id, an
+/// absent one and one that is not the caller's: ids are not probed.
+async fn visible(p: &Principal, svc: &Approvals, id: &str) -> Result<Approval, Response> {
+    let not_found = || http_error(StatusCode::NOT_FOUND, "Not Found: no such approval");
+    if !warden_approvals::is_id(id) {
+        return Err(not_found());
+    }
+    match svc.get(id).await {
+        Ok(Some(a)) if may_see(p, &a) => Ok(a),
+        Ok(_) => Err(not_found()),
+        Err(e) => Err(store_error(&e)),
+    }
 }
 
 /// Whether `p` may see `a`: its caller, or someone who may decide it.
@@ -93,12 +115,9 @@ pub(super) async fn list(
     headers: HeaderMap,
     Query(q): Query<ListQuery>,
 ) -> Response {
-    let p = match caller(&s, "GET", &headers).await {
-        Ok(p) => p,
+    let (p, svc) = match open(&s, "GET", &headers).await {
+        Ok(x) => x,
         Err(r) => return r,
-    };
-    let Some(svc) = s.gateway.approvals() else {
-        return no_store();
     };
     let status =
         match q.status.as_deref() {
@@ -135,21 +154,13 @@ pub(super) async fn show(
     headers: HeaderMap,
     Path(id): Path<String>,
 ) -> Response {
-    let p = match caller(&s, "GET", &headers).await {
-        Ok(p) => p,
+    let (p, svc) = match open(&s, "GET", &headers).await {
+        Ok(x) => x,
         Err(r) => return r,
     };
-    let Some(svc) = s.gateway.approvals() else {
-        return no_store();
-    };
-    if !warden_approvals::is_id(&id) {
-        return http_error(StatusCode::NOT_FOUND, "Not Found: no such approval");
-    }
-    match svc.get(&id).await {
-        // One answer for absent and not-yours: ids are not probed.
-        Ok(Some(a)) if may_see(&p, &a) => json_response(StatusCode::OK, view(&a).to_string()),
-        Ok(_) => http_error(StatusCode::NOT_FOUND, "Not Found: no such approval"),
-        Err(e) => store_error(&e),
+    match visible(&p, &svc, &id).await {
+        Ok(a) => json_response(StatusCode::OK, view(&a).to_string()),
+        Err(r) => r,
     }
 }
 
@@ -178,15 +189,12 @@ async fn decide(
     body: Body,
     approve: bool,
 ) -> Response {
-    let p = match caller(&s, "POST", &headers).await {
-        Ok(p) => p,
+    let (p, svc) = match open(&s, "POST", &headers).await {
+        Ok(x) => x,
         Err(r) => return r,
     };
-    let Some(svc) = s.gateway.approvals() else {
-        return no_store();
-    };
-    if !warden_approvals::is_id(&id) {
-        return http_error(StatusCode::NOT_FOUND, "Not Found: no such approval");
+    if let Err(r) = visible(&p, &svc, &id).await {
+        return r;
     }
     let text = match read_body(body, BODY_LIMIT).await {
         Ok(t) => t,
@@ -207,12 +215,6 @@ async fn decide(
             }
         }
     };
-    // One answer for absent and not-yours-to-see.
-    match svc.get(&id).await {
-        Ok(Some(a)) if may_see(&p, &a) => {}
-        Ok(_) => return http_error(StatusCode::NOT_FOUND, "Not Found: no such approval"),
-        Err(e) => return store_error(&e),
-    }
     let key = p.key();
     let roles = p.data().roles.clone();
     let verdict = Verdict {

@@ -31,7 +31,9 @@ use std::time::Duration;
 
 use serde_json::Value;
 use tracing::{info, warn};
-use warden_approvals::{Approval, Approvals, ApproverRule, Binding, Held, HeldCall, Status};
+use warden_approvals::{
+    Approval, ApprovalError, Approvals, ApproverRule, Binding, Held, HeldCall, Status,
+};
 use warden_protocol::message::{as_str, member, parse_one};
 
 use super::refusal::HeldNote;
@@ -189,17 +191,13 @@ pub(crate) async fn obtain(
         return Err((order.required(None), None));
     };
     let settings = ask.snap.config.approvals.clone();
-    let failed = |e: &dyn std::fmt::Display| {
-        // Fail closed: nothing is forwarded without a working store.
-        warn!(target: "audit", event = "approval.store_failed", correlation_id = %ask.corr, error = %e);
-        (order.required(None), None)
-    };
+    let failed = |e: ApprovalError| store_failed(ask, order, &e);
     let held = service
         .hold(binding, call, settings.expiry)
         .await
-        .map_err(|e| failed(&e))?;
+        .map_err(failed)?;
     let approval = match held {
-        Held::Granted(a) => return consume(ask, &service, a).await,
+        Held::Granted(a) => return consume(ask, order, &service, a).await,
         Held::Pending { approval, new } => {
             if new {
                 gw.record_approval(&approval, "pending", None);
@@ -218,7 +216,7 @@ pub(crate) async fn obtain(
 
     if settings.in_band && approval.call.caller_may_approve() && ask.session.caps.elicitation {
         match ask_in_band(ask, &service, &approval).await {
-            InBand::Approved(a) => return consume(ask, &service, a).await,
+            InBand::Approved(a) => return consume(ask, order, &service, a).await,
             InBand::Denied(a) => return Err(refused(&a, "denied")),
             InBand::NoDecision => {}
         }
@@ -251,10 +249,10 @@ pub(crate) async fn obtain(
                 }
             })
             .await
-            .map_err(|e| failed(&e))?
+            .map_err(failed)?
     };
     match last {
-        Some(a) if a.status == Status::Approved => consume(ask, &service, a).await,
+        Some(a) if a.status == Status::Approved => consume(ask, order, &service, a).await,
         Some(a) if a.status == Status::Denied => Err(refused(&a, "denied")),
         Some(a) if a.status == Status::Expired || a.lapsed(warden_approvals::now_ms()) => {
             Err(refused(&a, "expired"))
@@ -303,8 +301,8 @@ fn facts(a: &Approval, status: &str) -> warden_audit::ApprovalFacts {
         change_ticket: a.change_ticket.clone(),
         in_band: a.in_band,
         wait_ms: a
-            .decided_at
-            .and_then(|d| u64::try_from(d.saturating_sub(a.created_at)).ok()),
+            .decision_wait()
+            .and_then(|d| u64::try_from(d.as_millis()).ok()),
     }
 }
 
@@ -312,6 +310,7 @@ fn facts(a: &Approval, status: &str) -> warden_audit::ApprovalFacts {
 /// it lapsed in between.
 async fn consume(
     ask: &Ask<'_>,
+    order: &Order,
     service: &Approvals,
     a: Approval,
 ) -> Result<Approval, (Refusal, Option<warden_audit::ApprovalFacts>)> {
@@ -331,18 +330,18 @@ async fn consume(
             },
             Some(facts(&a, "expired")),
         )),
-        Err(e) => {
-            warn!(target: "audit", event = "approval.store_failed", correlation_id = %ask.corr, error = %e);
-            Err((
-                Refusal::ApprovalRequired {
-                    reason: "approval_required".into(),
-                    requires: Vec::new(),
-                    held: None,
-                },
-                None,
-            ))
-        }
+        Err(e) => Err(store_failed(ask, order, &e)),
     }
+}
+
+/// Fail closed: nothing is forwarded without a working store.
+fn store_failed(
+    ask: &Ask<'_>,
+    order: &Order,
+    e: &ApprovalError,
+) -> (Refusal, Option<warden_audit::ApprovalFacts>) {
+    warn!(target: "audit", event = "approval.store_failed", correlation_id = %ask.corr, error = %e);
+    (order.required(None), None)
 }
 
 /// What the caller's client answered.
@@ -532,16 +531,27 @@ fn held_call(ex: &Exchange<'_>, order: &Order) -> Option<(Binding, HeldCall)> {
         Target::Resource { server, uri } => (server.clone(), "resource", uri.clone()),
         _ => return None,
     };
-    let args_hash = ex.call.input_hash().unwrap_or_default();
-    let (shown, findings) = shown_arguments(&ex.snap, ex.msg.param("arguments"));
-    let targets = ex
+    let (binding, mut call) = describe(
+        &ex.snap,
+        order,
+        &ex.principal,
+        What {
+            server,
+            kind,
+            item,
+            arguments: ex.msg.param("arguments"),
+            args_hash: ex.call.input_hash().unwrap_or_default(),
+            corr: ex.call.corr.clone(),
+        },
+    );
+    call.targets = ex
         .snap
         .config
         .approvals
         .targets
         .iter()
         .filter_map(|k| {
-            let v = shown.get(k)?;
+            let v = call.arguments.get(k)?;
             let text = match v {
                 Value::String(s) => s.clone(),
                 Value::Null => return None,
@@ -555,45 +565,69 @@ fn held_call(ex: &Exchange<'_>, order: &Order) -> Option<(Binding, HeldCall)> {
             .as_ref()
             .and_then(|d| serde_json::from_str(&d.def).ok())
     });
-    let effect = def
+    call.effect = def
         .and_then(|d| member(d, "description"))
         .and_then(as_str)
         .map(|s| crate::federation::truncate(&s, 1000));
-    let read_only = def
+    call.read_only = def
         .and_then(|d| member(d, "annotations"))
         .and_then(|a| member(a, "readOnlyHint"))
         .and_then(|v| serde_json::from_str::<bool>(v.get()).ok());
-    let data = ex.principal.data();
-    let principal = ex.principal.key();
+    call.risk = ex.call.risk_tier().map(|t| t.as_str().to_owned());
+    Some((binding, call))
+}
+
+/// What is held: the item, its arguments as sent, their canonical hash.
+struct What<'a> {
+    server: String,
+    kind: &'static str,
+    item: String,
+    arguments: Option<&'a serde_json::value::RawValue>,
+    args_hash: String,
+    corr: String,
+}
+
+/// The binding and the held thing as every approver sees it: the caller,
+/// the item, the arguments shown with the guards' findings, the rules and
+/// who may approve. Risk, read-only, targets and effect are the caller's
+/// to add where it knows them.
+fn describe(
+    snap: &crate::snapshot::Snapshot,
+    order: &Order,
+    principal: &warden_identity::Principal,
+    w: What<'_>,
+) -> (Binding, HeldCall) {
+    let (shown, findings) = shown_arguments(snap, w.arguments);
+    let data = principal.data();
     let binding = Binding {
-        principal: principal.clone(),
-        server: server.clone(),
-        kind: kind.to_owned(),
-        item: item.clone(),
-        args_hash: args_hash.clone(),
+        principal: principal.key(),
+        server: w.server.clone(),
+        kind: w.kind.to_owned(),
+        item: w.item.clone(),
+        args_hash: w.args_hash.clone(),
     };
     let call = HeldCall {
-        principal,
+        principal: principal.key(),
         subject: data.subject.clone(),
         tenant: data.tenant.clone(),
         client_id: data.client_id.clone(),
         agent_id: data.agent_id.clone(),
-        server,
-        kind: kind.to_owned(),
-        item,
+        server: w.server,
+        kind: w.kind.to_owned(),
+        item: w.item,
         arguments: shown,
-        args_hash,
-        risk: ex.call.risk_tier().map(|t| t.as_str().to_owned()),
-        read_only,
-        targets,
-        effect,
+        args_hash: w.args_hash,
+        risk: None,
+        read_only: None,
+        targets: Default::default(),
+        effect: None,
         findings,
         rules: order.rules.clone(),
         requires: order.requires.clone(),
         approvers: order.approvers.iter().map(ApproverRule::from).collect(),
-        correlation_id: ex.call.corr.clone(),
+        correlation_id: w.corr,
     };
-    Some((binding, call))
+    (binding, call)
 }
 
 /// The arguments as an approver sees them (sensitive key names and the
@@ -671,43 +705,25 @@ impl Gateway {
         } else {
             "elicitation"
         };
-        let params = msg.params;
-        let args_hash = params.map(warden_audit::input_hash).unwrap_or_default();
-        let (arguments, findings) = shown_arguments(snap, params);
         let principal = session.principal.clone();
-        let data = principal.data();
-        let binding = Binding {
-            principal: principal.key(),
-            server: handle.server.clone(),
-            kind: kind.to_owned(),
-            item: method.to_owned(),
-            args_hash: args_hash.clone(),
-        };
-        let call = HeldCall {
-            principal: principal.key(),
-            subject: data.subject.clone(),
-            tenant: data.tenant.clone(),
-            client_id: data.client_id.clone(),
-            agent_id: data.agent_id.clone(),
-            server: handle.server.clone(),
-            kind: kind.to_owned(),
-            item: method.to_owned(),
-            arguments,
-            args_hash,
-            risk: None,
-            read_only: None,
-            targets: Default::default(),
-            effect: Some(if kind == "sampling" {
-                "the server asks the client's model to write a message".to_owned()
-            } else {
-                "the server asks the user for input".to_owned()
-            }),
-            findings,
-            rules: order.rules.clone(),
-            requires: order.requires.clone(),
-            approvers: order.approvers.iter().map(ApproverRule::from).collect(),
-            correlation_id: corr.clone(),
-        };
+        let (binding, mut call) = describe(
+            snap,
+            &order,
+            &principal,
+            What {
+                server: handle.server.clone(),
+                kind,
+                item: method.to_owned(),
+                arguments: msg.params,
+                args_hash: msg.params.map(warden_audit::input_hash).unwrap_or_default(),
+                corr: corr.clone(),
+            },
+        );
+        call.effect = Some(if kind == "sampling" {
+            "the server asks the client's model to write a message".to_owned()
+        } else {
+            "the server asks the user for input".to_owned()
+        });
         let ask = Ask {
             gw: self,
             snap,
@@ -764,11 +780,7 @@ impl Gateway {
     /// admin API).
     pub fn approval_decided(&self, a: &Approval) {
         let status = a.status.as_str();
-        let waited = a
-            .decided_at
-            .and_then(|d| u64::try_from(d.saturating_sub(a.created_at)).ok())
-            .map(Duration::from_millis);
-        self.metrics.approval(status, waited);
+        self.metrics.approval(status, a.decision_wait());
         self.record_approval(a, status, None);
         info!(target: "audit", event = "approval.decided", approval = %a.id, status = %status,
               in_band = a.in_band);
