@@ -113,7 +113,8 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         help="(mcp 2.x, 2026-07-28) open subscriptions/listen on URI before the steps; after them, wait for one update per URI (repeatable)",
     )
     p.add_argument("--elicit-content", metavar="JSON", help="content to accept elicitations with (default: derived from the schema)")
-    p.add_argument("--root", metavar="URI", help=f"the one root roots/list answers with (default {ROOT_URI})")
+    p.add_argument("--root", metavar="URI", action="append", help=f"a root roots/list answers with (repeatable; default {ROOT_URI})")
+    p.add_argument("--first-until", metavar="TEXT", help="repeat the first --call (every 0.2 s, within --timeout) until its text contains TEXT")
     p.add_argument("--hold", type=float, default=0.0, metavar="SECONDS", help="stay connected this long after the steps")
     p.add_argument("--no-callbacks", action="store_true", help="advertise no sampling/elicitation/roots capability")
     p.add_argument("--timeout", type=float, default=60.0, help="whole-run timeout in seconds (default 60)")
@@ -284,7 +285,8 @@ class Run:
 
     async def on_roots(self, context: Any) -> Any:
         self.out["callbacks"]["roots"] += 1
-        return types.ListRootsResult.model_validate({"roots": [{"uri": self.ns.root or ROOT_URI, "name": "root"}]})
+        uris = self.ns.root or [ROOT_URI]
+        return types.ListRootsResult.model_validate({"roots": [{"uri": u, "name": f"root{i}"} for i, u in enumerate(uris)]})
 
     async def on_log(self, params: Any) -> None:
         self.out["log_messages"] += 1
@@ -358,6 +360,17 @@ class Run:
 
     async def steps(self, api: Any) -> None:
         ns = self.ns
+        if ns.first_until is not None and ns.steps and ns.steps[0]["kind"] == "call":
+            first = ns.steps[0]
+            self.out["stage"] = f"until {first['name']}"
+            while True:
+                try:
+                    r = await api.call_tool(first["name"], first["args"])
+                    if ns.first_until in text_of(r.content):
+                        break
+                except Exception:  # noqa: BLE001 - retried until the run's timeout
+                    pass
+                await anyio.sleep(0.2)
         for step in ns.steps:
             self.out["stage"] = f"{step['kind']} {step.get('name') or step.get('uri')}"
             if step["kind"] == "call":

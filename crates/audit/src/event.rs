@@ -197,6 +197,13 @@ pub enum EventKind {
     /// An approval request changed state ([`Event::approval`]: requested
     /// `pending`, `approved`, `denied`, `consumed`, `expired`).
     Approval,
+    /// A client root declared to a sandboxed server (`action`: the root):
+    /// refused (`decision: deny`, `reason_code`: why), or mounted
+    /// (`decision: allow`, `lifecycle.outcome: remount`).
+    Roots,
+    /// A sandboxed server opened a tripwire: a decoy where one of the
+    /// host's secrets or Warden's own files would be (`action`: the path).
+    Tripwire,
 }
 
 impl EventKind {
@@ -222,6 +229,8 @@ impl EventKind {
             EventKind::Breaker => "breaker",
             EventKind::EgressRefused => "egress_refused",
             EventKind::Approval => "approval",
+            EventKind::Roots => "roots",
+            EventKind::Tripwire => "tripwire",
         }
     }
 }

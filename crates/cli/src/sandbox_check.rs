@@ -80,8 +80,24 @@ pub(crate) fn describe(cfg: &Config) -> Result<Vec<String>> {
                         }
                     ),
                 };
+                let roots = server
+                    .sandbox
+                    .as_ref()
+                    .and_then(|s| s.roots.as_ref())
+                    .map(|r| {
+                        format!(
+                            "; the client's roots under {} ({})",
+                            r.allow
+                                .iter()
+                                .map(|p| p.display().to_string())
+                                .collect::<Vec<_>>()
+                                .join(", "),
+                            if r.writable { "writable" } else { "read-only" }
+                        )
+                    })
+                    .unwrap_or_default();
                 lines.push(format!(
-                    "  {} ({mode}): reads the system directories{}{}; writes {}; reaches {reach}",
+                    "  {} ({mode}): reads the system directories{}{}; writes {}{roots}; reaches {reach}",
                     server.name,
                     if own.is_empty() { "" } else { ", " },
                     own.join(", "),

@@ -61,7 +61,7 @@ pub use model::{
     RegistrySettings, RestartPolicy, Section, ServerConfig, StdioSettings, Transport,
     UpstreamCredentials, VirtualServer,
 };
-pub use sandbox::{EgressTarget, Sandbox, SandboxLimits, SandboxProfile};
+pub use sandbox::{EgressTarget, Sandbox, SandboxLimits, SandboxProfile, SandboxRoots};
 pub use secret::Secret;
 
 /// Largest configuration file accepted. Far above any real file; it only

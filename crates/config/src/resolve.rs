@@ -39,6 +39,7 @@ pub(crate) fn resolve(raw: RawConfig, context: &Context<'_>) -> Result<Config, C
         secrets: SecretSource {
             env: context.env,
             base_dir: context.base_dir,
+            files: Default::default(),
         },
         base_dir: context.base_dir,
         sandbox_default: raw.sandbox.clone(),
@@ -242,8 +243,15 @@ pub(crate) fn resolve(raw: RawConfig, context: &Context<'_>) -> Result<Config, C
             &audit,
             &registry.lock,
         );
-        // The key Warden signs upstream tokens with.
+        // The key Warden signs upstream tokens with, the TLS key, the
+        // approvals database, users' OAuth grants, and every secret file.
         protected.extend(credentials.as_ref().and_then(|c| c.signing_key.clone()));
+        protected.extend(tls.as_ref().map(|t| t.key_file().to_path_buf()));
+        if let warden_approvals::StoreSettings::Sqlite { path } = &approvals.store {
+            protected.push(path.clone());
+        }
+        protected.extend(grant_store.as_ref().map(|g| g.path.clone()));
+        protected.extend(resolver.secrets.files.borrow().iter().cloned());
         for server in &mut servers {
             if let Some(sandbox) = &mut server.sandbox {
                 sandbox.protected.clone_from(&protected);

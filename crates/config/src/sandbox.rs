@@ -30,6 +30,22 @@ pub struct Sandbox {
     /// Warden's own files (configuration directory, data directory, keys,
     /// audit trail, lock file): never mounted into a sandbox.
     pub protected: Vec<PathBuf>,
+    /// `roots:`: the directories a client declares as roots, where they lie
+    /// under `allow`, are mounted into the server's sandbox (and are the
+    /// only roots the server is told of). `None`: no client root is
+    /// mounted; the client's answer reaches the server as it is (the
+    /// sandbox still shows it only what else is mounted).
+    pub roots: Option<SandboxRoots>,
+}
+
+/// `sandbox.roots`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SandboxRoots {
+    /// `mount: write`: writable; `read` (the default): read-only.
+    pub writable: bool,
+    /// The directories under which a client's roots may be mounted
+    /// (absolute, lexically clean; at least one).
+    pub allow: Vec<PathBuf>,
 }
 
 /// `sandbox.profile`.
@@ -90,6 +106,14 @@ pub(crate) struct RawSandbox {
     pub limits: Option<RawSandboxLimits>,
     pub tmp_size: Option<String>,
     pub fallback: Option<String>,
+    pub roots: Option<RawSandboxRoots>,
+}
+
+#[derive(Debug, Default, Clone, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawSandboxRoots {
+    pub mount: Option<String>,
+    pub allow: Option<Vec<String>>,
 }
 
 #[derive(Debug, Default, Clone, serde::Deserialize)]
@@ -234,6 +258,20 @@ pub(crate) fn resolve(
         },
     };
 
+    let roots = resolve_roots(
+        own_raw.roots.as_ref().or(dflt.roots.as_ref()),
+        &at("roots", own_raw.roots.is_some()),
+        base_dir,
+        problems,
+    );
+
+    if roots.is_some() && profile == SandboxProfile::None {
+        problems.push(
+            &at("roots", own_raw.roots.is_some()),
+            "roots are mounted into a sandbox: not with profile: none",
+        );
+    }
+
     let limits = resolve_limits(
         own_raw.limits.as_ref(),
         dflt.limits.as_ref(),
@@ -254,7 +292,54 @@ pub(crate) fn resolve(
         tmp_size,
         fallback_landlock,
         protected: Vec::new(),
+        roots,
     })
+}
+
+fn resolve_roots(
+    raw: Option<&RawSandboxRoots>,
+    at: &FieldPath,
+    base_dir: &Path,
+    problems: &mut Problems,
+) -> Option<SandboxRoots> {
+    let raw = raw?;
+    let writable = match raw.mount.as_deref().map(str::trim) {
+        None | Some("read") => false,
+        Some("write") => true,
+        Some(other) => {
+            problems.push(
+                &at.field("mount"),
+                format!("unknown mount {other:?} (expected read or write)"),
+            );
+            false
+        }
+    };
+    let mut allow = Vec::new();
+    for (i, p) in raw.allow.iter().flatten().enumerate() {
+        if p.trim().is_empty() || p.contains('\0') {
+            problems.push(
+                &at.field("allow").index(i),
+                "must be a non-empty path without NUL characters",
+            );
+            continue;
+        }
+        let joined = crate::resolve::join_clean(base_dir, Path::new(p.trim()));
+        if joined.parent().is_none() {
+            problems.push(
+                &at.field("allow").index(i),
+                "must not be / (name the directories clients may open)",
+            );
+            continue;
+        }
+        allow.push(joined);
+    }
+    if raw.allow.as_ref().is_none_or(Vec::is_empty) {
+        problems.push(
+            &at.field("allow"),
+            "name at least one directory under which client roots may be mounted",
+        );
+    }
+    Some(SandboxRoots { writable, allow })
 }
 
 fn resolve_limits(

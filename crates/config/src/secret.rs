@@ -96,6 +96,9 @@ pub(crate) const MAX_SECRET_FILE_BYTES: u64 = 64 * 1024;
 pub(crate) struct SecretSource<'a> {
     pub env: &'a dyn Fn(&str) -> Option<OsString>,
     pub base_dir: &'a Path,
+    /// Every `file:` secret read so far: Warden's own files, never
+    /// mounted into a sandbox.
+    pub files: std::cell::RefCell<Vec<PathBuf>>,
 }
 
 impl SecretSource<'_> {
@@ -142,6 +145,7 @@ impl SecretSource<'_> {
             reason: e.kind().to_string(),
         };
         let file = std::fs::File::open(&full).map_err(unreadable)?;
+        self.files.borrow_mut().push(full.clone());
         let mut bytes = Vec::new();
         file.take(MAX_SECRET_FILE_BYTES + 1)
             .read_to_end(&mut bytes)

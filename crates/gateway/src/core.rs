@@ -716,16 +716,38 @@ impl Gateway {
             debug!("client response to an unknown request ignored");
             return;
         };
-        let (upstream, upstream_id) = match pending {
+        let (upstream, upstream_id, roots) = match pending {
             PendingS2c::Upstream {
                 upstream,
                 upstream_id,
-            } => (upstream, upstream_id),
+                roots,
+            } => (upstream, upstream_id, roots),
             PendingS2c::Local(tx) => {
                 let _ = tx.send(msg.text.to_owned());
                 return;
             }
         };
+        if roots {
+            let snap = self.snapshot();
+            let mounting = snap
+                .server(&upstream.server)
+                .and_then(|s| s.sandbox.as_ref())
+                .and_then(|s| s.roots.as_ref().map(|r| (r, &s.protected)));
+            if let Some((settings, protected)) = mounting {
+                let text = self.mount_roots(
+                    session,
+                    &upstream,
+                    msg,
+                    &upstream_id,
+                    &settings.allow,
+                    protected,
+                );
+                if let Err(e) = upstream.upstream.respond(text).await {
+                    warn!(server = %upstream.server, error = %e, "could not deliver client roots upstream");
+                }
+                return;
+            }
+        }
         let mut edits = EditSet::new();
         edits.replace(msg.text, id.raw_value(), upstream_id);
         if let Some(text) = edits.apply(msg.text) {
@@ -733,6 +755,96 @@ impl Gateway {
                 warn!(server = %upstream.server, error = %e, "could not deliver client response upstream");
             }
         }
+    }
+
+    /// A client's `roots/list` answer to a server whose sandbox mounts
+    /// client roots (#19.4): the roots it may have are admitted, the
+    /// process is restarted when they are not what it has mounted, and the
+    /// server is told the admitted roots it can see now. Returns the answer
+    /// for the upstream (with its own id).
+    fn mount_roots(
+        &self,
+        session: &Session,
+        upstream: &Arc<UpstreamHandle>,
+        msg: &Message<'_>,
+        upstream_id: &str,
+        allow: &[std::path::PathBuf],
+        protected: &[std::path::PathBuf],
+    ) -> String {
+        let parsed: Option<serde_json::Value> = serde_json::from_str(msg.text).ok();
+        let declared = parsed
+            .as_ref()
+            .and_then(|v| v.get("result"))
+            .and_then(|r| r.get("roots"))
+            .and_then(serde_json::Value::as_array);
+        let Some(declared) = declared else {
+            // An error (or a malformed answer): the server gets an error,
+            // never roots Warden did not look at.
+            let e = parsed
+                .as_ref()
+                .and_then(|v| v.get("error"))
+                .filter(|e| e.is_object())
+                .cloned()
+                .unwrap_or_else(|| {
+                    serde_json::json!({"code": -32603, "message": "the client's roots/list answer has no roots list"})
+                });
+            return format!(r#"{{"jsonrpc":"2.0","id":{upstream_id},"error":{e}}}"#);
+        };
+        let admission = crate::roots::admit(declared, allow, protected);
+        let record = |root: String, decision, reason: &str, outcome: Option<&str>| {
+            self.record(warden_audit::Event {
+                server: Some(upstream.server.clone()),
+                session: Some(session.id.clone()),
+                principal: Some(crate::call::principal_facts(&session.principal)),
+                action: Some(root),
+                decision: Some(decision),
+                reason_code: Some(reason.to_owned()),
+                lifecycle: outcome.map(|o| {
+                    Box::new(warden_audit::Lifecycle {
+                        outcome: Some(o.to_owned()),
+                        ..Default::default()
+                    })
+                }),
+                ..warden_audit::Event::new(warden_audit::EventKind::Roots)
+            });
+        };
+        for r in &admission.refused {
+            warn!(target: "audit", event = "roots.refused", server = %upstream.server,
+                  session = %session.id, root = %r.root, reason = r.reason);
+            record(r.root.clone(), warden_audit::Decision::Deny, r.reason, None);
+        }
+        let wanted = admission.paths();
+        let mounted: std::collections::BTreeSet<std::path::PathBuf> =
+            upstream.upstream.mounted_roots().into_iter().collect();
+        if wanted != mounted {
+            info!(target: "audit", event = "roots.remount", server = %upstream.server,
+                  session = %session.id, roots = wanted.len());
+            for p in &wanted {
+                record(
+                    p.display().to_string(),
+                    warden_audit::Decision::Allow,
+                    "mounted",
+                    Some("remount"),
+                );
+            }
+            if wanted.is_empty() {
+                record(
+                    String::new(),
+                    warden_audit::Decision::Allow,
+                    "none",
+                    Some("remount"),
+                );
+            }
+            upstream.upstream.remount(wanted.iter().cloned().collect());
+        }
+        let told: Vec<&serde_json::Value> = admission
+            .admitted
+            .iter()
+            .filter(|r| mounted.contains(&r.path))
+            .map(|r| &r.entry)
+            .collect();
+        let result = serde_json::json!({ "roots": told });
+        format!(r#"{{"jsonrpc":"2.0","id":{upstream_id},"result":{result}}}"#)
     }
 
     // ---------------------------------------------------------------- upstream → client
@@ -821,7 +933,7 @@ impl Gateway {
                     let found = lock(&s.pending_s2c)
                         .iter()
                         .find(|(_, p)| {
-                            matches!(p, PendingS2c::Upstream { upstream, upstream_id }
+                            matches!(p, PendingS2c::Upstream { upstream, upstream_id, .. }
                                 if upstream.instance == handle.instance && upstream_id == req.get())
                         })
                         .map(|(k, _)| k.clone());
@@ -1002,6 +1114,7 @@ impl Gateway {
             PendingS2c::Upstream {
                 upstream: handle.clone(),
                 upstream_id: upstream_id.raw().to_owned(),
+                roots: msg.method() == "roots/list",
             },
         );
         info!(target: "audit", event = "server_request", server = %handle.server, session = %session.id, method = %msg.method());
@@ -1121,6 +1234,15 @@ async fn dispatch_upstream_events(
                     decision: Some(warden_audit::Decision::Deny),
                     reason_code: Some(reason.to_owned()),
                     ..warden_audit::Event::new(warden_audit::EventKind::EgressRefused)
+                });
+            }
+            UpstreamEvent::Tripwire { path, .. } => {
+                gw.record(warden_audit::Event {
+                    server: Some(handle.server.clone()),
+                    action: Some(path),
+                    decision: Some(warden_audit::Decision::Deny),
+                    reason_code: Some("tripwire".to_owned()),
+                    ..warden_audit::Event::new(warden_audit::EventKind::Tripwire)
                 });
             }
             UpstreamEvent::Down { reason, .. } => {

@@ -18,6 +18,7 @@ mod modern_http;
 pub mod pipeline;
 pub mod pool;
 mod readiness;
+mod roots;
 pub mod sandbox;
 pub mod session;
 pub mod snapshot;

@@ -34,5 +34,6 @@ pub fn stdio_sandbox(sandbox: Option<&Sandbox>) -> Option<Box<StdioSandbox>> {
         spec,
         egress: s.egress.iter().map(|t| (t.host.clone(), t.port)).collect(),
         egress_allow_private: s.allow_private_network,
+        roots_writable: s.roots.as_ref().is_some_and(|r| r.writable),
     }))
 }

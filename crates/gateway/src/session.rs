@@ -90,6 +90,8 @@ pub enum PendingS2c {
         upstream: Arc<UpstreamHandle>,
         /// The upstream's id, raw JSON text.
         upstream_id: String,
+        /// The request was `roots/list` (its answer may become mounts).
+        roots: bool,
     },
     /// Warden asked on an upstream's behalf (a 2026-07-28 upstream's input
     /// request bridged to a session-era client); the answer (the whole

@@ -49,6 +49,7 @@ pub struct RawTls {
 pub struct TlsSettings {
     path: String,
     cert_file: PathBuf,
+    key_file: PathBuf,
     cert_chain: Vec<CertificateDer<'static>>,
     key: Arc<PrivateKeyDer<'static>>,
     client_auth: Option<ClientAuth>,
@@ -117,12 +118,15 @@ impl RawTls {
                 .map_err(|reason| problems.push((format!("{path}.key"), reason)))
                 .ok()
         });
-        let (Some(cert_file), Some(cert_chain), Some(key)) = (cert_file, cert_chain, key) else {
+        let (Some(cert_file), Some(key_file), Some(cert_chain), Some(key)) =
+            (cert_file, key_file, cert_chain, key)
+        else {
             return Err(problems);
         };
         let settings = TlsSettings {
             path: path.to_owned(),
             cert_file,
+            key_file,
             cert_chain,
             key: Arc::new(key),
             client_auth: identity.and_then(|i| i.mtls()).map(|m| ClientAuth {
@@ -139,6 +143,11 @@ impl RawTls {
 }
 
 impl TlsSettings {
+    /// The private key's file (never mounted into a sandbox).
+    pub fn key_file(&self) -> &Path {
+        &self.key_file
+    }
+
     /// Whether connections are asked for a client certificate.
     pub fn requests_client_certificates(&self) -> bool {
         self.client_auth.is_some()

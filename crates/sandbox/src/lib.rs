@@ -26,7 +26,10 @@
 //!
 //! No path Warden protects (its configuration, keys, API keys, audit trail,
 //! lock file) may be mounted, nor any directory above one: the plan is
-//! refused with [`SandboxError::Exposes`].
+//! refused with [`SandboxError::Exposes`]. Where those files and the
+//! host's secrets would be, the root holds tripwires ([`Tripwires`]):
+//! empty read-only directories watched with inotify, so opening one is
+//! seen (and audited by the caller), while nothing is read.
 //!
 //! Network: an empty network namespace. With [`Network::Proxy`] the child
 //! also brings up loopback, listens on `127.0.0.1:`[`PROXY_PORT`] *inside
@@ -50,7 +53,7 @@ mod seccomp;
 use std::path::PathBuf;
 use std::time::Duration;
 
-pub use plan::{describe_spawn_error, Plan, Spawned, Summary};
+pub use plan::{describe_spawn_error, Decoys, Plan, Spawned, Summary, Tripwires};
 pub use probe::{support, Support};
 
 /// The port the egress proxy listens on inside a sandbox's network

@@ -50,6 +50,46 @@ const ETC: &[&str] = &[
     "/etc/os-release",
 ];
 
+/// Files of the host a server has no business opening. Each (and each of
+/// [`HOME_SECRETS`] and Warden's own files) that no mount shows is a
+/// tripwire inside the sandbox: an empty read-only directory that Warden
+/// watches. Opening it succeeds (reading then fails, `EISDIR`), so the
+/// attempt is seen and audited, not only refused.
+const HOST_SECRETS: &[&str] = &[
+    "/etc/shadow",
+    "/etc/gshadow",
+    "/etc/sudoers",
+    "/etc/ssh/ssh_host_rsa_key",
+    "/etc/ssh/ssh_host_ecdsa_key",
+    "/etc/ssh/ssh_host_ed25519_key",
+    "/root/.ssh/id_rsa",
+    "/root/.ssh/id_ecdsa",
+    "/root/.ssh/id_ed25519",
+    "/root/.aws/credentials",
+    "/root/.netrc",
+    "/root/.git-credentials",
+    "/root/.docker/config.json",
+    "/root/.kube/config",
+];
+
+/// The same, under the `HOME` Warden runs with.
+const HOME_SECRETS: &[&str] = &[
+    ".ssh/id_rsa",
+    ".ssh/id_ecdsa",
+    ".ssh/id_ed25519",
+    ".aws/credentials",
+    ".netrc",
+    ".git-credentials",
+    ".pgpass",
+    ".docker/config.json",
+    ".kube/config",
+    ".config/gcloud/application_default_credentials.json",
+];
+
+/// At most this many tripwires per sandbox (files of a protected
+/// directory beyond it are protected all the same, only not watched).
+const MAX_TRIPWIRES: usize = 128;
+
 /// Device nodes bound into the sandbox's `/dev`.
 const DEVICES: &[&str] = &[
     "/dev/null",
@@ -89,6 +129,69 @@ pub struct Summary {
     pub warnings: Vec<String>,
 }
 
+/// The tripwires of one sandbox: the decoys on the host and an inotify
+/// instance watching each decoy for opens.
+#[derive(Debug)]
+pub struct Tripwires {
+    decoys: Decoys,
+    inotify: inotify::Inotify,
+    paths: std::collections::HashMap<inotify::WatchDescriptor, PathBuf>,
+}
+
+/// The decoys' directory on the host: keep it while the sandbox runs.
+#[derive(Debug)]
+pub struct Decoys(#[allow(dead_code)] tempfile::TempDir);
+
+impl Tripwires {
+    /// The paths (as the server names them) opened since the last call,
+    /// every pending event read (the descriptor is non-blocking).
+    pub fn opened(&mut self) -> io::Result<Vec<PathBuf>> {
+        let mut buffer = [0u8; 4096];
+        let mut out = Vec::new();
+        loop {
+            match self.inotify.read_events(&mut buffer) {
+                Ok(events) => {
+                    let before = out.len();
+                    let mut any = false;
+                    for e in events {
+                        any = true;
+                        if let Some(p) = self.paths.get(&e.wd) {
+                            out.push(p.clone());
+                        }
+                    }
+                    if !any && out.len() == before {
+                        return Ok(out);
+                    }
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(out),
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
+    /// How many paths are watched.
+    pub fn len(&self) -> usize {
+        self.paths.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.paths.is_empty()
+    }
+
+    /// The inotify instance, the path each watch stands for, and the
+    /// decoys (to keep while the sandbox runs), for an asynchronous reader.
+    pub fn into_parts(
+        self,
+    ) -> (
+        inotify::Inotify,
+        std::collections::HashMap<inotify::WatchDescriptor, PathBuf>,
+        Decoys,
+    ) {
+        (self.inotify, self.paths, self.decoys)
+    }
+}
+
 /// A resolved sandbox for one launch of one command.
 #[derive(Debug)]
 pub struct Plan {
@@ -101,6 +204,7 @@ pub struct Plan {
     private_dir: Option<tempfile::TempDir>,
     proxy: Option<(UnixStream, UnixStream)>,
     cgroup: Option<PidsCgroup>,
+    tripwires: Option<Tripwires>,
 }
 
 /// What a spawned sandbox leaves to its caller: its private directory
@@ -110,9 +214,15 @@ pub struct Spawned {
     _private_dir: Option<tempfile::TempDir>,
     _cgroup: Option<PidsCgroup>,
     proxy: Option<UnixStream>,
+    tripwires: Option<Tripwires>,
 }
 
 impl Spawned {
+    /// The sandbox's tripwires (namespaces only), to watch while it runs.
+    pub fn tripwires(&mut self) -> Option<Tripwires> {
+        self.tripwires.take()
+    }
+
     /// The listening socket inside the sandbox's network namespace, sent
     /// by the child before it exec'd (only with [`Network::Proxy`]).
     pub fn proxy_listener(&mut self) -> io::Result<Option<std::net::TcpListener>> {
@@ -210,6 +320,7 @@ impl Plan {
         }
         let mut rules = (landlock_abi > 0)
             .then(|| Rules::new(landlock_abi, isolation == Isolation::LandlockOnly));
+        let mut tripwires = None;
 
         match isolation {
             Isolation::Namespaces => {
@@ -221,6 +332,21 @@ impl Plan {
                 let staging = staging_dir(&mounts)?;
                 setup.staging = cstring(&staging)?;
                 setup.ops = ops(&staging, &system, &mounts, spec.tmp_bytes)?;
+                let wires = tripwire_paths(spec, &system, &mounts);
+                if !wires.is_empty() {
+                    let mounted: Vec<&Path> = system
+                        .iter()
+                        .chain(&mounts)
+                        .map(|m| m.path.as_path())
+                        .collect();
+                    match arm(&staging, &wires, &mounted, &mut setup.ops) {
+                        Ok(t) => tripwires = Some(t),
+                        Err(e) => warnings.push(format!(
+                            "no tripwires (attempts to open the host's secrets are refused but \
+                             not seen): {e}"
+                        )),
+                    }
+                }
                 if let Some(rules) = rules.as_mut() {
                     for m in system.iter().chain(&mounts) {
                         let access = match m.mode {
@@ -236,6 +362,10 @@ impl Plan {
                     rules.allow(Path::new("/dev"), Access::Read, true);
                     for dev in DEVICES {
                         rules.allow(Path::new(dev), Access::Device, false);
+                    }
+                    // Opening a tripwire must succeed to be seen.
+                    for p in tripwires.iter().flat_map(|t| t.paths.values()) {
+                        rules.allow(p, Access::Read, true);
                     }
                 }
             }
@@ -311,6 +441,7 @@ impl Plan {
             private_dir,
             proxy,
             cgroup,
+            tripwires,
         })
     }
 
@@ -368,6 +499,7 @@ impl Plan {
             private_dir,
             proxy,
             cgroup,
+            tripwires,
         } = self;
         let mut cmd = std::process::Command::new(&program);
         cmd.args(&args);
@@ -394,6 +526,7 @@ impl Plan {
                 _private_dir: private_dir,
                 _cgroup: cgroup,
                 proxy: ours,
+                tripwires,
             },
         )
     }
@@ -701,6 +834,131 @@ fn exposes(path: &Path, protected: &[PathBuf]) -> Result<(), SandboxError> {
         }
     }
     Ok(())
+}
+
+/// Where tripwires go: the host's secrets and Warden's own files (a
+/// protected file, and the files directly in a protected directory), each
+/// where no mount shows anything (so a tripwire never hides a path the
+/// server was given), deduplicated and bounded.
+fn tripwire_paths(spec: &SandboxSpec, system: &[Mount], mounts: &[Mount]) -> Vec<PathBuf> {
+    let mut out: Vec<PathBuf> = HOST_SECRETS.iter().map(PathBuf::from).collect();
+    if let Some(home) = std::env::var_os("HOME").map(PathBuf::from) {
+        if home.is_absolute() && home.parent().is_some() {
+            out.extend(HOME_SECRETS.iter().map(|s| home.join(s)));
+        }
+    }
+    for p in &spec.protected {
+        let mut add = |p: &Path| {
+            out.push(p.to_path_buf());
+            if let Ok(real) = std::fs::canonicalize(p) {
+                out.push(real);
+            }
+        };
+        match std::fs::metadata(p) {
+            Ok(m) if m.is_dir() => {
+                for entry in std::fs::read_dir(p)
+                    .into_iter()
+                    .flatten()
+                    .flatten()
+                    .take(64)
+                {
+                    if entry.file_type().is_ok_and(|t| t.is_file()) {
+                        add(&entry.path());
+                    }
+                }
+            }
+            // A file, or a path not made yet (watched all the same).
+            _ => add(p),
+        }
+    }
+    let shown = |p: &Path| {
+        system.iter().chain(mounts).any(|m| p.starts_with(&m.path))
+            || ["/proc", "/dev"].iter().any(|d| p.starts_with(d))
+    };
+    let mut seen = std::collections::BTreeSet::new();
+    out.retain(|p| {
+        p.is_absolute()
+            && p.parent().is_some()
+            && !p.components().any(|c| c == Component::ParentDir)
+            && !shown(p)
+            && seen.insert(p.clone())
+    });
+    out.truncate(MAX_TRIPWIRES);
+    out
+}
+
+/// Makes one decoy per tripwire (an empty read-only directory on the
+/// host), watches each for opens, and adds the mounts that put them in
+/// place: last, over the root already built.
+fn arm(
+    staging: &Path,
+    wires: &[PathBuf],
+    mounted: &[&Path],
+    ops: &mut Vec<Op>,
+) -> Result<Tripwires, SandboxError> {
+    let decoys = tempfile::Builder::new()
+        .prefix("warden-decoys-")
+        .tempdir()?;
+    let inotify = inotify::Inotify::init()?;
+    let mut paths = std::collections::HashMap::new();
+    // A tripwire in the private /tmp or HOME (writable tmpfs) would leave
+    // the directories made for it writable: each is made in a small tmpfs
+    // of its own (at its first component there), sealed read-only once
+    // the decoys are in it — unless that would hide a mount (whose
+    // parents are already made there, as they always were).
+    let mut covers: Vec<PathBuf> = Vec::new();
+    for wire in wires {
+        for writable in [Path::new("/tmp"), Path::new(SANDBOX_HOME)] {
+            if let Ok(rest) = wire.strip_prefix(writable) {
+                let mut parts = rest.components();
+                if let (Some(first), Some(_)) = (parts.next(), parts.next()) {
+                    let cover = writable.join(first);
+                    let hides = mounted.iter().any(|m| m.starts_with(&cover));
+                    if !hides && !covers.contains(&cover) {
+                        covers.push(cover);
+                    }
+                }
+            }
+        }
+    }
+    for cover in &covers {
+        let dst = inside(staging, cover)?;
+        ops.push(Op::Dir(dst.clone()));
+        ops.push(Op::Tmpfs {
+            dst,
+            data: CString::new("size=64k,mode=0755").map_err(|_| SandboxError::Path {
+                path: cover.clone(),
+                reason: "bad tmpfs options".into(),
+            })?,
+        });
+    }
+    for (i, wire) in wires.iter().enumerate() {
+        let decoy = decoys.path().join(i.to_string());
+        std::fs::create_dir(&decoy)?;
+        std::fs::set_permissions(&decoy, std::fs::Permissions::from_mode(0o555))?;
+        let wd = inotify.watches().add(&decoy, inotify::WatchMask::OPEN)?;
+        paths.insert(wd, wire.clone());
+        let dst = inside(staging, wire)?;
+        ops.push(Op::Dir(dst.clone()));
+        ops.push(Op::Bind {
+            src: cstring(&decoy)?,
+            dst,
+            attr: MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV | MOUNT_ATTR_NOEXEC,
+        });
+    }
+    for cover in &covers {
+        let dst = inside(staging, cover)?;
+        ops.push(Op::Bind {
+            src: dst.clone(),
+            dst,
+            attr: MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV | MOUNT_ATTR_NOEXEC,
+        });
+    }
+    Ok(Tripwires {
+        decoys: Decoys(decoys),
+        inotify,
+        paths,
+    })
 }
 
 /// Sorted parents first; a path under another of the same or a stronger

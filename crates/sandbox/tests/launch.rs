@@ -70,7 +70,8 @@ fn spec(isolation: Isolation) -> SandboxSpec {
 fn a_command_runs_and_sees_a_minimal_root() {
     let o = run(
         &spec(Isolation::Namespaces),
-        "echo hello; id -u; echo $$; ls /; test -e /etc/shadow && echo SHADOW; ls -A $HOME | wc -l",
+        // `/etc/shadow` is a tripwire (an empty directory), never a file.
+        "echo hello; id -u; echo $$; ls /; test -f /etc/shadow && echo SHADOW; ls -A $HOME | wc -l",
     );
     let out = String::from_utf8_lossy(&o.stdout);
     assert!(o.status.success(), "{}", text(&o));
@@ -385,4 +386,60 @@ fn no_pids_cgroup_outlives_its_sandbox() {
             std::thread::sleep(std::time::Duration::from_millis(100));
         }
     }
+}
+
+/// Opening a host secret or one of Warden's files inside the sandbox opens
+/// a tripwire: nothing is read, and Warden learns which path was tried.
+/// A path the sandbox was given is never a tripwire.
+#[test]
+fn opening_a_host_secret_or_a_protected_file_trips_a_wire() {
+    if !support().user_namespaces {
+        assert!(
+            std::env::var_os("WARDEN_REQUIRE_SANDBOX").is_none(),
+            "user namespaces are not available"
+        );
+        return;
+    }
+    let warden = tempfile::tempdir().unwrap();
+    let key = warden.path().join("api-keys.secret");
+    std::fs::write(&key, "k3y-material-2718").unwrap();
+    let given = tempfile::tempdir().unwrap();
+    std::fs::write(given.path().join("data.txt"), "given").unwrap();
+    let spec = SandboxSpec {
+        protected: vec![warden.path().to_path_buf()],
+        read: vec![given.path().to_path_buf()],
+        ..SandboxSpec::default()
+    };
+    let script = format!(
+        "cat /etc/shadow; cat '{}'; cat '{}/data.txt'; ls /etc/shadow >/dev/null",
+        key.display(),
+        given.path().display()
+    );
+    let plan = Plan::new(
+        &spec,
+        "/bin/sh",
+        &["-c".to_owned(), script],
+        None,
+        path_env().as_deref(),
+    )
+    .expect("plan");
+    let env: Vec<(String, String)> = plan.env().to_vec();
+    let (mut cmd, mut spawned) = plan.command();
+    let mut wires = spawned.tripwires().expect("tripwires armed");
+    assert!(!wires.is_empty());
+    cmd.env_clear()
+        .env("PATH", "/usr/bin:/bin")
+        .envs(env)
+        .stdin(Stdio::null());
+    let out = cmd.output().expect("spawn");
+    let shown = text(&out);
+    assert!(!shown.contains("k3y-material-2718"), "{shown}");
+    assert!(shown.contains("given"), "{shown}");
+    let opened = wires.opened().unwrap();
+    assert!(opened.contains(&PathBuf::from("/etc/shadow")), "{opened:?}");
+    assert!(opened.contains(&key), "{opened:?}");
+    assert!(
+        !opened.iter().any(|p| p.starts_with(given.path())),
+        "a given path was a tripwire: {opened:?}"
+    );
 }

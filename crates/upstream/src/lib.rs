@@ -151,6 +151,13 @@ pub enum UpstreamEvent {
         /// `bad_request`.
         reason: &'static str,
     },
+    /// A sandboxed server opened one of its sandbox's tripwires (a decoy
+    /// where a host secret or one of Warden's files would be).
+    Tripwire {
+        server: String,
+        /// The path as the server named it (escaped, bounded).
+        path: String,
+    },
 }
 
 /// Where the upstream is in its life.
@@ -368,6 +375,31 @@ impl Upstream {
         self.shared.status.borrow().state
     }
 
+    /// Restarts a sandboxed stdio server with `roots` (directories, at
+    /// their own paths) as its client roots, in place of those it has: new
+    /// calls wait for the new process, calls pending on the old one may
+    /// finish first (for at most [`REMOUNT_DRAIN`]), and the server's
+    /// event stream then reports a restart. Other transports: nothing.
+    pub fn remount(&self, roots: Vec<std::path::PathBuf>) {
+        if !matches!(
+            &self.shared.spec.transport,
+            TransportSpec::Stdio {
+                sandbox: Some(_),
+                ..
+            }
+        ) {
+            return;
+        }
+        self.shared.set_mounts(roots);
+        self.shared.remount.notify_one();
+    }
+
+    /// The client roots the sandbox mounts (or will, once a requested
+    /// remount is done).
+    pub fn mounted_roots(&self) -> Vec<std::path::PathBuf> {
+        self.shared.mounts()
+    }
+
     pub fn name(&self) -> &str {
         self.shared.name()
     }
@@ -412,6 +444,9 @@ impl std::fmt::Debug for RequestHeaders {
             .finish()
     }
 }
+
+/// How long a remount lets the calls pending on the old process finish.
+pub const REMOUNT_DRAIN: Duration = Duration::from_secs(10);
 
 /// Runs `f` with extra HTTP headers on the requests it sends to Streamable
 /// HTTP upstreams (the gateway's W3C `traceparent`/`tracestate`). Headers

@@ -85,6 +85,11 @@ pub(crate) struct Shared {
     pub stop: watch::Sender<bool>,
     /// Set by the supervisor when it has closed everything and returned.
     pub finished: watch::Sender<bool>,
+    /// The client roots a sandboxed stdio server is started with (mounted
+    /// at their own paths); replaced by [`crate::Upstream::remount`].
+    mounts: Mutex<Vec<std::path::PathBuf>>,
+    /// Asks the supervisor to restart the process with the current mounts.
+    pub remount: tokio::sync::Notify,
 }
 
 impl Shared {
@@ -119,7 +124,35 @@ impl Shared {
             status,
             stop,
             finished,
+            mounts: Mutex::new(Vec::new()),
+            remount: tokio::sync::Notify::new(),
         }
+    }
+
+    /// The client roots the next process is started with.
+    pub(crate) fn mounts(&self) -> Vec<std::path::PathBuf> {
+        self.mounts
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    pub(crate) fn set_mounts(&self, roots: Vec<std::path::PathBuf>) {
+        *self.mounts.lock().unwrap_or_else(|p| p.into_inner()) = roots;
+    }
+
+    /// Whether calls are still pending (on the old process, while a
+    /// remount drains it).
+    pub(crate) fn has_pending(&self) -> bool {
+        !self.calls().pending.is_empty()
+    }
+
+    /// Removes the link so new calls wait for the next one, keeping the
+    /// pending calls of the current process (a remount's drain).
+    pub(crate) fn hold_new_calls(&self) {
+        let mut calls = self.calls();
+        calls.link = None;
+        calls.info = None;
     }
 
     pub(crate) fn name(&self) -> &str {

@@ -147,6 +147,9 @@ pub struct StdioSandbox {
     /// The listed hosts may be loopback or private addresses (link-local
     /// and metadata addresses never).
     pub egress_allow_private: bool,
+    /// The client roots mounted by [`crate::Upstream::remount`] are
+    /// writable (else read-only).
+    pub roots_writable: bool,
 }
 
 /// Exponential backoff between restarts.

@@ -18,14 +18,14 @@ use tokio::process::{Child, ChildStderr, ChildStdin, ChildStdout, Command};
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::AbortHandle;
 use tracing::{info, warn};
-use warden_sandbox::{describe_spawn_error, Plan, Spawned};
+use warden_sandbox::{describe_spawn_error, Decoys, Plan, Spawned, Tripwires};
 
 use crate::handshake::{self, Handshaken, INITIALIZED};
 use crate::lines::{Line, LineReader};
 use crate::log_safe::log_safe;
 use crate::shared::{PendingGuard, Shared};
 use crate::supervisor::End;
-use crate::{TransportSpec, UpstreamError};
+use crate::{TransportSpec, UpstreamError, UpstreamEvent};
 
 /// Warden's own variables passed to every child: enough for a program to
 /// find its tools and locale, nothing that tends to hold a credential.
@@ -77,6 +77,8 @@ pub(crate) struct Process {
     _sandbox: Option<Spawned>,
     /// The egress proxy serving this process's sandbox.
     proxy: Option<AbortHandle>,
+    /// The task reporting the sandbox's tripwires, and their decoys.
+    tripwires: Option<(AbortHandle, Decoys)>,
 }
 
 /// Spawns the process and runs the handshake on it.
@@ -140,14 +142,21 @@ fn spawn(shared: &Arc<Shared>) -> Result<Process, UpstreamError> {
                 .find(|(k, _)| k == "PATH")
                 .map(|(_, v)| std::ffi::OsString::from(v))
                 .or_else(|| std::env::var_os("PATH"));
-            let plan = Plan::new(
-                &sandbox.spec,
-                command,
-                args,
-                cwd.as_deref(),
-                path.as_deref(),
-            )
-            .map_err(|e| UpstreamError::Unavailable(format!("sandbox: {e}")))?;
+            // The client roots (#19.4) are mounted like configured paths.
+            let roots = shared.mounts();
+            let spec = if roots.is_empty() {
+                std::borrow::Cow::Borrowed(&sandbox.spec)
+            } else {
+                let mut spec = sandbox.spec.clone();
+                if sandbox.roots_writable {
+                    spec.write.extend(roots);
+                } else {
+                    spec.read.extend(roots);
+                }
+                std::borrow::Cow::Owned(spec)
+            };
+            let plan = Plan::new(&spec, command, args, cwd.as_deref(), path.as_deref())
+                .map_err(|e| UpstreamError::Unavailable(format!("sandbox: {e}")))?;
             for warning in &plan.summary().warnings {
                 warn!(target: "upstream", server = %shared.spec.name, "sandbox: {warning}");
             }
@@ -199,6 +208,10 @@ fn spawn(shared: &Arc<Shared>) -> Result<Process, UpstreamError> {
         Some(Ok(listener)) => listener,
         None => None,
     };
+    let tripwires = spawned
+        .as_mut()
+        .and_then(Spawned::tripwires)
+        .and_then(|t| watch_tripwires(shared.clone(), t));
     let proxy = match (proxy, sandbox) {
         (Some(listener), Some(sandbox)) => Some(crate::egress_proxy::start(
             listener,
@@ -228,7 +241,45 @@ fn spawn(shared: &Arc<Shared>) -> Result<Process, UpstreamError> {
         stderr,
         _sandbox: spawned,
         proxy,
+        tripwires,
     })
+}
+
+/// Reports each tripwire the sandboxed process opens, once per path for
+/// the life of the process (a loop over a decoy is one record, not a
+/// flood). The task and the decoys end with the process.
+fn watch_tripwires(shared: Arc<Shared>, wires: Tripwires) -> Option<(AbortHandle, Decoys)> {
+    use futures::StreamExt;
+    let (inotify, paths, decoys) = wires.into_parts();
+    let mut events = match inotify.into_event_stream([0u8; 4096]) {
+        Ok(s) => s,
+        Err(e) => {
+            warn!(target: "upstream", server = %shared.spec.name, error = %e, "sandbox: tripwires not watched");
+            return None;
+        }
+    };
+    let task = tokio::spawn(async move {
+        let mut reported = std::collections::HashSet::new();
+        while let Some(event) = events.next().await {
+            let Ok(event) = event else {
+                return;
+            };
+            let Some(path) = paths.get(&event.wd) else {
+                continue;
+            };
+            if reported.insert(event.wd.clone()) {
+                let path = log_safe(path.as_os_str().as_encoded_bytes(), 512);
+                warn!(target: "audit", event = "sandbox.tripwire", server = %shared.spec.name, path = %path);
+                shared
+                    .emit(UpstreamEvent::Tripwire {
+                        server: shared.spec.name.clone(),
+                        path,
+                    })
+                    .await;
+            }
+        }
+    });
+    Some((task.abort_handle(), decoys))
 }
 
 impl Process {
@@ -317,6 +368,9 @@ impl Drop for Process {
         self.reader.abort();
         if let Some(proxy) = &self.proxy {
             proxy.abort();
+        }
+        if let Some((t, _)) = &self.tripwires {
+            t.abort();
         }
     }
 }

@@ -33,6 +33,8 @@ pub(crate) enum End {
     /// A modern upstream refused the version Warden adopted (-32022):
     /// detect the era again, keep pending calls.
     VersionRefused,
+    /// Asked to restart a sandboxed server with other client roots mounted.
+    Remount,
 }
 
 impl End {
@@ -41,6 +43,7 @@ impl End {
             End::Crashed(r) => r.clone(),
             End::SessionExpired => "session expired".to_owned(),
             End::VersionRefused => "protocol version refused".to_owned(),
+            End::Remount => "restarted to mount the client's roots".to_owned(),
         }
     }
 }
@@ -166,6 +169,7 @@ pub(crate) async fn supervise(shared: Arc<Shared>) {
                 let up_since = Instant::now();
                 let end = tokio::select! {
                     end = conn.ended() => end,
+                    () = shared.remount.notified() => End::Remount,
                     _ = stopped(&mut stop) => {
                         shared.uninstall(
                             Some(UpstreamError::Closed("upstream shutting down".into())),
@@ -193,6 +197,26 @@ pub(crate) async fn supervise(shared: Arc<Shared>) {
                                 reason,
                             })
                             .await;
+                    }
+                    End::Remount => {
+                        info!(target: "upstream", server = %name, "restarting to mount the client's roots");
+                        // New calls wait for the new process; those pending
+                        // on this one may finish first (bounded).
+                        shared.hold_new_calls();
+                        shared.set_state(UpstreamState::Restarting);
+                        let drain = tokio::time::Instant::now() + crate::REMOUNT_DRAIN;
+                        while shared.has_pending() && tokio::time::Instant::now() < drain {
+                            tokio::select! {
+                                _ = tokio::time::sleep(Duration::from_millis(20)) => {}
+                                _ = conn.ended() => break,
+                            }
+                        }
+                        shared.uninstall(
+                            Some(UpstreamError::Closed(end.reason())),
+                            UpstreamState::Restarting,
+                        );
+                        conn.close(true).await;
+                        immediate = true;
                     }
                     End::SessionExpired | End::VersionRefused => {
                         if matches!(end, End::SessionExpired) {

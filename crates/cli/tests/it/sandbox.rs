@@ -121,6 +121,27 @@ async fn a_hostile_server_reads_none_of_the_hosts_secrets() {
         assert!(t.starts_with("REFUSED"), "{path}: {t}");
         assert!(!t.contains("planted-3141"), "{path}: {t}");
     }
+    // Each attempt on a host secret or one of Warden's files (all but the
+    // key planted in a random directory) opened a tripwire: audited.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let (_, out, _) = w.cli_status(&["audit", "query", "--json", "--limit", "1000"]);
+        let wired: Vec<String> = out
+            .lines()
+            .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+            .filter(|v| v["kind"] == "tripwire" && v["server"] == "hostile")
+            .filter_map(|v| v["action"].as_str().map(str::to_owned))
+            .collect();
+        let missing: Vec<&String> = targets[1..].iter().filter(|t| !wired.contains(t)).collect();
+        if missing.is_empty() {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "attempts not audited as tripwires: {missing:?} (audited: {wired:?})"
+        );
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
 }
 
 #[tokio::test]
@@ -431,4 +452,185 @@ async fn fetch_reaches_only_its_allowed_site_through_the_egress_proxy() {
         );
         tokio::time::sleep(Duration::from_millis(250)).await;
     }
+}
+
+/// #19.4: a client's roots become the sandboxed server's mounts. Only the
+/// roots under `roots.allow` are mounted (read-only) and told to the
+/// server (server-filesystem, which replaces its allowed directories with
+/// the client's roots); a root outside, a link under `allow` that leads
+/// out, and Warden's own directory are refused, never reach the server,
+/// and are audited with why.
+#[tokio::test]
+async fn client_roots_become_the_servers_only_mounts_read_only() {
+    let p = crate::peers::Peers::load();
+    let tmp = tempfile::tempdir().unwrap();
+    let base = tmp.path().canonicalize().unwrap();
+    let projects = base.join("projects");
+    let a = projects.join("a");
+    let outside = base.join("outside");
+    std::fs::create_dir_all(&a).unwrap();
+    std::fs::create_dir_all(&outside).unwrap();
+    std::fs::write(a.join("notes.txt"), "root-a-content-5521").unwrap();
+    std::fs::write(outside.join("secret.txt"), "outside-secret-8813").unwrap();
+    std::os::unix::fs::symlink(&outside, projects.join("escape")).unwrap();
+    let wdir = tempfile::tempdir().unwrap();
+    let wpath = wdir.path().canonicalize().unwrap();
+    let w = Warden::start_in(
+        wdir,
+        &format!(
+            "servers:\n  fs:\n    command: '{}'\n    args: ['{}']\n    sandbox:\n      roots: {{allow: ['{}', '{}']}}\n",
+            p.get("NODE20"),
+            p.get("SERVER_FILESYSTEM"),
+            projects.display(),
+            wpath.display(),
+        ),
+        &[],
+    );
+    let uri = |p: &Path| format!("file://{}", p.display());
+    let mut args: Vec<String> = vec![
+        p.driver("py_client.py").display().to_string(),
+        "--url".into(),
+        w.url("/mcp"),
+        "--timeout".into(),
+        "90".into(),
+    ];
+    for r in [&a, &outside, &projects.join("escape"), &wpath] {
+        args.extend(["--root".into(), uri(r)]);
+    }
+    args.extend([
+        "--first-until".into(),
+        a.display().to_string(),
+        "--call".into(),
+        "fs__list_allowed_directories".into(),
+        "--call".into(),
+        "fs__read_text_file".into(),
+        "--args".into(),
+        json!({"path": a.join("notes.txt")}).to_string(),
+        "--call".into(),
+        "fs__read_text_file".into(),
+        "--args".into(),
+        json!({"path": outside.join("secret.txt")}).to_string(),
+        "--call".into(),
+        "fs__write_file".into(),
+        "--args".into(),
+        json!({"path": a.join("new.txt"), "content": "x"}).to_string(),
+    ]);
+    let py = p.get("PY1").to_owned();
+    let out = tokio::task::spawn_blocking(move || crate::peers::run_driver(&py, &args))
+        .await
+        .unwrap();
+    let calls = out["calls"].as_array().cloned().unwrap_or_default();
+    assert_eq!(calls.len(), 4, "{out}");
+    let dirs = calls[0]["text"].as_str().unwrap_or_default();
+    assert!(dirs.contains(&a.display().to_string()), "{out}");
+    assert!(
+        !dirs.contains(&outside.display().to_string())
+            && !dirs.contains(&wpath.display().to_string()),
+        "the server was told a refused root: {dirs}"
+    );
+    assert!(
+        calls[1]["text"]
+            .as_str()
+            .is_some_and(|t| t.contains("root-a-content-5521")),
+        "the mounted root is not readable: {out}"
+    );
+    assert_ne!(calls[2]["ok"], true, "{out}");
+    assert!(!out.to_string().contains("outside-secret-8813"), "{out}");
+    assert_ne!(calls[3]["ok"], true, "a read-only root was written: {out}");
+    assert!(!a.join("new.txt").exists(), "a read-only root was written");
+
+    // Each refusal, and the mount, is in the audit trail.
+    let (_, trail, _) = w.cli_status(&["audit", "query", "--json", "--limit", "1000"]);
+    let roots: Vec<Value> = trail
+        .lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .filter(|v| v["kind"] == "roots")
+        .collect();
+    let reason_of = |root: &Path| -> Vec<String> {
+        roots
+            .iter()
+            .filter(|v| {
+                v["action"].as_str() == Some(uri(root).as_str())
+                    || v["action"].as_str() == Some(&root.display().to_string())
+            })
+            .filter_map(|v| v["reason_code"].as_str().map(str::to_owned))
+            .collect()
+    };
+    assert!(
+        reason_of(&outside).contains(&"outside_allowed".to_owned()),
+        "{roots:?}"
+    );
+    assert!(
+        reason_of(&projects.join("escape")).contains(&"outside_allowed".to_owned()),
+        "{roots:?}"
+    );
+    assert!(
+        reason_of(&wpath).contains(&"protected".to_owned()),
+        "{roots:?}"
+    );
+    assert!(reason_of(&a).contains(&"mounted".to_owned()), "{roots:?}");
+}
+
+/// `warden check` says what each sandboxed server can read, write and
+/// reach, client roots included; a `roots` section without `allow` is an
+/// error naming its path.
+#[test]
+fn check_prints_what_each_server_can_read_write_and_reach() {
+    let dir = tempfile::tempdir().unwrap();
+    let base = dir.path().canonicalize().unwrap();
+    let data = base.join("data");
+    std::fs::create_dir_all(&data).unwrap();
+    let cfg = base.join("warden.yaml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "servers:\n  fs:\n    command: python3\n    args: ['{}']\n    sandbox:\n      write: ['{}/']\n      roots: {{allow: ['{}'], mount: write}}\n  web:\n    command: python3\n    sandbox: {{profile: network, egress: [example.com:443]}}\n  raw:\n    command: python3\n    sandbox: {{profile: none}}\n",
+            hostile_script(),
+            data.display(),
+            base.join("projects").display(),
+        ),
+    )
+    .unwrap();
+    let check = || {
+        let out = std::process::Command::new(crate::harness::WARDEN)
+            .args(["check", "-c"])
+            .arg(&cfg)
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&out.stdout).to_string()
+            + &String::from_utf8_lossy(&out.stderr);
+        (out.status.success(), text)
+    };
+    let (ok, text) = check();
+    assert!(ok, "{text}");
+    let line = |name: &str| {
+        text.lines()
+            .find(|l| l.trim_start().starts_with(name))
+            .unwrap_or_else(|| panic!("no line for {name}: {text}"))
+            .to_owned()
+    };
+    let fs = line("fs (");
+    assert!(fs.contains(&format!("writes {}", data.display())), "{fs}");
+    assert!(
+        fs.contains(&format!(
+            "the client's roots under {} (writable)",
+            base.join("projects").display()
+        )),
+        "{fs}"
+    );
+    assert!(fs.contains("reaches nothing"), "{fs}");
+    assert!(
+        line("web (").contains("the egress proxy to example.com:443"),
+        "{text}"
+    );
+    assert!(line("raw:").contains("not sandboxed"), "{text}");
+
+    std::fs::write(
+        &cfg,
+        "servers:\n  fs:\n    command: python3\n    sandbox:\n      roots: {mount: read}\n",
+    )
+    .unwrap();
+    let (ok, text) = check();
+    assert!(!ok, "{text}");
+    assert!(text.contains("servers.fs.sandbox.roots.allow"), "{text}");
 }
