@@ -20,7 +20,7 @@ use std::path::PathBuf;
 use std::time::Instant;
 
 use families::{Score, Set};
-use warden_guard::learned::{INJECTION_THRESHOLD, POISONING_THRESHOLD, POISONING_WITH_SIGNAL};
+use warden_guard::learned::{INJECTION_THRESHOLD, POISONING_THRESHOLD};
 use warden_guard::{Family, Guard, GuardSettings};
 use warden_registry::Scanner;
 
@@ -199,7 +199,7 @@ fn loco_descriptions(sets: &[Set], results: &[Set], rules: &[(&Set, Score)], ver
     print_sweep(
         &pooled,
         "benign tools",
-        &[(POISONING_THRESHOLD, POISONING_WITH_SIGNAL)],
+        &[(POISONING_THRESHOLD, POISONING_THRESHOLD)],
     );
 }
 
@@ -284,7 +284,7 @@ fn print_sweep(pooled: &[(bool, bool, bool, bool, f32)], negatives: &str, shippe
         grid.push((alone, alone));
     }
     if pooled.iter().any(|x| x.3) {
-        for with in [0.5f32, 0.6, 0.7, 0.8, 0.9] {
+        for with in [0.5f32, 0.7, 0.8, 0.9, 0.93, 0.95] {
             for alone in [0.95f32, 0.97, 0.99, 1.01] {
                 grid.push((alone, with));
             }

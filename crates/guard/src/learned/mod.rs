@@ -45,17 +45,14 @@ static POISONING_BYTES: &[u8] = include_bytes!("../../models/poisoning.wlm");
 /// stays at or under 2 %.
 pub const INJECTION_THRESHOLD: f32 = 0.90;
 
-/// Score at or above which the poisoning model reports a description on
-/// its own (`learned.poisoning`, a warning). Chosen the same way, on the
-/// pooled leave-one-corpus-out scores of the description corpora: no
-/// more than 1 % of benign tools at or above it.
+/// Score at or above which the poisoning model reports a description
+/// (`learned.poisoning`, a warning on its own). Chosen the same way, on the
+/// pooled leave-one-corpus-out scores of the description corpora: the
+/// lowest threshold at which the model adds no benign tool to those the
+/// rules flag (held out, it finds no poisoned description the rules miss,
+/// so a lower one only costs false positives: 0.9 adds 0.2 points per
+/// tool, 0.8 adds 1.8).
 pub const POISONING_THRESHOLD: f32 = 0.97;
-
-/// Score at or above which the poisoning model reports a description in
-/// which a rule found something too (a weak signal: an imperative, a
-/// mention of a file, another tool's name). Chosen the same way: benign
-/// tools flagged by rules or model at most 2 % per tool.
-pub const POISONING_WITH_SIGNAL: f32 = 0.9;
 
 /// Why a model file was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

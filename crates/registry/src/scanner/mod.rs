@@ -36,7 +36,7 @@ use base64::Engine as _;
 use regex::bytes::{Regex as BytesRegex, RegexBuilder, RegexSet, RegexSetBuilder};
 use regex::Regex;
 use serde_json::value::RawValue;
-use warden_guard::learned::{LinearModel, POISONING_THRESHOLD, POISONING_WITH_SIGNAL};
+use warden_guard::learned::{LinearModel, POISONING_THRESHOLD};
 use warden_protocol::message::{as_str, elements, members};
 
 pub use rules::{RuleInfo, RULES};
@@ -396,9 +396,8 @@ impl Scanner {
     /// The learned model over every `description` of the item, joined by
     /// line breaks in document order: one finding at the description that
     /// holds the best window, when its score reaches
-    /// [`POISONING_THRESHOLD`], or [`POISONING_WITH_SIGNAL`] in an item
-    /// where a rule found something too (however weak). The finding warns;
-    /// blocking takes other evidence.
+    /// [`POISONING_THRESHOLD`]. The finding warns; blocking takes other
+    /// evidence.
     fn learned(&self, item: &RawValue, out: &mut Findings) {
         let Some(model) = &self.learned else { return };
         let mut found = Vec::new();
@@ -413,12 +412,7 @@ impl Scanner {
         let Some(w) = model.best_window(&text) else {
             return;
         };
-        let bar = if out.list.is_empty() {
-            POISONING_THRESHOLD
-        } else {
-            POISONING_WITH_SIGNAL
-        };
-        if w.score < bar {
+        if w.score < POISONING_THRESHOLD {
             return;
         }
         let at = starts
