@@ -9,6 +9,9 @@
 //!   second on one core.
 //! - `output/4k_*`: `inspect_output` on a 4 KiB `tools/call` result: a
 //!   JSON document, clean and with one secret to redact, and mixed text.
+//! - `output/4k_*_model`: the same with `guards.output.model: on` (the
+//!   learned injection model over every text field), and `model/4k_prose`:
+//!   the model alone on 4 KiB of text.
 //! - `input/typical`: `check_input` with a cached schema.
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
@@ -68,7 +71,30 @@ fn benches(c: &mut Criterion) {
             b.iter(|| guard.inspect_output("srv__tool", "srv", "tools/call", result))
         });
     }
+    let mut settings = GuardSettings::default();
+    settings.defaults.output_model = true;
+    let with_model = Guard::new(&settings).expect("guard");
+    for (name, result) in [
+        ("4k_json_clean_model", &json_clean),
+        ("4k_mixed_clean_model", &mixed),
+    ] {
+        assert!(
+            with_model
+                .inspect_output("srv__tool", "srv", "tools/call", result)
+                .findings
+                .is_empty(),
+            "{name} must be clean"
+        );
+        g.bench_function(name, |b| {
+            b.iter(|| with_model.inspect_output("srv__tool", "srv", "tools/call", result))
+        });
+    }
     g.finish();
+    let prose = texts::prose(4 << 10);
+    let model = warden_guard::learned::LinearModel::injection();
+    c.benchmark_group("model")
+        .throughput(Throughput::Bytes(prose.len() as u64))
+        .bench_function("4k_prose", |b| b.iter(|| model.best_window(&prose)));
     assert!(guard
         .inspect_output("srv__tool", "srv", "tools/call", &json_clean)
         .rewritten

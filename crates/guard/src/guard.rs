@@ -8,7 +8,8 @@ use serde_json::value::RawValue;
 
 use crate::error::GuardError;
 use crate::finding::{Finding, RuleId};
-use crate::rules::Family;
+use crate::learned::{LinearModel, INJECTION_THRESHOLD};
+use crate::rules::{Family, LEARNED};
 use crate::scan::{Families, Scanner};
 use crate::schema::SchemaCache;
 use crate::settings::GuardSettings;
@@ -67,6 +68,18 @@ pub(crate) struct Inner {
     pub settings: GuardSettings,
     pub scanner: Scanner,
     pub schemas: SchemaCache,
+    /// The learned injection model, run where `output_model` is on.
+    pub model: Arc<LinearModel>,
+}
+
+impl Inner {
+    /// The model's best window of `text` when it reaches the threshold.
+    pub(crate) fn learned(&self, text: &str) -> Option<Range<usize>> {
+        self.model
+            .best_window(text)
+            .filter(|w| w.score >= INJECTION_THRESHOLD)
+            .map(|w| w.span)
+    }
 }
 
 /// The compiled guards. Cheap to clone (one `Arc`).
@@ -86,6 +99,15 @@ impl Guard {
     /// with them, what the input, output and stream stages of the defaults
     /// and of each tool override scan for, so that no call pays for it.
     pub fn new(settings: &GuardSettings) -> Result<Guard, GuardError> {
+        Guard::with_injection_model(settings, LinearModel::injection().clone())
+    }
+
+    /// [`Guard::new`] with another injection model than the shipped one
+    /// (an operator's own training, or a leave-one-corpus-out evaluation).
+    pub fn with_injection_model(
+        settings: &GuardSettings,
+        model: LinearModel,
+    ) -> Result<Guard, GuardError> {
         let scanner = Scanner::new()?;
         for t in settings.variants() {
             scanner.prepare(Families::output(&t))?;
@@ -99,6 +121,7 @@ impl Guard {
                 settings: settings.clone(),
                 scanner,
                 schemas: SchemaCache::default(),
+                model: Arc::new(model),
             }),
         })
     }
@@ -173,10 +196,12 @@ impl Guard {
         StreamRedactor::new(self.inner.clone(), tool, server)
     }
 
-    /// Every detection in `text`, all families, regardless of actions. For
+    /// Every detection in `text`, all families, regardless of actions (the
+    /// learned model's when the defaults have `output_model` on). For
     /// evaluation and diagnostics; spans index into `text`.
     pub fn detect(&self, text: &str) -> Vec<Detected> {
-        self.inner
+        let mut out: Vec<Detected> = self
+            .inner
             .scanner
             .scan(text, Families::ALL)
             .into_iter()
@@ -185,6 +210,16 @@ impl Guard {
                 family: d.family,
                 span: d.span,
             })
-            .collect()
+            .collect();
+        if self.inner.settings.defaults.output_model {
+            if let Some(span) = self.inner.learned(text) {
+                out.push(Detected {
+                    class: LEARNED,
+                    family: Family::Injection,
+                    span,
+                });
+            }
+        }
+        out
     }
 }

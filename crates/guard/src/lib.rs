@@ -33,6 +33,7 @@ mod finding;
 mod guard;
 mod input;
 mod json;
+pub mod learned;
 pub mod matcher;
 mod output;
 pub mod rules;

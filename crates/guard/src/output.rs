@@ -15,7 +15,7 @@ use crate::finding::{self, Finding, RuleId};
 use crate::guard::{Inner, OutputVerdict};
 use crate::input::splice;
 use crate::json::{self, json_string, pointer, Seg, Visitor};
-use crate::rules::{Family, HIDDEN_TEXT};
+use crate::rules::{Family, HIDDEN_TEXT, LEARNED};
 use crate::scan::Families;
 use crate::settings::{Action, ClassActions, ErrorMode, ToolGuards};
 use crate::unicode;
@@ -160,6 +160,14 @@ fn judge(
             let action = family_actions(t, d.family).action(d.class);
             if action != Action::Off {
                 act(d.class, d.family, action, Some(d.span), &mut out);
+            }
+        }
+    }
+    if families.injection && t.output_model {
+        let action = t.output_injection.action(LEARNED);
+        if action != Action::Off {
+            if let Some(span) = inner.learned(text) {
+                act(LEARNED, Family::Injection, action, Some(span), &mut out);
             }
         }
     }

@@ -122,6 +122,9 @@ pub struct ToolGuards {
     /// Cap on a result's size in bytes; larger results are truncated with a marker.
     pub max_output_bytes: usize,
     pub upstream_errors: ErrorMode,
+    /// Run the learned injection model ([`crate::learned::LinearModel::injection`])
+    /// over result text besides the rules (`guards.output.model`).
+    pub output_model: bool,
 }
 
 impl Default for ToolGuards {
@@ -153,6 +156,7 @@ impl Default for ToolGuards {
             },
             max_output_bytes: 1 << 20,
             upstream_errors: ErrorMode::Generic,
+            output_model: false,
         }
     }
 }
@@ -172,6 +176,7 @@ pub struct ToolPatch {
     pub output_injection: Option<ClassActions>,
     pub max_output_bytes: Option<usize>,
     pub upstream_errors: Option<ErrorMode>,
+    pub output_model: Option<bool>,
 }
 
 impl ToolPatch {
@@ -189,6 +194,7 @@ impl ToolPatch {
         set!(forbidden_chars => forbidden_chars);
         set!(max_output_bytes => max_output_bytes);
         set!(upstream_errors => upstream_errors);
+        set!(output_model => output_model);
         if let Some(c) = &self.input_injection {
             t.input_injection.patch(c);
         }
@@ -318,6 +324,8 @@ pub struct RawOutput {
     pub injection: Option<RawClassActions>,
     pub max_bytes: Option<Scalar>,
     pub upstream_errors: Option<Scalar>,
+    /// `on | off`: the learned injection model over result text.
+    pub model: Option<Scalar>,
 }
 
 /// `{ action: redact, classes: { private_key: block } }`.
@@ -589,6 +597,16 @@ impl Resolver {
                     ("generic", ErrorMode::Generic),
                     ("redacted", ErrorMode::Redacted),
                     ("passthrough", ErrorMode::Passthrough),
+                ],
+            );
+            p.output_model = self.choice(
+                &format!("{op}.model"),
+                &o.model,
+                &[
+                    ("on", true),
+                    ("off", false),
+                    ("true", true),
+                    ("false", false),
                 ],
             );
         }

@@ -111,3 +111,21 @@ fn globs() {
     assert!(!glob_match("a*b", "ab_"));
     assert!(glob_match("*", ""));
 }
+
+#[test]
+fn output_model_is_a_setting_off_by_default() {
+    assert!(!GuardSettings::default().defaults.output_model);
+    let s = resolve("output: { model: on }\ntools:\n  \"web__*\": { output: { model: off } }\n")
+        .unwrap();
+    assert!(s.defaults.output_model);
+    assert!(!s.for_tool("web__fetch", "web").output_model);
+    assert!(s.for_tool("fs__read", "fs").output_model);
+    assert!(
+        !resolve("output: { model: false }")
+            .unwrap()
+            .defaults
+            .output_model
+    );
+    let e = resolve("output: { model: sometimes }").unwrap_err();
+    assert_eq!(e[0].0, "guards.output.model", "{e:?}");
+}

@@ -56,6 +56,10 @@ pub struct Score {
     pub groups: BTreeMap<String, (usize, usize)>,
     pub misses: Vec<String>,
     pub false_alarms: Vec<String>,
+    /// Per item of the set, in order: flagged or not.
+    pub flagged: Vec<bool>,
+    /// Descriptions, per item in order: any finding at all (weak ones too).
+    pub signals: Vec<bool>,
 }
 
 fn pct(a: usize, b: usize) -> Option<f64> {
@@ -92,6 +96,7 @@ impl Score {
     }
 
     fn add(&mut self, item: &Item, flagged: bool, blocked: bool, why: &str) {
+        self.flagged.push(flagged);
         let label = format!("{} {}", item.id, why);
         if item.positive {
             if flagged {
@@ -430,13 +435,17 @@ pub fn score_descriptions(scanner: &Scanner, set: &Set) -> Score {
             }
         }
         let Ok(canonical) = warden_registry::canonical_json_str(&item.text) else {
+            score.signals.push(false);
             score.add(item, false, false, "(not canonical JSON)");
             continue;
         };
         let Ok(raw) = serde_json::value::RawValue::from_string(canonical) else {
+            score.signals.push(false);
+            score.add(item, false, false, "(not JSON)");
             continue;
         };
         let (verdict, findings) = scanner.scan_manifest_in(&raw, &ctx);
+        score.signals.push(!findings.is_empty());
         let rules: Vec<String> = findings
             .iter()
             .map(|f| format!("{}({}) {:?}", f.rule, f.severity, f.excerpt))
@@ -616,6 +625,56 @@ pub fn result_sets(dir: &Path) -> Result<Vec<Set>, String> {
             .enumerate()
             .map(|(i, t)| text_item("whois", i, false, "whois", t.to_owned()))
             .collect(),
+        info: false,
+    });
+
+    // Benign documents and code that are not tool results of a benchmark:
+    // false-positive data for injection in e-mail-like prose and in code.
+    let presidio = json_file(&dir.join("pii-presidio-research/synth_dataset_v2.dev.json"))?;
+    sets.push(Set {
+        corpus: "pii-presidio-research",
+        name: "synthetic documents and messages (benign)".into(),
+        items: presidio
+            .as_array()
+            .into_iter()
+            .flatten()
+            .enumerate()
+            .map(|(i, r)| text_item("presidio", i, false, "prose", s(r, "full_text")))
+            .collect(),
+        info: false,
+    });
+    let mut code = Vec::new();
+    let td = dir.join("secrets-detect-secrets/test_data");
+    let mut files: Vec<_> = fs::read_dir(&td)
+        .map_err(|e| format!("{}: {e}", td.display()))?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.is_file())
+        .collect();
+    files.sort();
+    for f in files {
+        if let Ok(t) = fs::read_to_string(&f) {
+            code.push(text_item(
+                "detect-secrets-file",
+                code.len(),
+                false,
+                "file",
+                t,
+            ));
+        }
+    }
+    for r in jsonl(&dir.join("secrets-detect-secrets/plugin_test_cases.jsonl"))? {
+        code.push(text_item(
+            "detect-secrets-row",
+            code.len(),
+            false,
+            "row",
+            s(&r, "text"),
+        ));
+    }
+    sets.push(Set {
+        corpus: "secrets-detect-secrets",
+        name: "code and configuration files and lines (benign)".into(),
+        items: code,
         info: false,
     });
 

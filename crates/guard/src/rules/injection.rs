@@ -10,6 +10,9 @@ use super::{Family, Lane, Rule};
 /// Invisible characters in output (Unicode tags, zero-width, bidi
 /// controls): found by the character scan, not by a pattern.
 pub(crate) const HIDDEN_TEXT: &str = "injection.hidden_text";
+/// A window of a result that the learned injection model scores at or
+/// above its threshold (`guards.output.model: on`).
+pub(crate) const LEARNED: &str = "injection.learned";
 
 /// An injection rule. Its phrasing is made of common words ("system",
 /// "function", "send", "without"), so keywords would open windows over most

@@ -81,7 +81,7 @@ pub fn classes(family: Family) -> impl Iterator<Item = &'static str> {
         }
     }
     if family == Family::Injection {
-        for c in [injection::HIDDEN_TEXT] {
+        for c in [injection::HIDDEN_TEXT, injection::LEARNED] {
             if !seen.contains(&c) {
                 seen.push(c);
             }
@@ -95,4 +95,4 @@ pub fn class_named(family: Family, name: &str) -> Option<&'static str> {
     classes(family).find(|c| *c == name)
 }
 
-pub(crate) use injection::HIDDEN_TEXT;
+pub(crate) use injection::{HIDDEN_TEXT, LEARNED};

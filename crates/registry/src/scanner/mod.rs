@@ -36,6 +36,7 @@ use base64::Engine as _;
 use regex::bytes::{Regex as BytesRegex, RegexBuilder, RegexSet, RegexSetBuilder};
 use regex::Regex;
 use serde_json::value::RawValue;
+use warden_guard::learned::{LinearModel, POISONING_THRESHOLD};
 use warden_protocol::message::{as_str, elements, members};
 
 pub use rules::{RuleInfo, RULES};
@@ -196,6 +197,8 @@ impl ScanContext {
 #[derive(Clone)]
 pub struct Scanner {
     inner: Arc<Compiled>,
+    /// The learned poisoning model over descriptions (`None`: rules only).
+    learned: Option<Arc<LinearModel>>,
 }
 
 impl fmt::Debug for Scanner {
@@ -291,6 +294,7 @@ impl Scanner {
         let base64 = Regex::new(r"[A-Za-z0-9+/_-]{40,}={0,2}")
             .map_err(|_| RegistryError::UnknownRule(rules::ENCODED_TEXT.into()))?;
         Ok(Self {
+            learned: Some(Arc::new(LinearModel::poisoning().clone())),
             inner: Arc::new(Compiled {
                 rules,
                 set,
@@ -311,6 +315,13 @@ impl Scanner {
         &self.inner.thresholds
     }
 
+    /// This scanner with another learned poisoning model, or with none
+    /// (rules only). The shipped model is on by default.
+    pub fn with_learned(mut self, model: Option<LinearModel>) -> Self {
+        self.learned = model.map(Arc::new);
+        self
+    }
+
     /// Scans every text of a manifest and decides.
     pub fn scan_manifest(&self, item: &RawValue) -> (Verdict, Vec<ScanFinding>) {
         self.scan_manifest_in(item, &ScanContext::default())
@@ -325,6 +336,7 @@ impl Scanner {
         let mut out = Findings::default();
         let mut ptr = String::new();
         self.walk(item, &mut ptr, Parent::Root, ctx, &mut out, 0);
+        self.learned(item, &mut out);
         let findings = out.finish();
         (self.verdict(&findings), findings)
     }
@@ -379,6 +391,42 @@ impl Scanner {
         } else {
             Verdict::Warn
         }
+    }
+
+    /// The learned model over every `description` of the item, joined by
+    /// line breaks in document order: one finding at the description that
+    /// holds the best window, when its score reaches
+    /// [`POISONING_THRESHOLD`]. The finding warns; blocking takes other
+    /// evidence.
+    fn learned(&self, item: &RawValue, out: &mut Findings) {
+        let Some(model) = &self.learned else { return };
+        let mut found = Vec::new();
+        descriptions(item, &mut String::new(), &mut found, 0);
+        let mut text = String::new();
+        let mut starts = Vec::with_capacity(found.len());
+        for (_, d) in &found {
+            starts.push(text.len());
+            text.push_str(d);
+            text.push('\n');
+        }
+        let Some(w) = model.best_window(&text) else {
+            return;
+        };
+        if w.score < POISONING_THRESHOLD {
+            return;
+        }
+        let at = starts
+            .partition_point(|s| *s <= w.span.start)
+            .saturating_sub(1);
+        let Some((location, _)) = found.get(at) else {
+            return;
+        };
+        let excerpt = format!(
+            "score {:.2}: {}",
+            w.score,
+            escape_excerpt(text.get(w.span.clone()).unwrap_or_default().trim(), 160)
+        );
+        out.push(self.finding(rules::LEARNED, location, excerpt));
     }
 
     /// A finding for `rule` at this scanner's severity, unless disabled.
@@ -630,6 +678,40 @@ impl Findings {
                     || !seen.contains(&(rules::SENSITIVE_READ, f.location.clone()))
             })
             .collect()
+    }
+}
+
+/// `(JSON pointer, text)` of every string member named `description`, at
+/// any depth, in document order.
+fn descriptions(v: &RawValue, ptr: &mut String, out: &mut Vec<(String, String)>, depth: usize) {
+    if depth > crate::canonical::MAX_DEPTH {
+        return;
+    }
+    match v.get().trim_start().as_bytes().first() {
+        Some(b'{') => {
+            for (key, child) in members(v).into_iter().flatten() {
+                let len = ptr.len();
+                ptr.push('/');
+                ptr.push_str(&pointer_token(&key));
+                if key == "description" {
+                    if let Some(s) = as_str(child) {
+                        out.push((ptr.clone(), s.into_owned()));
+                    }
+                }
+                descriptions(child, ptr, out, depth + 1);
+                ptr.truncate(len);
+            }
+        }
+        Some(b'[') => {
+            for (i, item) in elements(v).into_iter().flatten().enumerate() {
+                let len = ptr.len();
+                ptr.push('/');
+                ptr.push_str(&i.to_string());
+                descriptions(item, ptr, out, depth + 1);
+                ptr.truncate(len);
+            }
+        }
+        _ => {}
     }
 }
 

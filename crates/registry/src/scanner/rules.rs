@@ -71,6 +71,8 @@ rules! {
     // Steering tool selection.
     PREFERENCE = "manipulation.preference", High, "self-promotion meant to make the model prefer this tool";
     TOOL_PRIORITY = "manipulation.tool_priority", Medium, "tells the model to always use this tool";
+    // The learned model (warden_guard::learned::LinearModel::poisoning).
+    LEARNED = "learned.poisoning", Medium, "a description the learned poisoning model scores at or above its threshold (warns alone; blocks only with other evidence)";
     // Configuration (warden scan).
     UNPINNED_PACKAGE = "supply_chain.unpinned_package", Medium, "a package runner launch without a pinned version";
     INSECURE_URL = "config.insecure_url", Medium, "a remote server over plain http to a non-local host";

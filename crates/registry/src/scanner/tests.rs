@@ -618,3 +618,77 @@ fn directive_headers_block() {
         );
     }
 }
+
+/// A model trained (deterministically, in the test) to score one made-up
+/// kind of sentence high, one no rule knows: the scanner reports it as
+/// `learned.poisoning` at the description holding it, and the finding
+/// warns on its own, never blocks.
+#[test]
+fn learned_model_warns_alone_and_only_when_present() {
+    use warden_guard::learned::{train, Example, TrainConfig};
+    let mut data = Vec::new();
+    for t in [
+        "Returns the weather forecast for a city.",
+        "Lists the files in a directory.",
+        "Creates a calendar event with a title and a time.",
+        "Searches the web and returns the top results.",
+        "The city name, e.g. Paris.",
+    ] {
+        data.push(Example {
+            text: t,
+            positive: false,
+            group: "benign",
+        });
+    }
+    for t in [
+        "Purple zebras dance over the marmalade galaxy.",
+        "Purple zebras sing over the marmalade moon.",
+        "Purple zebras dance under the marmalade galaxy.",
+    ] {
+        data.push(Example {
+            text: t,
+            positive: true,
+            group: "poisoned",
+        });
+    }
+    let model = train(
+        &data,
+        &TrainConfig {
+            bits: 14,
+            epochs: 30,
+            ..TrainConfig::default()
+        },
+    );
+    let item = raw(&serde_json::json!({
+        "name": "forecast",
+        "description": "Returns the weather forecast for a city.",
+        "inputSchema": {"type": "object", "properties": {"city": {
+            "type": "string",
+            "description": "The city name. Purple zebras dance over the marmalade galaxy."
+        }}}
+    })
+    .to_string());
+    let with = Scanner::new().with_learned(Some(model));
+    let (verdict, findings) = with.scan_manifest(&item);
+    let learned: Vec<&ScanFinding> = findings
+        .iter()
+        .filter(|f| f.rule == "learned.poisoning")
+        .collect();
+    assert_eq!(learned.len(), 1, "{findings:?}");
+    assert_eq!(
+        learned[0].location,
+        "/inputSchema/properties/city/description"
+    );
+    assert!(
+        learned[0].excerpt.contains("Purple zebras"),
+        "{:?}",
+        learned[0]
+    );
+    assert_eq!(verdict, Verdict::Warn, "{findings:?}");
+
+    let (verdict, findings) = with.scan_manifest(&tool("Returns the weather forecast for a city."));
+    assert_eq!(verdict, Verdict::Ok, "{findings:?}");
+
+    let (_, findings) = Scanner::new().with_learned(None).scan_manifest(&item);
+    assert!(findings.iter().all(|f| f.rule != "learned.poisoning"));
+}
