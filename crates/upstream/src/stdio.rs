@@ -79,6 +79,8 @@ pub(crate) struct Process {
     proxy: Option<AbortHandle>,
     /// The task reporting the sandbox's tripwires, and their decoys.
     tripwires: Option<(AbortHandle, Decoys)>,
+    /// The client roots mounted into its sandbox.
+    pub mounts: Vec<std::path::PathBuf>,
 }
 
 /// Spawns the process and runs the handshake on it.
@@ -127,6 +129,7 @@ fn spawn(shared: &Arc<Shared>) -> Result<Process, UpstreamError> {
     else {
         return Err(UpstreamError::Config("not a stdio transport".into()));
     };
+    let mounts = shared.mounts();
     let (mut cmd, sandbox_env, mut spawned) = match sandbox {
         None => {
             let mut cmd = Command::new(command);
@@ -143,7 +146,7 @@ fn spawn(shared: &Arc<Shared>) -> Result<Process, UpstreamError> {
                 .map(|(_, v)| std::ffi::OsString::from(v))
                 .or_else(|| std::env::var_os("PATH"));
             // The client roots (#19.4) are mounted like configured paths.
-            let roots = shared.mounts();
+            let roots = mounts.clone();
             let spec = if roots.is_empty() {
                 std::borrow::Cow::Borrowed(&sandbox.spec)
             } else {
@@ -242,6 +245,7 @@ fn spawn(shared: &Arc<Shared>) -> Result<Process, UpstreamError> {
         _sandbox: spawned,
         proxy,
         tripwires,
+        mounts,
     })
 }
 

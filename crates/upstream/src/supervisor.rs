@@ -90,6 +90,14 @@ impl Connection {
         }
     }
 
+    /// The client roots a sandboxed stdio process was started with.
+    fn mounts(&self) -> Option<Vec<std::path::PathBuf>> {
+        match self {
+            Connection::Stdio(p) => Some(p.mounts.clone()),
+            _ => None,
+        }
+    }
+
     async fn close(&mut self, graceful: bool) {
         match self {
             Connection::Stdio(p) => p.close(graceful).await,
@@ -167,17 +175,25 @@ pub(crate) async fn supervise(shared: Arc<Shared>) {
                         .await;
                 }
                 let up_since = Instant::now();
-                let end = tokio::select! {
-                    end = conn.ended() => end,
-                    () = shared.remount.notified() => End::Remount,
-                    _ = stopped(&mut stop) => {
-                        shared.uninstall(
-                            Some(UpstreamError::Closed("upstream shutting down".into())),
-                            UpstreamState::Closed,
-                        );
-                        conn.close(true).await;
-                        break 'life;
+                let end = loop {
+                    let end = tokio::select! {
+                        end = conn.ended() => end,
+                        () = shared.remount.notified() => End::Remount,
+                        _ = stopped(&mut stop) => {
+                            shared.uninstall(
+                                Some(UpstreamError::Closed("upstream shutting down".into())),
+                                UpstreamState::Closed,
+                            );
+                            conn.close(true).await;
+                            break 'life;
+                        }
+                    };
+                    // A remount asked for while this process was starting
+                    // may already be what it was started with.
+                    if matches!(end, End::Remount) && conn.mounts() == Some(shared.mounts()) {
+                        continue;
                     }
+                    break end;
                 };
                 if up_since.elapsed() >= HEALTHY {
                     backoff.reset();
