@@ -393,17 +393,98 @@ mod tests {
             "YTZjMTk3YjEtMzQ4Yi00NTI5LTg2ZDItNmUyMGRlOTkwMGRlIiwidCI6IjcyZjk4OGJmIn0"
         ))
         .is_empty());
-        // Fillers are not tokens, whatever the keyword.
+        // Masks, runs, references, ids, file names and written names are
+        // not tokens, whatever the keyword.
         for text in [
-            "api_key = 1234567890abcdef1234567890abcdef",
-            "token: abcdefghijklmnopqrstuvwxyz123456",
+            "api_key = xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx",
+            "token: aaaaaaaaaa1111111111bbbbbbbbbb2222222222",
             "uuid_key = 123e4567-e89b-12d3-a456-426614174000x",
             "credentialsId: 'ff083f76-7804-4ef1-80e4-fe975bb9141b'",
             "IceSSL.KeyFile=s_rsa1024_priv.pem",
             "doc.Security.KeySize = PdfEncryptionKeySize.Key128Bit;",
+            "LLM_SECRET_NAME = \"NEXUS-GPT4-API-KEY\"",
+            "const validKeyChars = \"0123456789abcdefghijklmnopqrstuvwxyz_-.\"",
+            "nextPageToken: \"CAUQAA4x7Yz2Lq9WmK3v\"",
+            "keyVaultToStoreSecrets: cmp2-qat-1208358310",
+            "private_key \"hopenobodyfindsthisone';",
         ] {
             assert!(classes(text).is_empty(), "{text}: {:?}", classes(text));
         }
+    }
+
+    #[test]
+    fn credential_named_values_whatever_the_separator() {
+        // A name that says "credential" takes any token-shaped value, hand-
+        // typed ones included, after `=`, `:`, words, a hyphen or a line
+        // break.
+        let found = |text: &str, want: &str| {
+            let got = secrets(text);
+            assert!(
+                got.iter().any(|(_, v)| v == want),
+                "{text:?}: {got:?}, want {want:?}"
+            );
+        };
+        found(
+            "api_key = 1234567890abcdef1234567890abcdef",
+            "1234567890abcdef1234567890abcdef",
+        );
+        found("acme SECRET key Q7X2M9K4V8B3N6", "Q7X2M9K4V8B3N6");
+        found("acmePRIVATE-X1Y2Z3A4B5C6D7E8F9G0", "X1Y2Z3A4B5C6D7E8F9G0");
+        found("acme API key:\n  a8f3k2m9x7q4w1e6", "a8f3k2m9x7q4w1e6");
+        found(
+            "--acme-api-key \"abcd1234abcd1234abcd\"",
+            "abcd1234abcd1234abcd",
+        );
+        found(
+            "acme_token = 5f0c6a4e-2b7d-4c9e-8a1f-3d2b6c9e0f14",
+            "5f0c6a4e-2b7d-4c9e-8a1f-3d2b6c9e0f14",
+        );
+        // Time-based UUIDs are ids; a truncated token of a known format is
+        // left to that format's rule; mismatched quotes are code.
+        for text in [
+            "_authToken=743b294a-cd03-11ec-9d64-0242ac120002",
+            "\"token1\": \"xoxp-1234567890\"",
+            "DATABRICKS_TOKEN=dapi123456789012345678a9bc01234defg5",
+            "hopenobodyfindsthisone secret",
+        ] {
+            assert!(secrets(text).is_empty(), "{text:?}: {:?}", secrets(text));
+        }
+    }
+
+    #[test]
+    fn config_lines_passphrases_and_documented_gitlab_lengths() {
+        let found = |text: &str, want: &str| {
+            let got = secrets(text);
+            assert!(
+                got.iter().any(|(_, v)| v == want),
+                "{text:?}: {got:?}, want {want:?}"
+            );
+        };
+        // `.env` / `.ini` lines: the unquoted value is a literal.
+        found(
+            "[SupportSite]\nPassword=thisismypassword\n",
+            "thisismypassword",
+        );
+        found("AUTO_SESSION_PASSWORD=mypassword", "mypassword");
+        // A quoted password of a few words.
+        found("password = 'open sesame'", "open sesame");
+        for text in [
+            // Code, messages and references are not.
+            "    password = user_password",
+            "label = \"Enter your password\"; password = \" + getPassword() + \"",
+            "PASSWORD=${DB_PASSWORD}",
+            "password=\njdbc.snowflake.url=",
+            // GitLab tokens off their documented length.
+            "glptt-hellOworld380_testin",
+            "gloas-checking_Length-Is-checking_Length-Is-",
+        ] {
+            assert!(secrets(text).is_empty(), "{text:?}: {:?}", secrets(text));
+        }
+        let glpat = format!("glpat-{}", "Xk3mQ9vL2pW7zR4tN8bC");
+        assert_eq!(
+            classes(&format!("GITLAB_TOKEN={glpat}")),
+            vec!["gitlab_token"]
+        );
     }
 
     /// Every string of every public corpus (and the bench texts), scanned

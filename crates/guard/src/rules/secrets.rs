@@ -5,8 +5,8 @@
 
 use super::checks::{
     accept, assigned_password, assigned_secret, aws_key_id, cli_password, crc32_token,
-    google_api_key, grafana_key, header_credential, jwt, padded_base64, pem_base64, private_key,
-    prose_password, quoted_password, random_token, url_password, user_colon_password,
+    google_api_key, grafana_key, header_credential, jwt, keyword_token, padded_base64, pem_base64,
+    private_key, prose_password, quoted_password, random_token, url_password, user_colon_password,
 };
 use super::{Family, Lane, Rule};
 
@@ -176,11 +176,12 @@ pub(super) static RULES: &[Rule] = &[
         128,
         random_token,
     ),
-    // GitLab: personal, pipeline-trigger, runner, deploy, feed, OAuth and
-    // other prefixed tokens; legacy runner registration tokens.
+    // GitLab: personal (legacy and routable), pipeline-trigger, runner,
+    // deploy, feed, OAuth and other prefixed tokens, each at its documented
+    // length; legacy runner registration tokens.
     secret(
         "gitlab_token",
-        r"(?-u:\b)gl(?:pat|ptt|rt|dt|ft|soat|cbt|imt|agent|oas|ffct|rtr)-[A-Za-z0-9_.-]{20,}",
+        r"(?:^|[^A-Za-z0-9_])(?P<s>glpat-[A-Za-z0-9_-]{20}|glpat-[A-Za-z0-9_-]{27,300}\.[0-9a-z]{2}\.[a-z0-9]{7,9}|glptt-[A-Za-z0-9_-]{40}|glrt-(?:t[0-9]_)?[A-Za-z0-9_-]{20,}|gldt-[A-Za-z0-9_-]{20}|glft-[A-Za-z0-9_-]{20}|glsoat-[A-Za-z0-9_-]{20,}|glimt-[A-Za-z0-9_-]{25}|glagent-[A-Za-z0-9_-]{50,1024}|gloas-[A-Za-z0-9_-]{64}|glcbt-(?:[0-9a-fA-F]{1,5}_)?[A-Za-z0-9_-]{20}|glffct-[A-Za-z0-9_-]{20}|glrtr-[A-Za-z0-9_-]{20})(?:$|[^A-Za-z0-9_.-])",
         &[
             "glpat-", "glptt-", "glrt-", "gldt-", "glft-", "glsoat-", "glcbt-", "glimt-",
             "glagent-", "gloas-", "glffct-", "glrtr-",
@@ -824,6 +825,33 @@ pub(super) static RULES: &[Rule] = &[
         ],
         640,
         assigned_secret,
+    ),
+    // A credential keyword and its value with any separator: words between
+    // (`provider SECRET key VALUE`), a hyphen or dot (`provider-TOKEN-…`),
+    // or a line break (`API key:` and the value on the next line).
+    generic(
+        "generic_secret",
+        r#"(?i)(?:api[_.-]?key|apikey|secret|token|tkn|access|private|credential|key)s?(?:[ \t_.-]{1,3}(?:api[_.-]?key|key|token|secret|access|private))*(?:[ \t]*(?:=|:|:=|=>)[ \t]*|[ \t]+|[ \t]*:?\r?\n[ \t]*|[-_.])["'`]?(?P<s>[A-Za-z0-9][A-Za-z0-9_+/=.~-]{7,511})"#,
+        &[
+            "key",
+            "secret",
+            "token",
+            "tkn",
+            "access",
+            "private",
+            "credential",
+        ],
+        640,
+        keyword_token,
+    ),
+    // Command-line options named for a token (`--softlayer-api-key X`,
+    // `--tls-bootstrap-token X`).
+    generic(
+        "cli_credentials",
+        r#"(?i)(?:^|\s)--?[a-z0-9-]*(?:api-?key|token|secret|access-key|auth-key|private-key)(?:=|\s+)["']?(?P<s>[A-Za-z0-9][A-Za-z0-9_+/=.~-]{7,511})"#,
+        &["key", "token", "secret"],
+        640,
+        keyword_token,
     ),
     // The literal compared with a secret-named variable, on its left.
     generic(
