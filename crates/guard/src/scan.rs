@@ -452,6 +452,58 @@ mod tests {
     }
 
     #[test]
+    fn chosen_secrets_unseal_keys_terraform_defaults_and_more_prefixes() {
+        let found = |text: &str, class: &str, want: &str| {
+            let got = secrets(text);
+            assert!(
+                got.iter().any(|(c, v)| *c == class && v == want),
+                "{text:?}: {got:?}, want {class} {want:?}"
+            );
+        };
+        // A quoted literal chosen by a person after a credential name,
+        // the name suffixed or indexed, in assignments and comparisons.
+        found(
+            "apikey_myservice: \"k7{p)q$w]z#1\"",
+            "generic_secret",
+            "k7{p)q$w]z#1",
+        );
+        found(
+            "if (api_key == \"Tr0ub4dor&3x\") {",
+            "generic_secret",
+            "Tr0ub4dor&3x",
+        );
+        found(
+            "my_password_secure = @\"m{x}o)p$q]1\";",
+            "generic_password",
+            "m{x}o)p$q]1",
+        );
+        let unseal = "0tZn+7QQCxphpHwTm7/dC3LpP5JGIbYl3PK8Sy81R+P2";
+        found(&format!("Unseal Key 2: {unseal}"), "vault_token", unseal);
+        found(
+            "variable \"corp_api_token\" {\n  default = \"004EWTpRQT_HJtG_nL-agxacgzYH\"\n}",
+            "generic_secret",
+            "004EWTpRQT_HJtG_nL-agxacgzYH",
+        );
+        let sbp = format!("sbp_{}", "9f3c2a1b7e6d5c4b3a29f8e7d6c5b4a3f2e1d0c9");
+        found(&format!("SUPABASE={sbp}"), "provider_token", &sbp);
+        let r8 = format!("r8_{}", "Kq2Zx7LmW9pT4vB6nC1dF8gH3jR5sY0aE2uXy");
+        found(
+            &format!("export REPLICATE_API_TOKEN={r8}"),
+            "provider_token",
+            &r8,
+        );
+        for text in [
+            // Identifiers and dotted names in the quotes are not secrets.
+            "token: \"access_token\"",
+            "apiKey: \"config.apiKey\"",
+            // A favicon name is not an Infracost token.
+            "video_box.ico-7a388b69018576d24b59331fd60aab0c.png",
+        ] {
+            assert!(secrets(text).is_empty(), "{text:?}: {:?}", secrets(text));
+        }
+    }
+
+    #[test]
     fn config_lines_passphrases_and_documented_gitlab_lengths() {
         let found = |text: &str, want: &str| {
             let got = secrets(text);

@@ -452,6 +452,35 @@ pub(crate) fn keyword_token(c: &Ctx) -> Option<Range<usize>> {
     (credential_name(c) && token_value(v, name_words(c).len() <= 1)).then(|| c.accept())?
 }
 
+/// A quoted literal after a credential-named identifier: secrets chosen by
+/// people look like passwords (symbols, no spaces) rather than tokens.
+pub(crate) fn quoted_secret(c: &Ctx) -> Option<Range<usize>> {
+    let v = c.group();
+    if !quoted(c) || own_format(c) || !credential_name(c) {
+        return None;
+    }
+    let symbol = v.bytes().any(|b| !b.is_ascii_alphanumeric());
+    let digit = v.bytes().any(|b| b.is_ascii_digit());
+    if !(symbol || digit) || phrase(v) || wordy(v) || uuid_version(v).is_some_and(derived_uuid) {
+        return None;
+    }
+    let b = v.as_bytes();
+    if b.windows(3)
+        .any(|w| w[0].is_ascii_digit() && w[1] == b'.' && w[2].is_ascii_digit())
+    {
+        return None;
+    }
+    // Identifiers and dotted names (`access_token`, `config.apiKey`).
+    if v.bytes()
+        .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'.')
+        && v.as_bytes()[0].is_ascii_alphabetic()
+        && (v.contains('_') || v.contains('.'))
+    {
+        return None;
+    }
+    password_value(v, true).then(|| c.accept())?
+}
+
 /// A value opened by one quote and closed by another (`"x';`): a fragment
 /// of code, not a literal.
 fn mismatched_quotes(c: &Ctx) -> bool {
@@ -482,7 +511,8 @@ fn after_last(s: &str, stop: impl Fn(char) -> bool) -> &str {
 /// changes (`validKeyChars` → valid, key, chars). Digits are dropped.
 fn name_words(c: &Ctx) -> Vec<String> {
     let before = c.before(96);
-    let trimmed = before.trim_end_matches(|ch: char| " \t\r\n\"'`:=>!@]-_.[".contains(ch));
+    let trimmed = before
+        .trim_end_matches(|ch: char| " \t\r\n\"'`:=>!@]-_.[".contains(ch) || ch.is_ascii_digit());
     // The name: the run of identifier characters and single spaces before
     // the value (`provider SECRET key`), at most four words.
     let raw = after_last(trimmed, |ch| {
@@ -546,8 +576,9 @@ pub(crate) fn credential_name(c: &Ctx) -> bool {
         "access",
         "private",
     ];
-    // Words that name something about a credential, or a key that is not one.
-    const NOT: &[&str] = &[
+    // Keys that are not credentials, and what is not a credential
+    // wherever it is named (public material, ids, page cursors).
+    const NOT_ANYWHERE: &[&str] = &[
         "public",
         "pub",
         "pubkey",
@@ -558,43 +589,12 @@ pub(crate) fn credential_name(c: &Ctx) -> bool {
         "id",
         "ids",
         "keyid",
-        "file",
-        "path",
-        "url",
-        "uri",
-        "endpoint",
-        "host",
-        "name",
-        "names",
-        "type",
-        "size",
-        "length",
-        "len",
-        "count",
         "chars",
         "charset",
         "alphabet",
-        "str",
-        "format",
-        "version",
-        "prefix",
-        "field",
-        "column",
-        "label",
-        "hint",
-        "placeholder",
-        "policy",
-        "ttl",
-        "timeout",
-        "mode",
-        "ref",
-        "arn",
-        "region",
-        "bucket",
         "vault",
         "store",
         "manager",
-        "provider",
         "cache",
         "sort",
         "partition",
@@ -626,6 +626,49 @@ pub(crate) fn credential_name(c: &Ctx) -> bool {
         "fingerprint",
         "checksum",
         "hash",
+        "reset",
+        "confirm",
+        "forgot",
+        "min",
+        "max",
+        "enabled",
+        "required",
+        "valid",
+    ];
+    // Words that, after the credential word, name something about it (its
+    // file, length, name, URL, type, where it lives).
+    const ABOUT: &[&str] = &[
+        "file",
+        "path",
+        "url",
+        "uri",
+        "endpoint",
+        "host",
+        "name",
+        "names",
+        "type",
+        "size",
+        "length",
+        "len",
+        "count",
+        "str",
+        "format",
+        "version",
+        "prefix",
+        "field",
+        "column",
+        "label",
+        "hint",
+        "placeholder",
+        "policy",
+        "ttl",
+        "timeout",
+        "mode",
+        "ref",
+        "arn",
+        "region",
+        "bucket",
+        "provider",
         "expiry",
         "expires",
         "expiration",
@@ -633,22 +676,10 @@ pub(crate) fn credential_name(c: &Ctx) -> bool {
         "header",
         "param",
         "var",
-        "env",
         "regex",
         "pattern",
         "location",
         "dir",
-        "reset",
-        "confirm",
-        "old",
-        "new",
-        "forgot",
-        "min",
-        "max",
-        "enabled",
-        "required",
-        "valid",
-        "length",
     ];
     // A provider's name glued to the word counts (`uclassifykey`).
     let credential = |w: &str| {
@@ -658,7 +689,13 @@ pub(crate) fn credential_name(c: &Ctx) -> bool {
                     .iter()
                     .any(|k| w.ends_with(k)))
     };
-    words.iter().any(|w| credential(w)) && !words.iter().any(|w| NOT.contains(&w.as_str()))
+    let Some(last) = words.iter().rposition(|w| credential(w)) else {
+        return false;
+    };
+    !words.iter().any(|w| NOT_ANYWHERE.contains(&w.as_str()))
+        && !words[last + 1..]
+            .iter()
+            .any(|w| ABOUT.contains(&w.as_str()))
 }
 
 /// Prefixes of formats that have a rule of their own: when that rule
@@ -755,7 +792,9 @@ pub(crate) fn token_value(v: &str, bare: bool) -> bool {
     if !(mixed || (digits == n && n >= 16) || (letters >= 20 && (cased || sequential(v)))) {
         return false;
     }
-    if wordy(v) || phrase(v) {
+    // Written names (`ConnectionStringName`); a generated token with
+    // digits may hold two capitalised "words" by chance.
+    if (wordy(v) && digits < 3) || phrase(v) {
         return false;
     }
     // Host and file names: dotted runs of letters.
@@ -1695,6 +1734,34 @@ mod tests {
         assert!(sequential("Syabcdefghijklmnopqrstuvwxyz1234567"));
         assert!(!sequential("hQ7vK2pL9xZ4mN8b"));
         assert!(!sequential("3fea6af1349166ea"));
+    }
+
+    #[test]
+    fn token_values_uuids_phrases_and_runs() {
+        // Hand-typed and generated values are tokens where a credential
+        // goes; masks, runs, words and names are not.
+        assert!(token_value("1234567890abcdef1234567890abcdef", false));
+        assert!(token_value("abcd1234abcd1234ABCD1234", false));
+        assert!(token_value("B1CD2EF3GHIJ4567KLMN8OPQR9ST0UVW", false));
+        assert!(!token_value("abcd1234", false));
+        assert!(!token_value("a8f3k2m9x7q4", true));
+        assert!(!token_value("xxxxxxxxxxxxxxxxxxxx", false));
+        assert!(!token_value("aaaaaa1111112222223", false));
+        assert!(!token_value("hopenobodyfindsthisone", false));
+        assert!(!token_value("NEXUS-GPT4-API-KEY", false));
+        assert!(!token_value("auth.example.com", false));
+        assert!(!token_value("s_rsa1024_priv.pem", false));
+        // UUIDs: random (4) and hand-typed versions are tokens; time- and
+        // name-based ones are ids.
+        assert_eq!(
+            uuid_version("5f0c6a4e-2b7d-4c9e-8a1f-3d2b6c9e0f14"),
+            Some(b'4')
+        );
+        assert!(token_value("5f0c6a4e-2b7d-4c9e-8a1f-3d2b6c9e0f14", false));
+        assert!(!token_value("743b294a-cd03-11ec-9d64-0242ac120002", false));
+        assert!(phrase("my-secret-name"));
+        assert!(!phrase("x7Kq-2mPz-9vLw"));
+        assert!(long_run("ab00000cd", 5) && !long_run("ab0000cd", 5));
     }
 
     #[test]

@@ -6,7 +6,8 @@
 use super::checks::{
     accept, assigned_password, assigned_secret, aws_key_id, cli_password, crc32_token,
     google_api_key, grafana_key, header_credential, jwt, keyword_token, padded_base64, pem_base64,
-    private_key, prose_password, quoted_password, random_token, url_password, user_colon_password,
+    private_key, prose_password, quoted_password, quoted_secret, random_token, url_password,
+    user_colon_password,
 };
 use super::{Family, Lane, Rule};
 
@@ -622,6 +623,66 @@ pub(super) static RULES: &[Rule] = &[
         96,
         random_token,
     ),
+    // More prefixed provider tokens at their documented shapes: Supabase,
+    // Buildkite, Replicate, Brevo, Contentful, Figma, HubSpot, xAI,
+    // Alibaba Cloud, Typeform, Ubidots, EasyPost, Frame.io, Ionic, MongoDB
+    // Atlas, Flexport, Fleetbase, Netlify, Fly.io, Prefect, ReadMe, Pulumi,
+    // PlanetScale, Sentry, Heroku, Pinecone, Shippo, Pagar.me,
+    // Bitbucket, Scalingo, Duffel, RubyGems, CircleCI, JFrog, OpenRouter,
+    // LangSmith, MailerSend, Terraform Cloud.
+    secret(
+        "provider_token",
+        r"(?-u:\b)(?:sbp_[A-Za-z0-9]{40}|sb_secret_[A-Za-z0-9_-]{31,64}|bkua_[A-Za-z0-9]{40}|r8_[A-Za-z0-9]{37}|xkeysib-[a-f0-9]{64}-[A-Za-z0-9]{16}|xsmtpsib-[a-f0-9]{64}-[A-Za-z0-9]{16}|CFPAT-[A-Za-z0-9_-]{43,64}|figd_[A-Za-z0-9_-]{40,64}|pat-(?:na|eu|ap)[0-9]-[a-f0-9]{8}-[a-f0-9]{4}-[a-f0-9]{4}-[a-f0-9]{4}-[a-f0-9]{12}|pat-(?:eu|ap)[0-9]-[a-f0-9]{8}-[a-f0-9]{4}-[a-f0-9]{4}-[a-f0-9]{4}-[a-f0-9]{12}|xai-[A-Za-z0-9_]{70,90}|LTAI[A-Za-z0-9]{12,24}|tfp_[A-Za-z0-9_.-]{40,64}|BBFF-[A-Za-z0-9]{30}|EZ[AT]K[A-Za-z0-9]{54}|EZTK[A-Za-z0-9]{54}|fio-u-[A-Za-z0-9_=-]{64}|ion_[A-Za-z0-9]{42}|mdb_sa_sk_[A-Za-z0-9_-]{40}|shltm_[A-Za-z0-9]{40}|flb_live_[A-Za-z0-9]{20}|nfp_[A-Za-z0-9]{36,40}|fo1_[A-Za-z0-9_-]{43}|pnu_[A-Za-z0-9]{36}|rdme_[a-z0-9]{70}|pul-[a-f0-9]{40}|pscale_(?:tkn|pw|oauth)_[A-Za-z0-9_.-]{32,64}|sntry[su]_[A-Za-z0-9+/=_-]{40,200}|sntryu_[A-Za-z0-9+/=_-]{40,200}|HRKU-[A-Za-z0-9_-]{30,70}|pcsk_[A-Za-z0-9_]{50,100}|shippo_(?:live|test)_[a-fA-F0-9]{40}|ak_(?:live|test)_[A-Za-z0-9]{30}|ak_test_[A-Za-z0-9]{30}|ATBB[A-Za-z0-9_=.-]{32}|tk-us-[A-Za-z0-9_-]{48}|duffel_(?:test|live)_[A-Za-z0-9_=-]{43}|rubygems_[a-f0-9]{48}|CCIPAT_[A-Za-z0-9]{22}_[a-f0-9]{40}|AKCp[A-Za-z0-9]{69}|cmVmdGtu[A-Za-z0-9]{56}|sk-or-v1-[a-f0-9]{64}|lsv2_(?:pt|sk)_[a-f0-9]{32}_[a-f0-9]{10}|mlsn\.[a-f0-9]{64}|[A-Za-z0-9]{14}\.atlasv1\.[A-Za-z0-9_=-]{60,70})(?:$|[^A-Za-z0-9_])",
+        &[
+            "sbp_",
+            "sb_secret_",
+            "bkua_",
+            "r8_",
+            "xkeysib-",
+            "xsmtpsib-",
+            "cfpat-",
+            "figd_",
+            "pat-na",
+            "pat-eu",
+            "xai-",
+            "ltai",
+            "tfp_",
+            "bbff-",
+            "ezak",
+            "eztk",
+            "fio-u-",
+            "ion_",
+            "mdb_sa_sk_",
+            "shltm_",
+            "flb_live_",
+            "nfp_",
+            "fo1_",
+            "pnu_",
+            "rdme_",
+            "pul-",
+            "pscale_",
+            "sntrys_",
+            "sntryu_",
+            "hrku-",
+            "pcsk_",
+            "shippo_",
+            "ak_live_",
+            "ak_test_",
+            "atbb",
+            "tk-us-",
+            "duffel_",
+            "rubygems_",
+            "ccipat_",
+            "akcp",
+            "cmvmdgtu",
+            "sk-or-v1-",
+            "lsv2_",
+            "mlsn.",
+            ".atlasv1.",
+        ],
+        256,
+        random_token,
+    ),
     secret(
         "newrelic_key",
         r"(?-u:\b)[A-Za-z0-9]{36}NRAL(?-u:\b)",
@@ -681,6 +742,22 @@ pub(super) static RULES: &[Rule] = &[
         &["machine"],
         400,
         cli_password,
+    ),
+    // Vault unseal keys (`vault operator unseal KEY`, `Unseal Key 1: KEY`).
+    secret(
+        "vault_token",
+        r"(?i)unseal(?:\s+key\s+[0-9]{1,2}:)?\s+(?P<s>[A-Za-z0-9+/]{40,}={0,2})",
+        &["unseal"],
+        128,
+        random_token,
+    ),
+    // Terraform variables named for a credential with a literal default.
+    secret(
+        "generic_secret",
+        r#"(?i)variable\s+"[a-z0-9_-]*(?:token|secret|password|passwd|api_?key|access_?key|private_?key)[a-z0-9_-]*"\s*\{[^}]{0,200}?default\s*=\s*"(?P<s>[^"\s]{8,256})""#,
+        &["variable"],
+        512,
+        random_token,
     ),
     // Kerberos AS-REP and TGS-REP hashes (offline-crackable).
     secret(
@@ -861,12 +938,23 @@ pub(super) static RULES: &[Rule] = &[
         400,
         quoted_password,
     ),
+    // Secrets chosen by people: a quoted literal with digits or symbols
+    // after a credential-named identifier (`apikey: "m{h}o)p$e..."`,
+    // `if (api_key == "...")`), the identifier possibly indexed or
+    // suffixed (`apikey_myservice`, `secret[]`).
+    generic(
+        "generic_secret",
+        r#"(?i)(?-u:\b)[a-z0-9_.-]*(?:secret|api[_.-]?key|apikey|token|private[_.-]?key|access[_.-]?key|auth[_.-]?key|credential)[a-z0-9_.-]{0,24}(?:\[[0-9]*\])?(?:["'`]\]?)?[ \t]{0,32}(?:=|:|:=|=>|==|!=|===|!==)[ \t]{0,32}(?:N|@)?["'`](?P<s>[^"'`\s]{8,128})["'`]"#,
+        &["secret", "key", "token", "credential"],
+        200,
+        quoted_secret,
+    ),
     // Passwords: a quoted literal after a password-named identifier and
     // any operator or a space (`password: "x"`, `PASSWORD 'x'`,
     // `password == "x"`), then unquoted values after `=`, `:` and `=>`.
     generic(
         "generic_password",
-        r#"(?i)(?-u:\b)[a-z0-9_.-]*(?:password|passwd|passphrase|pwd|passcode|[_.-]pass)s?(?:_?[0-9]{1,2})?(?:["'`]\]?)?[ \t]{0,32}(?:=|:|:=|=>|==|!=|===|!==|[ \t])[ \t]{0,32}(?:N|@)?["'`](?P<s>[^"'`\n]{1,128})["'`]"#,
+        r#"(?i)(?-u:\b)[a-z0-9_.-]*(?:password|passwd|passphrase|pwd|passcode|[_.-]pass)(?:[a-z0-9_]{0,24}|s?(?:_?[0-9]{1,2})?)(?:\[[0-9]*\])?(?:["'`]\]?)?[ \t]{0,32}(?:=|:|:=|=>|==|!=|===|!==|[ \t])[ \t]{0,32}(?:N|@)?["'`](?P<s>[^"'`\n]{1,128})["'`]"#,
         &[
             "password",
             "passwd",
