@@ -492,7 +492,23 @@ mod tests {
             "provider_token",
             &r8,
         );
+        // Legacy Slack tokens; JSON escaped inside a string literal; a
+        // connection-string password that starts with `#`.
+        let slack = format!("xoxp-523423-234243-234233-{}", "e039d02840a0b9379c");
+        found(&format!("SLACK={slack}"), "slack_token", &slack);
+        found(
+            "\"\\\"awsSecretKey\\\":\\\"3lyTWqHMt5UySny2drdPYheRTEzrNux8Cn5JWFHL\\\",\" +",
+            "generic_secret",
+            "3lyTWqHMt5UySny2drdPYheRTEzrNux8Cn5JWFHL",
+        );
+        found(
+            "Server=db;User ID=app;Password=#gets0m3;Trusted_Connection=False",
+            "connection_string_password",
+            "#gets0m3",
+        );
         for text in [
+            // A CSS selector is not a password.
+            "this.addPassword = \"#add-password\";",
             // Identifiers and dotted names in the quotes are not secrets.
             "token: \"access_token\"",
             "apiKey: \"config.apiKey\"",

@@ -80,22 +80,26 @@ fn repeats(v: &str) -> bool {
 /// step of a run has a chance of about 1 in 62 in a base-62 token).
 pub(crate) fn sequential(v: &str) -> bool {
     let b = v.as_bytes();
-    let step = |x: u8, y: u8| {
-        y == x.wrapping_add(1) && (x.is_ascii_alphanumeric() && y.is_ascii_alphanumeric())
-    };
-    let mut in_runs = 0;
-    let mut run = 1;
-    for i in 1..=b.len() {
-        if i < b.len() && step(b[i - 1].to_ascii_lowercase(), b[i].to_ascii_lowercase()) {
-            run += 1;
-        } else {
-            if run >= 3 {
-                in_runs += run;
+    // Ascending (`abcdef`, `3456`) or descending (`zyxwvu`) runs.
+    let in_runs = |delta: u8| {
+        let step = |x: u8, y: u8| {
+            y == x.wrapping_add(delta) && x.is_ascii_alphanumeric() && y.is_ascii_alphanumeric()
+        };
+        let mut total = 0;
+        let mut run = 1;
+        for i in 1..=b.len() {
+            if i < b.len() && step(b[i - 1].to_ascii_lowercase(), b[i].to_ascii_lowercase()) {
+                run += 1;
+            } else {
+                if run >= 3 {
+                    total += run;
+                }
+                run = 1;
             }
-            run = 1;
         }
-    }
-    b.len() >= 8 && in_runs * 3 >= b.len()
+        total
+    };
+    b.len() >= 8 && in_runs(1).max(in_runs(u8::MAX)) * 3 >= b.len()
 }
 
 /// Values that stand for a secret rather than being one: template and
@@ -105,7 +109,12 @@ pub(crate) fn is_placeholder(v: &str) -> bool {
     let Some(&first) = v.as_bytes().first() else {
         return true;
     };
-    if matches!(first, b'$' | b'%' | b'<' | b'[' | b'#')
+    // `#` opens a comment, a Ruby interpolation (`#{x}`), a mask
+    // (`######`) or a CSS selector (`#add-password`); a value with digits
+    // that merely starts with it (`#gets0m3`) is one.
+    if matches!(first, b'$' | b'%' | b'<' | b'[')
+        || (first == b'#'
+            && (v.starts_with("#{") || v.len() < 4 || !v.bytes().any(|b| b.is_ascii_digit())))
         || v.starts_with("{{")
         || v.starts_with("&lt;")
     {
@@ -766,7 +775,7 @@ const OWN_FORMAT: &[&str] = &[
 /// (`key: …`), which also names ordinary keys, so the value must be long.
 pub(crate) fn token_value(v: &str, bare: bool) -> bool {
     let n = v.len();
-    if !(10..=512).contains(&n) || (bare && n < 16) {
+    if !(10..=2048).contains(&n) || (bare && n < 16) {
         return false;
     }
     if !v
@@ -972,7 +981,7 @@ pub(crate) fn password_value(v: &str, quoted: bool) -> bool {
     {
         return false;
     }
-    if !has(u8::is_ascii_alphanumeric) || (v.len() >= 16 && sequential(v)) || repeats(v) {
+    if !has(u8::is_ascii_alphanumeric) || repeats(v) || long_run(v, 5) {
         return false;
     }
     // `password: string`, `password = getpass`: type names and the words
@@ -1762,6 +1771,9 @@ mod tests {
         assert!(phrase("my-secret-name"));
         assert!(!phrase("x7Kq-2mPz-9vLw"));
         assert!(long_run("ab00000cd", 5) && !long_run("ab0000cd", 5));
+        // Descending alphabet runs are fillers too.
+        assert!(sequential("ZYXWVUTSRQPONMLKJIHG"));
+        assert!(is_placeholder("#add-password") && !is_placeholder("#gets0m3"));
     }
 
     #[test]

@@ -212,6 +212,14 @@ pub(super) static RULES: &[Rule] = &[
         64,
         random_token,
     ),
+    // Legacy Slack tokens: numeric ids and a hex secret.
+    secret(
+        "slack_token",
+        r"(?-u:\b)xox[abposr]-(?:[0-9]{1,2}-)?[0-9]{5,13}(?:-[0-9]{5,13}){0,3}-[a-f0-9]{16,64}(?-u:\b)",
+        &["xoxb-", "xoxp-", "xoxo-", "xoxa-", "xoxs-", "xoxr-"],
+        160,
+        random_token,
+    ),
     secret(
         "slack_token",
         r"(?-u:\b)xoxe(?:\.xox[bp])?-[0-9]-[A-Z0-9]{140,170}(?-u:\b)",
@@ -629,10 +637,11 @@ pub(super) static RULES: &[Rule] = &[
     // Atlas, Flexport, Fleetbase, Netlify, Fly.io, Prefect, ReadMe, Pulumi,
     // PlanetScale, Sentry, Heroku, Pinecone, Shippo, Pagar.me,
     // Bitbucket, Scalingo, Duffel, RubyGems, CircleCI, JFrog, OpenRouter,
-    // LangSmith, MailerSend, Terraform Cloud.
+    // LangSmith, MailerSend, Terraform Cloud, NVIDIA, Tailscale,
+    // SonarQube, Voiceflow, Square.
     secret(
         "provider_token",
-        r"(?-u:\b)(?:sbp_[A-Za-z0-9]{40}|sb_secret_[A-Za-z0-9_-]{31,64}|bkua_[A-Za-z0-9]{40}|r8_[A-Za-z0-9]{37}|xkeysib-[a-f0-9]{64}-[A-Za-z0-9]{16}|xsmtpsib-[a-f0-9]{64}-[A-Za-z0-9]{16}|CFPAT-[A-Za-z0-9_-]{43,64}|figd_[A-Za-z0-9_-]{40,64}|pat-(?:na|eu|ap)[0-9]-[a-f0-9]{8}-[a-f0-9]{4}-[a-f0-9]{4}-[a-f0-9]{4}-[a-f0-9]{12}|pat-(?:eu|ap)[0-9]-[a-f0-9]{8}-[a-f0-9]{4}-[a-f0-9]{4}-[a-f0-9]{4}-[a-f0-9]{12}|xai-[A-Za-z0-9_]{70,90}|LTAI[A-Za-z0-9]{12,24}|tfp_[A-Za-z0-9_.-]{40,64}|BBFF-[A-Za-z0-9]{30}|EZ[AT]K[A-Za-z0-9]{54}|EZTK[A-Za-z0-9]{54}|fio-u-[A-Za-z0-9_=-]{64}|ion_[A-Za-z0-9]{42}|mdb_sa_sk_[A-Za-z0-9_-]{40}|shltm_[A-Za-z0-9]{40}|flb_live_[A-Za-z0-9]{20}|nfp_[A-Za-z0-9]{36,40}|fo1_[A-Za-z0-9_-]{43}|pnu_[A-Za-z0-9]{36}|rdme_[a-z0-9]{70}|pul-[a-f0-9]{40}|pscale_(?:tkn|pw|oauth)_[A-Za-z0-9_.-]{32,64}|sntry[su]_[A-Za-z0-9+/=_-]{40,200}|sntryu_[A-Za-z0-9+/=_-]{40,200}|HRKU-[A-Za-z0-9_-]{30,70}|pcsk_[A-Za-z0-9_]{50,100}|shippo_(?:live|test)_[a-fA-F0-9]{40}|ak_(?:live|test)_[A-Za-z0-9]{30}|ak_test_[A-Za-z0-9]{30}|ATBB[A-Za-z0-9_=.-]{32}|tk-us-[A-Za-z0-9_-]{48}|duffel_(?:test|live)_[A-Za-z0-9_=-]{43}|rubygems_[a-f0-9]{48}|CCIPAT_[A-Za-z0-9]{22}_[a-f0-9]{40}|AKCp[A-Za-z0-9]{69}|cmVmdGtu[A-Za-z0-9]{56}|sk-or-v1-[a-f0-9]{64}|lsv2_(?:pt|sk)_[a-f0-9]{32}_[a-f0-9]{10}|mlsn\.[a-f0-9]{64}|[A-Za-z0-9]{14}\.atlasv1\.[A-Za-z0-9_=-]{60,70})(?:$|[^A-Za-z0-9_])",
+        r"(?-u:\b)(?:sbp_[A-Za-z0-9]{40}|sb_secret_[A-Za-z0-9_-]{31,64}|bkua_[A-Za-z0-9]{40}|r8_[A-Za-z0-9]{37}|xkeysib-[a-f0-9]{64}-[A-Za-z0-9]{16}|xsmtpsib-[a-f0-9]{64}-[A-Za-z0-9]{16}|CFPAT-[A-Za-z0-9_-]{43,64}|figd_[A-Za-z0-9_-]{40,64}|pat-(?:na|eu|ap)[0-9]-[a-f0-9]{8}-[a-f0-9]{4}-[a-f0-9]{4}-[a-f0-9]{4}-[a-f0-9]{12}|pat-(?:eu|ap)[0-9]-[a-f0-9]{8}-[a-f0-9]{4}-[a-f0-9]{4}-[a-f0-9]{4}-[a-f0-9]{12}|xai-[A-Za-z0-9_]{70,90}|LTAI[A-Za-z0-9]{12,24}|tfp_[A-Za-z0-9_.-]{40,64}|BBFF-[A-Za-z0-9]{30}|EZ[AT]K[A-Za-z0-9]{54}|EZTK[A-Za-z0-9]{54}|fio-u-[A-Za-z0-9_=-]{64}|ion_[A-Za-z0-9]{42}|mdb_sa_sk_[A-Za-z0-9_-]{40}|shltm_[A-Za-z0-9]{40}|flb_live_[A-Za-z0-9]{20}|nfp_[A-Za-z0-9]{36,40}|fo1_[A-Za-z0-9_-]{43}|pnu_[A-Za-z0-9]{36}|rdme_[a-z0-9]{70}|pul-[a-f0-9]{40}|pscale_(?:tkn|pw|oauth)_[A-Za-z0-9_.-]{32,64}|sntry[su]_[A-Za-z0-9+/=_-]{40,200}|sntryu_[A-Za-z0-9+/=_-]{40,200}|HRKU-[A-Za-z0-9_-]{30,70}|pcsk_[A-Za-z0-9_]{50,100}|shippo_(?:live|test)_[a-fA-F0-9]{40}|ak_(?:live|test)_[A-Za-z0-9]{30}|ak_test_[A-Za-z0-9]{30}|ATBB[A-Za-z0-9_=.-]{32}|tk-us-[A-Za-z0-9_-]{48}|duffel_(?:test|live)_[A-Za-z0-9_=-]{43}|rubygems_[a-f0-9]{48}|CCIPAT_[A-Za-z0-9]{22}_[a-f0-9]{40}|AKCp[A-Za-z0-9]{69}|cmVmdGtu[A-Za-z0-9]{56}|sk-or-v1-[a-f0-9]{64}|lsv2_(?:pt|sk)_[a-f0-9]{32}_[a-f0-9]{10}|mlsn\.[a-f0-9]{64}|[A-Za-z0-9]{14}\.atlasv1\.[A-Za-z0-9_=-]{60,70}|nvapi-[A-Za-z0-9_-]{64}|tskey-(?:api|auth|client)-[A-Za-z0-9]{6,}-[A-Za-z0-9]{6,}|sq[pua]_[a-f0-9]{40}|VF\.(?:DM|WS)\.[A-Za-z0-9]{24}\.[A-Za-z0-9]{16}|EAAA[A-Za-z0-9_-]{60})(?:$|[^A-Za-z0-9_])",
         &[
             "sbp_",
             "sb_secret_",
@@ -679,6 +688,14 @@ pub(super) static RULES: &[Rule] = &[
             "lsv2_",
             "mlsn.",
             ".atlasv1.",
+            "nvapi-",
+            "tskey-",
+            "sqp_",
+            "squ_",
+            "sqa_",
+            "vf.dm.",
+            "vf.ws.",
+            "eaaa",
         ],
         256,
         random_token,
@@ -874,7 +891,7 @@ pub(super) static RULES: &[Rule] = &[
     // (`netrc`-like and `NAME TOKEN` lines).
     generic(
         "generic_secret",
-        r#"(?i)(?-u:\b)[a-z0-9_.-]*(?:api[_.-]?key|apikey|access[_.-]?key|secret[_.-]?key|private[_.-]?key|client[_.-]?secret|secret|token|auth[_.-]?key|credential|key|salt|[_.-]pat)s?(?:_?[0-9]{1,2})?(?:["'`]\]?)?[ \t]{0,32}(?:=|:|:=|=>|==|!=|===|!==)[ \t]{0,32}@?["'`]?(?P<s>[A-Za-z0-9_./+=~@!#%^&*$(){}\[\]|-]{8,})"#,
+        r#"(?i)(?-u:\b)[a-z0-9_.-]*(?:api[_.-]?key|apikey|access[_.-]?key|secret[_.-]?key|private[_.-]?key|client[_.-]?secret|secret|token|auth[_.-]?key|credential|key|salt|[_.-]pat)s?(?:_?[0-9]{1,2})?(?:\\?["'`]\]?)?[ \t]{0,32}(?:=|:|:=|=>|==|!=|===|!==)[ \t]{0,32}@?(?:\\?["'`])?(?P<s>[A-Za-z0-9_./+=~@!#%^&*$(){}\[\]|-]{8,})"#,
         &[
             "key",
             "secret",
@@ -908,7 +925,7 @@ pub(super) static RULES: &[Rule] = &[
     // or a line break (`API key:` and the value on the next line).
     generic(
         "generic_secret",
-        r#"(?i)(?:api[_.-]?key|apikey|secret|token|tkn|access|private|credential|key)s?(?:[ \t_.-]{1,3}(?:api[_.-]?key|key|token|secret|access|private))*(?:[ \t]*(?:=|:|:=|=>)[ \t]*|[ \t]+|[ \t]*:?\r?\n[ \t]*|[-_.])["'`]?(?P<s>[A-Za-z0-9][A-Za-z0-9_+/=.~-]{7,511})"#,
+        r#"(?i)(?:api[_.-]?key|apikey|secret|token|tkn|access|private|credential|key)s?(?:[ \t_.-]{1,3}(?:api[_.-]?key|key|token|secret|access|private)){0,3}(?:[ \t]{0,8}(?:=|:|:=|=>)[ \t]{0,8}|[ \t]{1,8}|[ \t]{0,8}:?\r?\n[ \t]{0,8}|[-_.])["'`]?(?P<s>[A-Za-z0-9][A-Za-z0-9_+/=.~-]{7,2047})"#,
         &[
             "key",
             "secret",
@@ -918,14 +935,14 @@ pub(super) static RULES: &[Rule] = &[
             "private",
             "credential",
         ],
-        640,
+        2200,
         keyword_token,
     ),
     // Command-line options named for a token (`--softlayer-api-key X`,
     // `--tls-bootstrap-token X`).
     generic(
         "cli_credentials",
-        r#"(?i)(?:^|\s)--?[a-z0-9-]*(?:api-?key|token|secret|access-key|auth-key|private-key)(?:=|\s+)["']?(?P<s>[A-Za-z0-9][A-Za-z0-9_+/=.~-]{7,511})"#,
+        r#"(?i)(?:^|\s)--?[a-z0-9-]{0,40}(?:api-?key|token|secret|access-key|auth-key|private-key)(?:=|\s+)["']?(?P<s>[A-Za-z0-9][A-Za-z0-9_+/=.~-]{7,511})"#,
         &["key", "token", "secret"],
         640,
         keyword_token,
