@@ -775,7 +775,7 @@ const OWN_FORMAT: &[&str] = &[
 /// (`key: …`), which also names ordinary keys, so the value must be long.
 pub(crate) fn token_value(v: &str, bare: bool) -> bool {
     let n = v.len();
-    if !(10..=2048).contains(&n) || (bare && n < 16) {
+    if !(10..=512).contains(&n) || (bare && n < 16) {
         return false;
     }
     if !v

@@ -925,7 +925,7 @@ pub(super) static RULES: &[Rule] = &[
     // or a line break (`API key:` and the value on the next line).
     generic(
         "generic_secret",
-        r#"(?i)(?:api[_.-]?key|apikey|secret|token|tkn|access|private|credential|key)s?(?:[ \t_.-]{1,3}(?:api[_.-]?key|key|token|secret|access|private)){0,3}(?:[ \t]{0,8}(?:=|:|:=|=>)[ \t]{0,8}|[ \t]{1,8}|[ \t]{0,8}:?\r?\n[ \t]{0,8}|[-_.])["'`]?(?P<s>[A-Za-z0-9][A-Za-z0-9_+/=.~-]{7,2047})"#,
+        r#"(?i)(?:api[_.-]?key|apikey|secret|token|tkn|access|private|credential|key)s?(?:[ \t_.-]{1,3}(?:api[_.-]?key|key|token|secret|access|private)){0,3}(?:[ \t]{0,8}(?:=|:|:=|=>)[ \t]{0,8}|[ \t]{1,8}|[ \t]{0,8}:?\r?\n[ \t]{0,8}|[-_.])["'`]?(?P<s>[A-Za-z0-9][A-Za-z0-9_+/=.~-]{7,511})"#,
         &[
             "key",
             "secret",
@@ -935,7 +935,7 @@ pub(super) static RULES: &[Rule] = &[
             "private",
             "credential",
         ],
-        2200,
+        640,
         keyword_token,
     ),
     // Command-line options named for a token (`--softlayer-api-key X`,
