@@ -446,6 +446,8 @@ mod tests {
             "\"token1\": \"xoxp-1234567890\"",
             "DATABRICKS_TOKEN=dapi123456789012345678a9bc01234defg5",
             "hopenobodyfindsthisone secret",
+            // The rest of a slug glued to the keyword.
+            "unauthorized-network-access-service-10",
         ] {
             assert!(secrets(text).is_empty(), "{text:?}: {:?}", secrets(text));
         }

@@ -458,6 +458,12 @@ pub(crate) fn keyword_token(c: &Ctx) -> Option<Range<usize>> {
     if mismatched_quotes(c) || own_format(c) {
         return None;
     }
+    // Glued to the keyword by a hyphen, underscore or dot, the value may
+    // be the rest of a slug (`unauthorized-access-service-10`): only a
+    // long one counts.
+    if c.before(1).starts_with(['-', '_', '.']) && v.len() < 16 {
+        return None;
+    }
     (credential_name(c) && token_value(v, name_words(c).len() <= 1)).then(|| c.accept())?
 }
 
