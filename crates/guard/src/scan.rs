@@ -538,12 +538,21 @@ mod tests {
         found("AUTO_SESSION_PASSWORD=mypassword", "mypassword");
         // A quoted password of a few words.
         found("password = 'open sesame'", "open sesame");
+        // Prose and SQL with only a space before the password; after a
+        // verb a name-like value is still the value.
+        found("use the password Summer2024 to log in", "Summer2024");
+        found("CREATE USER bob IDENTIFIED BY kX93mQz;", "kX93mQz");
+        found("the admin password is Passw0rd99", "Passw0rd99");
         for text in [
             // Code, messages and references are not.
             "    password = user_password",
             "label = \"Enter your password\"; password = \" + getPassword() + \"",
             "PASSWORD=${DB_PASSWORD}",
             "password=\njdbc.snowflake.url=",
+            "the password reset link expires in 24 hours",
+            "passwords are hashed with SHA256 first",
+            "identified by researchers in 2024",
+            "enter your password 2 times",
             // GitLab tokens off their documented length.
             "glptt-hellOworld380_testin",
             "gloas-checking_Length-Is-checking_Length-Is-",

@@ -1227,13 +1227,19 @@ fn passphrase(v: &str) -> bool {
 /// password is Required").
 pub(crate) fn prose_password(c: &Ctx) -> Option<Range<usize>> {
     // The value on the line of its keyword.
-    if c.hay
-        .get(c.m.start..c.s.start)
-        .is_some_and(|h| h.contains('\n'))
-    {
+    let between = c.hay.get(c.m.start..c.s.start).unwrap_or("");
+    if between.contains('\n') {
         return None;
     }
     let v = trim_value(c)?;
+    // After a verb ("the password is Passw0rd99") the value is a value,
+    // even when it reads like a name.
+    if !between.contains([':', '='])
+        && v.bytes().any(|b| b.is_ascii_digit())
+        && v.bytes().any(|b| b.is_ascii_alphabetic())
+    {
+        return password_value(v, true).then(|| c.s.start..c.s.start + v.len());
+    }
     if !quoted(c)
         && !v
             .bytes()
@@ -1242,6 +1248,27 @@ pub(crate) fn prose_password(c: &Ctx) -> Option<Range<usize>> {
         return None;
     }
     password_value(v, quoted(c)).then(|| c.s.start..c.s.start + v.len())
+}
+
+/// A password right after its keyword with only a space between (`the
+/// password Summer2024!`, `IDENTIFIED BY kX93mQz`): letters and digits
+/// both, so that words (`password reset`) and numbers (`password 2`) are
+/// not taken, nor hash names (`password SHA256`).
+pub(crate) fn bare_password(c: &Ctx) -> Option<Range<usize>> {
+    let v = trim_value(c)?;
+    let has = |f: fn(&u8) -> bool| v.as_bytes().iter().any(f);
+    if !(has(u8::is_ascii_alphabetic) && has(u8::is_ascii_digit)) || v.len() < 6 {
+        return None;
+    }
+    let lower = v.to_ascii_lowercase();
+    const NOT: &[&str] = &[
+        "sha", "md5", "md4", "pbkdf2", "argon2", "bcrypt", "scrypt", "crc32", "base64", "utf8",
+        "utf-8", "ntlm", "aes", "rsa", "http", "v1", "v2", "v3",
+    ];
+    if NOT.iter().any(|n| lower.starts_with(n)) || v.contains(['(', ')', '[', ']', '{', '}']) {
+        return None;
+    }
+    password_value(v, true).then(|| c.s.start..c.s.start + v.len())
 }
 
 /// A password given on a command line: anything but a reference, a

@@ -4,10 +4,10 @@
 //! documented ones.
 
 use super::checks::{
-    accept, assigned_password, assigned_secret, aws_key_id, cli_password, crc32_token,
-    google_api_key, grafana_key, header_credential, jwt, keyword_token, padded_base64, pem_base64,
-    private_key, prose_password, quoted_password, quoted_secret, random_token, url_password,
-    user_colon_password,
+    accept, assigned_password, assigned_secret, aws_key_id, bare_password, cli_password,
+    crc32_token, google_api_key, grafana_key, header_credential, jwt, keyword_token, padded_base64,
+    pem_base64, private_key, prose_password, quoted_password, quoted_secret, random_token,
+    url_password, user_colon_password,
 };
 use super::{Family, Lane, Rule};
 
@@ -864,6 +864,14 @@ pub(super) static RULES: &[Rule] = &[
         256,
         quoted_password,
     ),
+    // Oracle and MySQL also take the password unquoted.
+    generic(
+        "generic_password",
+        r#"(?i)(?-u:\b)identified\s+by\s+(?P<s>[A-Za-z0-9_#$!@%^&*.-]{4,64})"#,
+        &["identified"],
+        96,
+        bare_password,
+    ),
     // XML elements and .NET appSettings entries named for a secret.
     generic(
         "generic_password",
@@ -1009,6 +1017,14 @@ pub(super) static RULES: &[Rule] = &[
         &["password", "passwd", "passphrase", "-pass", "pwd"],
         200,
         cli_password,
+    ),
+    // Prose: "use the password Summer2024! to log in".
+    generic(
+        "generic_password",
+        r#"(?i)(?-u:\b)(?:password|passphrase|passcode)\s+(?P<s>[^\s"'`]{6,64})"#,
+        &["password", "passphrase", "passcode"],
+        96,
+        bare_password,
     ),
     // Prose: "the password is x", "password for the admin account: x".
     generic(
