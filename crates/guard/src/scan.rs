@@ -393,17 +393,177 @@ mod tests {
             "YTZjMTk3YjEtMzQ4Yi00NTI5LTg2ZDItNmUyMGRlOTkwMGRlIiwidCI6IjcyZjk4OGJmIn0"
         ))
         .is_empty());
-        // Fillers are not tokens, whatever the keyword.
+        // Masks, runs, references, ids, file names and written names are
+        // not tokens, whatever the keyword.
         for text in [
-            "api_key = 1234567890abcdef1234567890abcdef",
-            "token: abcdefghijklmnopqrstuvwxyz123456",
+            "api_key = xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx",
+            "token: aaaaaaaaaa1111111111bbbbbbbbbb2222222222",
             "uuid_key = 123e4567-e89b-12d3-a456-426614174000x",
             "credentialsId: 'ff083f76-7804-4ef1-80e4-fe975bb9141b'",
             "IceSSL.KeyFile=s_rsa1024_priv.pem",
             "doc.Security.KeySize = PdfEncryptionKeySize.Key128Bit;",
+            "LLM_SECRET_NAME = \"NEXUS-GPT4-API-KEY\"",
+            "const validKeyChars = \"0123456789abcdefghijklmnopqrstuvwxyz_-.\"",
+            "nextPageToken: \"CAUQAA4x7Yz2Lq9WmK3v\"",
+            "keyVaultToStoreSecrets: cmp2-qat-1208358310",
+            "private_key \"hopenobodyfindsthisone';",
         ] {
             assert!(classes(text).is_empty(), "{text}: {:?}", classes(text));
         }
+    }
+
+    #[test]
+    fn credential_named_values_whatever_the_separator() {
+        // A name that says "credential" takes any token-shaped value, hand-
+        // typed ones included, after `=`, `:`, words, a hyphen or a line
+        // break.
+        let found = |text: &str, want: &str| {
+            let got = secrets(text);
+            assert!(
+                got.iter().any(|(_, v)| v == want),
+                "{text:?}: {got:?}, want {want:?}"
+            );
+        };
+        found(
+            "api_key = 1234567890abcdef1234567890abcdef",
+            "1234567890abcdef1234567890abcdef",
+        );
+        found("acme SECRET key Q7X2M9K4V8B3N6", "Q7X2M9K4V8B3N6");
+        found("acmePRIVATE-X1Y2Z3A4B5C6D7E8F9G0", "X1Y2Z3A4B5C6D7E8F9G0");
+        found("acme API key:\n  a8f3k2m9x7q4w1e6", "a8f3k2m9x7q4w1e6");
+        found(
+            "--acme-api-key \"abcd1234abcd1234abcd\"",
+            "abcd1234abcd1234abcd",
+        );
+        found(
+            "acme_token = 5f0c6a4e-2b7d-4c9e-8a1f-3d2b6c9e0f14",
+            "5f0c6a4e-2b7d-4c9e-8a1f-3d2b6c9e0f14",
+        );
+        // Time-based UUIDs are ids; a truncated token of a known format is
+        // left to that format's rule; mismatched quotes are code.
+        for text in [
+            "_authToken=743b294a-cd03-11ec-9d64-0242ac120002",
+            "\"token1\": \"xoxp-1234567890\"",
+            "DATABRICKS_TOKEN=dapi123456789012345678a9bc01234defg5",
+            "hopenobodyfindsthisone secret",
+            // The rest of a slug glued to the keyword.
+            "unauthorized-network-access-service-10",
+        ] {
+            assert!(secrets(text).is_empty(), "{text:?}: {:?}", secrets(text));
+        }
+    }
+
+    #[test]
+    fn chosen_secrets_unseal_keys_terraform_defaults_and_more_prefixes() {
+        let found = |text: &str, class: &str, want: &str| {
+            let got = secrets(text);
+            assert!(
+                got.iter().any(|(c, v)| *c == class && v == want),
+                "{text:?}: {got:?}, want {class} {want:?}"
+            );
+        };
+        // A quoted literal chosen by a person after a credential name,
+        // the name suffixed or indexed, in assignments and comparisons.
+        found(
+            "apikey_myservice: \"k7{p)q$w]z#1\"",
+            "generic_secret",
+            "k7{p)q$w]z#1",
+        );
+        found(
+            "if (api_key == \"Tr0ub4dor&3x\") {",
+            "generic_secret",
+            "Tr0ub4dor&3x",
+        );
+        found(
+            "my_password_secure = @\"m{x}o)p$q]1\";",
+            "generic_password",
+            "m{x}o)p$q]1",
+        );
+        let unseal = "0tZn+7QQCxphpHwTm7/dC3LpP5JGIbYl3PK8Sy81R+P2";
+        found(&format!("Unseal Key 2: {unseal}"), "vault_token", unseal);
+        found(
+            "variable \"corp_api_token\" {\n  default = \"004EWTpRQT_HJtG_nL-agxacgzYH\"\n}",
+            "generic_secret",
+            "004EWTpRQT_HJtG_nL-agxacgzYH",
+        );
+        let sbp = format!("sbp_{}", "9f3c2a1b7e6d5c4b3a29f8e7d6c5b4a3f2e1d0c9");
+        found(&format!("SUPABASE={sbp}"), "provider_token", &sbp);
+        let r8 = format!("r8_{}", "Kq2Zx7LmW9pT4vB6nC1dF8gH3jR5sY0aE2uXy");
+        found(
+            &format!("export REPLICATE_API_TOKEN={r8}"),
+            "provider_token",
+            &r8,
+        );
+        // Legacy Slack tokens; JSON escaped inside a string literal; a
+        // connection-string password that starts with `#`.
+        let slack = format!("xoxp-523423-234243-234233-{}", "e039d02840a0b9379c");
+        found(&format!("SLACK={slack}"), "slack_token", &slack);
+        found(
+            "\"\\\"awsSecretKey\\\":\\\"3lyTWqHMt5UySny2drdPYheRTEzrNux8Cn5JWFHL\\\",\" +",
+            "generic_secret",
+            "3lyTWqHMt5UySny2drdPYheRTEzrNux8Cn5JWFHL",
+        );
+        found(
+            "Server=db;User ID=app;Password=#gets0m3;Trusted_Connection=False",
+            "connection_string_password",
+            "#gets0m3",
+        );
+        for text in [
+            // A CSS selector is not a password.
+            "this.addPassword = \"#add-password\";",
+            // Identifiers and dotted names in the quotes are not secrets.
+            "token: \"access_token\"",
+            "apiKey: \"config.apiKey\"",
+            // A favicon name is not an Infracost token.
+            "video_box.ico-7a388b69018576d24b59331fd60aab0c.png",
+        ] {
+            assert!(secrets(text).is_empty(), "{text:?}: {:?}", secrets(text));
+        }
+    }
+
+    #[test]
+    fn config_lines_passphrases_and_documented_gitlab_lengths() {
+        let found = |text: &str, want: &str| {
+            let got = secrets(text);
+            assert!(
+                got.iter().any(|(_, v)| v == want),
+                "{text:?}: {got:?}, want {want:?}"
+            );
+        };
+        // `.env` / `.ini` lines: the unquoted value is a literal.
+        found(
+            "[SupportSite]\nPassword=thisismypassword\n",
+            "thisismypassword",
+        );
+        found("AUTO_SESSION_PASSWORD=mypassword", "mypassword");
+        // A quoted password of a few words.
+        found("password = 'open sesame'", "open sesame");
+        // Prose and SQL with only a space before the password; after a
+        // verb a name-like value is still the value.
+        found("use the password Summer2024 to log in", "Summer2024");
+        found("CREATE USER bob IDENTIFIED BY kX93mQz;", "kX93mQz");
+        found("the admin password is Passw0rd99", "Passw0rd99");
+        for text in [
+            // Code, messages and references are not.
+            "    password = user_password",
+            "label = \"Enter your password\"; password = \" + getPassword() + \"",
+            "PASSWORD=${DB_PASSWORD}",
+            "password=\njdbc.snowflake.url=",
+            "the password reset link expires in 24 hours",
+            "passwords are hashed with SHA256 first",
+            "identified by researchers in 2024",
+            "enter your password 2 times",
+            // GitLab tokens off their documented length.
+            "glptt-hellOworld380_testin",
+            "gloas-checking_Length-Is-checking_Length-Is-",
+        ] {
+            assert!(secrets(text).is_empty(), "{text:?}: {:?}", secrets(text));
+        }
+        let glpat = format!("glpat-{}", "Xk3mQ9vL2pW7zR4tN8bC");
+        assert_eq!(
+            classes(&format!("GITLAB_TOKEN={glpat}")),
+            vec!["gitlab_token"]
+        );
     }
 
     /// Every string of every public corpus (and the bench texts), scanned

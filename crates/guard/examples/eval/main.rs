@@ -92,6 +92,7 @@ fn main() {
                 false,
                 verbose,
             );
+            print!("{}", families::secrets_given_elsewhere(&scored));
         }
         if want("pii") {
             pii(&guard, &dir, verbose)?;

@@ -80,22 +80,26 @@ fn repeats(v: &str) -> bool {
 /// step of a run has a chance of about 1 in 62 in a base-62 token).
 pub(crate) fn sequential(v: &str) -> bool {
     let b = v.as_bytes();
-    let step = |x: u8, y: u8| {
-        y == x.wrapping_add(1) && (x.is_ascii_alphanumeric() && y.is_ascii_alphanumeric())
-    };
-    let mut in_runs = 0;
-    let mut run = 1;
-    for i in 1..=b.len() {
-        if i < b.len() && step(b[i - 1].to_ascii_lowercase(), b[i].to_ascii_lowercase()) {
-            run += 1;
-        } else {
-            if run >= 3 {
-                in_runs += run;
+    // Ascending (`abcdef`, `3456`) or descending (`zyxwvu`) runs.
+    let in_runs = |delta: u8| {
+        let step = |x: u8, y: u8| {
+            y == x.wrapping_add(delta) && x.is_ascii_alphanumeric() && y.is_ascii_alphanumeric()
+        };
+        let mut total = 0;
+        let mut run = 1;
+        for i in 1..=b.len() {
+            if i < b.len() && step(b[i - 1].to_ascii_lowercase(), b[i].to_ascii_lowercase()) {
+                run += 1;
+            } else {
+                if run >= 3 {
+                    total += run;
+                }
+                run = 1;
             }
-            run = 1;
         }
-    }
-    b.len() >= 8 && in_runs * 3 >= b.len()
+        total
+    };
+    b.len() >= 8 && in_runs(1).max(in_runs(u8::MAX)) * 3 >= b.len()
 }
 
 /// Values that stand for a secret rather than being one: template and
@@ -105,7 +109,12 @@ pub(crate) fn is_placeholder(v: &str) -> bool {
     let Some(&first) = v.as_bytes().first() else {
         return true;
     };
-    if matches!(first, b'$' | b'%' | b'<' | b'[' | b'#')
+    // `#` opens a comment, a Ruby interpolation (`#{x}`), a mask
+    // (`######`) or a CSS selector (`#add-password`); a value with digits
+    // that merely starts with it (`#gets0m3`) is one.
+    if matches!(first, b'$' | b'%' | b'<' | b'[')
+        || (first == b'#'
+            && (v.starts_with("#{") || v.len() < 4 || !v.bytes().any(|b| b.is_ascii_digit())))
         || v.starts_with("{{")
         || v.starts_with("&lt;")
     {
@@ -300,11 +309,13 @@ pub(crate) fn accept(c: &Ctx) -> Option<Range<usize>> {
     c.accept()
 }
 
-/// Vendor-prefixed tokens: the token must look random (rules out
-/// `ghp_xxxx…`, `sgp_5555555dAAAAA…`).
+/// Vendor-prefixed tokens: a documented prefix at the documented length
+/// is strong evidence, so the rest need only not be a mask or a run of one
+/// character (rules out `ghp_xxxx…`, `sgp_5555555dAAAAA…`); a hand-typed
+/// `1234567890abcdef…` after a real prefix is taken for what it stands for.
 pub(crate) fn random_token(c: &Ctx) -> Option<Range<usize>> {
     let v = c.group();
-    (entropy(v) >= 3.0 && !repeats(v) && !sequential(v)).then(|| c.accept())?
+    (entropy(v) >= 3.0 && !repeats(v) && !long_run(v, 7)).then(|| c.accept())?
 }
 
 /// Google API keys: `AIza` + 35 base64url characters, i.e. 29 bytes, so
@@ -384,7 +395,34 @@ pub(crate) fn assigned_secret(c: &Ctx) -> Option<Range<usize>> {
     {
         return None;
     }
+    // Time- and name-based UUIDs are ids; what is named an id is one.
+    if uuid_version(v).is_some_and(derived_uuid)
+        || name_words(c).iter().any(|w| {
+            // Ids and pagination cursors name values that are not secrets.
+            [
+                "id",
+                "ids",
+                "page",
+                "cursor",
+                "next",
+                "continuation",
+                "pagination",
+                "sync",
+            ]
+            .contains(&w.as_str())
+        })
+        || mismatched_quotes(c)
+    {
+        return None;
+    }
     if (16..=512).contains(&v.len()) && looks_generated(v, 3.5) {
+        return c.accept();
+    }
+    // A name that says "credential" (`stripe_secret`, `adobeKey`,
+    // `SENTRY_TOKEN`): any token-shaped literal is the credential, generated
+    // or not (documentation-style values such as `1234567890abcdef…` are
+    // what people paste there too).
+    if credential_name(c) && token_value(v, name_words(c).len() <= 1) {
         return c.accept();
     }
     // Secrets (`jwt_secret`, `client_secret`, `creds.Secret`) are often
@@ -397,11 +435,463 @@ pub(crate) fn assigned_secret(c: &Ctx) -> Option<Range<usize>> {
     .then(|| c.accept())?
 }
 
+/// A credential keyword followed by its value with any separator
+/// (`provider SECRET key VALUE`, `provider-TOKEN-VALUE`, `API key:` and the
+/// value on the next line): the name must say "credential" and the value
+/// must be token-shaped.
+pub(crate) fn keyword_token(c: &Ctx) -> Option<Range<usize>> {
+    let v = c.group();
+    let end = c.after(1);
+    if !(end.is_empty()
+        || end.starts_with(|ch: char| ch.is_whitespace() || "\"'`,;)}]<&#".contains(ch)))
+    {
+        return None;
+    }
+    if v.bytes().any(|b| b.is_ascii_digit())
+        && v.bytes()
+            .zip(v.bytes().skip(2))
+            .zip(v.bytes().skip(1))
+            .any(|((a, b), dot)| a.is_ascii_digit() && dot == b'.' && b.is_ascii_digit())
+    {
+        return None;
+    }
+    if mismatched_quotes(c) || own_format(c) {
+        return None;
+    }
+    // Glued to the keyword by a hyphen, underscore or dot, the value may
+    // be the rest of a slug (`unauthorized-access-service-10`): only a
+    // long one counts.
+    if c.before(1).starts_with(['-', '_', '.']) && v.len() < 16 {
+        return None;
+    }
+    (credential_name(c) && token_value(v, name_words(c).len() <= 1)).then(|| c.accept())?
+}
+
+/// A quoted literal after a credential-named identifier: secrets chosen by
+/// people look like passwords (symbols, no spaces) rather than tokens.
+pub(crate) fn quoted_secret(c: &Ctx) -> Option<Range<usize>> {
+    let v = c.group();
+    if !quoted(c) || own_format(c) || !credential_name(c) {
+        return None;
+    }
+    let symbol = v.bytes().any(|b| !b.is_ascii_alphanumeric());
+    let digit = v.bytes().any(|b| b.is_ascii_digit());
+    if !(symbol || digit) || phrase(v) || wordy(v) || uuid_version(v).is_some_and(derived_uuid) {
+        return None;
+    }
+    let b = v.as_bytes();
+    if b.windows(3)
+        .any(|w| w[0].is_ascii_digit() && w[1] == b'.' && w[2].is_ascii_digit())
+    {
+        return None;
+    }
+    // Identifiers and dotted names (`access_token`, `config.apiKey`).
+    if v.bytes()
+        .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'.')
+        && v.as_bytes()[0].is_ascii_alphabetic()
+        && (v.contains('_') || v.contains('.'))
+    {
+        return None;
+    }
+    password_value(v, true).then(|| c.accept())?
+}
+
+/// A value opened by one quote and closed by another (`"x';`): a fragment
+/// of code, not a literal.
+fn mismatched_quotes(c: &Ctx) -> bool {
+    let (open, close) = (c.before(1), c.after(1));
+    let q = |s: &str| s == "\"" || s == "'" || s == "`";
+    q(open) && q(close) && open != close
+}
+
+/// Whether the token the value belongs to (`bedrock-api-key-…` for a value
+/// after `key-`) starts with the prefix of a format that has its own rule.
+fn own_format(c: &Ctx) -> bool {
+    let before = c.before(32);
+    let head = after_last(before, |ch| ch.is_whitespace() || "\"'`=:(,<>".contains(ch));
+    let token = format!("{head}{}", c.group()).to_ascii_lowercase();
+    OWN_FORMAT.iter().any(|p| token.starts_with(p))
+}
+
+/// The part of `s` after the last character that satisfies `stop`.
+fn after_last(s: &str, stop: impl Fn(char) -> bool) -> &str {
+    s.char_indices()
+        .rev()
+        .find(|(_, ch)| stop(*ch))
+        .map_or(s, |(i, ch)| &s[i + ch.len_utf8()..])
+}
+
+/// The words of the identifier (or the run of keywords) before the value,
+/// lowercased: split at `_`, `-`, `.`, spaces and lower-to-upper case
+/// changes (`validKeyChars` → valid, key, chars). Digits are dropped.
+fn name_words(c: &Ctx) -> Vec<String> {
+    let before = c.before(96);
+    let trimmed = before
+        .trim_end_matches(|ch: char| " \t\r\n\"'`:=>!@]-_.[".contains(ch) || ch.is_ascii_digit());
+    // The name: the run of identifier characters and single spaces before
+    // the value (`provider SECRET key`), at most four words.
+    let raw = after_last(trimmed, |ch| {
+        !(ch.is_ascii_alphanumeric() || "_.- \t".contains(ch))
+    });
+    let mut words: Vec<String> = Vec::new();
+    let mut cur = String::new();
+    let mut prev_lower = false;
+    for ch in raw.chars() {
+        if !ch.is_ascii_alphabetic() {
+            if !cur.is_empty() {
+                words.push(std::mem::take(&mut cur));
+            }
+            prev_lower = false;
+            continue;
+        }
+        if ch.is_ascii_uppercase() && prev_lower && !cur.is_empty() {
+            words.push(std::mem::take(&mut cur));
+        }
+        prev_lower = ch.is_ascii_lowercase();
+        cur.push(ch.to_ascii_lowercase());
+    }
+    if !cur.is_empty() {
+        words.push(cur);
+    }
+    let keep = words.len().saturating_sub(4);
+    words.split_off(keep)
+}
+
+/// Whether the name before a value says that a credential goes there: it
+/// carries a credential word, and it is not the name of something about a
+/// credential (its file, length, id, name, URL, where it is stored) or of
+/// a key that is not a credential (a cache, sort or primary key, a page
+/// token, a character set).
+pub(crate) fn credential_name(c: &Ctx) -> bool {
+    let words = name_words(c);
+    const CREDENTIAL: &[&str] = &[
+        "key",
+        "keys",
+        "apikey",
+        "secret",
+        "secrets",
+        "token",
+        "tokens",
+        "tkn",
+        "credential",
+        "credentials",
+        "creds",
+        "password",
+        "passwd",
+        "pwd",
+        "pass",
+        "passphrase",
+        "auth",
+        "authkey",
+        "accesskey",
+        "secretkey",
+        "privatekey",
+        "pat",
+        "salt",
+        "access",
+        "private",
+    ];
+    // Keys that are not credentials, and what is not a credential
+    // wherever it is named (public material, ids, page cursors).
+    const NOT_ANYWHERE: &[&str] = &[
+        "public",
+        "pub",
+        "pubkey",
+        "csrf",
+        "xsrf",
+        "nonce",
+        "authenticity",
+        "id",
+        "ids",
+        "keyid",
+        "chars",
+        "charset",
+        "alphabet",
+        "vault",
+        "store",
+        "manager",
+        "cache",
+        "sort",
+        "partition",
+        "primary",
+        "foreign",
+        "schema",
+        "sequence",
+        "index",
+        "lookup",
+        "idempotency",
+        "dedup",
+        "row",
+        "unique",
+        "page",
+        "cursor",
+        "next",
+        "continuation",
+        "pagination",
+        "sync",
+        "keyboard",
+        "keyframe",
+        "hot",
+        "shortcut",
+        "translation",
+        "locale",
+        "message",
+        "map",
+        "dict",
+        "fingerprint",
+        "checksum",
+        "hash",
+        "reset",
+        "confirm",
+        "forgot",
+        "min",
+        "max",
+        "enabled",
+        "required",
+        "valid",
+    ];
+    // Words that, after the credential word, name something about it (its
+    // file, length, name, URL, type, where it lives).
+    const ABOUT: &[&str] = &[
+        "file",
+        "path",
+        "url",
+        "uri",
+        "endpoint",
+        "host",
+        "name",
+        "names",
+        "type",
+        "size",
+        "length",
+        "len",
+        "count",
+        "str",
+        "format",
+        "version",
+        "prefix",
+        "field",
+        "column",
+        "label",
+        "hint",
+        "placeholder",
+        "policy",
+        "ttl",
+        "timeout",
+        "mode",
+        "ref",
+        "arn",
+        "region",
+        "bucket",
+        "provider",
+        "expiry",
+        "expires",
+        "expiration",
+        "rotation",
+        "header",
+        "param",
+        "var",
+        "regex",
+        "pattern",
+        "location",
+        "dir",
+    ];
+    // A provider's name glued to the word counts (`uclassifykey`).
+    let credential = |w: &str| {
+        CREDENTIAL.contains(&w)
+            || (w.len() > 6
+                && ["key", "token", "secret", "access", "private"]
+                    .iter()
+                    .any(|k| w.ends_with(k)))
+    };
+    let Some(last) = words.iter().rposition(|w| credential(w)) else {
+        return false;
+    };
+    !words.iter().any(|w| NOT_ANYWHERE.contains(&w.as_str()))
+        && !words[last + 1..]
+            .iter()
+            .any(|w| ABOUT.contains(&w.as_str()))
+}
+
+/// Prefixes of formats that have a rule of their own: when that rule
+/// refused the value (a truncated or masked token), the generic rules do
+/// not take it either.
+const OWN_FORMAT: &[&str] = &[
+    "xox",
+    "ghp_",
+    "gho_",
+    "ghu_",
+    "ghs_",
+    "ghr_",
+    "github_pat_",
+    "glpat-",
+    "glptt-",
+    "sk_live_",
+    "sk_test_",
+    "rk_live_",
+    "sk-ant-",
+    "sk-proj-",
+    "xapp-",
+    "akia",
+    "asia",
+    "aiza",
+    "hf_",
+    "npm_",
+    "pypi-",
+    "sg.",
+    "dop_v1_",
+    "shpat_",
+    "hvs.",
+    "hvb.",
+    "hvr.",
+    "ops_",
+    "glc_",
+    "glsa_",
+    "pplx-",
+    "gsk_",
+    "dckr_",
+    "nrak-",
+    "phc_",
+    "eyj",
+    "ya29.",
+    "1//0",
+    "sk.eyj",
+    "gocspx-",
+    "dapi",
+    "bedrock-api-key-",
+    "absk",
+    "glimt-",
+    "glagent-",
+    "gloas-",
+    "glsoat-",
+    "glrt-",
+    "gldt-",
+    "glft-",
+    "glcbt-",
+    "glffct-",
+    "glrtr-",
+];
+
+/// A token-shaped value where a credential goes: 10 to 512 characters of
+/// token alphabet, letters and digits (or a long run of one of them), not
+/// a placeholder, a mask, a run of one character, a reference, a word, a
+/// written name (`my-secret-name`, `ConnectionStringName`), a constant
+/// name, a host name, a file name, or a UUID that is not random (time-
+/// and name-based UUIDs are ids). `bare`: the name is a single word
+/// (`key: …`), which also names ordinary keys, so the value must be long.
+pub(crate) fn token_value(v: &str, bare: bool) -> bool {
+    let n = v.len();
+    if !(10..=512).contains(&n) || (bare && n < 16) {
+        return false;
+    }
+    if !v
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || b"_+/=.~-".contains(&b))
+    {
+        return false;
+    }
+    let lower = v.to_ascii_lowercase();
+    if is_placeholder(v) || repeats(v) || long_run(v, 5) || entropy(v) < 2.5 {
+        return false;
+    }
+    if OWN_FORMAT.iter().any(|p| lower.starts_with(p)) {
+        return false;
+    }
+    let digits = v.bytes().filter(u8::is_ascii_digit).count();
+    let letters = v.bytes().filter(u8::is_ascii_alphabetic).count();
+    let mixed = digits >= 2 && letters >= 2;
+    // Letters only: mixed case or an alphabet run; one case alone is more
+    // often words run together (`hopenobodyfindsthisone`).
+    let cased =
+        v.bytes().any(|b| b.is_ascii_uppercase()) && v.bytes().any(|b| b.is_ascii_lowercase());
+    if !(mixed || (digits == n && n >= 16) || (letters >= 20 && (cased || sequential(v)))) {
+        return false;
+    }
+    // Written names (`ConnectionStringName`); a generated token with
+    // digits may hold two capitalised "words" by chance.
+    if (wordy(v) && digits < 3) || phrase(v) {
+        return false;
+    }
+    // Host and file names: dotted runs of letters.
+    if v.contains('.') {
+        let parts: Vec<&str> = v.split('.').collect();
+        if parts
+            .iter()
+            .all(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_alphabetic() || b == b'-'))
+        {
+            return false;
+        }
+        const FILES: &[&str] = &[
+            "pem", "key", "crt", "cer", "p12", "pfx", "jks", "json", "yaml", "yml", "txt", "env",
+            "pub", "der", "keystore",
+        ];
+        if parts
+            .last()
+            .is_some_and(|e| FILES.contains(&e.to_ascii_lowercase().as_str()))
+        {
+            return false;
+        }
+    }
+    !uuid_version(v).is_some_and(derived_uuid)
+}
+
+/// UUIDs of the time- and name-based versions (1, 2, 3, 5, 6, 7): ids
+/// derived from a clock, a MAC address or a name, not secrets. Version 4
+/// is random; a version digit outside the standard is hand-typed.
+fn derived_uuid(version: u8) -> bool {
+    matches!(version, b'1' | b'2' | b'3' | b'5' | b'6' | b'7')
+}
+
+/// The version digit of a UUID (`8-4-4-4-12` hex), if `v` is one.
+fn uuid_version(v: &str) -> Option<u8> {
+    let b = v.as_bytes();
+    let shape = b.len() == 36
+        && b.iter().enumerate().all(|(i, c)| {
+            if matches!(i, 8 | 13 | 18 | 23) {
+                *c == b'-'
+            } else {
+                c.is_ascii_hexdigit()
+            }
+        });
+    shape.then(|| b[14])
+}
+
+/// A run of `n` or more of one character (`aaaaa`, `00000`): masks and
+/// fillers; a generated token has one with a chance of about one in a
+/// million per position.
+fn long_run(v: &str, n: usize) -> bool {
+    let b = v.as_bytes();
+    let mut run = 1;
+    for i in 1..b.len() {
+        if b[i] == b[i - 1] {
+            run += 1;
+            if run >= n {
+                return true;
+            }
+        } else {
+            run = 1;
+        }
+    }
+    false
+}
+
+/// Words joined by `_`, `-` or `.` (`my-secret-name`, `NEXUS_GPT4_API_KEY`,
+/// `checking_Length-Is-checking`): three or more parts, at least three of
+/// them words of two or more letters and three quarters of them words.
+fn phrase(v: &str) -> bool {
+    let parts: Vec<&str> = v.split(['_', '-', '.']).filter(|p| !p.is_empty()).collect();
+    let words = parts
+        .iter()
+        .filter(|p| p.len() >= 2 && p.bytes().all(|b| b.is_ascii_alphabetic()))
+        .count();
+    parts.len() >= 3 && words >= 3 && words * 4 >= parts.len() * 3
+}
+
 /// The whole identifier an assignment's keyword belongs to, lowercased
 /// (`csrf-token` for a match that starts at `token`).
 fn identifier(c: &Ctx) -> String {
     let before = c.before(128);
-    let trimmed = before.trim_end_matches(|ch: char| " \t\"'`:=>!@]".contains(ch));
+    let trimmed = before.trim_end_matches(|ch: char| " \t\r\n\"'`:=>!@]".contains(ch));
     let start = trimmed
         .rfind(|ch: char| !(ch.is_ascii_alphanumeric() || "_.-".contains(ch)))
         .map_or(0, |i| i + 1);
@@ -416,7 +906,34 @@ fn identifier(c: &Ctx) -> String {
 pub(crate) fn assigned_password(c: &Ctx) -> Option<Range<usize>> {
     let v = trim_value(c)?;
     let range = c.s.start..c.s.start + v.len();
-    password_value(v, quoted(c)).then_some(range)
+    if password_value(v, quoted(c)) {
+        return Some(range);
+    }
+    // A `NAME=value` line of an `.env`, `.ini` or `.properties` file: the
+    // value is a literal even unquoted (`Password=thisismypassword`), but
+    // still not a reference, a call or a dotted path.
+    (config_line(c)
+        && !v.contains(['(', '['])
+        && !(v.contains('.')
+            && v.split('.')
+                .all(|p| p.bytes().all(|b| b.is_ascii_alphabetic() || b == b'_')))
+        && password_value(v, true))
+    .then_some(range)
+}
+
+/// Whether the match is a `NAME=value` line: only blanks (or `export`)
+/// before the name, and `=` right after it.
+fn config_line(c: &Ctx) -> bool {
+    let head = c.hay.get(..c.m.start).unwrap_or("");
+    let line = head.rsplit('\n').next().unwrap_or(head).trim_start();
+    let line = line.strip_prefix("export ").unwrap_or(line).trim();
+    let glued = c.hay.get(..c.s.start).is_some_and(|h| {
+        let b = h.as_bytes();
+        b.len() >= 2
+            && b[b.len() - 1] == b'='
+            && (b[b.len() - 2].is_ascii_alphanumeric() || b[b.len() - 2] == b'_')
+    });
+    line.is_empty() && glued
 }
 
 /// Whether the reported group is the inside of a quoted literal.
@@ -470,7 +987,7 @@ pub(crate) fn password_value(v: &str, quoted: bool) -> bool {
     {
         return false;
     }
-    if !has(u8::is_ascii_alphanumeric) || (v.len() >= 16 && sequential(v)) || repeats(v) {
+    if !has(u8::is_ascii_alphanumeric) || repeats(v) || long_run(v, 5) {
         return false;
     }
     // `password: string`, `password = getpass`: type names and the words
@@ -515,7 +1032,7 @@ pub(crate) fn password_value(v: &str, quoted: bool) -> bool {
         + usize::from(has(u8::is_ascii_uppercase))
         + usize::from(has(u8::is_ascii_digit))
         + usize::from(has(|b| b.is_ascii_punctuation()));
-    if v.len() < 6 && classes < 2 {
+    if v.len() < 6 && classes < 2 && !quoted {
         return false;
     }
     if quoted {
@@ -544,7 +1061,10 @@ pub(crate) fn password_value(v: &str, quoted: bool) -> bool {
 /// `<password>x</password>`, `password: "x"`).
 pub(crate) fn quoted_password(c: &Ctx) -> Option<Range<usize>> {
     let v = c.group();
-    if v.contains(char::is_whitespace) || !password_value(v, true) {
+    if v.contains(char::is_whitespace) && !passphrase(v) {
+        return None;
+    }
+    if !password_value(v, true) {
         return None;
     }
     const NOT_PASSWORD: &[&str] = &[
@@ -593,11 +1113,133 @@ pub(crate) fn quoted_password(c: &Ctx) -> Option<Range<usize>> {
     c.accept()
 }
 
+/// A quoted password of a few words (`'open sesame'`), not a message
+/// about passwords (`"Enter your password"`, `"Invalid password."`).
+fn passphrase(v: &str) -> bool {
+    let words: Vec<&str> = v.split_whitespace().collect();
+    if !(2..=5).contains(&words.len()) || v.len() > 64 || v.ends_with(['.', '!', '?', ':']) {
+        return false;
+    }
+    // Words, not code (`" + getPassword() + "`).
+    if words.iter().any(|w| {
+        !w.bytes().any(|b| b.is_ascii_alphanumeric())
+            || w.contains(['(', ')', '{', '}', '=', '$', '<', '>'])
+    }) {
+        return false;
+    }
+    let lower = v.to_ascii_lowercase();
+    if ["pass", "secret", "key"].iter().any(|k| lower.contains(k)) {
+        return false;
+    }
+    const MESSAGE: &[&str] = &[
+        "password",
+        "passwords",
+        "passwd",
+        "passphrase",
+        "secret",
+        "key",
+        "token",
+        "your",
+        "you",
+        "enter",
+        "please",
+        "invalid",
+        "incorrect",
+        "wrong",
+        "required",
+        "must",
+        "should",
+        "match",
+        "forgot",
+        "reset",
+        "change",
+        "show",
+        "hide",
+        "confirm",
+        "new",
+        "old",
+        "current",
+        "characters",
+        "chars",
+        "field",
+        "user",
+        "username",
+        "login",
+        "sign",
+        "log",
+        "here",
+        "not",
+        "is",
+        "are",
+        "be",
+        "was",
+        "been",
+        "do",
+        "does",
+        "did",
+        "can",
+        "cannot",
+        "will",
+        "at",
+        "least",
+        "minimum",
+        "maximum",
+        "min",
+        "max",
+        "length",
+        "strength",
+        "weak",
+        "strong",
+        "error",
+        "failed",
+        "success",
+        "expired",
+        "account",
+        "email",
+        "click",
+        "type",
+        "goes",
+        "missing",
+        "empty",
+        "set",
+        "save",
+        "update",
+        "this",
+        "that",
+        "for",
+        "to",
+        "of",
+        "in",
+        "on",
+        "a",
+        "an",
+    ];
+    !words.iter().any(|w| {
+        let w = w
+            .trim_matches(|ch: char| !ch.is_ascii_alphanumeric())
+            .to_ascii_lowercase();
+        MESSAGE.contains(&w.as_str())
+    })
+}
+
 /// Unquoted values after a password word in running text: they must
 /// carry a digit or a symbol ("the password is hunter2", not "the
 /// password is Required").
 pub(crate) fn prose_password(c: &Ctx) -> Option<Range<usize>> {
+    // The value on the line of its keyword.
+    let between = c.hay.get(c.m.start..c.s.start).unwrap_or("");
+    if between.contains('\n') {
+        return None;
+    }
     let v = trim_value(c)?;
+    // After a verb ("the password is Passw0rd99") the value is a value,
+    // even when it reads like a name.
+    if !between.contains([':', '='])
+        && v.bytes().any(|b| b.is_ascii_digit())
+        && v.bytes().any(|b| b.is_ascii_alphabetic())
+    {
+        return password_value(v, true).then(|| c.s.start..c.s.start + v.len());
+    }
     if !quoted(c)
         && !v
             .bytes()
@@ -606,6 +1248,27 @@ pub(crate) fn prose_password(c: &Ctx) -> Option<Range<usize>> {
         return None;
     }
     password_value(v, quoted(c)).then(|| c.s.start..c.s.start + v.len())
+}
+
+/// A password right after its keyword with only a space between (`the
+/// password Summer2024!`, `IDENTIFIED BY kX93mQz`): letters and digits
+/// both, so that words (`password reset`) and numbers (`password 2`) are
+/// not taken, nor hash names (`password SHA256`).
+pub(crate) fn bare_password(c: &Ctx) -> Option<Range<usize>> {
+    let v = trim_value(c)?;
+    let has = |f: fn(&u8) -> bool| v.as_bytes().iter().any(f);
+    if !(has(u8::is_ascii_alphabetic) && has(u8::is_ascii_digit)) || v.len() < 6 {
+        return None;
+    }
+    let lower = v.to_ascii_lowercase();
+    const NOT: &[&str] = &[
+        "sha", "md5", "md4", "pbkdf2", "argon2", "bcrypt", "scrypt", "crc32", "base64", "utf8",
+        "utf-8", "ntlm", "aes", "rsa", "http", "v1", "v2", "v3",
+    ];
+    if NOT.iter().any(|n| lower.starts_with(n)) || v.contains(['(', ')', '[', ']', '{', '}']) {
+        return None;
+    }
+    password_value(v, true).then(|| c.s.start..c.s.start + v.len())
 }
 
 /// A password given on a command line: anything but a reference, a
@@ -1113,6 +1776,37 @@ mod tests {
         assert!(sequential("Syabcdefghijklmnopqrstuvwxyz1234567"));
         assert!(!sequential("hQ7vK2pL9xZ4mN8b"));
         assert!(!sequential("3fea6af1349166ea"));
+    }
+
+    #[test]
+    fn token_values_uuids_phrases_and_runs() {
+        // Hand-typed and generated values are tokens where a credential
+        // goes; masks, runs, words and names are not.
+        assert!(token_value("1234567890abcdef1234567890abcdef", false));
+        assert!(token_value("abcd1234abcd1234ABCD1234", false));
+        assert!(token_value("B1CD2EF3GHIJ4567KLMN8OPQR9ST0UVW", false));
+        assert!(!token_value("abcd1234", false));
+        assert!(!token_value("a8f3k2m9x7q4", true));
+        assert!(!token_value("xxxxxxxxxxxxxxxxxxxx", false));
+        assert!(!token_value("aaaaaa1111112222223", false));
+        assert!(!token_value("hopenobodyfindsthisone", false));
+        assert!(!token_value("NEXUS-GPT4-API-KEY", false));
+        assert!(!token_value("auth.example.com", false));
+        assert!(!token_value("s_rsa1024_priv.pem", false));
+        // UUIDs: random (4) and hand-typed versions are tokens; time- and
+        // name-based ones are ids.
+        assert_eq!(
+            uuid_version("5f0c6a4e-2b7d-4c9e-8a1f-3d2b6c9e0f14"),
+            Some(b'4')
+        );
+        assert!(token_value("5f0c6a4e-2b7d-4c9e-8a1f-3d2b6c9e0f14", false));
+        assert!(!token_value("743b294a-cd03-11ec-9d64-0242ac120002", false));
+        assert!(phrase("my-secret-name"));
+        assert!(!phrase("x7Kq-2mPz-9vLw"));
+        assert!(long_run("ab00000cd", 5) && !long_run("ab0000cd", 5));
+        // Descending alphabet runs are fillers too.
+        assert!(sequential("ZYXWVUTSRQPONMLKJIHG"));
+        assert!(is_placeholder("#add-password") && !is_placeholder("#gets0m3"));
     }
 
     #[test]

@@ -4,9 +4,10 @@
 //! documented ones.
 
 use super::checks::{
-    accept, assigned_password, assigned_secret, aws_key_id, cli_password, crc32_token,
-    google_api_key, grafana_key, header_credential, jwt, padded_base64, pem_base64, private_key,
-    prose_password, quoted_password, random_token, url_password, user_colon_password,
+    accept, assigned_password, assigned_secret, aws_key_id, bare_password, cli_password,
+    crc32_token, google_api_key, grafana_key, header_credential, jwt, keyword_token, padded_base64,
+    pem_base64, private_key, prose_password, quoted_password, quoted_secret, random_token,
+    url_password, user_colon_password,
 };
 use super::{Family, Lane, Rule};
 
@@ -176,11 +177,12 @@ pub(super) static RULES: &[Rule] = &[
         128,
         random_token,
     ),
-    // GitLab: personal, pipeline-trigger, runner, deploy, feed, OAuth and
-    // other prefixed tokens; legacy runner registration tokens.
+    // GitLab: personal (legacy and routable), pipeline-trigger, runner,
+    // deploy, feed, OAuth and other prefixed tokens, each at its documented
+    // length; legacy runner registration tokens.
     secret(
         "gitlab_token",
-        r"(?-u:\b)gl(?:pat|ptt|rt|dt|ft|soat|cbt|imt|agent|oas|ffct|rtr)-[A-Za-z0-9_.-]{20,}",
+        r"(?:^|[^A-Za-z0-9_])(?P<s>glpat-[A-Za-z0-9_-]{20}|glpat-[A-Za-z0-9_-]{27,300}\.[0-9a-z]{2}\.[a-z0-9]{7,9}|glptt-[A-Za-z0-9_-]{40}|glrt-(?:t[0-9]_)?[A-Za-z0-9_-]{20,}|gldt-[A-Za-z0-9_-]{20}|glft-[A-Za-z0-9_-]{20}|glsoat-[A-Za-z0-9_-]{20,}|glimt-[A-Za-z0-9_-]{25}|glagent-[A-Za-z0-9_-]{50,1024}|gloas-[A-Za-z0-9_-]{64}|glcbt-(?:[0-9a-fA-F]{1,5}_)?[A-Za-z0-9_-]{20}|glffct-[A-Za-z0-9_-]{20}|glrtr-[A-Za-z0-9_-]{20})(?:$|[^A-Za-z0-9_.-])",
         &[
             "glpat-", "glptt-", "glrt-", "gldt-", "glft-", "glsoat-", "glcbt-", "glimt-",
             "glagent-", "gloas-", "glffct-", "glrtr-",
@@ -208,6 +210,14 @@ pub(super) static RULES: &[Rule] = &[
         r"(?-u:\b)xox[bp]-[0-9]{10,13}-[A-Za-z0-9]{24}(?-u:\b)",
         &["xoxb-", "xoxp-"],
         64,
+        random_token,
+    ),
+    // Legacy Slack tokens: numeric ids and a hex secret.
+    secret(
+        "slack_token",
+        r"(?-u:\b)xox[abposr]-(?:[0-9]{1,2}-)?[0-9]{5,13}(?:-[0-9]{5,13}){0,3}-[a-f0-9]{16,64}(?-u:\b)",
+        &["xoxb-", "xoxp-", "xoxo-", "xoxa-", "xoxs-", "xoxr-"],
+        160,
         random_token,
     ),
     secret(
@@ -621,6 +631,75 @@ pub(super) static RULES: &[Rule] = &[
         96,
         random_token,
     ),
+    // More prefixed provider tokens at their documented shapes: Supabase,
+    // Buildkite, Replicate, Brevo, Contentful, Figma, HubSpot, xAI,
+    // Alibaba Cloud, Typeform, Ubidots, EasyPost, Frame.io, Ionic, MongoDB
+    // Atlas, Flexport, Fleetbase, Netlify, Fly.io, Prefect, ReadMe, Pulumi,
+    // PlanetScale, Sentry, Heroku, Pinecone, Shippo, Pagar.me,
+    // Bitbucket, Scalingo, Duffel, RubyGems, CircleCI, JFrog, OpenRouter,
+    // LangSmith, MailerSend, Terraform Cloud, NVIDIA, Tailscale,
+    // SonarQube, Voiceflow, Square.
+    secret(
+        "provider_token",
+        r"(?-u:\b)(?:sbp_[A-Za-z0-9]{40}|sb_secret_[A-Za-z0-9_-]{31,64}|bkua_[A-Za-z0-9]{40}|r8_[A-Za-z0-9]{37}|xkeysib-[a-f0-9]{64}-[A-Za-z0-9]{16}|xsmtpsib-[a-f0-9]{64}-[A-Za-z0-9]{16}|CFPAT-[A-Za-z0-9_-]{43,64}|figd_[A-Za-z0-9_-]{40,64}|pat-(?:na|eu|ap)[0-9]-[a-f0-9]{8}-[a-f0-9]{4}-[a-f0-9]{4}-[a-f0-9]{4}-[a-f0-9]{12}|pat-(?:eu|ap)[0-9]-[a-f0-9]{8}-[a-f0-9]{4}-[a-f0-9]{4}-[a-f0-9]{4}-[a-f0-9]{12}|xai-[A-Za-z0-9_]{70,90}|LTAI[A-Za-z0-9]{12,24}|tfp_[A-Za-z0-9_.-]{40,64}|BBFF-[A-Za-z0-9]{30}|EZ[AT]K[A-Za-z0-9]{54}|EZTK[A-Za-z0-9]{54}|fio-u-[A-Za-z0-9_=-]{64}|ion_[A-Za-z0-9]{42}|mdb_sa_sk_[A-Za-z0-9_-]{40}|shltm_[A-Za-z0-9]{40}|flb_live_[A-Za-z0-9]{20}|nfp_[A-Za-z0-9]{36,40}|fo1_[A-Za-z0-9_-]{43}|pnu_[A-Za-z0-9]{36}|rdme_[a-z0-9]{70}|pul-[a-f0-9]{40}|pscale_(?:tkn|pw|oauth)_[A-Za-z0-9_.-]{32,64}|sntry[su]_[A-Za-z0-9+/=_-]{40,200}|sntryu_[A-Za-z0-9+/=_-]{40,200}|HRKU-[A-Za-z0-9_-]{30,70}|pcsk_[A-Za-z0-9_]{50,100}|shippo_(?:live|test)_[a-fA-F0-9]{40}|ak_(?:live|test)_[A-Za-z0-9]{30}|ak_test_[A-Za-z0-9]{30}|ATBB[A-Za-z0-9_=.-]{32}|tk-us-[A-Za-z0-9_-]{48}|duffel_(?:test|live)_[A-Za-z0-9_=-]{43}|rubygems_[a-f0-9]{48}|CCIPAT_[A-Za-z0-9]{22}_[a-f0-9]{40}|AKCp[A-Za-z0-9]{69}|cmVmdGtu[A-Za-z0-9]{56}|sk-or-v1-[a-f0-9]{64}|lsv2_(?:pt|sk)_[a-f0-9]{32}_[a-f0-9]{10}|mlsn\.[a-f0-9]{64}|[A-Za-z0-9]{14}\.atlasv1\.[A-Za-z0-9_=-]{60,70}|nvapi-[A-Za-z0-9_-]{64}|tskey-(?:api|auth|client)-[A-Za-z0-9]{6,}-[A-Za-z0-9]{6,}|sq[pua]_[a-f0-9]{40}|VF\.(?:DM|WS)\.[A-Za-z0-9]{24}\.[A-Za-z0-9]{16}|EAAA[A-Za-z0-9_-]{60})(?:$|[^A-Za-z0-9_])",
+        &[
+            "sbp_",
+            "sb_secret_",
+            "bkua_",
+            "r8_",
+            "xkeysib-",
+            "xsmtpsib-",
+            "cfpat-",
+            "figd_",
+            "pat-na",
+            "pat-eu",
+            "xai-",
+            "ltai",
+            "tfp_",
+            "bbff-",
+            "ezak",
+            "eztk",
+            "fio-u-",
+            "ion_",
+            "mdb_sa_sk_",
+            "shltm_",
+            "flb_live_",
+            "nfp_",
+            "fo1_",
+            "pnu_",
+            "rdme_",
+            "pul-",
+            "pscale_",
+            "sntrys_",
+            "sntryu_",
+            "hrku-",
+            "pcsk_",
+            "shippo_",
+            "ak_live_",
+            "ak_test_",
+            "atbb",
+            "tk-us-",
+            "duffel_",
+            "rubygems_",
+            "ccipat_",
+            "akcp",
+            "cmvmdgtu",
+            "sk-or-v1-",
+            "lsv2_",
+            "mlsn.",
+            ".atlasv1.",
+            "nvapi-",
+            "tskey-",
+            "sqp_",
+            "squ_",
+            "sqa_",
+            "vf.dm.",
+            "vf.ws.",
+            "eaaa",
+        ],
+        256,
+        random_token,
+    ),
     secret(
         "newrelic_key",
         r"(?-u:\b)[A-Za-z0-9]{36}NRAL(?-u:\b)",
@@ -680,6 +759,22 @@ pub(super) static RULES: &[Rule] = &[
         &["machine"],
         400,
         cli_password,
+    ),
+    // Vault unseal keys (`vault operator unseal KEY`, `Unseal Key 1: KEY`).
+    secret(
+        "vault_token",
+        r"(?i)unseal(?:\s+key\s+[0-9]{1,2}:)?\s+(?P<s>[A-Za-z0-9+/]{40,}={0,2})",
+        &["unseal"],
+        128,
+        random_token,
+    ),
+    // Terraform variables named for a credential with a literal default.
+    secret(
+        "generic_secret",
+        r#"(?i)variable\s+"[a-z0-9_-]*(?:token|secret|password|passwd|api_?key|access_?key|private_?key)[a-z0-9_-]*"\s*\{[^}]{0,200}?default\s*=\s*"(?P<s>[^"\s]{8,256})""#,
+        &["variable"],
+        512,
+        random_token,
     ),
     // Kerberos AS-REP and TGS-REP hashes (offline-crackable).
     secret(
@@ -769,6 +864,14 @@ pub(super) static RULES: &[Rule] = &[
         256,
         quoted_password,
     ),
+    // Oracle and MySQL also take the password unquoted.
+    generic(
+        "generic_password",
+        r#"(?i)(?-u:\b)identified\s+by\s+(?P<s>[A-Za-z0-9_#$!@%^&*.-]{4,64})"#,
+        &["identified"],
+        96,
+        bare_password,
+    ),
     // XML elements and .NET appSettings entries named for a secret.
     generic(
         "generic_password",
@@ -796,7 +899,7 @@ pub(super) static RULES: &[Rule] = &[
     // (`netrc`-like and `NAME TOKEN` lines).
     generic(
         "generic_secret",
-        r#"(?i)(?-u:\b)[a-z0-9_.-]*(?:api[_.-]?key|apikey|access[_.-]?key|secret[_.-]?key|private[_.-]?key|client[_.-]?secret|secret|token|auth[_.-]?key|credential|key|salt|[_.-]pat)s?(?:_?[0-9]{1,2})?(?:["'`]\]?)?[ \t]{0,32}(?:=|:|:=|=>|==|!=|===|!==)[ \t]{0,32}@?["'`]?(?P<s>[A-Za-z0-9_./+=~@!#%^&*$(){}\[\]|-]{8,})"#,
+        r#"(?i)(?-u:\b)[a-z0-9_.-]*(?:api[_.-]?key|apikey|access[_.-]?key|secret[_.-]?key|private[_.-]?key|client[_.-]?secret|secret|token|auth[_.-]?key|credential|key|salt|[_.-]pat)s?(?:_?[0-9]{1,2})?(?:\\?["'`]\]?)?[ \t]{0,32}(?:=|:|:=|=>|==|!=|===|!==)[ \t]{0,32}@?(?:\\?["'`])?(?P<s>[A-Za-z0-9_./+=~@!#%^&*$(){}\[\]|-]{8,})"#,
         &[
             "key",
             "secret",
@@ -825,6 +928,33 @@ pub(super) static RULES: &[Rule] = &[
         640,
         assigned_secret,
     ),
+    // A credential keyword and its value with any separator: words between
+    // (`provider SECRET key VALUE`), a hyphen or dot (`provider-TOKEN-…`),
+    // or a line break (`API key:` and the value on the next line).
+    generic(
+        "generic_secret",
+        r#"(?i)(?:api[_.-]?key|apikey|secret|token|tkn|access|private|credential|key)s?(?:[ \t_.-]{1,3}(?:api[_.-]?key|key|token|secret|access|private)){0,3}(?:[ \t]{0,8}(?:=|:|:=|=>)[ \t]{0,8}|[ \t]{1,8}|[ \t]{0,8}:?\r?\n[ \t]{0,8}|[-_.])["'`]?(?P<s>[A-Za-z0-9][A-Za-z0-9_+/=.~-]{7,511})"#,
+        &[
+            "key",
+            "secret",
+            "token",
+            "tkn",
+            "access",
+            "private",
+            "credential",
+        ],
+        640,
+        keyword_token,
+    ),
+    // Command-line options named for a token (`--softlayer-api-key X`,
+    // `--tls-bootstrap-token X`).
+    generic(
+        "cli_credentials",
+        r#"(?i)(?:^|\s)--?[a-z0-9-]{0,40}(?:api-?key|token|secret|access-key|auth-key|private-key)(?:=|\s+)["']?(?P<s>[A-Za-z0-9][A-Za-z0-9_+/=.~-]{7,511})"#,
+        &["key", "token", "secret"],
+        640,
+        keyword_token,
+    ),
     // The literal compared with a secret-named variable, on its left.
     generic(
         "generic_secret",
@@ -833,12 +963,23 @@ pub(super) static RULES: &[Rule] = &[
         400,
         quoted_password,
     ),
+    // Secrets chosen by people: a quoted literal with digits or symbols
+    // after a credential-named identifier (`apikey: "m{h}o)p$e..."`,
+    // `if (api_key == "...")`), the identifier possibly indexed or
+    // suffixed (`apikey_myservice`, `secret[]`).
+    generic(
+        "generic_secret",
+        r#"(?i)(?-u:\b)[a-z0-9_.-]*(?:secret|api[_.-]?key|apikey|token|private[_.-]?key|access[_.-]?key|auth[_.-]?key|credential)[a-z0-9_.-]{0,24}(?:\[[0-9]*\])?(?:["'`]\]?)?[ \t]{0,32}(?:=|:|:=|=>|==|!=|===|!==)[ \t]{0,32}(?:N|@)?["'`](?P<s>[^"'`\s]{8,128})["'`]"#,
+        &["secret", "key", "token", "credential"],
+        200,
+        quoted_secret,
+    ),
     // Passwords: a quoted literal after a password-named identifier and
     // any operator or a space (`password: "x"`, `PASSWORD 'x'`,
     // `password == "x"`), then unquoted values after `=`, `:` and `=>`.
     generic(
         "generic_password",
-        r#"(?i)(?-u:\b)[a-z0-9_.-]*(?:password|passwd|passphrase|pwd|passcode|[_.-]pass)s?(?:_?[0-9]{1,2})?(?:["'`]\]?)?[ \t]{0,32}(?:=|:|:=|=>|==|!=|===|!==|[ \t])[ \t]{0,32}(?:N|@)?["'`](?P<s>[^"'`\n]{1,128})["'`]"#,
+        r#"(?i)(?-u:\b)[a-z0-9_.-]*(?:password|passwd|passphrase|pwd|passcode|[_.-]pass)(?:[a-z0-9_]{0,24}|s?(?:_?[0-9]{1,2})?)(?:\[[0-9]*\])?(?:["'`]\]?)?[ \t]{0,32}(?:=|:|:=|=>|==|!=|===|!==|[ \t])[ \t]{0,32}(?:N|@)?["'`](?P<s>[^"'`\n]{1,128})["'`]"#,
         &[
             "password",
             "passwd",
@@ -876,6 +1017,14 @@ pub(super) static RULES: &[Rule] = &[
         &["password", "passwd", "passphrase", "-pass", "pwd"],
         200,
         cli_password,
+    ),
+    // Prose: "use the password Summer2024! to log in".
+    generic(
+        "generic_password",
+        r#"(?i)(?-u:\b)(?:password|passphrase|passcode)\s+(?P<s>[^\s"'`]{6,64})"#,
+        &["password", "passphrase", "passcode"],
+        96,
+        bare_password,
     ),
     // Prose: "the password is x", "password for the admin account: x".
     generic(
