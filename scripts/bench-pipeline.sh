@@ -14,6 +14,10 @@
 # Both Wardens reach the upstream over Streamable HTTP. At each concurrency
 # it prints throughput, p50 and p99, each target's ratios to the direct run,
 # full's ratios to bare, and the p50 each Warden adds to the direct p50.
+# Then, per Warden, the CPU time it spent per call at the highest
+# concurrency (user + system time of the process, all threads, over a run
+# of that target alone): on a shared machine the throughput ratios move
+# with the neighbours' load; the CPU each call costs moves much less.
 #
 #   scripts/bench-pipeline.sh [--duration 5s] [--warmup 1s] [--concurrency 1,32]
 #                             [--no-everything] [--rss]
@@ -117,11 +121,39 @@ $(servers_yaml "$url")"
   printf '%s\n%s\n' "$EDGE" "$full" >"$dir/warden.yaml"
   TOKEN=$("$BIN/warden" token mint --config "$dir/warden.yaml" --sub bench --roles bench --ttl 2h)
   start_warden "$tag-full" "$FULL_PORT" "$full"
+  FULL_PID=$WARDEN_PID
 }
 
+# The CPU-per-call runs: the highest concurrency asked for, the duration.
+arg_of() { printf '%s\n' ${ARGS[@]+"${ARGS[@]}"} | awk -v f="$1" 'p {print; exit} $0 == f {p=1}'; }
+CPU_CONCURRENCY=$(arg_of --concurrency | tr ',' '\n' | sort -n | tail -1)
+CPU_CONCURRENCY=${CPU_CONCURRENCY:-32}
+DURATION=$(arg_of --duration)
+DURATION=${DURATION:-5s}
 DEFAULTS=()
 [[ " ${ARGS[*]-} " == *" --duration"* ]] || DEFAULTS+=(--duration 5s)
 [[ " ${ARGS[*]-} " == *" --warmup"* ]] || DEFAULTS+=(--warmup 1s)
+
+# CPU seconds (user + system, every thread) a process has used.
+cpu_s() { awk -v hz="$(getconf CLK_TCK)" '{printf "%.3f", ($14 + $15) / hz}' "/proc/$1/stat"; }
+
+# Microseconds of Warden CPU per call: one target alone at the highest
+# concurrency for the run's --duration, no warm-up (the table's run
+# warmed it).
+cpu_per_call() { # pid name url [header]
+  local pid=$1 name=$2 url=$3 hdr=() c0 c1
+  [[ -n ${4:-} ]] && hdr=(--target-header "$name=$4")
+  c0=$(cpu_s "$pid")
+  "$BIN/warden-bench" --json --target "$name=$url" --target-tool "$name=up__echo" ${hdr[@]+"${hdr[@]}"} \
+    --concurrency "$CPU_CONCURRENCY" --duration "$DURATION" --warmup 0s >"$WORK/cpu-$name.json"
+  c1=$(cpu_s "$pid")
+  python3 - "$name" "$c0" "$c1" "$WORK/cpu-$name.json" <<'EOF'
+import json, sys
+name, c0, c1, path = sys.argv[1], float(sys.argv[2]), float(sys.argv[3]), sys.argv[4]
+n = sum(r["requests"] for r in json.load(open(path))["rows"])
+print(f"  {name}: {(c1 - c0) / max(n, 1) * 1e6:.0f} µs of Warden CPU per call ({n} calls)")
+EOF
+}
 
 # One warden-bench run per upstream: direct first (the baseline), then
 # bare, then full (also compared with bare).
@@ -156,6 +188,9 @@ for r in rows:
     if r.get("first_error"):
         print(f"  first error: {r['first_error']}", file=sys.stderr)
 EOF
+  echo "CPU per call at concurrency $CPU_CONCURRENCY:"
+  cpu_per_call "$BARE_PID" bare "http://127.0.0.1:$BARE_PORT/mcp"
+  cpu_per_call "$FULL_PID" full "http://127.0.0.1:$FULL_PORT/mcp" "Authorization: Bearer $TOKEN"
 }
 
 rss_kib() { awk '/^VmRSS/ {print $2}' "/proc/$1/status"; }

@@ -1,9 +1,11 @@
 //! Secondary sinks (SQLite, PostgreSQL, stdout, extra sinks) each run on
-//! a thread of their own and are fed from the journal, never from the
-//! writer: a sink that hangs (a partitioned PostgreSQL) or crawls holds no
+//! a thread of their own and follow the journal, never the writer's pace:
+//! a sink that hangs (a partitioned PostgreSQL) or crawls holds no
 //! acknowledgement and no other sink. It falls behind, its lag shows in
 //! the metrics, and it catches up, in order, from the journal once it
-//! answers again.
+//! answers again. While it keeps up, the writer hands it each batch in
+//! memory once the batch is in the journal ([`crate::handoff`]), so it
+//! does not read back what was just written.
 //!
 //! What a follower takes: a sink the writer reads at start (SQLite, an
 //! extra sink that keeps records) takes every record complete in the
@@ -25,6 +27,7 @@ use tracing::warn;
 
 use crate::error::AuditError;
 use crate::event::Timestamp;
+use crate::handoff::Handoff;
 use crate::journal::JournalReader;
 use crate::log::{Pending, Shared};
 use crate::metrics::{Counters, SinkState};
@@ -71,6 +74,8 @@ pub(crate) enum StartAt {
 
 pub(crate) struct Follower {
     pub sink: Box<dyn AuditSink>,
+    /// What the writer hands over in memory; the journal otherwise.
+    pub handoff: Arc<Handoff>,
     /// Take only fsync'd records (see the module documentation).
     pub durable_only: bool,
     pub state: Arc<SinkState>,
@@ -260,8 +265,19 @@ impl Follower {
         }
     }
 
-    /// Writes the next batch from the journal.
+    /// Writes the next batch: handed over in memory when the writer could,
+    /// read from the journal otherwise.
     fn step(&mut self, run: &mut Run, position: u64, durable: u64) -> Result<(), AuditError> {
+        if let Some((batch, range)) = self.handoff.take(position, durable, self.batch_max) {
+            let entries = &batch[range];
+            self.sink.write(entries)?;
+            if let Some(last) = entries.last() {
+                run.position = Some(last.record.seq);
+                run.dirty = true;
+                self.publish_position(last.record.seq);
+            }
+            return Ok(());
+        }
         let records = match self.reader.read(position, durable, self.batch_max) {
             Ok(r) => r,
             Err(e) => {

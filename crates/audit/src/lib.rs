@@ -45,6 +45,7 @@ pub mod checkpoint;
 mod error;
 mod event;
 mod follower;
+mod handoff;
 mod hash;
 mod journal;
 mod log;

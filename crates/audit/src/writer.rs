@@ -29,6 +29,7 @@ use crate::checkpoint::{side_file_for, CheckpointSigner, SideEntry};
 use crate::error::AuditError;
 use crate::event::{Event, EventKind, Lifecycle, Timestamp};
 use crate::follower::{Follower, StartAt, FOLLOWER_BATCH};
+use crate::handoff::{Batch, Handoff, HANDOFF_RECORDS};
 use crate::journal::{wal_line, JournalReader, Spill, Wal};
 use crate::log::{Ack, Control, Pending, Shared, COALESCE_MAX, COALESCE_WINDOW};
 use crate::metrics::{Counters, SinkState};
@@ -90,6 +91,8 @@ struct Primary {
 
 struct FollowerHandle {
     state: Arc<SinkState>,
+    /// Batches handed over in memory once they are in the journal.
+    handoff: Arc<Handoff>,
     thread: Option<JoinHandle<()>>,
 }
 
@@ -283,8 +286,10 @@ impl Writer {
                 state.synced.store(p, Ordering::Relaxed);
                 state.known.store(true, Ordering::Relaxed);
             }
+            let handoff = Arc::new(Handoff::new(HANDOFF_RECORDS));
             let thread = Follower {
                 sink,
+                handoff: handoff.clone(),
                 durable_only: matches!(start, StartAt::AskSink),
                 state: state.clone(),
                 shared: shared.clone(),
@@ -297,6 +302,7 @@ impl Writer {
             .spawn()?;
             writer.followers.push(FollowerHandle {
                 state,
+                handoff,
                 thread: Some(thread),
             });
         }
@@ -641,11 +647,12 @@ impl Writer {
 
     /// Appends `entries` (after any batch an earlier append failed to
     /// write) to the journal, fsync'd with `sync`. Returns the outcome for
-    /// the waiters and the entries now in the journal.
-    fn journal(&mut self, entries: Vec<Entry>, sync: bool) -> (Result<(), String>, Vec<Entry>) {
+    /// the waiters and the entries now in the journal, which the sinks'
+    /// threads are handed too.
+    fn journal(&mut self, entries: Vec<Entry>, sync: bool) -> (Result<(), String>, Batch) {
         self.unjournaled_bytes.extend_from_slice(&self.wal_buf);
         self.unjournaled.extend(entries);
-        let mut journaled = Vec::new();
+        let mut journaled: Batch = Arc::new([]);
         if let Some(first) = self.unjournaled.first().map(|e| e.record.seq) {
             if let Err(e) = self.wal.append(&self.unjournaled_bytes, first) {
                 Counters::add(&self.shared.counters.journal_errors, 1);
@@ -653,9 +660,12 @@ impl Writer {
                 return (Err(e.to_string()), journaled);
             }
             self.unjournaled_bytes.clear();
-            journaled = std::mem::take(&mut self.unjournaled);
+            journaled = std::mem::take(&mut self.unjournaled).into();
             if let Some(last) = journaled.last() {
                 self.appended = last.record.seq;
+                for f in &self.followers {
+                    f.handoff.offer(&journaled);
+                }
                 self.shared.journal.publish_appended(self.appended);
             }
         }
@@ -710,7 +720,12 @@ impl Writer {
         let record = Record::chain(self.seq, self.head, event);
         self.head = record.hash;
         wal_line(&mut self.wal_buf, spill_id, &record);
-        entries.push(Entry::bare(record));
+        entries.push(match self.followers.is_empty() {
+            true => Entry::bare(record),
+            // What the SQL sinks index, taken from the event here rather
+            // than parsed back from the record on the sink's thread.
+            false => Entry::chained(record, event),
+        });
         self.since_checkpoint += 1;
     }
 

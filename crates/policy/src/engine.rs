@@ -5,6 +5,7 @@
 use std::borrow::Cow;
 use std::collections::{BTreeSet, HashMap, HashSet};
 use std::fmt;
+use std::sync::{PoisonError, RwLock};
 
 use cedar_policy::{
     Authorizer, Context, Effect, Entities, Entity, EntityId, EntityTypeName, EntityUid, Policy,
@@ -67,8 +68,9 @@ pub(crate) struct PolicyMeta {
     pub text: String,
 }
 
-/// The compiled authorization stage. Immutable, `Send + Sync`; the gateway
-/// swaps whole engines on reload.
+/// The compiled authorization stage. Immutable but for a bounded cache of
+/// resource entities built on first use; `Send + Sync`; the gateway swaps
+/// whole engines on reload.
 pub struct PolicyEngine {
     schema: Schema,
     schema_text: String,
@@ -211,13 +213,21 @@ impl EntityTypes {
 
 /// A server's facts with exact names indexed, and the Cedar entities of
 /// the server and of every exactly named item at its configured tier, built
-/// once (per request they are cloned, not rebuilt).
+/// once (per request they are cloned, not rebuilt). Items the catalog
+/// does not name exactly (found by a glob or not at all) are built on first
+/// use and kept in `learned`, up to [`LEARNED_MAX`] names per kind.
 struct ServerIndex {
     facts: ServerFacts,
     exact: [HashMap<String, usize>; 3],
     entity: Entity,
     prebuilt: [HashMap<String, Entity>; 3],
+    learned: [RwLock<HashMap<String, Entity>>; 3],
 }
+
+/// Names per kind and server whose entities are kept once built: callers
+/// choose the names (a resource URI is anything), so the map is bounded;
+/// past it, entities are built per request as before.
+const LEARNED_MAX: usize = 1024;
 
 const KINDS: [ItemKind; 3] = [ItemKind::Tool, ItemKind::Resource, ItemKind::Prompt];
 
@@ -241,6 +251,7 @@ impl ServerIndex {
             facts,
             exact: Default::default(),
             prebuilt: Default::default(),
+            learned: Default::default(),
         };
         for kind in KINDS {
             for (i, item) in index.facts.items(kind).iter().enumerate() {
@@ -264,6 +275,24 @@ impl ServerIndex {
         index.entity = resource_entity(types, None, &server, &server, &facts, false)?;
         index.prebuilt = prebuilt;
         Ok(index)
+    }
+
+    /// The entity built earlier for an item the catalog does not name
+    /// exactly, at its configured tier.
+    fn learned(&self, kind: ItemKind, name: &str) -> Option<Entity> {
+        let learned = self.learned[kind_index(kind)]
+            .read()
+            .unwrap_or_else(PoisonError::into_inner);
+        learned.get(name).cloned()
+    }
+
+    fn learn(&self, kind: ItemKind, name: &str, entity: &Entity) {
+        let mut learned = self.learned[kind_index(kind)]
+            .write()
+            .unwrap_or_else(PoisonError::into_inner);
+        if learned.len() < LEARNED_MAX {
+            learned.insert(name.to_owned(), entity.clone());
+        }
     }
 
     /// Exact entry, else the most specific glob (the first among equals);
@@ -1026,15 +1055,25 @@ impl PolicyEngine {
         let principal = Entity::new(principal_uid.clone(), attrs, parents)
             .map_err(|e| format!("principal: {e}"))?;
 
-        // The catalog's entity when nothing about this request changes it.
+        // The catalog's entity (or one built for an earlier request) when
+        // nothing about this request changes it: the facts of an item at
+        // its configured tier depend on its kind and name alone.
+        let reusable = !full && !facts.raised;
         let resource = match kind {
-            _ if full || !facts.prebuilt || facts.raised => None,
+            _ if !reusable => None,
             None => Some(server.entity.clone()),
-            Some(k) => server.prebuilt[kind_index(k)].get(name).cloned(),
+            Some(k) if facts.prebuilt => server.prebuilt[kind_index(k)].get(name).cloned(),
+            Some(k) => server.learned(k, name),
         };
         let resource = match resource {
             Some(e) => e,
-            None => resource_entity(t, kind, req.server, name, facts, full || r.servers)?,
+            None => {
+                let e = resource_entity(t, kind, req.server, name, facts, full || r.servers)?;
+                if let Some(k) = kind.filter(|_| reusable && !facts.prebuilt) {
+                    server.learn(k, name, &e);
+                }
+                e
+            }
         };
         let resource_uid = resource.uid();
         // Debug builds (tests) check the complete entities and request

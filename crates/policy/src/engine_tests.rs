@@ -292,6 +292,26 @@ fn annotations_raise_never_lower() {
     );
 }
 
+/// Entities built for items the catalog does not name exactly are kept
+/// for later requests: only at the configured tier, never one raised by a
+/// request's annotations.
+#[test]
+fn entities_kept_for_unlisted_items_carry_no_request_facts() {
+    let e = engine("roles: { dev: { grants: [{ tools: [\"*\"], max_risk: medium }] } }");
+    let p = principal(&["dev"]);
+    let destructive = raw(r#"{"destructiveHint": true}"#);
+    // Unlisted (default tier, medium) and glob-matched (`admin_*`, high).
+    for _ in 0..2 {
+        let mut req = call(&p, "gh", "unlisted");
+        assert!(e.decide(&req).is_allow());
+        req.annotations = Some(&destructive);
+        assert!(!e.decide(&req).is_allow(), "raised to high by the request");
+        assert!(!e.decide(&call(&p, "gh", "admin_x")).is_allow());
+    }
+    let learned = |name: &str| e.servers["gh"].learned(ItemKind::Tool, name).is_some();
+    assert!(learned("unlisted") && learned("admin_x"));
+}
+
 // ----- approvals -----------------------------------------------------------
 
 #[test]

@@ -11,7 +11,7 @@ pub mod stdout;
 use serde::Deserialize;
 
 use crate::error::AuditError;
-use crate::event::Timestamp;
+use crate::event::{Event, Timestamp};
 use crate::record::Record;
 use crate::settings::RetentionSettings;
 
@@ -28,6 +28,16 @@ impl Entry {
         Entry {
             record,
             index: IndexFields::default(),
+        }
+    }
+
+    /// A record the writer has just chained from `event`: the indexed
+    /// fields are taken from the event itself (what
+    /// [`Entry::from_record`] would read back from the record's text).
+    pub(crate) fn chained(record: Record, event: &Event) -> Entry {
+        Entry {
+            record,
+            index: IndexFields::of(event),
         }
     }
 
@@ -88,6 +98,23 @@ impl From<IndexedEvent<'_>> for IndexFields {
     }
 }
 
+impl IndexFields {
+    fn of(e: &Event) -> IndexFields {
+        let principal = e.principal.as_ref();
+        IndexFields {
+            time_ns: e.time.unix_nanos(),
+            kind: e.kind.as_str().to_owned(),
+            subject: principal.map(|p| p.subject.clone()),
+            tenant: principal.and_then(|p| p.tenant.clone()),
+            server: e.server.clone(),
+            tool: e.tool.clone(),
+            decision: e.decision.map(|d| d.as_str().to_owned()),
+            correlation_id: e.correlation_id.clone(),
+            session: e.session.clone(),
+        }
+    }
+}
+
 /// Where retention cuts a sink: every record with `seq < keep_from` goes.
 /// `keep_from` is a checkpoint record's seq (JSONL: the first record of a
 /// rotated file, which is one), so the pruned sink starts at a signed
@@ -109,7 +136,7 @@ impl RetentionCut {
 }
 
 /// Columns of the SQL sinks, taken from the event.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct IndexFields {
     pub time_ns: i64,
     pub kind: String,

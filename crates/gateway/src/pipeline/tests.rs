@@ -184,6 +184,20 @@ fn the_stages_are_in_the_designed_order() {
 }
 
 #[tokio::test]
+async fn correlation_ids_of_later_requests_sort_after_earlier_ones() {
+    // The audit stores index the correlation id: ids that sort in request
+    // order keep that index growing at one end.
+    let fx = Fixture::new("servers:\n  gh:\n    command: 'true'\n");
+    let ids: Vec<String> = (0..300).map(|_| fx.gw.correlation_id()).collect();
+    assert!(ids.windows(2).all(|w| w[0] < w[1]), "{ids:?}");
+    assert!(ids
+        .iter()
+        .all(|id| id.len() == 14 && id.bytes().all(|b| b.is_ascii_hexdigit())));
+    // Still unguessable beyond the counter: the random part differs.
+    assert_ne!(ids[0][6..], ids[1][6..]);
+}
+
+#[tokio::test]
 async fn completion_is_authorized_and_audited() {
     // Before the pipeline, completion/complete passed only a discovery
     // check: no scope check, no pin check, no audit facts.
