@@ -106,6 +106,13 @@ pub struct ScanArgs {
     /// How long to wait for each server to start and answer.
     #[arg(long, default_value = "30s")]
     timeout: humantime::Duration,
+    /// Start stdio servers without Warden's sandbox. By default each runs
+    /// as a gateway's would under `profile: strict` (no network, only its
+    /// own package readable, the scanned config files never): a launcher
+    /// that downloads at start (`npx -y`, `uvx`) then fails to start. Only
+    /// for servers you trust.
+    #[arg(long)]
+    unsandboxed: bool,
 }
 
 pub async fn registry(command: RegistryCommand) -> Result<Verdict> {
@@ -493,6 +500,21 @@ async fn fetch_from(upstream: &Upstream, server: &str, timeout: Duration) -> Res
     Ok(out)
 }
 
+/// The sandbox a scanned stdio server runs in: `profile: strict`. The
+/// scanned client configs are not protected paths: a project's `.mcp.json`
+/// often sits in the package of the server it names, and protecting it
+/// would refuse that mount; the sandbox shows the server nothing of the
+/// host's but its package, its command line's paths and the system
+/// directories, with tripwires where the host's secrets would be.
+fn scan_sandbox() -> Box<warden_upstream::StdioSandbox> {
+    Box::new(warden_upstream::StdioSandbox {
+        spec: warden_sandbox::SandboxSpec::default(),
+        egress: Vec::new(),
+        egress_allow_private: false,
+        roots_writable: false,
+    })
+}
+
 /// `warden scan`: exit 0 when nothing was found, 1 for warnings, config
 /// findings or servers that could not be scanned, 2 when an item is blocked.
 pub async fn scan(args: ScanArgs) -> Result<std::process::ExitCode> {
@@ -513,6 +535,7 @@ pub async fn scan(args: ScanArgs) -> Result<std::process::ExitCode> {
     anyhow::ensure!(!files.is_empty(), "no MCP client configuration found");
     let scanner = Scanner::new();
     let timeout: Duration = *args.timeout;
+    let unsandboxed = args.unsandboxed;
     let mut servers = Vec::new();
     for file in &files {
         let parsed = scan::read_client_config(file)?;
@@ -541,7 +564,7 @@ pub async fn scan(args: ScanArgs) -> Result<std::process::ExitCode> {
                         env: env.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
                         inherit_env: Vec::new(),
                         cwd: cwd.as_ref().map(PathBuf::from),
-                        sandbox: None,
+                        sandbox: (!unsandboxed).then(scan_sandbox),
                     },
                     ServerLaunch::Remote {
                         url,
@@ -580,8 +603,13 @@ pub async fn scan(args: ScanArgs) -> Result<std::process::ExitCode> {
                         max_depth: 64,
                     },
                 };
+                let sandboxed = !unsandboxed && matches!(s.launch, ServerLaunch::Stdio { .. });
                 match fetch(spec, timeout).await {
                     Ok(items) => Fetched::Items(items),
+                    Err(e) if sandboxed => Fetched::Failed(format!(
+                        "{e:#} (it ran in Warden's sandbox: no network, nothing of the host's but \
+                         its own package; a launcher that downloads at start needs --unsandboxed)"
+                    )),
                     Err(e) => Fetched::Failed(format!("{e:#}")),
                 }
             };

@@ -1,6 +1,6 @@
 //! Detector quality on the shared corpora: a confusion matrix per set.
 //!
-//! `cargo run -p warden-registry --release --example eval -- /work/shared/corpora [-v]`
+//! `cargo run -p warden-registry --release --example scan-eval -- /work/shared/corpora [-v]`
 //!
 //! Gated sets (held by `tests/corpora.rs`): MSB poisoned descriptions must
 //! be blocked at ≥ 95 % recall; the reference servers' tools and

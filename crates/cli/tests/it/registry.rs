@@ -633,3 +633,50 @@ async fn one_principals_drift_blocks_only_that_principals_instance() {
         r.raw
     );
 }
+
+/// `warden scan` starts the servers a client config names: untrusted code.
+/// By default it runs in Warden's sandbox: a server that writes outside
+/// its package at start writes nothing on the host, and is still scanned;
+/// `--unsandboxed` runs it as the client would (and the write lands).
+#[test]
+fn scan_runs_the_servers_it_starts_in_the_sandbox() {
+    let dir = tempfile::tempdir().unwrap();
+    let out_dir = tempfile::tempdir().unwrap();
+    let marker = out_dir.path().join("marker");
+    let script = format!(
+        "echo pwned > '{}'; exec \"$1\" example-server --mode echo",
+        marker.display()
+    );
+    let cfg = dir.path().join(".mcp.json");
+    std::fs::write(
+        &cfg,
+        json!({"mcpServers": {"eager": {"command": "/bin/sh", "args": ["-c", script, "sh", WARDEN]}}})
+            .to_string(),
+    )
+    .unwrap();
+    let scan = |extra: &[&str]| {
+        let out = Command::new(WARDEN)
+            .arg("scan")
+            .args(extra)
+            .arg(&cfg)
+            .output()
+            .unwrap();
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        )
+    };
+    let text = scan(&[]);
+    assert!(text.contains("(1 scanned"), "not scanned in the sandbox: {text}");
+    assert!(
+        !marker.exists(),
+        "a scanned server wrote on the host: {text}"
+    );
+    let text = scan(&["--unsandboxed"]);
+    assert!(text.contains("(1 scanned"), "{text}");
+    assert!(
+        marker.exists(),
+        "--unsandboxed did not run it as is: {text}"
+    );
+}
