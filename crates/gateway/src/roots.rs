@@ -19,6 +19,10 @@ use serde_json::Value;
 /// The longest root text kept in a record.
 const SHOWN_ROOT: usize = 512;
 
+/// At most this many roots are looked at (each is a path resolution on
+/// the host); the rest are refused as `too_many`.
+const MAX_ROOTS: usize = 64;
+
 /// One root the client declared and Warden admitted.
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) struct Root {
@@ -53,7 +57,7 @@ pub(crate) fn admit(roots: &[Value], allow: &[PathBuf], protected: &[PathBuf]) -
     let protected: Vec<PathBuf> = protected.iter().map(|p| real(p)).collect();
     let mut out = Admission::default();
     let mut seen = BTreeSet::new();
-    for entry in roots {
+    for (i, entry) in roots.iter().enumerate() {
         let uri = entry.get("uri").and_then(Value::as_str);
         let shown = uri.map_or_else(|| "(no uri)".to_owned(), |u| truncate(u, SHOWN_ROOT));
         let mut refuse = |reason| {
@@ -62,6 +66,10 @@ pub(crate) fn admit(roots: &[Value], allow: &[PathBuf], protected: &[PathBuf]) -
                 reason,
             })
         };
+        if i >= MAX_ROOTS {
+            refuse("too_many");
+            continue;
+        }
         let Some(path) = uri.and_then(file_path) else {
             refuse("not_a_file_uri");
             continue;
@@ -185,6 +193,19 @@ mod tests {
                 "protected",
             ]
         );
+    }
+
+    #[test]
+    fn only_the_first_roots_are_looked_at() {
+        let dir = tempfile::tempdir().unwrap();
+        let base = std::fs::canonicalize(dir.path()).unwrap();
+        let roots: Vec<Value> = (0..MAX_ROOTS + 3)
+            .map(|_| json!({"uri": uri(&base)}))
+            .collect();
+        let got = admit(&roots, std::slice::from_ref(&base), &[]);
+        assert_eq!(got.admitted.len(), 1);
+        assert_eq!(got.refused.len(), 3);
+        assert!(got.refused.iter().all(|r| r.reason == "too_many"));
     }
 
     #[test]

@@ -668,7 +668,10 @@ fn scan_runs_the_servers_it_starts_in_the_sandbox() {
         )
     };
     let text = scan(&[]);
-    assert!(text.contains("(1 scanned"), "not scanned in the sandbox: {text}");
+    assert!(
+        text.contains("(1 scanned"),
+        "not scanned in the sandbox: {text}"
+    );
     assert!(
         !marker.exists(),
         "a scanned server wrote on the host: {text}"
