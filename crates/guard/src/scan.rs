@@ -571,7 +571,10 @@ mod tests {
     /// and the shared front pass must not lose or change a detection.
     #[test]
     fn gating_finds_what_an_exhaustive_scan_finds() {
-        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/corpora");
+        let dir = std::env::var_os("WARDEN_CORPORA").map_or_else(
+            || std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/corpora"),
+            std::path::PathBuf::from,
+        );
         let mut texts: Vec<String> = Vec::new();
         let mut dirs = vec![dir.clone()];
         while let Some(d) = dirs.pop() {
