@@ -23,8 +23,12 @@ use std::path::{Path, PathBuf};
 use serde_json::Value;
 use warden_guard::{Family, Guard};
 
+/// `$WARDEN_CORPORA`, else `shared/corpora` beside the repository.
 pub fn corpora_dir() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/corpora")
+    std::env::var_os("WARDEN_CORPORA").map_or_else(
+        || PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/corpora"),
+        PathBuf::from,
+    )
 }
 
 fn read_json(path: &Path) -> Result<Value, String> {
