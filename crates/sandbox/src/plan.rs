@@ -140,7 +140,9 @@ pub struct Tripwires {
 
 /// The decoys' directory on the host: keep it while the sandbox runs.
 #[derive(Debug)]
-pub struct Decoys(#[allow(dead_code)] tempfile::TempDir);
+pub struct Decoys {
+    _dir: tempfile::TempDir,
+}
 
 impl Tripwires {
     /// The paths (as the server names them) opened since the last call,
@@ -151,17 +153,11 @@ impl Tripwires {
         loop {
             match self.inotify.read_events(&mut buffer) {
                 Ok(events) => {
-                    let before = out.len();
-                    let mut any = false;
-                    for e in events {
-                        any = true;
-                        if let Some(p) = self.paths.get(&e.wd) {
-                            out.push(p.clone());
-                        }
-                    }
-                    if !any && out.len() == before {
+                    let mut events = events.peekable();
+                    if events.peek().is_none() {
                         return Ok(out);
                     }
+                    out.extend(events.filter_map(|e| self.paths.get(&e.wd).cloned()));
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(out),
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
@@ -955,7 +951,7 @@ fn arm(
         });
     }
     Ok(Tripwires {
-        decoys: Decoys(decoys),
+        decoys: Decoys { _dir: decoys },
         inotify,
         paths,
     })
