@@ -15,50 +15,52 @@ use warden_config::{CredentialMode, Transport};
 use warden_credentials::oauth::{discover, Authorization};
 use warden_credentials::{GrantStore, OAuthClient};
 
+/// Which grant: the configuration, the server and the principal.
+#[derive(clap::Args)]
+pub struct GrantArgs {
+    #[arg(long, short, default_value = "warden.yaml")]
+    config: PathBuf,
+    /// The configured server (`servers.NAME`).
+    #[arg(long)]
+    server: String,
+    /// The principal key the grant is for (as Warden's error names it).
+    #[arg(long)]
+    principal: String,
+}
+
 #[derive(Subcommand)]
 pub enum CredentialsCommand {
     /// Connect a principal's account at a `mode: oauth` server: prints the
     /// URL to open, waits for the authorization server's redirect to
     /// 127.0.0.1, stores the grant (encrypted).
     Login {
-        #[arg(long, short, default_value = "warden.yaml")]
-        config: PathBuf,
-        /// The configured server (`servers.NAME`).
-        #[arg(long)]
-        server: String,
-        /// The principal key the grant is for (as Warden's error names it).
-        #[arg(long)]
-        principal: String,
+        #[command(flatten)]
+        grant: GrantArgs,
         /// How long to wait for the redirect.
         #[arg(long, default_value = "5m")]
         timeout: humantime::Duration,
     },
     /// Forget a principal's grant at a server.
     Logout {
-        #[arg(long, short, default_value = "warden.yaml")]
-        config: PathBuf,
-        #[arg(long)]
-        server: String,
-        #[arg(long)]
-        principal: String,
+        #[command(flatten)]
+        grant: GrantArgs,
     },
 }
 
 pub async fn run(command: CredentialsCommand) -> Result<()> {
     match command {
-        CredentialsCommand::Login {
-            config,
-            server,
-            principal,
-            timeout,
-        } => login(&config, &server, &principal, timeout.into()).await,
-        CredentialsCommand::Logout {
-            config,
-            server,
-            principal,
-        } => {
-            let cfg = crate::load(&config)?;
-            let removed = store_of(&cfg)?.remove(&principal, &server)?;
+        CredentialsCommand::Login { grant, timeout } => {
+            login(
+                &grant.config,
+                &grant.server,
+                &grant.principal,
+                timeout.into(),
+            )
+            .await
+        }
+        CredentialsCommand::Logout { grant } => {
+            let cfg = crate::load(&grant.config)?;
+            let removed = store_of(&cfg)?.remove(&grant.principal, &grant.server)?;
             println!(
                 "{}",
                 if removed {
