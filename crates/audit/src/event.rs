@@ -204,6 +204,11 @@ pub enum EventKind {
     /// A sandboxed server opened a tripwire: a decoy where one of the
     /// host's secrets or Warden's own files would be (`action`: the path).
     Tripwire,
+    /// The sandbox refused a sandboxed server a write, a direct network
+    /// connect or forks past its process limit (`reason_code`: `write`,
+    /// `connect`, `process_limit`; `action`: the path, the address, the
+    /// count).
+    SandboxRefused,
 }
 
 impl EventKind {
@@ -231,6 +236,7 @@ impl EventKind {
             EventKind::Approval => "approval",
             EventKind::Roots => "roots",
             EventKind::Tripwire => "tripwire",
+            EventKind::SandboxRefused => "sandbox_refused",
         }
     }
 }

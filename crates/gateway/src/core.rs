@@ -822,8 +822,11 @@ impl Gateway {
             info!(target: "audit", event = "roots.remount", server = %upstream.server,
                   session = %session.id, roots = wanted.len());
             for p in &wanted {
+                // Like the refusals, a URI: the root's real path as one.
+                let uri = url::Url::from_file_path(p)
+                    .map_or_else(|()| p.display().to_string(), String::from);
                 record(
-                    p.display().to_string(),
+                    uri,
                     warden_audit::Decision::Allow,
                     "mounted",
                     Some("remount"),
@@ -1228,24 +1231,27 @@ async fn dispatch_upstream_events(
                 *lock(&handle.prompts) = None;
                 gw.announce_lists_changed(&handle);
             }
+            // What a sandboxed server was refused: its egress proxy's
+            // refusals, its tripwires, what its sandbox's watcher saw.
             UpstreamEvent::EgressRefused { target, reason, .. } => {
                 warn!(target: "audit", event = "egress.refused", server = %handle.server, target = %target, reason = %reason);
-                gw.record(warden_audit::Event {
-                    server: Some(handle.server.clone()),
-                    action: Some(target),
-                    decision: Some(warden_audit::Decision::Deny),
-                    reason_code: Some(reason.to_owned()),
-                    ..warden_audit::Event::new(warden_audit::EventKind::EgressRefused)
-                });
+                gw.record_refusal(
+                    &handle,
+                    warden_audit::EventKind::EgressRefused,
+                    target,
+                    reason,
+                );
             }
             UpstreamEvent::Tripwire { path, .. } => {
-                gw.record(warden_audit::Event {
-                    server: Some(handle.server.clone()),
-                    action: Some(path),
-                    decision: Some(warden_audit::Decision::Deny),
-                    reason_code: Some("tripwire".to_owned()),
-                    ..warden_audit::Event::new(warden_audit::EventKind::Tripwire)
-                });
+                gw.record_refusal(&handle, warden_audit::EventKind::Tripwire, path, "tripwire");
+            }
+            UpstreamEvent::SandboxRefused { what, target, .. } => {
+                gw.record_refusal(
+                    &handle,
+                    warden_audit::EventKind::SandboxRefused,
+                    target,
+                    what,
+                );
             }
             UpstreamEvent::Down { reason, .. } => {
                 warn!(target: "audit", event = "upstream.down", server = %handle.server, reason = %reason);
@@ -1261,6 +1267,25 @@ async fn dispatch_upstream_events(
                 });
             }
         }
+    }
+}
+
+impl Gateway {
+    /// Audits something an upstream's sandbox or egress proxy refused.
+    fn record_refusal(
+        &self,
+        handle: &UpstreamHandle,
+        kind: warden_audit::EventKind,
+        action: String,
+        reason: &str,
+    ) {
+        self.record(warden_audit::Event {
+            server: Some(handle.server.clone()),
+            action: Some(action),
+            decision: Some(warden_audit::Decision::Deny),
+            reason_code: Some(reason.to_owned()),
+            ..warden_audit::Event::new(kind)
+        });
     }
 }
 

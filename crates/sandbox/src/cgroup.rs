@@ -47,6 +47,11 @@ impl PidsCgroup {
         None
     }
 
+    /// `pids.events`: its `max` line counts the forks the limit refused.
+    pub(crate) fn events(&self) -> PathBuf {
+        self.dir.join("pids.events")
+    }
+
     pub(crate) fn procs(&self) -> Option<CString> {
         CString::new(
             self.dir

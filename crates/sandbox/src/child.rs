@@ -62,6 +62,9 @@ pub(crate) struct Setup {
     /// `cgroup.procs` of the pids cgroup the child joins first (where the
     /// process rlimit does not bind: Warden runs as root).
     pub cgroup_procs: Option<CString>,
+    /// The child's end of the socket pair that carries the watch filter's
+    /// notification listener to Warden, and that filter (installed last).
+    pub watch: Option<(libc::c_int, Vec<libc::sock_filter>)>,
 }
 
 /// The namespaces a sandbox gets (and the probe tries).
@@ -118,6 +121,8 @@ enum Step {
     Loopback,
     Listener,
     SendListener,
+    Watch,
+    SendWatch,
 }
 
 const STEPS: &[&str] = &[
@@ -149,6 +154,8 @@ const STEPS: &[&str] = &[
     "bring up loopback",
     "listen for the egress proxy",
     "hand the proxy listener to Warden",
+    "install the watch filter",
+    "hand the watch listener to Warden",
 ];
 
 fn fail(step: Step) -> io::Error {
@@ -276,6 +283,32 @@ pub(crate) unsafe fn enter(setup: &Setup) -> io::Result<()> {
         landlock(rules)?;
     }
     drop_capabilities()?;
+    if let Some((channel, filter)) = &setup.watch {
+        let prog = libc::sock_fprog {
+            len: filter.len() as libc::c_ushort,
+            filter: filter.as_ptr().cast_mut(),
+        };
+        // SAFETY: `prog` points into a vector built before the fork that
+        // outlives the call; the kernel copies the program. With
+        // NEW_LISTENER it returns a new descriptor, the filter's
+        // notification listener (installed before the descriptor limit is
+        // set, like every other step that opens a file).
+        let listener = libc::syscall(
+            libc::SYS_seccomp,
+            libc::SECCOMP_SET_MODE_FILTER,
+            libc::SECCOMP_FILTER_FLAG_NEW_LISTENER,
+            &prog as *const libc::sock_fprog,
+        );
+        check_long(listener, Step::Watch)?;
+        // `sendmsg` and `close` are not watched, so nothing here waits for
+        // the listener Warden has not received yet.
+        let sent = send_fd(*channel, listener as libc::c_int);
+        libc::close(listener as libc::c_int);
+        libc::close(*channel);
+        if sent < 0 {
+            return Err(fail(Step::SendWatch));
+        }
+    }
     // After every step that opens a file: Warden may hold more descriptors
     // than the server is allowed, and `open` returns the lowest free number.
     for &(resource, soft, hard) in &setup.rlimits {
@@ -633,7 +666,20 @@ unsafe fn proxy_listener(channel: libc::c_int, port: u16) -> io::Result<()> {
         return Err(fail(Step::Listener));
     }
 
-    // One SCM_RIGHTS message carrying `fd`.
+    let sent = send_fd(channel, fd);
+    libc::close(fd);
+    libc::close(channel);
+    if sent < 0 {
+        return Err(fail(Step::SendListener));
+    }
+    Ok(())
+}
+
+/// Sends `fd` over the Unix socket `channel` in one `SCM_RIGHTS` message.
+/// Returns what `sendmsg` returned (negative on failure).
+///
+/// SAFETY (for the callers): only `sendmsg` on buffers of this frame.
+unsafe fn send_fd(channel: libc::c_int, fd: libc::c_int) -> isize {
     let mut byte = [0u8; 1];
     let mut iov = libc::iovec {
         iov_base: byte.as_mut_ptr().cast(),
@@ -647,18 +693,11 @@ unsafe fn proxy_listener(channel: libc::c_int, port: u16) -> io::Result<()> {
     msg.msg_controllen = libc::CMSG_SPACE(std::mem::size_of::<libc::c_int>() as u32) as usize;
     let cmsg = libc::CMSG_FIRSTHDR(&msg);
     if cmsg.is_null() {
-        libc::close(fd);
-        return Err(fail(Step::SendListener));
+        return -1;
     }
     (*cmsg).cmsg_level = libc::SOL_SOCKET;
     (*cmsg).cmsg_type = libc::SCM_RIGHTS;
     (*cmsg).cmsg_len = libc::CMSG_LEN(std::mem::size_of::<libc::c_int>() as u32) as usize;
     std::ptr::write_unaligned(libc::CMSG_DATA(cmsg).cast::<libc::c_int>(), fd);
-    let sent = libc::sendmsg(channel, &msg, libc::MSG_NOSIGNAL);
-    libc::close(fd);
-    libc::close(channel);
-    if sent < 0 {
-        return Err(fail(Step::SendListener));
-    }
-    Ok(())
+    libc::sendmsg(channel, &msg, libc::MSG_NOSIGNAL)
 }

@@ -49,12 +49,14 @@ mod landlock;
 mod plan;
 mod probe;
 mod seccomp;
+mod watch;
 
 use std::path::PathBuf;
 use std::time::Duration;
 
 pub use plan::{describe_spawn_error, Decoys, Plan, Spawned, Summary, Tripwires};
 pub use probe::{support, Support};
+pub use watch::{Attempt, Watch};
 
 /// The port the egress proxy listens on inside a sandbox's network
 /// namespace (`HTTP_PROXY=http://127.0.0.1:3128`).

@@ -15,6 +15,7 @@ use crate::child::{
     self, Op, Setup, MOUNT_ATTR_NODEV, MOUNT_ATTR_NOEXEC, MOUNT_ATTR_NOSUID, MOUNT_ATTR_RDONLY,
 };
 use crate::landlock::{Access, Rules};
+use crate::watch::{Attempt, Watch};
 use crate::{
     seccomp, support, Isolation, Network, SandboxError, SandboxSpec, PROXY_PORT, SANDBOX_HOME,
 };
@@ -201,6 +202,9 @@ pub struct Plan {
     proxy: Option<(UnixStream, UnixStream)>,
     cgroup: Option<PidsCgroup>,
     tripwires: Option<Tripwires>,
+    /// Warden's and the child's ends of the watch listener's channel.
+    watch: Option<(UnixStream, UnixStream)>,
+    network: Network,
 }
 
 /// What a spawned sandbox leaves to its caller: its private directory
@@ -211,9 +215,19 @@ pub struct Spawned {
     _cgroup: Option<PidsCgroup>,
     proxy: Option<UnixStream>,
     tripwires: Option<Tripwires>,
+    watch: Option<Watch>,
 }
 
 impl Spawned {
+    /// Waits until every attempt the sandbox refused has been reported
+    /// (call it once the server has exited: it returns when the watcher
+    /// has seen the sandbox's last process end).
+    pub fn join_watch(&mut self) {
+        if let Some(w) = &mut self.watch {
+            w.join();
+        }
+    }
+
     /// The sandbox's tripwires (namespaces only), to watch while it runs.
     pub fn tripwires(&mut self) -> Option<Tripwires> {
         self.tripwires.take()
@@ -225,7 +239,9 @@ impl Spawned {
         let Some(channel) = self.proxy.take() else {
             return Ok(None);
         };
-        receive_fd(&channel).map(Some)
+        let listener = std::net::TcpListener::from(receive_fd(&channel)?);
+        listener.set_nonblocking(true)?;
+        Ok(Some(listener))
     }
 }
 
@@ -292,6 +308,7 @@ impl Plan {
             proxy_fd: None,
             proxy_port: PROXY_PORT,
             cgroup_procs: None,
+            watch: None,
         };
         let mut warnings = Vec::new();
         let mut cgroup = None;
@@ -427,6 +444,28 @@ impl Plan {
             proxy = Some((ours, theirs));
         }
 
+        // What the sandbox refuses is seen through the watch filter
+        // (namespaces only: in Landlock-only mode network sockets cannot
+        // even be created, and the host's mounts are writable; and only on
+        // kernels whose notifications can let a call go on, else a watched
+        // call would wait for an answer that cannot be given).
+        let mut watch = None;
+        if isolation == Isolation::Namespaces && !support.watch {
+            warnings.push(
+                "this kernel (before 5.6) cannot report what the sandbox refuses: \
+                 refused writes, connects and forks are not audited"
+                    .to_owned(),
+            );
+        }
+        if isolation == Isolation::Namespaces && support.watch {
+            let (ours, theirs) = UnixStream::pair()?;
+            setup.watch = Some((
+                std::os::fd::AsRawFd::as_raw_fd(&theirs),
+                seccomp::watch_filter(),
+            ));
+            watch = Some((ours, theirs));
+        }
+
         let summary = summary(isolation, &system, &mounts, spec.network, warnings);
         Ok(Plan {
             program,
@@ -438,6 +477,8 @@ impl Plan {
             proxy,
             cgroup,
             tripwires,
+            watch,
+            network: spec.network,
         })
     }
 
@@ -485,7 +526,16 @@ impl Plan {
 
     /// The command, ready for its environment and standard streams, and
     /// what must be kept while it runs. Spawn it once.
-    pub fn command(self) -> (std::process::Command, Spawned) {
+    ///
+    /// `report` is told what the sandbox refuses the server (namespaces
+    /// only; see [`Attempt`]): writes where nothing is writable, direct
+    /// network connects, forks past the process limit. It is called from
+    /// the watcher's thread, once per distinct attempt, until the sandbox's
+    /// last process ends or [`Spawned`] is dropped.
+    pub fn command(
+        self,
+        report: impl FnMut(Attempt) + Send + 'static,
+    ) -> io::Result<(std::process::Command, Spawned)> {
         let Plan {
             program,
             args,
@@ -496,11 +546,25 @@ impl Plan {
             proxy,
             cgroup,
             tripwires,
+            watch,
+            network,
         } = self;
         let mut cmd = std::process::Command::new(&program);
         cmd.args(&args);
         let (ours, theirs) = match proxy {
             Some((o, t)) => (Some(o), Some(t)),
+            None => (None, None),
+        };
+        // The watcher waits for the child's listener from now on: the
+        // child sends it before it execs, and its watched calls wait for
+        // the watcher.
+        let (watch, watch_theirs) = match watch {
+            Some((ours, theirs)) => {
+                let proxy_port = (network == Network::Proxy).then_some(crate::PROXY_PORT);
+                let pids_events = cgroup.as_ref().map(PidsCgroup::events);
+                let w = Watch::start(ours, proxy_port, pids_events, Box::new(report))?;
+                (Some(w), Some(theirs))
+            }
             None => (None, None),
         };
         // SAFETY: `child::enter` is written for exactly this place: it runs
@@ -510,21 +574,23 @@ impl Plan {
         // the proxy channel is only borrowed by number: it is closed in the
         // parent after the spawn, when the closure (and `theirs`) drops
         // with the command.
+        // The same holds for the child's end of the watch channel.
         unsafe {
             cmd.pre_exec(move || {
-                let _keep = &theirs;
+                let _keep = (&theirs, &watch_theirs);
                 child::enter(&setup)
             });
         }
-        (
+        Ok((
             cmd,
             Spawned {
                 _private_dir: private_dir,
                 _cgroup: cgroup,
                 proxy: ours,
                 tripwires,
+                watch,
             },
-        )
+        ))
     }
 }
 
@@ -1139,7 +1205,7 @@ fn rlimits(spec: &SandboxSpec, isolation: Isolation) -> Vec<(libc::__rlimit_reso
 
 /// Receives the one descriptor the child sent (already in the socket's
 /// buffer: the child sends it before it execs, and `spawn` returns after).
-fn receive_fd(channel: &UnixStream) -> io::Result<std::net::TcpListener> {
+pub(crate) fn receive_fd(channel: &UnixStream) -> io::Result<std::os::fd::OwnedFd> {
     use std::os::fd::{AsRawFd, FromRawFd};
     let mut byte = [0u8; 1];
     let mut iov = libc::iovec {
@@ -1174,13 +1240,11 @@ fn receive_fd(channel: &UnixStream) -> io::Result<std::net::TcpListener> {
             || (*cmsg).cmsg_level != libc::SOL_SOCKET
             || (*cmsg).cmsg_type != libc::SCM_RIGHTS
         {
-            return Err(io::Error::other("the sandbox sent no proxy listener"));
+            return Err(io::Error::other("the sandbox sent no descriptor"));
         }
         let fd = std::ptr::read_unaligned(libc::CMSG_DATA(cmsg).cast::<libc::c_int>());
         // The descriptor is new to this process and owned by nothing else.
-        let listener = std::net::TcpListener::from_raw_fd(fd);
-        listener.set_nonblocking(true)?;
-        Ok(listener)
+        Ok(std::os::fd::OwnedFd::from_raw_fd(fd))
     }
 }
 

@@ -10,6 +10,10 @@ pub struct Support {
     pub user_namespaces: bool,
     /// The Landlock ABI version; 0 when Landlock is absent or disabled.
     pub landlock_abi: u32,
+    /// Seccomp user notifications that can let a call go on (Linux 5.5)
+    /// and `openat2` (5.6), which the watcher needs: without them the
+    /// sandbox still refuses, and what it refuses is not audited.
+    pub watch: bool,
 }
 
 /// Probes once per process (a short-lived child tries `unshare`).
@@ -18,7 +22,24 @@ pub fn support() -> Support {
     *SUPPORT.get_or_init(|| Support {
         user_namespaces: user_namespaces(),
         landlock_abi: landlock_abi(),
+        watch: kernel_at_least(5, 6),
     })
+}
+
+/// Whether the running kernel's release is at least `major.minor`
+/// (`uname -r`; distribution kernels keep the upstream numbering).
+fn kernel_at_least(major: u32, minor: u32) -> bool {
+    std::fs::read_to_string("/proc/sys/kernel/osrelease")
+        .is_ok_and(|release| release_at_least(&release, major, minor))
+}
+
+fn release_at_least(release: &str, major: u32, minor: u32) -> bool {
+    let mut parts = release
+        .trim()
+        .split(|c: char| !c.is_ascii_digit())
+        .map(|p| p.parse::<u32>().unwrap_or(0));
+    let found = (parts.next().unwrap_or(0), parts.next().unwrap_or(0));
+    found >= (major, minor)
 }
 
 fn landlock_abi() -> u32 {
@@ -60,5 +81,20 @@ fn user_namespaces() -> bool {
             }
         }
         libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::release_at_least;
+
+    #[test]
+    fn kernel_releases_compare_by_major_then_minor() {
+        assert!(release_at_least("6.18.44-fc-v1300\n", 5, 6));
+        assert!(release_at_least("5.6.0", 5, 6));
+        assert!(release_at_least("5.15.0-91-generic", 5, 6));
+        assert!(!release_at_least("5.4.0-150-generic", 5, 6));
+        assert!(!release_at_least("4.19.0", 5, 6));
+        assert!(!release_at_least("garbage", 5, 6));
     }
 }

@@ -3,9 +3,10 @@
 use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::process::{Output, Stdio};
+use std::sync::{Arc, Mutex};
 
 use warden_sandbox::{
-    describe_spawn_error, support, Isolation, Network, Plan, SandboxError, SandboxSpec,
+    describe_spawn_error, support, Attempt, Isolation, Network, Plan, SandboxError, SandboxSpec,
 };
 
 fn path_env() -> Option<std::ffi::OsString> {
@@ -13,6 +14,11 @@ fn path_env() -> Option<std::ffi::OsString> {
 }
 
 fn run(spec: &SandboxSpec, script: &str) -> Output {
+    run_watched(spec, script).0
+}
+
+/// Runs `script` and returns, with its output, what the sandbox refused it.
+fn run_watched(spec: &SandboxSpec, script: &str) -> (Output, Vec<Attempt>) {
     let plan = Plan::new(
         spec,
         "/bin/sh",
@@ -22,15 +28,22 @@ fn run(spec: &SandboxSpec, script: &str) -> Output {
     )
     .expect("plan");
     let env: Vec<(String, String)> = plan.env().to_vec();
-    let (mut cmd, _spawned) = plan.command();
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let sink = seen.clone();
+    let (mut cmd, mut spawned) = plan
+        .command(move |a| sink.lock().unwrap().push(a))
+        .expect("command");
     cmd.env_clear()
         .env("PATH", "/usr/bin:/bin")
         .envs(env)
         .stdin(Stdio::null());
-    match cmd.output() {
+    let out = match cmd.output() {
         Ok(o) => o,
         Err(e) => panic!("spawn: {}", describe_spawn_error(&e)),
-    }
+    };
+    spawned.join_watch();
+    let attempts = seen.lock().unwrap().clone();
+    (out, attempts)
 }
 
 fn text(o: &Output) -> String {
@@ -116,14 +129,29 @@ fn only_write_paths_are_writable() {
             write: vec![ok.clone()],
             ..spec(mode)
         };
-        let o = run(
+        let (o, attempts) = run_watched(
             &s,
             &format!(
-                "echo written > {ok}; echo x > {out} 2>/dev/null; echo x > /usr/evil 2>/dev/null; echo t > $TMPDIR/t && cat $TMPDIR/t",
+                "echo written > {ok}; echo x > {out} 2>/dev/null; echo x > /usr/evil 2>/dev/null; echo x > /root/.evil 2>/dev/null; echo t > $TMPDIR/t && cat $TMPDIR/t; echo >/dev/null",
                 ok = ok.display(),
                 out = outside.display()
             ),
         );
+        if mode == Isolation::Namespaces {
+            // The refused writes are seen, and only those: a read-only
+            // mount (`/usr`) and a directory the sandbox hides (`/root`).
+            // `outside` is under the host's /tmp, which is the sandbox's
+            // private /tmp: written there, not refused.
+            let written = |p: &str| Attempt::Write {
+                path: PathBuf::from(p),
+            };
+            assert_eq!(
+                attempts,
+                vec![written("/usr/evil"), written("/root/.evil")],
+                "{}",
+                text(&o)
+            );
+        }
         assert_eq!(
             std::fs::read_to_string(&ok).unwrap_or_default(),
             "written\n",
@@ -169,12 +197,18 @@ fn no_network_reaches_a_loopback_listener() {
     let port = listener.local_addr().unwrap().port();
     listener.set_nonblocking(true).unwrap();
     for mode in modes() {
-        let o = run(
+        let (o, attempts) = run_watched(
             &spec(mode),
             &format!(
                 "python3 -c 'import socket; s=socket.socket(); s.settimeout(2); s.connect((\"127.0.0.1\", {port})); print(\"CONNECTED\")' 2>&1; echo done"
             ),
         );
+        if mode == Isolation::Namespaces {
+            let tried = Attempt::Connect {
+                address: std::net::SocketAddr::from(([127, 0, 0, 1], port)),
+            };
+            assert_eq!(attempts, vec![tried], "{mode:?}");
+        }
         let out = String::from_utf8_lossy(&o.stdout);
         assert!(out.contains("done"), "{mode:?}: {}", text(&o));
         assert!(!out.contains("CONNECTED"), "{mode:?}: {}", text(&o));
@@ -186,7 +220,7 @@ fn no_network_reaches_a_loopback_listener() {
 fn a_fork_bomb_meets_the_process_limit() {
     let mut s = spec(Isolation::Namespaces);
     s.limits.processes = 20;
-    let o = run(
+    let (o, attempts) = run_watched(
         &s,
         "exec python3 -c '
 import os, time
@@ -210,6 +244,16 @@ print(n)
         .and_then(|l| l.trim().parse().ok())
         .unwrap_or_else(|| panic!("{}", text(&o)));
     assert!(count < 20, "{count} processes: {}", text(&o));
+    // Where Warden runs as root the limit is the pids cgroup's, which
+    // counts what it refused (an ordinary user's RLIMIT_NPROC counts
+    // nothing).
+    // SAFETY: geteuid cannot fail and touches no memory.
+    if unsafe { libc::geteuid() } == 0 {
+        assert!(
+            matches!(attempts.as_slice(), [Attempt::ProcessLimit { refused }] if *refused >= 1),
+            "{attempts:?}"
+        );
+    }
 }
 
 #[test]
@@ -264,7 +308,7 @@ fn the_proxy_listener_is_the_only_way_out() {
     )
     .expect("plan");
     let env = plan.env().to_vec();
-    let (mut cmd, mut spawned) = plan.command();
+    let (mut cmd, mut spawned) = plan.command(|_| {}).expect("command");
     let mut child = cmd
         .env_clear()
         .envs(env)
@@ -424,7 +468,7 @@ fn opening_a_host_secret_or_a_protected_file_trips_a_wire() {
     )
     .expect("plan");
     let env: Vec<(String, String)> = plan.env().to_vec();
-    let (mut cmd, mut spawned) = plan.command();
+    let (mut cmd, mut spawned) = plan.command(|_| {}).expect("command");
     let mut wires = spawned.tripwires().expect("tripwires armed");
     assert!(!wires.is_empty());
     cmd.env_clear()

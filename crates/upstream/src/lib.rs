@@ -158,6 +158,17 @@ pub enum UpstreamEvent {
         /// The path as the server named it (escaped, bounded).
         path: String,
     },
+    /// The sandbox refused a sandboxed server something (seen by its
+    /// watcher: the refusal itself is the sandbox's).
+    SandboxRefused {
+        server: String,
+        /// `write` (a read-only or hidden path), `connect` (a direct network
+        /// connect), `process_limit` (forks refused).
+        what: &'static str,
+        /// The path, `address:port`, or the count of refused forks
+        /// (escaped, bounded).
+        target: String,
+    },
 }
 
 /// Where the upstream is in its life.

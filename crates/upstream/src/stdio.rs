@@ -18,7 +18,7 @@ use tokio::process::{Child, ChildStderr, ChildStdin, ChildStdout, Command};
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::AbortHandle;
 use tracing::{info, warn};
-use warden_sandbox::{describe_spawn_error, Decoys, Plan, Spawned, Tripwires};
+use warden_sandbox::{describe_spawn_error, Attempt, Decoys, Plan, Spawned, Tripwires};
 
 use crate::handshake::{self, Handshaken, INITIALIZED};
 use crate::lines::{Line, LineReader};
@@ -164,7 +164,9 @@ fn spawn(shared: &Arc<Shared>) -> Result<Process, UpstreamError> {
                 warn!(target: "upstream", server = %shared.spec.name, "sandbox: {warning}");
             }
             let sandbox_env = plan.env().to_vec();
-            let (cmd, spawned) = plan.command();
+            let (cmd, spawned) = plan
+                .command(report_refused(shared.clone()))
+                .map_err(|e| UpstreamError::Unavailable(format!("sandbox: {e}")))?;
             (Command::from(cmd), sandbox_env, Some(spawned))
         }
     };
@@ -247,6 +249,34 @@ fn spawn(shared: &Arc<Shared>) -> Result<Process, UpstreamError> {
         tripwires,
         mounts,
     })
+}
+
+/// What the sandbox refuses the process (writes, direct connects, forks
+/// past its limit), reported by the sandbox's watcher thread, becomes
+/// events. The task ends when the watcher does (after the sandbox's last
+/// process), so what a dying process tried is still reported.
+fn report_refused(shared: Arc<Shared>) -> impl FnMut(Attempt) + Send + 'static {
+    let (tx, mut rx) = mpsc::channel::<Attempt>(64);
+    tokio::spawn(async move {
+        while let Some(attempt) = rx.recv().await {
+            let target = log_safe(attempt.target().as_bytes(), 512);
+            let what = attempt.kind();
+            warn!(target: "audit", event = "sandbox.refused", server = %shared.spec.name, what, target = %target);
+            shared
+                .emit(UpstreamEvent::SandboxRefused {
+                    server: shared.spec.name.clone(),
+                    what,
+                    target,
+                })
+                .await;
+        }
+    });
+    // The watcher reports each distinct attempt once and at most a few
+    // hundred; one that finds the queue full is dropped rather than
+    // holding the sandboxed process, which waits for the watcher.
+    move |attempt| {
+        let _ = tx.try_send(attempt);
+    }
 }
 
 /// Reports each tripwire the sandboxed process opens, once per path for

@@ -373,6 +373,19 @@ fn run_clients(python_or_node: &str, driver: &str, stdio_ok: bool) {
         ),
     );
     check(&v, true, &format!("{driver} sse"));
+    // The reference servers did their work with the sandbox refusing them
+    // nothing but one thing (every refusal is audited): `git status`
+    // refreshes the index opportunistically, and its repository is
+    // mounted read-only, so its `index.lock` is refused (git goes on).
+    let (_, trail, _) = w.cli_status(&["audit", "query", "--json", "--limit", "5000"]);
+    let lock = format!("{}/.git/index.lock", fed.repo());
+    let refused: Vec<Value> = trail
+        .lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .filter(|v| v["kind"] == "sandbox_refused")
+        .filter(|v| !(v["server"] == "git" && v["action"] == lock.as_str()))
+        .collect();
+    assert!(refused.is_empty(), "{driver}: {refused:#?}");
     if stdio_ok {
         let cfg = fed.dir.path().join("warden.yaml");
         std::fs::write(

@@ -85,6 +85,48 @@ async fn wait_audited_death(w: &Warden, signals: &[i32]) {
     }
 }
 
+/// The `sandbox_refused` records of the hostile server: (reason, action).
+fn refusals(w: &Warden) -> Vec<(String, String)> {
+    let (_, out, _) = w.cli_status(&["audit", "query", "--json", "--limit", "1000"]);
+    out.lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .filter(|v| v["kind"] == "sandbox_refused" && v["server"] == "hostile")
+        .map(|v| {
+            let field = |k: &str| v[k].as_str().unwrap_or_default().to_owned();
+            (field("reason_code"), field("action"))
+        })
+        .collect()
+}
+
+/// Waits until every `(reason, action)` of `expected` is audited as
+/// `sandbox_refused` (an action starting with `*` matches its suffix).
+async fn wait_refusals(w: &Warden, expected: &[(&str, String)]) -> Vec<(String, String)> {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let found = refusals(w);
+        let missing: Vec<_> = expected
+            .iter()
+            .filter(|(reason, action)| {
+                !found.iter().any(|(r, a)| {
+                    r == reason
+                        && match action.strip_prefix('*') {
+                            Some(suffix) => a.ends_with(suffix),
+                            None => a == action,
+                        }
+                })
+            })
+            .collect();
+        if missing.is_empty() {
+            return found;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "not audited as sandbox_refused: {missing:?} (audited: {found:?})"
+        );
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+}
+
 #[tokio::test]
 async fn a_hostile_server_reads_none_of_the_hosts_secrets() {
     let home = tempfile::tempdir().unwrap();
@@ -150,13 +192,14 @@ async fn a_hostile_server_writes_nowhere_but_its_tmp() {
     let w = start("", "");
     let mut c = Client::new(&w.url("/mcp"));
     c.initialize().await;
-    for path in [
+    let targets = [
         outside.path().join("evil.txt"),
         w.dir().join("evil.txt"),
         w.config_path(),
         Path::new("/usr/evil.txt").to_path_buf(),
-    ] {
-        let before = std::fs::read(&path).ok();
+    ];
+    for path in &targets {
+        let before = std::fs::read(path).ok();
         let v = call(
             &mut c,
             "write",
@@ -164,7 +207,7 @@ async fn a_hostile_server_writes_nowhere_but_its_tmp() {
         )
         .await;
         assert!(text(&v).starts_with("REFUSED"), "{}: {v}", path.display());
-        assert_eq!(std::fs::read(&path).ok(), before, "{}", path.display());
+        assert_eq!(std::fs::read(path).ok(), before, "{}", path.display());
     }
     let v = call(
         &mut c,
@@ -173,6 +216,17 @@ async fn a_hostile_server_writes_nowhere_but_its_tmp() {
     )
     .await;
     assert!(text(&v).starts_with("OK"), "{v}");
+    // Each refused write is audited (a read-only mount, or a host
+    // directory the sandbox hides); the write to its own /tmp is not.
+    let expected: Vec<(&str, String)> = targets
+        .iter()
+        .map(|p| ("write", p.display().to_string()))
+        .collect();
+    let found = wait_refusals(&w, &expected).await;
+    assert!(
+        !found.iter().any(|(_, a)| a.starts_with("/tmp/scratch")),
+        "{found:?}"
+    );
 }
 
 #[tokio::test]
@@ -190,6 +244,7 @@ async fn a_hostile_server_reaches_no_loopback_listener() {
         let _ = s.read_to_string(&mut got);
         panic!("a connection reached the listener: {got}");
     }
+    wait_refusals(&w, &[("connect", format!("127.0.0.1:{port}"))]).await;
 }
 
 #[tokio::test]
@@ -201,6 +256,12 @@ async fn a_fork_bomb_is_stopped_and_warden_stays_up() {
     let t = text(&v);
     assert!(t.starts_with("REFUSED: fork stopped"), "{t}");
     answers_again(&mut c).await;
+    // Where Warden runs as root (CI) the limit is a pids cgroup, whose
+    // count of refused forks is audited.
+    let root = std::os::unix::fs::MetadataExt::uid(&std::fs::metadata("/proc/self").unwrap()) == 0;
+    if root {
+        wait_refusals(&w, &[("process_limit", "* forks refused".to_owned())]).await;
+    }
 }
 
 #[tokio::test]
@@ -549,10 +610,7 @@ async fn client_roots_become_the_servers_only_mounts_read_only() {
     let reason_of = |root: &Path| -> Vec<String> {
         roots
             .iter()
-            .filter(|v| {
-                v["action"].as_str() == Some(uri(root).as_str())
-                    || v["action"].as_str() == Some(&root.display().to_string())
-            })
+            .filter(|v| v["action"].as_str() == Some(uri(root).as_str()))
             .filter_map(|v| v["reason_code"].as_str().map(str::to_owned))
             .collect()
     };
