@@ -81,6 +81,9 @@ pub struct RegistrySettings {
     pub revalidate_after: Duration,
     /// Thresholds and disabled rules of the manifest scanner.
     pub scanner: warden_registry::ScannerConfig,
+    /// The operator's external classifier, asked about every item's
+    /// descriptions before it is first pinned.
+    pub classifier: Option<warden_classifier::ClassifierSettings>,
 }
 
 impl RegistrySettings {
@@ -91,6 +94,7 @@ impl RegistrySettings {
             mode: warden_registry::Mode::Strict,
             revalidate_after: Duration::from_secs(1),
             scanner: warden_registry::ScannerConfig::default(),
+            classifier: None,
         }
     }
 }

@@ -52,6 +52,17 @@ pub(crate) struct RawScanner {
     pub block_at: Option<String>,
     pub block_on_distinct_rules: Option<String>,
     pub disabled_rules: Option<Vec<String>>,
+    pub classifier: Option<RawClassifier>,
+}
+
+#[derive(Debug, Default, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawClassifier {
+    pub url: Option<String>,
+    pub timeout: Option<String>,
+    pub threshold: Option<String>,
+    pub labels: Option<Vec<String>>,
+    pub on_error: Option<String>,
 }
 
 #[derive(Debug, Default, serde::Deserialize)]

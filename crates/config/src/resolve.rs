@@ -1446,11 +1446,97 @@ impl Resolver<'_> {
                     );
                 }
             }
+            if let Some(raw) = scanner.classifier {
+                settings.classifier = self.classifier(raw, &sp.field("classifier"));
+                if settings
+                    .classifier
+                    .as_ref()
+                    .is_some_and(|c| c.on_error == warden_classifier::OnError::Block)
+                {
+                    // Fail closed: an unanswered item blocks.
+                    settings.scanner.severities.push((
+                        "classifier.unavailable".to_owned(),
+                        warden_registry::Severity::High,
+                    ));
+                }
+            }
         }
         settings
     }
 
     // ----- scalars ------------------------------------------------------
+
+    /// `registry.scanner.classifier`.
+    fn classifier(
+        &mut self,
+        raw: crate::raw::RawClassifier,
+        path: &FieldPath,
+    ) -> Option<warden_classifier::ClassifierSettings> {
+        let url = match raw.url.as_deref().map(url::Url::parse) {
+            None => {
+                self.problems
+                    .push(&path.field("url"), "required: the classifier service's URL");
+                None
+            }
+            Some(Err(e)) => {
+                self.problems
+                    .push(&path.field("url"), format!("not a URL: {e}"));
+                None
+            }
+            Some(Ok(u)) if !matches!(u.scheme(), "http" | "https") => {
+                self.problems
+                    .push(&path.field("url"), "must be an http or https URL");
+                None
+            }
+            Some(Ok(u)) if !u.username().is_empty() || u.password().is_some() => {
+                self.problems.push(
+                    &path.field("url"),
+                    "must not carry credentials (user:password@)",
+                );
+                None
+            }
+            Some(Ok(u)) => Some(u),
+        };
+        let timeout = self
+            .duration(raw.timeout, &path.field("timeout"))
+            .unwrap_or(Duration::from_secs(5));
+        let threshold = match raw.threshold.as_deref().map(str::trim) {
+            None => Some(0.5),
+            Some(t) => match t.parse::<f32>() {
+                Ok(v) if v.is_finite() && v > 0.0 && v <= 1.0 => Some(v),
+                _ => {
+                    self.problems.push(
+                        &path.field("threshold"),
+                        format!("{t:?} is not a score in (0, 1]"),
+                    );
+                    None
+                }
+            },
+        };
+        let labels = raw.labels.unwrap_or_else(|| vec!["INJECTION".to_owned()]);
+        if labels.is_empty() || labels.iter().any(|l| l.trim().is_empty()) {
+            self.problems
+                .push(&path.field("labels"), "needs at least one non-empty label");
+        }
+        let on_error = match raw.on_error.as_deref() {
+            None | Some("warn") => Some(warden_classifier::OnError::Warn),
+            Some("block") => Some(warden_classifier::OnError::Block),
+            Some(other) => {
+                self.problems.push(
+                    &path.field("on_error"),
+                    format!("unknown fail mode {other:?}: expected warn or block"),
+                );
+                None
+            }
+        };
+        Some(warden_classifier::ClassifierSettings {
+            url: url?,
+            timeout,
+            threshold: threshold?,
+            labels,
+            on_error: on_error?,
+        })
+    }
 
     fn duration(&mut self, raw: Option<String>, path: &FieldPath) -> Option<Duration> {
         let text = raw?;

@@ -1674,6 +1674,63 @@ fn registry_errors_name_their_path() {
         "registry.scanner.disabled_rules[0]",
         "unknown scanner rule",
     );
+    for (yaml, path, message) in [
+        ("{}", "registry.scanner.classifier.url", "required"),
+        (
+            "{url: 'ftp://x/'}",
+            "registry.scanner.classifier.url",
+            "http or https",
+        ),
+        (
+            "{url: 'http://u:p@x/'}",
+            "registry.scanner.classifier.url",
+            "credentials",
+        ),
+        (
+            "{url: 'http://x/', threshold: 2}",
+            "registry.scanner.classifier.threshold",
+            "score",
+        ),
+        (
+            "{url: 'http://x/', on_error: open}",
+            "registry.scanner.classifier.on_error",
+            "warn or block",
+        ),
+        (
+            "{url: 'http://x/', labels: []}",
+            "registry.scanner.classifier.labels",
+            "label",
+        ),
+        (
+            "{url: 'http://x/', timeout: 0s}",
+            "registry.scanner.classifier.timeout",
+            "greater than zero",
+        ),
+    ] {
+        single_error(
+            &format!("registry:\n  scanner:\n    classifier: {yaml}\n"),
+            path,
+            message,
+        );
+    }
+}
+
+#[test]
+fn a_classifier_that_fails_closed_blocks_unanswered_items() {
+    let c = ok("registry:\n  scanner:\n    classifier: {url: 'http://127.0.0.1:9/predict'}\n");
+    let cl = c.registry.classifier.as_ref().expect("classifier");
+    assert_eq!(cl.threshold, 0.5);
+    assert_eq!(cl.labels, vec!["INJECTION".to_owned()]);
+    assert_eq!(cl.on_error, warden_classifier::OnError::Warn);
+    assert!(c.registry.scanner.severities.is_empty());
+    let c = ok("registry:\n  scanner:\n    classifier: {url: 'http://127.0.0.1:9/predict', on_error: block, threshold: 0.8, timeout: 2s}\n");
+    let cl = c.registry.classifier.as_ref().expect("classifier");
+    assert_eq!(cl.on_error, warden_classifier::OnError::Block);
+    assert_eq!(cl.timeout, Duration::from_secs(2));
+    assert!(c.registry.scanner.severities.contains(&(
+        "classifier.unavailable".to_owned(),
+        warden_registry::Severity::High
+    )));
 }
 
 /// The operator reference's examples must be valid: the per-section ones

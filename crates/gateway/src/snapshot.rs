@@ -112,6 +112,8 @@ pub enum CompileError {
     Registry(#[from] RegistryError),
     #[error("credentials: {0}")]
     Credentials(#[from] warden_credentials::CredentialError),
+    #[error("registry.scanner.classifier: {0}")]
+    Classifier(#[from] warden_classifier::ClassifierError),
 }
 
 /// A validated, compiled configuration. The request path reads only this.
@@ -123,6 +125,9 @@ pub struct Snapshot {
     /// the poisoning scanner. Carried over by [`crate::Gateway::reload`]
     /// when the registry settings are unchanged (drift memory survives).
     pub registry: Arc<Registry>,
+    /// The operator's classifier, asked about items before they are first
+    /// pinned (`registry.scanner.classifier`).
+    pub classifier: Option<warden_classifier::Classifier>,
     /// Each configured server's live identity, computed once at compile.
     pub identities: HashMap<String, ServerIdentity>,
     pub namer: Namer,
@@ -156,6 +161,10 @@ impl Snapshot {
         let scanner = Scanner::with_config(&config.registry.scanner)?;
         let lock = load_lock(&config.registry.lock)?;
         let registry = Arc::new(Registry::new(lock, config.registry.mode, scanner));
+        let classifier = match &config.registry.classifier {
+            Some(settings) => Some(warden_classifier::Classifier::new(settings.clone())?),
+            None => None,
+        };
         let identities = config
             .servers
             .iter()
@@ -206,6 +215,7 @@ impl Snapshot {
             guard,
             policy,
             registry,
+            classifier,
             identities,
             namer: Namer::new(&config.gateway.separator),
             limits,

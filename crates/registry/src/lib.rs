@@ -69,7 +69,10 @@ pub use lockfile::{Approval, LockFile, PinnedItem, PinnedServer};
 pub use manifest::{
     instructions_manifest, list_items, manifest, manifests_of_list, ItemKind, Manifest,
 };
-pub use registry::{check_list, ItemDecision, Mode, Reason, Registry, SHARED_INSTANCE};
+pub use registry::{
+    check_list, check_list_in, ItemDecision, Mode, Reason, Registry, SHARED_INSTANCE,
+};
 pub use scanner::{
-    ScanContext, ScanFinding, Scanner, ScannerConfig, Severity, Thresholds, Verdict,
+    described_text, External, ScanContext, ScanFinding, Scanner, ScannerConfig, Severity,
+    Thresholds, Verdict,
 };

@@ -193,6 +193,18 @@ impl Registry {
 
     /// [`Registry::check_item`] with the item's neighbours, for the tofu scan.
     pub fn check_item_in(&self, m: &Manifest, ctx: &ScanContext, instance: &str) -> ItemDecision {
+        self.check(m, Some(ctx), instance)
+    }
+
+    /// Before a call: [`Registry::check_item`] that never pins. Items are
+    /// pinned where their list is checked (with the list's context and the
+    /// operator's classifier); an item still unpinned at a call was not
+    /// pinned there, and a scan without that context must not pin it now.
+    pub fn check_known(&self, m: &Manifest, instance: &str) -> ItemDecision {
+        self.check(m, None, instance)
+    }
+
+    fn check(&self, m: &Manifest, ctx: Option<&ScanContext>, instance: &str) -> ItemDecision {
         let known = {
             let state = self.read();
             match self.decide(&state, m, instance) {
@@ -209,7 +221,10 @@ impl Registry {
         };
         // The read guard is gone: the paths below may take the write lock.
         let Some(known) = known else {
-            return self.first_sight(m, ctx);
+            return match ctx {
+                Some(ctx) => self.first_sight(m, ctx),
+                None => self.unpinned(m),
+            };
         };
         let (decision, newly_drifted) = known;
         if newly_drifted {
@@ -222,12 +237,35 @@ impl Registry {
         decision
     }
 
+    /// Whether the lock file pins an item of this kind and name (an item it
+    /// does not pin is scanned when first seen, in tofu mode).
+    pub fn is_pinned(&self, m: &Manifest) -> bool {
+        self.read().lock.get(&m.server, m.kind, &m.name).is_some()
+    }
+
+    /// Why an item is not pinned, without pinning it: what the scanner
+    /// blocks (its findings), else not approved.
+    fn unpinned(&self, m: &Manifest) -> ItemDecision {
+        if let Ok(raw) = m.raw() {
+            let (verdict, findings) = self.scanner.scan_manifest(&raw);
+            if verdict == Verdict::Block {
+                return ItemDecision::Hidden(Reason::Blocked(findings));
+            }
+        }
+        ItemDecision::Hidden(Reason::Unpinned)
+    }
+
     /// Tofu: scan outside the lock, then pin unless someone else did.
     fn first_sight(&self, m: &Manifest, ctx: &ScanContext) -> ItemDecision {
-        let (verdict, findings) = match m.raw() {
+        let (mut verdict, mut findings) = match m.raw() {
             Ok(raw) => self.scanner.scan_manifest_in(&raw, ctx),
             Err(_) => return ItemDecision::Hidden(Reason::Unpinned),
         };
+        let before = findings.len();
+        self.scanner.add_external(m, ctx, &mut findings);
+        if findings.len() != before {
+            verdict = self.scanner.verdict(&findings);
+        }
         if verdict == Verdict::Block {
             return ItemDecision::Hidden(Reason::Blocked(findings));
         }
@@ -401,7 +439,17 @@ pub fn check_list(
     manifests: &[Manifest],
     instance: &str,
 ) -> Vec<ItemDecision> {
-    let ctx = ScanContext::new().own_names(manifests.iter().map(|m| m.name.as_str()));
+    check_list_in(registry, manifests, instance, ScanContext::new())
+}
+
+/// [`check_list`] with more context (the operator's classifier's verdicts).
+pub fn check_list_in(
+    registry: &Registry,
+    manifests: &[Manifest],
+    instance: &str,
+    ctx: ScanContext,
+) -> Vec<ItemDecision> {
+    let ctx = ctx.own_names(manifests.iter().map(|m| m.name.as_str()));
     manifests
         .iter()
         .map(|m| registry.check_item_in(m, &ctx, instance))

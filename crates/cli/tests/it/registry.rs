@@ -683,3 +683,88 @@ fn scan_runs_the_servers_it_starts_in_the_sandbox() {
         "--unsandboxed did not run it as is: {text}"
     );
 }
+
+/// The operator's classifier (`registry.scanner.classifier`, issue #20):
+/// a tool whose descriptions it scores at or above its threshold is never
+/// pinned nor listed; the others are. Its failure is the fail mode: with
+/// `on_error: block` nothing is pinned while it cannot answer, with
+/// `warn` the rules decide alone.
+#[tokio::test]
+async fn the_operators_classifier_keeps_a_flagged_tool_from_being_pinned() {
+    let hostile = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../tests/peers/hostile_server.py")
+        .canonicalize()
+        .unwrap();
+    let script = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../tests/peers/classifier_server.py")
+        .canonicalize()
+        .unwrap();
+    let log = tempfile::NamedTempFile::new().unwrap();
+    let service = spawn(Command::new("python3").arg(&script).args([
+        "--flag",
+        "escalate",
+        "--log",
+        &log.path().display().to_string(),
+    ]));
+    let port = wait_for_line(&service, "", Duration::from_secs(20)).expect("classifier port");
+    let port = port.trim().to_owned();
+    let config = |classifier: &str| {
+        format!(
+            "servers:\n  hostile:\n    command: python3\n    args: ['{}']\nregistry:\n  mode: tofu\n  lock: '{{DIR}}/warden.lock'\n  scanner:\n    classifier: {classifier}\n",
+            hostile.display()
+        )
+    };
+
+    let w = Warden::start(&config(&format!(
+        "{{url: 'http://127.0.0.1:{port}/predict', threshold: 0.9}}"
+    )));
+    let mut c = Client::new(&w.url("/mcp"));
+    c.initialize().await;
+    let tools = c.tool_names().await;
+    assert!(tools.contains(&"hostile__read".to_owned()), "{tools:?}");
+    assert!(
+        !tools.contains(&"hostile__escalate".to_owned()),
+        "{tools:?}"
+    );
+    let lock = eventually("the lock file pins the other tools", async || {
+        let lock = lock_text(&w);
+        lock.contains("\"read\"").then_some(lock)
+    })
+    .await;
+    assert!(!lock.contains("escalate"), "{lock}");
+    let r = c
+        .call_tool("hostile__escalate", json!({ "data_dir": "/tmp" }))
+        .await;
+    assert!(r.response().get("error").is_some(), "{:?}", r.response());
+    // The service was asked about each tool, with its descriptions.
+    let asked = std::fs::read_to_string(log.path()).unwrap();
+    assert!(asked.contains("Tries escalate."), "{asked}");
+    assert!(asked.contains("Tries read."), "{asked}");
+    // Nothing is asked twice: pinned items are not asked again, and the
+    // flagged one (never pinned, so checked again at each list) is answered
+    // from the kept score.
+    let before = asked.lines().count();
+    let mut c = Client::new(&w.url("/mcp"));
+    c.initialize().await;
+    c.tool_names().await;
+    let after = std::fs::read_to_string(log.path()).unwrap().lines().count();
+    assert_eq!(before, after, "pinned items were classified again");
+
+    // A service that cannot be reached: fail closed pins nothing, warn
+    // leaves the rules to decide.
+    let dead = free_port();
+    let w = Warden::start(&config(&format!(
+        "{{url: 'http://127.0.0.1:{dead}/predict', on_error: block, timeout: 2s}}"
+    )));
+    let mut c = Client::new(&w.url("/mcp"));
+    c.initialize().await;
+    assert_eq!(c.tool_names().await, Vec::<String>::new());
+    assert!(!lock_text(&w).contains("read"));
+    let w = Warden::start(&config(&format!(
+        "{{url: 'http://127.0.0.1:{dead}/predict', on_error: warn, timeout: 2s}}"
+    )));
+    let mut c = Client::new(&w.url("/mcp"));
+    c.initialize().await;
+    let tools = c.tool_names().await;
+    assert!(tools.contains(&"hostile__escalate".to_owned()), "{tools:?}");
+}

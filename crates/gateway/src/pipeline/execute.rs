@@ -574,7 +574,9 @@ impl Gateway {
                 Err((i, e)) => page.refused.push(format!("item {i}: {e}")),
             }
         }
-        let decisions = self.check_manifests(snap, &manifests, kind.method(), &h.registry_instance);
+        let decisions = self
+            .check_manifests(snap, &manifests, kind.method(), &h.registry_instance)
+            .await;
         let mut allowed = HashSet::new();
         let mut hidden = HashSet::new();
         for (m, d) in manifests.iter().zip(decisions) {

@@ -179,7 +179,8 @@ impl Gateway {
                 break;
             }
         }
-        self.check_manifests(snap, &manifests, list.method(), &h.registry_instance);
+        self.check_manifests(snap, &manifests, list.method(), &h.registry_instance)
+            .await;
         let defs = Arc::new(Definitions { items, fetched });
         *lock(definitions_slot(h, kind)) = Some(defs.clone());
         Ok(defs)
@@ -187,14 +188,15 @@ impl Gateway {
 
     /// Stage 4 over one upstream list: the decision per manifest (in
     /// order), hidden items logged, drift reported.
-    pub(crate) fn check_manifests(
+    pub(crate) async fn check_manifests(
         &self,
         snap: &Snapshot,
         manifests: &[Manifest],
         list: &str,
         instance: &str,
     ) -> Vec<ItemDecision> {
-        let decisions = warden_registry::check_list(&snap.registry, manifests, instance);
+        let ctx = classify_unpinned(snap, manifests).await;
+        let decisions = warden_registry::check_list_in(&snap.registry, manifests, instance, ctx);
         for (m, d) in manifests.iter().zip(&decisions) {
             if let ItemDecision::Hidden(reason) = d {
                 self.report_hidden(m, reason, list);
@@ -295,7 +297,7 @@ impl Gateway {
         };
         let decision = match manifest {
             None => ItemDecision::Hidden(Reason::Unpinned),
-            Some(m) => match snap.registry.check_item(m, &def.instance) {
+            Some(m) => match snap.registry.check_known(m, &def.instance) {
                 ItemDecision::Allow => {
                     snap.registry
                         .check_call(server, kind, &m.name, &def.instance)
@@ -438,4 +440,57 @@ pub(crate) fn spawn_registry_keeper(gw: Weak<Gateway>) {
             }
         }
     });
+}
+
+/// How many items are put to the operator's classifier at once.
+const CLASSIFY_AT_ONCE: usize = 8;
+
+/// Asks the operator's classifier (`registry.scanner.classifier`) about
+/// every item the registry does not pin yet, before tofu pins it: pin
+/// time, never a call's path (a pinned item is not asked again). Each
+/// answer, or its failure, becomes a scanner finding (see
+/// [`warden_registry::External`]); strict mode pins nothing here.
+async fn classify_unpinned(
+    snap: &Snapshot,
+    manifests: &[Manifest],
+) -> warden_registry::ScanContext {
+    let mut ctx = warden_registry::ScanContext::new();
+    let Some(classifier) = &snap.classifier else {
+        return ctx;
+    };
+    if snap.registry.mode() != warden_registry::Mode::Tofu {
+        return ctx;
+    }
+    let threshold = classifier.settings().threshold;
+    // Owned, so the futures borrow nothing of the caller's.
+    let unpinned: Vec<(ItemKind, String, String, String)> = manifests
+        .iter()
+        .filter(|m| !snap.registry.is_pinned(m))
+        .filter_map(|m| {
+            let text = m
+                .raw()
+                .ok()
+                .and_then(|raw| warden_registry::described_text(&raw))?;
+            Some((m.kind, m.name.clone(), m.server.clone(), text))
+        })
+        .collect();
+    for chunk in unpinned.chunks(CLASSIFY_AT_ONCE) {
+        let answers = futures::future::join_all(chunk.iter().map(|(_, _, _, text)| {
+            let classifier = classifier.clone();
+            let text = text.clone();
+            async move { classifier.score(&text).await }
+        }))
+        .await;
+        for ((kind, name, server, _), answer) in chunk.iter().zip(answers) {
+            let verdict = match answer {
+                Ok(score) => warden_registry::External::Score { score, threshold },
+                Err(e) => {
+                    warn!(server = %server, kind = %kind, error = %e, "registry: the classifier did not answer");
+                    warden_registry::External::Unavailable(e.to_string())
+                }
+            };
+            ctx = ctx.external(*kind, name, verdict);
+        }
+    }
+    ctx
 }

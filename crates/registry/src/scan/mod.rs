@@ -34,7 +34,7 @@ use crate::canonical::ManifestHash;
 use crate::error::RegistryError;
 use crate::identity::package_pin;
 use crate::manifest::{ItemKind, Manifest};
-use crate::scanner::{rules, ScanContext, ScanFinding, Scanner, Verdict};
+use crate::scanner::{rules, External, ScanContext, ScanFinding, Scanner, Verdict};
 
 /// Which client a config file belongs to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize)]
@@ -411,6 +411,16 @@ impl ServerScan {
 /// references are found), flags tool names offered by several servers, and
 /// checks each config entry.
 pub fn scan_servers(scanner: &Scanner, servers: Vec<(ScannedServer, Fetched)>) -> Vec<ServerScan> {
+    scan_servers_with(scanner, servers, &|_, _| None)
+}
+
+/// [`scan_servers`] with the operator's classifier's verdict on each item
+/// (`external(server, item)`, asked beforehand by the caller).
+pub fn scan_servers_with(
+    scanner: &Scanner,
+    servers: Vec<(ScannedServer, Fetched)>,
+    external: &dyn Fn(&ScannedServer, &Manifest) -> Option<External>,
+) -> Vec<ServerScan> {
     let names_of = |f: &Fetched| -> Vec<String> {
         match f {
             Fetched::Items(items) => items
@@ -441,6 +451,11 @@ pub fn scan_servers(scanner: &Scanner, servers: Vec<(ScannedServer, Fetched)>) -
                 Fetched::Failed(why) => ServerOutcome::Failed(why.clone()),
                 Fetched::Items(items) => {
                     let mut ctx = ScanContext::new().own_names(all[i].1.iter().map(String::as_str));
+                    for m in items {
+                        if let Some(verdict) = external(server, m) {
+                            ctx = ctx.external(m.kind, &m.name, verdict);
+                        }
+                    }
                     for (j, (label, names)) in all.iter().enumerate() {
                         if j != i && label != &all[i].0 {
                             ctx = ctx.foreign_names(label, names.iter().map(String::as_str));
@@ -482,6 +497,7 @@ fn scan_item(
         Ok(raw) => scanner.scan_manifest_in(&raw, ctx).1,
         Err(_) => Vec::new(),
     };
+    scanner.add_external(m, ctx, &mut findings);
     if m.kind == ItemKind::Tool {
         if let Some(servers) = offered_by.get(m.name.as_str()) {
             let others: Vec<&str> = servers.iter().copied().filter(|s| *s != label).collect();

@@ -37,6 +37,8 @@ use regex::bytes::{Regex as BytesRegex, RegexBuilder, RegexSet, RegexSetBuilder}
 use regex::Regex;
 use serde_json::value::RawValue;
 use warden_guard::learned::{LinearModel, POISONING_THRESHOLD};
+
+use crate::manifest::{ItemKind, Manifest};
 use warden_protocol::message::{as_str, elements, members};
 
 pub use rules::{RuleInfo, RULES};
@@ -162,6 +164,18 @@ pub struct ScannerConfig {
 pub struct ScanContext {
     own: BTreeSet<String>,
     foreign: BTreeMap<String, String>,
+    /// The operator's classifier's verdicts, by item kind and name.
+    external: BTreeMap<(ItemKind, String), External>,
+}
+
+/// What the operator's external classifier said about an item's
+/// descriptions (asked by the caller, which does the I/O).
+#[derive(Debug, Clone, PartialEq)]
+pub enum External {
+    /// Its score and the threshold at which it means poisoned.
+    Score { score: f32, threshold: f32 },
+    /// It could not answer (the reason, for the finding's excerpt).
+    Unavailable(String),
 }
 
 impl ScanContext {
@@ -172,6 +186,12 @@ impl ScanContext {
     /// Names of tools and prompts of the item's own server.
     pub fn own_names<'a>(mut self, names: impl IntoIterator<Item = &'a str>) -> Self {
         self.own.extend(names.into_iter().map(str::to_lowercase));
+        self
+    }
+
+    /// The classifier's verdict on one of the server's items.
+    pub fn external(mut self, kind: ItemKind, name: &str, verdict: External) -> Self {
+        self.external.insert((kind, name.to_owned()), verdict);
         self
     }
 
@@ -339,6 +359,28 @@ impl Scanner {
         self.learned(item, &mut out);
         let findings = out.finish();
         (self.verdict(&findings), findings)
+    }
+
+    /// Adds the classifier's finding on `m` (from `ctx`) to `findings`:
+    /// `classifier.poisoning` at or above its threshold,
+    /// `classifier.unavailable` when it could not answer. Whether that
+    /// blocks is the rules' severity (the fail mode sets the second's).
+    pub fn add_external(&self, m: &Manifest, ctx: &ScanContext, findings: &mut Vec<ScanFinding>) {
+        let Some(verdict) = ctx.external.get(&(m.kind, m.name.clone())) else {
+            return;
+        };
+        let finding = match verdict {
+            External::Score { score, threshold } if score >= threshold => self.finding(
+                rules::CLASSIFIER,
+                "",
+                format!("score {score:.2} (threshold {threshold:.2})"),
+            ),
+            External::Score { .. } => None,
+            External::Unavailable(why) => {
+                self.finding(rules::CLASSIFIER_UNAVAILABLE, "", escape_excerpt(why, 160))
+            }
+        };
+        findings.extend(finding);
     }
 
     /// Scans one text (server instructions, prompt messages, a tool result).
@@ -683,6 +725,23 @@ impl Findings {
 
 /// `(JSON pointer, text)` of every string member named `description`, at
 /// any depth, in document order.
+/// What the operator's classifier is asked about an item: every
+/// `description` in it, in document order, one per line (the text the
+/// learned model reads too). `None` when it has none.
+pub fn described_text(item: &RawValue) -> Option<String> {
+    let mut found = Vec::new();
+    descriptions(item, &mut String::new(), &mut found, 0);
+    if found.is_empty() {
+        return None;
+    }
+    let mut text = String::new();
+    for (_, d) in &found {
+        text.push_str(d);
+        text.push('\n');
+    }
+    Some(text)
+}
+
 fn descriptions(v: &RawValue, ptr: &mut String, out: &mut Vec<(String, String)>, depth: usize) {
     if depth > crate::canonical::MAX_DEPTH {
         return;

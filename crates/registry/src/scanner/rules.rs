@@ -73,6 +73,9 @@ rules! {
     TOOL_PRIORITY = "manipulation.tool_priority", Medium, "tells the model to always use this tool";
     // The learned model (warden_guard::learned::LinearModel::poisoning).
     LEARNED = "learned.poisoning", Medium, "a description the learned poisoning model scores at or above its threshold (warns alone; blocks only with other evidence)";
+    // The operator's external classifier (registry.scanner.classifier).
+    CLASSIFIER = "classifier.poisoning", High, "the operator's classifier scores the item's descriptions at or above its threshold";
+    CLASSIFIER_UNAVAILABLE = "classifier.unavailable", Medium, "the operator's classifier could not answer (blocks with on_error: block)";
     // Configuration (warden scan).
     UNPINNED_PACKAGE = "supply_chain.unpinned_package", Medium, "a package runner launch without a pinned version";
     INSECURE_URL = "config.insecure_url", Medium, "a remote server over plain http to a non-local host";

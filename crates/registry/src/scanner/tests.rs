@@ -692,3 +692,49 @@ fn learned_model_warns_alone_and_only_when_present() {
     let (_, findings) = Scanner::new().with_learned(None).scan_manifest(&item);
     assert!(findings.iter().all(|f| f.rule != "learned.poisoning"));
 }
+
+#[test]
+fn the_operators_classifier_blocks_at_its_threshold_and_its_failure_is_a_fail_mode() {
+    let item = tool("Returns the weather for a city.");
+    let m = crate::manifest::manifest("weather", ItemKind::Tool, &item).unwrap();
+    let scanner = Scanner::new();
+    let judged = |scanner: &Scanner, verdict: External| {
+        let ctx = ScanContext::new().external(ItemKind::Tool, &m.name, verdict);
+        let mut findings = scanner.scan_manifest_in(&item, &ctx).1;
+        scanner.add_external(&m, &ctx, &mut findings);
+        (scanner.verdict(&findings), findings)
+    };
+    let (v, f) = judged(
+        &scanner,
+        External::Score {
+            score: 0.91,
+            threshold: 0.5,
+        },
+    );
+    assert_eq!(v, Verdict::Block, "{f:?}");
+    assert_eq!(f[0].rule, "classifier.poisoning");
+    let (v, f) = judged(
+        &scanner,
+        External::Score {
+            score: 0.2,
+            threshold: 0.5,
+        },
+    );
+    assert_eq!(v, Verdict::Ok, "{f:?}");
+    // Unavailable: a warning by default, a block when the fail mode says so.
+    let (v, _) = judged(&scanner, External::Unavailable("timed out".into()));
+    assert_eq!(v, Verdict::Warn);
+    let closed = Scanner::with_config(&ScannerConfig {
+        severities: vec![("classifier.unavailable".into(), Severity::High)],
+        ..ScannerConfig::default()
+    })
+    .unwrap();
+    let (v, _) = judged(&closed, External::Unavailable("timed out".into()));
+    assert_eq!(v, Verdict::Block);
+    // Another item's verdict is not this one's.
+    let ctx =
+        ScanContext::new().external(ItemKind::Tool, "other", External::Unavailable("x".into()));
+    let mut findings = Vec::new();
+    scanner.add_external(&m, &ctx, &mut findings);
+    assert!(findings.is_empty());
+}
