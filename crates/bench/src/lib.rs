@@ -40,10 +40,13 @@ pub async fn run(plan: &Plan, mut progress: impl FnMut(&str)) -> Result<Report, 
     let mut measurements = Vec::new();
     for &concurrency in &plan.concurrency {
         for target in &plan.targets {
-            progress(&format!(
-                "{} at concurrency {concurrency}: {:?} warm-up, {:?} measured",
-                target.name, plan.warmup, plan.duration
-            ));
+            progress(&match plan.calls {
+                Some(n) => format!("{} at concurrency {concurrency}: {n} calls", target.name),
+                None => format!(
+                    "{} at concurrency {concurrency}: {:?} warm-up, {:?} measured",
+                    target.name, plan.warmup, plan.duration
+                ),
+            });
             measurements.push(run::measure(target, concurrency, plan).await?);
         }
     }

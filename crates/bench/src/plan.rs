@@ -27,6 +27,11 @@ pub struct Args {
     /// Load applied before measuring, not counted.
     #[arg(long, default_value = "2s")]
     pub warmup: humantime::Duration,
+    /// Make exactly this many calls per (target, concurrency) pair, shared
+    /// among the workers, instead of a timed window (no warm-up): for
+    /// profilers that count instructions per call.
+    #[arg(long, value_name = "N")]
+    pub calls: Option<u64>,
     /// The tool to call.
     #[arg(long, default_value = "echo")]
     pub tool: String,
@@ -86,6 +91,8 @@ pub enum PlanError {
     ZeroConcurrency,
     #[error("--duration must be longer than zero")]
     ZeroDuration,
+    #[error("--calls must be at least 1")]
+    ZeroCalls,
     #[error("--args must be a JSON object: {0}")]
     Arguments(String),
     #[error("header {0:?}: expected \"Name: value\" with a valid name and value")]
@@ -146,6 +153,8 @@ pub struct Plan {
     pub concurrency: Vec<usize>,
     pub duration: Duration,
     pub warmup: Duration,
+    /// A fixed number of calls instead of the timed window (`--calls`).
+    pub calls: Option<u64>,
     pub tool: String,
     /// The arguments object, serialised once.
     pub arguments: String,
@@ -217,6 +226,9 @@ impl Plan {
         if args.concurrency.contains(&0) || args.concurrency.is_empty() {
             return Err(PlanError::ZeroConcurrency);
         }
+        if args.calls == Some(0) {
+            return Err(PlanError::ZeroCalls);
+        }
         let duration: Duration = args.duration.into();
         if duration.is_zero() {
             return Err(PlanError::ZeroDuration);
@@ -230,7 +242,12 @@ impl Plan {
             targets: targets.into_iter().map(Arc::new).collect(),
             concurrency: args.concurrency.clone(),
             duration,
-            warmup: args.warmup.into(),
+            warmup: if args.calls.is_some() {
+                Duration::ZERO
+            } else {
+                args.warmup.into()
+            },
+            calls: args.calls,
             tool: args.tool.clone(),
             arguments: arguments.to_string(),
             timeout: args.timeout.into(),

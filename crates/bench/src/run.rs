@@ -1,5 +1,6 @@
 //! Drives one target at one concurrency level and measures it.
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -97,10 +98,14 @@ pub async fn measure(
     }
 
     let start = Instant::now() + plan.warmup;
-    let end = start + plan.duration;
+    // A fixed number of calls: the window is however long they take.
+    let (end, budget) = match plan.calls {
+        Some(n) => (start + FOREVER, Some(Arc::new(AtomicU64::new(n)))),
+        None => (start + plan.duration, None),
+    };
     let mut workers = JoinSet::new();
     for conn in connections {
-        workers.spawn(worker(conn, start, end));
+        workers.spawn(worker(conn, start, end, budget.clone()));
     }
     let mut total = WorkerStats::default();
     while let Some(done) = workers.join_next().await {
@@ -112,28 +117,49 @@ pub async fn measure(
         }
     }
     total.latencies_ns.sort_unstable();
+    let window = if budget.is_some() {
+        start.elapsed()
+    } else {
+        plan.duration
+    };
     Ok(Measurement {
         target: target.name.clone(),
         url: target.url.clone(),
         era: target.era,
         reference: target.reference.clone(),
         concurrency,
-        window: plan.duration,
+        window,
         latencies_ns: total.latencies_ns,
         errors: total.errors,
         first_error: total.first_error,
     })
 }
 
-/// Calls in a loop until `end`; counts the calls that started at or after
-/// `start` and finished by `end`.
-async fn worker(mut conn: Connection, start: Instant, end: Instant) -> WorkerStats {
+/// The end of a window measured by a number of calls instead.
+const FOREVER: Duration = Duration::from_secs(365 * 24 * 3600);
+
+/// Calls in a loop until `end` (or until `budget`, the calls left to make,
+/// is spent); counts the calls that started at or after `start` and
+/// finished by `end`.
+async fn worker(
+    mut conn: Connection,
+    start: Instant,
+    end: Instant,
+    budget: Option<Arc<AtomicU64>>,
+) -> WorkerStats {
     let mut stats = WorkerStats::default();
     let mut id: u64 = 1;
     loop {
         let began = Instant::now();
         if began >= end {
             break;
+        }
+        if let Some(left) = &budget {
+            let took =
+                left.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| n.checked_sub(1));
+            if took.is_err() {
+                break;
+            }
         }
         if conn.is_closed() {
             if let Err(e) = conn.reconnect().await {

@@ -673,6 +673,7 @@ impl Gateway {
             credential_headers: Vec::new(),
             subject_token: inbound.subject_token,
             param_headers: inbound.param_headers,
+            hashed_arguments: None,
         }
     }
 

@@ -890,15 +890,19 @@ async fn post_mcp(s: HttpState, vs: String, headers: HeaderMap, body: Body) -> R
     // MCP-Protocol-Version header or in params._meta). A session-era
     // request with its session id is not parsed twice.
     let maybe_modern = !has_session || crate::modern_http::is_modern_header(&headers);
+    // The branches below are boxed: each holds a whole pipeline's future,
+    // and this future is moved into a box by every layer of the router
+    // (a copy of its full size per layer and request) while it holds
+    // them inline.
     if maybe_modern {
-        let modern = crate::modern_http::post_if_modern(
+        let modern = Box::pin(crate::modern_http::post_if_modern(
             s.gateway.clone(),
             s.parked.clone(),
             &vs,
             &principal,
             &headers,
             &text,
-        )
+        ))
         .await;
         if let Some(response) = modern {
             return response;
@@ -933,19 +937,17 @@ async fn post_mcp(s: HttpState, vs: String, headers: HeaderMap, body: Body) -> R
             // sent before the client opens its GET stream are kept.
             let replay = s.gateway.snapshot().config.gateway.replay_buffer_events;
             let standalone = Sink::Stream(EventStream::new(format!("{session_id}g"), replay));
-            match s
-                .gateway
-                .initialize(
-                    principal,
-                    crate::call::client_addr(),
-                    &vs,
-                    Channel::StreamableHttp,
-                    &m,
-                    standalone,
-                    session_id,
-                )
-                .await
-            {
+            let initialized = Box::pin(s.gateway.initialize(
+                principal,
+                crate::call::client_addr(),
+                &vs,
+                Channel::StreamableHttp,
+                &m,
+                standalone,
+                session_id,
+            ))
+            .await;
+            match initialized {
                 Ok((session, body)) => {
                     let mut r = json_response(StatusCode::OK, body);
                     if let Ok(v) = HeaderValue::from_str(&session.id) {
@@ -995,9 +997,12 @@ async fn post_mcp(s: HttpState, vs: String, headers: HeaderMap, body: Body) -> R
             match incoming {
                 Incoming::Single(m) => {
                     if m.kind != Kind::Request {
-                        s.gateway
-                            .handle(&session, &m, &session.standalone(), inbound(&principal))
-                            .await;
+                        let standalone = session.standalone();
+                        Box::pin(
+                            s.gateway
+                                .handle(&session, &m, &standalone, inbound(&principal)),
+                        )
+                        .await;
                         return StatusCode::ACCEPTED.into_response();
                     }
                     drop(m);
@@ -1009,14 +1014,14 @@ async fn post_mcp(s: HttpState, vs: String, headers: HeaderMap, body: Body) -> R
                     };
                     let trace = header(warden_telemetry::TRACEPARENT)
                         .map(|tp| (tp, header(warden_telemetry::TRACESTATE)));
-                    serve_request(
+                    Box::pin(serve_request(
                         s.gateway.clone(),
                         session,
                         principal,
                         text,
                         accept_sse,
                         trace,
-                    )
+                    ))
                     .await
                 }
                 Incoming::Batch(msgs) => {

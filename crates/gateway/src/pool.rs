@@ -6,12 +6,15 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use serde_json::value::RawValue;
 use tokio::sync::mpsc;
 use warden_config::{Isolation, ServerConfig, Transport};
 use warden_identity::{AuthMethod, Principal};
 use warden_upstream::{
     Handshake, RestartPolicy, TransportSpec, Upstream, UpstreamEvent, UpstreamSpec,
 };
+
+use warden_protocol::message::member;
 
 use crate::session::lock;
 
@@ -75,11 +78,34 @@ pub struct Definitions {
 #[derive(Debug, Clone)]
 pub struct Definition {
     pub def: Arc<str>,
+    /// The same text as JSON, and the members the stages read on every
+    /// call (`inputSchema`, `annotations`), found once when the list was
+    /// fetched rather than parsed again per call.
+    pub json: Arc<RawValue>,
+    pub input_schema: Option<Arc<RawValue>>,
+    pub annotations: Option<Arc<RawValue>>,
     /// The registry instance of the upstream that served it.
     pub instance: Arc<str>,
     pub manifest: Arc<warden_registry::Manifest>,
     /// `manifest.hash` as text, for the audit record.
     pub hash_hex: Arc<str>,
+}
+
+impl Definition {
+    /// The definition `item` (one element of a list result) as served by
+    /// the upstream of registry instance `instance`, with its manifest.
+    pub fn new(item: &RawValue, instance: Arc<str>, manifest: warden_registry::Manifest) -> Self {
+        let owned = |v: &RawValue| Arc::<RawValue>::from(v.to_owned());
+        Definition {
+            def: Arc::<str>::from(item.get()),
+            json: owned(item),
+            input_schema: member(item, "inputSchema").map(owned),
+            annotations: member(item, "annotations").map(owned),
+            instance,
+            hash_hex: Arc::<str>::from(manifest.hash.to_string()),
+            manifest: Arc::new(manifest),
+        }
+    }
 }
 
 /// One live upstream connection.

@@ -1,11 +1,11 @@
 //! [`PolicyEngine`]: everything compiled once at load (schema, policy sets,
-//! catalog index); [`PolicyEngine::decide`] does no I/O, reads no clock and
-//! takes no lock.
+//! catalog index); [`PolicyEngine::decide`] does no I/O and reads no clock;
+//! its only locks guard the bounded caches of entities built on first use.
 
 use std::borrow::Cow;
 use std::collections::{BTreeSet, HashMap, HashSet};
 use std::fmt;
-use std::sync::{PoisonError, RwLock};
+use std::sync::{Arc, PoisonError, RwLock};
 
 use cedar_policy::{
     Authorizer, Context, Effect, Entities, Entity, EntityId, EntityTypeName, EntityUid, Policy,
@@ -92,6 +92,53 @@ pub struct PolicyEngine {
     types: EntityTypes,
     referenced: Referenced,
     usage: Usage,
+    /// Entity stores built for earlier requests (see [`Stores`]).
+    stores: Stores,
+}
+
+/// The entity store of a request (its principal and resource entities,
+/// transitively closed) kept by principal and resource uid: building one
+/// costs more than the rest of preparing a request, and one caller sends
+/// many calls to a few tools. A store is reused only when both entities
+/// built for the new request are structurally equal (`deep_eq`: uid,
+/// attributes, ancestors) to the ones it was built from, so a token with
+/// other roles or claims under the same subject gets its own store. The
+/// engine is rebuilt on every reload, so no store outlives the
+/// configuration it was built under. Bounded: emptied when full.
+#[derive(Default)]
+struct Stores(RwLock<HashMap<(EntityUid, EntityUid), Arc<Store>>>);
+
+struct Store {
+    principal: Entity,
+    resource: Entity,
+    entities: Arc<Entities>,
+}
+
+const STORES_MAX: usize = 4096;
+
+impl Stores {
+    fn get(&self, principal: &Entity, resource: &Entity) -> Option<Arc<Entities>> {
+        let key = (principal.uid(), resource.uid());
+        let stores = self.0.read().unwrap_or_else(PoisonError::into_inner);
+        let s = stores.get(&key)?;
+        (s.principal.deep_eq(principal) && s.resource.deep_eq(resource)).then(|| s.entities.clone())
+    }
+
+    fn put(&self, principal: Entity, resource: Entity, entities: Arc<Entities>) {
+        let key = (principal.uid(), resource.uid());
+        let mut stores = self.0.write().unwrap_or_else(PoisonError::into_inner);
+        if stores.len() >= STORES_MAX && !stores.contains_key(&key) {
+            stores.clear();
+        }
+        stores.insert(
+            key,
+            Arc::new(Store {
+                principal,
+                resource,
+                entities,
+            }),
+        );
+    }
 }
 
 /// Roles, groups and tenants, by name.
@@ -571,6 +618,7 @@ impl PolicyEngine {
             types,
             referenced,
             usage,
+            stores: Stores::default(),
         })
     }
 
@@ -973,7 +1021,7 @@ impl PolicyEngine {
     ) -> Result<
         (
             cedar_policy::Request,
-            Entities,
+            Arc<Entities>,
             EntityUid,
             EntityUid,
             Vec<EntityUid>,
@@ -1080,8 +1128,25 @@ impl PolicyEngine {
         // (`explain`'s) against the schema; `decide` leaves out what no
         // policy reads, and release builds rely on construction.
         let strict = (full && cfg!(debug_assertions)).then_some(&self.schema);
-        let entities = Entities::from_entities([principal, resource], strict)
-            .map_err(|e| format!("entities: {e}"))?;
+        let kept = if reusable {
+            self.stores.get(&principal, &resource)
+        } else {
+            None
+        };
+        let entities = match kept {
+            Some(kept) => kept,
+            None => {
+                let kept = reusable.then(|| (principal.clone(), resource.clone()));
+                let entities = Arc::new(
+                    Entities::from_entities([principal, resource], strict)
+                        .map_err(|e| format!("entities: {e}"))?,
+                );
+                if let Some((principal, resource)) = kept {
+                    self.stores.put(principal, resource, entities.clone());
+                }
+                entities
+            }
+        };
 
         let context = self.context(req, facts, arguments, full)?;
         let action = t.actions[action_index(req.action.name())].clone();
@@ -1190,7 +1255,7 @@ struct Tally {
 struct Prepared<'e> {
     facts: ResourceFacts<'e>,
     request: cedar_policy::Request,
-    entities: Entities,
+    entities: Arc<Entities>,
     principal_uid: EntityUid,
     resource_uid: EntityUid,
     /// The principal and the ancestors policies can name.

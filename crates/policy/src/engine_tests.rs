@@ -535,6 +535,41 @@ fn principals_agents_and_clients() {
     );
 }
 
+/// A kept entity store is reused only for structurally equal entities:
+/// one subject presenting other roles or claims, alternating on one
+/// engine, is decided on its own facts every time. Would fail if stores
+/// were kept by uid alone.
+#[test]
+fn kept_entity_stores_never_carry_another_tokens_facts() {
+    let e = engine_with(
+        &format!("{ADMIN}\npolicies: [ci.cedar]"),
+        &[(
+            "ci.cedar",
+            "@id(\"ci-only\")\nforbid (principal, action, resource)\nunless { principal has client_id && principal.client_id == \"ci\" };\n",
+        )],
+    );
+    let admin = principal(&["admin"]);
+    let mut d = admin.data().clone();
+    d.client_id = Some("ci".into());
+    let admin_ci = Principal::new(d.clone());
+    d.roles = vec!["guest".into()];
+    let guest_ci = Principal::new(d);
+    for _ in 0..3 {
+        assert!(e.decide(&call(&admin_ci, "gh", "search")).is_allow());
+        assert_eq!(
+            e.decide(&call(&admin, "gh", "search")).policies(),
+            ["ci-only"]
+        );
+        assert_eq!(
+            e.decide(&call(&guest_ci, "gh", "search")),
+            Decision::Deny {
+                policies: vec![],
+                reason: ReasonCode::DefaultDeny
+            }
+        );
+    }
+}
+
 #[test]
 fn groups_grant_roles() {
     let e = engine(

@@ -230,13 +230,37 @@ impl<'a> Message<'a> {
 /// A member of a JSON object, borrowed from its raw text. `None` when the
 /// value is not an object or has no such key.
 pub fn member<'a>(obj: &'a RawValue, key: &str) -> Option<&'a RawValue> {
+    // One pass that keeps only the member asked for: no list of every
+    // member is built (the stages ask for one member at a time, several
+    // times per request). The whole object is still read, so an object
+    // that does not parse has no members, as with [`members`].
+    struct Find<'k>(&'k str);
+    impl<'de> serde::de::Visitor<'de> for Find<'_> {
+        type Value = Option<&'de RawValue>;
+        fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+            f.write_str("an object")
+        }
+        fn visit_map<A: serde::de::MapAccess<'de>>(
+            self,
+            mut m: A,
+        ) -> Result<Self::Value, A::Error> {
+            let mut found = None;
+            while let Some(k) = m.next_key::<Cow<'de, str>>()? {
+                if found.is_none() && k == self.0 {
+                    found = Some(m.next_value::<&'de RawValue>()?);
+                } else {
+                    m.next_value::<serde::de::IgnoredAny>()?;
+                }
+            }
+            Ok(found)
+        }
+    }
+    use serde::Deserializer;
     if !obj.get().starts_with('{') {
         return None;
     }
-    members(obj)?
-        .into_iter()
-        .find(|(k, _)| k == key)
-        .map(|(_, v)| v)
+    let mut de = serde_json::Deserializer::from_str(obj.get());
+    de.deserialize_map(Find(key)).ok().flatten()
 }
 
 /// The members of a JSON object in document order, borrowed.

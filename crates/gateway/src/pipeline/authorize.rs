@@ -11,7 +11,6 @@ use std::time::Instant;
 use serde_json::value::RawValue;
 use tracing::info;
 use warden_identity::Principal;
-use warden_protocol::message::member;
 use warden_protocol::method::{ListKind, NameKind};
 use warden_protocol::ErrorCode;
 
@@ -60,7 +59,7 @@ fn judge(gw: &Gateway, ex: &Exchange<'_>) -> Result<Option<Approval>, Refusal> {
                 NameKind::Tool => (warden_policy::Action::CallTool, "tool"),
                 _ => (warden_policy::Action::GetPrompt, "prompt"),
             };
-            let annotations = ex.tool_json().and_then(|t| member(t, "annotations"));
+            let annotations = ex.tool().and_then(|d| d.annotations.as_deref());
             let arguments = ex.msg.param("arguments");
             let approval = decide(
                 gw,

@@ -108,7 +108,7 @@ pub(crate) async fn run(gw: &Gateway, ex: &mut Exchange<'_>) -> Result<(), Refus
                 _ => (ex.msg.method(), ""),
             };
             let scopes = required_scopes(&ex.snap, &ex.principal, &ex.target, method);
-            let hash = ex.call.input_hash();
+            let hash = ex.input_hash();
             let grant = principal_grant(
                 Some(&ex.principal),
                 audience,

@@ -540,7 +540,7 @@ fn held_call(ex: &Exchange<'_>, order: &Order) -> Option<(Binding, HeldCall)> {
             kind,
             item,
             arguments: ex.msg.param("arguments"),
-            args_hash: ex.call.input_hash().unwrap_or_default(),
+            args_hash: ex.input_hash().unwrap_or_default(),
             corr: ex.call.corr.clone(),
         },
     );

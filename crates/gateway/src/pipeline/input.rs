@@ -11,7 +11,6 @@ use std::time::Instant;
 
 use serde_json::value::RawValue;
 use tracing::info;
-use warden_protocol::message::member;
 use warden_protocol::method::NameKind;
 
 use super::output::classes_of;
@@ -29,12 +28,11 @@ pub(crate) fn run(gw: &Gateway, ex: &mut Exchange<'_>) -> Result<(), Refusal> {
     else {
         return Ok(());
     };
-    let tool = ex.tool_json();
+    let schema = ex.tool().and_then(|d| d.input_schema.as_deref());
     let arguments = ex.msg.param("arguments");
     if ex.session.channel == Channel::Modern {
-        check_param_headers(&ex.param_headers, tool, arguments)?;
+        check_param_headers(&ex.param_headers, schema, arguments)?;
     }
-    let schema = tool.and_then(|t| member(t, "inputSchema"));
     let started = Instant::now();
     let verdict =
         warden_telemetry::stage_span(warden_telemetry::Stage::InputGuard).in_scope(|| {
@@ -79,7 +77,7 @@ pub(crate) fn run(gw: &Gateway, ex: &mut Exchange<'_>) -> Result<(), Refusal> {
                       tool = %exposed, classes = %classes_of(&findings));
             }
             let sent = rewritten.as_deref().or(arguments.map(|a| a.get()));
-            let headers = upstream_param_headers(&ex.param_headers, tool, sent);
+            let headers = upstream_param_headers(&ex.param_headers, schema, sent);
             if let (Some(new), Some(raw)) = (rewritten, arguments) {
                 ex.edits.replace(ex.msg.text, raw, new);
             }
@@ -89,18 +87,14 @@ pub(crate) fn run(gw: &Gateway, ex: &mut Exchange<'_>) -> Result<(), Refusal> {
     }
 }
 
-fn input_schema(tool: Option<&RawValue>) -> Option<&RawValue> {
-    tool.and_then(|t| member(t, "inputSchema"))
-}
-
 /// A 2026-07-28 client's `Mcp-Param-*` headers against the arguments
 /// (-32020 on a mismatch).
 fn check_param_headers(
     client: &[(String, String)],
-    tool: Option<&RawValue>,
+    schema: Option<&RawValue>,
     arguments: Option<&RawValue>,
 ) -> Result<(), Refusal> {
-    let Some(schema) = input_schema(tool) else {
+    let Some(schema) = schema else {
         return Ok(());
     };
     if client.is_empty() && !schema.get().contains("x-mcp-header") {
@@ -119,10 +113,9 @@ fn check_param_headers(
 /// the client sent (forwarded unchanged).
 fn upstream_param_headers(
     client: &[(String, String)],
-    tool: Option<&RawValue>,
+    schema: Option<&RawValue>,
     sent: Option<&str>,
 ) -> Vec<(String, String)> {
-    let schema = input_schema(tool);
     let declares = schema.is_some_and(|s| s.get().contains("x-mcp-header"));
     let mut out = match (declares, schema) {
         (true, Some(schema)) => warden_protocol::modern::param_headers(

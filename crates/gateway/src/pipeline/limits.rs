@@ -42,7 +42,12 @@ pub(crate) async fn run(_gw: &Gateway, ex: &mut Exchange<'_>) -> Result<(), Refu
     let limiter = ex.snap.limiter.clone();
     let principal_key = ex.principal.key();
     let data = ex.principal.data();
-    let args_hash = ex.call.input_hash();
+    // Only loop detection reads the hash.
+    let args_hash = if limiter.settings().loops.is_some() {
+        ex.input_hash()
+    } else {
+        None
+    };
     let cost = if is_tool {
         cost_of(ex, server, item)
     } else {

@@ -247,21 +247,38 @@ pub struct Exchange<'m> {
     pub subject_token: Option<warden_credentials::SubjectToken>,
     /// The client's `Mcp-Param-*` headers (2026-07-28).
     pub param_headers: Arc<[(String, String)]>,
+    /// The arguments whose canonical hash the record carries (route
+    /// stage); hashed on first use ([`Exchange::input_hash`]).
+    pub hashed_arguments: Option<&'m RawValue>,
 }
 
 impl<'m> Exchange<'m> {
-    /// The tool's live definition as JSON, if the route is a tool.
-    pub fn tool_json(&self) -> Option<&RawValue> {
+    /// The tool's live definition, if the route is a tool.
+    pub fn tool(&self) -> Option<&Definition> {
         match &self.target {
             Target::Item {
                 kind: NameKind::Tool,
                 ..
-            } => self
-                .definition
-                .as_ref()
-                .and_then(|d| serde_json::from_str::<&RawValue>(&d.def).ok()),
+            } => self.definition.as_ref(),
             _ => None,
         }
+    }
+
+    /// The tool's live definition as JSON, if the route is a tool.
+    pub fn tool_json(&self) -> Option<&RawValue> {
+        self.tool().map(|d| &*d.json)
+    }
+
+    /// The canonical hash of the call's arguments (limits' loop
+    /// detection, approvals, minted tokens, the audit record), computed
+    /// once, when a stage first needs it.
+    pub fn input_hash(&self) -> Option<String> {
+        if let Some(hash) = self.call.input_hash() {
+            return Some(hash);
+        }
+        let hash = warden_audit::input_hash(self.hashed_arguments?);
+        self.call.note(|f| f.input_hash = Some(hash.clone()));
+        Some(hash)
     }
 }
 

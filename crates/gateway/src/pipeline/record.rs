@@ -76,6 +76,8 @@ pub(crate) async fn run(
         return Handled { response, refusal };
     };
     let tier = call.risk_tier();
+    // The record carries the arguments' hash even when no stage asked.
+    let _ = ex.input_hash();
     let mut event = call.event(&ex.session.id, &ex.principal, method, outcome);
     event.trace_id = warden_telemetry::trace_id_of(&tracing::Span::current());
     let started = Instant::now();

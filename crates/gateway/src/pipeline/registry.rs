@@ -162,12 +162,7 @@ impl Gateway {
                 if let Ok(m) = warden_registry::manifest(&h.server, kind, t) {
                     items.insert(
                         m.name.clone(),
-                        Definition {
-                            def: Arc::<str>::from(t.get()),
-                            instance: h.registry_instance.clone(),
-                            hash_hex: Arc::<str>::from(m.hash.to_string()),
-                            manifest: Arc::new(m.clone()),
-                        },
+                        Definition::new(t, h.registry_instance.clone(), m.clone()),
                     );
                     manifests.push(m);
                 }

@@ -103,12 +103,12 @@ fn by_name(gw: &Gateway, ex: &mut Exchange<'_>, kind: NameKind) -> Result<Target
         f.item = Some(upstream_name.clone());
     });
     if let Some(args) = arguments {
-        let hash = warden_audit::input_hash(args);
+        // Hashed when a stage or the record first asks.
+        ex.hashed_arguments = Some(args);
         let recorded = gw.audit().and_then(|a| a.recorded_arguments(args));
-        ex.call.note(|f| {
-            f.input_hash = Some(hash);
-            f.arguments = recorded;
-        });
+        if recorded.is_some() {
+            ex.call.note(|f| f.arguments = recorded);
+        }
     }
     Ok(Target::Item {
         kind,
