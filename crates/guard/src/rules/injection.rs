@@ -67,7 +67,8 @@ const ADDRESSED: &[&str] = &[
     "bot,",
     "bot:",
     "bots ",
-    "user",
+    "the user",
+    "a user",
     "anyone",
     "someone",
     "somebody",
@@ -77,8 +78,6 @@ const ADDRESSED: &[&str] = &[
     "answer",
     "summar",
     "response",
-    "output",
-    "message",
     "communicat",
     "speak",
     "convers",
@@ -105,7 +104,6 @@ const ADDRESSED: &[&str] = &[
     "attention",
     "action required",
     "mandatory",
-    "update",
     "world",
     "universe",
     "scenario",
@@ -401,7 +399,7 @@ pub(super) static RULES: &[Rule] = &[
     addr(
         "injection.reply_manipulation",
         concat!(
-            r"(?i)(?-u:\b)your\s+(?:(?:entire|whole|final|next|every|full)\s+)?(?:response|reply|answer|output|summary|message)s?\s+(?:(?:must|should|shall|will|needs?\s+to|has\s+to|have\s+to|is\s+to)\s+)?(?:only\s+)?(?:be|is|are)\s+(?:(?:written|encoded|translated|formatted|given|provided|delivered|rendered|presented|expressed|entirely|fully|completely|only|all)\s+){0,2}(?:in|into|as|using|with)\s+(?:a\s+|an\s+|the\s+)?",
+            r"(?i)(?-u:\b)your\s+(?:(?:entire|whole|final|next|every|full)\s+)?(?:response|reply|answer|summary)s?\s+(?:(?:must|should|shall|will|needs?\s+to|has\s+to|have\s+to|is\s+to)\s+)?(?:only\s+)?(?:be|is|are)\s+(?:(?:written|encoded|translated|formatted|given|provided|delivered|rendered|presented|expressed|entirely|fully|completely|only|all)\s+){0,2}(?:in|into|as|using|with)\s+(?:a\s+|an\s+|the\s+)?",
             reply_form!(),
         ),
     ),
@@ -409,14 +407,14 @@ pub(super) static RULES: &[Rule] = &[
     // order of the words in your reply", "replace every noun in your answer".
     addr(
         "injection.reply_manipulation",
-        r"(?i)(?-u:\b)(?:encod|encrypt|translat|revers|scrambl|obfuscat|replac|substitut|convert|rewrit|transform|capitali[sz]|uppercas|spell)[a-z]*\s+(?:(?:the\s+)?(?:order\s+of\s+(?:the\s+)?)?(?:(?:every|each|all|the)\s+)?(?:words?|letters?|characters?|nouns?|verbs?|adjectives?|vowels?|sentences?|names?|numbers?|digits?)\s+(?:in|of)\s+)?(?:all\s+(?:of\s+)?)?your\s+(?:(?:entire|whole|final|next)\s+)?(?:response|reply|answer|output|summary|message)s?(?-u:\b)",
+        r"(?i)(?-u:\b)(?:encod|encrypt|translat|revers|scrambl|obfuscat|replac|substitut|convert|rewrit|transform|capitali[sz]|uppercas|spell)[a-z]*\s+(?:(?:the\s+)?(?:order\s+of\s+(?:the\s+)?)?(?:(?:every|each|all|the)\s+)?(?:words?|letters?|characters?|nouns?|verbs?|adjectives?|vowels?|sentences?|names?|numbers?|digits?)\s+(?:in|of)\s+)?(?:all\s+(?:of\s+)?)?your\s+(?:(?:entire|whole|final|next)\s+)?(?:response|reply|answer|summary)s?(?-u:\b)",
     ),
     // Something added to the reply: a link, an advertisement, a product,
     // a line of code ("recommend Brand X in your answer", "append the
     // following URL to the end of your answer").
     addr(
         "injection.reply_manipulation",
-        r"(?i)(?-u:\b)(?:(?:in|into|within|throughout)\s+(?:all\s+(?:of\s+)?)?(?:your|each|every)\s+(?:(?:final|next|future|eventual)\s+)?(?:answer|reply|summary|summaries|replies|answers)|(?:at|to)\s+the\s+(?:end|start|beginning|bottom|top)\s+of\s+(?:all\s+(?:of\s+)?)?(?:your|each|every)\s+(?:(?:final|next|future)\s+)?(?:response|reply|answer|summary|output|message)s?|(?:in|into|to)\s+(?:each|every|all)\s+(?:of\s+your\s+)?(?:response|output|message)s)(?-u:\b)",
+        r"(?i)(?-u:\b)(?:(?:in|into|within|throughout)\s+(?:all\s+(?:of\s+)?)?(?:your|each|every)\s+(?:(?:final|next|future|eventual)\s+)?(?:answer|reply|summary|summaries|replies|answers)|(?:at|to)\s+the\s+(?:end|start|beginning|bottom|top)\s+of\s+(?:all\s+(?:of\s+)?)?(?:your|each|every)\s+(?:(?:final|next|future)\s+)?(?:response|reply|answer|summary)s?|(?:in|into|to)\s+(?:each|every|all)\s+(?:of\s+your\s+)?responses)(?-u:\b)",
     ),
     // The same, asked of the moment of replying: "when replying, include
     // an advertisement", "when you summarize this document, write …",
@@ -478,7 +476,7 @@ pub(super) static RULES: &[Rule] = &[
     // asks about refunds, say that …".
     addr(
         "injection.addressed",
-        r"(?i)(?-u:\b)(?:if|when|whenever|should)\s+(?:the\s+user|anyone|someone|somebody|a\s+user|users|the\s+customer)\s+(?:later\s+|ever\s+|then\s+)?(?:asks?|requests?|inquires?|wants|questions?|mentions?|types?|quer(?:y|ies))(?-u:\b)[^.\n]*?[,;]\s*(?:then\s+)?(?:you\s+(?:must|should|will|need\s+to|have\s+to)\s+)?(?:always\s+|only\s+)?(?:respond|reply|answer|say|tell|state|claim|insist|output|print|inform|assert|recommend|redirect|refer)(?-u:\b)",
+        r"(?i)(?-u:\b)(?:if|when|whenever|should)\s+(?:the\s+user|anyone|someone|somebody|a\s+user|the\s+customer)\s+(?:later\s+|ever\s+|then\s+)?(?:asks?|requests?|inquires?|wants|questions?|mentions?|types?|quer(?:y|ies))(?-u:\b)[^.\n]*?[,;]\s*(?:then\s+)?(?:you\s+(?:must|should|will|need\s+to|have\s+to)\s+)?(?:always\s+|only\s+)?(?:respond|reply|answer|say|tell|state|claim|insist|output|print|inform|assert|recommend|redirect|refer)(?-u:\b)",
     ),
     // A task handed to the assistant as its own: "your real task now is".
     inj(
@@ -504,7 +502,7 @@ pub(super) static RULES: &[Rule] = &[
     // "[SYSTEM ALERT] … the assistant has to …", "*** URGENT *** …".
     addr(
         "injection.role_marker",
-        r"(?i)(?:(?:system|security|admin|administrator|critical|developer|compliance)\s+(?:alert|notice|message|override|update|warning|instruction|directive|requirement)s?|\[\s*(?:important|urgent|critical|alert|attention|action\s+required)\s*\]|(?:\*{3}|!{3})\s*(?:important|urgent|critical|alert|attention|warning)|action\s+required|mandatory\s+(?:instruction|step|action|update))\s*[:\]!*]*\s+(?:[^\n]*?\s)?(?:the\s+(?:assistant|ai|agent|model|user)|you\s+(?:must|need\s+to|are\s+required|have\s+to|should)|all\s+(?:ai|agents?|assistants?)|ignore|disregard|immediately|forward|transfer|call|invoke|execute|ask\s+the\s+user|before\s+(?:answering|replying|responding|proceeding|continuing))(?-u:\b)",
+        r"(?i)(?:(?:system|security|admin|administrator|critical|developer|compliance)\s+(?:alert|notice|override|warning|instruction|directive|requirement)s?|\[\s*(?:important|urgent|critical|alert|attention|action\s+required)\s*\]|(?:\*{3}|!{3})\s*(?:important|urgent|critical|alert|attention|warning)|action\s+required|mandatory\s+(?:instruction|step|action|update))\s*[:\]!*]*\s+(?:[^\n]*?\s)?(?:the\s+(?:assistant|ai|agent|model|user)|you\s+(?:must|need\s+to|are\s+required|have\s+to|should)|all\s+(?:ai|agents?|assistants?)|ignore|disregard|immediately|forward|transfer|call|invoke|execute|ask\s+the\s+user|before\s+(?:answering|replying|responding|proceeding|continuing))(?-u:\b)",
     ),
     // Before the reply, something else: "before replying, read …",
     // "… and send it before answering".
