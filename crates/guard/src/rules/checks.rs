@@ -1432,6 +1432,12 @@ fn chosen_secret(v: &str) -> bool {
 /// take that shape too, so the value must carry a digit or a symbol and
 /// not be an identifier.
 pub(crate) fn paired_literal(c: &Ctx) -> Option<Range<usize>> {
+    // The name is a call's first argument (`define(`, `getenv(`), not an
+    // element of a list (`("keywords", "tokens", "symbol2label")`).
+    let head = c.hay.get(..c.m.start).unwrap_or("").trim_end();
+    if !head.ends_with('(') {
+        return None;
+    }
     let v = c.group();
     if !v
         .bytes()

@@ -113,6 +113,7 @@ fn quoted_names_and_values_given_as_two_arguments() {
         "i18n.t('password', 'Password')",
         "required = ['password', 'password_confirmation']",
         "api_key = os.getenv(\"API_KEY\", \"\")",
+        "names = (\"keywords\", \"tokens\", \"symbol2label\")",
     ]);
 }
 
