@@ -15,7 +15,7 @@ use warden_config::{Config, ServerConfig};
 use warden_protocol::message::{as_str, member, parse_one};
 use warden_registry::{
     diff_report, instructions_manifest, manifests_of_list, ItemKind, LockFile, Manifest,
-    RegistryError, Scanner, ServerIdentity,
+    RegistryError, ScanContext, Scanner, ServerIdentity,
 };
 use warden_upstream::{Handshake, RestartPolicy, TransportSpec, Upstream, UpstreamSpec};
 
@@ -199,15 +199,35 @@ async fn pin(config: &Path, servers: &[String], approval: &ApprovalArgs) -> Resu
                 key(&server.name, kind, &name)
             );
         }
-        refused += approve_all(&mut lock, &scanner, &live.manifests, &approver, approval);
+        let ctx = classify(&cfg, &live.manifests).await?;
+        refused += approve_all(
+            &mut lock,
+            &scanner,
+            &ctx,
+            &live.manifests,
+            &approver,
+            approval,
+        );
     }
     finish(&lock, &cfg.registry.lock, refused)
+}
+
+/// The operator's classifier's verdicts on `manifests`
+/// (`registry.scanner.classifier`), asked before they are pinned.
+async fn classify(cfg: &Config, manifests: &[Manifest]) -> Result<ScanContext> {
+    let Some(settings) = &cfg.registry.classifier else {
+        return Ok(ScanContext::new());
+    };
+    let classifier = warden_classifier::Classifier::new(settings.clone())
+        .context("registry.scanner.classifier")?;
+    Ok(warden_gateway::pipeline::registry::classify(&classifier, manifests).await)
 }
 
 /// Pins each manifest; returns how many the scanner refused.
 fn approve_all(
     lock: &mut LockFile,
     scanner: &Scanner,
+    ctx: &ScanContext,
     manifests: &[Manifest],
     approver: &str,
     approval: &ApprovalArgs,
@@ -215,7 +235,7 @@ fn approve_all(
     let mut refused = 0;
     for m in manifests {
         let shown = warden_registry::text::escape_untrusted(&m.key());
-        match lock.approve(scanner, m, approver, approval.force_reason()) {
+        match lock.approve_in(scanner, m, ctx, approver, approval.force_reason()) {
             Ok(a) => {
                 let what = match a.previous {
                     None => "pinned",
@@ -334,7 +354,8 @@ async fn approve(
         lock.pin_server(server, live.identity, &approver);
         println!("+ server {server}  identity pinned");
     }
-    let refused = approve_all(&mut lock, &scanner, &manifests, &approver, approval);
+    let ctx = classify(&cfg, &manifests).await?;
+    let refused = approve_all(&mut lock, &scanner, &ctx, &manifests, &approver, approval);
     finish(&lock, &cfg.registry.lock, refused)
 }
 

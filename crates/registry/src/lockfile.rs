@@ -48,7 +48,7 @@ use crate::canonical::{canonical_json_str, pretty_canonical, ManifestHash};
 use crate::error::RegistryError;
 use crate::identity::{PackagePin, ServerIdentity};
 use crate::manifest::{ItemKind, Manifest};
-use crate::scanner::{ScanFinding, Scanner, Verdict};
+use crate::scanner::{ScanContext, ScanFinding, Scanner, Verdict};
 
 /// The lock file format version this crate reads and writes.
 pub const LOCK_VERSION: u32 = 1;
@@ -215,8 +215,26 @@ impl LockFile {
         approver: &str,
         force_reason: Option<&str>,
     ) -> Result<Approval, RegistryError> {
+        self.approve_in(scanner, m, &ScanContext::new(), approver, force_reason)
+    }
+
+    /// [`LockFile::approve`] with more context (the operator's
+    /// classifier's verdict on the item).
+    pub fn approve_in(
+        &mut self,
+        scanner: &Scanner,
+        m: &Manifest,
+        ctx: &ScanContext,
+        approver: &str,
+        force_reason: Option<&str>,
+    ) -> Result<Approval, RegistryError> {
         let raw = m.raw()?;
-        let (verdict, findings) = scanner.scan_manifest(&raw);
+        let (mut verdict, mut findings) = scanner.scan_manifest_in(&raw, ctx);
+        let before = findings.len();
+        scanner.add_external(m, ctx, &mut findings);
+        if findings.len() != before {
+            verdict = scanner.verdict(&findings);
+        }
         if verdict == Verdict::Block && force_reason.is_none() {
             return Err(RegistryError::ScanBlocked {
                 item: m.key(),

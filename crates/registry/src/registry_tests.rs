@@ -275,3 +275,39 @@ fn an_item_drifted_on_too_many_instances_is_blocked_everywhere() {
         ItemDecision::Hidden(Reason::Drifted { .. })
     ));
 }
+
+/// Regression: the call path checked an unpinned item with `check_item`,
+/// which in tofu mode scanned it again without its list's context (the
+/// operator's classifier, the other servers' names) and pinned it: a tool
+/// the list had kept hidden was pinned by calling it.
+#[test]
+fn a_call_never_pins_what_its_list_did_not() {
+    let r = Registry::new(LockFile::new(), Mode::Tofu, Scanner::new());
+    let m = tool("math", ADD);
+    let flagged = ScanContext::new().external(
+        ItemKind::Tool,
+        "add",
+        crate::scanner::External::Score {
+            score: 0.99,
+            threshold: 0.5,
+        },
+    );
+    let listed = check_list_in(&r, std::slice::from_ref(&m), SHARED_INSTANCE, flagged);
+    assert!(matches!(
+        listed[0],
+        ItemDecision::Hidden(Reason::Blocked(_))
+    ));
+    // At the call: still hidden, still not pinned.
+    assert!(matches!(
+        r.check_known(&m, SHARED_INSTANCE),
+        ItemDecision::Hidden(Reason::Unpinned)
+    ));
+    assert!(!r.is_pinned(&m));
+    // A poisoned item the rules block says so at the call too.
+    let poisoned = tool("math", ADD_POISONED);
+    assert!(matches!(
+        r.check_known(&poisoned, SHARED_INSTANCE),
+        ItemDecision::Hidden(Reason::Blocked(_))
+    ));
+    assert!(!r.is_pinned(&poisoned));
+}

@@ -767,4 +767,22 @@ async fn the_operators_classifier_keeps_a_flagged_tool_from_being_pinned() {
     c.initialize().await;
     let tools = c.tool_names().await;
     assert!(tools.contains(&"hostile__escalate".to_owned()), "{tools:?}");
+
+    // Strict mode pins through `warden registry pin`, which asks too.
+    let strict = config(&format!(
+        "{{url: 'http://127.0.0.1:{port}/predict', threshold: 0.9}}"
+    ))
+    .replace("mode: tofu", "mode: strict");
+    let w = Warden::start(&strict);
+    let (ok, out, err) = w.cli_status(&["registry", "pin", "--approver", "alice"]);
+    assert!(!ok, "a flagged tool must fail the pin: {out}{err}");
+    assert!(
+        out.contains("hostile/tool/escalate") && out.contains("classifier.poisoning"),
+        "{out}{err}"
+    );
+    let lock = lock_text(&w);
+    assert!(
+        lock.contains("\"read\"") && !lock.contains("escalate"),
+        "{lock}"
+    );
 }

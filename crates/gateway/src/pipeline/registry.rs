@@ -449,18 +449,32 @@ async fn classify_unpinned(
     snap: &Snapshot,
     manifests: &[Manifest],
 ) -> warden_registry::ScanContext {
-    let mut ctx = warden_registry::ScanContext::new();
     let Some(classifier) = &snap.classifier else {
-        return ctx;
+        return warden_registry::ScanContext::new();
     };
     if snap.registry.mode() != warden_registry::Mode::Tofu {
-        return ctx;
+        return warden_registry::ScanContext::new();
     }
+    classify(
+        classifier,
+        manifests.iter().filter(|m| !snap.registry.is_pinned(m)),
+    )
+    .await
+}
+
+/// Asks the operator's classifier about each item's descriptions (a few
+/// at a time); each answer, or its failure, becomes the item's verdict in
+/// the returned context. Items without descriptions are not asked. Also
+/// what `warden registry pin` and `approve` do before pinning.
+pub async fn classify<'a>(
+    classifier: &warden_classifier::Classifier,
+    items: impl IntoIterator<Item = &'a Manifest>,
+) -> warden_registry::ScanContext {
+    let mut ctx = warden_registry::ScanContext::new();
     let threshold = classifier.settings().threshold;
     // Owned, so the futures borrow nothing of the caller's.
-    let unpinned: Vec<(ItemKind, String, String, String)> = manifests
-        .iter()
-        .filter(|m| !snap.registry.is_pinned(m))
+    let asked: Vec<(ItemKind, String, String, String)> = items
+        .into_iter()
         .filter_map(|m| {
             let text = m
                 .raw()
@@ -469,7 +483,7 @@ async fn classify_unpinned(
             Some((m.kind, m.name.clone(), m.server.clone(), text))
         })
         .collect();
-    for chunk in unpinned.chunks(CLASSIFY_AT_ONCE) {
+    for chunk in asked.chunks(CLASSIFY_AT_ONCE) {
         let answers = futures::future::join_all(chunk.iter().map(|(_, _, _, text)| {
             let classifier = classifier.clone();
             let text = text.clone();
