@@ -228,13 +228,7 @@ impl LockFile {
         approver: &str,
         force_reason: Option<&str>,
     ) -> Result<Approval, RegistryError> {
-        let raw = m.raw()?;
-        let (mut verdict, mut findings) = scanner.scan_manifest_in(&raw, ctx);
-        let before = findings.len();
-        scanner.add_external(m, ctx, &mut findings);
-        if findings.len() != before {
-            verdict = scanner.verdict(&findings);
-        }
+        let (verdict, findings) = scanner.scan_item(m, ctx)?;
         if verdict == Verdict::Block && force_reason.is_none() {
             return Err(RegistryError::ScanBlocked {
                 item: m.key(),

@@ -246,26 +246,17 @@ impl Registry {
     /// Why an item is not pinned, without pinning it: what the scanner
     /// blocks (its findings), else not approved.
     fn unpinned(&self, m: &Manifest) -> ItemDecision {
-        if let Ok(raw) = m.raw() {
-            let (verdict, findings) = self.scanner.scan_manifest(&raw);
-            if verdict == Verdict::Block {
-                return ItemDecision::Hidden(Reason::Blocked(findings));
-            }
+        match self.scanner.scan_item(m, &ScanContext::new()) {
+            Ok((Verdict::Block, findings)) => ItemDecision::Hidden(Reason::Blocked(findings)),
+            _ => ItemDecision::Hidden(Reason::Unpinned),
         }
-        ItemDecision::Hidden(Reason::Unpinned)
     }
 
     /// Tofu: scan outside the lock, then pin unless someone else did.
     fn first_sight(&self, m: &Manifest, ctx: &ScanContext) -> ItemDecision {
-        let (mut verdict, mut findings) = match m.raw() {
-            Ok(raw) => self.scanner.scan_manifest_in(&raw, ctx),
-            Err(_) => return ItemDecision::Hidden(Reason::Unpinned),
+        let Ok((verdict, findings)) = self.scanner.scan_item(m, ctx) else {
+            return ItemDecision::Hidden(Reason::Unpinned);
         };
-        let before = findings.len();
-        self.scanner.add_external(m, ctx, &mut findings);
-        if findings.len() != before {
-            verdict = self.scanner.verdict(&findings);
-        }
         if verdict == Verdict::Block {
             return ItemDecision::Hidden(Reason::Blocked(findings));
         }

@@ -493,11 +493,10 @@ fn scan_item(
     offered_by: &BTreeMap<&str, BTreeSet<&str>>,
     label: &str,
 ) -> ItemScan {
-    let mut findings = match m.raw() {
-        Ok(raw) => scanner.scan_manifest_in(&raw, ctx).1,
-        Err(_) => Vec::new(),
-    };
-    scanner.add_external(m, ctx, &mut findings);
+    let mut findings = scanner
+        .scan_item(m, ctx)
+        .map(|(_, f)| f)
+        .unwrap_or_default();
     if m.kind == ItemKind::Tool {
         if let Some(servers) = offered_by.get(m.name.as_str()) {
             let others: Vec<&str> = servers.iter().copied().filter(|s| *s != label).collect();

@@ -361,13 +361,34 @@ impl Scanner {
         (self.verdict(&findings), findings)
     }
 
+    /// Scans one item of a server: its manifest's texts with
+    /// [`Scanner::scan_manifest_in`], plus the operator's classifier's
+    /// verdict on it from `ctx`, and decides.
+    pub fn scan_item(
+        &self,
+        m: &Manifest,
+        ctx: &ScanContext,
+    ) -> Result<(Verdict, Vec<ScanFinding>), RegistryError> {
+        let (mut verdict, mut findings) = self.scan_manifest_in(&m.raw()?, ctx);
+        if self.add_external(m, ctx, &mut findings) {
+            verdict = self.verdict(&findings);
+        }
+        Ok((verdict, findings))
+    }
+
     /// Adds the classifier's finding on `m` (from `ctx`) to `findings`:
     /// `classifier.poisoning` at or above its threshold,
     /// `classifier.unavailable` when it could not answer. Whether that
     /// blocks is the rules' severity (the fail mode sets the second's).
-    pub fn add_external(&self, m: &Manifest, ctx: &ScanContext, findings: &mut Vec<ScanFinding>) {
+    /// Whether a finding was added.
+    fn add_external(
+        &self,
+        m: &Manifest,
+        ctx: &ScanContext,
+        findings: &mut Vec<ScanFinding>,
+    ) -> bool {
         let Some(verdict) = ctx.external.get(&(m.kind, m.name.clone())) else {
-            return;
+            return false;
         };
         let finding = match verdict {
             External::Score { score, threshold } if score >= threshold => self.finding(
@@ -380,7 +401,9 @@ impl Scanner {
                 self.finding(rules::CLASSIFIER_UNAVAILABLE, "", escape_excerpt(why, 160))
             }
         };
+        let added = finding.is_some();
         findings.extend(finding);
+        added
     }
 
     /// Scans one text (server instructions, prompt messages, a tool result).

@@ -700,9 +700,7 @@ fn the_operators_classifier_blocks_at_its_threshold_and_its_failure_is_a_fail_mo
     let scanner = Scanner::new();
     let judged = |scanner: &Scanner, verdict: External| {
         let ctx = ScanContext::new().external(ItemKind::Tool, &m.name, verdict);
-        let mut findings = scanner.scan_manifest_in(&item, &ctx).1;
-        scanner.add_external(&m, &ctx, &mut findings);
-        (scanner.verdict(&findings), findings)
+        scanner.scan_item(&m, &ctx).unwrap()
     };
     let (v, f) = judged(
         &scanner,
