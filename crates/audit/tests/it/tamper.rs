@@ -195,15 +195,29 @@ fn hex_of(bytes: &[u8; 32]) -> String {
 #[tokio::test]
 async fn truncation_is_detected_through_the_checkpoint_file() {
     let (_dir, files, key) = rotated_trail().await;
-    let active = files
-        .iter()
-        .rev()
-        .find(|f| !jsonl_lines(f).is_empty())
-        .unwrap();
-    let last_seq = seq_at(active, jsonl_lines(active).len());
-    rewrite(active, |lines| {
-        lines.truncate(lines.len() - 2);
-    });
+    let last_non_empty = |files: &[PathBuf]| -> PathBuf {
+        files
+            .iter()
+            .rev()
+            .find(|f| !jsonl_lines(f).is_empty())
+            .unwrap()
+            .clone()
+    };
+    let before = last_non_empty(&files);
+    let last_seq = seq_at(&before, jsonl_lines(&before).len());
+    // Cut the trail's last two records, wherever rotation put them: the
+    // active file may hold only one (rotation follows the batches' timing).
+    let mut to_cut = 2;
+    for file in files.iter().rev() {
+        let held = jsonl_lines(file).len();
+        let cut = held.min(to_cut);
+        rewrite(file, |lines| lines.truncate(held - cut));
+        to_cut -= cut;
+        if to_cut == 0 {
+            break;
+        }
+    }
+    let active = &last_non_empty(&files);
     let report = verify(&files, Some(&key));
     let f = report
         .failure
