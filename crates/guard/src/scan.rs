@@ -79,7 +79,7 @@ fn lane_index(l: Lane) -> usize {
 fn lane_family(lane: usize) -> Family {
     match lane {
         x if x == Lane::Secret as usize || x == Lane::SecretGeneric as usize => Family::Secret,
-        x if x == Lane::Injection as usize => Family::Injection,
+        x if x == Lane::Injection as usize || x == Lane::Addressed as usize => Family::Injection,
         _ => Family::Pii,
     }
 }
@@ -157,9 +157,9 @@ impl Scanner {
             found.sort_by_key(|(lane, d)| (*lane, d.span.start));
             let mut kept: Vec<(Lane, Detection)> = Vec::with_capacity(found.len());
             for (lane, d) in found {
-                let shadowed = lane != Lane::Injection
+                let shadowed = !lane.is_injection()
                     && kept.iter().any(|(l, k)| {
-                        *l != Lane::Injection
+                        !l.is_injection()
                             && *l < lane
                             && k.span.start < d.span.end
                             && d.span.start < k.span.end

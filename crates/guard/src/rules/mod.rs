@@ -41,6 +41,17 @@ pub(crate) enum Lane {
     Email,
     Numeric,
     Injection,
+    /// Instructions to the assistant in data, gated by the words that name
+    /// the assistant, the user or the reply (rarer than the words the
+    /// `Injection` lane's phrasing is made of).
+    Addressed,
+}
+
+impl Lane {
+    /// Injection lanes keep their detections beside other families'.
+    pub(crate) fn is_injection(self) -> bool {
+        matches!(self, Lane::Injection | Lane::Addressed)
+    }
 }
 
 pub(crate) type Check = fn(&Ctx) -> Option<Range<usize>>;
