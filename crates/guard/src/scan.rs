@@ -78,7 +78,13 @@ fn lane_index(l: Lane) -> usize {
 
 fn lane_family(lane: usize) -> Family {
     match lane {
-        x if x == Lane::Secret as usize || x == Lane::SecretGeneric as usize => Family::Secret,
+        x if x == Lane::Secret as usize
+            || x == Lane::SecretContext as usize
+            || x == Lane::SecretGeneric as usize
+            || x == Lane::SecretPaired as usize =>
+        {
+            Family::Secret
+        }
         x if x == Lane::Injection as usize || x == Lane::Addressed as usize => Family::Injection,
         _ => Family::Pii,
     }

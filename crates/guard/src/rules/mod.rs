@@ -37,7 +37,13 @@ pub enum Family {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub(crate) enum Lane {
     Secret,
+    /// Secrets recognised by what surrounds them (a command line, a
+    /// constructor, a hash format) behind rare keywords.
+    SecretContext,
     SecretGeneric,
+    /// Keyword-plus-value shapes the generic lane does not take (after
+    /// it: a generic match wins where both match).
+    SecretPaired,
     Email,
     Numeric,
     Injection,
