@@ -128,7 +128,28 @@ const ADDRESSED: &[&str] = &[
 /// instruction smuggled past phrase rules. Keys, hashes and binary data
 /// decode to bytes that are not text.
 fn encoded_instruction(c: &Ctx) -> Option<Range<usize>> {
-    let t = c.text().trim_end();
+    let run = c.group().trim_end();
+    // A run of the base64 alphabet may begin with a path or a URL's tail
+    // ("…/v1/SWdub3Jl…"): besides the whole run, try after each of its
+    // first few slashes (a bounded number of decodes: the cost stays in
+    // proportion to the run).
+    let starts = std::iter::once(0).chain(
+        run.match_indices('/')
+            .map(|(i, _)| i + 1)
+            .filter(|&i| run.len() - i >= 40)
+            .take(3),
+    );
+    for start in starts {
+        if decodes_to_instruction(&run[start..]) {
+            return Some(c.s.clone());
+        }
+    }
+    None
+}
+
+/// Whether `t` (binary digits, hex or base64) decodes to text with an
+/// instruction's words.
+fn decodes_to_instruction(t: &str) -> bool {
     let decoded = if t
         .bytes()
         .all(|b| b == b'0' || b == b'1' || b.is_ascii_whitespace())
@@ -147,14 +168,16 @@ fn encoded_instruction(c: &Ctx) -> Option<Range<usize>> {
     } else {
         super::checks::base64_decode(t)
     };
-    let text = std::str::from_utf8(&decoded).ok()?;
+    let Ok(text) = std::str::from_utf8(&decoded) else {
+        return false;
+    };
     let printable = text
         .chars()
         .filter(|ch| ch.is_alphanumeric() || ch.is_ascii_punctuation() || *ch == ' ')
         .count();
     let spaces = text.chars().filter(|ch| *ch == ' ').count();
     if printable * 10 < text.chars().count() * 9 || spaces * 12 < text.len() {
-        return None;
+        return false;
     }
     let lower = text.to_ascii_lowercase();
     const WORDS: &[&str] = &[
@@ -173,7 +196,7 @@ fn encoded_instruction(c: &Ctx) -> Option<Range<usize>> {
         "send ",
         "tell ",
     ];
-    WORDS.iter().any(|w| lower.contains(w)).then(|| c.m.clone())
+    WORDS.iter().any(|w| lower.contains(w))
 }
 
 /// An instruction to the assistant inside data: scanned only in windows
@@ -539,12 +562,28 @@ pub(super) static RULES: &[Rule] = &[
         "injection.tool_request",
         r"(?i)(?-u:\b)(?:run|execute)\s+(?:the\s+following|this|these|that)\s+(?:[a-z]+\s+){0,2}?(?:commands?|scripts?|code)\s+(?:on|in|against)\s+(?:the\s+user'?s?|the\s+(?:host|server|system|machine|computer|victim'?s?))(?-u:\b)",
     ),
-    // Encoded instructions: base64, hex or binary that decodes to one.
+    // Encoded instructions: base64 or hex (the hex alphabet is base64's)
+    // that decodes to one. A run matches only where it starts, so that a
+    // long token the check rejects is not offered again at every later
+    // position of the same run (that made a long blob cost its length
+    // squared).
     Rule {
         class: "injection.hidden_instruction",
         family: Family::Injection,
         lane: Lane::Injection,
-        pattern: r"[A-Za-z0-9+/]{40,}={0,2}|[0-9A-Fa-f]{40,}|(?:[01]{8}[ \t]+){7,}[01]{8}",
+        pattern: r"(?:^|[^A-Za-z0-9+/])(?P<s>[A-Za-z0-9+/]{40,}={0,2})",
+        keywords: &[],
+        reach: 0,
+        lead: 0,
+        check: encoded_instruction,
+    },
+    // The same in binary, eight digits a byte; the run starts after
+    // anything but binary digits and blanks.
+    Rule {
+        class: "injection.hidden_instruction",
+        family: Family::Injection,
+        lane: Lane::Injection,
+        pattern: r"(?:^|[^01 \t])[ \t]*(?P<s>(?:[01]{8}[ \t]+){7,}[01]{8})",
         keywords: &[],
         reach: 0,
         lead: 0,
