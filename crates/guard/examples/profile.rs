@@ -1,5 +1,5 @@
 //! A fixed workload for instruction-count profiling (the benches' texts):
-//! `valgrind --tool=callgrind target/release/examples/profile [scan|prose|code|docs|findings|output|secret|mixed-output] [n]`.
+//! `valgrind --tool=callgrind target/release/examples/profile [scan|prose|code|docs|findings|token|output|secret|mixed-output] [n]`.
 
 use serde_json::value::RawValue;
 use warden_guard::{Guard, GuardSettings};
@@ -13,8 +13,9 @@ fn main() {
     let n: usize = args.next().and_then(|s| s.parse().ok()).unwrap_or(1);
     let guard = Guard::new(&GuardSettings::default()).expect("guard");
     match what.as_str() {
-        "scan" | "prose" | "code" | "docs" | "findings" => {
+        "scan" | "prose" | "code" | "docs" | "findings" | "token" => {
             let text = match what.as_str() {
+                "token" => texts::token(1 << 20),
                 "prose" => texts::prose(1 << 20),
                 "docs" => texts::docs(1 << 20),
                 "code" => texts::code(1 << 20),

@@ -377,7 +377,7 @@ fn build_regex<P: AsRef<str>>(patterns: &[P]) -> Result<Regex, GuardError> {
             meta::Config::new()
                 .match_kind(regex_automata::MatchKind::LeftmostFirst)
                 .nfa_size_limit(Some(64 << 20))
-                .hybrid_cache_capacity(4 << 20),
+                .hybrid_cache_capacity(16 << 20),
         )
         .build_many(patterns)
         .map_err(|e| GuardError::Patterns(e.to_string()))

@@ -141,3 +141,18 @@ pub fn result_4k_mixed() -> String {
     let body = cut(&body, 3900);
     serde_json::json!({"content": [{"type": "text", "text": body}], "isError": false}).to_string()
 }
+
+/// One token of `bytes` pseudo-random base64 characters, no whitespace
+/// (a blob in a result): what a pattern over unbounded runs pays most for.
+pub fn token(bytes: usize) -> String {
+    const B64: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut state: u64 = 0x2545_F491_4F6C_DD1D;
+    (0..bytes)
+        .map(|_| {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            char::from(B64[(state % 64) as usize])
+        })
+        .collect()
+}

@@ -965,6 +965,111 @@ pub fn secrets_given_elsewhere(scored: &[(&Set, Score)]) -> String {
     out
 }
 
+/// Every string of 8 bytes or more in the corpora that are neither secret
+/// nor PII sets (tool descriptions, tool results, prompts, jailbreaks):
+/// text where a secret rule has nothing to find. JSON files give their
+/// strings, JSON Lines files each line's strings, other files their lines.
+pub fn benign_strings(dir: &Path) -> Result<Vec<(String, String)>, String> {
+    fn strings(v: &Value, out: &mut Vec<String>) {
+        match v {
+            Value::String(s) => out.push(s.clone()),
+            Value::Array(a) => a.iter().for_each(|v| strings(v, out)),
+            Value::Object(o) => o.values().for_each(|v| strings(v, out)),
+            _ => {}
+        }
+    }
+    let mut out = Vec::new();
+    let mut corpora: Vec<_> = fs::read_dir(dir)
+        .map_err(|e| format!("{}: {e}", dir.display()))?
+        .filter_map(Result::ok)
+        .map(|e| e.path())
+        .filter(|p| {
+            p.is_dir()
+                && p.file_name()
+                    .and_then(|n| n.to_str())
+                    .is_some_and(|n| !n.starts_with("secrets-") && !n.starts_with("pii-"))
+        })
+        .collect();
+    corpora.sort();
+    for corpus in corpora {
+        let name = corpus
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let mut dirs = vec![corpus];
+        let mut files = Vec::new();
+        while let Some(d) = dirs.pop() {
+            for entry in fs::read_dir(&d).map_err(|e| format!("{}: {e}", d.display()))? {
+                let path = entry.map_err(|e| e.to_string())?.path();
+                if path.is_dir() {
+                    dirs.push(path);
+                } else {
+                    files.push(path);
+                }
+            }
+        }
+        files.sort();
+        for path in files {
+            let Ok(text) = fs::read_to_string(&path) else {
+                continue;
+            };
+            let file = path.to_string_lossy();
+            let mut found = Vec::new();
+            if file.ends_with(".json") {
+                if let Ok(v) = serde_json::from_str::<Value>(&text) {
+                    strings(&v, &mut found);
+                }
+            } else if file.ends_with(".jsonl") {
+                for line in text.lines() {
+                    if let Ok(v) = serde_json::from_str::<Value>(line) {
+                        strings(&v, &mut found);
+                    }
+                }
+            } else {
+                found.extend(text.lines().map(str::to_owned));
+            }
+            out.extend(
+                found
+                    .into_iter()
+                    .filter(|s| s.len() >= 8)
+                    .map(|s| (name.clone(), s)),
+            );
+        }
+    }
+    Ok(out)
+}
+
+/// How many of the [`benign_strings`] any secret rule flags (and, with
+/// `verbose`, which: corpus, class and a short excerpt of the match).
+pub fn benign_flags(guard: &Guard, dir: &Path, verbose: bool) -> Result<String, String> {
+    let strings = benign_strings(dir)?;
+    let mut flagged = 0;
+    let mut lines = String::new();
+    for (corpus, text) in &strings {
+        let hits: Vec<_> = guard
+            .detect(text)
+            .into_iter()
+            .filter(|d| d.family == Family::Secret)
+            .collect();
+        if let Some(d) = hits.first() {
+            flagged += 1;
+            if verbose {
+                let from = text.floor_char_boundary(d.span.start.saturating_sub(40));
+                let to = text.ceil_char_boundary((d.span.end + 20).min(text.len()));
+                lines.push_str(&format!(
+                    "  benign flag [{corpus}] {} {:?}\n",
+                    d.class,
+                    &text[from..to]
+                ));
+            }
+        }
+    }
+    Ok(format!(
+        "Strings (8 bytes or more) of the corpora that are not secret or PII sets, flagged by a secret rule: {flagged} of {}\n{lines}\n",
+        strings.len()
+    ))
+}
+
 // ---------------------------------------------------------------- report
 
 pub fn header(descriptions: bool) -> String {

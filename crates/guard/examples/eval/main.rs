@@ -93,6 +93,7 @@ fn main() {
                 verbose,
             );
             print!("{}", families::secrets_given_elsewhere(&scored));
+            print!("{}", families::benign_flags(&guard, &dir, verbose)?);
         }
         if want("pii") {
             pii(&guard, &dir, verbose)?;

@@ -474,26 +474,33 @@ pub(crate) fn quoted_secret(c: &Ctx) -> Option<Range<usize>> {
     if !quoted(c) || own_format(c) || !credential_name(c) {
         return None;
     }
+    chosen_value(v).then(|| c.accept())?
+}
+
+/// A value a person chose for a secret: digits or symbols, not a phrase,
+/// a written name, a derived UUID, a version, an identifier or a dotted
+/// name (`access_token`, `config.apiKey`), and a password by
+/// [`password_value`].
+fn chosen_value(v: &str) -> bool {
     let symbol = v.bytes().any(|b| !b.is_ascii_alphanumeric());
     let digit = v.bytes().any(|b| b.is_ascii_digit());
     if !(symbol || digit) || phrase(v) || wordy(v) || uuid_version(v).is_some_and(derived_uuid) {
-        return None;
+        return false;
     }
     let b = v.as_bytes();
     if b.windows(3)
         .any(|w| w[0].is_ascii_digit() && w[1] == b'.' && w[2].is_ascii_digit())
     {
-        return None;
+        return false;
     }
-    // Identifiers and dotted names (`access_token`, `config.apiKey`).
     if v.bytes()
         .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'.')
-        && v.as_bytes()[0].is_ascii_alphabetic()
+        && b[0].is_ascii_alphabetic()
         && (v.contains('_') || v.contains('.'))
     {
-        return None;
+        return false;
     }
-    password_value(v, true).then(|| c.accept())?
+    password_value(v, true)
 }
 
 /// A value opened by one quote and closed by another (`"x';`): a fragment
@@ -526,13 +533,32 @@ fn after_last(s: &str, stop: impl Fn(char) -> bool) -> &str {
 /// changes (`validKeyChars` → valid, key, chars). Digits are dropped.
 fn name_words(c: &Ctx) -> Vec<String> {
     let before = c.before(96);
-    let trimmed = before
-        .trim_end_matches(|ch: char| " \t\r\n\"'`:=>!@]-_.[".contains(ch) || ch.is_ascii_digit());
+    let junk = |ch: char| " \t\r\n\"'`:=>!@]-_.[".contains(ch) || ch.is_ascii_digit();
+    let mut trimmed = before.trim_end_matches(junk);
+    // A string prefix before the quote (Python's `b"…"`, `r'…'`).
+    if before.ends_with(['"', '\'']) {
+        let prefix = trimmed.len()
+            - trimmed
+                .trim_end_matches(['b', 'r', 'u', 'B', 'R', 'U'])
+                .len();
+        let head = &trimmed[..trimmed.len() - prefix];
+        if (1..=2).contains(&prefix) && head.ends_with([' ', '=', ':', '(', ',']) {
+            trimmed = head.trim_end_matches(junk);
+        }
+    }
     // The name: the run of identifier characters and single spaces before
     // the value (`provider SECRET key`), at most four words.
     let raw = after_last(trimmed, |ch| {
         !(ch.is_ascii_alphanumeric() || "_.- \t".contains(ch))
     });
+    let mut words = split_words(raw);
+    let keep = words.len().saturating_sub(4);
+    words.split_off(keep)
+}
+
+/// The words of a name, lowercased: split at anything but a letter and at
+/// lower-to-upper case changes (`validKeyChars` → valid, key, chars).
+fn split_words(raw: &str) -> Vec<String> {
     let mut words: Vec<String> = Vec::new();
     let mut cur = String::new();
     let mut prev_lower = false;
@@ -553,8 +579,7 @@ fn name_words(c: &Ctx) -> Vec<String> {
     if !cur.is_empty() {
         words.push(cur);
     }
-    let keep = words.len().saturating_sub(4);
-    words.split_off(keep)
+    words
 }
 
 /// Whether the name before a value says that a credential goes there: it
@@ -563,7 +588,11 @@ fn name_words(c: &Ctx) -> Vec<String> {
 /// a key that is not a credential (a cache, sort or primary key, a page
 /// token, a character set).
 pub(crate) fn credential_name(c: &Ctx) -> bool {
-    let words = name_words(c);
+    credential_words(&name_words(c))
+}
+
+/// [`credential_name`] for the words of a name.
+fn credential_words(words: &[String]) -> bool {
     const CREDENTIAL: &[&str] = &[
         "key",
         "keys",
@@ -588,6 +617,7 @@ pub(crate) fn credential_name(c: &Ctx) -> bool {
         "privatekey",
         "pat",
         "salt",
+        "pepper",
         "access",
         "private",
     ];
@@ -921,19 +951,44 @@ pub(crate) fn assigned_password(c: &Ctx) -> Option<Range<usize>> {
     .then_some(range)
 }
 
-/// Whether the match is a `NAME=value` line: only blanks (or `export`)
-/// before the name, and `=` right after it.
+/// Whether the match is a `NAME=value` line of an `.env`, `.ini` or
+/// `.properties` file or a shell assignment, where an unquoted value is a
+/// literal: `=` glued to the name, and before the name only blanks, a
+/// shell or Dockerfile word (`export`, `set`, `ENV`, `ARG`), a YAML list
+/// dash (`- MYSQL_PASSWORD=x` in a Compose file) or an option that takes
+/// an assignment (`docker run -e`, `--build-arg`, `--from-literal=`,
+/// `helm --set`). Code writes `f(password=pw)`: not a line.
 fn config_line(c: &Ctx) -> bool {
-    let head = c.hay.get(..c.m.start).unwrap_or("");
-    let line = head.rsplit('\n').next().unwrap_or(head).trim_start();
-    let line = line.strip_prefix("export ").unwrap_or(line).trim();
     let glued = c.hay.get(..c.s.start).is_some_and(|h| {
         let b = h.as_bytes();
         b.len() >= 2
             && b[b.len() - 1] == b'='
             && (b[b.len() - 2].is_ascii_alphanumeric() || b[b.len() - 2] == b'_')
     });
-    line.is_empty() && glued
+    if !glued {
+        return false;
+    }
+    let head = c.hay.get(..c.m.start).unwrap_or("");
+    let line = head.rsplit('\n').next().unwrap_or(head);
+    const OPTIONS: &[&str] = &[
+        " -e ",
+        " --env ",
+        " --env=",
+        " --build-arg ",
+        " --build-arg=",
+        " --from-literal=",
+        " --set ",
+        " --set-string ",
+        " --set=",
+    ];
+    if OPTIONS.iter().any(|o| line.ends_with(o)) {
+        return true;
+    }
+    let mut rest = line.trim_start();
+    for word in ["export ", "set ", "SET ", "ENV ", "ARG ", "- "] {
+        rest = rest.strip_prefix(word).unwrap_or(rest);
+    }
+    rest.trim().is_empty()
 }
 
 /// Whether the reported group is the inside of a quoted literal.
@@ -1050,7 +1105,13 @@ pub(crate) fn password_value(v: &str, quoted: bool) -> bool {
     if identifier {
         let dotted = v.contains('.') && v.split('.').all(|p| !p.is_empty());
         const NAMED: &[&str] = &["pass", "pwd", "secret", "key", "token", "cred", "auth"];
-        if dotted || NAMED.iter().any(|n| lower.contains(n)) {
+        // A digit inside the value (`b0bPass`), not only a trailing count
+        // (`newPassword2`), is not how variables are named.
+        let inner_digit = v
+            .trim_end_matches(|ch: char| ch.is_ascii_digit())
+            .bytes()
+            .any(|b| b.is_ascii_digit());
+        if dotted || (!inner_digit && NAMED.iter().any(|n| lower.contains(n))) {
             return false;
         }
     }
@@ -1292,6 +1353,229 @@ pub(crate) fn cli_password(c: &Ctx) -> Option<Range<usize>> {
     Some(c.s.start..c.s.start + v.len())
 }
 
+/// Password words in a name: the name of a password slot.
+fn password_words(words: &[String]) -> bool {
+    words.iter().any(|w| {
+        matches!(
+            w.as_str(),
+            "password" | "passwd" | "pwd" | "pass" | "passphrase" | "passcode" | "psk" | "pw"
+        ) || w.ends_with("password")
+            || w.ends_with("passwd")
+    })
+}
+
+/// The value of a pair whose name is written apart from it: a Kubernetes
+/// or ECS `env` entry (`name: DB_PASSWORD` / `value: …`), an XML property
+/// (`<property name="connection.password">…`), `define('DB_PASSWORD',
+/// '…')`, `setProperty("db.password", "…")`, `getenv("API_KEY",
+/// "…")`. The name is the first word of the match that carries a
+/// credential word.
+pub(crate) fn paired_value(c: &Ctx) -> Option<Range<usize>> {
+    let head = c.hay.get(c.m.start..c.s.start).unwrap_or("");
+    // The attribute or key that introduces the name is not the name.
+    const FRAME: &[&str] = &["key", "name", "value", "property", "entry"];
+    let words = head
+        .split(|ch: char| !(ch.is_ascii_alphanumeric() || "_.-".contains(ch)))
+        .filter(|t| !FRAME.iter().any(|f| t.eq_ignore_ascii_case(f)))
+        .map(split_words)
+        .find(|w| credential_words(w))?;
+    // The value runs to its delimiter (a quote, `<`, the end of a YAML
+    // line): a final `!` or `.` is part of it.
+    let v = c.group().trim_end_matches(';');
+    if v.is_empty() {
+        return None;
+    }
+    let range = c.s.start..c.s.start + v.len();
+    if own_format(c) {
+        return None;
+    }
+    if password_words(&words) {
+        const NOT: &[&str] = &[
+            "label",
+            "prompt",
+            "message",
+            "hint",
+            "placeholder",
+            "policy",
+            "length",
+            "hash",
+            "salt",
+            "reset",
+            "confirm",
+            "min",
+            "max",
+            "regex",
+            "pattern",
+            "rule",
+        ];
+        if words.iter().any(|w| NOT.contains(&w.as_str())) {
+            return None;
+        }
+        if v.contains(char::is_whitespace) && !passphrase(v) {
+            return None;
+        }
+        return password_value(v, true).then_some(range);
+    }
+    chosen_secret(v).then_some(range)
+}
+
+/// A secret value written where a credential-named slot takes it: a
+/// token, or a value chosen by a person (eight or more characters with
+/// digits or symbols, not a phrase, a name, a dotted or snake-case
+/// identifier, a version or a derived UUID).
+fn chosen_secret(v: &str) -> bool {
+    token_value(v, false) || (v.len() >= 8 && !v.contains(char::is_whitespace) && chosen_value(v))
+}
+
+/// [`paired_value`] for a quoted name and a quoted value given as two
+/// arguments: lists of names (`("username", "password", "email")`)
+/// take that shape too, so the value must carry a digit or a symbol and
+/// not be an identifier.
+pub(crate) fn paired_literal(c: &Ctx) -> Option<Range<usize>> {
+    // The name is a call's first argument (`define(`, `getenv(`), not an
+    // element of a list (`("keywords", "tokens", "symbol2label")`).
+    let head = c.hay.get(..c.m.start).unwrap_or("").trim_end();
+    if !head.ends_with('(') {
+        return None;
+    }
+    let v = c.group();
+    if !v
+        .bytes()
+        .any(|b| b.is_ascii_digit() || !b.is_ascii_alphanumeric())
+    {
+        return None;
+    }
+    if v.bytes()
+        .all(|b| b.is_ascii_alphanumeric() || b"_.-".contains(&b))
+        && !v.bytes().any(|b| b.is_ascii_digit())
+    {
+        return None;
+    }
+    paired_value(c)
+}
+
+/// A literal passed to a setter or builder named for a password or a
+/// secret (`ds.setPassword("…")`, `.password("…")`, `withApiKey("…")`,
+/// SQL's `PASSWORD('…')`). Getters and look-ups take the name of a
+/// secret, not its value (`getPassword("db")`, `requireSecret("x")`).
+pub(crate) fn setter_value(c: &Ctx) -> Option<Range<usize>> {
+    let head = c.hay.get(c.m.start..c.s.start).unwrap_or("");
+    let name = head.split('(').next().unwrap_or("");
+    let name = after_last(name, |ch| ch == '.');
+    let lower = name.to_ascii_lowercase();
+    const LOOKUP: &[&str] = &[
+        "get", "read", "load", "find", "lookup", "fetch", "require", "has", "is", "check",
+        "verify", "validate", "env", "config", "secret", "resolve", "prompt", "ask", "input",
+        "retrieve", "decrypt", "new", "reset", "forgot", "change", "update", "hide", "show",
+        "toggle", "field", "label", "type", "clear", "remove", "delete",
+    ];
+    if LOOKUP
+        .iter()
+        .any(|p| lower.starts_with(p) && lower != "password")
+    {
+        return None;
+    }
+    let words = split_words(name);
+    let v = c.group();
+    if password_words(&words) {
+        if v.contains(char::is_whitespace) && !passphrase(v) {
+            return None;
+        }
+        // Names of settings passed to a generic accessor.
+        let named = v
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"_.-".contains(&b))
+            && v.bytes().any(|b| b"_.-".contains(&b))
+            && !v.bytes().any(|b| b.is_ascii_digit());
+        return (!named && password_value(v, true)).then(|| c.accept())?;
+    }
+    chosen_secret(v).then(|| c.accept())?
+}
+
+/// A salt or pepper literal: shorter than a token, but written by a
+/// person or a generator, with digits, symbols or mixed case; not a word,
+/// a name or an identifier.
+pub(crate) fn quoted_salt(c: &Ctx) -> Option<Range<usize>> {
+    let v = c.group();
+    let words = name_words(c);
+    let at = words.iter().rposition(|w| w == "salt" || w == "pepper")?;
+    // What is about a salt (its length, rounds, encoding), not one; a
+    // password hash's salt (`hash_salt`) is one.
+    const ABOUT: &[&str] = &[
+        "length", "len", "size", "rounds", "bytes", "bits", "id", "name", "type", "format",
+        "encoding", "column", "field", "file", "path",
+    ];
+    if !quoted(c) || own_format(c) || words[at..].iter().any(|w| ABOUT.contains(&w.as_str())) {
+        return None;
+    }
+    let has = |f: fn(&u8) -> bool| v.as_bytes().iter().any(f);
+    let mixed = has(u8::is_ascii_lowercase) && has(u8::is_ascii_uppercase);
+    if !(has(u8::is_ascii_digit) || mixed || has(|b| !b.is_ascii_alphanumeric())) {
+        return None;
+    }
+    if phrase(v) || wordy(v) || !has(u8::is_ascii_alphabetic) && v.len() < 8 {
+        return None;
+    }
+    if v.bytes()
+        .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'.')
+        && (v.contains('_') || v.contains('.'))
+    {
+        return None;
+    }
+    password_value(v, true).then(|| c.accept())?
+}
+
+/// An OTP enrolment seed: base32 (`A–Z`, `2–7`), 16 or more characters,
+/// possibly in groups of four as authenticator apps show it.
+pub(crate) fn otp_seed(c: &Ctx) -> Option<Range<usize>> {
+    let v = c.group();
+    let compact: String = v
+        .chars()
+        .filter(|ch| !matches!(ch, ' ' | '-'))
+        .map(|ch| ch.to_ascii_uppercase())
+        .collect();
+    if compact.len() < 16
+        || !compact
+            .bytes()
+            .all(|b| b.is_ascii_uppercase() || (b'2'..=b'7').contains(&b))
+        || is_placeholder(&compact)
+        || repeats(&compact)
+        || long_run(&compact, 4)
+        || sequential(&compact)
+        || entropy(&compact) < 3.0
+    {
+        return None;
+    }
+    // All letters and no digit: a word in capitals, unless long.
+    if !compact.bytes().any(|b| b.is_ascii_digit()) && compact.len() < 24 {
+        return None;
+    }
+    c.accept()
+}
+
+/// A password after a user name and a slash in running text
+/// (`credentials: admin / Adm1n2024`): digits or symbols with letters,
+/// not a path or a version.
+pub(crate) fn slash_password(c: &Ctx) -> Option<Range<usize>> {
+    let v = trim_value(c)?;
+    let has = |f: fn(&u8) -> bool| v.as_bytes().iter().any(f);
+    if !has(u8::is_ascii_alphabetic)
+        || !(has(u8::is_ascii_digit) || has(u8::is_ascii_punctuation))
+        || v.len() < 5
+        || v.contains(['/', '\\', '(', ')', '{', '}', '<', '>'])
+    {
+        return None;
+    }
+    let b = v.as_bytes();
+    if b.windows(3)
+        .any(|w| w[0].is_ascii_digit() && w[1] == b'.' && w[2].is_ascii_digit())
+        || c.after(1).starts_with('/')
+    {
+        return None;
+    }
+    password_value(v, true).then(|| c.s.start..c.s.start + v.len())
+}
+
 /// GitHub and npm tokens end in a CRC-32 of the 30 random characters
 /// before it, in base 62 (six digits, zero-padded). A token whose
 /// checksum holds is accepted outright; one whose checksum fails is
@@ -1461,6 +1745,34 @@ pub(crate) fn header_credential(c: &Ctx) -> Option<Range<usize>> {
 pub(crate) fn url_password(c: &Ctx) -> Option<Range<usize>> {
     let v = c.group();
     (!slot_placeholder(v) && (3..=256).contains(&v.len())).then(|| c.accept())?
+}
+
+/// A connection string's password: as [`url_password`], but not an
+/// expression of code (`password = req.body.password;`,
+/// `pwd = getPwd();`).
+pub(crate) fn connection_password(c: &Ctx) -> Option<Range<usize>> {
+    let v = c.group();
+    let dotted = v.contains('.')
+        && v.split('.')
+            .all(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_'))
+        && v.as_bytes()[0].is_ascii_alphabetic();
+    if dotted || v.contains(['(', '[']) || v.contains("->") || v.contains("::") {
+        return None;
+    }
+    url_password(c)
+}
+
+/// Base64 of `user:password` where basic credentials are stored: it
+/// must decode to printable text with a colon between two non-empty
+/// parts.
+pub(crate) fn basic_pair(c: &Ctx) -> Option<Range<usize>> {
+    let v = c.group();
+    let decoded = base64_decode(v);
+    let text = std::str::from_utf8(&decoded).ok()?;
+    let (user, pass) = text.split_once(':')?;
+    let printable = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_graphic() || b == b' ');
+    (printable(user) && printable(pass) && pass.len() >= 3 && !is_placeholder(pass))
+        .then(|| c.accept())?
 }
 
 /// Placeholders where the slot itself says "password" (a URL's or a

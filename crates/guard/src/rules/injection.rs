@@ -4,7 +4,9 @@
 //! hidden text. These are heuristics over phrasing; they label or block
 //! content, and authorization never depends on them.
 
-use super::checks::accept;
+use std::ops::Range;
+
+use super::checks::{accept, Ctx};
 use super::{Family, Lane, Rule};
 
 /// Invisible characters in output (Unicode tags, zero-width, bidi
@@ -27,6 +29,189 @@ const fn inj(class: &'static str, pattern: &'static str) -> Rule {
         keywords: &[],
         reach: 0,
         lead: 0,
+        check: accept,
+    }
+}
+
+/// What a reply may be asked to be written in: a language, an encoding,
+/// a cipher, a script or case. Used by the reply-manipulation rules.
+macro_rules! reply_form {
+    () => {
+        r"(?:base\s?(?:16|32|58|64|85)|rot-?13|hex(?:adecimal)?|binary|morse(?:\s+code)?|leet(?:speak)?|l33t|pig\s+latin|(?:caesar|vigen[eè]re|substitution|atbash)(?:\s+cipher|\s+shift)?|cipher|code\s+words|reverse(?:d)?(?:\s+order)?|backwards?|upper\s?case|lower\s?case|all\s+caps|capital\s+letters|emojis?|english|french|spanish|german|italian|portuguese|dutch|russian|chinese|mandarin|cantonese|japanese|korean|arabic|hindi|bengali|urdu|turkish|polish|swedish|danish|norwegian|finnish|greek|hebrew|persian|farsi|thai|vietnamese|indonesian|malay|swahili|ukrainian|czech|romanian|hungarian|latin|esperanto|klingon|pirate\s+speak|shakespearean)(?-u:\b)"
+    };
+}
+
+/// Words one of which occurs in every match of an [`addr`] rule: the
+/// assistant named by role or product, the user, the reply and its verbs,
+/// urgent markers and addresses. A space stands for any run of whitespace.
+const ADDRESSED: &[&str] = &[
+    "assistant",
+    "agent",
+    "llm",
+    "chatbot",
+    "copilot",
+    "model",
+    "gpt",
+    "claude",
+    "gemini",
+    "bard",
+    "llama",
+    "mistral",
+    "automated",
+    "ai ",
+    "ai,",
+    "ai:",
+    "ai.",
+    "ais ",
+    "bot ",
+    "bot,",
+    "bot:",
+    "bots ",
+    "the user",
+    "a user",
+    "anyone",
+    "someone",
+    "somebody",
+    "customer",
+    "respond",
+    "repl",
+    "answer",
+    "summar",
+    "response",
+    "communicat",
+    "speak",
+    "convers",
+    "draft",
+    "you write",
+    "you generate",
+    "you produce",
+    "you create",
+    "you output",
+    "you suggest",
+    "you return",
+    "you give",
+    "http",
+    "alert",
+    "notice",
+    "override",
+    "warning",
+    "instruction",
+    "directive",
+    "requirement",
+    "important",
+    "urgent",
+    "critical",
+    "attention",
+    "action required",
+    "mandatory",
+    "world",
+    "universe",
+    "scenario",
+    "reality",
+    "hypothetical",
+    "imagine",
+    "pretend",
+    "suppose",
+    "let's",
+    "let us",
+    "suggest you",
+    "recommend you",
+    "advise you",
+    "been instructed",
+    "been ordered",
+    "been tasked",
+    "been programmed",
+];
+
+/// A run of base64, hex or binary octets that decodes to text carrying an
+/// instruction word ("ignore", "instructions", "say", "state", …): an
+/// instruction smuggled past phrase rules. Keys, hashes and binary data
+/// decode to bytes that are not text.
+fn encoded_instruction(c: &Ctx) -> Option<Range<usize>> {
+    let run = c.group().trim_end();
+    // A run of the base64 alphabet may begin with a path or a URL's tail
+    // ("…/v1/SWdub3Jl…"): besides the whole run, try after each of its
+    // first few slashes (a bounded number of decodes: the cost stays in
+    // proportion to the run).
+    let starts = std::iter::once(0).chain(
+        run.match_indices('/')
+            .map(|(i, _)| i + 1)
+            .filter(|&i| run.len() - i >= 40)
+            .take(3),
+    );
+    for start in starts {
+        if decodes_to_instruction(&run[start..]) {
+            return Some(c.s.clone());
+        }
+    }
+    None
+}
+
+/// Whether `t` (binary digits, hex or base64) decodes to text with an
+/// instruction's words.
+fn decodes_to_instruction(t: &str) -> bool {
+    let decoded = if t
+        .bytes()
+        .all(|b| b == b'0' || b == b'1' || b.is_ascii_whitespace())
+    {
+        let bits: Vec<u8> = t.bytes().filter(|b| !b.is_ascii_whitespace()).collect();
+        bits.chunks(8)
+            .filter(|c| c.len() == 8)
+            .map(|c| c.iter().fold(0u8, |a, b| (a << 1) | (b - b'0')))
+            .collect()
+    } else if t.len().is_multiple_of(2) && t.bytes().all(|b| b.is_ascii_hexdigit()) {
+        let hex = |b: u8| (b as char).to_digit(16).unwrap_or(0) as u8;
+        t.as_bytes()
+            .chunks(2)
+            .map(|p| hex(p[0]) << 4 | hex(p[1]))
+            .collect()
+    } else {
+        super::checks::base64_decode(t)
+    };
+    let Ok(text) = std::str::from_utf8(&decoded) else {
+        return false;
+    };
+    let printable = text
+        .chars()
+        .filter(|ch| ch.is_alphanumeric() || ch.is_ascii_punctuation() || *ch == ' ')
+        .count();
+    let spaces = text.chars().filter(|ch| *ch == ' ').count();
+    if printable * 10 < text.chars().count() * 9 || spaces * 12 < text.len() {
+        return false;
+    }
+    let lower = text.to_ascii_lowercase();
+    const WORDS: &[&str] = &[
+        "ignore",
+        "instruction",
+        "disregard",
+        "forget",
+        "say ",
+        "state ",
+        "print ",
+        "respond",
+        "answer",
+        "reply",
+        "prompt",
+        "assistant",
+        "send ",
+        "tell ",
+    ];
+    WORDS.iter().any(|w| lower.contains(w))
+}
+
+/// An instruction to the assistant inside data: scanned only in windows
+/// around the [`ADDRESSED`] words (its own phrasing, made of common words
+/// and long-lived partial matches, made the whole-text automaton several
+/// times larger).
+const fn addr(class: &'static str, pattern: &'static str) -> Rule {
+    Rule {
+        class,
+        family: Family::Injection,
+        lane: Lane::Addressed,
+        pattern,
+        keywords: ADDRESSED,
+        reach: 320,
+        lead: 160,
         check: accept,
     }
 }
@@ -184,7 +369,7 @@ pub(super) static RULES: &[Rule] = &[
     // Model-mode switches and urgent tagged blocks in data.
     inj(
         "injection.override",
-        r"(?i)(?-u:\b)(?:(?:system|developer|admin|administrator|god|override|unrestricted|sudo|root)\s+mode\s+(?:is\s+(?:now\s+)?)?(?:activated|enabled|engaged|unlocked|on)|you\s+are\s+now\s+in\s+(?:[a-z]+\s+){0,2}mode|(?:now\s+)?entering\s+(?:[a-z]+\s+){0,3}mode|(?:training\s+data|security|developer|system)\s+override\s*:)(?-u:\b)",
+        r"(?i)(?-u:\b)(?:(?:system|developer|admin|administrator|god|override|unrestricted|sudo|root)\s+mode\s+(?:is\s+(?:now\s+)?)?(?:activated|enabled|engaged|unlocked|on)|you\s+are\s+now\s+in\s+(?:[a-z]+\s+){0,2}mode|(?:now\s+)?entering\s+(?:[a-z]+\s+){0,3}mode|(?:training\s+data|security|developer|system)\s+override\s*:)",
     ),
     inj(
         "injection.role_marker",
@@ -214,6 +399,221 @@ pub(super) static RULES: &[Rule] = &[
     inj(
         "injection.exfiltration",
         r"(?i)(?-u:\b)(?:(?:send|forward|post|upload|transmit|submit)\s+(?:it|them|this|these|everything|all\s+of\s+(?:it|this|them)|a\s+copy)\s+(?:\w+\s+){0,2}to\s+<?https?://|(?:you\s+must|you\s+need\s+to|you\s+should|first|immediately)\s+(?:visit|open|fetch|browse\s+to|navigate\s+to|go\s+to|download|load|retrieve|access|call|query)\s+(?:\S+\s+){0,3}?<?https?://)",
+    ),
+    // ---- Instructions to the assistant inside data (issue 20, item 3).
+    // Each rule models a grammatical kind: who is addressed (the assistant,
+    // by name or role), what is asked of the reply the user will read, and
+    // the framings that carry a demand (an urgent tag, an error text, a
+    // condition on what the user asks). Documentation that addresses its
+    // reader ("you must install …") names none of these.
+    //
+    // The reply's language or encoding, asked as an imperative: "answer in
+    // French", "only communicate in Japanese", "reply using a Caesar cipher".
+    addr(
+        "injection.reply_manipulation",
+        concat!(
+            r"(?im)(?:^|[.!?:;|>\n]\s*|(?-u:\b)(?:please|kindly|always|only|exclusively|now|then|also)\s+|(?-u:\b)you\s+(?:must|should|shall|need\s+to|have\s+to|are\s+to)\s+(?:now\s+|only\s+|always\s+)?|(?-u:\b)on\s*,?\s+)",
+            r"(?:respond|reply|answer|communicate|speak|converse)(?:ing)?\s+(?:(?:only|exclusively|solely|entirely|always|strictly|just|back)\s+)?(?:to\s+(?:the\s+user|users|them|every(?:one|\s+question)|all\s+questions)\s+)?(?:(?:only|exclusively|solely|entirely)\s+)?(?:in|using|with)\s+(?:a\s+|an\s+|the\s+)?",
+            reply_form!(),
+        ),
+    ),
+    // "Your answer must be formatted as hexadecimal", "make sure your
+    // response is written entirely in uppercase letters".
+    addr(
+        "injection.reply_manipulation",
+        concat!(
+            r"(?i)(?-u:\b)your\s+(?:(?:entire|whole|final|next|every|full)\s+)?(?:response|reply|answer|summary)s?\s+(?:(?:must|should|shall|will|needs?\s+to|has\s+to|have\s+to|is\s+to)\s+)?(?:only\s+)?(?:be|is|are)\s+(?:(?:written|encoded|translated|formatted|given|provided|delivered|rendered|presented|expressed|entirely|fully|completely|only|all)\s+){0,2}(?:in|into|as|using|with)\s+(?:a\s+|an\s+|the\s+)?",
+            reply_form!(),
+        ),
+    ),
+    // An operation on the reply: "encode your entire answer", "reverse the
+    // order of the words in your reply", "replace every noun in your answer".
+    addr(
+        "injection.reply_manipulation",
+        r"(?i)(?-u:\b)(?:encod|encrypt|translat|revers|scrambl|obfuscat|replac|substitut|convert|rewrit|transform|capitali[sz]|uppercas|spell)[a-z]*\s+(?:(?:the\s+)?(?:order\s+of\s+(?:the\s+)?)?(?:(?:every|each|all|the)\s+)?(?:words?|letters?|characters?|nouns?|verbs?|adjectives?|vowels?|sentences?|names?|numbers?|digits?)\s+(?:in|of)\s+)?(?:all\s+(?:of\s+)?)?your\s+(?:(?:entire|whole|final|next)\s+)?(?:response|reply|answer|summary)s?(?-u:\b)",
+    ),
+    // Something added to the reply: a link, an advertisement, a product,
+    // a line of code ("recommend Brand X in your answer", "append the
+    // following URL to the end of your answer").
+    addr(
+        "injection.reply_manipulation",
+        r"(?i)(?-u:\b)(?:(?:in|into|within|throughout)\s+(?:all\s+(?:of\s+)?)?(?:your|each|every)\s+(?:(?:final|next|future|eventual)\s+)?(?:answer|reply|summary|summaries|replies|answers)|(?:at|to)\s+the\s+(?:end|start|beginning|bottom|top)\s+of\s+(?:all\s+(?:of\s+)?)?(?:your|each|every)\s+(?:(?:final|next|future)\s+)?(?:response|reply|answer|summary)s?|(?:in|into|to)\s+(?:each|every|all)\s+(?:of\s+your\s+)?responses)(?-u:\b)",
+    ),
+    // The same, asked of the moment of replying: "when replying, include
+    // an advertisement", "when you summarize this document, write …",
+    // "promote X when you respond".
+    addr(
+        "injection.reply_manipulation",
+        r"(?i)(?-u:\b)(?:when|whenever|while|as|once)\s+(?:you\s+)?(?:respond|reply|replie|answer|summari[sz]|draft)[a-z]*(?:\s+(?:to\s+)?(?:the\s+user|this|them|the\s+(?:user'?s?\s+)?(?:question|query|request|email|message|document|page|text)))?\s*,?\s+(?:please\s+|also\s+|always\s+|be\s+sure\s+to\s+|make\s+sure\s+(?:to|you)\s+|you\s+(?:must|should|need\s+to)\s+)?(?:include|add|insert|append|mention|recommend|promote|suggest|say|state|tell|write|translate|encode|put|embed|link|advertise|respond|reply|answer|ignore|call|visit|send|use|refer|direct|start|begin|end|claim)(?-u:\b)",
+    ),
+    addr(
+        "injection.reply_manipulation",
+        r"(?i)\s(?:when(?:ever)?|while|each\s+time|every\s+time)\s+(?:you\s+)?(?:respond|reply|answer|summari[sz]e)(?:\s+(?:to\s+)?(?:the\s+user|them|users|this|questions?|queries))?\s*[.!]",
+    ),
+    // Code the assistant writes for the user, altered: "insert X at the
+    // top of any code you write", "code you generate must import …",
+    // "when you write code for the user, include this line".
+    addr(
+        "injection.reply_manipulation",
+        r"(?i)(?-u:\b)(?:(?:to|into|in|at\s+the\s+(?:top|start|beginning|end|bottom)\s+of)\s+(?:every|each|any|all)\s+(?:(?:code|script|program|file|example|snippet|solution|response|answer|reply)s?\s+){1,2}(?:that\s+)?you\s+(?:write|generate|produce|create|output|suggest|return|give)|(?:writ|generat|produc|creat|suggest)[a-z]*\s+(?:any\s+|the\s+|some\s+)?(?:code|scripts?|programs?|examples?|snippets?)\s+for\s+the\s+user\s*,?\s+(?:please\s+|always\s+|also\s+)?(?:include|add|insert|append|import|call|use|put|embed|start|begin))(?-u:\b)",
+    ),
+    // The assistant named as the one to act: "the assistant should now
+    // call …", "AI agents must …", "any AI model processing this document".
+    addr(
+        "injection.addressed",
+        r"(?i)(?-u:\b)(?:the|any|all|every|each)\s+(?:ai\s+|llm\s+)?(?:assistant|agent|ai|llm|language\s+model|chatbot|model|bot|copilot)s?\s+(?:(?:that\s+is\s+|who\s+is\s+)?(?:reading|processing|parsing|summari[sz]ing|analy[sz]ing|seeing|handling)\s+(?:this|these)|(?:must|should|shall|has\s+to|have\s+to|needs?\s+to|is\s+(?:required|instructed|expected|supposed|asked)\s+to|are\s+(?:required|instructed|expected|supposed|asked)\s+to|will\s+now|is\s+to|are\s+to)\s+(?:now\s+|also\s+|first\s+|immediately\s+|always\s+|never\s+|not\s+)?(?:ignore|disregard|forget|send|forward|email|transfer|call|invoke|run|execute|visit|open|fetch|download|upload|delete|remove|create|book|update|change|respond|reply|answer|write|include|add|insert|append|say|tell|inform|translate|encode|output|print|summari[sz]e|share|post|reveal|recommend|mention|promote|rate|ask|collect|use|follow|obey|comply|treat|consider|report|approve|grant))(?-u:\b)",
+    ),
+    addr(
+        "injection.addressed",
+        r"(?i)(?-u:\b)(?:ai|llm|gpt)\s+(?:agents?|assistants?|models?|systems?|tools?|crawlers?|bots?)\s+(?:(?:reading|processing|parsing|summari[sz]ing|generating|writing|producing|analy[sz]ing|using)\s+(?:[a-z]+\s+){0,3}?)?(?:must|should|shall|need\s+to|have\s+to|are\s+(?:required|instructed|expected|asked|supposed)\s+to)(?-u:\b)",
+    ),
+    // Conditions on what the reader is: "if you're an LLM reading this",
+    // "when an AI summarizes this page".
+    addr(
+        "injection.addressed",
+        r"(?i)(?-u:\b)(?:(?:if|when|whenever|since|because)\s+you(?:'re|\s+are)\s+(?:an?\s+|the\s+)?(?:ai|llm|large\s+language\s+model|language\s+model|assistant|agent|bot|chatbot|automated|model|gpt|claude)|(?:if|when|whenever)\s+(?:an?\s+|any\s+|the\s+)?(?:ai|llm|language\s+model|assistant|agent|bot|chatbot|model)\s+(?:is\s+)?(?:reads?|reading|process(?:es|ing)?|summari[sz](?:es|ing)|parses|parsing|sees|finds|encounters|ingests))(?-u:\b)",
+    ),
+    addr(
+        "injection.addressed",
+        r"(?i)(?-u:\b)(?:as|being)\s+an?\s+(?:ai|llm|large\s+language\s+model|language\s+model|ai\s+(?:assistant|model|agent)|assistant|chatbot),?\s+you\s+(?:must|should|are|need|have|will|shall|cannot|can't|may\s+not|may|were)(?-u:\b)",
+    ),
+    // The assistant called by name or role at the head of a demand:
+    // "Hey Claude, when you read this …", "ChatGPT, please also …".
+    addr(
+        "injection.addressed",
+        r"(?i)(?:^|[\n.!?;:>\])(*]\s*|(?-u:\b)(?:hey|hi|hello|dear|attention|psst|yo|ok|okay)\s*,?\s+)(?:the\s+)?(?:ai|llm|assistant|ai\s+assistant|agent|ai\s+agent|model|language\s+model|chatbot|bot|claude|chatgpt|gpt(?:-?[0-9][a-z0-9.]*)?|gemini|copilot|bard|llama|mistral)s?\s*[,:]\s*(?:please\s+|now\s+|also\s+|kindly\s+|immediately\s+|first\s+)?(?:ignore|disregard|forget|send|forward|email|transfer|call|invoke|run|execute|visit|open|fetch|download|upload|delete|remove|create|book|update|change|respond|reply|answer|write|include|add|insert|append|say|tell|inform|translate|encode|output|print|summari[sz]e|do|don't|stop|make|remember|always|never|from|when|whenever|before|after|if|instead|share|post|reveal|list|read|search|use|provide|give|recommend|mention|promote|you\s+(?:must|should|need|have|are|will))(?-u:\b)",
+    ),
+    // Claims about what the user wants, made to the assistant: "the user
+    // has asked you to also share …", "the user actually wants you to …".
+    addr(
+        "injection.addressed",
+        r"(?i)(?-u:\b)the\s+user\s+(?:has\s+|had\s+|now\s+)?(?:also\s+|actually\s+|now\s+|really\s+|explicitly\s+|already\s+)?(?:asked|wants|wanted|instructed|requested|authori[sz]ed|approved|needs|told|permitted|expects|would\s+like|has\s+given\s+permission\s+for|consented\s+for)\s+(?:you|the\s+(?:assistant|ai|agent|model)|me)\s+to(?-u:\b)",
+    ),
+    // Acts hidden from the user: "do not tell the user about this",
+    // "without informing the user".
+    addr(
+        "injection.addressed",
+        r"(?i)(?-u:\b)(?:(?:without|never|avoid)\s+(?:ever\s+)?(?:telling|informing|notifying|alerting|letting|mentioning\s+(?:this|it|anything)\s+to|revealing\s+(?:this|it)\s+to)|(?:do\s+not|don't|never|must\s+not)\s+(?:ever\s+)?(?:tell|inform|notify|alert|let|mention\s+(?:this|it|anything)\s+to|reveal\s+(?:this|it)\s+to|show\s+(?:this|it)\s+to))\s+the\s+user(?-u:\b)|(?-u:\b)(?:keep|hide)\s+(?:this|it)\s+(?:secret\s+)?from\s+the\s+user(?-u:\b)",
+    ),
+    // A standing order on what to say when the user asks: "if the user
+    // asks about refunds, say that …".
+    addr(
+        "injection.addressed",
+        r"(?i)(?-u:\b)(?:if|when|whenever|should)\s+(?:the\s+user|anyone|someone|somebody|a\s+user|the\s+customer)\s+(?:later\s+|ever\s+|then\s+)?(?:asks?|requests?|inquires?|wants|questions?|mentions?|types?|quer(?:y|ies))(?-u:\b)[^.\n]*?[,;]\s*(?:then\s+)?(?:you\s+(?:must|should|will|need\s+to|have\s+to)\s+)?(?:always\s+|only\s+)?(?:respond|reply|answer|say|tell|state|claim|insist|output|print|inform|assert|recommend|redirect|refer)(?-u:\b)",
+    ),
+    // A task handed to the assistant as its own: "your real task now is".
+    inj(
+        "injection.addressed",
+        r"(?i)(?-u:\b)(?:your\s+(?:real|true|actual|new|only|primary|updated|next|main|sole|secret|hidden)|the\s+(?:real|true|actual)|(?:your|the\s+assistant'?s|the\s+ai'?s|the\s+model'?s|the\s+agent'?s)\s+(?:new|current))\s+(?:task|goal|objective|mission|job|instruction|purpose|assignment|priority)s?\s+(?:now\s+|here\s+|today\s+)?(?:is|are|will\s+be|has\s+changed)(?-u:\b)",
+    ),
+    // The user's own request set aside: "ignore the user's request".
+    inj(
+        "injection.override",
+        r"(?i)(?-u:\b)(?:ignore|ignoring|disregard|disregarding|forget|abandon|skip|drop)\s+(?:the\s+user'?s?|the\s+user|your\s+(?:current|original|previous|assigned|initial)?\s*(?:task|instructions?|request|question|job|assignment|goal|objective))(?:\s+(?:request|question|query|task|instructions?|message|prompt|input|goal))?(?-u:\b)",
+    ),
+    // Credentials asked of the user through the assistant.
+    addr(
+        "injection.addressed",
+        r"(?i)(?-u:\b)ask\s+the\s+user\s+(?:for|to\s+(?:provide|enter|share|confirm|send|give|type|re-?enter|verify))\s+(?:[a-z']+\s+){0,3}?(?:passwords?|passcodes?|pins?|credentials|login|ssn|social\s+security|card\s+numbers?|credit\s+card|cvv|bank|account\s+(?:numbers?|details)|otp|2fa|one-time|verification\s+codes?|security\s+codes?|secrets?|api\s+keys?|private\s+keys?|seed\s+phrases?|recovery\s+phrases?)(?-u:\b)",
+    ),
+    // The user's secrets sent somewhere: "share the user's password with …".
+    addr(
+        "injection.exfiltration",
+        r"(?i)(?-u:\b)(?:share|send|forward|give|disclose|reveal|provide|email|post|leak|upload|copy)\s+(?:all\s+(?:of\s+)?)?the\s+user'?s?\s+(?:[a-z]+\s+)?(?:passwords?|credentials|api\s+keys?|private\s+keys?|ssh\s+keys?|tokens?|secrets?|pins?|ssn|social\s+security\s+numbers?|credit\s+card\s+(?:numbers?|details)|bank\s+(?:details|account)|login|seed\s+phrases?|2fa|verification\s+codes?|security\s+codes?|address(?:es)?|phone\s+numbers?|contacts|inbox|emails|files|messages|conversation|chat\s+history|history|data|documents?)\s+(?:[a-z]+\s+){0,3}?(?:with|to)(?-u:\b)",
+    ),
+    // Urgent tags in data followed by a demand on the assistant:
+    // "[SYSTEM ALERT] … the assistant has to …", "*** URGENT *** …".
+    addr(
+        "injection.role_marker",
+        r"(?i)(?:(?:system|security|admin|administrator|critical|developer|compliance)\s+(?:alert|notice|override|warning|instruction|directive|requirement)s?|\[\s*(?:important|urgent|critical|alert|attention|action\s+required)\s*\]|(?:\*{3}|!{3})\s*(?:important|urgent|critical|alert|attention|warning)|action\s+required|mandatory\s+(?:instruction|step|action|update))\s*[:\]!*]*\s+(?:[^\n]*?\s)?(?:the\s+(?:assistant|ai|agent|model|user)|you\s+(?:must|need\s+to|are\s+required|have\s+to|should)|all\s+(?:ai|agents?|assistants?)|ignore|disregard|immediately|forward|transfer|call|invoke|execute|ask\s+the\s+user|before\s+(?:answering|replying|responding|proceeding|continuing))(?-u:\b)",
+    ),
+    // Before the reply, something else: "before replying, read …",
+    // "… and send it before answering".
+    addr(
+        "injection.addressed",
+        r"(?i)(?-u:\b)before\s+(?:you\s+)?(?:answer|respond|repl[yi]|summari[sz])[a-z]*(?:\s+(?:to\s+)?(?:the\s+user|this|them|anything|any\s+(?:questions?|requests?)|the\s+(?:user'?s?\s+)?(?:question|query|request|message|email|task)))?\s*,?\s+(?:you\s+(?:must|should|need|have)|please|first|make\s+sure|be\s+sure|always|remember|ignore|call|send|visit|read|open|fetch|include|tell|ask|run|execute|invoke|use|forward|check|verify|look\s+up|search|go|download|write|add|say|translate|delete|transfer|email|post|create|provide|give|list|print|output|do\s+not|don't|never)(?-u:\b)",
+    ),
+    addr(
+        "injection.addressed",
+        r"(?i)\s(?:before|prior\s+to)\s+(?:you\s+)?(?:answer|respond|repl[yi]|summari[sz])[a-z]*(?:\s+(?:to\s+)?(?:the\s+user|them|the\s+(?:user'?s?\s+)?(?:question|query|request)))?\s*[.!]",
+    ),
+    // A tool demanded as the way on: "to continue, call authenticate_user",
+    // "before proceeding, invoke delete_file", after an error text too.
+    inj(
+        "injection.tool_request",
+        r#"(?i)(?-u:\b)(?:(?:before|prior\s+to)\s+(?:proceeding|continuing|answering|responding|replying|anything\s+else|you\s+(?:continue|proceed|answer|respond|reply))|to\s+(?:continue|proceed|fix\s+this|resolve\s+this|recover|retry|get\s+access|gain\s+access|unlock|complete\s+(?:this|the|your)\s+(?:request|task|operation))|first|immediately)\s*,?\s+(?:you\s+(?:must|should|need\s+to|have\s+to)\s+)?(?:please\s+)?(?:call|invoke|execute|trigger|run|use)\s+(?:the\s+)?(?:tool\s+|function\s+)?[`'"]?[a-z][a-z0-9]*(?:_[a-z0-9]+)+[`'"]?(?:\s|[,;:!]|\.(?:\s|$)|$)"#,
+    ),
+    inj(
+        "injection.tool_request",
+        r#"(?i)(?-u:\b)(?:call|invoke|execute|trigger|use|run)\s+(?:the\s+)?(?:tool\s+|function\s+)?[`'"]?[a-z][a-z0-9]*(?:_[a-z0-9]+)+[`'"]?\s+(?:tool\s+|function\s+)?(?:first|before\s+(?:anything|any\s+other|continuing|proceeding|retrying|you\s+(?:continue|proceed|retry|answer|respond))|immediately|to\s+(?:continue|proceed|authenticate|authori[sz]e|unlock|fix\s+this|resolve\s+this|retry|recover|get\s+access|gain\s+access|regain))(?-u:\b)"#,
+    ),
+    // An address to fetch and obey, or to fill in and open: "fetch URL and
+    // follow the instructions it contains", "open https://x/?q= with …".
+    addr(
+        "injection.exfiltration",
+        r"(?i)(?-u:\b)(?:visit|fetch|open|navigate\s+to|browse\s+to|go\s+to|download|load|retrieve|access|read|curl|wget|request|get)\s+(?:the\s+(?:url|link|page|site|website|address)\s+)?<?https?://[^\s>]+>?\s+(?:[a-z']+\s+){0,4}?(?:follow|execute|run|obey|apply|carry\s+out|do\s+what|perform)\s+(?:the\s+|its\s+|any\s+|all\s+)?(?:instructions|commands|steps|directions|orders|tasks?|code|script)",
+    ),
+    addr(
+        "injection.exfiltration",
+        r#"(?i)(?-u:\b)(?:visit|fetch|open|navigate\s+to|browse\s+to|go\s+to|load|request|access|call|query|get|ping|send\s+(?:a\s+)?(?:request|get|post)\s+to)\s+<?https?://[^\s>"'?]+\?(?:[^\s>"'=&]+=[^\s>"'&]*&)*[^\s>"'=&]+=(?:\{|<|\[|\s|$|[.,;>"'])"#,
+    ),
+    // Commands to run on the user's machine.
+    inj(
+        "injection.tool_request",
+        r"(?i)(?-u:\b)(?:run|execute)\s+(?:the\s+following|this|these|that)\s+(?:[a-z]+\s+){0,2}?(?:commands?|scripts?|code)\s+(?:on|in|against)\s+(?:the\s+user'?s?|the\s+(?:host|server|system|machine|computer|victim'?s?))(?-u:\b)",
+    ),
+    // Encoded instructions: base64 or hex (the hex alphabet is base64's)
+    // that decodes to one. A run matches only where it starts, so that a
+    // long token the check rejects is not offered again at every later
+    // position of the same run (that made a long blob cost its length
+    // squared).
+    Rule {
+        class: "injection.hidden_instruction",
+        family: Family::Injection,
+        lane: Lane::Injection,
+        pattern: r"(?:^|[^A-Za-z0-9+/])(?P<s>[A-Za-z0-9+/]{40,}={0,2})",
+        keywords: &[],
+        reach: 0,
+        lead: 0,
+        check: encoded_instruction,
+    },
+    // The same in binary, eight digits a byte; the run starts after
+    // anything but binary digits and blanks.
+    Rule {
+        class: "injection.hidden_instruction",
+        family: Family::Injection,
+        lane: Lane::Injection,
+        pattern: r"(?:^|[^01 \t])[ \t]*(?P<s>(?:[01]{8}[ \t]+){7,}[01]{8})",
+        keywords: &[],
+        reach: 0,
+        lead: 0,
+        check: encoded_instruction,
+    },
+    // A claim the assistant is asked to make under a fiction: "in a
+    // parallel world where …, we might say …", "hypothetically, if we were
+    // to ignore …", "let's say the capital is …".
+    addr(
+        "injection.override",
+        r"(?i)(?-u:\b)(?:in\s+(?:an?|the|this|that)\s+(?:[a-z-]+\s+){0,3}?(?:world|universe|scenario|reality|timeline|dimension)\s+(?:where|in\s+which)|hypothetically|(?:let's|let\s+us)\s+(?:imagine|pretend|suppose|consider|assume)|imagine\s+(?:a|that|if)|pretend\s+(?:that|you))[^.!?\n]*?(?:(?:we|you|i|one)\s+(?:might|could|would|should|will|can|must)\s+(?:say|state|claim|answer|respond|reply|output|print|declare|report|write|ignore|disregard)|ignor(?:e|ing)\s+(?:the|all|any|previous|prior)|(?:say|state|claim|declare)\s+(?:that\s+)?the\s+)",
+    ),
+    addr(
+        "injection.override",
+        r"(?i)(?-u:\b)(?:let's|let\s+us)\s+(?:just\s+|instead\s+|now\s+)?(?:(?:say|state|claim|declare|report|answer|respond)\s+(?:that\s+)?(?:the|this|it|our|your)\s+|admit\s+(?:to|that)\s+)",
+    ),
+    addr(
+        "injection.addressed",
+        r"(?i)(?-u:\b)(?:i|we)\s+(?:strongly\s+)?(?:suggest|recommend|advise|urge)\s+(?:that\s+)?you\s+(?:to\s+)?(?:consider|treat|assume|take|regard|report|state|say|answer|respond|output|print|claim|ignore|disregard)\s+(?:[a-z'-]+\s+){0,4}?(?:as|is|to\s+be|that)(?-u:\b)",
+    ),
+    addr(
+        "injection.addressed",
+        r"(?i)(?-u:\b)you(?:'ve|\s+have)\s+(?:now\s+)?been\s+(?:instructed|ordered|tasked|programmed)\s+to(?-u:\b)",
+    ),
+    // Overrides in more languages: "ignorez la fonction et indiquez …",
+    // Arabic, Russian, Korean, Japanese "ignore (the previous
+    // instructions)", Spanish "you have been instructed to".
+    inj(
+        "injection.override",
+        r"(?i)(?-u:\b)(?:ignor(?:ez|e|a|iere|ieren\s+sie|ate|a)|olvid[ae]|oubliez|vergiss|dimentica)\s+(?:\w+\s+){0,3}(?:et|y|e|und)\s+(?:indiqu|dit|dites|di|declar|afirm|affirm|r[ée]pond|respond|sag|antwort|gib|stat|escrib|[ée]cri)|تجاهل|игнорируй|игнорируйте|забудь(?:те)?\s+(?:все\s+)?(?:предыдущие\s+)?инструкции|무시하고|무시하세요|無視して|se\s+te\s+ha\s+(?:instruido|ordenado|pedido)|on\s+vous\s+a\s+(?:demandé|ordonné)\s+de",
     ),
     // Instructions hidden in HTML comments.
     inj(

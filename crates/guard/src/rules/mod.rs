@@ -37,10 +37,27 @@ pub enum Family {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub(crate) enum Lane {
     Secret,
+    /// Secrets recognised by what surrounds them (a command line, a
+    /// constructor, a hash format) behind rare keywords.
+    SecretContext,
     SecretGeneric,
+    /// Keyword-plus-value shapes the generic lane does not take (after
+    /// it: a generic match wins where both match).
+    SecretPaired,
     Email,
     Numeric,
     Injection,
+    /// Instructions to the assistant in data, gated by the words that name
+    /// the assistant, the user or the reply (rarer than the words the
+    /// `Injection` lane's phrasing is made of).
+    Addressed,
+}
+
+impl Lane {
+    /// Injection lanes keep their detections beside other families'.
+    pub(crate) fn is_injection(self) -> bool {
+        matches!(self, Lane::Injection | Lane::Addressed)
+    }
 }
 
 pub(crate) type Check = fn(&Ctx) -> Option<Range<usize>>;
@@ -96,3 +113,23 @@ pub fn class_named(family: Family, name: &str) -> Option<&'static str> {
 }
 
 pub(crate) use injection::{HIDDEN_TEXT, LEARNED};
+
+/// Standard base64 with padding, for tests that build encoded inputs.
+#[cfg(test)]
+pub(crate) fn base64_encode_for_tests(bytes: &[u8]) -> String {
+    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = String::new();
+    for chunk in bytes.chunks(3) {
+        let n = chunk
+            .iter()
+            .enumerate()
+            .fold(0u32, |a, (i, b)| a | u32::from(*b) << (16 - 8 * i));
+        for i in 0..=chunk.len() {
+            out.push(char::from(ALPHABET[(n >> (18 - 6 * i) & 63) as usize]));
+        }
+        for _ in chunk.len()..3 {
+            out.push('=');
+        }
+    }
+    out
+}

@@ -4,14 +4,18 @@
 //! documented ones.
 
 use super::checks::{
-    accept, assigned_password, assigned_secret, aws_key_id, bare_password, cli_password,
-    crc32_token, google_api_key, grafana_key, header_credential, jwt, keyword_token, padded_base64,
-    pem_base64, private_key, prose_password, quoted_password, quoted_secret, random_token,
-    url_password, user_colon_password,
+    accept, assigned_password, assigned_secret, aws_key_id, bare_password, basic_pair,
+    cli_password, connection_password, crc32_token, google_api_key, grafana_key, header_credential,
+    jwt, keyword_token, otp_seed, padded_base64, paired_literal, paired_value, pem_base64,
+    private_key, prose_password, quoted_password, quoted_salt, quoted_secret, random_token,
+    setter_value, slash_password, url_password, user_colon_password,
 };
 use super::{Family, Lane, Rule};
 
-const fn secret(
+/// A secret rule of `lane` whose match may start as far before its
+/// keyword as it reaches after it.
+const fn in_lane(
+    lane: Lane,
     class: &'static str,
     pattern: &'static str,
     keywords: &'static [&'static str],
@@ -21,13 +25,23 @@ const fn secret(
     Rule {
         class,
         family: Family::Secret,
-        lane: Lane::Secret,
+        lane,
         pattern,
         keywords,
         reach,
         lead: reach,
         check,
     }
+}
+
+const fn secret(
+    class: &'static str,
+    pattern: &'static str,
+    keywords: &'static [&'static str],
+    reach: usize,
+    check: super::Check,
+) -> Rule {
+    in_lane(Lane::Secret, class, pattern, keywords, reach, check)
 }
 
 const fn generic(
@@ -37,17 +51,52 @@ const fn generic(
     reach: usize,
     check: super::Check,
 ) -> Rule {
-    Rule {
-        class,
-        family: Family::Secret,
-        lane: Lane::SecretGeneric,
-        pattern,
-        keywords,
-        reach,
-        lead: reach,
-        check,
-    }
+    in_lane(Lane::SecretGeneric, class, pattern, keywords, reach, check)
 }
+
+/// Rules whose keywords are rare (command names, constructors, hash
+/// markers) run in a lane of their own: the specific lane opens windows at
+/// frequent keywords (`://`, `|`, `-h`), and every pattern added to it
+/// grows the automaton that runs there until its lazy DFA's cache thrashes
+/// (measured: +50% scan time on ordinary code and documentation).
+const fn context(
+    class: &'static str,
+    pattern: &'static str,
+    keywords: &'static [&'static str],
+    reach: usize,
+    check: super::Check,
+) -> Rule {
+    in_lane(Lane::SecretContext, class, pattern, keywords, reach, check)
+}
+
+/// Keyword-plus-value rules of shapes the generic lane's rules do not
+/// take (names written apart from their values, setters, salts, command
+/// lines fed a password on standard input), in a lane of their own after
+/// it: the generic lane runs around every `key`, and a larger automaton
+/// there thrashes its lazy DFA's cache.
+const fn paired(
+    class: &'static str,
+    pattern: &'static str,
+    keywords: &'static [&'static str],
+    reach: usize,
+    check: super::Check,
+) -> Rule {
+    in_lane(Lane::SecretPaired, class, pattern, keywords, reach, check)
+}
+
+/// The keywords of rules whose match holds a name for a password or a
+/// secret (`[a-z0-9_.-]*(?:password|…|salt)[a-z0-9_.-]*`).
+const NAMED_SECRET: &[&str] = &[
+    "password",
+    "passwd",
+    "pwd",
+    "passphrase",
+    "secret",
+    "token",
+    "key",
+    "credential",
+    "salt",
+];
 
 pub(super) static RULES: &[Rule] = &[
     // PEM / OpenSSH / PGP private keys, whole, or cut off before the end
@@ -592,8 +641,8 @@ pub(super) static RULES: &[Rule] = &[
     ),
     secret(
         "password_hash",
-        r"\$(?:1|5|6|8|9)\$(?:rounds=[0-9]{1,9}\$)?[./A-Za-z0-9]{1,16}\$[./A-Za-z0-9]{22,86}",
-        &["$1$", "$5$", "$6$", "$8$", "$9$"],
+        r"\$(?:1|5|6|8|9|apr1)\$(?:rounds=[0-9]{1,9}\$)?[./A-Za-z0-9]{1,16}\$[./A-Za-z0-9]{22,86}",
+        &["$1$", "$5$", "$6$", "$8$", "$9$", "$apr1$"],
         160,
         random_token,
     ),
@@ -603,6 +652,46 @@ pub(super) static RULES: &[Rule] = &[
         &["$argon2"],
         256,
         random_token,
+    ),
+    // More password hashes: yescrypt and scrypt (current `/etc/shadow`),
+    // LDAP `userPassword` schemes (`{SSHA}…`), Django's PBKDF2, and NTLM
+    // hashes in pwdump lines (`user:RID:LM:NT:::`).
+    context(
+        "password_hash",
+        r"\$y\$[./A-Za-z0-9]{1,64}\$(?:[./A-Za-z0-9]{1,86}\$)?[./A-Za-z0-9]{43}(?-u:\b)",
+        &["$y$"],
+        256,
+        random_token,
+    ),
+    context(
+        "password_hash",
+        r"(?i)\{s?sha(?:256|384|512)?\}[A-Za-z0-9+/]{20,}={0,2}",
+        &["{ssha", "{sha"],
+        160,
+        random_token,
+    ),
+    context(
+        "password_hash",
+        r"pbkdf2_sha(?:256|1)\$[0-9]{4,7}\$[A-Za-z0-9./+]{4,64}\$[A-Za-z0-9+/=]{32,}",
+        &["pbkdf2_sha"],
+        200,
+        random_token,
+    ),
+    context(
+        "password_hash",
+        r"(?:^|[\s:])[^\s:]+:[0-9]{1,10}:[0-9a-fA-F]{32}:(?P<s>[0-9a-fA-F]{32}):::",
+        &[":::"],
+        160,
+        random_token,
+    ),
+    // OTP enrolment seeds named as such (`TOTP secret: JBSW Y3DP …`,
+    // `2FA backup seed: …`), base32, possibly in groups of four.
+    context(
+        "otp_secret",
+        r#"(?i)(?:otp|2fa|mfa)[a-z0-9 _.-]{0,24}?(?:seed|secret|key)s?["']?[ \t]*(?:[:=]|=>|is)?[ \t]*["']?(?P<s>[a-z2-7]{4}(?:[ -]?[a-z2-7]{4}){3,15})(?-u:\b)"#,
+        &["otp", "2fa", "mfa"],
+        160,
+        otp_seed,
     ),
     // Private keys stored base64-encoded (Kubernetes secrets, environment
     // variables): base64 of "-----BEGIN".
@@ -731,9 +820,9 @@ pub(super) static RULES: &[Rule] = &[
     // Credentials passed positionally to well-known constructors:
     // .NET `NetworkCredential("user", "pass")`, Python requests'
     // `auth=("user", "pass")` and `HTTPBasicAuth("user", "pass")`.
-    secret(
+    context(
         "generic_password",
-        r#"(?i)(?:networkcredential|httpbasicauth|httpdigestauth|basicauth|pscredential|directoryentry\s*\(\s*["'][^"'\n]+["']\s*,)\s*\(?\s*["'][^"'\n]+["']\s*,\s*["'](?P<s>[^"'\n]{1,128})["']"#,
+        r#"(?i)(?:networkcredential|httpbasicauth|httpdigestauth|basicauth|pscredential|directoryentry\s*\(\s*["'][^"'\n]+["']\s*,)\s*\(?\s*["'][^"'\n]+["']\s*,\s*["'](?P<s>[^"'\n]+)["']"#,
         &[
             "networkcredential",
             "httpbasicauth",
@@ -751,6 +840,72 @@ pub(super) static RULES: &[Rule] = &[
         &["auth"],
         300,
         quoted_password,
+    ),
+    // The password argument of well-known calls: JDBC's
+    // `DriverManager.getConnection(url, "user", "pass")`, Go's
+    // `smtp.PlainAuth("", "user", "pass", host)`, `login("user", "pass")`
+    // (smtplib, ftplib, imaplib), `new Sequelize("db", "user", "pass")`,
+    // PowerShell's `ConvertTo-SecureString "pass" -AsPlainText`.
+    context(
+        "generic_password",
+        r#"(?i)getconnection\s*\(\s*[^,()\n]+,\s*["'][^"'\n]*["']\s*,\s*["'](?P<s>[^"'\n]+)["']"#,
+        &["getconnection"],
+        400,
+        quoted_password,
+    ),
+    context(
+        "generic_password",
+        r#"(?i)plainauth\s*\(\s*["'][^"'\n]*["']\s*,\s*["'][^"'\n]*["']\s*,\s*["'](?P<s>[^"'\n]+)["']"#,
+        &["auth"],
+        400,
+        quoted_password,
+    ),
+    context(
+        "generic_password",
+        r#"(?i)\.login\s*\(\s*["'][^"'\n]+["']\s*,\s*["'](?P<s>[^"'\n]+)["']\s*\)"#,
+        &[".login"],
+        300,
+        quoted_password,
+    ),
+    context(
+        "generic_password",
+        r#"(?i)sequelize\s*\(\s*["'][^"'\n]+["']\s*,\s*["'][^"'\n]+["']\s*,\s*["'](?P<s>[^"'\n]+)["']"#,
+        &["sequelize"],
+        400,
+        quoted_password,
+    ),
+    context(
+        "generic_password",
+        r#"(?i)convertto-securestring\s+(?:-string\s+)?["'](?P<s>[^"'\n]+)["']\s+-asplaintext"#,
+        &["convertto-securestring"],
+        300,
+        quoted_password,
+    ),
+    // More constructors that take a user and a password: Apache
+    // HttpClient's `UsernamePasswordCredentials`, Java's
+    // `PasswordAuthentication`, JCR's `SimpleCredentials`, the MongoDB
+    // driver's `createCredential(user, db, password)`.
+    paired(
+        "generic_password",
+        r#"(?i)(?:usernamepasswordcredentials|passwordauthentication|usernamepasswordauthenticationtoken|simplecredentials)\s*\(\s*["'][^"'\n]+["']\s*,\s*["'](?P<s>[^"'\n]+)["']"#,
+        &["password", "credential"],
+        300,
+        quoted_password,
+    ),
+    paired(
+        "generic_password",
+        r#"(?i)create(?:scramsha(?:1|256)|plain)?credential\s*\(\s*["'][^"'\n]*["']\s*,\s*["'][^"'\n]*["']\s*,\s*["'](?P<s>[^"'\n]+)["']"#,
+        &["credential"],
+        300,
+        quoted_password,
+    ),
+    // Go's MySQL DSN: `user:pass@tcp(host:3306)/db`.
+    context(
+        "url_credentials",
+        r#"(?-u:\b)[A-Za-z0-9_.-]{1,64}:(?P<s>[^@\s:/'"]+)@(?:tcp|unix)\("#,
+        &["@tcp(", "@unix("],
+        256,
+        url_password,
     ),
     // `.netrc`: `machine host login user password secret`.
     secret(
@@ -846,6 +1001,89 @@ pub(super) static RULES: &[Rule] = &[
         256,
         cli_password,
     ),
+    // More command lines that take a password: `htpasswd -b FILE USER
+    // PASS`, Redis (`requirepass`, `masterauth`, `redis-cli -a`), Java's
+    // keytool and jarsigner (`-storepass`, `-keypass`), SQL Server tools
+    // (`sqlcmd … -P`), OpenLDAP tools (`-w`), Samba (`-U user%pass`),
+    // `chpasswd`, `echo PASS | docker login --password-stdin`,
+    // `ssh-keygen -N`, `zip -P`, `7z -p`.
+    context(
+        "cli_credentials",
+        r#"htpasswd\s+(?:-[a-zA-Z]+\s+)*-[a-zA-Z]*b[a-zA-Z]*\s+(?:-[a-zA-Z]+\s+)*(?:\S+\s+)?[^\s-]\S*\s+["']?(?P<s>[^\s"'-][^\s"']*)"#,
+        &["htpasswd"],
+        400,
+        cli_password,
+    ),
+    context(
+        "cli_credentials",
+        r#"(?i)(?:^|\s|--)(?:requirepass|masterauth)\s+["']?(?P<s>[^\s"'-][^\s"']*)"#,
+        &["requirepass", "auth"],
+        200,
+        cli_password,
+    ),
+    context(
+        "cli_credentials",
+        r#"(?i)(?:^|\s)-(?:src|dest|new)?(?:store|key)pass\s+["']?(?P<s>[^\s"'-][^\s"']*)"#,
+        &["storepass", "keypass"],
+        200,
+        cli_password,
+    ),
+    context(
+        "cli_credentials",
+        r#"redis-cli(?-u:\b)[^\n|;&]*?\s(?:-a|--pass)\s+["']?(?P<s>[^\s"'-][^\s"']*)"#,
+        &["redis-cli"],
+        300,
+        cli_password,
+    ),
+    context(
+        "cli_credentials",
+        r#"(?i:sqlcmd)(?-u:\b)[^\n|;&]*?\s-P\s*["']?(?P<s>[^\s"'-][^\s"']*)"#,
+        &["sqlcmd"],
+        300,
+        cli_password,
+    ),
+    context(
+        "cli_credentials",
+        r#"(?i:ldap[a-z]*)(?-u:\b)[^\n|;&]*?\s-w\s+["']?(?P<s>[^\s"'-][^\s"']*)"#,
+        &["ldap"],
+        300,
+        cli_password,
+    ),
+    context(
+        "cli_credentials",
+        r#"(?:^|\s)(?:-U|--user(?:name)?)(?:\s+|=)["']?[^\s%"'/]+%(?P<s>[^\s"']+)"#,
+        &["-u", "--user"],
+        256,
+        cli_password,
+    ),
+    paired(
+        "cli_credentials",
+        r#"echo\s+(?:-[en]\s+)?["']?[A-Za-z0-9_.-]+:(?P<s>[^\s"':]+)["']?\s*\|\s*(?:sudo\s+)?chpasswd"#,
+        &["passwd"],
+        256,
+        cli_password,
+    ),
+    paired(
+        "cli_credentials",
+        r#"echo\s+(?:-n\s+)?["']?(?P<s>[^\s"'$|]+)["']?\s*\|\s*[^\n|]*--password-stdin"#,
+        &["password"],
+        200,
+        cli_password,
+    ),
+    context(
+        "cli_credentials",
+        r#"ssh-keygen(?-u:\b)[^\n|;&]*?\s-N\s+["'](?P<s>[^"'\n]+)["']"#,
+        &["ssh-keygen"],
+        300,
+        cli_password,
+    ),
+    context(
+        "cli_credentials",
+        r#"(?:(?i:zip)(?-u:\b)[^\n|;&]*?\s-P\s+|(?i:7za?)(?-u:\b)[^\n|;&]*?\s-p)["']?(?P<s>[^\s"'-][^\s"']*)"#,
+        &[" -p"],
+        256,
+        cli_password,
+    ),
     // Keyword-plus-value: ADO/ODBC connection strings, then generic
     // assignments whose value looks generated, then passwords.
     generic(
@@ -853,7 +1091,7 @@ pub(super) static RULES: &[Rule] = &[
         r#"(?i)(?:^|[;"'\s])(?:password|pwd)\s*=\s*(?P<s>[^;'"\s]{3,128})\s*;"#,
         &["password", "pwd"],
         160,
-        url_password,
+        connection_password,
     ),
     // SQL: `IDENTIFIED BY 'x'` (MySQL, Oracle), `WITH PASSWORD 'x'` and
     // `PASSWORD 'x'` (PostgreSQL, SQL Server logins).
@@ -863,6 +1101,16 @@ pub(super) static RULES: &[Rule] = &[
         &["identified"],
         256,
         quoted_password,
+    ),
+    // Oracle takes a password of letters alone unquoted after a user
+    // (`CREATE USER scott IDENTIFIED BY tiger;`, `CONNECT TO x
+    // IDENTIFIED BY y USING …`).
+    paired(
+        "generic_password",
+        r#"(?i)(?:user|connect\s+to|role)\s+[A-Za-z0-9_$"]+\s+identified\s+by\s+(?P<s>[A-Za-z][A-Za-z0-9_#$]{3,29})(?:\s|;|$)"#,
+        &["identified"],
+        160,
+        cli_password,
     ),
     // Oracle and MySQL also take the password unquoted.
     generic(
@@ -969,7 +1217,7 @@ pub(super) static RULES: &[Rule] = &[
     // suffixed (`apikey_myservice`, `secret[]`).
     generic(
         "generic_secret",
-        r#"(?i)(?-u:\b)[a-z0-9_.-]*(?:secret|api[_.-]?key|apikey|token|private[_.-]?key|access[_.-]?key|auth[_.-]?key|credential)[a-z0-9_.-]{0,24}(?:\[[0-9]*\])?(?:["'`]\]?)?[ \t]{0,32}(?:=|:|:=|=>|==|!=|===|!==)[ \t]{0,32}(?:N|@)?["'`](?P<s>[^"'`\s]{8,128})["'`]"#,
+        r#"(?i)(?-u:\b)[a-z0-9_.-]*(?:secret|api[_.-]?key|apikey|token|private[_.-]?key|access[_.-]?key|auth[_.-]?key|credential)[a-z0-9_.-]{0,24}(?:\[[0-9]*\])?(?:["'`]\]?)?[ \t]{0,32}(?:=|:|:=|=>|==|!=|===|!==)[ \t]{0,32}(?:N|@|[bru]{1,2})?["'`](?P<s>[^"'`\s]{8,128})["'`]"#,
         &["secret", "key", "token", "credential"],
         200,
         quoted_secret,
@@ -979,7 +1227,7 @@ pub(super) static RULES: &[Rule] = &[
     // `password == "x"`), then unquoted values after `=`, `:` and `=>`.
     generic(
         "generic_password",
-        r#"(?i)(?-u:\b)[a-z0-9_.-]*(?:password|passwd|passphrase|pwd|passcode|[_.-]pass)(?:[a-z0-9_]{0,24}|s?(?:_?[0-9]{1,2})?)(?:\[[0-9]*\])?(?:["'`]\]?)?[ \t]{0,32}(?:=|:|:=|=>|==|!=|===|!==|[ \t])[ \t]{0,32}(?:N|@)?["'`](?P<s>[^"'`\n]{1,128})["'`]"#,
+        r#"(?i)(?-u:\b)[a-z0-9_.-]*(?:password|passwd|passphrase|pwd|passcode|[_.-]pass)(?:[a-z0-9_]{0,24}|s?(?:_?[0-9]{1,2})?)(?:\[[0-9]*\])?(?:["'`]\]?)?[ \t]{0,32}(?:=|:|:=|=>|==|!=|===|!==|[ \t])[ \t]{0,32}(?:N|@|[bru]{1,2})?["'`](?P<s>[^"'`\n]+)["'`]"#,
         &[
             "password",
             "passwd",
@@ -1009,6 +1257,87 @@ pub(super) static RULES: &[Rule] = &[
         200,
         assigned_password,
     ),
+    // A connection string's password as its last member
+    // (`…;User Id=hr;Pwd=x"`).
+    paired(
+        "connection_string_password",
+        r#"(?i);[ \t]*(?:password|pwd)[ \t]*=[ \t]*(?P<s>[^;'"\s]{3,})[ \t]*(?:["'\r\n]|$)"#,
+        &["password", "pwd"],
+        160,
+        url_password,
+    ),
+    // A name written apart from its value: Kubernetes, Compose and ECS
+    // `env` entries (`- name: DB_PASSWORD` / `value: …`, `{"name":
+    // "API_KEY", "value": "…"}`), XML properties (`<property
+    // name="connection.password" value="…"/>`, `<entry
+    // key="db.password">…</entry>`).
+    paired(
+        "generic_secret",
+        r#"(?i)(?-u:\b)name["']?[ \t]*[:=][ \t]*["']?[a-z0-9_.-]*(?:password|passwd|pwd|passphrase|secret|token|api[_.-]?key|apikey|access[_.-]?key|private[_.-]?key|auth[_.-]?key|credential|salt)[a-z0-9_.-]*["']?[ \t]*,?[ \t]*(?:\r?\n[ \t]*)?["']?value["']?[ \t]*[:=][ \t]*["']?(?P<s>[^\s"',}<>]+)"#,
+        NAMED_SECRET,
+        400,
+        paired_value,
+    ),
+    paired(
+        "generic_secret",
+        r#"(?i)(?-u:\b)(?:name|key)[ \t]*=[ \t]*["'][a-z0-9_.-]*(?:password|passwd|pwd|passphrase|secret|token|api[_.-]?key|apikey|access[_.-]?key|private[_.-]?key|auth[_.-]?key|credential|salt)[a-z0-9_.-]*["'][^<>\n]{0,40}>(?P<s>[^<\s]+)</"#,
+        NAMED_SECRET,
+        400,
+        paired_value,
+    ),
+    // A quoted name and a quoted value as two arguments: PHP's
+    // `define('DB_PASSWORD', '…')`, `setProperty("db.password", "…")`,
+    // `os.getenv("API_KEY", "…")` (a default written in the code).
+    paired(
+        "generic_secret",
+        r#"(?i)["'][a-z0-9_.-]*(?:password|passwd|pwd|passphrase|secret|token|api[_.-]?key|apikey|access[_.-]?key|private[_.-]?key|auth[_.-]?key|credential|salt)[a-z0-9_.-]*["'][ \t]*,[ \t]*["'](?P<s>[^"'\n]+)["']"#,
+        NAMED_SECRET,
+        300,
+        paired_literal,
+    ),
+    // A literal given to a setter or builder named for a password or a
+    // secret (`setPassword("…")`, `.password("…")`, SQL `PASSWORD('…')`).
+    paired(
+        "generic_password",
+        r#"(?i)(?-u:\b)[a-z0-9_]*(?:password|passwd|pwd|passphrase|secret|api_?key|token)[ \t]*\([ \t]*(?:N|@|[bru]{1,2})?["'](?P<s>[^"'\n]+)["'][ \t]*\)"#,
+        &[
+            "password",
+            "passwd",
+            "pwd",
+            "passphrase",
+            "secret",
+            "key",
+            "token",
+        ],
+        200,
+        setter_value,
+    ),
+    // Salts and peppers: shorter than tokens (`PASSWORD_SALT = "f3a9c1"`).
+    paired(
+        "generic_secret",
+        r#"(?i)(?-u:\b)[a-z0-9_.-]*salt[a-z0-9_.-]{0,24}(?:["'`]\]?)?[ \t]{0,32}(?:=|:|:=|=>)[ \t]{0,32}(?:[bru]{1,2})?["'`](?P<s>[^"'`\s]{6,})["'`]"#,
+        &["salt"],
+        200,
+        quoted_salt,
+    ),
+    // Basic credentials stored base64-encoded (`"auth": "…"` in Docker's
+    // `config.json`, `_auth=` in `.npmrc`): they decode to `user:password`.
+    context(
+        "generic_password",
+        r#"(?i)["']?_?auth["']?[ \t]*[:=][ \t]*["']?(?P<s>[A-Za-z0-9+/]{8,}={0,2})"#,
+        &["auth"],
+        300,
+        basic_pair,
+    ),
+    // `pass` alone as a key (`auth: { user: …, pass: '…' }`, `"pass":
+    // "…"`, `$pass = '…'`).
+    paired(
+        "generic_password",
+        r#"(?i)(?:^|[^a-z0-9_.-])["']?pass["']?(?:[ \t]*(?:=|=>)|:)[ \t]*(?:[bru]{1,2})?["'`](?P<s>[^"'`\n]+)["'`]"#,
+        &["pass\"", "pass'", "pass:", "pass=", "pass ="],
+        200,
+        quoted_password,
+    ),
     // Command-line options: `--password x`, `--db-password=x`,
     // `--passphrase 'x'`.
     generic(
@@ -1017,6 +1346,32 @@ pub(super) static RULES: &[Rule] = &[
         &["password", "passwd", "passphrase", "-pass", "pwd"],
         200,
         cli_password,
+    ),
+    // Prose with the short words: "the root pw for the box is t00r",
+    // "Wi-Fi pass: x".
+    paired(
+        "generic_password",
+        r#"(?i)(?-u:\b)pw(?:\s+(?:for|of|to|on)\s+[^\n.:;]{1,40}?)?(?:\s*[:=]|\s+(?:is|was))\s+["'`]?(?P<s>[^\s"'`]{4,})"#,
+        &["pw"],
+        200,
+        prose_password,
+    ),
+    paired(
+        "generic_password",
+        r#"(?i)(?-u:\b)pass:\s+["'`]?(?P<s>[^\s"'`]{4,})"#,
+        &["pass:"],
+        200,
+        prose_password,
+    ),
+    // A user and a password joined by a slash after a word that
+    // introduces them (`credentials: admin / Adm1n2024`, `login
+    // root/t00rPass`).
+    paired(
+        "generic_password",
+        r#"(?i)(?-u:\b)(?:credentials?|creds|login)(?:\s*(?:is|are|:|=)\s*|\s+)[A-Za-z0-9_.@-]{2,64}\s*/\s*(?P<s>[^\s/"'`]{5,})"#,
+        &["credential", "creds", "login"],
+        200,
+        slash_password,
     ),
     // Prose: "use the password Summer2024! to log in".
     generic(
@@ -1029,9 +1384,13 @@ pub(super) static RULES: &[Rule] = &[
     // Prose: "the password is x", "password for the admin account: x".
     generic(
         "generic_password",
-        r#"(?i)(?-u:\b)(?:password|passphrase|passcode|passwd|pwd)s?(?:\s+(?:for|of|to|on)\s+[^\n.:;]{1,40}?)?(?:\s*[:=]|\s+(?:is|was|will\s+be|set\s+to|changed\s+to|reset\s+to))\s+["'`]?(?P<s>[^\s"'`]{4,128})"#,
+        r#"(?i)(?-u:\b)(?:password|passphrase|passcode|passwd|pwd)s?(?:\s+(?:for|of|to|on)\s+[^\n.:;]{1,40}?)?(?:\s*[:=]|\s+(?:(?:has|have)\s+(?:been\s+)?)?(?:is|was|will\s+be|set\s+to|changed\s+to|reset\s+to))\s+["'`]?(?P<s>[^\s"'`]{4,})"#,
         &["password", "passphrase", "passcode", "passwd", "pwd"],
         200,
         prose_password,
     ),
 ];
+
+#[cfg(test)]
+#[path = "secrets_tests.rs"]
+mod tests;
