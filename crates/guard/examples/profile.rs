@@ -1,5 +1,6 @@
 //! A fixed workload for instruction-count profiling (the benches' texts):
-//! `valgrind --tool=callgrind target/release/examples/profile [scan|prose|code|docs|findings|token|output|secret|mixed-output] [n]`.
+//! `valgrind --tool=callgrind target/release/examples/profile [scan|prose|code|docs|findings|output|secret|mixed-output] [n]`,
+//! or `token [n]`: n blobs of 256 KiB of base64, each another.
 
 use serde_json::value::RawValue;
 use warden_guard::{Guard, GuardSettings};
@@ -13,9 +14,16 @@ fn main() {
     let n: usize = args.next().and_then(|s| s.parse().ok()).unwrap_or(1);
     let guard = Guard::new(&GuardSettings::default()).expect("guard");
     match what.as_str() {
-        "scan" | "prose" | "code" | "docs" | "findings" | "token" => {
+        "token" => {
+            // Another blob each time: the automaton's states are not all
+            // built by the first.
+            let tokens: Vec<String> = (0..n).map(|i| texts::token(1 << 18, i as u64)).collect();
+            for t in &tokens {
+                std::hint::black_box(guard.detect(t));
+            }
+        }
+        "scan" | "prose" | "code" | "docs" | "findings" => {
             let text = match what.as_str() {
-                "token" => texts::token(1 << 20),
                 "prose" => texts::prose(1 << 20),
                 "docs" => texts::docs(1 << 20),
                 "code" => texts::code(1 << 20),

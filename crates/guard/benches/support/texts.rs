@@ -144,9 +144,10 @@ pub fn result_4k_mixed() -> String {
 
 /// One token of `bytes` pseudo-random base64 characters, no whitespace
 /// (a blob in a result): what a pattern over unbounded runs pays most for.
-pub fn token(bytes: usize) -> String {
+/// Each `seed` gives another token.
+pub fn token(bytes: usize, seed: u64) -> String {
     const B64: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    let mut state: u64 = 0x2545_F491_4F6C_DD1D;
+    let mut state: u64 = 0x2545_F491_4F6C_DD1D ^ seed.wrapping_mul(0x9E37_79B9_7F4A_7C15);
     (0..bytes)
         .map(|_| {
             state ^= state << 13;
