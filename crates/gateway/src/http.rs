@@ -87,7 +87,7 @@ pub fn router(gateway: Arc<Gateway>, bound: SocketAddr) -> Router {
         .route("/approvals/{id}/deny", post(approvals_api::deny))
         .route(
             credentials_api::CALLBACK_PATH,
-            get(credentials_api::callback),
+            get(credentials_api::callback).post(credentials_api::confirm),
         )
         .route("/credentials/{server}/login", post(credentials_api::login))
         .route("/credentials/{server}", delete(credentials_api::logout));

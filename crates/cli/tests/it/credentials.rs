@@ -431,7 +431,62 @@ async fn token_exchange_gives_each_principal_its_own_cached_token_for_the_upstre
 /// the callback (the loopback listener of `warden credentials login`, or
 /// Warden's own). `proxy`: a URL prefix the browser reaches at another
 /// address (Warden's public URL in front of its real listener).
+/// `url` (an authorization URL) opened in a browser, the user logged in
+/// at the IdP as `login`, and the confirmation Warden's callback asks for
+/// given from Warden's own page.
 async fn authorize_as(url: &str, login: &str, proxy: Option<(&str, &str)>) {
+    let (callback, page) = reach_confirmation(url, login, proxy).await;
+    let origin = proxy.map_or_else(|| origin_of(&callback), |(public, _)| origin_of(public));
+    let r = confirm_from(&callback, &page, &origin).await;
+    let status = r.status();
+    let body = r.text().await.unwrap_or_default();
+    assert!(
+        status == 200 && body.contains("Connected to"),
+        "the confirmation was refused: HTTP {status}: {body}"
+    );
+}
+
+fn origin_of(url: &str) -> String {
+    reqwest::Url::parse(url)
+        .unwrap()
+        .origin()
+        .ascii_serialization()
+}
+
+/// Submits the confirmation form of `page` (Warden's callback page at
+/// `callback`) as a browser on `origin` would.
+async fn confirm_from(callback: &str, page: &str, origin: &str) -> reqwest::Response {
+    let field = |name: &str| -> String {
+        let marker = format!("name=\"{name}\" value=\"");
+        let rest = page
+            .split(&marker)
+            .nth(1)
+            .unwrap_or_else(|| panic!("no {name} in the confirmation page: {page}"));
+        rest.split('"').next().unwrap_or_default().to_owned()
+    };
+    let action = callback.split('?').next().unwrap_or_default().to_owned();
+    reqwest::Client::new()
+        .post(action)
+        .header("origin", origin)
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(
+            url::form_urlencoded::Serializer::new(String::new())
+                .append_pair("state", &field("state"))
+                .append_pair("code", &field("code"))
+                .finish(),
+        )
+        .send()
+        .await
+        .unwrap()
+}
+
+/// Follows `url` through the IdP's login as `login` to Warden's callback:
+/// its URL and the page it answered.
+async fn reach_confirmation(
+    url: &str,
+    login: &str,
+    proxy: Option<(&str, &str)>,
+) -> (String, String) {
     let http = reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
         .no_proxy()
@@ -460,13 +515,14 @@ async fn authorize_as(url: &str, login: &str, proxy: Option<(&str, &str)>) {
                 cookies.insert(k.trim().to_owned(), v.trim().to_owned());
             }
         }
-        let Some(location) = resp.headers().get("location") else {
+        let Some(location) = resp.headers().get("location").cloned() else {
+            let status = resp.status();
+            let page = resp.text().await.unwrap_or_default();
             assert!(
-                url.contains("/callback") && resp.status() == 200,
-                "the authorization stopped at {url}: HTTP {}",
-                resp.status()
+                url.contains("/callback") && status == 200,
+                "the authorization stopped at {url}: HTTP {status}: {page}"
             );
-            return;
+            return (url, page);
         };
         url = reqwest::Url::parse(&url)
             .unwrap()
@@ -516,7 +572,9 @@ async fn connect(w: &Warden, principal: &str, login: &str) {
             break line;
         }
     };
-    authorize_as(&url, login, None).await;
+    // The CLI's own loopback listener takes the redirect (the operator
+    // runs the login on Warden's host): no confirmation page there.
+    reach_confirmation(&url, login, None).await;
     let deadline = std::time::Instant::now() + Duration::from_secs(30);
     let status = loop {
         if let Some(s) = cli.child.try_wait().unwrap() {
@@ -532,31 +590,29 @@ async fn connect(w: &Warden, principal: &str, login: &str) {
     assert!(status.success(), "login failed: {errors:?}");
 }
 
-#[tokio::test]
-async fn per_user_oauth_each_user_reaches_an_oauth_upstream_as_themselves() {
-    let Some(p) = crate::oauth_sdk::peers_or_skip() else {
-        return;
-    };
-    let idp = crate::oauth_sdk::Idp::start(&p);
+/// The IdP, an OAuth-protected upstream (a second Warden whose identity is
+/// the IdP: its 401 names its protected resource metadata), its directory
+/// (its audit trail says who called), and a Warden with a grant store in
+/// front of it as server `remote` (`mode: oauth`).
+async fn oauth_gateway(
+    p: &crate::peers::Peers,
+) -> (crate::oauth_sdk::Idp, Proc, tempfile::TempDir, Warden) {
+    let idp = crate::oauth_sdk::Idp::start(p);
     let iss = idp.issuer.clone();
-    let http = reqwest::Client::new();
     // Access tokens shorter-lived than Warden's renewal margin: each
     // user's first call refreshes on the request path.
-    http.post(format!("{iss}/admin/token-ttl"))
+    reqwest::Client::new()
+        .post(format!("{iss}/admin/token-ttl"))
         .body(r#"{"seconds": 20}"#)
         .send()
         .await
         .unwrap();
-
-    // The OAuth-protected upstream: a second Warden whose identity is the
-    // IdP (its 401 names its protected resource metadata).
     let w2_port = free_port();
     let w2_url = format!("http://127.0.0.1:{w2_port}/mcp");
-    let (_w2, dir2) = second_warden(
+    let (w2, dir2) = second_warden(
         w2_port,
         &format!("    - issuer: {iss}\n      allow_private_network: true\n"),
     );
-
     let yaml = format!(
         "{IDENTITY}credentials:\n  grant_store: {{path: grants.json, key: 'file:grants.key'}}\nservers:\n  remote:\n    url: {w2_url}\n    isolation: principal\n    credentials:\n      mode: oauth\n      client_id: warden-oauth\n      scopes: [mcp]\n      allow_private_network: true\n"
     );
@@ -567,6 +623,82 @@ async fn per_user_oauth_each_user_reaches_an_oauth_upstream_as_themselves() {
             "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=\n",
         )],
     );
+    (idp, w2, dir2, w)
+}
+
+async fn assert_not_connected(c: &mut Client) {
+    let r = c
+        .call_tool("remote__t__echo", json!({"message": "as whom?"}))
+        .await;
+    assert_eq!(r.error_code(), -32011, "{:?}", r.response());
+}
+
+/// Defect: the callback redeemed the code of whoever completed the
+/// authorization and stored the grant for whoever started the login, without
+/// asking. Bob starts a login and sends its URL to Alice; had she opened it
+/// and logged in at the IdP, Bob would have called the upstream as Alice.
+/// Now the callback names the Warden user the grant goes to and waits for a
+/// confirmation from Warden's own page.
+#[tokio::test]
+async fn a_forwarded_login_link_connects_no_account_without_a_confirmation() {
+    let Some(p) = crate::oauth_sdk::peers_or_skip() else {
+        return;
+    };
+    let (_idp, _w2, dir2, w) = oauth_gateway(&p).await;
+    let bob = token_for(&w, "bob", &[]);
+    let started: Value = json_of(
+        reqwest::Client::new()
+            .post(w.url("/credentials/remote/login"))
+            .bearer_auth(&bob),
+    )
+    .await;
+    let url = started["authorization_url"].as_str().unwrap_or_default();
+    // Alice opens the forwarded link and logs in as herself.
+    let proxy = ("http://127.0.0.1:1/", w.url("/"));
+    let (callback, page) = reach_confirmation(url, "alice", Some((proxy.0, &proxy.1))).await;
+    let principal = page
+        .split("<code id=\"principal\">")
+        .nth(1)
+        .and_then(|rest| rest.split("</code>").next())
+        .unwrap_or_default();
+    assert!(
+        principal.ends_with("#bob") || principal.ends_with("bob"),
+        "{page}"
+    );
+    assert!(page.contains("If someone sent you this link"), "{page}");
+
+    let mut c = Client::with_bearer(&w.url("/mcp"), &bob);
+    c.initialize().await;
+    // Reaching the page connected nothing.
+    assert_not_connected(&mut c).await;
+    // Another site cannot submit the form for her.
+    let r = confirm_from(&callback, &page, "https://attacker.example").await;
+    assert_eq!(r.status(), 403);
+    assert_not_connected(&mut c).await;
+    // Had she confirmed from Warden's page, she would have connected her
+    // own account, knowingly: the confirmation is what connects.
+    let r = confirm_from(&callback, &page, &origin_of(proxy.0)).await;
+    assert_eq!(r.status(), 200);
+    let r = c
+        .call_tool("remote__t__echo", json!({"message": "confirmed"}))
+        .await;
+    assert_eq!(text_of(r.result()), "confirmed", "{:?}", r.response());
+    let subjects: Vec<String> =
+        call_records(&dir2.path().join(".warden/audit/audit.jsonl"), "echo", 1)
+            .iter()
+            .map(|e| e["principal"]["subject"].as_str().unwrap_or("").to_owned())
+            .collect();
+    assert_eq!(subjects, ["alice"]);
+}
+
+#[tokio::test]
+async fn per_user_oauth_each_user_reaches_an_oauth_upstream_as_themselves() {
+    let Some(p) = crate::oauth_sdk::peers_or_skip() else {
+        return;
+    };
+    let (idp, _w2, dir2, w) = oauth_gateway(&p).await;
+    let iss = idp.issuer.clone();
+    let http = reqwest::Client::new();
 
     for user in ["alice", "bob"] {
         let token = token_for(&w, user, &[]);

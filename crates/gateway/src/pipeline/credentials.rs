@@ -532,6 +532,15 @@ impl OAuthUsers {
         Ok(url)
     }
 
+    /// Who started the login waiting for `state`, and at which server,
+    /// without using it up: what the confirmation page names.
+    pub(crate) fn waiting_login(&self, state: &str) -> Option<(String, String)> {
+        self.pending()
+            .get(state)
+            .filter(|p| p.started.elapsed() < LOGIN_EXPIRES)
+            .map(|p| (p.principal.clone(), p.server.clone()))
+    }
+
     /// Completes the login whose `state` the redirect carries: the code
     /// redeemed, the grant stored for the principal that started it.
     /// Returns the server's name.
