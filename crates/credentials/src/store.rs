@@ -8,7 +8,9 @@
 //! is also the AEAD's associated data: the file names no principal and no
 //! server, holds no token in clear, and a sealed grant moved under another
 //! user's id no longer opens. Writes replace the file atomically (mode
-//! 0600).
+//! 0600), one at a time: each holds the lock file beside it while it reads,
+//! changes and writes the store, so concurrent writers (in one process or
+//! several) lose nothing.
 
 use std::collections::BTreeMap;
 use std::io::Write as _;
@@ -147,20 +149,50 @@ impl GrantStore {
             .map_err(|_| CredentialError::Store("sealing failed".into()))?;
         let mut stored = nonce.to_vec();
         stored.extend_from_slice(&sealed);
-        let mut file = self.read()?;
-        file.version = 1;
-        file.entries.insert(id, URL_SAFE_NO_PAD.encode(stored));
-        self.write(&file)
+        let stored = URL_SAFE_NO_PAD.encode(stored);
+        self.change(|file| {
+            file.version = 1;
+            file.entries.insert(id, stored);
+            Ok(((), true))
+        })
     }
 
     /// Forgets the grant of `principal` at `server`.
     pub fn remove(&self, principal: &str, server: &str) -> Result<bool, CredentialError> {
+        let id = entry_id(principal, server);
+        self.change(|file| {
+            let removed = file.entries.remove(&id).is_some();
+            Ok((removed, removed))
+        })
+    }
+
+    /// Reads the file, lets `f` change it and writes it back (when `f`
+    /// says it changed), holding the store's lock file (`<path>.lock`,
+    /// `flock`) throughout: writers in this process and in others (the CLI
+    /// beside the gateway, two gateways on one store) take turns, so none
+    /// writes back a file read before another's write.
+    fn change<T>(
+        &self,
+        f: impl FnOnce(&mut StoreFile) -> Result<(T, bool), CredentialError>,
+    ) -> Result<T, CredentialError> {
+        let lock_path = self.path.with_extension("lock");
+        let fail = |e: std::io::Error| {
+            CredentialError::Store(format!("cannot lock {}: {e}", lock_path.display()))
+        };
+        let mut options = std::fs::OpenOptions::new();
+        options.write(true).create(true).truncate(false);
+        #[cfg(unix)]
+        std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+        let lock = options.open(&lock_path).map_err(fail)?;
+        lock.lock().map_err(fail)?;
         let mut file = self.read()?;
-        let removed = file.entries.remove(&entry_id(principal, server)).is_some();
-        if removed {
+        let (out, changed) = f(&mut file)?;
+        if changed {
             self.write(&file)?;
         }
-        Ok(removed)
+        // Closing the lock file releases the lock.
+        drop(lock);
+        Ok(out)
     }
 
     fn read(&self) -> Result<StoreFile, CredentialError> {
@@ -221,6 +253,52 @@ mod tests {
             client_id: "warden".into(),
             resource: "https://crm.example/mcp".into(),
         }
+    }
+
+    /// Defect: `put` and `remove` read the file, changed it and wrote it
+    /// back through one shared temporary file, with nothing held between:
+    /// two writers at once (two users' logins, a refresh's rotated token
+    /// beside a login, the CLI beside the gateway) lost one's grant or
+    /// left a file of interleaved writes that no longer parsed.
+    #[test]
+    fn concurrent_writers_lose_no_grant() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("grants.json");
+        // Two stores on one file: two processes, as far as the file knows.
+        let stores = [
+            std::sync::Arc::new(GrantStore::open(&path, KEY).unwrap()),
+            std::sync::Arc::new(GrantStore::open(&path, KEY).unwrap()),
+        ];
+        let writers: Vec<_> = (0..8)
+            .map(|w| {
+                let store = stores[w % 2].clone();
+                std::thread::spawn(move || {
+                    for i in 0..12 {
+                        store
+                            .put(&format!("p{w}-{i}"), "crm", &grant(&format!("rt-{w}-{i}")))
+                            .unwrap();
+                        if i % 3 == 0 {
+                            store
+                                .put(&format!("gone{w}-{i}"), "crm", &grant("x"))
+                                .unwrap();
+                            assert!(store.remove(&format!("gone{w}-{i}"), "crm").unwrap());
+                        }
+                    }
+                })
+            })
+            .collect();
+        for w in writers {
+            w.join().unwrap();
+        }
+        for w in 0..8 {
+            for i in 0..12 {
+                let got = stores[0].get(&format!("p{w}-{i}"), "crm").unwrap();
+                assert_eq!(got.map(|g| g.refresh_token), Some(format!("rt-{w}-{i}")));
+            }
+        }
+        let text = std::fs::read_to_string(&path).unwrap();
+        let file: StoreFile = serde_json::from_str(&text).unwrap();
+        assert_eq!(file.entries.len(), 8 * 12);
     }
 
     #[test]
