@@ -244,6 +244,8 @@ struct CompiledRule {
     id: &'static str,
     regex: BytesRegex,
     other_tool: bool,
+    /// A match counts only where this finds nothing inside it.
+    unless: Option<BytesRegex>,
 }
 
 /// At most this many findings are kept per manifest.
@@ -289,24 +291,30 @@ impl Scanner {
             .dfa_size_limit(32 << 20)
             .build()
             .map_err(|_| RegistryError::UnknownRule("built-in rule set".into()))?;
+        let bytes_regex = |id: &'static str, pattern: &str| {
+            RegexBuilder::new(pattern)
+                .case_insensitive(true)
+                .unicode(false)
+                .size_limit(16 << 20)
+                .dfa_size_limit(8 << 20)
+                .build()
+                .map_err(|_| RegistryError::UnknownRule(id.into()))
+        };
         let rules = specs
             .iter()
             .zip(&patterns)
             .map(|(spec, pattern)| {
-                RegexBuilder::new(pattern)
-                    .case_insensitive(true)
-                    .unicode(false)
-                    .size_limit(16 << 20)
-                    .dfa_size_limit(8 << 20)
-                    .build()
-                    .map(|regex| CompiledRule {
-                        id: spec.id,
-                        regex,
-                        other_tool: spec.other_tool,
-                    })
-                    .map_err(|_| RegistryError::UnknownRule(spec.id.into()))
+                Ok(CompiledRule {
+                    id: spec.id,
+                    regex: bytes_regex(spec.id, pattern)?,
+                    other_tool: spec.other_tool,
+                    unless: spec
+                        .unless
+                        .map(|u| bytes_regex(spec.id, &expand(u)))
+                        .transpose()?,
+                })
             })
-            .collect::<Result<Vec<_>, _>>()?;
+            .collect::<Result<Vec<_>, RegistryError>>()?;
         let parameter_name = regex::RegexBuilder::new(rules::SUSPICIOUS_PARAMETER_NAME)
             .case_insensitive(true)
             .build()
@@ -355,7 +363,11 @@ impl Scanner {
     ) -> (Verdict, Vec<ScanFinding>) {
         let mut out = Findings::default();
         let mut ptr = String::new();
-        self.walk(item, &mut ptr, Parent::Root, ctx, &mut out, 0);
+        let scope = Scope {
+            ctx,
+            item: item_names(item),
+        };
+        self.walk(item, &mut ptr, Parent::Root, &scope, &mut out, 0);
         self.learned(item, &mut out);
         let findings = out.finish();
         (self.verdict(&findings), findings)
@@ -413,7 +425,11 @@ impl Scanner {
 
     pub fn scan_text_in(&self, location: &str, text: &str, ctx: &ScanContext) -> Vec<ScanFinding> {
         let mut out = Findings::default();
-        self.scan_string(location, text, ctx, &mut out);
+        let scope = Scope {
+            ctx,
+            item: BTreeSet::new(),
+        };
+        self.scan_string(location, text, &scope, &mut out);
         out.finish()
     }
 
@@ -515,7 +531,7 @@ impl Scanner {
         v: &RawValue,
         ptr: &mut String,
         parent: Parent,
-        ctx: &ScanContext,
+        scope: &Scope<'_>,
         out: &mut Findings,
         depth: usize,
     ) {
@@ -530,7 +546,7 @@ impl Scanner {
                     let len = ptr.len();
                     ptr.push('/');
                     ptr.push_str(&pointer_token(&key));
-                    self.scan_key(ptr, &key, parent == Parent::Properties, ctx, out);
+                    self.scan_key(ptr, &key, parent == Parent::Properties, scope, out);
                     if parent == Parent::ArgumentList && key == "name" {
                         if let Some(name) = as_str(child) {
                             self.check_parameter_name(ptr, &name, out);
@@ -543,7 +559,7 @@ impl Scanner {
                         "arguments" if parent == Parent::Root => Parent::Arguments,
                         _ => Parent::Other,
                     };
-                    self.walk(child, ptr, next, ctx, out, depth + 1);
+                    self.walk(child, ptr, next, scope, out, depth + 1);
                     ptr.truncate(len);
                 }
             }
@@ -558,13 +574,13 @@ impl Scanner {
                     let len = ptr.len();
                     ptr.push('/');
                     ptr.push_str(&i.to_string());
-                    self.walk(item, ptr, next, ctx, out, depth + 1);
+                    self.walk(item, ptr, next, scope, out, depth + 1);
                     ptr.truncate(len);
                 }
             }
             Some(b'"') => {
                 if let Some(s) = as_str(v) {
-                    self.scan_string(ptr, &s, ctx, out);
+                    self.scan_string(ptr, &s, scope, out);
                 }
             }
             _ => {}
@@ -576,14 +592,14 @@ impl Scanner {
         location: &str,
         key: &str,
         is_parameter: bool,
-        ctx: &ScanContext,
+        scope: &Scope<'_>,
         out: &mut Findings,
     ) {
-        self.scan_string(location, key, ctx, out);
+        self.scan_string(location, key, scope, out);
         let words = humanize(key);
         if words != key {
             let normalized = unicode::normalize(&words);
-            self.text_rules(location, &normalized, "", ctx, out);
+            self.text_rules(location, &normalized, "", scope, out);
         }
         if is_parameter {
             self.check_parameter_name(location, key, out);
@@ -601,24 +617,24 @@ impl Scanner {
         }
     }
 
-    fn scan_string(&self, location: &str, text: &str, ctx: &ScanContext, out: &mut Findings) {
+    fn scan_string(&self, location: &str, text: &str, scope: &Scope<'_>, out: &mut Findings) {
         let mut raw = Vec::new();
         let hidden = unicode::scan_chars(text, &mut raw);
         for f in raw {
             out.push(self.finding(f.rule, location, f.excerpt));
         }
         let normalized = unicode::normalize(text);
-        self.text_rules(location, &normalized, "", ctx, out);
+        self.text_rules(location, &normalized, "", scope, out);
         if let Some(hidden) = hidden {
             self.text_rules(
                 location,
                 &unicode::normalize(&hidden),
                 "[hidden] ",
-                ctx,
+                scope,
                 out,
             );
         }
-        self.foreign_references(location, &normalized, ctx, out);
+        self.foreign_references(location, &normalized, scope, out);
         for m in self.inner.base64.find_iter(text).take(8) {
             if let Some(decoded) = decode_text(m.as_str()) {
                 out.push(self.finding(
@@ -630,7 +646,7 @@ impl Scanner {
                     location,
                     &unicode::normalize(&decoded),
                     "[base64] ",
-                    ctx,
+                    scope,
                     out,
                 );
             }
@@ -642,7 +658,7 @@ impl Scanner {
         location: &str,
         normalized: &str,
         prefix: &str,
-        ctx: &ScanContext,
+        scope: &Scope<'_>,
         out: &mut Findings,
     ) {
         if normalized.is_empty() {
@@ -656,8 +672,12 @@ impl Scanner {
             let hit = if rule.other_tool {
                 rule.regex
                     .captures_iter(&view.bytes)
-                    .find(|caps| names_other_tool(caps, ctx))
+                    .find(|caps| names_other_tool(caps, scope))
                     .and_then(|caps| caps.get(0))
+            } else if let Some(unless) = &rule.unless {
+                rule.regex
+                    .find_iter(&view.bytes)
+                    .find(|m| !unless.is_match(m.as_bytes()))
             } else {
                 rule.regex.find(&view.bytes)
             };
@@ -673,15 +693,16 @@ impl Scanner {
         &self,
         location: &str,
         normalized: &str,
-        ctx: &ScanContext,
+        scope: &Scope<'_>,
         out: &mut Findings,
     ) {
+        let ctx = scope.ctx;
         if ctx.foreign.is_empty() {
             return;
         }
         let lower = normalized.to_lowercase();
         for (name, server) in &ctx.foreign {
-            if ctx.own.contains(name) {
+            if ctx.own.contains(name) || scope.item.contains(name) {
                 continue;
             }
             if let Some(at) = find_token(&lower, name) {
@@ -851,14 +872,73 @@ fn expand(pattern: &str) -> String {
     pattern.replace("[^.!?]", r"(?:[^.!?]|\.[^\s.!?])")
 }
 
-fn names_other_tool(caps: &regex::bytes::Captures<'_>, ctx: &ScanContext) -> bool {
+fn names_other_tool(caps: &regex::bytes::Captures<'_>, scope: &Scope<'_>) -> bool {
     for n in 1..=4 {
         if let Some(m) = caps.name(&format!("who{n}")) {
             let who = String::from_utf8_lossy(m.as_bytes()).to_lowercase();
-            return !rules::SELF_WORDS.contains(&who.as_str()) && !ctx.own.contains(&who);
+            return !rules::SELF_WORDS.contains(&who.as_str())
+                && !scope.ctx.own.contains(&who)
+                && !scope.item.contains(&who);
         }
     }
     true
+}
+
+/// What one scan may mention without naming another tool: the server's
+/// tools (from the context), and the item's own name and parameters
+/// ("`limit` is ignored when `page_token` is used" is about the tool
+/// itself, not shadowing).
+struct Scope<'a> {
+    ctx: &'a ScanContext,
+    /// The item's name and its parameters' names, lower-cased.
+    item: BTreeSet<String>,
+}
+
+/// The item's `name` and every parameter name in it: the keys of each
+/// `properties` object and the `name` of each prompt argument.
+fn item_names(item: &RawValue) -> BTreeSet<String> {
+    let mut names = BTreeSet::new();
+    collect_names(item, Parent::Root, &mut names, 0);
+    names
+}
+
+fn collect_names(v: &RawValue, parent: Parent, names: &mut BTreeSet<String>, depth: usize) {
+    if depth > crate::canonical::MAX_DEPTH {
+        return;
+    }
+    match v.get().trim_start().as_bytes().first() {
+        Some(b'{') => {
+            for (key, child) in members(v).into_iter().flatten() {
+                if parent == Parent::Properties {
+                    names.insert(key.to_lowercase());
+                }
+                if key == "name" && matches!(parent, Parent::Root | Parent::ArgumentList) {
+                    if let Some(n) = as_str(child) {
+                        names.insert(n.to_lowercase());
+                    }
+                }
+                let next = match key.as_ref() {
+                    "properties" | "patternProperties" if parent != Parent::Properties => {
+                        Parent::Properties
+                    }
+                    "arguments" if parent == Parent::Root => Parent::Arguments,
+                    _ => Parent::Other,
+                };
+                collect_names(child, next, names, depth + 1);
+            }
+        }
+        Some(b'[') => {
+            let next = if parent == Parent::Arguments {
+                Parent::ArgumentList
+            } else {
+                Parent::Other
+            };
+            for item in elements(v).into_iter().flatten() {
+                collect_names(item, next, names, depth + 1);
+            }
+        }
+        _ => {}
+    }
 }
 
 /// `content_from_reading_ssh_id_rsa` → `content from reading ssh id rsa`;
