@@ -436,15 +436,40 @@ impl Scanner {
     /// The verdict for a set of findings under this scanner's thresholds.
     ///
     /// Besides the thresholds, structure: an instruction addressed to the
-    /// model (imperative, precondition, urgency, addressing) together with
-    /// a target outside the tool's own job (another server's tool, a
-    /// credential or configuration file, a command, the caller's identity,
-    /// a parameter to fill with secrets) warns, and blocks when either side
-    /// is at least `warn_at` on its own. Either side alone is a weak signal.
+    /// model (imperative, precondition, urgency, addressing, a tag,
+    /// concealment) together with a target outside the tool's own job
+    /// (another server's tool, a credential or configuration file, a
+    /// command, the caller's prompt, a parameter to fill with secrets)
+    /// warns, and blocks when either side is at least `warn_at` on its
+    /// own. Either side alone is a weak signal: it warns at most.
     pub fn verdict(&self, findings: &[ScanFinding]) -> Verdict {
+        self.judge(findings).0
+    }
+
+    /// Why [`Scanner::verdict`] decided what it did, in one line: which
+    /// findings blocked, which instruction met which target, or that weak
+    /// signals only warn. Empty for `ok`.
+    pub fn why(&self, findings: &[ScanFinding]) -> String {
+        self.judge(findings).1
+    }
+
+    fn judge(&self, findings: &[ScanFinding]) -> (Verdict, String) {
         let t = &self.inner.thresholds;
+        let ids = |pick: &dyn Fn(&ScanFinding) -> bool| {
+            let set: BTreeSet<&str> = findings
+                .iter()
+                .filter(|f| pick(f))
+                .map(|f| f.rule)
+                .collect();
+            set.into_iter().collect::<Vec<_>>().join(", ")
+        };
         if findings.iter().any(|f| f.severity >= t.block_at) {
-            return Verdict::Block;
+            let why = format!(
+                "blocks: {} at {} or above, each enough alone",
+                ids(&|f| f.severity >= t.block_at),
+                t.block_at
+            );
+            return (Verdict::Block, why);
         }
         let strongest = |kinds: &[&str]| {
             findings
@@ -454,10 +479,15 @@ impl Scanner {
                 .max()
         };
         if let (Some(i), Some(g)) = (strongest(rules::INSTRUCTIONS), strongest(rules::TARGETS)) {
+            let pair = format!(
+                "an instruction to the model ({}) with a target outside the tool's job ({})",
+                ids(&|f| rules::INSTRUCTIONS.contains(&f.rule)),
+                ids(&|f| rules::TARGETS.contains(&f.rule))
+            );
             return if i.max(g) >= t.warn_at {
-                Verdict::Block
+                (Verdict::Block, format!("blocks: {pair}"))
             } else {
-                Verdict::Warn
+                (Verdict::Warn, format!("warns: {pair}, both weak"))
             };
         }
         let warned: BTreeSet<&str> = findings
@@ -465,12 +495,22 @@ impl Scanner {
             .filter(|f| f.severity >= t.warn_at)
             .map(|f| f.rule)
             .collect();
+        let list = warned.iter().copied().collect::<Vec<_>>().join(", ");
         if t.block_on_distinct_rules > 0 && warned.len() >= t.block_on_distinct_rules {
-            Verdict::Block
+            let why = format!(
+                "blocks: {} distinct rules at or above {} ({list})",
+                warned.len(),
+                t.warn_at
+            );
+            (Verdict::Block, why)
         } else if warned.is_empty() {
-            Verdict::Ok
+            (Verdict::Ok, String::new())
         } else {
-            Verdict::Warn
+            let why = format!(
+                "warns: {list} at {} or above; weak alone (blocking takes an instruction with a target outside the tool's job, or a stronger finding)",
+                t.warn_at
+            );
+            (Verdict::Warn, why)
         }
     }
 
