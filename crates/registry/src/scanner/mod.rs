@@ -15,14 +15,17 @@
 //!   location of the match.
 //!
 //! Each finding carries a rule id, a severity and a JSON pointer; the
-//! verdict comes from [`Thresholds`]. The scanner does no I/O and is cheap
-//! to clone (its compiled state is shared).
+//! verdict comes from [`Thresholds`] and from structure: one weak signal
+//! warns at most, an instruction to the model with a target outside the
+//! tool's own job blocks ([`Scanner::verdict`], explained by
+//! [`Scanner::why`]). The scanner does no I/O and is cheap to clone (its
+//! compiled state is shared).
 //!
 //! Quality is measured on the shared corpora by
-//! `cargo run -p warden-registry --release --example eval`, and the floors
-//! (MSB poisoned descriptions blocked ≥ 95 %, reference servers flagged
-//! ≤ 2 %) are held by `tests/corpora.rs`. Rules are written per attack
-//! family, never per corpus string.
+//! `cargo run -p warden-guard --release --example eval -- --family descriptions`,
+//! and the floors (MSB poisoned descriptions flagged ≥ 95 %, reference
+//! servers flagged ≤ 2 %) are held by `tests/corpora.rs`. Rules are
+//! written per attack family, never per corpus string.
 
 pub mod rules;
 mod unicode;

@@ -271,10 +271,12 @@ pub(crate) fn text_rules() -> Vec<TextRule> {
             ),
             KEEP_IN,
         ),
+        // Told to write there (the verb's bare form: "writes its settings
+        // to mcp.json" describes an installer's own job).
         rule(
             SENSITIVE_READ,
             format!(
-                r"\b(?:write|append|add|insert|echo|inject|put|place|save|store)(?:s|es|ed|d|ing)?\b[^.!?]{{0,60}}?{STARTUP}"
+                r"\b(?:write|append|insert|echo|put|place|save|store)\b[^.!?]{{0,60}}?{STARTUP}"
             ),
         ),
         rule(SENSITIVE_PATH, SENSITIVE),
