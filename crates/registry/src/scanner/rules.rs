@@ -276,7 +276,7 @@ pub(crate) fn text_rules() -> Vec<TextRule> {
         rule(
             SENSITIVE_READ,
             format!(
-                r"\b(?:write|append|insert|echo|put|place|save|store)\b[^.!?]{{0,60}}?{STARTUP}"
+                r"\b(?:write|append|add|insert|echo|put|place|save|store)\b[^.!?]{{0,60}}?{STARTUP}"
             ),
         ),
         rule(SENSITIVE_PATH, SENSITIVE),
@@ -360,7 +360,8 @@ pub(crate) fn text_rules() -> Vec<TextRule> {
                     r"\b(?:must|should|always)\s+(?:first\s+)?(?:call|use|invoke|run)\s+(?:the\s+)?{n1}\s+(?:tool|function)\s+(?:first|before|after|whenever|every\s+time|each\s+time)\b",
                     r"|\binstead\s+of\s+(?:using|calling)\s+(?:the\s+)?{n2}\s+(?:tool|function)\b",
                     r"|\b(?:must|should|need\s+to|have\s+to|always)\s+(?:first\s+|then\s+|also\s+|afterwards\s+|immediately\s+)+(?:call|use|invoke|run)\s+(?:the\s+)?{n3}",
-                    r"|\b(?:use|call|try)\s+(?:the\s+)?{n4}\s+(?:tool|function)\s+instead\b"
+                    r"|\b(?:use|call|try)\s+(?:the\s+)?{n4}\s+(?:tool|function)\s+instead\b",
+                    r"|\b(?:must|should|need\s+to|have\s+to|always)\s+(?:first\s+)?(?:call|invoke)\s+(?:the\s+)?[`'\x22]?(?P<who5>[a-z0-9]+(?:[_.-][a-z0-9]+)+)[`'\x22]?"
                 ),
                 n1 = name(1),
                 n2 = name(2),
