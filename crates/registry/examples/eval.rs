@@ -3,8 +3,9 @@
 //! `cargo run -p warden-registry --release --example scan-eval -- /work/shared/corpora [-v]`
 //!
 //! Gated sets (held by `tests/corpora.rs`): MSB poisoned descriptions must
-//! be blocked at ≥ 95 % recall; the reference servers' tools and
-//! instructions must be flagged (warn or block) at ≤ 2 %.
+//! be flagged (warn or block) at ≥ 95 % recall (its attacks are single
+//! weak signals, which warn); the reference servers' tools and
+//! instructions must be flagged at ≤ 2 %.
 
 #[path = "../tests/support/corpora.rs"]
 mod corpora;

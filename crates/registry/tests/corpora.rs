@@ -1,5 +1,7 @@
 //! Detector quality floors on the shared corpora (issue 6):
-//! - `tool-poisoning-msb`: poisoned descriptions blocked at recall ≥ 95 %;
+//! - `tool-poisoning-msb`: poisoned descriptions flagged at recall ≥ 95 %
+//!   (its attacks that are one weak signal — a superlative about the tool,
+//!   a parameter for the model's name — warn and do not block, issue #20);
 //! - `benign-tools-reference-servers`: tools and instructions flagged (warn
 //!   or block) at ≤ 2 %.
 //!
@@ -21,16 +23,16 @@ fn dir() -> std::path::PathBuf {
 }
 
 #[test]
-fn msb_poisoned_descriptions_are_blocked() {
+fn msb_poisoned_descriptions_are_flagged() {
     let scanner = Scanner::new();
     let (set, _) = corpora::msb(&dir());
     let m = corpora::evaluate(&scanner, &set);
     eprint!("{}", corpora::render(&set, &m));
     assert_eq!(m.positives(), 36, "corpus changed");
     assert!(
-        m.block_recall() >= 0.95,
+        m.flag_recall() >= 0.95,
         "recall {:.3}; misses: {:#?}",
-        m.block_recall(),
+        m.flag_recall(),
         m.misses
     );
     // The benign originals must never be blocked (a few carry the corpus'

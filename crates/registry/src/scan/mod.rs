@@ -370,6 +370,8 @@ pub struct ItemScan {
     pub name: String,
     pub hash: ManifestHash,
     pub verdict: Verdict,
+    /// Why the verdict ([`Scanner::why`]); empty for `ok`.
+    pub why: String,
     pub findings: Vec<ScanFinding>,
 }
 
@@ -515,6 +517,7 @@ fn scan_item(
         name: m.name.clone(),
         hash: m.hash,
         verdict: scanner.verdict(&findings),
+        why: scanner.why(&findings),
         findings,
     }
 }

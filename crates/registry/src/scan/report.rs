@@ -105,6 +105,10 @@ pub struct ItemReport {
     pub name: String,
     pub hash: String,
     pub verdict: Verdict,
+    /// Why the verdict: which findings blocked, or which instruction met
+    /// which target (absent for `ok`).
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub why: String,
     pub findings: Vec<ScanFinding>,
 }
 
@@ -144,6 +148,7 @@ impl ScanReport {
                                 name: i.name.clone(),
                                 hash: i.hash.to_string(),
                                 verdict: i.verdict,
+                                why: i.why.clone(),
                                 findings: i.findings.clone(),
                             })
                             .collect(),
@@ -325,11 +330,12 @@ pub fn render_report(results: &[ServerScan], color: bool) -> String {
     let mut any = false;
     for r in results {
         let label = super::server_label(&r.server);
-        let mut groups: Vec<(String, Verdict, &[ScanFinding])> = Vec::new();
+        let mut groups: Vec<(String, Verdict, &str, &[ScanFinding])> = Vec::new();
         if !r.config_findings.is_empty() {
             groups.push((
                 format!("{label} (config entry)"),
                 r.config_verdict,
+                "",
                 &r.config_findings,
             ));
         }
@@ -343,11 +349,12 @@ pub fn render_report(results: &[ServerScan], color: bool) -> String {
                         paint.dim(&i.hash.to_string())
                     ),
                     i.verdict,
+                    &i.why,
                     &i.findings,
                 ));
             }
         }
-        for (title, verdict, findings) in groups {
+        for (title, verdict, why, findings) in groups {
             if !any {
                 let _ = writeln!(out, "\nFindings");
                 any = true;
@@ -358,6 +365,9 @@ pub fn render_report(results: &[ServerScan], color: bool) -> String {
                 paint.verdict(verdict).trim_end(),
                 escape_untrusted(&title)
             );
+            if !why.is_empty() {
+                let _ = writeln!(out, "    {}", escape_untrusted(why));
+            }
             for f in findings {
                 let location = if f.location.is_empty() {
                     "(whole)"

@@ -15,14 +15,17 @@
 //!   location of the match.
 //!
 //! Each finding carries a rule id, a severity and a JSON pointer; the
-//! verdict comes from [`Thresholds`]. The scanner does no I/O and is cheap
-//! to clone (its compiled state is shared).
+//! verdict comes from [`Thresholds`] and from structure: one weak signal
+//! warns at most, an instruction to the model with a target outside the
+//! tool's own job blocks ([`Scanner::verdict`], explained by
+//! [`Scanner::why`]). The scanner does no I/O and is cheap to clone (its
+//! compiled state is shared).
 //!
 //! Quality is measured on the shared corpora by
-//! `cargo run -p warden-registry --release --example eval`, and the floors
-//! (MSB poisoned descriptions blocked ≥ 95 %, reference servers flagged
-//! ≤ 2 %) are held by `tests/corpora.rs`. Rules are written per attack
-//! family, never per corpus string.
+//! `cargo run -p warden-guard --release --example eval -- --family descriptions`,
+//! and the floors (MSB poisoned descriptions flagged ≥ 95 %, reference
+//! servers flagged ≤ 2 %) are held by `tests/corpora.rs`. Rules are
+//! written per attack family, never per corpus string.
 
 pub mod rules;
 mod unicode;
@@ -244,6 +247,8 @@ struct CompiledRule {
     id: &'static str,
     regex: BytesRegex,
     other_tool: bool,
+    /// A match counts only where this finds nothing inside it.
+    unless: Option<BytesRegex>,
 }
 
 /// At most this many findings are kept per manifest.
@@ -289,24 +294,30 @@ impl Scanner {
             .dfa_size_limit(32 << 20)
             .build()
             .map_err(|_| RegistryError::UnknownRule("built-in rule set".into()))?;
+        let bytes_regex = |id: &'static str, pattern: &str| {
+            RegexBuilder::new(pattern)
+                .case_insensitive(true)
+                .unicode(false)
+                .size_limit(16 << 20)
+                .dfa_size_limit(8 << 20)
+                .build()
+                .map_err(|_| RegistryError::UnknownRule(id.into()))
+        };
         let rules = specs
             .iter()
             .zip(&patterns)
             .map(|(spec, pattern)| {
-                RegexBuilder::new(pattern)
-                    .case_insensitive(true)
-                    .unicode(false)
-                    .size_limit(16 << 20)
-                    .dfa_size_limit(8 << 20)
-                    .build()
-                    .map(|regex| CompiledRule {
-                        id: spec.id,
-                        regex,
-                        other_tool: spec.other_tool,
-                    })
-                    .map_err(|_| RegistryError::UnknownRule(spec.id.into()))
+                Ok(CompiledRule {
+                    id: spec.id,
+                    regex: bytes_regex(spec.id, pattern)?,
+                    other_tool: spec.other_tool,
+                    unless: spec
+                        .unless
+                        .map(|u| bytes_regex(spec.id, &expand(u)))
+                        .transpose()?,
+                })
             })
-            .collect::<Result<Vec<_>, _>>()?;
+            .collect::<Result<Vec<_>, RegistryError>>()?;
         let parameter_name = regex::RegexBuilder::new(rules::SUSPICIOUS_PARAMETER_NAME)
             .case_insensitive(true)
             .build()
@@ -355,7 +366,11 @@ impl Scanner {
     ) -> (Verdict, Vec<ScanFinding>) {
         let mut out = Findings::default();
         let mut ptr = String::new();
-        self.walk(item, &mut ptr, Parent::Root, ctx, &mut out, 0);
+        let scope = Scope {
+            ctx,
+            item: item_names(item),
+        };
+        self.walk(item, &mut ptr, Parent::Root, &scope, &mut out, 0);
         self.learned(item, &mut out);
         let findings = out.finish();
         (self.verdict(&findings), findings)
@@ -413,22 +428,51 @@ impl Scanner {
 
     pub fn scan_text_in(&self, location: &str, text: &str, ctx: &ScanContext) -> Vec<ScanFinding> {
         let mut out = Findings::default();
-        self.scan_string(location, text, ctx, &mut out);
+        let scope = Scope {
+            ctx,
+            item: BTreeSet::new(),
+        };
+        self.scan_string(location, text, &scope, &mut out);
         out.finish()
     }
 
     /// The verdict for a set of findings under this scanner's thresholds.
     ///
     /// Besides the thresholds, structure: an instruction addressed to the
-    /// model (imperative, precondition, urgency, addressing) together with
-    /// a target outside the tool's own job (another server's tool, a
-    /// credential or configuration file, a command, the caller's identity,
-    /// a parameter to fill with secrets) warns, and blocks when either side
-    /// is at least `warn_at` on its own. Either side alone is a weak signal.
+    /// model (imperative, precondition, urgency, addressing, a tag,
+    /// concealment) together with a target outside the tool's own job
+    /// (another server's tool, a credential or configuration file, a
+    /// command, the caller's prompt, a parameter to fill with secrets)
+    /// warns, and blocks when either side is at least `warn_at` on its
+    /// own. Either side alone is a weak signal: it warns at most.
     pub fn verdict(&self, findings: &[ScanFinding]) -> Verdict {
+        self.judge(findings).0
+    }
+
+    /// Why [`Scanner::verdict`] decided what it did, in one line: which
+    /// findings blocked, which instruction met which target, or that weak
+    /// signals only warn. Empty for `ok`.
+    pub fn why(&self, findings: &[ScanFinding]) -> String {
+        self.judge(findings).1
+    }
+
+    fn judge(&self, findings: &[ScanFinding]) -> (Verdict, String) {
         let t = &self.inner.thresholds;
+        let ids = |pick: &dyn Fn(&ScanFinding) -> bool| {
+            let set: BTreeSet<&str> = findings
+                .iter()
+                .filter(|f| pick(f))
+                .map(|f| f.rule)
+                .collect();
+            set.into_iter().collect::<Vec<_>>().join(", ")
+        };
         if findings.iter().any(|f| f.severity >= t.block_at) {
-            return Verdict::Block;
+            let why = format!(
+                "blocks: {} at {} or above, each enough alone",
+                ids(&|f| f.severity >= t.block_at),
+                t.block_at
+            );
+            return (Verdict::Block, why);
         }
         let strongest = |kinds: &[&str]| {
             findings
@@ -438,10 +482,15 @@ impl Scanner {
                 .max()
         };
         if let (Some(i), Some(g)) = (strongest(rules::INSTRUCTIONS), strongest(rules::TARGETS)) {
+            let pair = format!(
+                "an instruction to the model ({}) with a target outside the tool's job ({})",
+                ids(&|f| rules::INSTRUCTIONS.contains(&f.rule)),
+                ids(&|f| rules::TARGETS.contains(&f.rule))
+            );
             return if i.max(g) >= t.warn_at {
-                Verdict::Block
+                (Verdict::Block, format!("blocks: {pair}"))
             } else {
-                Verdict::Warn
+                (Verdict::Warn, format!("warns: {pair}, both weak"))
             };
         }
         let warned: BTreeSet<&str> = findings
@@ -449,12 +498,22 @@ impl Scanner {
             .filter(|f| f.severity >= t.warn_at)
             .map(|f| f.rule)
             .collect();
+        let list = warned.iter().copied().collect::<Vec<_>>().join(", ");
         if t.block_on_distinct_rules > 0 && warned.len() >= t.block_on_distinct_rules {
-            Verdict::Block
+            let why = format!(
+                "blocks: {} distinct rules at or above {} ({list})",
+                warned.len(),
+                t.warn_at
+            );
+            (Verdict::Block, why)
         } else if warned.is_empty() {
-            Verdict::Ok
+            (Verdict::Ok, String::new())
         } else {
-            Verdict::Warn
+            let why = format!(
+                "warns: {list} at {} or above; weak alone (blocking takes an instruction with a target outside the tool's job, or a stronger finding)",
+                t.warn_at
+            );
+            (Verdict::Warn, why)
         }
     }
 
@@ -515,7 +574,7 @@ impl Scanner {
         v: &RawValue,
         ptr: &mut String,
         parent: Parent,
-        ctx: &ScanContext,
+        scope: &Scope<'_>,
         out: &mut Findings,
         depth: usize,
     ) {
@@ -530,7 +589,7 @@ impl Scanner {
                     let len = ptr.len();
                     ptr.push('/');
                     ptr.push_str(&pointer_token(&key));
-                    self.scan_key(ptr, &key, parent == Parent::Properties, ctx, out);
+                    self.scan_key(ptr, &key, parent == Parent::Properties, scope, out);
                     if parent == Parent::ArgumentList && key == "name" {
                         if let Some(name) = as_str(child) {
                             self.check_parameter_name(ptr, &name, out);
@@ -543,7 +602,7 @@ impl Scanner {
                         "arguments" if parent == Parent::Root => Parent::Arguments,
                         _ => Parent::Other,
                     };
-                    self.walk(child, ptr, next, ctx, out, depth + 1);
+                    self.walk(child, ptr, next, scope, out, depth + 1);
                     ptr.truncate(len);
                 }
             }
@@ -558,13 +617,13 @@ impl Scanner {
                     let len = ptr.len();
                     ptr.push('/');
                     ptr.push_str(&i.to_string());
-                    self.walk(item, ptr, next, ctx, out, depth + 1);
+                    self.walk(item, ptr, next, scope, out, depth + 1);
                     ptr.truncate(len);
                 }
             }
             Some(b'"') => {
                 if let Some(s) = as_str(v) {
-                    self.scan_string(ptr, &s, ctx, out);
+                    self.scan_string(ptr, &s, scope, out);
                 }
             }
             _ => {}
@@ -576,14 +635,14 @@ impl Scanner {
         location: &str,
         key: &str,
         is_parameter: bool,
-        ctx: &ScanContext,
+        scope: &Scope<'_>,
         out: &mut Findings,
     ) {
-        self.scan_string(location, key, ctx, out);
+        self.scan_string(location, key, scope, out);
         let words = humanize(key);
         if words != key {
             let normalized = unicode::normalize(&words);
-            self.text_rules(location, &normalized, "", ctx, out);
+            self.text_rules(location, &normalized, "", scope, out);
         }
         if is_parameter {
             self.check_parameter_name(location, key, out);
@@ -601,24 +660,24 @@ impl Scanner {
         }
     }
 
-    fn scan_string(&self, location: &str, text: &str, ctx: &ScanContext, out: &mut Findings) {
+    fn scan_string(&self, location: &str, text: &str, scope: &Scope<'_>, out: &mut Findings) {
         let mut raw = Vec::new();
         let hidden = unicode::scan_chars(text, &mut raw);
         for f in raw {
             out.push(self.finding(f.rule, location, f.excerpt));
         }
         let normalized = unicode::normalize(text);
-        self.text_rules(location, &normalized, "", ctx, out);
+        self.text_rules(location, &normalized, "", scope, out);
         if let Some(hidden) = hidden {
             self.text_rules(
                 location,
                 &unicode::normalize(&hidden),
                 "[hidden] ",
-                ctx,
+                scope,
                 out,
             );
         }
-        self.foreign_references(location, &normalized, ctx, out);
+        self.foreign_references(location, &normalized, scope, out);
         for m in self.inner.base64.find_iter(text).take(8) {
             if let Some(decoded) = decode_text(m.as_str()) {
                 out.push(self.finding(
@@ -630,7 +689,7 @@ impl Scanner {
                     location,
                     &unicode::normalize(&decoded),
                     "[base64] ",
-                    ctx,
+                    scope,
                     out,
                 );
             }
@@ -642,7 +701,7 @@ impl Scanner {
         location: &str,
         normalized: &str,
         prefix: &str,
-        ctx: &ScanContext,
+        scope: &Scope<'_>,
         out: &mut Findings,
     ) {
         if normalized.is_empty() {
@@ -656,8 +715,12 @@ impl Scanner {
             let hit = if rule.other_tool {
                 rule.regex
                     .captures_iter(&view.bytes)
-                    .find(|caps| names_other_tool(caps, ctx))
+                    .find(|caps| names_other_tool(caps, scope))
                     .and_then(|caps| caps.get(0))
+            } else if let Some(unless) = &rule.unless {
+                rule.regex
+                    .find_iter(&view.bytes)
+                    .find(|m| !unless.is_match(m.as_bytes()))
             } else {
                 rule.regex.find(&view.bytes)
             };
@@ -673,15 +736,16 @@ impl Scanner {
         &self,
         location: &str,
         normalized: &str,
-        ctx: &ScanContext,
+        scope: &Scope<'_>,
         out: &mut Findings,
     ) {
+        let ctx = scope.ctx;
         if ctx.foreign.is_empty() {
             return;
         }
         let lower = normalized.to_lowercase();
         for (name, server) in &ctx.foreign {
-            if ctx.own.contains(name) {
+            if ctx.own.contains(name) || scope.item.contains(name) {
                 continue;
             }
             if let Some(at) = find_token(&lower, name) {
@@ -851,14 +915,73 @@ fn expand(pattern: &str) -> String {
     pattern.replace("[^.!?]", r"(?:[^.!?]|\.[^\s.!?])")
 }
 
-fn names_other_tool(caps: &regex::bytes::Captures<'_>, ctx: &ScanContext) -> bool {
-    for n in 1..=4 {
+fn names_other_tool(caps: &regex::bytes::Captures<'_>, scope: &Scope<'_>) -> bool {
+    for n in 1..=5 {
         if let Some(m) = caps.name(&format!("who{n}")) {
             let who = String::from_utf8_lossy(m.as_bytes()).to_lowercase();
-            return !rules::SELF_WORDS.contains(&who.as_str()) && !ctx.own.contains(&who);
+            return !rules::SELF_WORDS.contains(&who.as_str())
+                && !scope.ctx.own.contains(&who)
+                && !scope.item.contains(&who);
         }
     }
     true
+}
+
+/// What one scan may mention without naming another tool: the server's
+/// tools (from the context), and the item's own name and parameters
+/// ("`limit` is ignored when `page_token` is used" is about the tool
+/// itself, not shadowing).
+struct Scope<'a> {
+    ctx: &'a ScanContext,
+    /// The item's name and its parameters' names, lower-cased.
+    item: BTreeSet<String>,
+}
+
+/// The item's `name` and every parameter name in it: the keys of each
+/// `properties` object and the `name` of each prompt argument.
+fn item_names(item: &RawValue) -> BTreeSet<String> {
+    let mut names = BTreeSet::new();
+    collect_names(item, Parent::Root, &mut names, 0);
+    names
+}
+
+fn collect_names(v: &RawValue, parent: Parent, names: &mut BTreeSet<String>, depth: usize) {
+    if depth > crate::canonical::MAX_DEPTH {
+        return;
+    }
+    match v.get().trim_start().as_bytes().first() {
+        Some(b'{') => {
+            for (key, child) in members(v).into_iter().flatten() {
+                if parent == Parent::Properties {
+                    names.insert(key.to_lowercase());
+                }
+                if key == "name" && matches!(parent, Parent::Root | Parent::ArgumentList) {
+                    if let Some(n) = as_str(child) {
+                        names.insert(n.to_lowercase());
+                    }
+                }
+                let next = match key.as_ref() {
+                    "properties" | "patternProperties" if parent != Parent::Properties => {
+                        Parent::Properties
+                    }
+                    "arguments" if parent == Parent::Root => Parent::Arguments,
+                    _ => Parent::Other,
+                };
+                collect_names(child, next, names, depth + 1);
+            }
+        }
+        Some(b'[') => {
+            let next = if parent == Parent::Arguments {
+                Parent::ArgumentList
+            } else {
+                Parent::Other
+            };
+            for item in elements(v).into_iter().flatten() {
+                collect_names(item, next, names, depth + 1);
+            }
+        }
+        _ => {}
+    }
 }
 
 /// `content_from_reading_ssh_id_rsa` → `content from reading ssh id rsa`;

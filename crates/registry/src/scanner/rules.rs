@@ -42,8 +42,9 @@ rules! {
     HIDDEN_WHITESPACE = "hidden.whitespace", Medium, "text pushed out of sight after a long run of whitespace";
     ENCODED_TEXT = "obfuscation.encoded_text", Medium, "base64 that decodes to readable text (the decoded text is scanned too)";
     // Instructions aimed at the model.
-    HIDDEN_MARKER = "instruction.hidden_marker", High, "hidden-instruction markers: <IMPORTANT>, <SYSTEM>, chat-template tokens, HTML comments";
-    CONCEALMENT = "instruction.concealment", High, "asks the model to hide something from the user";
+    HIDDEN_MARKER = "instruction.hidden_marker", High, "forged authority: chat-template tokens, [INST], [SYSTEM MESSAGE], \"OVERRIDE DIRECTIVE:\" headers, jailbreak modes";
+    TAG = "instruction.tag", Medium, "an XML-like tag or HTML comment around text for the model (<IMPORTANT>, <instructions>, <!--) (an instruction: blocks with a target)";
+    CONCEALMENT = "instruction.concealment", Medium, "asks the model to hide something from the user (an instruction: blocks with a target)";
     OVERRIDE = "instruction.override", High, "tries to override or replace the model's instructions";
     ADDRESSING_MODEL = "instruction.addressing_model", Low, "a message addressed to the AI rather than a description (an instruction: suspect with a target)";
     IMPERATIVE = "instruction.imperative", Low, "a modal or imperative instruction to the model (must, always, before/after using, instead, deprecated: use …) (suspect with a target)";
@@ -54,8 +55,9 @@ rules! {
     // Secrets and exfiltration.
     SENSITIVE_PATH = "sensitive.path", Low, "mentions credential, shell or configuration files (~/.ssh, .env, .bashrc, mcp.json, keys) (a target: suspect with an instruction)";
     COMMAND = "target.command", Low, "names a shell command that downloads, elevates, dumps the environment or posts data (a target: suspect with an instruction)";
-    SENSITIVE_READ = "sensitive.read", High, "asks to read, send or include a credential or configuration file";
-    CALLER_INTROSPECTION = "exfiltration.caller_introspection", High, "asks the model to disclose itself: its name, system prompt, conversation";
+    SENSITIVE_READ = "sensitive.read", High, "asks to read, send or include a credential or configuration file, or to write to a shell start-up or agent configuration file";
+    CALLER_INTROSPECTION = "exfiltration.caller_introspection", High, "asks the model to disclose its system prompt, conversation or tools";
+    CALLER_IDENTITY = "exfiltration.caller_identity", Medium, "asks the model for its own name, vendor or version (out of a tool's scope, little to steal: warns, never blocks by itself)";
     SUSPICIOUS_PARAMETER = "exfiltration.suspicious_parameter", Low, "a parameter whose name asks for the model's identity, prompt, history or secrets";
     PARAMETER_SMUGGLING = "exfiltration.parameter_smuggling", High, "asks to put file contents, secrets or the conversation into a parameter";
     EXFIL_URL = "exfiltration.url", Medium, "asks to send data to a URL";
@@ -69,7 +71,8 @@ rules! {
     CROSS_SERVER = "shadowing.cross_server_reference", Low, "mentions a tool offered by a different server (a target: suspect with an instruction)";
     NAME_COLLISION = "shadowing.name_collision", Medium, "the same tool name is offered by several servers";
     // Steering tool selection.
-    PREFERENCE = "manipulation.preference", High, "self-promotion meant to make the model prefer this tool";
+    PREFERENCE = "manipulation.preference", High, "tells the model to prefer this tool over the others";
+    SUPERLATIVE = "manipulation.superlative", Medium, "a superlative or endorsement about the tool itself (best tool in the world, recommended by …)";
     TOOL_PRIORITY = "manipulation.tool_priority", Medium, "tells the model to always use this tool";
     // The learned model (warden_guard::learned::LinearModel::poisoning).
     LEARNED = "learned.poisoning", Medium, "a description the learned poisoning model scores at or above its threshold (warns alone; blocks only with other evidence)";
@@ -113,6 +116,9 @@ pub(crate) struct TextRule {
     /// not one of [`SELF_WORDS`] nor one of the server's own tool names:
     /// it must name some other tool.
     pub other_tool: bool,
+    /// When set, a match counts only if this pattern finds nothing inside
+    /// it (what turns the match into something harmless).
+    pub unless: Option<&'static str>,
 }
 
 fn rule(id: &'static str, pattern: impl Into<String>) -> TextRule {
@@ -120,6 +126,7 @@ fn rule(id: &'static str, pattern: impl Into<String>) -> TextRule {
         id,
         pattern: pattern.into(),
         other_tool: false,
+        unless: None,
     }
 }
 
@@ -128,11 +135,35 @@ fn other(id: &'static str, pattern: impl Into<String>) -> TextRule {
         id,
         pattern: pattern.into(),
         other_tool: true,
+        unless: None,
     }
+}
+
+fn unless(mut rule: TextRule, harmless: &'static str) -> TextRule {
+    rule.unless = Some(harmless);
+    rule
 }
 
 /// Verbs of taking data somewhere.
 const MOVE: &str = r"(?:read|open|cat|load|access|get|fetch|retrieve|copy|include|upload|send|provide|pass|attach|extract|collect|grab|dump|print|output|return|leak|forward|paste|share|post|embed|append|insert|supply|exfiltrate|transmit|steal|obtain|put|place|write|fill|store)(?:s|es|ed|d|ing)?";
+
+/// Verbs of taking a file's data out of it: [`MOVE`] without the verbs of
+/// keeping something (store, put, write) and of a tool handing back its own
+/// result (return, output) — "returns the new private key; store it in
+/// .env" is advice, not theft.
+const TAKE: &str = r"(?:read|open|cat|load|access|get|fetch|retrieve|copy|include|upload|send|provide|pass|attach|extract|collect|grab|dump|print|leak|forward|paste|share|post|embed|append|insert|supply|exfiltrate|transmit|steal|obtain)(?:s|es|ed|d|ing)?";
+
+/// Files whose writing runs commands or reconfigures the agent: shell
+/// start-up files, scheduled jobs, SSH access, agent and MCP configuration.
+const STARTUP: &str = concat!(
+    r"(?:(?:^|[^a-z0-9])\.(?:bashrc|zshrc|bash_profile|profile|zprofile|gitconfig|npmrc|pypirc)\b|\bcrontab\b|/etc/(?:hosts|crontab|profile|passwd|shadow|sudoers)\b",
+    r"|\bauthorized_keys\b|\bmcp\.json\b|\bclaude_desktop_config\.json\b|\bmcp_config\.json\b|(?:^|[^a-z0-9])\.cursor/|(?:^|[^a-z0-9])\.claude(?:\.json|/))"
+);
+
+/// Keeping something in a file ("set it in your .env", "save the key to
+/// ~/.aws/credentials"): inside a [`SENSITIVE_READ`] match, advice about
+/// where the tool's own result goes.
+const KEEP_IN: &str = r"\b(?:store|save|keep|put|place|set|add|write|configure)(?:s|d|ed|ing)?\s+(?:(?:it|them|this|that|these)\s+|(?:the|your|a|an)\s+(?:[a-z_-]+\s+){0,3})?(?:in|into|to|inside|under)\s";
 
 /// Credential and configuration files and secrets.
 const SENSITIVE: &str = concat!(
@@ -158,13 +189,18 @@ fn name(n: u8) -> String {
 pub(crate) fn text_rules() -> Vec<TextRule> {
     vec![
         rule(
-            HIDDEN_MARKER,
+            TAG,
             concat!(
                 r"<\s*/?\s*(?:important|system|sys|instructions?|secret|hidden|admin|critical|mandatory|override|information",
                 r"|(?:ai|assistant|model|llm)[ _-]?instructions?|note[ _-]?to[ _-]?(?:the[ _-]?)?(?:ai|assistant|model|llm|agent))\s*>",
-                r"|<\|\s*(?:im_start|im_end|system|endoftext|eot_id|start_header_id|end_header_id)\s*\|>",
+                r"|<!--|\{\{\s*(?:system|instructions?)\s*\}\}"
+            ),
+        ),
+        rule(
+            HIDDEN_MARKER,
+            concat!(
+                r"<\|\s*(?:im_start|im_end|system|endoftext|eot_id|start_header_id|end_header_id)\s*\|>",
                 r"|\[/?inst\]|<</?sys>>|\[\s*(?:system|admin)\s*(?:message|prompt|note|instructions?|override)?\s*\]",
-                r"|<!--|\{\{\s*(?:system|instructions?)\s*\}\}",
                 r"|\[\s*(?:[a-z]+\s+){0,2}(?:directive|instruction|instructions|override|policy)\s*\]",
                 r"|\b(?:system|override|role|metadata|emergency|configuration|hidden|instruction|security|admin)\s+(?:directive|override|instruction|note)\s*:",
                 r"|\b(?:jailbreak|god|unrestricted|developer)\s+mode\b"
@@ -173,7 +209,8 @@ pub(crate) fn text_rules() -> Vec<TextRule> {
         rule(
             CONCEALMENT,
             concat!(
-                r"\b(?:do\s+not|don't|never|must\s+not|should\s+not|shouldn't|without)\s+(?:tell(?:ing)?|inform(?:ing)?|notify(?:ing)?|alert(?:ing)?|mention(?:ing)?|reveal(?:ing)?|disclos(?:e|ing)|show(?:ing)?|let(?:ting)?|ask(?:ing)?)\b[^.!?]{0,40}\b(?:users?|human|operator)\b",
+                r"\b(?:do\s+not|don't|never|must\s+not|should\s+not|shouldn't|without)\s+(?:tell(?:ing)?|inform(?:ing)?|notify(?:ing)?|alert(?:ing)?|mention(?:ing)?|reveal(?:ing)?|disclos(?:e|ing))\b[^.!?]{0,40}\b(?:users?|human|operator)\b",
+                r"|\b(?:do\s+not|don't|never|must\s+not|should\s+not|without)\s+let(?:ting)?\s+(?:the\s+)?(?:users?|human|operator)\s+(?:know|see|notice|find\s+out)\b",
                 r"|\b(?:hide|conceal|keep)\b[^.!?]{0,40}\b(?:from|away\s+from)\s+(?:the\s+)?(?:users?|human|operator)\b",
                 r"|\b(?:users?|human)\s+(?:must|should|will|need|does|do)\s*(?:not|never|n't)\s+(?:know|see|notice|find\s+out|be\s+told|be\s+informed|learn|need\s+to\s+know)\b",
                 r"|\b(?:secretly|silently|quietly|covertly|discreetly|invisibly|surreptitiously)\s+(?:send|forward|include|add|append|read|upload|transmit|copy|call|invoke|execute|run|pass|exfiltrate|collect|store|log|email|post|share|change|modify|replace)\b",
@@ -225,20 +262,36 @@ pub(crate) fn text_rules() -> Vec<TextRule> {
             DESTRUCTIVE,
             r"\brm\s+-(?:rf|fr|r\s+-f)\s+(?:~|/|\$home)|\bchmod\s+-r\s+0?777\s+(?:~|/)|\bmkfs\.|\bdd\s+if=/dev/(?:zero|random)\s+of=/dev/",
         ),
+        unless(
+            rule(
+                SENSITIVE_READ,
+                format!(
+                    r"\b{TAKE}\b[^.!?]{{0,60}}?{SENSITIVE}|\bcontents?\s+of(?:\s+(?:the|your|a))?(?:\s+user's)?\s*{SENSITIVE}"
+                ),
+            ),
+            KEEP_IN,
+        ),
+        // Told to write there (the verb's bare form: "writes its settings
+        // to mcp.json" describes an installer's own job).
         rule(
             SENSITIVE_READ,
             format!(
-                r"\b{MOVE}\b[^.!?]{{0,60}}{SENSITIVE}|\bcontents?\s+of(?:\s+(?:the|your|a))?(?:\s+user's)?\s*{SENSITIVE}"
+                r"\b(?:write|append|add|insert|echo|put|place|save|store)\b[^.!?]{{0,60}}?{STARTUP}"
             ),
         ),
         rule(SENSITIVE_PATH, SENSITIVE),
         rule(
-            CALLER_INTROSPECTION,
+            CALLER_IDENTITY,
             concat!(
                 r"\b(?:name|identity|version|type|id|provider|vendor)\s+of\s+(?:the\s+|this\s+|your\s+)?(?:(?:llm|ai|language|large\s+language)\s+)?(?:model|llm|ai|assistant|agent|chatbot|bot)\s+(?:that|which|who)\s+(?:is\s+)?(?:currently\s+)?(?:call|calls|calling|invoke|invokes|invoking|use|uses|using|run|runs|running)\s+(?:this|the)\s+(?:tool|function)\b",
                 r"|\b(?:your|the\s+calling|the\s+current)\s+(?:(?:llm|ai|language)\s+)?model(?:'s)?\s+(?:name|identity|version)\b",
-                r"|\bwhich\s+(?:llm|model|ai|assistant)\s+(?:are\s+you|you\s+are)\b",
-                r"|\b(?:your|the\s+(?:assistant|model|ai|agent|llm)'s)\s+(?:full\s+|entire\s+|complete\s+|current\s+|own\s+)?(?:system\s+prompt|system\s+message|initial\s+instructions|hidden\s+instructions|original\s+instructions|conversation\s+history|chat\s+history|message\s+history|context\s+window|previous\s+messages)\b",
+                r"|\bwhich\s+(?:llm|model|ai|assistant)\s+(?:are\s+you|you\s+are)\b"
+            ),
+        ),
+        rule(
+            CALLER_INTROSPECTION,
+            concat!(
+                r"\b(?:your|the\s+(?:assistant|model|ai|agent|llm)'s)\s+(?:full\s+|entire\s+|complete\s+|current\s+|own\s+)?(?:system\s+prompt|system\s+message|initial\s+instructions|hidden\s+instructions|original\s+instructions|conversation\s+history|chat\s+history|message\s+history|context\s+window|previous\s+messages)\b",
                 r"|\b(?:full|entire|complete|whole)\s+(?:previous\s+|prior\s+)?(?:conversation|chat|dialog(?:ue)?)\s+(?:history|log|transcript|so\s+far)\b",
                 r"|\b(?:list|names?)\s+of\s+(?:all\s+)?(?:the\s+)?(?:other\s+)?(?:tools|functions)\s+(?:you\s+(?:have|can)|available\s+to\s+you)\b"
             ),
@@ -307,7 +360,8 @@ pub(crate) fn text_rules() -> Vec<TextRule> {
                     r"\b(?:must|should|always)\s+(?:first\s+)?(?:call|use|invoke|run)\s+(?:the\s+)?{n1}\s+(?:tool|function)\s+(?:first|before|after|whenever|every\s+time|each\s+time)\b",
                     r"|\binstead\s+of\s+(?:using|calling)\s+(?:the\s+)?{n2}\s+(?:tool|function)\b",
                     r"|\b(?:must|should|need\s+to|have\s+to|always)\s+(?:first\s+|then\s+|also\s+|afterwards\s+|immediately\s+)+(?:call|use|invoke|run)\s+(?:the\s+)?{n3}",
-                    r"|\b(?:use|call|try)\s+(?:the\s+)?{n4}\s+(?:tool|function)\s+instead\b"
+                    r"|\b(?:use|call|try)\s+(?:the\s+)?{n4}\s+(?:tool|function)\s+instead\b",
+                    r"|\b(?:must|should|need\s+to|have\s+to|always)\s+(?:first\s+)?(?:call|invoke)\s+(?:the\s+)?[`'\x22]?(?P<who5>[a-z0-9]+(?:[_.-][a-z0-9]+)+)[`'\x22]?"
                 ),
                 n1 = name(1),
                 n2 = name(2),
@@ -316,15 +370,18 @@ pub(crate) fn text_rules() -> Vec<TextRule> {
             ),
         ),
         rule(
-            PREFERENCE,
+            SUPERLATIVE,
             concat!(
                 r"\b(?:this|it)\s+is\s+(?:the|a|our)\s+(?:world's\s+)?(?:very\s+)?(?:best|greatest|finest|ultimate|number\s+one|#1|most\s+(?:powerful|reliable|accurate|trusted|advanced|capable|recommended|secure))\s+(?:[a-z-]+\s+){0,2}?(?:tool|function|server|api|service)s?\b",
                 r"|\bthis\s+(?:tool|function|server|api|service)\s+is\s+(?:the\s+)?(?:world's\s+)?(?:best|greatest|ultimate|number\s+one|#1|superior|unrivall?ed|unmatched|most\s+(?:powerful|reliable|accurate|trusted|advanced|capable|recommended))\b",
                 r"|\bbest\s+(?:[a-z-]+\s+)?(?:tool|function|api|server|service)s?\s+(?:in|on|of)\s+(?:the\s+)?(?:world|market|planet|universe|all|internet)\b",
-                r"|\b(?:use|prefer|choose|call|select)\s+this\s+(?:tool|function|server|api)\s+(?:instead\s+of|over|rather\s+than|in\s+place\s+of)\s+(?:any|all|the|other|another)\b",
                 r"|\b(?:better|superior|more\s+(?:reliable|accurate|trusted))\s+(?:than|to)\s+(?:all\s+|any\s+)?(?:the\s+)?(?:other|alternative|competing|similar)\s+(?:tools|functions|servers|apis|options)\b",
                 r"|\b(?:recommended|endorsed|certified|verified|approved)\s+by\s+(?:openai|anthropic|google|microsoft|the\s+(?:system|administrator|admin|developers?))\b"
             ),
+        ),
+        rule(
+            PREFERENCE,
+            r"\b(?:use|prefer|choose|call|select)\s+this\s+(?:tool|function|server|api)\s+(?:instead\s+of|over|rather\s+than|in\s+place\s+of)\s+(?:any|all|the|other|another)\b",
         ),
         rule(
             TOOL_PRIORITY,
@@ -377,6 +434,8 @@ pub(crate) const INSTRUCTIONS: &[&str] = &[
     URGENCY,
     TOOL_PRIORITY,
     HIDDEN_MARKER,
+    TAG,
+    CONCEALMENT,
 ];
 
 /// Rules that find something outside a tool's own job.
