@@ -313,21 +313,30 @@ fn msb_poisoned_tools() -> Vec<Value> {
 fn poisoned_tools_file(dir: &Path) -> (PathBuf, Vec<String>) {
     let tools = msb_poisoned_tools();
     let scanner = warden_registry::Scanner::new();
-    let names: Vec<String> = tools
+    let verdict = |t: &Value| {
+        let raw = serde_json::value::RawValue::from_string(t.to_string()).unwrap();
+        scanner.scan_manifest(&raw).0
+    };
+    let flagged = tools
         .iter()
-        .filter(|t| {
-            let raw = serde_json::value::RawValue::from_string(t.to_string()).unwrap();
-            scanner.scan_manifest(&raw).0 == warden_registry::Verdict::Block
-        })
-        .map(|t| t["name"].as_str().unwrap().to_owned())
-        .collect();
-    // The scanner's own floor is 95 % on this corpus (crates/registry/tests/corpora.rs).
+        .filter(|t| verdict(t) != warden_registry::Verdict::Ok)
+        .count();
+    // The scanner's own floor on this corpus is 95 % flagged
+    // (crates/registry/tests/corpora.rs). Most of its attacks are one weak
+    // signal (a self-superlative, a parameter asking the model's name),
+    // which warns and does not block alone (issue #20): the tools that do
+    // block are the ones that must never reach a client.
     assert!(
-        names.len() * 100 >= tools.len() * 95,
-        "only {} of {} poisoned tools blocked",
-        names.len(),
+        flagged * 100 >= tools.len() * 95,
+        "only {flagged} of {} poisoned tools flagged",
         tools.len()
     );
+    let names: Vec<String> = tools
+        .iter()
+        .filter(|t| verdict(t) == warden_registry::Verdict::Block)
+        .map(|t| t["name"].as_str().unwrap().to_owned())
+        .collect();
+    assert!(!names.is_empty(), "no poisoned tool blocked");
     let only_blocked: Vec<&Value> = tools
         .iter()
         .filter(|t| names.iter().any(|n| t["name"] == n.as_str()))
