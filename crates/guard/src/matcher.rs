@@ -52,6 +52,12 @@ pub struct PatternSpec<'a> {
     /// window from `lead` bytes before its start to `reach` bytes after its
     /// end.
     pub lead: usize,
+    /// Every match starts with one of the keywords after a word boundary
+    /// (`(?-u:\b)` then the keyword): the window starts at the hit, and a
+    /// hit right after an ASCII word character (inside a token, a base64
+    /// blob) opens none for this pattern when the keyword itself starts
+    /// with one. `lead` is then ignored.
+    pub word_start: bool,
     /// Patterns of a lane compete leftmost-first in the order given.
     pub lane: usize,
 }
@@ -106,12 +112,14 @@ struct LaneEngine {
 }
 
 /// Where a keyword hit opens a window: the lane (a position in `lanes`),
-/// how far before the hit's start and how far after its end.
+/// how far before the hit's start and how far after its end, and whether
+/// only at a word start (see [`PatternSpec::word_start`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 struct Target {
     lane: usize,
     lead: usize,
     reach: usize,
+    word_start: bool,
 }
 
 /// What a pattern of a front automaton stands for.
@@ -148,6 +156,10 @@ pub struct AutomataMatcher {
     /// construction, those the configuration uses by [`Matcher::prepare`],
     /// any other on first use.
     fronts: Vec<OnceLock<FrontAutomaton>>,
+    /// Bytes the gated lanes searched in windows, for tests that count
+    /// the work a text costs.
+    #[cfg(test)]
+    pub(crate) windowed: std::sync::atomic::AtomicUsize,
 }
 
 impl AutomataMatcher {
@@ -209,8 +221,9 @@ impl AutomataMatcher {
                 for (_, p) in &members {
                     let target = Target {
                         lane: position,
-                        lead: p.lead.min(p.reach),
+                        lead: if p.word_start { 0 } else { p.lead.min(p.reach) },
                         reach: p.reach,
+                        word_start: p.word_start,
                     };
                     for k in p.keywords {
                         let i = match words.iter().position(|w| w == k) {
@@ -248,8 +261,14 @@ impl AutomataMatcher {
                 for (j, inner) in lower.iter().enumerate() {
                     if i != j && outer.contains(inner.as_str()) {
                         for t in &opens[j] {
-                            // The inner keyword lies inside the outer hit.
-                            widen(&mut merged[i], *t);
+                            // The inner keyword lies inside the outer hit,
+                            // where a word boundary may be although there
+                            // is none before the outer one.
+                            let t = Target {
+                                word_start: false,
+                                ..*t
+                            };
+                            widen(&mut merged[i], t);
                         }
                     }
                 }
@@ -295,6 +314,8 @@ impl AutomataMatcher {
             keyword_syntax,
             ungated,
             fronts,
+            #[cfg(test)]
+            windowed: std::sync::atomic::AtomicUsize::new(0),
         };
         // Every lane on: the largest automaton, so that its errors surface
         // here.
@@ -383,12 +404,14 @@ fn build_regex<P: AsRef<str>>(patterns: &[P]) -> Result<Regex, GuardError> {
         .map_err(|e| GuardError::Patterns(e.to_string()))
 }
 
-/// Adds `t` to a keyword's targets, widening the lane's window if present.
+/// Adds `t` to a keyword's targets, widening the lane's window if present
+/// (at a word start only when every pattern it serves allows no other).
 fn widen(targets: &mut Vec<Target>, t: Target) {
     match targets.iter_mut().find(|x| x.lane == t.lane) {
         Some(x) => {
             x.lead = x.lead.max(t.lead);
             x.reach = x.reach.max(t.reach);
+            x.word_start &= t.word_start;
         }
         None => targets.push(t),
     }
@@ -513,6 +536,9 @@ impl Matcher for AutomataMatcher {
                 }
             }
             for r in merged {
+                #[cfg(test)]
+                self.windowed
+                    .fetch_add(r.len(), std::sync::atomic::Ordering::Relaxed);
                 engine.search_window(haystack, r, &mut caps, accept);
             }
         }
@@ -541,8 +567,10 @@ fn open(
     enabled: &[bool],
     windows: &mut [Vec<Range<usize>>],
 ) {
+    let word = |i: usize| haystack.as_bytes().get(i).is_some_and(|b| is_word_byte(*b));
+    let inside_word = hit.start > 0 && word(hit.start - 1) && word(hit.start);
     for t in targets.into_iter().flatten() {
-        if !enabled.get(t.lane).copied().unwrap_or(false) {
+        if !enabled.get(t.lane).copied().unwrap_or(false) || (t.word_start && inside_word) {
             continue;
         }
         let start = floor_boundary(haystack, hit.start.saturating_sub(t.lead));
@@ -683,6 +711,11 @@ fn escape(literal: &str) -> String {
     out
 }
 
+/// A byte `(?-u:\b)` counts as a word character.
+fn is_word_byte(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || b == b'_'
+}
+
 fn floor_boundary(s: &str, mut i: usize) -> usize {
     i = i.min(s.len());
     while i > 0 && !s.is_char_boundary(i) {
@@ -717,6 +750,7 @@ mod tests {
             keywords,
             reach: 64,
             lead: 64,
+            word_start: false,
             lane,
         }
     }
@@ -841,6 +875,27 @@ mod tests {
         let found = all(&m, "tok abcdef", |_| true);
         assert_eq!(found.len(), 1);
         assert_eq!(found[0].span, 0..6);
+    }
+
+    #[test]
+    fn word_start_keywords_open_windows_only_at_word_starts_and_forward() {
+        let mut p = spec(r"(?-u:\b)tok_[a-z]+", &["tok_"], 0);
+        p.word_start = true;
+        let m = AutomataMatcher::new(&[p]).unwrap();
+        let windowed = || m.windowed.swap(0, std::sync::atomic::Ordering::Relaxed);
+        // Inside a run: no window at all.
+        assert!(all(&m, "abctok_xyz", |_| true).is_empty());
+        assert_eq!(windowed(), 0);
+        // At a word start: a window from the keyword on, none before it.
+        let hay = format!("{} tok_xyz", "a".repeat(100));
+        let found = all(&m, &hay, |_| true);
+        assert_eq!(found.len(), 1);
+        assert_eq!(windowed(), hay.len() - 101);
+        // A keyword that starts with a non-word byte is never inside a word.
+        let mut p = spec(r"\$2a\$[0-9]+", &["$2a$"], 0);
+        p.word_start = true;
+        let m = AutomataMatcher::new(&[p]).unwrap();
+        assert_eq!(all(&m, "ab$2a$10", |_| true).len(), 1);
     }
 
     #[test]

@@ -90,6 +90,25 @@ fn lane_family(lane: usize) -> Family {
     }
 }
 
+/// Every rule in lane order (priority order within a lane), and each as
+/// the matcher takes it.
+fn specs() -> (Vec<&'static Rule>, Vec<PatternSpec<'static>>) {
+    let mut rules: Vec<&'static Rule> = rules::all().collect();
+    rules.sort_by_key(|r| r.lane); // stable: keeps priority order within a lane
+    let specs = rules
+        .iter()
+        .map(|r| PatternSpec {
+            regex: r.pattern,
+            keywords: r.keywords,
+            reach: r.reach,
+            lead: r.lead,
+            word_start: r.word_start,
+            lane: lane_index(r.lane),
+        })
+        .collect();
+    (rules, specs)
+}
+
 impl Scanner {
     pub fn new() -> Result<Scanner, GuardError> {
         Scanner::build(AutomataMatcher::new)
@@ -105,18 +124,7 @@ impl Scanner {
     fn build(
         matcher: fn(&[PatternSpec<'static>]) -> Result<AutomataMatcher, GuardError>,
     ) -> Result<Scanner, GuardError> {
-        let mut rules: Vec<&'static Rule> = rules::all().collect();
-        rules.sort_by_key(|r| r.lane); // stable: keeps priority order within a lane
-        let specs: Vec<PatternSpec<'static>> = rules
-            .iter()
-            .map(|r| PatternSpec {
-                regex: r.pattern,
-                keywords: r.keywords,
-                reach: r.reach,
-                lead: r.lead,
-                lane: lane_index(r.lane),
-            })
-            .collect();
+        let (rules, specs) = specs();
         Ok(Scanner {
             matcher: Box::new(matcher(&specs)?),
             rules,
@@ -250,6 +258,20 @@ mod tests {
         assert!(!hidden(&bits.join(" ")));
     }
 
+    /// `len` pseudo-random characters of `alphabet` (ASCII), from `seed`.
+    fn random_run(alphabet: &str, len: usize, seed: u64) -> String {
+        let bytes = alphabet.as_bytes();
+        let mut state = seed;
+        (0..len)
+            .map(|_| {
+                state ^= state << 13;
+                state ^= state >> 7;
+                state ^= state << 17;
+                char::from(bytes[(state % bytes.len() as u64) as usize])
+            })
+            .collect()
+    }
+
     /// Long tokens without whitespace (base64 blobs, minified code, hex
     /// dumps) cost work in proportion to their length: a pattern that
     /// matches a whole run and is rejected must not be offered again at
@@ -276,17 +298,7 @@ mod tests {
             ("path", "abcdefghijklmnopqrstuvwxyz/."),
             ("keyish", "abcdefghijklmnopqrstuvwxyz0123456789=&:-._"),
         ] {
-            let bytes = alphabet.as_bytes();
-            let mut state: u64 = 0x9E37_79B9_7F4A_7C15;
-            let run: String = (0..1 << 16)
-                .map(|_| {
-                    state ^= state << 13;
-                    state ^= state >> 7;
-                    state ^= state << 17;
-                    char::from(bytes[(state % bytes.len() as u64) as usize])
-                })
-                .collect();
-            runs.push((name, run));
+            runs.push((name, random_run(alphabet, 1 << 16, 0x9E37_79B9_7F4A_7C15)));
         }
         for (name, run) in &runs {
             let mut work = 0usize;
@@ -317,6 +329,28 @@ mod tests {
                 worst.join("\n")
             );
         }
+    }
+
+    /// Keywords occur by chance inside long runs (a 3-letter keyword matched
+    /// in any case every ~30 KiB of base64), and every window they open is
+    /// searched by a lane automaton that, over random characters, builds
+    /// new lazy-DFA states at nearly every byte (thousands of instructions
+    /// per byte). Rules that start at their keyword after a word boundary
+    /// open no window inside a run, and no rule's window reaches back
+    /// thousands of bytes from a keyword at its start.
+    #[test]
+    fn keywords_inside_a_base64_blob_open_few_windows() {
+        let (_, specs) = specs();
+        let matcher = AutomataMatcher::new(&specs).unwrap();
+        let b64 = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+        let blob = random_run(b64, 1 << 18, 0x2545_F491_4F6C_DD1D);
+        matcher.find(&blob, &|_| true, &mut |_| false);
+        let windowed = matcher.windowed.load(std::sync::atomic::Ordering::Relaxed);
+        assert!(
+            windowed <= blob.len() / 4,
+            "{windowed} bytes of windows in a {} byte blob",
+            blob.len()
+        );
     }
 
     #[test]

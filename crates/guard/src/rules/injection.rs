@@ -29,6 +29,7 @@ const fn inj(class: &'static str, pattern: &'static str) -> Rule {
         keywords: &[],
         reach: 0,
         lead: 0,
+        word_start: false,
         check: accept,
     }
 }
@@ -212,6 +213,7 @@ const fn addr(class: &'static str, pattern: &'static str) -> Rule {
         keywords: ADDRESSED,
         reach: 320,
         lead: 160,
+        word_start: false,
         check: accept,
     }
 }
@@ -575,6 +577,7 @@ pub(super) static RULES: &[Rule] = &[
         keywords: &[],
         reach: 0,
         lead: 0,
+        word_start: false,
         check: encoded_instruction,
     },
     // The same in binary, eight digits a byte; the run starts after
@@ -587,6 +590,7 @@ pub(super) static RULES: &[Rule] = &[
         keywords: &[],
         reach: 0,
         lead: 0,
+        word_start: false,
         check: encoded_instruction,
     },
     // A claim the assistant is asked to make under a fiction: "in a

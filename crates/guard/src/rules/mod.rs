@@ -78,6 +78,9 @@ pub(crate) struct Rule {
     /// most `reach`). A keyword hit opens a window from `lead` bytes before
     /// its start to `reach` bytes after its end.
     pub lead: usize,
+    /// Every match starts with one of the keywords, after `(?-u:\b)`
+    /// (see [`crate::matcher::PatternSpec::word_start`]).
+    pub word_start: bool,
     pub check: Check,
 }
 

@@ -14,6 +14,7 @@ const fn numeric(class: &'static str, pattern: &'static str, check: super::Check
         keywords: &[],
         reach: 0,
         lead: 0,
+        word_start: false,
         check,
     }
 }
@@ -35,6 +36,7 @@ pub(super) static RULES: &[Rule] = &[
         reach: 340,
         // The local part: at most 64 bytes before the `@`.
         lead: 64,
+        word_start: false,
         check: email,
     },
     // Numbers, in priority order: a match that fails its check is retried

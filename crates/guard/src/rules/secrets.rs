@@ -30,8 +30,40 @@ const fn in_lane(
         keywords,
         reach,
         lead: reach,
+        word_start: false,
         check,
     }
+}
+
+/// A rule of the specific lane whose every match starts with one of its
+/// keywords after a word boundary (`(?-u:\b)` then the keyword): its
+/// windows open only at word starts and reach forward only. Inside long
+/// runs (base64 blobs, hashes, minified code) such keywords occur by chance
+/// every few kilobytes, and each opened a window of twice its reach.
+const fn prefixed(
+    class: &'static str,
+    pattern: &'static str,
+    keywords: &'static [&'static str],
+    reach: usize,
+    check: super::Check,
+) -> Rule {
+    at_word_start(secret(class, pattern, keywords, reach, check))
+}
+
+/// `rule`, whose every match starts with one of its keywords after a word
+/// boundary (see [`prefixed`]).
+const fn at_word_start(rule: Rule) -> Rule {
+    Rule {
+        lead: 0,
+        word_start: true,
+        ..from_keyword(rule)
+    }
+}
+
+/// `rule`, whose every match starts with one of its keywords: its windows
+/// reach forward only.
+const fn from_keyword(rule: Rule) -> Rule {
+    Rule { lead: 0, ..rule }
 }
 
 const fn secret(
@@ -127,23 +159,23 @@ pub(super) static RULES: &[Rule] = &[
         random_token,
     ),
     // AWS access key ids: a four-letter kind prefix and 16 base-32 characters.
-    secret(
+    prefixed(
         "aws_access_key",
         r"(?-u:\b)(?:A3T[A-Z0-9]|AKIA|ASIA|ABIA|ACCA)[A-Z2-7]{16}(?-u:\b)",
         &["akia", "asia", "abia", "acca", "a3t"],
         32,
         aws_key_id,
     ),
-    secret(
+    from_keyword(secret(
         "aws_secret_key",
         r#"(?i)aws[a-z0-9_.-]{0,30}(?:secret|private)[a-z0-9_.-]{0,20}["']?\s{0,4}(?:=|:|:=|=>)\s{0,4}["']?(?P<s>[A-Za-z0-9/+]{40})(?-u:\b)"#,
         &["aws"],
         160,
         random_token,
-    ),
+    )),
     // Amazon Bedrock API keys: "ABSK" + base64("BedrockAPIKey-…"), and the
     // short-lived presigned form.
-    secret(
+    prefixed(
         "aws_bedrock_key",
         r"(?-u:\b)ABSKQmVkcm9ja0FQSUtleS(?P<s>[A-Za-z0-9+/]{64,}={0,2})",
         &["absk"],
@@ -159,21 +191,21 @@ pub(super) static RULES: &[Rule] = &[
     ),
     // Google: API keys, OAuth client secrets and access tokens, service
     // account key files.
-    secret(
+    prefixed(
         "gcp_api_key",
         r"(?-u:\b)(?P<s>AIza[0-9A-Za-z_-]{35})(?:[^0-9A-Za-z_-]|$)",
         &["aiza"],
         64,
         google_api_key,
     ),
-    secret(
+    prefixed(
         "gcp_oauth_secret",
         r"(?-u:\b)GOCSPX-[A-Za-z0-9_-]{28}(?-u:\b)",
         &["gocspx-"],
         64,
         random_token,
     ),
-    secret(
+    prefixed(
         "gcp_access_token",
         r"(?-u:\b)ya29\.[0-9A-Za-z_-]{30,}",
         &["ya29."],
@@ -212,14 +244,14 @@ pub(super) static RULES: &[Rule] = &[
     ),
     // GitHub: classic, OAuth, user-to-server, server-to-server, refresh
     // tokens, and fine-grained personal access tokens.
-    secret(
+    prefixed(
         "github_token",
         r"(?-u:\b)(?:ghp|gho|ghu|ghs|ghr)_[A-Za-z0-9]{36}(?-u:\b)",
         &["ghp_", "gho_", "ghu_", "ghs_", "ghr_"],
         64,
         crc32_token,
     ),
-    secret(
+    prefixed(
         "github_token",
         r"(?-u:\b)github_pat_[A-Za-z0-9]{22}_[A-Za-z0-9]{59}(?-u:\b)",
         &["github_pat_"],
@@ -239,7 +271,7 @@ pub(super) static RULES: &[Rule] = &[
         512,
         random_token,
     ),
-    secret(
+    prefixed(
         "gitlab_token",
         r"(?-u:\b)GR1348941[A-Za-z0-9_-]{20}(?-u:\b)",
         &["gr1348941"],
@@ -247,14 +279,14 @@ pub(super) static RULES: &[Rule] = &[
         random_token,
     ),
     // Slack: bot, user, workspace, app-level and configuration tokens; webhooks.
-    secret(
+    prefixed(
         "slack_token",
         r"(?-u:\b)xox[bpoasr]-[0-9]{8,13}-[0-9]{8,13}(?:-[0-9]{8,13})?-[A-Za-z0-9]{24,34}(?-u:\b)",
         &["xoxb-", "xoxp-", "xoxo-", "xoxa-", "xoxs-", "xoxr-"],
         160,
         random_token,
     ),
-    secret(
+    prefixed(
         "slack_token",
         r"(?-u:\b)xox[bp]-[0-9]{10,13}-[A-Za-z0-9]{24}(?-u:\b)",
         &["xoxb-", "xoxp-"],
@@ -262,21 +294,21 @@ pub(super) static RULES: &[Rule] = &[
         random_token,
     ),
     // Legacy Slack tokens: numeric ids and a hex secret.
-    secret(
+    prefixed(
         "slack_token",
         r"(?-u:\b)xox[abposr]-(?:[0-9]{1,2}-)?[0-9]{5,13}(?:-[0-9]{5,13}){0,3}-[a-f0-9]{16,64}(?-u:\b)",
         &["xoxb-", "xoxp-", "xoxo-", "xoxa-", "xoxs-", "xoxr-"],
         160,
         random_token,
     ),
-    secret(
+    prefixed(
         "slack_token",
         r"(?-u:\b)xoxe(?:\.xox[bp])?-[0-9]-[A-Z0-9]{140,170}(?-u:\b)",
         &["xoxe"],
         256,
         random_token,
     ),
-    secret(
+    prefixed(
         "slack_token",
         r"(?-u:\b)xapp-[0-9]-[A-Z0-9]+-[0-9]+-[a-f0-9]{32,}(?-u:\b)",
         &["xapp-"],
@@ -291,7 +323,7 @@ pub(super) static RULES: &[Rule] = &[
         random_token,
     ),
     // Stripe secret and restricted keys, webhook signing secrets.
-    secret(
+    prefixed(
         "stripe_key",
         r"(?-u:\b)(?:sk|rk)_(?:live|test|prod)_[A-Za-z0-9]{20,247}(?-u:\b)",
         &[
@@ -300,7 +332,7 @@ pub(super) static RULES: &[Rule] = &[
         320,
         random_token,
     ),
-    secret(
+    prefixed(
         "stripe_key",
         r"(?-u:\b)whsec_[A-Za-z0-9]{32,}(?-u:\b)",
         &["whsec_"],
@@ -316,7 +348,7 @@ pub(super) static RULES: &[Rule] = &[
         512,
         random_token,
     ),
-    secret(
+    prefixed(
         "openai_api_key",
         r"(?-u:\b)sk-(?:proj|svcacct|admin)-[A-Za-z0-9_-]{40,}",
         &["sk-proj-", "sk-svcacct-", "sk-admin-"],
@@ -324,7 +356,7 @@ pub(super) static RULES: &[Rule] = &[
         random_token,
     ),
     // Anthropic API and admin keys: "sk-ant-api03-" + 93 characters + "AA".
-    secret(
+    prefixed(
         "anthropic_api_key",
         r"(?-u:\b)sk-ant-(?:api|admin|oat|ort)[0-9]{2}-[A-Za-z0-9_-]{86,100}AA(?-u:\b)",
         &["sk-ant-"],
@@ -347,7 +379,7 @@ pub(super) static RULES: &[Rule] = &[
         header_credential,
     ),
     // JSON Web Tokens: header.payload.signature, both JSON objects in base64url.
-    secret(
+    prefixed(
         "jwt",
         r"(?-u:\b)eyJ[A-Za-z0-9_-]{10,}={0,2}\.eyJ[A-Za-z0-9_-]{10,}={0,2}(?:\.(?:[A-Za-z0-9_-]{10,}={0,2})?)?",
         &["eyj"],
@@ -355,14 +387,14 @@ pub(super) static RULES: &[Rule] = &[
         jwt,
     ),
     // 1Password service-account tokens and account secret keys.
-    secret(
+    prefixed(
         "onepassword_token",
         r"(?-u:\b)ops_eyJ[A-Za-z0-9+/_-]{100,}={0,3}",
         &["ops_eyj"],
         4096,
         random_token,
     ),
-    secret(
+    prefixed(
         "onepassword_token",
         r"(?-u:\b)A3-[A-Z0-9]{6}-(?:[A-Z0-9]{11}|[A-Z0-9]{6}-[A-Z0-9]{5})-[A-Z0-9]{5}-[A-Z0-9]{5}-[A-Z0-9]{5}(?-u:\b)",
         &["a3-"],
@@ -370,14 +402,14 @@ pub(super) static RULES: &[Rule] = &[
         random_token,
     ),
     // Other widely used SaaS tokens with documented prefixes.
-    secret(
+    prefixed(
         "huggingface_token",
         r"(?-u:\b)(?:hf_|api_org_)[A-Za-z]{34}(?-u:\b)",
         &["hf_", "api_org_"],
         64,
         random_token,
     ),
-    secret(
+    prefixed(
         "npm_token",
         r"(?-u:\b)npm_[A-Za-z0-9]{36}(?-u:\b)",
         &["npm_"],
@@ -391,63 +423,63 @@ pub(super) static RULES: &[Rule] = &[
         512,
         random_token,
     ),
-    secret(
+    prefixed(
         "sendgrid_key",
         r"(?-u:\b)SG\.[A-Za-z0-9_-]{22}\.[A-Za-z0-9_-]{43}(?-u:\b)",
         &["sg."],
         96,
         random_token,
     ),
-    secret(
+    prefixed(
         "mailgun_key",
         r"(?-u:\b)key-[0-9a-f]{32}(?-u:\b)",
         &["key-"],
         64,
         random_token,
     ),
-    secret(
+    prefixed(
         "digitalocean_token",
         r"(?-u:\b)do[opr]_v1_[a-f0-9]{64}(?-u:\b)",
         &["dop_v1_", "doo_v1_", "dor_v1_"],
         96,
         random_token,
     ),
-    secret(
+    prefixed(
         "shopify_token",
         r"(?-u:\b)shp(?:at|ca|pa|ss)_[a-fA-F0-9]{32}(?-u:\b)",
         &["shpat_", "shpca_", "shppa_", "shpss_"],
         64,
         random_token,
     ),
-    secret(
+    prefixed(
         "vault_token",
         r"(?-u:\b)hv[sb]\.[A-Za-z0-9_-]{90,}",
         &["hvs.", "hvb."],
         512,
         random_token,
     ),
-    secret(
+    prefixed(
         "databricks_token",
         r"(?-u:\b)dapi[a-f0-9]{32}(?:-[0-9]+)?(?-u:\b)",
         &["dapi"],
         64,
         random_token,
     ),
-    secret(
+    prefixed(
         "atlassian_token",
         r"(?-u:\b)ATATT3[A-Za-z0-9_=-]{150,}",
         &["atatt3"],
         512,
         random_token,
     ),
-    secret(
+    prefixed(
         "notion_token",
         r"(?-u:\b)ntn_[0-9]{11}[A-Za-z0-9]{35}(?-u:\b)",
         &["ntn_"],
         64,
         random_token,
     ),
-    secret(
+    prefixed(
         "sourcegraph_token",
         r"(?-u:\b)sgp_(?:(?:[a-fA-F0-9]{16}|local)_)?[a-fA-F0-9]{40}(?-u:\b)",
         &["sgp_"],
@@ -461,21 +493,21 @@ pub(super) static RULES: &[Rule] = &[
         96,
         random_token,
     ),
-    secret(
+    prefixed(
         "octopus_deploy_key",
         r"(?-u:\b)API-[A-Z0-9]{26}(?-u:\b)",
         &["api-"],
         48,
         random_token,
     ),
-    secret(
+    prefixed(
         "intra42_secret",
         r"(?-u:\b)s-s4t2(?:ud|af)-[a-f0-9]{64}(?-u:\b)",
         &["s-s4t2"],
         96,
         random_token,
     ),
-    secret(
+    prefixed(
         "facebook_token",
         r"(?-u:\b)EAA[A-Za-z0-9]{90,}",
         &["eaa"],
@@ -503,21 +535,21 @@ pub(super) static RULES: &[Rule] = &[
         96,
         random_token,
     ),
-    secret(
+    prefixed(
         "linear_api_key",
         r"(?-u:\b)lin_api_[A-Za-z0-9]{40}(?-u:\b)",
         &["lin_api_"],
         64,
         random_token,
     ),
-    secret(
+    prefixed(
         "postman_api_key",
         r"(?-u:\b)PMAK-[a-f0-9]{24}-[a-f0-9]{34}(?-u:\b)",
         &["pmak-"],
         80,
         random_token,
     ),
-    secret(
+    prefixed(
         "doppler_token",
         r"(?-u:\b)dp\.(?:pt|st(?:\.[a-z0-9_-]{2,35})?|sa|ct|scim|audit)\.[A-Za-z0-9]{40,44}(?-u:\b)",
         &[
@@ -531,35 +563,35 @@ pub(super) static RULES: &[Rule] = &[
         80,
         random_token,
     ),
-    secret(
+    prefixed(
         "grafana_token",
         r"(?-u:\b)glc_[A-Za-z0-9+/]{32,400}={0,2}",
         &["glc_"],
         512,
         random_token,
     ),
-    secret(
+    prefixed(
         "grafana_token",
         r"(?-u:\b)glsa_[A-Za-z0-9]{32}_[A-Fa-f0-9]{8}(?-u:\b)",
         &["glsa_"],
         64,
         random_token,
     ),
-    secret(
+    prefixed(
         "perplexity_api_key",
         r"(?-u:\b)pplx-[A-Za-z0-9]{48}(?-u:\b)",
         &["pplx-"],
         64,
         random_token,
     ),
-    secret(
+    prefixed(
         "groq_api_key",
         r"(?-u:\b)gsk_[A-Za-z0-9]{52}(?-u:\b)",
         &["gsk_"],
         64,
         random_token,
     ),
-    secret(
+    prefixed(
         "square_token",
         r"(?-u:\b)sq0(?:atp|csp)-[0-9A-Za-z_-]{22,43}(?-u:\b)",
         &["sq0atp-", "sq0csp-"],
@@ -569,28 +601,28 @@ pub(super) static RULES: &[Rule] = &[
     // More providers with documented prefixes: New Relic user and ingest
     // keys, PostHog project and personal keys, Docker Hub personal access
     // tokens, Google OAuth refresh tokens, OTP enrolment secrets.
-    secret(
+    prefixed(
         "newrelic_key",
         r"(?-u:\b)NR(?:AK|II|AA|JS)-[A-Za-z0-9]{19,32}(?-u:\b)",
         &["nrak-", "nrii-", "nraa-", "nrjs-"],
         48,
         random_token,
     ),
-    secret(
+    prefixed(
         "posthog_key",
         r"(?-u:\b)ph[cx]_[A-Za-z0-9_]{39,43}(?-u:\b)",
         &["phc_", "phx_"],
         64,
         random_token,
     ),
-    secret(
+    prefixed(
         "docker_token",
         r"(?-u:\b)dckr_(?:pat|oat)_[A-Za-z0-9_-]{27,32}(?-u:\b)",
         &["dckr_pat_", "dckr_oat_"],
         64,
         random_token,
     ),
-    secret(
+    prefixed(
         "gcp_refresh_token",
         r"(?-u:\b)1//0[A-Za-z0-9_-]{40,}",
         &["1//0"],
@@ -606,7 +638,7 @@ pub(super) static RULES: &[Rule] = &[
     ),
     // Salesforce session and OAuth access tokens: the 15-character org id
     // (`00D…`), `!`, the session key.
-    secret(
+    prefixed(
         "salesforce_token",
         r"(?-u:\b)00D[A-Za-z0-9]{12,15}![A-Za-z0-9._]{80,120}(?-u:\b)",
         &["00d"],
@@ -615,7 +647,7 @@ pub(super) static RULES: &[Rule] = &[
     ),
     // Grafana API keys of the first kind: base64 of a JSON object with the
     // key (`k`), its name (`n`) and the org id.
-    secret(
+    prefixed(
         "grafana_token",
         r"(?-u:\b)eyJrIjoi[A-Za-z0-9+/_-]{40,}={0,2}",
         &["eyjrijoi"],
@@ -623,7 +655,7 @@ pub(super) static RULES: &[Rule] = &[
         grafana_key,
     ),
     // Cloudflare Origin CA keys.
-    secret(
+    prefixed(
         "cloudflare_key",
         r"(?-u:\b)v1\.0-[a-f0-9]{24}-[a-f0-9]{146}(?-u:\b)",
         &["v1.0-"],
@@ -686,16 +718,16 @@ pub(super) static RULES: &[Rule] = &[
     ),
     // OTP enrolment seeds named as such (`TOTP secret: JBSW Y3DP …`,
     // `2FA backup seed: …`), base32, possibly in groups of four.
-    context(
+    from_keyword(context(
         "otp_secret",
         r#"(?i)(?:otp|2fa|mfa)[a-z0-9 _.-]{0,24}?(?:seed|secret|key)s?["']?[ \t]*(?:[:=]|=>|is)?[ \t]*["']?(?P<s>[a-z2-7]{4}(?:[ -]?[a-z2-7]{4}){3,15})(?-u:\b)"#,
         &["otp", "2fa", "mfa"],
         160,
         otp_seed,
-    ),
+    )),
     // Private keys stored base64-encoded (Kubernetes secrets, environment
     // variables): base64 of "-----BEGIN".
-    secret(
+    prefixed(
         "private_key",
         r"(?-u:\b)LS0tLS1CRUdJTi[A-Za-z0-9+/]{40,}={0,2}",
         &["ls0tls1crudjti"],
@@ -706,14 +738,14 @@ pub(super) static RULES: &[Rule] = &[
     // kinds): Twitch stream keys, Tavily, Dependency-Track, Jina, NuGet,
     // New Relic license keys, Mapbox secret tokens, Azure DevOps PATs,
     // AppSync, crates.io, Adafruit IO.
-    secret(
+    prefixed(
         "twitch_stream_key",
         r"(?-u:\b)live_[0-9]{6,12}_[A-Za-z0-9]{30}(?-u:\b)",
         &["live_"],
         64,
         random_token,
     ),
-    secret(
+    prefixed(
         "provider_token",
         r"(?-u:\b)(?:tvly-(?:dev-)?[A-Za-z0-9]{32}|odt_[A-Za-z0-9]{32,40}|jina_[a-f0-9]{32}[A-Za-z0-9_-]{28}|oy2[a-z0-9]{43}|da2-[a-z0-9]{26}|cio[A-Za-z0-9]{32}|aio_[A-Za-z0-9]{28})(?-u:\b)",
         &["tvly-", "odt_", "jina_", "oy2", "da2-", "cio", "aio_"],
@@ -796,7 +828,7 @@ pub(super) static RULES: &[Rule] = &[
         48,
         random_token,
     ),
-    secret(
+    prefixed(
         "mapbox_token",
         r"(?-u:\b)sk\.eyJ1Ijoi[A-Za-z0-9_-]{20,}\.[A-Za-z0-9_-]{20,}",
         &["sk.eyj1ijoi"],
@@ -834,7 +866,7 @@ pub(super) static RULES: &[Rule] = &[
         300,
         quoted_password,
     ),
-    secret(
+    prefixed(
         "generic_password",
         r#"(?-u:\b)auth\s*=\s*\(\s*["'][^"'\n]+["']\s*,\s*["'](?P<s>[^"'\n]{1,128})["']\s*\)"#,
         &["auth"],
@@ -908,7 +940,7 @@ pub(super) static RULES: &[Rule] = &[
         url_password,
     ),
     // `.netrc`: `machine host login user password secret`.
-    secret(
+    prefixed(
         "generic_password",
         r"(?-u:\b)machine\s+\S+\s+login\s+\S+\s+password\s+(?P<s>\S+)",
         &["machine"],
@@ -932,13 +964,13 @@ pub(super) static RULES: &[Rule] = &[
         random_token,
     ),
     // Kerberos AS-REP and TGS-REP hashes (offline-crackable).
-    secret(
+    from_keyword(secret(
         "password_hash",
         r"\$krb5(?:asrep|tgs)\$[0-9]{1,2}\$[^\s$]{0,200}\$?[0-9a-f]{32}\$[0-9a-f]{64,}",
         &["$krb5"],
         4608,
         random_token,
-    ),
+    )),
     // Mailchimp API keys: 32 hex and the data centre.
     secret(
         "mailchimp_key",
@@ -948,7 +980,7 @@ pub(super) static RULES: &[Rule] = &[
         random_token,
     ),
     // Dropbox short-lived access tokens.
-    secret(
+    prefixed(
         "dropbox_token",
         r"(?-u:\b)sl\.(?:u\.)?[A-Za-z0-9_-]{130,}",
         &["sl."],
@@ -987,7 +1019,7 @@ pub(super) static RULES: &[Rule] = &[
         256,
         cli_password,
     ),
-    secret(
+    prefixed(
         "cli_credentials",
         r#"(?-u:\b)sshpass\s+-p\s*["']?(?P<s>[^\s"'-][^\s"']*)"#,
         &["sshpass"],
@@ -1095,13 +1127,13 @@ pub(super) static RULES: &[Rule] = &[
     ),
     // SQL: `IDENTIFIED BY 'x'` (MySQL, Oracle), `WITH PASSWORD 'x'` and
     // `PASSWORD 'x'` (PostgreSQL, SQL Server logins).
-    generic(
+    at_word_start(generic(
         "generic_password",
         r#"(?i)(?-u:\b)identified\s+(?:with\s+[a-z0-9_]+\s+)?by(?:\s+password)?\s+N?["'](?P<s>[^"'\n]{1,128})["']"#,
         &["identified"],
         256,
         quoted_password,
-    ),
+    )),
     // Oracle takes a password of letters alone unquoted after a user
     // (`CREATE USER scott IDENTIFIED BY tiger;`, `CONNECT TO x
     // IDENTIFIED BY y USING …`).
@@ -1113,13 +1145,13 @@ pub(super) static RULES: &[Rule] = &[
         cli_password,
     ),
     // Oracle and MySQL also take the password unquoted.
-    generic(
+    at_word_start(generic(
         "generic_password",
         r#"(?i)(?-u:\b)identified\s+by\s+(?P<s>[A-Za-z0-9_#$!@%^&*.-]{4,64})"#,
         &["identified"],
         96,
         bare_password,
-    ),
+    )),
     // XML elements and .NET appSettings entries named for a secret.
     generic(
         "generic_password",
@@ -1349,38 +1381,38 @@ pub(super) static RULES: &[Rule] = &[
     ),
     // Prose with the short words: "the root pw for the box is t00r",
     // "Wi-Fi pass: x".
-    paired(
+    at_word_start(paired(
         "generic_password",
         r#"(?i)(?-u:\b)pw(?:\s+(?:for|of|to|on)\s+[^\n.:;]{1,40}?)?(?:\s*[:=]|\s+(?:is|was))\s+["'`]?(?P<s>[^\s"'`]{4,})"#,
         &["pw"],
         200,
         prose_password,
-    ),
-    paired(
+    )),
+    at_word_start(paired(
         "generic_password",
         r#"(?i)(?-u:\b)pass:\s+["'`]?(?P<s>[^\s"'`]{4,})"#,
         &["pass:"],
         200,
         prose_password,
-    ),
+    )),
     // A user and a password joined by a slash after a word that
     // introduces them (`credentials: admin / Adm1n2024`, `login
     // root/t00rPass`).
-    paired(
+    at_word_start(paired(
         "generic_password",
         r#"(?i)(?-u:\b)(?:credentials?|creds|login)(?:\s*(?:is|are|:|=)\s*|\s+)[A-Za-z0-9_.@-]{2,64}\s*/\s*(?P<s>[^\s/"'`]{5,})"#,
         &["credential", "creds", "login"],
         200,
         slash_password,
-    ),
+    )),
     // Prose: "use the password Summer2024! to log in".
-    generic(
+    at_word_start(generic(
         "generic_password",
         r#"(?i)(?-u:\b)(?:password|passphrase|passcode)\s+(?P<s>[^\s"'`]{6,64})"#,
         &["password", "passphrase", "passcode"],
         96,
         bare_password,
-    ),
+    )),
     // Prose: "the password is x", "password for the admin account: x".
     generic(
         "generic_password",
