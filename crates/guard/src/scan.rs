@@ -502,30 +502,11 @@ mod tests {
         // Base64 of a PEM block (Kubernetes secrets, environment variables).
         let pem =
             format!("-----BEGIN RSA PRIVATE KEY-----\n{body}\n-----END RSA PRIVATE KEY-----\n");
-        let b64 = base64_for_test(pem.as_bytes());
+        let b64 = crate::rules::base64_encode_for_tests(pem.as_bytes());
         assert_eq!(
             classes(&format!("PRIVATE_KEY_B64={b64}")),
             vec!["private_key"]
         );
-    }
-
-    fn base64_for_test(data: &[u8]) -> String {
-        const A: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-        let mut out = String::new();
-        for chunk in data.chunks(3) {
-            let n = chunk
-                .iter()
-                .enumerate()
-                .fold(0u32, |n, (i, b)| n | u32::from(*b) << (16 - 8 * i));
-            for i in 0..4 {
-                if i <= chunk.len() {
-                    out.push(A[(n >> (18 - 6 * i) & 63) as usize] as char);
-                } else {
-                    out.push('=');
-                }
-            }
-        }
-        out
     }
 
     #[test]

@@ -54,7 +54,6 @@ const fn prefixed(
 /// boundary (see [`prefixed`]).
 const fn at_word_start(rule: Rule) -> Rule {
     Rule {
-        lead: 0,
         word_start: true,
         ..from_keyword(rule)
     }
