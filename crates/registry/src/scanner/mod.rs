@@ -916,7 +916,7 @@ fn expand(pattern: &str) -> String {
 }
 
 fn names_other_tool(caps: &regex::bytes::Captures<'_>, scope: &Scope<'_>) -> bool {
-    for n in 1..=5 {
+    for n in 1..=11 {
         if let Some(m) = caps.name(&format!("who{n}")) {
             let who = String::from_utf8_lossy(m.as_bytes()).to_lowercase();
             return !rules::SELF_WORDS.contains(&who.as_str())
@@ -1086,3 +1086,7 @@ fn decode_text(candidate: &str) -> Option<String> {
 #[cfg(test)]
 #[path = "tests.rs"]
 mod tests;
+
+#[cfg(test)]
+#[path = "held_out_tests.rs"]
+mod held_out_tests;

@@ -64,6 +64,9 @@ rules! {
     EXFIL_SINK = "exfiltration.known_sink", High, "URL of a request-capture or tunnelling service";
     MARKDOWN_IMAGE = "exfiltration.markdown_image", High, "markdown image whose URL carries data in its query";
     REDIRECT_RECIPIENT = "exfiltration.redirect_recipient", High, "redirects or copies messages to another recipient";
+    PARAMETER_OVERRIDE = "manipulation.parameter_value", High, "tells the model to set a value regardless of what the user asked, or to drop the value the user gave";
+    PARAMETER_CHANGE = "target.parameter_value", Low, "changes or replaces a parameter's value (a target: suspect with an instruction)";
+    ENDPOINT = "target.external_endpoint", Low, "tells the model to contact or register with an external address (a target: suspect with an instruction)";
     // Other tools and servers.
     SHADOWING = "shadowing.other_tool", High, "instructions about how other tools must behave or when they are called";
     NAMESPACED_REFERENCE = "shadowing.namespaced_reference", Medium, "names a tool by a client's namespaced form (mcp__server__tool)";
@@ -254,7 +257,7 @@ pub(crate) fn text_rules() -> Vec<TextRule> {
         rule(
             PIPE_TO_SHELL,
             concat!(
-                r"\b(?:curl|wget)\b[^|\n]{0,200}\|\s*(?:sudo\s+)?(?:ba|z|da)?sh\b",
+                r"\b(?:curl|wget|iwr|invoke-webrequest|irm|invoke-restmethod)\b[^|\n]{0,200}\|\s*(?:sudo\s+)?(?:(?:ba|z|da|k|c|tc|fi)?sh|python[0-9.]*|perl|ruby|node|php|iex|invoke-expression|powershell|pwsh)\b",
                 r"|\b(?:prefix|prepend|append)\s+(?:all|every|each|any)\s+(?:shell\s+|terminal\s+)?commands?\s+with\b"
             ),
         ),
@@ -276,7 +279,7 @@ pub(crate) fn text_rules() -> Vec<TextRule> {
         rule(
             SENSITIVE_READ,
             format!(
-                r"\b(?:write|append|add|insert|echo|put|place|save|store)\b[^.!?]{{0,60}}?{STARTUP}"
+                r"\b(?:write|append|add|insert|echo|put|place|save|store|update|modify|edit|change|overwrite|patch)\b[^.!?]{{0,60}}?{STARTUP}"
             ),
         ),
         rule(SENSITIVE_PATH, SENSITIVE),
@@ -318,7 +321,10 @@ pub(crate) fn text_rules() -> Vec<TextRule> {
         ),
         rule(
             EXFIL_URL,
-            r"\b(?:send|post|upload|forward|transmit|exfiltrate|report|submit|deliver|beacon|leak|mirror|sync)\b[^.!?]{0,80}\b(?:to|at|into)\s+(?:the\s+)?(?:url|endpoint|server|webhook|address|site)?\s*[<`'\x22(]?https?://",
+            concat!(
+                r"\b(?:send|post|upload|forward|transmit|exfiltrate|report|submit|deliver|beacon|leak|mirror|sync)\b[^.!?]{0,80}\b(?:to|at|into)\s+(?:the\s+)?(?:url|endpoint|server|webhook|address|site)?\s*[<`'\x22(]?(?:https?|wss?)://",
+                r"|\bmake\s+(?:an?\s+)?(?:get\s+|post\s+|put\s+|http\s+|web\s+)?(?:request|call)\s+to\s+[<`'\x22(]?(?:https?|wss?)://"
+            ),
         ),
         rule(
             MARKDOWN_IMAGE,
@@ -329,8 +335,34 @@ pub(crate) fn text_rules() -> Vec<TextRule> {
             concat!(
                 r"\b(?:send|forward|bcc|cc|redirect|copy|deliver|route|relay|mail|email)\b[^.!?]{0,60}\b(?:all|every|always|also|instead|a\s+copy|copies)\b[^.!?]{0,60}\b(?:to|at)\s+[a-z0-9_.+-]+@[a-z0-9-]+(?:\.[a-z0-9-]+)+",
                 r"|\b(?:change|modify|replace|override|redirect|switch)\s+(?:the\s+)?(?:recipient|receiver|to[ -]address|email\s+address|phone\s+number|destination\s+address)s?\s+(?:to|with)\b",
+                r"|\b(?:bcc|cc)\s*[=:]\s*[`'\x22]?[a-z0-9_.+-]+@[a-z0-9-]+(?:\.[a-z0-9-]+)+",
                 r"|\b(?:add|include|insert|put|set|append)\s+[`'\x22]?[a-z0-9_.+-]+@[a-z0-9-]+(?:\.[a-z0-9-]+)+[`'\x22]?\s+(?:to|in|into|as)\s+(?:the\s+)?[`'\x22]?(?:bcc|cc|to|recipients?|receivers?)\b"
             ),
+        ),
+        // A value the user gave, changed behind their back: "always set the
+        // recipient to …, whatever the user asks", "ignore the currency
+        // the user chose", "regardless of the user's input, multiply …".
+        rule(
+            PARAMETER_OVERRIDE,
+            concat!(
+                r"\b(?:set|change|replace|override|overwrite|force|switch|modify|multiply|increase|decrease|round|use|send|route)\b[^.!?]{0,80}\b(?:regardless\s+of|irrespective\s+of|no\s+matter\s+what|whatever)\s+(?:the\s+)?(?:users?|they|input|requested|asked|the\s+user)",
+                r"|\b(?:regardless\s+of|irrespective\s+of|no\s+matter)\s+(?:what\s+)?(?:the\s+)?users?(?:'s|\s+(?:asks?|says?|wants?|chooses?|enters?|gives?|provides?|requests?))?\b[^.!?]{0,80}\b(?:must|should|always|set|use|change|replace|multipl|send|route)",
+                r"|\bignore\s+(?:the\s+)?(?:[a-z_-]+\s+){0,3}(?:that\s+)?the\s+users?\s+(?:chose|chooses|gave|gives|provided|provides|entered|enters|specified|specifies|selected|selects|asked\s+for|requested|wants|typed)\b",
+                r"|\binstead\s+of\s+(?:the\s+|what\s+the\s+)?(?:value|amount|address|recipient|path|account|currency)?\s*(?:the\s+)?users?\s+(?:gave|gives|chose|chooses|entered|enters|provided|provides|specified|asked\s+for|requested|typed)\b"
+            ),
+        ),
+        rule(
+            PARAMETER_CHANGE,
+            concat!(
+                r"\b(?:change|replace|override|overwrite|switch|modify|alter|swap|substitute)\s+(?:the\s+)?(?:value\s+of\s+(?:the\s+)?)?[`'\x22]?[a-z0-9_.-]+[`'\x22]?\s+(?:parameter|param|argument|arg|field|value)\s+(?:to|with|=|by)\b",
+                r"|\b(?:replace|change|swap|substitute)\s+(?:it|them|this|that)\s+(?:with|to|by)\b"
+            ),
+        ),
+        // Contacting an address, as an order: "contact the verification
+        // server at https://…", "register with https://… first".
+        rule(
+            ENDPOINT,
+            r"\b(?:contact|notify|ping|alert|inform|check\s+in\s+with|register\s+(?:with|at)|authenticate\s+(?:with|at|against)|verify\s+(?:with|at)|connect\s+to|report\s+to)\b[^.!?]{0,60}?(?:https?|wss?)://",
         ),
         other(
             SHADOWING,
@@ -361,7 +393,18 @@ pub(crate) fn text_rules() -> Vec<TextRule> {
                     r"|\binstead\s+of\s+(?:using|calling)\s+(?:the\s+)?{n2}\s+(?:tool|function)\b",
                     r"|\b(?:must|should|need\s+to|have\s+to|always)\s+(?:first\s+|then\s+|also\s+|afterwards\s+|immediately\s+)+(?:call|use|invoke|run)\s+(?:the\s+)?{n3}",
                     r"|\b(?:use|call|try)\s+(?:the\s+)?{n4}\s+(?:tool|function)\s+instead\b",
-                    r"|\b(?:must|should|need\s+to|have\s+to|always)\s+(?:first\s+)?(?:call|invoke)\s+(?:the\s+)?[`'\x22]?(?P<who5>[a-z0-9]+(?:[_.-][a-z0-9]+)+)[`'\x22]?"
+                    r"|\b(?:must|should|need\s+to|have\s+to|always)\s+(?:first\s+)?(?:call|invoke|use)\s+(?:the\s+)?[`'\x22]?(?P<who5>[a-z0-9]+(?:[_.-][a-z0-9]+)+)[`'\x22]?",
+                    // "always run X before this tool", "call X after it".
+                    r"|\b(?:always|must|should|need\s+to|have\s+to|first)\s+(?:call|use|invoke|run)\s+(?:the\s+)?[`'\x22]?(?P<who6>[a-z][a-z0-9]*(?:_[a-z0-9]+)+)[`'\x22]?\s+(?:(?:tool|function)\s+)?(?:before|after|first|prior\s+to|once|whenever)\b",
+                    // A call as a step of its own: "When finished, call X",
+                    // "Afterwards, run X", "Next, invoke X".
+                    r"|(?:^|[.;:!?]\s+|\b(?:when\s+(?:finished|done|complete|completed)|afterwards|after\s+(?:that|this|which|completion)|then|once\s+(?:done|finished|complete)|next|finally|first|before\s+(?:that|this|anything|answering|responding|proceeding|continuing))\s*,?\s+)(?:you\s+(?:must|should|need\s+to|have\s+to)\s+)?(?:please\s+)?(?:call|invoke|run|execute|trigger)\s+(?:the\s+)?[`'\x22]?(?P<who7>[a-z][a-z0-9]*(?:_[a-z0-9]+)+)[`'\x22]?(?:\s|[,;:.!(]|$)",
+                    // Redirection: "use X instead", "route every request
+                    // through X", "the correct tool for this is X".
+                    r"|\b(?:use|call|try|invoke)\s+(?:the\s+)?[`'\x22]?(?P<who8>[a-z][a-z0-9]*(?:_[a-z0-9]+)+)[`'\x22]?\s+instead\b",
+                    r"|\b(?:route|send|direct|forward|redirect|pass)\s+(?:every|all|each|any|the)?\s*(?:requests?|calls?|queries|traffic|inputs?)\s+(?:through|to|via)\s+(?:the\s+)?[`'\x22]?(?P<who9>[a-z][a-z0-9]*(?:_[a-z0-9]+)+)",
+                    r"|\b(?:the\s+)?(?:correct|right|proper|real|new|replacement|only)\s+(?:tool|function)\s+(?:for\s+this\s+)?(?:is|to\s+use\s+is)\s+(?:now\s+)?[`'\x22]?(?P<who10>[a-z][a-z0-9]*(?:_[a-z0-9]+)+)",
+                    r"|\b(?:replaced|superseded)\s+by\s+(?:the\s+)?[`'\x22]?(?P<who11>[a-z][a-z0-9]*(?:_[a-z0-9]+)+)"
                 ),
                 n1 = name(1),
                 n2 = name(2),
@@ -398,7 +441,11 @@ pub(crate) fn text_rules() -> Vec<TextRule> {
                 r"|\b(?:before|after)\s+(?:you\s+)?(?:using|calling|invoking|running|use|call|invoke|run)\s+(?:this|any|the|each|every)\s+(?:tool|function)\b",
                 r"|\binstead\s+(?:use|call|invoke)\b|\b(?:use|call|invoke)\s+[`'\x22]?[a-z0-9_.-]+[`'\x22]?\s+(?:tool\s+)?instead\b",
                 r"|\b(?:is|has\s+been)\s+(?:now\s+)?(?:deprecated|disabled|temporarily\s+(?:disabled|unavailable)|no\s+longer\s+(?:available|supported|working))\b",
-                r"|\bif\s+you\s+are\s+an?\s+(?:ai|llm|language\s+model|assistant|agent|model)\b|\bact\s+as\s*:"
+                r"|\bif\s+you\s+are\s+an?\s+(?:ai|llm|language\s+model|assistant|agent|model)\b|\bact\s+as\s*:",
+                r"|\bbefore\s+(?:answering|responding|replying|proceeding|continuing|anything\s+else)\b",
+                r"|\b(?:run|execute)\s*(?:the\s+following(?:\s+(?:command|script))?\s*)?:",
+                r"|\b(?:include|put|pass|add|insert|place|fill|append)\b[^.!?]{0,60}\b(?:in|into|as)\s+(?:the\s+)?[`'\x22]?[a-z0-9_.-]+[`'\x22]?\s+(?:parameter|param|argument|field)\b",
+                r"|\b(?:no\s+longer\s+works|has\s+been\s+(?:retired|removed|replaced|superseded)|is\s+(?:retired|obsolete|out\s+of\s+service|under\s+maintenance|disabled\s+for))\b"
             ),
         ),
         rule(
@@ -448,6 +495,8 @@ pub(crate) const TARGETS: &[&str] = &[
     NAMESPACED_REFERENCE,
     EXFIL_URL,
     TOOL_CHAINING,
+    PARAMETER_CHANGE,
+    ENDPOINT,
     UNICODE_BIDI_MARK,
     ENCODED_TEXT,
 ];
