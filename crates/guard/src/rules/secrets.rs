@@ -129,6 +129,19 @@ const NAMED_SECRET: &[&str] = &[
     "salt",
 ];
 
+/// The keywords of rules whose match holds a name for a password
+/// (`[a-z0-9_.-]*(?:password|…|[_.-]pass)`).
+const PASSWORD_NAMED: &[&str] = &[
+    "password",
+    "passwd",
+    "passphrase",
+    "pwd",
+    "passcode",
+    "_pass",
+    "-pass",
+    ".pass",
+];
+
 pub(super) static RULES: &[Rule] = &[
     // PEM / OpenSSH / PGP private keys, whole, or cut off before the end
     // line; also when the lines are split into string literals
@@ -853,7 +866,10 @@ pub(super) static RULES: &[Rule] = &[
     // and Zapier webhook URLs (the URL is the credential), Zoho OAuth
     // tokens, MaxMind license keys, Nightfall, ElevenLabs, ClickUp and
     // Sourcegraph `slk_` keys, TrueNAS API keys in a JSON-RPC login,
-    // ThingsBoard device tokens, SonarQube login tokens.
+    // ThingsBoard device tokens, SonarQube login tokens. Keywords begin
+    // with punctuation where the format allows it: a keyword made of
+    // letters and digits is met by chance inside base64 blobs, and every
+    // one grows the keyword automaton's states there.
     context(
         "telegram_bot_token",
         r"(?i)(?:telegram|tgram://)[^\n]{0,16}?(?-u:\b)(?P<s>[0-9]{8,10}:[A-Za-z0-9_-]{35})(?-u:\b)",
@@ -864,7 +880,7 @@ pub(super) static RULES: &[Rule] = &[
     context(
         "provider_token",
         r"(?i)discord(?:app)?\.com/api/webhooks/[0-9]{17,20}/(?P<s>[A-Za-z0-9_-]{60,68})",
-        &["discord"],
+        &["/api/webhooks/"],
         160,
         random_token,
     ),
@@ -878,7 +894,7 @@ pub(super) static RULES: &[Rule] = &[
     context(
         "provider_token",
         r"hooks\.zapier\.com/hooks/catch/(?P<s>[A-Za-z0-9/]{8,40}[A-Za-z0-9])",
-        &["hooks.zapier.com"],
+        &["/hooks/catch/"],
         96,
         random_token,
     ),
@@ -906,7 +922,7 @@ pub(super) static RULES: &[Rule] = &[
     context(
         "provider_token",
         r#"(?i)(?:thingsboard\.cloud/api/v1/|"provisionDevice(?:Key|Secret)"\s*:\s*")(?P<s>[a-z0-9]{20})(?:[^a-z0-9]|$)"#,
-        &["thingsboard", "provisiondevice"],
+        &[".cloud/api/v1/", "\"provisiondevice"],
         96,
         random_token,
     ),
@@ -1328,32 +1344,14 @@ pub(super) static RULES: &[Rule] = &[
     generic(
         "generic_password",
         r#"(?i)(?-u:\b)[a-z0-9_.-]*(?:password|passwd|passphrase|pwd|passcode|[_.-]pass)(?:[a-z0-9_]{0,24}|s?(?:_?[0-9]{1,2})?)(?:\[[0-9]*\])?(?:["'`]\]?)?[ \t]{0,32}(?:=|:|:=|=>|==|!=|===|!==|[ \t])[ \t]{0,32}(?:N|@|[bru]{1,2})?["'`](?P<s>[^"'`\n]+)["'`]"#,
-        &[
-            "password",
-            "passwd",
-            "passphrase",
-            "pwd",
-            "passcode",
-            "_pass",
-            "-pass",
-            ".pass",
-        ],
+        PASSWORD_NAMED,
         200,
         quoted_password,
     ),
     generic(
         "generic_password",
         r#"(?i)(?-u:\b)[a-z0-9_.-]*(?:password|passwd|passphrase|pwd|passcode|[_.-]pass)s?(?:_?[0-9]{1,2})?(?:["'`]\]?)?[ \t]{0,32}(?:=|:|:=|=>)[ \t]{0,32}(?P<s>[^\s"'`,;]{4,128})"#,
-        &[
-            "password",
-            "passwd",
-            "passphrase",
-            "pwd",
-            "passcode",
-            "_pass",
-            "-pass",
-            ".pass",
-        ],
+        PASSWORD_NAMED,
         200,
         assigned_password,
     ),
