@@ -395,8 +395,9 @@ pub(crate) fn assigned_secret(c: &Ctx) -> Option<Range<usize>> {
     {
         return None;
     }
-    // Time- and name-based UUIDs are ids; what is named an id is one.
-    if uuid_version(v).is_some_and(derived_uuid)
+    // Time- and name-based UUIDs are ids (unless the name says whose
+    // token it is); what is named an id is one.
+    if (uuid_version(v).is_some_and(derived_uuid) && !provider_uuid(c, v))
         || name_words(c).iter().any(|w| {
             // Ids and pagination cursors name values that are not secrets.
             [
@@ -422,7 +423,7 @@ pub(crate) fn assigned_secret(c: &Ctx) -> Option<Range<usize>> {
     // `SENTRY_TOKEN`): any token-shaped literal is the credential, generated
     // or not (documentation-style values such as `1234567890abcdef…` are
     // what people paste there too).
-    if credential_name(c) && token_value(v, name_words(c).len() <= 1) {
+    if credential_name(c) && (token_value(v, name_words(c).len() <= 1) || provider_uuid(c, v)) {
         return c.accept();
     }
     // Secrets (`jwt_secret`, `client_secret`, `creds.Secret`) are often
@@ -464,7 +465,62 @@ pub(crate) fn keyword_token(c: &Ctx) -> Option<Range<usize>> {
     if c.before(1).starts_with(['-', '_', '.']) && v.len() < 16 {
         return None;
     }
-    (credential_name(c) && token_value(v, name_words(c).len() <= 1)).then(|| c.accept())?
+    (credential_name(c) && (token_value(v, name_words(c).len() <= 1) || provider_uuid(c, v)))
+        .then(|| c.accept())?
+}
+
+/// A UUID of a time- or name-based version where a credential named for
+/// its provider goes (`snyk_token = …`, `postmarkServerToken: …`):
+/// providers issue UUID-shaped tokens, and people write them by hand.
+/// Elsewhere such a UUID is an id, and after a name made only of
+/// credential words (`key`, `_authToken`, `api_key`) it may be one.
+fn provider_uuid(c: &Ctx, v: &str) -> bool {
+    if !uuid_version(v).is_some_and(derived_uuid) || is_placeholder(v) || long_run(v, 5) {
+        return false;
+    }
+    const GENERIC: &[&str] = &[
+        "api",
+        "app",
+        "auth",
+        "client",
+        "server",
+        "service",
+        "user",
+        "bot",
+        "my",
+        "the",
+        "your",
+        "default",
+        "master",
+        "admin",
+        "root",
+        "prod",
+        "dev",
+        "test",
+        "env",
+        "x",
+        "bearer",
+        "access",
+        "private",
+        "secret",
+        "secrets",
+        "token",
+        "tokens",
+        "key",
+        "keys",
+        "apikey",
+        "credential",
+        "credentials",
+        "creds",
+        "pat",
+        "authkey",
+        "accesskey",
+        "secretkey",
+        "privatekey",
+        "tkn",
+    ];
+    let words = name_words(c);
+    credential_words(&words) && words.iter().any(|w| !GENERIC.contains(&w.as_str()))
 }
 
 /// A quoted literal after a credential-named identifier: secrets chosen by
@@ -475,6 +531,50 @@ pub(crate) fn quoted_secret(c: &Ctx) -> Option<Range<usize>> {
         return None;
     }
     chosen_value(v).then(|| c.accept())?
+}
+
+/// A literal whose quotes the credential rules' patterns do not take: one
+/// that holds another kind of quote (`'`123QWERasdf'`, `"7`D'}/vY…"`),
+/// one written with escaped quotes inside another literal (`$password =
+/// \"goodspec\";` in generated code or a JSON string), or one after a
+/// name that ends in `pw` (`cloudant_pw = "…"`). The reported group is
+/// the whole literal, quotes included; the literal's inside is judged as
+/// the password or secret rules judge a plain one.
+pub(crate) fn requoted(c: &Ctx) -> Option<Range<usize>> {
+    let raw = c.group();
+    let escaped = raw.starts_with('\\');
+    let q = raw.trim_start_matches('\\').chars().next()?;
+    let open = c.s.start + usize::from(escaped) + q.len_utf8();
+    let mut close = c.s.end.checked_sub(q.len_utf8())?;
+    if escaped {
+        // `\"x\"`: the closing quote is escaped too.
+        if !c.hay.get(..close)?.ends_with('\\') {
+            return None;
+        }
+        close -= 1;
+    }
+    let inner = c.hay.get(open..close)?;
+    if inner.is_empty() {
+        return None;
+    }
+    let nested = inner.contains(|ch: char| "\"'`".contains(ch) && ch != q);
+    let words = name_words(c);
+    let pw_name = words.last().is_some_and(|w| w == "pw");
+    if !(escaped || nested || pw_name) {
+        return None;
+    }
+    let lit = Ctx {
+        hay: c.hay,
+        m: c.m.clone(),
+        s: open..close,
+    };
+    if pw_name || password_words(&words) {
+        return quoted_password(&lit);
+    }
+    if !credential_name(&lit) || own_format(&lit) {
+        return None;
+    }
+    chosen_secret(inner).then_some(open..close)
 }
 
 /// A value a person chose for a secret: digits or symbols, not a phrase,
@@ -533,7 +633,7 @@ fn after_last(s: &str, stop: impl Fn(char) -> bool) -> &str {
 /// changes (`validKeyChars` → valid, key, chars). Digits are dropped.
 fn name_words(c: &Ctx) -> Vec<String> {
     let before = c.before(96);
-    let junk = |ch: char| " \t\r\n\"'`:=>!@]-_.[".contains(ch) || ch.is_ascii_digit();
+    let junk = |ch: char| " \t\r\n\"'`:=>!@]-_.[\\".contains(ch) || ch.is_ascii_digit();
     let mut trimmed = before.trim_end_matches(junk);
     // A string prefix before the quote (Python's `b"…"`, `r'…'`).
     if before.ends_with(['"', '\'']) {
@@ -807,8 +907,9 @@ const OWN_FORMAT: &[&str] = &[
 /// a placeholder, a mask, a run of one character, a reference, a word, a
 /// written name (`my-secret-name`, `ConnectionStringName`), a constant
 /// name, a host name, a file name, or a UUID that is not random (time-
-/// and name-based UUIDs are ids). `bare`: the name is a single word
-/// (`key: …`), which also names ordinary keys, so the value must be long.
+/// and name-based UUIDs are ids; see [`provider_uuid`]). `bare`: the
+/// name is a single word (`key: …`), which also names ordinary keys, so
+/// the value must be long.
 pub(crate) fn token_value(v: &str, bare: bool) -> bool {
     let n = v.len();
     if !(10..=512).contains(&n) || (bare && n < 16) {
@@ -921,7 +1022,7 @@ fn phrase(v: &str) -> bool {
 /// (`csrf-token` for a match that starts at `token`).
 fn identifier(c: &Ctx) -> String {
     let before = c.before(128);
-    let trimmed = before.trim_end_matches(|ch: char| " \t\r\n\"'`:=>!@]".contains(ch));
+    let trimmed = before.trim_end_matches(|ch: char| " \t\r\n\"'`:=>!@]\\".contains(ch));
     let start = trimmed
         .rfind(|ch: char| !(ch.is_ascii_alphanumeric() || "_.-".contains(ch)))
         .map_or(0, |i| i + 1);
@@ -1435,7 +1536,7 @@ pub(crate) fn paired_literal(c: &Ctx) -> Option<Range<usize>> {
     // The name is a call's first argument (`define(`, `getenv(`), not an
     // element of a list (`("keywords", "tokens", "symbol2label")`).
     let head = c.hay.get(..c.m.start).unwrap_or("").trim_end();
-    if !head.ends_with('(') {
+    if !head.ends_with('(') && !build_config_field(head) {
         return None;
     }
     let v = c.group();
@@ -1452,6 +1553,29 @@ pub(crate) fn paired_literal(c: &Ctx) -> Option<Range<usize>> {
         return None;
     }
     paired_value(c)
+}
+
+/// Whether `head` ends with an Android `buildConfigField` call's first
+/// argument, its type (`buildConfigField("String", ` or
+/// `buildConfigField 'String', `): the name and the value follow.
+fn build_config_field(head: &str) -> bool {
+    let Some(rest) = head.strip_suffix(',') else {
+        return false;
+    };
+    let rest = rest.trim_end();
+    let Some(q) = rest.chars().last().filter(|q| *q == '"' || *q == '\'') else {
+        return false;
+    };
+    let inner = &rest[..rest.len() - 1];
+    let Some(open) = inner.rfind(q) else {
+        return false;
+    };
+    let call = inner[..open].trim_end().trim_end_matches('(').trim_end();
+    call.len() >= 16
+        && call[call.len() - 16..].eq_ignore_ascii_case("buildconfigfield")
+        && inner[open + 1..]
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'.')
 }
 
 /// A literal passed to a setter or builder named for a password or a

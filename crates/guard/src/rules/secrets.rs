@@ -8,7 +8,7 @@ use super::checks::{
     cli_password, connection_password, crc32_token, google_api_key, grafana_key, header_credential,
     jwt, keyword_token, otp_seed, padded_base64, paired_literal, paired_value, pem_base64,
     private_key, prose_password, quoted_password, quoted_salt, quoted_secret, random_token,
-    setter_value, slash_password, url_password, user_colon_password,
+    requoted, setter_value, slash_password, url_password, user_colon_password,
 };
 use super::{Family, Lane, Rule};
 
@@ -127,6 +127,19 @@ const NAMED_SECRET: &[&str] = &[
     "key",
     "credential",
     "salt",
+];
+
+/// The keywords of rules whose match holds a name for a password
+/// (`[a-z0-9_.-]*(?:password|…|[_.-]pass)`).
+const PASSWORD_NAMED: &[&str] = &[
+    "password",
+    "passwd",
+    "passphrase",
+    "pwd",
+    "passcode",
+    "_pass",
+    "-pass",
+    ".pass",
 ];
 
 pub(super) static RULES: &[Rule] = &[
@@ -302,7 +315,7 @@ pub(super) static RULES: &[Rule] = &[
     ),
     prefixed(
         "slack_token",
-        r"(?-u:\b)xoxe(?:\.xox[bp])?-[0-9]-[A-Z0-9]{140,170}(?-u:\b)",
+        r"(?-u:\b)xoxe(?:\.xox[bparose])?-[0-9]-[A-Za-z0-9]{140,170}(?-u:\b)",
         &["xoxe"],
         256,
         random_token,
@@ -324,7 +337,7 @@ pub(super) static RULES: &[Rule] = &[
     // Stripe secret and restricted keys, webhook signing secrets.
     prefixed(
         "stripe_key",
-        r"(?-u:\b)(?:sk|rk)_(?:live|test|prod)_[A-Za-z0-9]{20,247}(?-u:\b)",
+        r"(?-u:\b)(?:sk|rk)_(?:live|test|prod)_[A-Za-z0-9]{10,247}(?-u:\b)",
         &[
             "sk_live_", "sk_test_", "sk_prod_", "rk_live_", "rk_test_", "rk_prod_",
         ],
@@ -357,7 +370,7 @@ pub(super) static RULES: &[Rule] = &[
     // Anthropic API and admin keys: "sk-ant-api03-" + 93 characters + "AA".
     prefixed(
         "anthropic_api_key",
-        r"(?-u:\b)sk-ant-(?:api|admin|oat|ort)[0-9]{2}-[A-Za-z0-9_-]{86,100}AA(?-u:\b)",
+        r"(?-u:\b)sk-ant-(?:api|admin|oat|ort)[0-9]{2,4}-[A-Za-z0-9_-]{86,100}AA(?-u:\b)",
         &["sk-ant-"],
         160,
         random_token,
@@ -480,7 +493,7 @@ pub(super) static RULES: &[Rule] = &[
     ),
     prefixed(
         "sourcegraph_token",
-        r"(?-u:\b)sgp_(?:(?:[a-fA-F0-9]{16}|local)_)?[a-fA-F0-9]{40}(?-u:\b)",
+        r"(?-u:\b)sgp_(?:(?:[a-fA-F0-9]{16}_)?(?:local_)?[a-fA-F0-9]{40}|[A-Za-z0-9]{64})(?-u:\b)",
         &["sgp_"],
         96,
         random_token,
@@ -522,7 +535,7 @@ pub(super) static RULES: &[Rule] = &[
     ),
     secret(
         "telegram_bot_token",
-        r"(?-u:\b)[0-9]{8,10}:AA[A-Za-z0-9_-]{33}(?-u:\b)",
+        r"(?-u:\b)[0-9]{8,10}:AA[A-Za-z0-9_-]{32,33}(?-u:\b)",
         &[":aa"],
         64,
         random_token,
@@ -761,7 +774,7 @@ pub(super) static RULES: &[Rule] = &[
     // SonarQube, Voiceflow, Square.
     secret(
         "provider_token",
-        r"(?-u:\b)(?:sbp_[A-Za-z0-9]{40}|sb_secret_[A-Za-z0-9_-]{31,64}|bkua_[A-Za-z0-9]{40}|r8_[A-Za-z0-9]{37}|xkeysib-[a-f0-9]{64}-[A-Za-z0-9]{16}|xsmtpsib-[a-f0-9]{64}-[A-Za-z0-9]{16}|CFPAT-[A-Za-z0-9_-]{43,64}|figd_[A-Za-z0-9_-]{40,64}|pat-(?:na|eu|ap)[0-9]-[a-f0-9]{8}-[a-f0-9]{4}-[a-f0-9]{4}-[a-f0-9]{4}-[a-f0-9]{12}|pat-(?:eu|ap)[0-9]-[a-f0-9]{8}-[a-f0-9]{4}-[a-f0-9]{4}-[a-f0-9]{4}-[a-f0-9]{12}|xai-[A-Za-z0-9_]{70,90}|LTAI[A-Za-z0-9]{12,24}|tfp_[A-Za-z0-9_.-]{40,64}|BBFF-[A-Za-z0-9]{30}|EZ[AT]K[A-Za-z0-9]{54}|EZTK[A-Za-z0-9]{54}|fio-u-[A-Za-z0-9_=-]{64}|ion_[A-Za-z0-9]{42}|mdb_sa_sk_[A-Za-z0-9_-]{40}|shltm_[A-Za-z0-9]{40}|flb_live_[A-Za-z0-9]{20}|nfp_[A-Za-z0-9]{36,40}|fo1_[A-Za-z0-9_-]{43}|pnu_[A-Za-z0-9]{36}|rdme_[a-z0-9]{70}|pul-[a-f0-9]{40}|pscale_(?:tkn|pw|oauth)_[A-Za-z0-9_.-]{32,64}|sntry[su]_[A-Za-z0-9+/=_-]{40,200}|sntryu_[A-Za-z0-9+/=_-]{40,200}|HRKU-[A-Za-z0-9_-]{30,70}|pcsk_[A-Za-z0-9_]{50,100}|shippo_(?:live|test)_[a-fA-F0-9]{40}|ak_(?:live|test)_[A-Za-z0-9]{30}|ak_test_[A-Za-z0-9]{30}|ATBB[A-Za-z0-9_=.-]{32}|tk-us-[A-Za-z0-9_-]{48}|duffel_(?:test|live)_[A-Za-z0-9_=-]{43}|rubygems_[a-f0-9]{48}|CCIPAT_[A-Za-z0-9]{22}_[a-f0-9]{40}|AKCp[A-Za-z0-9]{69}|cmVmdGtu[A-Za-z0-9]{56}|sk-or-v1-[a-f0-9]{64}|lsv2_(?:pt|sk)_[a-f0-9]{32}_[a-f0-9]{10}|mlsn\.[a-f0-9]{64}|[A-Za-z0-9]{14}\.atlasv1\.[A-Za-z0-9_=-]{60,70}|nvapi-[A-Za-z0-9_-]{64}|tskey-(?:api|auth|client)-[A-Za-z0-9]{6,}-[A-Za-z0-9]{6,}|sq[pua]_[a-f0-9]{40}|VF\.(?:DM|WS)\.[A-Za-z0-9]{24}\.[A-Za-z0-9]{16}|EAAA[A-Za-z0-9_-]{60})(?:$|[^A-Za-z0-9_])",
+        r"(?-u:\b)(?:sbp_[A-Za-z0-9]{40}|sb_secret_[A-Za-z0-9_-]{31,64}|bkua_[A-Za-z0-9]{40}|r8_[A-Za-z0-9]{37}|xkeysib-[a-f0-9]{64}-[A-Za-z0-9]{16}|xsmtpsib-[a-f0-9]{64}-[A-Za-z0-9]{16}|CFPAT-[A-Za-z0-9_-]{43,64}|figd_[A-Za-z0-9_-]{40,64}|pat-(?:na|eu|ap)[0-9]-[a-f0-9]{8}-[a-f0-9]{4}-[a-f0-9]{4}-[a-f0-9]{4}-[a-f0-9]{12}|pat-(?:eu|ap)[0-9]-[a-f0-9]{8}-[a-f0-9]{4}-[a-f0-9]{4}-[a-f0-9]{4}-[a-f0-9]{12}|xai-[A-Za-z0-9_]{70,90}|LTAI[A-Za-z0-9]{12,24}|tfp_[A-Za-z0-9_.-]{40,64}|BBFF-[A-Za-z0-9]{30}|EZ[AT]K[A-Za-z0-9]{54}|EZTK[A-Za-z0-9]{54}|fio-u-[A-Za-z0-9_=-]{64}|ion_[A-Za-z0-9]{42}|mdb_sa_sk_[A-Za-z0-9_-]{40}|shltm_[A-Za-z0-9]{40}|flb_live_[A-Za-z0-9]{20}|nfp_[A-Za-z0-9]{36,40}|fo1_[A-Za-z0-9_-]{43}|pnu_[A-Za-z0-9]{36}|rdme_[a-z0-9]{70}|pul-[a-f0-9]{40}|pscale_(?:tkn|pw|oauth)_[A-Za-z0-9_.-]{32,64}|sntry[su]_[A-Za-z0-9+/=_-]{40,200}|sntryu_[A-Za-z0-9+/=_-]{40,200}|HRKU-[A-Za-z0-9_-]{30,70}|pcsk_[A-Za-z0-9_]{50,100}|shippo_(?:live|test)_[a-fA-F0-9]{40}|ak_(?:live|test)_[A-Za-z0-9]{30}|ak_test_[A-Za-z0-9]{30}|ATBB[A-Za-z0-9_=.-]{32}|tk-us-[A-Za-z0-9_-]{48}|duffel_(?:test|live)_[A-Za-z0-9_=-]{43}|rubygems_[a-f0-9]{48}|CCIPAT_[A-Za-z0-9]{22}_[a-f0-9]{40}|AKCp[A-Za-z0-9]{69}|cmVmdGtu[A-Za-z0-9]{56}|sk-or-v1-[a-f0-9]{64}|lsv2_(?:pt|sk)_[a-f0-9]{32}_[a-f0-9]{10}|mlsn\.[a-f0-9]{64}|[A-Za-z0-9]{14}\.atlasv1\.[A-Za-z0-9_=-]{60,70}|nvapi-[A-Za-z0-9_-]{64}|tskey-[a-z]{3,12}-[A-Za-z0-9]{6,}-[A-Za-z0-9]{4,}|sq[pua]_[a-f0-9]{40}|VF\.(?:DM|WS)\.[A-Za-z0-9]{24}\.[A-Za-z0-9]{16}|EAAA[A-Za-z0-9_-]{60})(?:$|[^A-Za-z0-9_])",
         &[
             "sbp_",
             "sb_secret_",
@@ -836,7 +849,7 @@ pub(super) static RULES: &[Rule] = &[
     ),
     secret(
         "azure_devops_pat",
-        r"(?-u:\b)[A-Za-z0-9]{52}JQQJ9(?:9|D|H)[A-Za-z0-9][A-C][A-Za-z0-9]{16}AZDO[A-Za-z0-9]{4}(?-u:\b)",
+        r"(?-u:\b)[A-Za-z0-9]{52}JQQJ[A-Za-z0-9]{20}AZDO[A-Za-z0-9]{4}(?-u:\b)",
         &["azdo"],
         96,
         random_token,
@@ -846,6 +859,78 @@ pub(super) static RULES: &[Rule] = &[
         r"(?i)https://[a-z0-9.-]*\.office(?:365)?\.com/webhook(?:b2)?/[0-9a-f-]{36}@[0-9a-f-]{36}/IncomingWebhook/(?P<s>[0-9a-f]{32}/[0-9a-f-]{36})",
         &["/incomingwebhook/"],
         300,
+        random_token,
+    ),
+    // More providers (Nosey Parker's and Kingfisher's rule files document
+    // these formats): Telegram bot tokens named as such, Discord, Tines
+    // and Zapier webhook URLs (the URL is the credential), Zoho OAuth
+    // tokens, MaxMind license keys, Nightfall, ElevenLabs, ClickUp and
+    // Sourcegraph `slk_` keys, TrueNAS API keys in a JSON-RPC login,
+    // ThingsBoard device tokens, SonarQube login tokens. Keywords begin
+    // with punctuation where the format allows it: a keyword made of
+    // letters and digits is met by chance inside base64 blobs, and every
+    // one grows the keyword automaton's states there.
+    context(
+        "telegram_bot_token",
+        r"(?i)(?:telegram|tgram://)[^\n]{0,16}?(?-u:\b)(?P<s>[0-9]{8,10}:[A-Za-z0-9_-]{35})(?-u:\b)",
+        &["telegram", "tgram://"],
+        96,
+        random_token,
+    ),
+    context(
+        "provider_token",
+        r"(?i)discord(?:app)?\.com/api/webhooks/[0-9]{17,20}/(?P<s>[A-Za-z0-9_-]{60,68})",
+        &["/api/webhooks/"],
+        160,
+        random_token,
+    ),
+    context(
+        "provider_token",
+        r"(?i)\.tines\.com/webhook/[a-z0-9]{32}/(?P<s>[a-z0-9]{32})",
+        &[".tines.com/webhook/"],
+        128,
+        random_token,
+    ),
+    context(
+        "provider_token",
+        r"hooks\.zapier\.com/hooks/catch/(?P<s>[A-Za-z0-9/]{8,40}[A-Za-z0-9])",
+        &["/hooks/catch/"],
+        96,
+        random_token,
+    ),
+    at_word_start(context(
+        "provider_token",
+        r"(?-u:\b)(?:1000\.[a-f0-9]{32}\.[a-f0-9]{32}|NF-[A-Za-z0-9]{32}|sk_[a-f0-9]{48}|pk_[0-9]{7,8}_[0-9A-Z]{32}|slk_[a-f0-9]{64})(?-u:\b)",
+        &["1000.", "nf-", "sk_", "pk_", "slk_"],
+        96,
+        random_token,
+    )),
+    context(
+        "provider_token",
+        r"(?-u:\b)[A-Za-z0-9]{6}_[A-Za-z0-9]{29}_mmk(?-u:\b)",
+        &["_mmk"],
+        48,
+        random_token,
+    ),
+    context(
+        "provider_token",
+        r#""params"\s*:\s*\[\s*"(?P<s>[0-9]{1,6}-[A-Za-z0-9]{64})"\s*\]"#,
+        &["\"params\""],
+        128,
+        random_token,
+    ),
+    context(
+        "provider_token",
+        r#"(?i)(?:thingsboard\.cloud/api/v1/|"provisionDevice(?:Key|Secret)"\s*:\s*")(?P<s>[a-z0-9]{20})(?:[^a-z0-9]|$)"#,
+        &[".cloud/api/v1/", "\"provisiondevice"],
+        96,
+        random_token,
+    ),
+    context(
+        "provider_token",
+        r"(?i)sonar[a-z._-]{0,5}login[^\n]{0,5}?(?-u:\b)(?P<s>[a-f0-9]{40})(?-u:\b)",
+        &["sonar"],
+        96,
         random_token,
     ),
     // Credentials passed positionally to well-known constructors:
@@ -1259,22 +1344,24 @@ pub(super) static RULES: &[Rule] = &[
     generic(
         "generic_password",
         r#"(?i)(?-u:\b)[a-z0-9_.-]*(?:password|passwd|passphrase|pwd|passcode|[_.-]pass)(?:[a-z0-9_]{0,24}|s?(?:_?[0-9]{1,2})?)(?:\[[0-9]*\])?(?:["'`]\]?)?[ \t]{0,32}(?:=|:|:=|=>|==|!=|===|!==|[ \t])[ \t]{0,32}(?:N|@|[bru]{1,2})?["'`](?P<s>[^"'`\n]+)["'`]"#,
-        &[
-            "password",
-            "passwd",
-            "passphrase",
-            "pwd",
-            "passcode",
-            "_pass",
-            "-pass",
-            ".pass",
-        ],
+        PASSWORD_NAMED,
         200,
         quoted_password,
     ),
     generic(
         "generic_password",
         r#"(?i)(?-u:\b)[a-z0-9_.-]*(?:password|passwd|passphrase|pwd|passcode|[_.-]pass)s?(?:_?[0-9]{1,2})?(?:["'`]\]?)?[ \t]{0,32}(?:=|:|:=|=>)[ \t]{0,32}(?P<s>[^\s"'`,;]{4,128})"#,
+        PASSWORD_NAMED,
+        200,
+        assigned_password,
+    ),
+    // Quoted literals the rules above do not take: one holding another
+    // kind of quote (`'`123QWERasdf'`), one in escaped quotes inside
+    // another literal (`$password = \"goodspec\";`), one after a name
+    // ending in `pw` (`cloudant_pw = "…"`).
+    paired(
+        "generic_password",
+        r#"(?i)(?-u:\b)[a-z0-9_.-]*(?:password|passwd|passphrase|pwd|passcode|[_.-]pass|[_.-]pw)[a-z0-9_]{0,24}(?:\[[0-9]*\])?(?:\\?["'`]\]?)?[ \t]{0,32}(?:=|:|:=|=>|==|!=|===|!==)[ \t]{0,32}(?:N|@|[bru]{1,2})?(?P<s>\\?"[^"\n]{1,128}"|\\?'[^'\n]{1,128}'|`[^`\n]{1,128}`)"#,
         &[
             "password",
             "passwd",
@@ -1284,9 +1371,19 @@ pub(super) static RULES: &[Rule] = &[
             "_pass",
             "-pass",
             ".pass",
+            "_pw",
+            "-pw",
+            ".pw",
         ],
-        200,
-        assigned_password,
+        240,
+        requoted,
+    ),
+    paired(
+        "generic_secret",
+        r#"(?i)(?-u:\b)[a-z0-9_.-]*(?:secret|api[_.-]?key|apikey|token|private[_.-]?key|access[_.-]?key|auth[_.-]?key|credential)[a-z0-9_.-]{0,24}(?:\[[0-9]*\])?(?:\\?["'`]\]?)?[ \t]{0,32}(?:=|:|:=|=>|==|!=|===|!==)[ \t]{0,32}(?:N|@|[bru]{1,2})?(?P<s>\\?"[^"\n]{1,256}"|\\?'[^'\n]{1,256}'|`[^`\n]{1,256}`)"#,
+        &["secret", "key", "token", "credential"],
+        360,
+        requoted,
     ),
     // A connection string's password as its last member
     // (`…;User Id=hr;Pwd=x"`).
@@ -1318,10 +1415,12 @@ pub(super) static RULES: &[Rule] = &[
     ),
     // A quoted name and a quoted value as two arguments: PHP's
     // `define('DB_PASSWORD', '…')`, `setProperty("db.password", "…")`,
-    // `os.getenv("API_KEY", "…")` (a default written in the code).
+    // `os.getenv("API_KEY", "…")` (a default written in the code),
+    // Gradle's `buildConfigField("String", "API_KEY", "\"…\"")` (a Java
+    // string literal inside the Groovy or Kotlin one).
     paired(
         "generic_secret",
-        r#"(?i)["'][a-z0-9_.-]*(?:password|passwd|pwd|passphrase|secret|token|api[_.-]?key|apikey|access[_.-]?key|private[_.-]?key|auth[_.-]?key|credential|salt)[a-z0-9_.-]*["'][ \t]*,[ \t]*["'](?P<s>[^"'\n]+)["']"#,
+        r#"(?i)["'][a-z0-9_.-]*(?:password|passwd|pwd|passphrase|secret|token|api[_.-]?key|apikey|access[_.-]?key|private[_.-]?key|auth[_.-]?key|credential|salt)[a-z0-9_.-]*["'][ \t]*,[ \t]*["'](?:\\?")?(?P<s>[^"'\n\\]+)(?:\\?")?["']"#,
         NAMED_SECRET,
         300,
         paired_literal,
