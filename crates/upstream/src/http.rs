@@ -22,7 +22,7 @@ use warden_protocol::sse::Decoder;
 
 use crate::envelope::Envelope;
 use crate::handshake::{self, Handshaken, INITIALIZED};
-use crate::shared::{Link, PendingGuard, Shared};
+use crate::shared::{Link, Shared};
 use crate::supervisor::End;
 use crate::{discover, modern, Era, Response, TransportSpec, UpstreamError};
 
@@ -444,28 +444,30 @@ pub(crate) async fn connect_session(
     ))
 }
 
-/// Starts a request's exchange in its own task (so its response stream is
-/// read to the end even while the caller only awaits the pending entry);
-/// the guard aborts it when the caller gives up.
+/// A request's exchange over HTTP: posts the request and reads its reply
+/// (a JSON body or an SSE stream, to the end), then resolves the pending
+/// entry. The caller polls it beside its pending entry, in its own task
+/// (`Upstream::call`): no task is spawned per call, and dropping the call
+/// drops the exchange, which closes its HTTP response.
+pub(crate) type Exchange = std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>;
+
+/// Prepares request `id`'s exchange; `None` when it failed before being
+/// sent (the pending entry is then already resolved with the error).
 pub(crate) fn start_exchange(
     shared: &Arc<Shared>,
     session: Arc<Session>,
-    guard: &mut PendingGuard,
+    id: u64,
     text: String,
-) {
-    let id = guard.id;
-    // Captured here, in the caller's task: the exchange runs in its own.
+) -> Option<Exchange> {
     let extra = crate::request_headers();
     if session.is_modern() {
-        guard.task = modern::start_exchange(shared, session, id, text, extra);
-        return;
+        return modern::start_exchange(shared, session, id, text, extra);
     }
-    let task_shared = shared.clone();
-    let task = tokio::spawn(async move {
-        let outcome = exchange(&task_shared, session, id, text, extra.as_deref()).await;
-        task_shared.resolve(id, outcome);
-    });
-    guard.task = Some(task.abort_handle());
+    let shared = shared.clone();
+    Some(Box::pin(async move {
+        let outcome = exchange(&shared, session, id, text, extra.as_deref()).await;
+        shared.resolve(id, outcome);
+    }))
 }
 
 async fn exchange(

@@ -149,7 +149,6 @@ async fn handshake(
     let _guard = PendingGuard {
         shared: shared.clone(),
         id,
-        task: None,
     };
     conn.session.send(text).await?;
     let response = tokio::select! {

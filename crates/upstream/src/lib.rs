@@ -277,21 +277,37 @@ impl Upstream {
             // The connection went away between the wait and the send.
             shared.wait_for_link().await?;
         };
-        let mut guard = PendingGuard {
+        let guard = PendingGuard {
             shared: shared.clone(),
             id,
-            task: None,
         };
+        let mut exchange = None;
         match link {
             Link::Stdio(writer) => writer.send(std::mem::take(&mut text)).await?,
             Link::Http(session) => {
-                http::start_exchange(shared, session, &mut guard, std::mem::take(&mut text))
+                exchange = http::start_exchange(shared, session, id, std::mem::take(&mut text));
             }
             Link::Sse(session) => session.send(std::mem::take(&mut text)).await?,
         }
-        let outcome = rx
-            .await
-            .unwrap_or_else(|_| Err(UpstreamError::Closed("call abandoned".into())));
+        let mut rx = rx;
+        let mut received = None;
+        if let Some(exchange) = exchange {
+            // The exchange resolves the entry when it ends; the entry may
+            // also be resolved first (a reply routed from another stream,
+            // a cancellation, the connection's end), and then the exchange
+            // is dropped unfinished.
+            tokio::select! {
+                biased;
+                r = &mut rx => received = Some(r),
+                () = exchange => {}
+            }
+        }
+        let received = match received {
+            Some(r) => r,
+            None => rx.await,
+        };
+        let outcome =
+            received.unwrap_or_else(|_| Err(UpstreamError::Closed("call abandoned".into())));
         drop(guard);
         outcome
     }

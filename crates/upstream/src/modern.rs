@@ -21,7 +21,6 @@ use bytes::Bytes;
 use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
 use reqwest::Url;
 use tokio::sync::mpsc;
-use tokio::task::AbortHandle;
 use tracing::{debug, info, warn};
 use warden_protocol::message::{self, Incoming};
 use warden_protocol::sse::Decoder;
@@ -221,7 +220,7 @@ pub(crate) fn start_exchange(
     id: u64,
     text: String,
     extra: Option<Arc<crate::RequestHeaders>>,
-) -> Option<AbortHandle> {
+) -> Option<crate::http::Exchange> {
     let prepared = session
         .modern
         .as_ref()
@@ -238,12 +237,11 @@ pub(crate) fn start_exchange(
             return None;
         }
     };
-    let task_shared = shared.clone();
-    let task = tokio::spawn(async move {
-        let outcome = exchange(&task_shared, &session, id, text, routing, extra.as_deref()).await;
-        task_shared.resolve(id, outcome);
-    });
-    Some(task.abort_handle())
+    let shared = shared.clone();
+    Some(Box::pin(async move {
+        let outcome = exchange(&shared, &session, id, text, routing, extra.as_deref()).await;
+        shared.resolve(id, outcome);
+    }))
 }
 
 async fn exchange(

@@ -13,7 +13,6 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use tokio::sync::{mpsc, oneshot, watch};
-use tokio::task::AbortHandle;
 use tracing::{debug, warn};
 use warden_protocol::message::{self, Incoming, Message};
 use warden_protocol::{Kind, WireError};
@@ -477,20 +476,17 @@ fn unavailable(s: &Status) -> UpstreamError {
     }
 }
 
-/// Removes a call's pending entry (and stops its HTTP exchange) when the
-/// caller gives up: on timeout, on error, or when its future is dropped.
+/// Removes a call's pending entry when the caller gives up: on timeout, on
+/// error, or when its future is dropped (which also drops an HTTP
+/// exchange polled beside it, closing its response).
 pub(crate) struct PendingGuard {
     pub shared: Arc<Shared>,
     pub id: u64,
-    pub task: Option<AbortHandle>,
 }
 
 impl Drop for PendingGuard {
     fn drop(&mut self) {
         self.shared.forget(self.id);
-        if let Some(task) = self.task.take() {
-            task.abort();
-        }
     }
 }
 

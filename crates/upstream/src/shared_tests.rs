@@ -156,7 +156,6 @@ async fn a_dropped_call_leaves_no_pending_entry() {
     let guard = super::PendingGuard {
         shared: s.clone(),
         id: 4,
-        task: None,
     };
     assert_eq!(s.calls().pending.len(), 1);
     drop(guard);

@@ -105,7 +105,6 @@ async fn handshake(
     let _guard = PendingGuard {
         shared: shared.clone(),
         id,
-        task: None,
     };
     process.writer.send(text).await?;
     let response = tokio::select! {
