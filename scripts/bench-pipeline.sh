@@ -56,34 +56,14 @@ fi
 # shellcheck source=scripts/bench-common.sh
 source scripts/bench-common.sh
 
-# The load generator is one caller on one address that keeps its sessions:
-# the per-address and per-principal edge caps are raised for it.
-EDGE="listen: {max_connections_per_ip: 100000}
-gateway: {max_sessions_per_principal: 100000}"
-
-BARE="audit: {enabled: false}
-limits: {rate: [], concurrency: [], loops: {enabled: false}}
-guards:
-  input: {schema_mode: as_declared, forbidden_chars: allow, injection: {action: off}}
-  output:
-    secrets: {action: off}
-    pii: {action: off}
-    injection: {action: off}
-    upstream_errors: passthrough"
-
-# Limits rules that match every call and never refuse: the load generator
-# sends one principal's identical calls as fast as it can, which the
-# default rate rule and loop detection would (rightly) cut.
-FULL_LIMITS="limits:
-  rate: [{id: bench, per: [principal], rate: 1000000/s, burst: 1000000}]
-  concurrency: [{id: bench, per: [principal], max: 100000}]
-  loops: {max_repeats: 1000000, window: 1s}"
+# shellcheck source=scripts/bench-configs.sh
+source scripts/bench-configs.sh
 
 # Starts Warden NAME on port PORT (chosen by the caller) with YAML.
 start_warden() { # name port yaml
   local name=$1 port=$2
   mkdir -p "$WORK/$name"
-  printf '%s\n%s\n' "$EDGE" "$3" >"$WORK/$name/warden.yaml"
+  printf '%s\n' "$3" >"$WORK/$name/warden.yaml"
   WARDEN_LOG=warn "$BIN/warden" serve --config "$WORK/$name/warden.yaml" --listen "127.0.0.1:$port" \
     >"$WORK/$name.out" 2>"$WORK/$name.log" &
   PIDS+=($!)
@@ -91,36 +71,20 @@ start_warden() { # name port yaml
   wait_port "$port"
 }
 
-servers_yaml() { # url
-  printf 'servers:\n  up:\n    url: %s\n    isolation: shared\n' "$1"
-}
-
 # Starts the bare and the full Warden in front of URL; sets BARE_PORT,
 # FULL_PORT, TOKEN.
 start_pair() { # tag url
   local tag=$1 url=$2
   BARE_PORT=$(free_port)
-  start_warden "$tag-bare" "$BARE_PORT" "$BARE
-registry: {mode: tofu, lock: '$WORK/$tag-bare.lock'}
-$(servers_yaml "$url")"
+  mkdir -p "$WORK/$tag-bare"
+  start_warden "$tag-bare" "$BARE_PORT" "$(bare_yaml "$WORK/$tag-bare" "$url")"
   BARE_PID=$WARDEN_PID
   FULL_PORT=$(free_port)
   local dir=$WORK/$tag-full
   mkdir -p "$dir"
-  local full="identity:
-  public_url: http://127.0.0.1:$FULL_PORT
-  data_dir: '$dir/data'
-  dev_issuer: {enabled: true}
-authorization:
-  roles:
-    bench:
-      grants: [{tools: ['up/*'], max_risk: critical}]
-$FULL_LIMITS
-registry: {mode: tofu, lock: '$WORK/$tag-full.lock'}
-$(servers_yaml "$url")"
-  printf '%s\n%s\n' "$EDGE" "$full" >"$dir/warden.yaml"
+  full_yaml "$dir" "$url" "$FULL_PORT" >"$dir/warden.yaml"
   TOKEN=$("$BIN/warden" token mint --config "$dir/warden.yaml" --sub bench --roles bench --ttl 2h)
-  start_warden "$tag-full" "$FULL_PORT" "$full"
+  start_warden "$tag-full" "$FULL_PORT" "$(cat "$dir/warden.yaml")"
   FULL_PID=$WARDEN_PID
 }
 
@@ -218,7 +182,8 @@ if ((RSS)); then
   # A fresh bare Warden in front of the echo server: idle, then with 1,000
   # sessions open (initialize, never ended).
   P=$(free_port)
-  start_warden rss "$P" "$BARE
+  start_warden rss "$P" "$EDGE
+$BARE
 registry: {mode: tofu, lock: '$WORK/rss.lock'}
 $(servers_yaml "http://127.0.0.1:$ECHO_PORT/mcp")"
   RSS_PID=$WARDEN_PID
@@ -244,6 +209,7 @@ EOF
   # started by listing the tools of each.
   P=$(free_port)
   {
+    echo "$EDGE"
     echo "$BARE"
     echo "registry: {mode: tofu, lock: '$WORK/rss8.lock'}"
     echo "servers:"
@@ -252,7 +218,8 @@ EOF
     done
   } >"$WORK/rss8.yaml"
   P0=$(free_port)
-  start_warden rss0 "$P0" "$BARE
+  start_warden rss0 "$P0" "$EDGE
+$BARE
 registry: {mode: tofu, lock: '$WORK/rss0.lock'}
 servers: {}"
   R0_PID=$WARDEN_PID
