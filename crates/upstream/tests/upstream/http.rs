@@ -46,6 +46,9 @@ pub struct Fake {
     resume: Mutex<Option<Value>>,
     /// Pushes events into the open standalone GET stream.
     get_tx: Mutex<Option<mpsc::Sender<Result<Bytes, Infallible>>>>,
+    /// Set once the reply stream of a `hang` request could no longer be
+    /// written: the client closed it.
+    pub hang_closed: tokio::sync::Notify,
 }
 
 impl Fake {
@@ -191,6 +194,22 @@ async fn on_post(State(fake): State<Arc<Fake>>, headers: HeaderMap, body: String
         "cut" => sse(vec![
             "data: {\"jsonrpc\":\"2.0\",\"method\":\"notifications/message\",\"params\":{}}\n\n".into(),
         ]),
+        // A reply stream that never answers: a comment every 20 ms until
+        // a write fails because the client closed it.
+        "hang" => {
+            let (tx, rx) = mpsc::channel::<Result<Bytes, Infallible>>(1);
+            let fake = fake.clone();
+            tokio::spawn(async move {
+                while tx.send(Ok(Bytes::from_static(b": waiting\n\n"))).await.is_ok() {
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                }
+                fake.hang_closed.notify_one();
+            });
+            Response::builder()
+                .header("content-type", "text/event-stream")
+                .body(Body::from_stream(ReceiverStream::new(rx)))
+                .unwrap()
+        }
         "status500" => status(StatusCode::INTERNAL_SERVER_ERROR),
         _ => json(
             StatusCode::OK,
@@ -276,6 +295,28 @@ async fn handshake_then_json_request() {
             Some("application/json, text/event-stream")
         );
     }
+}
+
+/// The caller's task drives an HTTP call's exchange: a call given up (its
+/// timeout, or its future dropped) must close the reply stream it was
+/// reading, not leave it open in the background.
+#[tokio::test]
+async fn a_call_given_up_closes_its_reply_stream() {
+    let (url, fake) = start(false).await;
+    let (tx, _rx) = events();
+    let up = Upstream::start(spec("web", http(&url)), handshake(), tx);
+    up.ready().await.expect("ready");
+    let closed = fake.hang_closed.notified();
+    let outcome = up.request(call("hang"), Duration::from_millis(300)).await;
+    assert!(
+        matches!(outcome, Err(UpstreamError::Timeout)),
+        "{outcome:?}"
+    );
+    tokio::time::timeout(Duration::from_secs(10), closed)
+        .await
+        .expect("the reply stream of the abandoned call was closed");
+    // The connection still serves the next call.
+    up.request(call("echo"), LONG).await.expect("echo");
 }
 
 #[tokio::test]
