@@ -349,8 +349,8 @@ impl Upstream {
     }
 
     /// `notifications/cancelled` to a modern upstream: resolve the pending
-    /// call with `Cancelled`; its caller then drops the call's guard, which
-    /// aborts the exchange task and so closes the HTTP response stream.
+    /// call with `Cancelled`; its caller then stops waiting and drops the
+    /// exchange it was polling, which closes the HTTP response stream.
     fn cancel_modern(&self, text: &str) {
         let m = match warden_protocol::message::parse_one(text) {
             Ok(m) => m,
