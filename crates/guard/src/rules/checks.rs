@@ -1571,8 +1571,10 @@ fn build_config_field(head: &str) -> bool {
         return false;
     };
     let call = inner[..open].trim_end().trim_end_matches('(').trim_end();
-    call.len() >= 16
-        && call[call.len() - 16..].eq_ignore_ascii_case("buildconfigfield")
+    // Compared as bytes: the text before may end in any character.
+    call.as_bytes()
+        .get(call.len().saturating_sub(16)..)
+        .is_some_and(|tail| tail.eq_ignore_ascii_case(b"buildconfigfield"))
         && inner[open + 1..]
             .bytes()
             .all(|b| b.is_ascii_alphanumeric() || b == b'.')

@@ -115,6 +115,15 @@ const fn paired(
     in_lane(Lane::SecretPaired, class, pattern, keywords, reach, check)
 }
 
+/// [`PASSWORD_NAMED`]'s keywords, and more for a rule whose names also
+/// end otherwise (`[_.-]pw`): one list, so the two cannot drift apart.
+macro_rules! password_named {
+    ($($more:literal),*) => {
+        &["password", "passwd", "passphrase", "pwd", "passcode", "_pass", "-pass", ".pass" $(, $more)*]
+    };
+}
+use password_named;
+
 /// The keywords of rules whose match holds a name for a password or a
 /// secret (`[a-z0-9_.-]*(?:password|…|salt)[a-z0-9_.-]*`).
 const NAMED_SECRET: &[&str] = &[
@@ -131,16 +140,7 @@ const NAMED_SECRET: &[&str] = &[
 
 /// The keywords of rules whose match holds a name for a password
 /// (`[a-z0-9_.-]*(?:password|…|[_.-]pass)`).
-const PASSWORD_NAMED: &[&str] = &[
-    "password",
-    "passwd",
-    "passphrase",
-    "pwd",
-    "passcode",
-    "_pass",
-    "-pass",
-    ".pass",
-];
+const PASSWORD_NAMED: &[&str] = password_named!();
 
 pub(super) static RULES: &[Rule] = &[
     // PEM / OpenSSH / PGP private keys, whole, or cut off before the end
@@ -1362,19 +1362,7 @@ pub(super) static RULES: &[Rule] = &[
     paired(
         "generic_password",
         r#"(?i)(?-u:\b)[a-z0-9_.-]*(?:password|passwd|passphrase|pwd|passcode|[_.-]pass|[_.-]pw)[a-z0-9_]{0,24}(?:\[[0-9]*\])?(?:\\?["'`]\]?)?[ \t]{0,32}(?:=|:|:=|=>|==|!=|===|!==)[ \t]{0,32}(?:N|@|[bru]{1,2})?(?P<s>\\?"[^"\n]{1,128}"|\\?'[^'\n]{1,128}'|`[^`\n]{1,128}`)"#,
-        &[
-            "password",
-            "passwd",
-            "passphrase",
-            "pwd",
-            "passcode",
-            "_pass",
-            "-pass",
-            ".pass",
-            "_pw",
-            "-pw",
-            ".pw",
-        ],
+        password_named!("_pw", "-pw", ".pw"),
         240,
         requoted,
     ),

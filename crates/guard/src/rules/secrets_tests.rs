@@ -394,3 +394,18 @@ fn provider_formats_from_the_rule_files() {
         "telegram channel id: 1234567",
     ]);
 }
+
+/// Defect: `build_config_field` took the last 16 bytes of the text before
+/// a quoted argument by byte index, which panicked when that index fell
+/// inside a multi-byte character of the scanned text.
+#[test]
+fn a_multibyte_character_before_a_paired_literal_does_not_panic() {
+    for head in ["äbcdefghijklmnop", "日本語のテキストbuildConfigField"] {
+        let text = format!(r#"{head}("String", "API_KEY", "\"8f3c1e9a7b2d4f60a5c8\"")"#);
+        let _ = secrets(&text);
+    }
+    found(
+        r#"ébuildConfigField("String", "MAPS_TOKEN", "\"pk9Xq2LmZ7vR4tW8\"")"#,
+        "pk9Xq2LmZ7vR4tW8",
+    );
+}
