@@ -122,7 +122,6 @@ macro_rules! password_named {
         &["password", "passwd", "passphrase", "pwd", "passcode", "_pass", "-pass", ".pass" $(, $more)*]
     };
 }
-use password_named;
 
 /// The keywords of rules whose match holds a name for a password or a
 /// secret (`[a-z0-9_.-]*(?:password|…|salt)[a-z0-9_.-]*`).
