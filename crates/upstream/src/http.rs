@@ -445,29 +445,26 @@ pub(crate) async fn connect_session(
 }
 
 /// A request's exchange over HTTP: posts the request and reads its reply
-/// (a JSON body or an SSE stream, to the end), then resolves the pending
-/// entry. The caller polls it beside its pending entry, in its own task
-/// (`Upstream::call`): no task is spawned per call, and dropping the call
-/// drops the exchange, which closes its HTTP response.
-pub(crate) type Exchange = std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>;
+/// (a JSON body or an SSE stream, to the end). The caller polls it beside
+/// its pending entry, in its own task (`Upstream::call`): no task is
+/// spawned per call, and dropping the call drops the exchange, which
+/// closes its HTTP response.
+pub(crate) type Exchange =
+    std::pin::Pin<Box<dyn std::future::Future<Output = Result<Response, UpstreamError>> + Send>>;
 
-/// Prepares request `id`'s exchange; `None` when it failed before being
-/// sent (the pending entry is then already resolved with the error).
+/// Request `id`'s exchange on `session`.
 pub(crate) fn start_exchange(
     shared: &Arc<Shared>,
     session: Arc<Session>,
     id: u64,
     text: String,
-) -> Option<Exchange> {
+) -> Exchange {
     let extra = crate::request_headers();
     if session.is_modern() {
         return modern::start_exchange(shared, session, id, text, extra);
     }
     let shared = shared.clone();
-    Some(Box::pin(async move {
-        let outcome = exchange(&shared, session, id, text, extra.as_deref()).await;
-        shared.resolve(id, outcome);
-    }))
+    Box::pin(async move { exchange(&shared, session, id, text, extra.as_deref()).await })
 }
 
 async fn exchange(

@@ -281,33 +281,36 @@ impl Upstream {
             shared: shared.clone(),
             id,
         };
-        let mut exchange = None;
-        match link {
-            Link::Stdio(writer) => writer.send(std::mem::take(&mut text)).await?,
-            Link::Http(session) => {
-                exchange = http::start_exchange(shared, session, id, std::mem::take(&mut text));
+        let exchange = match link {
+            Link::Stdio(writer) => {
+                writer.send(std::mem::take(&mut text)).await?;
+                None
             }
-            Link::Sse(session) => session.send(std::mem::take(&mut text)).await?,
-        }
-        let mut rx = rx;
-        let mut received = None;
-        if let Some(exchange) = exchange {
-            // The exchange resolves the entry when it ends; the entry may
-            // also be resolved first (a reply routed from another stream,
-            // a cancellation, the connection's end), and then the exchange
-            // is dropped unfinished.
-            tokio::select! {
-                biased;
-                r = &mut rx => received = Some(r),
-                () = exchange => {}
+            Link::Http(session) => Some(http::start_exchange(
+                shared,
+                session,
+                id,
+                std::mem::take(&mut text),
+            )),
+            Link::Sse(session) => {
+                session.send(std::mem::take(&mut text)).await?;
+                None
             }
-        }
-        let received = match received {
-            Some(r) => r,
-            None => rx.await,
         };
-        let outcome =
-            received.unwrap_or_else(|_| Err(UpstreamError::Closed("call abandoned".into())));
+        let abandoned = |_| Err(UpstreamError::Closed("call abandoned".into()));
+        let mut rx = rx;
+        let outcome = match exchange {
+            // The exchange's own outcome, unless the entry is resolved
+            // first (a reply routed from another stream, a cancellation,
+            // the connection's end): the exchange is then dropped
+            // unfinished.
+            Some(exchange) => tokio::select! {
+                biased;
+                r = &mut rx => r.unwrap_or_else(abandoned),
+                outcome = exchange => outcome,
+            },
+            None => rx.await.unwrap_or_else(abandoned),
+        };
         drop(guard);
         outcome
     }

@@ -210,17 +210,17 @@ fn routing(
     Ok(headers)
 }
 
-/// Starts a request's exchange in its own task, the envelope spliced in.
-/// A request that cannot carry the envelope fails at once, unsent.
-/// Returns the task's abort handle: aborting it closes the response stream,
-/// which is how 2026-07-28 cancels.
+/// A request's exchange (see [`crate::http::Exchange`]), the envelope
+/// spliced in. A request that cannot carry the envelope fails at once,
+/// unsent. Dropping the exchange closes the response stream, which is how
+/// 2026-07-28 cancels.
 pub(crate) fn start_exchange(
     shared: &Arc<Shared>,
     session: Arc<Session>,
     id: u64,
     text: String,
     extra: Option<Arc<crate::RequestHeaders>>,
-) -> Option<crate::http::Exchange> {
+) -> crate::http::Exchange {
     let prepared = session
         .modern
         .as_ref()
@@ -230,18 +230,11 @@ pub(crate) fn start_exchange(
             let routing = routing(envelope, &spliced.method, spliced.name.as_deref())?;
             Ok((spliced, routing))
         });
-    let (Spliced { text, .. }, routing) = match prepared {
-        Ok(p) => p,
-        Err(e) => {
-            shared.resolve(id, Err(e));
-            return None;
-        }
-    };
     let shared = shared.clone();
-    Some(Box::pin(async move {
-        let outcome = exchange(&shared, &session, id, text, routing, extra.as_deref()).await;
-        shared.resolve(id, outcome);
-    }))
+    Box::pin(async move {
+        let (Spliced { text, .. }, routing) = prepared?;
+        exchange(&shared, &session, id, text, routing, extra.as_deref()).await
+    })
 }
 
 async fn exchange(
