@@ -12,14 +12,16 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use ::http::header::{HeaderMap, HeaderName, HeaderValue, ACCEPT, CONTENT_TYPE};
+use ::http::{Method, StatusCode};
 use bytes::Bytes;
-use reqwest::header::{HeaderMap, HeaderName, HeaderValue, ACCEPT, CONTENT_TYPE};
-use reqwest::{StatusCode, Url};
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 use tracing::{debug, warn};
+use url::Url;
 use warden_protocol::sse::Decoder;
 
+use crate::client::{Client, ClientError, Target};
 use crate::envelope::Envelope;
 use crate::handshake::{self, Handshaken, INITIALIZED};
 use crate::shared::{Link, Shared};
@@ -51,8 +53,8 @@ const DELETE_TIMEOUT: Duration = Duration::from_secs(2);
 /// its stateless exchanges): immutable once shared by the calls on it.
 pub(crate) struct Session {
     pub(crate) server: String,
-    client: reqwest::Client,
-    url: Url,
+    client: Client,
+    target: Target,
     configured: HeaderMap,
     session_id: Option<HeaderValue>,
     /// Built once per session, so a call clones a map instead of building one.
@@ -74,10 +76,11 @@ impl Session {
         configured: HeaderMap,
         expired: mpsc::Sender<()>,
     ) -> Result<Session, UpstreamError> {
+        let target = Target::new(&url).map_err(UpstreamError::Config)?;
         let mut session = Session {
             server: shared.spec.name.clone(),
             client: client(shared)?,
-            url,
+            target,
             configured,
             session_id: None,
             post_headers: HeaderMap::new(),
@@ -136,7 +139,7 @@ impl Session {
         self.delete_headers = common;
     }
 
-    async fn post(&self, body: Bytes) -> Result<reqwest::Response, UpstreamError> {
+    async fn post(&self, body: Bytes) -> Result<crate::client::Response, UpstreamError> {
         self.post_with(body, Vec::new(), None).await
     }
 
@@ -149,7 +152,7 @@ impl Session {
         body: Bytes,
         routing: Routing,
         extra: Option<&crate::RequestHeaders>,
-    ) -> Result<reqwest::Response, UpstreamError> {
+    ) -> Result<crate::client::Response, UpstreamError> {
         let mut headers = self.post_headers.clone();
         let call_credentials = extra.map_or(&[][..], |e| e.credentials.as_slice());
         self.authenticate(&mut headers, call_credentials);
@@ -158,7 +161,7 @@ impl Session {
         }
         for (k, v) in extra.map_or(&[][..], |e| e.extra.as_slice()) {
             if let (Ok(k), Ok(v)) = (
-                reqwest::header::HeaderName::from_bytes(k.as_bytes()),
+                HeaderName::from_bytes(k.as_bytes()),
                 HeaderValue::from_str(v),
             ) {
                 if !headers.contains_key(&k) && k != SESSION_ID {
@@ -167,10 +170,7 @@ impl Session {
             }
         }
         self.client
-            .post(self.url.clone())
-            .headers(headers)
-            .body(body)
-            .send()
+            .send(Method::POST, &self.target, headers, body)
             .await
             .map_err(unreachable)
     }
@@ -204,16 +204,17 @@ impl Session {
         }
     }
 
-    async fn get(&self, last_event_id: Option<&str>) -> Result<reqwest::Response, UpstreamError> {
+    async fn get(
+        &self,
+        last_event_id: Option<&str>,
+    ) -> Result<crate::client::Response, UpstreamError> {
         let mut headers = self.get_headers.clone();
         self.authenticate(&mut headers, &[]);
         if let Some(id) = last_event_id.and_then(|i| HeaderValue::from_str(i).ok()) {
             headers.insert(LAST_EVENT_ID, id);
         }
         self.client
-            .get(self.url.clone())
-            .headers(headers)
-            .send()
+            .send(Method::GET, &self.target, headers, Bytes::new())
             .await
             .map_err(unreachable)
     }
@@ -291,17 +292,16 @@ impl Connection {
         };
         let mut headers = self.session.delete_headers.clone();
         self.session.authenticate(&mut headers, &[]);
-        let req = self
-            .session
-            .client
-            .delete(self.session.url.clone())
-            .headers(headers);
-        match tokio::time::timeout(DELETE_TIMEOUT, req.send()).await {
+        let req =
+            self.session
+                .client
+                .send(Method::DELETE, &self.session.target, headers, Bytes::new());
+        match tokio::time::timeout(DELETE_TIMEOUT, req).await {
             Ok(Ok(resp)) => {
                 debug!(target: "upstream", server = %self.session.server, status = resp.status().as_u16(), "session deleted")
             }
             Ok(Err(e)) => {
-                debug!(target: "upstream", server = %self.session.server, error = %describe(&e), "session DELETE failed")
+                debug!(target: "upstream", server = %self.session.server, error = %e, "session DELETE failed")
             }
             Err(_) => {
                 debug!(target: "upstream", server = %self.session.server, "session DELETE timed out")
@@ -336,7 +336,7 @@ pub(crate) fn endpoint(spec: &TransportSpec) -> Result<(Url, HeaderMap), Upstrea
     Ok((url, map))
 }
 
-pub(crate) fn client(shared: &Shared) -> Result<reqwest::Client, UpstreamError> {
+pub(crate) fn client(shared: &Shared) -> Result<Client, UpstreamError> {
     shared.http.clone().map_err(UpstreamError::Config)
 }
 
@@ -506,7 +506,7 @@ async fn exchange(
 pub(crate) async fn read_reply(
     shared: &Shared,
     session: &Session,
-    mut resp: reqwest::Response,
+    mut resp: crate::client::Response,
     id: u64,
 ) -> Result<Response, UpstreamError> {
     let status = resp.status();
@@ -546,7 +546,7 @@ pub(crate) async fn read_reply(
 async fn read_reply_stream(
     shared: &Shared,
     session: &Session,
-    mut resp: reqwest::Response,
+    mut resp: crate::client::Response,
     id: u64,
 ) -> Result<Response, UpstreamError> {
     let mut last_id: Option<String> = None;
@@ -600,7 +600,7 @@ async fn read_reply_stream(
 /// A broken connection is an end, not an error: the caller may resume.
 pub(crate) async fn read_events(
     shared: &Shared,
-    resp: &mut reqwest::Response,
+    resp: &mut crate::client::Response,
     decoder: &mut Decoder,
     ours: Option<u64>,
     retry: &mut Option<u64>,
@@ -610,7 +610,7 @@ pub(crate) async fn read_events(
             Ok(Some(c)) => c,
             Ok(None) => return Ok(None),
             Err(e) => {
-                debug!(target: "upstream", server = %shared.name(), error = %describe(&e), "event stream broke");
+                debug!(target: "upstream", server = %shared.name(), error = %e, "event stream broke");
                 return Ok(None);
             }
         };
@@ -697,7 +697,7 @@ async fn listen(shared: Arc<Shared>, session: Arc<Session>) {
 pub(crate) async fn error_reply(
     shared: &Shared,
     session: &Session,
-    mut resp: reqwest::Response,
+    mut resp: crate::client::Response,
     id: u64,
 ) -> Option<Response> {
     if media_type(&resp).as_deref() != Some("application/json") {
@@ -739,14 +739,14 @@ pub(crate) async fn error_reply(
 }
 
 /// The media type of a response, lowercased, without parameters.
-pub(crate) fn media_type(resp: &reqwest::Response) -> Option<String> {
+pub(crate) fn media_type(resp: &crate::client::Response) -> Option<String> {
     let v = resp.headers().get(CONTENT_TYPE)?.to_str().ok()?;
     Some(v.split(';').next()?.trim().to_ascii_lowercase())
 }
 
 /// Reads a whole body, refusing more than `max` bytes.
 pub(crate) async fn read_body(
-    resp: &mut reqwest::Response,
+    resp: &mut crate::client::Response,
     max: usize,
 ) -> Result<Vec<u8>, UpstreamError> {
     let too_large = || UpstreamError::Protocol(format!("reply larger than {max} bytes"));
@@ -763,27 +763,6 @@ pub(crate) async fn read_body(
     Ok(body)
 }
 
-pub(crate) fn unreachable(e: reqwest::Error) -> UpstreamError {
-    UpstreamError::Unavailable(describe(&e))
-}
-
-/// A reqwest error with its causes, without the URL (which may carry a
-/// token in its query).
-pub(crate) fn describe(e: &reqwest::Error) -> String {
-    let mut out = if e.is_timeout() {
-        "timed out".to_owned()
-    } else if e.is_connect() {
-        "cannot connect".to_owned()
-    } else if e.is_body() || e.is_decode() {
-        "reading the body failed".to_owned()
-    } else {
-        "request failed".to_owned()
-    };
-    let mut source = std::error::Error::source(e);
-    while let Some(s) = source {
-        out.push_str(": ");
-        out.push_str(&s.to_string());
-        source = s.source();
-    }
-    out
+pub(crate) fn unreachable(e: ClientError) -> UpstreamError {
+    UpstreamError::Unavailable(e.to_string())
 }

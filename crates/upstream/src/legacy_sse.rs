@@ -8,15 +8,18 @@
 
 use std::sync::Arc;
 
-use reqwest::header::{HeaderMap, HeaderValue, ACCEPT, CONTENT_TYPE};
-use reqwest::{StatusCode, Url};
+use ::http::header::{HeaderMap, HeaderValue, ACCEPT, CONTENT_TYPE};
+use ::http::{Method, StatusCode};
+use bytes::Bytes;
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 use tracing::debug;
+use url::Url;
 use warden_protocol::sse::{Decoder, Event};
 
+use crate::client::{Client, Target};
 use crate::handshake::{self, Handshaken, INITIALIZED};
-use crate::http::{client, describe, endpoint, media_type, unreachable};
+use crate::http::{client, endpoint, media_type, unreachable};
 use crate::shared::{PendingGuard, Shared};
 use crate::supervisor::End;
 use crate::UpstreamError;
@@ -25,8 +28,8 @@ const EVENT_STREAM: &str = "text/event-stream";
 
 /// The POST side of a connection.
 pub(crate) struct Session {
-    client: reqwest::Client,
-    endpoint: Url,
+    client: Client,
+    endpoint: Target,
     headers: HeaderMap,
     ended: mpsc::Sender<String>,
 }
@@ -36,10 +39,12 @@ impl Session {
     pub(crate) async fn send(&self, text: String) -> Result<(), UpstreamError> {
         let resp = self
             .client
-            .post(self.endpoint.clone())
-            .headers(self.headers.clone())
-            .body(text)
-            .send()
+            .send(
+                Method::POST,
+                &self.endpoint,
+                self.headers.clone(),
+                Bytes::from(text),
+            )
             .await
             .map_err(unreachable)?;
         let status = resp.status();
@@ -84,10 +89,9 @@ pub(crate) async fn connect(
     let max = shared.spec.limits.max_bytes;
     let mut get_headers = headers.clone();
     get_headers.insert(ACCEPT, HeaderValue::from_static(EVENT_STREAM));
+    let target = Target::new(&url).map_err(UpstreamError::Config)?;
     let mut resp = client
-        .get(url.clone())
-        .headers(get_headers)
-        .send()
+        .send(Method::GET, &target, get_headers, Bytes::new())
         .await
         .map_err(unreachable)?;
     if !resp.status().is_success() {
@@ -120,7 +124,7 @@ pub(crate) async fn connect(
     post_headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
     let session = Arc::new(Session {
         client,
-        endpoint: post_to,
+        endpoint: Target::new(&post_to).map_err(UpstreamError::Config)?,
         headers: post_headers,
         ended: ended_tx.clone(),
     });
@@ -176,7 +180,7 @@ fn resolve_endpoint(base: &Url, data: &str) -> Result<Url, UpstreamError> {
 
 async fn read_stream(
     shared: Arc<Shared>,
-    mut resp: reqwest::Response,
+    mut resp: crate::client::Response,
     mut decoder: Decoder,
     first: Vec<Event>,
     ended: mpsc::Sender<String>,
@@ -186,7 +190,7 @@ async fn read_stream(
         let chunk = match resp.chunk().await {
             Ok(Some(c)) => c,
             Ok(None) => break "event stream closed".to_owned(),
-            Err(e) => break format!("event stream broke: {}", describe(&e)),
+            Err(e) => break format!("event stream broke: {}", e),
         };
         match decoder.feed(&chunk) {
             Ok(events) => route_events(&shared, events).await,

@@ -43,6 +43,7 @@
 //! - a network failure is never taken for an era verdict.
 #![forbid(unsafe_code)]
 
+mod client;
 mod discover;
 mod egress_proxy;
 mod envelope;
@@ -209,19 +210,11 @@ impl Upstream {
             TransportSpec::Stdio { .. } => Err("not an HTTP transport".to_owned()),
             TransportSpec::StreamableHttp { url, .. } | TransportSpec::Sse { url, .. } => {
                 upstream_egress(url).and_then(|()| {
-                    reqwest::Client::builder()
-                        .connect_timeout(spec.connect_timeout)
-                        // The egress guard: every address a name resolves to is
-                        // checked, and the connection made to a checked one.
-                        .dns_resolver(Arc::new(warden_egress::GuardedResolver::new(
-                            UPSTREAM_EGRESS,
-                        )))
-                        // Redirects would carry the configured credentials to
-                        // wherever a server points; an upstream's URL is exact.
-                        .redirect(reqwest::redirect::Policy::none())
-                        .tcp_nodelay(true)
-                        .build()
-                        .map_err(|e| format!("HTTP client: {}", http::describe(&e)))
+                    // The egress guard: every address a name resolves to is
+                    // checked, and the connection made to a checked one.
+                    // Redirects are never followed (see `client`).
+                    client::Client::new(spec.connect_timeout, UPSTREAM_EGRESS, Vec::new())
+                        .map_err(|e| format!("HTTP client: {e}"))
                 })
             }
         };
@@ -513,7 +506,7 @@ const UPSTREAM_EGRESS: warden_egress::EgressPolicy = warden_egress::EgressPolicy
 /// Refuses an upstream URL whose host is a literal address the guard
 /// refuses (names are checked at each resolution).
 fn upstream_egress(url: &str) -> Result<(), String> {
-    let Ok(parsed) = reqwest::Url::parse(url) else {
+    let Ok(parsed) = url::Url::parse(url) else {
         return Ok(()); // reported when the connection is made
     };
     let Some(host) = parsed.host() else {

@@ -17,11 +17,11 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use ::http::header::{HeaderMap, HeaderName, HeaderValue};
 use bytes::Bytes;
-use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
-use reqwest::Url;
 use tokio::sync::mpsc;
 use tracing::{debug, info, warn};
+use url::Url;
 use warden_protocol::message::{self, Incoming};
 use warden_protocol::sse::Decoder;
 use warden_protocol::Kind;
@@ -30,7 +30,7 @@ use crate::discover::{self, Verdict};
 use crate::envelope::{Envelope, Spliced};
 use crate::handshake::Handshaken;
 use crate::http::{
-    self, describe, media_type, read_reply, Attempt, Connection, Routing, Session, EVENT_STREAM,
+    self, media_type, read_reply, Attempt, Connection, Routing, Session, EVENT_STREAM,
     LISTEN_MAX_DELAY, LISTEN_MAX_REFUSALS, LISTEN_MIN_DELAY, PROTOCOL_VERSION,
 };
 use crate::shared::Shared;
@@ -316,7 +316,7 @@ async fn open_listen(
     shared: &Shared,
     session: &Session,
     filter: &str,
-) -> Result<(reqwest::Response, u64), ListenError> {
+) -> Result<(crate::client::Response, u64), ListenError> {
     let Some(envelope) = &session.modern else {
         return Err(ListenError::Failed(UpstreamError::Protocol(
             "not a modern session".into(),
@@ -344,7 +344,7 @@ async fn open_listen(
 async fn read_listen(
     shared: &Shared,
     session: &Session,
-    mut resp: reqwest::Response,
+    mut resp: crate::client::Response,
     id: u64,
 ) -> Ended {
     let name = shared.name();
@@ -362,7 +362,7 @@ async fn read_listen(
             Ok(Some(c)) => c,
             Ok(None) => return quiet(acknowledged),
             Err(e) => {
-                debug!(target: "upstream", server = %name, error = %describe(&e), "listen stream broke");
+                debug!(target: "upstream", server = %name, error = %e, "listen stream broke");
                 return quiet(acknowledged);
             }
         };

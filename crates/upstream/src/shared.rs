@@ -63,7 +63,7 @@ pub(crate) struct Shared {
     pub spec: UpstreamSpec,
     pub handshake: Handshake,
     /// The pooled HTTP client of an HTTP transport, or why there is none.
-    pub http: Result<reqwest::Client, String>,
+    pub http: Result<crate::client::Client, String>,
     events: mpsc::Sender<UpstreamEvent>,
     /// How many events were handed to `events` so far; each response
     /// carries the count at its arrival so the gateway can deliver the
@@ -95,7 +95,7 @@ impl Shared {
     pub(crate) fn new(
         spec: UpstreamSpec,
         handshake: Handshake,
-        http: Result<reqwest::Client, String>,
+        http: Result<crate::client::Client, String>,
         events: mpsc::Sender<UpstreamEvent>,
     ) -> Shared {
         let (status, _) = watch::channel(Status {
