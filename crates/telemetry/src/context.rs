@@ -202,6 +202,7 @@ fn remote_of(span: &Span) -> Option<RemoteParent> {
 /// are not. `None` when there is no context (no export and no caller
 /// context, or a span nothing records).
 pub fn current_traceparent(span: &Span) -> Option<String> {
+    let span = &*or_current(span);
     let cx = span.context();
     let sc = cx.span().span_context().clone();
     if !sc.is_valid() {
@@ -220,6 +221,7 @@ pub fn current_traceparent(span: &Span) -> Option<String> {
 
 /// The `tracestate` to send with [`current_traceparent`], when there is any.
 pub fn current_tracestate(span: &Span) -> Option<String> {
+    let span = &*or_current(span);
     let cx = span.context();
     let sc = cx.span().span_context().clone();
     if !sc.is_valid() {
@@ -232,6 +234,7 @@ pub fn current_tracestate(span: &Span) -> Option<String> {
 /// The span's trace id as 32 lowercase hex digits (the audit record's
 /// `trace_id`).
 pub fn trace_id_of(span: &Span) -> Option<String> {
+    let span = &*or_current(span);
     let cx = span.context();
     let sc = cx.span().span_context().clone();
     if !sc.is_valid() {
@@ -275,6 +278,17 @@ fn hex(bytes: &[u8]) -> String {
         let _ = write!(s, "{b:02x}");
     }
     s
+}
+
+/// `span`, or the current span for a span that is none: a stage span
+/// skipped because nothing exports (see [`crate::stage_span`]) has the
+/// request span's context.
+fn or_current(span: &Span) -> std::borrow::Cow<'_, Span> {
+    if span.is_none() {
+        std::borrow::Cow::Owned(Span::current())
+    } else {
+        std::borrow::Cow::Borrowed(span)
+    }
 }
 
 #[cfg(test)]

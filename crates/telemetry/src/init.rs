@@ -157,7 +157,8 @@ where
 }
 
 /// Records nothing; its filter keeps INFO spans alive in the registry.
-struct KeepSpans;
+/// Its presence also tells [`crate::stage_span`] that nothing exports.
+pub(crate) struct KeepSpans;
 
 impl<S: tracing::Subscriber> Layer<S> for KeepSpans {}
 

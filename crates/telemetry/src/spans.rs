@@ -30,7 +30,17 @@ pub fn request_span(method: &str) -> Span {
 /// A child span for `stage`, a child of the current span (enter the
 /// request span first, or use `parent:`-style nesting through
 /// `request.in_scope(|| stage_span(..))`).
+///
+/// Stage spans exist to be exported: without an exporter (Warden's
+/// subscriber then has its span-keeping layer in place of OpenTelemetry's)
+/// this is `Span::none()`, which costs nothing, while the request span
+/// stays and carries the caller's trace context (the context functions
+/// read the current span for a span that is none). Stage durations are
+/// metrics of their own either way.
 pub fn stage_span(stage: Stage) -> Span {
+    if !exporting() {
+        return Span::none();
+    }
     match stage {
         Stage::Transport => info_span!("warden.transport"),
         Stage::Authenticate => info_span!("warden.authenticate"),
@@ -43,4 +53,11 @@ pub fn stage_span(stage: Stage) -> Span {
         Stage::OutputGuard => info_span!("warden.output_guard"),
         Stage::Audit => info_span!("warden.audit"),
     }
+}
+
+/// Whether spans are exported: false under a subscriber built by
+/// [`crate::Telemetry`] without an exporter; true under any other
+/// subscriber (whose wishes are not known here).
+fn exporting() -> bool {
+    tracing::dispatcher::get_default(|d| d.downcast_ref::<crate::init::KeepSpans>().is_none())
 }

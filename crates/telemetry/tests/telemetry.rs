@@ -205,9 +205,20 @@ fn without_otlp_the_callers_context_passes_through_unchanged() {
             current_tracestate(&request).as_deref(),
             Some("congo=t61rcWkgMzE")
         );
-        // From a stage span below it, as the gateway asks in the Upstream stage.
-        let upstream = request.in_scope(|| stage_span(Stage::Upstream));
-        assert_eq!(current_traceparent(&upstream).as_deref(), Some(TRACEPARENT));
+        // From a stage span below it, as the gateway asks in the Upstream
+        // stage (inside the request span). Nothing exports, so the stage
+        // span is skipped (none, free) and the request span's context is
+        // the one passed on.
+        request.in_scope(|| {
+            let upstream = stage_span(Stage::Upstream);
+            assert!(upstream.is_none(), "no stage spans without an exporter");
+            assert_eq!(current_traceparent(&upstream).as_deref(), Some(TRACEPARENT));
+            assert_eq!(
+                current_tracestate(&upstream).as_deref(),
+                Some("congo=t61rcWkgMzE")
+            );
+            assert_eq!(trace_id_of(&upstream).as_deref(), Some(TRACE_ID));
+        });
 
         // No caller context, no export: nothing to propagate.
         let root = request_span("ping");
