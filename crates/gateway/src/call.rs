@@ -2,7 +2,10 @@
 //! and the facts each stage learns, which become the request's audit record
 //! (stage 12).
 
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Mutex;
+use std::task::{Context, Poll};
 use std::time::Instant;
 
 use warden_audit::{Decision, Event, EventKind, OutputFacts, PrincipalFacts, RiskTier, TokenFacts};
@@ -33,6 +36,49 @@ pub fn subject_token() -> Option<warden_credentials::SubjectToken> {
 /// The peer address of the current request, where the transport knows it.
 pub fn client_addr() -> Option<std::net::SocketAddr> {
     CLIENT_ADDR.try_with(|a| *a).ok().flatten()
+}
+
+/// A request's pipeline, polled by the transport's handler that serves
+/// it (no task per call). When the handler is dropped before the pipeline
+/// ends (an HTTP client closed its connection mid-call, and the server
+/// dropped the handler), the rest of the pipeline runs in a task of its
+/// own: the call still comes to its outcome and its audit record.
+pub(crate) struct Finishing<T: Send + 'static> {
+    work: Option<Pin<Box<dyn Future<Output = T> + Send>>>,
+}
+
+impl<T: Send + 'static> Finishing<T> {
+    pub(crate) fn new(work: impl Future<Output = T> + Send + 'static) -> Self {
+        Finishing {
+            work: Some(Box::pin(work)),
+        }
+    }
+}
+
+impl<T: Send + 'static> Future for Finishing<T> {
+    type Output = T;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<T> {
+        // Polled again after its end (nothing here does): never ready.
+        let Some(work) = self.work.as_mut() else {
+            return Poll::Pending;
+        };
+        let out = std::task::ready!(work.as_mut().poll(cx));
+        self.work = None;
+        Poll::Ready(out)
+    }
+}
+
+impl<T: Send + 'static> Drop for Finishing<T> {
+    fn drop(&mut self) {
+        if let Some(work) = self.work.take() {
+            if let Ok(rt) = tokio::runtime::Handle::try_current() {
+                rt.spawn(async move {
+                    let _ = work.await;
+                });
+            }
+        }
+    }
 }
 
 /// The request being served.

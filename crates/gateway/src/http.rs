@@ -1084,7 +1084,8 @@ async fn serve_request(
             handled.response
         }
     };
-    let mut work = Box::pin(work);
+    // Finished in a task of its own if this handler is dropped first.
+    let mut work = crate::call::Finishing::new(work);
     // Related messages are polled first: everything the upstream sent
     // before its response is queued before the response completes `work`
     // (see `UpstreamHandle::wait_dispatched`), so nothing is overtaken.

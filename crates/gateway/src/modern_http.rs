@@ -697,10 +697,14 @@ async fn answer(
         internal_id: req.internal_id.clone(),
         armed: true,
     };
-    let client_id = req.client_id.clone();
     let p = parked.clone();
     let floor = req.log_floor;
-    let mut task = tokio::spawn(async move {
+    // Polled here, in the connection's task, while the answer is JSON (no
+    // task per request); moved into the SSE pump's task once the answer
+    // becomes a stream; finished in a task of its own if this handler is
+    // dropped first (the client went away: `guard` cancels upstream, and
+    // the call still comes to its outcome and its record).
+    let mut task = crate::call::Finishing::new(async move {
         let outcome = drive(work, related, ntx, floor).await;
         finish(&p, req, outcome)
     });
@@ -728,7 +732,7 @@ async fn answer(
                             while let Ok(n) = notes.try_recv() {
                                 let _ = tx.send(event(&n));
                             }
-                            if let Ok(Some(body)) = done {
+                            if let Some(body) = done {
                                 let _ = tx.send(event(&body));
                             }
                             guard.armed = false;
@@ -748,12 +752,8 @@ async fn answer(
         done = &mut task => {
             guard.armed = false;
             match done {
-                Ok(Some(body)) => json(status_of(&body), body),
-                Ok(None) => StatusCode::ACCEPTED.into_response(),
-                Err(_) => json(
-                    500,
-                    error_response(Some(&client_id), ErrorCode::InternalError, "internal error", None),
-                ),
+                Some(body) => json(status_of(&body), body),
+                None => StatusCode::ACCEPTED.into_response(),
             }
         }
     }

@@ -316,3 +316,45 @@ async fn audit_enabled_false_keeps_no_trail_and_calls_still_pass() {
         std::fs::read_dir(w.dir().join(".warden")).map(|d| d.count())
     );
 }
+
+/// Regression: a client that gave up in the middle of a call (closed its
+/// connection) took the call's audit record with it: the pipeline ran in
+/// the HTTP handler, which the server dropped with the connection, though
+/// the upstream had been asked to run the tool. (Seen on the session era;
+/// the 2026-07-28 path spawned a task per call then and now runs in the
+/// handler too.) Each call must still come to its outcome and its record.
+#[tokio::test]
+async fn a_call_whose_client_disconnects_mid_call_is_still_recorded() {
+    let w = Warden::start(&yaml(""));
+    let c = client(&w, "ada", "admin").await;
+    let params = json!({"name": "t__slow", "arguments": {"ms": 1500}});
+    let session = c.builder(
+        json!({"jsonrpc": "2.0", "id": 7, "method": "tools/call", "params": params}).to_string(),
+    );
+    let (body, headers) = crate::eras::modern_request(8, "tools/call", params);
+    let mut modern = c
+        .http
+        .post(&c.url)
+        .headers(c.extra_headers.clone())
+        .body(body);
+    for (k, v) in headers {
+        modern = modern.header(k, v);
+    }
+    for (era, request) in [("session", session), ("2026-07-28", modern)] {
+        let gave_up = request
+            .timeout(std::time::Duration::from_millis(300))
+            .send()
+            .await;
+        assert!(
+            gave_up.as_ref().is_err_and(reqwest::Error::is_timeout),
+            "{era}: the client gives up before the tool answers: {gave_up:?}"
+        );
+    }
+    let records = wait_for_calls(&w, 2);
+    let slow: Vec<_> = records.iter().filter(|e| e["tool"] == "slow").collect();
+    assert_eq!(slow.len(), 2, "both abandoned calls recorded: {records:?}");
+    for r in slow {
+        assert_eq!(r["principal"]["subject"], "ada");
+        assert_eq!(r["decision"], "allow");
+    }
+}

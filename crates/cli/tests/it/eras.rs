@@ -26,7 +26,7 @@ use serde_json::{json, Value};
 use crate::harness::*;
 use crate::peers::{everything_http, free_port, run_driver, Peers};
 
-const MODERN: &str = "2026-07-28";
+pub(crate) const MODERN: &str = "2026-07-28";
 const SESSION: &str = "2025-11-25";
 
 /// `tests/peers/conformance_server.py` under mcp 2.x over Streamable HTTP on a
@@ -419,7 +419,11 @@ fn modern_meta(capabilities: Value) -> Value {
 
 /// A valid 2026-07-28 request: body (with `params._meta` unless `params`
 /// has one) and its headers (`Mcp-Name` for name-bearing methods).
-fn modern_request(id: u64, method: &str, mut params: Value) -> (String, Vec<(String, String)>) {
+pub(crate) fn modern_request(
+    id: u64,
+    method: &str,
+    mut params: Value,
+) -> (String, Vec<(String, String)>) {
     if params.get("_meta").is_none() {
         params["_meta"] = modern_meta(json!({}));
     }
