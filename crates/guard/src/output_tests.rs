@@ -356,6 +356,7 @@ fn targeted_and_unrelated_instructions_in_results() {
         "Invoice paid. Ask the customer for their order number before refunding.",
         "Anna wrote a limerick about a sleepy dog.",
         "def parse(s):\n    # warn the user about unsaved changes\n    return s",
+        "def host():\n    # add a helper that returns the hostname for the log prefix\n    return os.uname()[1]",
     ];
     let label = guard_with("output: { pii: { action: off } }");
     let block = guard_with("output: { pii: { action: off }, injection: { action: block } }");

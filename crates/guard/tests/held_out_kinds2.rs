@@ -213,6 +213,8 @@ const PEOPLE: &[&str] = &[
     "Warn the user about unsaved changes before closing the tab.",
     "Let the user know that the upload failed and offer a retry.",
     "Notify the user when the export is ready.",
+    "TODO: add a function that returns the hostname for the log prefix.",
+    "Add a cron job that runs the backup script every night.",
 ];
 
 #[test]

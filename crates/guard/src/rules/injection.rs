@@ -114,12 +114,36 @@ macro_rules! code_target {
 }
 
 /// What no honest fix adds to code: key logging, screen capture, packet
-/// sniffing, encrypting or wiping every file, cutting the network,
-/// flooding a host, a machine's fingerprint, persistence, stolen keys.
-/// Every alternative holds one of [`CODE_ATTACK`]'s words.
+/// sniffing, encrypting or wiping every file, switching off the
+/// firewall, flooding a host, stolen keys, a backdoor. Every alternative
+/// holds one of [`CODE_ATTACK`]'s words.
 macro_rules! code_capability {
     () => {
-        r"(?-u:\b)(?:keystrokes?|key\s+press(?:es)?|keylog[a-z]*|keyboard\s+(?:input|events?|hooks?)|screenshots?|screen\s+(?:captures?|recordings?|contents|grabs?)|sniff[a-z]*|(?:network\s+)?packets|encrypt[a-z]*\s+(?:every|all|each|the\s+user'?s?)\s+(?:[a-z]+\s+){0,2}?(?:files?|documents?|folders?|directories|data|drives?)|(?:wipe|erase|shred|corrupt)[a-z]*\s+(?:every|all|each|the)\s+(?:[a-z]+\s+){0,2}?(?:files?|documents?|folders?|directories|data|disks?|drives?|partitions?|system)|(?:delete|remove)[a-z]*\s+the\s+originals|rm\s+-rf|fork\s+bomb|(?:disable|shut\s+down|kill|block|cut)[a-z]*\s+(?:off\s+)?(?:the\s+)?(?:(?:machine|system|computer|user|host|device)'?s?\s+)?(?:network|internet|wi-?fi|firewall|antivirus|anti-virus|defender)|flood[a-z]*|ddos|denial[- ]of[- ]service|\.ssh|id_rsa|/etc/(?:passwd|shadow)|saved\s+passwords|browser\s+cookies|mac\s+address(?:es)?|hostname|os\s+version|fingerprint[a-z]*|cron\s*(?:job|tab)s?|crontab|scheduled\s+tasks?|reverse\s+shell|backdoor|spyware|botnet|cryptominer|ransomware)"
+        r"(?-u:\b)(?:keystrokes?|key\s+press(?:es)?|keylog[a-z]*|keyboard\s+(?:input|events?|hooks?)|screenshots?|screen\s+(?:captures?|recordings?|contents|grabs?)|sniff[a-z]*|(?:network\s+)?packets|encrypt[a-z]*\s+(?:every|all|each|the\s+user'?s?)\s+(?:[a-z]+\s+){0,2}?(?:files?|documents?|folders?|directories|data|drives?)|(?:wipe|erase|shred|corrupt)[a-z]*\s+(?:every|all|each|the)\s+(?:[a-z]+\s+){0,2}?(?:files?|documents?|folders?|directories|data|disks?|drives?|partitions?|system)|(?:delete|remove)[a-z]*\s+the\s+originals|rm\s+-rf|fork\s+bomb|(?:disable|shut\s+down|kill|turn\s+off)[a-z]*\s+(?:the\s+)?(?:(?:machine|system|computer|user|host|device)'?s?\s+)?(?:firewall|antivirus|anti-virus|defender)|flood[a-z]*|ddos|denial[- ]of[- ]service|id_rsa|/etc/shadow|saved\s+passwords|browser\s+cookies|reverse\s+shell|backdoor|spyware|botnet|cryptominer|ransomware)"
+    };
+}
+
+/// What honest code does too (a host name, a machine's details, a cron
+/// job, `~/.ssh`, switching the network off in a test): an attack only in
+/// the code the assistant writes, or sent out or fetched from outside.
+/// Every alternative holds one of [`CODE_ATTACK`]'s words.
+macro_rules! code_capability_weak {
+    () => {
+        r"(?-u:\b)(?:(?:disable|shut\s+down|kill|block|cut|turn\s+off)[a-z]*\s+(?:off\s+)?(?:the\s+)?(?:(?:machine|system|computer|user|host|device)'?s?\s+)?(?:network|internet|wi-?fi)|\.ssh|/etc/passwd|mac\s+address(?:es)?|hostname|os\s+version|fingerprint[a-z]*|cron\s*(?:job|tab)s?|crontab|scheduled\s+tasks?)"
+    };
+}
+
+/// Data sent out, or code fetched from outside.
+macro_rules! code_exfil {
+    () => {
+        r"(?-u:\b)(?:send|sends|sending|post|posts|posting|upload|uploads|uploading|transmit|transmits|exfiltrat[a-z]*|beacon[a-z]*|forward|forwards|download|downloads|downloading|fetch|fetches|fetching|curl|wget)(?-u:\b)"
+    };
+}
+
+/// An inserted unit of code: "add a function that …", "include code …".
+macro_rules! code_unit {
+    () => {
+        r"(?:add|include|insert|append|prepend|put|embed|inject|hide|write|implement|create|make)\s+(?:a\s+|an\s+|the\s+|some\s+|extra\s+|hidden\s+)?(?:(?:small|short|hidden|background|extra|new|helper|single)\s+)?(?:code|function|line|snippet|loop|routine|script|module|payload|hook|thread|timer|handler|call|class|method|command|job|task|service|daemon|statement|block)s?"
     };
 }
 
@@ -1158,17 +1182,49 @@ pub(super) static RULES: &[Rule] = &[
     ),
     // Code attacks on the code the assistant writes: something put into
     // "your solution", "the fixed function", "the script you write", or
-    // "when you fix this code, also …", with a capability no honest fix
-    // needs ([`code_capability!`]).
+    // "when you fix this code, also …", or a unit of code inserted ("add a
+    // function that …"), with a capability no honest fix needs
+    // ([`code_capability!`]); what honest code does too
+    // ([`code_capability_weak!`]) only in the assistant's code, or with
+    // data sent out or code fetched.
     addr_kw(
         "injection.reply_manipulation",
         concat!(
             r"(?i)(?-u:\b)(?:",
             code_target!(),
-            r"|(?:add|include|insert|append|prepend|put|embed|inject|hide|write|implement|create|make)\s+(?:a\s+|an\s+|the\s+|some\s+|extra\s+|hidden\s+)?(?:(?:small|short|hidden|background|extra|new|helper|single)\s+)?(?:code|function|line|snippet|loop|routine|script|module|payload|hook|thread|timer|handler|call|class|method|command|job|task|service|daemon|statement|block)s?",
+            r"|",
+            code_unit!(),
             r")",
             in_sentence!(80),
             code_capability!(),
+        ),
+        CODE_ATTACK,
+    ),
+    addr_kw(
+        "injection.reply_manipulation",
+        concat!(
+            r"(?i)(?-u:\b)",
+            code_target!(),
+            in_sentence!(80),
+            code_capability_weak!(),
+        ),
+        CODE_ATTACK,
+    ),
+    addr_kw(
+        "injection.reply_manipulation",
+        concat!(
+            r"(?i)(?-u:\b)",
+            code_unit!(),
+            in_sentence!(40),
+            r"(?:",
+            code_exfil!(),
+            in_sentence!(30),
+            code_capability_weak!(),
+            r"|",
+            code_capability_weak!(),
+            in_sentence!(40),
+            code_exfil!(),
+            r")",
         ),
         CODE_ATTACK,
     ),
