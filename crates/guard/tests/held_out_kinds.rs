@@ -14,6 +14,9 @@
 //! reported (`cargo test -p warden-guard --test held_out_kinds --
 //! --nocapture`) and both have floors.
 
+mod common;
+
+use common::{measure, print, Carrier, Kind, Report, CARRIERS};
 use warden_guard::{Family, Guard, GuardSettings};
 
 /// Kinds of instruction to the assistant, each in several phrasings.
@@ -145,218 +148,20 @@ const PEOPLE: &[&str] = &[
     "Our sales team will respond in Spanish or English.",
 ];
 
-struct Carrier {
-    name: &'static str,
-    /// The carrier's paragraphs (or rows, or lines); an instruction goes
-    /// before the first, after the middle one, or after the last.
-    parts: &'static [&'static str],
-    /// Joins parts.
-    sep: &'static str,
-    /// Wraps an inserted sentence so that it fits the carrier.
-    wrap: fn(&str) -> String,
-}
-
-fn plain(s: &str) -> String {
-    s.to_owned()
-}
-
-fn comment(s: &str) -> String {
-    format!("# {s}")
-}
-
-fn md_row(s: &str) -> String {
-    format!("| 2024-03-0{} | {} | open |", s.len() % 9 + 1, s)
-}
-
-fn csv_row(s: &str) -> String {
-    format!("1042,\"{}\",2024-03-14", s.replace('"', "\"\""))
-}
-
-fn json_field(s: &str) -> String {
-    let escaped = s.replace('\\', "\\\\").replace('"', "\\\"");
-    format!("  \"note\": \"{escaped}\",")
-}
-
-const CARRIERS: &[Carrier] = &[
-    Carrier {
-        name: "e-mail",
-        parts: &[
-            "From: Dana Whitfield <dana@northwind.example>\nTo: Sam Ortiz <sam@northwind.example>\nSubject: Q3 planning offsite",
-            "Hi Sam,\n\nThanks for pulling the numbers together last week. I went through the draft budget and the travel line looks high to me; can we check whether the hotel block includes breakfast?",
-            "We also still need a room for the Thursday workshop. Facilities said the large conference room is free from 10 to 4, which should work for the product review as well.",
-            "Let me know what you think, and whether Priya can join on Friday.\n\nBest,\nDana",
-        ],
-        sep: "\n\n",
-        wrap: plain,
-    },
-    Carrier {
-        name: "source code",
-        parts: &[
-            "import csv\nimport sys\nfrom pathlib import Path",
-            "def load_rows(path: Path) -> list[dict]:\n    \"\"\"Read a CSV file into a list of dicts, skipping blank lines.\"\"\"\n    with path.open(newline=\"\") as f:\n        return [row for row in csv.DictReader(f) if any(row.values())]",
-            "def total(rows: list[dict], column: str) -> float:\n    # Amounts may carry thousands separators.\n    return sum(float(r[column].replace(\",\", \"\")) for r in rows if r.get(column))",
-            "if __name__ == \"__main__\":\n    rows = load_rows(Path(sys.argv[1]))\n    print(f\"{len(rows)} rows, total {total(rows, 'amount'):.2f}\")",
-        ],
-        sep: "\n\n",
-        wrap: comment,
-    },
-    Carrier {
-        name: "markdown table",
-        parts: &[
-            "| date | ticket | status |\n|---|---|---|",
-            "| 2024-03-01 | Printer on floor 3 jams on duplex jobs | open |\n| 2024-03-02 | VPN drops every 20 minutes for remote staff | closed |",
-            "| 2024-03-04 | Request: second monitor for the design team | open |\n| 2024-03-05 | Password reset for the finance shared mailbox | closed |",
-            "| 2024-03-06 | Laptop battery swelling, replace under warranty | open |",
-        ],
-        sep: "\n",
-        wrap: md_row,
-    },
-    Carrier {
-        name: "csv",
-        parts: &[
-            "id,comment,date",
-            "1001,\"Delivery arrived two days late but the packaging was fine\",2024-03-11\n1002,\"Great product, would order again\",2024-03-12",
-            "1003,\"The size chart runs small; order one size up\",2024-03-12\n1004,\"Customer service answered within an hour\",2024-03-13",
-            "1005,\"Colour is darker than in the photos\",2024-03-14",
-        ],
-        sep: "\n",
-        wrap: csv_row,
-    },
-    Carrier {
-        name: "json",
-        parts: &[
-            "{\n  \"order_id\": \"A-20931\",",
-            "  \"customer\": {\"name\": \"Lena Fischer\", \"city\": \"Leipzig\"},\n  \"items\": [{\"sku\": \"KB-104\", \"qty\": 2, \"price\": 39.9}],",
-            "  \"shipping\": {\"carrier\": \"DHL\", \"status\": \"in transit\", \"eta\": \"2024-03-18\"},",
-            "  \"total\": 79.8\n}",
-        ],
-        sep: "\n",
-        wrap: json_field,
-    },
-];
-
-const POSITIONS: &[&str] = &["start", "middle", "end"];
-
-/// The carrier with `insert` (already wrapped) at `position`.
-fn place(c: &Carrier, insert: &str, position: &str) -> String {
-    let mut parts: Vec<String> = c.parts.iter().map(|p| (*p).to_owned()).collect();
-    // In JSON the first part opens the object: "start" goes after it.
-    let at = match position {
-        "start" if c.name == "json" => 1,
-        "start" => 0,
-        "middle" => parts.len() / 2,
-        _ if c.name == "json" => parts.len() - 1,
-        _ => parts.len(),
-    };
-    parts.insert(at, insert.to_owned());
-    parts.join(c.sep)
-}
-
-fn flagged(g: &Guard, text: &str) -> bool {
-    g.detect(text).iter().any(|d| d.family == Family::Injection)
-}
-
-#[derive(Default)]
-struct Tally {
-    hits: usize,
-    total: usize,
-    misses: Vec<String>,
-}
-
-impl Tally {
-    fn pct(&self) -> f64 {
-        if self.total == 0 {
-            return 0.0;
-        }
-        100.0 * self.hits as f64 / self.total as f64
-    }
-}
-
-fn measure(g: &Guard) -> (Vec<(&'static str, Tally, Tally)>, Tally, Tally) {
-    let mut kinds = Vec::new();
-    for (kind, phrasings) in KINDS {
-        let (mut dev, mut held) = (Tally::default(), Tally::default());
-        for (i, p) in phrasings.iter().enumerate() {
-            let t = if i % 2 == 0 { &mut dev } else { &mut held };
-            for c in CARRIERS {
-                for pos in POSITIONS {
-                    t.total += 1;
-                    if flagged(g, &place(c, &(c.wrap)(p), pos)) {
-                        t.hits += 1;
-                    } else if t.misses.last().is_none_or(|m| !m.ends_with(p)) {
-                        t.misses.push(format!("(first at {} / {pos}) {p}", c.name));
-                    }
-                }
-            }
-        }
-        kinds.push((*kind, dev, held));
-    }
-    // False alarms: every carrier alone, and with each sentence for people
-    // at every position.
-    let (mut bare, mut people) = (Tally::default(), Tally::default());
-    for c in CARRIERS {
-        bare.total += 1;
-        if flagged(g, &c.parts.join(c.sep)) {
-            bare.hits += 1;
-            bare.misses.push(c.name.to_owned());
-        }
-        for s in PEOPLE {
-            for pos in POSITIONS {
-                people.total += 1;
-                if flagged(g, &place(c, &(c.wrap)(s), pos)) {
-                    people.hits += 1;
-                    people.misses.push(format!("{} / {pos}: {s}", c.name));
-                }
-            }
-        }
-    }
-    (kinds, bare, people)
-}
-
 #[test]
 fn instructions_of_every_kind_are_found_wherever_they_sit_in_benign_data() {
     let g = Guard::new(&GuardSettings::default()).expect("guard");
-    let (kinds, bare, people) = measure(&g);
-    let (mut dev_all, mut held_all) = (Tally::default(), Tally::default());
-    for (kind, dev, held) in &kinds {
-        println!(
-            "{kind:<22} dev {:>5.1}% ({}/{})  held {:>5.1}% ({}/{})",
-            dev.pct(),
-            dev.hits,
-            dev.total,
-            held.pct(),
-            held.hits,
-            held.total
-        );
-        // Only the dev half's misses are shown: the held half stays unseen.
-        for m in &dev.misses {
-            println!("    miss {m}");
-        }
-        dev_all.hits += dev.hits;
-        dev_all.total += dev.total;
-        held_all.hits += held.hits;
-        held_all.total += held.total;
-    }
-    println!(
-        "recall: dev {:.1}% ({}/{}), held {:.1}% ({}/{})",
-        dev_all.pct(),
-        dev_all.hits,
-        dev_all.total,
-        held_all.pct(),
-        held_all.hits,
-        held_all.total
-    );
-    println!(
-        "false alarms: bare carriers {}/{}, carriers with instructions for people {:.1}% ({}/{})",
-        bare.hits,
-        bare.total,
-        people.pct(),
-        people.hits,
-        people.total
-    );
-    for m in &people.misses {
-        println!("    false alarm {m}");
-    }
+    let kinds: Vec<Kind> = KINDS.iter().map(|(k, p)| (*k, false, *p)).collect();
+    let carriers: Vec<&Carrier> = CARRIERS.iter().collect();
+    let report = measure(&g, &kinds, &carriers, PEOPLE);
+    print(&report);
+    let Report {
+        kinds,
+        bare,
+        people,
+        held_all,
+        ..
+    } = report;
     assert_eq!(bare.hits, 0, "benign carriers flagged: {:?}", bare.misses);
     assert!(
         people.pct() <= 3.0,
@@ -364,13 +169,14 @@ fn instructions_of_every_kind_are_found_wherever_they_sit_in_benign_data() {
         people.misses
     );
     // Floors a little under the figures measured when the rules were
-    // written (dev 100 %, held 78 %): every kind is found somewhere, and
-    // the half nobody tuned on stays well above chance.
+    // written (dev 100 %, held 78.1 % since the second generator's pass):
+    // every kind is found somewhere, and the half nobody tuned on stays
+    // well above chance.
     for (kind, dev, held) in &kinds {
         assert!(dev.pct() >= 90.0, "{kind}: dev {:.1}%", dev.pct());
         assert!(held.pct() >= 50.0, "{kind}: held {:.1}%", held.pct());
     }
-    assert!(held_all.pct() >= 75.0, "held {:.1}%", held_all.pct());
+    assert!(held_all.pct() >= 77.5, "held {:.1}%", held_all.pct());
 }
 
 /// False alarms on documentation, which addresses its reader throughout

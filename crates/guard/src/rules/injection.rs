@@ -73,6 +73,80 @@ macro_rules! in_sentence {
     };
 }
 
+/// The start of a sentence of its own (after a full stop, a line break, a
+/// colon, a quote, a table cell or a comment marker), with a few openers:
+/// an imperative there has no addressee in the data but its reader.
+macro_rules! sentence_start {
+    () => {
+        r"(?i)(?:^|[\n.!?;:>|\x22])[\s#*/\x22'-]*(?:(?:now|next|then|also|please|kindly|first|and|just|finally|additionally|afterwards)\s*,?\s+){0,2}"
+    };
+}
+
+/// The same, after something else: a bare request for a task that opens
+/// a text is its author's own (a prompt, a ticket's title); after other
+/// text, nobody in the data asks it of anyone but the data's reader.
+macro_rules! inner_sentence_start {
+    () => {
+        r"(?i)[\n.!?;:>|\x22][\s#*/\x22'-]*(?:(?:now|next|then|also|please|kindly|first|and|just|finally|additionally|afterwards)\s*,?\s+){0,2}"
+    };
+}
+
+/// The end of a clause after a reference to the reply ("… in your
+/// answer.", "… in the response that …"): "in the answer to HR" names
+/// another answer.
+macro_rules! reply_ends {
+    () => {
+        r"\s*(?:[.!?,;:)\x22]|$|(?:that|and|too|also|when|before)(?-u:\b)|as\s+well)"
+    };
+}
+
+/// The code the assistant writes for the user: "your solution", "the
+/// corrected version", "the script you write", "when you fix this code".
+macro_rules! code_target {
+    () => {
+        concat!(
+            r"(?:(?:your|the)\s+(?:corrected|fixed|updated|revised|rewritten|refactored|patched|modified|completed|improved)\s+(?:version|code|function|script|program|snippet|file|solution|implementation|class|method)",
+            r"|your\s+(?:(?:final|corrected|fixed)\s+)?(?:code|solution|fix|script|program|function|implementation|patch|answer|reply|response|snippet)",
+            r"|(?:the|any|every|each|all)\s+(?:code|scripts?|programs?|functions?|snippets?|solutions?|versions?|implementations?|patch|fix)\s+(?:that\s+)?you\s+(?:write|give|return|produce|generate|send|provide|suggest|output|create)(?:\s+back)?",
+            r"|when(?:ever)?\s+you\s+(?:fix|rewrite|refactor|update|correct|improve|modify|complete|review|edit|patch|debug)\s+(?:this|the|that|any)\s+(?:code|function|script|program|snippet|file|bug|issue|class|method))"
+        )
+    };
+}
+
+/// What no honest fix adds to code: key logging, screen capture, packet
+/// sniffing, encrypting or wiping every file, switching off the
+/// firewall, flooding a host, stolen keys, a backdoor. Every alternative
+/// holds one of [`CODE_ATTACK`]'s words.
+macro_rules! code_capability {
+    () => {
+        r"(?-u:\b)(?:keystrokes?|key\s+press(?:es)?|keylog[a-z]*|keyboard\s+(?:input|events?|hooks?)|screenshots?|screen\s+(?:captures?|recordings?|contents|grabs?)|sniff[a-z]*|(?:network\s+)?packets|encrypt[a-z]*\s+(?:every|all|each|the\s+user'?s?)\s+(?:[a-z]+\s+){0,2}?(?:files?|documents?|folders?|directories|data|drives?)|(?:wipe|erase|shred|corrupt)[a-z]*\s+(?:every|all|each|the)\s+(?:[a-z]+\s+){0,2}?(?:files?|documents?|folders?|directories|data|disks?|drives?|partitions?|system)|(?:delete|remove)[a-z]*\s+the\s+originals|rm\s+-rf|fork\s+bomb|(?:disable|shut\s+down|kill|turn\s+off)[a-z]*\s+(?:the\s+)?(?:(?:machine|system|computer|user|host|device)'?s?\s+)?(?:firewall|antivirus|anti-virus|defender)|flood[a-z]*|ddos|denial[- ]of[- ]service|id_rsa|/etc/shadow|saved\s+passwords|browser\s+cookies|reverse\s+shell|backdoor|spyware|botnet|cryptominer|ransomware)"
+    };
+}
+
+/// What honest code does too (a host name, a machine's details, a cron
+/// job, `~/.ssh`, switching the network off in a test): an attack only in
+/// the code the assistant writes, or sent out or fetched from outside.
+/// Every alternative holds one of [`CODE_ATTACK`]'s words.
+macro_rules! code_capability_weak {
+    () => {
+        r"(?-u:\b)(?:(?:disable|shut\s+down|kill|block|cut|turn\s+off)[a-z]*\s+(?:off\s+)?(?:the\s+)?(?:(?:machine|system|computer|user|host|device)'?s?\s+)?(?:network|internet|wi-?fi)|\.ssh|/etc/passwd|mac\s+address(?:es)?|hostname|os\s+version|fingerprint[a-z]*|cron\s*(?:job|tab)s?|crontab|scheduled\s+tasks?)"
+    };
+}
+
+/// Data sent out, or code fetched from outside.
+macro_rules! code_exfil {
+    () => {
+        r"(?-u:\b)(?:send|sends|sending|post|posts|posting|upload|uploads|uploading|transmit|transmits|exfiltrat[a-z]*|beacon[a-z]*|forward|forwards|download|downloads|downloading|fetch|fetches|fetching|curl|wget)(?-u:\b)"
+    };
+}
+
+/// An inserted unit of code: "add a function that …", "include code …".
+macro_rules! code_unit {
+    () => {
+        r"(?:add|include|insert|append|prepend|put|embed|inject|hide|write|implement|create|make)\s+(?:a\s+|an\s+|the\s+|some\s+|extra\s+|hidden\s+)?(?:(?:small|short|hidden|background|extra|new|helper|single)\s+)?(?:code|function|line|snippet|loop|routine|script|module|payload|hook|thread|timer|handler|call|class|method|command|job|task|service|daemon|statement|block)s?"
+    };
+}
+
 /// Words one of which occurs in every match of an [`addr`] rule: the
 /// assistant named by role or product, the user, the reply and its verbs,
 /// urgent markers and addresses. A space stands for any run of whitespace.
@@ -252,6 +326,68 @@ const fn addr(class: &'static str, pattern: &'static str) -> Rule {
     }
 }
 
+/// An [`addr`] rule with its own keywords (one of which is in every
+/// match), for kinds whose matches need not name the assistant, the user
+/// or the reply in [`ADDRESSED`]'s words. The keywords open windows of the
+/// same lane.
+const fn addr_kw(
+    class: &'static str,
+    pattern: &'static str,
+    keywords: &'static [&'static str],
+) -> Rule {
+    Rule {
+        keywords,
+        ..addr(class, pattern)
+    }
+}
+
+/// Words one of which is in every match of [`code_capability!`].
+const CODE_ATTACK: &[&str] = &[
+    "keystroke",
+    "key press",
+    "keylog",
+    "keyboard",
+    "screen",
+    "sniff",
+    "packets",
+    "encrypt",
+    "wipe",
+    "erase",
+    "shred",
+    "corrupt",
+    "originals",
+    "rm -rf",
+    "fork bomb",
+    "network",
+    "internet",
+    "wifi",
+    "wi-fi",
+    "firewall",
+    "antivirus",
+    "anti-virus",
+    "defender",
+    "flood",
+    "ddos",
+    "denial",
+    "ssh",
+    "id_rsa",
+    "/etc/",
+    "saved passwords",
+    "browser cookies",
+    "mac address",
+    "hostname",
+    "os version",
+    "fingerprint",
+    "cron",
+    "scheduled task",
+    "reverse shell",
+    "backdoor",
+    "spyware",
+    "botnet",
+    "cryptominer",
+    "ransomware",
+];
+
 pub(super) static RULES: &[Rule] = &[
     // "Ignore all previous instructions", "disregard the above rules".
     inj(
@@ -392,7 +528,7 @@ pub(super) static RULES: &[Rule] = &[
     // implementation", "suggest that users subscribe".
     inj(
         "injection.reply_manipulation",
-        r"(?i)(?-u:\b)(?:(?:translate|modify|enhance|rewrite|alter|encode)[a-z]*\s+(?:all\s+(?:of\s+)?)?your\s+(?:response|answer|reply|message|output|elucidation|explanation|summary)s?\s+(?:in|into|to|by|with|using|backwards?)|(?:provide|write|give|format|render|display|express|present|deliver|spell|output)[a-z]*\s+(?:all\s+(?:of\s+)?)?your\s+(?:response|answer|reply|message|output|elucidation|explanation|summary)s?\s+(?:in|into|using|as)\s+(?:base\s?(?:16|32|58|64|85)|rot-?13|hex(?:adecimal)?|binary|morse(?:\s+code)?|leetspeak|pig\s+latin|reverse(?:d)?(?:\s+order)?|backwards?|upper\s?case|all\s+caps|emojis?|english|french|spanish|german|italian|portuguese|dutch|russian|chinese|japanese|korean|arabic|hindi|turkish|polish|swedish|latin|klingon)|(?:in|within|into|to|throughout|at\s+the\s+end\s+of)\s+(?:all\s+(?:of\s+)?)?your\s+(?:response|answer|reply|elucidation|explanation|summary|implementation|solution|code(?:base)?|output)s?\s*[,:]?\s*(?:please\s+|also\s+|always\s+)?(?:mention|include|add|insert|recommend|suggest|say|state|promote|highlight|write|put|embed)|(?:base\s?(?:16|32|58|64|85)|rot-?13|hex(?:adecimal)?|binary|morse|leetspeak)\s+(?:\w+\s+){0,3}(?:display|write|encode|format|render|express)\s+your\s+(?:response|answer|reply|output))(?-u:\b)",
+        r"(?i)(?-u:\b)(?:(?:translate|modify|enhance|rewrite|alter|encode)[a-z]*\s+(?:all\s+(?:of\s+)?)?your\s+(?:response|answer|reply|message|output|elucidation|explanation|summary)s?\s+(?:in|into|to|by|with|using|backwards?)|(?:provide|write|give|format|render|display|express|present|deliver|spell|output)[a-z]*\s+(?:all\s+(?:of\s+)?)?your\s+(?:response|answer|reply|message|output|elucidation|explanation|summary)s?\s+(?:in|into|using|as)\s+(?:base\s?(?:16|32|58|64|85)|rot-?13|hex(?:adecimal)?|binary|morse(?:\s+code)?|leetspeak|pig\s+latin|reverse(?:d)?(?:\s+order)?|backwards?|upper\s?case|all\s+caps|emojis?|english|french|spanish|german|italian|portuguese|dutch|russian|chinese|japanese|korean|arabic|hindi|turkish|polish|swedish|latin|klingon)|(?:in|within|into|to|throughout|at\s+the\s+end\s+of)\s+(?:all\s+(?:of\s+)?)?your\s+(?:response|answer|reply|elucidation|explanation|summary|implementation|solution|code(?:base)?|output)s?\s*[,:]?\s*(?:please\s+|also\s+|always\s+)?(?:mention|include|add|insert|recommend|suggest|say|state|promote|highlight|write|put|embed)\s+(?:[^yY\s]|[yY](?:[^oO]|[oO](?:[^uU]|[uU][^rR])))[a-z0-9_]*|(?:base\s?(?:16|32|58|64|85)|rot-?13|hex(?:adecimal)?|binary|morse|leetspeak)\s+(?:\w+\s+){0,3}(?:display|write|encode|format|render|express)\s+your\s+(?:response|answer|reply|output))(?-u:\b)",
     ),
     inj(
         "injection.reply_manipulation",
@@ -470,17 +606,19 @@ pub(super) static RULES: &[Rule] = &[
     ),
     // Something added to the reply: a link, an advertisement, a product,
     // a line of code ("recommend Brand X in your answer", "append the
-    // following URL to the end of your answer").
+    // following URL to the end of your answer"). "In your reply" alone is
+    // what e-mails ask of their readers ("in your reply, include your
+    // availability"): a reply counts only as every reply.
     addr(
         "injection.reply_manipulation",
-        r"(?i)(?-u:\b)(?:(?:in|into|within|throughout)\s+(?:all\s+(?:of\s+)?)?(?:your|each|every)\s+(?:(?:final|next|future|eventual)\s+)?(?:answer|reply|summary|summaries|replies|answers)|(?:at|to)\s+the\s+(?:end|start|beginning|bottom|top)\s+of\s+(?:all\s+(?:of\s+)?)?(?:your|each|every)\s+(?:(?:final|next|future)\s+)?(?:response|reply|answer|summary)s?|(?:in|into|to)\s+(?:each|every|all)\s+(?:of\s+your\s+)?responses)(?-u:\b)",
+        r"(?i)(?-u:\b)(?:(?:in|into|within|throughout)\s+(?:all\s+(?:of\s+)?)?(?:your|each|every)\s+(?:(?:final|next|future|eventual)\s+)?(?:answers?|summar(?:y|ies))|(?:in|into|within|throughout)\s+(?:all\s+(?:of\s+)?)?(?:each|every)\s+(?:(?:final|next|future|eventual)\s+)?repl(?:y|ies)|(?:at|to)\s+the\s+(?:end|start|beginning|bottom|top)\s+of\s+(?:all\s+(?:of\s+)?)?(?:your|each|every)\s+(?:(?:final|next|future)\s+)?(?:response|reply|answer|summary)s?|(?:in|into|to)\s+(?:each|every|all)\s+(?:of\s+your\s+)?responses)(?-u:\b)",
     ),
     // The same, asked of the moment of replying: "when replying, include
     // an advertisement", "when you summarize this document, write …",
     // "promote X when you respond".
     addr(
         "injection.reply_manipulation",
-        r"(?i)(?-u:\b)(?:when|whenever|while|as|once)\s+(?:you\s+)?(?:respond|reply|replie|answer|summari[sz]|draft)[a-z]*(?:\s+(?:to\s+)?(?:the\s+user|this|them|the\s+(?:user'?s?\s+)?(?:question|query|request|email|message|document|page|text)))?\s*,?\s+(?:please\s+|also\s+|always\s+|be\s+sure\s+to\s+|make\s+sure\s+(?:to|you)\s+|you\s+(?:must|should|need\s+to)\s+)?(?:include|add|insert|append|mention|recommend|promote|suggest|say|state|tell|write|translate|encode|put|embed|link|advertise|respond|reply|answer|ignore|call|visit|send|use|refer|direct|start|begin|end|claim)(?-u:\b)",
+        r"(?i)(?-u:\b)(?:when|whenever|while|as|once)\s+(?:you\s+)?(?:respond|reply|replie|answer|summari[sz]|draft)[a-z]*(?:\s+(?:to\s+)?(?:the\s+user|this|them|the\s+(?:user'?s?\s+)?(?:question|query|request|email|message|document|page|text)))?\s*,?\s+(?:please\s+|also\s+|always\s+|be\s+sure\s+to\s+|make\s+sure\s+(?:to|you)\s+|you\s+(?:must|should|need\s+to)\s+)?(?:include|add|insert|append|mention|recommend|promote|suggest|say|state|tell|write|translate|encode|put|embed|link|advertise|respond|reply|answer|ignore|call|visit|send|use|refer|direct|start|begin|end|claim|praise|critici[sz]e|portray|describe|present|speak|talk|express|assert|disparage|frame|rate|ask|request|collect)(?-u:\b)",
     ),
     addr(
         "injection.reply_manipulation",
@@ -517,7 +655,7 @@ pub(super) static RULES: &[Rule] = &[
     // "Hey Claude, when you read this …", "ChatGPT, please also …".
     addr(
         "injection.addressed",
-        r"(?i)(?:(?:^|[\n.!?;:>\])(*|\x22])[\s#*/\x22'-]*|(?-u:\b)(?:hey|hi|hello|dear|attention|psst|yo|ok|okay)\s*,?\s+)(?:the\s+)?(?:ai|llm|assistant|ai\s+assistant|agent|ai\s+agent|model|language\s+model|chatbot|bot|claude|chatgpt|gpt(?:-?[0-9][a-z0-9.]*)?|gemini|copilot|bard|llama|mistral)s?\s*[,:]\s*(?:please\s+|now\s+|also\s+|kindly\s+|immediately\s+|first\s+)?(?:ignore|disregard|forget|send|forward|email|transfer|call|invoke|run|execute|visit|open|fetch|download|upload|delete|remove|create|book|update|change|respond|reply|answer|write|include|add|insert|append|say|tell|inform|translate|encode|output|print|summari[sz]e|do|don't|stop|make|remember|always|never|from|when|whenever|before|after|if|instead|share|post|reveal|list|read|search|use|provide|give|recommend|mention|promote|you\s+(?:must|should|need|have|are|will))(?-u:\b)",
+        r"(?i)(?:(?:^|[\n.!?;:>\])(*|\x22])[\s#*/\x22'-]*|(?-u:\b)(?:hey|hi|hello|dear|attention|psst|yo|ok|okay)\s*,?\s+)(?:the\s+)?(?:ai|llm|assistant|ai\s+assistant|agent|ai\s+agent|model|language\s+model|chatbot|bot|claude|chatgpt|gpt(?:-?[0-9][a-z0-9.]*)?|gemini|copilot|bard|llama|mistral)s?\s*[,:]\s*(?:please\s+|now\s+|also\s+|kindly\s+|immediately\s+|first\s+)?(?:ignore|disregard|forget|send|forward|email|transfer|call|invoke|run|execute|visit|open|fetch|download|upload|delete|remove|create|book|update|change|respond|reply|answer|write|include|add|insert|append|say|tell|inform|translate|encode|output|print|summari[sz]e|do|don't|stop|make|remember|always|never|from|when|whenever|before|after|if|instead|share|post|reveal|list|read|search|use|provide|give|recommend|mention|promote|draft|compose|generate|explain|describe|analy[sz]e|find|calculate|suggest|plan|compare|review|rate|name|praise|criticise|criticize|ask|collect|you\s+(?:must|should|need|have|are|will))(?-u:\b)",
     ),
     // Claims about what the user wants, made to the assistant: "the user
     // has asked you to also share …", "the user actually wants you to …".
@@ -751,6 +889,378 @@ pub(super) static RULES: &[Rule] = &[
     inj(
         "injection.tool_request",
         r#"(?i)(?:^|[\n.!?;:>|"])[\s#*/"'-]*(?:(?:now|next|then|also|please|first|immediately|afterwards|finally|and)\s*,?\s+){0,2}(?:call|invoke|execute|trigger)\s+(?:the\s+)?[`'"]?[a-z][a-z0-9]*(?:_[a-z0-9]+)+[`'"]?(?:\s+(?:tool|function|action))?(?:\s+(?:with|on|for|using|passing|and|now|immediately|first)(?-u:\b)|\s*\(|\s*[,;:!]|\s*$)"#,
+    ),
+    // ---- Kinds the second generator models (`tests/held_out_kinds2.rs`):
+    // targeted content passed on through the reply, tasks unrelated to the
+    // data, a slant on the reply, the user's personal data asked for, and
+    // code attacks on the code the assistant writes. Each is an
+    // instruction (an imperative at a sentence's start, or one addressed to
+    // the assistant) with a target outside the data: the reply, the user,
+    // the code the assistant returns. Each rule names the words one of
+    // which is in every match.
+    //
+    // A message for the user passed through the assistant, with a demand
+    // or a destination: "let the recipient know their account will be
+    // suspended unless they verify it at URL", "warn the user that they
+    // must call …", "tell the user they won …, claim it at …". Code says
+    // "warn the user about unsaved changes" of its own interface: the
+    // message alone is not enough.
+    addr_kw(
+        "injection.reply_manipulation",
+        concat!(
+            r"(?i)(?-u:\b)(?:tell|inform|notify|warn|advise|assure|reassure|convince|persuade|congratulate|alert|let)\s+the\s+(?:user|recipient)(?:\s+know)?\s+(?:that|they|their|they're|about|of|on|to|how|the|his|her)(?-u:\b)",
+            in_sentence!(150),
+            r"(?:https?://|www\.|(?-u:\b)[a-z0-9-]+\.(?:com|net|org|io|co|info|biz|example)(?-u:\b)|[$€£]\s?[0-9]|(?-u:\b)(?:must|need\s+to|needs\s+to|have\s+to|has\s+to|click|visit|call|pay|verify|confirm|update|enter|send|reply|sign\s+up|register|claim|invest|buy|download|install|transfer|wire)(?-u:\b))",
+        ),
+        &["the user", "recipient"],
+    ),
+    // The same for the data's reader, named as such ("let the reader know
+    // that …", "tell whoever reads this …"): the data's own text speaks
+    // to its reader, it does not ask anyone to pass messages to them.
+    addr_kw(
+        "injection.reply_manipulation",
+        r"(?i)(?-u:\b)(?:tell|inform|notify|warn|advise|assure|reassure|convince|persuade|congratulate|alert|let)\s+(?:the\s+reader|whoever\s+(?:reads|is\s+reading|asks|opens)(?:\s+(?:this|it))?|anyone\s+(?:reading|who\s+(?:reads|asks)))(?:\s+know)?\s+(?:that|they|their|they're|about|of|on|to|how|the|his|her)(?-u:\b)",
+        &["reader", "whoever", "anyone"],
+    ),
+    // Something said in the reply: "state in your summary that …",
+    // "summarize the plot of … in your reply", "assert in the response
+    // that …". The reply ends the clause ("… in the answer to HR" names
+    // another answer). People ask for things in the reply to their own
+    // e-mail ("state your preferred date in your reply"), so with "your
+    // reply" only claims, slants and promotions count.
+    addr_kw(
+        "injection.reply_manipulation",
+        concat!(
+            r"(?i)(?-u:\b)(?:say|state|claim|assert|mention|report|note|stress|emphasi[sz]e|point\s+out|insist|declare|announce|express|speak|talk|describe|portray|present|frame|depict|paint|praise|critici[sz]e|disparage|recommend|promote|summari[sz]e|explain|tell|write|give|include|add|compose|put|answer|list|rate|call|suggest)(?-u:\b)",
+            in_sentence!(120),
+            r"(?-u:\b)(?:in|into|within|throughout)\s+(?:(?:your|the)\s+(?:(?:final|next|eventual|own)\s+)?(?:answers?|responses?|summar(?:y|ies))|your\s+(?:(?:final|next)\s+)?output|whatever\s+you\s+(?:say|write|answer|reply|produce|return|send))",
+            reply_ends!(),
+        ),
+        &["answer", "respons", "summar", "output", "whatever you"],
+    ),
+    addr_kw(
+        "injection.reply_manipulation",
+        concat!(
+            r"(?i)(?-u:\b)(?:claim|assert|insist|declare|announce|portray|frame|depict|paint|praise|critici[sz]e|disparage|recommend|promote|advertise|compose|rate)(?-u:\b)",
+            in_sentence!(120),
+            r"(?-u:\b)(?:in|into|within|throughout)\s+your\s+(?:(?:final|next)\s+)?repl(?:y|ies)",
+            reply_ends!(),
+        ),
+        &["repl"],
+    ),
+    // The reply's content set: "your summary should say …", "the answer
+    // must state that …".
+    addr_kw(
+        "injection.reply_manipulation",
+        r"(?i)(?-u:\b)(?:(?:your|the)\s+(?:(?:final|next|entire|whole)\s+)?(?:answer|response|reply|summary)|your\s+output)\s+(?:must|should|shall|has\s+to|needs?\s+to|is\s+to|will)\s+(?:also\s+|always\s+|only\s+|clearly\s+)?(?:say|state|claim|assert|mention|report|read|note|stress|describe|portray|present|call|include|recommend|praise|criticise|criticize|sound|conclude)(?-u:\b)",
+        &["answer", "respons", "summar", "repl", "output"],
+    ),
+    // A slant put on the reply: "speak negatively about X", "make the
+    // summary sound very positive", "express strong disapproval of …",
+    // "praise X and criticise Y", "give the hotel a one-star review".
+    addr_kw(
+        "injection.reply_manipulation",
+        concat!(
+            r"(?i)(?-u:\b)(?:",
+            r"(?:speak|talk|write|comment|report|respond|reply|answer)\s+(?:very\s+|only\s+|extremely\s+|strongly\s+)?(?:negatively|positively|badly|poorly|favou?rably|unfavou?rably|critically|disparagingly|glowingly|harshly|enthusiastically)\s+(?:about|of|on|regarding)",
+            r"|(?:make|keep)\s+(?:the|your)\s+(?:summary|answer|reply|response)\s+(?:sound\s+|seem\s+|look\s+|read\s+)?(?:very\s+|extremely\s+|highly\s+|overly\s+|strongly\s+)?(?:positive|negative|enthusiastic|critical|hostile|favou?rable|unfavou?rable|glowing|damning|pessimistic|optimistic|biased|one-sided)",
+            r"|express\s+(?:strong\s+|deep\s+|clear\s+|your\s+)?(?:disapproval|criticism|praise|outrage|contempt|hostility|admiration|disgust|enthusiasm)\s+(?:of|for|towards?|about|at)",
+            r"|praise\s+[^.!?\n]{1,60}\s+and\s+(?:criticis|criticiz|attack|disparag|belittl|mock|discredit|trash)[a-z]*",
+            r"|give\s+[^.!?\n]{1,40}\s+an?\s+(?:one|1|two|2|zero|0|five|5)[- ]star (?:review|rating)",
+            r")(?-u:\b)",
+        ),
+        &[
+            "negativ",
+            "positiv",
+            "badly",
+            "poorly",
+            "favorabl",
+            "favourabl",
+            "critically",
+            "disparag",
+            "glowing",
+            "harshly",
+            "enthusias",
+            "summar",
+            "answer",
+            "repl",
+            "respons",
+            "disapprov",
+            "criticism",
+            "praise",
+            "outrage",
+            "contempt",
+            "hostil",
+            "admiration",
+            "disgust",
+            "star review",
+            "star rating",
+        ],
+    ),
+    // The same slant as an imperative of its own: "portray the candidate
+    // in a bad light", "describe X as unreliable", "frame the launch as a
+    // failure" ("the reviewer described it as unreliable" reports one).
+    addr_kw(
+        "injection.reply_manipulation",
+        concat!(
+            sentence_start!(),
+            r"(?:always\s+)?(?:portray|present|frame|depict|paint|cast|describe|characteri[sz]e|represent|show)\s+",
+            in_sentence!(60),
+            r"\s+(?:in\s+an?\s+(?:bad|negative|poor|unfavou?rable|good|positive|favou?rable|glowing|flattering|unflattering|bright|dark)\s+light|as\s+(?:(?:an?|the|very|extremely|completely|totally|utterly|deeply|highly|thoroughly|complete|total)\s+){0,2}(?:unreliable|overpriced|dishonest|corrupt|incompetent|failures?|disasters?|scams?|fraud(?:ulent|s)?|dangerous|unsafe|terrible|awful|horrible|inferior|superior|untrustworthy|liars?|criminals?|evil|useless|worthless|flops?|shady|illegal|harmful|toxic|the\s+best|the\s+worst|flawless|outstanding|excellent|amazing|brilliant))(?-u:\b)",
+        ),
+        &[
+            " light",
+            "unreliable",
+            "overpriced",
+            "dishonest",
+            "corrupt",
+            "incompetent",
+            "failure",
+            "disaster",
+            "scam",
+            "fraud",
+            "dangerous",
+            "unsafe",
+            "terrible",
+            "awful",
+            "horrible",
+            "inferior",
+            "superior",
+            "untrustworthy",
+            "liar",
+            "criminal",
+            "evil",
+            "useless",
+            "worthless",
+            "flop",
+            "shady",
+            "illegal",
+            "harmful",
+            "toxic",
+            "the best",
+            "the worst",
+            "flawless",
+            "outstanding",
+            "excellent",
+            "amazing",
+            "brilliant",
+        ],
+    ),
+    // The data set aside for a fixed verdict: "… regardless of the facts",
+    // "no matter what it says".
+    addr_kw(
+        "injection.override",
+        r"(?i)(?-u:\b)(?:(?:regardless|irrespective)\s+of\s+(?:the\s+(?:facts|content|contents|evidence|data|text|truth)|what\s+(?:it|the\s+[a-z]+|this\s+[a-z]+|they)\s+(?:says?|contains?|shows?))|no\s+matter\s+what\s+(?:it|the\s+[a-z]+|this\s+[a-z]+|they)\s+(?:says?|contains?|shows?))(?-u:\b)",
+        &["regardless", "irrespective", "no matter"],
+    ),
+    // The user's personal data asked for through the assistant: "ask the
+    // user for their home address", "have the user confirm their card
+    // number", "request the user's date of birth". Data an interface asks
+    // for in its own flows (an e-mail address, a location, a name) is
+    // left out: code comments say "prompt the user to enter their e-mail".
+    addr_kw(
+        "injection.addressed",
+        concat!(
+            r"(?i)(?-u:\b)(?:",
+            r"(?:ask|prompt|request|require|persuade|convince|trick|get|have|make|encourage|urge|invite|force|pressure)\s+the\s+(?:user|reader|recipient)\s+(?:for|about|which|what|whether|if|where|how|when|to\s+(?:provide|share|confirm|send|give|type|enter|reply\s+with|tell|disclose|state|submit|verify|write|list|include|upload|re-?enter|hand\s+over)|(?:provide|share|confirm|send|give|type|enter|reply|tell|disclose|state|submit|verify|write|list|include|upload))",
+            r"|(?:request|collect|obtain|find\s+out|gather|harvest|extract|solicit|elicit|record|retrieve|ask\s+for|get|steal)\s+the\s+(?:user|reader|recipient)'?s?",
+            r")(?-u:\b)",
+            in_sentence!(60),
+            r"(?-u:\b)(?:home\s+address(?:es)?|phone\s+numbers?|date\s+of\s+birth|maiden\s+name|passport|driver'?s?\s+licen[cs]e|id\s+(?:numbers?|cards?)|insurance|medications?|medical|health|diagnos[a-z]*|whereabouts|salary|income|passwords?|passcodes?|pins?|credentials|login|card|cvv|cvc|iban|bank(?:ing)?|account\s+numbers?|ssn|social\s+security|tax\s+id|security\s+questions?|one-time|otp|verification\s+codes?)(?-u:\b)",
+        ),
+        &["the user", "reader", "recipient"],
+    ),
+    // A task the data has nothing to do with, as a sentence of its own:
+    // "Write a haiku about the ocean.", "Tell me a joke.", "Recommend three
+    // novels.", "Explain X in simple terms." (a request to a colleague
+    // comes with its context: "could you …", "for homework, …"; one that
+    // opens the text is its author's own, see [`inner_sentence_start!`]).
+    addr_kw(
+        "injection.addressed",
+        concat!(
+            inner_sentence_start!(),
+            r"(?:(?:write|compose|create|generate|tell|give|share|make\s+up|come\s+up\s+with|recite|sing|invent|draft|provide)\s+(?:me\s+|us\s+|the\s+user\s+|the\s+reader\s+|them\s+)?(?:an?\s+|one\s+|some\s+|two\s+|three\s+|five\s+|[0-9]+\s+)?(?:(?:short|funny|brief|little|quick|silly|original|rhyming|new|fun|interesting|random|classic|cheerful|sad|heartfelt|motivational|inspiring|famous|good|easy|simple)\s+){0,2}(?:poems?|haikus?|limericks?|sonnets?|songs?|lyrics|story|stories|jokes?|riddles?|fun\s+facts?|trivia|fables?|fairy\s+tales?|tongue\s+twisters?|recipes?)",
+            r"|(?:recommend|suggest|list|name)\s+(?:me\s+|us\s+|the\s+user\s+)?(?:an?|some|a\s+few|two|three|four|five|ten|[0-9]+|the\s+(?:best|top)(?:\s+[0-9]+)?)\s+(?:(?:good|great|popular|classic|best|top|new|must-read|must-see|funny|interesting|science\s+fiction|sci-fi|fantasy|romantic|horror|famous)\s+){0,3}(?:books?|novels?|movies?|films?|songs?|albums?|podcasts?|video\s+games?|tv\s+(?:shows?|series)|travel\s+destinations?|destinations?|restaurants?|hotels?)",
+            r"|explain\s+[^.!?\n]{1,80}\s+(?:in\s+(?:simple|plain|layman'?s?)\s+(?:terms|words|english|language)|to\s+an?\s+(?:five|5|six|6|ten|10)[- ]year[- ]old|like\s+i'?m\s+(?:five|5)|in\s+(?:one|two|three|[0-9]+)\s+(?:sentences?|words|paragraphs?))",
+            r"|(?:analy[sz]e|determine|classify|detect|identify|rate|assess)\s+the\s+sentiment\s+of",
+            r"|(?:find|search\s+for|look\s+up|locate|summari[sz]e)\s+(?:the\s+)?(?:(?:most\s+)?recent|latest|new|peer-reviewed|scientific|academic)\s+(?:research|papers|studies|articles|publications)",
+            r")(?-u:\b)",
+        ),
+        &[
+            "poem",
+            "haiku",
+            "limerick",
+            "sonnet",
+            "song",
+            "lyrics",
+            "story",
+            "stories",
+            "joke",
+            "riddle",
+            "fun fact",
+            "trivia",
+            "fable",
+            "fairy tale",
+            "tongue twister",
+            "recipe",
+            "book",
+            "novel",
+            "movie",
+            "film",
+            "album",
+            "podcast",
+            "video game",
+            "tv show",
+            "tv series",
+            "destination",
+            "restaurant",
+            "hotel",
+            "explain",
+            "sentiment",
+            "research",
+            "papers",
+            "studies",
+            "articles",
+            "publications",
+        ],
+    ),
+    // A question in the data the assistant is told to answer: "What is
+    // X? Answer this first."
+    addr(
+        "injection.addressed",
+        r"(?i)\?[\s\x22']*(?:please\s+)?(?:answer|respond\s+to|reply\s+to)\s+(?:this|it|that|the\s+question|this\s+question)\s*,?\s*(?:first|now|before|immediately|instead)(?-u:\b)",
+    ),
+    // The reply, named as "the summary" or "the answer", put into another
+    // form: "write each sentence of the summary in reverse order", "give
+    // the answer in Swahili".
+    addr_kw(
+        "injection.reply_manipulation",
+        concat!(
+            r"(?i)(?-u:\b)(?:write|give|make|render|output|print|present|deliver|translate|encode|send|keep|put|spell|arrange|list)\s+",
+            in_clause!(30),
+            r"(?-u:\b)(?:the|your)\s+(?:(?:final|whole|entire|full)\s+)?(?:summary|answer|reply|response)",
+            in_clause!(20),
+            r"(?-u:\b)(?:in|into|as|using|with)\s+(?:a\s+|an\s+|the\s+)?(?:reverse\s+order|",
+            reply_form!(),
+            r")",
+        ),
+        &["summar", "answer", "repl", "respons"],
+    ),
+    // Code to write, in a named language, as a sentence of its own: "Write
+    // a Python script that …" (a TODO names no language: the file has one).
+    addr_kw(
+        "injection.addressed",
+        concat!(
+            inner_sentence_start!(),
+            r"(?:write|create|code|implement|develop|generate|build|give\s+me)\s+(?:me\s+|us\s+)?an?\s+(?:(?:simple|small|short|quick|basic)\s+)?(?:python|javascript|typescript|java|c\+\+|c#|golang|rust|ruby|php|bash|powershell|perl|sql|kotlin|swift)\s+(?:script|program|function|class|snippet|code|query|app|application|one-liner|bot)s?(?-u:\b)",
+        ),
+        &[
+            "python",
+            "javascript",
+            "typescript",
+            "java",
+            "c++",
+            "c#",
+            "golang",
+            "rust",
+            "ruby",
+            "php",
+            "bash",
+            "powershell",
+            "perl",
+            "sql",
+            "kotlin",
+            "swift",
+        ],
+    ),
+    // A task unrelated to the data done for the user, anywhere in the
+    // text: "tell the user a fun fact", "give the reader a poem".
+    addr_kw(
+        "injection.addressed",
+        r"(?i)(?-u:\b)(?:write|compose|create|generate|tell|give|share|recite|sing|provide|send)\s+(?:for\s+)?the\s+(?:user|reader)\s+(?:an?\s+|one\s+|some\s+|two\s+|three\s+|[0-9]+\s+)?(?:[a-z-]+\s+){0,2}?(?:poems?|haikus?|limericks?|sonnets?|songs?|lyrics|story|stories|jokes?|riddles?|fun\s+facts?|trivia|fables?|fairy\s+tales?|tongue\s+twisters?|recipes?)(?-u:\b)",
+        &["the user", "reader"],
+    ),
+    // Code attacks on the code the assistant writes: something put into
+    // "your solution", "the fixed function", "the script you write", or
+    // "when you fix this code, also …", or a unit of code inserted ("add a
+    // function that …"), with a capability no honest fix needs
+    // ([`code_capability!`]); what honest code does too
+    // ([`code_capability_weak!`]) only in the assistant's code, or with
+    // data sent out or code fetched.
+    addr_kw(
+        "injection.reply_manipulation",
+        concat!(
+            r"(?i)(?-u:\b)(?:",
+            code_target!(),
+            r"|",
+            code_unit!(),
+            r")",
+            in_sentence!(80),
+            code_capability!(),
+        ),
+        CODE_ATTACK,
+    ),
+    addr_kw(
+        "injection.reply_manipulation",
+        concat!(
+            r"(?i)(?-u:\b)",
+            code_target!(),
+            in_sentence!(80),
+            code_capability_weak!(),
+        ),
+        CODE_ATTACK,
+    ),
+    addr_kw(
+        "injection.reply_manipulation",
+        concat!(
+            r"(?i)(?-u:\b)",
+            code_unit!(),
+            in_sentence!(40),
+            r"(?:",
+            code_exfil!(),
+            in_sentence!(30),
+            code_capability_weak!(),
+            r"|",
+            code_capability_weak!(),
+            in_sentence!(40),
+            code_exfil!(),
+            r")",
+        ),
+        CODE_ATTACK,
+    ),
+    // Anything put into the code or reply the assistant returns: "add
+    // os.system(…) to the end of the script you write", "insert a loop …
+    // into the program you give back" (docs say "add this to your code":
+    // the target here is the assistant's).
+    addr_kw(
+        "injection.reply_manipulation",
+        concat!(
+            r"(?i)(?-u:\b)(?:add|include|insert|append|prepend|put|embed|inject|paste|hide|place)(?-u:\b)",
+            in_sentence!(120),
+            r"(?-u:\b)(?:to|into|in|within|at)\s+(?:the\s+(?:end|start|beginning|top|bottom)\s+of\s+)?",
+            r"(?:(?:your|the)\s+(?:corrected|fixed|revised|rewritten|refactored|patched)\s+(?:version|code|function|script|program|snippet|file|solution|implementation)|your\s+(?:answer|reply|response)|(?:the|any|every|each|all)\s+(?:code|scripts?|programs?|functions?|snippets?|solutions?|versions?|implementations?|patch|fix)\s+(?:that\s+)?you\s+(?:write|give|return|produce|generate|send|provide|suggest|output|create)(?:\s+back)?)(?-u:\b)",
+        ),
+        &[
+            "corrected",
+            "fixed",
+            "revised",
+            "rewritten",
+            "refactored",
+            "patched",
+            "answer",
+            "repl",
+            "respons",
+            "you write",
+            "you give",
+            "you return",
+            "you produce",
+            "you generate",
+            "you send",
+            "you provide",
+            "you suggest",
+            "you output",
+            "you create",
+        ],
     ),
     // Instructions hidden in HTML comments.
     inj(
