@@ -416,52 +416,58 @@ impl Response {
 
     /// The next piece of the body; `None` at its end.
     pub(crate) async fn chunk(&mut self) -> Result<Option<Bytes>, ClientError> {
+        poll_fn(|cx| self.poll_chunk(cx)).await
+    }
+
+    /// One step of [`Response::chunk`]: drives the connection while the
+    /// body has nothing ready.
+    fn poll_chunk(
+        &mut self,
+        cx: &mut std::task::Context<'_>,
+    ) -> Poll<Result<Option<Bytes>, ClientError>> {
         loop {
             if self.ended {
-                return Ok(None);
+                return Poll::Ready(Ok(None));
             }
-            let Response { body, conn, .. } = self;
-            let frame = poll_fn(|cx| {
-                if let Poll::Ready(f) = Pin::new(&mut *body).poll_frame(cx) {
-                    return Poll::Ready(Some(f));
-                }
-                match conn {
-                    Some(c) if c.driver.is_some() => {
-                        if c.drive(cx) {
-                            // The connection ended: the body has its end or
-                            // its error now (hyper always gives one).
-                            return match Pin::new(&mut *body).poll_frame(cx) {
-                                Poll::Ready(f) => Poll::Ready(Some(f)),
-                                Poll::Pending => Poll::Ready(None),
-                            };
-                        }
-                        Poll::Pending
+            let frame = match Pin::new(&mut self.body).poll_frame(cx) {
+                Poll::Ready(f) => Some(f),
+                Poll::Pending => {
+                    let closed = match &mut self.conn {
+                        Some(c) if c.driver.is_some() => c.drive(cx),
+                        _ => false,
+                    };
+                    // Driving may have read the body's next frame: take it
+                    // now rather than on the wake-up it caused.
+                    match Pin::new(&mut self.body).poll_frame(cx) {
+                        Poll::Ready(f) => Some(f),
+                        Poll::Pending if !closed => return Poll::Pending,
+                        // The connection ended: hyper always gives the body
+                        // its end or its error first.
+                        Poll::Pending => None,
                     }
-                    _ => Poll::Pending,
                 }
-            })
-            .await;
+            };
             let Some(frame) = frame else {
                 self.conn = None;
                 self.ended = true;
-                return Err(ClientError::Body(
+                return Poll::Ready(Err(ClientError::Body(
                     "connection closed before the body ended".into(),
-                ));
+                )));
             };
             match frame {
                 None => {
                     self.end();
-                    return Ok(None);
+                    return Poll::Ready(Ok(None));
                 }
                 Some(Err(e)) => {
                     self.conn = None;
                     self.ended = true;
-                    return Err(ClientError::Body(chain(&e)));
+                    return Poll::Ready(Err(ClientError::Body(chain(&e))));
                 }
                 Some(Ok(frame)) => {
                     if let Ok(data) = frame.into_data() {
                         if !data.is_empty() {
-                            return Ok(Some(data));
+                            return Poll::Ready(Ok(Some(data)));
                         }
                     }
                 }
@@ -476,6 +482,32 @@ impl Response {
             if !conn.is_closed() {
                 self.pool.checkin(self.origin.clone(), conn);
             }
+        }
+    }
+}
+
+/// Bytes of a body left unread that are taken (and discarded) when the
+/// response is dropped, to keep its connection.
+const DRAIN_ON_DROP: usize = 64 * 1024;
+
+impl Drop for Response {
+    /// A caller may be done before the body's end: an SSE reply has given
+    /// the response it waited for. When the rest of the body (its end, at
+    /// most [`DRAIN_ON_DROP`] bytes) is already here, it is taken without
+    /// waiting, so the connection serves the next request instead of being
+    /// closed (a new connection per call would cost a TCP handshake each).
+    /// Otherwise the connection closes, which abandons the response.
+    fn drop(&mut self) {
+        if self.ended || self.conn.is_none() {
+            return;
+        }
+        let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+        let mut left = DRAIN_ON_DROP;
+        while let Poll::Ready(Ok(Some(data))) = self.poll_chunk(&mut cx) {
+            if data.len() > left {
+                return;
+            }
+            left -= data.len();
         }
     }
 }
@@ -670,6 +702,39 @@ mod tests {
             .unwrap();
         drop(r);
         assert_eq!(accepted.load(Ordering::SeqCst), 2);
+    }
+
+    #[tokio::test]
+    async fn a_reply_stream_dropped_after_its_event_keeps_a_connection_whose_body_ended() {
+        // An SSE reply: the event the caller waits for, then the body's
+        // end, in one write. The caller stops reading at the event.
+        const SSE: &str = "HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ntransfer-encoding: chunked\r\n\r\n11\r\ndata: {\"id\": 1}\n\n\r\n0\r\n\r\n";
+        let (port, accepted, seen) = plain_server(SSE, usize::MAX).await;
+        let c = client();
+        let t = target(&format!("http://127.0.0.1:{port}/"));
+        for _ in 0..3 {
+            let mut r = c
+                .send(
+                    Method::POST,
+                    &t,
+                    HeaderMap::new(),
+                    Bytes::from_static(b"{}"),
+                )
+                .await
+                .unwrap();
+            let first = r.chunk().await.unwrap().unwrap();
+            assert_eq!(&first[..], b"data: {\"id\": 1}\n\n");
+            // Give the end of the body time to arrive, as it does in a
+            // server's next packet.
+            tokio::time::sleep(Duration::from_millis(20)).await;
+            drop(r);
+        }
+        assert_eq!(seen.lock().unwrap().len(), 3);
+        assert_eq!(
+            accepted.load(Ordering::SeqCst),
+            1,
+            "one connection for all three"
+        );
     }
 
     #[tokio::test]
