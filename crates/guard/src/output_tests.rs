@@ -220,6 +220,22 @@ fn assert_labelled_and_blocked(label: &Guard, block: &Guard, class: Option<&str>
     assert!(v.blocked.is_some(), "not blocked: {text:?}");
 }
 
+/// Every attack found (of its class, when one is given) and labelled by
+/// `label`, blocked by `block`; every benign text clean under `label`.
+fn assert_attacks_and_benign<'a>(
+    label: &Guard,
+    block: &Guard,
+    attacks: impl IntoIterator<Item = (Option<&'a str>, &'a str)>,
+    benign: &[&str],
+) {
+    for (class, text) in attacks {
+        assert_labelled_and_blocked(label, block, class, text);
+    }
+    for text in benign {
+        assert_clean(label, text);
+    }
+}
+
 fn assert_clean(label: &Guard, text: &str) {
     let v = label.inspect_output("s__t", "s", "tools/call", &text_result(text));
     assert!(
@@ -264,12 +280,12 @@ fn instructions_to_the_assistant_in_results() {
     ];
     let label = guard_with("{}");
     let block = guard_with("output: { injection: { action: block } }");
-    for (class, text) in attacks {
-        assert_labelled_and_blocked(&label, &block, Some(class), text);
-    }
-    for text in benign {
-        assert_clean(&label, text);
-    }
+    assert_attacks_and_benign(
+        &label,
+        &block,
+        attacks.map(|(class, text)| (Some(class), text)),
+        &benign,
+    );
 }
 
 /// The kinds of issue 20, item 3, in words written for this test (not
@@ -323,12 +339,7 @@ fn instructions_addressed_to_the_assistant_by_kind() {
     ];
     let label = guard_with("output: { pii: { action: off } }");
     let block = guard_with("output: { pii: { action: off }, injection: { action: block } }");
-    for text in attacks {
-        assert_labelled_and_blocked(&label, &block, None, text);
-    }
-    for text in benign {
-        assert_clean(&label, text);
-    }
+    assert_attacks_and_benign(&label, &block, attacks.map(|text| (None, text)), &benign);
 }
 
 /// The kinds of the second generator (`tests/held_out_kinds2.rs`) in
@@ -360,12 +371,12 @@ fn targeted_and_unrelated_instructions_in_results() {
     ];
     let label = guard_with("output: { pii: { action: off } }");
     let block = guard_with("output: { pii: { action: off }, injection: { action: block } }");
-    for (class, text) in attacks {
-        assert_labelled_and_blocked(&label, &block, Some(class), text);
-    }
-    for text in benign {
-        assert_clean(&label, text);
-    }
+    assert_attacks_and_benign(
+        &label,
+        &block,
+        attacks.map(|(class, text)| (Some(class), text)),
+        &benign,
+    );
 }
 
 /// Defect: an e-mail asking its reader for their own details "in your

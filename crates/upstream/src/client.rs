@@ -292,8 +292,7 @@ impl Client {
     /// The most recently used idle connection to `origin`, if any is left
     /// that has not been idle too long.
     fn checkout(&self, origin: &Origin) -> Option<Conn> {
-        let mut idle = self.inner.idle.lock().unwrap_or_else(|p| p.into_inner());
-        idle.retain(|i| i.since.elapsed() < IDLE_TIMEOUT);
+        let mut idle = self.inner.idle();
         let at = idle.iter().rposition(|i| &i.origin == origin)?;
         Some(idle.remove(at).conn)
     }
@@ -355,9 +354,17 @@ async fn connect_any(addrs: &[SocketAddr]) -> Result<TcpStream, ClientError> {
 }
 
 impl Inner {
-    fn checkin(&self, origin: Origin, conn: Conn) {
+    /// The idle connections, those idle too long dropped. They are kept in
+    /// the order they were put back, so those are a prefix.
+    fn idle(&self) -> std::sync::MutexGuard<'_, Vec<Idle>> {
         let mut idle = self.idle.lock().unwrap_or_else(|p| p.into_inner());
-        idle.retain(|i| i.since.elapsed() < IDLE_TIMEOUT);
+        let expired = idle.partition_point(|i| i.since.elapsed() >= IDLE_TIMEOUT);
+        idle.drain(..expired);
+        idle
+    }
+
+    fn checkin(&self, origin: Origin, conn: Conn) {
+        let mut idle = self.idle();
         if idle.len() >= MAX_IDLE {
             idle.remove(0);
         }
@@ -377,10 +384,11 @@ pub(crate) struct Response {
     status: StatusCode,
     headers: HeaderMap,
     body: Incoming,
+    /// The connection until the body's end (then back to the pool) or its
+    /// error (then closed): `None` once the body is over.
     conn: Option<Conn>,
     pool: Arc<Inner>,
     origin: Origin,
-    ended: bool,
 }
 
 impl Response {
@@ -393,7 +401,6 @@ impl Response {
             conn: Some(conn),
             pool,
             origin,
-            ended: false,
         };
         if r.body.is_end_stream() {
             r.end();
@@ -426,33 +433,28 @@ impl Response {
         cx: &mut std::task::Context<'_>,
     ) -> Poll<Result<Option<Bytes>, ClientError>> {
         loop {
-            if self.ended {
+            let Some(conn) = &mut self.conn else {
                 return Poll::Ready(Ok(None));
-            }
+            };
             let frame = match Pin::new(&mut self.body).poll_frame(cx) {
-                Poll::Ready(f) => Some(f),
+                Poll::Ready(f) => f,
                 Poll::Pending => {
-                    let closed = match &mut self.conn {
-                        Some(c) if c.driver.is_some() => c.drive(cx),
-                        _ => false,
-                    };
+                    let closed = conn.drive(cx);
                     // Driving may have read the body's next frame: take it
                     // now rather than on the wake-up it caused.
                     match Pin::new(&mut self.body).poll_frame(cx) {
-                        Poll::Ready(f) => Some(f),
+                        Poll::Ready(f) => f,
                         Poll::Pending if !closed => return Poll::Pending,
                         // The connection ended: hyper always gives the body
                         // its end or its error first.
-                        Poll::Pending => None,
+                        Poll::Pending => {
+                            self.conn = None;
+                            return Poll::Ready(Err(ClientError::Body(
+                                "connection closed before the body ended".into(),
+                            )));
+                        }
                     }
                 }
-            };
-            let Some(frame) = frame else {
-                self.conn = None;
-                self.ended = true;
-                return Poll::Ready(Err(ClientError::Body(
-                    "connection closed before the body ended".into(),
-                )));
             };
             match frame {
                 None => {
@@ -461,7 +463,6 @@ impl Response {
                 }
                 Some(Err(e)) => {
                     self.conn = None;
-                    self.ended = true;
                     return Poll::Ready(Err(ClientError::Body(chain(&e))));
                 }
                 Some(Ok(frame)) => {
@@ -477,7 +478,6 @@ impl Response {
 
     /// The body has ended: the connection may serve another request.
     fn end(&mut self) {
-        self.ended = true;
         if let Some(conn) = self.conn.take() {
             if !conn.is_closed() {
                 self.pool.checkin(self.origin.clone(), conn);
@@ -498,7 +498,7 @@ impl Drop for Response {
     /// closed (a new connection per call would cost a TCP handshake each).
     /// Otherwise the connection closes, which abandons the response.
     fn drop(&mut self) {
-        if self.ended || self.conn.is_none() {
+        if self.conn.is_none() {
             return;
         }
         let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
@@ -592,6 +592,13 @@ mod tests {
             }
         });
         (port, accepted, seen)
+    }
+
+    /// A POST of `{}` to `t`.
+    async fn post(c: &Client, t: &Target, headers: HeaderMap) -> Response {
+        c.send(Method::POST, t, headers, Bytes::from_static(b"{}"))
+            .await
+            .expect("POST")
     }
 
     /// The error a GET to `url` fails with.
@@ -713,15 +720,7 @@ mod tests {
         let c = client();
         let t = target(&format!("http://127.0.0.1:{port}/"));
         for _ in 0..3 {
-            let mut r = c
-                .send(
-                    Method::POST,
-                    &t,
-                    HeaderMap::new(),
-                    Bytes::from_static(b"{}"),
-                )
-                .await
-                .unwrap();
+            let mut r = post(&c, &t, HeaderMap::new()).await;
             let first = r.chunk().await.unwrap().unwrap();
             assert_eq!(&first[..], b"data: {\"id\": 1}\n\n");
             // Give the end of the body time to arrive, as it does in a
@@ -746,10 +745,7 @@ mod tests {
         let t = target(&format!("http://127.0.0.1:{port}/"));
         let mut headers = HeaderMap::new();
         headers.insert("authorization", HeaderValue::from_static("Bearer t"));
-        let r = c
-            .send(Method::POST, &t, headers, Bytes::from_static(b"{}"))
-            .await
-            .unwrap();
+        let r = post(&c, &t, headers).await;
         assert_eq!(r.status(), StatusCode::TEMPORARY_REDIRECT);
         assert_eq!(seen.lock().unwrap().len(), 1);
     }
@@ -826,16 +822,7 @@ mod tests {
         let c = Client::new(Duration::from_secs(5), EgressPolicy::UPSTREAM, vec![root]).unwrap();
         let t = target(&format!("https://localhost:{port}/mcp"));
         for _ in 0..2 {
-            let r = c
-                .send(
-                    Method::POST,
-                    &t,
-                    HeaderMap::new(),
-                    Bytes::from_static(b"{}"),
-                )
-                .await
-                .unwrap();
-            assert_eq!(body(r).await, "{}");
+            assert_eq!(body(post(&c, &t, HeaderMap::new()).await).await, "{}");
         }
     }
 

@@ -263,7 +263,7 @@ impl Upstream {
         shared.wait_for_link().await?;
         let id = shared.next_id();
         let mut text = build(id);
-        let (link, rx) = loop {
+        let (link, mut rx) = loop {
             if let Some(registered) = shared.register_on_link(id) {
                 break registered;
             }
@@ -291,7 +291,6 @@ impl Upstream {
             }
         };
         let abandoned = |_| Err(UpstreamError::Closed("call abandoned".into()));
-        let mut rx = rx;
         let outcome = match exchange {
             // The exchange's own outcome, unless the entry is resolved
             // first (a reply routed from another stream, a cancellation,

@@ -73,12 +73,20 @@ macro_rules! in_sentence {
     };
 }
 
+/// What follows a sentence's boundary: quote, comment and list markers,
+/// then a few openers ("now", "please", "finally", …).
+macro_rules! sentence_opening {
+    () => {
+        r"[\s#*/\x22'-]*(?:(?:now|next|then|also|please|kindly|first|and|just|finally|additionally|afterwards)\s*,?\s+){0,2}"
+    };
+}
+
 /// The start of a sentence of its own (after a full stop, a line break, a
 /// colon, a quote, a table cell or a comment marker), with a few openers:
 /// an imperative there has no addressee in the data but its reader.
 macro_rules! sentence_start {
     () => {
-        r"(?i)(?:^|[\n.!?;:>|\x22])[\s#*/\x22'-]*(?:(?:now|next|then|also|please|kindly|first|and|just|finally|additionally|afterwards)\s*,?\s+){0,2}"
+        concat!(r"(?i)(?:^|[\n.!?;:>|\x22])", sentence_opening!())
     };
 }
 
@@ -87,7 +95,7 @@ macro_rules! sentence_start {
 /// text, nobody in the data asks it of anyone but the data's reader.
 macro_rules! inner_sentence_start {
     () => {
-        r"(?i)[\n.!?;:>|\x22][\s#*/\x22'-]*(?:(?:now|next|then|also|please|kindly|first|and|just|finally|additionally|afterwards)\s*,?\s+){0,2}"
+        concat!(r"(?i)[\n.!?;:>|\x22]", sentence_opening!())
     };
 }
 

@@ -186,14 +186,31 @@ impl Tally {
 pub type Kind = (&'static str, bool, &'static [&'static str]);
 
 /// What a generator measured: per kind its dev and held halves, the bare
-/// carriers flagged, the carriers with sentences for people flagged, and
-/// the totals of both halves.
+/// carriers flagged, and the carriers with sentences for people flagged.
 pub struct Report {
     pub kinds: Vec<(&'static str, Tally, Tally)>,
     pub bare: Tally,
     pub people: Tally,
-    pub dev_all: Tally,
-    pub held_all: Tally,
+}
+
+impl Report {
+    /// Every kind's dev half together.
+    pub fn dev_all(&self) -> Tally {
+        self.total(|(_, dev, _)| dev)
+    }
+
+    /// Every kind's held half together.
+    pub fn held_all(&self) -> Tally {
+        self.total(|(_, _, held)| held)
+    }
+
+    fn total(&self, half: impl for<'k> Fn(&'k (&'static str, Tally, Tally)) -> &'k Tally) -> Tally {
+        let mut all = Tally::default();
+        for k in &self.kinds {
+            all.add(half(k));
+        }
+        all
+    }
 }
 
 /// Every phrasing of every kind at every position of every carrier (the
@@ -201,7 +218,6 @@ pub struct Report {
 /// each sentence for people at every position.
 pub fn measure(g: &Guard, kinds: &[Kind], carriers: &[&Carrier], people: &[&str]) -> Report {
     let mut out = Vec::new();
-    let (mut dev_all, mut held_all) = (Tally::default(), Tally::default());
     for (kind, code_only, phrasings) in kinds {
         let (mut dev, mut held) = (Tally::default(), Tally::default());
         for (i, p) in phrasings.iter().enumerate() {
@@ -217,8 +233,6 @@ pub fn measure(g: &Guard, kinds: &[Kind], carriers: &[&Carrier], people: &[&str]
                 }
             }
         }
-        dev_all.add(&dev);
-        held_all.add(&held);
         out.push((*kind, dev, held));
     }
     let (mut bare, mut flagged_people) = (Tally::default(), Tally::default());
@@ -244,14 +258,13 @@ pub fn measure(g: &Guard, kinds: &[Kind], carriers: &[&Carrier], people: &[&str]
         kinds: out,
         bare,
         people: flagged_people,
-        dev_all,
-        held_all,
     }
 }
 
 /// Prints the report: per kind both halves and only the dev half's misses
 /// (the held half stays unseen), the totals and every false alarm.
 pub fn print(r: &Report) {
+    let (dev_all, held_all) = (r.dev_all(), r.held_all());
     for (kind, dev, held) in &r.kinds {
         println!(
             "{kind:<22} dev {:>5.1}% ({}/{})  held {:>5.1}% ({}/{})",
@@ -268,12 +281,12 @@ pub fn print(r: &Report) {
     }
     println!(
         "recall: dev {:.1}% ({}/{}), held {:.1}% ({}/{})",
-        r.dev_all.pct(),
-        r.dev_all.hits,
-        r.dev_all.total,
-        r.held_all.pct(),
-        r.held_all.hits,
-        r.held_all.total
+        dev_all.pct(),
+        dev_all.hits,
+        dev_all.total,
+        held_all.pct(),
+        held_all.hits,
+        held_all.total
     );
     println!(
         "false alarms: bare carriers {}/{}, carriers with sentences for people {:.1}% ({}/{})",
